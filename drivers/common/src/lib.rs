@@ -1,1 +1,13 @@
-pub fn placeholder() {}
+//! # bittide-driver
+//!
+//! Everything the drivers share, written once: the core does no I/O, the
+//! runtime crates (`bittide-tokio`, `bittide-smol`, `bittide-async-std`)
+//! hold only their runtime glue, and what lies between lives here.
+//!
+//! Today that is the file-system side of `bittide create`: walking the
+//! content, reading it in torrent order and hashing pieces on every core
+//! ([`content`]). The event loop over a small `Runtime` trait (timers, UDP,
+//! TCP, spawn, spawn_blocking), as DESIGN.md describes it, joins this crate
+//! with the driver-loop issue.
+
+pub mod content;

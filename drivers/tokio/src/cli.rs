@@ -1,0 +1,415 @@
+//! Command-line parsing and the commands.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bittide_core::metainfo::{Metainfo, MetainfoError};
+use bittide_driver::content::{Content, ContentError};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+/// bittide: a BitTorrent client with a deterministic sans-IO core.
+#[derive(Parser, Debug)]
+#[command(name = "bittide", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show what a .torrent file contains.
+    Info {
+        /// The .torrent file.
+        torrent: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a .torrent file from a file or folder.
+    Create {
+        /// The file or folder to share.
+        path: PathBuf,
+        /// Where to write the .torrent.
+        #[arg(short, long, value_name = "OUT.torrent")]
+        output: PathBuf,
+        /// Tracker announce URL; repeat for more (each becomes its own tier).
+        #[arg(short, long = "tracker", value_name = "URL")]
+        trackers: Vec<String>,
+        /// Piece size in bytes, or with a K/M suffix (power of two, at least
+        /// 16K); chosen from the content size when absent.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        piece_size: Option<u32>,
+        /// Mark the torrent private (BEP 27): peers only from its trackers.
+        #[arg(long)]
+        private: bool,
+        /// Web seed URL (BEP 19); repeat for more.
+        #[arg(long = "web-seed", value_name = "URL")]
+        web_seeds: Vec<String>,
+        /// A comment stored in the torrent.
+        #[arg(long)]
+        comment: Option<String>,
+        /// Leave out the creation date, so the same content always gives
+        /// the same .torrent bytes.
+        #[arg(long)]
+        no_date: bool,
+    },
+}
+
+/// A failure of a command: the message and the exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+/// Exit code for an I/O failure (unreadable input, unwritable output).
+const EXIT_IO: u8 = 1;
+/// Exit code for a bad torrent file (malformed, unsafe paths, unsupported).
+const EXIT_BAD_TORRENT: u8 = 3;
+/// Exit code for a request the content cannot satisfy (bad piece size,
+/// empty content, unsafe names).
+const EXIT_BAD_INPUT: u8 = 4;
+
+impl Failure {
+    fn new(code: u8, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+pub(crate) fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with success; usage errors are
+            // clap's own message and exit code 2.
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    let result = match cli.command {
+        Command::Info { torrent, json } => info(&torrent, json),
+        Command::Create {
+            path,
+            output,
+            trackers,
+            piece_size,
+            private,
+            web_seeds,
+            comment,
+            no_date,
+        } => create(CreateArgs {
+            path,
+            output,
+            trackers,
+            piece_size,
+            private,
+            web_seeds,
+            comment,
+            no_date,
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            // One line, whatever the error text held.
+            let line = f.message.replace(['\n', '\r'], " ");
+            let _ = writeln!(io::stderr(), "bittide: error: {line}");
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn parse_size(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    let (digits, mult) = match s.as_bytes().last() {
+        Some(b'k' | b'K') => (&s[..s.len() - 1], 1024u64),
+        Some(b'm' | b'M') => (&s[..s.len() - 1], 1024 * 1024),
+        _ => (s, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| format!("`{s}` is not a size such as 262144, 256K or 1M"))
+}
+
+fn read_torrent(path: &Path) -> Result<Vec<u8>, Failure> {
+    const MAX_TORRENT_FILE: u64 = bittide_core::bencode::MAX_SIZE as u64;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Failure::new(EXIT_IO, format!("{}: {e}", path.display())))?;
+    if meta.len() > MAX_TORRENT_FILE {
+        return Err(Failure::new(
+            EXIT_BAD_TORRENT,
+            format!("{}: too large to be a torrent file", path.display()),
+        ));
+    }
+    std::fs::read(path).map_err(|e| Failure::new(EXIT_IO, format!("{}: {e}", path.display())))
+}
+
+fn bad_torrent(path: &Path, e: MetainfoError) -> Failure {
+    Failure::new(EXIT_BAD_TORRENT, format!("{}: {e}", path.display()))
+}
+
+/// Writes to stdout; a closed pipe (`bittide info x | head`) is not an error.
+fn print(text: &str) -> Result<(), Failure> {
+    match io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(Failure::new(EXIT_IO, format!("stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn info(path: &Path, json: bool) -> Result<(), Failure> {
+    let bytes = read_torrent(path)?;
+    let m = Metainfo::from_bytes(&bytes).map_err(|e| bad_torrent(path, e))?;
+    let info = &m.info;
+    if json {
+        let files: Vec<_> = info
+            .files()
+            .iter()
+            .map(|f| {
+                let path = if info.is_single_file() {
+                    info.display_name()
+                } else {
+                    f.display_path()
+                };
+                json!({ "path": path, "length": f.length, "padding": f.attr.padding })
+            })
+            .collect();
+        let out = json!({
+            "name": info.display_name(),
+            "info_hash": m.info_hash.to_string(),
+            "total_length": info.total_length(),
+            "piece_length": info.piece_length(),
+            "piece_count": info.piece_count(),
+            "private": info.is_private(),
+            "hybrid": info.is_hybrid(),
+            "single_file": info.is_single_file(),
+            "files": files,
+            "trackers": m.trackers(),
+            "web_seeds": m.url_list,
+            "comment": m.comment,
+            "created_by": m.created_by,
+            "creation_date": m.creation_date,
+            "magnet": m.magnet().to_string(),
+        });
+        return print(&format!("{out}\n"));
+    }
+    let mut s = String::new();
+    let line = |s: &mut String, k: &str, v: &str| s.push_str(&format!("{k:<12} {v}\n"));
+    line(&mut s, "name:", &info.display_name());
+    line(&mut s, "info-hash:", &m.info_hash.to_string());
+    line(
+        &mut s,
+        "size:",
+        &format!("{} ({} bytes)", human(info.total_length()), info.total_length()),
+    );
+    line(
+        &mut s,
+        "pieces:",
+        &format!("{} × {}", info.piece_count(), human(u64::from(info.piece_length()))),
+    );
+    line(&mut s, "private:", if info.is_private() { "yes" } else { "no" });
+    if info.is_hybrid() {
+        line(&mut s, "format:", "hybrid v1+v2 (read as v1)");
+    }
+    if let Some(c) = m.comment {
+        line(&mut s, "comment:", c);
+    }
+    if let Some(c) = m.created_by {
+        line(&mut s, "created by:", c);
+    }
+    if !m.key_order.is_canonical() {
+        line(
+            &mut s,
+            "warning:",
+            "dictionary keys are unsorted or duplicated (accepted; the info-hash is unaffected)",
+        );
+    }
+    let tiers = m.trackers();
+    if !tiers.is_empty() {
+        s.push_str("trackers:\n");
+        for (i, tier) in tiers.iter().enumerate() {
+            s.push_str(&format!("  tier {}: {}\n", i + 1, tier.join(" ")));
+        }
+    }
+    for w in &m.url_list {
+        line(&mut s, "web seed:", w);
+    }
+    let shown: Vec<_> = info.files().iter().filter(|f| !f.attr.padding).collect();
+    s.push_str(&format!("files ({}):\n", shown.len()));
+    for f in shown {
+        let path = if info.is_single_file() {
+            info.display_name()
+        } else {
+            f.display_path()
+        };
+        s.push_str(&format!("  {:>10}  {path}\n", human(f.length)));
+    }
+    print(&s)
+}
+
+fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+struct CreateArgs {
+    path: PathBuf,
+    output: PathBuf,
+    trackers: Vec<String>,
+    piece_size: Option<u32>,
+    private: bool,
+    web_seeds: Vec<String>,
+    comment: Option<String>,
+    no_date: bool,
+}
+
+fn content_failure(e: ContentError) -> Failure {
+    let code = match e {
+        ContentError::NotUtf8(_) | ContentError::NoName(_) => EXIT_BAD_INPUT,
+        _ => EXIT_IO,
+    };
+    Failure::new(code, e.to_string())
+}
+
+fn create(args: CreateArgs) -> Result<(), Failure> {
+    let content = Content::scan(&args.path).map_err(content_failure)?;
+    let mut builder = content.builder();
+    if let Some(n) = args.piece_size {
+        builder.set_piece_length(n);
+    }
+    for t in args.trackers {
+        builder.add_tracker_tier(vec![t]);
+    }
+    for w in args.web_seeds {
+        builder.add_web_seed(w);
+    }
+    builder.set_private(args.private);
+    if let Some(c) = args.comment {
+        builder.set_comment(c);
+    }
+    builder.set_created_by(format!("bittide {}", env!("CARGO_PKG_VERSION")));
+    if !args.no_date {
+        if let Ok(d) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            builder.set_creation_date(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        }
+    }
+    let layout = builder
+        .layout()
+        .map_err(|e| Failure::new(EXIT_BAD_INPUT, format!("{}: {e}", args.path.display())))?;
+
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let progress = AtomicU64::new(0);
+    let total = layout.total_length();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let bar = (total >= 64 << 20).then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "hashing {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let hashes = std::thread::scope(|s| {
+        if let Some(bar) = bar.clone() {
+            let (progress, done) = (&progress, &done);
+            s.spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    bar.set_position(progress.load(Ordering::Relaxed));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+        let r = content.hash_pieces(&layout, threads, &progress);
+        done.store(true, Ordering::Relaxed);
+        r
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let hashes = hashes
+    .map_err(content_failure)?;
+    let bytes = builder
+        .build(&hashes)
+        .map_err(|e| Failure::new(EXIT_BAD_INPUT, e.to_string()))?;
+    // Check what we wrote parses, so a bug here never ships a bad torrent.
+    let m = Metainfo::from_bytes_strict(&bytes)
+        .map_err(|e| Failure::new(EXIT_BAD_INPUT, format!("internal error: {e}")))?;
+    write_atomically(&args.output, &bytes)
+        .map_err(|e| Failure::new(EXIT_IO, format!("{}: {e}", args.output.display())))?;
+    print(&format!(
+        "{}\n  info-hash {}, {} files, {} in {} pieces of {}\n",
+        args.output.display(),
+        m.info_hash,
+        m.info.files().len(),
+        human(total),
+        m.info.piece_count(),
+        human(u64::from(m.info.piece_length())),
+    ))
+}
+
+/// Writes through a temporary file and a rename, so a crash or a full disk
+/// never leaves a truncated .torrent behind.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".part");
+    let tmp = PathBuf::from(tmp);
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_suffixes() {
+        assert_eq!(parse_size("262144"), Ok(262144));
+        assert_eq!(parse_size("256K"), Ok(262144));
+        assert_eq!(parse_size("1m"), Ok(1 << 20));
+        assert!(parse_size("4096M").is_err());
+        assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(10), "10 B");
+        assert_eq!(human(1536), "1.5 KiB");
+        assert_eq!(human(1 << 30), "1.0 GiB");
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
