@@ -1,1 +1,137 @@
-//! placeholder
+//! Shared helpers for bittide's integration tests.
+//!
+//! - [`bittide`]: the `bittide` binary, built once per test run, so tests
+//!   exercise exactly what users run.
+//! - [`TempDir`]: a scratch folder removed when dropped.
+//! - [`seeds`]: the generated seed inputs of the fuzz targets, which
+//!   `tests/fuzz_replay.rs` checks are committed and replays.
+//! - [`require_tool`]: interop tests fail (not skip) when a tool they need
+//!   is missing in CI; locally they say how to install it.
+//!
+//! The simulator (virtual clock, seeded network model, in-memory disk)
+//! joins this crate with the peer-wire issue.
+
+pub mod seeds;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Root of the workspace.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace root")
+        .to_owned()
+}
+
+/// Path to the `bittide` binary, built (once) with the same cargo that runs
+/// the tests.
+pub fn bittide() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "bittide-tokio",
+                "--bin",
+                "bittide",
+            ])
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build for the bittide binary");
+        assert!(status.success(), "building the bittide binary failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target"));
+        let bin = target
+            .join("debug")
+            .join(format!("bittide{}", std::env::consts::EXE_SUFFIX));
+        assert!(bin.exists(), "no binary at {}", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// A scratch folder under the system temp dir, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new empty folder whose name contains `tag`.
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("bittide-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Checks that `program` can run (`check` is an argument list that exits
+/// 0). Panics with install instructions if not: interop tests never skip
+/// silently, in CI or elsewhere.
+pub fn require_tool(program: &str, check: &[&str], package: &str) {
+    let ok = Command::new(program)
+        .args(check)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "`{program}` is needed for this interop test: install the Debian package `{package}` \
+         (./scripts/test installs everything the tests need)"
+    );
+}
+
+/// Debian's python, which is where python3-libtorrent installs.
+pub const DEBIAN_PYTHON: &str = "/usr/bin/python3";
+
+/// Runs `tests/interop/lt_tool.py` with libtorrent and returns its stdout.
+pub fn libtorrent(args: &[&str]) -> String {
+    require_tool(
+        DEBIAN_PYTHON,
+        &["-c", "import libtorrent"],
+        "python3-libtorrent",
+    );
+    let script = workspace_root().join("tests/interop/lt_tool.py");
+    let out = Command::new(DEBIAN_PYTHON)
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run lt_tool.py");
+    assert!(
+        out.status.success(),
+        "lt_tool.py {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), for test content.
+pub fn content_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

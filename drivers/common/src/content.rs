@@ -50,8 +50,12 @@ impl fmt::Display for ContentError {
         match self {
             ContentError::Io(p, e) => write!(f, "{}: {e}", p.display()),
             ContentError::NotUtf8(p) => write!(f, "{}: name is not valid UTF-8", p.display()),
-            ContentError::NoName(p) => write!(f, "{}: cannot name a torrent after this path", p.display()),
-            ContentError::Changed(p) => write!(f, "{}: file changed while it was being read", p.display()),
+            ContentError::NoName(p) => {
+                write!(f, "{}: cannot name a torrent after this path", p.display())
+            }
+            ContentError::Changed(p) => {
+                write!(f, "{}: file changed while it was being read", p.display())
+            }
         }
     }
 }
@@ -221,7 +225,9 @@ fn walk(
     for entry in std::fs::read_dir(dir).map_err(io_err)? {
         let entry = entry.map_err(io_err)?;
         let path = entry.path();
-        let kind = entry.file_type().map_err(|e| ContentError::Io(path.clone(), e))?;
+        let kind = entry
+            .file_type()
+            .map_err(|e| ContentError::Io(path.clone(), e))?;
         let name = utf8_name(&path, &entry.file_name())?;
         if kind.is_dir() {
             prefix.push(name);
@@ -279,7 +285,12 @@ mod tests {
         let top = dir.join("content");
         std::fs::create_dir_all(top.join("sub")).unwrap();
         let mut all = Vec::new();
-        for (name, len) in [("a", 70_000usize), ("sub/b", 0), ("sub/c", 1), ("z", 50_003)] {
+        for (name, len) in [
+            ("a", 70_000usize),
+            ("sub/b", 0),
+            ("sub/c", 1),
+            ("z", 50_003),
+        ] {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 % 256) as u8).collect();
             std::fs::write(top.join(name), &data).unwrap();
             all.extend_from_slice(&data);

@@ -210,14 +210,26 @@ fn info(path: &Path, json: bool) -> Result<(), Failure> {
     line(
         &mut s,
         "size:",
-        &format!("{} ({} bytes)", human(info.total_length()), info.total_length()),
+        &format!(
+            "{} ({} bytes)",
+            human(info.total_length()),
+            info.total_length()
+        ),
     );
     line(
         &mut s,
         "pieces:",
-        &format!("{} × {}", info.piece_count(), human(u64::from(info.piece_length()))),
+        &format!(
+            "{} × {}",
+            info.piece_count(),
+            human(u64::from(info.piece_length()))
+        ),
     );
-    line(&mut s, "private:", if info.is_private() { "yes" } else { "no" });
+    line(
+        &mut s,
+        "private:",
+        if info.is_private() { "yes" } else { "no" },
+    );
     if info.is_hybrid() {
         line(&mut s, "format:", "hybrid v1+v2 (read as v1)");
     }
@@ -348,8 +360,7 @@ fn create(args: CreateArgs) -> Result<(), Failure> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let hashes = hashes
-    .map_err(content_failure)?;
+    let hashes = hashes.map_err(content_failure)?;
     let bytes = builder
         .build(&hashes)
         .map_err(|e| Failure::new(EXIT_BAD_INPUT, e.to_string()))?;
