@@ -18,6 +18,9 @@ use bittide_core::metainfo::{FileLayout, TorrentBuilder};
 use bittide_core::PieceIndex;
 use sha1::{Digest, Sha1};
 
+/// Pieces one hashing thread did: (index, SHA-1).
+type HashedPieces = Vec<(u32, [u8; 20])>;
+
 /// The files to put in a torrent, found on disk.
 #[derive(Clone, Debug)]
 pub struct Content {
@@ -139,7 +142,7 @@ impl Content {
         let next = AtomicU32::new(0);
         let failed = AtomicBool::new(false);
         let threads = threads.clamp(1, count.max(1));
-        let results: Vec<Result<Vec<(u32, [u8; 20])>, ContentError>> = thread::scope(|s| {
+        let results: Vec<Result<HashedPieces, ContentError>> = thread::scope(|s| {
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
                     s.spawn(|| {
@@ -179,7 +182,7 @@ impl Content {
         layout: &FileLayout,
         next: &AtomicU32,
         progress: &AtomicU64,
-    ) -> Result<Vec<(u32, [u8; 20])>, ContentError> {
+    ) -> Result<HashedPieces, ContentError> {
         let mut out = Vec::new();
         let mut buf = vec![0u8; layout.piece_length() as usize];
         let mut open: Option<(usize, File)> = None;
