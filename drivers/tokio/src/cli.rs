@@ -30,33 +30,36 @@ enum Command {
         json: bool,
     },
     /// Make a .torrent file from a file or folder.
-    Create {
-        /// The file or folder to share.
-        path: PathBuf,
-        /// Where to write the .torrent.
-        #[arg(short, long, value_name = "OUT.torrent")]
-        output: PathBuf,
-        /// Tracker announce URL; repeat for more (each becomes its own tier).
-        #[arg(short, long = "tracker", value_name = "URL")]
-        trackers: Vec<String>,
-        /// Piece size in bytes, or with a K/M suffix (power of two, at least
-        /// 16K); chosen from the content size when absent.
-        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-        piece_size: Option<u32>,
-        /// Mark the torrent private (BEP 27): peers only from its trackers.
-        #[arg(long)]
-        private: bool,
-        /// Web seed URL (BEP 19); repeat for more.
-        #[arg(long = "web-seed", value_name = "URL")]
-        web_seeds: Vec<String>,
-        /// A comment stored in the torrent.
-        #[arg(long)]
-        comment: Option<String>,
-        /// Leave out the creation date, so the same content always gives
-        /// the same .torrent bytes.
-        #[arg(long)]
-        no_date: bool,
-    },
+    Create(CreateArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CreateArgs {
+    /// The file or folder to share.
+    path: PathBuf,
+    /// Where to write the .torrent.
+    #[arg(short, long, value_name = "OUT.torrent")]
+    output: PathBuf,
+    /// Tracker announce URL; repeat for more (each becomes its own tier).
+    #[arg(short, long = "tracker", value_name = "URL")]
+    trackers: Vec<String>,
+    /// Piece size in bytes, or with a K/M suffix (power of two, at least
+    /// 16K); chosen from the content size when absent.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    piece_size: Option<u32>,
+    /// Mark the torrent private (BEP 27): peers only from its trackers.
+    #[arg(long)]
+    private: bool,
+    /// Web seed URL (BEP 19); repeat for more.
+    #[arg(long = "web-seed", value_name = "URL")]
+    web_seeds: Vec<String>,
+    /// A comment stored in the torrent.
+    #[arg(long)]
+    comment: Option<String>,
+    /// Leave out the creation date, so the same content always gives
+    /// the same .torrent bytes.
+    #[arg(long)]
+    no_date: bool,
 }
 
 /// A failure of a command: the message and the exit code.
@@ -94,25 +97,7 @@ pub(crate) fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Info { torrent, json } => info(&torrent, json),
-        Command::Create {
-            path,
-            output,
-            trackers,
-            piece_size,
-            private,
-            web_seeds,
-            comment,
-            no_date,
-        } => create(CreateArgs {
-            path,
-            output,
-            trackers,
-            piece_size,
-            private,
-            web_seeds,
-            comment,
-            no_date,
-        }),
+        Command::Create(args) => create(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -284,16 +269,6 @@ fn human(n: u64) -> String {
     }
 }
 
-struct CreateArgs {
-    path: PathBuf,
-    output: PathBuf,
-    trackers: Vec<String>,
-    piece_size: Option<u32>,
-    private: bool,
-    web_seeds: Vec<String>,
-    comment: Option<String>,
-    no_date: bool,
-}
 
 fn content_failure(e: ContentError) -> Failure {
     let code = match e {
