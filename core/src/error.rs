@@ -53,6 +53,12 @@ pub enum DecodeErrorKind {
     SizeLimit,
     /// A length prefix or count above its named limit.
     LengthLimit,
+    /// A length prefix that cannot be right for its message (a `have` that
+    /// is not 5 bytes, a bitfield of the wrong size for the torrent).
+    InvalidLength,
+    /// A bitfield with bits set past the last piece; BEP 3: "spare bits at
+    /// the end are set to zero".
+    SpareBits,
 }
 
 impl DecodeErrorKind {
@@ -74,6 +80,8 @@ impl DecodeErrorKind {
             ItemLimit => "too many values",
             SizeLimit => "input too large",
             LengthLimit => "length above the allowed limit",
+            InvalidLength => "length does not fit the message",
+            SpareBits => "bitfield has bits set past the last piece",
         }
     }
 }

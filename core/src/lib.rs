@@ -28,6 +28,7 @@ mod error;
 pub mod metainfo;
 mod rng;
 mod time;
+pub mod wire;
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -269,7 +269,6 @@ fn human(n: u64) -> String {
     }
 }
 
-
 fn content_failure(e: ContentError) -> Failure {
     let code = match e {
         ContentError::NotUtf8(_) | ContentError::NoName(_) => EXIT_BAD_INPUT,
