@@ -498,7 +498,7 @@ mod tests {
     fn oversized_lengths_fail_before_the_payload_arrives() {
         let mut d = FrameDecoder::new(limits());
         // A piece frame claiming 16 KiB + 1 of data: refused from 5 bytes.
-        d.push(&((9 + BLOCK_SIZE + 1) as u32).to_be_bytes());
+        d.push(&(9 + BLOCK_SIZE + 1).to_be_bytes());
         d.push(&[PIECE]);
         let e = d.next_frame().unwrap_err();
         assert_eq!(e.kind(), DecodeErrorKind::LengthLimit);
