@@ -23,9 +23,12 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod bencode;
+mod bitfield;
 mod coding;
 mod error;
+mod handles;
 pub mod metainfo;
+pub mod picker;
 mod rng;
 mod time;
 pub mod wire;
@@ -34,8 +37,10 @@ pub mod wire;
 #[doc(hidden)]
 pub mod fuzzing;
 
+pub use bitfield::Bitfield;
 pub use coding::Reader;
 pub use error::{DecodeError, DecodeErrorKind, Error, PeerError, UsageError};
+pub use handles::{ConnId, TorrentId};
 pub use metainfo::{InfoHash, PieceIndex};
 pub use rng::{Rng, Seed};
 pub use time::Instant;

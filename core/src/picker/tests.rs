@@ -1,0 +1,334 @@
+use super::*;
+use crate::metainfo::FileLayout;
+
+const PIECE: u32 = 4 * BLOCK_SIZE;
+
+fn picker(pieces: u32) -> PiecePicker {
+    let layout = FileLayout::new(PIECE, [(u64::from(pieces) * u64::from(PIECE), false)]).unwrap();
+    PiecePicker::new(&layout, Seed::from_u64(1))
+}
+
+fn bits(n: u32, have: &[u32]) -> Bitfield {
+    let mut b = Bitfield::new(n);
+    for &p in have {
+        b.set(PieceIndex(p));
+    }
+    b
+}
+
+const A: ConnId = ConnId(1);
+const B: ConnId = ConnId(2);
+const C: ConnId = ConnId(3);
+
+fn pick(p: &mut PiecePicker, peer: ConnId, pieces: PeerPieces<'_>, max: usize) -> Vec<BlockRef> {
+    let mut out = Vec::new();
+    p.pick(peer, pieces, max, PickOptions::default(), &mut out);
+    p.check_invariants().unwrap();
+    out
+}
+
+#[test]
+fn rarest_piece_first() {
+    let mut p = picker(4);
+    // Pieces 0..3 held by 3, 2, 1, 3 peers.
+    p.peer_bitfield(PeerPieces::Some(&bits(4, &[0, 1, 2, 3])));
+    p.peer_bitfield(PeerPieces::Some(&bits(4, &[0, 1, 3])));
+    p.peer_bitfield(PeerPieces::Some(&bits(4, &[0, 3])));
+    assert_eq!(p.availability(PieceIndex(2)), 1);
+    let got = pick(&mut p, A, PeerPieces::All, 4);
+    assert!(got.iter().all(|b| b.piece == PieceIndex(2)), "{got:?}");
+    assert_eq!(got.len(), 4);
+    let got = pick(&mut p, A, PeerPieces::All, 4);
+    assert!(got.iter().all(|b| b.piece == PieceIndex(1)), "{got:?}");
+}
+
+#[test]
+fn a_have_reorders_in_constant_time_and_counts_seeds_once() {
+    let mut p = picker(3);
+    p.peer_bitfield(PeerPieces::All);
+    p.peer_has(PieceIndex(0));
+    p.peer_has(PieceIndex(1));
+    assert_eq!(p.availability(PieceIndex(2)), 1);
+    assert_eq!(p.availability(PieceIndex(0)), 2);
+    let got = pick(&mut p, A, PeerPieces::All, 1);
+    assert_eq!(got[0].piece, PieceIndex(2));
+    p.peer_lost(PieceIndex(0));
+    p.peer_gone(PeerPieces::All);
+    assert_eq!(p.availability(PieceIndex(0)), 0);
+}
+
+#[test]
+fn partial_pieces_are_finished_first() {
+    let mut p = picker(10);
+    let first = pick(&mut p, A, PeerPieces::All, 2);
+    assert_eq!(first.len(), 2);
+    // B gets the rest of A's piece before a new one.
+    let got = pick(&mut p, B, PeerPieces::All, 2);
+    assert!(got.iter().all(|b| b.piece == first[0].piece));
+    assert_eq!(got[0].offset, 2 * BLOCK_SIZE);
+}
+
+#[test]
+fn peers_only_get_pieces_they_have() {
+    let mut p = picker(10);
+    let b = bits(10, &[7]);
+    let got = pick(&mut p, A, PeerPieces::Some(&b), 100);
+    assert_eq!(got.len(), 4);
+    assert!(got.iter().all(|x| x.piece == PieceIndex(7)));
+    assert!(pick(&mut p, A, PeerPieces::Some(&b), 100).is_empty());
+}
+
+#[test]
+fn last_piece_blocks_are_short() {
+    let layout = FileLayout::new(PIECE, [(u64::from(PIECE) + 20_000, false)]).unwrap();
+    let mut p = PiecePicker::new(&layout, Seed::from_u64(2));
+    let mut out = Vec::new();
+    p.pick(A, PeerPieces::All, 100, PickOptions::default(), &mut out);
+    let last: Vec<_> = out.iter().filter(|b| b.piece == PieceIndex(1)).collect();
+    assert_eq!(last.len(), 2);
+    assert_eq!(last[1].length, 20_000 - BLOCK_SIZE);
+    assert_eq!(out.len(), 6);
+}
+
+#[test]
+fn endgame_duplicates_and_cancels() {
+    let mut p = picker(1);
+    let a = pick(&mut p, A, PeerPieces::All, 100);
+    assert_eq!(a.len(), 4);
+    assert!(p.is_endgame());
+    let b = pick(&mut p, B, PeerPieces::All, 100);
+    assert_eq!(b, a, "endgame re-requests the same blocks from B");
+    assert_eq!(
+        p.on_block(a[0], B),
+        BlockReceived::New {
+            cancel: smallvec::smallvec![A]
+        }
+    );
+    assert_eq!(p.on_block(a[0], A), BlockReceived::Duplicate);
+    for blk in &a[1..] {
+        assert!(matches!(p.on_block(*blk, A), BlockReceived::New { .. }));
+    }
+    assert!(p.is_complete(PieceIndex(0)));
+    assert_eq!(p.contributors(PieceIndex(0)), &[B, A]);
+    p.on_piece_verified(PieceIndex(0));
+    assert!(p.is_finished());
+    assert!(!p.is_endgame());
+    p.check_invariants().unwrap();
+    assert_eq!(p.on_block(a[0], C), BlockReceived::Unwanted);
+}
+
+#[test]
+fn aborted_requests_go_back_to_the_pool() {
+    let mut p = picker(1);
+    let a = pick(&mut p, A, PeerPieces::All, 2);
+    assert_eq!(p.requests_of(A), a);
+    for blk in &a {
+        p.abort_request(*blk, A);
+    }
+    p.check_invariants().unwrap();
+    let b = pick(&mut p, B, PeerPieces::All, 4);
+    assert_eq!(b.len(), 4);
+    assert_eq!(b[0], a[0]);
+}
+
+#[test]
+fn skipped_files_are_not_requested_except_shared_pieces() {
+    // Three files: 0 ends inside piece 1, which file 1 also covers.
+    let layout = FileLayout::new(
+        PIECE,
+        [
+            (u64::from(PIECE) + 100, false),
+            (u64::from(PIECE) * 2, false),
+            (u64::from(PIECE), false),
+        ],
+    )
+    .unwrap();
+    let mut p = PiecePicker::new(&layout, Seed::from_u64(3));
+    p.set_file_priorities(&layout, &[Priority::Skip, Priority::Normal, Priority::Skip]);
+    p.check_invariants().unwrap();
+    assert_eq!(p.priority(PieceIndex(0)), Priority::Skip);
+    assert_eq!(
+        p.priority(PieceIndex(1)),
+        Priority::Normal,
+        "shared with a wanted file"
+    );
+    assert_eq!(p.priority(PieceIndex(2)), Priority::Normal);
+    assert_eq!(
+        p.priority(PieceIndex(3)),
+        Priority::Normal,
+        "shared by files 1 and 2"
+    );
+    let mut pieces: Vec<_> = pick(&mut p, A, PeerPieces::All, 100)
+        .iter()
+        .map(|b| b.piece.0)
+        .collect();
+    pieces.dedup();
+    pieces.sort_unstable();
+    pieces.dedup();
+    assert_eq!(pieces, vec![1, 2, 3]);
+    assert_eq!(p.wanted_missing(), 3);
+}
+
+#[test]
+fn high_priority_before_rarer_normal_pieces() {
+    let mut p = picker(3);
+    p.peer_has(PieceIndex(0));
+    p.peer_has(PieceIndex(0));
+    p.set_priority(PieceIndex(0), Priority::High);
+    p.set_priority(PieceIndex(2), Priority::Low);
+    let got = pick(&mut p, A, PeerPieces::All, 12);
+    let order: Vec<u32> = got.iter().map(|b| b.piece.0).collect();
+    assert_eq!(order, vec![0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]);
+}
+
+#[test]
+fn sequential_and_critical_pieces() {
+    let mut p = picker(8);
+    p.set_sequential(true);
+    p.peer_has(PieceIndex(0)); // make piece 0 *less* rare: order must still be by index
+    let got: Vec<u32> = pick(&mut p, A, PeerPieces::All, 8)
+        .iter()
+        .map(|b| b.piece.0)
+        .collect();
+    assert_eq!(got, vec![0, 0, 0, 0, 1, 1, 1, 1]);
+    p.set_critical(vec![PieceIndex(6)]);
+    let got = pick(&mut p, B, PeerPieces::All, 1);
+    assert_eq!(got[0].piece, PieceIndex(6));
+}
+
+#[test]
+fn streaming_window_starts_with_the_ends_of_the_file() {
+    let layout = FileLayout::new(PIECE, [(100, false), (u64::from(PIECE) * 10, false)]).unwrap();
+    let w = streaming_window(&layout, 1, u64::from(PIECE) * 4, 3);
+    assert_eq!(
+        w,
+        vec![
+            PieceIndex(0),
+            PieceIndex(10),
+            PieceIndex(4),
+            PieceIndex(5),
+            PieceIndex(6)
+        ]
+    );
+}
+
+#[test]
+fn hash_failure_re_requests_and_names_contributors() {
+    let mut p = picker(2);
+    let a = pick(&mut p, A, PeerPieces::All, 2);
+    let b = pick(&mut p, B, PeerPieces::All, 2);
+    let piece = a[0].piece;
+    for blk in a.iter().chain(&b) {
+        assert_eq!(blk.piece, piece);
+    }
+    for blk in &a {
+        p.on_block(*blk, A);
+    }
+    for blk in &b {
+        p.on_block(*blk, B);
+    }
+    assert!(p.is_complete(piece));
+    let culprits = p.on_hash_failed(piece);
+    assert_eq!(culprits.as_slice(), &[A, B]);
+    p.check_invariants().unwrap();
+    assert!(!p.has(piece));
+    // Requested again, and on parole a peer gets a piece to itself.
+    let mut out = Vec::new();
+    p.pick(
+        A,
+        PeerPieces::All,
+        8,
+        PickOptions { exclusive: true },
+        &mut out,
+    );
+    let first = out[0].piece;
+    assert!(out.iter().take(4).all(|b| b.piece == first));
+    let c = pick(&mut p, C, PeerPieces::All, 8);
+    assert!(
+        c.iter().all(|b| b.piece != first),
+        "parole pieces are exclusive"
+    );
+}
+
+#[test]
+fn random_operations_keep_the_bookkeeping_straight() {
+    let n = 40;
+    let layout = FileLayout::new(PIECE, [(u64::from(n) * u64::from(PIECE) - 5000, false)]).unwrap();
+    let mut p = PiecePicker::new(&layout, Seed::from_u64(9));
+    let mut rng = Rng::new(Seed::from_u64(10));
+    let peers: Vec<(ConnId, Bitfield)> = (0..5)
+        .map(|i| {
+            let mut b = Bitfield::new(n);
+            for piece in 0..n {
+                if rng.below(2) == 0 {
+                    b.set(PieceIndex(piece));
+                }
+            }
+            (ConnId(i), b)
+        })
+        .collect();
+    for (_, b) in &peers {
+        p.peer_bitfield(PeerPieces::Some(b));
+    }
+    let mut outstanding: Vec<(ConnId, BlockRef)> = Vec::new();
+    for step in 0..5000 {
+        let (peer, pieces) = &peers[rng.below(peers.len() as u64) as usize];
+        match rng.below(10) {
+            0..=3 => {
+                let mut out = Vec::new();
+                let exclusive = rng.below(5) == 0;
+                p.pick(
+                    *peer,
+                    PeerPieces::Some(pieces),
+                    6,
+                    PickOptions { exclusive },
+                    &mut out,
+                );
+                for b in out {
+                    assert!(pieces.get(b.piece), "picked a piece the peer lacks");
+                    assert!(!p.has(b.piece), "picked a piece we have");
+                    outstanding.push((*peer, b));
+                }
+            }
+            4..=6 if !outstanding.is_empty() => {
+                let (who, b) =
+                    outstanding.swap_remove(rng.below(outstanding.len() as u64) as usize);
+                if let BlockReceived::New { .. } = p.on_block(b, who) {
+                    if p.is_complete(b.piece) {
+                        if rng.below(4) == 0 {
+                            p.on_hash_failed(b.piece);
+                        } else {
+                            p.on_piece_verified(b.piece);
+                        }
+                    }
+                }
+            }
+            7 if !outstanding.is_empty() => {
+                let (who, b) =
+                    outstanding.swap_remove(rng.below(outstanding.len() as u64) as usize);
+                p.abort_request(b, who);
+            }
+            8 => {
+                let piece = PieceIndex(rng.below(u64::from(n)) as u32);
+                let prio = [
+                    Priority::Skip,
+                    Priority::Low,
+                    Priority::Normal,
+                    Priority::High,
+                ][rng.below(4) as usize];
+                p.set_priority(piece, prio);
+            }
+            _ => {
+                let piece = PieceIndex(rng.below(u64::from(n)) as u32);
+                if rng.below(2) == 0 {
+                    p.peer_has(piece);
+                } else {
+                    p.peer_lost(piece);
+                }
+            }
+        }
+        if let Err(e) = p.check_invariants() {
+            panic!("step {step}: {e}");
+        }
+    }
+}
