@@ -153,6 +153,9 @@ pub enum PeerError {
     Inactive,
     /// Data from this peer failed hash checks too often.
     BadData,
+    /// A message that is not allowed in this state (a BEP 6 message
+    /// without the fast extension, a reject for a block never requested).
+    UnexpectedMessage,
 }
 
 impl fmt::Display for PeerError {
@@ -167,6 +170,7 @@ impl fmt::Display for PeerError {
             PeerError::UnrequestedPiece => f.write_str("peer sent blocks we never requested"),
             PeerError::Inactive => f.write_str("peer was silent past the inactivity limit"),
             PeerError::BadData => f.write_str("peer's data failed hash checks repeatedly"),
+            PeerError::UnexpectedMessage => f.write_str("peer sent a message not allowed here"),
         }
     }
 }

@@ -28,6 +28,7 @@ mod coding;
 mod error;
 mod handles;
 pub mod metainfo;
+pub mod peer;
 pub mod picker;
 mod rng;
 mod time;
