@@ -32,6 +32,7 @@ pub mod peer;
 pub mod picker;
 mod rng;
 mod time;
+pub mod torrent;
 pub mod wire;
 
 #[cfg(feature = "fuzzing")]

@@ -1,0 +1,1287 @@
+//! `Torrent`: one torrent's swarm logic — its peer sessions, piece picker,
+//! choker, peer list and piece bookkeeping — as a sans-IO machine.
+//!
+//! Data path: blocks arrive as `Bytes` slices of the receive buffers and
+//! are kept in memory until their piece is complete; the piece is then
+//! handed to the driver to **verify from memory** ([`TorrentOutput::Verify`])
+//! and, once it passes, to **write** ([`TorrentOutput::Write`], with the
+//! file slices it covers). Nothing unverified is ever written, and nothing
+//! is read back to be verified. A piece is announced (`have`) and served
+//! only once it is on disk. Memory is bounded by
+//! [`TorrentConfig::max_buffered_bytes`]: when blocks in flight and pieces
+//! awaiting verification or writing reach it, no more requests go out
+//! (back-pressure) until the disk catches up.
+//!
+//! Methods:
+//!
+//! - inputs: [`handle_connected`](Torrent::handle_connected),
+//!   [`handle_incoming`](Torrent::handle_incoming),
+//!   [`handle_connect_failed`](Torrent::handle_connect_failed),
+//!   [`handle_bytes`](Torrent::handle_bytes),
+//!   [`handle_closed`](Torrent::handle_closed),
+//!   [`handle_verified`](Torrent::handle_verified),
+//!   [`handle_written`](Torrent::handle_written),
+//!   [`handle_read`](Torrent::handle_read),
+//!   [`handle_checked`](Torrent::handle_checked),
+//!   [`handle_timeout`](Torrent::handle_timeout);
+//! - commands: [`add_peers`](Torrent::add_peers), [`pause`](Torrent::pause),
+//!   [`resume`](Torrent::resume),
+//!   [`set_file_priorities`](Torrent::set_file_priorities),
+//!   [`set_sequential`](Torrent::set_sequential);
+//! - outputs: [`poll_output`](Torrent::poll_output) until `None`, then
+//!   [`poll_timeout`](Torrent::poll_timeout).
+
+pub mod choker;
+pub mod peers;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::bitfield::Bitfield;
+use crate::error::PeerError;
+use crate::handles::ConnId;
+use crate::metainfo::{FileLayout, FileSlice, InfoHash, PieceIndex};
+use crate::peer::{CloseReason, Direction, PeerEvent, PeerSession, RemotePieces, SessionConfig};
+use crate::picker::{BlockReceived, PeerPieces, PickOptions, PiecePicker, Priority};
+use crate::rng::{Rng, Seed};
+use crate::time::Instant;
+use crate::wire::{BlockRef, PeerId, Reserved, BLOCK_SIZE};
+use choker::{ChokeCandidate, Choker, SeedChoking};
+use peers::{PeerList, PeerSource};
+
+/// What a torrent needs to know about its content.
+#[derive(Clone, Debug)]
+pub struct TorrentInfo {
+    /// The v1 info-hash.
+    pub info_hash: InfoHash,
+    /// Piece and file geometry.
+    pub layout: FileLayout,
+    /// The SHA-1 of every piece.
+    pub piece_hashes: Vec<[u8; 20]>,
+    /// BEP 27: peers only from trackers.
+    pub private: bool,
+}
+
+impl TorrentInfo {
+    /// From a parsed .torrent.
+    pub fn from_metainfo(m: &crate::metainfo::Metainfo<'_>) -> TorrentInfo {
+        let count = m.info.piece_count();
+        TorrentInfo {
+            info_hash: m.info_hash,
+            layout: m.info.layout().clone(),
+            piece_hashes: (0..count)
+                .filter_map(|p| m.info.piece_hash(PieceIndex(p)))
+                .collect(),
+            private: m.info.is_private(),
+        }
+    }
+}
+
+/// Settings of one torrent.
+#[derive(Clone, Debug)]
+pub struct TorrentConfig {
+    /// Our peer id.
+    pub peer_id: PeerId,
+    /// Extension bits we advertise.
+    pub reserved: Reserved,
+    /// Most connected peers.
+    pub max_peers: usize,
+    /// Most connection attempts in progress at once.
+    pub max_half_open: usize,
+    /// Regular unchoke slots (one optimistic slot comes on top).
+    pub unchoke_slots: usize,
+    /// How a seeding torrent picks whom to unchoke.
+    pub seed_choking: SeedChoking,
+    /// Peer session timing.
+    pub session: SessionConfig,
+    /// Budget for block data held in memory (requested, received, awaiting
+    /// verification or writing).
+    pub max_buffered_bytes: u64,
+    /// Pieces checked against the disk at once during start-up checking.
+    pub max_checks_in_flight: usize,
+    /// Conn ids this torrent gives its outgoing connections start here
+    /// (an engine with several torrents gives each its own range).
+    pub conn_base: u64,
+}
+
+impl Default for TorrentConfig {
+    fn default() -> TorrentConfig {
+        TorrentConfig {
+            peer_id: PeerId(*b"-BT0001-000000000000"),
+            reserved: Reserved::FAST.with(Reserved::EXTENSION),
+            max_peers: 50,
+            max_half_open: 8,
+            unchoke_slots: 4,
+            seed_choking: SeedChoking::UploadRate,
+            session: SessionConfig::default(),
+            max_buffered_bytes: 64 << 20,
+            max_checks_in_flight: 4,
+            conn_base: 0,
+        }
+    }
+}
+
+/// How to begin.
+#[derive(Clone, Debug)]
+pub enum StartMode {
+    /// Nothing on disk yet.
+    Fresh,
+    /// Verify whatever is on disk first ([`TorrentOutput::Check`]).
+    Check,
+    /// Resume data says these pieces are on disk and verified.
+    Trusted(Bitfield),
+}
+
+/// The torrent's life cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TorrentState {
+    /// Verifying existing data.
+    Checking,
+    /// Downloading.
+    Downloading,
+    /// Every wanted piece is on disk; uploading.
+    Seeding,
+    /// No connections until resumed.
+    Paused,
+}
+
+/// What the torrent reports to the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TorrentEvent {
+    /// A new state.
+    StateChanged(TorrentState),
+    /// A piece passed its hash check and is on disk.
+    PieceDone(PieceIndex),
+    /// A piece failed its hash check.
+    HashFailed {
+        /// The piece.
+        piece: PieceIndex,
+        /// Peers that sent blocks of it.
+        contributors: Vec<SocketAddr>,
+    },
+    /// Every wanted piece is on disk.
+    Finished,
+    /// A peer session is established.
+    PeerConnected {
+        /// The connection.
+        conn: ConnId,
+        /// The peer.
+        addr: SocketAddr,
+    },
+    /// A peer session ended.
+    PeerDisconnected {
+        /// The connection.
+        conn: ConnId,
+        /// The peer.
+        addr: SocketAddr,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// A peer was banned for sending bad data.
+    PeerBanned(SocketAddr),
+}
+
+/// What the torrent asks the driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum TorrentOutput {
+    /// Open a TCP connection; answer with `handle_connected` or
+    /// `handle_connect_failed`.
+    Connect {
+        /// The id to use for it.
+        conn: ConnId,
+        /// Where.
+        addr: SocketAddr,
+    },
+    /// Send bytes on a connection.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Close a connection (no `handle_closed` needed).
+    Close {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Hash a complete piece from memory; answer with `handle_verified`.
+    Verify {
+        /// The piece.
+        piece: PieceIndex,
+        /// Its blocks in order.
+        blocks: Vec<Bytes>,
+        /// The expected SHA-1.
+        hash: [u8; 20],
+    },
+    /// Write a verified piece; answer with `handle_written`.
+    Write {
+        /// The piece.
+        piece: PieceIndex,
+        /// Its blocks in order.
+        blocks: Vec<Bytes>,
+        /// Where its bytes go (padding slices: skip).
+        slices: Vec<FileSlice>,
+    },
+    /// Read a block a peer requested; answer with `handle_read`.
+    Read {
+        /// The requesting connection.
+        conn: ConnId,
+        /// The block.
+        block: BlockRef,
+        /// Where its bytes are.
+        slices: Vec<FileSlice>,
+    },
+    /// Read and hash a piece already on disk (start-up check); answer with
+    /// `handle_checked`.
+    Check {
+        /// The piece.
+        piece: PieceIndex,
+        /// Where its bytes are.
+        slices: Vec<FileSlice>,
+        /// The expected SHA-1.
+        hash: [u8; 20],
+    },
+    /// Something the application should know.
+    Event(TorrentEvent),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Counted {
+    Nothing,
+    Bits,
+    Seed,
+}
+
+#[derive(Debug)]
+struct Peer {
+    addr: SocketAddr,
+    /// `None` while the TCP connection is being opened.
+    session: Option<PeerSession>,
+    counted: Counted,
+    connected_event_sent: bool,
+}
+
+#[derive(Debug, Default)]
+struct PieceBuffer {
+    blocks: Vec<Option<Bytes>>,
+}
+
+/// Seconds between choker rounds; every third round rotates the optimistic
+/// unchoke (BEP 3 practice: 10 s and 30 s).
+const CHOKE_INTERVAL: Duration = Duration::from_secs(10);
+/// How often to look for peers to connect to when under budget.
+const CONNECT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Torrent {
+    info: TorrentInfo,
+    config: TorrentConfig,
+    state: TorrentState,
+    paused_from: TorrentState,
+    picker: PiecePicker,
+    /// Pieces on disk (verified and written): what we announce and serve.
+    on_disk: Bitfield,
+    peers: BTreeMap<ConnId, Peer>,
+    list: PeerList,
+    choker: Choker,
+    choke_round: u64,
+    next_choke: Instant,
+    next_connect: Instant,
+    next_conn: u64,
+    buffers: BTreeMap<u32, PieceBuffer>,
+    buffered_bytes: u64,
+    verifying: BTreeSet<u32>,
+    writing: BTreeSet<u32>,
+    /// Pieces whose last verification had an exclusive (parole) source.
+    exclusive_pieces: BTreeMap<u32, ConnId>,
+    checks_pending: VecDeque<u32>,
+    checks_in_flight: usize,
+    uploaded: u64,
+    downloaded: u64,
+    finished_reported: bool,
+    out: VecDeque<TorrentOutput>,
+    rng: Rng,
+    now: Instant,
+}
+
+impl Torrent {
+    /// A torrent starting at `now`.
+    pub fn new(
+        now: Instant,
+        info: TorrentInfo,
+        config: TorrentConfig,
+        start: StartMode,
+        seed: Seed,
+    ) -> Torrent {
+        let mut rng = Rng::new(seed);
+        let picker = PiecePicker::new(&info.layout, rng.child_seed());
+        let count = info.layout.piece_count();
+        let mut t = Torrent {
+            state: TorrentState::Downloading,
+            paused_from: TorrentState::Downloading,
+            picker,
+            on_disk: Bitfield::new(count),
+            peers: BTreeMap::new(),
+            list: PeerList::default(),
+            choker: Choker::default(),
+            choke_round: 0,
+            next_choke: now + CHOKE_INTERVAL,
+            next_connect: now,
+            next_conn: config.conn_base,
+            buffers: BTreeMap::new(),
+            buffered_bytes: 0,
+            verifying: BTreeSet::new(),
+            writing: BTreeSet::new(),
+            exclusive_pieces: BTreeMap::new(),
+            checks_pending: VecDeque::new(),
+            checks_in_flight: 0,
+            uploaded: 0,
+            downloaded: 0,
+            finished_reported: false,
+            out: VecDeque::new(),
+            info,
+            config,
+            rng,
+            now,
+        };
+        match start {
+            StartMode::Fresh => {}
+            StartMode::Trusted(have) => {
+                for p in have.iter() {
+                    if p.0 < count {
+                        t.picker.on_piece_verified(p);
+                        t.on_disk.set(p);
+                    }
+                }
+            }
+            StartMode::Check => {
+                t.state = TorrentState::Checking;
+                t.checks_pending = (0..count).collect();
+                t.pump_checks();
+            }
+        }
+        if t.state != TorrentState::Checking {
+            t.after_progress();
+        }
+        t.emit(TorrentEvent::StateChanged(t.state));
+        t
+    }
+
+    // --- getters --------------------------------------------------------
+
+    /// The torrent's info-hash.
+    pub fn info_hash(&self) -> InfoHash {
+        self.info.info_hash
+    }
+
+    /// Current state.
+    pub fn state(&self) -> TorrentState {
+        self.state
+    }
+
+    /// Pieces on disk.
+    pub fn have(&self) -> &Bitfield {
+        &self.on_disk
+    }
+
+    /// Payload bytes uploaded, downloaded, and wanted bytes still missing:
+    /// what trackers ask for.
+    pub fn counters(&self) -> (u64, u64, u64) {
+        let mut left = 0;
+        for p in 0..self.info.layout.piece_count() {
+            let piece = PieceIndex(p);
+            if !self.on_disk.get(piece) && self.picker.priority(piece) != Priority::Skip {
+                left += u64::from(self.info.layout.piece_size(piece));
+            }
+        }
+        (self.uploaded, self.downloaded, left)
+    }
+
+    /// Connected (or connecting) peers.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether every wanted piece is on disk.
+    pub fn is_finished(&self) -> bool {
+        self.picker.is_finished() && self.writing.is_empty() && self.verifying.is_empty()
+    }
+
+    /// Whether `addr` is banned.
+    pub fn is_banned(&self, addr: &SocketAddr) -> bool {
+        self.list.is_banned(addr)
+    }
+
+    /// Bytes of block data held in memory.
+    pub fn buffered_bytes(&self) -> u64 {
+        self.buffered_bytes
+    }
+
+    /// The configured memory budget.
+    pub fn max_buffered_bytes(&self) -> u64 {
+        self.config.max_buffered_bytes
+    }
+
+    /// Checks the torrent's invariants (for simulations): the picker's
+    /// bookkeeping holds; nothing we have on disk is requested; nothing
+    /// unverified is on disk; memory stays within budget (plus at most one
+    /// request window per peer that was in flight when the budget filled).
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        self.picker.check_invariants()?;
+        for peer in self.peers.values() {
+            if let Some(s) = &peer.session {
+                if s.outstanding().any(|b| self.on_disk.get(b.piece)) {
+                    return Err("requested a piece we have on disk");
+                }
+            }
+        }
+        for p in self.on_disk.iter() {
+            if !self.picker.has(p) {
+                return Err("a piece is on disk without having been verified");
+            }
+        }
+        let slack = (self.peers.len() as u64 + 1) * 256 * u64::from(BLOCK_SIZE);
+        if self.buffered_bytes > self.config.max_buffered_bytes + slack {
+            return Err("buffered block data exceeds the memory budget");
+        }
+        Ok(())
+    }
+
+    // --- outputs ----------------------------------------------------------
+
+    /// The next thing for the driver to do.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<TorrentOutput> {
+        self.out.pop_front()
+    }
+
+    /// When [`handle_timeout`](Torrent::handle_timeout) wants to run.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == TorrentState::Paused {
+            return None;
+        }
+        let mut t = self.next_choke;
+        if self.peers.len() < self.config.max_peers {
+            if let Some(due) = self.list.next_due() {
+                t = t.min(due.max(self.next_connect));
+            }
+        }
+        for p in self.peers.values() {
+            if let Some(s) = &p.session {
+                if let Some(st) = s.poll_timeout() {
+                    t = t.min(st);
+                }
+            }
+        }
+        Some(t.max(self.now))
+    }
+
+    fn emit(&mut self, e: TorrentEvent) {
+        self.out.push_back(TorrentOutput::Event(e));
+    }
+
+    // --- commands ---------------------------------------------------------
+
+    /// Adds peer addresses (from a tracker, the DHT, PEX or the user).
+    pub fn add_peers(
+        &mut self,
+        now: Instant,
+        addrs: impl IntoIterator<Item = SocketAddr>,
+        source: PeerSource,
+    ) {
+        self.now = now;
+        for a in addrs {
+            self.list.add(now, a, source);
+        }
+        self.connect_more(now);
+    }
+
+    /// Closes every connection and stops until [`resume`](Torrent::resume).
+    pub fn pause(&mut self, now: Instant) {
+        self.now = now;
+        if self.state == TorrentState::Paused {
+            return;
+        }
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for c in conns {
+            self.drop_peer(now, c, CloseReason::Local, true);
+        }
+        self.paused_from = self.state;
+        self.set_state(TorrentState::Paused);
+    }
+
+    /// Resumes after [`pause`](Torrent::pause).
+    pub fn resume(&mut self, now: Instant) {
+        self.now = now;
+        if self.state == TorrentState::Paused {
+            self.set_state(self.paused_from);
+            self.connect_more(now);
+        }
+    }
+
+    /// Sets file priorities (one per file, padding files ignored).
+    pub fn set_file_priorities(&mut self, now: Instant, files: &[Priority]) {
+        self.now = now;
+        self.picker.set_file_priorities(&self.info.layout, files);
+        self.after_progress();
+        self.refresh_interest(now);
+        self.fill_requests(now);
+    }
+
+    /// Downloads pieces in order (for streaming) instead of rarest first.
+    pub fn set_sequential(&mut self, sequential: bool) {
+        self.picker.set_sequential(sequential);
+    }
+
+    /// Pieces to download before everything else (a streaming window).
+    pub fn set_critical(&mut self, pieces: Vec<PieceIndex>) {
+        self.picker.set_critical(pieces);
+    }
+
+    fn set_state(&mut self, s: TorrentState) {
+        if self.state != s {
+            self.state = s;
+            self.emit(TorrentEvent::StateChanged(s));
+        }
+    }
+
+    // --- connections ------------------------------------------------------
+
+    fn half_open(&self) -> usize {
+        self.peers.values().filter(|p| p.session.is_none()).count()
+    }
+
+    fn connect_more(&mut self, now: Instant) {
+        if !matches!(
+            self.state,
+            TorrentState::Downloading | TorrentState::Seeding
+        ) {
+            return;
+        }
+        if self.state == TorrentState::Seeding {
+            // Seeds wait to be contacted; connecting out finds nobody who
+            // needs us more often than not.
+            return;
+        }
+        let room = self
+            .config
+            .max_peers
+            .saturating_sub(self.peers.len())
+            .min(self.config.max_half_open.saturating_sub(self.half_open()));
+        if room == 0 {
+            return;
+        }
+        for addr in self.list.to_connect(now, room) {
+            let conn = ConnId(self.next_conn);
+            self.next_conn += 1;
+            self.peers.insert(
+                conn,
+                Peer {
+                    addr,
+                    session: None,
+                    counted: Counted::Nothing,
+                    connected_event_sent: false,
+                },
+            );
+            self.out.push_back(TorrentOutput::Connect { conn, addr });
+        }
+        self.next_connect = now + CONNECT_INTERVAL;
+    }
+
+    fn new_session(&self, now: Instant, direction: Direction, addr: SocketAddr) -> PeerSession {
+        PeerSession::new(
+            now,
+            self.config.session.clone(),
+            direction,
+            self.info.info_hash,
+            self.config.peer_id,
+            self.config.reserved,
+            self.info.layout.piece_count(),
+            Some(addr.ip()),
+        )
+    }
+
+    /// An outgoing connection we asked for is open.
+    pub fn handle_connected(&mut self, now: Instant, conn: ConnId) {
+        self.now = now;
+        let Some(addr) = self.peers.get(&conn).map(|p| p.addr) else {
+            return;
+        };
+        let session = self.new_session(now, Direction::Outgoing, addr);
+        if let Some(p) = self.peers.get_mut(&conn) {
+            p.session = Some(session);
+        }
+        self.flush(now, conn);
+    }
+
+    /// An outgoing connection failed.
+    pub fn handle_connect_failed(&mut self, now: Instant, conn: ConnId) {
+        self.now = now;
+        if let Some(p) = self.peers.remove(&conn) {
+            self.list.connect_failed(now, p.addr);
+        }
+        self.connect_more(now);
+    }
+
+    /// A peer connected to us (the engine routed it here by info-hash).
+    /// Returns false if refused (banned, or over the connection limit); the
+    /// driver should then close it.
+    pub fn handle_incoming(&mut self, now: Instant, conn: ConnId, addr: SocketAddr) -> bool {
+        self.now = now;
+        if self.state == TorrentState::Paused
+            || self.state == TorrentState::Checking
+            || self.peers.len() >= self.config.max_peers
+            || !self.list.accept(now, addr)
+        {
+            return false;
+        }
+        let session = self.new_session(now, Direction::Incoming, addr);
+        self.peers.insert(
+            conn,
+            Peer {
+                addr,
+                session: Some(session),
+                counted: Counted::Nothing,
+                connected_event_sent: false,
+            },
+        );
+        true
+    }
+
+    /// Bytes arrived on a connection.
+    pub fn handle_bytes(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        self.now = now;
+        if let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) {
+            s.handle_bytes(now, data);
+        }
+        self.flush(now, conn);
+        self.fill_requests(now);
+    }
+
+    /// The connection closed (by the peer or the network).
+    pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
+        self.now = now;
+        if let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) {
+            s.handle_eof();
+        }
+        self.flush(now, conn);
+        self.fill_requests(now);
+    }
+
+    /// Processes everything a session has to say, then sends its bytes.
+    fn flush(&mut self, now: Instant, conn: ConnId) {
+        loop {
+            let Some(event) = self
+                .peers
+                .get_mut(&conn)
+                .and_then(|p| p.session.as_mut())
+                .and_then(PeerSession::poll_event)
+            else {
+                break;
+            };
+            self.on_peer_event(now, conn, event);
+        }
+        let mut data = Vec::new();
+        if let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) {
+            let _ = s.poll_transmit(&mut data);
+        }
+        if !data.is_empty() {
+            self.out.push_back(TorrentOutput::Send { conn, data });
+        }
+    }
+
+    fn on_peer_event(&mut self, now: Instant, conn: ConnId, event: PeerEvent) {
+        match event {
+            PeerEvent::Connected { .. } => {
+                let metadata = None;
+                let have = self.on_disk.clone();
+                let addr = match self.peers.get_mut(&conn) {
+                    Some(p) => {
+                        p.connected_event_sent = true;
+                        if let Some(s) = p.session.as_mut() {
+                            s.start(now, &have, metadata);
+                        }
+                        p.addr
+                    }
+                    None => return,
+                };
+                self.emit(TorrentEvent::PeerConnected { conn, addr });
+            }
+            PeerEvent::PiecesKnown => {
+                let Some(p) = self.peers.get_mut(&conn) else {
+                    return;
+                };
+                let Some(s) = p.session.as_ref() else {
+                    return;
+                };
+                match s.remote_pieces() {
+                    RemotePieces::All => {
+                        self.picker.peer_bitfield(PeerPieces::All);
+                        p.counted = Counted::Seed;
+                    }
+                    RemotePieces::Some(b) => {
+                        self.picker.peer_bitfield(PeerPieces::Some(b));
+                        p.counted = Counted::Bits;
+                    }
+                    RemotePieces::None => {}
+                }
+                self.update_interest(now, conn);
+                self.drop_if_both_seeds(now, conn);
+            }
+            PeerEvent::Have(piece) => {
+                let Some(p) = self.peers.get_mut(&conn) else {
+                    return;
+                };
+                match p.counted {
+                    Counted::Seed => {}
+                    Counted::Nothing | Counted::Bits => {
+                        self.picker.peer_has(piece);
+                        p.counted = Counted::Bits;
+                        if let Some(RemotePieces::All) =
+                            p.session.as_ref().map(|s| s.remote_pieces())
+                        {
+                            self.picker
+                                .peer_became_seed(&Bitfield::full(self.info.layout.piece_count()));
+                            p.counted = Counted::Seed;
+                        }
+                    }
+                }
+                if self.picker.priority(piece) != Priority::Skip && !self.picker.has(piece) {
+                    if let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) {
+                        s.set_interested(now, true);
+                    }
+                }
+                self.drop_if_both_seeds(now, conn);
+            }
+            PeerEvent::Choked
+            | PeerEvent::Unchoked
+            | PeerEvent::AllowedFast(_)
+            | PeerEvent::Suggest(_)
+            | PeerEvent::ExtensionHandshake(_)
+            | PeerEvent::Extended { .. }
+            | PeerEvent::DhtPort(_) => {}
+            PeerEvent::Interested | PeerEvent::NotInterested => {
+                // Unchoke promptly when a slot is free rather than waiting
+                // up to 10 s for the next round.
+                self.maybe_fill_slot(now, conn);
+            }
+            PeerEvent::Request(block) => self.on_request(now, conn, block),
+            PeerEvent::Block { block, data } => self.on_block(now, conn, block, data),
+            PeerEvent::RequestsDropped(blocks) => {
+                for b in blocks {
+                    self.picker.abort_request(b, conn);
+                }
+            }
+            PeerEvent::Closed(reason) => self.drop_peer(now, conn, reason, false),
+        }
+    }
+
+    fn drop_if_both_seeds(&mut self, now: Instant, conn: ConnId) {
+        let both = self.state == TorrentState::Seeding
+            && self
+                .peers
+                .get(&conn)
+                .and_then(|p| p.session.as_ref())
+                .is_some_and(|s| *s.remote_pieces() == RemotePieces::All);
+        if both {
+            self.drop_peer(now, conn, CloseReason::Local, true);
+        }
+    }
+
+    fn drop_peer(&mut self, now: Instant, conn: ConnId, reason: CloseReason, close_socket: bool) {
+        let Some(mut peer) = self.peers.remove(&conn) else {
+            return;
+        };
+        if let Some(s) = peer.session.as_mut() {
+            for b in s.outstanding().copied().collect::<Vec<_>>() {
+                self.picker.abort_request(b, conn);
+            }
+            match peer.counted {
+                Counted::Seed => self.picker.peer_gone(PeerPieces::All),
+                Counted::Bits => {
+                    if let RemotePieces::Some(b) = s.remote_pieces() {
+                        self.picker.peer_gone(PeerPieces::Some(b));
+                    }
+                }
+                Counted::Nothing => {}
+            }
+            let (down, _) = s.totals();
+            let _ = down;
+        }
+        // Anything requested from this peer that the picker still lists.
+        for b in self.picker.requests_of(conn) {
+            self.picker.abort_request(b, conn);
+        }
+        self.list.disconnected(now, peer.addr);
+        if close_socket || !matches!(reason, CloseReason::RemoteClosed) {
+            self.out.push_back(TorrentOutput::Close { conn });
+        }
+        if peer.connected_event_sent {
+            self.emit(TorrentEvent::PeerDisconnected {
+                conn,
+                addr: peer.addr,
+                reason,
+            });
+        }
+        self.connect_more(now);
+    }
+
+    // --- interest and requests --------------------------------------------
+
+    fn peer_has_wanted(&self, s: &PeerSession) -> bool {
+        has_wanted(&self.picker, s)
+    }
+
+    fn update_interest(&mut self, now: Instant, conn: ConnId) {
+        let wanted = self
+            .peers
+            .get(&conn)
+            .and_then(|p| p.session.as_ref())
+            .is_some_and(|s| self.peer_has_wanted(s));
+        if let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) {
+            s.set_interested(now, wanted);
+        }
+    }
+
+    fn refresh_interest(&mut self, now: Instant) {
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for c in conns {
+            self.update_interest(now, c);
+            self.flush(now, c);
+        }
+    }
+
+    fn outstanding_bytes(&self) -> u64 {
+        self.peers
+            .values()
+            .filter_map(|p| p.session.as_ref())
+            .map(|s| s.outstanding().map(|b| u64::from(b.length)).sum::<u64>())
+            .sum()
+    }
+
+    /// Gives every peer with room in its pipeline new requests, within the
+    /// memory budget.
+    fn fill_requests(&mut self, now: Instant) {
+        if self.state != TorrentState::Downloading {
+            return;
+        }
+        let mut budget = self
+            .config
+            .max_buffered_bytes
+            .saturating_sub(self.buffered_bytes + self.outstanding_bytes());
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        let mut blocks = Vec::new();
+        for conn in conns {
+            if budget < u64::from(BLOCK_SIZE) {
+                break;
+            }
+            let Some(peer) = self.peers.get_mut(&conn) else {
+                continue;
+            };
+            let Some(s) = peer.session.as_mut() else {
+                continue;
+            };
+            let room = s
+                .request_room(now)
+                .min((budget / u64::from(BLOCK_SIZE)) as usize);
+            if room == 0 {
+                continue;
+            }
+            let exclusive = self.list.on_parole(&peer.addr);
+            blocks.clear();
+            let pieces = match s.remote_pieces() {
+                RemotePieces::All => PeerPieces::All,
+                RemotePieces::Some(b) => PeerPieces::Some(b),
+                RemotePieces::None => continue,
+            };
+            if s.peer_choking() {
+                // Choked: only allowed-fast pieces may be requested.
+                let allowed: Vec<PieceIndex> = s.allowed_fast_in().to_vec();
+                let mut only = Bitfield::new(self.info.layout.piece_count());
+                for p in allowed {
+                    if s.remote_has(p) {
+                        only.set(p);
+                    }
+                }
+                self.picker.pick(
+                    conn,
+                    PeerPieces::Some(&only),
+                    room,
+                    PickOptions { exclusive },
+                    &mut blocks,
+                );
+            } else {
+                self.picker
+                    .pick(conn, pieces, room, PickOptions { exclusive }, &mut blocks);
+            }
+            if blocks.is_empty() {
+                if s.outstanding().next().is_none() && !s.peer_choking() {
+                    let wanted = has_wanted(&self.picker, s);
+                    s.set_interested(now, wanted);
+                }
+            } else {
+                budget = budget.saturating_sub(blocks.iter().map(|b| u64::from(b.length)).sum());
+                s.request(now, &blocks);
+            }
+            self.flush(now, conn);
+        }
+    }
+
+    fn on_block(&mut self, now: Instant, conn: ConnId, block: BlockRef, data: Bytes) {
+        self.downloaded += data.len() as u64;
+        match self.picker.on_block(block, conn) {
+            BlockReceived::New { cancel } => {
+                for other in cancel {
+                    if let Some(s) = self.peers.get_mut(&other).and_then(|p| p.session.as_mut()) {
+                        s.cancel(now, block);
+                    }
+                    self.flush(now, other);
+                }
+                let piece = block.piece.0;
+                let count = self.picker.block_count(piece) as usize;
+                let buf = self.buffers.entry(piece).or_default();
+                if buf.blocks.len() != count {
+                    buf.blocks = vec![None; count];
+                }
+                let index = (block.offset / BLOCK_SIZE) as usize;
+                if buf.blocks[index].is_none() {
+                    self.buffered_bytes += data.len() as u64;
+                }
+                buf.blocks[index] = Some(data);
+                if self.picker.is_complete(block.piece) && !self.verifying.contains(&piece) {
+                    self.start_verify(piece, conn);
+                }
+            }
+            BlockReceived::Duplicate | BlockReceived::Unwanted => {}
+        }
+    }
+
+    fn start_verify(&mut self, piece: u32, last_sender: ConnId) {
+        let Some(buf) = self.buffers.get(&piece) else {
+            return;
+        };
+        let blocks: Vec<Bytes> = buf.blocks.iter().flatten().cloned().collect();
+        if blocks.len() != buf.blocks.len() {
+            return;
+        }
+        let Some(&hash) = self.info.piece_hashes.get(piece as usize) else {
+            return;
+        };
+        let contributors = self.picker.contributors(PieceIndex(piece));
+        if contributors.len() == 1
+            && self
+                .peers
+                .get(&last_sender)
+                .is_some_and(|p| self.list.on_parole(&p.addr))
+        {
+            self.exclusive_pieces.insert(piece, last_sender);
+        }
+        self.verifying.insert(piece);
+        self.out.push_back(TorrentOutput::Verify {
+            piece: PieceIndex(piece),
+            blocks,
+            hash,
+        });
+    }
+
+    /// The verdict on a piece handed out with [`TorrentOutput::Verify`].
+    pub fn handle_verified(&mut self, now: Instant, piece: PieceIndex, ok: bool) {
+        self.now = now;
+        let p = piece.0;
+        if !self.verifying.remove(&p) {
+            return;
+        }
+        let contributors: Vec<ConnId> = self.picker.contributors(piece).to_vec();
+        let addrs: Vec<SocketAddr> = contributors
+            .iter()
+            .filter_map(|c| self.peers.get(c).map(|peer| peer.addr))
+            .collect();
+        let exclusive = self.exclusive_pieces.remove(&p).is_some();
+        if ok {
+            self.picker.on_piece_verified(piece);
+            for a in &addrs {
+                self.list.good_piece(a, exclusive);
+            }
+            let blocks: Vec<Bytes> = self
+                .buffers
+                .get(&p)
+                .map(|b| b.blocks.iter().flatten().cloned().collect())
+                .unwrap_or_default();
+            let slices = self.info.layout.piece_slices(piece).collect();
+            self.writing.insert(p);
+            self.out.push_back(TorrentOutput::Write {
+                piece,
+                blocks,
+                slices,
+            });
+        } else {
+            self.release_buffer(p);
+            self.picker.on_hash_failed(piece);
+            self.emit(TorrentEvent::HashFailed {
+                piece,
+                contributors: addrs.clone(),
+            });
+            let sole = contributors.len() == 1;
+            for (conn, addr) in contributors.iter().zip(&addrs) {
+                if self.list.bad_piece(addr, sole) {
+                    self.emit(TorrentEvent::PeerBanned(*addr));
+                    self.drop_peer(now, *conn, CloseReason::Protocol(PeerError::BadData), true);
+                }
+            }
+        }
+        self.fill_requests(now);
+    }
+
+    fn release_buffer(&mut self, piece: u32) {
+        if let Some(buf) = self.buffers.remove(&piece) {
+            let bytes: u64 = buf.blocks.iter().flatten().map(|b| b.len() as u64).sum();
+            self.buffered_bytes -= bytes;
+        }
+    }
+
+    /// A piece handed out with [`TorrentOutput::Write`] is on disk (`ok`)
+    /// or could not be written.
+    pub fn handle_written(&mut self, now: Instant, piece: PieceIndex, ok: bool) {
+        self.now = now;
+        if !self.writing.remove(&piece.0) {
+            return;
+        }
+        self.release_buffer(piece.0);
+        if !ok {
+            // The disk failed: the piece is not on disk, so it must be
+            // fetched again. (A full disk pauses the torrent in the engine.)
+            self.picker.on_hash_failed(piece);
+            return;
+        }
+        self.on_disk.set(piece);
+        self.emit(TorrentEvent::PieceDone(piece));
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for c in conns {
+            if let Some(s) = self.peers.get_mut(&c).and_then(|p| p.session.as_mut()) {
+                s.have(now, piece);
+            }
+            self.flush(now, c);
+        }
+        self.after_progress();
+        self.fill_requests(now);
+    }
+
+    /// Switches to seeding once every wanted piece is on disk.
+    fn after_progress(&mut self) {
+        if self.is_finished() && self.state == TorrentState::Downloading {
+            self.set_state(TorrentState::Seeding);
+            if !self.finished_reported {
+                self.finished_reported = true;
+                self.emit(TorrentEvent::Finished);
+            }
+            let now = self.now;
+            let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+            for c in conns {
+                if let Some(s) = self.peers.get_mut(&c).and_then(|p| p.session.as_mut()) {
+                    s.set_interested(now, false);
+                }
+                self.flush(now, c);
+                self.drop_if_both_seeds(now, c);
+            }
+        } else if !self.is_finished() && self.state == TorrentState::Seeding {
+            // New files were selected.
+            self.set_state(TorrentState::Downloading);
+        }
+    }
+
+    // --- uploads ----------------------------------------------------------
+
+    fn on_request(&mut self, now: Instant, conn: ConnId, block: BlockRef) {
+        let size = self.info.layout.piece_size(block.piece);
+        let in_range = block.piece.0 < self.info.layout.piece_count()
+            && u64::from(block.offset) + u64::from(block.length) <= u64::from(size);
+        if !in_range || !self.on_disk.get(block.piece) {
+            if let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) {
+                s.close(CloseReason::Protocol(PeerError::RequestOutOfRange));
+            }
+            let _ = now;
+            return;
+        }
+        let slices = self
+            .info
+            .layout
+            .slices(block.piece, block.offset, block.length)
+            .collect();
+        self.out.push_back(TorrentOutput::Read {
+            conn,
+            block,
+            slices,
+        });
+    }
+
+    /// The data for a [`TorrentOutput::Read`] (or `None` if reading failed).
+    pub fn handle_read(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        block: BlockRef,
+        data: Option<&[u8]>,
+    ) {
+        self.now = now;
+        let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) else {
+            return;
+        };
+        match data {
+            Some(d) => {
+                s.send_block(now, block, d);
+                self.uploaded += d.len() as u64;
+            }
+            None => s.reject(now, block),
+        }
+        self.flush(now, conn);
+    }
+
+    // --- start-up checking ------------------------------------------------
+
+    fn pump_checks(&mut self) {
+        while self.checks_in_flight < self.config.max_checks_in_flight {
+            let Some(p) = self.checks_pending.pop_front() else {
+                break;
+            };
+            let piece = PieceIndex(p);
+            let Some(&hash) = self.info.piece_hashes.get(p as usize) else {
+                continue;
+            };
+            self.checks_in_flight += 1;
+            self.out.push_back(TorrentOutput::Check {
+                piece,
+                slices: self.info.layout.piece_slices(piece).collect(),
+                hash,
+            });
+        }
+    }
+
+    /// The result of a [`TorrentOutput::Check`]: whether the piece on disk
+    /// matched its hash.
+    pub fn handle_checked(&mut self, now: Instant, piece: PieceIndex, ok: bool) {
+        self.now = now;
+        if self.state != TorrentState::Checking || self.checks_in_flight == 0 {
+            return;
+        }
+        self.checks_in_flight -= 1;
+        if ok && piece.0 < self.info.layout.piece_count() {
+            self.picker.on_piece_verified(piece);
+            self.on_disk.set(piece);
+        }
+        self.pump_checks();
+        if self.checks_in_flight == 0 && self.checks_pending.is_empty() {
+            self.state = TorrentState::Downloading;
+            self.emit(TorrentEvent::StateChanged(TorrentState::Downloading));
+            self.after_progress();
+            self.connect_more(now);
+        }
+    }
+
+    // --- time -------------------------------------------------------------
+
+    /// A deadline may have passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        if self.state == TorrentState::Paused {
+            return;
+        }
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for c in conns {
+            let due = self
+                .peers
+                .get(&c)
+                .and_then(|p| p.session.as_ref())
+                .and_then(PeerSession::poll_timeout)
+                .is_some_and(|t| t <= now);
+            if due {
+                if let Some(s) = self.peers.get_mut(&c).and_then(|p| p.session.as_mut()) {
+                    s.handle_timeout(now);
+                }
+                self.flush(now, c);
+            }
+        }
+        if now >= self.next_choke {
+            self.next_choke = now + CHOKE_INTERVAL;
+            self.choke_round += 1;
+            self.rechoke(now, self.choke_round % 3 == 1);
+        }
+        if now >= self.next_connect {
+            self.connect_more(now);
+        }
+        self.fill_requests(now);
+    }
+
+    fn maybe_fill_slot(&mut self, now: Instant, conn: ConnId) {
+        let unchoked = self
+            .peers
+            .values()
+            .filter_map(|p| p.session.as_ref())
+            .filter(|s| !s.am_choking())
+            .count();
+        let interested = self
+            .peers
+            .get(&conn)
+            .and_then(|p| p.session.as_ref())
+            .is_some_and(|s| s.peer_interested());
+        if interested && unchoked < self.config.unchoke_slots + 1 {
+            if let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) {
+                s.unchoke(now);
+            }
+        }
+    }
+
+    fn rechoke(&mut self, now: Instant, rotate: bool) {
+        let mut candidates = Vec::new();
+        for (conn, p) in self.peers.iter_mut() {
+            if let Some(s) = p.session.as_mut() {
+                if s.is_active() {
+                    candidates.push(ChokeCandidate {
+                        conn: *conn,
+                        interested: s.peer_interested(),
+                        download_rate: s.download_rate(now),
+                        upload_rate: s.upload_rate(now),
+                        snubbed: s.is_snubbed(),
+                    });
+                }
+            }
+        }
+        let seeding = (self.state == TorrentState::Seeding).then_some(self.config.seed_choking);
+        let set = self.choker.unchoke_set(
+            &candidates,
+            self.config.unchoke_slots,
+            seeding,
+            rotate,
+            &mut self.rng,
+        );
+        for c in candidates {
+            if let Some(s) = self.peers.get_mut(&c.conn).and_then(|p| p.session.as_mut()) {
+                if set.contains(&c.conn) {
+                    s.unchoke(now);
+                } else {
+                    s.choke(now);
+                }
+            }
+            self.flush(now, c.conn);
+        }
+    }
+}
+
+/// Whether the peer has a piece we want and lack.
+fn has_wanted(picker: &PiecePicker, s: &PeerSession) -> bool {
+    match s.remote_pieces() {
+        RemotePieces::None => false,
+        RemotePieces::All => !picker.is_finished(),
+        RemotePieces::Some(b) => b
+            .iter()
+            .any(|p| !picker.has(p) && picker.priority(p) != Priority::Skip),
+    }
+}
+
+#[cfg(test)]
+mod tests;

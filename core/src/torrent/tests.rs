@@ -1,0 +1,198 @@
+//! Two torrents wired back to back with instant delivery and in-memory
+//! disks: the smallest end-to-end check of the torrent machine. The full
+//! seeded network simulations live in `tests/` (bittide-tests).
+
+use std::collections::BTreeMap;
+
+use sha1::{Digest, Sha1};
+
+use super::*;
+use crate::metainfo::{PieceHasher, TorrentBuilder};
+
+fn content(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 131 % 251) as u8).collect()
+}
+
+fn info_for(data: &[u8], piece: u32) -> TorrentInfo {
+    let mut b = TorrentBuilder::single_file("x", data.len() as u64);
+    b.set_piece_length(piece);
+    let mut h = PieceHasher::new(piece);
+    h.update(data);
+    let bytes = b.build(&h.finish()).unwrap();
+    let m = crate::metainfo::Metainfo::from_bytes(&bytes).unwrap();
+    TorrentInfo::from_metainfo(&m)
+}
+
+struct Node {
+    t: Torrent,
+    disk: Vec<u8>,
+    addr: SocketAddr,
+}
+
+/// Runs both torrents until quiet, delivering every output at once.
+fn run(
+    nodes: &mut [Node],
+    links: &mut BTreeMap<(usize, ConnId), (usize, ConnId)>,
+    now: Instant,
+    next_conn: &mut u64,
+) {
+    for _round in 0..10_000 {
+        let mut any = false;
+        for i in 0..nodes.len() {
+            while let Some(o) = nodes[i].t.poll_output() {
+                any = true;
+                match o {
+                    TorrentOutput::Connect { conn, addr } => {
+                        let j = nodes.iter().position(|n| n.addr == addr).unwrap();
+                        let remote = ConnId(1_000_000 + *next_conn);
+                        *next_conn += 1;
+                        let from = nodes[i].addr;
+                        assert!(nodes[j].t.handle_incoming(now, remote, from));
+                        links.insert((i, conn), (j, remote));
+                        links.insert((j, remote), (i, conn));
+                        nodes[i].t.handle_connected(now, conn);
+                    }
+                    TorrentOutput::Send { conn, data } => {
+                        if let Some(&(j, rc)) = links.get(&(i, conn)) {
+                            nodes[j].t.handle_bytes(now, rc, &data);
+                        }
+                    }
+                    TorrentOutput::Close { conn } => {
+                        if let Some((j, rc)) = links.remove(&(i, conn)) {
+                            links.remove(&(j, rc));
+                            nodes[j].t.handle_closed(now, rc);
+                        }
+                    }
+                    TorrentOutput::Verify {
+                        piece,
+                        blocks,
+                        hash,
+                    } => {
+                        let mut h = Sha1::new();
+                        for b in &blocks {
+                            h.update(b);
+                        }
+                        let ok: [u8; 20] = h.finalize().into();
+                        nodes[i].t.handle_verified(now, piece, ok == hash);
+                    }
+                    TorrentOutput::Write {
+                        piece,
+                        blocks,
+                        slices,
+                    } => {
+                        let data: Vec<u8> = blocks.concat();
+                        let mut at = 0usize;
+                        for s in slices {
+                            let start = s.offset as usize;
+                            nodes[i].disk[start..start + s.length as usize]
+                                .copy_from_slice(&data[at..at + s.length as usize]);
+                            at += s.length as usize;
+                        }
+                        nodes[i].t.handle_written(now, piece, true);
+                    }
+                    TorrentOutput::Read {
+                        conn,
+                        block,
+                        slices,
+                    } => {
+                        let mut data = Vec::new();
+                        for s in slices {
+                            data.extend_from_slice(
+                                &nodes[i].disk[s.offset as usize..(s.offset + s.length) as usize],
+                            );
+                        }
+                        nodes[i].t.handle_read(now, conn, block, Some(&data));
+                    }
+                    TorrentOutput::Check {
+                        piece,
+                        slices,
+                        hash,
+                    } => {
+                        let mut h = Sha1::new();
+                        for s in slices {
+                            h.update(
+                                &nodes[i].disk[s.offset as usize..(s.offset + s.length) as usize],
+                            );
+                        }
+                        let ok: [u8; 20] = h.finalize().into();
+                        nodes[i].t.handle_checked(now, piece, ok == hash);
+                    }
+                    TorrentOutput::Event(_) => {}
+                }
+                nodes[i].t.check_invariants().unwrap();
+            }
+        }
+        if !any {
+            return;
+        }
+    }
+    panic!("no quiescence");
+}
+
+#[test]
+fn a_leecher_downloads_everything_from_a_checked_seeder() {
+    let data = content(300_000);
+    let info = info_for(&data, 32768);
+    let seed_addr: SocketAddr = "127.0.0.1:1001".parse().unwrap();
+    let leech_addr: SocketAddr = "127.0.0.1:1002".parse().unwrap();
+    let cfg = |id: u8, base: u64| TorrentConfig {
+        peer_id: PeerId([id; 20]),
+        conn_base: base,
+        ..TorrentConfig::default()
+    };
+    let mut nodes = vec![
+        Node {
+            t: Torrent::new(
+                Instant::ZERO,
+                info.clone(),
+                cfg(1, 0),
+                StartMode::Check,
+                Seed::from_u64(1),
+            ),
+            disk: data.clone(),
+            addr: seed_addr,
+        },
+        Node {
+            t: Torrent::new(
+                Instant::ZERO,
+                info,
+                cfg(2, 100),
+                StartMode::Fresh,
+                Seed::from_u64(2),
+            ),
+            disk: vec![0; data.len()],
+            addr: leech_addr,
+        },
+    ];
+    let mut links = BTreeMap::new();
+    let mut next = 0;
+    run(&mut nodes, &mut links, Instant::ZERO, &mut next);
+    assert_eq!(nodes[0].t.state(), TorrentState::Seeding);
+    nodes[1]
+        .t
+        .add_peers(Instant::ZERO, [seed_addr], PeerSource::Tracker);
+    let mut now = Instant::ZERO;
+    for _ in 0..100 {
+        run(&mut nodes, &mut links, now, &mut next);
+        if nodes[1].t.is_finished() {
+            break;
+        }
+        now = nodes
+            .iter()
+            .filter_map(|n| n.t.poll_timeout())
+            .min()
+            .unwrap()
+            .max(now + Duration::from_millis(1));
+        for n in nodes.iter_mut() {
+            n.t.handle_timeout(now);
+        }
+    }
+    assert!(nodes[1].t.is_finished());
+    assert_eq!(nodes[1].disk, data);
+    assert_eq!(nodes[1].t.state(), TorrentState::Seeding);
+    let (up, _, _) = nodes[0].t.counters();
+    let (_, down, left) = nodes[1].t.counters();
+    assert_eq!(left, 0);
+    assert_eq!(up, data.len() as u64);
+    assert_eq!(down, data.len() as u64);
+}
