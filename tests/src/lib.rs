@@ -12,6 +12,7 @@
 //! joins this crate with the peer-wire issue.
 
 pub mod seeds;
+pub mod sim;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -93,6 +93,8 @@ pub struct TorrentConfig {
     pub max_half_open: usize,
     /// Regular unchoke slots (one optimistic slot comes on top).
     pub unchoke_slots: usize,
+    /// Whether to keep an optimistic unchoke slot.
+    pub optimistic_unchoke: bool,
     /// How a seeding torrent picks whom to unchoke.
     pub seed_choking: SeedChoking,
     /// Peer session timing.
@@ -115,6 +117,7 @@ impl Default for TorrentConfig {
             max_peers: 50,
             max_half_open: 8,
             unchoke_slots: 4,
+            optimistic_unchoke: true,
             seed_choking: SeedChoking::UploadRate,
             session: SessionConfig::default(),
             max_buffered_bytes: 64 << 20,
@@ -427,12 +430,12 @@ impl Torrent {
         self.config.max_buffered_bytes
     }
 
-    /// Checks the torrent's invariants (for simulations): the picker's
-    /// bookkeeping holds; nothing we have on disk is requested; nothing
-    /// unverified is on disk; memory stays within budget (plus at most one
-    /// request window per peer that was in flight when the budget filled).
+    /// Checks the torrent's invariants (for simulations; cheap enough to
+    /// run after every step): nothing we have on disk is requested;
+    /// nothing unverified is on disk; memory stays within budget (plus at
+    /// most one request window per peer that was in flight when the budget
+    /// filled).
     pub fn check_invariants(&self) -> Result<(), &'static str> {
-        self.picker.check_invariants()?;
         for peer in self.peers.values() {
             if let Some(s) = &peer.session {
                 if s.outstanding().any(|b| self.on_disk.get(b.piece)) {
@@ -440,16 +443,27 @@ impl Torrent {
                 }
             }
         }
-        for p in self.on_disk.iter() {
-            if !self.picker.has(p) {
-                return Err("a piece is on disk without having been verified");
-            }
+        let verified = self.picker.have().as_bytes();
+        let unverified_on_disk = self
+            .on_disk
+            .as_bytes()
+            .iter()
+            .zip(verified)
+            .any(|(disk, ok)| disk & !ok != 0);
+        if unverified_on_disk {
+            return Err("a piece is on disk without having been verified");
         }
         let slack = (self.peers.len() as u64 + 1) * 256 * u64::from(BLOCK_SIZE);
         if self.buffered_bytes > self.config.max_buffered_bytes + slack {
             return Err("buffered block data exceeds the memory budget");
         }
         Ok(())
+    }
+
+    /// The picker's full internal consistency check (O(pieces)); see
+    /// [`PiecePicker::check_invariants`].
+    pub fn check_picker(&self) -> Result<(), &'static str> {
+        self.picker.check_invariants()
     }
 
     // --- outputs ----------------------------------------------------------
@@ -467,7 +481,7 @@ impl Torrent {
             return None;
         }
         let mut t = self.next_choke;
-        if self.peers.len() < self.config.max_peers {
+        if self.state == TorrentState::Downloading && self.peers.len() < self.config.max_peers {
             if let Some(due) = self.list.next_due() {
                 t = t.min(due.max(self.next_connect));
             }
@@ -558,6 +572,9 @@ impl Torrent {
     }
 
     fn connect_more(&mut self, now: Instant) {
+        // Whatever happens below, look again one interval from now (not
+        // sooner: a full half-open budget must not spin the timer).
+        self.next_connect = now + CONNECT_INTERVAL;
         if !matches!(
             self.state,
             TorrentState::Downloading | TorrentState::Seeding
@@ -1229,7 +1246,8 @@ impl Torrent {
             .get(&conn)
             .and_then(|p| p.session.as_ref())
             .is_some_and(|s| s.peer_interested());
-        if interested && unchoked < self.config.unchoke_slots + 1 {
+        let slots = self.config.unchoke_slots + usize::from(self.config.optimistic_unchoke);
+        if interested && unchoked < slots {
             if let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) {
                 s.unchoke(now);
             }
@@ -1252,13 +1270,16 @@ impl Torrent {
             }
         }
         let seeding = (self.state == TorrentState::Seeding).then_some(self.config.seed_choking);
-        let set = self.choker.unchoke_set(
+        let mut set = self.choker.unchoke_set(
             &candidates,
             self.config.unchoke_slots,
             seeding,
             rotate,
             &mut self.rng,
         );
+        if !self.config.optimistic_unchoke {
+            set.truncate(self.config.unchoke_slots);
+        }
         for c in candidates {
             if let Some(s) = self.peers.get_mut(&c.conn).and_then(|p| p.session.as_mut()) {
                 if set.contains(&c.conn) {

@@ -1,0 +1,195 @@
+//! Deterministic swarm scenarios on the simulator (tests/src/sim.rs).
+//!
+//! Each runs over a fixed list of seeds, or the one in `SIM_SEED`:
+//! `SIM_SEED=7 cargo test -p bittide-tests --test swarm`.
+
+use std::time::Duration;
+
+use bittide_core::torrent::TorrentState;
+use bittide_tests::sim::{content, for_each_seed, Behaviour, NodeSpec, Sim};
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * 1024;
+
+fn assert_data(sim: &Sim, node: usize) {
+    assert!(
+        sim.nodes[node].torrent.is_finished(),
+        "node {node} not finished"
+    );
+    assert!(
+        sim.nodes[node].disk == sim.content,
+        "node {node} has different data"
+    );
+}
+
+/// Scenario 1: One seeder, one leecher: the leecher completes with identical data.
+fn one_seeder_one_leecher(seed: u64) -> String {
+    let data = content(3 * MIB as usize + 12_345, seed);
+    let mut sim = Sim::new(
+        seed,
+        data,
+        64 * KIB as u32,
+        vec![NodeSpec::seeder(4 * MIB), NodeSpec::leecher(4 * MIB)],
+    );
+    sim.add_peers(1, &[0]);
+    sim.drive_bounded(200_000, Duration::from_secs(120), |s| {
+        s.nodes[1].torrent.is_finished()
+    });
+    assert_data(&sim, 1);
+    assert_eq!(sim.nodes[1].torrent.state(), TorrentState::Seeding);
+    sim.log_hash()
+}
+
+#[test]
+fn scenario_1_one_seeder_one_leecher() {
+    for_each_seed(&[1, 2, 3], |seed| {
+        one_seeder_one_leecher(seed);
+    });
+}
+
+/// Scenario 2: One seeder and 30 leechers with limited upload on a 1,000-piece
+/// torrent: everyone completes, and the seeder uploads less than 3× the
+/// torrent (rarest first spreads pieces so leechers trade).
+fn thirty_leechers(seed: u64) -> String {
+    let data = content(1000 * 16 * KIB as usize, seed);
+    let size = data.len() as u64;
+    // Everyone, the seeder included, uploads at 1 MiB/s: the seeder alone
+    // could not feed 30 leechers, so they must trade.
+    let mut specs = vec![NodeSpec::seeder(MIB)];
+    for _ in 0..30 {
+        specs.push(NodeSpec::leecher(MIB));
+    }
+    let mut sim = Sim::new(seed, data, 16 * KIB as u32, specs);
+    // Every leecher learns the seeder and 20 random others, as from a tracker.
+    sim.announce_all(20);
+    for i in 1..31 {
+        sim.add_peers(i, &[0]);
+    }
+    sim.drive_bounded(3_000_000, Duration::from_secs(600), |s| {
+        s.all_leechers_done()
+    });
+    for i in 1..31 {
+        assert_data(&sim, i);
+    }
+    let seeded = sim.nodes[0].uploaded;
+    assert!(
+        seeded < 3 * size,
+        "seeder uploaded {seeded} bytes, {:.2}× the torrent",
+        seeded as f64 / size as f64
+    );
+    eprintln!(
+        "seed {seed}: 30 leechers done by t={}, seeder uploaded {:.2}× the torrent, {} steps",
+        sim.now,
+        seeded as f64 / size as f64,
+        sim.steps
+    );
+    sim.log_hash()
+}
+
+#[test]
+fn scenario_2_one_seeder_thirty_leechers() {
+    for_each_seed(&[11, 12], |seed| {
+        thirty_leechers(seed);
+    });
+}
+
+/// Scenario 3: A hostile peer sends corrupted blocks among honest seeders: every
+/// leecher finishes with correct data and the hostile peer is banned.
+fn hostile_peer(seed: u64) -> String {
+    let data = content(2 * MIB as usize, seed);
+    let mut specs = vec![NodeSpec::seeder(MIB), NodeSpec::seeder(MIB)];
+    let mut evil = NodeSpec::seeder(8 * MIB);
+    evil.behaviour = Behaviour::Corrupt;
+    specs.push(evil);
+    for _ in 0..4 {
+        specs.push(NodeSpec::leecher(MIB));
+    }
+    // 64 KiB pieces: 4 blocks each, so bad pieces can have several
+    // contributors and parole has to narrow the culprit down.
+    let mut sim = Sim::new(seed, data, 64 * KIB as u32, specs);
+    for i in 3..7 {
+        sim.add_peers(i, &[0, 1, 2]);
+    }
+    sim.drive_bounded(2_000_000, Duration::from_secs(600), |s| {
+        s.all_leechers_done()
+    });
+    let evil_addr = sim.nodes[2].addr;
+    let mut banned_by = 0;
+    for i in 3..7 {
+        assert_data(&sim, i);
+        if sim.nodes[i].torrent.is_banned(&evil_addr) {
+            banned_by += 1;
+        }
+        for honest in [0, 1, 3, 4, 5, 6] {
+            assert!(
+                !sim.nodes[i].torrent.is_banned(&sim.nodes[honest].addr),
+                "node {i} banned honest node {honest}"
+            );
+        }
+    }
+    assert!(banned_by > 0, "nobody banned the hostile peer");
+    sim.log_hash()
+}
+
+#[test]
+fn scenario_3_hostile_peer_is_banned() {
+    for_each_seed(&[21, 22, 23], |seed| {
+        hostile_peer(seed);
+    });
+}
+
+/// Scenario 4: Peers that vanish mid-piece (reset, or silently) and a peer that
+/// chokes forever: the download still completes from the rest.
+fn vanishing_and_choking(seed: u64) -> String {
+    let data = content(4 * MIB as usize, seed);
+    let mut reset = NodeSpec::seeder(2 * MIB);
+    reset.behaviour = Behaviour::VanishAt(Duration::from_millis(700));
+    let mut silent = NodeSpec::seeder(2 * MIB);
+    silent.behaviour = Behaviour::BlackholeAt(Duration::from_millis(900));
+    let mut choker = NodeSpec::seeder(2 * MIB);
+    choker.config.unchoke_slots = 0;
+    choker.config.optimistic_unchoke = false;
+    choker.config.session.allowed_fast = 0;
+    let slow = NodeSpec::seeder(256 * KIB);
+    let specs = vec![
+        reset,
+        silent,
+        choker,
+        slow,
+        NodeSpec::leecher(MIB),
+        NodeSpec::leecher(MIB),
+    ];
+    let mut sim = Sim::new(seed, data, 64 * KIB as u32, specs);
+    for i in 4..6 {
+        sim.add_peers(i, &[0, 1, 2, 3]);
+    }
+    sim.drive_bounded(2_000_000, Duration::from_secs(900), |s| {
+        s.nodes[4].torrent.is_finished() && s.nodes[5].torrent.is_finished()
+    });
+    assert_data(&sim, 4);
+    assert_data(&sim, 5);
+    assert_eq!(sim.nodes[2].uploaded, 0, "the choking peer never uploaded");
+    sim.log_hash()
+}
+
+#[test]
+fn scenario_4_vanishing_and_choking_peers() {
+    for_each_seed(&[31, 32, 33], |seed| {
+        vanishing_and_choking(seed);
+    });
+}
+
+/// Scenario 5: Determinism: the same seed gives the same event log; another seed a
+/// different one.
+#[test]
+fn scenario_5_runs_are_a_function_of_their_seed() {
+    for_each_seed(&[41], |seed| {
+        for scenario in [one_seeder_one_leecher, hostile_peer, vanishing_and_choking] {
+            let a = scenario(seed);
+            let b = scenario(seed);
+            assert_eq!(a, b, "same seed, different runs");
+            let c = scenario(seed + 1000);
+            assert_ne!(a, c, "different seeds, same run");
+        }
+    });
+}
