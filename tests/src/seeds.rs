@@ -9,13 +9,23 @@
 
 use bittide_core::bencode::Value;
 use bittide_core::metainfo::{Magnet, PeerAddr, TorrentBuilder};
-use bittide_core::InfoHash;
+use bittide_core::wire::{BlockRef, Frame, Handshake, PeerId, Reserved};
+use bittide_core::{InfoHash, PieceIndex, Rng, Seed};
+use bytes::Bytes;
 
 /// Named seeds for one target.
 pub type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The targets that have seeds.
-pub const TARGETS: [&str; 3] = ["bencode", "metainfo", "magnet"];
+pub const TARGETS: [&str; 7] = [
+    "bencode",
+    "metainfo",
+    "magnet",
+    "handshake",
+    "wire_frame",
+    "wire_stream",
+    "peer_session_ops",
+];
 
 /// Seeds of `target`.
 pub fn for_target(target: &str) -> Seeds {
@@ -23,6 +33,10 @@ pub fn for_target(target: &str) -> Seeds {
         "bencode" => bencode(),
         "metainfo" => metainfo(),
         "magnet" => magnet(),
+        "handshake" => handshake(),
+        "wire_frame" => wire_frame(),
+        "wire_stream" => wire_stream(),
+        "peer_session_ops" => peer_session_ops(),
         _ => Vec::new(),
     }
 }
@@ -186,4 +200,99 @@ fn magnet() -> Seeds {
         ),
         ("no-hash", v("magnet:?dn=nothing")),
     ]
+}
+
+fn handshake() -> Seeds {
+    let mut valid = Vec::new();
+    Handshake {
+        reserved: Reserved::FAST.with(Reserved::EXTENSION).with(Reserved::DHT),
+        info_hash: InfoHash([0xab; 20]),
+        peer_id: PeerId(*b"-BT0001-123456789012"),
+    }
+    .encode(&mut valid);
+    let mut wrong = valid.clone();
+    wrong[5] = b'X';
+    vec![
+        ("valid", valid),
+        ("wrong-protocol", wrong),
+        ("http", b"GET /announce HTTP/1.1\r\n".to_vec()),
+    ]
+}
+
+fn all_frames() -> Vec<u8> {
+    let b = BlockRef {
+        piece: PieceIndex(3),
+        offset: 16384,
+        length: 16384,
+    };
+    let frames = [
+        Frame::KeepAlive,
+        Frame::Choke,
+        Frame::Unchoke,
+        Frame::Interested,
+        Frame::NotInterested,
+        Frame::Have(PieceIndex(5)),
+        Frame::Bitfield(Bytes::from_static(&[0xff, 0xe0])),
+        Frame::Request(b),
+        Frame::Piece {
+            piece: PieceIndex(3),
+            offset: 0,
+            data: Bytes::from(vec![0x42; 64]),
+        },
+        Frame::Cancel(b),
+        Frame::Port(6881),
+        Frame::Suggest(PieceIndex(1)),
+        Frame::HaveAll,
+        Frame::HaveNone,
+        Frame::Reject(b),
+        Frame::AllowedFast(PieceIndex(2)),
+        Frame::Extended {
+            id: 0,
+            payload: Bytes::from_static(b"d1:md6:ut_pexi1eee"),
+        },
+        Frame::Unknown {
+            id: 0x63,
+            payload: Bytes::from_static(b"??"),
+        },
+    ];
+    let mut out = Vec::new();
+    for f in &frames {
+        f.encode(&mut out);
+    }
+    out
+}
+
+fn wire_frame() -> Seeds {
+    // First byte odd: the torrent has 11 pieces (bitfields are 2 bytes).
+    let mut eleven = vec![0x03];
+    eleven.extend(all_frames());
+    let mut unknown_count = vec![0x00];
+    unknown_count.extend(all_frames());
+    let mut oversized = vec![0x00];
+    oversized.extend_from_slice(&[0, 0, 0x40, 0x0a, 7, 0, 0, 0, 0]);
+    vec![
+        ("all-frames", eleven),
+        ("no-piece-count", unknown_count),
+        ("oversized-piece", oversized),
+    ]
+}
+
+fn wire_stream() -> Seeds {
+    let mut one = vec![0x03, 3, 10, 100, 200];
+    one.extend(all_frames());
+    let mut many = vec![0x00, 15];
+    many.extend((0..15u8).map(|i| i * 17));
+    many.extend(all_frames());
+    vec![("three-cuts", one), ("fifteen-cuts", many)]
+}
+
+fn peer_session_ops() -> Seeds {
+    let mut rng = Rng::new(Seed::from_u64(77));
+    (0..4)
+        .map(|i| {
+            let mut v = vec![0u8; 256 << i];
+            rng.fill(&mut v);
+            (["random-256", "random-512", "random-1k", "random-2k"][i], v)
+        })
+        .collect()
 }

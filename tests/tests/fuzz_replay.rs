@@ -14,6 +14,10 @@ fn entry(target: &str) -> fn(&[u8]) {
         "bencode" => fuzzing::bencode,
         "metainfo" => fuzzing::metainfo,
         "magnet" => fuzzing::magnet,
+        "handshake" => fuzzing::handshake,
+        "wire_frame" => fuzzing::wire_frame,
+        "wire_stream" => fuzzing::wire_stream,
+        "peer_session_ops" => fuzzing::peer_session_ops,
         other => panic!("no fuzz entry point for {other}"),
     }
 }
