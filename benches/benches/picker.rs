@@ -25,7 +25,8 @@ const PIECE: u32 = 256 * 1024;
 const BLOCKS_PER_PICK: usize = 16;
 
 fn swarm(pieces: u32, peers: usize, seed: u64) -> (PiecePicker, Vec<Bitfield>) {
-    let layout = FileLayout::new(PIECE, [(u64::from(pieces) * u64::from(PIECE), false)]).expect("layout");
+    let layout =
+        FileLayout::new(PIECE, [(u64::from(pieces) * u64::from(PIECE), false)]).expect("layout");
     let mut picker = PiecePicker::new(&layout, Seed::from_u64(seed));
     let mut rng = Rng::new(Seed::from_u64(seed + 1));
     let bitfields: Vec<Bitfield> = (0..peers)
@@ -84,7 +85,9 @@ fn have(c: &mut Criterion) {
     for pieces in [5_000u32, 50_000, 500_000] {
         let (mut picker, _) = swarm(pieces, 20, 9);
         let mut rng = Rng::new(Seed::from_u64(10));
-        let order: Vec<PieceIndex> = (0..4096).map(|_| PieceIndex(rng.below(u64::from(pieces)) as u32)).collect();
+        let order: Vec<PieceIndex> = (0..4096)
+            .map(|_| PieceIndex(rng.below(u64::from(pieces)) as u32))
+            .collect();
         let mut i = 0;
         g.bench_with_input(BenchmarkId::from_parameter(pieces), &pieces, |b, _| {
             b.iter(|| {
