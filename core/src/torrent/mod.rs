@@ -149,6 +149,8 @@ pub enum TorrentState {
     Seeding,
     /// No connections until resumed.
     Paused,
+    /// Shut down for good (the engine sends trackers `stopped`).
+    Stopped,
 }
 
 /// What the torrent reports to the application.
@@ -477,7 +479,7 @@ impl Torrent {
     /// When [`handle_timeout`](Torrent::handle_timeout) wants to run.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.state == TorrentState::Paused {
+        if matches!(self.state, TorrentState::Paused | TorrentState::Stopped) {
             return None;
         }
         let mut t = self.next_choke;
@@ -519,7 +521,7 @@ impl Torrent {
     /// Closes every connection and stops until [`resume`](Torrent::resume).
     pub fn pause(&mut self, now: Instant) {
         self.now = now;
-        if self.state == TorrentState::Paused {
+        if matches!(self.state, TorrentState::Paused | TorrentState::Stopped) {
             return;
         }
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
@@ -530,11 +532,27 @@ impl Torrent {
         self.set_state(TorrentState::Paused);
     }
 
+    /// Closes every connection for good: a stopped torrent does nothing
+    /// more (its owner saves resume data and drops it).
+    pub fn stop(&mut self, now: Instant) {
+        self.now = now;
+        if self.state == TorrentState::Stopped {
+            return;
+        }
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for c in conns {
+            self.drop_peer(now, c, CloseReason::Local, true);
+        }
+        self.checks_pending.clear();
+        self.set_state(TorrentState::Stopped);
+    }
+
     /// Resumes after [`pause`](Torrent::pause).
     pub fn resume(&mut self, now: Instant) {
         self.now = now;
         if self.state == TorrentState::Paused {
             self.set_state(self.paused_from);
+            self.after_progress();
             self.connect_more(now);
         }
     }
@@ -651,9 +669,10 @@ impl Torrent {
     /// driver should then close it.
     pub fn handle_incoming(&mut self, now: Instant, conn: ConnId, addr: SocketAddr) -> bool {
         self.now = now;
-        if self.state == TorrentState::Paused
-            || self.state == TorrentState::Checking
-            || self.peers.len() >= self.config.max_peers
+        if matches!(
+            self.state,
+            TorrentState::Paused | TorrentState::Stopped | TorrentState::Checking
+        ) || self.peers.len() >= self.config.max_peers
             || !self.list.accept(now, addr)
         {
             return false;
@@ -1183,7 +1202,10 @@ impl Torrent {
     /// matched its hash.
     pub fn handle_checked(&mut self, now: Instant, piece: PieceIndex, ok: bool) {
         self.now = now;
-        if self.state != TorrentState::Checking || self.checks_in_flight == 0 {
+        let paused = self.state == TorrentState::Paused;
+        let checking = self.state == TorrentState::Checking
+            || (paused && self.paused_from == TorrentState::Checking);
+        if !checking || self.checks_in_flight == 0 {
             return;
         }
         self.checks_in_flight -= 1;
@@ -1193,6 +1215,11 @@ impl Torrent {
         }
         self.pump_checks();
         if self.checks_in_flight == 0 && self.checks_pending.is_empty() {
+            if paused {
+                // Checking finished while paused: resume into downloading.
+                self.paused_from = TorrentState::Downloading;
+                return;
+            }
             self.state = TorrentState::Downloading;
             self.emit(TorrentEvent::StateChanged(TorrentState::Downloading));
             self.after_progress();
@@ -1205,7 +1232,7 @@ impl Torrent {
     /// A deadline may have passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
-        if self.state == TorrentState::Paused {
+        if matches!(self.state, TorrentState::Paused | TorrentState::Stopped) {
             return;
         }
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();

@@ -196,3 +196,37 @@ fn a_leecher_downloads_everything_from_a_checked_seeder() {
     assert_eq!(up, data.len() as u64);
     assert_eq!(down, data.len() as u64);
 }
+
+#[test]
+fn pause_resume_and_stop() {
+    let data = content(100_000);
+    let info = info_for(&data, 16384);
+    let mut t = Torrent::new(
+        Instant::ZERO,
+        info,
+        TorrentConfig::default(),
+        StartMode::Fresh,
+        Seed::from_u64(5),
+    );
+    t.add_peers(
+        Instant::ZERO,
+        ["127.0.0.1:7000".parse().unwrap()],
+        PeerSource::User,
+    );
+    let outputs: Vec<_> = std::iter::from_fn(|| t.poll_output()).collect();
+    assert!(outputs
+        .iter()
+        .any(|o| matches!(o, TorrentOutput::Connect { .. })));
+    assert_eq!(t.peer_count(), 1);
+    t.pause(Instant::ZERO);
+    assert_eq!(t.state(), TorrentState::Paused);
+    assert_eq!(t.peer_count(), 0);
+    assert_eq!(t.poll_timeout(), None);
+    t.resume(Instant::ZERO);
+    assert_eq!(t.state(), TorrentState::Downloading);
+    t.stop(Instant::ZERO);
+    assert_eq!(t.state(), TorrentState::Stopped);
+    t.resume(Instant::ZERO);
+    assert_eq!(t.state(), TorrentState::Stopped, "stopped is final");
+    assert!(!t.handle_incoming(Instant::ZERO, ConnId(99), "127.0.0.1:7001".parse().unwrap()));
+}
