@@ -25,6 +25,7 @@
 pub mod bencode;
 mod bitfield;
 mod coding;
+pub mod compact;
 mod error;
 mod handles;
 pub mod metainfo;
@@ -33,6 +34,7 @@ pub mod picker;
 mod rng;
 mod time;
 pub mod torrent;
+pub mod tracker;
 pub mod wire;
 
 #[cfg(feature = "fuzzing")]

@@ -1,0 +1,59 @@
+//! Compact peer addresses (BEP 23, BEP 7): 4-byte IPv4 or 16-byte IPv6
+//! address followed by a 2-byte big-endian port, back to back. Trackers,
+//! the DHT and PEX all use them.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// Bytes per compact IPv4 peer.
+pub const V4_LEN: usize = 6;
+/// Bytes per compact IPv6 peer.
+pub const V6_LEN: usize = 18;
+
+/// Decodes compact IPv4 peers; a trailing partial entry is ignored (some
+/// trackers pad), port 0 entries are dropped (nobody listens there).
+pub fn decode_v4(bytes: &[u8]) -> impl Iterator<Item = SocketAddr> + '_ {
+    bytes.chunks_exact(V4_LEN).filter_map(|c| {
+        let port = u16::from_be_bytes([c[4], c[5]]);
+        (port != 0)
+            .then(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(c[0], c[1], c[2], c[3])), port))
+    })
+}
+
+/// Decodes compact IPv6 peers, as [`decode_v4`].
+pub fn decode_v6(bytes: &[u8]) -> impl Iterator<Item = SocketAddr> + '_ {
+    bytes.chunks_exact(V6_LEN).filter_map(|c| {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&c[..16]);
+        let port = u16::from_be_bytes([c[16], c[17]]);
+        (port != 0).then(|| SocketAddr::new(IpAddr::V6(Ipv6Addr::from(a)), port))
+    })
+}
+
+/// Appends `addr` in compact form (6 or 18 bytes by family).
+pub fn encode(out: &mut Vec<u8>, addr: &SocketAddr) {
+    match addr.ip() {
+        IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
+        IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
+    }
+    out.extend_from_slice(&addr.port().to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_skips_junk() {
+        let a: SocketAddr = "10.1.2.3:6881".parse().unwrap();
+        let b: SocketAddr = "[2001:db8::1]:51413".parse().unwrap();
+        let mut v4 = Vec::new();
+        encode(&mut v4, &a);
+        v4.extend_from_slice(&[1, 2, 3, 4, 0, 0]); // port 0
+        v4.extend_from_slice(&[9, 9]); // partial
+        assert_eq!(decode_v4(&v4).collect::<Vec<_>>(), vec![a]);
+        let mut v6 = Vec::new();
+        encode(&mut v6, &b);
+        assert_eq!(v6.len(), V6_LEN);
+        assert_eq!(decode_v6(&v6).collect::<Vec<_>>(), vec![b]);
+    }
+}
