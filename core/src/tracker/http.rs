@@ -309,8 +309,17 @@ fn unescape(s: &[u8]) -> Result<Vec<u8>, RequestError> {
     Ok(out)
 }
 
-/// `(key, value)` pairs of a query string (the part after `?`), unescaped.
-pub fn query_pairs(query: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, RequestError> {
+/// One `key=value` of a query string, unescaped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryParam {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value.
+    pub value: Vec<u8>,
+}
+
+/// The parameters of a query string (the part after `?`), unescaped.
+pub fn query_pairs(query: &[u8]) -> Result<Vec<QueryParam>, RequestError> {
     if query.len() > MAX_QUERY_LEN {
         return Err(RequestError::TooLong);
     }
@@ -322,7 +331,10 @@ pub fn query_pairs(query: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, RequestError
                 Some(i) => (&p[..i], &p[i + 1..]),
                 None => (p, &p[p.len()..]),
             };
-            Ok((unescape(k)?, unescape(v)?))
+            Ok(QueryParam {
+                key: unescape(k)?,
+                value: unescape(v)?,
+            })
         })
         .collect()
 }
@@ -398,8 +410,8 @@ pub fn parse_announce_query(query: &[u8]) -> Result<ServerAnnounce, RequestError
 pub fn parse_scrape_query(query: &[u8]) -> Result<Vec<InfoHash>, RequestError> {
     Ok(query_pairs(query)?
         .into_iter()
-        .filter(|(k, _)| k == b"info_hash")
-        .filter_map(|(_, v)| <[u8; 20]>::try_from(v.as_slice()).ok().map(InfoHash))
+        .filter(|p| p.key == b"info_hash")
+        .filter_map(|p| <[u8; 20]>::try_from(p.value.as_slice()).ok().map(InfoHash))
         .take(MAX_SCRAPE_HASHES)
         .collect())
 }
