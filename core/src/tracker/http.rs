@@ -355,8 +355,8 @@ pub fn parse_announce_query(query: &[u8]) -> Result<ServerAnnounce, RequestError
     let get = |k: &str| {
         pairs
             .iter()
-            .find(|(key, _)| key == k.as_bytes())
-            .map(|(_, v)| v.as_slice())
+            .find(|p| p.key == k.as_bytes())
+            .map(|p| p.value.as_slice())
     };
     let num = |k: &'static str| -> Result<u64, RequestError> {
         std::str::from_utf8(get(k).ok_or(RequestError::Missing(k))?)
