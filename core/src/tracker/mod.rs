@@ -10,6 +10,7 @@
 //! machine ([`udp::UdpTrackerClient`]).
 
 pub mod http;
+pub mod udp;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
