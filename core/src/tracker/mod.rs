@@ -10,6 +10,7 @@
 //! machine ([`udp::UdpTrackerClient`]).
 
 pub mod http;
+pub mod tiers;
 pub mod udp;
 
 use std::fmt;
