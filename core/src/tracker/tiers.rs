@@ -49,6 +49,8 @@ pub struct Announcer {
     tried: usize,
     event: AnnounceEvent,
     completed_sent: bool,
+    /// The download finished while `started` was still unsent.
+    completed_pending: bool,
     stopping: bool,
     finished: bool,
     last_announce: Option<Instant>,
@@ -74,6 +76,7 @@ impl Announcer {
             tried: 0,
             event: AnnounceEvent::Started,
             completed_sent: false,
+            completed_pending: false,
             stopping: false,
             finished: false,
             last_announce: None,
@@ -138,6 +141,10 @@ impl Announcer {
         }
         self.event = AnnounceEvent::None;
         self.next = now + self.interval;
+        if std::mem::take(&mut self.completed_pending) && !self.finished {
+            self.event = AnnounceEvent::Completed;
+            self.next = now;
+        }
     }
 
     /// The announce to `url` failed: try the next tracker at once, or,
@@ -172,12 +179,15 @@ impl Announcer {
 
     /// The download finished: send `completed` (once) right away.
     pub fn completed(&mut self, now: Instant) {
-        if !self.completed_sent && !self.stopping && self.event != AnnounceEvent::Started {
+        if self.completed_sent || self.stopping {
+            return;
+        }
+        if self.event == AnnounceEvent::Started {
+            // `started` goes first; `completed` follows its success.
+            self.completed_pending = true;
+        } else {
             self.event = AnnounceEvent::Completed;
             self.next = now;
-        } else if self.event == AnnounceEvent::Started {
-            // `started` is still to be sent; `completed` follows it.
-            self.completed_sent = false;
         }
     }
 
@@ -302,6 +312,18 @@ mod tests {
             AnnounceEvent::Started,
             "started until one succeeds"
         );
+    }
+
+    #[test]
+    fn completed_before_started_went_out_follows_it() {
+        let t0 = Instant::ZERO;
+        let mut a = Announcer::new(t0, tiers(), &mut Rng::new(Seed::from_u64(5)));
+        a.completed(t0);
+        let s = a.poll_announce(t0).unwrap();
+        assert_eq!(s.event, AnnounceEvent::Started);
+        a.handle_success(t0, &s.url, &ok(1800, None));
+        let c = a.poll_announce(t0).unwrap();
+        assert_eq!(c.event, AnnounceEvent::Completed);
     }
 
     #[test]
