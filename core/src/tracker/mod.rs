@@ -10,6 +10,7 @@
 //! machine ([`udp::UdpTrackerClient`]).
 
 pub mod http;
+pub mod server;
 pub mod tiers;
 pub mod udp;
 
