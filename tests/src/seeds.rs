@@ -17,7 +17,7 @@ use bytes::Bytes;
 pub type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The targets that have seeds.
-pub const TARGETS: [&str; 7] = [
+pub const TARGETS: [&str; 11] = [
     "bencode",
     "metainfo",
     "magnet",
@@ -25,6 +25,10 @@ pub const TARGETS: [&str; 7] = [
     "wire_frame",
     "wire_stream",
     "peer_session_ops",
+    "tracker_http_response",
+    "tracker_http_request",
+    "tracker_udp_client",
+    "tracker_udp_server",
 ];
 
 /// Seeds of `target`.
@@ -37,6 +41,10 @@ pub fn for_target(target: &str) -> Seeds {
         "wire_frame" => wire_frame(),
         "wire_stream" => wire_stream(),
         "peer_session_ops" => peer_session_ops(),
+        "tracker_http_response" => tracker_http_response(),
+        "tracker_http_request" => tracker_http_request(),
+        "tracker_udp_client" => tracker_udp_client(),
+        "tracker_udp_server" => tracker_udp_server(),
         _ => Vec::new(),
     }
 }
@@ -295,4 +303,117 @@ fn peer_session_ops() -> Seeds {
             (["random-256", "random-512", "random-1k", "random-2k"][i], v)
         })
         .collect()
+}
+
+fn tracker_http_response() -> Seeds {
+    use bittide_core::tracker::http::{encode_announce_response, encode_scrape_response};
+    use bittide_core::tracker::{AnnounceResponse, ScrapeEntry};
+    let r = AnnounceResponse {
+        interval: 1800,
+        min_interval: Some(900),
+        complete: Some(3),
+        incomplete: Some(4),
+        peers: vec![
+            "10.0.0.1:6881".parse().expect("literal"),
+            "[2001:db8::1]:6882".parse().expect("literal"),
+        ],
+        warning: Some("be nice".into()),
+        ..AnnounceResponse::default()
+    };
+    let scrape = encode_scrape_response(&[ScrapeEntry {
+        info_hash: InfoHash([7; 20]),
+        complete: 1,
+        downloaded: 2,
+        incomplete: 3,
+    }]);
+    vec![
+        ("compact", encode_announce_response(&r, true)),
+        ("dictionary", encode_announce_response(&r, false)),
+        (
+            "failure",
+            b"d14:failure reason17:torrent not founde".to_vec(),
+        ),
+        ("html", b"<html><body>502</body></html>".to_vec()),
+        ("scrape", scrape),
+    ]
+}
+
+fn tracker_http_request() -> Seeds {
+    use bittide_core::tracker::http::{announce_url, scrape_request_url};
+    use bittide_core::tracker::{AnnounceEvent, AnnounceRequest};
+    let mut r = AnnounceRequest::new(InfoHash([0xc4; 20]), PeerId(*b"-BT0001-abcdefghijkl"), 6881);
+    r.left = 12345;
+    r.event = AnnounceEvent::Started;
+    r.numwant = Some(50);
+    r.key = Some(0x1234);
+    let url = announce_url("http://127.0.0.1/announce", &r);
+    let scrape = scrape_request_url(
+        "http://127.0.0.1/scrape",
+        &[InfoHash([1; 20]), InfoHash([2; 20])],
+    );
+    let query = |u: &str| {
+        u.split_once('?')
+            .map(|(_, q)| q.as_bytes().to_vec())
+            .unwrap_or_default()
+    };
+    vec![("announce", query(&url)), ("scrape", query(&scrape))]
+}
+
+fn tracker_udp_client() -> Seeds {
+    use bittide_core::tracker::udp::UdpResponse;
+    let mut connect = vec![0x04];
+    UdpResponse::Connect { tx: 1, conn_id: 2 }.encode(&mut connect);
+    let mut announce = vec![0x04];
+    UdpResponse::Announce {
+        tx: 3,
+        interval: 1800,
+        leechers: 1,
+        seeders: 2,
+        peers: vec!["10.0.0.1:6881".parse().expect("literal")],
+    }
+    .encode(&mut announce);
+    let mut error = vec![0x06, 0xff];
+    UdpResponse::Error {
+        tx: 4,
+        message: b"go away".to_vec(),
+    }
+    .encode(&mut error);
+    vec![
+        ("connect", connect),
+        ("announce", announce),
+        ("error", error),
+    ]
+}
+
+fn tracker_udp_server() -> Seeds {
+    use bittide_core::tracker::udp::UdpRequest;
+    use bittide_core::tracker::AnnounceRequest;
+    let mut connect = Vec::new();
+    UdpRequest::Connect { tx: 1 }.encode(&mut connect);
+    let mut announce = Vec::new();
+    UdpRequest::Announce {
+        conn_id: 0,
+        tx: 2,
+        request: AnnounceRequest::new(InfoHash([3; 20]), PeerId([4; 20]), 6881),
+        url_data: b"/announce?k=1".to_vec(),
+    }
+    .encode(&mut announce);
+    let mut scrape = Vec::new();
+    UdpRequest::Scrape {
+        conn_id: 0,
+        tx: 3,
+        hashes: vec![InfoHash([3; 20]), InfoHash([5; 20])],
+    }
+    .encode(&mut scrape);
+    let mut all = connect.clone();
+    all.push(0xfe);
+    all.extend_from_slice(&announce);
+    all.push(0xfe);
+    all.extend_from_slice(&scrape);
+    vec![
+        ("connect", connect),
+        ("announce", announce),
+        ("scrape", scrape),
+        ("sequence", all),
+    ]
 }

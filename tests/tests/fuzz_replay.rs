@@ -18,6 +18,10 @@ fn entry(target: &str) -> fn(&[u8]) {
         "wire_frame" => fuzzing::wire_frame,
         "wire_stream" => fuzzing::wire_stream,
         "peer_session_ops" => fuzzing::peer_session_ops,
+        "tracker_http_response" => fuzzing::tracker_http_response,
+        "tracker_http_request" => fuzzing::tracker_http_request,
+        "tracker_udp_client" => fuzzing::tracker_udp_client,
+        "tracker_udp_server" => fuzzing::tracker_udp_server,
         other => panic!("no fuzz entry point for {other}"),
     }
 }
