@@ -553,13 +553,14 @@ impl UdpTrackerClient {
                         ..AnnounceResponse::default()
                     }));
             }
-            (Phase::Requesting, UdpResponse::Scrape { counts, .. }) => {
+            (Phase::Requesting, UdpResponse::Scrape { counts, .. })
+                if matches!(p.job, Job::Scrape(_)) =>
+            {
                 let Some(Pending {
                     job: Job::Scrape(hashes),
                     ..
                 }) = self.pending.take()
                 else {
-                    self.ignored += 1;
                     return;
                 };
                 let entries = hashes
@@ -765,6 +766,32 @@ mod tests {
         }
         assert_eq!(waits, vec![15, 30, 60, 120, 240, 480, 960, 1920, 3840]);
         assert!(!c.is_busy());
+    }
+
+    #[test]
+    fn an_answer_of_the_wrong_kind_keeps_the_request_pending() {
+        let mut c = UdpTrackerClient::new(false, Vec::new(), Seed::from_u64(5));
+        c.announce(Instant::ZERO, request());
+        let connect = c.poll_transmit().unwrap();
+        c.handle_datagram(Instant::ZERO, &answer(&connect, 1));
+        let announce = c.poll_transmit().unwrap();
+        let UdpRequest::Announce { tx, .. } = UdpRequest::decode(&announce).unwrap() else {
+            panic!()
+        };
+        let mut wrong = Vec::new();
+        UdpResponse::Scrape {
+            tx,
+            counts: vec![(1, 1, 1)],
+        }
+        .encode(&mut wrong);
+        c.handle_datagram(Instant::ZERO, &wrong);
+        assert_eq!(c.ignored(), 1);
+        assert!(c.is_busy());
+        c.handle_datagram(Instant::ZERO, &answer(&announce, 1));
+        assert!(matches!(
+            c.poll_event(),
+            Some(UdpTrackerEvent::Announced(_))
+        ));
     }
 
     #[test]
