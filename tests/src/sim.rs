@@ -28,6 +28,8 @@ use bittide_core::torrent::peers::PeerSource;
 use bittide_core::torrent::{
     StartMode, Torrent, TorrentConfig, TorrentEvent, TorrentInfo, TorrentOutput,
 };
+use bittide_core::tracker::server::{ServerConfig, TrackerServer};
+use bittide_core::tracker::{AnnounceRequest, AnnounceResponse, TrackerError};
 use bittide_core::wire::PeerId;
 use bittide_core::{ConnId, Instant, Rng, Seed};
 use sha1::{Digest, Sha1};
@@ -154,7 +156,20 @@ enum Ev {
     Behaviour {
         node: usize,
     },
+    TrackerRequest {
+        node: usize,
+        url: String,
+        request: AnnounceRequest,
+    },
+    TrackerReply {
+        node: usize,
+        url: String,
+        result: Result<AnnounceResponse, TrackerError>,
+    },
 }
+
+/// The simulated tracker's announce URL.
+pub const TRACKER_URL: &str = "http://tracker.sim/announce";
 
 #[derive(Clone, Copy, Debug)]
 struct Link {
@@ -186,6 +201,8 @@ pub struct Sim {
     pub steps: u64,
     /// Every event, when `record` is on (for debugging a failing seed).
     pub record: Option<Vec<String>>,
+    /// The swarm's tracker, when the torrent has one.
+    pub tracker: Option<TrackerServer>,
 }
 
 const DISK_DELAY: Duration = Duration::from_micros(200);
@@ -200,10 +217,14 @@ pub fn content(len: usize, seed: u64) -> Vec<u8> {
     v
 }
 
-/// A torrent over `content` with pieces of `piece_length`.
-pub fn torrent_info(content: &[u8], piece_length: u32) -> TorrentInfo {
+/// A torrent over `content` with pieces of `piece_length`, announcing to
+/// [`TRACKER_URL`] if `tracker`.
+pub fn torrent_info(content: &[u8], piece_length: u32, tracker: bool) -> TorrentInfo {
     let mut b = TorrentBuilder::single_file("sim.bin", content.len() as u64);
     b.set_piece_length(piece_length);
+    if tracker {
+        b.add_tracker_tier(vec![TRACKER_URL.to_owned()]);
+    }
     let mut h = PieceHasher::new(piece_length);
     h.update(content);
     let bytes = b.build(&h.finish()).expect("valid torrent");
@@ -212,9 +233,31 @@ pub fn torrent_info(content: &[u8], piece_length: u32) -> TorrentInfo {
 }
 
 impl Sim {
-    /// A network of `specs` sharing one torrent over `content`.
+    /// A network of `specs` sharing one torrent over `content`; peers
+    /// learn of each other only through [`Sim::add_peers`].
     pub fn new(seed: u64, content: Vec<u8>, piece_length: u32, specs: Vec<NodeSpec>) -> Sim {
-        let info = torrent_info(&content, piece_length);
+        Sim::build(seed, content, piece_length, specs, false)
+    }
+
+    /// As [`Sim::new`], with a tracker in the torrent that every node
+    /// announces to (the sim runs a `TrackerServer` for it).
+    pub fn with_tracker(
+        seed: u64,
+        content: Vec<u8>,
+        piece_length: u32,
+        specs: Vec<NodeSpec>,
+    ) -> Sim {
+        Sim::build(seed, content, piece_length, specs, true)
+    }
+
+    fn build(
+        seed: u64,
+        content: Vec<u8>,
+        piece_length: u32,
+        specs: Vec<NodeSpec>,
+        tracker: bool,
+    ) -> Sim {
+        let info = torrent_info(&content, piece_length, tracker);
         let mut rng = Rng::new(Seed::from_u64(seed));
         let mut nodes = Vec::new();
         for (i, mut spec) in specs.into_iter().enumerate() {
@@ -223,6 +266,7 @@ impl Sim {
             id[8..16].copy_from_slice(&(i as u64).to_be_bytes());
             spec.config.peer_id = PeerId(id);
             spec.config.conn_base = (i as u64) << 32;
+            spec.config.listen_port = 10_000 + i as u16;
             let start = if spec.seeder {
                 StartMode::Check
             } else {
@@ -267,7 +311,14 @@ impl Sim {
             log_len: 0,
             steps: 0,
             record: None,
+            tracker: None,
         };
+        if tracker {
+            sim.tracker = Some(TrackerServer::new(
+                ServerConfig::default(),
+                sim.rng.child_seed(),
+            ));
+        }
         for i in 0..sim.nodes.len() {
             match sim.nodes[i].spec.behaviour {
                 Behaviour::VanishAt(t) | Behaviour::BlackholeAt(t) => {
@@ -502,6 +553,17 @@ impl Sim {
                     },
                 );
             }
+            TorrentOutput::Announce { url, request } => {
+                let lat = self.latency(i);
+                self.schedule(
+                    now + lat,
+                    Ev::TrackerRequest {
+                        node: i,
+                        url,
+                        request,
+                    },
+                );
+            }
             TorrentOutput::Event(e) => {
                 self.log(i, &format!("{e:?}"));
                 if e == TorrentEvent::Finished && self.nodes[i].finished_at.is_none() {
@@ -667,6 +729,27 @@ impl Sim {
                 self.nodes[node].torrent.handle_checked(now, piece, ok);
                 self.drain(node);
             }
+            Ev::TrackerRequest { node, url, request } => {
+                let peer = SocketAddr::new(self.nodes[node].addr.ip(), request.port);
+                let result = match (&mut self.tracker, url == TRACKER_URL) {
+                    (Some(t), true) => t
+                        .announce(now, peer, &request)
+                        .map_err(|r| TrackerError::Refused(r.to_string())),
+                    _ => Err(TrackerError::TimedOut),
+                };
+                self.log(
+                    node,
+                    &format!("announce {:?} -> {}", request.event, result.is_ok()),
+                );
+                let lat = self.latency(node);
+                self.schedule(now + lat, Ev::TrackerReply { node, url, result });
+            }
+            Ev::TrackerReply { node, url, result } => {
+                if !self.nodes[node].gone {
+                    self.nodes[node].torrent.handle_announce(now, &url, result);
+                    self.drain(node);
+                }
+            }
             Ev::Behaviour { node } => match self.nodes[node].spec.behaviour {
                 Behaviour::VanishAt(_) => {
                     self.log(node, "vanishes");
@@ -726,6 +809,22 @@ impl Sim {
             }
         }
         self.deep_check();
+    }
+
+    /// Stops node `i`'s torrent (it sends `stopped` to its trackers).
+    pub fn stop(&mut self, i: usize) {
+        let now = self.now;
+        self.nodes[i].torrent.stop(now);
+        self.drain(i);
+    }
+
+    /// Steps until nothing is left to happen or `max_steps` more steps.
+    pub fn settle(&mut self, max_steps: u64) {
+        for _ in 0..max_steps {
+            if !self.step() {
+                return;
+            }
+        }
     }
 
     /// Whether every honest node has all the data.

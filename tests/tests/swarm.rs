@@ -179,12 +179,63 @@ fn scenario_4_vanishing_and_choking_peers() {
     });
 }
 
+/// Scenario 6: peers find each other only through the swarm's tracker:
+/// everyone completes, each leecher reports `completed` once, and after
+/// everyone stops (`stopped`) the tracker holds no peer.
+fn tracker_swarm(seed: u64) -> String {
+    let data = content(2 * MIB as usize, seed);
+    let mut specs = vec![NodeSpec::seeder(MIB)];
+    for _ in 0..8 {
+        specs.push(NodeSpec::leecher(MIB));
+    }
+    let mut sim = Sim::with_tracker(seed, data, 32 * KIB as u32, specs);
+    sim.drive_bounded(2_000_000, Duration::from_secs(600), |s| {
+        s.all_leechers_done()
+    });
+    for i in 1..9 {
+        assert_data(&sim, i);
+    }
+    let hash = sim.info().info_hash;
+    // The last `completed` announces are still on their way.
+    sim.drive_bounded(4_000_000, Duration::from_secs(900), |s| {
+        s.tracker.as_ref().unwrap().scrape(&[hash])[0].complete == 9
+    });
+    let counts = sim.tracker.as_ref().unwrap().scrape(&[hash])[0];
+    assert_eq!(
+        counts.downloaded, 8,
+        "one completed per leecher, none from the seed"
+    );
+    assert_eq!(counts.incomplete, 0);
+    for i in 0..9 {
+        sim.stop(i);
+    }
+    sim.settle(100_000);
+    assert_eq!(
+        sim.tracker.as_ref().unwrap().peer_count(),
+        0,
+        "everyone sent stopped"
+    );
+    sim.log_hash()
+}
+
+#[test]
+fn scenario_6_peers_found_through_the_tracker() {
+    for_each_seed(&[51, 52], |seed| {
+        tracker_swarm(seed);
+    });
+}
+
 /// Scenario 5: Determinism: the same seed gives the same event log; another seed a
 /// different one.
 #[test]
 fn scenario_5_runs_are_a_function_of_their_seed() {
     for_each_seed(&[41], |seed| {
-        for scenario in [one_seeder_one_leecher, hostile_peer, vanishing_and_choking] {
+        for scenario in [
+            one_seeder_one_leecher,
+            hostile_peer,
+            vanishing_and_choking,
+            tracker_swarm,
+        ] {
             let a = scenario(seed);
             let b = scenario(seed);
             assert_eq!(a, b, "same seed, different runs");

@@ -48,6 +48,8 @@ use crate::peer::{CloseReason, Direction, PeerEvent, PeerSession, RemotePieces, 
 use crate::picker::{BlockReceived, PeerPieces, PickOptions, PiecePicker, Priority};
 use crate::rng::{Rng, Seed};
 use crate::time::Instant;
+use crate::tracker::tiers::Announcer;
+use crate::tracker::{AnnounceRequest, AnnounceResponse, TrackerError};
 use crate::wire::{BlockRef, PeerId, Reserved, BLOCK_SIZE};
 use choker::{ChokeCandidate, Choker, SeedChoking};
 use peers::{PeerList, PeerSource};
@@ -63,6 +65,8 @@ pub struct TorrentInfo {
     pub piece_hashes: Vec<[u8; 20]>,
     /// BEP 27: peers only from trackers.
     pub private: bool,
+    /// Tracker tiers (BEP 12), each a list of announce URLs.
+    pub trackers: Vec<Vec<String>>,
 }
 
 impl TorrentInfo {
@@ -76,6 +80,11 @@ impl TorrentInfo {
                 .filter_map(|p| m.info.piece_hash(PieceIndex(p)))
                 .collect(),
             private: m.info.is_private(),
+            trackers: m
+                .trackers()
+                .into_iter()
+                .map(|tier| tier.into_iter().map(str::to_owned).collect())
+                .collect(),
         }
     }
 }
@@ -107,6 +116,10 @@ pub struct TorrentConfig {
     /// Conn ids this torrent gives its outgoing connections start here
     /// (an engine with several torrents gives each its own range).
     pub conn_base: u64,
+    /// The port we accept peers on, for tracker announces.
+    pub listen_port: u16,
+    /// Peers to ask each tracker for.
+    pub numwant: Option<u32>,
 }
 
 impl Default for TorrentConfig {
@@ -123,6 +136,8 @@ impl Default for TorrentConfig {
             max_buffered_bytes: 64 << 20,
             max_checks_in_flight: 4,
             conn_base: 0,
+            listen_port: 6881,
+            numwant: Some(50),
         }
     }
 }
@@ -187,6 +202,20 @@ pub enum TorrentEvent {
     },
     /// A peer was banned for sending bad data.
     PeerBanned(SocketAddr),
+    /// A tracker answered.
+    TrackerReply {
+        /// The tracker.
+        url: String,
+        /// How many peers it gave.
+        peers: usize,
+    },
+    /// A tracker failed or refused.
+    TrackerError {
+        /// The tracker.
+        url: String,
+        /// What went wrong.
+        error: TrackerError,
+    },
 }
 
 /// What the torrent asks the driver to do.
@@ -250,6 +279,14 @@ pub enum TorrentOutput {
         /// The expected SHA-1.
         hash: [u8; 20],
     },
+    /// Announce to a tracker (HTTP or UDP by the URL's scheme); answer
+    /// with `handle_announce`.
+    Announce {
+        /// The tracker URL.
+        url: String,
+        /// What to announce.
+        request: AnnounceRequest,
+    },
     /// Something the application should know.
     Event(TorrentEvent),
 }
@@ -310,6 +347,11 @@ pub struct Torrent {
     downloaded: u64,
     finished_reported: bool,
     out: VecDeque<TorrentOutput>,
+    announcer: Announcer,
+    /// `tracker id` values trackers gave us, sent back to them.
+    tracker_ids: BTreeMap<String, Vec<u8>>,
+    /// Our announce key (random, stable for the torrent's life).
+    key: u32,
     rng: Rng,
     now: Instant,
 }
@@ -325,6 +367,8 @@ impl Torrent {
     ) -> Torrent {
         let mut rng = Rng::new(seed);
         let picker = PiecePicker::new(&info.layout, rng.child_seed());
+        let announcer = Announcer::new(now, info.trackers.clone(), &mut rng);
+        let key = rng.next_u32();
         let count = info.layout.piece_count();
         let mut t = Torrent {
             state: TorrentState::Downloading,
@@ -349,6 +393,9 @@ impl Torrent {
             downloaded: 0,
             finished_reported: false,
             out: VecDeque::new(),
+            announcer,
+            tracker_ids: BTreeMap::new(),
+            key,
             info,
             config,
             rng,
@@ -371,10 +418,80 @@ impl Torrent {
             }
         }
         if t.state != TorrentState::Checking {
+            // Complete from the start: a seed, not a finished download (no
+            // `Finished` event, no `completed` announce).
+            t.finished_reported = t.picker.is_finished();
             t.after_progress();
         }
         t.emit(TorrentEvent::StateChanged(t.state));
+        t.pump_announces(now);
         t
+    }
+
+    // --- trackers -------------------------------------------------------
+
+    /// Emits every announce that is due.
+    fn pump_announces(&mut self, now: Instant) {
+        if matches!(self.state, TorrentState::Checking | TorrentState::Paused) {
+            return;
+        }
+        while let Some(due) = self.announcer.poll_announce(now) {
+            let (uploaded, downloaded, left) = self.counters();
+            let request = AnnounceRequest {
+                info_hash: self.info.info_hash,
+                peer_id: self.config.peer_id,
+                port: self.config.listen_port,
+                uploaded,
+                downloaded,
+                left,
+                event: due.event,
+                numwant: self.config.numwant,
+                key: Some(self.key),
+                tracker_id: self.tracker_ids.get(&due.url).cloned(),
+                ip: None,
+            };
+            self.out.push_back(TorrentOutput::Announce {
+                url: due.url,
+                request,
+            });
+        }
+    }
+
+    /// The result of a [`TorrentOutput::Announce`]: the peers go to the
+    /// peer list.
+    pub fn handle_announce(
+        &mut self,
+        now: Instant,
+        url: &str,
+        result: Result<AnnounceResponse, TrackerError>,
+    ) {
+        self.now = now;
+        match result {
+            Ok(resp) => {
+                self.announcer.handle_success(now, url, &resp);
+                if let Some(id) = &resp.tracker_id {
+                    self.tracker_ids.insert(url.to_owned(), id.clone());
+                }
+                self.emit(TorrentEvent::TrackerReply {
+                    url: url.to_owned(),
+                    peers: resp.peers.len(),
+                });
+                if !matches!(self.state, TorrentState::Stopped) {
+                    for a in resp.peers {
+                        self.list.add(now, a, PeerSource::Tracker);
+                    }
+                    self.connect_more(now);
+                }
+            }
+            Err(error) => {
+                self.announcer.handle_failure(now, url);
+                self.emit(TorrentEvent::TrackerError {
+                    url: url.to_owned(),
+                    error,
+                });
+            }
+        }
+        self.pump_announces(now);
     }
 
     // --- getters --------------------------------------------------------
@@ -479,11 +596,22 @@ impl Torrent {
     /// When [`handle_timeout`](Torrent::handle_timeout) wants to run.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if matches!(self.state, TorrentState::Paused | TorrentState::Stopped) {
-            return None;
+        match self.state {
+            TorrentState::Paused => return None,
+            TorrentState::Stopped => return self.announcer.poll_timeout().map(|t| t.max(self.now)),
+            _ => {}
         }
         let mut t = self.next_choke;
-        if self.state == TorrentState::Downloading && self.peers.len() < self.config.max_peers {
+        if self.state != TorrentState::Checking {
+            if let Some(a) = self.announcer.poll_timeout() {
+                t = t.min(a);
+            }
+        }
+        let connecting = matches!(
+            self.state,
+            TorrentState::Downloading | TorrentState::Seeding
+        );
+        if connecting && self.peers.len() < self.config.max_peers {
             if let Some(due) = self.list.next_due() {
                 t = t.min(due.max(self.next_connect));
             }
@@ -545,6 +673,8 @@ impl Torrent {
         }
         self.checks_pending.clear();
         self.set_state(TorrentState::Stopped);
+        self.announcer.stop(now);
+        self.pump_announces(now);
     }
 
     /// Resumes after [`pause`](Torrent::pause).
@@ -554,6 +684,7 @@ impl Torrent {
             self.set_state(self.paused_from);
             self.after_progress();
             self.connect_more(now);
+            self.pump_announces(now);
         }
     }
 
@@ -597,11 +728,6 @@ impl Torrent {
             self.state,
             TorrentState::Downloading | TorrentState::Seeding
         ) {
-            return;
-        }
-        if self.state == TorrentState::Seeding {
-            // Seeds wait to be contacted; connecting out finds nobody who
-            // needs us more often than not.
             return;
         }
         let room = self
@@ -1115,6 +1241,8 @@ impl Torrent {
             if !self.finished_reported {
                 self.finished_reported = true;
                 self.emit(TorrentEvent::Finished);
+                self.announcer.completed(self.now);
+                self.pump_announces(self.now);
             }
             let now = self.now;
             let conns: Vec<ConnId> = self.peers.keys().copied().collect();
@@ -1222,8 +1350,10 @@ impl Torrent {
             }
             self.state = TorrentState::Downloading;
             self.emit(TorrentEvent::StateChanged(TorrentState::Downloading));
+            self.finished_reported = self.picker.is_finished();
             self.after_progress();
             self.connect_more(now);
+            self.pump_announces(now);
         }
     }
 
@@ -1232,6 +1362,7 @@ impl Torrent {
     /// A deadline may have passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
+        self.pump_announces(now);
         if matches!(self.state, TorrentState::Paused | TorrentState::Stopped) {
             return;
         }

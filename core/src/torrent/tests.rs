@@ -117,7 +117,7 @@ fn run(
                         let ok: [u8; 20] = h.finalize().into();
                         nodes[i].t.handle_checked(now, piece, ok == hash);
                     }
-                    TorrentOutput::Event(_) => {}
+                    TorrentOutput::Event(_) | TorrentOutput::Announce { .. } => {}
                 }
                 nodes[i].t.check_invariants().unwrap();
             }

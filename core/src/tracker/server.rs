@@ -240,13 +240,15 @@ impl TrackerServer {
         if n > 0 && want > 0 && req.event != AnnounceEvent::Stopped {
             // A window starting at a random place: cheap, and over many
             // announces every peer is handed out evenly.
+            // Seeds only need leechers (as opentracker does).
+            let seed_asking = req.left == 0;
             let start = self.rng.below(n as u64) as usize;
             for k in 0..n {
                 if peers.len() == want {
                     break;
                 }
                 let e = &swarm.peers[(start + k) % n];
-                if e.addr != peer {
+                if e.addr != peer && !(seed_asking && e.seed) {
                     peers.push(e.addr);
                 }
             }

@@ -41,6 +41,8 @@ pub struct Announcer {
     tier: usize,
     index: usize,
     in_flight: bool,
+    /// The event of the announce in flight.
+    sent: AnnounceEvent,
     next: Instant,
     interval: Duration,
     min_interval: Duration,
@@ -69,6 +71,7 @@ impl Announcer {
             tier: 0,
             index: 0,
             in_flight: false,
+            sent: AnnounceEvent::None,
             next: now,
             interval: DEFAULT_INTERVAL,
             min_interval: MIN_INTERVAL,
@@ -104,6 +107,7 @@ impl Announcer {
         }
         let url = self.current_url()?.clone();
         self.in_flight = true;
+        self.sent = self.event;
         self.last_announce = Some(now);
         Some(AnnounceDue {
             url,
@@ -134,13 +138,19 @@ impl Announcer {
             Duration::from_secs(u64::from(m)).max(MIN_INTERVAL)
         });
         self.interval = Duration::from_secs(u64::from(response.interval)).max(self.min_interval);
-        match self.event {
+        match self.sent {
             AnnounceEvent::Stopped => self.finished = true,
             AnnounceEvent::Completed => self.completed_sent = true,
             _ => {}
         }
-        self.event = AnnounceEvent::None;
-        self.next = now + self.interval;
+        if self.event == self.sent {
+            self.event = AnnounceEvent::None;
+            self.next = now + self.interval;
+        } else {
+            // Something happened while this announce was in flight (we
+            // stopped, or finished): say it now.
+            self.next = now;
+        }
         if std::mem::take(&mut self.completed_pending) && !self.finished {
             self.event = AnnounceEvent::Completed;
             self.next = now;
@@ -324,6 +334,20 @@ mod tests {
         a.handle_success(t0, &s.url, &ok(1800, None));
         let c = a.poll_announce(t0).unwrap();
         assert_eq!(c.event, AnnounceEvent::Completed);
+    }
+
+    #[test]
+    fn stop_during_an_announce_still_sends_stopped() {
+        let t0 = Instant::ZERO;
+        let mut a = Announcer::new(t0, tiers(), &mut Rng::new(Seed::from_u64(6)));
+        let s = a.poll_announce(t0).unwrap();
+        a.stop(t0);
+        a.handle_success(t0, &s.url, &ok(1800, None));
+        assert!(!a.is_finished());
+        let stop = a.poll_announce(t0).unwrap();
+        assert_eq!(stop.event, AnnounceEvent::Stopped);
+        a.handle_success(t0, &stop.url, &ok(1800, None));
+        assert!(a.is_finished());
     }
 
     #[test]
