@@ -179,6 +179,9 @@ pub enum TrackerError {
     MissingField(&'static str),
     /// A UDP tracker did not answer after every retransmission.
     TimedOut,
+    /// The tracker could not be reached (connection refused, DNS, TLS…);
+    /// the driver's description.
+    Unreachable(String),
     /// The tracker URL cannot be used (bad scheme, no scrape URL, …).
     BadUrl(&'static str),
 }
@@ -193,6 +196,7 @@ impl fmt::Display for TrackerError {
             }
             TrackerError::MissingField(k) => write!(f, "tracker response lacks a valid `{k}`"),
             TrackerError::TimedOut => f.write_str("tracker did not answer"),
+            TrackerError::Unreachable(why) => write!(f, "tracker unreachable: {why}"),
             TrackerError::BadUrl(why) => write!(f, "bad tracker URL: {why}"),
         }
     }

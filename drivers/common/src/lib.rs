@@ -4,10 +4,13 @@
 //! runtime crates (`bittide-tokio`, `bittide-smol`, `bittide-async-std`)
 //! hold only their runtime glue, and what lies between lives here.
 //!
-//! Today that is the file-system side of `bittide create`: walking the
-//! content, reading it in torrent order and hashing pieces on every core
-//! ([`content`]). The event loop over a small `Runtime` trait (timers, UDP,
+//! Today that is the clock ([`clock`]), the file-system side of `bittide
+//! create` ([`content`]: walking the content, reading it in torrent order
+//! and hashing pieces on every core), and tracker requests ([`tracker`]:
+//! HTTP(S) with rustls, and the UDP client loop). The event loop over a small `Runtime` trait (timers, UDP,
 //! TCP, spawn, spawn_blocking), as DESIGN.md describes it, joins this crate
 //! with the driver-loop issue.
 
+pub mod clock;
 pub mod content;
+pub mod tracker;

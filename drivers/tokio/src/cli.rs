@@ -31,6 +31,66 @@ enum Command {
     },
     /// Make a .torrent file from a file or folder.
     Create(CreateArgs),
+    /// Talk to trackers, or run one.
+    Tracker {
+        #[command(subcommand)]
+        command: TrackerCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TrackerCommand {
+    /// Announce to a tracker and print what it says.
+    Announce {
+        /// Announce URL (http://, https:// or udp://).
+        url: String,
+        /// The torrent's info-hash (40 hex digits).
+        info_hash: String,
+        /// The event to send.
+        #[arg(long, value_parser = ["started", "stopped", "completed", "none"], default_value = "started")]
+        event: String,
+        /// The port to announce.
+        #[arg(long, default_value_t = 6881)]
+        port: u16,
+        /// Bytes left to download (0 announces a seed).
+        #[arg(long, default_value_t = 1)]
+        left: u64,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a tracker for seeders/leechers counts.
+    Scrape {
+        /// Announce or scrape URL (http://, https:// or udp://).
+        url: String,
+        /// Info-hashes (40 hex digits).
+        #[arg(required = true)]
+        info_hashes: Vec<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a tracker until Ctrl-C.
+    Serve {
+        /// HTTP address (serves /announce and /scrape).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+        /// UDP address (BEP 15).
+        #[arg(long, value_name = "ADDR")]
+        udp: Option<std::net::SocketAddr>,
+        /// Announce interval in seconds given to clients.
+        #[arg(long, default_value_t = 1800)]
+        interval: u64,
+        /// Only track these info-hashes (repeatable).
+        #[arg(long = "allow", value_name = "INFO_HASH")]
+        allow: Vec<String>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -98,6 +158,7 @@ pub(crate) fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info { torrent, json } => info(&torrent, json),
         Command::Create(args) => create(args),
+        Command::Tracker { command } => tracker(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -352,6 +413,177 @@ fn create(args: CreateArgs) -> Result<(), Failure> {
         m.info.piece_count(),
         human(u64::from(m.info.piece_length())),
     ))
+}
+
+/// Exit code for a tracker that refused or could not be reached.
+const EXIT_TRACKER: u8 = 5;
+
+fn parse_hash(text: &str) -> Result<bittide_core::InfoHash, Failure> {
+    bittide_core::InfoHash::from_hex(text.as_bytes())
+        .ok_or_else(|| Failure::new(2, format!("`{text}` is not a 40-digit hex info-hash")))
+}
+
+fn our_peer_id() -> bittide_core::wire::PeerId {
+    let mut id = *b"-BT0001-000000000000";
+    let mut rng = bittide_core::Rng::new(bittide_driver::clock::os_seed());
+    for b in &mut id[8..] {
+        *b = b'0' + rng.below(10) as u8;
+    }
+    bittide_core::wire::PeerId(id)
+}
+
+fn tracker(command: TrackerCommand) -> Result<(), Failure> {
+    use bittide_core::tracker::{AnnounceEvent, AnnounceRequest};
+    use bittide_driver::tracker as client;
+    match command {
+        TrackerCommand::Announce {
+            url,
+            info_hash,
+            event,
+            port,
+            left,
+            timeout,
+            json: as_json,
+        } => {
+            let mut req = AnnounceRequest::new(parse_hash(&info_hash)?, our_peer_id(), port);
+            req.left = left;
+            req.numwant = Some(50);
+            req.event = match event.as_str() {
+                "started" => AnnounceEvent::Started,
+                "stopped" => AnnounceEvent::Stopped,
+                "completed" => AnnounceEvent::Completed,
+                _ => AnnounceEvent::None,
+            };
+            let r = client::announce(&url, &req, Duration::from_secs(timeout))
+                .map_err(|e| Failure::new(EXIT_TRACKER, format!("{url}: {e}")))?;
+            let peers: Vec<String> = r.peers.iter().map(ToString::to_string).collect();
+            if as_json {
+                let out = json!({
+                    "interval": r.interval,
+                    "min_interval": r.min_interval,
+                    "seeders": r.complete,
+                    "leechers": r.incomplete,
+                    "peers": peers,
+                    "warning": r.warning,
+                    "external_ip": r.external_ip.map(|ip| ip.to_string()),
+                });
+                return print(&format!("{out}\n"));
+            }
+            let mut s = format!(
+                "interval {} s, seeders {}, leechers {}, {} peers\n",
+                r.interval,
+                r.complete.map_or("?".into(), |n| n.to_string()),
+                r.incomplete.map_or("?".into(), |n| n.to_string()),
+                peers.len()
+            );
+            if let Some(w) = &r.warning {
+                s.push_str(&format!("warning: {w}\n"));
+            }
+            for p in peers {
+                s.push_str(&format!("  {p}\n"));
+            }
+            print(&s)
+        }
+        TrackerCommand::Scrape {
+            url,
+            info_hashes,
+            timeout,
+            json: as_json,
+        } => {
+            let hashes = info_hashes
+                .iter()
+                .map(|h| parse_hash(h))
+                .collect::<Result<Vec<_>, _>>()?;
+            let entries = client::scrape(&url, &hashes, Duration::from_secs(timeout))
+                .map_err(|e| Failure::new(EXIT_TRACKER, format!("{url}: {e}")))?;
+            if as_json {
+                let files: serde_json::Map<String, serde_json::Value> = entries
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.info_hash.to_string(),
+                            json!({"seeders": e.complete, "completed": e.downloaded, "leechers": e.incomplete}),
+                        )
+                    })
+                    .collect();
+                return print(&format!("{}\n", json!({ "files": files })));
+            }
+            let mut s = String::new();
+            for e in entries {
+                s.push_str(&format!(
+                    "{}  seeders {}  completed {}  leechers {}\n",
+                    e.info_hash, e.complete, e.downloaded, e.incomplete
+                ));
+            }
+            print(&s)
+        }
+        TrackerCommand::Serve {
+            http,
+            udp,
+            interval,
+            allow,
+        } => {
+            if http.is_none() && udp.is_none() {
+                return Err(Failure::new(2, "give --http ADDR, --udp ADDR or both"));
+            }
+            let allow_list = if allow.is_empty() {
+                None
+            } else {
+                Some(
+                    allow
+                        .iter()
+                        .map(|h| parse_hash(h))
+                        .collect::<Result<_, _>>()?,
+                )
+            };
+            let config = bittide_core::tracker::server::ServerConfig {
+                interval: Duration::from_secs(interval.max(1)),
+                allow_list,
+                ..Default::default()
+            };
+            serve_tracker(config, http, udp)
+        }
+    }
+}
+
+fn serve_tracker(
+    config: bittide_core::tracker::server::ServerConfig,
+    http: Option<std::net::SocketAddr>,
+    udp: Option<std::net::SocketAddr>,
+) -> Result<(), Failure> {
+    use bittide_tokio::tracker_server::{expire, serve_http, serve_udp, Shared};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(EXIT_IO, format!("runtime: {e}")))?;
+    runtime.block_on(async move {
+        let shared = Shared::new(config);
+        let mut lines = Vec::new();
+        if let Some(addr) = http {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Failure::new(EXIT_IO, format!("http {addr}: {e}")))?;
+            let local = listener
+                .local_addr()
+                .map_err(|e| Failure::new(EXIT_IO, e.to_string()))?;
+            lines.push(format!("http://{local}/announce"));
+            tokio::spawn(serve_http(shared.clone(), listener));
+        }
+        if let Some(addr) = udp {
+            let socket = tokio::net::UdpSocket::bind(addr)
+                .await
+                .map_err(|e| Failure::new(EXIT_IO, format!("udp {addr}: {e}")))?;
+            let local = socket
+                .local_addr()
+                .map_err(|e| Failure::new(EXIT_IO, e.to_string()))?;
+            lines.push(format!("udp://{local}"));
+            tokio::spawn(serve_udp(shared.clone(), socket));
+        }
+        tokio::spawn(expire(shared));
+        print(&format!("serving {}\n", lines.join(" and ")))?;
+        let _ = tokio::signal::ctrl_c().await;
+        Ok(())
+    })
 }
 
 /// Writes through a temporary file and a rename, so a crash or a full disk
