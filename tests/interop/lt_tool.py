@@ -6,6 +6,10 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
   lt_tool.py create PATH OUT PIECE MODE   -> MODE is v1 or hybrid
   lt_tool.py verify TORRENT SAVE_PATH     -> "ok" once libtorrent has checked
                                              every piece of the data on disk
+  lt_tool.py announce TORRENT SAVE_PATH   -> "peers N complete C incomplete I"
+                                             after libtorrent's first tracker
+                                             reply (or "error ..."); exiting
+                                             sends the tracker `stopped`
 
 Everything stays on 127.0.0.1; DHT, LSD, UPnP and NAT-PMP are off
 (shared/INTEROP.md).
@@ -66,6 +70,57 @@ def verify(torrent, save_path, timeout=60.0):
     return "timeout"
 
 
+def settings(port=0):
+    return {
+        "listen_interfaces": "127.0.0.1:%d" % port,
+        "outgoing_interfaces": "127.0.0.1",
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "dht_bootstrap_nodes": "",
+        "allow_multiple_connections_per_ip": True,
+        "alert_mask": 0x7FFFFFFF,
+    }
+
+
+def leave(ses, h, timeout=5.0):
+    """Removes the torrent and waits until its `stopped` announce went out
+    and was answered (or failed), so the tracker has heard it."""
+    ses.remove_torrent(h)
+    deadline = time.monotonic() + timeout
+    sent = False
+    while time.monotonic() < deadline:
+        ses.wait_for_alert(100)
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.tracker_announce_alert) and int(a.event) == 3:
+                sent = True
+            elif sent and isinstance(a, (lt.tracker_reply_alert, lt.tracker_error_alert)):
+                return
+    # Fall through: the caller checks the tracker's state itself.
+
+
+def announce(torrent, save_path, timeout=30.0):
+    ses = lt.session(settings())
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(torrent)
+    atp.save_path = save_path
+    h = ses.add_torrent(atp)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ses.wait_for_alert(200)
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.tracker_reply_alert):
+                st = h.status()
+                result = "peers %d complete %d incomplete %d" % (
+                    a.num_peers, st.num_complete, st.num_incomplete)
+                leave(ses, h)
+                return result
+            if isinstance(a, lt.tracker_error_alert):
+                return "error %s" % a.message()
+    return "timeout"
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "hash":
@@ -74,6 +129,8 @@ def main():
         create(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
     elif cmd == "verify":
         print(verify(sys.argv[2], sys.argv[3]))
+    elif cmd == "announce":
+        print(announce(sys.argv[2], sys.argv[3]))
     else:
         sys.exit("unknown command " + cmd)
 

@@ -136,3 +136,42 @@ pub fn content_bytes(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A child process killed and reaped when dropped, so no test leaves a
+/// server running.
+#[derive(Debug)]
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port free for both TCP and UDP on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+        let port = tcp.local_addr().expect("addr").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
+
+/// Runs the `bittide` binary with `args`; returns stdout, panicking with
+/// stderr on failure.
+pub fn run_bittide(args: &[&str]) -> String {
+    let out = Command::new(bittide())
+        .args(args)
+        .output()
+        .expect("run bittide");
+    assert!(
+        out.status.success(),
+        "bittide {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,273 @@
+//! Tracker interop: bittide's HTTP and UDP tracker clients against
+//! opentracker, and libtorrent against `bittide tracker serve`.
+//!
+//! Needs the Debian packages `opentracker` and `python3-libtorrent`
+//! (`./scripts/test` installs them); fails, never skips, without them.
+//! Everything listens on 127.0.0.1 and every process is killed at the end.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use bittide_tests::{free_port, libtorrent, require_tool, run_bittide, ChildGuard, TempDir};
+
+const HASH: &str = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffee0001";
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out.trim()).expect("one JSON object")
+}
+
+fn peers(v: &serde_json::Value) -> Vec<String> {
+    v["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// opentracker on 127.0.0.1:`port`, allowing only `HASH` (the Debian build
+/// is whitelist-only; it chroots into the folder, so paths are relative to
+/// it).
+fn opentracker(dir: &TempDir, port: u16) -> ChildGuard {
+    require_tool("sh", &["-c", "command -v opentracker"], "opentracker");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path().join("whitelist.txt"), format!("{HASH}\n")).unwrap();
+    std::fs::write(dir.path().join("conf"), "access.whitelist /whitelist.txt\n").unwrap();
+    let child = Command::new("opentracker")
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-P",
+            &port.to_string(),
+        ])
+        .arg("-f")
+        .arg(dir.path().join("conf"))
+        .arg("-d")
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start opentracker");
+    let guard = ChildGuard(child);
+    // Ready when it accepts TCP.
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return guard;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("opentracker did not start");
+}
+
+#[test]
+fn bittide_clients_announce_and_scrape_against_opentracker() {
+    let dir = TempDir::new("opentracker");
+    let port = free_port();
+    let _tracker = opentracker(&dir, port);
+    let http = format!("http://127.0.0.1:{port}/announce");
+    let udp = format!("udp://127.0.0.1:{port}");
+
+    // A leecher over HTTP, a seed over UDP: each gets the other back.
+    run_bittide(&[
+        "tracker",
+        "announce",
+        &http,
+        HASH,
+        "--port",
+        "1111",
+        "--json",
+        "--timeout",
+        "10",
+    ]);
+    let v = json(&run_bittide(&[
+        "tracker",
+        "announce",
+        &udp,
+        HASH,
+        "--port",
+        "2222",
+        "--left",
+        "0",
+        "--json",
+        "--timeout",
+        "10",
+    ]));
+    assert!(peers(&v).contains(&"127.0.0.1:1111".to_owned()), "{v}");
+    assert_eq!(v["seeders"], 1);
+    let v = json(&run_bittide(&[
+        "tracker", "announce", &http, HASH, "--port", "1111", "--event", "none", "--json",
+    ]));
+    assert!(peers(&v).contains(&"127.0.0.1:2222".to_owned()), "{v}");
+    assert_eq!(
+        (v["seeders"].as_u64(), v["leechers"].as_u64()),
+        (Some(1), Some(1))
+    );
+
+    for url in [&http, &udp] {
+        let s = json(&run_bittide(&[
+            "tracker",
+            "scrape",
+            url,
+            HASH,
+            "--json",
+            "--timeout",
+            "10",
+        ]));
+        let f = &s["files"][HASH];
+        assert_eq!(
+            (f["seeders"].as_u64(), f["leechers"].as_u64()),
+            (Some(1), Some(1)),
+            "{url}: {s}"
+        );
+    }
+
+    // A torrent opentracker does not allow: its refusal reaches the user.
+    let out = Command::new(bittide_tests::bittide())
+        .args(["tracker", "announce", &http, &"ab".repeat(20)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tracker refused") && err.contains("not authorized"),
+        "{err}"
+    );
+
+    // `stopped` removes the peer.
+    run_bittide(&[
+        "tracker",
+        "announce",
+        &udp,
+        HASH,
+        "--port",
+        "2222",
+        "--event",
+        "stopped",
+        "--timeout",
+        "10",
+    ]);
+    let s = json(&run_bittide(&["tracker", "scrape", &http, HASH, "--json"]));
+    assert_eq!(s["files"][HASH]["seeders"].as_u64(), Some(0), "{s}");
+}
+
+/// `bittide tracker serve` on a free port; returns it and its guard.
+fn bittide_tracker() -> (u16, ChildGuard) {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(bittide_tests::bittide())
+        .args(["tracker", "serve", "--http", &addr, "--udp", &addr])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start bittide tracker serve");
+    let stdout = child.stdout.take().unwrap();
+    let guard = ChildGuard(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    assert!(line.starts_with("serving "), "{line}");
+    (port, guard)
+}
+
+#[test]
+fn libtorrent_announces_to_bittide_tracker_over_http_and_udp() {
+    let (port, _server) = bittide_tracker();
+    let dir = TempDir::new("lt-announce");
+    let data = dir.path().join("payload.bin");
+    std::fs::write(&data, bittide_tests::content_bytes(100_000, 5)).unwrap();
+    for (i, url) in [
+        format!("http://127.0.0.1:{port}/announce"),
+        format!("udp://127.0.0.1:{port}"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let torrent = dir.path().join(format!("t{i}.torrent"));
+        // A different piece size per round gives a different torrent.
+        let piece = if i == 0 { "16K" } else { "32K" };
+        run_bittide(&[
+            "create",
+            data.to_str().unwrap(),
+            "-t",
+            url,
+            "--piece-size",
+            piece,
+            "--no-date",
+            "-o",
+            torrent.to_str().unwrap(),
+        ]);
+        let info = json(&run_bittide(&["info", "--json", torrent.to_str().unwrap()]));
+        let hash = info["info_hash"].as_str().unwrap().to_owned();
+        // Another client (bittide's own announce) is in the swarm first.
+        run_bittide(&[
+            "tracker",
+            "announce",
+            url,
+            &hash,
+            "--port",
+            "4444",
+            "--left",
+            "0",
+            "--timeout",
+            "10",
+        ]);
+        // libtorrent announces as a seed (the data is there). Our tracker
+        // gives seeds only leechers, so a leecher joins too; libtorrent must
+        // get it back, and the tracker's counts must include libtorrent.
+        run_bittide(&[
+            "tracker",
+            "announce",
+            url,
+            &hash,
+            "--port",
+            "5555",
+            "--left",
+            "10",
+            "--timeout",
+            "10",
+        ]);
+        let reply = libtorrent(&[
+            "announce",
+            torrent.to_str().unwrap(),
+            dir.path().to_str().unwrap(),
+        ]);
+        let words: Vec<&str> = reply.split_whitespace().collect();
+        assert_eq!(words.first(), Some(&"peers"), "{url}: {reply}");
+        let number = |i: usize| {
+            words
+                .get(i)
+                .and_then(|w| w.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        assert!(number(1) >= 1, "{url}: libtorrent got no peers: {reply}");
+        assert_eq!(
+            number(3),
+            2,
+            "{url}: seeders should be bittide's 4444 and libtorrent: {reply}"
+        );
+        assert_eq!(number(5), 1, "{url}: leechers should be 5555: {reply}");
+        // libtorrent sent `stopped` when it removed the torrent: it is gone
+        // again (give the datagram a moment).
+        let mut seeders = 0;
+        for _ in 0..50 {
+            let s = json(&run_bittide(&[
+                "tracker",
+                "scrape",
+                url,
+                &hash,
+                "--json",
+                "--timeout",
+                "10",
+            ]));
+            seeders = s["files"][hash.as_str()]["seeders"].as_u64().unwrap();
+            if seeders == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(seeders, 1, "{url}: libtorrent's stopped not honoured");
+    }
+}
