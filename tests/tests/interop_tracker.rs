@@ -271,3 +271,133 @@ fn libtorrent_announces_to_bittide_tracker_over_http_and_udp() {
         assert_eq!(seeders, 1, "{url}: libtorrent's stopped not honoured");
     }
 }
+
+/// A throwaway CA and a certificate for 127.0.0.1 signed by it, made with
+/// the openssl command line.
+fn make_certs(dir: &std::path::Path) {
+    require_tool("openssl", &["version"], "openssl");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=bittide test CA",
+        "-days",
+        "1",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        "leaf.pem",
+        "-extfile",
+        "ext",
+    ]);
+}
+
+#[test]
+fn https_trackers_work_and_untrusted_certificates_are_refused() {
+    let dir = TempDir::new("https-tracker");
+    make_certs(dir.path());
+    let (backend, _server) = bittide_tracker();
+    // TLS in front of the tracker, as nginx would be.
+    let port = free_port();
+    let script = bittide_tests::workspace_root().join("tests/interop/tls_proxy.py");
+    let mut proxy = Command::new(bittide_tests::DEBIAN_PYTHON)
+        .arg(script)
+        .arg(port.to_string())
+        .arg(dir.path().join("leaf.pem"))
+        .arg(dir.path().join("leaf.key"))
+        .arg(backend.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the TLS proxy");
+    let stdout = proxy.stdout.take().unwrap();
+    let _proxy = ChildGuard(proxy);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+
+    let url = format!("https://127.0.0.1:{port}/announce");
+    let announce = |port: &str, trust: bool| {
+        let mut cmd = Command::new(bittide_tests::bittide());
+        cmd.args([
+            "tracker",
+            "announce",
+            &url,
+            HASH,
+            "--port",
+            port,
+            "--json",
+            "--timeout",
+            "10",
+        ]);
+        if trust {
+            cmd.env("SSL_CERT_FILE", dir.path().join("ca.pem"));
+        } else {
+            cmd.env_remove("SSL_CERT_FILE");
+        }
+        cmd.output().unwrap()
+    };
+    let first = announce("7001", true);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = announce("7002", true);
+    let v = json(&String::from_utf8_lossy(&second.stdout));
+    assert_eq!(peers(&v), vec!["127.0.0.1:7001".to_owned()]);
+
+    // Without the CA, the certificate is not trusted: a clear error.
+    let refused = announce("7003", false);
+    assert_eq!(refused.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("certificate"), "{err}");
+    assert_eq!(err.lines().count(), 1);
+}
