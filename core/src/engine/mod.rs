@@ -1,0 +1,789 @@
+//! The `Engine`: the one machine a driver talks to.
+//!
+//! It owns the torrents, routes incoming connections to them by info-hash,
+//! and speaks to trackers for them (HTTP requests go out as
+//! [`Output::Http`]; UDP trackers run inside as [`UdpTrackerClient`]s).
+//! Its shape is str0m's: `handle_*` inputs and commands, then
+//! [`poll_output`](Engine::poll_output) until it returns
+//! [`Output::Timeout`].
+//!
+//! **The drain rule**: after every input or command, call `poll_output`
+//! until it returns `Output::Timeout(t)`; carry out each output; then wait
+//! for the next input or for `t`, whichever comes first, and call
+//! [`handle_timeout`](Engine::handle_timeout) when `t` passes. Every output
+//! that expects an answer names what to answer with.
+//!
+//! ```
+//! use bittide_core::engine::{Engine, EngineConfig, Output};
+//! use bittide_core::{Instant, Seed};
+//!
+//! let mut engine = Engine::new(EngineConfig::default(), Seed::from_u64(1));
+//! let mut now = Instant::ZERO;
+//! // A driver's loop, with the I/O left out:
+//! for _ in 0..3 {
+//!     let wake = loop {
+//!         match engine.poll_output(now) {
+//!             Output::Timeout(t) => break t,
+//!             Output::Tcp { .. } | Output::Udp { .. } | Output::Disk { .. } => { /* do it */ }
+//!             Output::Http { .. } | Output::Resolve { .. } | Output::Event(_) => { /* do it */ }
+//!         }
+//!     };
+//!     // ... wait for socket/disk/HTTP input or `wake`; here: the timer.
+//!     now = wake.max(now);
+//!     engine.handle_timeout(now);
+//! }
+//! ```
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::handles::{ConnId, TorrentId};
+use crate::metainfo::{FileSlice, InfoHash, PieceIndex};
+use crate::picker::Priority;
+use crate::rng::{Rng, Seed};
+use crate::time::Instant;
+use crate::torrent::{StartMode, Torrent, TorrentConfig, TorrentEvent, TorrentInfo, TorrentOutput};
+use crate::tracker::http::{announce_url, parse_announce_response};
+use crate::tracker::udp::{UdpTrackerClient, UdpTrackerEvent};
+use crate::tracker::{AnnounceRequest, TrackerError};
+use crate::wire::{BlockRef, PeerId, PROTOCOL};
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Our peer id.
+    pub peer_id: PeerId,
+    /// The port we accept peers on.
+    pub listen_port: u16,
+    /// Settings every torrent starts from.
+    pub torrent: TorrentConfig,
+    /// Most incoming connections still waiting for their handshake.
+    pub max_pending_incoming: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            peer_id: PeerId(*b"-BT0001-000000000000"),
+            listen_port: 6881,
+            torrent: TorrentConfig::default(),
+            max_pending_incoming: 64,
+        }
+    }
+}
+
+/// A TCP action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TcpAction {
+    /// Open a connection (answer `handle_tcp_connected` or
+    /// `handle_tcp_failed`).
+    Connect(SocketAddr),
+    /// Send bytes.
+    Send(Vec<u8>),
+    /// Close it (no answer needed).
+    Close,
+}
+
+/// A disk job; the answer is the matching [`DiskResult`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiskOp {
+    /// Write a verified piece.
+    Write {
+        /// The piece.
+        piece: PieceIndex,
+        /// Its blocks in order.
+        blocks: Vec<Bytes>,
+        /// Where the bytes go (skip padding slices).
+        slices: Vec<FileSlice>,
+    },
+    /// Read a block for a peer.
+    Read {
+        /// The peer's connection.
+        conn: ConnId,
+        /// The block.
+        block: BlockRef,
+        /// Where the bytes are.
+        slices: Vec<FileSlice>,
+    },
+    /// SHA-1 a piece held in memory.
+    Verify {
+        /// The piece.
+        piece: PieceIndex,
+        /// Its blocks.
+        blocks: Vec<Bytes>,
+        /// Expected hash.
+        hash: [u8; 20],
+    },
+    /// Read and SHA-1 a piece on disk.
+    Check {
+        /// The piece.
+        piece: PieceIndex,
+        /// Where its bytes are.
+        slices: Vec<FileSlice>,
+        /// Expected hash.
+        hash: [u8; 20],
+    },
+}
+
+/// The answer to a [`DiskOp`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiskResult {
+    /// A `Write` finished (`ok` false: it failed, e.g. disk full).
+    Written {
+        /// The piece.
+        piece: PieceIndex,
+        /// Whether it is on disk.
+        ok: bool,
+    },
+    /// A `Read` finished (`None`: it failed).
+    Read {
+        /// The peer's connection.
+        conn: ConnId,
+        /// The block.
+        block: BlockRef,
+        /// Its bytes.
+        data: Option<Vec<u8>>,
+    },
+    /// A `Verify` finished.
+    Verified {
+        /// The piece.
+        piece: PieceIndex,
+        /// Whether the hash matched.
+        ok: bool,
+    },
+    /// A `Check` finished.
+    Checked {
+        /// The piece.
+        piece: PieceIndex,
+        /// Whether the data on disk matched.
+        ok: bool,
+    },
+}
+
+/// Identifies an HTTP request or name resolution the engine asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+/// What the application learns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Something happened in a torrent.
+    Torrent(TorrentId, TorrentEvent),
+}
+
+/// What the engine asks the driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Output {
+    /// A TCP action on a connection.
+    Tcp {
+        /// The connection.
+        conn: ConnId,
+        /// What to do.
+        action: TcpAction,
+    },
+    /// Send a datagram from our UDP socket.
+    Udp {
+        /// Destination.
+        to: SocketAddr,
+        /// Payload.
+        payload: Vec<u8>,
+    },
+    /// A disk job for a torrent; answer with `handle_disk`.
+    Disk {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The job.
+        op: DiskOp,
+    },
+    /// An HTTP(S) GET; answer with `handle_http`.
+    Http {
+        /// Its id.
+        request: RequestId,
+        /// The full URL.
+        url: String,
+    },
+    /// Resolve `host:port` (a UDP tracker); answer with `handle_resolved`.
+    Resolve {
+        /// Its id.
+        request: RequestId,
+        /// `host:port`.
+        host: String,
+    },
+    /// Something for the application.
+    Event(Event),
+    /// Nothing more now; call `handle_timeout` at this instant.
+    Timeout(Instant),
+}
+
+#[derive(Clone, Debug)]
+enum Route {
+    Torrent(TorrentId),
+    /// Incoming, handshake not yet read far enough to know the torrent.
+    Pending {
+        addr: SocketAddr,
+        buf: Vec<u8>,
+    },
+}
+
+#[derive(Debug)]
+struct UdpTracker {
+    client: UdpTrackerClient,
+    addr: Option<SocketAddr>,
+    /// Waiting for the address.
+    queued: Option<AnnounceRequest>,
+}
+
+#[derive(Clone, Debug)]
+enum Pending {
+    Announce { torrent: TorrentId, url: String },
+    Resolve { torrent: TorrentId, url: String },
+}
+
+/// Bytes of the handshake up to and including the info-hash.
+const HANDSHAKE_PREFIX: usize = 1 + PROTOCOL.len() + 8 + 20;
+/// Conn ids of incoming connections start here; torrents get ranges below.
+const INCOMING_BASE: u64 = 1 << 62;
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    torrents: BTreeMap<TorrentId, Torrent>,
+    by_hash: BTreeMap<InfoHash, TorrentId>,
+    conns: BTreeMap<ConnId, Route>,
+    udp: BTreeMap<(TorrentId, String), UdpTracker>,
+    pending: BTreeMap<RequestId, Pending>,
+    next_torrent: u64,
+    next_incoming: u64,
+    next_request: u64,
+    out: VecDeque<Output>,
+    rng: Rng,
+    now: Instant,
+}
+
+impl Engine {
+    /// An engine with no torrents.
+    pub fn new(config: EngineConfig, seed: Seed) -> Engine {
+        Engine {
+            config,
+            torrents: BTreeMap::new(),
+            by_hash: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            udp: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            next_torrent: 1,
+            next_incoming: INCOMING_BASE,
+            next_request: 1,
+            out: VecDeque::new(),
+            rng: Rng::new(seed),
+            now: Instant::ZERO,
+        }
+    }
+
+    /// The torrent with this id.
+    pub fn torrent(&self, id: TorrentId) -> Option<&Torrent> {
+        self.torrents.get(&id)
+    }
+
+    /// Ids of all torrents.
+    pub fn torrent_ids(&self) -> Vec<TorrentId> {
+        self.torrents.keys().copied().collect()
+    }
+
+    // --- commands -----------------------------------------------------------
+
+    /// Adds a torrent; `None` if one with the same info-hash is already in.
+    pub fn add_torrent(
+        &mut self,
+        now: Instant,
+        info: TorrentInfo,
+        start: StartMode,
+    ) -> Option<TorrentId> {
+        self.now = now;
+        if self.by_hash.contains_key(&info.info_hash) {
+            return None;
+        }
+        let id = TorrentId(self.next_torrent);
+        self.next_torrent += 1;
+        let mut config = self.config.torrent.clone();
+        config.peer_id = self.config.peer_id;
+        config.listen_port = self.config.listen_port;
+        config.conn_base = id.0 << 40;
+        self.by_hash.insert(info.info_hash, id);
+        let torrent = Torrent::new(now, info, config, start, self.rng.child_seed());
+        self.torrents.insert(id, torrent);
+        Some(id)
+    }
+
+    /// Adds peer addresses to a torrent (from the user, a magnet's `x.pe`).
+    pub fn add_peers(&mut self, now: Instant, id: TorrentId, peers: Vec<SocketAddr>) {
+        self.now = now;
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.add_peers(now, peers, crate::torrent::peers::PeerSource::User);
+        }
+    }
+
+    /// Pauses a torrent.
+    pub fn pause(&mut self, now: Instant, id: TorrentId) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.pause(now);
+        }
+    }
+
+    /// Resumes a torrent.
+    pub fn resume(&mut self, now: Instant, id: TorrentId) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.resume(now);
+        }
+    }
+
+    /// Stops a torrent for good (it announces `stopped`; it stays listed
+    /// until [`remove`](Engine::remove)).
+    pub fn stop(&mut self, now: Instant, id: TorrentId) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.stop(now);
+        }
+    }
+
+    /// Removes a torrent (stopping it first if needed).
+    pub fn remove(&mut self, now: Instant, id: TorrentId) {
+        self.stop(now, id);
+        self.drain_torrent(id);
+        if let Some(t) = self.torrents.remove(&id) {
+            self.by_hash.remove(&t.info_hash());
+        }
+        self.conns
+            .retain(|_, r| !matches!(r, Route::Torrent(t) if *t == id));
+        self.udp.retain(|(t, _), _| *t != id);
+    }
+
+    /// Sets file priorities of a torrent.
+    pub fn set_file_priorities(&mut self, now: Instant, id: TorrentId, files: &[Priority]) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.set_file_priorities(now, files);
+        }
+    }
+
+    /// Downloads a torrent in piece order.
+    pub fn set_sequential(&mut self, id: TorrentId, sequential: bool) {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.set_sequential(sequential);
+        }
+    }
+
+    // --- inputs -------------------------------------------------------------
+
+    fn torrent_of(&self, conn: ConnId) -> Option<TorrentId> {
+        match self.conns.get(&conn) {
+            Some(Route::Torrent(t)) => Some(*t),
+            _ => {
+                // Outgoing connections are keyed by the torrent's range.
+                let id = TorrentId(conn.0 >> 40);
+                (conn.0 < INCOMING_BASE && self.torrents.contains_key(&id)).then_some(id)
+            }
+        }
+    }
+
+    /// An outgoing connection opened.
+    pub fn handle_tcp_connected(&mut self, now: Instant, conn: ConnId) {
+        self.now = now;
+        if let Some(id) = self.torrent_of(conn) {
+            self.conns.insert(conn, Route::Torrent(id));
+            if let Some(t) = self.torrents.get_mut(&id) {
+                t.handle_connected(now, conn);
+            }
+        }
+    }
+
+    /// An outgoing connection failed.
+    pub fn handle_tcp_failed(&mut self, now: Instant, conn: ConnId) {
+        self.now = now;
+        if let Some(id) = self.torrent_of(conn) {
+            self.conns.remove(&conn);
+            if let Some(t) = self.torrents.get_mut(&id) {
+                t.handle_connect_failed(now, conn);
+            }
+        }
+    }
+
+    /// A peer connected to our listen port. Returns the id to use for it,
+    /// or `None` to close it at once (too many handshakes in progress).
+    pub fn handle_tcp_incoming(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnId> {
+        self.now = now;
+        let pending = self
+            .conns
+            .values()
+            .filter(|r| matches!(r, Route::Pending { .. }))
+            .count();
+        if pending >= self.config.max_pending_incoming {
+            return None;
+        }
+        let conn = ConnId(self.next_incoming);
+        self.next_incoming += 1;
+        self.conns.insert(
+            conn,
+            Route::Pending {
+                addr,
+                buf: Vec::new(),
+            },
+        );
+        Some(conn)
+    }
+
+    /// Bytes arrived on a connection.
+    pub fn handle_tcp_data(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        self.now = now;
+        match self.conns.get_mut(&conn) {
+            Some(Route::Pending { addr, buf }) => {
+                buf.extend_from_slice(data);
+                if crate::wire::Handshake::check_prefix(buf).is_err() {
+                    self.conns.remove(&conn);
+                    self.out.push_back(Output::Tcp {
+                        conn,
+                        action: TcpAction::Close,
+                    });
+                    return;
+                }
+                if buf.len() < HANDSHAKE_PREFIX {
+                    return;
+                }
+                let mut hash = [0u8; 20];
+                hash.copy_from_slice(&buf[HANDSHAKE_PREFIX - 20..HANDSHAKE_PREFIX]);
+                let (addr, bytes) = (*addr, std::mem::take(buf));
+                let routed = self.by_hash.get(&InfoHash(hash)).copied().and_then(|id| {
+                    let t = self.torrents.get_mut(&id)?;
+                    t.handle_incoming(now, conn, addr).then_some(id)
+                });
+                match routed {
+                    Some(id) => {
+                        self.conns.insert(conn, Route::Torrent(id));
+                        if let Some(t) = self.torrents.get_mut(&id) {
+                            t.handle_bytes(now, conn, &bytes);
+                        }
+                    }
+                    None => {
+                        self.conns.remove(&conn);
+                        self.out.push_back(Output::Tcp {
+                            conn,
+                            action: TcpAction::Close,
+                        });
+                    }
+                }
+            }
+            Some(Route::Torrent(id)) => {
+                let id = *id;
+                if let Some(t) = self.torrents.get_mut(&id) {
+                    t.handle_bytes(now, conn, data);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// A connection closed.
+    pub fn handle_tcp_closed(&mut self, now: Instant, conn: ConnId) {
+        self.now = now;
+        if let Some(Route::Torrent(id)) = self.conns.remove(&conn) {
+            if let Some(t) = self.torrents.get_mut(&id) {
+                t.handle_closed(now, conn);
+            }
+        }
+    }
+
+    /// A datagram arrived on our UDP socket.
+    pub fn handle_udp(&mut self, now: Instant, from: SocketAddr, payload: &[u8]) {
+        self.now = now;
+        for tracker in self.udp.values_mut() {
+            if tracker.addr == Some(from) && tracker.client.is_busy() {
+                tracker.client.handle_datagram(now, payload);
+            }
+        }
+        self.collect_udp(now);
+    }
+
+    /// A disk job finished.
+    pub fn handle_disk(&mut self, now: Instant, torrent: TorrentId, result: DiskResult) {
+        self.now = now;
+        let Some(t) = self.torrents.get_mut(&torrent) else {
+            return;
+        };
+        match result {
+            DiskResult::Written { piece, ok } => t.handle_written(now, piece, ok),
+            DiskResult::Read { conn, block, data } => {
+                t.handle_read(now, conn, block, data.as_deref())
+            }
+            DiskResult::Verified { piece, ok } => t.handle_verified(now, piece, ok),
+            DiskResult::Checked { piece, ok } => t.handle_checked(now, piece, ok),
+        }
+    }
+
+    /// An HTTP request finished: the body, or why it failed.
+    pub fn handle_http(
+        &mut self,
+        now: Instant,
+        request: RequestId,
+        result: Result<Vec<u8>, TrackerError>,
+    ) {
+        self.now = now;
+        let Some(Pending::Announce { torrent, url }) = self.pending.remove(&request) else {
+            return;
+        };
+        let parsed = result.and_then(|body| parse_announce_response(&body));
+        if let Some(t) = self.torrents.get_mut(&torrent) {
+            t.handle_announce(now, &url, parsed);
+        }
+    }
+
+    /// A name resolution finished.
+    pub fn handle_resolved(&mut self, now: Instant, request: RequestId, addrs: Vec<SocketAddr>) {
+        self.now = now;
+        let Some(Pending::Resolve { torrent, url }) = self.pending.remove(&request) else {
+            return;
+        };
+        let key = (torrent, url.clone());
+        match (addrs.first(), self.udp.get_mut(&key)) {
+            (Some(addr), Some(tracker)) => {
+                tracker.addr = Some(*addr);
+                if let Some(req) = tracker.queued.take() {
+                    tracker.client.announce(now, req);
+                }
+                self.collect_udp(now);
+            }
+            _ => {
+                self.udp.remove(&key);
+                if let Some(t) = self.torrents.get_mut(&torrent) {
+                    t.handle_announce(now, &url, Err(TrackerError::BadUrl("host did not resolve")));
+                }
+            }
+        }
+    }
+
+    /// A deadline may have passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        for t in self.torrents.values_mut() {
+            if t.poll_timeout().is_some_and(|d| d <= now) {
+                t.handle_timeout(now);
+            }
+        }
+        for tracker in self.udp.values_mut() {
+            if tracker.client.poll_timeout().is_some_and(|d| d <= now) {
+                tracker.client.handle_timeout(now);
+            }
+        }
+        self.collect_udp(now);
+    }
+
+    // --- output -------------------------------------------------------------
+
+    fn request_id(&mut self) -> RequestId {
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        id
+    }
+
+    fn announce(
+        &mut self,
+        now: Instant,
+        torrent: TorrentId,
+        url: String,
+        request: AnnounceRequest,
+    ) {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            let id = self.request_id();
+            self.pending.insert(
+                id,
+                Pending::Announce {
+                    torrent,
+                    url: url.clone(),
+                },
+            );
+            self.out.push_back(Output::Http {
+                request: id,
+                url: announce_url(&url, &request),
+            });
+        } else if let Some(rest) = url.strip_prefix("udp://") {
+            let rest = rest.to_owned();
+            let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let key = (torrent, url.clone());
+            if !self.udp.contains_key(&key) {
+                let ipv6 = host.starts_with('[');
+                let client =
+                    UdpTrackerClient::new(ipv6, path.as_bytes().to_vec(), self.rng.child_seed());
+                self.udp.insert(
+                    key.clone(),
+                    UdpTracker {
+                        client,
+                        addr: None,
+                        queued: None,
+                    },
+                );
+            }
+            let literal: Option<SocketAddr> = host.parse().ok();
+            let Some(tracker) = self.udp.get_mut(&key) else {
+                return;
+            };
+            if let Some(a) = literal {
+                tracker.addr = Some(a);
+            }
+            if tracker.addr.is_some() {
+                tracker.client.announce(now, request);
+                self.collect_udp(now);
+            } else {
+                tracker.queued = Some(request);
+                let id = self.request_id();
+                self.pending.insert(id, Pending::Resolve { torrent, url });
+                self.out.push_back(Output::Resolve {
+                    request: id,
+                    host: host.to_owned(),
+                });
+            }
+        } else if let Some(t) = self.torrents.get_mut(&torrent) {
+            t.handle_announce(
+                now,
+                &url,
+                Err(TrackerError::BadUrl("scheme must be http, https or udp")),
+            );
+        }
+    }
+
+    /// Moves UDP tracker datagrams and results where they belong.
+    fn collect_udp(&mut self, now: Instant) {
+        let mut results = Vec::new();
+        for ((torrent, url), tracker) in self.udp.iter_mut() {
+            while let Some(payload) = tracker.client.poll_transmit() {
+                if let Some(to) = tracker.addr {
+                    self.out.push_back(Output::Udp { to, payload });
+                }
+            }
+            while let Some(ev) = tracker.client.poll_event() {
+                results.push((*torrent, url.clone(), ev));
+            }
+        }
+        for (torrent, url, ev) in results {
+            let Some(t) = self.torrents.get_mut(&torrent) else {
+                continue;
+            };
+            match ev {
+                UdpTrackerEvent::Announced(r) => t.handle_announce(now, &url, Ok(r)),
+                UdpTrackerEvent::Failed(e) => t.handle_announce(now, &url, Err(e)),
+                UdpTrackerEvent::Scraped(_) => {}
+            }
+        }
+    }
+
+    /// Moves one torrent's outputs into the engine's queue.
+    fn drain_torrent(&mut self, id: TorrentId) {
+        loop {
+            let Some(o) = self.torrents.get_mut(&id).and_then(Torrent::poll_output) else {
+                break;
+            };
+            let now = self.now;
+            match o {
+                TorrentOutput::Connect { conn, addr } => {
+                    self.conns.insert(conn, Route::Torrent(id));
+                    self.out.push_back(Output::Tcp {
+                        conn,
+                        action: TcpAction::Connect(addr),
+                    });
+                }
+                TorrentOutput::Send { conn, data } => {
+                    self.out.push_back(Output::Tcp {
+                        conn,
+                        action: TcpAction::Send(data),
+                    });
+                }
+                TorrentOutput::Close { conn } => {
+                    self.conns.remove(&conn);
+                    self.out.push_back(Output::Tcp {
+                        conn,
+                        action: TcpAction::Close,
+                    });
+                }
+                TorrentOutput::Verify {
+                    piece,
+                    blocks,
+                    hash,
+                } => self.out.push_back(Output::Disk {
+                    torrent: id,
+                    op: DiskOp::Verify {
+                        piece,
+                        blocks,
+                        hash,
+                    },
+                }),
+                TorrentOutput::Write {
+                    piece,
+                    blocks,
+                    slices,
+                } => self.out.push_back(Output::Disk {
+                    torrent: id,
+                    op: DiskOp::Write {
+                        piece,
+                        blocks,
+                        slices,
+                    },
+                }),
+                TorrentOutput::Read {
+                    conn,
+                    block,
+                    slices,
+                } => self.out.push_back(Output::Disk {
+                    torrent: id,
+                    op: DiskOp::Read {
+                        conn,
+                        block,
+                        slices,
+                    },
+                }),
+                TorrentOutput::Check {
+                    piece,
+                    slices,
+                    hash,
+                } => self.out.push_back(Output::Disk {
+                    torrent: id,
+                    op: DiskOp::Check {
+                        piece,
+                        slices,
+                        hash,
+                    },
+                }),
+                TorrentOutput::Announce { url, request } => self.announce(now, id, url, request),
+                TorrentOutput::Event(e) => self.out.push_back(Output::Event(Event::Torrent(id, e))),
+            }
+        }
+    }
+
+    /// The next thing to do; always ends with [`Output::Timeout`].
+    pub fn poll_output(&mut self, now: Instant) -> Output {
+        self.now = self.now.max(now);
+        if self.out.is_empty() {
+            let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
+            for id in ids {
+                self.drain_torrent(id);
+            }
+        }
+        if let Some(o) = self.out.pop_front() {
+            return o;
+        }
+        let mut next = Instant::MAX;
+        for t in self.torrents.values() {
+            if let Some(d) = t.poll_timeout() {
+                next = next.min(d);
+            }
+        }
+        for tracker in self.udp.values() {
+            if let Some(d) = tracker.client.poll_timeout() {
+                next = next.min(d);
+            }
+        }
+        // Deadlines never go backwards past what we have seen (str0m).
+        Output::Timeout(next.max(self.now))
+    }
+}
+
+#[cfg(test)]
+mod tests;
