@@ -13,4 +13,5 @@
 
 pub mod clock;
 pub mod content;
+pub mod disk;
 pub mod tracker;
