@@ -14,4 +14,6 @@
 pub mod clock;
 pub mod content;
 pub mod disk;
+pub mod driver;
+pub mod runtime;
 pub mod tracker;

@@ -9,4 +9,5 @@
 
 pub use bittide_driver as driver;
 
+pub mod runtime;
 pub mod tracker_server;

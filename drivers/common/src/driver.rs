@@ -1,0 +1,405 @@
+//! The event loop, written once for every runtime (DESIGN.md, "Drivers are
+//! thin"):
+//!
+//! 1. drain `engine.poll_output(now)` to `Timeout(t)`: sends go to the
+//!    connections' writer tasks (bounded queues), disk jobs, hashing, HTTP
+//!    requests and name lookups to the blocking pool, events to the
+//!    application;
+//! 2. wait for the first of: the timer at `t`, or any input (bytes, a
+//!    connect or close, a datagram, a disk/HTTP/lookup result, a command);
+//! 3. turn it into one `handle_*` call with `clock.now()`; go to 1.
+//!
+//! Every input reaches the loop through one channel; tasks never touch the
+//! engine. The loop is a plain future: no runtime-specific `select!`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_channel::{Receiver, Sender};
+use bittide_core::engine::{DiskResult, Engine, Event, Output, RequestId, TcpAction};
+use bittide_core::tracker::TrackerError;
+use bittide_core::{ConnId, TorrentId};
+
+use crate::clock::Clock;
+use crate::disk::Storage;
+use crate::runtime::{Conn, Listener, Runtime, UdpSocket};
+
+/// Bytes a connection's reader hands over per read.
+const READ_CHUNK: usize = 64 * 1024;
+/// Writes queued per connection before it is considered stuck and closed.
+const SEND_QUEUE: usize = 512;
+/// How long an outgoing connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP tracker requests time out after this.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the application tells the loop.
+#[derive(Debug)]
+pub enum Command {
+    /// Stop every torrent (they announce `stopped`) and end the loop once
+    /// the trackers have been told, or after a grace period.
+    Shutdown,
+    /// End the loop now.
+    Abort,
+}
+
+/// What the application's callback decides after each event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Keep running.
+    Continue,
+    /// Shut down gracefully (as [`Command::Shutdown`]).
+    Shutdown,
+}
+
+enum Input {
+    Connected(ConnId, Conn),
+    ConnectFailed(ConnId),
+    Incoming(Conn, SocketAddr),
+    Data(ConnId, Vec<u8>),
+    Closed(ConnId),
+    Udp(SocketAddr, Vec<u8>),
+    Disk(TorrentId, DiskResult),
+    Http(RequestId, Result<Vec<u8>, TrackerError>),
+    Resolved(RequestId, Vec<SocketAddr>),
+    Command(Command),
+}
+
+enum WriteCmd {
+    Data(Vec<u8>),
+    Close,
+}
+
+/// First of two futures (both must be `Unpin`).
+async fn first<A: Future + Unpin, B: Future + Unpin>(
+    mut a: A,
+    mut b: B,
+) -> Result<A::Output, B::Output> {
+    std::future::poll_fn(move |cx: &mut Context<'_>| {
+        if let Poll::Ready(v) = Pin::new(&mut a).poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        if let Poll::Ready(v) = Pin::new(&mut b).poll(cx) {
+            return Poll::Ready(Err(v));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// The running loop's state.
+pub struct Driver<R: Runtime> {
+    rt: R,
+    engine: Engine,
+    clock: Clock,
+    tx: Sender<Input>,
+    rx: Receiver<Input>,
+    writers: BTreeMap<ConnId, Sender<WriteCmd>>,
+    storage: BTreeMap<TorrentId, Arc<Storage>>,
+    udp: Option<Arc<dyn UdpSocket>>,
+    shutting_down: Option<std::time::Instant>,
+}
+
+/// A handle to send commands to a running loop (e.g. from a Ctrl-C
+/// handler).
+#[derive(Clone, Debug)]
+pub struct Handle {
+    tx: Sender<Input>,
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Input")
+    }
+}
+
+impl Handle {
+    /// Sends a command; false if the loop has ended.
+    pub fn send(&self, command: Command) -> bool {
+        self.tx.try_send(Input::Command(command)).is_ok()
+    }
+}
+
+impl<R: Runtime> Driver<R> {
+    /// A loop over `engine`, with `clock` the engine's time base.
+    pub fn new(rt: R, engine: Engine, clock: Clock) -> Driver<R> {
+        let (tx, rx) = async_channel::unbounded();
+        Driver {
+            rt,
+            engine,
+            clock,
+            tx,
+            rx,
+            writers: BTreeMap::new(),
+            storage: BTreeMap::new(),
+            udp: None,
+            shutting_down: None,
+        }
+    }
+
+    /// The engine (to add torrents before running, or inspect them).
+    pub fn engine(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// The driver's clock.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Where a torrent's disk jobs go.
+    pub fn set_storage(&mut self, torrent: TorrentId, storage: Arc<Storage>) {
+        self.storage.insert(torrent, storage);
+    }
+
+    /// A handle for commands.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            tx: self.tx.clone(),
+        }
+    }
+
+    /// Accepts peers on `listener`.
+    pub fn listen(&self, mut listener: Box<dyn Listener>) {
+        let tx = self.tx.clone();
+        self.rt.spawn(Box::pin(async move {
+            while let Ok((conn, addr)) = listener.accept().await {
+                if tx.send(Input::Incoming(conn, addr)).await.is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+
+    /// Uses `socket` for UDP trackers (and the DHT, later).
+    pub fn set_udp(&mut self, socket: Arc<dyn UdpSocket>) {
+        let tx = self.tx.clone();
+        let s = socket.clone();
+        self.rt.spawn(Box::pin(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok((n, from)) = s.recv_from(&mut buf).await {
+                if tx.send(Input::Udp(from, buf[..n].to_vec())).await.is_err() {
+                    return;
+                }
+            }
+        }));
+        self.udp = Some(socket);
+    }
+
+    fn spawn_connection(&mut self, conn: ConnId, (mut reader, mut writer): Conn) {
+        let (wtx, wrx) = async_channel::bounded::<WriteCmd>(SEND_QUEUE);
+        self.writers.insert(conn, wtx);
+        let tx = self.tx.clone();
+        self.rt.spawn(Box::pin(async move {
+            let mut buf = vec![0u8; READ_CHUNK];
+            loop {
+                match reader.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx.send(Input::Data(conn, buf[..n].to_vec())).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(Input::Closed(conn)).await;
+        }));
+        self.rt.spawn(Box::pin(async move {
+            while let Ok(cmd) = wrx.recv().await {
+                match cmd {
+                    WriteCmd::Data(d) => {
+                        if writer.write_all(&d).await.is_err() {
+                            break;
+                        }
+                    }
+                    WriteCmd::Close => break,
+                }
+            }
+            let _ = writer.shutdown().await;
+        }));
+    }
+
+    fn carry_out(
+        &mut self,
+        output: Output,
+        on_event: &mut dyn FnMut(Option<&Event>, &Engine) -> Control,
+    ) {
+        match output {
+            Output::Tcp { conn, action } => match action {
+                TcpAction::Connect(addr) => {
+                    let (rt, tx) = (self.rt.clone(), self.tx.clone());
+                    let timer = rt.sleep_until(std::time::Instant::now() + CONNECT_TIMEOUT);
+                    let connecting = rt.connect(addr);
+                    self.rt.spawn(Box::pin(async move {
+                        let input = match first(connecting, timer).await {
+                            Ok(Ok(c)) => Input::Connected(conn, c),
+                            _ => Input::ConnectFailed(conn),
+                        };
+                        let _ = tx.send(input).await;
+                    }));
+                }
+                TcpAction::Send(data) => {
+                    let full = self
+                        .writers
+                        .get(&conn)
+                        .is_some_and(|w| w.try_send(WriteCmd::Data(data)).is_err());
+                    if full {
+                        // A peer that does not read what we send: drop it.
+                        if let Some(w) = self.writers.remove(&conn) {
+                            let _ = w.try_send(WriteCmd::Close);
+                        }
+                        let _ = self.tx.try_send(Input::Closed(conn));
+                    }
+                }
+                TcpAction::Close => {
+                    if let Some(w) = self.writers.remove(&conn) {
+                        let _ = w.try_send(WriteCmd::Close);
+                        w.close();
+                    }
+                }
+            },
+            Output::Udp { to, payload } => {
+                if let Some(s) = self.udp.clone() {
+                    self.rt.spawn(Box::pin(async move {
+                        let _ = s.send_to(&payload, to).await;
+                    }));
+                }
+            }
+            Output::Disk { torrent, op } => {
+                let (storage, tx) = (self.storage.get(&torrent).cloned(), self.tx.clone());
+                self.rt.spawn_blocking(Box::new(move || {
+                    if let Some(s) = storage {
+                        let _ = tx.send_blocking(Input::Disk(torrent, s.run(op)));
+                    }
+                }));
+            }
+            Output::Http { request, url } => {
+                let tx = self.tx.clone();
+                self.rt.spawn_blocking(Box::new(move || {
+                    let r = crate::tracker::http_get(&url, HTTP_TIMEOUT);
+                    let _ = tx.send_blocking(Input::Http(request, r));
+                }));
+            }
+            Output::Resolve { request, host } => {
+                let tx = self.tx.clone();
+                self.rt.spawn_blocking(Box::new(move || {
+                    let addrs = host
+                        .to_socket_addrs()
+                        .map(Iterator::collect)
+                        .unwrap_or_default();
+                    let _ = tx.send_blocking(Input::Resolved(request, addrs));
+                }));
+            }
+            Output::Event(e) => {
+                if let Event::Torrent(id, bittide_core::torrent::TorrentEvent::Finished) = &e {
+                    if let Some(s) = self.storage.get(id) {
+                        let _ = s.finish();
+                    }
+                }
+                if on_event(Some(&e), &self.engine) == Control::Shutdown {
+                    let _ = self.tx.try_send(Input::Command(Command::Shutdown));
+                }
+            }
+            Output::Timeout(_) => {}
+        }
+    }
+
+    fn handle_input(&mut self, input: Input) -> bool {
+        let now = self.clock.now();
+        match input {
+            Input::Connected(conn, c) => {
+                self.spawn_connection(conn, c);
+                self.engine.handle_tcp_connected(now, conn);
+            }
+            Input::ConnectFailed(conn) => self.engine.handle_tcp_failed(now, conn),
+            Input::Incoming(c, addr) => match self.engine.handle_tcp_incoming(now, addr) {
+                Some(conn) => self.spawn_connection(conn, c),
+                None => drop(c),
+            },
+            Input::Data(conn, data) => self.engine.handle_tcp_data(now, conn, &data),
+            Input::Closed(conn) => {
+                self.writers.remove(&conn);
+                self.engine.handle_tcp_closed(now, conn);
+            }
+            Input::Udp(from, data) => self.engine.handle_udp(now, from, &data),
+            Input::Disk(t, r) => self.engine.handle_disk(now, t, r),
+            Input::Http(id, r) => self.engine.handle_http(now, id, r),
+            Input::Resolved(id, addrs) => self.engine.handle_resolved(now, id, addrs),
+            Input::Command(Command::Abort) => return false,
+            Input::Command(Command::Shutdown) => {
+                if self.shutting_down.is_none() {
+                    self.shutting_down = Some(std::time::Instant::now() + Duration::from_secs(5));
+                    for id in self.engine.torrent_ids() {
+                        self.engine.stop(now, id);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Runs until a shutdown completes. `on_event` sees every event, and
+    /// `None` at least once a second (a beat for progress lines), with the
+    /// engine to read progress from; it may ask for a shutdown.
+    pub async fn run(mut self, mut on_event: impl FnMut(Option<&Event>, &Engine) -> Control) {
+        loop {
+            let now = self.clock.now();
+            let timeout = loop {
+                match self.engine.poll_output(now) {
+                    Output::Timeout(t) => break t,
+                    o => self.carry_out(o, &mut on_event),
+                }
+            };
+            if let Some(deadline) = self.shutting_down {
+                let idle = self.engine.torrent_ids().iter().all(|id| {
+                    self.engine
+                        .torrent(*id)
+                        .is_none_or(|t| t.poll_timeout().is_none())
+                });
+                if idle || std::time::Instant::now() >= deadline {
+                    for id in self.engine.torrent_ids() {
+                        if let Some(s) = self.storage.get(&id) {
+                            let _ = s.sync();
+                        }
+                    }
+                    return;
+                }
+            }
+            let mut wake = self.clock.to_std(timeout);
+            if let Some(deadline) = self.shutting_down {
+                wake = wake.min(deadline);
+            }
+            // Cap the sleep: the application's callback also runs on a
+            // regular beat (progress lines).
+            let wake = wake.min(std::time::Instant::now() + Duration::from_secs(1));
+            let timer = self.rt.sleep_until(wake);
+            let recv = Box::pin(self.rx.recv());
+            match first(recv, timer).await {
+                Ok(Ok(input)) => {
+                    if !self.handle_input(input) {
+                        return;
+                    }
+                    // Take whatever else is already queued before draining.
+                    while let Ok(input) = self.rx.try_recv() {
+                        if !self.handle_input(input) {
+                            return;
+                        }
+                    }
+                }
+                Ok(Err(_)) => return,
+                Err(()) => {
+                    let now = self.clock.now();
+                    self.engine.handle_timeout(now);
+                    if on_event(None, &self.engine) == Control::Shutdown {
+                        let _ = self.tx.try_send(Input::Command(Command::Shutdown));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! The small interface a runtime offers the event loop: spawning, a
+//! blocking pool, a timer, TCP and UDP. Each runtime crate implements it
+//! (`bittide-tokio`, `bittide-smol`, `bittide-async-std`); the loop in
+//! [`crate::driver`] is written once against it, in the way quinn's
+//! `runtime` module abstracts its runtimes.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The read half of a TCP connection.
+pub trait ConnRead: Send {
+    /// Reads some bytes; `Ok(0)` at end of stream.
+    fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<usize>>;
+}
+
+/// The write half of a TCP connection.
+pub trait ConnWrite: Send {
+    /// Writes all of `buf`.
+    fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> BoxFuture<'a, io::Result<()>>;
+    /// Closes the write direction.
+    fn shutdown(&mut self) -> BoxFuture<'_, io::Result<()>>;
+}
+
+/// Both halves of a TCP connection.
+pub type Conn = (Box<dyn ConnRead>, Box<dyn ConnWrite>);
+
+/// A listening TCP socket.
+pub trait Listener: Send {
+    /// The next incoming connection and its address.
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(Conn, SocketAddr)>>;
+    /// The address it listens on.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// A UDP socket usable from several tasks at once.
+pub trait UdpSocket: Send + Sync {
+    /// Sends a datagram.
+    fn send_to<'a>(&'a self, buf: &'a [u8], to: SocketAddr) -> BoxFuture<'a, io::Result<usize>>;
+    /// Receives a datagram.
+    fn recv_from<'a>(&'a self, buf: &'a mut [u8])
+        -> BoxFuture<'a, io::Result<(usize, SocketAddr)>>;
+    /// The bound address.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// What the event loop needs from an async runtime.
+pub trait Runtime: Clone + Send + Sync + 'static {
+    /// Runs a future to completion in the background.
+    fn spawn(&self, future: BoxFuture<'static, ()>);
+    /// Runs a blocking closure on the runtime's blocking pool.
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>);
+    /// Completes at `deadline`.
+    fn sleep_until(&self, deadline: std::time::Instant) -> BoxFuture<'static, ()>;
+    /// Opens a TCP connection.
+    fn connect(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Conn>>;
+    /// Listens for TCP connections.
+    fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>>;
+    /// Binds a UDP socket.
+    fn bind_udp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Arc<dyn UdpSocket>>>;
+}

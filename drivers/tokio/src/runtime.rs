@@ -1,0 +1,110 @@
+//! bittide's [`Runtime`] on tokio: the only tokio-specific code the event
+//! loop needs.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bittide_driver::runtime::{BoxFuture, Conn, ConnRead, ConnWrite, Listener, Runtime, UdpSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// The tokio runtime (the current one, from inside `Runtime::block_on`).
+#[derive(Clone, Debug)]
+pub struct TokioRuntime {
+    handle: tokio::runtime::Handle,
+}
+
+impl TokioRuntime {
+    /// Uses the runtime we are running in.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn current() -> TokioRuntime {
+        TokioRuntime {
+            handle: tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+struct Reader(OwnedReadHalf);
+struct Writer(OwnedWriteHalf);
+
+impl ConnRead for Reader {
+    fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<usize>> {
+        Box::pin(self.0.read(buf))
+    }
+}
+
+impl ConnWrite for Writer {
+    fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(self.0.write_all(buf))
+    }
+    fn shutdown(&mut self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(self.0.shutdown())
+    }
+}
+
+fn split(stream: tokio::net::TcpStream) -> Conn {
+    let _ = stream.set_nodelay(true);
+    let (r, w) = stream.into_split();
+    (Box::new(Reader(r)), Box::new(Writer(w)))
+}
+
+struct TokioListener(tokio::net::TcpListener);
+
+impl Listener for TokioListener {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(Conn, SocketAddr)>> {
+        Box::pin(async move {
+            let (s, a) = self.0.accept().await?;
+            Ok((split(s), a))
+        })
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+struct TokioUdp(tokio::net::UdpSocket);
+
+impl UdpSocket for TokioUdp {
+    fn send_to<'a>(&'a self, buf: &'a [u8], to: SocketAddr) -> BoxFuture<'a, io::Result<usize>> {
+        Box::pin(self.0.send_to(buf, to))
+    }
+    fn recv_from<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> BoxFuture<'a, io::Result<(usize, SocketAddr)>> {
+        Box::pin(self.0.recv_from(buf))
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+impl Runtime for TokioRuntime {
+    fn spawn(&self, future: BoxFuture<'static, ()>) {
+        self.handle.spawn(future);
+    }
+    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>) {
+        self.handle.spawn_blocking(work);
+    }
+    fn sleep_until(&self, deadline: std::time::Instant) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep_until(deadline.into()))
+    }
+    fn connect(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Conn>> {
+        Box::pin(async move { tokio::net::TcpStream::connect(addr).await.map(split) })
+    }
+    fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
+        Box::pin(async move {
+            let l = tokio::net::TcpListener::bind(addr).await?;
+            Ok(Box::new(TokioListener(l)) as Box<dyn Listener>)
+        })
+    }
+    fn bind_udp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Arc<dyn UdpSocket>>> {
+        Box::pin(async move {
+            let s = tokio::net::UdpSocket::bind(addr).await?;
+            Ok(Arc::new(TokioUdp(s)) as Arc<dyn UdpSocket>)
+        })
+    }
+}
