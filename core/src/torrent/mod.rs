@@ -209,6 +209,9 @@ pub enum TorrentEvent {
         /// How many peers it gave.
         peers: usize,
     },
+    /// A verified piece could not be written (disk full, permissions): it
+    /// will be fetched again, but the application should probably stop.
+    WriteFailed(PieceIndex),
     /// A tracker failed or refused.
     TrackerError {
         /// The tracker.
@@ -1217,8 +1220,9 @@ impl Torrent {
         self.release_buffer(piece.0);
         if !ok {
             // The disk failed: the piece is not on disk, so it must be
-            // fetched again. (A full disk pauses the torrent in the engine.)
+            // fetched again; the application decides whether to go on.
             self.picker.on_hash_failed(piece);
+            self.emit(TorrentEvent::WriteFailed(piece));
             return;
         }
         self.on_disk.set(piece);

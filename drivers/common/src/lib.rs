@@ -11,6 +11,7 @@
 //! TCP, spawn, spawn_blocking), as DESIGN.md describes it, joins this crate
 //! with the driver-loop issue.
 
+pub mod client;
 pub mod clock;
 pub mod content;
 pub mod disk;

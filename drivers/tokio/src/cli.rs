@@ -31,6 +31,24 @@ enum Command {
     },
     /// Make a .torrent file from a file or folder.
     Create(CreateArgs),
+    /// Download a torrent into a folder (the content goes to DIR/<name>).
+    Download(DownloadArgs),
+    /// Serve a torrent whose content is in DIR (DIR/<name>) until Ctrl-C.
+    Seed {
+        /// The .torrent file.
+        torrent: PathBuf,
+        /// The folder that holds the content.
+        dir: PathBuf,
+        /// Address to accept peers on.
+        #[arg(long, default_value = "0.0.0.0:6881")]
+        listen: std::net::SocketAddr,
+        /// Peers to connect to directly (repeatable).
+        #[arg(long = "peer", value_name = "ADDR")]
+        peers: Vec<std::net::SocketAddr>,
+        /// Print JSON events, one per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Talk to trackers, or run one.
     Tracker {
         #[command(subcommand)]
@@ -94,6 +112,30 @@ enum TrackerCommand {
 }
 
 #[derive(clap::Args, Debug)]
+struct DownloadArgs {
+    /// The .torrent file.
+    torrent: PathBuf,
+    /// Folder to download into (the content goes to DIR/<name>).
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    output: PathBuf,
+    /// Keep seeding after the download completes (until Ctrl-C).
+    #[arg(long)]
+    seed: bool,
+    /// Address to accept peers on.
+    #[arg(long, default_value = "0.0.0.0:6881")]
+    listen: std::net::SocketAddr,
+    /// Peers to connect to directly (repeatable), besides the trackers'.
+    #[arg(long = "peer", value_name = "ADDR")]
+    peers: Vec<std::net::SocketAddr>,
+    /// Give up when no peer has connected within this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<u64>,
+    /// Print JSON events, one per line, instead of progress.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
 struct CreateArgs {
     /// The file or folder to share.
     path: PathBuf,
@@ -123,9 +165,29 @@ struct CreateArgs {
 }
 
 /// A failure of a command: the message and the exit code.
-struct Failure {
+pub(crate) struct Failure {
     code: u8,
     message: String,
+}
+
+impl From<crate::session::SessionError> for Failure {
+    fn from(e: crate::session::SessionError) -> Failure {
+        Failure::new(e.code, e.message)
+    }
+}
+
+impl From<DownloadArgs> for crate::session::DownloadArgs {
+    fn from(a: DownloadArgs) -> crate::session::DownloadArgs {
+        crate::session::DownloadArgs {
+            torrent: a.torrent,
+            output: a.output,
+            seed: a.seed,
+            listen: a.listen,
+            peers: a.peers,
+            timeout: a.timeout.map(Duration::from_secs),
+            json: a.json,
+        }
+    }
 }
 
 /// Exit code for an I/O failure (unreadable input, unwritable output).
@@ -159,6 +221,21 @@ pub(crate) fn main() -> ExitCode {
         Command::Info { torrent, json } => info(&torrent, json),
         Command::Create(args) => create(args),
         Command::Tracker { command } => tracker(command),
+        Command::Download(args) => crate::session::download(args.into()).map_err(Failure::from),
+        Command::Seed {
+            torrent,
+            dir,
+            listen,
+            peers,
+            json,
+        } => crate::session::seed(crate::session::SeedArgs {
+            torrent,
+            dir,
+            listen,
+            peers,
+            json,
+        })
+        .map_err(Failure::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@
 //! [`cli::ExitCode`](cli) for their meanings.
 
 mod cli;
+mod session;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -1,0 +1,238 @@
+//! `bittide download` and `bittide seed` on tokio: the shared session in
+//! `bittide_driver::client`, plus progress output and Ctrl-C.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bittide_core::torrent::{TorrentEvent, TorrentState};
+use bittide_driver::client::{self, Progress, SessionOptions};
+use bittide_driver::driver::Command;
+use bittide_tokio::runtime::TokioRuntime;
+use serde_json::json;
+
+pub(crate) use bittide_driver::client::SessionError;
+
+/// `bittide download` options.
+pub(crate) struct DownloadArgs {
+    pub(crate) torrent: PathBuf,
+    pub(crate) output: PathBuf,
+    pub(crate) seed: bool,
+    pub(crate) listen: SocketAddr,
+    pub(crate) peers: Vec<SocketAddr>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) json: bool,
+}
+
+/// `bittide seed` options.
+pub(crate) struct SeedArgs {
+    pub(crate) torrent: PathBuf,
+    pub(crate) dir: PathBuf,
+    pub(crate) listen: SocketAddr,
+    pub(crate) peers: Vec<SocketAddr>,
+    pub(crate) json: bool,
+}
+
+fn read_torrent(path: &std::path::Path) -> Result<Vec<u8>, SessionError> {
+    std::fs::read(path).map_err(|e| SessionError {
+        code: client::exit::IO,
+        message: format!("{}: {e}", path.display()),
+    })
+}
+
+fn human(n: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// Prints progress: a bar on a terminal, a line a second otherwise, or JSON.
+struct Reporter {
+    json: bool,
+    bar: Option<indicatif::ProgressBar>,
+    last_print: Instant,
+    last_bytes: (u64, u64),
+    started: Instant,
+}
+
+impl Reporter {
+    fn new(json: bool) -> Reporter {
+        let bar = (!json && std::io::stdout().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {percent:>3}% {bytes}/{total_bytes} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Reporter {
+            json,
+            bar,
+            last_print: Instant::now(),
+            last_bytes: (0, 0),
+            started: Instant::now(),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+    }
+
+    fn event(&mut self, p: &Progress, e: &TorrentEvent) {
+        let text = match e {
+            TorrentEvent::Finished => Some((
+                "finished",
+                format!("finished in {:.1} s", self.started.elapsed().as_secs_f64()),
+            )),
+            TorrentEvent::StateChanged(s) => Some(("state", format!("{s:?}").to_lowercase())),
+            TorrentEvent::TrackerError { url, error } => Some(("error", format!("{url}: {error}"))),
+            TorrentEvent::PeerBanned(a) => Some(("banned", a.to_string())),
+            _ => None,
+        };
+        if let Some((kind, msg)) = text {
+            if self.json {
+                self.line(
+                    &json!({"event": kind, "message": msg, "done": p.done, "total": p.total})
+                        .to_string(),
+                );
+            } else if let Some(bar) = &self.bar {
+                bar.println(msg);
+            } else {
+                self.line(&msg);
+            }
+        }
+    }
+
+    fn tick(&mut self, p: &Progress) {
+        let elapsed = self.last_print.elapsed();
+        if elapsed < Duration::from_secs(1) {
+            return;
+        }
+        let secs = elapsed.as_secs_f64();
+        let down = (p.downloaded - self.last_bytes.0.min(p.downloaded)) as f64 / secs;
+        let up = (p.uploaded - self.last_bytes.1.min(p.uploaded)) as f64 / secs;
+        self.last_bytes = (p.downloaded, p.uploaded);
+        self.last_print = Instant::now();
+        let left = p.total.saturating_sub(p.done) as f64;
+        let eta = if down > 0.0 {
+            format!("{:.0} s", left / down)
+        } else {
+            "?".into()
+        };
+        if self.json {
+            self.line(
+                &json!({"event": "progress", "done": p.done, "total": p.total, "down_rate": down as u64,
+                        "up_rate": up as u64, "peers": p.peers})
+                .to_string(),
+            );
+        } else if let Some(bar) = &self.bar {
+            bar.set_length(p.total);
+            bar.set_position(p.done);
+            bar.set_message(format!(
+                "↓ {}/s ↑ {}/s {} peers eta {eta}",
+                human(down),
+                human(up),
+                p.peers
+            ));
+        } else {
+            let pct = if p.total > 0 {
+                p.done as f64 * 100.0 / p.total as f64
+            } else {
+                0.0
+            };
+            self.line(&format!(
+                "{pct:5.1}%  down {}/s  up {}/s  {} peers  eta {eta}",
+                human(down),
+                human(up),
+                p.peers
+            ));
+        }
+    }
+}
+
+fn run(options: SessionOptions, json: bool) -> Result<(), SessionError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SessionError {
+            code: client::exit::IO,
+            message: format!("runtime: {e}"),
+        })?;
+    rt.block_on(async move {
+        let mut reporter = Reporter::new(json);
+        let result = client::run(
+            TokioRuntime::current(),
+            options,
+            |handle, local| {
+                // First Ctrl-C: stop gracefully (trackers hear `stopped`,
+                // writes are flushed); second: exit at once.
+                tokio::spawn(async move {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        handle.send(Command::Shutdown);
+                        if tokio::signal::ctrl_c().await.is_ok() {
+                            std::process::exit(130);
+                        }
+                    }
+                });
+                let _ = local;
+            },
+            |p, e| match e {
+                Some(e) => reporter.event(p, e),
+                None => reporter.tick(p),
+            },
+        )
+        .await;
+        if let Some(bar) = &reporter.bar {
+            bar.finish_and_clear();
+        }
+        let progress = result?;
+        if json {
+            reporter.line(
+                &json!({"event": "done", "done": progress.done, "total": progress.total})
+                    .to_string(),
+            );
+        }
+        if progress.state == TorrentState::Checking {
+            return Err(SessionError {
+                code: client::exit::IO,
+                message: "stopped while checking".into(),
+            });
+        }
+        Ok(())
+    })
+}
+
+/// `bittide download`.
+pub(crate) fn download(args: DownloadArgs) -> Result<(), SessionError> {
+    let options = SessionOptions {
+        torrent: read_torrent(&args.torrent)?,
+        folder: args.output,
+        keep_seeding: args.seed,
+        listen: args.listen,
+        peers: args.peers,
+        peer_timeout: args.timeout,
+    };
+    run(options, args.json)
+}
+
+/// `bittide seed`.
+pub(crate) fn seed(args: SeedArgs) -> Result<(), SessionError> {
+    let options = SessionOptions {
+        torrent: read_torrent(&args.torrent)?,
+        folder: args.dir,
+        keep_seeding: true,
+        listen: args.listen,
+        peers: args.peers,
+        peer_timeout: None,
+    };
+    run(options, args.json)
+}
