@@ -6,6 +6,11 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
   lt_tool.py create PATH OUT PIECE MODE   -> MODE is v1 or hybrid
   lt_tool.py verify TORRENT SAVE_PATH     -> "ok" once libtorrent has checked
                                              every piece of the data on disk
+  lt_tool.py seed TORRENT SAVE_PATH PORT  -> prints "ready" once seeding on
+                                             127.0.0.1:PORT, then serves until
+                                             killed (at most 300 s)
+  lt_tool.py leech TORRENT SAVE_PATH PEER -> downloads from PEER (host:port),
+                                             prints "done" (at most 120 s)
   lt_tool.py announce TORRENT SAVE_PATH   -> "peers N complete C incomplete I"
                                              after libtorrent's first tracker
                                              reply (or "error ..."); exiting
@@ -80,6 +85,8 @@ def settings(port=0):
         "enable_natpmp": False,
         "dht_bootstrap_nodes": "",
         "allow_multiple_connections_per_ip": True,
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
         "alert_mask": 0x7FFFFFFF,
     }
 
@@ -121,6 +128,46 @@ def announce(torrent, save_path, timeout=30.0):
     return "timeout"
 
 
+def seed(torrent, save_path, port, limit=300.0):
+    ses = lt.session(settings(port))
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(torrent)
+    atp.save_path = save_path
+    h = ses.add_torrent(atp)
+    deadline = time.monotonic() + limit
+    announced = False
+    while time.monotonic() < deadline:
+        st = h.status()
+        if st.is_seeding and not announced:
+            print("ready", flush=True)
+            announced = True
+        ses.wait_for_alert(200)
+        ses.pop_alerts()
+    return "timeout"
+
+
+def leech(torrent, save_path, peer, limit=120.0):
+    ses = lt.session(settings())
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(torrent)
+    atp.save_path = save_path
+    h = ses.add_torrent(atp)
+    host, port = peer.rsplit(":", 1)
+    h.connect_peer((host, int(port)))
+    deadline = time.monotonic() + limit
+    last_connect = time.monotonic()
+    while time.monotonic() < deadline:
+        st = h.status()
+        if st.is_seeding:
+            return "done"
+        if time.monotonic() - last_connect > 5 and st.num_peers == 0:
+            h.connect_peer((host, int(port)))
+            last_connect = time.monotonic()
+        ses.wait_for_alert(200)
+        ses.pop_alerts()
+    return "timeout %.3f" % h.status().progress
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "hash":
@@ -129,6 +176,10 @@ def main():
         create(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
     elif cmd == "verify":
         print(verify(sys.argv[2], sys.argv[3]))
+    elif cmd == "seed":
+        print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    elif cmd == "leech":
+        print(leech(sys.argv[2], sys.argv[3], sys.argv[4]))
     elif cmd == "announce":
         print(announce(sys.argv[2], sys.argv[3]))
     else:

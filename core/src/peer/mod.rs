@@ -596,13 +596,6 @@ impl PeerSession {
                 }
             }
             Frame::Bitfield(bytes) => {
-                if self.remote_pieces != RemotePieces::None {
-                    return Err(PeerError::Malformed(crate::DecodeError::new(
-                        crate::DecodeErrorKind::UnexpectedByte,
-                        0,
-                        "second bitfield",
-                    )));
-                }
                 let b = Bitfield::from_bytes(&bytes, self.piece_count).ok_or(
                     PeerError::Malformed(crate::DecodeError::new(
                         crate::DecodeErrorKind::InvalidLength,
@@ -610,6 +603,15 @@ impl PeerSession {
                         "bitfield",
                     )),
                 )?;
+                if self.remote_pieces != RemotePieces::None {
+                    // BEP 3 allows a bitfield only first, but some clients
+                    // (aria2) send a fresh one later instead of `have`s:
+                    // take it as a `have` for every new piece.
+                    for p in b.iter() {
+                        self.on_frame(now, Frame::Have(p))?;
+                    }
+                    return Ok(());
+                }
                 self.remote_pieces = if b.is_full() {
                     RemotePieces::All
                 } else {

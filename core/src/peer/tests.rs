@@ -345,3 +345,20 @@ fn bytes_one_at_a_time_give_the_same_events() {
     }
     assert!(matches!(b.poll_event(), Some(PeerEvent::Connected { .. })));
 }
+
+#[test]
+fn a_later_bitfield_counts_as_haves() {
+    let (mut a, mut b) = connected(all_ext(), &Bitfield::new(PIECES));
+    let mut first = Bitfield::new(PIECES);
+    first.set(PieceIndex(1));
+    let mut bytes = Vec::new();
+    Frame::Bitfield(Bytes::copy_from_slice(first.as_bytes())).encode(&mut bytes);
+    // `b` said have-none at start (fast extension); aria2 then sends a
+    // bitfield with what it has gained.
+    let _ = pump(Instant::ZERO, &mut a, &mut b);
+    a.handle_bytes(Instant::ZERO, &bytes);
+    let events: Vec<_> = std::iter::from_fn(|| a.poll_event()).collect();
+    assert_eq!(events, vec![PeerEvent::Have(PieceIndex(1))]);
+    assert!(a.remote_has(PieceIndex(1)));
+    assert!(!a.is_closed());
+}

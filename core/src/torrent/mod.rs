@@ -759,9 +759,11 @@ impl Torrent {
     }
 
     fn new_session(&self, now: Instant, direction: Direction, addr: SocketAddr) -> PeerSession {
+        let mut config = self.config.session.clone();
+        config.listen_port = Some(self.config.listen_port);
         PeerSession::new(
             now,
-            self.config.session.clone(),
+            config,
             direction,
             self.info.info_hash,
             self.config.peer_id,
