@@ -255,6 +255,8 @@ pub fn parse_scrape_response(body: &[u8]) -> Result<Vec<ScrapeEntry>, TrackerErr
 
 /// Longest query string the server parses.
 pub const MAX_QUERY_LEN: usize = 8 * 1024;
+/// Longest `trackerid` accepted from a client.
+pub const MAX_TRACKER_ID: usize = 256;
 
 /// Why a client's HTTP request was refused; its `Display` is the
 /// `failure reason` sent back.
@@ -397,7 +399,11 @@ pub fn parse_announce_query(query: &[u8]) -> Result<ServerAnnounce, RequestError
         key: get("key")
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|s| u32::from_str_radix(s, 16).ok()),
-        tracker_id: get("trackerid").map(<[u8]>::to_vec),
+        // Tracker ids are short tokens the tracker handed out; a long one
+        // is not ours and is ignored.
+        tracker_id: get("trackerid")
+            .filter(|v| v.len() <= MAX_TRACKER_ID)
+            .map(<[u8]>::to_vec),
         ip,
     };
     Ok(ServerAnnounce {
