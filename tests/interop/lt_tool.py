@@ -6,7 +6,8 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
   lt_tool.py create PATH OUT PIECE MODE   -> MODE is v1 or hybrid
   lt_tool.py verify TORRENT SAVE_PATH     -> "ok" once libtorrent has checked
                                              every piece of the data on disk
-  lt_tool.py seed TORRENT SAVE_PATH PORT  -> prints "ready" once seeding on
+  lt_tool.py seed TORRENT SAVE_PATH PORT [RATE]
+                                          -> prints "ready" once seeding on
                                              127.0.0.1:PORT, then serves until
                                              killed (at most 300 s)
   lt_tool.py leech TORRENT SAVE_PATH PEER -> downloads from PEER (host:port),
@@ -128,12 +129,15 @@ def announce(torrent, save_path, timeout=30.0):
     return "timeout"
 
 
-def seed(torrent, save_path, port, limit=300.0):
+def seed(torrent, save_path, port, rate=0, limit=300.0):
     ses = lt.session(settings(port))
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(torrent)
     atp.save_path = save_path
     h = ses.add_torrent(atp)
+    if rate:
+        # Session limits do not apply to local peers; torrent limits do.
+        h.set_upload_limit(rate)
     deadline = time.monotonic() + limit
     announced = False
     while time.monotonic() < deadline:
@@ -177,7 +181,8 @@ def main():
     elif cmd == "verify":
         print(verify(sys.argv[2], sys.argv[3]))
     elif cmd == "seed":
-        print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+        rate = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+        print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), rate))
     elif cmd == "leech":
         print(leech(sys.argv[2], sys.argv[3], sys.argv[4]))
     elif cmd == "announce":

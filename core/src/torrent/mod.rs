@@ -532,6 +532,15 @@ impl Torrent {
         self.peers.len()
     }
 
+    /// Addresses of the peers with an open session (for resume data).
+    pub fn peer_addrs(&self) -> Vec<SocketAddr> {
+        self.peers
+            .values()
+            .filter(|p| p.session.as_ref().is_some_and(PeerSession::is_active))
+            .map(|p| p.addr)
+            .collect()
+    }
+
     /// Whether every wanted piece is on disk.
     pub fn is_finished(&self) -> bool {
         self.picker.is_finished() && self.writing.is_empty() && self.verifying.is_empty()

@@ -12,11 +12,19 @@ use bittide_core::engine::{Engine, EngineConfig, Event};
 use bittide_core::metainfo::Metainfo;
 use bittide_core::torrent::{StartMode, TorrentEvent, TorrentInfo, TorrentState};
 use bittide_core::wire::PeerId;
-use bittide_core::{Rng, TorrentId};
+use bittide_core::{Bitfield, InfoHash, Rng, TorrentId};
+
+/// How often resume data is written while running.
+const RESUME_INTERVAL: Duration = Duration::from_secs(30);
+
+fn info_hash_of(m: &Metainfo<'_>) -> InfoHash {
+    m.info_hash
+}
 
 use crate::clock::{os_seed, Clock};
 use crate::disk::Storage;
 use crate::driver::{Control, Driver, Handle};
+use crate::resume;
 use crate::runtime::Runtime;
 
 /// What to do.
@@ -34,6 +42,8 @@ pub struct SessionOptions {
     pub peers: Vec<SocketAddr>,
     /// Fail when no peer connected within this time.
     pub peer_timeout: Option<Duration>,
+    /// Verify the data on disk even if resume data says it is good.
+    pub recheck: bool,
 }
 
 /// A progress report, at least once a second and on every event.
@@ -138,6 +148,18 @@ pub async fn run<R: Runtime>(
     let udp_bind = SocketAddr::new(local.ip(), local.port());
     let udp = rt.bind_udp(udp_bind).await.ok();
 
+    let resume = if options.recheck {
+        None
+    } else {
+        resume::load(
+            &options.folder,
+            &info.info_hash,
+            info.layout.piece_count(),
+            &storage,
+            metainfo.info.files().len(),
+        )
+    };
+
     let config = EngineConfig {
         peer_id: random_peer_id(),
         listen_port: local.port(),
@@ -145,19 +167,33 @@ pub async fn run<R: Runtime>(
     };
     let clock = Clock::new();
     let mut engine = Engine::new(config, os_seed());
-    let start = if exists {
-        StartMode::Check
-    } else {
-        StartMode::Fresh
+    let start = match (&resume, exists) {
+        (Some(r), _) => StartMode::Trusted(r.pieces.clone()),
+        (None, true) => StartMode::Check,
+        (None, false) => StartMode::Fresh,
     };
     let id: TorrentId = engine
         .add_torrent(clock.now(), info, start)
         .ok_or_else(|| err(exit::BAD_TORRENT, "torrent added twice"))?;
-    if !options.peers.is_empty() {
-        engine.add_peers(clock.now(), id, options.peers.clone());
+    let mut peers = options.peers.clone();
+    if let Some(r) = &resume {
+        peers.extend(r.peers.iter().copied());
+    }
+    if !peers.is_empty() {
+        engine.add_peers(clock.now(), id, peers);
     }
     let mut driver = Driver::new(rt.clone(), engine, clock);
-    driver.set_storage(id, storage);
+    driver.set_storage(id, storage.clone());
+    let info_hash = info_hash_of(&metainfo);
+    let file_count = metainfo.info.files().len();
+    let save_resume = {
+        let (folder, storage) = (options.folder.clone(), storage.clone());
+        move |have: Bitfield, peers: Vec<SocketAddr>| {
+            let _ = resume::save(&folder, &info_hash, &have, &peers, &storage, file_count);
+        }
+    };
+    let mut last_save = std::time::Instant::now();
+    let mut saved_pieces = u32::MAX;
     driver.listen(listener);
     if let Some(s) = udp {
         driver.set_udp(s);
@@ -177,12 +213,14 @@ pub async fn run<R: Runtime>(
     let mut ever_connected = false;
     let mut refused: Option<String> = None;
     let keep_seeding = options.keep_seeding;
+    let mut final_state: Option<(Bitfield, Vec<SocketAddr>)> = None;
     let peer_timeout = options.peer_timeout;
     driver
         .run(|event, engine: &Engine| {
             let Some(t) = engine.torrent(id) else {
                 return Control::Shutdown;
             };
+            final_state = Some((t.have().clone(), t.peer_addrs()));
             let (uploaded, downloaded, left) = t.counters();
             let total = (0..t.have().len())
                 .map(|p| {
@@ -204,6 +242,14 @@ pub async fn run<R: Runtime>(
             };
             let torrent_event = event.map(|Event::Torrent(_, e)| e);
             report(&last, torrent_event);
+            // Resume data every 30 s when something changed (flushing and
+            // writing happen on the blocking pool).
+            if last_save.elapsed() >= RESUME_INTERVAL && t.have().count() != saved_pieces {
+                last_save = std::time::Instant::now();
+                saved_pieces = t.have().count();
+                let (have, peers, save) = (t.have().clone(), t.peer_addrs(), save_resume.clone());
+                rt.spawn_blocking(Box::new(move || save(have, peers)));
+            }
             match torrent_event {
                 Some(TorrentEvent::PeerConnected { .. }) => ever_connected = true,
                 Some(TorrentEvent::Finished) if !keep_seeding => return Control::Shutdown,
@@ -242,6 +288,9 @@ pub async fn run<R: Runtime>(
             Control::Continue
         })
         .await;
+    if let Some((have, peers)) = final_state {
+        save_resume(have, peers);
+    }
     match failure {
         Some(f) => Err(f),
         None => Ok(last),

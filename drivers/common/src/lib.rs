@@ -16,5 +16,6 @@ pub mod clock;
 pub mod content;
 pub mod disk;
 pub mod driver;
+pub mod resume;
 pub mod runtime;
 pub mod tracker;

@@ -48,6 +48,9 @@ enum Command {
         /// Print JSON events, one per line.
         #[arg(long)]
         json: bool,
+        /// Verify the data even when resume data says it is complete.
+        #[arg(long)]
+        recheck: bool,
     },
     /// Talk to trackers, or run one.
     Tracker {
@@ -133,6 +136,9 @@ struct DownloadArgs {
     /// Print JSON events, one per line, instead of progress.
     #[arg(long)]
     json: bool,
+    /// Verify the data on disk even when resume data says it is complete.
+    #[arg(long)]
+    recheck: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -186,6 +192,7 @@ impl From<DownloadArgs> for crate::session::DownloadArgs {
             peers: a.peers,
             timeout: a.timeout.map(Duration::from_secs),
             json: a.json,
+            recheck: a.recheck,
         }
     }
 }
@@ -228,12 +235,14 @@ pub(crate) fn main() -> ExitCode {
             listen,
             peers,
             json,
+            recheck,
         } => crate::session::seed(crate::session::SeedArgs {
             torrent,
             dir,
             listen,
             peers,
             json,
+            recheck,
         })
         .map_err(Failure::from),
     };

@@ -23,6 +23,7 @@ pub(crate) struct DownloadArgs {
     pub(crate) peers: Vec<SocketAddr>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) json: bool,
+    pub(crate) recheck: bool,
 }
 
 /// `bittide seed` options.
@@ -32,6 +33,7 @@ pub(crate) struct SeedArgs {
     pub(crate) listen: SocketAddr,
     pub(crate) peers: Vec<SocketAddr>,
     pub(crate) json: bool,
+    pub(crate) recheck: bool,
 }
 
 fn read_torrent(path: &std::path::Path) -> Result<Vec<u8>, SessionError> {
@@ -131,7 +133,8 @@ impl Reporter {
         if self.json {
             self.line(
                 &json!({"event": "progress", "done": p.done, "total": p.total, "down_rate": down as u64,
-                        "up_rate": up as u64, "peers": p.peers})
+                        "up_rate": up as u64, "peers": p.peers, "downloaded": p.downloaded,
+                        "uploaded": p.uploaded})
                 .to_string(),
             );
         } else if let Some(bar) = &self.bar {
@@ -220,6 +223,7 @@ pub(crate) fn download(args: DownloadArgs) -> Result<(), SessionError> {
         listen: args.listen,
         peers: args.peers,
         peer_timeout: args.timeout,
+        recheck: args.recheck,
     };
     run(options, args.json)
 }
@@ -233,6 +237,7 @@ pub(crate) fn seed(args: SeedArgs) -> Result<(), SessionError> {
         listen: args.listen,
         peers: args.peers,
         peer_timeout: None,
+        recheck: args.recheck,
     };
     run(options, args.json)
 }
