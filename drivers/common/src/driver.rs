@@ -347,6 +347,7 @@ impl<R: Runtime> Driver<R> {
     /// `None` at least once a second (a beat for progress lines), with the
     /// engine to read progress from; it may ask for a shutdown.
     pub async fn run(mut self, mut on_event: impl FnMut(Option<&Event>, &Engine) -> Control) {
+        let mut last_tick = std::time::Instant::now();
         loop {
             let now = self.clock.now();
             let timeout = loop {
@@ -384,20 +385,28 @@ impl<R: Runtime> Driver<R> {
                     if !self.handle_input(input) {
                         return;
                     }
-                    // Take whatever else is already queued before draining.
-                    while let Ok(input) = self.rx.try_recv() {
+                    // Take whatever else is already queued before draining
+                    // (bounded, so timers still get their turn).
+                    for _ in 0..256 {
+                        let Ok(input) = self.rx.try_recv() else { break };
                         if !self.handle_input(input) {
                             return;
                         }
                     }
                 }
                 Ok(Err(_)) => return,
-                Err(()) => {
-                    let now = self.clock.now();
-                    self.engine.handle_timeout(now);
-                    if on_event(None, &self.engine) == Control::Shutdown {
-                        let _ = self.tx.try_send(Input::Command(Command::Shutdown));
-                    }
+                Err(()) => {}
+            }
+            // The deadline may have passed while inputs kept us busy: a
+            // steady stream of bytes must not starve the engine's timers.
+            let now = self.clock.now();
+            if now >= timeout {
+                self.engine.handle_timeout(now);
+            }
+            if last_tick.elapsed() >= Duration::from_secs(1) {
+                last_tick = std::time::Instant::now();
+                if on_event(None, &self.engine) == Control::Shutdown {
+                    let _ = self.tx.try_send(Input::Command(Command::Shutdown));
                 }
             }
         }

@@ -200,8 +200,9 @@ fn run(options: SessionOptions, json: bool) -> Result<(), SessionError> {
         let progress = result?;
         if json {
             reporter.line(
-                &json!({"event": "done", "done": progress.done, "total": progress.total})
-                    .to_string(),
+                &json!({"event": "done", "done": progress.done, "total": progress.total,
+                        "downloaded": progress.downloaded, "uploaded": progress.uploaded})
+                .to_string(),
             );
         }
         if progress.state == TorrentState::Checking {

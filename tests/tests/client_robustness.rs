@@ -1,0 +1,239 @@
+//! The `bittide` client under stress, on loopback:
+//! - killed with SIGKILL mid-download, the same command resumes without
+//!   fetching verified pieces again and ends byte-identical;
+//! - a torrent whose paths try to escape the folder writes nothing;
+//! - an output folder that cannot be created, and a disk that fills up,
+//!   end in a one-line error and a non-zero exit.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bittide_core::bencode::Value;
+use bittide_tests::{
+    bittide, content_bytes, free_port, require_tool, run_bittide, ChildGuard, TempDir,
+    DEBIAN_PYTHON,
+};
+
+/// A libtorrent seeder uploading at most `rate` bytes/s.
+fn lt_seed(torrent: &Path, save: &Path, port: u16, rate: u64) -> ChildGuard {
+    require_tool(
+        DEBIAN_PYTHON,
+        &["-c", "import libtorrent"],
+        "python3-libtorrent",
+    );
+    let mut child = Command::new(DEBIAN_PYTHON)
+        .arg(bittide_tests::workspace_root().join("tests/interop/lt_tool.py"))
+        .args([
+            "seed",
+            torrent.to_str().unwrap(),
+            save.to_str().unwrap(),
+            &port.to_string(),
+            &rate.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let guard = ChildGuard(child);
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    guard
+}
+
+fn download_cmd(torrent: &Path, out: &Path, seeder: u16) -> Command {
+    let mut c = Command::new(bittide());
+    c.args([
+        "download",
+        torrent.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ])
+    .args(["--peer", &format!("127.0.0.1:{seeder}")])
+    .args(["--listen", &format!("127.0.0.1:{}", free_port())]);
+    c
+}
+
+#[test]
+fn kill_9_then_resume_completes_without_refetching_verified_pieces() {
+    let dir = TempDir::new("kill9");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let data = content_bytes(6 << 20, 42);
+    std::fs::write(src.join("big.bin"), &data).unwrap();
+    let torrent = dir.path().join("big.torrent");
+    run_bittide(&[
+        "create",
+        src.join("big.bin").to_str().unwrap(),
+        "--piece-size",
+        "64K",
+        "-o",
+        torrent.to_str().unwrap(),
+    ]);
+    let port = free_port();
+    let _seeder = lt_seed(&torrent, &src, port, 1 << 20);
+    let out = dir.path().join("out");
+
+    // First run: kill -9 once at least a third is on disk.
+    let mut child = download_cmd(&torrent, &out, port)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let start = Instant::now();
+    let mut done_at_kill = 0;
+    for line in BufReader::new(stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let done = v["done"].as_u64().unwrap_or(0);
+        if done >= data.len() as u64 / 3 {
+            done_at_kill = done;
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no progress");
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        done_at_kill > 0 && done_at_kill < data.len() as u64,
+        "killed at {done_at_kill}"
+    );
+
+    // Second run: the same command completes, fetching only what was missing.
+    let second = download_cmd(&torrent, &out, port)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let last: serde_json::Value = String::from_utf8_lossy(&second.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "done")
+        .expect("a done event");
+    let downloaded = last["downloaded"].as_u64().unwrap();
+    assert!(
+        downloaded <= data.len() as u64 - done_at_kill,
+        "downloaded {downloaded} again though {done_at_kill} of {} were on disk",
+        data.len()
+    );
+    assert!(
+        std::fs::read(out.join("big.bin")).unwrap() == data,
+        "data differs"
+    );
+}
+
+#[test]
+fn escaping_paths_write_nothing() {
+    let dir = TempDir::new("escape");
+    let files = Value::list(vec![Value::dict(vec![
+        (b"length", Value::int(10)),
+        (
+            b"path",
+            Value::list(vec![Value::bytes(b".."), Value::bytes(b"escaped.txt")]),
+        ),
+    ])]);
+    let torrent = Value::dict(vec![(
+        b"info",
+        Value::dict(vec![
+            (b"name", Value::bytes(b"evil")),
+            (b"piece length", Value::int(16384)),
+            (b"pieces", Value::bytes(&[0; 20])),
+            (b"files", files),
+        ]),
+    )])
+    .to_vec();
+    let t = dir.path().join("evil.torrent");
+    std::fs::write(&t, torrent).unwrap();
+    let out = dir.path().join("out");
+    let r = Command::new(bittide())
+        .args(["download", t.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&r.stderr).lines().count(), 1);
+    assert!(!dir.path().join("escaped.txt").exists());
+    assert!(!out.exists(), "nothing created, not even the folder");
+}
+
+#[test]
+fn an_uncreatable_folder_and_a_full_disk_are_clear_errors() {
+    let dir = TempDir::new("diskfull");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let data = content_bytes(3 << 20, 7);
+    std::fs::write(src.join("f.bin"), &data).unwrap();
+    let torrent = dir.path().join("f.torrent");
+    run_bittide(&[
+        "create",
+        src.join("f.bin").to_str().unwrap(),
+        "--piece-size",
+        "64K",
+        "-o",
+        torrent.to_str().unwrap(),
+    ]);
+
+    // A regular file where the folder should be.
+    let blocker = dir.path().join("not-a-folder");
+    std::fs::write(&blocker, b"x").unwrap();
+    let r = Command::new(bittide())
+        .args(["download", torrent.to_str().unwrap(), "-o"])
+        .arg(blocker.join("sub"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("output folder"), "{err}");
+    assert_eq!(err.lines().count(), 1);
+
+    // A 1 MiB tmpfs for a 3 MiB download.
+    let small = dir.path().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        mounted,
+        "mounting a small tmpfs needs root (CI runs as root)"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    let port = free_port();
+    let seeder = Command::new(bittide())
+        .args(["seed", torrent.to_str().unwrap(), src.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _seeder = ChildGuard(seeder);
+    std::thread::sleep(Duration::from_millis(500));
+    let r = download_cmd(&torrent, &small, port).output().unwrap();
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("disk full or not writable"), "{err}");
+    assert_eq!(err.lines().count(), 1);
+}
