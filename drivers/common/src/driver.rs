@@ -33,6 +33,8 @@ use crate::runtime::{Conn, Listener, Runtime, UdpSocket};
 const READ_CHUNK: usize = 64 * 1024;
 /// Writes queued per connection before it is considered stuck and closed.
 const SEND_QUEUE: usize = 512;
+/// Inputs queued from tasks before they wait for the loop.
+const INPUT_QUEUE: usize = 256;
 /// How long an outgoing connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// HTTP tracker requests time out after this.
@@ -97,8 +99,14 @@ pub struct Driver<R: Runtime> {
     rt: R,
     engine: Engine,
     clock: Clock,
+    /// Inputs from tasks (bounded: readers wait when the loop is behind,
+    /// which pushes back on the peers through TCP).
     tx: Sender<Input>,
     rx: Receiver<Input>,
+    /// Inputs from the loop itself and from the application (unbounded,
+    /// never lost).
+    ctrl_tx: Sender<Input>,
+    ctrl_rx: Receiver<Input>,
     writers: BTreeMap<ConnId, Sender<WriteCmd>>,
     storage: BTreeMap<TorrentId, Arc<Storage>>,
     udp: Option<Arc<dyn UdpSocket>>,
@@ -128,13 +136,16 @@ impl Handle {
 impl<R: Runtime> Driver<R> {
     /// A loop over `engine`, with `clock` the engine's time base.
     pub fn new(rt: R, engine: Engine, clock: Clock) -> Driver<R> {
-        let (tx, rx) = async_channel::unbounded();
+        let (tx, rx) = async_channel::bounded(INPUT_QUEUE);
+        let (ctrl_tx, ctrl_rx) = async_channel::unbounded();
         Driver {
             rt,
             engine,
             clock,
             tx,
             rx,
+            ctrl_tx,
+            ctrl_rx,
             writers: BTreeMap::new(),
             storage: BTreeMap::new(),
             udp: None,
@@ -253,7 +264,7 @@ impl<R: Runtime> Driver<R> {
                         if let Some(w) = self.writers.remove(&conn) {
                             let _ = w.try_send(WriteCmd::Close);
                         }
-                        let _ = self.tx.try_send(Input::Closed(conn));
+                        let _ = self.ctrl_tx.try_send(Input::Closed(conn));
                     }
                 }
                 TcpAction::Close => {
@@ -302,7 +313,7 @@ impl<R: Runtime> Driver<R> {
                     }
                 }
                 if on_event(Some(&e), &self.engine) == Control::Shutdown {
-                    let _ = self.tx.try_send(Input::Command(Command::Shutdown));
+                    let _ = self.ctrl_tx.try_send(Input::Command(Command::Shutdown));
                 }
             }
             Output::Timeout(_) => {}
@@ -378,23 +389,29 @@ impl<R: Runtime> Driver<R> {
             // Cap the sleep: the application's callback also runs on a
             // regular beat (progress lines).
             let wake = wake.min(std::time::Instant::now() + Duration::from_secs(1));
+            // Control inputs first: a command must not wait behind data.
+            while let Ok(input) = self.ctrl_rx.try_recv() {
+                if !self.handle_input(input) {
+                    return;
+                }
+            }
             let timer = self.rt.sleep_until(wake);
-            let recv = Box::pin(self.rx.recv());
-            match first(recv, timer).await {
-                Ok(Ok(input)) => {
+            let inputs = first(Box::pin(self.ctrl_rx.recv()), Box::pin(self.rx.recv()));
+            match first(Box::pin(inputs), timer).await {
+                Ok(Ok(Ok(input)) | Err(Ok(input))) => {
                     if !self.handle_input(input) {
                         return;
                     }
                     // Take whatever else is already queued before draining
                     // (bounded, so timers still get their turn).
-                    for _ in 0..256 {
+                    for _ in 0..INPUT_QUEUE {
                         let Ok(input) = self.rx.try_recv() else { break };
                         if !self.handle_input(input) {
                             return;
                         }
                     }
                 }
-                Ok(Err(_)) => return,
+                Ok(_) => return,
                 Err(()) => {}
             }
             // The deadline may have passed while inputs kept us busy: a
@@ -406,7 +423,7 @@ impl<R: Runtime> Driver<R> {
             if last_tick.elapsed() >= Duration::from_secs(1) {
                 last_tick = std::time::Instant::now();
                 if on_event(None, &self.engine) == Control::Shutdown {
-                    let _ = self.tx.try_send(Input::Command(Command::Shutdown));
+                    let _ = self.ctrl_tx.try_send(Input::Command(Command::Shutdown));
                 }
             }
         }
