@@ -237,3 +237,56 @@ fn an_uncreatable_folder_and_a_full_disk_are_clear_errors() {
     assert!(err.contains("disk full or not writable"), "{err}");
     assert_eq!(err.lines().count(), 1);
 }
+
+#[test]
+fn only_selected_files_are_downloaded() {
+    let dir = TempDir::new("only");
+    let src = dir.path().join("src");
+    let tree = src.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let files = [
+        ("a.bin", 200_000usize),
+        ("b.bin", 300_000),
+        ("c.bin", 100_000),
+    ];
+    for (i, (name, len)) in files.iter().enumerate() {
+        std::fs::write(tree.join(name), content_bytes(*len, i as u64 + 3)).unwrap();
+    }
+    let torrent = dir.path().join("tree.torrent");
+    run_bittide(&[
+        "create",
+        tree.to_str().unwrap(),
+        "--piece-size",
+        "16K",
+        "-o",
+        torrent.to_str().unwrap(),
+    ]);
+    let port = free_port();
+    let seeder = Command::new(bittide())
+        .args(["seed", torrent.to_str().unwrap(), src.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _seeder = ChildGuard(seeder);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = dir.path().join("out");
+    let r = download_cmd(&torrent, &out, port)
+        .args(["--only", "2"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let got = std::fs::read(out.join("tree/c.bin")).unwrap();
+    assert!(
+        got == std::fs::read(tree.join("c.bin")).unwrap(),
+        "selected file differs"
+    );
+    // a.bin shares no piece with c.bin: it was never created.
+    assert!(!out.join("tree/a.bin").exists());
+    let bad = download_cmd(&torrent, &out, port)
+        .args(["--only", "7"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -44,6 +44,12 @@ pub struct SessionOptions {
     pub peer_timeout: Option<Duration>,
     /// Verify the data on disk even if resume data says it is good.
     pub recheck: bool,
+    /// Most connected peers (default 50).
+    pub max_peers: Option<usize>,
+    /// Download pieces in order (for streaming).
+    pub sequential: bool,
+    /// Download only these files (indices as `bittide info` lists them).
+    pub only: Option<Vec<usize>>,
 }
 
 /// A progress report, at least once a second and on every event.
@@ -160,10 +166,39 @@ pub async fn run<R: Runtime>(
         )
     };
 
-    let config = EngineConfig {
+    let mut config = EngineConfig {
         peer_id: random_peer_id(),
         listen_port: local.port(),
         ..EngineConfig::default()
+    };
+    // A tighter in-memory budget than the core's default keeps a download's
+    // footprint small; 16 MiB still covers many peers' pipelines.
+    config.torrent.max_buffered_bytes = 16 << 20;
+    if let Some(n) = options.max_peers {
+        config.torrent.max_peers = n.max(1);
+    }
+    let file_count = metainfo.info.files().len();
+    let priorities = match &options.only {
+        None => None,
+        Some(list) => {
+            if let Some(bad) = list.iter().find(|&&i| i >= file_count) {
+                return Err(err(
+                    2,
+                    format!("--only: the torrent has no file {bad} (it has {file_count})"),
+                ));
+            }
+            Some(
+                (0..file_count)
+                    .map(|i| {
+                        if list.contains(&i) {
+                            bittide_core::picker::Priority::Normal
+                        } else {
+                            bittide_core::picker::Priority::Skip
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        }
     };
     let clock = Clock::new();
     let mut engine = Engine::new(config, os_seed());
@@ -175,6 +210,12 @@ pub async fn run<R: Runtime>(
     let id: TorrentId = engine
         .add_torrent(clock.now(), info, start)
         .ok_or_else(|| err(exit::BAD_TORRENT, "torrent added twice"))?;
+    if let Some(p) = &priorities {
+        engine.set_file_priorities(clock.now(), id, p);
+    }
+    if options.sequential {
+        engine.set_sequential(id, true);
+    }
     let mut peers = options.peers.clone();
     if let Some(r) = &resume {
         peers.extend(r.peers.iter().copied());
@@ -185,7 +226,6 @@ pub async fn run<R: Runtime>(
     let mut driver = Driver::new(rt.clone(), engine, clock);
     driver.set_storage(id, storage.clone());
     let info_hash = info_hash_of(&metainfo);
-    let file_count = metainfo.info.files().len();
     let save_resume = {
         let (folder, storage) = (options.folder.clone(), storage.clone());
         move |have: Bitfield, peers: Vec<SocketAddr>| {

@@ -139,6 +139,16 @@ struct DownloadArgs {
     /// Verify the data on disk even when resume data says it is complete.
     #[arg(long)]
     recheck: bool,
+    /// Download pieces in order (for streaming while downloading).
+    #[arg(long)]
+    sequential: bool,
+    /// Download only these files: indices as `bittide info` lists them,
+    /// comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "INDEX,...")]
+    only: Option<Vec<usize>>,
+    /// Most connected peers.
+    #[arg(long, value_name = "N")]
+    max_peers: Option<usize>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -193,6 +203,9 @@ impl From<DownloadArgs> for crate::session::DownloadArgs {
             timeout: a.timeout.map(Duration::from_secs),
             json: a.json,
             recheck: a.recheck,
+            max_peers: a.max_peers,
+            sequential: a.sequential,
+            only: a.only,
         }
     }
 }
@@ -388,15 +401,20 @@ fn info(path: &Path, json: bool) -> Result<(), Failure> {
     for w in &m.url_list {
         line(&mut s, "web seed:", w);
     }
-    let shown: Vec<_> = info.files().iter().filter(|f| !f.attr.padding).collect();
-    s.push_str(&format!("files ({}):\n", shown.len()));
-    for f in shown {
+    let shown: Vec<_> = info
+        .files()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.attr.padding)
+        .collect();
+    s.push_str(&format!("files ({}, index for --only):\n", shown.len()));
+    for (index, f) in shown {
         let path = if info.is_single_file() {
             info.display_name()
         } else {
             f.display_path()
         };
-        s.push_str(&format!("  {:>10}  {path}\n", human(f.length)));
+        s.push_str(&format!("  [{index}] {:>10}  {path}\n", human(f.length)));
     }
     print(&s)
 }

@@ -24,6 +24,9 @@ pub(crate) struct DownloadArgs {
     pub(crate) timeout: Option<Duration>,
     pub(crate) json: bool,
     pub(crate) recheck: bool,
+    pub(crate) max_peers: Option<usize>,
+    pub(crate) sequential: bool,
+    pub(crate) only: Option<Vec<usize>>,
 }
 
 /// `bittide seed` options.
@@ -225,6 +228,9 @@ pub(crate) fn download(args: DownloadArgs) -> Result<(), SessionError> {
         peers: args.peers,
         peer_timeout: args.timeout,
         recheck: args.recheck,
+        max_peers: args.max_peers,
+        sequential: args.sequential,
+        only: args.only,
     };
     run(options, args.json)
 }
@@ -239,6 +245,9 @@ pub(crate) fn seed(args: SeedArgs) -> Result<(), SessionError> {
         peers: args.peers,
         peer_timeout: None,
         recheck: args.recheck,
+        max_peers: None,
+        sequential: false,
+        only: None,
     };
     run(options, args.json)
 }
