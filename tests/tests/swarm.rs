@@ -225,6 +225,63 @@ fn scenario_6_peers_found_through_the_tracker() {
     });
 }
 
+/// Scenario 7: upload and download limits hold on average: a 2 MiB
+/// download from a seeder capped at 256 KiB/s takes at least ~8 s; a
+/// leecher capped at 128 KiB/s needs at least ~16 s.
+fn rate_limits(seed: u64) -> String {
+    let size = 2 * MIB;
+    let data = content(size as usize, seed);
+    let mut seeder = NodeSpec::seeder(8 * MIB);
+    seeder.config.upload_rate = 256 * KIB;
+    let mut sim = Sim::new(
+        seed,
+        data.clone(),
+        64 * KIB as u32,
+        vec![seeder, NodeSpec::leecher(8 * MIB)],
+    );
+    sim.add_peers(1, &[0]);
+    sim.drive_bounded(2_000_000, Duration::from_secs(120), |s| {
+        s.nodes[1].torrent.is_finished()
+    });
+    assert_data(&sim, 1);
+    let took = sim.nodes[1]
+        .finished_at
+        .unwrap()
+        .since_epoch()
+        .as_secs_f64();
+    assert!(took >= 7.0, "upload limit not respected: {took:.2} s");
+    assert!(took <= 12.0, "upload limit far too strict: {took:.2} s");
+
+    let mut leecher = NodeSpec::leecher(8 * MIB);
+    leecher.config.download_rate = 128 * KIB;
+    let mut sim2 = Sim::new(
+        seed,
+        data,
+        64 * KIB as u32,
+        vec![NodeSpec::seeder(8 * MIB), leecher],
+    );
+    sim2.add_peers(1, &[0]);
+    sim2.drive_bounded(2_000_000, Duration::from_secs(120), |s| {
+        s.nodes[1].torrent.is_finished()
+    });
+    assert_data(&sim2, 1);
+    let took = sim2.nodes[1]
+        .finished_at
+        .unwrap()
+        .since_epoch()
+        .as_secs_f64();
+    assert!(took >= 15.0, "download limit not respected: {took:.2} s");
+    assert!(took <= 24.0, "download limit far too strict: {took:.2} s");
+    sim.log_hash()
+}
+
+#[test]
+fn scenario_7_rate_limits() {
+    for_each_seed(&[61, 62], |seed| {
+        rate_limits(seed);
+    });
+}
+
 /// Scenario 5: Determinism: the same seed gives the same event log; another seed a
 /// different one.
 #[test]

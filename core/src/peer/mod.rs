@@ -34,7 +34,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use fast::allowed_fast_set;
-pub use rate::RateMeter;
+pub use rate::{RateMeter, TokenBucket};
 
 use crate::bitfield::Bitfield;
 use crate::error::PeerError;

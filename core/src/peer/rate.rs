@@ -74,3 +74,106 @@ mod tests {
         assert_eq!(m.rate(t), 0);
     }
 }
+
+/// A token bucket: at most `rate` bytes per second on average, bursts of
+/// up to a quarter second's worth (and at least a few blocks).
+#[derive(Clone, Debug)]
+pub struct TokenBucket {
+    rate: u64,
+    burst: u64,
+    tokens: u64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A bucket for `rate` bytes/s (0 means unlimited), full at `now`.
+    pub fn new(rate: u64, now: Instant) -> TokenBucket {
+        let burst = (rate / 4).max(4 * 16 * 1024);
+        TokenBucket {
+            rate,
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Whether the bucket limits anything.
+    pub fn is_limited(&self) -> bool {
+        self.rate > 0
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last);
+        let add = (u128::from(self.rate) * elapsed.as_nanos() / 1_000_000_000) as u64;
+        if add > 0 {
+            self.tokens = (self.tokens + add).min(self.burst);
+            // Advance only by the time the added tokens account for, so
+            // fractions are not lost.
+            let used = Duration::from_nanos(
+                (u128::from(add) * 1_000_000_000 / u128::from(self.rate)) as u64,
+            );
+            self.last = (self.last + used).min(now);
+        }
+    }
+
+    /// Tokens available now (`u64::MAX` when unlimited).
+    pub fn available(&mut self, now: Instant) -> u64 {
+        if self.rate == 0 {
+            return u64::MAX;
+        }
+        self.refill(now);
+        self.tokens
+    }
+
+    /// Takes `n` tokens if there are that many.
+    pub fn try_take(&mut self, now: Instant, n: u64) -> bool {
+        if self.rate == 0 {
+            return true;
+        }
+        self.refill(now);
+        if self.tokens >= n {
+            self.tokens -= n;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// When `n` tokens will be available (now if they are).
+    pub fn ready_at(&self, now: Instant, n: u64) -> Instant {
+        if self.rate == 0 {
+            return now;
+        }
+        let elapsed = now.saturating_duration_since(self.last);
+        let add = (u128::from(self.rate) * elapsed.as_nanos() / 1_000_000_000) as u64;
+        let tokens = self.tokens.saturating_add(add).min(self.burst);
+        let missing = n.min(self.burst).saturating_sub(tokens);
+        let wait = Duration::from_nanos(
+            (u128::from(missing) * 1_000_000_000).div_ceil(u128::from(self.rate)) as u64,
+        );
+        now + wait
+    }
+}
+
+#[cfg(test)]
+mod bucket_tests {
+    use super::*;
+
+    #[test]
+    fn average_rate_is_respected() {
+        let mut b = TokenBucket::new(100_000, Instant::ZERO);
+        let mut now = Instant::ZERO;
+        let mut sent = 0u64;
+        while now < Instant::ZERO + Duration::from_secs(10) {
+            if b.try_take(now, 16384) {
+                sent += 16384;
+            } else {
+                now = b.ready_at(now, 16384);
+            }
+        }
+        // 10 s at 100 kB/s plus the initial burst.
+        assert!(sent <= 1_000_000 + 65_536 + 16384, "{sent}");
+        assert!(sent >= 1_000_000 - 16384, "{sent}");
+        assert!(TokenBucket::new(0, Instant::ZERO).try_take(Instant::ZERO, u64::MAX));
+    }
+}

@@ -44,7 +44,9 @@ use crate::bitfield::Bitfield;
 use crate::error::PeerError;
 use crate::handles::ConnId;
 use crate::metainfo::{FileLayout, FileSlice, InfoHash, PieceIndex};
-use crate::peer::{CloseReason, Direction, PeerEvent, PeerSession, RemotePieces, SessionConfig};
+use crate::peer::{
+    CloseReason, Direction, PeerEvent, PeerSession, RemotePieces, SessionConfig, TokenBucket,
+};
 use crate::picker::{BlockReceived, PeerPieces, PickOptions, PiecePicker, Priority};
 use crate::rng::{Rng, Seed};
 use crate::time::Instant;
@@ -120,6 +122,10 @@ pub struct TorrentConfig {
     pub listen_port: u16,
     /// Peers to ask each tracker for.
     pub numwant: Option<u32>,
+    /// Upload limit in bytes/s (0: none).
+    pub upload_rate: u64,
+    /// Download limit in bytes/s (0: none).
+    pub download_rate: u64,
 }
 
 impl Default for TorrentConfig {
@@ -138,6 +144,8 @@ impl Default for TorrentConfig {
             conn_base: 0,
             listen_port: 6881,
             numwant: Some(50),
+            upload_rate: 0,
+            download_rate: 0,
         }
     }
 }
@@ -355,6 +363,10 @@ pub struct Torrent {
     tracker_ids: BTreeMap<String, Vec<u8>>,
     /// Our announce key (random, stable for the torrent's life).
     key: u32,
+    up_bucket: TokenBucket,
+    down_bucket: TokenBucket,
+    /// Peer requests waiting for upload tokens.
+    pending_reads: VecDeque<(ConnId, BlockRef)>,
     rng: Rng,
     now: Instant,
 }
@@ -399,6 +411,9 @@ impl Torrent {
             announcer,
             tracker_ids: BTreeMap::new(),
             key,
+            up_bucket: TokenBucket::new(config.upload_rate, now),
+            down_bucket: TokenBucket::new(config.download_rate, now),
+            pending_reads: VecDeque::new(),
             info,
             config,
             rng,
@@ -633,6 +648,18 @@ impl Torrent {
                 if let Some(st) = s.poll_timeout() {
                     t = t.min(st);
                 }
+            }
+        }
+        if let Some((_, block)) = self.pending_reads.front() {
+            t = t.min(self.up_bucket.ready_at(self.now, u64::from(block.length)));
+        }
+        if self.down_bucket.is_limited()
+            && self.state == TorrentState::Downloading
+            && !self.peers.is_empty()
+        {
+            let ready = self.down_bucket.ready_at(self.now, u64::from(BLOCK_SIZE));
+            if ready > self.now {
+                t = t.min(ready);
             }
         }
         Some(t.max(self.now))
@@ -1050,7 +1077,8 @@ impl Torrent {
         let mut budget = self
             .config
             .max_buffered_bytes
-            .saturating_sub(self.buffered_bytes + self.outstanding_bytes());
+            .saturating_sub(self.buffered_bytes + self.outstanding_bytes())
+            .min(self.down_bucket.available(now));
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         let mut blocks = Vec::new();
         for conn in conns {
@@ -1102,7 +1130,9 @@ impl Torrent {
                     s.set_interested(now, wanted);
                 }
             } else {
-                budget = budget.saturating_sub(blocks.iter().map(|b| u64::from(b.length)).sum());
+                let bytes: u64 = blocks.iter().map(|b| u64::from(b.length)).sum();
+                budget = budget.saturating_sub(bytes);
+                let _ = self.down_bucket.try_take(now, bytes);
                 s.request(now, &blocks);
             }
             self.flush(now, conn);
@@ -1287,16 +1317,32 @@ impl Torrent {
             let _ = now;
             return;
         }
-        let slices = self
-            .info
-            .layout
-            .slices(block.piece, block.offset, block.length)
-            .collect();
-        self.out.push_back(TorrentOutput::Read {
-            conn,
-            block,
-            slices,
-        });
+        self.pending_reads.push_back((conn, block));
+        self.pump_uploads(now);
+    }
+
+    /// Issues disk reads for queued peer requests while upload tokens last.
+    fn pump_uploads(&mut self, now: Instant) {
+        while let Some(&(conn, block)) = self.pending_reads.front() {
+            if !self.peers.contains_key(&conn) {
+                self.pending_reads.pop_front();
+                continue;
+            }
+            if !self.up_bucket.try_take(now, u64::from(block.length)) {
+                break;
+            }
+            self.pending_reads.pop_front();
+            let slices = self
+                .info
+                .layout
+                .slices(block.piece, block.offset, block.length)
+                .collect();
+            self.out.push_back(TorrentOutput::Read {
+                conn,
+                block,
+                slices,
+            });
+        }
     }
 
     /// The data for a [`TorrentOutput::Read`] (or `None` if reading failed).
@@ -1404,6 +1450,7 @@ impl Torrent {
         if now >= self.next_connect {
             self.connect_more(now);
         }
+        self.pump_uploads(now);
         self.fill_requests(now);
     }
 

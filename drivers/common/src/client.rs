@@ -50,6 +50,10 @@ pub struct SessionOptions {
     pub sequential: bool,
     /// Download only these files (indices as `bittide info` lists them).
     pub only: Option<Vec<usize>>,
+    /// Upload limit, bytes/s (0: none).
+    pub upload_rate: u64,
+    /// Download limit, bytes/s (0: none).
+    pub download_rate: u64,
 }
 
 /// A progress report, at least once a second and on every event.
@@ -174,6 +178,8 @@ pub async fn run<R: Runtime>(
     // A tighter in-memory budget than the core's default keeps a download's
     // footprint small; 16 MiB still covers many peers' pipelines.
     config.torrent.max_buffered_bytes = 16 << 20;
+    config.torrent.upload_rate = options.upload_rate;
+    config.torrent.download_rate = options.download_rate;
     if let Some(n) = options.max_peers {
         config.torrent.max_peers = n.max(1);
     }

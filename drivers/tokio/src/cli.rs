@@ -51,6 +51,9 @@ enum Command {
         /// Verify the data even when resume data says it is complete.
         #[arg(long)]
         recheck: bool,
+        /// Upload limit per second, e.g. 500K or 2M (bytes).
+        #[arg(long, value_name = "RATE", value_parser = parse_rate, default_value = "0")]
+        upload_limit: u64,
     },
     /// Talk to trackers, or run one.
     Tracker {
@@ -149,6 +152,12 @@ struct DownloadArgs {
     /// Most connected peers.
     #[arg(long, value_name = "N")]
     max_peers: Option<usize>,
+    /// Upload limit per second, e.g. 500K or 2M (bytes).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate, default_value = "0")]
+    upload_limit: u64,
+    /// Download limit per second, e.g. 500K or 2M (bytes).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate, default_value = "0")]
+    download_limit: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -206,6 +215,8 @@ impl From<DownloadArgs> for crate::session::DownloadArgs {
             max_peers: a.max_peers,
             sequential: a.sequential,
             only: a.only,
+            upload_rate: a.upload_limit,
+            download_rate: a.download_limit,
         }
     }
 }
@@ -249,6 +260,7 @@ pub(crate) fn main() -> ExitCode {
             peers,
             json,
             recheck,
+            upload_limit,
         } => crate::session::seed(crate::session::SeedArgs {
             torrent,
             dir,
@@ -256,6 +268,7 @@ pub(crate) fn main() -> ExitCode {
             peers,
             json,
             recheck,
+            upload_rate: upload_limit,
         })
         .map_err(Failure::from),
     };
@@ -283,6 +296,22 @@ fn parse_size(s: &str) -> Result<u32, String> {
         .and_then(|n| n.checked_mul(mult))
         .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| format!("`{s}` is not a size such as 262144, 256K or 1M"))
+}
+
+/// A rate in bytes per second: `0` (no limit), `65536`, `500K`, `2M`.
+fn parse_rate(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, mult) = match s.as_bytes().last() {
+        Some(b'k' | b'K') => (&s[..s.len() - 1], 1024u64),
+        Some(b'm' | b'M') => (&s[..s.len() - 1], 1024 * 1024),
+        Some(b'g' | b'G') => (&s[..s.len() - 1], 1024 * 1024 * 1024),
+        _ => (s, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("`{s}` is not a rate such as 500K or 2M (bytes per second)"))
 }
 
 fn read_torrent(path: &Path) -> Result<Vec<u8>, Failure> {

@@ -27,6 +27,8 @@ pub(crate) struct DownloadArgs {
     pub(crate) max_peers: Option<usize>,
     pub(crate) sequential: bool,
     pub(crate) only: Option<Vec<usize>>,
+    pub(crate) upload_rate: u64,
+    pub(crate) download_rate: u64,
 }
 
 /// `bittide seed` options.
@@ -37,6 +39,7 @@ pub(crate) struct SeedArgs {
     pub(crate) peers: Vec<SocketAddr>,
     pub(crate) json: bool,
     pub(crate) recheck: bool,
+    pub(crate) upload_rate: u64,
 }
 
 fn read_torrent(path: &std::path::Path) -> Result<Vec<u8>, SessionError> {
@@ -231,6 +234,8 @@ pub(crate) fn download(args: DownloadArgs) -> Result<(), SessionError> {
         max_peers: args.max_peers,
         sequential: args.sequential,
         only: args.only,
+        upload_rate: args.upload_rate,
+        download_rate: args.download_rate,
     };
     run(options, args.json)
 }
@@ -248,6 +253,8 @@ pub(crate) fn seed(args: SeedArgs) -> Result<(), SessionError> {
         max_peers: None,
         sequential: false,
         only: None,
+        upload_rate: args.upload_rate,
+        download_rate: 0,
     };
     run(options, args.json)
 }
