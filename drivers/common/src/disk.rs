@@ -168,6 +168,36 @@ impl Storage {
         Ok(())
     }
 
+    /// Writes a piece given as its blocks across `slices`, without first
+    /// joining the blocks into one buffer.
+    pub fn write_blocks(&self, slices: &[FileSlice], blocks: &[bytes::Bytes]) -> io::Result<()> {
+        let mut block = 0usize;
+        let mut in_block = 0usize;
+        for s in slices {
+            let mut need = s.length as usize;
+            let mut file_offset = s.offset;
+            let skip = s.padding || self.files.get(s.file).is_some_and(|f| f.padding);
+            while need > 0 {
+                let b = blocks
+                    .get(block)
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "short data"))?;
+                let take = (b.len() - in_block).min(need);
+                if !skip {
+                    let chunk = &b[in_block..in_block + take];
+                    self.with_file(s.file, true, |f| write_all_at(f, chunk, file_offset))?;
+                }
+                need -= take;
+                file_offset += take as u64;
+                in_block += take;
+                if in_block == b.len() {
+                    block += 1;
+                    in_block = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the bytes of `slices` (padding reads as zeros).
     pub fn read(&self, slices: &[FileSlice]) -> io::Result<Vec<u8>> {
         let total: u64 = slices.iter().map(|s| s.length).sum();
@@ -213,13 +243,10 @@ impl Storage {
                 piece,
                 blocks,
                 slices,
-            } => {
-                let data: Vec<u8> = blocks.concat();
-                DiskResult::Written {
-                    piece,
-                    ok: self.write(&slices, &data).is_ok(),
-                }
-            }
+            } => DiskResult::Written {
+                piece,
+                ok: self.write_blocks(&slices, &blocks).is_ok(),
+            },
             DiskOp::Read {
                 conn,
                 block,
@@ -296,6 +323,15 @@ mod tests {
                 DiskResult::Checked { piece, ok: true }
             );
         }
+        // The block-wise writer lays out the same bytes.
+        let blocks: Vec<bytes::Bytes> = data
+            .chunks(16384)
+            .map(bytes::Bytes::copy_from_slice)
+            .collect();
+        let all: Vec<FileSlice> = (0..layout.piece_count())
+            .flat_map(|p| layout.piece_slices(PieceIndex(p)).collect::<Vec<_>>())
+            .collect();
+        storage.write_blocks(&all, &blocks).unwrap();
         storage.finish().unwrap();
         storage.sync().unwrap();
         assert_eq!(std::fs::read(dir.join("top/a")).unwrap(), &data[..20_000]);

@@ -171,6 +171,9 @@ impl Reporter {
 fn run(options: SessionOptions, json: bool) -> Result<(), SessionError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Disk jobs are short; a small pool keeps threads (and the
+        // allocator's per-thread arenas) few.
+        .max_blocking_threads(8)
         .build()
         .map_err(|e| SessionError {
             code: client::exit::IO,
