@@ -433,12 +433,18 @@ impl Engine {
         Some(conn)
     }
 
-    /// Bytes arrived on a connection.
+    /// Bytes arrived on a connection (copied; see
+    /// [`handle_tcp_chunk`](Engine::handle_tcp_chunk)).
     pub fn handle_tcp_data(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        self.handle_tcp_chunk(now, conn, Bytes::copy_from_slice(data));
+    }
+
+    /// A chunk arrived on a connection; blocks are decoded in place.
+    pub fn handle_tcp_chunk(&mut self, now: Instant, conn: ConnId, data: Bytes) {
         self.now = now;
         match self.conns.get_mut(&conn) {
             Some(Route::Pending { addr, buf }) => {
-                buf.extend_from_slice(data);
+                buf.extend_from_slice(&data);
                 if crate::wire::Handshake::check_prefix(buf).is_err() {
                     self.conns.remove(&conn);
                     self.out.push_back(Output::Tcp {
@@ -476,7 +482,7 @@ impl Engine {
             Some(Route::Torrent(id)) => {
                 let id = *id;
                 if let Some(t) = self.torrents.get_mut(&id) {
-                    t.handle_bytes(now, conn, data);
+                    t.handle_chunk(now, conn, data);
                 }
             }
             None => {}

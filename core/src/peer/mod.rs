@@ -486,13 +486,20 @@ impl PeerSession {
         self.close_with(CloseReason::RemoteClosed);
     }
 
-    /// Bytes read from the connection.
+    /// Bytes read from the connection (copied; see
+    /// [`handle_chunk`](PeerSession::handle_chunk)).
     pub fn handle_bytes(&mut self, now: Instant, data: &[u8]) {
+        self.handle_chunk(now, Bytes::copy_from_slice(data));
+    }
+
+    /// A chunk read from the connection; blocks inside it are handed on as
+    /// slices of it, without a copy.
+    pub fn handle_chunk(&mut self, now: Instant, data: Bytes) {
         if self.state == State::Closed {
             return;
         }
         self.last_received = now;
-        self.decoder.push(data);
+        self.decoder.push_bytes(data);
         if let Err(e) = self.drain_input(now) {
             self.close_with(CloseReason::Protocol(e));
         }

@@ -857,11 +857,18 @@ impl Torrent {
         true
     }
 
-    /// Bytes arrived on a connection.
+    /// Bytes arrived on a connection (copied; see
+    /// [`handle_chunk`](Torrent::handle_chunk)).
     pub fn handle_bytes(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        self.handle_chunk(now, conn, Bytes::copy_from_slice(data));
+    }
+
+    /// A chunk arrived on a connection; blocks in it stay slices of it all
+    /// the way to the disk write.
+    pub fn handle_chunk(&mut self, now: Instant, conn: ConnId, data: Bytes) {
         self.now = now;
         if let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) {
-            s.handle_bytes(now, data);
+            s.handle_chunk(now, data);
         }
         self.flush(now, conn);
         self.fill_requests(now);

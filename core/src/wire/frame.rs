@@ -261,10 +261,19 @@ impl FrameLimits {
 /// Streaming decoder of one connection's incoming bytes: first the
 /// handshake ([`next_handshake`](FrameDecoder::next_handshake)), then
 /// frames ([`next_frame`](FrameDecoder::next_frame)).
+///
+/// Bytes handed over as [`Bytes`] ([`push_bytes`](FrameDecoder::push_bytes))
+/// are decoded in place: a frame that lies wholly inside one received chunk
+/// is a slice of it, not a copy. Only a frame split across chunks is
+/// assembled in a small carry-over buffer.
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
-    buf: BytesMut,
-    /// Stream offset of `buf[0]`, for error offsets.
+    /// The start of a frame (or the handshake) split across chunks.
+    carry: BytesMut,
+    /// The unread rest of the latest chunk; it follows `carry` in the
+    /// stream.
+    chunk: Bytes,
+    /// Stream offset of the next unread byte, for error offsets.
     consumed: usize,
     limits: FrameLimits,
 }
@@ -273,7 +282,8 @@ impl FrameDecoder {
     /// A decoder with `limits`.
     pub fn new(limits: FrameLimits) -> FrameDecoder {
         FrameDecoder {
-            buf: BytesMut::new(),
+            carry: BytesMut::new(),
+            chunk: Bytes::new(),
             consumed: 0,
             limits,
         }
@@ -284,30 +294,84 @@ impl FrameDecoder {
         self.limits.piece_count = Some(piece_count);
     }
 
-    /// Appends bytes read from the connection.
+    /// Appends bytes read from the connection (copied).
     pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
+        self.push_bytes(Bytes::copy_from_slice(data));
+    }
+
+    /// Appends a chunk read from the connection, without copying it.
+    pub fn push_bytes(&mut self, data: Bytes) {
+        if !self.chunk.is_empty() {
+            // The previous chunk was not drained: keep stream order.
+            self.carry.extend_from_slice(&self.chunk);
+        }
+        self.chunk = data;
     }
 
     /// Bytes received but not yet decoded.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.carry.len() + self.chunk.len()
     }
 
     fn error(&self, kind: DecodeErrorKind, at: usize, context: &'static str) -> DecodeError {
         DecodeError::new(kind, self.consumed + at, context)
     }
 
+    /// Moves bytes from the chunk into the carry-over buffer until it holds
+    /// `n` bytes (or the chunk is empty).
+    fn fill_carry(&mut self, n: usize) {
+        let take = n.saturating_sub(self.carry.len()).min(self.chunk.len());
+        if take > 0 {
+            self.carry.extend_from_slice(&self.chunk[..take]);
+            self.chunk.advance(take);
+        }
+    }
+
+    /// The bytes at the front of the stream as one slice: the carry-over
+    /// buffer when it holds anything, else the chunk.
+    fn front(&self) -> &[u8] {
+        if self.carry.is_empty() {
+            &self.chunk
+        } else {
+            &self.carry
+        }
+    }
+
+    /// Takes `n` bytes from the front (which must hold them).
+    fn take_front(&mut self, n: usize) -> Bytes {
+        self.consumed += n;
+        if self.carry.is_empty() {
+            self.chunk.split_to(n)
+        } else {
+            self.carry.split_to(n).freeze()
+        }
+    }
+
+    /// Makes `n` contiguous bytes available at the front if the stream has
+    /// them; a chunk too short for them moves into the carry-over buffer.
+    fn want(&mut self, n: usize) -> bool {
+        if self.carry.is_empty() {
+            if self.chunk.len() >= n {
+                return true;
+            }
+            let rest = std::mem::take(&mut self.chunk);
+            self.carry.extend_from_slice(&rest);
+            return false;
+        }
+        self.fill_carry(n);
+        self.carry.len() >= n
+    }
+
     /// The remote handshake once all 68 bytes are here; an error as soon as
     /// a byte of the protocol string is wrong.
     pub fn next_handshake(&mut self) -> Result<Option<Handshake>, DecodeError> {
-        Handshake::check_prefix(&self.buf)
+        self.fill_carry(HANDSHAKE_LEN);
+        Handshake::check_prefix(&self.carry)
             .map_err(|e| self.error(e.kind(), e.offset(), e.context()))?;
-        if self.buf.len() < HANDSHAKE_LEN {
+        if self.carry.len() < HANDSHAKE_LEN {
             return Ok(None);
         }
-        let bytes = self.buf.split_to(HANDSHAKE_LEN);
-        self.consumed += HANDSHAKE_LEN;
+        let bytes = self.take_front(HANDSHAKE_LEN);
         Handshake::decode(&bytes).map(Some)
     }
 
@@ -315,33 +379,33 @@ impl FrameDecoder {
     /// error (the connection should then be dropped: the stream cannot be
     /// resynchronised).
     pub fn next_frame(&mut self) -> Result<Option<Frame>, DecodeError> {
-        if self.buf.len() < 4 {
+        if !self.want(4) {
             return Ok(None);
         }
-        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        let head = self.front();
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
         if len == 0 {
-            self.buf.advance(4);
-            self.consumed += 4;
+            let _ = self.take_front(4);
             return Ok(Some(Frame::KeepAlive));
         }
         if len > self.limits.max_len() {
             return Err(self.error(DecodeErrorKind::LengthLimit, 0, "message length"));
         }
-        if self.buf.len() < 5 {
+        if !self.want(5) {
             return Ok(None);
         }
-        let id = self.buf[4];
+        let id = self.front()[4];
         self.limits
             .check(id, len)
             .map_err(|(kind, context)| self.error(kind, 0, context))?;
-        if self.buf.len() < 4 + len {
+        if !self.want(4 + len) {
             // Bounded by the checks above.
-            self.buf.reserve(4 + len - self.buf.len());
+            let missing = (4 + len).saturating_sub(self.carry.len());
+            self.carry.reserve(missing);
             return Ok(None);
         }
         let start = self.consumed;
-        let mut payload = self.buf.split_to(4 + len).freeze();
-        self.consumed += 4 + len;
+        let mut payload = self.take_front(4 + len);
         payload.advance(5);
         self.parse(id, payload, start)
     }
@@ -492,6 +556,48 @@ mod tests {
             panic!("expected a piece");
         };
         assert_eq!(data.len(), 100);
+    }
+
+    #[test]
+    fn frames_inside_a_pushed_chunk_are_not_copied() {
+        let mut bytes = Vec::new();
+        for i in 0..3u32 {
+            Frame::Piece {
+                piece: PieceIndex(i),
+                offset: 0,
+                data: Bytes::from(vec![i as u8; 1000]),
+            }
+            .encode(&mut bytes);
+        }
+        let chunk = Bytes::from(bytes);
+        let range = chunk.as_ptr() as usize..chunk.as_ptr() as usize + chunk.len();
+        // Split the stream inside the second frame: the first frame is a
+        // slice of the first chunk, the second is assembled, the third is a
+        // slice of the second chunk.
+        let mut d = FrameDecoder::new(limits());
+        d.push_bytes(chunk.slice(..1500));
+        let Some(Frame::Piece { data: first, .. }) = d.next_frame().unwrap() else {
+            panic!()
+        };
+        assert!(
+            range.contains(&(first.as_ptr() as usize)),
+            "first frame copied"
+        );
+        assert_eq!(d.next_frame().unwrap(), None);
+        d.push_bytes(chunk.slice(1500..));
+        let Some(Frame::Piece { data: second, .. }) = d.next_frame().unwrap() else {
+            panic!()
+        };
+        assert!(!range.contains(&(second.as_ptr() as usize)));
+        assert_eq!(second, Bytes::from(vec![1u8; 1000]));
+        let Some(Frame::Piece { data: third, .. }) = d.next_frame().unwrap() else {
+            panic!()
+        };
+        assert!(
+            range.contains(&(third.as_ptr() as usize)),
+            "third frame copied"
+        );
+        assert_eq!(d.buffered(), 0);
     }
 
     #[test]

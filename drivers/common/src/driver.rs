@@ -63,7 +63,7 @@ enum Input {
     Connected(ConnId, Conn),
     ConnectFailed(ConnId),
     Incoming(Conn, SocketAddr),
-    Data(ConnId, Vec<u8>),
+    Data(ConnId, bytes::Bytes),
     Closed(ConnId),
     Udp(SocketAddr, Vec<u8>),
     Disk(TorrentId, DiskResult),
@@ -207,12 +207,21 @@ impl<R: Runtime> Driver<R> {
         self.writers.insert(conn, wtx);
         let tx = self.tx.clone();
         self.rt.spawn(Box::pin(async move {
-            let mut buf = vec![0u8; READ_CHUNK];
+            // Each read lands in a shared buffer whose filled part is handed
+            // on as `Bytes`: blocks are decoded in place from it.
+            let mut buf = bytes::BytesMut::new();
             loop {
+                if buf.capacity() < READ_CHUNK / 4 {
+                    buf = bytes::BytesMut::with_capacity(READ_CHUNK);
+                }
+                let room = buf.capacity();
+                buf.resize(room, 0);
                 match reader.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        if tx.send(Input::Data(conn, buf[..n].to_vec())).await.is_err() {
+                        let chunk = buf.split_to(n).freeze();
+                        buf.clear();
+                        if tx.send(Input::Data(conn, chunk)).await.is_err() {
                             return;
                         }
                     }
@@ -332,7 +341,7 @@ impl<R: Runtime> Driver<R> {
                 Some(conn) => self.spawn_connection(conn, c),
                 None => drop(c),
             },
-            Input::Data(conn, data) => self.engine.handle_tcp_data(now, conn, &data),
+            Input::Data(conn, data) => self.engine.handle_tcp_chunk(now, conn, data),
             Input::Closed(conn) => {
                 self.writers.remove(&conn);
                 self.engine.handle_tcp_closed(now, conn);
