@@ -108,6 +108,10 @@ pub struct Driver<R: Runtime> {
     ctrl_tx: Sender<Input>,
     ctrl_rx: Receiver<Input>,
     writers: BTreeMap<ConnId, Sender<WriteCmd>>,
+    /// Closed when the loop ends: every socket task watches it and stops,
+    /// so no listener, socket or connection outlives the loop.
+    stop_tx: Sender<()>,
+    stop_rx: Receiver<()>,
     storage: BTreeMap<TorrentId, Arc<Storage>>,
     udp: Option<Arc<dyn UdpSocket>>,
     shutting_down: Option<std::time::Instant>,
@@ -138,7 +142,10 @@ impl<R: Runtime> Driver<R> {
     pub fn new(rt: R, engine: Engine, clock: Clock) -> Driver<R> {
         let (tx, rx) = async_channel::bounded(INPUT_QUEUE);
         let (ctrl_tx, ctrl_rx) = async_channel::unbounded();
+        let (stop_tx, stop_rx) = async_channel::bounded(1);
         Driver {
+            stop_tx,
+            stop_rx,
             rt,
             engine,
             clock,
@@ -177,9 +184,9 @@ impl<R: Runtime> Driver<R> {
 
     /// Accepts peers on `listener`.
     pub fn listen(&self, mut listener: Box<dyn Listener>) {
-        let tx = self.tx.clone();
+        let (tx, stop) = (self.tx.clone(), self.stop_rx.clone());
         self.rt.spawn(Box::pin(async move {
-            while let Ok((conn, addr)) = listener.accept().await {
+            while let Ok(Ok((conn, addr))) = first(listener.accept(), Box::pin(stop.recv())).await {
                 if tx.send(Input::Incoming(conn, addr)).await.is_err() {
                     return;
                 }
@@ -189,11 +196,15 @@ impl<R: Runtime> Driver<R> {
 
     /// Uses `socket` for UDP trackers (and the DHT, later).
     pub fn set_udp(&mut self, socket: Arc<dyn UdpSocket>) {
-        let tx = self.tx.clone();
+        let (tx, stop) = (self.tx.clone(), self.stop_rx.clone());
         let s = socket.clone();
         self.rt.spawn(Box::pin(async move {
             let mut buf = vec![0u8; 65536];
-            while let Ok((n, from)) = s.recv_from(&mut buf).await {
+            loop {
+                let received = first(s.recv_from(&mut buf), Box::pin(stop.recv())).await;
+                let Ok(Ok((n, from))) = received else {
+                    return;
+                };
                 if tx.send(Input::Udp(from, buf[..n].to_vec())).await.is_err() {
                     return;
                 }
@@ -205,7 +216,7 @@ impl<R: Runtime> Driver<R> {
     fn spawn_connection(&mut self, conn: ConnId, (mut reader, mut writer): Conn) {
         let (wtx, wrx) = async_channel::bounded::<WriteCmd>(SEND_QUEUE);
         self.writers.insert(conn, wtx);
-        let tx = self.tx.clone();
+        let (tx, stop) = (self.tx.clone(), self.stop_rx.clone());
         self.rt.spawn(Box::pin(async move {
             // Each read lands in a shared buffer whose filled part is handed
             // on as `Bytes`: blocks are decoded in place from it.
@@ -216,9 +227,9 @@ impl<R: Runtime> Driver<R> {
                 }
                 let room = buf.capacity();
                 buf.resize(room, 0);
-                match reader.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
+                match first(reader.read(&mut buf), Box::pin(stop.recv())).await {
+                    Ok(Ok(0) | Err(_)) | Err(_) => break,
+                    Ok(Ok(n)) => {
                         let chunk = buf.split_to(n).freeze();
                         buf.clear();
                         if tx.send(Input::Data(conn, chunk)).await.is_err() {
@@ -229,8 +240,9 @@ impl<R: Runtime> Driver<R> {
             }
             let _ = tx.send(Input::Closed(conn)).await;
         }));
+        let stop = self.stop_rx.clone();
         self.rt.spawn(Box::pin(async move {
-            while let Ok(cmd) = wrx.recv().await {
+            while let Ok(Ok(cmd)) = first(Box::pin(wrx.recv()), Box::pin(stop.recv())).await {
                 match cmd {
                     WriteCmd::Data(d) => {
                         if writer.write_all(&d).await.is_err() {
@@ -366,7 +378,14 @@ impl<R: Runtime> Driver<R> {
     /// Runs until a shutdown completes. `on_event` sees every event, and
     /// `None` at least once a second (a beat for progress lines), with the
     /// engine to read progress from; it may ask for a shutdown.
-    pub async fn run(mut self, mut on_event: impl FnMut(Option<&Event>, &Engine) -> Control) {
+    pub async fn run(mut self, on_event: impl FnMut(Option<&Event>, &Engine) -> Control) {
+        let stop = self.stop_tx.clone();
+        self.run_loop(on_event).await;
+        // Every socket task sees this and ends, dropping its socket.
+        stop.close();
+    }
+
+    async fn run_loop(&mut self, mut on_event: impl FnMut(Option<&Event>, &Engine) -> Control) {
         let mut last_tick = std::time::Instant::now();
         loop {
             let now = self.clock.now();

@@ -11,8 +11,11 @@
 //! TCP, spawn, spawn_blocking), as DESIGN.md describes it, joins this crate
 //! with the driver-loop issue.
 
+#[cfg(feature = "async-io")]
+pub mod async_io;
 pub mod client;
 pub mod clock;
+pub mod conformance;
 pub mod content;
 pub mod disk;
 pub mod driver;
