@@ -1,0 +1,64 @@
+//! Downloads a torrent with bittide on async-std (deprecated: prefer the smol driver) — the whole API in one file.
+//!
+//! `cargo run -p bittide-async-std --example download -- <file.torrent> <dir> [peer-addr]`
+//!
+//! The content goes to `<dir>/<name>`. Peers come from the torrent's
+//! trackers, and from `peer-addr` if given.
+
+#![allow(deprecated)]
+
+use std::time::Duration;
+
+use bittide_driver::client::{self, SessionOptions};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 2 {
+        eprintln!("usage: download <file.torrent> <dir> [peer-addr]");
+        std::process::exit(2);
+    }
+    let torrent = std::fs::read(&args[0]).unwrap_or_else(|e| {
+        eprintln!("{}: {e}", args[0]);
+        std::process::exit(1);
+    });
+    let options = SessionOptions {
+        torrent,
+        folder: args[1].clone().into(),
+        keep_seeding: false,
+        listen: "0.0.0.0:0".parse().expect("literal"),
+        peers: args
+            .get(2)
+            .and_then(|p| p.parse().ok())
+            .into_iter()
+            .collect(),
+        peer_timeout: Some(Duration::from_secs(60)),
+        recheck: false,
+        max_peers: None,
+        sequential: false,
+        only: None,
+        upload_rate: 0,
+        download_rate: 0,
+    };
+    let mut last_print = std::time::Instant::now();
+    let result = bittide_async_std::block_on(client::run(
+        bittide_async_std::runtime(),
+        options,
+        |_handle, addr| println!("listening on {addr}"),
+        |progress, _event| {
+            if last_print.elapsed() >= Duration::from_secs(1) {
+                last_print = std::time::Instant::now();
+                println!(
+                    "{} / {} bytes, {} peers",
+                    progress.done, progress.total, progress.peers
+                );
+            }
+        },
+    ));
+    match result {
+        Ok(p) => println!("done: {} bytes", p.done),
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            std::process::exit(i32::from(e.code));
+        }
+    }
+}
