@@ -8,7 +8,10 @@ script prints the median wall time, MiB/s, CPU seconds (user + system) and
 peak RSS (from /usr/bin/time -v), and bittide's ratios to the others.
 
   /usr/bin/python3 benches/compare.py [--runs 3] [--size-mib 1024]
-      [--multi-mib 256] [--rqbit PATH]
+      [--multi-mib 256] [--rqbit PATH] [--runtimes] [--only-bittide]
+
+--runtimes adds bittide on smol and async-std (their `download` examples),
+so the three runtimes are measured in the same run.
 
 Needs: a release build of bittide (cargo build --release -p bittide-tokio),
 Debian packages python3-libtorrent, aria2, opentracker, time; rqbit
@@ -75,6 +78,9 @@ def main():
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--multi-mib", type=int, default=256)
     ap.add_argument("--rqbit", default=shutil.which("rqbit"))
+    ap.add_argument("--runtimes", action="store_true",
+                    help="also time bittide on smol and async-std (their `download` examples)")
+    ap.add_argument("--only-bittide", action="store_true", help="skip the other clients")
     args = ap.parse_args()
     if not os.path.exists(BITTIDE):
         sys.exit("build bittide first: cargo build --release -p bittide-tokio")
@@ -87,6 +93,14 @@ def main():
         for i in range(16):
             sub = os.path.join(src, "multi", "a" if i % 2 else "a/b")
             make_data(os.path.join(sub, "f%02d.bin" % i), (args.multi_mib << 20) // 16, 100 + i)
+        examples = {}
+        if args.runtimes:
+            for crate, label in [("bittide-smol", "bittide-smol"), ("bittide-async-std", "bittide-async-std")]:
+                subprocess.run(["cargo", "build", "--release", "-q", "-p", crate, "--example", "download"],
+                               cwd=ROOT, check=True)
+                dst = os.path.join(work, label)
+                shutil.copy(os.path.join(ROOT, "target", "release", "examples", "download"), dst)
+                examples[label] = dst
         tracker_port = free_port()
         url = "http://127.0.0.1:%d/announce" % tracker_port
         torrents = {}
@@ -123,7 +137,11 @@ def main():
                                        "--listen-port=%d" % free_port(), "--dir=" + out, "--quiet=true",
                                        torrent],
             }
-            if args.rqbit:
+            for label, binary in examples.items():
+                clients[label] = (lambda b: lambda out: [b, torrent, out, peer])(binary)
+            if args.only_bittide:
+                clients = {k: v for k, v in clients.items() if k.startswith("bittide")}
+            if args.rqbit and not args.only_bittide:
                 clients["rqbit"] = lambda out: [args.rqbit, "--disable-dht", "--disable-dht-persistence",
                                                 "--disable-upnp-port-forward", "--disable-lsd",
                                                 "--listen-ip", "127.0.0.1", "--listen-port", str(free_port()),
@@ -147,7 +165,7 @@ def main():
         sizes = {"single.bin": args.size_mib, "multi": args.multi_mib}
         for name in torrents:
             print("\n%s (%d MiB, 256 KiB pieces), median of %d runs" % (name, sizes[name], args.runs))
-            print("%-11s %8s %9s %8s %9s" % ("client", "time s", "MiB/s", "CPU s", "RSS MiB"))
+            print("%-18s %8s %9s %8s %9s" % ("client", "time s", "MiB/s", "CPU s", "RSS MiB"))
             med = {}
             for (n, client), ms in sorted(results.items()):
                 if n != name:
@@ -156,11 +174,11 @@ def main():
                 c = statistics.median(m[1] for m in ms)
                 rss = max(m[2] for m in ms)
                 med[client] = t
-                print("%-11s %8.2f %9.1f %8.2f %9.1f" % (client, t, sizes[name] / t, c, rss))
+                print("%-18s %8.2f %9.1f %8.2f %9.1f" % (client, t, sizes[name] / t, c, rss))
             if "bittide" in med:
                 for client, t in med.items():
                     if client != "bittide":
-                        print("bittide/%s time ratio: %.2f" % (client, med["bittide"] / t))
+                        print("%s/%s time ratio: %.2f" % ("bittide", client, med["bittide"] / t))
     finally:
         for p in procs:
             p.kill()

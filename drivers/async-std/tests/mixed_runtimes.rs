@@ -2,6 +2,9 @@
 //! loopback: each starts with a different third of the same torrent's
 //! pieces on its own disk, they trade with each other, and all end with
 //! identical, complete data.
+//!
+//! It lives here, in the deprecated async-std crate, so that deleting this
+//! folder leaves the rest of the workspace intact.
 #![allow(deprecated)]
 
 use std::net::SocketAddr;
@@ -12,9 +15,28 @@ use bittide_core::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
 use bittide_core::PieceIndex;
 use bittide_driver::client::{self, SessionOptions};
 use bittide_driver::disk::Storage;
-use bittide_tests::{content_bytes, free_port, TempDir};
 
 const PIECE: u32 = 64 * 1024;
+
+fn content_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 fn options(
     torrent: &[u8],
@@ -40,7 +62,16 @@ fn options(
 
 #[test]
 fn tokio_smol_and_async_std_complete_each_other() {
-    let dir = TempDir::new("mixed");
+    let root = std::env::temp_dir().join(format!("bittide-mixed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let dir = Cleanup(root);
     let data = content_bytes(6 << 20, 99);
     let mut b = TorrentBuilder::single_file("shared.bin", data.len() as u64);
     b.set_piece_length(PIECE);
@@ -53,7 +84,7 @@ fn tokio_smol_and_async_std_complete_each_other() {
     // Each node starts with the pieces p where p % 3 == its number: nobody
     // can finish without the other two.
     let names = ["tokio", "smol", "async-std"];
-    let folders: Vec<PathBuf> = names.iter().map(|n| dir.path().join(n)).collect();
+    let folders: Vec<PathBuf> = names.iter().map(|n| dir.0.join(n)).collect();
     for (i, folder) in folders.iter().enumerate() {
         let storage = Storage::new(folder, &m);
         for p in (0..layout.piece_count()).filter(|p| p % 3 == i as u32) {
