@@ -169,10 +169,12 @@ impl Reporter {
 }
 
 fn run(options: SessionOptions, json: bool) -> Result<(), SessionError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // One thread runs the loop and the socket tasks (they only move bytes);
+    // hashing and disk work go to the blocking pool. On few cores this
+    // avoids workers stealing each other's tasks and the wake-ups that
+    // come with it. A small pool keeps threads (and allocator arenas) few.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        // Disk jobs are short; a small pool keeps threads (and the
-        // allocator's per-thread arenas) few.
         .max_blocking_threads(8)
         .build()
         .map_err(|e| SessionError {
