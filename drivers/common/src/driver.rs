@@ -77,8 +77,9 @@ enum WriteCmd {
     Close,
 }
 
-/// First of two futures (both must be `Unpin`).
-async fn first<A: Future + Unpin, B: Future + Unpin>(
+/// First of two futures (both must be `Unpin`): `Ok` for the first, `Err`
+/// for the second.
+pub async fn first<A: Future + Unpin, B: Future + Unpin>(
     mut a: A,
     mut b: B,
 ) -> Result<A::Output, B::Output> {

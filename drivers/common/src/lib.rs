@@ -22,3 +22,4 @@ pub mod driver;
 pub mod resume;
 pub mod runtime;
 pub mod tracker;
+pub mod tracker_server;

@@ -684,35 +684,40 @@ fn serve_tracker(
     http: Option<std::net::SocketAddr>,
     udp: Option<std::net::SocketAddr>,
 ) -> Result<(), Failure> {
-    use bittide_tokio::tracker_server::{expire, serve_http, serve_udp, Shared};
+    use bittide_driver::runtime::Runtime;
+    use bittide_driver::tracker_server::{expire, serve_http, serve_udp, Shared};
+    use bittide_tokio::runtime::TokioRuntime;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::new(EXIT_IO, format!("runtime: {e}")))?;
     runtime.block_on(async move {
+        let rt = TokioRuntime::current();
         let shared = Shared::new(config);
         let mut lines = Vec::new();
         if let Some(addr) = http {
-            let listener = tokio::net::TcpListener::bind(addr)
+            let listener = rt
+                .listen(addr)
                 .await
                 .map_err(|e| Failure::new(EXIT_IO, format!("http {addr}: {e}")))?;
             let local = listener
                 .local_addr()
                 .map_err(|e| Failure::new(EXIT_IO, e.to_string()))?;
             lines.push(format!("http://{local}/announce"));
-            tokio::spawn(serve_http(shared.clone(), listener));
+            rt.spawn(Box::pin(serve_http(rt.clone(), shared.clone(), listener)));
         }
         if let Some(addr) = udp {
-            let socket = tokio::net::UdpSocket::bind(addr)
+            let socket = rt
+                .bind_udp(addr)
                 .await
                 .map_err(|e| Failure::new(EXIT_IO, format!("udp {addr}: {e}")))?;
             let local = socket
                 .local_addr()
                 .map_err(|e| Failure::new(EXIT_IO, e.to_string()))?;
             lines.push(format!("udp://{local}"));
-            tokio::spawn(serve_udp(shared.clone(), socket));
+            rt.spawn(Box::pin(serve_udp(shared.clone(), socket)));
         }
-        tokio::spawn(expire(shared));
+        rt.spawn(Box::pin(expire(rt.clone(), shared)));
         print(&format!("serving {}\n", lines.join(" and ")))?;
         let _ = tokio::signal::ctrl_c().await;
         Ok(())

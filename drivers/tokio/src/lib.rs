@@ -10,4 +10,3 @@
 pub use bittide_driver as driver;
 
 pub mod runtime;
-pub mod tracker_server;

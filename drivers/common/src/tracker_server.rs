@@ -1,8 +1,7 @@
-//! The tracker server's front ends on tokio: HTTP (`GET /announce`,
-//! `GET /scrape`) and UDP (BEP 15), both over one core `TrackerServer`.
-//!
-//! The front ends only move bytes: request parsing, peer selection and
-//! answers are the core's.
+//! The tracker server's front ends on any [`Runtime`]: HTTP (`GET
+//! /announce`, `GET /scrape`) and UDP (BEP 15), both over one core
+//! `TrackerServer`. They only move bytes: request parsing, peer selection
+//! and answers are the core's.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -13,9 +12,10 @@ use bittide_core::tracker::http::{
     parse_scrape_query,
 };
 use bittide_core::tracker::server::{ServerConfig, TrackerServer};
-use bittide_driver::clock::{os_seed, Clock};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use bittide_core::Instant;
+
+use crate::clock::{os_seed, Clock};
+use crate::runtime::{Conn, Listener, Runtime, UdpSocket};
 
 /// Largest HTTP request head read.
 const MAX_HEAD: usize = 8 * 1024;
@@ -29,6 +29,12 @@ pub struct Shared {
     clock: Clock,
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("tracker_server::Shared")
+    }
+}
+
 impl Shared {
     /// A server with `config`, keyed from OS randomness.
     pub fn new(config: ServerConfig) -> Shared {
@@ -38,7 +44,7 @@ impl Shared {
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut TrackerServer, bittide_core::Instant) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut TrackerServer, Instant) -> R) -> R {
         let now = self.clock.now();
         let mut guard = self.server.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard, now)
@@ -76,26 +82,29 @@ fn answer_http(shared: &Shared, remote: SocketAddr, head: &[u8]) -> (&'static st
     }
 }
 
-async fn serve_connection(shared: Shared, mut stream: TcpStream, remote: SocketAddr) {
+/// Reads a request head and answers it.
+async fn serve_connection<R: Runtime>(
+    rt: R,
+    shared: Shared,
+    (mut reader, mut writer): Conn,
+    remote: SocketAddr,
+) {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 2048];
-    let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
-        loop {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                return Ok::<bool, std::io::Error>(false);
-            }
-            head.extend_from_slice(&buf[..n]);
-            if head.windows(4).any(|w| w == b"\r\n\r\n") {
-                return Ok(true);
-            }
-            if head.len() > MAX_HEAD {
-                return Ok(true);
+    let deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
+    let complete = loop {
+        let read = crate::driver::first(reader.read(&mut buf), rt.sleep_until(deadline)).await;
+        match read {
+            Ok(Ok(0) | Err(_)) | Err(()) => break false,
+            Ok(Ok(n)) => {
+                head.extend_from_slice(&buf[..n]);
+                if head.windows(4).any(|w| w == b"\r\n\r\n") || head.len() > MAX_HEAD {
+                    break true;
+                }
             }
         }
-    })
-    .await;
-    if !matches!(read, Ok(Ok(true))) {
+    };
+    if !complete {
         return;
     }
     let (status, body) = answer_http(&shared, remote, &head);
@@ -103,23 +112,28 @@ async fn serve_connection(shared: Shared, mut stream: TcpStream, remote: SocketA
         "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.write_all(&body).await;
-    let _ = stream.shutdown().await;
+    let _ = writer.write_all(response.as_bytes()).await;
+    let _ = writer.write_all(&body).await;
+    let _ = writer.shutdown().await;
 }
 
 /// Serves HTTP on `listener` forever.
-pub async fn serve_http(shared: Shared, listener: TcpListener) {
+pub async fn serve_http<R: Runtime>(rt: R, shared: Shared, mut listener: Box<dyn Listener>) {
     loop {
-        let Ok((stream, remote)) = listener.accept().await else {
+        let Ok((conn, remote)) = listener.accept().await else {
             continue;
         };
-        tokio::spawn(serve_connection(shared.clone(), stream, remote));
+        rt.spawn(Box::pin(serve_connection(
+            rt.clone(),
+            shared.clone(),
+            conn,
+            remote,
+        )));
     }
 }
 
 /// Serves UDP on `socket` forever.
-pub async fn serve_udp(shared: Shared, socket: UdpSocket) {
+pub async fn serve_udp(shared: Shared, socket: Arc<dyn UdpSocket>) {
     let mut buf = vec![0u8; 2048];
     loop {
         let Ok((n, from)) = socket.recv_from(&mut buf).await else {
@@ -132,9 +146,10 @@ pub async fn serve_udp(shared: Shared, socket: UdpSocket) {
 }
 
 /// Expires idle peers once a minute, forever.
-pub async fn expire(shared: Shared) {
+pub async fn expire<R: Runtime>(rt: R, shared: Shared) {
     loop {
-        tokio::time::sleep(Duration::from_secs(60)).await;
+        rt.sleep_until(std::time::Instant::now() + Duration::from_secs(60))
+            .await;
         shared.with(|s, now| s.handle_timeout(now));
     }
 }
