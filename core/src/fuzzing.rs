@@ -464,3 +464,19 @@ pub fn tracker_udp_server(data: &[u8]) {
         }
     }
 }
+
+/// krpc: a datagram that decodes re-encodes to one that decodes to the
+/// same message, and that encoding is stable.
+pub fn krpc(data: &[u8]) {
+    use crate::krpc::Message;
+    let Ok(m) = Message::decode(data) else {
+        return;
+    };
+    let mut out = Vec::new();
+    m.encode(&mut out);
+    let again = Message::decode(&out).expect("our encoding decodes");
+    assert_eq!(again, m, "krpc round trip");
+    let mut out2 = Vec::new();
+    again.encode(&mut out2);
+    assert_eq!(out2, out, "krpc encoding is stable");
+}

@@ -29,6 +29,7 @@ pub mod compact;
 pub mod engine;
 mod error;
 mod handles;
+pub mod krpc;
 pub mod metainfo;
 pub mod peer;
 pub mod picker;

@@ -17,7 +17,7 @@ use bytes::Bytes;
 pub type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The targets that have seeds.
-pub const TARGETS: [&str; 11] = [
+pub const TARGETS: [&str; 12] = [
     "bencode",
     "metainfo",
     "magnet",
@@ -29,6 +29,7 @@ pub const TARGETS: [&str; 11] = [
     "tracker_http_request",
     "tracker_udp_client",
     "tracker_udp_server",
+    "krpc",
 ];
 
 /// Seeds of `target`.
@@ -45,6 +46,7 @@ pub fn for_target(target: &str) -> Seeds {
         "tracker_http_request" => tracker_http_request(),
         "tracker_udp_client" => tracker_udp_client(),
         "tracker_udp_server" => tracker_udp_server(),
+        "krpc" => krpc(),
         _ => Vec::new(),
     }
 }
@@ -415,5 +417,30 @@ fn tracker_udp_server() -> Seeds {
         ("announce", announce),
         ("scrape", scrape),
         ("sequence", all),
+    ]
+}
+
+fn krpc() -> Seeds {
+    let v = |s: &[u8]| s.to_vec();
+    vec![
+        ("ping", v(b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe")),
+        ("pong", v(b"d1:rd2:id20:mnopqrstuvwxyz123456e1:t2:aa1:y1:re")),
+        ("error", v(b"d1:eli201e23:A Generic Error Ocurrede1:t2:aa1:y1:ee")),
+        (
+            "find-node",
+            v(b"d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz1234564:wantl2:n42:n6ee1:q9:find_node1:t2:aa1:y1:qe"),
+        ),
+        (
+            "get-peers-values",
+            v(b"d1:rd2:id20:abcdefghij01234567895:token8:aoeusnth6:valuesl6:axje.u6:idhtnmee1:t2:aa1:y1:re"),
+        ),
+        (
+            "announce",
+            v(b"d1:ad2:id20:abcdefghij012345678912:implied_porti1e9:info_hash20:mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1:qe"),
+        ),
+        (
+            "samples",
+            v(b"d1:rd2:id20:abcdefghij01234567898:intervali21600e3:numi2e7:samples40:0123456789012345678901234567890123456789e1:t2:aa1:y1:re"),
+        ),
     ]
 }

@@ -22,6 +22,7 @@ fn entry(target: &str) -> fn(&[u8]) {
         "tracker_http_request" => fuzzing::tracker_http_request,
         "tracker_udp_client" => fuzzing::tracker_udp_client,
         "tracker_udp_server" => fuzzing::tracker_udp_server,
+        "krpc" => fuzzing::krpc,
         other => panic!("no fuzz entry point for {other}"),
     }
 }
