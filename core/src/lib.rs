@@ -26,6 +26,7 @@ pub mod bencode;
 mod bitfield;
 mod coding;
 pub mod compact;
+pub mod dht;
 pub mod engine;
 mod error;
 mod handles;
