@@ -12,6 +12,8 @@
 //! repeated field is bounded, and [`Message::encode`] output decodes back to
 //! the same message.
 
+pub mod transactions;
+
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
