@@ -1,4 +1,11 @@
-//! The Mainline DHT (BEP 5): a Kademlia routing table of other nodes and,
-//! to come, the node that answers queries, stores peers and runs lookups.
+//! The Mainline DHT (BEP 5): a Kademlia routing table of other nodes
+//! ([`routing`]), the tokens and peer store behind `announce_peer`
+//! ([`tokens`], [`store`]), and the node that answers queries and runs
+//! lookups ([`Dht`]).
 
+mod node;
 pub mod routing;
+pub mod store;
+pub mod tokens;
+
+pub use node::{Dht, DhtConfig, DhtEvent, LookupId};

@@ -97,6 +97,18 @@ impl TokenBucket {
         }
     }
 
+    /// A bucket for `rate` units/s holding at most `burst` (for counting
+    /// messages rather than bytes).
+    pub fn with_burst(rate: u64, burst: u64, now: Instant) -> TokenBucket {
+        let burst = burst.max(1);
+        TokenBucket {
+            rate,
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
     /// Whether the bucket limits anything.
     pub fn is_limited(&self) -> bool {
         self.rate > 0

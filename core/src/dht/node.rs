@@ -1,0 +1,882 @@
+//! `Dht`: one DHT node — it answers queries, stores announced peers and
+//! runs iterative lookups (BEP 5, with BEP 32 `want`/`nodes6`, BEP 42 `ip`
+//! votes, BEP 43 read-only, BEP 51 `sample_infohashes`).
+//!
+//! Inputs: [`handle_datagram`](Dht::handle_datagram),
+//! [`handle_timeout`](Dht::handle_timeout). Commands:
+//! [`bootstrap`](Dht::bootstrap), [`ping`](Dht::ping),
+//! [`find_node`](Dht::find_node), [`get_peers`](Dht::get_peers),
+//! [`announce`](Dht::announce), [`sample_infohashes`](Dht::sample_infohashes).
+//! Outputs: [`poll_transmit`](Dht::poll_transmit) (datagrams),
+//! [`poll_event`](Dht::poll_event), [`poll_timeout`](Dht::poll_timeout).
+//!
+//! A lookup keeps candidates ordered by XOR distance to the target, asks
+//! α of the closest at a time, learns closer nodes from each answer, and
+//! ends when the K closest candidates that did not fail have all answered.
+//! `get_peers` lookups report peers as they arrive; an announce lookup then
+//! sends `announce_peer` with each of the K closest nodes' tokens.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use super::routing::{Insert, NodeState, RoutingTable, TableConfig, K};
+use super::store::PeerStore;
+use super::tokens::Tokens;
+use crate::krpc::transactions::{Transactions, DEFAULT_MAX_OUTSTANDING, DEFAULT_TIMEOUT};
+use crate::krpc::{code, Body, CompactNode, Message, NodeId, Query, Response, Want};
+use crate::metainfo::InfoHash;
+use crate::peer::TokenBucket;
+use crate::rng::{Rng, Seed};
+use crate::time::Instant;
+
+/// Settings of a node.
+#[derive(Clone, Debug)]
+pub struct DhtConfig {
+    /// Our id (random when `None`).
+    pub id: Option<NodeId>,
+    /// Routing table settings (`allow_local` for tests and LANs).
+    pub table: TableConfig,
+    /// How long a query waits for its answer.
+    pub query_timeout: Duration,
+    /// Queries in flight at most.
+    pub max_outstanding: usize,
+    /// Parallel queries per lookup.
+    pub alpha: usize,
+    /// BEP 43: answer nothing, say `ro=1`.
+    pub read_only: bool,
+    /// Peers kept per info-hash.
+    pub max_peers_per_hash: usize,
+    /// Peers kept overall.
+    pub max_stored_peers: usize,
+    /// Incoming queries per second allowed from one IP.
+    pub incoming_per_ip: u64,
+    /// Outgoing queries per second, overall.
+    pub outgoing_rate: u64,
+}
+
+impl Default for DhtConfig {
+    fn default() -> DhtConfig {
+        DhtConfig {
+            id: None,
+            table: TableConfig::default(),
+            query_timeout: DEFAULT_TIMEOUT,
+            max_outstanding: DEFAULT_MAX_OUTSTANDING,
+            alpha: 3,
+            read_only: false,
+            max_peers_per_hash: 200,
+            max_stored_peers: 100_000,
+            incoming_per_ip: 50,
+            outgoing_rate: 2000,
+        }
+    }
+}
+
+/// Names a lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LookupId(pub u64);
+
+/// What the application learns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DhtEvent {
+    /// New peers for a `get_peers` or announce lookup.
+    Peers {
+        /// The lookup.
+        lookup: LookupId,
+        /// The torrent.
+        info_hash: InfoHash,
+        /// Peers not reported before by this lookup.
+        peers: Vec<SocketAddr>,
+    },
+    /// A lookup ended.
+    LookupDone {
+        /// The lookup.
+        lookup: LookupId,
+        /// The K closest nodes that answered.
+        closest: Vec<CompactNode>,
+    },
+    /// An announce lookup sent `announce_peer` to this many nodes.
+    Announced {
+        /// The lookup.
+        lookup: LookupId,
+        /// Nodes announced to.
+        nodes: usize,
+    },
+    /// A ping was answered.
+    Pong {
+        /// Who answered.
+        node: CompactNode,
+    },
+    /// A `sample_infohashes` answer (BEP 51).
+    Samples {
+        /// Who answered.
+        node: CompactNode,
+        /// The sampled info-hashes.
+        hashes: Vec<InfoHash>,
+        /// How many it stores.
+        num: Option<u64>,
+        /// Seconds before asking it again.
+        interval: Option<u32>,
+        /// Nodes it suggested (to walk the keyspace).
+        nodes: Vec<CompactNode>,
+    },
+    /// Our external address as most answering nodes see it (BEP 42 `ip`).
+    ExternalAddress(IpAddr),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LookupKind {
+    FindNode,
+    GetPeers,
+    Announce { port: u16, implied_port: bool },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum CandidateState {
+    Fresh,
+    Asked,
+    Answered { token: Option<Vec<u8>> },
+    Failed,
+}
+
+#[derive(Clone, Debug)]
+struct Candidate {
+    node: CompactNode,
+    state: CandidateState,
+}
+
+#[derive(Clone, Debug)]
+struct Lookup {
+    target: NodeId,
+    kind: LookupKind,
+    candidates: BTreeMap<[u8; 20], Candidate>,
+    in_flight: usize,
+    peers: BTreeSet<SocketAddr>,
+}
+
+#[derive(Clone, Debug)]
+enum Context {
+    Ping,
+    Lookup {
+        lookup: LookupId,
+        node: Option<NodeId>,
+    },
+    Announce,
+    Sample,
+}
+
+/// Most candidates a lookup keeps.
+const MAX_CANDIDATES: usize = 128;
+/// Most peers put in one `values` answer (a datagram stays under ~1.4 KB).
+const MAX_VALUES_SENT: usize = 50;
+/// Most info-hashes in one `samples` answer.
+const MAX_SAMPLES_SENT: usize = 20;
+/// How often buckets are checked for staleness.
+const REFRESH_CHECK: Duration = Duration::from_secs(60);
+/// A bucket unchanged this long is refreshed.
+const BUCKET_STALE: Duration = Duration::from_secs(15 * 60);
+/// Most per-IP rate buckets remembered.
+const MAX_RATE_IPS: usize = 4096;
+/// Most queries waiting for the outgoing budget.
+const MAX_QUEUED: usize = 4096;
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Dht {
+    config: DhtConfig,
+    id: NodeId,
+    table: RoutingTable,
+    tx: Transactions<Context>,
+    tokens: Tokens,
+    store: PeerStore,
+    lookups: BTreeMap<LookupId, Lookup>,
+    next_lookup: u64,
+    out: VecDeque<(SocketAddr, Vec<u8>)>,
+    events: VecDeque<DhtEvent>,
+    queued: VecDeque<(SocketAddr, Query, Context)>,
+    /// Per-source rate limits, keyed by IP (by IP and port when local
+    /// addresses are allowed: a test network shares one IP).
+    rate: BTreeMap<SocketAddr, TokenBucket>,
+    outgoing: TokenBucket,
+    votes: BTreeMap<IpAddr, u32>,
+    external: Option<IpAddr>,
+    next_refresh: Instant,
+    dropped_queries: u64,
+    rng: Rng,
+    now: Instant,
+}
+
+impl Dht {
+    /// A node starting at `now`.
+    pub fn new(now: Instant, config: DhtConfig, seed: Seed) -> Dht {
+        let mut rng = Rng::new(seed);
+        let id = config.id.unwrap_or_else(|| {
+            let mut b = [0u8; 20];
+            rng.fill(&mut b);
+            NodeId(b)
+        });
+        let tx = Transactions::new(
+            config.query_timeout,
+            config.max_outstanding,
+            rng.child_seed(),
+        );
+        let tokens = Tokens::new(now, &mut rng);
+        Dht {
+            table: RoutingTable::new(id, config.table.clone()),
+            store: PeerStore::new(config.max_peers_per_hash, config.max_stored_peers),
+            outgoing: TokenBucket::with_burst(config.outgoing_rate, config.outgoing_rate, now),
+            config,
+            id,
+            tx,
+            tokens,
+            lookups: BTreeMap::new(),
+            next_lookup: 1,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            queued: VecDeque::new(),
+            rate: BTreeMap::new(),
+            votes: BTreeMap::new(),
+            external: None,
+            next_refresh: now + REFRESH_CHECK,
+            dropped_queries: 0,
+            rng,
+            now,
+        }
+    }
+
+    /// Our node id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The routing table.
+    pub fn table(&self) -> &RoutingTable {
+        &self.table
+    }
+
+    /// Peers stored for others.
+    pub fn store(&self) -> &PeerStore {
+        &self.store
+    }
+
+    /// Replies that matched no query of ours (forged or late).
+    pub fn unmatched_replies(&self) -> u64 {
+        self.tx.unmatched()
+    }
+
+    /// Incoming queries dropped by the per-IP rate limit.
+    pub fn dropped_queries(&self) -> u64 {
+        self.dropped_queries
+    }
+
+    /// Lookups still running.
+    pub fn active_lookups(&self) -> usize {
+        self.lookups.len()
+    }
+
+    /// Our external address, once a majority of answers agree.
+    pub fn external_address(&self) -> Option<IpAddr> {
+        self.external
+    }
+
+    // --- outputs ------------------------------------------------------------
+
+    /// The next datagram to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.out.pop_front()
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<DhtEvent> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Dht::handle_timeout) wants to run.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.next_refresh.min(self.tokens.next_rotation());
+        if let Some(d) = self.tx.next_deadline() {
+            t = t.min(d);
+        }
+        if !self.queued.is_empty() {
+            t = t.min(self.outgoing.ready_at(self.now, 1));
+        }
+        Some(t.max(self.now))
+    }
+
+    // --- sending ------------------------------------------------------------
+
+    fn message(&self, tx: Vec<u8>, body: Body) -> Message {
+        Message {
+            tx,
+            id: Some(self.id),
+            version: Some(b"BT01".to_vec()),
+            ip: None,
+            read_only: self.config.read_only,
+            body,
+        }
+    }
+
+    /// Sends a query now, or queues it when the outgoing budget or the
+    /// transaction table is full.
+    fn query(&mut self, now: Instant, to: SocketAddr, q: Query, ctx: Context) {
+        if !self.tx.has_room() || !self.outgoing.try_take(now, 1) {
+            if self.queued.len() < MAX_QUEUED {
+                self.queued.push_back((to, q, ctx));
+            } else {
+                self.on_failed(now, to, ctx);
+            }
+            return;
+        }
+        let Some(tx) = self.tx.start(now, to, ctx) else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        self.message(tx.to_vec(), Body::Query(q)).encode(&mut bytes);
+        self.out.push_back((to, bytes));
+    }
+
+    fn send_queued(&mut self, now: Instant) {
+        while let Some((to, q, ctx)) = self.queued.pop_front() {
+            if !self.tx.has_room() || !self.outgoing.try_take(now, 1) {
+                self.queued.push_front((to, q, ctx));
+                return;
+            }
+            if let Some(tx) = self.tx.start(now, to, ctx) {
+                let mut bytes = Vec::new();
+                self.message(tx.to_vec(), Body::Query(q)).encode(&mut bytes);
+                self.out.push_back((to, bytes));
+            }
+        }
+    }
+
+    fn reply(&mut self, to: SocketAddr, tx: Vec<u8>, body: Body) {
+        let mut m = self.message(tx, body);
+        // BEP 42: tell the sender its address as we see it.
+        m.ip = Some(to);
+        let mut bytes = Vec::new();
+        m.encode(&mut bytes);
+        self.out.push_back((to, bytes));
+    }
+
+    // --- commands -------------------------------------------------------------
+
+    /// Joins the network through `nodes` (addresses only): asks them for
+    /// nodes near our own id.
+    pub fn bootstrap(&mut self, now: Instant, nodes: &[SocketAddr]) -> LookupId {
+        self.now = now;
+        let lookup = self.start_lookup(now, self.id, LookupKind::FindNode);
+        for &addr in nodes {
+            if let Some(l) = self.lookups.get_mut(&lookup) {
+                l.in_flight += 1;
+            }
+            self.query(
+                now,
+                addr,
+                Query::FindNode {
+                    target: self.id,
+                    want: Want::default(),
+                },
+                Context::Lookup { lookup, node: None },
+            );
+        }
+        self.step(now, lookup);
+        lookup
+    }
+
+    /// Pings `addr`; a [`DhtEvent::Pong`] follows if it answers.
+    pub fn ping(&mut self, now: Instant, addr: SocketAddr) {
+        self.now = now;
+        self.query(now, addr, Query::Ping, Context::Ping);
+    }
+
+    /// Looks up the nodes closest to `target`.
+    pub fn find_node(&mut self, now: Instant, target: NodeId) -> LookupId {
+        self.now = now;
+        let l = self.start_lookup(now, target, LookupKind::FindNode);
+        self.step(now, l);
+        l
+    }
+
+    /// Looks up peers for `info_hash`.
+    pub fn get_peers(&mut self, now: Instant, info_hash: InfoHash) -> LookupId {
+        self.now = now;
+        let l = self.start_lookup(now, NodeId(info_hash.0), LookupKind::GetPeers);
+        self.step(now, l);
+        l
+    }
+
+    /// Looks up `info_hash` and announces us on `port` (or the source port
+    /// of our datagrams with `implied_port`) to the K closest nodes.
+    pub fn announce(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+        port: u16,
+        implied_port: bool,
+    ) -> LookupId {
+        self.now = now;
+        let l = self.start_lookup(
+            now,
+            NodeId(info_hash.0),
+            LookupKind::Announce { port, implied_port },
+        );
+        self.step(now, l);
+        l
+    }
+
+    /// Asks `addr` for a sample of the info-hashes it stores (BEP 51).
+    pub fn sample_infohashes(&mut self, now: Instant, addr: SocketAddr, target: NodeId) {
+        self.now = now;
+        self.query(
+            now,
+            addr,
+            Query::SampleInfohashes {
+                target,
+                want: Want::default(),
+            },
+            Context::Sample,
+        );
+    }
+
+    fn start_lookup(&mut self, now: Instant, target: NodeId, kind: LookupKind) -> LookupId {
+        let id = LookupId(self.next_lookup);
+        self.next_lookup += 1;
+        let mut l = Lookup {
+            target,
+            kind,
+            candidates: BTreeMap::new(),
+            in_flight: 0,
+            peers: BTreeSet::new(),
+        };
+        for node in self.table.closest(now, &target, K * 2) {
+            l.candidates.insert(
+                node.id.distance(&target),
+                Candidate {
+                    node,
+                    state: CandidateState::Fresh,
+                },
+            );
+        }
+        self.lookups.insert(id, l);
+        id
+    }
+
+    /// Sends queries for a lookup, or ends it.
+    fn step(&mut self, now: Instant, id: LookupId) {
+        let Some(l) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        let alpha = self.config.alpha.max(1);
+        let mut to_ask = Vec::new();
+        let mut unfinished = false;
+        let mut seen = 0;
+        let mut in_flight = l.in_flight;
+        for c in l.candidates.values_mut() {
+            if c.state == CandidateState::Failed {
+                continue;
+            }
+            seen += 1;
+            if seen > K {
+                break;
+            }
+            match c.state {
+                CandidateState::Fresh => {
+                    unfinished = true;
+                    if in_flight < alpha {
+                        c.state = CandidateState::Asked;
+                        in_flight += 1;
+                        to_ask.push(c.node);
+                    }
+                }
+                CandidateState::Asked => unfinished = true,
+                _ => {}
+            }
+        }
+        l.in_flight = in_flight;
+        let (target, kind) = (l.target, l.kind);
+        for node in to_ask {
+            let q = match kind {
+                LookupKind::FindNode => Query::FindNode {
+                    target,
+                    want: Want::default(),
+                },
+                LookupKind::GetPeers | LookupKind::Announce { .. } => Query::GetPeers {
+                    info_hash: InfoHash(target.0),
+                    want: Want::default(),
+                },
+            };
+            self.query(
+                now,
+                node.addr,
+                q,
+                Context::Lookup {
+                    lookup: id,
+                    node: Some(node.id),
+                },
+            );
+        }
+        let in_flight = self.lookups.get(&id).map_or(0, |l| l.in_flight);
+        if !unfinished && in_flight == 0 {
+            self.finish(now, id);
+        }
+    }
+
+    fn finish(&mut self, now: Instant, id: LookupId) {
+        let Some(l) = self.lookups.remove(&id) else {
+            return;
+        };
+        let answered: Vec<&Candidate> = l
+            .candidates
+            .values()
+            .filter(|c| matches!(c.state, CandidateState::Answered { .. }))
+            .take(K)
+            .collect();
+        if let LookupKind::Announce { port, implied_port } = l.kind {
+            let mut sent = 0;
+            for c in &answered {
+                if let CandidateState::Answered { token: Some(token) } = &c.state {
+                    let q = Query::AnnouncePeer {
+                        info_hash: InfoHash(l.target.0),
+                        port,
+                        token: token.clone(),
+                        implied_port,
+                    };
+                    self.query(now, c.node.addr, q, Context::Announce);
+                    sent += 1;
+                }
+            }
+            self.events.push_back(DhtEvent::Announced {
+                lookup: id,
+                nodes: sent,
+            });
+        }
+        self.events.push_back(DhtEvent::LookupDone {
+            lookup: id,
+            closest: answered.iter().map(|c| c.node).collect(),
+        });
+    }
+
+    // --- inputs ---------------------------------------------------------------
+
+    /// A datagram arrived from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.now = now;
+        let Ok(msg) = Message::decode(bytes) else {
+            return;
+        };
+        match msg.body {
+            Body::Query(q) => self.on_query(now, from, msg.tx, msg.id, msg.read_only, q),
+            Body::Response(r) => {
+                let Some(ctx) = self.tx.complete(&msg.tx, from) else {
+                    return;
+                };
+                if let Some(ip) = msg.ip {
+                    self.vote(ip.ip());
+                }
+                let node = msg.id.map(|id| CompactNode { id, addr: from });
+                if let Some(n) = node {
+                    if !msg.read_only {
+                        self.table_insert(now, n, true);
+                    }
+                }
+                self.on_response(now, from, node, ctx, r);
+            }
+            Body::Error(..) => {
+                if let Some(ctx) = self.tx.complete(&msg.tx, from) {
+                    self.on_failed(now, from, ctx);
+                }
+            }
+        }
+        self.send_queued(now);
+    }
+
+    fn table_insert(&mut self, now: Instant, node: CompactNode, responded: bool) {
+        if let Insert::Full { ping: Some(old) } = self.table.insert(now, node, responded) {
+            self.query(now, old.addr, Query::Ping, Context::Ping);
+        }
+    }
+
+    fn vote(&mut self, ip: IpAddr) {
+        if self.votes.len() > 64 && !self.votes.contains_key(&ip) {
+            return;
+        }
+        *self.votes.entry(ip).or_default() += 1;
+        let total: u32 = self.votes.values().sum();
+        let best = self
+            .votes
+            .iter()
+            .max_by_key(|(_, v)| **v)
+            .map(|(ip, v)| (*ip, *v));
+        if let Some((ip, v)) = best {
+            if total >= 3 && v * 2 > total && self.external != Some(ip) {
+                self.external = Some(ip);
+                self.events.push_back(DhtEvent::ExternalAddress(ip));
+            }
+        }
+    }
+
+    fn on_query(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        tx: Vec<u8>,
+        id: Option<NodeId>,
+        read_only: bool,
+        q: Query,
+    ) {
+        if self.config.read_only {
+            return;
+        }
+        // Per-IP rate limit: we must not be an amplifier.
+        let key = if self.config.table.allow_local {
+            from
+        } else {
+            SocketAddr::new(from.ip(), 0)
+        };
+        if self.rate.len() >= MAX_RATE_IPS && !self.rate.contains_key(&key) {
+            self.rate.clear();
+        }
+        let rate = self.config.incoming_per_ip;
+        let bucket = self
+            .rate
+            .entry(key)
+            .or_insert_with(|| TokenBucket::with_burst(rate, rate * 2, now));
+        if !bucket.try_take(now, 1) {
+            self.dropped_queries += 1;
+            return;
+        }
+        if let (Some(id), false) = (id, read_only) {
+            self.table_insert(now, CompactNode { id, addr: from }, false);
+        }
+        let closest = |dht: &Dht, target: &NodeId| -> (Vec<CompactNode>, Vec<CompactNode>) {
+            let all = dht.table.closest(now, target, K * 2);
+            let (v6, v4): (Vec<CompactNode>, Vec<CompactNode>) =
+                all.into_iter().partition(|n| n.addr.is_ipv6());
+            (
+                v4.into_iter().take(K).collect(),
+                v6.into_iter().take(K).collect(),
+            )
+        };
+        let nodes_for = |dht: &Dht, target: &NodeId, want: Want| -> Response {
+            let (v4, v6) = closest(dht, target);
+            let (w4, w6) = if want.v4 || want.v6 {
+                (want.v4, want.v6)
+            } else {
+                (from.is_ipv4(), from.is_ipv6())
+            };
+            Response {
+                nodes: if w4 { v4 } else { Vec::new() },
+                nodes6: if w6 { v6 } else { Vec::new() },
+                ..Response::default()
+            }
+        };
+        let body = match q {
+            Query::Ping => Body::Response(Response::default()),
+            Query::FindNode { target, want } => Body::Response(nodes_for(self, &target, want)),
+            Query::GetPeers { info_hash, want } => {
+                let values = self
+                    .store
+                    .get(now, &info_hash, MAX_VALUES_SENT, &mut self.rng);
+                let mut r = if values.is_empty() {
+                    nodes_for(self, &NodeId(info_hash.0), want)
+                } else {
+                    Response::default()
+                };
+                r.values = values;
+                r.token = Some(self.tokens.issue(&from.ip()).to_vec());
+                Body::Response(r)
+            }
+            Query::AnnouncePeer {
+                info_hash,
+                port,
+                token,
+                implied_port,
+            } => {
+                if !self.tokens.check(&from.ip(), &token) {
+                    Body::Error(code::PROTOCOL, "bad token".into())
+                } else {
+                    let port = if implied_port { from.port() } else { port };
+                    if port != 0 {
+                        self.store
+                            .add(now, info_hash, SocketAddr::new(from.ip(), port));
+                    }
+                    Body::Response(Response::default())
+                }
+            }
+            Query::SampleInfohashes { target, want } => {
+                let mut r = nodes_for(self, &target, want);
+                r.samples = self.store.sample(MAX_SAMPLES_SENT, &mut self.rng);
+                r.num = Some(self.store.torrents() as u64);
+                r.interval = Some(6 * 3600);
+                Body::Response(r)
+            }
+            Query::Unknown { .. } => Body::Error(code::METHOD_UNKNOWN, "Method Unknown".into()),
+        };
+        self.reply(from, tx, body);
+    }
+
+    fn on_response(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        node: Option<CompactNode>,
+        ctx: Context,
+        r: Response,
+    ) {
+        match ctx {
+            Context::Ping => {
+                if let Some(n) = node {
+                    self.events.push_back(DhtEvent::Pong { node: n });
+                }
+            }
+            Context::Announce => {}
+            Context::Sample => {
+                if let Some(n) = node {
+                    let nodes = r.nodes.iter().chain(&r.nodes6).copied().collect();
+                    self.events.push_back(DhtEvent::Samples {
+                        node: n,
+                        hashes: r.samples,
+                        num: r.num,
+                        interval: r.interval,
+                        nodes,
+                    });
+                }
+            }
+            Context::Lookup {
+                lookup,
+                node: asked,
+            } => {
+                let own = self.id;
+                let acceptable: Vec<CompactNode> = r
+                    .nodes
+                    .iter()
+                    .chain(&r.nodes6)
+                    .filter(|n| n.id != own && self.table.acceptable(&n.addr).is_ok())
+                    .copied()
+                    .collect();
+                let Some(l) = self.lookups.get_mut(&lookup) else {
+                    return;
+                };
+                l.in_flight = l.in_flight.saturating_sub(1);
+                let target = l.target;
+                // The answering node (known id, or learned from a
+                // bootstrap answer).
+                let answered_id = asked.or(node.map(|n| n.id));
+                if let Some(id) = answered_id {
+                    let key = id.distance(&target);
+                    let state = CandidateState::Answered {
+                        token: r.token.clone(),
+                    };
+                    match l.candidates.get_mut(&key) {
+                        Some(c) => c.state = state,
+                        None if asked.is_none() => {
+                            if let Some(n) = node {
+                                l.candidates.insert(key, Candidate { node: n, state });
+                            }
+                        }
+                        None => {}
+                    }
+                }
+                for n in acceptable {
+                    let key = n.id.distance(&target);
+                    l.candidates.entry(key).or_insert(Candidate {
+                        node: n,
+                        state: CandidateState::Fresh,
+                    });
+                }
+                while l.candidates.len() > MAX_CANDIDATES {
+                    l.candidates.pop_last();
+                }
+                if !r.values.is_empty() && !matches!(l.kind, LookupKind::FindNode) {
+                    let fresh: Vec<SocketAddr> = r
+                        .values
+                        .iter()
+                        .filter(|p| l.peers.insert(**p))
+                        .copied()
+                        .collect();
+                    if !fresh.is_empty() {
+                        self.events.push_back(DhtEvent::Peers {
+                            lookup,
+                            info_hash: InfoHash(target.0),
+                            peers: fresh,
+                        });
+                    }
+                }
+                let _ = from;
+                self.step(now, lookup);
+            }
+        }
+    }
+
+    fn on_failed(&mut self, now: Instant, to: SocketAddr, ctx: Context) {
+        match ctx {
+            Context::Ping | Context::Announce | Context::Sample => {
+                let id = self
+                    .table
+                    .nodes()
+                    .find(|e| e.node.addr == to)
+                    .map(|e| e.node.id);
+                if let Some(id) = id {
+                    self.table.failed(now, &id);
+                }
+            }
+            Context::Lookup { lookup, node } => {
+                if let Some(id) = node {
+                    self.table.failed(now, &id);
+                }
+                if let Some(l) = self.lookups.get_mut(&lookup) {
+                    l.in_flight = l.in_flight.saturating_sub(1);
+                    if let Some(id) = node {
+                        if let Some(c) = l.candidates.get_mut(&id.distance(&l.target)) {
+                            c.state = CandidateState::Failed;
+                        }
+                    }
+                }
+                self.step(now, lookup);
+            }
+        }
+    }
+
+    /// A deadline may have passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        for (to, ctx) in self.tx.expire(now) {
+            self.on_failed(now, to, ctx);
+        }
+        self.tokens.maintain(now, &mut self.rng);
+        if now >= self.next_refresh {
+            self.next_refresh = now + REFRESH_CHECK;
+            self.store.expire(now);
+            let stale_before = Instant::from_nanos(
+                now.as_nanos()
+                    .saturating_sub(BUCKET_STALE.as_nanos() as u64),
+            );
+            if !self.table.is_empty() && self.lookups.len() < 4 {
+                for b in self.table.stale_buckets(stale_before).into_iter().take(2) {
+                    let mut r = [0u8; 20];
+                    self.rng.fill(&mut r);
+                    let target = self.table.random_id_in_bucket(b, r);
+                    self.find_node(now, target);
+                }
+            }
+            // Questionable nodes get a ping so dead ones are found.
+            let questionable: Vec<SocketAddr> = self
+                .table
+                .nodes()
+                .filter(|e| e.state(now) == NodeState::Questionable)
+                .take(8)
+                .map(|e| e.node.addr)
+                .collect();
+            for addr in questionable {
+                self.query(now, addr, Query::Ping, Context::Ping);
+            }
+        }
+        self.send_queued(now);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,233 @@
+//! Small networks of nodes on 127.0.0.1 with instant delivery.
+
+use std::collections::BTreeMap;
+
+use super::*;
+
+struct Net {
+    nodes: Vec<Dht>,
+    addrs: Vec<SocketAddr>,
+    now: Instant,
+    events: Vec<Vec<DhtEvent>>,
+    delivered: u64,
+}
+
+fn config() -> DhtConfig {
+    DhtConfig {
+        table: TableConfig {
+            allow_local: true,
+            ..TableConfig::default()
+        },
+        ..DhtConfig::default()
+    }
+}
+
+impl Net {
+    fn new(n: usize, seed: u64) -> Net {
+        let addrs: Vec<SocketAddr> = (0..n)
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], 20000 + i as u16)))
+            .collect();
+        let nodes = (0..n)
+            .map(|i| {
+                Dht::new(
+                    Instant::ZERO,
+                    config(),
+                    Seed::from_u64(seed * 1000 + i as u64),
+                )
+            })
+            .collect();
+        Net {
+            nodes,
+            addrs,
+            now: Instant::ZERO,
+            events: vec![Vec::new(); n],
+            delivered: 0,
+        }
+    }
+
+    /// Delivers datagrams until quiet; then advances to the next timer
+    /// `rounds` times.
+    fn run(&mut self, rounds: usize) {
+        for _ in 0..rounds {
+            loop {
+                let mut any = false;
+                for i in 0..self.nodes.len() {
+                    while let Some((to, bytes)) = self.nodes[i].poll_transmit() {
+                        any = true;
+                        self.delivered += 1;
+                        if let Some(j) = self.addrs.iter().position(|a| *a == to) {
+                            let from = self.addrs[i];
+                            self.nodes[j].handle_datagram(self.now, from, &bytes);
+                        }
+                    }
+                    while let Some(e) = self.nodes[i].poll_event() {
+                        self.events[i].push(e);
+                    }
+                }
+                if !any {
+                    break;
+                }
+            }
+            let next = self
+                .nodes
+                .iter()
+                .filter_map(Dht::poll_timeout)
+                .min()
+                .unwrap();
+            self.now = next.max(self.now + Duration::from_millis(1));
+            for n in &mut self.nodes {
+                n.handle_timeout(self.now);
+            }
+        }
+    }
+}
+
+#[test]
+fn ping_pong_and_tables_fill() {
+    let mut net = Net::new(2, 1);
+    let b = net.addrs[1];
+    net.nodes[0].ping(Instant::ZERO, b);
+    net.run(1);
+    assert!(matches!(net.events[0][0], DhtEvent::Pong { node } if node.addr == b));
+    assert_eq!(net.nodes[0].table().len(), 1);
+    assert_eq!(net.nodes[1].table().len(), 1);
+}
+
+#[test]
+fn thirty_nodes_bootstrap_find_each_other_and_get_peers_finds_the_announcer() {
+    let mut net = Net::new(30, 2);
+    let boot = net.addrs[0];
+    for i in 1..30 {
+        net.nodes[i].bootstrap(Instant::ZERO, &[boot]);
+        net.run(2);
+    }
+    // A second round lets early joiners learn about late ones.
+    for i in 1..30 {
+        let own = net.nodes[i].id();
+        net.nodes[i].find_node(net.now, own);
+    }
+    net.run(3);
+    let sizes: Vec<usize> = net.nodes.iter().map(|n| n.table().len()).collect();
+    assert!(sizes.iter().all(|&s| s >= 8), "{sizes:?}");
+
+    let hash = InfoHash([0x42; 20]);
+    let announcer = 7;
+    let lookup = net.nodes[announcer].announce(net.now, hash, 6881, false);
+    net.run(3);
+    assert!(
+        net.events[announcer].iter().any(
+            |e| matches!(e, DhtEvent::Announced { lookup: l, nodes } if *l == lookup && *nodes > 0)
+        ),
+        "{:?}",
+        net.events[announcer]
+    );
+    let seeker = 23;
+    let lookup = net.nodes[seeker].get_peers(net.now, hash);
+    net.run(3);
+    let found: Vec<SocketAddr> = net.events[seeker]
+        .iter()
+        .filter_map(|e| match e {
+            DhtEvent::Peers {
+                lookup: l, peers, ..
+            } if *l == lookup => Some(peers.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let expected = SocketAddr::new(net.addrs[announcer].ip(), 6881);
+    assert!(found.contains(&expected), "{found:?}");
+    assert!(net.events[seeker]
+        .iter()
+        .any(|e| matches!(e, DhtEvent::LookupDone { lookup: l, .. } if *l == lookup)));
+}
+
+#[test]
+fn bad_tokens_forged_replies_and_floods_are_refused() {
+    let mut net = Net::new(2, 3);
+    let (a, b) = (net.addrs[0], net.addrs[1]);
+    // An announce with a made-up token is refused with error 203.
+    let mut bytes = Vec::new();
+    Message {
+        tx: b"zz".to_vec(),
+        id: Some(NodeId([9; 20])),
+        version: None,
+        ip: None,
+        read_only: false,
+        body: Body::Query(Query::AnnouncePeer {
+            info_hash: InfoHash([1; 20]),
+            port: 1234,
+            token: b"madeup".to_vec(),
+            implied_port: false,
+        }),
+    }
+    .encode(&mut bytes);
+    net.nodes[1].handle_datagram(Instant::ZERO, a, &bytes);
+    let (_, answer) = net.nodes[1].poll_transmit().unwrap();
+    let m = Message::decode(&answer).unwrap();
+    assert_eq!(m.body, Body::Error(code::PROTOCOL, "bad token".into()));
+    assert!(net.nodes[1].store().is_empty());
+
+    // A reply nobody asked for is dropped and counted.
+    let mut forged = Vec::new();
+    Message {
+        tx: vec![1, 2],
+        id: Some(NodeId([8; 20])),
+        version: None,
+        ip: None,
+        read_only: false,
+        body: Body::Response(Response::default()),
+    }
+    .encode(&mut forged);
+    net.nodes[0].handle_datagram(Instant::ZERO, b, &forged);
+    assert_eq!(net.nodes[0].unmatched_replies(), 1);
+    assert!(
+        net.nodes[0].table().is_empty(),
+        "forged replies do not enter the table"
+    );
+
+    // A flood of pings from one IP is cut off by the rate limit.
+    let mut ping = Vec::new();
+    Message {
+        tx: vec![3],
+        id: Some(NodeId([7; 20])),
+        version: None,
+        ip: None,
+        read_only: false,
+        body: Body::Query(Query::Ping),
+    }
+    .encode(&mut ping);
+    let mut answers = 0;
+    for _ in 0..1000 {
+        net.nodes[1].handle_datagram(Instant::ZERO, a, &ping);
+        while net.nodes[1].poll_transmit().is_some() {
+            answers += 1;
+        }
+    }
+    assert!(answers < 200, "{answers} answers to a flood");
+    assert!(net.nodes[1].dropped_queries() > 800);
+}
+
+#[test]
+fn read_only_nodes_answer_nothing_and_stay_out_of_tables() {
+    let mut net = Net::new(2, 4);
+    net.nodes[0] = Dht::new(
+        Instant::ZERO,
+        DhtConfig {
+            read_only: true,
+            ..config()
+        },
+        Seed::from_u64(99),
+    );
+    let (a, b) = (net.addrs[0], net.addrs[1]);
+    net.nodes[0].ping(Instant::ZERO, b);
+    net.run(1);
+    assert!(
+        net.nodes[1].table().is_empty(),
+        "a read-only node is not inserted"
+    );
+    assert_eq!(net.nodes[0].table().len(), 1, "it still learns of others");
+    net.nodes[1].ping(net.now, a);
+    net.run(1);
+    assert!(net.events[1].is_empty(), "no answer from a read-only node");
+    let _ = BTreeMap::<u8, u8>::new();
+}

@@ -1,0 +1,151 @@
+//! Peers announced to us (BEP 5 `announce_peer`), with expiry and bounded
+//! memory: a cap per info-hash (oldest out) and overall (new torrents
+//! refused when full).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::metainfo::InfoHash;
+use crate::rng::Rng;
+use crate::time::Instant;
+
+/// How long an announce lasts.
+pub const PEER_TTL: Duration = Duration::from_secs(30 * 60);
+
+/// See the module documentation.
+#[derive(Clone, Debug)]
+pub struct PeerStore {
+    by_hash: BTreeMap<InfoHash, Vec<(SocketAddr, Instant)>>,
+    total: usize,
+    max_per_hash: usize,
+    max_total: usize,
+}
+
+impl PeerStore {
+    /// A store with the given caps.
+    pub fn new(max_per_hash: usize, max_total: usize) -> PeerStore {
+        PeerStore {
+            by_hash: BTreeMap::new(),
+            total: 0,
+            max_per_hash: max_per_hash.max(1),
+            max_total: max_total.max(1),
+        }
+    }
+
+    /// Peers stored, over all torrents.
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Torrents with peers.
+    pub fn torrents(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    /// Records `peer` for `hash` until `now + PEER_TTL`. Returns false when
+    /// the store is full.
+    pub fn add(&mut self, now: Instant, hash: InfoHash, peer: SocketAddr) -> bool {
+        let expires = now + PEER_TTL;
+        if let Some(list) = self.by_hash.get_mut(&hash) {
+            if let Some(e) = list.iter_mut().find(|(a, _)| *a == peer) {
+                e.1 = expires;
+                return true;
+            }
+        }
+        if self.total >= self.max_total {
+            self.expire(now);
+            if self.total >= self.max_total {
+                return false;
+            }
+        }
+        let list = self.by_hash.entry(hash).or_default();
+        if list.len() >= self.max_per_hash {
+            // The oldest announce makes room.
+            if let Some(i) = (0..list.len()).min_by_key(|&i| list[i].1) {
+                list.swap_remove(i);
+                self.total -= 1;
+            }
+        }
+        list.push((peer, expires));
+        self.total += 1;
+        true
+    }
+
+    /// Drops expired peers.
+    pub fn expire(&mut self, now: Instant) {
+        let mut total = 0;
+        self.by_hash.retain(|_, list| {
+            list.retain(|(_, exp)| *exp > now);
+            total += list.len();
+            !list.is_empty()
+        });
+        self.total = total;
+    }
+
+    /// Up to `n` live peers for `hash`, a random subset.
+    pub fn get(&self, now: Instant, hash: &InfoHash, n: usize, rng: &mut Rng) -> Vec<SocketAddr> {
+        let Some(list) = self.by_hash.get(hash) else {
+            return Vec::new();
+        };
+        let mut live: Vec<SocketAddr> = list
+            .iter()
+            .filter(|(_, e)| *e > now)
+            .map(|(a, _)| *a)
+            .collect();
+        rng.shuffle(&mut live);
+        live.truncate(n);
+        live
+    }
+
+    /// Up to `n` stored info-hashes, a random subset (BEP 51).
+    pub fn sample(&self, n: usize, rng: &mut Rng) -> Vec<InfoHash> {
+        let total = self.by_hash.len();
+        if total <= n {
+            return self.by_hash.keys().copied().collect();
+        }
+        let start = rng.below(total as u64) as usize;
+        self.by_hash
+            .keys()
+            .cycle()
+            .skip(start)
+            .take(n)
+            .copied()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Seed;
+
+    fn addr(p: u16) -> SocketAddr {
+        SocketAddr::from(([20, 0, 0, 1], p))
+    }
+
+    #[test]
+    fn expiry_caps_and_samples() {
+        let mut rng = Rng::new(Seed::from_u64(1));
+        let mut s = PeerStore::new(3, 5);
+        let t0 = Instant::ZERO;
+        let h = InfoHash([1; 20]);
+        for p in 1..=4 {
+            assert!(s.add(t0 + Duration::from_secs(u64::from(p)), h, addr(p)));
+        }
+        let got = s.get(t0, &h, 10, &mut rng);
+        assert_eq!(got.len(), 3, "per-hash cap, oldest out");
+        assert!(!got.contains(&addr(1)));
+        assert!(s.add(t0, InfoHash([2; 20]), addr(9)));
+        assert!(s.add(t0, InfoHash([3; 20]), addr(9)));
+        assert!(!s.add(t0, InfoHash([4; 20]), addr(9)), "overall cap");
+        assert_eq!(s.sample(10, &mut rng).len(), 3);
+        s.expire(t0 + PEER_TTL + Duration::from_secs(10));
+        assert!(s.is_empty());
+    }
+}
