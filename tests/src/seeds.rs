@@ -17,7 +17,7 @@ use bytes::Bytes;
 pub type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The targets that have seeds.
-pub const TARGETS: [&str; 12] = [
+pub const TARGETS: [&str; 13] = [
     "bencode",
     "metainfo",
     "magnet",
@@ -30,6 +30,7 @@ pub const TARGETS: [&str; 12] = [
     "tracker_udp_client",
     "tracker_udp_server",
     "krpc",
+    "dht_datagram",
 ];
 
 /// Seeds of `target`.
@@ -47,6 +48,7 @@ pub fn for_target(target: &str) -> Seeds {
         "tracker_udp_client" => tracker_udp_client(),
         "tracker_udp_server" => tracker_udp_server(),
         "krpc" => krpc(),
+        "dht_datagram" => dht_datagram(),
         _ => Vec::new(),
     }
 }
@@ -443,4 +445,14 @@ fn krpc() -> Seeds {
             v(b"d1:rd2:id20:abcdefghij01234567898:intervali21600e3:numi2e7:samples40:0123456789012345678901234567890123456789e1:t2:aa1:y1:re"),
         ),
     ]
+}
+
+fn dht_datagram() -> Seeds {
+    // The krpc seeds, joined by the target's separator, as a conversation.
+    let mut joined = Vec::new();
+    for (_, m) in krpc() {
+        joined.extend_from_slice(&m);
+        joined.push(0xfd);
+    }
+    vec![("conversation", joined)]
 }

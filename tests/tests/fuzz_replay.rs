@@ -23,6 +23,7 @@ fn entry(target: &str) -> fn(&[u8]) {
         "tracker_udp_client" => fuzzing::tracker_udp_client,
         "tracker_udp_server" => fuzzing::tracker_udp_server,
         "krpc" => fuzzing::krpc,
+        "dht_datagram" => fuzzing::dht_datagram,
         other => panic!("no fuzz entry point for {other}"),
     }
 }
