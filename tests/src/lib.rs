@@ -11,6 +11,7 @@
 //! The simulator (virtual clock, seeded network model, in-memory disk)
 //! joins this crate with the peer-wire issue.
 
+pub mod dht_sim;
 pub mod seeds;
 pub mod sim;
 

@@ -94,6 +94,11 @@ pub enum DhtEvent {
         lookup: LookupId,
         /// The K closest nodes that answered.
         closest: Vec<CompactNode>,
+        /// Queries it sent.
+        queries: usize,
+        /// Rounds: the longest chain of answers that led to a node it
+        /// asked (1 when it only asked nodes from its own table).
+        rounds: usize,
     },
     /// An announce lookup sent `announce_peer` to this many nodes.
     Announced {
@@ -127,8 +132,14 @@ pub enum DhtEvent {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum LookupKind {
     FindNode,
+    /// The join lookup for our own id; when it ends, every bucket is
+    /// refreshed once so far regions of the table fill too.
+    Bootstrap,
     GetPeers,
-    Announce { port: u16, implied_port: bool },
+    Announce {
+        port: u16,
+        implied_port: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,6 +154,10 @@ enum CandidateState {
 struct Candidate {
     node: CompactNode,
     state: CandidateState,
+    /// 1 for nodes from our table, parent's + 1 for nodes learned.
+    hop: usize,
+    /// Queries sent to it (a lost datagram earns one retry).
+    attempts: u8,
 }
 
 #[derive(Clone, Debug)]
@@ -152,6 +167,7 @@ struct Lookup {
     candidates: BTreeMap<[u8; 20], Candidate>,
     in_flight: usize,
     peers: BTreeSet<SocketAddr>,
+    queries: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -367,10 +383,11 @@ impl Dht {
     /// nodes near our own id.
     pub fn bootstrap(&mut self, now: Instant, nodes: &[SocketAddr]) -> LookupId {
         self.now = now;
-        let lookup = self.start_lookup(now, self.id, LookupKind::FindNode);
+        let lookup = self.start_lookup(now, self.id, LookupKind::Bootstrap);
         for &addr in nodes {
             if let Some(l) = self.lookups.get_mut(&lookup) {
                 l.in_flight += 1;
+                l.queries += 1;
             }
             self.query(
                 now,
@@ -450,6 +467,7 @@ impl Dht {
             candidates: BTreeMap::new(),
             in_flight: 0,
             peers: BTreeSet::new(),
+            queries: 0,
         };
         for node in self.table.closest(now, &target, K * 2) {
             l.candidates.insert(
@@ -457,6 +475,8 @@ impl Dht {
                 Candidate {
                     node,
                     state: CandidateState::Fresh,
+                    hop: 1,
+                    attempts: 0,
                 },
             );
         }
@@ -487,6 +507,7 @@ impl Dht {
                     unfinished = true;
                     if in_flight < alpha {
                         c.state = CandidateState::Asked;
+                        c.attempts += 1;
                         in_flight += 1;
                         to_ask.push(c.node);
                     }
@@ -496,10 +517,11 @@ impl Dht {
             }
         }
         l.in_flight = in_flight;
+        l.queries += to_ask.len();
         let (target, kind) = (l.target, l.kind);
         for node in to_ask {
             let q = match kind {
-                LookupKind::FindNode => Query::FindNode {
+                LookupKind::FindNode | LookupKind::Bootstrap => Query::FindNode {
                     target,
                     want: Want::default(),
                 },
@@ -553,10 +575,25 @@ impl Dht {
                 nodes: sent,
             });
         }
+        let rounds = answered.iter().map(|c| c.hop).max().unwrap_or(0);
         self.events.push_back(DhtEvent::LookupDone {
             lookup: id,
             closest: answered.iter().map(|c| c.node).collect(),
+            queries: l.queries,
+            rounds,
         });
+        if l.kind == LookupKind::Bootstrap {
+            // BEP 5's join finds our neighbours; a lookup into every bucket's
+            // range then fills the far buckets too (as libtorrent does after
+            // bootstrapping), so lookups from here converge anywhere.
+            for b in 0..self.table.bucket_count() {
+                let mut r = [0u8; 20];
+                self.rng.fill(&mut r);
+                let target = self.table.random_id_in_bucket(b, r);
+                let l = self.start_lookup(now, target, LookupKind::FindNode);
+                self.step(now, l);
+            }
+        }
     }
 
     // --- inputs ---------------------------------------------------------------
@@ -765,16 +802,29 @@ impl Dht {
                 // The answering node (known id, or learned from a
                 // bootstrap answer).
                 let answered_id = asked.or(node.map(|n| n.id));
+                let mut parent_hop = 0;
                 if let Some(id) = answered_id {
                     let key = id.distance(&target);
                     let state = CandidateState::Answered {
                         token: r.token.clone(),
                     };
                     match l.candidates.get_mut(&key) {
-                        Some(c) => c.state = state,
+                        Some(c) => {
+                            c.state = state;
+                            parent_hop = c.hop;
+                        }
                         None if asked.is_none() => {
                             if let Some(n) = node {
-                                l.candidates.insert(key, Candidate { node: n, state });
+                                l.candidates.insert(
+                                    key,
+                                    Candidate {
+                                        node: n,
+                                        state,
+                                        hop: 1,
+                                        attempts: 1,
+                                    },
+                                );
+                                parent_hop = 1;
                             }
                         }
                         None => {}
@@ -785,12 +835,16 @@ impl Dht {
                     l.candidates.entry(key).or_insert(Candidate {
                         node: n,
                         state: CandidateState::Fresh,
+                        hop: parent_hop + 1,
+                        attempts: 0,
                     });
                 }
                 while l.candidates.len() > MAX_CANDIDATES {
                     l.candidates.pop_last();
                 }
-                if !r.values.is_empty() && !matches!(l.kind, LookupKind::FindNode) {
+                if !r.values.is_empty()
+                    && matches!(l.kind, LookupKind::GetPeers | LookupKind::Announce { .. })
+                {
                     let fresh: Vec<SocketAddr> = r
                         .values
                         .iter()
@@ -831,7 +885,13 @@ impl Dht {
                     l.in_flight = l.in_flight.saturating_sub(1);
                     if let Some(id) = node {
                         if let Some(c) = l.candidates.get_mut(&id.distance(&l.target)) {
-                            c.state = CandidateState::Failed;
+                            // One retry: on a lossy path a single timeout
+                            // says little.
+                            c.state = if c.attempts < 2 {
+                                CandidateState::Fresh
+                            } else {
+                                CandidateState::Failed
+                            };
                         }
                     }
                 }

@@ -43,6 +43,11 @@ impl PeerStore {
         self.total == 0
     }
 
+    /// Whether any peer is stored for `hash`.
+    pub fn has(&self, hash: &InfoHash) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
     /// Torrents with peers.
     pub fn torrents(&self) -> usize {
         self.by_hash.len()
