@@ -12,6 +12,16 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
                                              killed (at most 300 s)
   lt_tool.py leech TORRENT SAVE_PATH PEER -> downloads from PEER (host:port),
                                              prints "done" (at most 120 s)
+  lt_tool.py dht-swarm N BASE_PORT HASH   -> N libtorrent DHT nodes on 127.0.0.1
+                                             BASE_PORT.., node 0 announcing HASH;
+                                             prints "ready PORT" (node 0's listen
+                                             port), then answers stdin lines:
+                                             "get_peers HASH" -> "peers A B ...";
+                                             "get_peers_via NODE HASH" -> the same
+                                             from a new node knowing only NODE;
+                                             "sample NODE" -> "samples num=N
+                                             nodes=M HASH..." (BEP 51); at most
+                                             300 s
   lt_tool.py announce TORRENT SAVE_PATH   -> "peers N complete C incomplete I"
                                              after libtorrent's first tracker
                                              reply (or "error ..."); exiting
@@ -23,6 +33,9 @@ Everything stays on 127.0.0.1; DHT, LSD, UPnP and NAT-PMP are off
 import os
 import sys
 import time
+import warnings
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 import libtorrent as lt
 
@@ -172,6 +185,115 @@ def leech(torrent, save_path, peer, limit=120.0):
     return "timeout %.3f" % h.status().progress
 
 
+def dht_settings(port):
+    s = settings(port)
+    s.update({
+        "enable_dht": True,
+        "dht_restrict_routing_ips": False,
+        "dht_restrict_search_ips": False,
+        "dht_prefer_verified_node_ids": False,
+        "dht_enforce_node_id": False,
+        "dht_ignore_dark_internet": False,
+        "dht_block_ratelimit": 100000,
+        "dht_upload_rate_limit": 10000000,
+        "dht_bootstrap_nodes": "",
+    })
+    return s
+
+
+def dht_swarm(n, base_port, hex_hash, limit=300.0):
+    import select
+    sessions = [lt.session(dht_settings(base_port + i)) for i in range(n)]
+    for i, ses in enumerate(sessions):
+        for j in range(n):
+            if j != i:
+                ses.add_dht_node(("127.0.0.1", base_port + j))
+    # Node 0 announces HASH: an info-hash-only torrent makes it announce.
+    atp = lt.add_torrent_params()
+    atp.info_hashes = lt.info_hash_t(lt.sha1_hash(bytes.fromhex(hex_hash)))
+    atp.save_path = tempfile_dir()
+    sessions[0].add_torrent(atp)
+    deadline = time.monotonic() + limit
+    # Wait for routing tables and the announce to settle.
+    while time.monotonic() < deadline:
+        counts = [ses.status().dht_nodes for ses in sessions]
+        if min(counts) >= min(n - 1, 8):
+            break
+        time.sleep(0.2)
+    time.sleep(3)
+    print("ready %d" % sessions[0].listen_port(), flush=True)
+    fresh_port = base_port + n
+    pending = b""
+    while time.monotonic() < deadline:
+        if b"\n" not in pending:
+            r, _, _ = select.select([0], [], [], 0.5)
+            for ses in sessions:
+                ses.pop_alerts()
+            if not r:
+                continue
+            chunk = os.read(0, 4096)
+            if not chunk:
+                return "eof"
+            pending += chunk
+            continue
+        line, pending = pending.split(b"\n", 1)
+        parts = line.decode().split()
+        if len(parts) == 2 and parts[0] == "get_peers":
+            print("peers " + lt_get_peers(sessions[-1], parts[1]), flush=True)
+        elif len(parts) == 3 and parts[0] == "get_peers_via":
+            # A new node that knows only NODE: its lookup must walk the
+            # swarm through NODE's answers.
+            fresh = lt.session(dht_settings(fresh_port))
+            fresh_port += 1
+            host, port = parts[1].rsplit(":", 1)
+            fresh.add_dht_node((host, int(port)))
+            end = time.monotonic() + 10
+            while time.monotonic() < end and fresh.status().dht_nodes < 2:
+                fresh.pop_alerts()
+                time.sleep(0.1)
+            print("peers " + lt_get_peers(fresh, parts[2]), flush=True)
+            del fresh
+        elif len(parts) == 2 and parts[0] == "sample":
+            host, port = parts[1].rsplit(":", 1)
+            ses = sessions[-1]
+            ses.dht_sample_infohashes((host, int(port)), lt.sha1_hash(b"\x55" * 20))
+            reply = None
+            end = time.monotonic() + 10
+            while time.monotonic() < end and reply is None:
+                ses.wait_for_alert(200)
+                for a in ses.pop_alerts():
+                    if isinstance(a, lt.dht_sample_infohashes_alert):
+                        reply = a
+            if reply is None:
+                print("samples none", flush=True)
+            else:
+                print("samples num=%d nodes=%d %s" % (
+                    reply.num_infohashes, reply.num_nodes,
+                    " ".join(sorted(str(h) for h in reply.samples))), flush=True)
+        else:
+            print("error unknown command", flush=True)
+    return "timeout"
+
+
+def lt_get_peers(ses, hex_hash, limit=20.0):
+    """Runs one DHT get_peers from `ses`; the peers, space separated."""
+    ses.dht_get_peers(lt.sha1_hash(bytes.fromhex(hex_hash)))
+    found = set()
+    end = time.monotonic() + limit
+    while time.monotonic() < end and not found:
+        ses.wait_for_alert(200)
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.dht_get_peers_reply_alert):
+                for p in a.peers():
+                    found.add("%s:%d" % p)
+    return " ".join(sorted(found))
+
+
+def tempfile_dir():
+    import tempfile
+    return tempfile.mkdtemp(prefix="lt-dht-")
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "hash":
@@ -187,6 +309,8 @@ def main():
         print(leech(sys.argv[2], sys.argv[3], sys.argv[4]))
     elif cmd == "announce":
         print(announce(sys.argv[2], sys.argv[3]))
+    elif cmd == "dht-swarm":
+        print(dht_swarm(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]))
     else:
         sys.exit("unknown command " + cmd)
 

@@ -290,6 +290,42 @@ impl Dht {
         self.lookups.len()
     }
 
+    /// What to save so a restart keeps our id and rejoins fast: our id and
+    /// the nodes in the table (BEP 5 suggests keeping the same id).
+    pub fn save_state(&self) -> Vec<u8> {
+        let nodes: Vec<u8> = self
+            .table
+            .nodes()
+            .filter(|e| e.node.addr.is_ipv4())
+            .flat_map(|e| {
+                let mut v = e.node.id.0.to_vec();
+                crate::compact::encode(&mut v, &e.node.addr);
+                v
+            })
+            .collect();
+        crate::bencode::Value::dict(vec![
+            (b"id", crate::bencode::Value::bytes(&self.id.0)),
+            (b"nodes", crate::bencode::Value::bytes(&nodes)),
+        ])
+        .to_vec()
+    }
+
+    /// Reads a state saved by [`save_state`](Dht::save_state): our id and
+    /// nodes to bootstrap from. `None` if it does not parse.
+    pub fn load_state(bytes: &[u8]) -> Option<(NodeId, Vec<SocketAddr>)> {
+        let root = crate::bencode::decode(bytes).ok()?;
+        let d = root.as_dict()?;
+        let id: [u8; 20] = d.get(b"id")?.as_bytes()?.try_into().ok()?;
+        let nodes = d
+            .get(b"nodes")
+            .and_then(crate::bencode::Value::as_bytes)
+            .unwrap_or(&[])
+            .chunks_exact(26)
+            .filter_map(|c| crate::compact::decode_v4(&c[20..]).next())
+            .collect();
+        Some((NodeId(id), nodes))
+    }
+
     /// Our external address, once a majority of answers agree.
     pub fn external_address(&self) -> Option<IpAddr> {
         self.external

@@ -55,6 +55,13 @@ enum Command {
         #[arg(long, value_name = "RATE", value_parser = parse_rate, default_value = "0")]
         upload_limit: u64,
     },
+    /// Use the Mainline DHT: ping a node, find nodes, find or announce peers.
+    Dht {
+        #[command(flatten)]
+        options: DhtOptions,
+        #[command(subcommand)]
+        command: DhtCommand,
+    },
     /// Talk to trackers, or run one.
     Tracker {
         #[command(subcommand)]
@@ -114,6 +121,73 @@ enum TrackerCommand {
         /// Only track these info-hashes (repeatable).
         #[arg(long = "allow", value_name = "INFO_HASH")]
         allow: Vec<String>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct DhtOptions {
+    /// A node to join through, host:port (repeatable); without any, the
+    /// nodes of the state file, else the public routers.
+    #[arg(long = "bootstrap", value_name = "ADDR", global = true)]
+    bootstrap: Vec<String>,
+    /// UDP port to use (0: any).
+    #[arg(long, default_value_t = 0, global = true)]
+    port: u16,
+    /// Keep our node id and known nodes here between runs.
+    #[arg(long, value_name = "PATH", global = true)]
+    state_file: Option<PathBuf>,
+    /// Accept loopback and private-network nodes (tests, LANs).
+    #[arg(long, global = true)]
+    dht_allow_local: bool,
+    /// Print one JSON object.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 30, global = true)]
+    timeout: u64,
+}
+
+#[derive(Subcommand, Debug)]
+enum DhtCommand {
+    /// Ping a node.
+    Ping {
+        /// Its address, host:port.
+        addr: String,
+    },
+    /// Find the nodes closest to an id.
+    FindNode {
+        /// 40 hex digits.
+        id: String,
+    },
+    /// Find peers for a torrent.
+    GetPeers {
+        /// The info-hash, 40 hex digits.
+        info_hash: String,
+    },
+    /// Announce that we have a torrent on a port.
+    Announce {
+        /// The info-hash, 40 hex digits.
+        info_hash: String,
+        /// The port peers should connect to.
+        #[arg(value_name = "PORT")]
+        peer_port: u16,
+    },
+    /// Ask one node for a sample of the info-hashes it stores (BEP 51).
+    Sample {
+        /// Its address, host:port.
+        addr: String,
+        /// Where in the keyspace to ask for nodes (40 hex digits; default
+        /// random).
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Run a node: answer queries, keep the table fresh, save the state
+    /// every five minutes. Prints a line once joined, then a stats line a
+    /// minute.
+    Serve {
+        /// Stop after this many seconds (0: run until killed).
+        #[arg(long, default_value_t = 0)]
+        duration: u64,
     },
 }
 
@@ -252,6 +326,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Info { torrent, json } => info(&torrent, json),
         Command::Create(args) => create(args),
         Command::Tracker { command } => tracker(command),
+        Command::Dht { options, command } => dht(options, command),
         Command::Download(args) => crate::session::download(args.into()).map_err(Failure::from),
         Command::Seed {
             torrent,
@@ -547,6 +622,277 @@ fn create(args: CreateArgs) -> Result<(), Failure> {
         human(u64::from(m.info.piece_length())),
     ))
 }
+
+fn resolve_all(names: &[String]) -> Result<Vec<std::net::SocketAddr>, Failure> {
+    use std::net::ToSocketAddrs;
+    let mut out = Vec::new();
+    for n in names {
+        let addrs = n
+            .to_socket_addrs()
+            .map_err(|e| Failure::new(EXIT_IO, format!("{n}: {e}")))?;
+        out.extend(addrs.filter(std::net::SocketAddr::is_ipv4));
+    }
+    Ok(out)
+}
+
+fn dht(options: DhtOptions, command: DhtCommand) -> Result<(), Failure> {
+    use bittide_core::dht::DhtEvent;
+    use bittide_core::krpc::NodeId;
+    use bittide_driver::dht_client::DhtClient;
+    let limit = Duration::from_secs(options.timeout.max(1));
+    let bind = std::net::SocketAddr::from(([0, 0, 0, 0], options.port));
+    let read_only = !matches!(command, DhtCommand::Serve { .. });
+    let mut client = DhtClient::open(
+        bind,
+        options.dht_allow_local,
+        read_only,
+        options.state_file.clone(),
+    )
+    .map_err(|e| Failure::new(EXIT_IO, format!("udp {bind}: {e}")))?;
+    let io = |e: std::io::Error| Failure::new(EXIT_IO, e.to_string());
+    let parse_id = |s: &str| parse_hash(s).map(|h| NodeId(h.0));
+    let out = match command {
+        DhtCommand::Ping { addr } => {
+            let to = resolve_one(&addr)?;
+            let now = client.now();
+            client.dht().ping(now, to);
+            let mut pong = None;
+            client
+                .run(limit, |_, e| {
+                    if let DhtEvent::Pong { node } = e {
+                        pong = Some(*node);
+                    }
+                    pong.is_some()
+                })
+                .map_err(io)?;
+            let node =
+                pong.ok_or_else(|| Failure::new(EXIT_NO_ANSWER, format!("{to}: no answer")))?;
+            json!({"node": node.addr.to_string(), "id": node.id.to_string()})
+        }
+        DhtCommand::Sample { addr, target } => {
+            let to = resolve_one(&addr)?;
+            let target = match target {
+                Some(t) => parse_id(&t)?,
+                None => {
+                    let mut id = [0u8; 20];
+                    bittide_core::Rng::new(bittide_driver::clock::os_seed()).fill(&mut id);
+                    NodeId(id)
+                }
+            };
+            let now = client.now();
+            client.dht().sample_infohashes(now, to, target);
+            let mut answer = None;
+            client
+                .run(limit, |_, e| {
+                    if let DhtEvent::Samples { .. } = e {
+                        answer = Some(e.clone());
+                    }
+                    answer.is_some()
+                })
+                .map_err(io)?;
+            let Some(DhtEvent::Samples {
+                node,
+                hashes,
+                num,
+                interval,
+                nodes,
+            }) = answer
+            else {
+                return Err(Failure::new(EXIT_NO_ANSWER, format!("{to}: no answer")));
+            };
+            json!({
+                "node": node.addr.to_string(),
+                "id": node.id.to_string(),
+                "samples": hashes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "num": num,
+                "interval": interval,
+                "closest": nodes.iter().map(|n| format!("{} {}", n.id, n.addr)).collect::<Vec<_>>(),
+            })
+        }
+        DhtCommand::Serve { duration } => return dht_serve(&mut client, &options, duration),
+        command => {
+            let size = client
+                .join(&dht_bootstrap_nodes(&options)?, limit)
+                .map_err(io)?;
+            if size == 0 {
+                return Err(Failure::new(
+                    EXIT_NO_ANSWER,
+                    "could not join the DHT: no node answered",
+                ));
+            }
+            let now = client.now();
+            let lookup = match &command {
+                DhtCommand::FindNode { id } => client.dht().find_node(now, parse_id(id)?),
+                DhtCommand::GetPeers { info_hash } => {
+                    client.dht().get_peers(now, parse_hash(info_hash)?)
+                }
+                DhtCommand::Announce {
+                    info_hash,
+                    peer_port,
+                } => client
+                    .dht()
+                    .announce(now, parse_hash(info_hash)?, *peer_port, false),
+                DhtCommand::Ping { .. } | DhtCommand::Sample { .. } | DhtCommand::Serve { .. } => {
+                    unreachable!("handled above")
+                }
+            };
+            let mut peers: Vec<String> = Vec::new();
+            let mut closest: Vec<String> = Vec::new();
+            let mut announced = None;
+            let mut done = false;
+            client
+                .run(limit, |_, e| {
+                    match e {
+                        DhtEvent::Peers {
+                            lookup: l,
+                            peers: p,
+                            ..
+                        } if *l == lookup => {
+                            peers.extend(p.iter().map(ToString::to_string));
+                        }
+                        DhtEvent::Announced { lookup: l, nodes } if *l == lookup => {
+                            announced = Some(*nodes)
+                        }
+                        DhtEvent::LookupDone {
+                            lookup: l,
+                            closest: c,
+                            ..
+                        } if *l == lookup => {
+                            closest = c.iter().map(|n| format!("{} {}", n.id, n.addr)).collect();
+                            done = true;
+                        }
+                        _ => {}
+                    }
+                    done
+                })
+                .map_err(io)?;
+            json!({"table": size, "peers": peers, "closest": closest, "announced_to": announced})
+        }
+    };
+    let _ = client.save();
+    if options.json {
+        return print(&format!("{out}\n"));
+    }
+    let mut s = String::new();
+    if let Some(samples) = out.get("samples").and_then(|v| v.as_array()) {
+        s.push_str(&format!(
+            "{} of {} info-hashes from {}; ask again in {} s\n",
+            samples.len(),
+            out["num"],
+            out["node"].as_str().unwrap_or("?"),
+            out["interval"]
+        ));
+        for h in samples {
+            s.push_str(&format!("sample {}\n", h.as_str().unwrap_or("?")));
+        }
+        for c in out["closest"].as_array().into_iter().flatten() {
+            s.push_str(&format!("node {}\n", c.as_str().unwrap_or("?")));
+        }
+    } else if let Some(id) = out.get("id").and_then(|v| v.as_str()) {
+        s.push_str(&format!(
+            "pong from {} (id {id})\n",
+            out["node"].as_str().unwrap_or("?")
+        ));
+    } else {
+        s.push_str(&format!("joined: {} nodes in the table\n", out["table"]));
+        if let Some(n) = out["announced_to"].as_u64() {
+            s.push_str(&format!("announced to {n} nodes\n"));
+        }
+        for p in out["peers"].as_array().into_iter().flatten() {
+            s.push_str(&format!("peer {}\n", p.as_str().unwrap_or("?")));
+        }
+        for c in out["closest"].as_array().into_iter().flatten() {
+            s.push_str(&format!("node {}\n", c.as_str().unwrap_or("?")));
+        }
+    }
+    print(&s)
+}
+
+/// The nodes to join through: `--bootstrap`, else (without a state file)
+/// the public routers.
+fn dht_bootstrap_nodes(options: &DhtOptions) -> Result<Vec<std::net::SocketAddr>, Failure> {
+    let mut boot = resolve_all(&options.bootstrap)?;
+    if boot.is_empty() && options.state_file.is_none() {
+        let routers: Vec<String> = bittide_driver::dht_client::PUBLIC_ROUTERS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        boot = resolve_all(&routers).unwrap_or_default();
+    }
+    Ok(boot)
+}
+
+fn resolve_one(addr: &str) -> Result<std::net::SocketAddr, Failure> {
+    resolve_all(&[addr.to_owned()])?
+        .first()
+        .copied()
+        .ok_or_else(|| Failure::new(2, format!("{addr}: no IPv4 address")))
+}
+
+/// `bittide dht serve`: join (alone if nobody answers: the first node of a
+/// private network), then answer queries until `duration` ends.
+fn dht_serve(
+    client: &mut bittide_driver::dht_client::DhtClient,
+    options: &DhtOptions,
+    duration: u64,
+) -> Result<(), Failure> {
+    let io = |e: std::io::Error| Failure::new(EXIT_IO, e.to_string());
+    let boot = dht_bootstrap_nodes(options)?;
+    let joined = client
+        .join(&boot, Duration::from_secs(options.timeout.max(1)))
+        .map_err(io)?;
+    let addr = client.local_addr().map_err(io)?;
+    let id = client.dht().id();
+    let stats = |client: &mut bittide_driver::dht_client::DhtClient| {
+        let dht = client.dht();
+        json!({
+            "table": dht.table().len(),
+            "torrents": dht.store().torrents(),
+            "peers": dht.store().len(),
+            "dropped_queries": dht.dropped_queries(),
+            "unmatched_replies": dht.unmatched_replies(),
+        })
+    };
+    if options.json {
+        print(&format!(
+            "{}\n",
+            json!({"serving": addr.to_string(), "id": id.to_string(), "table": joined})
+        ))?;
+    } else {
+        print(&format!(
+            "serving on {addr} (id {id}), {joined} nodes in the table\n"
+        ))?;
+    }
+    let end = (duration > 0).then(|| std::time::Instant::now() + Duration::from_secs(duration));
+    let mut minutes = 0u64;
+    loop {
+        let slice = end.map_or(Duration::from_secs(60), |e| {
+            e.saturating_duration_since(std::time::Instant::now())
+                .min(Duration::from_secs(60))
+        });
+        if slice.is_zero() {
+            break;
+        }
+        client.run(slice, |_, _| false).map_err(io)?;
+        minutes += 1;
+        let s = stats(client);
+        if options.json {
+            print(&format!("{s}\n"))?;
+        } else {
+            print(&format!(
+                "table {} nodes, {} torrents / {} peers stored, {} queries dropped\n",
+                s["table"], s["torrents"], s["peers"], s["dropped_queries"]
+            ))?;
+        }
+        if minutes % 5 == 0 {
+            client.save().map_err(io)?;
+        }
+    }
+    client.save().map_err(io)
+}
+
+/// Exit code when no DHT node answered.
+const EXIT_NO_ANSWER: u8 = 6;
 
 /// Exit code for a tracker that refused or could not be reached.
 const EXIT_TRACKER: u8 = 5;

@@ -231,3 +231,18 @@ fn read_only_nodes_answer_nothing_and_stay_out_of_tables() {
     assert!(net.events[1].is_empty(), "no answer from a read-only node");
     let _ = BTreeMap::<u8, u8>::new();
 }
+
+#[test]
+fn state_round_trips() {
+    let mut net = Net::new(5, 5);
+    let boot = net.addrs[0];
+    for i in 1..5 {
+        net.nodes[i].bootstrap(Instant::ZERO, &[boot]);
+        net.run(2);
+    }
+    let saved = net.nodes[3].save_state();
+    let (id, nodes) = Dht::load_state(&saved).unwrap();
+    assert_eq!(id, net.nodes[3].id());
+    assert_eq!(nodes.len(), net.nodes[3].table().len());
+    assert!(Dht::load_state(b"junk").is_none());
+}

@@ -1,0 +1,171 @@
+//! A DHT node on a plain UDP socket for one-shot commands (the CLI's `bittide
+//! dht …`): join, run one lookup, save the state, exit. A blocking loop
+//! around the core's `Dht`, like the UDP tracker loop in [`crate::tracker`].
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bittide_core::dht::routing::TableConfig;
+use bittide_core::dht::{Dht, DhtConfig, DhtEvent};
+
+use crate::clock::{os_seed, Clock};
+
+/// Bootstrap routers of the public DHT (resolved by the OS).
+pub const PUBLIC_ROUTERS: [&str; 4] = [
+    "router.bittorrent.com:6881",
+    "router.utorrent.com:6881",
+    "dht.transmissionbt.com:6881",
+    "dht.libtorrent.org:25401",
+];
+
+/// One node and its socket.
+#[derive(Debug)]
+pub struct DhtClient {
+    dht: Dht,
+    socket: UdpSocket,
+    clock: Clock,
+    state_file: Option<PathBuf>,
+    saved_nodes: Vec<SocketAddr>,
+}
+
+impl DhtClient {
+    /// Binds `bind`, loading our id and known nodes from `state_file` when
+    /// it exists. `allow_local` admits loopback/private nodes (tests, LANs).
+    /// `read_only` (BEP 43) keeps a short-lived node out of other nodes'
+    /// tables: it asks but will not be there to answer.
+    pub fn open(
+        bind: SocketAddr,
+        allow_local: bool,
+        read_only: bool,
+        state_file: Option<PathBuf>,
+    ) -> io::Result<DhtClient> {
+        let socket = UdpSocket::bind(bind)?;
+        let clock = Clock::new();
+        let saved = state_file
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| Dht::load_state(&b));
+        let config = DhtConfig {
+            id: saved.as_ref().map(|(id, _)| *id),
+            table: TableConfig {
+                allow_local,
+                ..TableConfig::default()
+            },
+            read_only,
+            ..DhtConfig::default()
+        };
+        Ok(DhtClient {
+            dht: Dht::new(clock.now(), config, os_seed()),
+            socket,
+            clock,
+            state_file,
+            saved_nodes: saved.map(|(_, n)| n).unwrap_or_default(),
+        })
+    }
+
+    /// The node.
+    pub fn dht(&mut self) -> &mut Dht {
+        &mut self.dht
+    }
+
+    /// The clock's now.
+    pub fn now(&self) -> bittide_core::Instant {
+        self.clock.now()
+    }
+
+    /// Our socket's address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Runs the node for at most `limit`, handing each event to `on_event`
+    /// until it returns true.
+    pub fn run(
+        &mut self,
+        limit: Duration,
+        mut on_event: impl FnMut(&mut Dht, &DhtEvent) -> bool,
+    ) -> io::Result<()> {
+        let end = std::time::Instant::now() + limit;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            while let Some((to, bytes)) = self.dht.poll_transmit() {
+                let _ = self.socket.send_to(&bytes, to);
+            }
+            while let Some(e) = self.dht.poll_event() {
+                if on_event(&mut self.dht, &e) {
+                    // Send what the last event's handling queued.
+                    while let Some((to, bytes)) = self.dht.poll_transmit() {
+                        let _ = self.socket.send_to(&bytes, to);
+                    }
+                    return Ok(());
+                }
+            }
+            let now_std = std::time::Instant::now();
+            if now_std >= end {
+                return Ok(());
+            }
+            let wake = self
+                .dht
+                .poll_timeout()
+                .map_or(end, |t| self.clock.to_std(t))
+                .min(end);
+            let wait = wake
+                .saturating_duration_since(now_std)
+                .max(Duration::from_millis(1));
+            self.socket.set_read_timeout(Some(wait))?;
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    let now = self.clock.now();
+                    self.dht.handle_datagram(now, from, &buf[..n]);
+                    // A busy socket must not starve the timers.
+                    if self.dht.poll_timeout().is_some_and(|t| t <= now) {
+                        self.dht.handle_timeout(now);
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    let now = self.clock.now();
+                    self.dht.handle_timeout(now);
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    /// Joins through `nodes` (and the saved ones), waiting until the join
+    /// and its bucket refreshes end or `limit` passes. Returns the table
+    /// size.
+    pub fn join(&mut self, nodes: &[SocketAddr], limit: Duration) -> io::Result<usize> {
+        let mut all: Vec<SocketAddr> = nodes.to_vec();
+        all.extend(self.saved_nodes.iter().copied());
+        if all.is_empty() {
+            return Ok(0);
+        }
+        let now = self.clock.now();
+        self.dht.bootstrap(now, &all);
+        let mut joined = false;
+        self.run(limit, |dht, e| {
+            if matches!(e, DhtEvent::LookupDone { .. }) {
+                joined = true;
+            }
+            joined && dht.active_lookups() == 0
+        })?;
+        Ok(self.dht.table().len())
+    }
+
+    /// Writes the state file (if one was given), atomically.
+    pub fn save(&self) -> io::Result<()> {
+        let Some(path) = &self.state_file else {
+            return Ok(());
+        };
+        let tmp = path.with_extension("part");
+        std::fs::write(&tmp, self.dht.save_state())?;
+        std::fs::rename(&tmp, path)
+    }
+}

@@ -1,0 +1,232 @@
+//! DHT interop: bittide's Mainline DHT node against a network of libtorrent
+//! nodes on 127.0.0.1 (`lt_tool.py dht-swarm`).
+//!
+//! Both directions: bittide's one-shot commands (`bittide dht ping`,
+//! `find-node`, `get-peers`, `announce`) query libtorrent nodes, and
+//! libtorrent queries a running `bittide dht serve` (BEP 51
+//! `sample_infohashes`, and a lookup that can only reach the network
+//! through bittide's answers).
+//!
+//! Needs `python3-libtorrent` (`./scripts/test` installs it); fails, never
+//! skips, without it. Every process is bounded in time and killed at the end.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
+
+use bittide_tests::{
+    bittide, require_tool, run_bittide, workspace_root, ChildGuard, DEBIAN_PYTHON,
+};
+
+/// Announced by libtorrent's node 0.
+const LT_HASH: &str = "0123456789abcdef0123456789abcdef01234567";
+/// Announced by bittide into the libtorrent network.
+const BT_HASH: &str = "89abcdef0123456789abcdef0123456789abcdef";
+/// Announced by bittide to the network that includes `bittide dht serve`.
+const SERVED_HASH: &str = "fedcba9876543210fedcba9876543210fedcba98";
+
+const LT_NODES: u16 = 6;
+
+/// A running `lt_tool.py dht-swarm`: its stdin for commands, its stdout
+/// lines on a channel (read by a thread, so every wait has a deadline).
+struct LtSwarm {
+    _child: ChildGuard,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+    base: u16,
+}
+
+impl LtSwarm {
+    fn start(base: u16) -> LtSwarm {
+        require_tool(
+            DEBIAN_PYTHON,
+            &["-c", "import libtorrent"],
+            "python3-libtorrent",
+        );
+        let mut child = Command::new(DEBIAN_PYTHON)
+            .arg(workspace_root().join("tests/interop/lt_tool.py"))
+            .args([
+                "dht-swarm",
+                &LT_NODES.to_string(),
+                &base.to_string(),
+                LT_HASH,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start lt_tool.py dht-swarm");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut swarm = LtSwarm {
+            _child: ChildGuard(child),
+            stdin,
+            lines,
+            base,
+        };
+        let ready = swarm.next_line(Duration::from_secs(120));
+        assert_eq!(
+            ready,
+            format!("ready {base}"),
+            "libtorrent swarm did not start"
+        );
+        swarm
+    }
+
+    fn next_line(&mut self, limit: Duration) -> String {
+        self.lines
+            .recv_timeout(limit)
+            .unwrap_or_else(|e| panic!("lt_tool.py dht-swarm: no answer ({e})"))
+    }
+
+    /// Sends one command line and returns the answer line.
+    fn ask(&mut self, command: &str) -> String {
+        writeln!(self.stdin, "{command}").expect("write to lt_tool.py");
+        self.stdin.flush().unwrap();
+        self.next_line(Duration::from_secs(60))
+    }
+
+    fn node(&self, i: u16) -> String {
+        format!("127.0.0.1:{}", self.base + i)
+    }
+}
+
+/// A base port with `n` consecutive ports free for UDP and TCP on 127.0.0.1.
+fn free_port_range(n: u16) -> u16 {
+    let start = 20_000 + (std::process::id() % 20_000) as u16;
+    let mut base = start;
+    loop {
+        let all_free = (0..n).all(|i| {
+            let p = base + i;
+            std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+        });
+        if all_free {
+            return base;
+        }
+        base += n;
+        assert!(base < 60_000, "no free port range");
+    }
+}
+
+fn dht_json(bootstrap: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["dht", "--dht-allow-local", "--json", "--timeout", "20"];
+    if !bootstrap.is_empty() {
+        all.extend(["--bootstrap", bootstrap]);
+    }
+    all.extend(args);
+    serde_json::from_str(run_bittide(&all).trim()).expect("one JSON object")
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn bittide_and_libtorrent_dht_nodes_understand_each_other() {
+    // The swarm's nodes, the fresh node `get_peers_via` starts, our server.
+    let base = free_port_range(LT_NODES + 2);
+    let serve_port = base + LT_NODES + 1;
+    let mut swarm = LtSwarm::start(base);
+    let entry = swarm.node(1);
+
+    // ping: libtorrent answers with its id.
+    let pong = dht_json("", &["ping", &swarm.node(0)]);
+    assert_eq!(pong["node"], swarm.node(0));
+    assert_eq!(pong["id"].as_str().map(str::len), Some(40), "{pong}");
+
+    // find_node: joining through one node finds all of them.
+    let found = dht_json(
+        &entry,
+        &["find-node", "5555555555555555555555555555555555555555"],
+    );
+    let closest = strings(&found["closest"]);
+    for i in 0..LT_NODES {
+        let addr = swarm.node(i);
+        assert!(
+            closest.iter().any(|c| c.ends_with(&addr)),
+            "{addr} missing from {closest:?}"
+        );
+    }
+
+    // get_peers: libtorrent's announce, found by bittide.
+    let got = dht_json(&entry, &["get-peers", LT_HASH]);
+    assert!(
+        strings(&got["peers"]).contains(&swarm.node(0)),
+        "libtorrent's peer not found: {got}"
+    );
+
+    // announce_peer: bittide's announce (with libtorrent's tokens), found by
+    // libtorrent.
+    let announced = dht_json(&entry, &["announce", BT_HASH, "7777"]);
+    assert!(
+        announced["announced_to"].as_u64().unwrap_or(0) >= 3,
+        "{announced}"
+    );
+    let lt_peers = swarm.ask(&format!("get_peers {BT_HASH}"));
+    assert_eq!(lt_peers, "peers 127.0.0.1:7777");
+
+    // A long-lived bittide node that libtorrent queries.
+    let mut server = Command::new(bittide())
+        .args([
+            "dht",
+            "--dht-allow-local",
+            "--port",
+            &serve_port.to_string(),
+        ])
+        .args(["--bootstrap", &entry, "--timeout", "20"])
+        .args(["serve", "--duration", "240"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start bittide dht serve");
+    let mut first = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _server = ChildGuard(server);
+    assert!(
+        first.starts_with(&format!("serving on 0.0.0.0:{serve_port}")),
+        "{first}"
+    );
+    let served = format!("127.0.0.1:{serve_port}");
+
+    // Announced through the server, so it is among the closest and stores it.
+    let announced = dht_json(&served, &["announce", SERVED_HASH, "8888"]);
+    let to = strings(&announced["closest"]);
+    assert!(
+        to.iter().any(|c| c.ends_with(&served)),
+        "server not among {to:?}"
+    );
+
+    // BEP 51: libtorrent parses bittide's sample_infohashes answer.
+    let samples = swarm.ask(&format!("sample {served}"));
+    assert!(samples.starts_with("samples num="), "{samples}");
+    assert!(samples.contains(SERVED_HASH), "{samples}");
+    let nodes: usize = samples
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("nodes="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(nodes >= 1, "no nodes in the sample answer: {samples}");
+
+    // A new libtorrent node that knows only the server finds libtorrent's
+    // peer: its lookup runs on bittide's find_node/get_peers answers.
+    let via = swarm.ask(&format!("get_peers_via {served} {LT_HASH}"));
+    assert_eq!(via, format!("peers {}", swarm.node(0)));
+}
