@@ -482,9 +482,9 @@ pub fn krpc(data: &[u8]) {
 }
 
 /// dht_datagram: arbitrary datagrams (from a few fixed sources) into a
-/// running node with a lookup in flight. Never panics; the routing table
-/// stays within its bounds and never holds our own id; every datagram the
-/// node sends decodes.
+/// running node with a lookup in flight, crawling. Never panics; the
+/// routing table and the crawl stay within their bounds, the table never
+/// holds our own id; every datagram the node sends decodes.
 pub fn dht_datagram(data: &[u8]) {
     use crate::dht::routing::TableConfig;
     use crate::dht::{Dht, DhtConfig};
@@ -504,6 +504,12 @@ pub fn dht_datagram(data: &[u8]) {
         .collect();
     dht.bootstrap(Instant::ZERO, &sources);
     dht.get_peers(Instant::ZERO, InfoHash([3; 20]));
+    let crawl = crate::dht::crawler::CrawlConfig {
+        max_nodes: 16,
+        max_hashes: 16,
+        ..Default::default()
+    };
+    dht.crawl(Instant::ZERO, crawl);
     let mut now = Instant::ZERO;
     for (i, chunk) in data.split(|&b| b == 0xfd).enumerate() {
         now += std::time::Duration::from_millis(300);
@@ -517,6 +523,8 @@ pub fn dht_datagram(data: &[u8]) {
         while dht.poll_event().is_some() {}
         assert!(dht.table().len() <= 160 * 8);
         assert!(dht.table().get(&dht.id()).is_none());
+        let stats = dht.crawl_stats().expect("crawling");
+        assert!(stats.nodes_known <= 16 && stats.frontier <= 16);
         let _ = NodeId::default();
     }
 }

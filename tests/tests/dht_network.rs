@@ -244,3 +244,63 @@ fn dht_runs_are_a_function_of_their_seed() {
     assert_eq!(run(5), run(5));
     assert_ne!(run(5), run(6));
 }
+
+/// BEP 51 crawl: 5,000 info-hashes announced by random nodes of a
+/// 2,000-node network; a crawler that joins afterwards harvests ≥ 90 % of
+/// them within 10 virtual minutes.
+#[test]
+fn a_crawler_harvests_most_of_five_thousand_info_hashes_in_ten_minutes() {
+    for_each_seed(&[3], |seed| {
+        let mut sim = joined_network(seed);
+        let mut announced = std::collections::BTreeSet::new();
+        for batch in 0..10 {
+            for _ in 0..500 {
+                let hash = random_hash(&mut sim);
+                let i = sim.below(NODES as u64) as usize;
+                let now = sim.now;
+                sim.node(i).expect("live").announce(now, hash, 7000, false);
+                sim.flush(i);
+                announced.insert(hash);
+            }
+            let until = sim.now + Duration::from_secs(if batch == 9 { 60 } else { 10 });
+            sim.run_until(until);
+        }
+        let stored: usize = sim
+            .nodes
+            .iter()
+            .flatten()
+            .map(|n| n.store().torrents())
+            .sum();
+        let crawler = sim.add_node(Seed::from_u64(seed ^ 0xc4a1));
+        let boot: Vec<SocketAddr> = (0..5).map(address).collect();
+        let start = sim.now;
+        sim.node(crawler).expect("new").bootstrap(start, &boot);
+        sim.flush(crawler);
+        sim.node(crawler)
+            .expect("new")
+            .crawl(start, bittide_core::dht::crawler::CrawlConfig::default());
+        sim.flush(crawler);
+        let mut harvested = std::collections::BTreeSet::new();
+        let mut at_minute = Vec::new();
+        for minute in 1..=10 {
+            sim.run_until(start + Duration::from_secs(60 * minute));
+            for e in &sim.events[crawler] {
+                if let DhtEvent::Harvested { info_hash, .. } = e {
+                    harvested.insert(*info_hash);
+                }
+            }
+            at_minute.push(harvested.intersection(&announced).count());
+        }
+        let stats = sim.nodes[crawler].as_ref().unwrap().crawl_stats().unwrap();
+        eprintln!(
+            "seed {seed}: {} info-hashes ({stored} stored copies); harvested per minute {at_minute:?}; {stats:?}",
+            announced.len()
+        );
+        let found = at_minute.last().copied().unwrap_or(0);
+        assert!(
+            found * 10 >= announced.len() * 9,
+            "harvested {found} of {}",
+            announced.len()
+        );
+    });
+}

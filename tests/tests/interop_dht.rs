@@ -2,7 +2,8 @@
 //! nodes on 127.0.0.1 (`lt_tool.py dht-swarm`).
 //!
 //! Both directions: bittide's one-shot commands (`bittide dht ping`,
-//! `find-node`, `get-peers`, `announce`) query libtorrent nodes, and
+//! `find-node`, `get-peers`, `announce`) and its crawler (`bittide dht
+//! crawl`, BEP 51) query libtorrent nodes, and
 //! libtorrent queries a running `bittide dht serve` (BEP 51
 //! `sample_infohashes`, and a lookup that can only reach the network
 //! through bittide's answers).
@@ -180,6 +181,33 @@ fn bittide_and_libtorrent_dht_nodes_understand_each_other() {
     );
     let lt_peers = swarm.ask(&format!("get_peers {BT_HASH}"));
     assert_eq!(lt_peers, "peers 127.0.0.1:7777");
+
+    // BEP 51 the other way: bittide's crawler harvests both info-hashes
+    // from libtorrent's sample_infohashes answers.
+    let crawl = run_bittide(&[
+        "dht",
+        "--dht-allow-local",
+        "--json",
+        "--bootstrap",
+        &entry,
+        "--timeout",
+        "20",
+        "crawl",
+        "--for",
+        "6s",
+    ]);
+    let sampled: Vec<String> = crawl
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["source"] == "sample")
+        .filter_map(|v| v["info_hash"].as_str().map(str::to_owned))
+        .collect();
+    for hash in [LT_HASH, BT_HASH] {
+        assert!(
+            sampled.iter().any(|h| h == hash),
+            "{hash} not crawled: {crawl}"
+        );
+    }
 
     // A long-lived bittide node that libtorrent queries.
     let mut server = Command::new(bittide())

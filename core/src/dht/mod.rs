@@ -1,8 +1,9 @@
 //! The Mainline DHT (BEP 5): a Kademlia routing table of other nodes
 //! ([`routing`]), the tokens and peer store behind `announce_peer`
 //! ([`tokens`], [`store`]), and the node that answers queries and runs
-//! lookups ([`Dht`]).
+//! lookups ([`Dht`]), and the bookkeeping of a crawl ([`crawler`]).
 
+pub mod crawler;
 mod node;
 pub mod routing;
 pub mod store;

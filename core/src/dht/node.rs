@@ -6,7 +6,8 @@
 //! [`handle_timeout`](Dht::handle_timeout). Commands:
 //! [`bootstrap`](Dht::bootstrap), [`ping`](Dht::ping),
 //! [`find_node`](Dht::find_node), [`get_peers`](Dht::get_peers),
-//! [`announce`](Dht::announce), [`sample_infohashes`](Dht::sample_infohashes).
+//! [`announce`](Dht::announce), [`sample_infohashes`](Dht::sample_infohashes),
+//! [`crawl`](Dht::crawl), [`add_node`](Dht::add_node).
 //! Outputs: [`poll_transmit`](Dht::poll_transmit) (datagrams),
 //! [`poll_event`](Dht::poll_event), [`poll_timeout`](Dht::poll_timeout).
 //!
@@ -15,11 +16,17 @@
 //! ends when the K closest candidates that did not fail have all answered.
 //! `get_peers` lookups report peers as they arrive; an announce lookup then
 //! sends `announce_peer` with each of the K closest nodes' tokens.
+//!
+//! While crawling ([`crawler`](super::crawler)), the node also walks the
+//! keyspace with `sample_infohashes` and reports every new info-hash it
+//! meets (in samples, and in other nodes' `get_peers` and `announce_peer`
+//! queries to us) as [`DhtEvent::Harvested`].
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use super::crawler::{CrawlConfig, CrawlQuery, CrawlStats, Crawler, HarvestSource};
 use super::routing::{Insert, NodeState, RoutingTable, TableConfig, K};
 use super::store::PeerStore;
 use super::tokens::Tokens;
@@ -127,6 +134,15 @@ pub enum DhtEvent {
     },
     /// Our external address as most answering nodes see it (BEP 42 `ip`).
     ExternalAddress(IpAddr),
+    /// While crawling: an info-hash not reported before.
+    Harvested {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// The node that had it (or asked for it).
+        node: CompactNode,
+        /// How we learned it.
+        source: HarvestSource,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,6 +195,8 @@ enum Context {
     },
     Announce,
     Sample,
+    CrawlSample,
+    CrawlFindNode,
 }
 
 /// Most candidates a lookup keeps.
@@ -218,6 +236,7 @@ pub struct Dht {
     external: Option<IpAddr>,
     next_refresh: Instant,
     dropped_queries: u64,
+    crawler: Option<Crawler>,
     rng: Rng,
     now: Instant,
 }
@@ -255,6 +274,7 @@ impl Dht {
             external: None,
             next_refresh: now + REFRESH_CHECK,
             dropped_queries: 0,
+            crawler: None,
             rng,
             now,
         }
@@ -354,6 +374,9 @@ impl Dht {
         }
         if !self.queued.is_empty() {
             t = t.min(self.outgoing.ready_at(self.now, 1));
+        }
+        if let Some(w) = self.crawler.as_ref().and_then(|c| c.next_wake(self.now)) {
+            t = t.min(w);
         }
         Some(t.max(self.now))
     }
@@ -492,6 +515,91 @@ impl Dht {
             },
             Context::Sample,
         );
+    }
+
+    /// A node learned elsewhere (another of our nodes, a saved list, a
+    /// peer's BEP 5 `port` message): pinged, and put in the table if it
+    /// answers. Several nodes in one process share what they learn this way.
+    pub fn add_node(&mut self, now: Instant, addr: SocketAddr) {
+        self.now = now;
+        if self.table.acceptable(&addr).is_err() {
+            return;
+        }
+        if let Some(c) = &mut self.crawler {
+            c.discover(addr);
+        }
+        if !self.table.nodes().any(|e| e.node.addr == addr) {
+            self.query(now, addr, Query::Ping, Context::Ping);
+        }
+        self.crawl_step(now);
+    }
+
+    /// Starts crawling (see the module documentation); the walk starts
+    /// from the table and grows from every answer. Calling it again
+    /// restarts with a new configuration.
+    pub fn crawl(&mut self, now: Instant, config: CrawlConfig) {
+        self.now = now;
+        let mut crawler = Crawler::new(now, config);
+        for e in self.table.nodes() {
+            crawler.discover(e.node.addr);
+        }
+        self.crawler = Some(crawler);
+        self.crawl_step(now);
+    }
+
+    /// Stops crawling (answers still on their way are ignored).
+    pub fn stop_crawl(&mut self) {
+        self.crawler = None;
+    }
+
+    /// The crawl's counters, while crawling.
+    pub fn crawl_stats(&self) -> Option<CrawlStats> {
+        self.crawler.as_ref().map(Crawler::stats)
+    }
+
+    fn crawl_step(&mut self, now: Instant) {
+        let Some(c) = &mut self.crawler else {
+            return;
+        };
+        for q in c.next_queries(now) {
+            let mut r = [0u8; 20];
+            self.rng.fill(&mut r);
+            // A random target: the answer's nodes come from anywhere.
+            let target = NodeId(r);
+            match q {
+                CrawlQuery::Sample(addr) => self.query(
+                    now,
+                    addr,
+                    Query::SampleInfohashes {
+                        target,
+                        want: Want::default(),
+                    },
+                    Context::CrawlSample,
+                ),
+                CrawlQuery::FindNode(addr) => self.query(
+                    now,
+                    addr,
+                    Query::FindNode {
+                        target,
+                        want: Want::default(),
+                    },
+                    Context::CrawlFindNode,
+                ),
+            }
+        }
+    }
+
+    /// While crawling, reports `hash` if it is new.
+    fn harvest(&mut self, hash: InfoHash, node: CompactNode, source: HarvestSource) {
+        if let Some(c) = &mut self.crawler {
+            if c.remember(hash) {
+                self.events.push_back(DhtEvent::Harvested {
+                    info_hash: hash,
+                    node,
+                    source,
+                });
+            }
+        }
     }
 
     fn start_lookup(&mut self, now: Instant, target: NodeId, kind: LookupKind) -> LookupId {
@@ -657,12 +765,17 @@ impl Dht {
                 }
                 self.on_response(now, from, node, ctx, r);
             }
-            Body::Error(..) => {
-                if let Some(ctx) = self.tx.complete(&msg.tx, from) {
-                    self.on_failed(now, from, ctx);
+            Body::Error(code, _) => match self.tx.complete(&msg.tx, from) {
+                Some(Context::CrawlSample) if code == code::METHOD_UNKNOWN => {
+                    if let Some(c) = &mut self.crawler {
+                        c.on_unsupported(from);
+                    }
                 }
-            }
+                Some(ctx) => self.on_failed(now, from, ctx),
+                None => {}
+            },
         }
+        self.crawl_step(now);
         self.send_queued(now);
     }
 
@@ -723,6 +836,16 @@ impl Dht {
         }
         if let (Some(id), false) = (id, read_only) {
             self.table_insert(now, CompactNode { id, addr: from }, false);
+            if let Some(c) = &mut self.crawler {
+                c.discover(from);
+            }
+        }
+        if let (Some(id), Query::GetPeers { info_hash, .. }) = (id, &q) {
+            self.harvest(
+                *info_hash,
+                CompactNode { id, addr: from },
+                HarvestSource::GetPeers,
+            );
         }
         let closest = |dht: &Dht, target: &NodeId| -> (Vec<CompactNode>, Vec<CompactNode>) {
             let all = dht.table.closest(now, target, K * 2);
@@ -772,6 +895,10 @@ impl Dht {
                     Body::Error(code::PROTOCOL, "bad token".into())
                 } else {
                     let port = if implied_port { from.port() } else { port };
+                    if let Some(id) = id {
+                        let node = CompactNode { id, addr: from };
+                        self.harvest(info_hash, node, HarvestSource::AnnouncePeer);
+                    }
                     if port != 0 {
                         self.store
                             .add(now, info_hash, SocketAddr::new(from.ip(), port));
@@ -818,18 +945,32 @@ impl Dht {
                     });
                 }
             }
+            Context::CrawlSample | Context::CrawlFindNode => {
+                let nodes = self.acceptable_nodes(&r);
+                let Some(c) = &mut self.crawler else {
+                    return;
+                };
+                let new = c.on_answer(now, from, &r.samples, r.interval, &nodes);
+                if let Some(n) = node {
+                    for hash in new {
+                        self.events.push_back(DhtEvent::Harvested {
+                            info_hash: hash,
+                            node: n,
+                            source: HarvestSource::Sample,
+                        });
+                    }
+                }
+            }
             Context::Lookup {
                 lookup,
                 node: asked,
             } => {
-                let own = self.id;
-                let acceptable: Vec<CompactNode> = r
-                    .nodes
-                    .iter()
-                    .chain(&r.nodes6)
-                    .filter(|n| n.id != own && self.table.acceptable(&n.addr).is_ok())
-                    .copied()
-                    .collect();
+                let acceptable = self.acceptable_nodes(&r);
+                if let Some(c) = &mut self.crawler {
+                    for n in &acceptable {
+                        c.discover(n.addr);
+                    }
+                }
                 let Some(l) = self.lookups.get_mut(&lookup) else {
                     return;
                 };
@@ -901,9 +1042,29 @@ impl Dht {
         }
     }
 
+    /// The nodes of an answer we may contact: not us, not in an ignored
+    /// network.
+    fn acceptable_nodes(&self, r: &Response) -> Vec<CompactNode> {
+        r.nodes
+            .iter()
+            .chain(&r.nodes6)
+            .filter(|n| n.id != self.id && self.table.acceptable(&n.addr).is_ok())
+            .copied()
+            .collect()
+    }
+
     fn on_failed(&mut self, now: Instant, to: SocketAddr, ctx: Context) {
+        if matches!(ctx, Context::CrawlSample | Context::CrawlFindNode) {
+            if let Some(c) = &mut self.crawler {
+                c.on_failure(now, to);
+            }
+        }
         match ctx {
-            Context::Ping | Context::Announce | Context::Sample => {
+            Context::Ping
+            | Context::Announce
+            | Context::Sample
+            | Context::CrawlSample
+            | Context::CrawlFindNode => {
                 let id = self
                     .table
                     .nodes()
@@ -970,6 +1131,7 @@ impl Dht {
                 self.query(now, addr, Query::Ping, Context::Ping);
             }
         }
+        self.crawl_step(now);
         self.send_queued(now);
     }
 }

@@ -181,6 +181,19 @@ enum DhtCommand {
         #[arg(long)]
         target: Option<String>,
     },
+    /// Walk the DHT and print every info-hash found (BEP 51 samples, and
+    /// the get_peers/announce_peer queries other nodes send us): one line
+    /// each, `INFO_HASH NODE SOURCE` (a JSON object each with --json), and
+    /// a stats line a minute on stderr.
+    Crawl {
+        /// How long to crawl: seconds, or with a unit (90s, 10m, 2h); 0
+        /// runs until killed.
+        #[arg(long = "for", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+        duration: Duration,
+        /// Crawl queries per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+    },
     /// Run a node: answer queries, keep the table fresh, save the state
     /// every five minutes. Prints a line once joined, then a stats line a
     /// minute.
@@ -641,7 +654,9 @@ fn dht(options: DhtOptions, command: DhtCommand) -> Result<(), Failure> {
     use bittide_driver::dht_client::DhtClient;
     let limit = Duration::from_secs(options.timeout.max(1));
     let bind = std::net::SocketAddr::from(([0, 0, 0, 0], options.port));
-    let read_only = !matches!(command, DhtCommand::Serve { .. });
+    // Long-lived nodes answer; one-shot ones would only leave dead entries
+    // in others' tables.
+    let read_only = !matches!(command, DhtCommand::Serve { .. } | DhtCommand::Crawl { .. });
     let mut client = DhtClient::open(
         bind,
         options.dht_allow_local,
@@ -710,6 +725,9 @@ fn dht(options: DhtOptions, command: DhtCommand) -> Result<(), Failure> {
             })
         }
         DhtCommand::Serve { duration } => return dht_serve(&mut client, &options, duration),
+        DhtCommand::Crawl { duration, rate } => {
+            return dht_crawl(&mut client, &options, duration, rate)
+        }
         command => {
             let size = client
                 .join(&dht_bootstrap_nodes(&options)?, limit)
@@ -732,7 +750,10 @@ fn dht(options: DhtOptions, command: DhtCommand) -> Result<(), Failure> {
                 } => client
                     .dht()
                     .announce(now, parse_hash(info_hash)?, *peer_port, false),
-                DhtCommand::Ping { .. } | DhtCommand::Sample { .. } | DhtCommand::Serve { .. } => {
+                DhtCommand::Ping { .. }
+                | DhtCommand::Sample { .. }
+                | DhtCommand::Serve { .. }
+                | DhtCommand::Crawl { .. } => {
                     unreachable!("handled above")
                 }
             };
@@ -889,6 +910,106 @@ fn dht_serve(
         }
     }
     client.save().map_err(io)
+}
+
+/// `90`, `90s`, `10m`, `2h`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (90, 90s, 10m, 2h)"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("`{text}`: the unit is s, m or h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// `bittide dht crawl`: join, crawl for `duration`, print what it finds.
+fn dht_crawl(
+    client: &mut bittide_driver::dht_client::DhtClient,
+    options: &DhtOptions,
+    duration: Duration,
+    rate: u64,
+) -> Result<(), Failure> {
+    use bittide_core::dht::crawler::{CrawlConfig, HarvestSource};
+    use bittide_core::dht::DhtEvent;
+    let io = |e: std::io::Error| Failure::new(EXIT_IO, e.to_string());
+    let boot = dht_bootstrap_nodes(options)?;
+    let joined = client
+        .join(&boot, Duration::from_secs(options.timeout.max(1)))
+        .map_err(io)?;
+    if joined == 0 {
+        return Err(Failure::new(
+            EXIT_NO_ANSWER,
+            "could not join the DHT: no node answered",
+        ));
+    }
+    eprintln!("joined: {joined} nodes in the table; crawling");
+    let now = client.now();
+    let config = CrawlConfig {
+        rate: rate.max(1),
+        ..CrawlConfig::default()
+    };
+    client.dht().crawl(now, config);
+    let end = (!duration.is_zero()).then(|| std::time::Instant::now() + duration);
+    let mut minutes = 0u64;
+    let mut failed: Option<Failure> = None;
+    loop {
+        let slice = end.map_or(Duration::from_secs(60), |e| {
+            e.saturating_duration_since(std::time::Instant::now())
+                .min(Duration::from_secs(60))
+        });
+        if slice.is_zero() || failed.is_some() {
+            break;
+        }
+        client
+            .run(slice, |_, e| {
+                if let DhtEvent::Harvested {
+                    info_hash,
+                    node,
+                    source,
+                } = e
+                {
+                    let source = match source {
+                        HarvestSource::Sample => "sample",
+                        HarvestSource::GetPeers => "get_peers",
+                        HarvestSource::AnnouncePeer => "announce_peer",
+                    };
+                    let line = if options.json {
+                        format!(
+                            "{}\n",
+                            json!({"info_hash": info_hash.to_string(), "node": node.addr.to_string(), "source": source})
+                        )
+                    } else {
+                        format!("{info_hash} {} {source}\n", node.addr)
+                    };
+                    if let Err(e) = print(&line) {
+                        failed = Some(e);
+                        return true;
+                    }
+                }
+                false
+            })
+            .map_err(io)?;
+        minutes += 1;
+        if let Some(s) = client.dht().crawl_stats() {
+            eprintln!(
+                "{} info-hashes; {} nodes known, {} waiting; {} samples and {} find_node sent, {} answers, {} failures",
+                s.harvested, s.nodes_known, s.frontier, s.samples_sent, s.find_nodes_sent, s.answers, s.failures
+            );
+        }
+        if minutes % 5 == 0 {
+            client.save().map_err(io)?;
+        }
+    }
+    client.save().map_err(io)?;
+    failed.map_or(Ok(()), Err)
 }
 
 /// Exit code when no DHT node answered.

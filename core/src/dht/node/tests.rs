@@ -246,3 +246,77 @@ fn state_round_trips() {
     assert_eq!(nodes.len(), net.nodes[3].table().len());
     assert!(Dht::load_state(b"junk").is_none());
 }
+
+#[test]
+fn a_crawl_harvests_every_announced_hash_once() {
+    let mut net = Net::new(30, 9);
+    let boot = net.addrs[0];
+    for i in 1..30 {
+        net.nodes[i].bootstrap(Instant::ZERO, &[boot]);
+    }
+    net.run(20);
+    let hashes: Vec<InfoHash> = (0..40u8)
+        .map(|i| InfoHash([i.wrapping_mul(37); 20]))
+        .collect();
+    for (k, h) in hashes.iter().enumerate() {
+        let i = 1 + k % 28;
+        let now = net.now;
+        net.nodes[i].announce(now, *h, 7000, false);
+    }
+    net.run(20);
+    let crawler = 29;
+    let now = net.now;
+    net.nodes[crawler].crawl(now, crate::dht::crawler::CrawlConfig::default());
+    net.run(40);
+    let harvested: Vec<InfoHash> = net.events[crawler]
+        .iter()
+        .filter_map(|e| match e {
+            DhtEvent::Harvested { info_hash, .. } => Some(*info_hash),
+            _ => None,
+        })
+        .collect();
+    let distinct: BTreeSet<InfoHash> = harvested.iter().copied().collect();
+    assert_eq!(distinct.len(), harvested.len(), "reported once each");
+    for h in &hashes {
+        assert!(distinct.contains(h), "{h} not harvested");
+    }
+    let stats = net.nodes[crawler].crawl_stats().expect("crawling");
+    assert!(stats.samples_sent >= 28, "{stats:?}");
+    assert_eq!(stats.harvested as usize, distinct.len());
+
+    // Passive: a get_peers sent to the crawler (the node closest to its own
+    // id) reports its info-hash.
+    let asked = InfoHash(net.nodes[crawler].id().0);
+    let now = net.now;
+    net.nodes[3].get_peers(now, asked);
+    net.run(5);
+    let passive = net.events[crawler].iter().any(|e| {
+        matches!(e, DhtEvent::Harvested { info_hash, source: HarvestSource::GetPeers, .. } if *info_hash == asked)
+    });
+    assert!(passive, "get_peers to the crawler not harvested");
+    net.nodes[crawler].stop_crawl();
+    assert!(net.nodes[crawler].crawl_stats().is_none());
+}
+
+#[test]
+fn add_node_pings_and_shares_what_another_node_learned() {
+    let mut net = Net::new(12, 4);
+    let boot = net.addrs[0];
+    for i in 1..11 {
+        net.nodes[i].bootstrap(Instant::ZERO, &[boot]);
+    }
+    net.run(20);
+    // Node 11 joins only through what node 5 knows.
+    let known: Vec<SocketAddr> = net.nodes[5].table().nodes().map(|e| e.node.addr).collect();
+    assert!(known.len() >= 8);
+    let now = net.now;
+    for a in known {
+        net.nodes[11].add_node(now, a);
+    }
+    net.run(5);
+    assert!(
+        net.nodes[11].table().len() >= 8,
+        "{}",
+        net.nodes[11].table().len()
+    );
+}
