@@ -85,6 +85,17 @@ fn krpc(c: &mut Criterion) {
             out.len()
         })
     });
+    g.bench_function("get_peers_response_decode", |b| {
+        b.iter(|| Message::decode(black_box(&bytes)).expect("valid"))
+    });
+    let decoded = Message::decode(&bytes).expect("valid");
+    g.bench_function("get_peers_response_encode", |b| {
+        b.iter(|| {
+            out.clear();
+            black_box(&decoded).encode(&mut out);
+            out.len()
+        })
+    });
     g.finish();
 }
 

@@ -107,8 +107,7 @@ impl Decoder {
             ));
         }
         let mut parser = Parser {
-            input,
-            pos: 0,
+            s: Scanner { input, pos: 0 },
             items: 0,
             limits: self.limits,
             strict: self.strict,
@@ -120,7 +119,7 @@ impl Decoder {
                 root,
                 key_order: parser.key_order,
             },
-            parser.pos,
+            parser.s.pos,
         ))
     }
 }
@@ -136,8 +135,7 @@ pub fn decode_strict(input: &[u8]) -> Result<Value<'_>, DecodeError> {
 }
 
 struct Parser<'a> {
-    input: &'a [u8],
-    pos: usize,
+    s: Scanner<'a>,
     items: usize,
     limits: Limits,
     strict: bool,
@@ -145,70 +143,65 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    fn err(&self, kind: DecodeErrorKind, context: &'static str) -> DecodeError {
-        DecodeError::new(kind, self.pos, context)
-    }
-
-    fn peek(&self, context: &'static str) -> Result<u8, DecodeError> {
-        self.input
-            .get(self.pos)
-            .copied()
-            .ok_or_else(|| self.err(DecodeErrorKind::UnexpectedEnd, context))
-    }
-
     fn count_item(&mut self) -> Result<(), DecodeError> {
         self.items += 1;
         if self.items > self.limits.max_items {
-            return Err(self.err(DecodeErrorKind::ItemLimit, "value"));
+            return Err(self.s.err(DecodeErrorKind::ItemLimit, "value"));
         }
         Ok(())
     }
 
     /// Recursion is bounded by `max_depth`, checked before descending.
     fn value(&mut self, depth: usize) -> Result<Value<'a>, DecodeError> {
-        let start = self.pos;
+        let start = self.s.pos;
         self.count_item()?;
-        let kind = match self.peek("value")? {
+        let kind = match self.s.peek("value")? {
             b'i' => {
-                self.pos += 1;
-                Kind::Int(self.integer()?)
+                self.s.pos += 1;
+                Kind::Int(self.s.integer()?)
             }
-            b'0'..=b'9' => Kind::Bytes(self.string("byte string")?),
+            b'0'..=b'9' => Kind::Bytes(self.s.string("byte string")?),
             b'l' | b'd' if depth >= self.limits.max_depth => {
-                return Err(self.err(DecodeErrorKind::DepthLimit, "nested list or dictionary"));
+                return Err(self
+                    .s
+                    .err(DecodeErrorKind::DepthLimit, "nested list or dictionary"));
             }
             b'l' => {
-                self.pos += 1;
+                self.s.pos += 1;
                 let mut items = Vec::new();
-                while self.peek("list item")? != b'e' {
+                while self.s.peek("list item")? != b'e' {
                     items.push(self.value(depth + 1)?);
                 }
-                self.pos += 1;
+                self.s.pos += 1;
                 Kind::List(items)
             }
             b'd' => {
-                self.pos += 1;
+                self.s.pos += 1;
                 Kind::Dict(self.dict_entries(depth)?)
             }
-            _ => return Err(self.err(DecodeErrorKind::UnexpectedByte, "value")),
+            _ => return Err(self.s.err(DecodeErrorKind::UnexpectedByte, "value")),
         };
-        Ok(Value::decoded(kind, &self.input[start..self.pos], start))
+        Ok(Value::decoded(
+            kind,
+            &self.s.input[start..self.s.pos],
+            start,
+        ))
     }
 
     fn dict_entries(&mut self, depth: usize) -> Result<Dict<'a>, DecodeError> {
         let mut entries: Vec<(&'a [u8], Value<'a>)> = Vec::new();
         loop {
-            let b = self.peek("dictionary key")?;
+            let b = self.s.peek("dictionary key")?;
             if b == b'e' {
-                self.pos += 1;
+                self.s.pos += 1;
                 return Ok(Dict::from_entries(entries));
             }
             if !b.is_ascii_digit() {
-                return Err(self.err(DecodeErrorKind::KeyNotString, "dictionary key"));
+                return Err(self.s.err(DecodeErrorKind::KeyNotString, "dictionary key"));
             }
-            let key_offset = self.pos;
+            let key_offset = self.s.pos;
             self.count_item()?;
-            let key = self.string("dictionary key")?;
+            let key = self.s.string("dictionary key")?;
             if let Some((prev, _)) = entries.last() {
                 self.check_order(prev, key, key_offset)?;
             }
@@ -236,10 +229,33 @@ impl<'a> Parser<'a> {
         slot.get_or_insert(offset);
         Ok(())
     }
+}
+
+/// The byte-level reading shared by the tree decoder and the [`Reader`]:
+/// one string, one integer, with BEP 3's rules and offsets in errors.
+///
+/// [`Reader`]: super::Reader
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Scanner<'a> {
+    pub(super) input: &'a [u8],
+    pub(super) pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    pub(super) fn err(&self, kind: DecodeErrorKind, context: &'static str) -> DecodeError {
+        DecodeError::new(kind, self.pos, context)
+    }
+
+    pub(super) fn peek(&self, context: &'static str) -> Result<u8, DecodeError> {
+        self.input
+            .get(self.pos)
+            .copied()
+            .ok_or_else(|| self.err(DecodeErrorKind::UnexpectedEnd, context))
+    }
 
     /// Reads `N:` and the N bytes after it; N is checked against the bytes
     /// left before slicing.
-    fn string(&mut self, context: &'static str) -> Result<&'a [u8], DecodeError> {
+    pub(super) fn string(&mut self, context: &'static str) -> Result<&'a [u8], DecodeError> {
         let len = self.digits(b':', context)?;
         let left = self.input.len() - self.pos;
         if len > left as u64 {
@@ -286,7 +302,7 @@ impl<'a> Parser<'a> {
     ///
     /// BEP 3: "i-0e is invalid. All encodings with a leading zero, such as
     /// i03e, are invalid, other than i0e".
-    fn integer(&mut self) -> Result<i64, DecodeError> {
+    pub(super) fn integer(&mut self) -> Result<i64, DecodeError> {
         const CONTEXT: &str = "integer";
         let negative = self.peek(CONTEXT)? == b'-';
         if negative {

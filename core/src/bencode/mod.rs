@@ -16,15 +16,20 @@
 //! values, total size), each with its own error, so a megabyte of `l` bytes
 //! is refused at the 65th byte instead of overflowing the stack.
 //!
+//! For hot paths that read a few keys out of small messages (KRPC), the
+//! [`Reader`] walks the same grammar token by token without building a tree.
+//!
 //! The encoder ([`Value::encode`]) is canonical: dictionary keys sorted and
 //! unique, so for canonical input `encode(decode(x)) == x` byte for byte.
 
 mod decode;
 mod encode;
+mod reader;
 mod value;
 
 pub use decode::{decode, decode_strict, Decoder, Document, KeyOrder, Limits};
 pub use encode::{encode_bytes, encode_int};
+pub use reader::{Reader, Token};
 pub use value::{Dict, Kind, Value};
 
 /// Default nesting limit. Torrents need about 5 levels; libtorrent allows 100.
