@@ -13,9 +13,21 @@ use crate::metainfo::{Magnet, Metainfo, PieceIndex};
 
 /// bencode: lenient decode; if it succeeds, the canonical encoding must
 /// decode strictly to the same value and re-encode to the same bytes; and
-/// input that was canonical must round-trip byte for byte.
+/// input that was canonical must round-trip byte for byte. The pull
+/// [`bencode::Reader`] must accept exactly what the tree decoder accepts,
+/// and refuse the rest with the same error.
 pub fn bencode(data: &[u8]) {
-    let Ok(doc) = Decoder::new().decode(data) else {
+    let walked = walk(data);
+    let decoded = Decoder::new().decode(data);
+    match (&walked, &decoded) {
+        (Ok(()), Ok(_)) => {}
+        (Err(a), Err(b)) => assert_eq!(a, b, "reader and decoder disagree"),
+        _ => panic!(
+            "reader {walked:?} vs decoder {:?}",
+            decoded.as_ref().map(|_| ())
+        ),
+    }
+    let Ok(doc) = decoded else {
         return;
     };
     let encoded = doc.root.to_vec();
@@ -25,6 +37,17 @@ pub fn bencode(data: &[u8]) {
         assert_eq!(encoded, data, "canonical input did not round-trip");
     }
     assert_eq!(doc.root.raw(), data, "root span must cover the input");
+}
+
+/// Walks `data` with the pull reader to its end.
+fn walk(data: &[u8]) -> Result<(), crate::error::DecodeError> {
+    let mut r = bencode::Reader::new(data);
+    loop {
+        r.next_token()?;
+        if r.depth() == 0 {
+            return r.finish();
+        }
+    }
 }
 
 /// metainfo: a torrent that parses must re-encode (canonically) to a

@@ -67,8 +67,17 @@ impl<'a> Reader<'a> {
         }
         let level = self.depth.wrapping_sub(1);
         let in_dict = self.depth > 0 && self.is_dict & (1 << level) != 0;
-        let b = self.s.peek("value")?;
-        if in_dict && self.want_key & (1 << level) != 0 {
+        let want_key = in_dict && self.want_key & (1 << level) != 0;
+        // The tree decoder's contexts, so both report the same error.
+        let context = if want_key {
+            "dictionary key"
+        } else if self.depth > 0 && !in_dict {
+            "list item"
+        } else {
+            "value"
+        };
+        let b = self.s.peek(context)?;
+        if want_key {
             return match b {
                 b'e' => Ok(self.close()),
                 b'0'..=b'9' => {
