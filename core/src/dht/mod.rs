@@ -6,6 +6,7 @@
 pub mod crawler;
 mod node;
 pub mod routing;
+pub mod security;
 pub mod store;
 pub mod tokens;
 

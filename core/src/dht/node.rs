@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use super::crawler::{CrawlConfig, CrawlQuery, CrawlStats, Crawler, HarvestSource};
 use super::routing::{Insert, NodeState, RoutingTable, TableConfig, K};
+use super::security;
 use super::store::PeerStore;
 use super::tokens::Tokens;
 use crate::krpc::transactions::{Transactions, DEFAULT_MAX_OUTSTANDING, DEFAULT_TIMEOUT};
@@ -60,6 +61,14 @@ pub struct DhtConfig {
     pub incoming_per_ip: u64,
     /// Outgoing queries per second, overall.
     pub outgoing_rate: u64,
+    /// BEP 42: once our external address is known, take an id derived
+    /// from it if ours is not (nodes that enforce BEP 42 keep us in their
+    /// tables then).
+    pub secure_id: bool,
+    /// BEP 42: keep nodes whose id does not match their IP out of the
+    /// table (local addresses are exempt). Off by default: much of the
+    /// network does not comply yet.
+    pub enforce_node_ids: bool,
 }
 
 impl Default for DhtConfig {
@@ -75,6 +84,8 @@ impl Default for DhtConfig {
             max_stored_peers: 100_000,
             incoming_per_ip: 50,
             outgoing_rate: 2000,
+            secure_id: true,
+            enforce_node_ids: false,
         }
     }
 }
@@ -134,6 +145,9 @@ pub enum DhtEvent {
     },
     /// Our external address as most answering nodes see it (BEP 42 `ip`).
     ExternalAddress(IpAddr),
+    /// We took a new id derived from our external address (BEP 42); the
+    /// table was rebuilt around it. Save the state to keep it.
+    IdChanged(NodeId),
     /// While crawling: an info-hash not reported before.
     Harvested {
         /// The torrent.
@@ -780,6 +794,9 @@ impl Dht {
     }
 
     fn table_insert(&mut self, now: Instant, node: CompactNode, responded: bool) {
+        if self.config.enforce_node_ids && !security::id_matches(&node.id, &node.addr.ip()) {
+            return;
+        }
         if let Insert::Full { ping: Some(old) } = self.table.insert(now, node, responded) {
             self.query(now, old.addr, Query::Ping, Context::Ping);
         }
@@ -800,8 +817,35 @@ impl Dht {
             if total >= 3 && v * 2 > total && self.external != Some(ip) {
                 self.external = Some(ip);
                 self.events.push_back(DhtEvent::ExternalAddress(ip));
+                if self.config.secure_id && !security::id_matches(&self.id, &ip) {
+                    self.take_secure_id(ip);
+                }
             }
         }
+    }
+
+    /// BEP 42: a new id derived from `ip`; the table is rebuilt around it
+    /// and a lookup of the new id tells our new neighbours.
+    fn take_secure_id(&mut self, ip: IpAddr) {
+        let now = self.now;
+        let mut fill = [0u8; 17];
+        self.rng.fill(&mut fill);
+        let rand = self.rng.below(256) as u8;
+        let id = security::secure_id(&ip, rand, fill);
+        let old = std::mem::replace(
+            &mut self.table,
+            RoutingTable::new(id, self.config.table.clone()),
+        );
+        for e in old.nodes() {
+            let state = e.state(now);
+            if state != NodeState::Bad {
+                let _ = self.table.insert(now, e.node, state == NodeState::Good);
+            }
+        }
+        self.id = id;
+        self.events.push_back(DhtEvent::IdChanged(id));
+        let l = self.start_lookup(now, id, LookupKind::FindNode);
+        self.step(now, l);
     }
 
     fn on_query(

@@ -312,8 +312,14 @@ impl RoutingTable {
             }
             return Insert::Updated;
         }
-        if self.by_addr.contains_key(&key) {
-            return Insert::Rejected(Rejection::AddressTaken);
+        if let Some(&other) = self.by_addr.get(&key) {
+            let same_socket = self.get(&other).is_some_and(|e| e.node.addr == node.addr);
+            if !(responded && same_socket) {
+                return Insert::Rejected(Rejection::AddressTaken);
+            }
+            // The node at this very address answered our query under a new
+            // id (it restarted, or took a BEP 42 id): the old entry is dead.
+            self.remove(&other);
         }
         let entry = NodeEntry {
             node,
@@ -384,6 +390,17 @@ impl RoutingTable {
         for b in [last, last + 1] {
             self.buckets[b].last_changed = old.last_changed;
         }
+    }
+
+    /// Drops `id` from its bucket.
+    fn remove(&mut self, id: &NodeId) {
+        let Some((b, i)) = self.find(id) else {
+            return;
+        };
+        let gone = self.buckets[b].nodes.remove(i);
+        let key = self.addr_key(&gone.node.addr);
+        self.by_addr.remove(&key);
+        self.len -= 1;
     }
 
     /// A query to `id` timed out. After [`MAX_FAILURES`] it is bad, and a

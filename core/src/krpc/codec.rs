@@ -218,11 +218,7 @@ fn error_list(r: &mut Reader<'_>) -> Result<Option<ErrorList>, DecodeError> {
         match (index, t) {
             (_, Token::End) => break,
             (0, Token::Int(n)) => code = Some(n),
-            (1, Token::Bytes(m)) => {
-                message = Some(crate::tracker::clean_message(
-                    &m[..m.len().min(MAX_ERROR_LEN)],
-                ));
-            }
+            (1, Token::Bytes(m)) => message = Some(error_text(m)),
             (_, other) => r.skip(other)?,
         }
         index += 1;
@@ -231,6 +227,21 @@ fn error_list(r: &mut Reader<'_>) -> Result<Option<ErrorList>, DecodeError> {
         code,
         message: message.unwrap_or_default(),
     }))
+}
+
+/// An error message made printable (invalid UTF-8 replaced, control
+/// characters blanked) and at most [`MAX_ERROR_LEN`] bytes, so decoding our
+/// own encoding of it gives it back unchanged.
+fn error_text(raw: &[u8]) -> String {
+    let mut text = crate::tracker::clean_message(&raw[..raw.len().min(MAX_ERROR_LEN)]);
+    // Replacement characters take 3 bytes: cleaning can make it longer.
+    let mut end = text.len().min(MAX_ERROR_LEN);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.truncate(text.trim_end().len());
+    text
 }
 
 fn id20(b: Option<&[u8]>) -> Option<[u8; 20]> {

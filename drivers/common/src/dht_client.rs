@@ -7,7 +7,6 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bittide_core::dht::routing::TableConfig;
 use bittide_core::dht::{Dht, DhtConfig, DhtEvent};
 
 use crate::clock::{os_seed, Clock};
@@ -32,13 +31,10 @@ pub struct DhtClient {
 
 impl DhtClient {
     /// Binds `bind`, loading our id and known nodes from `state_file` when
-    /// it exists. `allow_local` admits loopback/private nodes (tests, LANs).
-    /// `read_only` (BEP 43) keeps a short-lived node out of other nodes'
-    /// tables: it asks but will not be there to answer.
+    /// it exists (the saved id replaces `config.id`).
     pub fn open(
         bind: SocketAddr,
-        allow_local: bool,
-        read_only: bool,
+        mut config: DhtConfig,
         state_file: Option<PathBuf>,
     ) -> io::Result<DhtClient> {
         let socket = UdpSocket::bind(bind)?;
@@ -47,15 +43,9 @@ impl DhtClient {
             .as_ref()
             .and_then(|p| std::fs::read(p).ok())
             .and_then(|b| Dht::load_state(&b));
-        let config = DhtConfig {
-            id: saved.as_ref().map(|(id, _)| *id),
-            table: TableConfig {
-                allow_local,
-                ..TableConfig::default()
-            },
-            read_only,
-            ..DhtConfig::default()
-        };
+        if let Some((id, _)) = &saved {
+            config.id = Some(*id);
+        }
         Ok(DhtClient {
             dht: Dht::new(clock.now(), config, os_seed()),
             socket,

@@ -139,6 +139,10 @@ struct DhtOptions {
     /// Accept loopback and private-network nodes (tests, LANs).
     #[arg(long, global = true)]
     dht_allow_local: bool,
+    /// Keep nodes whose id does not match their IP (BEP 42) out of the
+    /// routing table.
+    #[arg(long, global = true)]
+    enforce_node_ids: bool,
     /// Print one JSON object.
     #[arg(long, global = true)]
     json: bool,
@@ -657,13 +661,17 @@ fn dht(options: DhtOptions, command: DhtCommand) -> Result<(), Failure> {
     // Long-lived nodes answer; one-shot ones would only leave dead entries
     // in others' tables.
     let read_only = !matches!(command, DhtCommand::Serve { .. } | DhtCommand::Crawl { .. });
-    let mut client = DhtClient::open(
-        bind,
-        options.dht_allow_local,
+    let config = bittide_core::dht::DhtConfig {
+        table: bittide_core::dht::routing::TableConfig {
+            allow_local: options.dht_allow_local,
+            ..Default::default()
+        },
         read_only,
-        options.state_file.clone(),
-    )
-    .map_err(|e| Failure::new(EXIT_IO, format!("udp {bind}: {e}")))?;
+        enforce_node_ids: options.enforce_node_ids,
+        ..Default::default()
+    };
+    let mut client = DhtClient::open(bind, config, options.state_file.clone())
+        .map_err(|e| Failure::new(EXIT_IO, format!("udp {bind}: {e}")))?;
     let io = |e: std::io::Error| Failure::new(EXIT_IO, e.to_string());
     let parse_id = |s: &str| parse_hash(s).map(|h| NodeId(h.0));
     let out = match command {

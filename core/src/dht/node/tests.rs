@@ -320,3 +320,33 @@ fn add_node_pings_and_shares_what_another_node_learned() {
         net.nodes[11].table().len()
     );
 }
+
+#[test]
+fn bep42_enforcement_keeps_mismatched_ids_out_of_the_table() {
+    let config = DhtConfig {
+        enforce_node_ids: true,
+        ..DhtConfig::default()
+    };
+    let mut dht = Dht::new(Instant::ZERO, config, Seed::from_u64(1));
+    let from = SocketAddr::from(([30, 1, 2, 3], 6881));
+    let other = SocketAddr::from(([30, 1, 2, 4], 6881));
+    let ping = |id: NodeId| {
+        let mut bytes = Vec::new();
+        Message {
+            tx: vec![1],
+            id: Some(id),
+            version: None,
+            ip: None,
+            read_only: false,
+            body: Body::Query(Query::Ping),
+        }
+        .encode(&mut bytes);
+        bytes
+    };
+    dht.handle_datagram(Instant::ZERO, from, &ping(NodeId([0x77; 20])));
+    assert!(dht.poll_transmit().is_some(), "still answered");
+    assert_eq!(dht.table().len(), 0);
+    let secure = crate::dht::security::secure_id(&other.ip(), 3, [5; 17]);
+    dht.handle_datagram(Instant::ZERO, other, &ping(secure));
+    assert_eq!(dht.table().len(), 1);
+}

@@ -159,3 +159,28 @@ fn random_ids_fall_in_their_bucket() {
         t.bucket_count()
     );
 }
+
+#[test]
+fn a_node_answering_under_a_new_id_replaces_its_old_entry() {
+    let mut t = RoutingTable::new(NodeId([0; 20]), TableConfig::default());
+    let now = Instant::ZERO;
+    let addr = public(1);
+    let old = node(NodeId([1; 20]), addr);
+    let new = node(NodeId([2; 20]), addr);
+    assert_eq!(t.insert(now, old, true), Insert::Added);
+    // A query under another id proves nothing: refused.
+    assert_eq!(
+        t.insert(now, new, false),
+        Insert::Rejected(Rejection::AddressTaken)
+    );
+    // Another port of the same IP (another node behind one NAT): refused.
+    let neighbour = node(NodeId([3; 20]), SocketAddr::new(addr.ip(), 7000));
+    assert_eq!(
+        t.insert(now, neighbour, true),
+        Insert::Rejected(Rejection::AddressTaken)
+    );
+    // An answer to our query from the same socket: the node changed id.
+    assert_eq!(t.insert(now, new, true), Insert::Added);
+    assert!(t.get(&old.id).is_none());
+    assert_eq!(t.len(), 1);
+}
