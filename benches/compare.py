@@ -96,10 +96,10 @@ def main():
         examples = {}
         if args.runtimes:
             for crate, label in [("bittide-smol", "bittide-smol"), ("bittide-async-std", "bittide-async-std")]:
-                subprocess.run(["cargo", "build", "--release", "-q", "-p", crate, "--example", "download"],
+                subprocess.run(["cargo", "build", "--release", "-q", "-p", crate, "--example", label.replace("bittide-", "").replace("-", "_") + "_download"],
                                cwd=ROOT, check=True)
                 dst = os.path.join(work, label)
-                shutil.copy(os.path.join(ROOT, "target", "release", "examples", "download"), dst)
+                shutil.copy(os.path.join(ROOT, "target", "release", "examples", label.replace("bittide-", "").replace("-", "_") + "_download"), dst)
                 examples[label] = dst
         tracker_port = free_port()
         url = "http://127.0.0.1:%d/announce" % tracker_port
@@ -129,7 +129,7 @@ def main():
             assert seeder.stdout.readline().strip() == "ready"
             peer = "127.0.0.1:%d" % seed_port
             clients = {
-                "bittide": lambda out: [BITTIDE, "download", torrent, "-o", out, "--peer", peer,
+                "bittide": lambda out: [BITTIDE, "download", torrent, "-o", out, "--peer", peer, "--no-dht",
                                         "--listen", "127.0.0.1:%d" % free_port()],
                 "libtorrent": lambda out: [PY, LT_TOOL, "leech", torrent, out, peer],
                 "aria2c": lambda out: ["aria2c", "--enable-dht=false", "--bt-enable-lpd=false",

@@ -12,16 +12,22 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
                                              killed (at most 300 s)
   lt_tool.py leech TORRENT SAVE_PATH PEER -> downloads from PEER (host:port),
                                              prints "done" (at most 120 s)
-  lt_tool.py dht-swarm N BASE_PORT HASH   -> N libtorrent DHT nodes on 127.0.0.1
-                                             BASE_PORT.., node 0 announcing HASH;
-                                             prints "ready PORT" (node 0's listen
-                                             port), then answers stdin lines:
+  lt_tool.py dht-swarm N BASE_PORT HASH [TORRENT SAVE_PATH]
+                                          -> N libtorrent DHT nodes on 127.0.0.1
+                                             BASE_PORT.., node 0 announcing HASH
+                                             (and seeding TORRENT from SAVE_PATH
+                                             when given); prints "ready PORT"
+                                             (node 0's listen port), then
+                                             answers stdin lines:
                                              "get_peers HASH" -> "peers A B ...";
                                              "get_peers_via NODE HASH" -> the same
                                              from a new node knowing only NODE;
                                              "sample NODE" -> "samples num=N
-                                             nodes=M HASH..." (BEP 51); at most
-                                             300 s
+                                             nodes=M HASH..." (BEP 51);
+                                             "leech TORRENT SAVE_PATH" -> "done"
+                                             once a new node has downloaded it
+                                             from peers found on the DHT (at
+                                             most 90 s); at most 300 s in all
   lt_tool.py announce TORRENT SAVE_PATH   -> "peers N complete C incomplete I"
                                              after libtorrent's first tracker
                                              reply (or "error ..."); exiting
@@ -201,17 +207,22 @@ def dht_settings(port):
     return s
 
 
-def dht_swarm(n, base_port, hex_hash, limit=300.0):
+def dht_swarm(n, base_port, hex_hash, seed_torrent=None, seed_dir=None, limit=300.0):
     import select
     sessions = [lt.session(dht_settings(base_port + i)) for i in range(n)]
     for i, ses in enumerate(sessions):
         for j in range(n):
             if j != i:
                 ses.add_dht_node(("127.0.0.1", base_port + j))
-    # Node 0 announces HASH: an info-hash-only torrent makes it announce.
+    # Node 0 announces HASH: an info-hash-only torrent makes it announce;
+    # with a torrent and its folder, it seeds it too.
     atp = lt.add_torrent_params()
-    atp.info_hashes = lt.info_hash_t(lt.sha1_hash(bytes.fromhex(hex_hash)))
-    atp.save_path = tempfile_dir()
+    if seed_torrent:
+        atp.ti = lt.torrent_info(seed_torrent)
+        atp.save_path = seed_dir
+    else:
+        atp.info_hashes = lt.info_hash_t(lt.sha1_hash(bytes.fromhex(hex_hash)))
+        atp.save_path = tempfile_dir()
     sessions[0].add_torrent(atp)
     deadline = time.monotonic() + limit
     # Wait for routing tables and the announce to settle.
@@ -253,6 +264,11 @@ def dht_swarm(n, base_port, hex_hash, limit=300.0):
                 time.sleep(0.1)
             print("peers " + lt_get_peers(fresh, parts[2]), flush=True)
             del fresh
+        elif len(parts) == 3 and parts[0] == "leech":
+            # A new node that knows the swarm's nodes and nothing else:
+            # it downloads TORRENT into SAVE from peers the DHT names.
+            print(dht_leech(n, base_port, fresh_port, parts[1], parts[2]), flush=True)
+            fresh_port += 1
         elif len(parts) == 2 and parts[0] == "sample":
             host, port = parts[1].rsplit(":", 1)
             ses = sessions[-1]
@@ -273,6 +289,28 @@ def dht_swarm(n, base_port, hex_hash, limit=300.0):
         else:
             print("error unknown command", flush=True)
     return "timeout"
+
+
+def dht_leech(n, base_port, port, torrent, save_path, limit=90.0):
+    ses = lt.session(dht_settings(port))
+    for j in range(n):
+        ses.add_dht_node(("127.0.0.1", base_port + j))
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(torrent)
+    atp.save_path = save_path
+    h = ses.add_torrent(atp)
+    deadline = time.monotonic() + limit
+    last_announce = time.monotonic()
+    while time.monotonic() < deadline:
+        if h.status().is_seeding:
+            return "done"
+        if time.monotonic() - last_announce > 5 and h.status().num_peers == 0:
+            # libtorrent looks a torrent up every few minutes; ask again.
+            h.force_dht_announce()
+            last_announce = time.monotonic()
+        ses.wait_for_alert(200)
+        ses.pop_alerts()
+    return "timeout %.3f" % h.status().progress
 
 
 def lt_get_peers(ses, hex_hash, limit=20.0):
@@ -310,7 +348,8 @@ def main():
     elif cmd == "announce":
         print(announce(sys.argv[2], sys.argv[3]))
     elif cmd == "dht-swarm":
-        print(dht_swarm(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]))
+        extra = sys.argv[5:7] if len(sys.argv) > 6 else [None, None]
+        print(dht_swarm(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], *extra))
     else:
         sys.exit("unknown command " + cmd)
 

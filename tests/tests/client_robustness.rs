@@ -54,7 +54,11 @@ fn download_cmd(torrent: &Path, out: &Path, seeder: u16) -> Command {
         "--json",
     ])
     .args(["--peer", &format!("127.0.0.1:{seeder}")])
-    .args(["--listen", &format!("127.0.0.1:{}", free_port())]);
+    .args([
+        "--no-dht",
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+    ]);
     c
 }
 
@@ -156,7 +160,11 @@ fn escaping_paths_write_nothing() {
     let out = dir.path().join("out");
     let r = Command::new(bittide())
         .args(["download", t.to_str().unwrap(), "-o", out.to_str().unwrap()])
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args([
+            "--no-dht",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
         .output()
         .unwrap();
     assert_eq!(r.status.code(), Some(3));
@@ -188,7 +196,11 @@ fn an_uncreatable_folder_and_a_full_disk_are_clear_errors() {
     let r = Command::new(bittide())
         .args(["download", torrent.to_str().unwrap(), "-o"])
         .arg(blocker.join("sub"))
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args([
+            "--no-dht",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
         .output()
         .unwrap();
     assert_eq!(r.status.code(), Some(1));
@@ -219,7 +231,7 @@ fn an_uncreatable_folder_and_a_full_disk_are_clear_errors() {
     let port = free_port();
     let seeder = Command::new(bittide())
         .args(["seed", torrent.to_str().unwrap(), src.to_str().unwrap()])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--no-dht", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -264,7 +276,7 @@ fn only_selected_files_are_downloaded() {
     let port = free_port();
     let seeder = Command::new(bittide())
         .args(["seed", torrent.to_str().unwrap(), src.to_str().unwrap()])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--no-dht", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

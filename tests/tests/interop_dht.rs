@@ -8,6 +8,10 @@
 //! `sample_infohashes`, and a lookup that can only reach the network
 //! through bittide's answers).
 //!
+//! And the DHT inside `bittide download` and `bittide seed`: a torrent
+//! without trackers downloads from a libtorrent seeder that only the DHT
+//! names, and a libtorrent leecher finds `bittide seed` the same way.
+//!
 //! Needs `python3-libtorrent` (`./scripts/test` installs it); fails, never
 //! skips, without it. Every process is bounded in time and killed at the end.
 
@@ -17,7 +21,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 use bittide_tests::{
-    bittide, require_tool, run_bittide, workspace_root, ChildGuard, DEBIAN_PYTHON,
+    bittide, content_bytes, require_tool, run_bittide, run_bounded, workspace_root, ChildGuard,
+    TempDir, DEBIAN_PYTHON,
 };
 
 /// Announced by libtorrent's node 0.
@@ -40,6 +45,12 @@ struct LtSwarm {
 
 impl LtSwarm {
     fn start(base: u16) -> LtSwarm {
+        LtSwarm::start_seeding(base, LT_HASH, &[])
+    }
+
+    /// A swarm whose node 0 announces `hash`; with `[torrent, dir]` it
+    /// also seeds that torrent from `dir`.
+    fn start_seeding(base: u16, hash: &str, seed: &[&str]) -> LtSwarm {
         require_tool(
             DEBIAN_PYTHON,
             &["-c", "import libtorrent"],
@@ -47,12 +58,8 @@ impl LtSwarm {
         );
         let mut child = Command::new(DEBIAN_PYTHON)
             .arg(workspace_root().join("tests/interop/lt_tool.py"))
-            .args([
-                "dht-swarm",
-                &LT_NODES.to_string(),
-                &base.to_string(),
-                LT_HASH,
-            ])
+            .args(["dht-swarm", &LT_NODES.to_string(), &base.to_string(), hash])
+            .args(seed)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -91,9 +98,13 @@ impl LtSwarm {
 
     /// Sends one command line and returns the answer line.
     fn ask(&mut self, command: &str) -> String {
+        self.ask_within(command, Duration::from_secs(60))
+    }
+
+    fn ask_within(&mut self, command: &str, limit: Duration) -> String {
         writeln!(self.stdin, "{command}").expect("write to lt_tool.py");
         self.stdin.flush().unwrap();
-        self.next_line(Duration::from_secs(60))
+        self.next_line(limit)
     }
 
     fn node(&self, i: u16) -> String {
@@ -103,7 +114,10 @@ impl LtSwarm {
 
 /// A base port with `n` consecutive ports free for UDP and TCP on 127.0.0.1.
 fn free_port_range(n: u16) -> u16 {
-    let start = 20_000 + (std::process::id() % 20_000) as u16;
+    // Tests run in parallel threads: each call starts its search elsewhere.
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let start = 20_000 + (std::process::id() % 20_000) as u16 + call * 97;
     let mut base = start;
     loop {
         let all_free = (0..n).all(|i| {
@@ -257,4 +271,104 @@ fn bittide_and_libtorrent_dht_nodes_understand_each_other() {
     // peer: its lookup runs on bittide's find_node/get_peers answers.
     let via = swarm.ask(&format!("get_peers_via {served} {LT_HASH}"));
     assert_eq!(via, format!("peers {}", swarm.node(0)));
+}
+
+/// `bittide create` for `path` with no tracker; returns the info-hash.
+fn trackerless_torrent(path: &std::path::Path, out: &std::path::Path) -> String {
+    run_bittide(&[
+        "create",
+        path.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--piece-size",
+        "64K",
+        "--no-date",
+    ]);
+    let info: serde_json::Value =
+        serde_json::from_str(&run_bittide(&["info", "--json", out.to_str().unwrap()])).unwrap();
+    info["info_hash"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn download_and_seed_with_peers_found_only_on_the_dht() {
+    let dir = TempDir::new("dht-download");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let lt_data = content_bytes(3 << 20, 11);
+    std::fs::write(src.join("from-lt.bin"), &lt_data).unwrap();
+    let bt_data = content_bytes((2 << 20) + 12_345, 12);
+    std::fs::write(src.join("from-bt.bin"), &bt_data).unwrap();
+    let lt_torrent = dir.path().join("from-lt.torrent");
+    let bt_torrent = dir.path().join("from-bt.torrent");
+    let lt_hash = trackerless_torrent(&src.join("from-lt.bin"), &lt_torrent);
+    trackerless_torrent(&src.join("from-bt.bin"), &bt_torrent);
+
+    // Six libtorrent nodes; node 0 seeds from-lt.bin and announces it.
+    // Then the fresh node `leech` starts, a bittide downloader, a bittide
+    // seeder.
+    let base = free_port_range(LT_NODES + 1);
+    let mut swarm = LtSwarm::start_seeding(
+        base,
+        &lt_hash,
+        &[lt_torrent.to_str().unwrap(), src.to_str().unwrap()],
+    );
+    let entry = swarm.node(1);
+    let dht_args = |state: &str| {
+        vec![
+            "--dht-bootstrap".to_owned(),
+            entry.clone(),
+            "--dht-allow-local".to_owned(),
+            "--dht-state".to_owned(),
+            dir.path().join(state).to_str().unwrap().to_owned(),
+        ]
+    };
+
+    // bittide: no tracker, no --peer; the DHT names libtorrent's node 0.
+    let out = dir.path().join("out");
+    let r = run_bounded(
+        Command::new(bittide())
+            .args(["download", lt_torrent.to_str().unwrap(), "-o"])
+            .arg(&out)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{}", bittide_tests::free_port()),
+            ])
+            .args(["--timeout", "60"])
+            .args(dht_args("leecher.dht")),
+        Duration::from_secs(120),
+    );
+    assert!(
+        r.status.success(),
+        "bittide download through the DHT failed: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(std::fs::read(out.join("from-lt.bin")).unwrap() == lt_data);
+    // The node's id and the nodes it met are kept for the next run.
+    let state = std::fs::read(dir.path().join("leecher.dht")).expect("DHT state saved");
+    assert!(
+        state.len() > 20 + 26,
+        "state holds nodes: {} bytes",
+        state.len()
+    );
+
+    // The other way: `bittide seed` announces itself; a new libtorrent
+    // node that knows only the DHT finds it and downloads.
+    let seed_port = bittide_tests::free_port();
+    let seeder = Command::new(bittide())
+        .args(["seed", bt_torrent.to_str().unwrap(), src.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{seed_port}")])
+        .args(dht_args("seeder.dht"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start bittide seed");
+    let _seeder = ChildGuard(seeder);
+    let lt_out = dir.path().join("lt-out");
+    std::fs::create_dir_all(&lt_out).unwrap();
+    let leeched = swarm.ask_within(
+        &format!("leech {} {}", bt_torrent.display(), lt_out.display()),
+        Duration::from_secs(120),
+    );
+    assert_eq!(leeched, "done", "libtorrent did not find bittide's seed");
+    assert!(std::fs::read(lt_out.join("from-bt.bin")).unwrap() == bt_data);
 }

@@ -145,6 +145,7 @@ fn bittide_download(torrent: &Path, out: &Path, limit: Duration) {
             out.to_str().unwrap(),
         ])
         .args([
+            "--no-dht",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--timeout",
@@ -253,7 +254,12 @@ fn libtorrent_and_aria2_download_from_bittide_seed() {
     let seed_port = free_port();
     let seeder = Command::new(bittide())
         .args(["seed", torrent.to_str().unwrap(), src.to_str().unwrap()])
-        .args(["--listen", &format!("127.0.0.1:{seed_port}"), "--json"])
+        .args([
+            "--no-dht",
+            "--listen",
+            &format!("127.0.0.1:{seed_port}"),
+            "--json",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

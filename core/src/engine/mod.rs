@@ -3,6 +3,10 @@
 //! It owns the torrents, routes incoming connections to them by info-hash,
 //! and speaks to trackers for them (HTTP requests go out as
 //! [`Output::Http`]; UDP trackers run inside as [`UdpTrackerClient`]s).
+//! With [`EngineConfig::dht`] set it also runs a DHT node on the same UDP
+//! socket (KRPC datagrams start with `d`, tracker replies with a zero
+//! byte) and announces every public torrent there, feeding the peers it
+//! finds to the torrent (BEP 5; never for private torrents, BEP 27).
 //! Its shape is str0m's: `handle_*` inputs and commands, then
 //! [`poll_output`](Engine::poll_output) until it returns
 //! [`Output::Timeout`].
@@ -36,15 +40,19 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::dht::{Dht, DhtConfig, DhtEvent, LookupId};
 use crate::handles::{ConnId, TorrentId};
 use crate::metainfo::{FileSlice, InfoHash, PieceIndex};
 use crate::picker::Priority;
 use crate::rng::{Rng, Seed};
 use crate::time::Instant;
-use crate::torrent::{StartMode, Torrent, TorrentConfig, TorrentEvent, TorrentInfo, TorrentOutput};
+use crate::torrent::{
+    StartMode, Torrent, TorrentConfig, TorrentEvent, TorrentInfo, TorrentOutput, TorrentState,
+};
 use crate::tracker::http::{announce_url, parse_announce_response};
 use crate::tracker::udp::{UdpTrackerClient, UdpTrackerEvent};
 use crate::tracker::{AnnounceRequest, TrackerError};
@@ -61,6 +69,35 @@ pub struct EngineConfig {
     pub torrent: TorrentConfig,
     /// Most incoming connections still waiting for their handshake.
     pub max_pending_incoming: usize,
+    /// The DHT node (`None`: no DHT).
+    pub dht: Option<DhtSettings>,
+}
+
+/// How the engine's DHT node starts and announces.
+#[derive(Clone, Debug)]
+pub struct DhtSettings {
+    /// The node's settings (a saved id goes in `config.id`).
+    pub config: DhtConfig,
+    /// Nodes to join through, by address (a saved state's nodes).
+    pub nodes: Vec<SocketAddr>,
+    /// Routers to join through, `host:port`, resolved by the driver.
+    pub routers: Vec<String>,
+    /// How often a downloading torrent looks for peers (and announces).
+    pub search_interval: Duration,
+    /// How often a seeding torrent announces.
+    pub announce_interval: Duration,
+}
+
+impl Default for DhtSettings {
+    fn default() -> DhtSettings {
+        DhtSettings {
+            config: DhtConfig::default(),
+            nodes: Vec::new(),
+            routers: Vec::new(),
+            search_interval: Duration::from_secs(5 * 60),
+            announce_interval: Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -70,6 +107,7 @@ impl Default for EngineConfig {
             listen_port: 6881,
             torrent: TorrentConfig::default(),
             max_pending_incoming: 64,
+            dht: None,
         }
     }
 }
@@ -171,6 +209,9 @@ pub struct RequestId(pub u64);
 pub enum Event {
     /// Something happened in a torrent.
     Torrent(TorrentId, TorrentEvent),
+    /// The DHT node learned our external address or took a new id (a good
+    /// moment to save its state).
+    Dht(DhtEvent),
 }
 
 /// What the engine asks the driver to do.
@@ -240,7 +281,39 @@ struct UdpTracker {
 enum Pending {
     Announce { torrent: TorrentId, url: String },
     Resolve { torrent: TorrentId, url: String },
+    DhtRouter,
 }
+
+/// The engine's DHT node and its schedule.
+#[derive(Debug)]
+struct DhtState {
+    node: Dht,
+    settings: DhtSettings,
+    started: bool,
+    /// Each public torrent's lookups.
+    torrents: BTreeMap<TorrentId, DhtSchedule>,
+}
+
+/// When a torrent next looks itself up on the DHT, and how the last lookup
+/// went.
+#[derive(Debug)]
+struct DhtSchedule {
+    next: Instant,
+    /// The lookup in flight.
+    lookup: Option<LookupId>,
+    /// Peers it found so far.
+    found: usize,
+    /// Lookups in a row that found nobody.
+    dry: u32,
+}
+
+/// Wait before a torrent's first DHT lookup is retried while the table is
+/// still empty.
+const DHT_NOT_READY_RETRY: Duration = Duration::from_secs(5);
+/// Wait after a downloading torrent's lookup found nobody; doubles with
+/// each dry lookup up to the search interval (someone may announce soon:
+/// a seeder that has just started, a swarm that is forming).
+const DHT_DRY_RETRY: Duration = Duration::from_secs(30);
 
 /// Bytes of the handshake up to and including the info-hash.
 const HANDSHAKE_PREFIX: usize = 1 + PROTOCOL.len() + 8 + 20;
@@ -260,6 +333,7 @@ pub struct Engine {
     next_incoming: u64,
     next_request: u64,
     out: VecDeque<Output>,
+    dht: Option<DhtState>,
     rng: Rng,
     now: Instant,
 }
@@ -267,6 +341,13 @@ pub struct Engine {
 impl Engine {
     /// An engine with no torrents.
     pub fn new(config: EngineConfig, seed: Seed) -> Engine {
+        let mut rng = Rng::new(seed);
+        let dht = config.dht.clone().map(|settings| DhtState {
+            node: Dht::new(Instant::ZERO, settings.config.clone(), rng.child_seed()),
+            settings,
+            started: false,
+            torrents: BTreeMap::new(),
+        });
         Engine {
             config,
             torrents: BTreeMap::new(),
@@ -278,9 +359,15 @@ impl Engine {
             next_incoming: INCOMING_BASE,
             next_request: 1,
             out: VecDeque::new(),
-            rng: Rng::new(seed),
+            dht,
+            rng,
             now: Instant::ZERO,
         }
+    }
+
+    /// The DHT node, if enabled (for its state, to save).
+    pub fn dht(&self) -> Option<&Dht> {
+        self.dht.as_ref().map(|d| &d.node)
     }
 
     /// The torrent with this id.
@@ -313,6 +400,19 @@ impl Engine {
         config.listen_port = self.config.listen_port;
         config.conn_base = id.0 << 40;
         self.by_hash.insert(info.info_hash, id);
+        if let Some(d) = &mut self.dht {
+            if !info.private {
+                d.torrents.insert(
+                    id,
+                    DhtSchedule {
+                        next: now,
+                        lookup: None,
+                        found: 0,
+                        dry: 0,
+                    },
+                );
+            }
+        }
         let torrent = Torrent::new(now, info, config, start, self.rng.child_seed());
         self.torrents.insert(id, torrent);
         Some(id)
@@ -502,6 +602,13 @@ impl Engine {
     /// A datagram arrived on our UDP socket.
     pub fn handle_udp(&mut self, now: Instant, from: SocketAddr, payload: &[u8]) {
         self.now = now;
+        if payload.first() == Some(&b'd') {
+            if let Some(d) = &mut self.dht {
+                d.node.handle_datagram(now, from, payload);
+                self.collect_dht(now);
+            }
+            return;
+        }
         for tracker in self.udp.values_mut() {
             if tracker.addr == Some(from) && tracker.client.is_busy() {
                 tracker.client.handle_datagram(now, payload);
@@ -546,8 +653,23 @@ impl Engine {
     /// A name resolution finished.
     pub fn handle_resolved(&mut self, now: Instant, request: RequestId, addrs: Vec<SocketAddr>) {
         self.now = now;
-        let Some(Pending::Resolve { torrent, url }) = self.pending.remove(&request) else {
-            return;
+        let (torrent, url) = match self.pending.remove(&request) {
+            Some(Pending::Resolve { torrent, url }) => (torrent, url),
+            Some(Pending::DhtRouter) => {
+                if let Some(d) = &mut self.dht {
+                    // Each router answers with many nodes: one join is
+                    // enough, later routers only help while the table is
+                    // nearly empty.
+                    let v4: Vec<SocketAddr> =
+                        addrs.into_iter().filter(SocketAddr::is_ipv4).collect();
+                    if !v4.is_empty() && d.node.table().len() < crate::dht::routing::K {
+                        d.node.bootstrap(now, &v4);
+                    }
+                }
+                self.collect_dht(now);
+                return;
+            }
+            _ => return,
         };
         let key = (torrent, url.clone());
         match (addrs.first(), self.udp.get_mut(&key)) {
@@ -581,6 +703,134 @@ impl Engine {
             }
         }
         self.collect_udp(now);
+        if let Some(d) = &mut self.dht {
+            if d.node.poll_timeout().is_some_and(|t| t <= now) {
+                d.node.handle_timeout(now);
+            }
+        }
+        self.dht_lookups(now);
+        self.collect_dht(now);
+    }
+
+    // --- DHT ----------------------------------------------------------------
+
+    /// Starts the node (once), then looks up every public, running torrent
+    /// whose turn has come.
+    fn dht_lookups(&mut self, now: Instant) {
+        let Some(d) = &mut self.dht else {
+            return;
+        };
+        if !d.started {
+            d.started = true;
+            if !d.settings.nodes.is_empty() {
+                let nodes = d.settings.nodes.clone();
+                d.node.bootstrap(now, &nodes);
+            }
+            for host in d.settings.routers.clone() {
+                let id = RequestId(self.next_request);
+                self.next_request += 1;
+                self.pending.insert(id, Pending::DhtRouter);
+                self.out.push_back(Output::Resolve { request: id, host });
+            }
+        }
+        let Some(d) = &mut self.dht else {
+            return;
+        };
+        d.torrents.retain(|id, _| self.torrents.contains_key(id));
+        for (id, s) in d.torrents.iter_mut() {
+            let Some(t) = self.torrents.get(id) else {
+                continue;
+            };
+            if s.next > now {
+                continue;
+            }
+            let running = matches!(t.state(), TorrentState::Downloading | TorrentState::Seeding);
+            if !running || d.node.table().is_empty() {
+                // Checking, paused or stopped, or no node known yet: look
+                // again in a moment.
+                s.next = now + DHT_NOT_READY_RETRY;
+                continue;
+            }
+            // An announce lookup also returns the peers it meets (BEP 5:
+            // get_peers, then announce_peer to the closest with tokens).
+            s.lookup = Some(
+                d.node
+                    .announce(now, t.info_hash(), self.config.listen_port, false),
+            );
+            s.found = 0;
+            // Until the lookup ends (and as a fallback should it never
+            // report).
+            s.next = now + d.settings.search_interval;
+        }
+    }
+
+    /// After a torrent's lookup: when to look again.
+    fn dht_lookup_done(&mut self, now: Instant, lookup: LookupId) {
+        let Some(d) = &mut self.dht else {
+            return;
+        };
+        let Some((id, s)) = d
+            .torrents
+            .iter_mut()
+            .find(|(_, s)| s.lookup == Some(lookup))
+        else {
+            return;
+        };
+        s.lookup = None;
+        let seeding = self
+            .torrents
+            .get(id)
+            .is_some_and(|t| t.state() == TorrentState::Seeding);
+        let wait = if seeding {
+            d.settings.announce_interval
+        } else if s.found == 0 {
+            let wait = DHT_DRY_RETRY.saturating_mul(1 << s.dry.min(16));
+            s.dry += 1;
+            wait.min(d.settings.search_interval)
+        } else {
+            s.dry = 0;
+            d.settings.search_interval
+        };
+        s.next = now + wait;
+    }
+
+    /// Moves the DHT node's datagrams out and its peers to their torrents.
+    fn collect_dht(&mut self, now: Instant) {
+        let Some(d) = &mut self.dht else {
+            return;
+        };
+        while let Some((to, payload)) = d.node.poll_transmit() {
+            self.out.push_back(Output::Udp { to, payload });
+        }
+        let mut done = Vec::new();
+        while let Some(e) = d.node.poll_event() {
+            match e {
+                DhtEvent::Peers {
+                    lookup,
+                    info_hash,
+                    peers,
+                } => {
+                    if let Some(s) = d.torrents.values_mut().find(|s| s.lookup == Some(lookup)) {
+                        s.found += peers.len();
+                    }
+                    let torrent = self
+                        .by_hash
+                        .get(&info_hash)
+                        .and_then(|id| self.torrents.get_mut(id));
+                    if let Some(t) = torrent.filter(|t| !t.is_private()) {
+                        t.add_peers(now, peers, crate::torrent::peers::PeerSource::Dht);
+                    }
+                }
+                DhtEvent::LookupDone { lookup, .. } => done.push(lookup),
+                DhtEvent::ExternalAddress(_) | DhtEvent::IdChanged(_) => {
+                    self.out.push_back(Output::Event(Event::Dht(e)));
+                }
+                _ => {}
+            }
+        }
+        for lookup in done {
+            self.dht_lookup_done(now, lookup);
+        }
     }
 
     // --- output -------------------------------------------------------------
@@ -784,6 +1034,17 @@ impl Engine {
         for tracker in self.udp.values() {
             if let Some(d) = tracker.client.poll_timeout() {
                 next = next.min(d);
+            }
+        }
+        if let Some(d) = &self.dht {
+            if !d.started {
+                next = next.min(self.now);
+            }
+            if let Some(t) = d.node.poll_timeout() {
+                next = next.min(t);
+            }
+            for s in d.torrents.values() {
+                next = next.min(s.next);
             }
         }
         // Deadlines never go backwards past what we have seen (str0m).

@@ -1,6 +1,7 @@
-//! Two engines back to back: a seeder and a leecher find each other through
-//! an in-test tracker (HTTP through `Output::Http`) and the leecher
-//! downloads everything, with every output carried out by hand.
+//! Engines back to back, every output carried out by hand on a virtual
+//! clock: a seeder and a leecher find each other through an in-test
+//! tracker (HTTP through `Output::Http`), or through a DHT node (UDP through
+//! `Output::Udp`), and the leecher downloads everything.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use sha1::{Digest, Sha1};
 
 use super::*;
+use crate::dht::DhtConfig;
 use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
 use crate::tracker::http::{encode_announce_response, parse_announce_query};
 use crate::tracker::server::{ServerConfig, TrackerServer};
@@ -19,26 +21,29 @@ struct Node {
     torrent: TorrentId,
 }
 
-fn info(data: &[u8], tracker: &str) -> TorrentInfo {
+fn info(data: &[u8], tracker: &str, private: bool) -> TorrentInfo {
     let mut b = TorrentBuilder::single_file("e.bin", data.len() as u64);
     b.set_piece_length(16384);
     b.add_tracker_tier(vec![tracker.to_owned()]);
+    b.set_private(private);
     let mut h = PieceHasher::new(16384);
     h.update(data);
     let bytes = b.build(&h.finish()).unwrap();
     TorrentInfo::from_metainfo(&Metainfo::from_bytes(&bytes).unwrap())
 }
 
-#[test]
-fn two_engines_and_a_tracker() {
-    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 253) as u8).collect();
-    let url = "http://127.0.0.1:9/announce";
-    let info = info(&data, url);
-    let mut tracker = TrackerServer::new(ServerConfig::default(), Seed::from_u64(3));
-    let mut nodes: Vec<Node> = (0..2u16)
+fn test_data() -> Vec<u8> {
+    (0..200_000u32).map(|i| (i * 7 % 253) as u8).collect()
+}
+
+/// A seeder (node 0) and a leecher (node 1) of `info`, on 127.0.0.1:7000
+/// and :7001 (TCP and UDP alike).
+fn seeder_and_leecher(info: &TorrentInfo, data: &[u8], dht: Option<DhtSettings>) -> Vec<Node> {
+    (0..2u16)
         .map(|i| {
             let mut config = EngineConfig {
                 listen_port: 7000 + i,
+                dht: dht.clone(),
                 ..EngineConfig::default()
             };
             config.peer_id = PeerId([i as u8 + 1; 20]);
@@ -58,19 +63,39 @@ fn two_engines_and_a_tracker() {
                 engine,
                 addr: SocketAddr::from(([127, 0, 0, 1], 7000 + i)),
                 disk: if i == 0 {
-                    data.clone()
+                    data.to_vec()
                 } else {
                     vec![0; data.len()]
                 },
                 torrent,
             }
         })
-        .collect();
+        .collect()
+}
+
+/// What stands between the engines besides TCP.
+#[derive(Default)]
+struct World {
+    /// Answers HTTP announces (`None`: every HTTP request fails).
+    tracker: Option<TrackerServer>,
+    /// A plain DHT node at `router_addr`.
+    router: Option<Dht>,
+    router_addr: Option<SocketAddr>,
+    /// Every datagram an engine sent: (from node, to, payload).
+    datagrams: Vec<(usize, SocketAddr, Vec<u8>)>,
+}
+
+/// Carries every output out until node 1 finishes (or virtual time runs
+/// out); returns whether it did and the virtual time it took.
+fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
     // (node, conn) -> (node, conn)
     let mut links: BTreeMap<(usize, ConnId), (usize, ConnId)> = BTreeMap::new();
     let mut now = Instant::ZERO;
+    let deadline = Instant::ZERO + Duration::from_secs(3600);
+    // Datagrams in flight: (to, from, payload).
+    let mut udp: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)> = VecDeque::new();
     let mut finished = false;
-    for _round in 0..10_000 {
+    while now < deadline {
         let mut wakes = Vec::new();
         for i in 0..nodes.len() {
             loop {
@@ -105,9 +130,18 @@ fn two_engines_and_a_tracker() {
                         let query = url.split_once('?').unwrap().1;
                         let a = parse_announce_query(query.as_bytes()).unwrap();
                         let peer = SocketAddr::new(nodes[i].addr.ip(), a.request.port);
-                        let r = tracker.announce(now, peer, &a.request).unwrap();
-                        let body = encode_announce_response(&r, true);
-                        nodes[i].engine.handle_http(now, request, Ok(body));
+                        match &mut world.tracker {
+                            Some(tracker) => {
+                                let r = tracker.announce(now, peer, &a.request).unwrap();
+                                let body = encode_announce_response(&r, true);
+                                nodes[i].engine.handle_http(now, request, Ok(body));
+                            }
+                            None => nodes[i].engine.handle_http(
+                                now,
+                                request,
+                                Err(TrackerError::Unreachable("connection refused".into())),
+                            ),
+                        }
                     }
                     Output::Disk { torrent, op } => {
                         let result = match op {
@@ -178,25 +212,73 @@ fn two_engines_and_a_tracker() {
                         nodes[i].engine.handle_disk(now, torrent, result);
                     }
                     Output::Event(Event::Torrent(_, TorrentEvent::Finished)) if i == 1 => {
-                        finished = true
+                        finished = true;
                     }
-                    Output::Event(_) | Output::Udp { .. } | Output::Resolve { .. } => {}
+                    Output::Udp { to, payload } => {
+                        world.datagrams.push((i, to, payload.clone()));
+                        udp.push_back((to, nodes[i].addr, payload));
+                    }
+                    Output::Event(_) | Output::Resolve { .. } => {}
                 }
             }
         }
         if finished {
-            break;
+            // Stop once this round's outputs (the tracker's `completed`)
+            // are carried out.
+            return (true, now);
         }
-        let next = wakes.into_iter().min().unwrap();
-        if next > now {
-            now = next;
-            for n in nodes.iter_mut() {
-                n.engine.handle_timeout(now);
+        // Datagrams arrive at once (and whatever the router answers, in
+        // the next round).
+        while let Some((to, from, payload)) = udp.pop_front() {
+            if let Some(j) = nodes.iter().position(|n| n.addr == to) {
+                nodes[j].engine.handle_udp(now, from, &payload);
+            } else if let (Some(router), Some(addr)) = (&mut world.router, world.router_addr) {
+                if to == addr {
+                    router.handle_datagram(now, from, &payload);
+                }
             }
-        } else {
-            now += Duration::from_millis(1);
+        }
+        if let Some(router) = &mut world.router {
+            if router.poll_timeout().is_some_and(|t| t <= now) {
+                router.handle_timeout(now);
+            }
+            while let Some((to, payload)) = router.poll_transmit() {
+                if let Some(j) = nodes.iter().position(|n| n.addr == to) {
+                    nodes[j]
+                        .engine
+                        .handle_udp(now, world.router_addr.unwrap(), &payload);
+                }
+            }
+            while router.poll_event().is_some() {}
+            if let Some(t) = router.poll_timeout() {
+                wakes.push(t);
+            }
+        }
+        // Due timers fire; otherwise time moves a millisecond (a round of
+        // messages) or to the next deadline.
+        let next = wakes.into_iter().min().unwrap();
+        now = next.max(now + Duration::from_millis(1));
+        for n in nodes.iter_mut() {
+            n.engine.handle_timeout(now);
         }
     }
+    (false, now)
+}
+
+#[test]
+fn two_engines_and_a_tracker() {
+    let data = test_data();
+    let url = "http://127.0.0.1:9/announce";
+    let info = info(&data, url, false);
+    let mut nodes = seeder_and_leecher(&info, &data, None);
+    let mut world = World {
+        tracker: Some(TrackerServer::new(
+            ServerConfig::default(),
+            Seed::from_u64(3),
+        )),
+        ..World::default()
+    };
+    let (finished, _) = run(&mut nodes, &mut world);
     assert!(finished, "the leecher never finished");
     assert_eq!(nodes[1].disk, data);
     assert!(nodes[1]
@@ -204,5 +286,69 @@ fn two_engines_and_a_tracker() {
         .torrent(nodes[1].torrent)
         .unwrap()
         .is_finished());
+    let tracker = world.tracker.as_ref().unwrap();
     assert_eq!(tracker.scrape(&[info.info_hash])[0].downloaded, 1);
+    assert!(world.datagrams.is_empty(), "no DHT, no datagrams");
+}
+
+/// DHT settings for a test network on loopback that joins through `router`.
+fn loopback_dht(router: SocketAddr) -> DhtSettings {
+    let mut settings = DhtSettings {
+        nodes: vec![router],
+        ..DhtSettings::default()
+    };
+    settings.config.table.allow_local = true;
+    settings
+}
+
+#[test]
+fn leecher_finds_the_seeder_through_the_dht() {
+    let data = test_data();
+    // The tracker never answers: the DHT is the only way to meet.
+    let public = info(&data, "http://127.0.0.1:9/announce", false);
+    let router_addr = SocketAddr::from(([127, 0, 0, 1], 6881));
+    let mut router_config = DhtConfig::default();
+    router_config.table.allow_local = true;
+    let mut world = World {
+        router: Some(Dht::new(Instant::ZERO, router_config, Seed::from_u64(9))),
+        router_addr: Some(router_addr),
+        ..World::default()
+    };
+    let mut nodes = seeder_and_leecher(&public, &data, Some(loopback_dht(router_addr)));
+    // The leecher also has a private torrent: it must never reach the DHT.
+    let secret = info(&[7; 40_000], "http://127.0.0.1:9/announce", true);
+    nodes[1]
+        .engine
+        .add_torrent(Instant::ZERO, secret.clone(), StartMode::Fresh)
+        .unwrap();
+    let (finished, at) = run(&mut nodes, &mut world);
+    assert!(finished, "the leecher never found the seeder");
+    assert_eq!(nodes[1].disk, data);
+    // The leecher's first lookup came before the seeder had announced; a
+    // dry lookup is retried after 30 s, not the 5-minute search interval.
+    assert!(at <= Instant::ZERO + Duration::from_secs(120), "{at:?}");
+    let mentions = |hash: &InfoHash| {
+        world
+            .datagrams
+            .iter()
+            .filter(|(_, _, p)| p.windows(20).any(|w| w == hash.0))
+            .count()
+    };
+    assert!(
+        mentions(&public.info_hash) >= 2,
+        "get_peers and announce_peer"
+    );
+    assert_eq!(
+        mentions(&secret.info_hash),
+        0,
+        "BEP 27: private stays off the DHT"
+    );
+    // Both engines announced themselves to the router (announce_peer).
+    let announced = world
+        .datagrams
+        .iter()
+        .filter(|(_, to, p)| *to == router_addr && p.windows(13).any(|w| w == b"announce_peer"))
+        .map(|(i, _, _)| *i)
+        .collect::<std::collections::BTreeSet<_>>();
+    assert!(announced.contains(&0), "the seeder announced");
 }

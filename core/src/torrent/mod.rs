@@ -519,6 +519,11 @@ impl Torrent {
         self.info.info_hash
     }
 
+    /// BEP 27: peers come only from its trackers (no DHT, no PEX).
+    pub fn is_private(&self) -> bool {
+        self.info.private
+    }
+
     /// Current state.
     pub fn state(&self) -> TorrentState {
         self.state

@@ -57,6 +57,7 @@ fn options(
         only: None,
         upload_rate: 0,
         download_rate: 0,
+        dht: None,
     }
 }
 

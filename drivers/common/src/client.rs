@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bittide_core::engine::{Engine, EngineConfig, Event};
+use bittide_core::dht::Dht;
+use bittide_core::engine::{DhtSettings, Engine, EngineConfig, Event};
 use bittide_core::metainfo::Metainfo;
 use bittide_core::torrent::{StartMode, TorrentEvent, TorrentInfo, TorrentState};
 use bittide_core::wire::PeerId;
@@ -22,6 +23,7 @@ fn info_hash_of(m: &Metainfo<'_>) -> InfoHash {
 }
 
 use crate::clock::{os_seed, Clock};
+use crate::dht_client::PUBLIC_ROUTERS;
 use crate::disk::Storage;
 use crate::driver::{Control, Driver, Handle};
 use crate::resume;
@@ -54,6 +56,60 @@ pub struct SessionOptions {
     pub upload_rate: u64,
     /// Download limit, bytes/s (0: none).
     pub download_rate: u64,
+    /// Find peers on the DHT too (`None`: trackers and given peers only).
+    pub dht: Option<SessionDht>,
+}
+
+/// The session's DHT node.
+#[derive(Clone, Debug, Default)]
+pub struct SessionDht {
+    /// Nodes or routers to join through (`host:port`); without any, the
+    /// state file's nodes, else the public routers.
+    pub bootstrap: Vec<String>,
+    /// Keeps our node id and known nodes between runs.
+    pub state_file: Option<PathBuf>,
+    /// Accept loopback and private-network nodes (tests, LANs).
+    pub allow_local: bool,
+}
+
+/// How often the DHT state is saved while running.
+const DHT_SAVE_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// The engine's DHT settings from the session's, with the saved state.
+fn dht_settings(d: &SessionDht) -> DhtSettings {
+    let saved = d
+        .state_file
+        .as_ref()
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| Dht::load_state(&b));
+    let mut settings = DhtSettings::default();
+    settings.config.table.allow_local = d.allow_local;
+    if let Some((id, nodes)) = saved {
+        settings.config.id = Some(id);
+        settings.nodes = nodes;
+    }
+    for b in &d.bootstrap {
+        match b.parse::<SocketAddr>() {
+            Ok(a) => settings.nodes.push(a),
+            Err(_) => settings.routers.push(b.clone()),
+        }
+    }
+    if settings.nodes.is_empty() && settings.routers.is_empty() {
+        settings.routers = PUBLIC_ROUTERS.iter().map(|r| (*r).to_owned()).collect();
+    }
+    settings
+}
+
+/// Writes the DHT state atomically (errors are not worth stopping for).
+fn save_dht(path: &Path, state: &[u8]) {
+    // Two sessions may share the file: each writes its own temporary.
+    let tmp = path.with_extension(format!("part.{}", std::process::id()));
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if std::fs::write(&tmp, state).is_ok() {
+        let _ = std::fs::rename(&tmp, path);
+    }
 }
 
 /// A progress report, at least once a second and on every event.
@@ -173,6 +229,7 @@ pub async fn run<R: Runtime>(
     let mut config = EngineConfig {
         peer_id: random_peer_id(),
         listen_port: local.port(),
+        dht: options.dht.as_ref().map(dht_settings),
         ..EngineConfig::default()
     };
     // A tighter in-memory budget than the core's default keeps a download's
@@ -239,6 +296,10 @@ pub async fn run<R: Runtime>(
         }
     };
     let mut last_save = std::time::Instant::now();
+    let dht_file = options.dht.as_ref().and_then(|d| d.state_file.clone());
+    let mut last_dht_save = std::time::Instant::now();
+    let mut last_dht_snapshot = std::time::Instant::now();
+    let mut dht_state: Option<Vec<u8>> = None;
     let mut saved_pieces = u32::MAX;
     driver.listen(listener);
     if let Some(s) = udp {
@@ -286,7 +347,30 @@ pub async fn run<R: Runtime>(
                 peers: t.peer_count(),
                 state: t.state(),
             };
-            let torrent_event = event.map(|Event::Torrent(_, e)| e);
+            let torrent_event = match event {
+                Some(Event::Torrent(_, e)) => Some(e),
+                _ => None,
+            };
+            let dht_changed = matches!(event, Some(Event::Dht(_)));
+            if let (Some(path), Some(dht)) = (&dht_file, engine.dht()) {
+                // A snapshot a second at most (events can come by the
+                // thousand), and before any ending, kept for the save at
+                // exit.
+                let ending = matches!(
+                    torrent_event,
+                    Some(TorrentEvent::Finished | TorrentEvent::StateChanged(_))
+                        | Some(TorrentEvent::WriteFailed(_))
+                );
+                if dht_changed || ending || last_dht_snapshot.elapsed() >= Duration::from_secs(1) {
+                    last_dht_snapshot = std::time::Instant::now();
+                    dht_state = Some(dht.save_state());
+                }
+                if dht_changed || last_dht_save.elapsed() >= DHT_SAVE_INTERVAL {
+                    last_dht_save = std::time::Instant::now();
+                    let (path, state) = (path.clone(), dht_state.clone().unwrap_or_default());
+                    rt.spawn_blocking(Box::new(move || save_dht(&path, &state)));
+                }
+            }
             report(&last, torrent_event);
             // Resume data every 30 s when something changed (flushing and
             // writing happen on the blocking pool).
@@ -336,6 +420,9 @@ pub async fn run<R: Runtime>(
         .await;
     if let Some((have, peers)) = final_state {
         save_resume(have, peers);
+    }
+    if let (Some(path), Some(state)) = (&dht_file, &dht_state) {
+        save_dht(path, state);
     }
     match failure {
         Some(f) => Err(f),

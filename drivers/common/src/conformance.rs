@@ -141,6 +141,7 @@ pub async fn swarm<R: Runtime>(rt: R, dir: PathBuf) -> Result<(), String> {
         only: None,
         upload_rate: 0,
         download_rate: 0,
+        dht: None,
     };
 
     // The seeder runs as its own task; its handle comes back through a

@@ -54,6 +54,8 @@ enum Command {
         /// Upload limit per second, e.g. 500K or 2M (bytes).
         #[arg(long, value_name = "RATE", value_parser = parse_rate, default_value = "0")]
         upload_limit: u64,
+        #[command(flatten)]
+        dht: SessionDhtArgs,
     },
     /// Use the Mainline DHT: ping a node, find nodes, find or announce peers.
     Dht {
@@ -249,6 +251,51 @@ struct DownloadArgs {
     /// Download limit per second, e.g. 500K or 2M (bytes).
     #[arg(long, value_name = "RATE", value_parser = parse_rate, default_value = "0")]
     download_limit: u64,
+    #[command(flatten)]
+    dht: SessionDhtArgs,
+}
+
+/// The DHT options of `download` and `seed`.
+#[derive(clap::Args, Debug)]
+struct SessionDhtArgs {
+    /// Find peers through trackers and --peer only, not the DHT.
+    #[arg(long)]
+    no_dht: bool,
+    /// A DHT node to join through, host:port (repeatable); without any,
+    /// the nodes of the DHT state file, else the public routers.
+    #[arg(long = "dht-bootstrap", value_name = "ADDR")]
+    dht_bootstrap: Vec<String>,
+    /// Keep our DHT node id and known nodes here between runs [default:
+    /// $XDG_STATE_HOME/bittide/dht.dat, else ~/.local/state/bittide/dht.dat].
+    #[arg(long, value_name = "PATH")]
+    dht_state: Option<PathBuf>,
+    /// Accept loopback and private-network DHT nodes (tests, LANs).
+    #[arg(long)]
+    dht_allow_local: bool,
+}
+
+impl SessionDhtArgs {
+    fn into_options(self) -> Option<bittide_driver::client::SessionDht> {
+        if self.no_dht {
+            return None;
+        }
+        Some(bittide_driver::client::SessionDht {
+            bootstrap: self.dht_bootstrap,
+            state_file: self.dht_state.or_else(default_dht_state),
+            allow_local: self.dht_allow_local,
+        })
+    }
+}
+
+/// Where the DHT state lives when no path is given (XDG base directories).
+fn default_dht_state() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(v) => PathBuf::from(v),
+        None => {
+            PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".local/state")
+        }
+    };
+    Some(base.join("bittide/dht.dat"))
 }
 
 #[derive(clap::Args, Debug)]
@@ -308,6 +355,7 @@ impl From<DownloadArgs> for crate::session::DownloadArgs {
             only: a.only,
             upload_rate: a.upload_limit,
             download_rate: a.download_limit,
+            dht: a.dht.into_options(),
         }
     }
 }
@@ -353,6 +401,7 @@ pub(crate) fn main() -> ExitCode {
             json,
             recheck,
             upload_limit,
+            dht,
         } => crate::session::seed(crate::session::SeedArgs {
             torrent,
             dir,
@@ -361,6 +410,7 @@ pub(crate) fn main() -> ExitCode {
             json,
             recheck,
             upload_rate: upload_limit,
+            dht: dht.into_options(),
         })
         .map_err(Failure::from),
     };

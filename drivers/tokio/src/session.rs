@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bittide_core::torrent::{TorrentEvent, TorrentState};
-use bittide_driver::client::{self, Progress, SessionOptions};
+use bittide_driver::client::{self, Progress, SessionDht, SessionOptions};
 use bittide_driver::driver::Command;
 use bittide_tokio::runtime::TokioRuntime;
 use serde_json::json;
@@ -29,6 +29,7 @@ pub(crate) struct DownloadArgs {
     pub(crate) only: Option<Vec<usize>>,
     pub(crate) upload_rate: u64,
     pub(crate) download_rate: u64,
+    pub(crate) dht: Option<SessionDht>,
 }
 
 /// `bittide seed` options.
@@ -40,6 +41,7 @@ pub(crate) struct SeedArgs {
     pub(crate) json: bool,
     pub(crate) recheck: bool,
     pub(crate) upload_rate: u64,
+    pub(crate) dht: Option<SessionDht>,
 }
 
 fn read_torrent(path: &std::path::Path) -> Result<Vec<u8>, SessionError> {
@@ -241,6 +243,7 @@ pub(crate) fn download(args: DownloadArgs) -> Result<(), SessionError> {
         only: args.only,
         upload_rate: args.upload_rate,
         download_rate: args.download_rate,
+        dht: args.dht,
     };
     run(options, args.json)
 }
@@ -260,6 +263,7 @@ pub(crate) fn seed(args: SeedArgs) -> Result<(), SessionError> {
         only: None,
         upload_rate: args.upload_rate,
         download_rate: 0,
+        dht: args.dht,
     };
     run(options, args.json)
 }

@@ -1,11 +1,9 @@
-//! Downloads a torrent with bittide on async-std (deprecated: prefer the smol driver) — the whole API in one file.
+//! Downloads a torrent with bittide on smol — the whole API in one file.
 //!
-//! `cargo run -p bittide-async-std --example download -- <file.torrent> <dir> [peer-addr]`
+//! `cargo run -p bittide-smol --example smol_download -- <file.torrent> <dir> [peer-addr]`
 //!
 //! The content goes to `<dir>/<name>`. Peers come from the torrent's
 //! trackers, and from `peer-addr` if given.
-
-#![allow(deprecated)]
 
 use std::time::Duration;
 
@@ -38,10 +36,11 @@ fn main() {
         only: None,
         upload_rate: 0,
         download_rate: 0,
+        dht: None,
     };
     let mut last_print = std::time::Instant::now();
-    let result = bittide_async_std::block_on(client::run(
-        bittide_async_std::runtime(),
+    let result = bittide_smol::block_on(client::run(
+        bittide_smol::runtime(),
         options,
         |_handle, addr| println!("listening on {addr}"),
         |progress, _event| {
