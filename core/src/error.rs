@@ -59,6 +59,10 @@ pub enum DecodeErrorKind {
     /// A bitfield with bits set past the last piece; BEP 3: "spare bits at
     /// the end are set to zero".
     SpareBits,
+    /// A field the message needs is absent.
+    MissingField,
+    /// A number outside the range its field allows.
+    OutOfRange,
 }
 
 impl DecodeErrorKind {
@@ -82,6 +86,8 @@ impl DecodeErrorKind {
             LengthLimit => "length above the allowed limit",
             InvalidLength => "length does not fit the message",
             SpareBits => "bitfield has bits set past the last piece",
+            MissingField => "a required field is missing",
+            OutOfRange => "number out of range",
         }
     }
 }

@@ -17,7 +17,7 @@ use bytes::Bytes;
 pub type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The targets that have seeds.
-pub const TARGETS: [&str; 13] = [
+pub const TARGETS: [&str; 15] = [
     "bencode",
     "metainfo",
     "magnet",
@@ -31,6 +31,8 @@ pub const TARGETS: [&str; 13] = [
     "tracker_udp_server",
     "krpc",
     "dht_datagram",
+    "ut_metadata",
+    "pex",
 ];
 
 /// Seeds of `target`.
@@ -49,6 +51,8 @@ pub fn for_target(target: &str) -> Seeds {
         "tracker_udp_server" => tracker_udp_server(),
         "krpc" => krpc(),
         "dht_datagram" => dht_datagram(),
+        "ut_metadata" => ut_metadata(),
+        "pex" => pex(),
         _ => Vec::new(),
     }
 }
@@ -455,4 +459,45 @@ fn dht_datagram() -> Seeds {
         joined.push(0xfd);
     }
     vec![("conversation", joined)]
+}
+
+fn ut_metadata() -> Seeds {
+    let v = |s: &[u8]| s.to_vec();
+    let mut data = b"d8:msg_typei1e5:piecei1e10:total_sizei16390ee".to_vec();
+    data.extend_from_slice(b"123456");
+    vec![
+        ("request", v(b"d8:msg_typei0e5:piecei0ee")),
+        ("reject", v(b"d8:msg_typei2e5:piecei3ee")),
+        ("data-last", data),
+        (
+            "data-empty",
+            v(b"d8:msg_typei1e5:piecei0e10:total_sizei1ee"),
+        ),
+        ("unknown-type", v(b"d8:msg_typei9e5:piecei0ee")),
+        ("no-piece", v(b"d8:msg_typei0ee")),
+        ("negative-piece", v(b"d8:msg_typei0e5:piecei-1ee")),
+        (
+            "huge-size",
+            v(b"d8:msg_typei1e5:piecei0e10:total_sizei9999999999ee"),
+        ),
+        ("extra-keys", v(b"d1:xi1e8:msg_typei0e5:piecei0ee")),
+    ]
+}
+
+fn pex() -> Seeds {
+    let v = |s: &[u8]| s.to_vec();
+    vec![
+        (
+            "libtorrent",
+            v(b"d5:added6:\x7f\x00\x00\x01\x1a\xe17:added.f1:\x126:added60:8:added6.f0:7:dropped0:8:dropped60:e"),
+        ),
+        (
+            "v6",
+            v(b"d6:added618:\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x1a\xe18:added6.f1:\x108:dropped618:\x20\x01\x0d\xb8\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x50e"),
+        ),
+        ("dropped", v(b"d7:dropped12:\x0a\x00\x00\x01\x00\x50\x0a\x00\x00\x02\x00\x51e")),
+        ("ragged", v(b"d5:added5:12345e")),
+        ("port-zero", v(b"d5:added6:\x01\x02\x03\x04\x00\x00e")),
+        ("empty", v(b"de")),
+    ]
 }

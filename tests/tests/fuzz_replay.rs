@@ -24,6 +24,8 @@ fn entry(target: &str) -> fn(&[u8]) {
         "tracker_udp_server" => fuzzing::tracker_udp_server,
         "krpc" => fuzzing::krpc,
         "dht_datagram" => fuzzing::dht_datagram,
+        "ut_metadata" => fuzzing::ut_metadata,
+        "pex" => fuzzing::pex,
         other => panic!("no fuzz entry point for {other}"),
     }
 }

@@ -1,5 +1,6 @@
 //! The peer wire protocol (BEP 3), with the fast extension (BEP 6) and the
-//! extension protocol (BEP 10).
+//! extension protocol (BEP 10) and two of its extensions: metadata
+//! exchange (BEP 9) and peer exchange (BEP 11).
 //!
 //! A connection starts with a 68-byte [`Handshake`] each way: the protocol
 //! string, 8 reserved bytes whose bits advertise extensions
@@ -15,6 +16,8 @@
 mod extension;
 mod frame;
 mod handshake;
+mod metadata;
+mod pex;
 
 pub use extension::{ExtensionHandshake, MAX_EXTENSION_HANDSHAKE};
 pub use frame::{
@@ -22,3 +25,7 @@ pub use frame::{
     MAX_UNKNOWN_LEN,
 };
 pub use handshake::{Handshake, PeerId, Reserved, HANDSHAKE_LEN, PROTOCOL};
+pub use metadata::{
+    metadata_piece_count, MetadataMessage, MAX_METADATA_SIZE, METADATA_PIECE, UT_METADATA,
+};
+pub use pex::{PexFlags, PexMessage, MAX_PEX_PEERS, UT_PEX};
