@@ -220,8 +220,19 @@ pub fn content(len: usize, seed: u64) -> Vec<u8> {
 /// A torrent over `content` with pieces of `piece_length`, announcing to
 /// [`TRACKER_URL`] if `tracker`.
 pub fn torrent_info(content: &[u8], piece_length: u32, tracker: bool) -> TorrentInfo {
+    torrent_info_with(content, piece_length, tracker, false)
+}
+
+/// As [`torrent_info`], optionally private (BEP 27).
+pub fn torrent_info_with(
+    content: &[u8],
+    piece_length: u32,
+    tracker: bool,
+    private: bool,
+) -> TorrentInfo {
     let mut b = TorrentBuilder::single_file("sim.bin", content.len() as u64);
     b.set_piece_length(piece_length);
+    b.set_private(private);
     if tracker {
         b.add_tracker_tier(vec![TRACKER_URL.to_owned()]);
     }
@@ -236,7 +247,17 @@ impl Sim {
     /// A network of `specs` sharing one torrent over `content`; peers
     /// learn of each other only through [`Sim::add_peers`].
     pub fn new(seed: u64, content: Vec<u8>, piece_length: u32, specs: Vec<NodeSpec>) -> Sim {
-        Sim::build(seed, content, piece_length, specs, false)
+        Sim::build(seed, content, piece_length, specs, false, false)
+    }
+
+    /// As [`Sim::new`], for a private torrent (BEP 27).
+    pub fn new_private(
+        seed: u64,
+        content: Vec<u8>,
+        piece_length: u32,
+        specs: Vec<NodeSpec>,
+    ) -> Sim {
+        Sim::build(seed, content, piece_length, specs, false, true)
     }
 
     /// As [`Sim::new`], with a tracker in the torrent that every node
@@ -247,7 +268,7 @@ impl Sim {
         piece_length: u32,
         specs: Vec<NodeSpec>,
     ) -> Sim {
-        Sim::build(seed, content, piece_length, specs, true)
+        Sim::build(seed, content, piece_length, specs, true, false)
     }
 
     fn build(
@@ -256,8 +277,9 @@ impl Sim {
         piece_length: u32,
         specs: Vec<NodeSpec>,
         tracker: bool,
+        private: bool,
     ) -> Sim {
-        let info = torrent_info(&content, piece_length, tracker);
+        let info = torrent_info_with(&content, piece_length, tracker, private);
         let mut rng = Rng::new(Seed::from_u64(seed));
         let mut nodes = Vec::new();
         for (i, mut spec) in specs.into_iter().enumerate() {

@@ -284,6 +284,75 @@ fn scenario_7_rate_limits() {
 
 /// Scenario 5: Determinism: the same seed gives the same event log; another seed a
 /// different one.
+/// Scenario 8 (BEP 11): 20 peers and no tracker; each leecher knows one
+/// peer (a chain back to the seeder). Peer exchange spreads the addresses:
+/// everyone completes, and every leecher learned peers through PEX.
+fn pex_chain(seed: u64, private: bool) -> (Vec<usize>, bool) {
+    // Slow enough (128 KiB/s each) that the swarm is still downloading
+    // when the first PEX messages go out, a minute after peers meet.
+    let data = content(4 * MIB as usize, seed);
+    let mut specs = vec![NodeSpec::seeder(32 * KIB)];
+    for _ in 0..19 {
+        specs.push(NodeSpec::leecher(32 * KIB));
+    }
+    let mut sim = if private {
+        Sim::new_private(seed, data, 16 * KIB as u32, specs)
+    } else {
+        Sim::new(seed, data, 16 * KIB as u32, specs)
+    };
+    for i in 1..20 {
+        sim.add_peers(i, &[i - 1]);
+    }
+    let limit = Duration::from_secs(1800);
+    while !sim.all_leechers_done() && sim.now <= bittide_core::Instant::ZERO + limit {
+        if !sim.step() {
+            break;
+        }
+    }
+    let learned = (1..20)
+        .map(|i| {
+            sim.nodes[i]
+                .torrent
+                .known_peers(bittide_core::torrent::peers::PeerSource::Pex)
+        })
+        .collect();
+    let done = sim.all_leechers_done();
+    if done {
+        for i in 1..20 {
+            assert_data(&sim, i);
+        }
+    }
+    eprintln!(
+        "seed {seed} private={private}: done={done} by t={}, learned by PEX {learned:?}",
+        sim.now
+    );
+    (learned, done)
+}
+
+#[test]
+fn scenario_8_peer_exchange_spreads_a_chain() {
+    for_each_seed(&[21, 22], |seed| {
+        let (learned, done) = pex_chain(seed, false);
+        assert!(done, "not everyone completed");
+        for (i, n) in learned.iter().enumerate() {
+            assert!(*n >= 1, "leecher {} learned no peer by PEX", i + 1);
+        }
+        let total: usize = learned.iter().sum();
+        assert!(
+            total >= 3 * learned.len(),
+            "PEX spread only {total} addresses"
+        );
+        // BEP 27: the same swarm on a private torrent exchanges nothing
+        // (and still completes along the chain).
+        let (learned, done) = pex_chain(seed, true);
+        assert!(done, "the private chain did not complete");
+        assert!(
+            learned.iter().all(|n| *n == 0),
+            "private torrent used PEX: {learned:?}"
+        );
+    });
+}
+
 #[test]
 fn scenario_5_runs_are_a_function_of_their_seed() {
     for_each_seed(&[41], |seed| {

@@ -73,6 +73,9 @@ pub struct SessionConfig {
     pub listen_port: Option<u16>,
     /// Size of the allowed-fast set we grant (0 disables).
     pub allowed_fast: usize,
+    /// The BEP 10 extensions we speak, with the ids we want them under
+    /// (our handshake's `m`).
+    pub extensions: Vec<(String, u8)>,
 }
 
 impl Default for SessionConfig {
@@ -89,6 +92,7 @@ impl Default for SessionConfig {
             client_name: concat!("bittide/", env!("CARGO_PKG_VERSION")).to_owned(),
             listen_port: None,
             allowed_fast: 10,
+            extensions: Vec::new(),
         }
     }
 }
@@ -295,6 +299,11 @@ impl PeerSession {
     /// The peer's handshake, once received.
     pub fn remote(&self) -> Option<&Handshake> {
         self.remote.as_ref()
+    }
+
+    /// Who opened the connection.
+    pub fn direction(&self) -> Direction {
+        self.direction
     }
 
     /// The peer's extension handshake, once received.
@@ -754,7 +763,7 @@ impl PeerSession {
             && self.our_reserved.supports(Reserved::EXTENSION);
         if both_ext {
             let ext = ExtensionHandshake {
-                messages: Vec::new(),
+                messages: self.config.extensions.clone(),
                 port: self.config.listen_port,
                 client: Some(self.config.client_name.clone()),
                 your_ip: self.remote_ip,

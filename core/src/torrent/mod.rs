@@ -32,6 +32,7 @@
 //!   [`poll_timeout`](Torrent::poll_timeout).
 
 pub mod choker;
+pub mod exchange;
 pub mod peers;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -52,8 +53,9 @@ use crate::rng::{Rng, Seed};
 use crate::time::Instant;
 use crate::tracker::tiers::Announcer;
 use crate::tracker::{AnnounceRequest, AnnounceResponse, TrackerError};
-use crate::wire::{BlockRef, PeerId, Reserved, BLOCK_SIZE};
+use crate::wire::{BlockRef, PeerId, PexFlags, Reserved, BLOCK_SIZE, UT_METADATA, UT_PEX};
 use choker::{ChokeCandidate, Choker, SeedChoking};
+use exchange::{our_extensions, PeerExchange, OUR_UT_METADATA, OUR_UT_PEX};
 use peers::{PeerList, PeerSource};
 
 /// What a torrent needs to know about its content.
@@ -69,6 +71,9 @@ pub struct TorrentInfo {
     pub private: bool,
     /// Tracker tiers (BEP 12), each a list of announce URLs.
     pub trackers: Vec<Vec<String>>,
+    /// The bencoded info dictionary, served to peers that ask for it
+    /// (BEP 9); `None` when not kept.
+    pub metadata: Option<Bytes>,
 }
 
 impl TorrentInfo {
@@ -87,6 +92,7 @@ impl TorrentInfo {
                 .into_iter()
                 .map(|tier| tier.into_iter().map(str::to_owned).collect())
                 .collect(),
+            metadata: Some(Bytes::copy_from_slice(m.info.raw())),
         }
     }
 }
@@ -316,6 +322,8 @@ struct Peer {
     session: Option<PeerSession>,
     counted: Counted,
     connected_event_sent: bool,
+    /// Metadata served and addresses exchanged with it.
+    exchange: PeerExchange,
 }
 
 #[derive(Debug, Default)]
@@ -517,6 +525,11 @@ impl Torrent {
     /// The torrent's info-hash.
     pub fn info_hash(&self) -> InfoHash {
         self.info.info_hash
+    }
+
+    /// How many addresses in the peer list came from `source`.
+    pub fn known_peers(&self, source: PeerSource) -> usize {
+        self.list.count_from(source)
     }
 
     /// BEP 27: peers come only from its trackers (no DHT, no PEX).
@@ -792,6 +805,7 @@ impl Torrent {
                     session: None,
                     counted: Counted::Nothing,
                     connected_event_sent: false,
+                    exchange: PeerExchange::default(),
                 },
             );
             self.out.push_back(TorrentOutput::Connect { conn, addr });
@@ -802,6 +816,7 @@ impl Torrent {
     fn new_session(&self, now: Instant, direction: Direction, addr: SocketAddr) -> PeerSession {
         let mut config = self.config.session.clone();
         config.listen_port = Some(self.config.listen_port);
+        config.extensions = our_extensions(self.info.private, self.info.metadata.is_some());
         PeerSession::new(
             now,
             config,
@@ -857,6 +872,7 @@ impl Torrent {
                 session: Some(session),
                 counted: Counted::Nothing,
                 connected_event_sent: false,
+                exchange: PeerExchange::default(),
             },
         );
         true
@@ -914,7 +930,7 @@ impl Torrent {
     fn on_peer_event(&mut self, now: Instant, conn: ConnId, event: PeerEvent) {
         match event {
             PeerEvent::Connected { .. } => {
-                let metadata = None;
+                let metadata = self.info.metadata.as_ref().map(|m| m.len() as u64);
                 let have = self.on_disk.clone();
                 let addr = match self.peers.get_mut(&conn) {
                     Some(p) => {
@@ -979,8 +995,8 @@ impl Torrent {
             | PeerEvent::AllowedFast(_)
             | PeerEvent::Suggest(_)
             | PeerEvent::ExtensionHandshake(_)
-            | PeerEvent::Extended { .. }
             | PeerEvent::DhtPort(_) => {}
+            PeerEvent::Extended { id, payload } => self.on_extended(now, conn, id, payload),
             PeerEvent::Interested | PeerEvent::NotInterested => {
                 // Unchoke promptly when a slot is free rather than waiting
                 // up to 10 s for the next round.
@@ -994,6 +1010,88 @@ impl Torrent {
                 }
             }
             PeerEvent::Closed(reason) => self.drop_peer(now, conn, reason, false),
+        }
+    }
+
+    /// A BEP 10 message under one of our ids: a metadata request (BEP 9)
+    /// or a peer list (BEP 11).
+    fn on_extended(&mut self, now: Instant, conn: ConnId, id: u8, payload: Bytes) {
+        let Some(p) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        let Some(s) = p.session.as_mut() else {
+            return;
+        };
+        match id {
+            OUR_UT_METADATA => {
+                let their_id = s.remote_extensions().and_then(|e| e.id_of(UT_METADATA));
+                let reply = p
+                    .exchange
+                    .metadata_request(&payload, self.info.metadata.as_ref());
+                if let (Some(their_id), Some(reply)) = (their_id, reply) {
+                    s.send_extended(now, their_id, reply.into());
+                }
+            }
+            OUR_UT_PEX if !self.info.private => {
+                let addrs = p.exchange.pex_received(now, &payload);
+                let own = SocketAddr::new(p.addr.ip(), self.config.listen_port);
+                let addrs: Vec<SocketAddr> = addrs.into_iter().filter(|a| *a != own).collect();
+                if !addrs.is_empty() {
+                    self.add_peers(now, addrs, PeerSource::Pex);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// BEP 11: tells each peer that speaks `ut_pex`, once a minute, which
+    /// peers we connected to and dropped since. Peers are named by their
+    /// listen address (ours for outgoing connections, the extension
+    /// handshake's `p` for incoming ones).
+    fn exchange_peers(&mut self, now: Instant) {
+        if self.info.private {
+            return;
+        }
+        let connected: Vec<(ConnId, SocketAddr, PexFlags)> = self
+            .peers
+            .iter()
+            .filter_map(|(c, p)| {
+                let s = p.session.as_ref().filter(|s| s.is_active())?;
+                let (addr, mut flags) = match s.direction() {
+                    Direction::Outgoing => (p.addr, PexFlags::REACHABLE),
+                    Direction::Incoming => {
+                        let port = s.remote_extensions()?.port?;
+                        (SocketAddr::new(p.addr.ip(), port), 0)
+                    }
+                };
+                if matches!(s.remote_pieces(), RemotePieces::All) {
+                    flags |= PexFlags::SEED;
+                }
+                Some((*c, addr, PexFlags(flags)))
+            })
+            .collect();
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for conn in conns {
+            let Some(p) = self.peers.get_mut(&conn) else {
+                continue;
+            };
+            let Some(s) = p.session.as_mut().filter(|s| s.is_active()) else {
+                continue;
+            };
+            let Some(their_id) = s.remote_extensions().and_then(|e| e.id_of(UT_PEX)) else {
+                continue;
+            };
+            let others: Vec<(SocketAddr, PexFlags)> = connected
+                .iter()
+                .filter(|(c, _, _)| *c != conn)
+                .map(|(_, a, f)| (*a, *f))
+                .collect();
+            if let Some(m) = p.exchange.pex_due(now, &others) {
+                let mut payload = Vec::new();
+                m.encode(&mut payload);
+                s.send_extended(now, their_id, payload.into());
+                self.flush(now, conn);
+            }
         }
     }
 
@@ -1458,6 +1556,7 @@ impl Torrent {
             self.next_choke = now + CHOKE_INTERVAL;
             self.choke_round += 1;
             self.rechoke(now, self.choke_round % 3 == 1);
+            self.exchange_peers(now);
         }
         if now >= self.next_connect {
             self.connect_more(now);

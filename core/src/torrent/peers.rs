@@ -94,6 +94,14 @@ impl PeerList {
         self.candidates.get(addr).map(|c| c.source)
     }
 
+    /// How many known addresses came from `source`.
+    pub fn count_from(&self, source: PeerSource) -> usize {
+        self.candidates
+            .values()
+            .filter(|c| c.source == source)
+            .count()
+    }
+
     /// Up to `n` addresses to connect to now: not connected, not banned,
     /// due; those that gave us data before first, then fewest failures.
     pub fn to_connect(&mut self, now: Instant, n: usize) -> Vec<SocketAddr> {
