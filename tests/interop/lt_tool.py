@@ -28,6 +28,10 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
                                              once a new node has downloaded it
                                              from peers found on the DHT (at
                                              most 90 s); at most 300 s in all
+  lt_tool.py magnet-leech MAGNET SAVE_PATH PEER
+                                          -> fetches the metadata (BEP 9) and
+                                             then the data from PEER; prints
+                                             "done SIZE" (at most 120 s)
   lt_tool.py announce TORRENT SAVE_PATH   -> "peers N complete C incomplete I"
                                              after libtorrent's first tracker
                                              reply (or "error ..."); exiting
@@ -191,6 +195,30 @@ def leech(torrent, save_path, peer, limit=120.0):
     return "timeout %.3f" % h.status().progress
 
 
+def magnet_leech(uri, save_path, peer, limit=120.0):
+    """Downloads a magnet link from PEER: the metadata first (BEP 9), then
+    the data. Prints "done SIZE" with the metadata's size."""
+    ses = lt.session(settings())
+    atp = lt.parse_magnet_uri(uri)
+    atp.save_path = save_path
+    h = ses.add_torrent(atp)
+    host, port = peer.rsplit(":", 1)
+    h.connect_peer((host, int(port)))
+    deadline = time.monotonic() + limit
+    last_connect = time.monotonic()
+    while time.monotonic() < deadline:
+        st = h.status()
+        if st.has_metadata and st.is_seeding:
+            return "done %d" % h.torrent_file().metadata_size()
+        if time.monotonic() - last_connect > 5 and st.num_peers == 0:
+            h.connect_peer((host, int(port)))
+            last_connect = time.monotonic()
+        ses.wait_for_alert(200)
+        ses.pop_alerts()
+    st = h.status()
+    return "timeout metadata=%s progress=%.3f" % (st.has_metadata, st.progress)
+
+
 def dht_settings(port):
     s = settings(port)
     s.update({
@@ -345,6 +373,8 @@ def main():
         print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), rate))
     elif cmd == "leech":
         print(leech(sys.argv[2], sys.argv[3], sys.argv[4]))
+    elif cmd == "magnet-leech":
+        print(magnet_leech(sys.argv[2], sys.argv[3], sys.argv[4]))
     elif cmd == "announce":
         print(announce(sys.argv[2], sys.argv[3]))
     elif cmd == "dht-swarm":

@@ -278,6 +278,20 @@ fn libtorrent_and_aria2_download_from_bittide_seed() {
     assert_eq!(verdict, "done");
     same_tree(&tree, &lt_out.join("tree"));
 
+    // libtorrent again, from a bare magnet link: it fetches the info
+    // dictionary from our seeder (BEP 9, checked against the info-hash by
+    // libtorrent), then the data.
+    let magnet_out = dir.path().join("magnet-out");
+    std::fs::create_dir_all(&magnet_out).unwrap();
+    let verdict = bittide_tests::libtorrent(&[
+        "magnet-leech",
+        &format!("magnet:?xt=urn:btih:{}", info_hash(&torrent)),
+        magnet_out.to_str().unwrap(),
+        &format!("127.0.0.1:{seed_port}"),
+    ]);
+    assert!(verdict.starts_with("done "), "{verdict}");
+    same_tree(&tree, &magnet_out.join("tree"));
+
     // aria2c, which finds us through the HTTP tracker.
     require_tool("aria2c", &["--version"], "aria2");
     let aria_out = dir.path().join("aria-out");
