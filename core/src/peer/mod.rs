@@ -205,6 +205,9 @@ pub struct PeerSession {
     our_reserved: Reserved,
     direction: Direction,
     piece_count: u32,
+    /// Before the metadata is known (a magnet link): piece messages are
+    /// ignored, nothing can be requested or served.
+    metadata_only: bool,
     remote_ip: Option<IpAddr>,
     state: State,
     decoder: FrameDecoder,
@@ -259,6 +262,7 @@ impl PeerSession {
             our_reserved,
             direction,
             piece_count,
+            metadata_only: false,
             remote_ip,
             state: State::Handshaking,
             decoder: FrameDecoder::new(FrameLimits {
@@ -291,6 +295,34 @@ impl PeerSession {
         if direction == Direction::Outgoing {
             s.send_handshake(now);
         }
+        s
+    }
+
+    /// A session for a torrent whose metadata we do not have yet (BEP 9):
+    /// it speaks the handshakes and extension messages; the peer's
+    /// bitfield, haves and fast-extension hints are read and ignored (their
+    /// size cannot be checked yet), and its requests are refused.
+    pub fn new_for_metadata(
+        now: Instant,
+        config: SessionConfig,
+        direction: Direction,
+        info_hash: InfoHash,
+        our_id: PeerId,
+        our_reserved: Reserved,
+        remote_ip: Option<IpAddr>,
+    ) -> PeerSession {
+        let mut s = PeerSession::new(
+            now,
+            config,
+            direction,
+            info_hash,
+            our_id,
+            our_reserved,
+            0,
+            remote_ip,
+        );
+        s.metadata_only = true;
+        s.decoder = FrameDecoder::new(FrameLimits::default());
         s
     }
 
@@ -545,6 +577,24 @@ impl PeerSession {
 
     fn on_frame(&mut self, now: Instant, frame: Frame) -> Result<(), PeerError> {
         let fast = self.fast();
+        if self.metadata_only {
+            match frame {
+                Frame::Have(_)
+                | Frame::Bitfield(_)
+                | Frame::HaveAll
+                | Frame::HaveNone
+                | Frame::Suggest(_)
+                | Frame::AllowedFast(_) => return Ok(()),
+                Frame::Request(block) => {
+                    if fast {
+                        self.send(now, &Frame::Reject(block));
+                    }
+                    return Ok(());
+                }
+                Frame::Piece { .. } => return Err(PeerError::UnrequestedPiece),
+                _ => {}
+            }
+        }
         let check_piece = |p: PieceIndex| {
             if p.0 < self.piece_count {
                 Ok(p)
@@ -747,7 +797,11 @@ impl PeerSession {
         }
         self.state = State::Active;
         let fast = self.fast();
-        if fast && ours.is_full() {
+        if self.metadata_only {
+            if fast {
+                self.send(now, &Frame::HaveNone);
+            }
+        } else if fast && ours.is_full() {
             self.send(now, &Frame::HaveAll);
         } else if fast && ours.count() == 0 {
             self.send(now, &Frame::HaveNone);
@@ -780,7 +834,7 @@ impl PeerSession {
                 },
             );
         }
-        if fast && self.config.allowed_fast > 0 {
+        if fast && self.config.allowed_fast > 0 && !self.metadata_only {
             if let Some(IpAddr::V4(ip)) = self.remote_ip {
                 let set = allowed_fast_set(
                     ip,

@@ -33,6 +33,7 @@
 
 pub mod choker;
 pub mod exchange;
+pub mod fetch;
 pub mod peers;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

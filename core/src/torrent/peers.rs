@@ -94,6 +94,21 @@ impl PeerList {
         self.candidates.get(addr).map(|c| c.source)
     }
 
+    /// Never connect to or accept `addr` again (it lied to us).
+    pub fn ban(&mut self, addr: &SocketAddr) {
+        if let Some(c) = self.candidates.get_mut(addr) {
+            c.banned = true;
+        }
+    }
+
+    /// Every address not banned, those that gave us data first.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        let mut v: Vec<(&SocketAddr, &Candidate)> =
+            self.candidates.iter().filter(|(_, c)| !c.banned).collect();
+        v.sort_by_key(|(a, c)| (!c.gave_data, c.failures, **a));
+        v.into_iter().map(|(a, _)| *a).collect()
+    }
+
     /// How many known addresses came from `source`.
     pub fn count_from(&self, source: PeerSource) -> usize {
         self.candidates
