@@ -47,9 +47,11 @@ use bytes::Bytes;
 use crate::dht::{Dht, DhtConfig, DhtEvent, LookupId};
 use crate::handles::{ConnId, TorrentId};
 use crate::metainfo::{FileSlice, InfoHash, PieceIndex};
+use crate::metainfo::{Magnet, Metainfo, MetainfoError, PeerAddr};
 use crate::picker::Priority;
 use crate::rng::{Rng, Seed};
 use crate::time::Instant;
+use crate::torrent::fetch::{FetchConfig, FetchEvent, MetadataFetch};
 use crate::torrent::{
     StartMode, Torrent, TorrentConfig, TorrentEvent, TorrentInfo, TorrentOutput, TorrentState,
 };
@@ -57,6 +59,7 @@ use crate::tracker::http::{announce_url, parse_announce_response};
 use crate::tracker::udp::{UdpTrackerClient, UdpTrackerEvent};
 use crate::tracker::{AnnounceRequest, TrackerError};
 use crate::wire::{BlockRef, PeerId, PROTOCOL};
+use swarm::Swarm;
 
 /// Engine settings.
 #[derive(Clone, Debug)]
@@ -212,6 +215,9 @@ pub enum Event {
     /// The DHT node learned our external address or took a new id (a good
     /// moment to save its state).
     Dht(DhtEvent),
+    /// Something happened while fetching a magnet link's metadata; after
+    /// [`FetchEvent::Done`], call [`Engine::start_magnet`].
+    Magnet(TorrentId, FetchEvent),
 }
 
 /// What the engine asks the driver to do.
@@ -325,6 +331,9 @@ const INCOMING_BASE: u64 = 1 << 62;
 pub struct Engine {
     config: EngineConfig,
     torrents: BTreeMap<TorrentId, Torrent>,
+    /// Magnet links whose metadata is on its way (or in, waiting for
+    /// [`Engine::start_magnet`]), with their trackers.
+    magnets: BTreeMap<TorrentId, (MetadataFetch, Vec<Vec<String>>)>,
     by_hash: BTreeMap<InfoHash, TorrentId>,
     conns: BTreeMap<ConnId, Route>,
     udp: BTreeMap<(TorrentId, String), UdpTracker>,
@@ -351,6 +360,7 @@ impl Engine {
         Engine {
             config,
             torrents: BTreeMap::new(),
+            magnets: BTreeMap::new(),
             by_hash: BTreeMap::new(),
             conns: BTreeMap::new(),
             udp: BTreeMap::new(),
@@ -375,6 +385,27 @@ impl Engine {
         self.torrents.get(&id)
     }
 
+    /// The metadata fetch of a magnet link added with
+    /// [`add_magnet`](Engine::add_magnet), until it is started.
+    pub fn magnet(&self, id: TorrentId) -> Option<&MetadataFetch> {
+        self.magnets.get(&id).map(|(f, _)| f)
+    }
+
+    /// A magnet's .torrent file once its metadata is in: the info
+    /// dictionary as received (so the info-hash is the same) with the
+    /// link's trackers.
+    pub fn magnet_torrent_file(&self, id: TorrentId) -> Option<Vec<u8>> {
+        let (fetch, tiers) = self.magnets.get(&id)?;
+        Some(torrent_file(fetch.metadata()?, tiers))
+    }
+
+    fn swarm(&mut self, id: TorrentId) -> Option<Swarm<'_>> {
+        if let Some(t) = self.torrents.get_mut(&id) {
+            return Some(Swarm::Torrent(t));
+        }
+        self.magnets.get_mut(&id).map(|(f, _)| Swarm::Fetch(f))
+    }
+
     /// Ids of all torrents.
     pub fn torrent_ids(&self) -> Vec<TorrentId> {
         self.torrents.keys().copied().collect()
@@ -395,34 +426,118 @@ impl Engine {
         }
         let id = TorrentId(self.next_torrent);
         self.next_torrent += 1;
-        let mut config = self.config.torrent.clone();
-        config.peer_id = self.config.peer_id;
-        config.listen_port = self.config.listen_port;
-        config.conn_base = id.0 << 40;
+        let config = self.torrent_config(id);
         self.by_hash.insert(info.info_hash, id);
-        if let Some(d) = &mut self.dht {
-            if !info.private {
-                d.torrents.insert(
-                    id,
-                    DhtSchedule {
-                        next: now,
-                        lookup: None,
-                        found: 0,
-                        dry: 0,
-                    },
-                );
-            }
+        if !info.private {
+            self.schedule_dht(now, id);
         }
         let torrent = Torrent::new(now, info, config, start, self.rng.child_seed());
         self.torrents.insert(id, torrent);
         Some(id)
     }
 
+    /// Adds a magnet link: its metadata is fetched from peers (BEP 9) found
+    /// through its `tr` trackers, its `x.pe` addresses (IP literals; names
+    /// are the driver's to resolve and [`add_peers`](Engine::add_peers))
+    /// and the DHT. `None` without a v1 info-hash or if the torrent is
+    /// already in.
+    pub fn add_magnet(&mut self, now: Instant, magnet: &Magnet) -> Option<TorrentId> {
+        self.now = now;
+        let info_hash = magnet.info_hash?;
+        if self.by_hash.contains_key(&info_hash) {
+            return None;
+        }
+        let id = TorrentId(self.next_torrent);
+        self.next_torrent += 1;
+        let mut config = self.torrent_config(id);
+        // The upper half of the torrent's range, so the torrent's own
+        // connections never reuse a fetch connection's id.
+        config.conn_base |= 1 << 39;
+        // Each tracker its own tier, as libtorrent does for magnet links.
+        let tiers: Vec<Vec<String>> = magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
+        let mut fetch = MetadataFetch::new(
+            now,
+            info_hash,
+            tiers.clone(),
+            FetchConfig::from_torrent(&config),
+            self.rng.child_seed(),
+        );
+        let peers = magnet.peers.iter().filter_map(|p| match p {
+            PeerAddr::Ip(a) => Some(*a),
+            PeerAddr::Host(..) => None,
+        });
+        fetch.add_peers(now, peers, crate::torrent::peers::PeerSource::User);
+        self.by_hash.insert(info_hash, id);
+        self.schedule_dht(now, id);
+        self.magnets.insert(id, (fetch, tiers));
+        Some(id)
+    }
+
+    /// Turns a magnet whose metadata is in ([`FetchEvent::Done`]) into a
+    /// torrent, as if added from its .torrent file: it reconnects to the
+    /// peers the fetch met. `start` says what is already on disk (the
+    /// driver can tell only now that it knows the files).
+    pub fn start_magnet(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        start: StartMode,
+    ) -> Result<(), MetainfoError> {
+        self.now = now;
+        let Some(bytes) = self.magnet_torrent_file(id) else {
+            return Err(MetainfoError::MissingField { field: "info" });
+        };
+        let metainfo = Metainfo::from_bytes(&bytes)?;
+        let info = TorrentInfo::from_metainfo(&metainfo);
+        let Some((fetch, _)) = self.magnets.remove(&id) else {
+            return Err(MetainfoError::MissingField { field: "info" });
+        };
+        let peers = fetch.addresses();
+        if info.private {
+            if let Some(d) = &mut self.dht {
+                d.torrents.remove(&id);
+            }
+        }
+        let config = self.torrent_config(id);
+        let mut torrent = Torrent::new(now, info, config, start, self.rng.child_seed());
+        torrent.add_peers(now, peers, crate::torrent::peers::PeerSource::User);
+        self.torrents.insert(id, torrent);
+        Ok(())
+    }
+
+    fn torrent_config(&self, id: TorrentId) -> crate::torrent::TorrentConfig {
+        let mut config = self.config.torrent.clone();
+        config.peer_id = self.config.peer_id;
+        config.listen_port = self.config.listen_port;
+        config.conn_base = id.0 << 40;
+        config
+    }
+
+    fn schedule_dht(&mut self, now: Instant, id: TorrentId) {
+        if let Some(d) = &mut self.dht {
+            d.torrents.insert(
+                id,
+                DhtSchedule {
+                    next: now,
+                    lookup: None,
+                    found: 0,
+                    dry: 0,
+                },
+            );
+        }
+    }
+
     /// Adds peer addresses to a torrent (from the user, a magnet's `x.pe`).
     pub fn add_peers(&mut self, now: Instant, id: TorrentId, peers: Vec<SocketAddr>) {
         self.now = now;
-        if let Some(t) = self.torrents.get_mut(&id) {
-            t.add_peers(now, peers, crate::torrent::peers::PeerSource::User);
+        match self.swarm(id) {
+            Some(Swarm::Torrent(t)) => {
+                t.add_peers(now, peers, crate::torrent::peers::PeerSource::User)
+            }
+            Some(Swarm::Fetch(f)) => {
+                f.add_peers(now, peers, crate::torrent::peers::PeerSource::User)
+            }
+            None => {}
         }
     }
 
@@ -451,9 +566,15 @@ impl Engine {
     /// Removes a torrent (stopping it first if needed).
     pub fn remove(&mut self, now: Instant, id: TorrentId) {
         self.stop(now, id);
+        if let Some((f, _)) = self.magnets.get_mut(&id) {
+            f.close(now, false);
+        }
         self.drain_torrent(id);
         if let Some(t) = self.torrents.remove(&id) {
             self.by_hash.remove(&t.info_hash());
+        }
+        if let Some((f, _)) = self.magnets.remove(&id) {
+            self.by_hash.remove(&f.info_hash());
         }
         self.conns
             .retain(|_, r| !matches!(r, Route::Torrent(t) if *t == id));
@@ -482,7 +603,8 @@ impl Engine {
             _ => {
                 // Outgoing connections are keyed by the torrent's range.
                 let id = TorrentId(conn.0 >> 40);
-                (conn.0 < INCOMING_BASE && self.torrents.contains_key(&id)).then_some(id)
+                let known = self.torrents.contains_key(&id) || self.magnets.contains_key(&id);
+                (conn.0 < INCOMING_BASE && known).then_some(id)
             }
         }
     }
@@ -492,7 +614,7 @@ impl Engine {
         self.now = now;
         if let Some(id) = self.torrent_of(conn) {
             self.conns.insert(conn, Route::Torrent(id));
-            if let Some(t) = self.torrents.get_mut(&id) {
+            if let Some(t) = self.swarm(id) {
                 t.handle_connected(now, conn);
             }
         }
@@ -503,7 +625,7 @@ impl Engine {
         self.now = now;
         if let Some(id) = self.torrent_of(conn) {
             self.conns.remove(&conn);
-            if let Some(t) = self.torrents.get_mut(&id) {
+            if let Some(t) = self.swarm(id) {
                 t.handle_connect_failed(now, conn);
             }
         }
@@ -560,14 +682,14 @@ impl Engine {
                 hash.copy_from_slice(&buf[HANDSHAKE_PREFIX - 20..HANDSHAKE_PREFIX]);
                 let (addr, bytes) = (*addr, std::mem::take(buf));
                 let routed = self.by_hash.get(&InfoHash(hash)).copied().and_then(|id| {
-                    let t = self.torrents.get_mut(&id)?;
+                    let t = self.swarm(id)?;
                     t.handle_incoming(now, conn, addr).then_some(id)
                 });
                 match routed {
                     Some(id) => {
                         self.conns.insert(conn, Route::Torrent(id));
-                        if let Some(t) = self.torrents.get_mut(&id) {
-                            t.handle_bytes(now, conn, &bytes);
+                        if let Some(t) = self.swarm(id) {
+                            t.handle_chunk(now, conn, Bytes::from(bytes));
                         }
                     }
                     None => {
@@ -581,7 +703,7 @@ impl Engine {
             }
             Some(Route::Torrent(id)) => {
                 let id = *id;
-                if let Some(t) = self.torrents.get_mut(&id) {
+                if let Some(t) = self.swarm(id) {
                     t.handle_chunk(now, conn, data);
                 }
             }
@@ -593,7 +715,7 @@ impl Engine {
     pub fn handle_tcp_closed(&mut self, now: Instant, conn: ConnId) {
         self.now = now;
         if let Some(Route::Torrent(id)) = self.conns.remove(&conn) {
-            if let Some(t) = self.torrents.get_mut(&id) {
+            if let Some(t) = self.swarm(id) {
                 t.handle_closed(now, conn);
             }
         }
@@ -645,7 +767,7 @@ impl Engine {
             return;
         };
         let parsed = result.and_then(|body| parse_announce_response(&body));
-        if let Some(t) = self.torrents.get_mut(&torrent) {
+        if let Some(t) = self.swarm(torrent) {
             t.handle_announce(now, &url, parsed);
         }
     }
@@ -682,7 +804,7 @@ impl Engine {
             }
             _ => {
                 self.udp.remove(&key);
-                if let Some(t) = self.torrents.get_mut(&torrent) {
+                if let Some(t) = self.swarm(torrent) {
                     t.handle_announce(now, &url, Err(TrackerError::BadUrl("host did not resolve")));
                 }
             }
@@ -695,6 +817,11 @@ impl Engine {
         for t in self.torrents.values_mut() {
             if t.poll_timeout().is_some_and(|d| d <= now) {
                 t.handle_timeout(now);
+            }
+        }
+        for (f, _) in self.magnets.values_mut() {
+            if f.poll_timeout().is_some_and(|d| d <= now) {
+                f.handle_timeout(now);
             }
         }
         for tracker in self.udp.values_mut() {
@@ -736,15 +863,21 @@ impl Engine {
         let Some(d) = &mut self.dht else {
             return;
         };
-        d.torrents.retain(|id, _| self.torrents.contains_key(id));
+        d.torrents
+            .retain(|id, _| self.torrents.contains_key(id) || self.magnets.contains_key(id));
         for (id, s) in d.torrents.iter_mut() {
-            let Some(t) = self.torrents.get(id) else {
-                continue;
+            // A magnet looks for peers until its metadata is in.
+            let (info_hash, state) = match (self.torrents.get(id), self.magnets.get(id)) {
+                (Some(t), _) => (t.info_hash(), t.state()),
+                (None, Some((f, _))) if f.metadata().is_none() => {
+                    (f.info_hash(), TorrentState::Downloading)
+                }
+                _ => continue,
             };
             if s.next > now {
                 continue;
             }
-            let running = matches!(t.state(), TorrentState::Downloading | TorrentState::Seeding);
+            let running = matches!(state, TorrentState::Downloading | TorrentState::Seeding);
             if !running || d.node.table().is_empty() {
                 // Checking, paused or stopped, or no node known yet: look
                 // again in a moment.
@@ -755,7 +888,7 @@ impl Engine {
             // get_peers, then announce_peer to the closest with tokens).
             s.lookup = Some(
                 d.node
-                    .announce(now, t.info_hash(), self.config.listen_port, false),
+                    .announce(now, info_hash, self.config.listen_port, false),
             );
             s.found = 0;
             // Until the lookup ends (and as a fallback should it never
@@ -803,6 +936,7 @@ impl Engine {
             self.out.push_back(Output::Udp { to, payload });
         }
         let mut done = Vec::new();
+        let mut found = Vec::new();
         while let Some(e) = d.node.poll_event() {
             match e {
                 DhtEvent::Peers {
@@ -813,12 +947,8 @@ impl Engine {
                     if let Some(s) = d.torrents.values_mut().find(|s| s.lookup == Some(lookup)) {
                         s.found += peers.len();
                     }
-                    let torrent = self
-                        .by_hash
-                        .get(&info_hash)
-                        .and_then(|id| self.torrents.get_mut(id));
-                    if let Some(t) = torrent.filter(|t| !t.is_private()) {
-                        t.add_peers(now, peers, crate::torrent::peers::PeerSource::Dht);
+                    if let Some(&id) = self.by_hash.get(&info_hash) {
+                        found.push((id, peers));
                     }
                 }
                 DhtEvent::LookupDone { lookup, .. } => done.push(lookup),
@@ -826,6 +956,11 @@ impl Engine {
                     self.out.push_back(Output::Event(Event::Dht(e)));
                 }
                 _ => {}
+            }
+        }
+        for (id, peers) in found {
+            if let Some(t) = self.swarm(id) {
+                t.add_dht_peers(now, peers);
             }
         }
         for lookup in done {
@@ -897,7 +1032,7 @@ impl Engine {
                     host: host.to_owned(),
                 });
             }
-        } else if let Some(t) = self.torrents.get_mut(&torrent) {
+        } else if let Some(t) = self.swarm(torrent) {
             t.handle_announce(
                 now,
                 &url,
@@ -920,7 +1055,7 @@ impl Engine {
             }
         }
         for (torrent, url, ev) in results {
-            let Some(t) = self.torrents.get_mut(&torrent) else {
+            let Some(t) = self.swarm(torrent) else {
                 continue;
             };
             match ev {
@@ -931,10 +1066,28 @@ impl Engine {
         }
     }
 
-    /// Moves one torrent's outputs into the engine's queue.
+    /// Moves one torrent's outputs into the engine's queue (and a fetch's
+    /// events: once the metadata is in, its connections close, and the
+    /// torrent takes over on [`start_magnet`](Engine::start_magnet)).
     fn drain_torrent(&mut self, id: TorrentId) {
+        while let Some((f, _)) = self.magnets.get_mut(&id) {
+            let Some(e) = f.poll_event() else {
+                break;
+            };
+            if matches!(e, FetchEvent::Done { .. }) {
+                f.close(self.now, true);
+                if let Some(d) = &mut self.dht {
+                    // Looked up again as a torrent once started.
+                    if let Some(s) = d.torrents.get_mut(&id) {
+                        s.next = self.now;
+                        s.lookup = None;
+                    }
+                }
+            }
+            self.out.push_back(Output::Event(Event::Magnet(id, e)));
+        }
         loop {
-            let Some(o) = self.torrents.get_mut(&id).and_then(Torrent::poll_output) else {
+            let Some(o) = self.swarm(id).and_then(Swarm::poll_output) else {
                 break;
             };
             let now = self.now;
@@ -1017,7 +1170,12 @@ impl Engine {
     pub fn poll_output(&mut self, now: Instant) -> Output {
         self.now = self.now.max(now);
         if self.out.is_empty() {
-            let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
+            let ids: Vec<TorrentId> = self
+                .torrents
+                .keys()
+                .chain(self.magnets.keys())
+                .copied()
+                .collect();
             for id in ids {
                 self.drain_torrent(id);
             }
@@ -1028,6 +1186,11 @@ impl Engine {
         let mut next = Instant::MAX;
         for t in self.torrents.values() {
             if let Some(d) = t.poll_timeout() {
+                next = next.min(d);
+            }
+        }
+        for (f, _) in self.magnets.values() {
+            if let Some(d) = f.poll_timeout() {
                 next = next.min(d);
             }
         }
@@ -1052,5 +1215,29 @@ impl Engine {
     }
 }
 
+/// A .torrent file around an info dictionary: `announce` and
+/// `announce-list` from `tiers`, then `info` byte for byte.
+fn torrent_file(info: &[u8], tiers: &[Vec<String>]) -> Vec<u8> {
+    use crate::bencode::{encode_bytes, Value};
+    let mut out = vec![b'd'];
+    if let Some(first) = tiers.iter().flatten().next() {
+        encode_bytes(&mut out, b"announce");
+        encode_bytes(&mut out, first.as_bytes());
+        encode_bytes(&mut out, b"announce-list");
+        Value::list(
+            tiers
+                .iter()
+                .map(|t| Value::list(t.iter().map(|u| Value::bytes(u.as_bytes())).collect()))
+                .collect(),
+        )
+        .encode(&mut out);
+    }
+    encode_bytes(&mut out, b"info");
+    out.extend_from_slice(info);
+    out.push(b'e');
+    out
+}
+
+mod swarm;
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,9 @@ use sha1::{Digest, Sha1};
 
 use super::*;
 use crate::dht::DhtConfig;
+use crate::metainfo::{Magnet, PeerAddr};
 use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
+use crate::torrent::fetch::FetchEvent;
 use crate::tracker::http::{encode_announce_response, parse_announce_query};
 use crate::tracker::server::{ServerConfig, TrackerServer};
 
@@ -83,6 +85,8 @@ struct World {
     router_addr: Option<SocketAddr>,
     /// Every datagram an engine sent: (from node, to, payload).
     datagrams: Vec<(usize, SocketAddr, Vec<u8>)>,
+    /// Magnets whose metadata arrived and that were started.
+    magnets_started: usize,
 }
 
 /// Carries every output out until node 1 finishes (or virtual time runs
@@ -97,128 +101,151 @@ fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
     let mut finished = false;
     while now < deadline {
         let mut wakes = Vec::new();
-        for i in 0..nodes.len() {
-            loop {
-                let o = nodes[i].engine.poll_output(now);
-                match o {
-                    Output::Timeout(t) => {
-                        wakes.push(t);
-                        break;
+        // Rounds at the same instant until every node is idle (data handed
+        // to a node polled earlier in the round is answered at once).
+        let mut busy = true;
+        while busy {
+            busy = false;
+            wakes.clear();
+            for i in 0..nodes.len() {
+                loop {
+                    let o = nodes[i].engine.poll_output(now);
+                    if !matches!(o, Output::Timeout(_)) {
+                        busy = true;
                     }
-                    Output::Tcp { conn, action } => match action {
-                        TcpAction::Connect(addr) => {
-                            let j = nodes.iter().position(|n| n.addr == addr).unwrap();
-                            let from = SocketAddr::from(([127, 0, 0, 1], 40000 + i as u16));
-                            let remote = nodes[j].engine.handle_tcp_incoming(now, from).unwrap();
-                            links.insert((i, conn), (j, remote));
-                            links.insert((j, remote), (i, conn));
-                            nodes[i].engine.handle_tcp_connected(now, conn);
+                    match o {
+                        Output::Timeout(t) => {
+                            wakes.push(t);
+                            break;
                         }
-                        TcpAction::Send(bytes) => {
-                            if let Some(&(j, rc)) = links.get(&(i, conn)) {
-                                nodes[j].engine.handle_tcp_data(now, rc, &bytes);
+                        Output::Tcp { conn, action } => match action {
+                            TcpAction::Connect(addr) => {
+                                let Some(j) = nodes.iter().position(|n| n.addr == addr) else {
+                                    nodes[i].engine.handle_tcp_failed(now, conn);
+                                    continue;
+                                };
+                                let from = SocketAddr::from(([127, 0, 0, 1], 40000 + i as u16));
+                                let remote =
+                                    nodes[j].engine.handle_tcp_incoming(now, from).unwrap();
+                                links.insert((i, conn), (j, remote));
+                                links.insert((j, remote), (i, conn));
+                                nodes[i].engine.handle_tcp_connected(now, conn);
                             }
-                        }
-                        TcpAction::Close => {
-                            if let Some((j, rc)) = links.remove(&(i, conn)) {
-                                links.remove(&(j, rc));
-                                nodes[j].engine.handle_tcp_closed(now, rc);
-                            }
-                        }
-                    },
-                    Output::Http { request, url } => {
-                        let query = url.split_once('?').unwrap().1;
-                        let a = parse_announce_query(query.as_bytes()).unwrap();
-                        let peer = SocketAddr::new(nodes[i].addr.ip(), a.request.port);
-                        match &mut world.tracker {
-                            Some(tracker) => {
-                                let r = tracker.announce(now, peer, &a.request).unwrap();
-                                let body = encode_announce_response(&r, true);
-                                nodes[i].engine.handle_http(now, request, Ok(body));
-                            }
-                            None => nodes[i].engine.handle_http(
-                                now,
-                                request,
-                                Err(TrackerError::Unreachable("connection refused".into())),
-                            ),
-                        }
-                    }
-                    Output::Disk { torrent, op } => {
-                        let result = match op {
-                            DiskOp::Check {
-                                piece,
-                                slices,
-                                hash,
-                            } => {
-                                let mut h = Sha1::new();
-                                for s in slices {
-                                    h.update(
-                                        &nodes[i].disk
-                                            [s.offset as usize..(s.offset + s.length) as usize],
-                                    );
+                            TcpAction::Send(bytes) => {
+                                if let Some(&(j, rc)) = links.get(&(i, conn)) {
+                                    nodes[j].engine.handle_tcp_data(now, rc, &bytes);
                                 }
-                                DiskResult::Checked {
+                            }
+                            TcpAction::Close => {
+                                if let Some((j, rc)) = links.remove(&(i, conn)) {
+                                    links.remove(&(j, rc));
+                                    nodes[j].engine.handle_tcp_closed(now, rc);
+                                }
+                            }
+                        },
+                        Output::Http { request, url } => {
+                            let query = url.split_once('?').unwrap().1;
+                            let a = parse_announce_query(query.as_bytes()).unwrap();
+                            let peer = SocketAddr::new(nodes[i].addr.ip(), a.request.port);
+                            match &mut world.tracker {
+                                Some(tracker) => {
+                                    let r = tracker.announce(now, peer, &a.request).unwrap();
+                                    let body = encode_announce_response(&r, true);
+                                    nodes[i].engine.handle_http(now, request, Ok(body));
+                                }
+                                None => nodes[i].engine.handle_http(
+                                    now,
+                                    request,
+                                    Err(TrackerError::Unreachable("connection refused".into())),
+                                ),
+                            }
+                        }
+                        Output::Disk { torrent, op } => {
+                            let result = match op {
+                                DiskOp::Check {
                                     piece,
-                                    ok: <[u8; 20]>::from(h.finalize()) == hash,
+                                    slices,
+                                    hash,
+                                } => {
+                                    let mut h = Sha1::new();
+                                    for s in slices {
+                                        h.update(
+                                            &nodes[i].disk
+                                                [s.offset as usize..(s.offset + s.length) as usize],
+                                        );
+                                    }
+                                    DiskResult::Checked {
+                                        piece,
+                                        ok: <[u8; 20]>::from(h.finalize()) == hash,
+                                    }
                                 }
-                            }
-                            DiskOp::Verify {
-                                piece,
-                                blocks,
-                                hash,
-                            } => {
-                                let mut h = Sha1::new();
-                                for b in blocks {
-                                    h.update(&b);
-                                }
-                                DiskResult::Verified {
+                                DiskOp::Verify {
                                     piece,
-                                    ok: <[u8; 20]>::from(h.finalize()) == hash,
+                                    blocks,
+                                    hash,
+                                } => {
+                                    let mut h = Sha1::new();
+                                    for b in blocks {
+                                        h.update(&b);
+                                    }
+                                    DiskResult::Verified {
+                                        piece,
+                                        ok: <[u8; 20]>::from(h.finalize()) == hash,
+                                    }
                                 }
-                            }
-                            DiskOp::Write {
-                                piece,
-                                blocks,
-                                slices,
-                            } => {
-                                let all: Vec<u8> = blocks.concat();
-                                let mut at = 0;
-                                for s in slices {
-                                    let (o, l) = (s.offset as usize, s.length as usize);
-                                    nodes[i].disk[o..o + l].copy_from_slice(&all[at..at + l]);
-                                    at += l;
+                                DiskOp::Write {
+                                    piece,
+                                    blocks,
+                                    slices,
+                                } => {
+                                    let all: Vec<u8> = blocks.concat();
+                                    let mut at = 0;
+                                    for s in slices {
+                                        let (o, l) = (s.offset as usize, s.length as usize);
+                                        nodes[i].disk[o..o + l].copy_from_slice(&all[at..at + l]);
+                                        at += l;
+                                    }
+                                    DiskResult::Written { piece, ok: true }
                                 }
-                                DiskResult::Written { piece, ok: true }
-                            }
-                            DiskOp::Read {
-                                conn,
-                                block,
-                                slices,
-                            } => {
-                                let mut d = Vec::new();
-                                for s in slices {
-                                    d.extend_from_slice(
-                                        &nodes[i].disk
-                                            [s.offset as usize..(s.offset + s.length) as usize],
-                                    );
-                                }
-                                DiskResult::Read {
+                                DiskOp::Read {
                                     conn,
                                     block,
-                                    data: Some(d),
+                                    slices,
+                                } => {
+                                    let mut d = Vec::new();
+                                    for s in slices {
+                                        d.extend_from_slice(
+                                            &nodes[i].disk
+                                                [s.offset as usize..(s.offset + s.length) as usize],
+                                        );
+                                    }
+                                    DiskResult::Read {
+                                        conn,
+                                        block,
+                                        data: Some(d),
+                                    }
                                 }
-                            }
-                        };
-                        nodes[i].engine.handle_disk(now, torrent, result);
+                            };
+                            nodes[i].engine.handle_disk(now, torrent, result);
+                        }
+                        Output::Event(Event::Torrent(_, TorrentEvent::Finished)) if i == 1 => {
+                            finished = true;
+                        }
+                        Output::Udp { to, payload } => {
+                            world.datagrams.push((i, to, payload.clone()));
+                            udp.push_back((to, nodes[i].addr, payload));
+                        }
+                        Output::Event(Event::Magnet(id, FetchEvent::Done { .. })) => {
+                            // A fresh disk: nothing to check.
+                            nodes[i]
+                                .engine
+                                .start_magnet(now, id, StartMode::Fresh)
+                                .unwrap();
+                            world.magnets_started += 1;
+                        }
+                        Output::Event(_) => {}
+                        Output::Resolve { .. } => {}
                     }
-                    Output::Event(Event::Torrent(_, TorrentEvent::Finished)) if i == 1 => {
-                        finished = true;
-                    }
-                    Output::Udp { to, payload } => {
-                        world.datagrams.push((i, to, payload.clone()));
-                        udp.push_back((to, nodes[i].addr, payload));
-                    }
-                    Output::Event(_) | Output::Resolve { .. } => {}
                 }
             }
         }
@@ -351,4 +378,74 @@ fn leecher_finds_the_seeder_through_the_dht() {
         .map(|(i, _, _)| *i)
         .collect::<std::collections::BTreeSet<_>>();
     assert!(announced.contains(&0), "the seeder announced");
+}
+
+/// A seeder with the torrent and a leecher with only a magnet link.
+fn seeder_and_magnet(
+    info: &TorrentInfo,
+    data: &[u8],
+    magnet: &Magnet,
+    dht: Option<DhtSettings>,
+) -> Vec<Node> {
+    let mut nodes = seeder_and_leecher(info, data, dht.clone());
+    let mut config = EngineConfig {
+        listen_port: 7001,
+        dht,
+        ..EngineConfig::default()
+    };
+    config.peer_id = PeerId([2; 20]);
+    let mut engine = Engine::new(config, Seed::from_u64(5));
+    let torrent = engine.add_magnet(Instant::ZERO, magnet).unwrap();
+    assert!(
+        engine.add_magnet(Instant::ZERO, magnet).is_none(),
+        "added twice"
+    );
+    assert!(engine.torrent(torrent).is_none() && engine.magnet(torrent).is_some());
+    nodes[1].engine = engine;
+    nodes[1].torrent = torrent;
+    nodes
+}
+
+#[test]
+fn a_magnet_link_with_a_peer_address_downloads() {
+    let data = test_data();
+    let info = info(&data, "http://127.0.0.1:9/announce", false);
+    let magnet = Magnet {
+        info_hash: Some(info.info_hash),
+        peers: vec![PeerAddr::Ip(SocketAddr::from(([127, 0, 0, 1], 7000)))],
+        ..Magnet::default()
+    };
+    let mut nodes = seeder_and_magnet(&info, &data, &magnet, None);
+    let mut world = World::default();
+    let (finished, _) = run(&mut nodes, &mut world);
+    assert!(finished, "the magnet leecher never finished");
+    assert_eq!(world.magnets_started, 1);
+    assert_eq!(nodes[1].disk, data);
+    let t = nodes[1].engine.torrent(nodes[1].torrent).unwrap();
+    assert_eq!(t.info_hash(), info.info_hash);
+    assert!(nodes[1].engine.magnet(nodes[1].torrent).is_none());
+}
+
+#[test]
+fn a_bare_magnet_link_finds_its_peers_on_the_dht() {
+    let data = test_data();
+    let info = info(&data, "http://127.0.0.1:9/announce", false);
+    let router_addr = SocketAddr::from(([127, 0, 0, 1], 6881));
+    let mut router_config = DhtConfig::default();
+    router_config.table.allow_local = true;
+    let mut world = World {
+        router: Some(Dht::new(Instant::ZERO, router_config, Seed::from_u64(9))),
+        router_addr: Some(router_addr),
+        ..World::default()
+    };
+    let magnet = Magnet {
+        info_hash: Some(info.info_hash),
+        ..Magnet::default()
+    };
+    let mut nodes = seeder_and_magnet(&info, &data, &magnet, Some(loopback_dht(router_addr)));
+    let (finished, at) = run(&mut nodes, &mut world);
+    assert!(finished, "the magnet leecher never finished");
+    assert_eq!(world.magnets_started, 1);
+    assert_eq!(nodes[1].disk, data);
+    assert!(at <= Instant::ZERO + Duration::from_secs(180), "{at:?}");
 }

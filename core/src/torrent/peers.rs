@@ -101,10 +101,15 @@ impl PeerList {
         }
     }
 
-    /// Every address not banned, those that gave us data first.
+    /// Every address worth connecting to (not banned, not the source
+    /// port of a peer that connected to us), those that gave us data
+    /// first.
     pub fn addresses(&self) -> Vec<SocketAddr> {
-        let mut v: Vec<(&SocketAddr, &Candidate)> =
-            self.candidates.iter().filter(|(_, c)| !c.banned).collect();
+        let mut v: Vec<(&SocketAddr, &Candidate)> = self
+            .candidates
+            .iter()
+            .filter(|(_, c)| !c.banned && c.source != PeerSource::Incoming)
+            .collect();
         v.sort_by_key(|(a, c)| (!c.gave_data, c.failures, **a));
         v.into_iter().map(|(a, _)| *a).collect()
     }
