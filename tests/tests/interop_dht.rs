@@ -9,8 +9,9 @@
 //! through bittide's answers).
 //!
 //! And the DHT inside `bittide download` and `bittide seed`: a torrent
-//! without trackers downloads from a libtorrent seeder that only the DHT
-//! names, and a libtorrent leecher finds `bittide seed` the same way.
+//! without trackers, and a bare magnet link, download from a libtorrent
+//! seeder that only the DHT names, and a libtorrent leecher finds `bittide
+//! seed` the same way.
 //!
 //! Needs `python3-libtorrent` (`./scripts/test` installs it); fails, never
 //! skips, without it. Every process is bounded in time and killed at the end.
@@ -350,6 +351,32 @@ fn download_and_seed_with_peers_found_only_on_the_dht() {
         "state holds nodes: {} bytes",
         state.len()
     );
+
+    // A bare magnet link: peers from the DHT only, the metadata from
+    // libtorrent (BEP 9), then the data.
+    let magnet_out = dir.path().join("magnet-out");
+    let r = run_bounded(
+        Command::new(bittide())
+            .args(["download", &format!("magnet:?xt=urn:btih:{lt_hash}"), "-o"])
+            .arg(&magnet_out)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{}", bittide_tests::free_port()),
+            ])
+            .args(["--timeout", "60", "--json"])
+            .args(dht_args("magnet.dht")),
+        Duration::from_secs(120),
+    );
+    assert!(
+        r.status.success(),
+        "bittide download of a bare magnet failed: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&r.stdout).contains("\"event\":\"metadata\""),
+        "no metadata event"
+    );
+    assert!(std::fs::read(magnet_out.join("from-lt.bin")).unwrap() == lt_data);
 
     // The other way: `bittide seed` announces itself; a new libtorrent
     // node that knows only the DHT finds it and downloads.

@@ -136,14 +136,16 @@ fn lt_seed(torrent: &Path, save: &Path, port: u16) -> ChildGuard {
 
 /// Runs `bittide download`, killing it after `limit`.
 fn bittide_download(torrent: &Path, out: &Path, limit: Duration) {
+    bittide_download_with(torrent.to_str().unwrap(), out, limit, &[]);
+}
+
+/// `bittide download SOURCE` (a .torrent path or a magnet link) with more
+/// arguments, killed after `limit`.
+fn bittide_download_with(source: &str, out: &Path, limit: Duration, extra: &[&str]) {
     let port = free_port();
     let mut child = Command::new(bittide())
-        .args([
-            "download",
-            torrent.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-        ])
+        .args(["download", source, "-o", out.to_str().unwrap()])
+        .args(extra)
         .args([
             "--no-dht",
             "--listen",
@@ -227,6 +229,71 @@ fn bittide_downloads_from_libtorrent_via_http_and_udp_trackers() {
             );
         } else {
             same_tree(content, &out.join(name));
+        }
+    }
+}
+
+#[test]
+fn bittide_downloads_magnet_links_from_libtorrent() {
+    let dir = TempDir::new("magnet-from-lt");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let tree = make_tree(&src);
+    let tracker_port = free_port();
+    let torrent = dir.path().join("tree.torrent");
+    let announce = format!("http://127.0.0.1:{tracker_port}/announce");
+    run_bittide(&[
+        "create",
+        tree.to_str().unwrap(),
+        "-t",
+        &announce,
+        "--piece-size",
+        "32K",
+        "-o",
+        torrent.to_str().unwrap(),
+    ]);
+    let hash = info_hash(&torrent);
+    let _tracker = opentracker(
+        &dir.path().join("ot"),
+        tracker_port,
+        std::slice::from_ref(&hash),
+    );
+    let seed_port = free_port();
+    let _seeder = lt_seed(&torrent, &src, seed_port);
+    let tr: String = announce
+        .bytes()
+        .map(|b| match b {
+            b':' => "%3A".to_owned(),
+            b'/' => "%2F".to_owned(),
+            _ => (b as char).to_string(),
+        })
+        .collect();
+    // The tracker only, then a peer address only: the metadata comes from
+    // libtorrent (BEP 9), then the data.
+    for (label, magnet) in [
+        ("tr", format!("magnet:?xt=urn:btih:{hash}&dn=tree&tr={tr}")),
+        (
+            "x.pe",
+            format!("magnet:?xt=urn:btih:{hash}&x.pe=127.0.0.1:{seed_port}"),
+        ),
+    ] {
+        let out = dir.path().join(format!("out-{label}"));
+        let saved = dir.path().join(format!("saved-{label}.torrent"));
+        bittide_download_with(
+            &magnet,
+            &out,
+            Duration::from_secs(90),
+            &["--save-torrent", saved.to_str().unwrap()],
+        );
+        same_tree(&tree, &out.join("tree"));
+        // The saved .torrent is the same torrent (same info-hash), and
+        // keeps the link's tracker.
+        assert_eq!(info_hash(&saved), hash, "{label}");
+        let v: serde_json::Value =
+            serde_json::from_str(&run_bittide(&["info", "--json", saved.to_str().unwrap()]))
+                .unwrap();
+        if label == "tr" {
+            assert!(v.to_string().contains(&announce), "{label}: {v}");
         }
     }
 }

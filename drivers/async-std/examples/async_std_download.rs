@@ -22,7 +22,8 @@ fn main() {
         std::process::exit(1);
     });
     let options = SessionOptions {
-        torrent,
+        torrent: client::TorrentSource::File(torrent),
+        save_torrent: None,
         folder: args[1].clone().into(),
         keep_seeding: false,
         listen: "0.0.0.0:0".parse().expect("literal"),

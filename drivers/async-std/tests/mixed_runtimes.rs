@@ -45,7 +45,8 @@ fn options(
     peers: Vec<SocketAddr>,
 ) -> SessionOptions {
     SessionOptions {
-        torrent: torrent.to_vec(),
+        torrent: client::TorrentSource::File(torrent.to_vec()),
+        save_torrent: None,
         folder,
         keep_seeding: false,
         listen,

@@ -10,30 +10,30 @@ use std::time::Duration;
 
 use bittide_core::dht::Dht;
 use bittide_core::engine::{DhtSettings, Engine, EngineConfig, Event};
-use bittide_core::metainfo::Metainfo;
+use bittide_core::metainfo::{Magnet, Metainfo};
+use bittide_core::picker::Priority;
+use bittide_core::torrent::fetch::FetchEvent;
 use bittide_core::torrent::{StartMode, TorrentEvent, TorrentInfo, TorrentState};
 use bittide_core::wire::PeerId;
-use bittide_core::{Bitfield, InfoHash, Rng, TorrentId};
+use bittide_core::{Bitfield, Rng, TorrentId};
 
 /// How often resume data is written while running.
 const RESUME_INTERVAL: Duration = Duration::from_secs(30);
 
-fn info_hash_of(m: &Metainfo<'_>) -> InfoHash {
-    m.info_hash
-}
-
 use crate::clock::{os_seed, Clock};
 use crate::dht_client::PUBLIC_ROUTERS;
 use crate::disk::Storage;
-use crate::driver::{Control, Driver, Handle};
+use crate::driver::{Command, Control, Driver, Handle};
 use crate::resume;
 use crate::runtime::Runtime;
 
 /// What to do.
 #[derive(Clone, Debug)]
 pub struct SessionOptions {
-    /// The .torrent file's bytes.
-    pub torrent: Vec<u8>,
+    /// What to download: a .torrent file or a magnet link.
+    pub torrent: TorrentSource,
+    /// For a magnet link: write the .torrent here once the metadata is in.
+    pub save_torrent: Option<PathBuf>,
     /// The folder that holds (or will hold) `<name>`.
     pub folder: PathBuf,
     /// Keep serving after the download completes (until shut down).
@@ -58,6 +58,15 @@ pub struct SessionOptions {
     pub download_rate: u64,
     /// Find peers on the DHT too (`None`: trackers and given peers only).
     pub dht: Option<SessionDht>,
+}
+
+/// Where the torrent comes from.
+#[derive(Clone, Debug)]
+pub enum TorrentSource {
+    /// A .torrent file's bytes.
+    File(Vec<u8>),
+    /// A magnet link: the metadata comes from peers first (BEP 9).
+    Magnet(Magnet),
 }
 
 /// The session's DHT node.
@@ -127,6 +136,9 @@ pub struct Progress {
     pub peers: usize,
     /// The torrent's state.
     pub state: TorrentState,
+    /// A magnet link's metadata is still on its way (nothing else above
+    /// is known yet but `peers`).
+    pub fetching_metadata: bool,
 }
 
 /// How a session ended badly; `code` is the process exit code the CLI uses.
@@ -194,13 +206,17 @@ pub async fn run<R: Runtime>(
     on_start: impl FnOnce(Handle, SocketAddr),
     mut report: impl FnMut(&Progress, Option<&TorrentEvent>),
 ) -> Result<Progress, SessionError> {
-    let metainfo = Metainfo::from_bytes(&options.torrent)
-        .map_err(|e| err(exit::BAD_TORRENT, e.to_string()))?;
     check_folder(&options.folder)?;
-    let name = String::from_utf8_lossy(metainfo.info.name()).into_owned();
-    let exists = options.folder.join(&name).exists();
-    let info = TorrentInfo::from_metainfo(&metainfo);
-    let storage = Arc::new(Storage::new(&options.folder, &metainfo));
+    let prepared = match &options.torrent {
+        TorrentSource::File(bytes) => Some(prepare(&options, bytes, &[])?),
+        TorrentSource::Magnet(m) if m.info_hash.is_none() => {
+            return Err(err(
+                exit::BAD_TORRENT,
+                "the magnet link has no BitTorrent v1 info-hash (xt=urn:btih:…)",
+            ));
+        }
+        TorrentSource::Magnet(_) => None,
+    };
 
     let listener = rt.listen(options.listen).await.map_err(|e| {
         err(
@@ -213,18 +229,6 @@ pub async fn run<R: Runtime>(
         .map_err(|e| err(exit::IO, format!("listen address: {e}")))?;
     let udp_bind = SocketAddr::new(local.ip(), local.port());
     let udp = rt.bind_udp(udp_bind).await.ok();
-
-    let resume = if options.recheck {
-        None
-    } else {
-        resume::load(
-            &options.folder,
-            &info.info_hash,
-            info.layout.piece_count(),
-            &storage,
-            metainfo.info.files().len(),
-        )
-    };
 
     let mut config = EngineConfig {
         peer_id: random_peer_id(),
@@ -240,60 +244,44 @@ pub async fn run<R: Runtime>(
     if let Some(n) = options.max_peers {
         config.torrent.max_peers = n.max(1);
     }
-    let file_count = metainfo.info.files().len();
-    let priorities = match &options.only {
-        None => None,
-        Some(list) => {
-            if let Some(bad) = list.iter().find(|&&i| i >= file_count) {
-                return Err(err(
-                    2,
-                    format!("--only: the torrent has no file {bad} (it has {file_count})"),
-                ));
-            }
-            Some(
-                (0..file_count)
-                    .map(|i| {
-                        if list.contains(&i) {
-                            bittide_core::picker::Priority::Normal
-                        } else {
-                            bittide_core::picker::Priority::Skip
-                        }
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        }
-    };
     let clock = Clock::new();
     let mut engine = Engine::new(config, os_seed());
-    let start = match (&resume, exists) {
-        (Some(r), _) => StartMode::Trusted(r.pieces.clone()),
-        (None, true) => StartMode::Check,
-        (None, false) => StartMode::Fresh,
-    };
-    let id: TorrentId = engine
-        .add_torrent(clock.now(), info, start)
-        .ok_or_else(|| err(exit::BAD_TORRENT, "torrent added twice"))?;
-    if let Some(p) = &priorities {
-        engine.set_file_priorities(clock.now(), id, p);
-    }
-    if options.sequential {
-        engine.set_sequential(id, true);
-    }
-    let mut peers = options.peers.clone();
-    if let Some(r) = &resume {
-        peers.extend(r.peers.iter().copied());
-    }
-    if !peers.is_empty() {
-        engine.add_peers(clock.now(), id, peers);
-    }
-    let mut driver = Driver::new(rt.clone(), engine, clock);
-    driver.set_storage(id, storage.clone());
-    let info_hash = info_hash_of(&metainfo);
-    let save_resume = {
-        let (folder, storage) = (options.folder.clone(), storage.clone());
-        move |have: Bitfield, peers: Vec<SocketAddr>| {
-            let _ = resume::save(&folder, &info_hash, &have, &peers, &storage, file_count);
+    let now = clock.now();
+    let id: TorrentId = match (&prepared, &options.torrent) {
+        (Some(p), _) => {
+            let id = engine
+                .add_torrent(now, p.info.clone(), p.start.clone())
+                .ok_or_else(|| err(exit::BAD_TORRENT, "torrent added twice"))?;
+            p.configure(&mut engine, now, id, &options);
+            id
         }
+        (None, TorrentSource::Magnet(m)) => {
+            let id = engine
+                .add_magnet(now, m)
+                .ok_or_else(|| err(exit::BAD_TORRENT, "torrent added twice"))?;
+            if !options.peers.is_empty() {
+                engine.add_peers(now, id, options.peers.clone());
+            }
+            id
+        }
+        (None, TorrentSource::File(_)) => unreachable!("a file is prepared above"),
+    };
+    let mut driver = Driver::new(rt.clone(), engine, clock);
+    if let Some(p) = &prepared {
+        driver.set_storage(id, p.storage.clone());
+    }
+    let handle = driver.handle();
+    let mut prepared = prepared;
+    let folder = options.folder.clone();
+    let save_resume = move |p: &Prepared, have: Bitfield, peers: Vec<SocketAddr>| {
+        let _ = resume::save(
+            &folder,
+            &p.info.info_hash,
+            &have,
+            &peers,
+            &p.storage,
+            p.file_count,
+        );
     };
     let mut last_save = std::time::Instant::now();
     let dht_file = options.dht.as_ref().and_then(|d| d.state_file.clone());
@@ -316,6 +304,7 @@ pub async fn run<R: Runtime>(
         uploaded: 0,
         peers: 0,
         state: TorrentState::Checking,
+        fetching_metadata: matches!(options.torrent, TorrentSource::Magnet(_)),
     };
     let mut ever_connected = false;
     let mut refused: Option<String> = None;
@@ -324,21 +313,55 @@ pub async fn run<R: Runtime>(
     let peer_timeout = options.peer_timeout;
     driver
         .run(|event, engine: &Engine| {
+            if let Some(Event::Magnet(_, FetchEvent::Done { .. })) = event {
+                // The metadata is in: the files are known, so storage,
+                // resume data and file selection can be set up, then the
+                // torrent starts.
+                match magnet_ready(engine, id, &options) {
+                    Ok(p) => {
+                        handle.send(Command::StartMagnet {
+                            torrent: id,
+                            storage: p.storage.clone(),
+                            start: p.start.clone(),
+                            priorities: p.priorities.clone(),
+                            sequential: options.sequential,
+                            peers: p.resume_peers.clone(),
+                        });
+                        prepared = Some(p);
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        return Control::Shutdown;
+                    }
+                }
+            }
             let Some(t) = engine.torrent(id) else {
-                return Control::Shutdown;
+                let Some(f) = engine.magnet(id) else {
+                    return Control::Shutdown;
+                };
+                last.peers = f.peer_count();
+                last.fetching_metadata = true;
+                if f.peer_count() > 0 {
+                    ever_connected = true;
+                }
+                report(&last, None);
+                if let Some(limit) = peer_timeout.filter(|_| !ever_connected) {
+                    if started.elapsed() >= limit {
+                        failure = Some(err(
+                            exit::NO_PEERS,
+                            format!("no peers found within {} s", limit.as_secs()),
+                        ));
+                        return Control::Shutdown;
+                    }
+                }
+                return Control::Continue;
+            };
+            let Some(p) = prepared.as_ref() else {
+                return Control::Continue;
             };
             final_state = Some((t.have().clone(), t.peer_addrs()));
             let (uploaded, downloaded, left) = t.counters();
-            let total = (0..t.have().len())
-                .map(|p| {
-                    u64::from(
-                        metainfo
-                            .info
-                            .layout()
-                            .piece_size(bittide_core::PieceIndex(p)),
-                    )
-                })
-                .sum::<u64>();
+            let total = p.info.layout.total_length();
             last = Progress {
                 done: total.saturating_sub(left),
                 total,
@@ -346,6 +369,7 @@ pub async fn run<R: Runtime>(
                 uploaded,
                 peers: t.peer_count(),
                 state: t.state(),
+                fetching_metadata: false,
             };
             let torrent_event = match event {
                 Some(Event::Torrent(_, e)) => Some(e),
@@ -378,7 +402,8 @@ pub async fn run<R: Runtime>(
                 last_save = std::time::Instant::now();
                 saved_pieces = t.have().count();
                 let (have, peers, save) = (t.have().clone(), t.peer_addrs(), save_resume.clone());
-                rt.spawn_blocking(Box::new(move || save(have, peers)));
+                let p = p.clone();
+                rt.spawn_blocking(Box::new(move || save(&p, have, peers)));
             }
             match torrent_event {
                 Some(TorrentEvent::PeerConnected { .. }) => ever_connected = true,
@@ -418,8 +443,8 @@ pub async fn run<R: Runtime>(
             Control::Continue
         })
         .await;
-    if let Some((have, peers)) = final_state {
-        save_resume(have, peers);
+    if let (Some((have, peers)), Some(p)) = (final_state, &prepared) {
+        save_resume(p, have, peers);
     }
     if let (Some(path), Some(state)) = (&dht_file, &dht_state) {
         save_dht(path, state);
@@ -428,4 +453,140 @@ pub async fn run<R: Runtime>(
         Some(f) => Err(f),
         None => Ok(last),
     }
+}
+
+/// What a session needs of a torrent once its files are known.
+#[derive(Clone)]
+struct Prepared {
+    info: TorrentInfo,
+    storage: Arc<Storage>,
+    start: StartMode,
+    priorities: Option<Vec<Priority>>,
+    file_count: usize,
+    /// Peers from the resume data.
+    resume_peers: Vec<SocketAddr>,
+}
+
+impl Prepared {
+    /// Applies file selection, order and known peers to the added torrent.
+    fn configure(
+        &self,
+        engine: &mut Engine,
+        now: bittide_core::Instant,
+        id: TorrentId,
+        options: &SessionOptions,
+    ) {
+        if let Some(p) = &self.priorities {
+            engine.set_file_priorities(now, id, p);
+        }
+        if options.sequential {
+            engine.set_sequential(id, true);
+        }
+        let mut peers = options.peers.clone();
+        peers.extend(self.resume_peers.iter().copied());
+        if !peers.is_empty() {
+            engine.add_peers(now, id, peers);
+        }
+    }
+}
+
+/// Reads a .torrent for the session: its storage under the folder, what
+/// resume data says is on disk, and the files to download (`--only`, else
+/// a magnet's `so=`, BEP 53).
+fn prepare(
+    options: &SessionOptions,
+    torrent: &[u8],
+    select_only: &[std::ops::RangeInclusive<u32>],
+) -> Result<Prepared, SessionError> {
+    let metainfo =
+        Metainfo::from_bytes(torrent).map_err(|e| err(exit::BAD_TORRENT, e.to_string()))?;
+    let name = String::from_utf8_lossy(metainfo.info.name()).into_owned();
+    let exists = options.folder.join(&name).exists();
+    let info = TorrentInfo::from_metainfo(&metainfo);
+    let storage = Arc::new(Storage::new(&options.folder, &metainfo));
+    let file_count = metainfo.info.files().len();
+    let resume = if options.recheck {
+        None
+    } else {
+        resume::load(
+            &options.folder,
+            &info.info_hash,
+            info.layout.piece_count(),
+            &storage,
+            file_count,
+        )
+    };
+    let wanted: Option<Vec<usize>> = match (&options.only, select_only) {
+        (Some(list), _) => {
+            if let Some(bad) = list.iter().find(|&&i| i >= file_count) {
+                return Err(err(
+                    2,
+                    format!("--only: the torrent has no file {bad} (it has {file_count})"),
+                ));
+            }
+            Some(list.clone())
+        }
+        (None, []) => None,
+        (None, ranges) => Some(
+            (0..file_count)
+                .filter(|i| ranges.iter().any(|r| r.contains(&(*i as u32))))
+                .collect(),
+        ),
+    };
+    let priorities = wanted.map(|list| {
+        (0..file_count)
+            .map(|i| {
+                if list.contains(&i) {
+                    Priority::Normal
+                } else {
+                    Priority::Skip
+                }
+            })
+            .collect()
+    });
+    let start = match (&resume, exists) {
+        (Some(r), _) => StartMode::Trusted(r.pieces.clone()),
+        (None, true) => StartMode::Check,
+        (None, false) => StartMode::Fresh,
+    };
+    Ok(Prepared {
+        info,
+        storage,
+        start,
+        priorities,
+        file_count,
+        resume_peers: resume.map(|r| r.peers).unwrap_or_default(),
+    })
+}
+
+/// A magnet's metadata arrived: its .torrent (written to `--save-torrent`
+/// when asked), prepared like a file's.
+fn magnet_ready(
+    engine: &Engine,
+    id: TorrentId,
+    options: &SessionOptions,
+) -> Result<Prepared, SessionError> {
+    let bytes = engine
+        .magnet_torrent_file(id)
+        .ok_or_else(|| err(exit::BAD_TORRENT, "metadata missing"))?;
+    if let Some(path) = &options.save_torrent {
+        write_atomically(path, &bytes).map_err(|e| {
+            err(
+                exit::IO,
+                format!("{}: cannot write the torrent: {e}", path.display()),
+            )
+        })?;
+    }
+    let select_only = match &options.torrent {
+        TorrentSource::Magnet(m) => m.select_only.clone(),
+        TorrentSource::File(_) => Vec::new(),
+    };
+    prepare(options, &bytes, &select_only)
+}
+
+/// Writes `bytes` to a temporary beside `path`, then renames it over.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("part.{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }

@@ -129,7 +129,8 @@ pub async fn swarm<R: Runtime>(rt: R, dir: PathBuf) -> Result<(), String> {
     let torrent = builder.build(&hasher.finish()).map_err(|e| e.to_string())?;
 
     let options = |folder: &Path, seed: bool| SessionOptions {
-        torrent: torrent.clone(),
+        torrent: client::TorrentSource::File(torrent.clone()),
+        save_torrent: None,
         folder: folder.to_owned(),
         keep_seeding: seed,
         listen: "127.0.0.1:0".parse().expect("literal"),

@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use bittide_core::engine::{DiskResult, Engine, Event, Output, RequestId, TcpAction};
+use bittide_core::picker::Priority;
+use bittide_core::torrent::StartMode;
 use bittide_core::tracker::TrackerError;
 use bittide_core::{ConnId, TorrentId};
 
@@ -48,6 +50,23 @@ pub enum Command {
     Shutdown,
     /// End the loop now.
     Abort,
+    /// A magnet link's metadata is in ([`Engine::start_magnet`]): store
+    /// its data here, start it as `start` says, with these file
+    /// priorities, order and extra peers.
+    StartMagnet {
+        /// The torrent.
+        torrent: TorrentId,
+        /// Its files.
+        storage: Arc<Storage>,
+        /// What is already on disk.
+        start: StartMode,
+        /// File priorities (`None`: every file).
+        priorities: Option<Vec<Priority>>,
+        /// Download in piece order.
+        sequential: bool,
+        /// More peers (from resume data).
+        peers: Vec<SocketAddr>,
+    },
 }
 
 /// What the application's callback decides after each event.
@@ -364,6 +383,27 @@ impl<R: Runtime> Driver<R> {
             Input::Http(id, r) => self.engine.handle_http(now, id, r),
             Input::Resolved(id, addrs) => self.engine.handle_resolved(now, id, addrs),
             Input::Command(Command::Abort) => return false,
+            Input::Command(Command::StartMagnet {
+                torrent,
+                storage,
+                start,
+                priorities,
+                sequential,
+                peers,
+            }) => {
+                self.storage.insert(torrent, storage);
+                if self.engine.start_magnet(now, torrent, start).is_ok() {
+                    if let Some(p) = priorities {
+                        self.engine.set_file_priorities(now, torrent, &p);
+                    }
+                    if sequential {
+                        self.engine.set_sequential(torrent, true);
+                    }
+                    if !peers.is_empty() {
+                        self.engine.add_peers(now, torrent, peers);
+                    }
+                }
+            }
             Input::Command(Command::Shutdown) => {
                 if self.shutting_down.is_none() {
                     self.shutting_down = Some(std::time::Instant::now() + Duration::from_secs(5));

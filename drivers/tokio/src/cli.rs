@@ -212,8 +212,14 @@ enum DhtCommand {
 
 #[derive(clap::Args, Debug)]
 struct DownloadArgs {
-    /// The .torrent file.
+    /// The .torrent file, or a magnet link (`magnet:?xt=urn:btih:…`; quote
+    /// it for the shell).
+    #[arg(value_name = "TORRENT|MAGNET")]
     torrent: PathBuf,
+    /// For a magnet link: write the .torrent here once the metadata has
+    /// arrived, to reuse it later.
+    #[arg(long, value_name = "PATH")]
+    save_torrent: Option<PathBuf>,
     /// Folder to download into (the content goes to DIR/<name>).
     #[arg(short, long, value_name = "DIR", default_value = ".")]
     output: PathBuf,
@@ -343,6 +349,7 @@ impl From<DownloadArgs> for crate::session::DownloadArgs {
     fn from(a: DownloadArgs) -> crate::session::DownloadArgs {
         crate::session::DownloadArgs {
             torrent: a.torrent,
+            save_torrent: a.save_torrent,
             output: a.output,
             seed: a.seed,
             listen: a.listen,

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use bittide_core::metainfo::Magnet;
 use bittide_core::torrent::{TorrentEvent, TorrentState};
-use bittide_driver::client::{self, Progress, SessionDht, SessionOptions};
+use bittide_driver::client::{self, Progress, SessionDht, SessionOptions, TorrentSource};
 use bittide_driver::driver::Command;
 use bittide_tokio::runtime::TokioRuntime;
 use serde_json::json;
@@ -17,6 +18,7 @@ pub(crate) use bittide_driver::client::SessionError;
 /// `bittide download` options.
 pub(crate) struct DownloadArgs {
     pub(crate) torrent: PathBuf,
+    pub(crate) save_torrent: Option<PathBuf>,
     pub(crate) output: PathBuf,
     pub(crate) seed: bool,
     pub(crate) listen: SocketAddr,
@@ -44,6 +46,19 @@ pub(crate) struct SeedArgs {
     pub(crate) dht: Option<SessionDht>,
 }
 
+/// A magnet link (`magnet:…`) or a .torrent file's bytes.
+fn torrent_source(arg: &std::path::Path) -> Result<TorrentSource, SessionError> {
+    match arg.to_str().filter(|s| s.starts_with("magnet:")) {
+        Some(uri) => Magnet::parse(uri)
+            .map(TorrentSource::Magnet)
+            .map_err(|e| SessionError {
+                code: client::exit::BAD_TORRENT,
+                message: format!("bad magnet link: {e}"),
+            }),
+        None => read_torrent(arg).map(TorrentSource::File),
+    }
+}
+
 fn read_torrent(path: &std::path::Path) -> Result<Vec<u8>, SessionError> {
     std::fs::read(path).map_err(|e| SessionError {
         code: client::exit::IO,
@@ -69,6 +84,8 @@ struct Reporter {
     last_print: Instant,
     last_bytes: (u64, u64),
     started: Instant,
+    /// A magnet's metadata was still on its way at the last report.
+    fetching: bool,
 }
 
 impl Reporter {
@@ -89,6 +106,7 @@ impl Reporter {
             last_print: Instant::now(),
             last_bytes: (0, 0),
             started: Instant::now(),
+            fetching: false,
         }
     }
 
@@ -98,6 +116,7 @@ impl Reporter {
     }
 
     fn event(&mut self, p: &Progress, e: &TorrentEvent) {
+        self.metadata(p);
         let text = match e {
             TorrentEvent::Finished => Some((
                 "finished",
@@ -122,7 +141,31 @@ impl Reporter {
         }
     }
 
+    /// Says once when a magnet's metadata has arrived.
+    fn metadata(&mut self, p: &Progress) {
+        if p.fetching_metadata {
+            self.fetching = true;
+            return;
+        }
+        if !std::mem::take(&mut self.fetching) {
+            return;
+        }
+        let msg = format!(
+            "metadata received after {:.1} s: {} to download",
+            self.started.elapsed().as_secs_f64(),
+            human(p.total as f64)
+        );
+        if self.json {
+            self.line(&json!({"event": "metadata", "message": msg, "total": p.total}).to_string());
+        } else if let Some(bar) = &self.bar {
+            bar.println(msg);
+        } else {
+            self.line(&msg);
+        }
+    }
+
     fn tick(&mut self, p: &Progress) {
+        self.metadata(p);
         let elapsed = self.last_print.elapsed();
         if elapsed < Duration::from_secs(1) {
             return;
@@ -138,6 +181,19 @@ impl Reporter {
         } else {
             "?".into()
         };
+        if p.fetching_metadata {
+            let msg = format!("fetching metadata from {} peers", p.peers);
+            if self.json {
+                self.line(
+                    &json!({"event": "progress", "metadata": false, "peers": p.peers}).to_string(),
+                );
+            } else if let Some(bar) = &self.bar {
+                bar.set_message(msg);
+            } else {
+                self.line(&msg);
+            }
+            return;
+        }
         if self.json {
             self.line(
                 &json!({"event": "progress", "done": p.done, "total": p.total, "down_rate": down as u64,
@@ -231,7 +287,8 @@ fn run(options: SessionOptions, json: bool) -> Result<(), SessionError> {
 /// `bittide download`.
 pub(crate) fn download(args: DownloadArgs) -> Result<(), SessionError> {
     let options = SessionOptions {
-        torrent: read_torrent(&args.torrent)?,
+        torrent: torrent_source(&args.torrent)?,
+        save_torrent: args.save_torrent,
         folder: args.output,
         keep_seeding: args.seed,
         listen: args.listen,
@@ -251,7 +308,8 @@ pub(crate) fn download(args: DownloadArgs) -> Result<(), SessionError> {
 /// `bittide seed`.
 pub(crate) fn seed(args: SeedArgs) -> Result<(), SessionError> {
     let options = SessionOptions {
-        torrent: read_torrent(&args.torrent)?,
+        torrent: TorrentSource::File(read_torrent(&args.torrent)?),
+        save_torrent: None,
         folder: args.dir,
         keep_seeding: true,
         listen: args.listen,
