@@ -87,6 +87,8 @@ struct World {
     datagrams: Vec<(usize, SocketAddr, Vec<u8>)>,
     /// Magnets whose metadata arrived and that were started.
     magnets_started: usize,
+    /// Peers banned for serving wrong metadata.
+    bad_metadata: usize,
 }
 
 /// Carries every output out until node 1 finishes (or virtual time runs
@@ -242,6 +244,9 @@ fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                 .start_magnet(now, id, StartMode::Fresh)
                                 .unwrap();
                             world.magnets_started += 1;
+                        }
+                        Output::Event(Event::Magnet(_, FetchEvent::BadMetadata { .. })) => {
+                            world.bad_metadata += 1;
                         }
                         Output::Event(_) => {}
                         Output::Resolve { .. } => {}
@@ -448,4 +453,62 @@ fn a_bare_magnet_link_finds_its_peers_on_the_dht() {
     assert_eq!(world.magnets_started, 1);
     assert_eq!(nodes[1].disk, data);
     assert!(at <= Instant::ZERO + Duration::from_secs(180), "{at:?}");
+}
+
+#[test]
+fn a_peer_serving_wrong_metadata_does_not_stop_a_magnet() {
+    let data = test_data();
+    let real = info(&data, "http://127.0.0.1:9/announce", false);
+    let magnet = Magnet {
+        info_hash: Some(real.info_hash),
+        // The liar first.
+        peers: vec![
+            PeerAddr::Ip(SocketAddr::from(([127, 0, 0, 1], 7002))),
+            PeerAddr::Ip(SocketAddr::from(([127, 0, 0, 1], 7000))),
+        ],
+        ..Magnet::default()
+    };
+    let mut nodes = seeder_and_magnet(&real, &data, &magnet, None);
+    // A seeder of other content that answers to our info-hash and serves
+    // its own (wrong) info dictionary of the same size.
+    let other: Vec<u8> = data.iter().map(|b| b.wrapping_add(1)).collect();
+    let wrong = info(&other, "http://127.0.0.1:9/announce", false);
+    assert_eq!(
+        wrong.metadata.as_ref().unwrap().len(),
+        real.metadata.as_ref().unwrap().len()
+    );
+    let liar_info = TorrentInfo {
+        info_hash: real.info_hash,
+        ..wrong
+    };
+    let mut config = EngineConfig {
+        listen_port: 7002,
+        ..EngineConfig::default()
+    };
+    config.peer_id = PeerId([3; 20]);
+    let mut engine = Engine::new(config, Seed::from_u64(7));
+    // Ready at once (the honest seeder checks its disk first), so the liar
+    // is the first peer asked.
+    let pieces = liar_info.layout.piece_count();
+    let torrent = engine
+        .add_torrent(
+            Instant::ZERO,
+            liar_info,
+            StartMode::Trusted(crate::bitfield::Bitfield::full(pieces)),
+        )
+        .unwrap();
+    nodes.push(Node {
+        engine,
+        addr: SocketAddr::from(([127, 0, 0, 1], 7002)),
+        disk: other,
+        torrent,
+    });
+    let mut world = World::default();
+    let (finished, _) = run(&mut nodes, &mut world);
+    assert!(finished, "the magnet leecher never finished");
+    assert_eq!(world.magnets_started, 1);
+    assert_eq!(world.bad_metadata, 1, "the liar was asked, and caught");
+    assert_eq!(nodes[1].disk, data);
+    let t = nodes[1].engine.torrent(nodes[1].torrent).unwrap();
+    assert_eq!(t.info_hash(), real.info_hash);
 }
