@@ -107,7 +107,7 @@ impl PeerExchange {
     /// Reads a PEX payload from this peer: the addresses worth adding to
     /// our peer list (at most [`PEX_MAX_PER_MESSAGE`]), or nothing when it
     /// is malformed or came too soon after the last one.
-    pub fn pex_received(&mut self, now: Instant, payload: &[u8]) -> Vec<SocketAddr> {
+    pub fn pex_received(&mut self, now: Instant, payload: &[u8]) -> Vec<(SocketAddr, PexFlags)> {
         if self
             .last_pex_in
             .is_some_and(|t| now.saturating_duration_since(t) < PEX_MIN_GAP)
@@ -120,8 +120,7 @@ impl PeerExchange {
         self.last_pex_in = Some(now);
         m.added
             .into_iter()
-            .map(|(a, _)| a)
-            .filter(|a| !a.ip().is_unspecified() && !a.ip().is_multicast())
+            .filter(|(a, _)| !a.ip().is_unspecified() && !a.ip().is_multicast())
             .take(PEX_MAX_PER_MESSAGE)
             .collect()
     }

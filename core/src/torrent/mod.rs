@@ -768,6 +768,7 @@ impl Torrent {
     fn set_state(&mut self, s: TorrentState) {
         if self.state != s {
             self.state = s;
+            self.list.set_seeding(s == TorrentState::Seeding);
             self.emit(TorrentEvent::StateChanged(s));
         }
     }
@@ -1036,9 +1037,13 @@ impl Torrent {
             OUR_UT_PEX if !self.info.private => {
                 let addrs = p.exchange.pex_received(now, &payload);
                 let own = SocketAddr::new(p.addr.ip(), self.config.listen_port);
-                let addrs: Vec<SocketAddr> = addrs.into_iter().filter(|a| *a != own).collect();
-                if !addrs.is_empty() {
-                    self.add_peers(now, addrs, PeerSource::Pex);
+                let mut any = false;
+                for (a, flags) in addrs.into_iter().filter(|(a, _)| *a != own) {
+                    self.list.add_flagged(now, a, PeerSource::Pex, flags);
+                    any = true;
+                }
+                if any {
+                    self.connect_more(now);
                 }
             }
             _ => {}

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::time::Instant;
+use crate::wire::PexFlags;
 
 /// Where an address came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,18 +44,41 @@ struct Candidate {
     trust: i32,
     parole: bool,
     gave_data: bool,
+    /// What peer exchange said of it (BEP 11: seed, encryption, uTP,
+    /// reachable).
+    flags: PexFlags,
 }
 
 /// See the module documentation.
 #[derive(Clone, Debug, Default)]
 pub struct PeerList {
     candidates: BTreeMap<SocketAddr, Candidate>,
+    /// We are a seed: peers known to be seeds are not worth a connection.
+    seeding: bool,
 }
 
 impl PeerList {
     /// Adds an address (no-op if known or banned, or the list is full).
     pub fn add(&mut self, now: Instant, addr: SocketAddr, source: PeerSource) {
-        if self.candidates.len() >= MAX_CANDIDATES && !self.candidates.contains_key(&addr) {
+        self.add_flagged(now, addr, source, PexFlags::default());
+    }
+
+    /// Adds an address with what peer exchange said of it; for a known
+    /// address the flags are updated.
+    pub fn add_flagged(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        source: PeerSource,
+        flags: PexFlags,
+    ) {
+        if let Some(c) = self.candidates.get_mut(&addr) {
+            if flags != PexFlags::default() {
+                c.flags = flags;
+            }
+            return;
+        }
+        if self.candidates.len() >= MAX_CANDIDATES {
             return;
         }
         self.candidates.entry(addr).or_insert(Candidate {
@@ -66,7 +90,21 @@ impl PeerList {
             trust: 0,
             parole: false,
             gave_data: false,
+            flags,
         });
+    }
+
+    /// What peer exchange said of `addr`.
+    pub fn flags(&self, addr: &SocketAddr) -> PexFlags {
+        self.candidates
+            .get(addr)
+            .map(|c| c.flags)
+            .unwrap_or_default()
+    }
+
+    /// Whether we are a seed (then peers flagged as seeds are skipped).
+    pub fn set_seeding(&mut self, seeding: bool) {
+        self.seeding = seeding;
     }
 
     /// Number of known addresses.
@@ -129,6 +167,7 @@ impl PeerList {
             .candidates
             .iter()
             .filter(|(_, c)| !c.connected && !c.banned && c.next_attempt <= now)
+            .filter(|(_, c)| !(self.seeding && c.flags.has(PexFlags::SEED)))
             .collect();
         due.sort_by_key(|(a, c)| (!c.gave_data, c.failures, **a));
         let chosen: Vec<SocketAddr> = due.into_iter().take(n).map(|(a, _)| *a).collect();
@@ -145,6 +184,7 @@ impl PeerList {
         self.candidates
             .values()
             .filter(|c| !c.connected && !c.banned)
+            .filter(|c| !(self.seeding && c.flags.has(PexFlags::SEED)))
             .map(|c| c.next_attempt)
             .min()
     }
@@ -223,6 +263,22 @@ mod tests {
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn a_seed_does_not_dial_peers_pex_calls_seeds() {
+        let mut l = PeerList::default();
+        let t = Instant::ZERO;
+        l.add_flagged(t, addr(1), PeerSource::Pex, PexFlags(PexFlags::SEED));
+        l.add_flagged(t, addr(2), PeerSource::Pex, PexFlags(PexFlags::REACHABLE));
+        // Learned again with flags: they are updated.
+        l.add(t, addr(3), PeerSource::Tracker);
+        l.add_flagged(t, addr(3), PeerSource::Pex, PexFlags(PexFlags::SEED));
+        assert!(l.flags(&addr(3)).has(PexFlags::SEED));
+        l.set_seeding(true);
+        assert_eq!(l.to_connect(t, 5), vec![addr(2)]);
+        l.set_seeding(false);
+        assert_eq!(l.to_connect(t, 5), vec![addr(1), addr(3)]);
     }
 
     #[test]
