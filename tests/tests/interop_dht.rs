@@ -210,6 +210,9 @@ fn bittide_and_libtorrent_dht_nodes_understand_each_other() {
         "crawl",
         "--for",
         "6s",
+        // Three nodes in one process, sharing the nodes they meet.
+        "--nodes",
+        "3",
     ]);
     let sampled: Vec<String> = crawl
         .lines()
@@ -223,6 +226,11 @@ fn bittide_and_libtorrent_dht_nodes_understand_each_other() {
             "{hash} not crawled: {crawl}"
         );
     }
+    let mut all: Vec<&str> = crawl.lines().collect();
+    let lines = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), lines, "an info-hash printed twice: {crawl}");
 
     // A long-lived bittide node that libtorrent queries.
     let mut server = Command::new(bittide())

@@ -159,3 +159,81 @@ impl DhtClient {
         std::fs::rename(&tmp, path)
     }
 }
+
+/// What several DHT nodes of one process share while they run (each with
+/// its own id, port and thread): the nodes each one meets go to the
+/// others' tables ([`Dht::add_node`]), so a group covers more of the
+/// keyspace than one node without repeating each other's joins.
+#[derive(Debug)]
+pub struct NodeExchange {
+    mailboxes: std::sync::Mutex<Vec<Vec<SocketAddr>>>,
+}
+
+/// Addresses kept waiting for one node at most (older ones are dropped).
+const MAILBOX_CAP: usize = 4096;
+
+impl NodeExchange {
+    /// An exchange between `n` nodes, numbered from 0.
+    pub fn new(n: usize) -> NodeExchange {
+        NodeExchange {
+            mailboxes: std::sync::Mutex::new(vec![Vec::new(); n]),
+        }
+    }
+
+    /// Node `from` tells every other node about `nodes`.
+    pub fn publish(&self, from: usize, nodes: &[SocketAddr]) {
+        let Ok(mut boxes) = self.mailboxes.lock() else {
+            return;
+        };
+        for (i, mailbox) in boxes.iter_mut().enumerate() {
+            if i == from {
+                continue;
+            }
+            mailbox.extend_from_slice(nodes);
+            if mailbox.len() > MAILBOX_CAP {
+                let extra = mailbox.len() - MAILBOX_CAP;
+                mailbox.drain(..extra);
+            }
+        }
+    }
+
+    /// What the others published for node `i` since it last asked.
+    pub fn take(&self, i: usize) -> Vec<SocketAddr> {
+        self.mailboxes
+            .lock()
+            .ok()
+            .and_then(|mut b| b.get_mut(i).map(std::mem::take))
+            .unwrap_or_default()
+    }
+
+    /// Node `i`'s turn: publish a sample of its table, take in what the
+    /// others met.
+    pub fn trade(&self, i: usize, dht: &mut Dht, now: bittide_core::Instant) {
+        let mine: Vec<SocketAddr> = dht.table().nodes().map(|n| n.node.addr).take(256).collect();
+        self.publish(i, &mine);
+        for addr in self.take(i) {
+            dht.add_node(now, addr);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_reach_the_others_not_the_sender() {
+        let x = NodeExchange::new(3);
+        let a = SocketAddr::from(([10, 0, 0, 1], 1));
+        x.publish(0, &[a]);
+        assert!(x.take(0).is_empty());
+        assert_eq!(x.take(1), vec![a]);
+        assert_eq!(x.take(2), vec![a]);
+        assert!(x.take(1).is_empty(), "taken once");
+        let many: Vec<SocketAddr> = (0..5000u16)
+            .map(|p| SocketAddr::from(([10, 0, 0, 2], p)))
+            .collect();
+        x.publish(1, &many);
+        assert_eq!(x.take(0).len(), MAILBOX_CAP);
+    }
+}

@@ -196,9 +196,14 @@ enum DhtCommand {
         /// runs until killed.
         #[arg(long = "for", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
         duration: Duration,
-        /// Crawl queries per second.
+        /// Crawl queries per second (per node).
         #[arg(long, default_value_t = 200)]
         rate: u64,
+        /// DHT nodes to crawl with, each with its own id and port (--port,
+        /// --port+1, …, or any), sharing the nodes they meet; an
+        /// info-hash is printed once whichever node finds it.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        nodes: u16,
     },
     /// Run a node: answer queries, keep the table fresh, save the state
     /// every five minutes. Prints a line once joined, then a stats line a
@@ -727,7 +732,7 @@ fn dht(options: DhtOptions, command: DhtCommand) -> Result<(), Failure> {
         enforce_node_ids: options.enforce_node_ids,
         ..Default::default()
     };
-    let mut client = DhtClient::open(bind, config, options.state_file.clone())
+    let mut client = DhtClient::open(bind, config.clone(), options.state_file.clone())
         .map_err(|e| Failure::new(EXIT_IO, format!("udp {bind}: {e}")))?;
     let io = |e: std::io::Error| Failure::new(EXIT_IO, e.to_string());
     let parse_id = |s: &str| parse_hash(s).map(|h| NodeId(h.0));
@@ -790,8 +795,24 @@ fn dht(options: DhtOptions, command: DhtCommand) -> Result<(), Failure> {
             })
         }
         DhtCommand::Serve { duration } => return dht_serve(&mut client, &options, duration),
-        DhtCommand::Crawl { duration, rate } => {
-            return dht_crawl(&mut client, &options, duration, rate)
+        DhtCommand::Crawl {
+            duration,
+            rate,
+            nodes,
+        } => {
+            let mut clients = vec![client];
+            for i in 1..nodes {
+                let port = if options.port == 0 {
+                    0
+                } else {
+                    options.port.saturating_add(i)
+                };
+                let bind = std::net::SocketAddr::from(([0, 0, 0, 0], port));
+                let c = DhtClient::open(bind, config.clone(), None)
+                    .map_err(|e| Failure::new(EXIT_IO, format!("udp {bind}: {e}")))?;
+                clients.push(c);
+            }
+            return dht_crawl(clients, &options, duration, rate);
         }
         command => {
             let size = client
@@ -997,17 +1018,58 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// `bittide dht crawl`: join, crawl for `duration`, print what it finds.
 fn dht_crawl(
-    client: &mut bittide_driver::dht_client::DhtClient,
+    clients: Vec<bittide_driver::dht_client::DhtClient>,
     options: &DhtOptions,
+    duration: Duration,
+    rate: u64,
+) -> Result<(), Failure> {
+    use bittide_driver::dht_client::NodeExchange;
+    let boot = dht_bootstrap_nodes(options)?;
+    let exchange = NodeExchange::new(clients.len());
+    let seen = std::sync::Mutex::new(std::collections::HashSet::new());
+    let results: Vec<Result<(), Failure>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(i, client)| {
+                let (boot, exchange, seen) = (&boot, &exchange, &seen);
+                scope.spawn(move || {
+                    crawl_node(i, client, options, boot, exchange, seen, duration, rate)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Failure::new(EXIT_IO, "a crawl thread panicked")))
+            })
+            .collect()
+    });
+    // The first node's failure to join is the command's; extra nodes that
+    // could not join only crawl less.
+    results.into_iter().next().unwrap_or(Ok(()))
+}
+
+/// One node of `bittide dht crawl`: joins, crawls, prints each info-hash
+/// the group has not printed yet, trades nodes with the others every few
+/// seconds; node 0 prints the stats line and keeps the state file.
+#[allow(clippy::too_many_arguments)]
+fn crawl_node(
+    i: usize,
+    mut client: bittide_driver::dht_client::DhtClient,
+    options: &DhtOptions,
+    boot: &[std::net::SocketAddr],
+    exchange: &bittide_driver::dht_client::NodeExchange,
+    seen: &std::sync::Mutex<std::collections::HashSet<bittide_core::InfoHash>>,
     duration: Duration,
     rate: u64,
 ) -> Result<(), Failure> {
     use bittide_core::dht::crawler::{CrawlConfig, HarvestSource};
     use bittide_core::dht::DhtEvent;
     let io = |e: std::io::Error| Failure::new(EXIT_IO, e.to_string());
-    let boot = dht_bootstrap_nodes(options)?;
     let joined = client
-        .join(&boot, Duration::from_secs(options.timeout.max(1)))
+        .join(boot, Duration::from_secs(options.timeout.max(1)))
         .map_err(io)?;
     if joined == 0 {
         return Err(Failure::new(
@@ -1015,65 +1077,82 @@ fn dht_crawl(
             "could not join the DHT: no node answered",
         ));
     }
-    eprintln!("joined: {joined} nodes in the table; crawling");
+    if i == 0 {
+        eprintln!("joined: {joined} nodes in the table; crawling");
+    }
     let now = client.now();
     let config = CrawlConfig {
         rate: rate.max(1),
         ..CrawlConfig::default()
     };
     client.dht().crawl(now, config);
+    // The crawl's time starts once joined.
     let end = (!duration.is_zero()).then(|| std::time::Instant::now() + duration);
-    let mut minutes = 0u64;
+    let mut last_stats = std::time::Instant::now();
+    let mut last_save = std::time::Instant::now();
     let mut failed: Option<Failure> = None;
     loop {
-        let slice = end.map_or(Duration::from_secs(60), |e| {
+        let slice = end.map_or(Duration::from_secs(5), |e| {
             e.saturating_duration_since(std::time::Instant::now())
-                .min(Duration::from_secs(60))
+                .min(Duration::from_secs(5))
         });
         if slice.is_zero() || failed.is_some() {
             break;
         }
         client
             .run(slice, |_, e| {
-                if let DhtEvent::Harvested {
+                let DhtEvent::Harvested {
                     info_hash,
                     node,
                     source,
                 } = e
-                {
-                    let source = match source {
-                        HarvestSource::Sample => "sample",
-                        HarvestSource::GetPeers => "get_peers",
-                        HarvestSource::AnnouncePeer => "announce_peer",
-                    };
-                    let line = if options.json {
-                        format!(
-                            "{}\n",
-                            json!({"info_hash": info_hash.to_string(), "node": node.addr.to_string(), "source": source})
-                        )
-                    } else {
-                        format!("{info_hash} {} {source}\n", node.addr)
-                    };
-                    if let Err(e) = print(&line) {
-                        failed = Some(e);
-                        return true;
-                    }
+                else {
+                    return false;
+                };
+                let new = seen.lock().map(|mut s| s.insert(*info_hash)).unwrap_or(true);
+                if !new {
+                    return false;
+                }
+                let source = match source {
+                    HarvestSource::Sample => "sample",
+                    HarvestSource::GetPeers => "get_peers",
+                    HarvestSource::AnnouncePeer => "announce_peer",
+                };
+                let line = if options.json {
+                    format!(
+                        "{}\n",
+                        json!({"info_hash": info_hash.to_string(), "node": node.addr.to_string(), "source": source})
+                    )
+                } else {
+                    format!("{info_hash} {} {source}\n", node.addr)
+                };
+                if let Err(e) = print(&line) {
+                    failed = Some(e);
+                    return true;
                 }
                 false
             })
             .map_err(io)?;
-        minutes += 1;
-        if let Some(s) = client.dht().crawl_stats() {
-            eprintln!(
-                "{} info-hashes; {} nodes known, {} waiting; {} samples and {} find_node sent, {} answers, {} failures",
-                s.harvested, s.nodes_known, s.frontier, s.samples_sent, s.find_nodes_sent, s.answers, s.failures
-            );
+        let now = client.now();
+        exchange.trade(i, client.dht(), now);
+        if i == 0 && last_stats.elapsed() >= Duration::from_secs(60) {
+            last_stats = std::time::Instant::now();
+            let total = seen.lock().map(|s| s.len()).unwrap_or(0);
+            if let Some(s) = client.dht().crawl_stats() {
+                eprintln!(
+                    "{total} info-hashes in all; this node: {} nodes known, {} waiting; {} samples and {} find_node sent, {} answers, {} failures",
+                    s.nodes_known, s.frontier, s.samples_sent, s.find_nodes_sent, s.answers, s.failures
+                );
+            }
         }
-        if minutes % 5 == 0 {
+        if i == 0 && last_save.elapsed() >= Duration::from_secs(300) {
+            last_save = std::time::Instant::now();
             client.save().map_err(io)?;
         }
     }
-    client.save().map_err(io)?;
+    if i == 0 {
+        client.save().map_err(io)?;
+    }
     failed.map_or(Ok(()), Err)
 }
 
