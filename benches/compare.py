@@ -10,7 +10,8 @@ peak RSS (from /usr/bin/time -v), and bittide's ratios to the others.
   /usr/bin/python3 benches/compare.py [--runs 3] [--size-mib 1024]
       [--multi-mib 256] [--rqbit PATH] [--runtimes] [--only-bittide]
 
---runtimes adds bittide on smol and async-std (their `download` examples),
+--runtimes adds bittide on smol and async-std (their `smol_download` and
+`async_std_download` examples),
 so the three runtimes are measured in the same run.
 
 Needs: a release build of bittide (cargo build --release -p bittide-tokio),

@@ -17,7 +17,7 @@ use bytes::Bytes;
 pub type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The targets that have seeds.
-pub const TARGETS: [&str; 15] = [
+pub const TARGETS: [&str; 16] = [
     "bencode",
     "metainfo",
     "magnet",
@@ -33,6 +33,7 @@ pub const TARGETS: [&str; 15] = [
     "dht_datagram",
     "ut_metadata",
     "pex",
+    "metadata_fetch",
 ];
 
 /// Seeds of `target`.
@@ -53,6 +54,7 @@ pub fn for_target(target: &str) -> Seeds {
         "dht_datagram" => dht_datagram(),
         "ut_metadata" => ut_metadata(),
         "pex" => pex(),
+        "metadata_fetch" => metadata_fetch(),
         _ => Vec::new(),
     }
 }
@@ -303,7 +305,13 @@ fn wire_stream() -> Seeds {
 }
 
 fn peer_session_ops() -> Seeds {
-    let mut rng = Rng::new(Seed::from_u64(77));
+    random_seeds(77)
+}
+
+/// Random bytes of a few sizes: for targets that read operation lists
+/// with `arbitrary`, as good a start as any.
+fn random_seeds(seed: u64) -> Seeds {
+    let mut rng = Rng::new(Seed::from_u64(seed));
     (0..4)
         .map(|i| {
             let mut v = vec![0u8; 256 << i];
@@ -500,4 +508,8 @@ fn pex() -> Seeds {
         ("port-zero", v(b"d5:added6:\x01\x02\x03\x04\x00\x00e")),
         ("empty", v(b"de")),
     ]
+}
+
+fn metadata_fetch() -> Seeds {
+    random_seeds(78)
 }

@@ -26,6 +26,7 @@ fn entry(target: &str) -> fn(&[u8]) {
         "dht_datagram" => fuzzing::dht_datagram,
         "ut_metadata" => fuzzing::ut_metadata,
         "pex" => fuzzing::pex,
+        "metadata_fetch" => fuzzing::metadata_fetch,
         other => panic!("no fuzz entry point for {other}"),
     }
 }

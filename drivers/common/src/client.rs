@@ -206,7 +206,7 @@ pub async fn run<R: Runtime>(
     on_start: impl FnOnce(Handle, SocketAddr),
     mut report: impl FnMut(&Progress, Option<&TorrentEvent>),
 ) -> Result<Progress, SessionError> {
-    check_folder(&options.folder)?;
+    // A bad torrent or link is refused before anything is created.
     let prepared = match &options.torrent {
         TorrentSource::File(bytes) => Some(prepare(&options, bytes, &[])?),
         TorrentSource::Magnet(m) if m.info_hash.is_none() => {
@@ -217,6 +217,7 @@ pub async fn run<R: Runtime>(
         }
         TorrentSource::Magnet(_) => None,
     };
+    check_folder(&options.folder)?;
 
     let listener = rt.listen(options.listen).await.map_err(|e| {
         err(
