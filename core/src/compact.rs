@@ -12,21 +12,30 @@ pub const V6_LEN: usize = 18;
 /// Decodes compact IPv4 peers; a trailing partial entry is ignored (some
 /// trackers pad), port 0 entries are dropped (nobody listens there).
 pub fn decode_v4(bytes: &[u8]) -> impl Iterator<Item = SocketAddr> + '_ {
-    bytes.chunks_exact(V4_LEN).filter_map(|c| {
-        let port = u16::from_be_bytes([c[4], c[5]]);
-        (port != 0)
-            .then(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(c[0], c[1], c[2], c[3])), port))
-    })
+    bytes.chunks_exact(V4_LEN).filter_map(decode_entry)
 }
 
 /// Decodes compact IPv6 peers, as [`decode_v4`].
 pub fn decode_v6(bytes: &[u8]) -> impl Iterator<Item = SocketAddr> + '_ {
-    bytes.chunks_exact(V6_LEN).filter_map(|c| {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(&c[..16]);
-        let port = u16::from_be_bytes([c[16], c[17]]);
-        (port != 0).then(|| SocketAddr::new(IpAddr::V6(Ipv6Addr::from(a)), port))
-    })
+    bytes.chunks_exact(V6_LEN).filter_map(decode_entry)
+}
+
+/// One compact entry of 6 or 18 bytes; `None` for another length or port 0.
+pub fn decode_entry(entry: &[u8]) -> Option<SocketAddr> {
+    let (ip, port) = match entry.len() {
+        V4_LEN => (
+            IpAddr::V4(Ipv4Addr::new(entry[0], entry[1], entry[2], entry[3])),
+            [entry[4], entry[5]],
+        ),
+        V6_LEN => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&entry[..16]);
+            (IpAddr::V6(Ipv6Addr::from(a)), [entry[16], entry[17]])
+        }
+        _ => return None,
+    };
+    let port = u16::from_be_bytes(port);
+    (port != 0).then_some(SocketAddr::new(ip, port))
 }
 
 /// Appends `addr` in compact form (6 or 18 bytes by family).

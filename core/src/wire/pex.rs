@@ -6,9 +6,10 @@
 //! `dropped`, and the IPv6 forms `added6` (18 bytes each), `added6.f`,
 //! `dropped6`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use crate::bencode::{self, Value};
+use crate::compact;
 use crate::error::{DecodeError, DecodeErrorKind};
 
 /// The extension's name in the BEP 10 handshake's `m`.
@@ -95,7 +96,7 @@ impl PexMessage {
             let peers = list(key, width, "ut_pex added")?;
             let f = flags(flag_key);
             for (i, entry) in peers.chunks_exact(width).take(MAX_PEX_PEERS).enumerate() {
-                if let Some(addr) = compact(entry) {
+                if let Some(addr) = compact::decode_entry(entry) {
                     out.added
                         .push((addr, PexFlags(f.get(i).copied().unwrap_or(0))));
                 }
@@ -107,7 +108,7 @@ impl PexMessage {
                 peers
                     .chunks_exact(width)
                     .take(MAX_PEX_PEERS)
-                    .filter_map(compact),
+                    .filter_map(compact::decode_entry),
             );
         }
         Ok(out)
@@ -124,12 +125,12 @@ impl PexMessage {
             } else {
                 &mut added6
             };
-            put_compact(&mut list.0, addr);
+            compact::encode(&mut list.0, addr);
             list.1.push(flags.0);
         }
         let (mut dropped, mut dropped6) = (Vec::new(), Vec::new());
         for addr in &self.dropped {
-            put_compact(
+            compact::encode(
                 if addr.is_ipv4() {
                     &mut dropped
                 } else {
@@ -157,32 +158,6 @@ impl PexMessage {
         }
         out.push(b'e');
     }
-}
-
-/// A compact address (6 or 18 bytes); `None` for port 0.
-fn compact(entry: &[u8]) -> Option<SocketAddr> {
-    let (ip, port) = match entry.len() {
-        6 => (
-            IpAddr::V4(Ipv4Addr::new(entry[0], entry[1], entry[2], entry[3])),
-            &entry[4..],
-        ),
-        18 => {
-            let mut a = [0u8; 16];
-            a.copy_from_slice(&entry[..16]);
-            (IpAddr::V6(Ipv6Addr::from(a)), &entry[16..])
-        }
-        _ => return None,
-    };
-    let port = u16::from_be_bytes([port[0], port[1]]);
-    (port != 0).then_some(SocketAddr::new(ip, port))
-}
-
-fn put_compact(out: &mut Vec<u8>, addr: &SocketAddr) {
-    match addr.ip() {
-        IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
-        IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
-    }
-    out.extend_from_slice(&addr.port().to_be_bytes());
 }
 
 #[cfg(test)]
