@@ -12,12 +12,24 @@
 //!   limit is reached), so a torrent of 100,000 files does not exhaust
 //!   file descriptors.
 //! - SHA-1 of a piece in memory is computed here too, on the same pool.
+//! - On Linux, verified pieces are written with `O_DIRECT` where the file
+//!   offsets allow it (4 KiB aligned runs): the data goes from our buffer
+//!   to the device without being copied into the page cache, which on
+//!   these machines cost more CPU than everything else in a download
+//!   (filling fresh page-cache pages: 0.8–2.8 CPU-s per GiB with `dd`,
+//!   against 0.2 s with `oflag=direct`). Unaligned heads and tails, and
+//!   file systems that refuse `O_DIRECT` (tmpfs), use ordinary writes.
+//!   Reads stay buffered; the kernel keeps the two coherent.
+//! - The handle cache's lock is held only to find a handle, never during
+//!   I/O, so jobs on the blocking pool run in parallel.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bittide_core::engine::{DiskOp, DiskResult};
 use bittide_core::metainfo::{FileSlice, Metainfo};
@@ -33,12 +45,32 @@ struct FileInfo {
     path: PathBuf,
     length: u64,
     padding: bool,
+    /// Whether `O_DIRECT` writes are still worth trying for this file.
+    direct: AtomicBool,
+}
+
+/// How a handle was opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Mode {
+    /// Through the page cache.
+    Buffered,
+    /// `O_DIRECT` (aligned writes only).
+    Direct,
 }
 
 #[derive(Debug, Default)]
 struct Handles {
-    open: BTreeMap<usize, (File, u64)>,
+    open: BTreeMap<(usize, Mode), (Arc<File>, u64)>,
     tick: u64,
+}
+
+/// Alignment (address, offset, length) `O_DIRECT` asks of a write: the
+/// page size, a multiple of every logical block size in use.
+const DIRECT_ALIGN: u64 = 4096;
+
+thread_local! {
+    /// Each blocking-pool thread's buffer for assembling a write.
+    static WRITE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// One torrent's files; see the module documentation.
@@ -68,6 +100,56 @@ pub fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<
     Ok(())
 }
 
+/// Opens with `O_DIRECT` where the platform has it.
+fn direct(options: &mut OpenOptions) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_DIRECT);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = options;
+}
+
+/// Runs `f` on this thread's write buffer, `len` bytes long and starting
+/// at a [`DIRECT_ALIGN`]-aligned address.
+fn with_write_buf<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    WRITE_BUF.with(|cell| {
+        let mut v = cell.borrow_mut();
+        let need = len + DIRECT_ALIGN as usize;
+        if v.len() < need {
+            v.resize(need, 0);
+        }
+        let at = v.as_ptr().align_offset(DIRECT_ALIGN as usize);
+        f(&mut v[at..at + len])
+    })
+}
+
+/// Copies piece bytes `pos..pos + out.len()` out of the piece's blocks.
+fn gather(blocks: &[bytes::Bytes], mut pos: u64, out: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0usize;
+    for b in blocks {
+        let len = b.len() as u64;
+        if pos >= len {
+            pos -= len;
+            continue;
+        }
+        let from = pos as usize;
+        let take = (b.len() - from).min(out.len() - filled);
+        out[filled..filled + take].copy_from_slice(&b[from..from + take]);
+        filled += take;
+        pos = 0;
+        if filled == out.len() {
+            return Ok(());
+        }
+    }
+    if filled == out.len() {
+        Ok(())
+    } else {
+        Err(io::Error::new(io::ErrorKind::InvalidInput, "short data"))
+    }
+}
+
 impl Storage {
     /// The files of `metainfo` under `folder`: `folder/<name>` for a
     /// single-file torrent, `folder/<name>/<path…>` otherwise.
@@ -86,6 +168,7 @@ impl Storage {
                     path,
                     length: f.length,
                     padding: f.attr.padding,
+                    direct: AtomicBool::new(cfg!(target_os = "linux")),
                 }
             })
             .collect();
@@ -106,6 +189,14 @@ impl Storage {
         create: bool,
         f: impl FnOnce(&File) -> io::Result<R>,
     ) -> io::Result<R> {
+        let file = self.handle(index, create, Mode::Buffered)?;
+        f(&file)
+    }
+
+    /// The cached handle of file `index` in `mode`, opened (and, with
+    /// `create`, created and sized sparse) if needed. The lock is released
+    /// before the caller's I/O.
+    fn handle(&self, index: usize, create: bool, mode: Mode) -> io::Result<Arc<File>> {
         let info = self
             .files
             .get(index)
@@ -113,42 +204,40 @@ impl Storage {
         let mut h = self.handles.lock().unwrap_or_else(|p| p.into_inner());
         h.tick += 1;
         let tick = h.tick;
-        if !h.open.contains_key(&index) {
-            let file = if create {
-                if let Some(dir) = info.path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&info.path)?;
-                if file.metadata()?.len() < info.length {
-                    // Sparse: no blocks are allocated until written.
-                    file.set_len(info.length)?;
-                }
-                file
-            } else {
-                match OpenOptions::new().read(true).write(true).open(&info.path) {
-                    Ok(f) => f,
-                    Err(_) => File::open(&info.path)?,
-                }
-            };
-            if h.open.len() >= MAX_OPEN_FILES {
-                let oldest = h.open.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k);
-                if let Some(k) = oldest {
-                    h.open.remove(&k);
-                }
-            }
-            h.open.insert(index, (file, tick));
+        if let Some(entry) = h.open.get_mut(&(index, mode)) {
+            entry.1 = tick;
+            return Ok(entry.0.clone());
         }
-        let entry = h
-            .open
-            .get_mut(&index)
-            .ok_or_else(|| io::Error::other("file handle vanished"))?;
-        entry.1 = tick;
-        f(&entry.0)
+        let file = if create {
+            if let Some(dir) = info.path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut options = OpenOptions::new();
+            options.read(true).write(true).create(true).truncate(false);
+            if mode == Mode::Direct {
+                direct(&mut options);
+            }
+            let file = options.open(&info.path)?;
+            if file.metadata()?.len() < info.length {
+                // Sparse: no blocks are allocated until written.
+                file.set_len(info.length)?;
+            }
+            file
+        } else {
+            match OpenOptions::new().read(true).write(true).open(&info.path) {
+                Ok(f) => f,
+                Err(_) => File::open(&info.path)?,
+            }
+        };
+        if h.open.len() >= MAX_OPEN_FILES {
+            let oldest = h.open.iter().min_by_key(|(_, (_, t))| *t).map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                h.open.remove(&k);
+            }
+        }
+        let file = Arc::new(file);
+        h.open.insert((index, mode), (file.clone(), tick));
+        Ok(file)
     }
 
     /// Writes `data` across `slices` (padding skipped).
@@ -168,34 +257,65 @@ impl Storage {
         Ok(())
     }
 
-    /// Writes a piece given as its blocks across `slices`, without first
-    /// joining the blocks into one buffer.
+    /// Writes a piece given as its blocks across `slices`: each slice's
+    /// bytes are gathered into this thread's buffer and written with as few
+    /// calls as the alignment allows (`O_DIRECT` for the aligned middle).
     pub fn write_blocks(&self, slices: &[FileSlice], blocks: &[bytes::Bytes]) -> io::Result<()> {
-        let mut block = 0usize;
-        let mut in_block = 0usize;
+        let mut pos = 0u64;
         for s in slices {
-            let mut need = s.length as usize;
-            let mut file_offset = s.offset;
             let skip = s.padding || self.files.get(s.file).is_some_and(|f| f.padding);
-            while need > 0 {
-                let b = blocks
-                    .get(block)
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "short data"))?;
-                let take = (b.len() - in_block).min(need);
-                if !skip {
-                    let chunk = &b[in_block..in_block + take];
-                    self.with_file(s.file, true, |f| write_all_at(f, chunk, file_offset))?;
-                }
-                need -= take;
-                file_offset += take as u64;
-                in_block += take;
-                if in_block == b.len() {
-                    block += 1;
-                    in_block = 0;
-                }
+            if !skip {
+                self.write_slice(s, blocks, pos)?;
             }
+            pos += s.length;
         }
         Ok(())
+    }
+
+    /// One slice: piece bytes `pos..pos + s.length` to `s.file` at
+    /// `s.offset`.
+    fn write_slice(&self, s: &FileSlice, blocks: &[bytes::Bytes], pos: u64) -> io::Result<()> {
+        let start = s.offset;
+        let end = s.offset + s.length;
+        let mid_start = start.next_multiple_of(DIRECT_ALIGN);
+        let mid_end = end / DIRECT_ALIGN * DIRECT_ALIGN;
+        let use_direct = mid_start < mid_end
+            && self
+                .files
+                .get(s.file)
+                .is_some_and(|f| f.direct.load(Ordering::Relaxed));
+        let buffered = |from: u64, to: u64| -> io::Result<()> {
+            if from >= to {
+                return Ok(());
+            }
+            with_write_buf((to - from) as usize, |buf| {
+                gather(blocks, pos + (from - start), buf)?;
+                let file = self.handle(s.file, true, Mode::Buffered)?;
+                write_all_at(&file, buf, from)
+            })
+        };
+        if !use_direct {
+            return buffered(start, end);
+        }
+        buffered(start, mid_start)?;
+        let written = with_write_buf((mid_end - mid_start) as usize, |buf| {
+            gather(blocks, pos + (mid_start - start), buf)?;
+            let file = self.handle(s.file, true, Mode::Direct)?;
+            write_all_at(&file, buf, mid_start)
+        });
+        match written {
+            Ok(()) => {}
+            // The file system does not do O_DIRECT (tmpfs, some network
+            // file systems): from now on this file is written buffered.
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                if let Some(f) = self.files.get(s.file) {
+                    f.direct.store(false, Ordering::Relaxed);
+                }
+                buffered(mid_start, mid_end)?;
+            }
+            Err(e) => return Err(e),
+        }
+        buffered(mid_end, end)
     }
 
     /// Reads the bytes of `slices` (padding reads as zeros).
@@ -290,6 +410,67 @@ mod tests {
     use super::*;
     use bittide_core::metainfo::{PieceHasher, TorrentBuilder};
     use bittide_core::PieceIndex;
+
+    #[test]
+    fn piece_writes_are_exact_with_direct_and_buffered_runs() {
+        // Files of odd sizes so pieces straddle files at unaligned offsets
+        // (buffered heads and tails around O_DIRECT middles), blocks of
+        // odd sizes, pieces written in a scrambled order, and each piece
+        // written over an earlier wrong version (direct writes must not
+        // leave stale cached pages behind for the reads).
+        let dir = std::env::temp_dir().join(format!("bittide-direct-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 31 % 253) as u8).collect();
+        let mut b = TorrentBuilder::multi_file("top");
+        b.add_file(vec!["a".into()], 123_457)
+            .add_file(vec!["b".into()], 600_001)
+            .add_file(vec!["c".into()], 276_542)
+            .set_piece_length(65536);
+        let mut h = PieceHasher::new(65536);
+        h.update(&data);
+        let bytes = b.build(&h.finish()).unwrap();
+        let m = Metainfo::from_bytes(&bytes).unwrap();
+        let storage = Storage::new(&dir, &m);
+        let layout = m.info.layout();
+        let blocks_of = |d: &[u8]| -> Vec<bytes::Bytes> {
+            d.chunks(10_000)
+                .map(bytes::Bytes::copy_from_slice)
+                .collect()
+        };
+        let n = layout.piece_count();
+        for round in 0..2 {
+            for k in 0..n {
+                let piece = PieceIndex((k * 7) % n);
+                let slices: Vec<FileSlice> = layout.piece_slices(piece).collect();
+                let start = layout.piece_offset(piece) as usize;
+                let len = layout.piece_size(piece) as usize;
+                let content: Vec<u8> = if round == 0 {
+                    vec![0xee; len]
+                } else {
+                    data[start..start + len].to_vec()
+                };
+                storage.write_blocks(&slices, &blocks_of(&content)).unwrap();
+                if round == 1 {
+                    let hash = m.info.piece_hash(piece).unwrap();
+                    assert_eq!(
+                        storage.run(DiskOp::Check {
+                            piece,
+                            slices,
+                            hash
+                        }),
+                        DiskResult::Checked { piece, ok: true },
+                        "{piece:?}"
+                    );
+                }
+            }
+        }
+        storage.sync().unwrap();
+        let mut all = std::fs::read(dir.join("top/a")).unwrap();
+        all.extend(std::fs::read(dir.join("top/b")).unwrap());
+        all.extend(std::fs::read(dir.join("top/c")).unwrap());
+        assert!(all == data, "files differ from the data");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn writes_land_in_the_right_files_and_read_back() {
