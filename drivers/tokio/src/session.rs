@@ -239,6 +239,18 @@ fn run(options: SessionOptions, json: bool) -> Result<(), SessionError> {
             code: client::exit::IO,
             message: format!("runtime: {e}"),
         })?;
+    // What `--json`'s first event says: the torrent as far as known.
+    let (name, info_hash) = match &options.torrent {
+        TorrentSource::File(bytes) => bittide_core::metainfo::Metainfo::from_bytes(bytes)
+            .map(|m| {
+                (
+                    Some(String::from_utf8_lossy(m.info.name()).into_owned()),
+                    Some(m.info_hash),
+                )
+            })
+            .unwrap_or((None, None)),
+        TorrentSource::Magnet(m) => (m.display_name.clone(), m.info_hash),
+    };
     rt.block_on(async move {
         let mut reporter = Reporter::new(json);
         let result = client::run(
@@ -255,7 +267,11 @@ fn run(options: SessionOptions, json: bool) -> Result<(), SessionError> {
                         }
                     }
                 });
-                let _ = local;
+                if json {
+                    let added = json!({"event": "added", "name": name,
+                        "info_hash": info_hash.map(|h| h.to_string()), "listen": local.to_string()});
+                    let _ = writeln!(std::io::stdout().lock(), "{added}");
+                }
             },
             |p, e| match e {
                 Some(e) => reporter.event(p, e),
