@@ -348,6 +348,9 @@ pub struct Torrent {
     picker: PiecePicker,
     /// Pieces on disk (verified and written): what we announce and serve.
     on_disk: Bitfield,
+    /// Bytes of wanted pieces not on disk (kept up to date: progress is
+    /// read after every event).
+    left: u64,
     peers: BTreeMap<ConnId, Peer>,
     list: PeerList,
     choker: Choker,
@@ -399,6 +402,7 @@ impl Torrent {
             paused_from: TorrentState::Downloading,
             picker,
             on_disk: Bitfield::new(count),
+            left: 0,
             peers: BTreeMap::new(),
             list: PeerList::default(),
             choker: Choker::default(),
@@ -444,6 +448,7 @@ impl Torrent {
                 t.pump_checks();
             }
         }
+        t.recount_left();
         if t.state != TorrentState::Checking {
             // Complete from the start: a seed, not a finished download (no
             // `Finished` event, no `completed` announce).
@@ -551,14 +556,33 @@ impl Torrent {
     /// Payload bytes uploaded, downloaded, and wanted bytes still missing:
     /// what trackers ask for.
     pub fn counters(&self) -> (u64, u64, u64) {
-        let mut left = 0;
-        for p in 0..self.info.layout.piece_count() {
-            let piece = PieceIndex(p);
-            if !self.on_disk.get(piece) && self.picker.priority(piece) != Priority::Skip {
-                left += u64::from(self.info.layout.piece_size(piece));
+        (self.uploaded, self.downloaded, self.left)
+    }
+
+    /// Counts the bytes of wanted pieces not on disk anew (at start and
+    /// when file priorities change).
+    fn recount_left(&mut self) {
+        self.left = self.count_left();
+    }
+
+    fn count_left(&self) -> u64 {
+        (0..self.info.layout.piece_count())
+            .map(PieceIndex)
+            .filter(|&p| !self.on_disk.get(p) && self.picker.priority(p) != Priority::Skip)
+            .map(|p| u64::from(self.info.layout.piece_size(p)))
+            .sum()
+    }
+
+    /// A piece is now on disk.
+    fn mark_on_disk(&mut self, piece: PieceIndex) {
+        if !self.on_disk.get(piece) {
+            self.on_disk.set(piece);
+            if self.picker.priority(piece) != Priority::Skip {
+                self.left = self
+                    .left
+                    .saturating_sub(u64::from(self.info.layout.piece_size(piece)));
             }
         }
-        (self.uploaded, self.downloaded, left)
     }
 
     /// Connected (or connecting) peers.
@@ -626,8 +650,11 @@ impl Torrent {
     }
 
     /// The picker's full internal consistency check (O(pieces)); see
-    /// [`PiecePicker::check_invariants`].
+    /// [`PiecePicker::check_invariants`]; and the bytes-left counter.
     pub fn check_picker(&self) -> Result<(), &'static str> {
+        if self.count_left() != self.left {
+            return Err("the bytes-left counter drifted from the pieces on disk");
+        }
         self.picker.check_invariants()
     }
 
@@ -750,6 +777,7 @@ impl Torrent {
     pub fn set_file_priorities(&mut self, now: Instant, files: &[Priority]) {
         self.now = now;
         self.picker.set_file_priorities(&self.info.layout, files);
+        self.recount_left();
         self.after_progress();
         self.refresh_interest(now);
         self.fill_requests(now);
@@ -1382,7 +1410,7 @@ impl Torrent {
             self.emit(TorrentEvent::WriteFailed(piece));
             return;
         }
-        self.on_disk.set(piece);
+        self.mark_on_disk(piece);
         self.emit(TorrentEvent::PieceDone(piece));
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         for c in conns {
@@ -1516,7 +1544,7 @@ impl Torrent {
         self.checks_in_flight -= 1;
         if ok && piece.0 < self.info.layout.piece_count() {
             self.picker.on_piece_verified(piece);
-            self.on_disk.set(piece);
+            self.mark_on_disk(piece);
         }
         self.pump_checks();
         if self.checks_in_flight == 0 && self.checks_pending.is_empty() {

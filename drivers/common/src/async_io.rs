@@ -1,7 +1,7 @@
-//! The [`Runtime`] on async-io: the reactor, timers and blocking pool that
-//! smol is made of. The smol driver uses it with smol's executor; the
-//! async-std driver with async-std's (async-std runs on async-io too). One
-//! implementation, two thin wrappers.
+//! The [`Runtime`] on async-io: the reactor and timers that smol is made
+//! of, and a small blocking pool of our own. The smol driver uses it with
+//! smol's executor; the async-std driver with async-std's (async-std runs
+//! on async-io too). One implementation, two thin wrappers.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket as StdUdp};
@@ -15,8 +15,8 @@ use crate::runtime::{BoxFuture, Conn, ConnRead, ConnWrite, Listener, Runtime, Ud
 /// How the wrapping crate spawns a task on its executor.
 pub type Spawner = fn(BoxFuture<'static, ()>);
 
-/// async-io sockets and timers, `blocking`'s thread pool, and the
-/// executor behind `spawner`.
+/// async-io sockets and timers, a blocking pool of [`BLOCKING_THREADS`]
+/// threads, and the executor behind `spawner`.
 #[derive(Clone, Copy, Debug)]
 pub struct AsyncIoRuntime {
     spawner: Spawner,
@@ -27,6 +27,33 @@ impl AsyncIoRuntime {
     pub fn new(spawner: Spawner) -> AsyncIoRuntime {
         AsyncIoRuntime { spawner }
     }
+}
+
+/// Threads that run disk, hashing, HTTP and DNS jobs: as many as the tokio
+/// CLI allows its pool (`max_blocking_threads(8)`). The `blocking` crate's
+/// pool grows to 500 threads under a burst of disk jobs, and with each
+/// thread its stack and allocator arena: peak memory rose by half.
+pub const BLOCKING_THREADS: usize = 8;
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// The process's blocking pool, started on first use.
+fn blocking_pool() -> &'static async_channel::Sender<Job> {
+    static POOL: std::sync::OnceLock<async_channel::Sender<Job>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let (tx, rx) = async_channel::unbounded::<Job>();
+        for i in 0..BLOCKING_THREADS {
+            let rx = rx.clone();
+            let _ = std::thread::Builder::new()
+                .name(format!("bittide-blocking-{i}"))
+                .spawn(move || {
+                    while let Ok(job) = rx.recv_blocking() {
+                        job();
+                    }
+                });
+        }
+        tx
+    })
 }
 
 struct Half(Arc<Async<TcpStream>>);
@@ -88,7 +115,9 @@ impl Runtime for AsyncIoRuntime {
         (self.spawner)(future);
     }
     fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>) {
-        (self.spawner)(Box::pin(blocking::unblock(work)));
+        // Unbounded queue: jobs carry their own way back (a channel send);
+        // the pool bounds the threads, the engine bounds the jobs.
+        let _ = blocking_pool().try_send(work);
     }
     fn sleep_until(&self, deadline: std::time::Instant) -> BoxFuture<'static, ()> {
         Box::pin(async move {

@@ -23,7 +23,6 @@
 //! - The handle cache's lock is held only to find a handle, never during
 //!   I/O, so jobs on the blocking pool run in parallel.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -68,10 +67,12 @@ struct Handles {
 /// page size, a multiple of every logical block size in use.
 const DIRECT_ALIGN: u64 = 4096;
 
-thread_local! {
-    /// Each blocking-pool thread's buffer for assembling a write.
-    static WRITE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
+/// Buffers for assembling writes, shared by all blocking-pool threads
+/// (some runtimes' pools grow to hundreds of threads: a buffer per thread
+/// would grow memory with them).
+static WRITE_BUFS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// Buffers kept for reuse at most; more in use at once are freed after.
+const WRITE_BUFS_KEPT: usize = 8;
 
 /// One torrent's files; see the module documentation.
 #[derive(Debug)]
@@ -111,18 +112,25 @@ fn direct(options: &mut OpenOptions) {
     let _ = options;
 }
 
-/// Runs `f` on this thread's write buffer, `len` bytes long and starting
-/// at a [`DIRECT_ALIGN`]-aligned address.
+/// Runs `f` on a write buffer from the pool, `len` bytes long and
+/// starting at a [`DIRECT_ALIGN`]-aligned address.
 fn with_write_buf<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-    WRITE_BUF.with(|cell| {
-        let mut v = cell.borrow_mut();
-        let need = len + DIRECT_ALIGN as usize;
-        if v.len() < need {
-            v.resize(need, 0);
-        }
-        let at = v.as_ptr().align_offset(DIRECT_ALIGN as usize);
-        f(&mut v[at..at + len])
-    })
+    let mut v = WRITE_BUFS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .pop()
+        .unwrap_or_default();
+    let need = len + DIRECT_ALIGN as usize;
+    if v.len() < need {
+        v.resize(need, 0);
+    }
+    let at = v.as_ptr().align_offset(DIRECT_ALIGN as usize);
+    let r = f(&mut v[at..at + len]);
+    let mut pool = WRITE_BUFS.lock().unwrap_or_else(|p| p.into_inner());
+    if pool.len() < WRITE_BUFS_KEPT {
+        pool.push(v);
+    }
+    r
 }
 
 /// Copies piece bytes `pos..pos + out.len()` out of the piece's blocks.
