@@ -138,10 +138,6 @@ enum Ev {
         piece: bittide_core::PieceIndex,
         ok: bool,
     },
-    Written {
-        node: usize,
-        piece: bittide_core::PieceIndex,
-    },
     Read {
         node: usize,
         conn: ConnId,
@@ -494,39 +490,30 @@ impl Sim {
                 piece,
                 blocks,
                 hash,
+                slices,
             } => {
                 let mut h = Sha1::new();
                 for b in &blocks {
                     h.update(b);
                 }
-                let got: [u8; 20] = h.finalize().into();
-                self.schedule(
-                    now + DISK_DELAY,
-                    Ev::Verified {
-                        node: i,
-                        piece,
-                        ok: got == hash,
-                    },
-                );
-            }
-            TorrentOutput::Write {
-                piece,
-                blocks,
-                slices,
-            } => {
-                let data: Vec<u8> = blocks.concat();
-                let mut at = 0usize;
-                for s in slices {
-                    let (off, len) = (s.offset as usize, s.length as usize);
-                    assert_eq!(
-                        &data[at..at + len],
-                        &self.content[off..off + len],
-                        "node {i} wrote unverified or wrong data for {piece}"
-                    );
-                    self.nodes[i].disk[off..off + len].copy_from_slice(&data[at..at + len]);
-                    at += len;
+                let ok = <[u8; 20]>::from(h.finalize()) == hash;
+                // Hashing and writing are one job: only verified data is
+                // written, and it must be the content.
+                if ok {
+                    let data: Vec<u8> = blocks.concat();
+                    let mut at = 0usize;
+                    for s in slices {
+                        let (off, len) = (s.offset as usize, s.length as usize);
+                        assert_eq!(
+                            &data[at..at + len],
+                            &self.content[off..off + len],
+                            "node {i} wrote wrong data for {piece}"
+                        );
+                        self.nodes[i].disk[off..off + len].copy_from_slice(&data[at..at + len]);
+                        at += len;
+                    }
                 }
-                self.schedule(now + DISK_DELAY, Ev::Written { node: i, piece });
+                self.schedule(now + DISK_DELAY, Ev::Verified { node: i, piece, ok });
             }
             TorrentOutput::Read {
                 conn,
@@ -728,11 +715,7 @@ impl Sim {
                 }
             }
             Ev::Verified { node, piece, ok } => {
-                self.nodes[node].torrent.handle_verified(now, piece, ok);
-                self.drain(node);
-            }
-            Ev::Written { node, piece } => {
-                self.nodes[node].torrent.handle_written(now, piece, true);
+                self.nodes[node].torrent.handle_verified(now, piece, ok, ok);
                 self.drain(node);
             }
             Ev::Read {

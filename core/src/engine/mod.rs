@@ -130,15 +130,6 @@ pub enum TcpAction {
 /// A disk job; the answer is the matching [`DiskResult`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DiskOp {
-    /// Write a verified piece.
-    Write {
-        /// The piece.
-        piece: PieceIndex,
-        /// Its blocks in order.
-        blocks: Vec<Bytes>,
-        /// Where the bytes go (skip padding slices).
-        slices: Vec<FileSlice>,
-    },
     /// Read a block for a peer.
     Read {
         /// The peer's connection.
@@ -148,14 +139,16 @@ pub enum DiskOp {
         /// Where the bytes are.
         slices: Vec<FileSlice>,
     },
-    /// SHA-1 a piece held in memory.
+    /// SHA-1 a piece held in memory and, only if it matches, write it.
     Verify {
         /// The piece.
         piece: PieceIndex,
-        /// Its blocks.
+        /// Its blocks in order.
         blocks: Vec<Bytes>,
         /// Expected hash.
         hash: [u8; 20],
+        /// Where the bytes go once verified (skip padding slices).
+        slices: Vec<FileSlice>,
     },
     /// Read and SHA-1 a piece on disk.
     Check {
@@ -171,13 +164,6 @@ pub enum DiskOp {
 /// The answer to a [`DiskOp`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DiskResult {
-    /// A `Write` finished (`ok` false: it failed, e.g. disk full).
-    Written {
-        /// The piece.
-        piece: PieceIndex,
-        /// Whether it is on disk.
-        ok: bool,
-    },
     /// A `Read` finished (`None`: it failed).
     Read {
         /// The peer's connection.
@@ -193,6 +179,9 @@ pub enum DiskResult {
         piece: PieceIndex,
         /// Whether the hash matched.
         ok: bool,
+        /// Whether it was then written (false: not verified, or the disk
+        /// failed, e.g. full).
+        written: bool,
     },
     /// A `Check` finished.
     Checked {
@@ -746,11 +735,12 @@ impl Engine {
             return;
         };
         match result {
-            DiskResult::Written { piece, ok } => t.handle_written(now, piece, ok),
             DiskResult::Read { conn, block, data } => {
                 t.handle_read(now, conn, block, data.as_deref())
             }
-            DiskResult::Verified { piece, ok } => t.handle_verified(now, piece, ok),
+            DiskResult::Verified { piece, ok, written } => {
+                t.handle_verified(now, piece, ok, written)
+            }
             DiskResult::Checked { piece, ok } => t.handle_checked(now, piece, ok),
         }
     }
@@ -1116,23 +1106,13 @@ impl Engine {
                     piece,
                     blocks,
                     hash,
+                    slices,
                 } => self.out.push_back(Output::Disk {
                     torrent: id,
                     op: DiskOp::Verify {
                         piece,
                         blocks,
                         hash,
-                    },
-                }),
-                TorrentOutput::Write {
-                    piece,
-                    blocks,
-                    slices,
-                } => self.out.push_back(Output::Disk {
-                    torrent: id,
-                    op: DiskOp::Write {
-                        piece,
-                        blocks,
                         slices,
                     },
                 }),

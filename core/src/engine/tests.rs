@@ -185,29 +185,28 @@ fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                     piece,
                                     blocks,
                                     hash,
+                                    slices,
                                 } => {
                                     let mut h = Sha1::new();
-                                    for b in blocks {
-                                        h.update(&b);
+                                    for b in &blocks {
+                                        h.update(b);
+                                    }
+                                    let ok = <[u8; 20]>::from(h.finalize()) == hash;
+                                    if ok {
+                                        let all: Vec<u8> = blocks.concat();
+                                        let mut at = 0;
+                                        for s in slices {
+                                            let (o, l) = (s.offset as usize, s.length as usize);
+                                            nodes[i].disk[o..o + l]
+                                                .copy_from_slice(&all[at..at + l]);
+                                            at += l;
+                                        }
                                     }
                                     DiskResult::Verified {
                                         piece,
-                                        ok: <[u8; 20]>::from(h.finalize()) == hash,
+                                        ok,
+                                        written: ok,
                                     }
-                                }
-                                DiskOp::Write {
-                                    piece,
-                                    blocks,
-                                    slices,
-                                } => {
-                                    let all: Vec<u8> = blocks.concat();
-                                    let mut at = 0;
-                                    for s in slices {
-                                        let (o, l) = (s.offset as usize, s.length as usize);
-                                        nodes[i].disk[o..o + l].copy_from_slice(&all[at..at + l]);
-                                        at += l;
-                                    }
-                                    DiskResult::Written { piece, ok: true }
                                 }
                                 DiskOp::Read {
                                     conn,

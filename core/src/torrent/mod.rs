@@ -3,10 +3,10 @@
 //!
 //! Data path: blocks arrive as `Bytes` slices of the receive buffers and
 //! are kept in memory until their piece is complete; the piece is then
-//! handed to the driver to **verify from memory** ([`TorrentOutput::Verify`])
-//! and, once it passes, to **write** ([`TorrentOutput::Write`], with the
-//! file slices it covers). Nothing unverified is ever written, and nothing
-//! is read back to be verified. A piece is announced (`have`) and served
+//! handed to the driver to **verify from memory and, if it passes, write**
+//! in one job ([`TorrentOutput::Verify`], with the file slices it covers:
+//! one trip to the blocking pool per piece). Nothing unverified is ever
+//! written, and nothing is read back to be verified. A piece is announced (`have`) and served
 //! only once it is on disk. Memory is bounded by
 //! [`TorrentConfig::max_buffered_bytes`]: when blocks in flight and pieces
 //! awaiting verification or writing reach it, no more requests go out
@@ -20,7 +20,6 @@
 //!   [`handle_bytes`](Torrent::handle_bytes),
 //!   [`handle_closed`](Torrent::handle_closed),
 //!   [`handle_verified`](Torrent::handle_verified),
-//!   [`handle_written`](Torrent::handle_written),
 //!   [`handle_read`](Torrent::handle_read),
 //!   [`handle_checked`](Torrent::handle_checked),
 //!   [`handle_timeout`](Torrent::handle_timeout);
@@ -260,7 +259,8 @@ pub enum TorrentOutput {
         /// The connection.
         conn: ConnId,
     },
-    /// Hash a complete piece from memory; answer with `handle_verified`.
+    /// Hash a complete piece from memory and, only if it matches, write
+    /// it; answer with `handle_verified`.
     Verify {
         /// The piece.
         piece: PieceIndex,
@@ -268,14 +268,7 @@ pub enum TorrentOutput {
         blocks: Vec<Bytes>,
         /// The expected SHA-1.
         hash: [u8; 20],
-    },
-    /// Write a verified piece; answer with `handle_written`.
-    Write {
-        /// The piece.
-        piece: PieceIndex,
-        /// Its blocks in order.
-        blocks: Vec<Bytes>,
-        /// Where its bytes go (padding slices: skip).
+        /// Where its bytes go once verified (padding slices: skip).
         slices: Vec<FileSlice>,
     },
     /// Read a block a peer requested; answer with `handle_read`.
@@ -1333,15 +1326,19 @@ impl Torrent {
             self.exclusive_pieces.insert(piece, last_sender);
         }
         self.verifying.insert(piece);
+        let slices = self.info.layout.piece_slices(PieceIndex(piece)).collect();
         self.out.push_back(TorrentOutput::Verify {
             piece: PieceIndex(piece),
             blocks,
             hash,
+            slices,
         });
     }
 
-    /// The verdict on a piece handed out with [`TorrentOutput::Verify`].
-    pub fn handle_verified(&mut self, now: Instant, piece: PieceIndex, ok: bool) {
+    /// The verdict on a piece handed out with [`TorrentOutput::Verify`]:
+    /// whether its hash matched (`ok`) and, if so, whether it was written
+    /// (`written` false: the disk failed, e.g. full).
+    pub fn handle_verified(&mut self, now: Instant, piece: PieceIndex, ok: bool, written: bool) {
         self.now = now;
         let p = piece.0;
         if !self.verifying.remove(&p) {
@@ -1358,18 +1355,9 @@ impl Torrent {
             for a in &addrs {
                 self.list.good_piece(a, exclusive);
             }
-            let blocks: Vec<Bytes> = self
-                .buffers
-                .get(&p)
-                .map(|b| b.blocks.iter().flatten().cloned().collect())
-                .unwrap_or_default();
-            let slices = self.info.layout.piece_slices(piece).collect();
             self.writing.insert(p);
-            self.out.push_back(TorrentOutput::Write {
-                piece,
-                blocks,
-                slices,
-            });
+            self.handle_written(now, piece, written);
+            return;
         } else {
             self.release_buffer(p);
             self.picker.on_hash_failed(piece);
@@ -1395,9 +1383,8 @@ impl Torrent {
         }
     }
 
-    /// A piece handed out with [`TorrentOutput::Write`] is on disk (`ok`)
-    /// or could not be written.
-    pub fn handle_written(&mut self, now: Instant, piece: PieceIndex, ok: bool) {
+    /// A verified piece is on disk (`ok`) or could not be written.
+    fn handle_written(&mut self, now: Instant, piece: PieceIndex, ok: bool) {
         self.now = now;
         if !self.writing.remove(&piece.0) {
             return;

@@ -67,28 +67,24 @@ fn run(
                         piece,
                         blocks,
                         hash,
+                        slices,
                     } => {
                         let mut h = Sha1::new();
                         for b in &blocks {
                             h.update(b);
                         }
-                        let ok: [u8; 20] = h.finalize().into();
-                        nodes[i].t.handle_verified(now, piece, ok == hash);
-                    }
-                    TorrentOutput::Write {
-                        piece,
-                        blocks,
-                        slices,
-                    } => {
-                        let data: Vec<u8> = blocks.concat();
-                        let mut at = 0usize;
-                        for s in slices {
-                            let start = s.offset as usize;
-                            nodes[i].disk[start..start + s.length as usize]
-                                .copy_from_slice(&data[at..at + s.length as usize]);
-                            at += s.length as usize;
+                        let ok = <[u8; 20]>::from(h.finalize()) == hash;
+                        if ok {
+                            let data: Vec<u8> = blocks.concat();
+                            let mut at = 0usize;
+                            for s in slices {
+                                let start = s.offset as usize;
+                                nodes[i].disk[start..start + s.length as usize]
+                                    .copy_from_slice(&data[at..at + s.length as usize]);
+                                at += s.length as usize;
+                            }
                         }
-                        nodes[i].t.handle_written(now, piece, true);
+                        nodes[i].t.handle_verified(now, piece, ok, ok);
                     }
                     TorrentOutput::Read {
                         conn,

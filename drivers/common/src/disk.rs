@@ -367,14 +367,6 @@ impl Storage {
     /// Carries out one disk job of the engine.
     pub fn run(&self, op: DiskOp) -> DiskResult {
         match op {
-            DiskOp::Write {
-                piece,
-                blocks,
-                slices,
-            } => DiskResult::Written {
-                piece,
-                ok: self.write_blocks(&slices, &blocks).is_ok(),
-            },
             DiskOp::Read {
                 conn,
                 block,
@@ -388,15 +380,16 @@ impl Storage {
                 piece,
                 blocks,
                 hash,
+                slices,
             } => {
                 let mut h = Sha1::new();
                 for b in &blocks {
                     h.update(b);
                 }
-                DiskResult::Verified {
-                    piece,
-                    ok: <[u8; 20]>::from(h.finalize()) == hash,
-                }
+                let ok = <[u8; 20]>::from(h.finalize()) == hash;
+                // Written in the same job, and only once verified.
+                let written = ok && self.write_blocks(&slices, &blocks).is_ok();
+                DiskResult::Verified { piece, ok, written }
             }
             DiskOp::Check {
                 piece,
