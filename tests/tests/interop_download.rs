@@ -90,9 +90,16 @@ fn opentracker(dir: &Path, port: u16, hashes: &[String]) -> ChildGuard {
         .stderr(Stdio::null())
         .spawn()
         .expect("start opentracker");
-    let guard = ChildGuard(child);
+    let mut guard = ChildGuard(child);
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // An answer from a process that took the port first would not
+            // be opentracker: it must still be running.
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(
+                guard.0.try_wait().ok().flatten().is_none(),
+                "opentracker exited: port {port} was taken by another process"
+            );
             return guard;
         }
         std::thread::sleep(Duration::from_millis(50));
