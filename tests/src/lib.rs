@@ -212,3 +212,47 @@ pub fn run_bounded(cmd: &mut Command, limit: std::time::Duration) -> std::proces
         stderr: err.join().unwrap_or_default(),
     }
 }
+
+/// opentracker on 127.0.0.1:`port` (HTTP and UDP), allowing only `hashes`
+/// (the Debian build is whitelist-only; it chroots into `dir`, so its
+/// paths are relative to it). `None` if it exits before serving: tests run
+/// in parallel, and a port free a moment ago can be taken first.
+pub fn opentracker(dir: &Path, port: u16, hashes: &[String]) -> Option<ChildGuard> {
+    use std::os::unix::fs::PermissionsExt;
+    require_tool("sh", &["-c", "command -v opentracker"], "opentracker");
+    std::fs::create_dir_all(dir).expect("tracker folder");
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(dir.join("whitelist.txt"), hashes.join("\n") + "\n").expect("whitelist");
+    std::fs::write(dir.join("conf"), "access.whitelist /whitelist.txt\n").expect("conf");
+    let child = Command::new("opentracker")
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-P",
+            &port.to_string(),
+        ])
+        .arg("-f")
+        .arg(dir.join("conf"))
+        .arg("-d")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start opentracker");
+    let mut guard = ChildGuard(child);
+    // Ready when it accepts TCP and is still running (an answer from a
+    // process that took the port first does not count).
+    for _ in 0..100 {
+        if guard.0.try_wait().ok().flatten().is_some() {
+            return None;
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            return guard.0.try_wait().ok().flatten().is_none().then_some(guard);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("opentracker did not start");
+}

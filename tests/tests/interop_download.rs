@@ -67,44 +67,9 @@ fn same_tree(a: &Path, b: &Path) {
 }
 
 fn opentracker(dir: &Path, port: u16, hashes: &[String]) -> ChildGuard {
-    require_tool("sh", &["-c", "command -v opentracker"], "opentracker");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(dir.join("whitelist.txt"), hashes.join("\n") + "\n").unwrap();
-    std::fs::write(dir.join("conf"), "access.whitelist /whitelist.txt\n").unwrap();
-    let child = Command::new("opentracker")
-        .args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-P",
-            &port.to_string(),
-        ])
-        .arg("-f")
-        .arg(dir.join("conf"))
-        .arg("-d")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start opentracker");
-    let mut guard = ChildGuard(child);
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            // An answer from a process that took the port first would not
-            // be opentracker: it must still be running.
-            std::thread::sleep(Duration::from_millis(100));
-            assert!(
-                guard.0.try_wait().ok().flatten().is_none(),
-                "opentracker exited: port {port} was taken by another process"
-            );
-            return guard;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("opentracker did not start");
+    // The torrents name this port: it cannot move to another.
+    bittide_tests::opentracker(dir, port, hashes)
+        .unwrap_or_else(|| panic!("opentracker exited: port {port} was taken by another process"))
 }
 
 fn info_hash(torrent: &Path) -> String {

@@ -26,52 +26,13 @@ fn peers(v: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-/// opentracker on 127.0.0.1:`port`, allowing only `HASH` (the Debian build
-/// is whitelist-only; it chroots into the folder, so paths are relative to
-/// it).
-/// Starts opentracker on a free port; returns it and the port. Tests run
-/// in parallel, so a port free a moment ago can be taken before
-/// opentracker binds it (it then exits): try another.
+/// opentracker on a free port, allowing only `HASH`; returns it and the
+/// port, trying another port if the first was taken before it bound.
 fn opentracker(dir: &TempDir) -> (ChildGuard, u16) {
-    require_tool("sh", &["-c", "command -v opentracker"], "opentracker");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::write(dir.path().join("whitelist.txt"), format!("{HASH}\n")).unwrap();
-    std::fs::write(dir.path().join("conf"), "access.whitelist /whitelist.txt\n").unwrap();
     for _attempt in 0..5 {
         let port = free_port();
-        let child = Command::new("opentracker")
-            .args([
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-P",
-                &port.to_string(),
-            ])
-            .arg("-f")
-            .arg(dir.path().join("conf"))
-            .arg("-d")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start opentracker");
-        let mut guard = ChildGuard(child);
-        // Ready when it accepts TCP and is still running (an answer from
-        // a process that took the port first does not count).
-        for _ in 0..100 {
-            if guard.0.try_wait().ok().flatten().is_some() {
-                break;
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                std::thread::sleep(Duration::from_millis(100));
-                if guard.0.try_wait().ok().flatten().is_none() {
-                    return (guard, port);
-                }
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if let Some(t) = bittide_tests::opentracker(dir.path(), port, &[HASH.to_owned()]) {
+            return (t, port);
         }
     }
     panic!("opentracker did not start");

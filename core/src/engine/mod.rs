@@ -321,8 +321,8 @@ pub struct Engine {
     config: EngineConfig,
     torrents: BTreeMap<TorrentId, Torrent>,
     /// Magnet links whose metadata is on its way (or in, waiting for
-    /// [`Engine::start_magnet`]), with their trackers.
-    magnets: BTreeMap<TorrentId, (MetadataFetch, Vec<Vec<String>>)>,
+    /// [`Engine::start_magnet`]), with the links.
+    magnets: BTreeMap<TorrentId, (MetadataFetch, Magnet)>,
     by_hash: BTreeMap<InfoHash, TorrentId>,
     conns: BTreeMap<ConnId, Route>,
     udp: BTreeMap<(TorrentId, String), UdpTracker>,
@@ -384,8 +384,8 @@ impl Engine {
     /// dictionary as received (so the info-hash is the same) with the
     /// link's trackers.
     pub fn magnet_torrent_file(&self, id: TorrentId) -> Option<Vec<u8>> {
-        let (fetch, tiers) = self.magnets.get(&id)?;
-        Some(torrent_file(fetch.metadata()?, tiers))
+        let (fetch, magnet) = self.magnets.get(&id)?;
+        Some(torrent_file(fetch.metadata()?, &magnet_tiers(magnet)))
     }
 
     fn swarm(&mut self, id: TorrentId) -> Option<Swarm<'_>> {
@@ -442,12 +442,10 @@ impl Engine {
         // The upper half of the torrent's range, so the torrent's own
         // connections never reuse a fetch connection's id.
         config.conn_base |= 1 << 39;
-        // Each tracker its own tier, as libtorrent does for magnet links.
-        let tiers: Vec<Vec<String>> = magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
         let mut fetch = MetadataFetch::new(
             now,
             info_hash,
-            tiers.clone(),
+            magnet_tiers(magnet),
             FetchConfig::from_torrent(&config),
             self.rng.child_seed(),
         );
@@ -458,14 +456,15 @@ impl Engine {
         fetch.add_peers(now, peers, crate::torrent::peers::PeerSource::User);
         self.by_hash.insert(info_hash, id);
         self.schedule_dht(now, id);
-        self.magnets.insert(id, (fetch, tiers));
+        self.magnets.insert(id, (fetch, magnet.clone()));
         Some(id)
     }
 
     /// Turns a magnet whose metadata is in ([`FetchEvent::Done`]) into a
     /// torrent, as if added from its .torrent file: it reconnects to the
-    /// peers the fetch met. `start` says what is already on disk (the
-    /// driver can tell only now that it knows the files).
+    /// peers the fetch met, and downloads only the files the link's `so=`
+    /// names (BEP 53), if it names any. `start` says what is already on
+    /// disk (the driver can tell only now that it knows the files).
     pub fn start_magnet(
         &mut self,
         now: Instant,
@@ -478,9 +477,10 @@ impl Engine {
         };
         let metainfo = Metainfo::from_bytes(&bytes)?;
         let info = TorrentInfo::from_metainfo(&metainfo);
-        let Some((fetch, _)) = self.magnets.remove(&id) else {
+        let Some((fetch, magnet)) = self.magnets.remove(&id) else {
             return Err(MetainfoError::MissingField { field: "info" });
         };
+        let file_count = metainfo.info.files().len();
         let peers = fetch.addresses();
         if info.private {
             if let Some(d) = &mut self.dht {
@@ -489,6 +489,18 @@ impl Engine {
         }
         let config = self.torrent_config(id);
         let mut torrent = Torrent::new(now, info, config, start, self.rng.child_seed());
+        if !magnet.select_only.is_empty() {
+            let priorities: Vec<Priority> = (0..file_count as u32)
+                .map(|i| {
+                    if magnet.select_only.iter().any(|r| r.contains(&i)) {
+                        Priority::Normal
+                    } else {
+                        Priority::Skip
+                    }
+                })
+                .collect();
+            torrent.set_file_priorities(now, &priorities);
+        }
         torrent.add_peers(now, peers, crate::torrent::peers::PeerSource::User);
         self.torrents.insert(id, torrent);
         Ok(())
@@ -1193,6 +1205,11 @@ impl Engine {
         // Deadlines never go backwards past what we have seen (str0m).
         Output::Timeout(next.max(self.now))
     }
+}
+
+/// A magnet's trackers as tiers: each its own, as libtorrent does.
+fn magnet_tiers(magnet: &Magnet) -> Vec<Vec<String>> {
+    magnet.trackers.iter().map(|t| vec![t.clone()]).collect()
 }
 
 /// A .torrent file around an info dictionary: `announce` and

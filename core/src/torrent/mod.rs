@@ -354,7 +354,6 @@ pub struct Torrent {
     buffers: BTreeMap<u32, PieceBuffer>,
     buffered_bytes: u64,
     verifying: BTreeSet<u32>,
-    writing: BTreeSet<u32>,
     /// Pieces whose last verification had an exclusive (parole) source.
     exclusive_pieces: BTreeMap<u32, ConnId>,
     checks_pending: VecDeque<u32>,
@@ -406,7 +405,6 @@ impl Torrent {
             buffers: BTreeMap::new(),
             buffered_bytes: 0,
             verifying: BTreeSet::new(),
-            writing: BTreeSet::new(),
             exclusive_pieces: BTreeMap::new(),
             checks_pending: VecDeque::new(),
             checks_in_flight: 0,
@@ -594,7 +592,7 @@ impl Torrent {
 
     /// Whether every wanted piece is on disk.
     pub fn is_finished(&self) -> bool {
-        self.picker.is_finished() && self.writing.is_empty() && self.verifying.is_empty()
+        self.picker.is_finished() && self.verifying.is_empty()
     }
 
     /// Whether `addr` is banned.
@@ -1355,8 +1353,7 @@ impl Torrent {
             for a in &addrs {
                 self.list.good_piece(a, exclusive);
             }
-            self.writing.insert(p);
-            self.handle_written(now, piece, written);
+            self.after_write(now, piece, written);
             return;
         } else {
             self.release_buffer(p);
@@ -1384,11 +1381,7 @@ impl Torrent {
     }
 
     /// A verified piece is on disk (`ok`) or could not be written.
-    fn handle_written(&mut self, now: Instant, piece: PieceIndex, ok: bool) {
-        self.now = now;
-        if !self.writing.remove(&piece.0) {
-            return;
-        }
+    fn after_write(&mut self, now: Instant, piece: PieceIndex, ok: bool) {
         self.release_buffer(piece.0);
         if !ok {
             // The disk failed: the piece is not on disk, so it must be

@@ -208,7 +208,7 @@ pub async fn run<R: Runtime>(
 ) -> Result<Progress, SessionError> {
     // A bad torrent or link is refused before anything is created.
     let prepared = match &options.torrent {
-        TorrentSource::File(bytes) => Some(prepare(&options, bytes, &[])?),
+        TorrentSource::File(bytes) => Some(prepare(&options, bytes)?),
         TorrentSource::Magnet(m) if m.info_hash.is_none() => {
             return Err(err(
                 exit::BAD_TORRENT,
@@ -503,13 +503,9 @@ impl Prepared {
 }
 
 /// Reads a .torrent for the session: its storage under the folder, what
-/// resume data says is on disk, and the files to download (`--only`, else
-/// a magnet's `so=`, BEP 53).
-fn prepare(
-    options: &SessionOptions,
-    torrent: &[u8],
-    select_only: &[std::ops::RangeInclusive<u32>],
-) -> Result<Prepared, SessionError> {
+/// resume data says is on disk, and the files `--only` names (a magnet's
+/// own `so=` is the engine's to apply, BEP 53).
+fn prepare(options: &SessionOptions, torrent: &[u8]) -> Result<Prepared, SessionError> {
     let metainfo =
         Metainfo::from_bytes(torrent).map_err(|e| err(exit::BAD_TORRENT, e.to_string()))?;
     let name = String::from_utf8_lossy(metainfo.info.name()).into_owned();
@@ -528,24 +524,13 @@ fn prepare(
             file_count,
         )
     };
-    let wanted: Option<Vec<usize>> = match (&options.only, select_only) {
-        (Some(list), _) => {
-            if let Some(bad) = list.iter().find(|&&i| i >= file_count) {
-                return Err(err(
-                    2,
-                    format!("--only: the torrent has no file {bad} (it has {file_count})"),
-                ));
-            }
-            Some(list.clone())
-        }
-        (None, []) => None,
-        (None, ranges) => Some(
-            (0..file_count)
-                .filter(|i| ranges.iter().any(|r| r.contains(&(*i as u32))))
-                .collect(),
-        ),
-    };
-    let priorities = wanted.map(|list| {
+    if let Some(bad) = options.only.iter().flatten().find(|&&i| i >= file_count) {
+        return Err(err(
+            2,
+            format!("--only: the torrent has no file {bad} (it has {file_count})"),
+        ));
+    }
+    let priorities = options.only.as_ref().map(|list| {
         (0..file_count)
             .map(|i| {
                 if list.contains(&i) {
@@ -589,11 +574,7 @@ fn magnet_ready(
             )
         })?;
     }
-    let select_only = match &options.torrent {
-        TorrentSource::Magnet(m) => m.select_only.clone(),
-        TorrentSource::File(_) => Vec::new(),
-    };
-    prepare(options, &bytes, &select_only)
+    prepare(options, &bytes)
 }
 
 /// Writes `bytes` to a temporary beside `path`, then renames it over.
