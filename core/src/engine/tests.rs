@@ -19,7 +19,9 @@ use crate::tracker::server::{ServerConfig, TrackerServer};
 struct Node {
     engine: Engine,
     addr: SocketAddr,
+    /// The torrent's bytes back to back (file slices map into it).
     disk: Vec<u8>,
+    layout: crate::metainfo::FileLayout,
     torrent: TorrentId,
 }
 
@@ -64,6 +66,7 @@ fn seeder_and_leecher(info: &TorrentInfo, data: &[u8], dht: Option<DhtSettings>)
             Node {
                 engine,
                 addr: SocketAddr::from(([127, 0, 0, 1], 7000 + i)),
+                layout: info.layout.clone(),
                 disk: if i == 0 {
                     data.to_vec()
                 } else {
@@ -73,6 +76,11 @@ fn seeder_and_leecher(info: &TorrentInfo, data: &[u8], dht: Option<DhtSettings>)
             }
         })
         .collect()
+}
+
+/// Where a file slice lies in a node's `disk`.
+fn disk_at(layout: &crate::metainfo::FileLayout, s: &FileSlice) -> usize {
+    (layout.file_range(s.file).map_or(0, |r| r.start) + s.offset) as usize
 }
 
 /// What stands between the engines besides TCP.
@@ -172,8 +180,9 @@ fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                     let mut h = Sha1::new();
                                     for s in slices {
                                         h.update(
-                                            &nodes[i].disk
-                                                [s.offset as usize..(s.offset + s.length) as usize],
+                                            &nodes[i].disk[disk_at(&nodes[i].layout, &s)
+                                                ..disk_at(&nodes[i].layout, &s)
+                                                    + s.length as usize],
                                         );
                                     }
                                     DiskResult::Checked {
@@ -196,7 +205,8 @@ fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                         let all: Vec<u8> = blocks.concat();
                                         let mut at = 0;
                                         for s in slices {
-                                            let (o, l) = (s.offset as usize, s.length as usize);
+                                            let (o, l) =
+                                                (disk_at(&nodes[i].layout, &s), s.length as usize);
                                             nodes[i].disk[o..o + l]
                                                 .copy_from_slice(&all[at..at + l]);
                                             at += l;
@@ -216,8 +226,9 @@ fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                     let mut d = Vec::new();
                                     for s in slices {
                                         d.extend_from_slice(
-                                            &nodes[i].disk
-                                                [s.offset as usize..(s.offset + s.length) as usize],
+                                            &nodes[i].disk[disk_at(&nodes[i].layout, &s)
+                                                ..disk_at(&nodes[i].layout, &s)
+                                                    + s.length as usize],
                                         );
                                     }
                                     DiskResult::Read {
@@ -500,6 +511,7 @@ fn a_peer_serving_wrong_metadata_does_not_stop_a_magnet() {
         engine,
         addr: SocketAddr::from(([127, 0, 0, 1], 7002)),
         disk: other,
+        layout: real.layout.clone(),
         torrent,
     });
     let mut world = World::default();
@@ -510,4 +522,36 @@ fn a_peer_serving_wrong_metadata_does_not_stop_a_magnet() {
     assert_eq!(nodes[1].disk, data);
     let t = nodes[1].engine.torrent(nodes[1].torrent).unwrap();
     assert_eq!(t.info_hash(), real.info_hash);
+}
+
+#[test]
+fn a_magnets_so_selects_the_files_downloaded() {
+    // Two files of four pieces each; the link asks for the second only
+    // (BEP 53 `so=1`).
+    let data = test_data()[..8 * 16384].to_vec();
+    let mut b = TorrentBuilder::multi_file("two");
+    b.add_file(vec!["a".into()], 4 * 16384)
+        .add_file(vec!["b".into()], 4 * 16384)
+        .set_piece_length(16384);
+    let mut h = PieceHasher::new(16384);
+    h.update(&data);
+    let bytes = b.build(&h.finish()).unwrap();
+    let info = TorrentInfo::from_metainfo(&Metainfo::from_bytes(&bytes).unwrap());
+    let magnet = Magnet {
+        info_hash: Some(info.info_hash),
+        peers: vec![PeerAddr::Ip(SocketAddr::from(([127, 0, 0, 1], 7000)))],
+        select_only: vec![1..=1],
+        ..Magnet::default()
+    };
+    let mut nodes = seeder_and_magnet(&info, &data, &magnet, None);
+    let mut world = World::default();
+    let (finished, _) = run(&mut nodes, &mut world);
+    assert!(finished, "the magnet leecher never finished");
+    assert_eq!(&nodes[1].disk[4 * 16384..], &data[4 * 16384..]);
+    assert!(
+        nodes[1].disk[..4 * 16384].iter().all(|&x| x == 0),
+        "file 0 was downloaded"
+    );
+    let t = nodes[1].engine.torrent(nodes[1].torrent).unwrap();
+    assert_eq!(t.counters().2, 0);
 }
