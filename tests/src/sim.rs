@@ -304,7 +304,10 @@ impl Sim {
             );
             nodes.push(Node {
                 torrent,
-                addr: SocketAddr::from(([127, 0, 0, 1], 10_000 + i as u16)),
+                addr: SocketAddr::from((
+                    [127, 0, (i / 250) as u8, (i % 250) as u8 + 1],
+                    10_000 + i as u16,
+                )),
                 disk,
                 spec,
                 pipe_free: Instant::ZERO,

@@ -59,6 +59,8 @@ use crate::tracker::http::{announce_url, parse_announce_response};
 use crate::tracker::udp::{UdpTrackerClient, UdpTrackerEvent};
 use crate::tracker::{AnnounceRequest, TrackerError};
 use crate::wire::{BlockRef, PeerId, PROTOCOL};
+pub use handshakes::HandshakeLimits;
+use handshakes::{Admission, PendingHandshakes};
 use swarm::Swarm;
 
 /// Engine settings.
@@ -70,8 +72,8 @@ pub struct EngineConfig {
     pub listen_port: u16,
     /// Settings every torrent starts from.
     pub torrent: TorrentConfig,
-    /// Most incoming connections still waiting for their handshake.
-    pub max_pending_incoming: usize,
+    /// Limits on incoming connections still waiting for their handshake.
+    pub handshakes: HandshakeLimits,
     /// The DHT node (`None`: no DHT).
     pub dht: Option<DhtSettings>,
 }
@@ -109,7 +111,7 @@ impl Default for EngineConfig {
             peer_id: PeerId(*b"-BT0001-000000000000"),
             listen_port: 6881,
             torrent: TorrentConfig::default(),
-            max_pending_incoming: 64,
+            handshakes: HandshakeLimits::default(),
             dht: None,
         }
     }
@@ -254,16 +256,6 @@ pub enum Output {
     Timeout(Instant),
 }
 
-#[derive(Clone, Debug)]
-enum Route {
-    Torrent(TorrentId),
-    /// Incoming, handshake not yet read far enough to know the torrent.
-    Pending {
-        addr: SocketAddr,
-        buf: Vec<u8>,
-    },
-}
-
 #[derive(Debug)]
 struct UdpTracker {
     client: UdpTrackerClient,
@@ -324,7 +316,9 @@ pub struct Engine {
     /// [`Engine::start_magnet`]), with the links.
     magnets: BTreeMap<TorrentId, (MetadataFetch, Magnet)>,
     by_hash: BTreeMap<InfoHash, TorrentId>,
-    conns: BTreeMap<ConnId, Route>,
+    conns: BTreeMap<ConnId, TorrentId>,
+    /// Incoming connections not yet routed to a torrent.
+    handshakes: PendingHandshakes,
     udp: BTreeMap<(TorrentId, String), UdpTracker>,
     pending: BTreeMap<RequestId, Pending>,
     next_torrent: u64,
@@ -347,6 +341,7 @@ impl Engine {
             torrents: BTreeMap::new(),
         });
         Engine {
+            handshakes: PendingHandshakes::new(config.handshakes.clone()),
             config,
             torrents: BTreeMap::new(),
             magnets: BTreeMap::new(),
@@ -393,6 +388,11 @@ impl Engine {
             return Some(Swarm::Torrent(t));
         }
         self.magnets.get_mut(&id).map(|(f, _)| Swarm::Fetch(f))
+    }
+
+    /// Incoming connections waiting for their handshake.
+    pub fn pending_handshakes(&self) -> usize {
+        self.handshakes.len()
     }
 
     /// Ids of all torrents.
@@ -577,8 +577,7 @@ impl Engine {
         if let Some((f, _)) = self.magnets.remove(&id) {
             self.by_hash.remove(&f.info_hash());
         }
-        self.conns
-            .retain(|_, r| !matches!(r, Route::Torrent(t) if *t == id));
+        self.conns.retain(|_, t| *t != id);
         self.udp.retain(|(t, _), _| *t != id);
     }
 
@@ -600,7 +599,7 @@ impl Engine {
 
     fn torrent_of(&self, conn: ConnId) -> Option<TorrentId> {
         match self.conns.get(&conn) {
-            Some(Route::Torrent(t)) => Some(*t),
+            Some(t) => Some(*t),
             _ => {
                 // Outgoing connections are keyed by the torrent's range.
                 let id = TorrentId(conn.0 >> 40);
@@ -614,7 +613,7 @@ impl Engine {
     pub fn handle_tcp_connected(&mut self, now: Instant, conn: ConnId) {
         self.now = now;
         if let Some(id) = self.torrent_of(conn) {
-            self.conns.insert(conn, Route::Torrent(id));
+            self.conns.insert(conn, id);
             if let Some(t) = self.swarm(id) {
                 t.handle_connected(now, conn);
             }
@@ -633,27 +632,26 @@ impl Engine {
     }
 
     /// A peer connected to our listen port. Returns the id to use for it,
-    /// or `None` to close it at once (too many handshakes in progress).
+    /// or `None` to close it at once (its IP already has as many
+    /// handshakes waiting as it may). To make room, an older connection
+    /// still waiting may be closed (the `handshakes` module explains the rules).
     pub fn handle_tcp_incoming(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnId> {
         self.now = now;
-        let pending = self
-            .conns
-            .values()
-            .filter(|r| matches!(r, Route::Pending { .. }))
-            .count();
-        if pending >= self.config.max_pending_incoming {
-            return None;
-        }
         let conn = ConnId(self.next_incoming);
+        match self.handshakes.admit(now, conn, addr) {
+            Admission::Refused => return None,
+            Admission::Evicted(old) => self.close(old),
+            Admission::Admitted => {}
+        }
         self.next_incoming += 1;
-        self.conns.insert(
-            conn,
-            Route::Pending {
-                addr,
-                buf: Vec::new(),
-            },
-        );
         Some(conn)
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        self.out.push_back(Output::Tcp {
+            conn,
+            action: TcpAction::Close,
+        });
     }
 
     /// Bytes arrived on a connection (copied; see
@@ -665,57 +663,55 @@ impl Engine {
     /// A chunk arrived on a connection; blocks are decoded in place.
     pub fn handle_tcp_chunk(&mut self, now: Instant, conn: ConnId, data: Bytes) {
         self.now = now;
-        match self.conns.get_mut(&conn) {
-            Some(Route::Pending { addr, buf }) => {
-                buf.extend_from_slice(&data);
-                if crate::wire::Handshake::check_prefix(buf).is_err() {
-                    self.conns.remove(&conn);
-                    self.out.push_back(Output::Tcp {
-                        conn,
-                        action: TcpAction::Close,
-                    });
-                    return;
-                }
-                if buf.len() < HANDSHAKE_PREFIX {
-                    return;
-                }
-                let mut hash = [0u8; 20];
-                hash.copy_from_slice(&buf[HANDSHAKE_PREFIX - 20..HANDSHAKE_PREFIX]);
-                let (addr, bytes) = (*addr, std::mem::take(buf));
-                let routed = self.by_hash.get(&InfoHash(hash)).copied().and_then(|id| {
-                    let t = self.swarm(id)?;
-                    t.handle_incoming(now, conn, addr).then_some(id)
-                });
-                match routed {
-                    Some(id) => {
-                        self.conns.insert(conn, Route::Torrent(id));
-                        if let Some(t) = self.swarm(id) {
-                            t.handle_chunk(now, conn, Bytes::from(bytes));
-                        }
-                    }
-                    None => {
-                        self.conns.remove(&conn);
-                        self.out.push_back(Output::Tcp {
-                            conn,
-                            action: TcpAction::Close,
-                        });
-                    }
-                }
+        if self.handshakes.contains(conn) {
+            self.route_handshake(now, conn, &data);
+            return;
+        }
+        if let Some(&id) = self.conns.get(&conn) {
+            if let Some(t) = self.swarm(id) {
+                t.handle_chunk(now, conn, data);
             }
-            Some(Route::Torrent(id)) => {
-                let id = *id;
+        }
+    }
+
+    /// Bytes of an incoming connection not yet routed: once the
+    /// handshake names an info-hash, the connection goes to that torrent
+    /// with everything it sent so far.
+    fn route_handshake(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        let buf = self.handshakes.push(conn, data);
+        if crate::wire::Handshake::check_prefix(buf).is_err() {
+            self.handshakes.remove(conn);
+            self.close(conn);
+            return;
+        }
+        if buf.len() < HANDSHAKE_PREFIX {
+            return;
+        }
+        let mut hash = [0u8; 20];
+        hash.copy_from_slice(&buf[HANDSHAKE_PREFIX - 20..HANDSHAKE_PREFIX]);
+        let Some((addr, bytes)) = self.handshakes.remove(conn) else {
+            return;
+        };
+        let routed = self.by_hash.get(&InfoHash(hash)).copied().and_then(|id| {
+            let t = self.swarm(id)?;
+            t.handle_incoming(now, conn, addr).then_some(id)
+        });
+        match routed {
+            Some(id) => {
+                self.conns.insert(conn, id);
                 if let Some(t) = self.swarm(id) {
-                    t.handle_chunk(now, conn, data);
+                    t.handle_chunk(now, conn, Bytes::from(bytes));
                 }
             }
-            None => {}
+            None => self.close(conn),
         }
     }
 
     /// A connection closed.
     pub fn handle_tcp_closed(&mut self, now: Instant, conn: ConnId) {
         self.now = now;
-        if let Some(Route::Torrent(id)) = self.conns.remove(&conn) {
+        self.handshakes.remove(conn);
+        if let Some(id) = self.conns.remove(&conn) {
             if let Some(t) = self.swarm(id) {
                 t.handle_closed(now, conn);
             }
@@ -816,6 +812,9 @@ impl Engine {
     /// A deadline may have passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
+        for conn in self.handshakes.expire(now) {
+            self.close(conn);
+        }
         for t in self.torrents.values_mut() {
             if t.poll_timeout().is_some_and(|d| d <= now) {
                 t.handle_timeout(now);
@@ -1095,7 +1094,7 @@ impl Engine {
             let now = self.now;
             match o {
                 TorrentOutput::Connect { conn, addr } => {
-                    self.conns.insert(conn, Route::Torrent(id));
+                    self.conns.insert(conn, id);
                     self.out.push_back(Output::Tcp {
                         conn,
                         action: TcpAction::Connect(addr),
@@ -1175,7 +1174,7 @@ impl Engine {
         if let Some(o) = self.out.pop_front() {
             return o;
         }
-        let mut next = Instant::MAX;
+        let mut next = self.handshakes.next_deadline().unwrap_or(Instant::MAX);
         for t in self.torrents.values() {
             if let Some(d) = t.poll_timeout() {
                 next = next.min(d);
@@ -1235,6 +1234,7 @@ fn torrent_file(info: &[u8], tiers: &[Vec<String>]) -> Vec<u8> {
     out
 }
 
+mod handshakes;
 mod swarm;
 #[cfg(test)]
 mod tests;

@@ -41,7 +41,7 @@ fn test_data() -> Vec<u8> {
 }
 
 /// A seeder (node 0) and a leecher (node 1) of `info`, on 127.0.0.1:7000
-/// and :7001 (TCP and UDP alike).
+/// and 127.0.0.2:7001 (TCP and UDP alike).
 fn seeder_and_leecher(info: &TorrentInfo, data: &[u8], dht: Option<DhtSettings>) -> Vec<Node> {
     (0..2u16)
         .map(|i| {
@@ -65,7 +65,7 @@ fn seeder_and_leecher(info: &TorrentInfo, data: &[u8], dht: Option<DhtSettings>)
                 .is_none());
             Node {
                 engine,
-                addr: SocketAddr::from(([127, 0, 0, 1], 7000 + i)),
+                addr: SocketAddr::from(([127, 0, 0, 1 + i as u8], 7000 + i)),
                 layout: info.layout.clone(),
                 disk: if i == 0 {
                     data.to_vec()
@@ -134,7 +134,8 @@ fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                     nodes[i].engine.handle_tcp_failed(now, conn);
                                     continue;
                                 };
-                                let from = SocketAddr::from(([127, 0, 0, 1], 40000 + i as u16));
+                                let from =
+                                    SocketAddr::from(([127, 0, 0, 1 + i as u8], 40000 + i as u16));
                                 let remote =
                                     nodes[j].engine.handle_tcp_incoming(now, from).unwrap();
                                 links.insert((i, conn), (j, remote));
@@ -473,7 +474,7 @@ fn a_peer_serving_wrong_metadata_does_not_stop_a_magnet() {
         info_hash: Some(real.info_hash),
         // The liar first.
         peers: vec![
-            PeerAddr::Ip(SocketAddr::from(([127, 0, 0, 1], 7002))),
+            PeerAddr::Ip(SocketAddr::from(([127, 0, 0, 3], 7002))),
             PeerAddr::Ip(SocketAddr::from(([127, 0, 0, 1], 7000))),
         ],
         ..Magnet::default()
@@ -509,7 +510,7 @@ fn a_peer_serving_wrong_metadata_does_not_stop_a_magnet() {
         .unwrap();
     nodes.push(Node {
         engine,
-        addr: SocketAddr::from(([127, 0, 0, 1], 7002)),
+        addr: SocketAddr::from(([127, 0, 0, 3], 7002)),
         disk: other,
         layout: real.layout.clone(),
         torrent,

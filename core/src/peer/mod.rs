@@ -236,6 +236,8 @@ pub struct PeerSession {
     last_sent: Instant,
     /// Last time a block arrived or the request queue was (re)started.
     last_progress: Instant,
+    /// Last time a block went either way (or the session began).
+    last_payload: Instant,
     snubbed: bool,
     down: RateMeter,
     up: RateMeter,
@@ -288,6 +290,7 @@ impl PeerSession {
             last_received: now,
             last_sent: now,
             last_progress: now,
+            last_payload: now,
             snubbed: false,
             down: RateMeter::default(),
             up: RateMeter::default(),
@@ -412,6 +415,12 @@ impl PeerSession {
     /// Upload rate to this peer, bytes per second.
     pub fn upload_rate(&mut self, now: Instant) -> u64 {
         self.up.rate(now)
+    }
+
+    /// When a block last went either way (the session's start if none
+    /// has): how idle the peer is.
+    pub fn last_payload(&self) -> Instant {
+        self.last_payload
     }
 
     /// Payload bytes received and sent.
@@ -720,6 +729,7 @@ impl PeerSession {
                     return Ok(());
                 }
                 self.last_progress = now;
+                self.last_payload = now;
                 self.snubbed = false;
                 self.down.add(now, u64::from(block.length));
                 self.events.push_back(PeerEvent::Block { block, data });
@@ -953,6 +963,7 @@ impl PeerSession {
         ));
         self.out.extend_from_slice(data);
         self.last_sent = now;
+        self.last_payload = now;
         self.up.add(now, u64::from(block.length));
     }
 

@@ -58,6 +58,8 @@ pub struct FetchConfig {
     pub conn_base: u64,
     /// Most connected peers.
     pub max_peers: usize,
+    /// Most connections per IP.
+    pub max_peers_per_ip: usize,
     /// Peer session timing.
     pub session: SessionConfig,
     /// A piece request unanswered this long goes to another peer.
@@ -75,6 +77,7 @@ impl FetchConfig {
             listen_port: config.listen_port,
             conn_base: config.conn_base,
             max_peers: config.max_peers.min(30),
+            max_peers_per_ip: config.max_peers_per_ip,
             session: config.session.clone(),
             request_timeout: Duration::from_secs(10),
             numwant: config.numwant,
@@ -177,13 +180,13 @@ impl MetadataFetch {
         let announcer = Announcer::new(now, trackers, &mut rng);
         let key = rng.next_u32();
         let mut f = MetadataFetch {
+            list: PeerList::new(config.max_peers_per_ip),
             info_hash,
             next_conn: config.conn_base,
             config,
             announcer,
             key,
             peers: BTreeMap::new(),
-            list: PeerList::default(),
             size: None,
             slots: Vec::new(),
             buffer: Vec::new(),

@@ -106,6 +106,9 @@ pub struct TorrentConfig {
     pub reserved: Reserved,
     /// Most connected peers.
     pub max_peers: usize,
+    /// Most connections per IP, in either direction (a host must not take
+    /// every slot).
+    pub max_peers_per_ip: usize,
     /// Most connection attempts in progress at once.
     pub max_half_open: usize,
     /// Regular unchoke slots (one optimistic slot comes on top).
@@ -140,6 +143,7 @@ impl Default for TorrentConfig {
             peer_id: PeerId(*b"-BT0001-000000000000"),
             reserved: Reserved::FAST.with(Reserved::EXTENSION),
             max_peers: 50,
+            max_peers_per_ip: peers::DEFAULT_MAX_PER_IP,
             max_half_open: 8,
             unchoke_slots: 4,
             optimistic_unchoke: true,
@@ -330,6 +334,10 @@ struct PieceBuffer {
 const CHOKE_INTERVAL: Duration = Duration::from_secs(10);
 /// How often to look for peers to connect to when under budget.
 const CONNECT_INTERVAL: Duration = Duration::from_secs(1);
+/// With every slot taken, a newcomer may replace a peer that has
+/// exchanged no block with us for this long (and has been connected at
+/// least as long): slots go to peers that trade, not to idle ones.
+const IDLE_EVICTION: Duration = Duration::from_secs(60);
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -396,7 +404,7 @@ impl Torrent {
             on_disk: Bitfield::new(count),
             left: 0,
             peers: BTreeMap::new(),
-            list: PeerList::default(),
+            list: PeerList::new(config.max_peers_per_ip),
             choker: Choker::default(),
             choke_round: 0,
             next_choke: now + CHOKE_INTERVAL,
@@ -873,16 +881,26 @@ impl Torrent {
     }
 
     /// A peer connected to us (the engine routed it here by info-hash).
-    /// Returns false if refused (banned, or over the connection limit); the
-    /// driver should then close it.
+    /// Returns false if refused (banned, its IP at its limit, or every
+    /// slot taken by peers that trade); the driver should then close it.
+    /// With every slot taken, the peer idle the longest makes room.
     pub fn handle_incoming(&mut self, now: Instant, conn: ConnId, addr: SocketAddr) -> bool {
         self.now = now;
         if matches!(
             self.state,
             TorrentState::Paused | TorrentState::Stopped | TorrentState::Checking
-        ) || self.peers.len() >= self.config.max_peers
-            || !self.list.accept(now, addr)
+        ) || self.list.is_banned(&addr)
+            || self.list.connections_from(addr.ip()) >= self.config.max_peers_per_ip
         {
+            return false;
+        }
+        if self.peers.len() >= self.config.max_peers {
+            let Some(idle) = self.most_idle_peer(now) else {
+                return false;
+            };
+            self.disconnect(now, idle, CloseReason::Local, true);
+        }
+        if !self.list.accept(now, addr) {
             return false;
         }
         let session = self.new_session(now, Direction::Incoming, addr);
@@ -1132,7 +1150,25 @@ impl Torrent {
         }
     }
 
+    /// The connected peer that has gone longest without a block either
+    /// way, if that is at least [`IDLE_EVICTION`].
+    fn most_idle_peer(&self, now: Instant) -> Option<ConnId> {
+        self.peers
+            .iter()
+            .filter_map(|(c, p)| Some((*c, p.session.as_ref()?)))
+            .filter(|(_, s)| s.is_active() && s.last_payload() + IDLE_EVICTION <= now)
+            .min_by_key(|(c, s)| (s.last_payload(), *c))
+            .map(|(c, _)| c)
+    }
+
     fn drop_peer(&mut self, now: Instant, conn: ConnId, reason: CloseReason, close_socket: bool) {
+        self.disconnect(now, conn, reason, close_socket);
+        self.connect_more(now);
+    }
+
+    /// Takes a peer out (its requests back to the picker, its pieces out
+    /// of the availability), closing the socket unless the peer did.
+    fn disconnect(&mut self, now: Instant, conn: ConnId, reason: CloseReason, close_socket: bool) {
         let Some(mut peer) = self.peers.remove(&conn) else {
             return;
         };
@@ -1149,8 +1185,6 @@ impl Torrent {
                 }
                 Counted::Nothing => {}
             }
-            let (down, _) = s.totals();
-            let _ = down;
         }
         // Anything requested from this peer that the picker still lists.
         for b in self.picker.requests_of(conn) {
@@ -1167,7 +1201,6 @@ impl Torrent {
                 reason,
             });
         }
-        self.connect_more(now);
     }
 
     // --- interest and requests --------------------------------------------

@@ -1,12 +1,21 @@
 //! The torrent's peer list: addresses we may connect to, with back-off for
 //! ones that failed, trust for ones that sent data, and bans.
 //!
-//! Addresses are keyed by IP *and* port: loopback test swarms share one IP,
-//! and a ban must not catch innocent neighbours there. (On the public
-//! network one IP per peer is the norm, so the difference does not matter.)
+//! Addresses are keyed by IP and port (two clients behind one NAT are two
+//! candidates), but the limits an outsider could abuse are by IP: a ban
+//! holds for every port of the IP (a peer that reconnects from a new
+//! source port is still banned), and one IP has at most
+//! [`max_per_ip`](PeerList::new) connections, in either direction, so a
+//! single host cannot take every slot. Tests that run many peers on one
+//! IP raise the cap or give each peer its own loopback address
+//! (127.0.0.2 is another IP than 127.0.0.1).
+//!
+//! Addresses of peers that connected to us (their source ports) are kept
+//! only while connected: they are never dialled, and a host cycling
+//! through source ports must not fill the list.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::time::Instant;
@@ -33,6 +42,10 @@ const BAN_TRUST: i32 = -6;
 const MAX_CANDIDATES: usize = 4000;
 /// Failed connection attempts before an address is forgotten.
 const MAX_FAILURES: u32 = 6;
+/// Most banned IPs remembered (the oldest ban goes first).
+const MAX_BANS: usize = 4000;
+/// Connections per IP unless configured (libtorrent's default too).
+pub const DEFAULT_MAX_PER_IP: usize = 1;
 
 #[derive(Clone, Debug)]
 struct Candidate {
@@ -40,7 +53,6 @@ struct Candidate {
     next_attempt: Instant,
     failures: u32,
     connected: bool,
-    banned: bool,
     trust: i32,
     parole: bool,
     gave_data: bool,
@@ -50,14 +62,78 @@ struct Candidate {
 }
 
 /// See the module documentation.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct PeerList {
     candidates: BTreeMap<SocketAddr, Candidate>,
     /// We are a seed: peers known to be seeds are not worth a connection.
     seeding: bool,
+    max_per_ip: usize,
+    /// Connections (and attempts) per IP.
+    connected: BTreeMap<IpAddr, usize>,
+    /// Banned IPs, in the order they were banned.
+    banned: BTreeSet<IpAddr>,
+    ban_order: VecDeque<IpAddr>,
+}
+
+impl Default for PeerList {
+    fn default() -> PeerList {
+        PeerList::new(DEFAULT_MAX_PER_IP)
+    }
 }
 
 impl PeerList {
+    /// An empty list allowing `max_per_ip` connections per IP (at least 1).
+    pub fn new(max_per_ip: usize) -> PeerList {
+        PeerList {
+            candidates: BTreeMap::new(),
+            seeding: false,
+            max_per_ip: max_per_ip.max(1),
+            connected: BTreeMap::new(),
+            banned: BTreeSet::new(),
+            ban_order: VecDeque::new(),
+        }
+    }
+
+    /// Connections (and attempts) to or from `ip` now.
+    pub fn connections_from(&self, ip: IpAddr) -> usize {
+        self.connected.get(&ip).copied().unwrap_or(0)
+    }
+
+    fn ip_full(&self, ip: IpAddr) -> bool {
+        self.connections_from(ip) >= self.max_per_ip
+    }
+
+    /// Marks `addr` connected or not, keeping the per-IP count.
+    fn set_connected(&mut self, addr: SocketAddr, on: bool) {
+        let Some(c) = self.candidates.get_mut(&addr) else {
+            return;
+        };
+        if c.connected == on {
+            return;
+        }
+        c.connected = on;
+        if on {
+            *self.connected.entry(addr.ip()).or_insert(0) += 1;
+        } else if let Some(n) = self.connected.get_mut(&addr.ip()) {
+            *n -= 1;
+            if *n == 0 {
+                self.connected.remove(&addr.ip());
+            }
+        }
+    }
+
+    /// A connection to `addr` ended or failed: an incoming peer's source
+    /// address is forgotten (module documentation).
+    fn release(&mut self, addr: SocketAddr) {
+        self.set_connected(addr, false);
+        if self
+            .candidates
+            .get(&addr)
+            .is_some_and(|c| c.source == PeerSource::Incoming)
+        {
+            self.candidates.remove(&addr);
+        }
+    }
     /// Adds an address (no-op if known or banned, or the list is full).
     pub fn add(&mut self, now: Instant, addr: SocketAddr, source: PeerSource) {
         self.add_flagged(now, addr, source, PexFlags::default());
@@ -78,7 +154,7 @@ impl PeerList {
             }
             return;
         }
-        if self.candidates.len() >= MAX_CANDIDATES {
+        if self.candidates.len() >= MAX_CANDIDATES || self.banned.contains(&addr.ip()) {
             return;
         }
         self.candidates.entry(addr).or_insert(Candidate {
@@ -86,7 +162,6 @@ impl PeerList {
             next_attempt: now,
             failures: 0,
             connected: false,
-            banned: false,
             trust: 0,
             parole: false,
             gave_data: false,
@@ -117,9 +192,9 @@ impl PeerList {
         self.candidates.is_empty()
     }
 
-    /// Whether `addr` is banned.
+    /// Whether `addr`'s IP is banned.
     pub fn is_banned(&self, addr: &SocketAddr) -> bool {
-        self.candidates.get(addr).is_some_and(|c| c.banned)
+        self.banned.contains(&addr.ip())
     }
 
     /// Whether `addr` is on parole (gets pieces to itself).
@@ -132,11 +207,21 @@ impl PeerList {
         self.candidates.get(addr).map(|c| c.source)
     }
 
-    /// Never connect to or accept `addr` again (it lied to us).
+    /// Never connect to or accept `addr`'s IP again (it lied to us).
     pub fn ban(&mut self, addr: &SocketAddr) {
-        if let Some(c) = self.candidates.get_mut(addr) {
-            c.banned = true;
+        let ip = addr.ip();
+        if !self.banned.insert(ip) {
+            return;
         }
+        self.ban_order.push_back(ip);
+        if self.ban_order.len() > MAX_BANS {
+            if let Some(old) = self.ban_order.pop_front() {
+                self.banned.remove(&old);
+            }
+        }
+        // Its addresses are of no more use; connected ones stay counted
+        // until their connections end.
+        self.candidates.retain(|a, c| a.ip() != ip || c.connected);
     }
 
     /// Every address worth connecting to (not banned, not the source
@@ -146,7 +231,7 @@ impl PeerList {
         let mut v: Vec<(&SocketAddr, &Candidate)> = self
             .candidates
             .iter()
-            .filter(|(_, c)| !c.banned && c.source != PeerSource::Incoming)
+            .filter(|(a, c)| !self.is_banned(a) && c.source != PeerSource::Incoming)
             .collect();
         v.sort_by_key(|(a, c)| (!c.gave_data, c.failures, **a));
         v.into_iter().map(|(a, _)| *a).collect()
@@ -161,19 +246,26 @@ impl PeerList {
     }
 
     /// Up to `n` addresses to connect to now: not connected, not banned,
-    /// due; those that gave us data before first, then fewest failures.
+    /// due, on an IP with room; those that gave us data before first,
+    /// then fewest failures.
     pub fn to_connect(&mut self, now: Instant, n: usize) -> Vec<SocketAddr> {
-        let mut due: Vec<(&SocketAddr, &Candidate)> = self
+        let mut due: Vec<(SocketAddr, bool, u32)> = self
             .candidates
             .iter()
-            .filter(|(_, c)| !c.connected && !c.banned && c.next_attempt <= now)
+            .filter(|(a, c)| !c.connected && !self.is_banned(a) && c.next_attempt <= now)
+            .filter(|(_, c)| c.source != PeerSource::Incoming)
             .filter(|(_, c)| !(self.seeding && c.flags.has(PexFlags::SEED)))
+            .map(|(a, c)| (*a, !c.gave_data, c.failures))
             .collect();
-        due.sort_by_key(|(a, c)| (!c.gave_data, c.failures, **a));
-        let chosen: Vec<SocketAddr> = due.into_iter().take(n).map(|(a, _)| *a).collect();
-        for a in &chosen {
-            if let Some(c) = self.candidates.get_mut(a) {
-                c.connected = true;
+        due.sort_by_key(|&(a, no_data, failures)| (no_data, failures, a));
+        let mut chosen = Vec::new();
+        for (a, _, _) in due {
+            if chosen.len() == n {
+                break;
+            }
+            if !self.ip_full(a.ip()) {
+                self.set_connected(a, true);
+                chosen.push(a);
             }
         }
         chosen
@@ -182,35 +274,40 @@ impl PeerList {
     /// The earliest time an unconnected address becomes due.
     pub fn next_due(&self) -> Option<Instant> {
         self.candidates
-            .values()
-            .filter(|c| !c.connected && !c.banned)
-            .filter(|c| !(self.seeding && c.flags.has(PexFlags::SEED)))
-            .map(|c| c.next_attempt)
+            .iter()
+            .filter(|(_, c)| !c.connected && c.source != PeerSource::Incoming)
+            .filter(|(a, _)| !self.is_banned(a) && !self.ip_full(a.ip()))
+            .filter(|(_, c)| !(self.seeding && c.flags.has(PexFlags::SEED)))
+            .map(|(_, c)| c.next_attempt)
             .min()
     }
 
     /// A peer connected to us: mark it connected (adding it if new).
-    /// Returns false if it is banned or already connected.
+    /// Returns false if its IP is banned or has no room, or the address
+    /// is already connected, or the list is full.
     pub fn accept(&mut self, now: Instant, addr: SocketAddr) -> bool {
+        if self.is_banned(&addr) || self.ip_full(addr.ip()) {
+            return false;
+        }
         self.add(now, addr, PeerSource::Incoming);
-        match self.candidates.get_mut(&addr) {
-            Some(c) if !c.banned && !c.connected => {
-                c.connected = true;
+        match self.candidates.get(&addr) {
+            Some(c) if !c.connected => {
+                self.set_connected(addr, true);
                 true
             }
-            Some(_) => false,
-            // The list is full: accept without remembering.
-            None => true,
+            // Already connected, or the list is full (nothing to count
+            // the connection against).
+            _ => false,
         }
     }
 
     /// Connecting failed: back off exponentially, forget after repeated
     /// failures.
     pub fn connect_failed(&mut self, now: Instant, addr: SocketAddr) {
+        self.set_connected(addr, false);
         let Some(c) = self.candidates.get_mut(&addr) else {
             return;
         };
-        c.connected = false;
         c.failures += 1;
         if c.failures > MAX_FAILURES && !c.gave_data {
             self.candidates.remove(&addr);
@@ -222,8 +319,8 @@ impl PeerList {
 
     /// A connection ended; it may be retried after a pause.
     pub fn disconnected(&mut self, now: Instant, addr: SocketAddr) {
+        self.release(addr);
         if let Some(c) = self.candidates.get_mut(&addr) {
-            c.connected = false;
             c.next_attempt = now + Duration::from_secs(60);
         }
     }
@@ -250,10 +347,11 @@ impl PeerList {
         };
         c.trust -= if sole { 2 * BAN_TRUST.abs() } else { 2 };
         c.parole = true;
-        if c.trust <= BAN_TRUST {
-            c.banned = true;
+        let out_of_trust = c.trust <= BAN_TRUST;
+        if out_of_trust {
+            self.ban(addr);
         }
-        c.banned
+        self.is_banned(addr)
     }
 }
 
@@ -261,8 +359,49 @@ impl PeerList {
 mod tests {
     use super::*;
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
+    fn addr(host: u8) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, host], 6881))
+    }
+
+    fn port(host: u8, port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, host], port))
+    }
+
+    #[test]
+    fn one_ip_gets_at_most_its_share_of_connections() {
+        let mut l = PeerList::new(2);
+        let t = Instant::ZERO;
+        for p in 1..=3 {
+            l.add(t, port(1, p), PeerSource::Tracker);
+        }
+        l.add(t, addr(2), PeerSource::Tracker);
+        assert_eq!(l.to_connect(t, 5), vec![port(1, 1), port(1, 2), addr(2)]);
+        assert!(!l.accept(t, port(1, 40_000)), "127.0.0.1 is full");
+        assert!(l.accept(t, port(3, 40_000)));
+        assert!(!l.accept(t, port(3, 40_000)), "already connected");
+        l.connect_failed(t, port(1, 1));
+        assert!(l.accept(t, port(1, 40_001)));
+        assert_eq!(l.connections_from(port(1, 0).ip()), 2);
+        // Incoming source ports are forgotten when they leave.
+        l.disconnected(t, port(1, 40_001));
+        assert_eq!(l.connections_from(port(1, 0).ip()), 1);
+        assert_eq!(l.source(&port(1, 40_001)), None);
+    }
+
+    #[test]
+    fn a_ban_covers_every_port_of_the_ip() {
+        let mut l = PeerList::new(4);
+        let t = Instant::ZERO;
+        assert!(l.accept(t, port(5, 50_000)));
+        assert!(l.bad_piece(&port(5, 50_000), true));
+        l.disconnected(t, port(5, 50_000));
+        assert!(
+            !l.accept(t, port(5, 50_001)),
+            "reconnecting from a new port"
+        );
+        l.add(t, port(5, 6881), PeerSource::Pex);
+        assert!(l.to_connect(t, 5).is_empty());
+        assert_eq!(l.next_due(), None);
     }
 
     #[test]

@@ -54,6 +54,7 @@ fn options(
         peer_timeout: Some(Duration::from_secs(60)),
         recheck: true,
         max_peers: None,
+        max_peers_per_ip: Some(4),
         sequential: false,
         only: None,
         upload_rate: 0,

@@ -42,12 +42,17 @@ pub struct SessionOptions {
     pub listen: SocketAddr,
     /// Peers to connect to directly.
     pub peers: Vec<SocketAddr>,
-    /// Fail when no peer connected within this time.
+    /// Fail when no useful peer was seen for this long, at any point of a
+    /// download: none connected yet, or none sending data (all gone,
+    /// banned, or idle). Not applied once complete.
     pub peer_timeout: Option<Duration>,
     /// Verify the data on disk even if resume data says it is good.
     pub recheck: bool,
     /// Most connected peers (default 50).
     pub max_peers: Option<usize>,
+    /// Most connections per IP (default 1; tests running many peers on one
+    /// loopback address raise it).
+    pub max_peers_per_ip: Option<usize>,
     /// Download pieces in order (for streaming).
     pub sequential: bool,
     /// Download only these files (indices as `bittide info` lists them).
@@ -245,6 +250,10 @@ pub async fn run<R: Runtime>(
     if let Some(n) = options.max_peers {
         config.torrent.max_peers = n.max(1);
     }
+    if let Some(n) = options.max_peers_per_ip {
+        config.torrent.max_peers_per_ip = n.max(1);
+        config.handshakes.max_per_ip = config.handshakes.max_per_ip.max(n);
+    }
     let clock = Clock::new();
     let mut engine = Engine::new(config, os_seed());
     let now = clock.now();
@@ -307,7 +316,7 @@ pub async fn run<R: Runtime>(
     }
     on_start(driver.handle(), local);
 
-    let started = std::time::Instant::now();
+    let mut useful = UsefulPeers::new(options.peer_timeout);
     let mut failure: Option<SessionError> = None;
     let mut last = Progress {
         done: 0,
@@ -318,11 +327,9 @@ pub async fn run<R: Runtime>(
         state: TorrentState::Checking,
         fetching_metadata: matches!(options.torrent, TorrentSource::Magnet(_)),
     };
-    let mut ever_connected = false;
     let mut refused: Option<String> = None;
     let keep_seeding = options.keep_seeding;
     let mut final_state: Option<(Bitfield, Vec<SocketAddr>)> = None;
-    let peer_timeout = options.peer_timeout;
     driver
         .run(|event, engine: &Engine| {
             if let Some(Event::Magnet(_, FetchEvent::Done { .. })) = event {
@@ -354,17 +361,13 @@ pub async fn run<R: Runtime>(
                 last.peers = f.peer_count();
                 last.fetching_metadata = true;
                 if f.peer_count() > 0 {
-                    ever_connected = true;
+                    // Metadata peers are useful while they are there.
+                    useful.saw_useful();
                 }
                 report(&last, None);
-                if let Some(limit) = peer_timeout.filter(|_| !ever_connected) {
-                    if started.elapsed() >= limit {
-                        failure = Some(err(
-                            exit::NO_PEERS,
-                            format!("no peers found within {} s", limit.as_secs()),
-                        ));
-                        return Control::Shutdown;
-                    }
+                if let Some(e) = useful.expired(None) {
+                    failure = Some(e);
+                    return Control::Shutdown;
                 }
                 return Control::Continue;
             };
@@ -417,8 +420,12 @@ pub async fn run<R: Runtime>(
                 let p = p.clone();
                 rt.spawn_blocking(Box::new(move || save(&p, have, peers)));
             }
+            if t.state() == TorrentState::Checking || downloaded > useful.downloaded {
+                useful.downloaded = downloaded;
+                useful.saw_useful();
+            }
             match torrent_event {
-                Some(TorrentEvent::PeerConnected { .. }) => ever_connected = true,
+                Some(TorrentEvent::PeerConnected { .. }) => useful.saw_useful(),
                 Some(TorrentEvent::Finished) if !keep_seeding => return Control::Shutdown,
                 Some(TorrentEvent::WriteFailed(piece)) => {
                     failure = Some(err(
@@ -438,18 +445,10 @@ pub async fn run<R: Runtime>(
                 }
                 _ => {}
             }
-            if !ever_connected && !t.is_finished() {
-                if let Some(limit) = peer_timeout {
-                    if started.elapsed() >= limit {
-                        failure = Some(match &refused {
-                            Some(r) => err(exit::TRACKER, r.clone()),
-                            None => err(
-                                exit::NO_PEERS,
-                                format!("no peers found within {} s", limit.as_secs()),
-                            ),
-                        });
-                        return Control::Shutdown;
-                    }
+            if !t.is_finished() {
+                if let Some(e) = useful.expired(refused.as_deref()) {
+                    failure = Some(e);
+                    return Control::Shutdown;
                 }
             }
             Control::Continue
@@ -464,6 +463,52 @@ pub async fn run<R: Runtime>(
     match failure {
         Some(f) => Err(f),
         None => Ok(last),
+    }
+}
+
+/// `--timeout`: how long since a peer was last of use (connected, or
+/// sending data), and the error once that is too long.
+struct UsefulPeers {
+    limit: Option<Duration>,
+    since: std::time::Instant,
+    ever: bool,
+    /// Payload bytes downloaded when last seen.
+    downloaded: u64,
+}
+
+impl UsefulPeers {
+    fn new(limit: Option<Duration>) -> UsefulPeers {
+        UsefulPeers {
+            limit,
+            since: std::time::Instant::now(),
+            ever: false,
+            downloaded: 0,
+        }
+    }
+
+    fn saw_useful(&mut self) {
+        self.since = std::time::Instant::now();
+        self.ever = true;
+    }
+
+    /// The error to stop with, if the limit has passed: a tracker's
+    /// refusal explains a swarm never found better than "no peers".
+    fn expired(&self, refused: Option<&str>) -> Option<SessionError> {
+        let limit = self.limit?;
+        if self.since.elapsed() < limit {
+            return None;
+        }
+        let secs = limit.as_secs();
+        Some(match (refused, self.ever) {
+            (Some(r), false) => err(exit::TRACKER, r.to_owned()),
+            (None, false) => err(exit::NO_PEERS, format!("no peers found within {secs} s")),
+            (_, true) => err(
+                exit::NO_PEERS,
+                format!(
+                    "no useful peer for {secs} s (every peer left, was banned or sent nothing)"
+                ),
+            ),
+        })
     }
 }
 

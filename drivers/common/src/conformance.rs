@@ -138,6 +138,7 @@ pub async fn swarm<R: Runtime>(rt: R, dir: PathBuf) -> Result<(), String> {
         peer_timeout: Some(Duration::from_secs(30)),
         recheck: false,
         max_peers: None,
+        max_peers_per_ip: None,
         sequential: false,
         only: None,
         upload_rate: 0,

@@ -33,6 +33,7 @@ fn main() {
         peer_timeout: Some(Duration::from_secs(60)),
         recheck: false,
         max_peers: None,
+        max_peers_per_ip: None,
         sequential: false,
         only: None,
         upload_rate: 0,

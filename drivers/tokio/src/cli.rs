@@ -54,6 +54,9 @@ enum Command {
         /// Upload limit per second, e.g. 500K or 2M (bytes).
         #[arg(long, value_name = "RATE", value_parser = parse_rate, default_value = "0")]
         upload_limit: u64,
+        /// Most connections from one IP address (default 1).
+        #[arg(long, value_name = "N")]
+        max_peers_per_ip: Option<usize>,
         #[command(flatten)]
         dht: SessionDhtArgs,
     },
@@ -237,7 +240,9 @@ struct DownloadArgs {
     /// Peers to connect to directly (repeatable), besides the trackers'.
     #[arg(long = "peer", value_name = "ADDR")]
     peers: Vec<std::net::SocketAddr>,
-    /// Give up when no peer has connected within this many seconds.
+    /// Give up (exit 6) when no peer has been of use for this many
+    /// seconds: none connected yet, or none sending data any more (all
+    /// gone, banned or idle).
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<u64>,
     /// Print JSON events, one per line, instead of progress.
@@ -256,6 +261,9 @@ struct DownloadArgs {
     /// Most connected peers.
     #[arg(long, value_name = "N")]
     max_peers: Option<usize>,
+    /// Most connections from one IP address (default 1).
+    #[arg(long, value_name = "N")]
+    max_peers_per_ip: Option<usize>,
     /// Upload limit per second, e.g. 500K or 2M (bytes).
     #[arg(long, value_name = "RATE", value_parser = parse_rate, default_value = "0")]
     upload_limit: u64,
@@ -363,6 +371,7 @@ impl From<DownloadArgs> for crate::session::DownloadArgs {
             json: a.json,
             recheck: a.recheck,
             max_peers: a.max_peers,
+            max_peers_per_ip: a.max_peers_per_ip,
             sequential: a.sequential,
             only: a.only,
             upload_rate: a.upload_limit,
@@ -413,6 +422,7 @@ pub(crate) fn main() -> ExitCode {
             json,
             recheck,
             upload_limit,
+            max_peers_per_ip,
             dht,
         } => crate::session::seed(crate::session::SeedArgs {
             torrent,
@@ -422,6 +432,7 @@ pub(crate) fn main() -> ExitCode {
             json,
             recheck,
             upload_rate: upload_limit,
+            max_peers_per_ip,
             dht: dht.into_options(),
         })
         .map_err(Failure::from),

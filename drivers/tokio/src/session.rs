@@ -27,6 +27,7 @@ pub(crate) struct DownloadArgs {
     pub(crate) json: bool,
     pub(crate) recheck: bool,
     pub(crate) max_peers: Option<usize>,
+    pub(crate) max_peers_per_ip: Option<usize>,
     pub(crate) sequential: bool,
     pub(crate) only: Option<Vec<usize>>,
     pub(crate) upload_rate: u64,
@@ -43,6 +44,7 @@ pub(crate) struct SeedArgs {
     pub(crate) json: bool,
     pub(crate) recheck: bool,
     pub(crate) upload_rate: u64,
+    pub(crate) max_peers_per_ip: Option<usize>,
     pub(crate) dht: Option<SessionDht>,
 }
 
@@ -312,6 +314,7 @@ pub(crate) fn download(args: DownloadArgs) -> Result<(), SessionError> {
         peer_timeout: args.timeout,
         recheck: args.recheck,
         max_peers: args.max_peers,
+        max_peers_per_ip: args.max_peers_per_ip,
         sequential: args.sequential,
         only: args.only,
         upload_rate: args.upload_rate,
@@ -333,6 +336,7 @@ pub(crate) fn seed(args: SeedArgs) -> Result<(), SessionError> {
         peer_timeout: None,
         recheck: args.recheck,
         max_peers: None,
+        max_peers_per_ip: args.max_peers_per_ip,
         sequential: false,
         only: None,
         upload_rate: args.upload_rate,
