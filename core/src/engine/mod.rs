@@ -1235,6 +1235,8 @@ fn torrent_file(info: &[u8], tiers: &[Vec<String>]) -> Vec<u8> {
 }
 
 mod handshakes;
+#[cfg(test)]
+mod hostile_tests;
 mod swarm;
 #[cfg(test)]
 mod tests;

@@ -23,6 +23,7 @@
 //! variants `name.utf-8` / `path.utf-8` that some clients add.
 
 mod build;
+mod disk_paths;
 mod layout;
 pub mod magnet;
 mod path;
@@ -32,6 +33,7 @@ use std::fmt;
 use sha1::{Digest, Sha1};
 
 pub use build::{auto_piece_length, PieceHasher, TorrentBuilder};
+pub use disk_paths::{component_text, DiskPaths};
 pub use layout::{FileLayout, FileSlice, Slices};
 pub use magnet::{Magnet, MagnetError, PeerAddr};
 pub use path::{check_component, PathProblem};

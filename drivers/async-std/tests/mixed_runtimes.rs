@@ -53,6 +53,7 @@ fn options(
         peers,
         peer_timeout: Some(Duration::from_secs(60)),
         recheck: true,
+        state_dir: None,
         max_peers: None,
         max_peers_per_ip: Some(4),
         sequential: false,

@@ -48,6 +48,9 @@ pub struct SessionOptions {
     pub peer_timeout: Option<Duration>,
     /// Verify the data on disk even if resume data says it is good.
     pub recheck: bool,
+    /// The state folder: resume data goes to `torrents/<info-hash>/`
+    /// there (`None`: no resume data).
+    pub state_dir: Option<PathBuf>,
     /// Most connected peers (default 50).
     pub max_peers: Option<usize>,
     /// Most connections per IP (default 1; tests running many peers on one
@@ -293,16 +296,18 @@ pub async fn run<R: Runtime>(
     }
     let handle = driver.handle();
     let mut prepared = prepared;
-    let folder = options.folder.clone();
+    let state_dir = options.state_dir.clone();
     let save_resume = move |p: &Prepared, have: Bitfield, peers: Vec<SocketAddr>| {
-        let _ = resume::save(
-            &folder,
-            &p.info.info_hash,
-            &have,
-            &peers,
-            &p.storage,
-            p.file_count,
-        );
+        if let Some(state) = &state_dir {
+            let _ = resume::save(
+                state,
+                &p.info.info_hash,
+                &have,
+                &peers,
+                &p.storage,
+                p.file_count,
+            );
+        }
     };
     let mut last_save = std::time::Instant::now();
     let dht_file = options.dht.as_ref().and_then(|d| d.state_file.clone());
@@ -428,10 +433,11 @@ pub async fn run<R: Runtime>(
                 Some(TorrentEvent::PeerConnected { .. }) => useful.saw_useful(),
                 Some(TorrentEvent::Finished) if !keep_seeding => return Control::Shutdown,
                 Some(TorrentEvent::WriteFailed(piece)) => {
-                    failure = Some(err(
-                        exit::IO,
-                        format!("could not write {piece} to disk (disk full or not writable)"),
-                    ));
+                    let why = p
+                        .storage
+                        .write_error()
+                        .unwrap_or_else(|| "disk full or not writable".into());
+                    failure = Some(err(exit::IO, format!("could not write {piece}: {why}")));
                     return Control::Shutdown;
                 }
                 Some(TorrentEvent::TrackerError {
@@ -558,16 +564,15 @@ fn prepare(options: &SessionOptions, torrent: &[u8]) -> Result<Prepared, Session
     let info = TorrentInfo::from_metainfo(&metainfo);
     let storage = Arc::new(Storage::new(&options.folder, &metainfo));
     let file_count = metainfo.info.files().len();
-    let resume = if options.recheck {
-        None
-    } else {
-        resume::load(
-            &options.folder,
+    let resume = match (&options.state_dir, options.recheck) {
+        (Some(state), false) => resume::load(
+            state,
             &info.info_hash,
             info.layout.piece_count(),
             &storage,
             file_count,
-        )
+        ),
+        _ => None,
     };
     if let Some(bad) = options.only.iter().flatten().find(|&&i| i >= file_count) {
         return Err(err(

@@ -137,6 +137,7 @@ pub async fn swarm<R: Runtime>(rt: R, dir: PathBuf) -> Result<(), String> {
         peers: Vec::new(),
         peer_timeout: Some(Duration::from_secs(30)),
         recheck: false,
+        state_dir: None,
         max_peers: None,
         max_peers_per_ip: None,
         sequential: false,

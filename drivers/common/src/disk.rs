@@ -1,8 +1,12 @@
 //! A torrent's files on disk: what the engine's disk jobs do, as blocking
 //! calls for the driver's blocking pool.
 //!
-//! - Paths come from the core's validated metainfo (no component can
-//!   escape the download folder) and are joined under the folder here, once.
+//! - Paths come from the core's [`DiskPaths`]: validated (no component can
+//!   escape the download folder) and distinct (no two files share a
+//!   path); they are joined under the folder when a file is opened.
+//! - An I/O error names the OS error and the file (`Not a directory`,
+//!   `File name too long`, `No space left on device`); the last write
+//!   error is kept for the session to report ([`Storage::write_error`]).
 //! - Files are created when first written and sized sparse to their full
 //!   length; padding files (BEP 47) are never created; zero-length files
 //!   are created empty when the torrent completes ([`Storage::finish`]).
@@ -31,7 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bittide_core::engine::{DiskOp, DiskResult};
-use bittide_core::metainfo::{FileSlice, Metainfo};
+use bittide_core::metainfo::{DiskPaths, FileSlice, Metainfo};
 use sha1::{Digest, Sha1};
 
 use crate::content::read_exact_at;
@@ -41,7 +45,6 @@ pub const MAX_OPEN_FILES: usize = 128;
 
 #[derive(Debug)]
 struct FileInfo {
-    path: PathBuf,
     length: u64,
     padding: bool,
     /// Whether `O_DIRECT` writes are still worth trying for this file.
@@ -77,8 +80,12 @@ const WRITE_BUFS_KEPT: usize = 8;
 /// One torrent's files; see the module documentation.
 #[derive(Debug)]
 pub struct Storage {
+    folder: PathBuf,
+    paths: DiskPaths,
     files: Vec<FileInfo>,
     handles: Mutex<Handles>,
+    /// The last write that failed, as one line.
+    write_error: Mutex<Option<String>>,
 }
 
 /// Positioned write of all of `buf` at `offset`.
@@ -160,35 +167,57 @@ fn gather(blocks: &[bytes::Bytes], mut pos: u64, out: &mut [u8]) -> io::Result<(
 
 impl Storage {
     /// The files of `metainfo` under `folder`: `folder/<name>` for a
-    /// single-file torrent, `folder/<name>/<path…>` otherwise.
+    /// single-file torrent, `folder/<name>/<path…>` otherwise, as
+    /// [`DiskPaths`] maps them.
     pub fn new(folder: &Path, metainfo: &Metainfo<'_>) -> Storage {
         let info = &metainfo.info;
-        let name = String::from_utf8_lossy(info.name()).into_owned();
         let files = info
             .files()
             .iter()
-            .map(|f| {
-                let mut path = folder.join(&name);
-                for c in &f.path {
-                    path.push(String::from_utf8_lossy(c).as_ref());
-                }
-                FileInfo {
-                    path,
-                    length: f.length,
-                    padding: f.attr.padding,
-                    direct: AtomicBool::new(cfg!(target_os = "linux")),
-                }
+            .map(|f| FileInfo {
+                length: f.length,
+                padding: f.attr.padding,
+                direct: AtomicBool::new(cfg!(target_os = "linux")),
             })
             .collect();
         Storage {
+            folder: folder.to_owned(),
+            paths: DiskPaths::new(info),
             files,
             handles: Mutex::new(Handles::default()),
+            write_error: Mutex::new(None),
         }
     }
 
+    /// The download folder.
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
     /// Path of file `index`.
-    pub fn path(&self, index: usize) -> Option<&Path> {
-        self.files.get(index).map(|f| f.path.as_path())
+    pub fn path(&self, index: usize) -> Option<PathBuf> {
+        self.paths.path(index).map(|p| self.folder.join(p))
+    }
+
+    /// Files renamed so that no two share a path (torrent order).
+    pub fn renamed(&self) -> &[usize] {
+        self.paths.renamed()
+    }
+
+    /// The last write that failed: the OS error and the path.
+    pub fn write_error(&self) -> Option<String> {
+        self.write_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// `e` with the path it happened on.
+    fn at_path(&self, index: usize, e: io::Error) -> io::Error {
+        match self.path(index) {
+            Some(p) => io::Error::new(e.kind(), format!("{}: {e}", p.display())),
+            None => e,
+        }
     }
 
     fn with_file<R>(
@@ -209,6 +238,9 @@ impl Storage {
             .files
             .get(index)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no such file"))?;
+        let path = self
+            .path(index)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no such file"))?;
         let mut h = self.handles.lock().unwrap_or_else(|p| p.into_inner());
         h.tick += 1;
         let tick = h.tick;
@@ -217,7 +249,7 @@ impl Storage {
             return Ok(entry.0.clone());
         }
         let file = if create {
-            if let Some(dir) = info.path.parent() {
+            if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
             let mut options = OpenOptions::new();
@@ -225,16 +257,16 @@ impl Storage {
             if mode == Mode::Direct {
                 direct(&mut options);
             }
-            let file = options.open(&info.path)?;
+            let file = options.open(&path)?;
             if file.metadata()?.len() < info.length {
                 // Sparse: no blocks are allocated until written.
                 file.set_len(info.length)?;
             }
             file
         } else {
-            match OpenOptions::new().read(true).write(true).open(&info.path) {
+            match OpenOptions::new().read(true).write(true).open(&path) {
                 Ok(f) => f,
-                Err(_) => File::open(&info.path)?,
+                Err(_) => File::open(&path)?,
             }
         };
         if h.open.len() >= MAX_OPEN_FILES {
@@ -260,9 +292,18 @@ impl Storage {
             if s.padding || self.files.get(s.file).is_some_and(|f| f.padding) {
                 continue;
             }
-            self.with_file(s.file, true, |f| write_all_at(f, chunk, s.offset))?;
+            self.with_file(s.file, true, |f| write_all_at(f, chunk, s.offset))
+                .map_err(|e| self.failed_write(s.file, e))?;
         }
         Ok(())
+    }
+
+    /// Names the file in a failed write's error and keeps it for
+    /// [`write_error`](Storage::write_error).
+    fn failed_write(&self, index: usize, e: io::Error) -> io::Error {
+        let e = self.at_path(index, e);
+        *self.write_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+        e
     }
 
     /// Writes a piece given as its blocks across `slices`: each slice's
@@ -273,7 +314,8 @@ impl Storage {
         for s in slices {
             let skip = s.padding || self.files.get(s.file).is_some_and(|f| f.padding);
             if !skip {
-                self.write_slice(s, blocks, pos)?;
+                self.write_slice(s, blocks, pos)
+                    .map_err(|e| self.failed_write(s.file, e))?;
             }
             pos += s.length;
         }
@@ -344,12 +386,15 @@ impl Storage {
 
     /// Creates zero-length files (they have no piece to trigger it).
     pub fn finish(&self) -> io::Result<()> {
-        for f in &self.files {
-            if f.length == 0 && !f.padding && !f.path.exists() {
-                if let Some(dir) = f.path.parent() {
+        for (i, f) in self.files.iter().enumerate() {
+            let Some(path) = self.path(i) else {
+                continue;
+            };
+            if f.length == 0 && !f.padding && !path.exists() {
+                if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                File::create(&f.path)?;
+                File::create(&path).map_err(|e| self.failed_write(i, e))?;
             }
         }
         Ok(())

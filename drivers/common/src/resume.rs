@@ -1,13 +1,18 @@
 //! Resume data: which pieces are verified on disk, so a restart need not
 //! hash everything again.
 //!
-//! One bencoded file per torrent, `DIR/.bittide/<info-hash>.resume`:
-//! the verified-piece bitfield, each file's length and modification time
-//! when it was written, and peers worth reconnecting to. It is written
+//! One bencoded file per torrent in the session's state folder,
+//! `STATE/torrents/<info-hash>/resume`, never in the download folder (a
+//! torrent's content could land on it there: one named `.bittide` once
+//! overwrote another torrent's resume data). It holds the download folder
+//! it describes, the verified-piece bitfield, each file's length and
+//! modification time when it was written, and peers worth reconnecting
+//! to. It is written
 //! atomically (temporary file, then rename), only after the data files are
 //! flushed, so it never claims a piece that is not on disk. On start it is
-//! trusted only if every file still has the recorded length and mtime;
-//! otherwise the data present is verified again.
+//! trusted only for the same download folder and if every file still has
+//! the recorded length and mtime; otherwise the data present is verified
+//! again.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,11 +25,19 @@ use bittide_core::{Bitfield, InfoHash};
 use crate::disk::Storage;
 
 /// Format version written and accepted.
-const VERSION: i64 = 1;
+const VERSION: i64 = 2;
 
-/// Where a torrent's resume data lives.
-pub fn path(folder: &Path, info_hash: &InfoHash) -> PathBuf {
-    folder.join(".bittide").join(format!("{info_hash}.resume"))
+/// Where a torrent's resume data lives in the state folder.
+pub fn path(state: &Path, info_hash: &InfoHash) -> PathBuf {
+    state
+        .join("torrents")
+        .join(info_hash.to_string())
+        .join("resume")
+}
+
+/// The download folder as bytes, as recorded.
+fn folder_bytes(storage: &Storage) -> &[u8] {
+    storage.folder().as_os_str().as_encoded_bytes()
 }
 
 /// (length, mtime in ns since the epoch) of each file, `None` if missing.
@@ -50,19 +63,22 @@ pub struct Resume {
     pub peers: Vec<SocketAddr>,
 }
 
-/// Loads resume data if it exists, is for this torrent, and matches the
-/// files as they are now.
+/// Loads resume data if it exists, is for this torrent in this folder,
+/// and matches the files as they are now.
 pub fn load(
-    folder: &Path,
+    state: &Path,
     info_hash: &InfoHash,
     piece_count: u32,
     storage: &Storage,
     file_count: usize,
 ) -> Option<Resume> {
-    let bytes = std::fs::read(path(folder, info_hash)).ok()?;
+    let bytes = std::fs::read(path(state, info_hash)).ok()?;
     let root = bencode::decode(&bytes).ok()?;
     let d = root.as_dict()?;
-    if d.get(b"version")?.as_int()? != VERSION || d.get(b"info_hash")?.as_bytes()? != info_hash.0 {
+    if d.get(b"version")?.as_int()? != VERSION
+        || d.get(b"info_hash")?.as_bytes()? != info_hash.0
+        || d.get(b"folder")?.as_bytes()? != folder_bytes(storage)
+    {
         return None;
     }
     let pieces = Bitfield::from_bytes(d.get(b"pieces")?.as_bytes()?, piece_count)?;
@@ -94,7 +110,7 @@ pub fn load(
 
 /// Flushes the data files, then writes resume data atomically.
 pub fn save(
-    folder: &Path,
+    state: &Path,
     info_hash: &InfoHash,
     pieces: &Bitfield,
     peers: &[SocketAddr],
@@ -120,16 +136,17 @@ pub fn save(
     let bytes = Value::dict(vec![
         (b"version", Value::int(VERSION)),
         (b"info_hash", Value::bytes(&info_hash.0)),
+        (b"folder", Value::bytes(folder_bytes(storage))),
         (b"pieces", Value::bytes(pieces.as_bytes())),
         (b"files", Value::list(files)),
         (b"peers", Value::bytes(&compact_peers)),
     ])
     .to_vec();
-    let target = path(folder, info_hash);
+    let target = path(state, info_hash);
     if let Some(dir) = target.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = target.with_extension("resume.part");
+    let tmp = target.with_extension("part");
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         std::io::Write::write_all(&mut f, &bytes)?;
@@ -159,21 +176,26 @@ mod tests {
         h.update(&data);
         let bytes = b.build(&h.finish()).unwrap();
         let m = Metainfo::from_bytes(&bytes).unwrap();
+        let state = dir.join("state");
         let storage = Storage::new(&dir, &m);
         let slices: Vec<_> = m.info.layout().piece_slices(PieceIndex(0)).collect();
         storage.write(&slices, &data[..16384]).unwrap();
         let mut have = Bitfield::new(3);
         have.set(PieceIndex(0));
         let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        save(&dir, &m.info_hash, &have, &[peer], &storage, 1).unwrap();
-        let r = load(&dir, &m.info_hash, 3, &storage, 1).unwrap();
+        save(&state, &m.info_hash, &have, &[peer], &storage, 1).unwrap();
+        assert!(path(&state, &m.info_hash).starts_with(dir.join("state/torrents")));
+        let r = load(&state, &m.info_hash, 3, &storage, 1).unwrap();
         assert_eq!(r.pieces, have);
         assert_eq!(r.peers, vec![peer]);
-        // Another torrent's hash, or a changed file: not trusted.
-        assert!(load(&dir, &InfoHash([9; 20]), 3, &storage, 1).is_none());
+        // Another torrent's hash, another download folder, or a changed
+        // file: not trusted.
+        assert!(load(&state, &InfoHash([9; 20]), 3, &storage, 1).is_none());
+        let elsewhere = Storage::new(&dir.join("elsewhere"), &m);
+        assert!(load(&state, &m.info_hash, 3, &elsewhere, 1).is_none());
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(dir.join("r.bin"), vec![1u8; 40_000]).unwrap();
-        assert!(load(&dir, &m.info_hash, 3, &storage, 1).is_none());
+        assert!(load(&state, &m.info_hash, 3, &storage, 1).is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -32,6 +32,7 @@ fn main() {
             .collect(),
         peer_timeout: Some(Duration::from_secs(60)),
         recheck: false,
+        state_dir: None,
         max_peers: None,
         max_peers_per_ip: None,
         sequential: false,

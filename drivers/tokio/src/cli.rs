@@ -285,36 +285,46 @@ struct SessionDhtArgs {
     #[arg(long = "dht-bootstrap", value_name = "ADDR")]
     dht_bootstrap: Vec<String>,
     /// Keep our DHT node id and known nodes here between runs [default:
-    /// $XDG_STATE_HOME/bittide/dht.dat, else ~/.local/state/bittide/dht.dat].
+    /// STATE_DIR/dht.dat].
     #[arg(long, value_name = "PATH")]
     dht_state: Option<PathBuf>,
+    /// The state folder: resume data (`torrents/<info-hash>/resume`) and
+    /// the DHT state [default: $XDG_STATE_HOME/bittide, else
+    /// ~/.local/state/bittide].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// Accept loopback and private-network DHT nodes (tests, LANs).
     #[arg(long)]
     dht_allow_local: bool,
 }
 
 impl SessionDhtArgs {
-    fn into_options(self) -> Option<bittide_driver::client::SessionDht> {
+    /// The state folder, and the DHT's options.
+    fn into_options(self) -> (Option<PathBuf>, Option<bittide_driver::client::SessionDht>) {
+        let state = self.state_dir.or_else(default_state_dir);
         if self.no_dht {
-            return None;
+            return (state, None);
         }
-        Some(bittide_driver::client::SessionDht {
+        let dht = bittide_driver::client::SessionDht {
             bootstrap: self.dht_bootstrap,
-            state_file: self.dht_state.or_else(default_dht_state),
+            state_file: self
+                .dht_state
+                .or_else(|| state.as_ref().map(|s| s.join("dht.dat"))),
             allow_local: self.dht_allow_local,
-        })
+        };
+        (state, Some(dht))
     }
 }
 
-/// Where the DHT state lives when no path is given (XDG base directories).
-fn default_dht_state() -> Option<PathBuf> {
+/// The state folder when none is given (XDG base directories).
+fn default_state_dir() -> Option<PathBuf> {
     let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         Some(v) => PathBuf::from(v),
         None => {
             PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".local/state")
         }
     };
-    Some(base.join("bittide/dht.dat"))
+    Some(base.join("bittide"))
 }
 
 #[derive(clap::Args, Debug)]
@@ -360,6 +370,7 @@ impl From<crate::session::SessionError> for Failure {
 
 impl From<DownloadArgs> for crate::session::DownloadArgs {
     fn from(a: DownloadArgs) -> crate::session::DownloadArgs {
+        let (state_dir, dht) = a.dht.into_options();
         crate::session::DownloadArgs {
             torrent: a.torrent,
             save_torrent: a.save_torrent,
@@ -376,7 +387,8 @@ impl From<DownloadArgs> for crate::session::DownloadArgs {
             only: a.only,
             upload_rate: a.upload_limit,
             download_rate: a.download_limit,
-            dht: a.dht.into_options(),
+            state_dir,
+            dht,
         }
     }
 }
@@ -424,18 +436,22 @@ pub(crate) fn main() -> ExitCode {
             upload_limit,
             max_peers_per_ip,
             dht,
-        } => crate::session::seed(crate::session::SeedArgs {
-            torrent,
-            dir,
-            listen,
-            peers,
-            json,
-            recheck,
-            upload_rate: upload_limit,
-            max_peers_per_ip,
-            dht: dht.into_options(),
-        })
-        .map_err(Failure::from),
+        } => {
+            let (state_dir, dht) = dht.into_options();
+            crate::session::seed(crate::session::SeedArgs {
+                torrent,
+                dir,
+                listen,
+                peers,
+                json,
+                recheck,
+                upload_rate: upload_limit,
+                max_peers_per_ip,
+                state_dir,
+                dht,
+            })
+            .map_err(Failure::from)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

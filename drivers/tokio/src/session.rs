@@ -32,6 +32,7 @@ pub(crate) struct DownloadArgs {
     pub(crate) only: Option<Vec<usize>>,
     pub(crate) upload_rate: u64,
     pub(crate) download_rate: u64,
+    pub(crate) state_dir: Option<PathBuf>,
     pub(crate) dht: Option<SessionDht>,
 }
 
@@ -45,6 +46,7 @@ pub(crate) struct SeedArgs {
     pub(crate) recheck: bool,
     pub(crate) upload_rate: u64,
     pub(crate) max_peers_per_ip: Option<usize>,
+    pub(crate) state_dir: Option<PathBuf>,
     pub(crate) dht: Option<SessionDht>,
 }
 
@@ -313,6 +315,7 @@ pub(crate) fn download(args: DownloadArgs) -> Result<(), SessionError> {
         peers: args.peers,
         peer_timeout: args.timeout,
         recheck: args.recheck,
+        state_dir: args.state_dir,
         max_peers: args.max_peers,
         max_peers_per_ip: args.max_peers_per_ip,
         sequential: args.sequential,
@@ -335,6 +338,7 @@ pub(crate) fn seed(args: SeedArgs) -> Result<(), SessionError> {
         peers: args.peers,
         peer_timeout: None,
         recheck: args.recheck,
+        state_dir: args.state_dir,
         max_peers: None,
         max_peers_per_ip: args.max_peers_per_ip,
         sequential: false,
