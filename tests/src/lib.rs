@@ -150,6 +150,41 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Waits for `child` (killing it after `limit`) and returns how it ended
+/// and its peak resident memory in KiB, from the kernel's accounting of
+/// that one process (`wait4`), so nothing is sampled or missed. The child
+/// is reaped here; its pipes are closed.
+#[allow(unsafe_code)] // wait4: std offers no per-child resource usage.
+pub fn wait_peak_rss(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> (Option<i32>, u64) {
+    let pid = child.id() as libc::pid_t;
+    let start = std::time::Instant::now();
+    let mut killed = false;
+    loop {
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is a valid value of the plain C struct.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `pid` is our own child, not yet reaped (std never waits
+        // on it behind our back); the pointers are to live locals.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+            drop((child.stdin.take(), child.stdout.take(), child.stderr.take()));
+            // Reaped: std must not wait on (or kill) the pid again.
+            std::mem::forget(child);
+            return (code, usage.ru_maxrss as u64);
+        }
+        assert!(r == 0, "wait4 failed");
+        if !killed && start.elapsed() > limit {
+            let _ = child.kill();
+            killed = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A port free for both TCP and UDP on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     for _ in 0..100 {

@@ -149,6 +149,10 @@ enum Ev {
         piece: bittide_core::PieceIndex,
         ok: bool,
     },
+    Written {
+        node: usize,
+        block: bittide_core::wire::BlockRef,
+    },
     Behaviour {
         node: usize,
     },
@@ -544,18 +548,44 @@ impl Sim {
                     },
                 );
             }
+            TorrentOutput::Write {
+                block,
+                data,
+                slices,
+            } => {
+                // A write-through block: not verified yet, so it may be
+                // wrong; what is checked is that a piece that passes
+                // verification holds the content (below).
+                let mut at = 0usize;
+                for s in slices {
+                    let (off, len) = (s.offset as usize, s.length as usize);
+                    self.nodes[i].disk[off..off + len].copy_from_slice(&data[at..at + len]);
+                    at += len;
+                }
+                self.schedule(now + DISK_DELAY, Ev::Written { node: i, block });
+            }
             TorrentOutput::Check {
                 piece,
                 slices,
                 hash,
             } => {
                 let mut h = Sha1::new();
-                for s in slices {
+                for s in &slices {
                     h.update(
                         &self.nodes[i].disk[s.offset as usize..(s.offset + s.length) as usize],
                     );
                 }
                 let got: [u8; 20] = h.finalize().into();
+                if got == hash {
+                    for s in &slices {
+                        let (off, len) = (s.offset as usize, s.length as usize);
+                        assert_eq!(
+                            &self.nodes[i].disk[off..off + len],
+                            &self.content[off..off + len],
+                            "node {i} verified wrong data for {piece}"
+                        );
+                    }
+                }
                 self.schedule(
                     now + DISK_DELAY,
                     Ev::Checked {
@@ -735,6 +765,10 @@ impl Sim {
             }
             Ev::Checked { node, piece, ok } => {
                 self.nodes[node].torrent.handle_checked(now, piece, ok);
+                self.drain(node);
+            }
+            Ev::Written { node, block } => {
+                self.nodes[node].torrent.handle_written(now, block, true);
                 self.drain(node);
             }
             Ev::TrackerRequest { node, url, request } => {

@@ -96,13 +96,24 @@ fn scenario_2_one_seeder_thirty_leechers() {
 /// Scenario 3: A hostile peer sends corrupted blocks among honest seeders: every
 /// leecher finishes with correct data and the hostile peer is banned.
 fn hostile_peer(seed: u64) -> String {
+    hostile_peer_with_budget(seed, None)
+}
+
+/// Scenario 3 with `budget` bytes of block memory per leecher (`Some`
+/// small enough: pieces are written block by block and verified from
+/// disk).
+fn hostile_peer_with_budget(seed: u64, budget: Option<u64>) -> String {
     let data = content(2 * MIB as usize, seed);
     let mut specs = vec![NodeSpec::seeder(MIB), NodeSpec::seeder(MIB)];
     let mut evil = NodeSpec::seeder(8 * MIB);
     evil.behaviour = Behaviour::Corrupt;
     specs.push(evil);
     for _ in 0..4 {
-        specs.push(NodeSpec::leecher(MIB));
+        let mut leecher = NodeSpec::leecher(MIB);
+        if let Some(b) = budget {
+            leecher.config.max_buffered_bytes = b;
+        }
+        specs.push(leecher);
     }
     // 64 KiB pieces: 4 blocks each, so bad pieces can have several
     // contributors and parole has to narrow the culprit down.
@@ -135,6 +146,16 @@ fn hostile_peer(seed: u64) -> String {
 fn scenario_3_hostile_peer_is_banned() {
     for_each_seed(&[21, 22, 23], |seed| {
         hostile_peer(seed);
+    });
+}
+
+/// Scenario 3 with pieces four times a quarter of the memory budget
+/// (64 KiB pieces, 64 KiB budget): blocks go to disk unverified, pieces
+/// are verified from disk, the hostile peer is still found and banned.
+#[test]
+fn scenario_3_write_through_pieces_find_the_hostile_peer_too() {
+    for_each_seed(&[24, 25], |seed| {
+        hostile_peer_with_budget(seed, Some(64 * KIB));
     });
 }
 

@@ -152,7 +152,8 @@ pub enum DiskOp {
         /// Where the bytes go once verified (skip padding slices).
         slices: Vec<FileSlice>,
     },
-    /// Read and SHA-1 a piece on disk.
+    /// Read and SHA-1 a piece on disk (streaming: pieces may be up to
+    /// 512 MiB).
     Check {
         /// The piece.
         piece: PieceIndex,
@@ -160,6 +161,16 @@ pub enum DiskOp {
         slices: Vec<FileSlice>,
         /// Expected hash.
         hash: [u8; 20],
+    },
+    /// Write one block of a piece too large to hold in memory (verified
+    /// with a `Check` once all its blocks are written).
+    Write {
+        /// The block.
+        block: BlockRef,
+        /// Its bytes.
+        data: Bytes,
+        /// Where they go (skip padding slices).
+        slices: Vec<FileSlice>,
     },
 }
 
@@ -190,6 +201,13 @@ pub enum DiskResult {
         /// The piece.
         piece: PieceIndex,
         /// Whether the data on disk matched.
+        ok: bool,
+    },
+    /// A `Write` finished.
+    Written {
+        /// The block.
+        block: BlockRef,
+        /// Whether it is on disk.
         ok: bool,
     },
 }
@@ -750,6 +768,7 @@ impl Engine {
                 t.handle_verified(now, piece, ok, written)
             }
             DiskResult::Checked { piece, ok } => t.handle_checked(now, piece, ok),
+            DiskResult::Written { block, ok } => t.handle_written(now, block, ok),
         }
     }
 
@@ -1124,6 +1143,18 @@ impl Engine {
                         piece,
                         blocks,
                         hash,
+                        slices,
+                    },
+                }),
+                TorrentOutput::Write {
+                    block,
+                    data,
+                    slices,
+                } => self.out.push_back(Output::Disk {
+                    torrent: id,
+                    op: DiskOp::Write {
+                        block,
+                        data,
                         slices,
                     },
                 }),

@@ -219,6 +219,20 @@ fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                         written: ok,
                                     }
                                 }
+                                DiskOp::Write {
+                                    block,
+                                    data,
+                                    slices,
+                                } => {
+                                    let mut at = 0;
+                                    for s in slices {
+                                        let (o, l) =
+                                            (disk_at(&nodes[i].layout, &s), s.length as usize);
+                                        nodes[i].disk[o..o + l].copy_from_slice(&data[at..at + l]);
+                                        at += l;
+                                    }
+                                    DiskResult::Written { block, ok: true }
+                                }
                                 DiskOp::Read {
                                     conn,
                                     block,

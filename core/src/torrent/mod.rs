@@ -10,7 +10,9 @@
 //! only once it is on disk. Memory is bounded by
 //! [`TorrentConfig::max_buffered_bytes`]: when blocks in flight and pieces
 //! awaiting verification or writing reach it, no more requests go out
-//! (back-pressure) until the disk catches up.
+//! (back-pressure) until the disk catches up. Pieces too large for that
+//! budget are written block by block and verified from disk instead
+//! ([`write_through`]).
 //!
 //! Methods:
 //!
@@ -22,6 +24,7 @@
 //!   [`handle_verified`](Torrent::handle_verified),
 //!   [`handle_read`](Torrent::handle_read),
 //!   [`handle_checked`](Torrent::handle_checked),
+//!   [`handle_written`](Torrent::handle_written),
 //!   [`handle_timeout`](Torrent::handle_timeout);
 //! - commands: [`add_peers`](Torrent::add_peers), [`pause`](Torrent::pause),
 //!   [`resume`](Torrent::resume),
@@ -34,6 +37,7 @@ pub mod choker;
 pub mod exchange;
 pub mod fetch;
 pub mod peers;
+mod write_through;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -275,6 +279,16 @@ pub enum TorrentOutput {
         /// Where its bytes go once verified (padding slices: skip).
         slices: Vec<FileSlice>,
     },
+    /// Write one block of a piece too large to hold in memory (it is
+    /// verified from disk once complete); answer with `handle_written`.
+    Write {
+        /// The block.
+        block: BlockRef,
+        /// Its bytes.
+        data: Bytes,
+        /// Where they go (padding slices: skip).
+        slices: Vec<FileSlice>,
+    },
     /// Read a block a peer requested; answer with `handle_read`.
     Read {
         /// The requesting connection.
@@ -284,8 +298,8 @@ pub enum TorrentOutput {
         /// Where its bytes are.
         slices: Vec<FileSlice>,
     },
-    /// Read and hash a piece already on disk (start-up check); answer with
-    /// `handle_checked`.
+    /// Read and hash a piece on disk (a start-up check, or a write-through
+    /// piece whose blocks are all written); answer with `handle_checked`.
     Check {
         /// The piece.
         piece: PieceIndex,
@@ -360,6 +374,8 @@ pub struct Torrent {
     next_connect: Instant,
     next_conn: u64,
     buffers: BTreeMap<u32, PieceBuffer>,
+    /// Write-through pieces with blocks on their way to the disk.
+    writing: BTreeMap<u32, write_through::Writing>,
     buffered_bytes: u64,
     verifying: BTreeSet<u32>,
     /// Pieces whose last verification had an exclusive (parole) source.
@@ -411,6 +427,7 @@ impl Torrent {
             next_connect: now,
             next_conn: config.conn_base,
             buffers: BTreeMap::new(),
+            writing: BTreeMap::new(),
             buffered_bytes: 0,
             verifying: BTreeSet::new(),
             exclusive_pieces: BTreeMap::new(),
@@ -1318,6 +1335,10 @@ impl Torrent {
                     self.flush(now, other);
                 }
                 let piece = block.piece.0;
+                if self.writes_through() {
+                    self.write_block(conn, block, data);
+                    return;
+                }
                 let count = self.picker.block_count(piece) as usize;
                 let buf = self.buffers.entry(piece).or_default();
                 if buf.blocks.len() != count {
@@ -1347,6 +1368,20 @@ impl Torrent {
         let Some(&hash) = self.info.piece_hashes.get(piece as usize) else {
             return;
         };
+        self.note_exclusive(piece, last_sender);
+        self.verifying.insert(piece);
+        let slices = self.info.layout.piece_slices(PieceIndex(piece)).collect();
+        self.out.push_back(TorrentOutput::Verify {
+            piece: PieceIndex(piece),
+            blocks,
+            hash,
+            slices,
+        });
+    }
+
+    /// Remembers that `piece` came from one peer on parole alone (its
+    /// verdict ends or prolongs the parole).
+    fn note_exclusive(&mut self, piece: u32, last_sender: ConnId) {
         let contributors = self.picker.contributors(PieceIndex(piece));
         if contributors.len() == 1
             && self
@@ -1356,14 +1391,6 @@ impl Torrent {
         {
             self.exclusive_pieces.insert(piece, last_sender);
         }
-        self.verifying.insert(piece);
-        let slices = self.info.layout.piece_slices(PieceIndex(piece)).collect();
-        self.out.push_back(TorrentOutput::Verify {
-            piece: PieceIndex(piece),
-            blocks,
-            hash,
-            slices,
-        });
     }
 
     /// The verdict on a piece handed out with [`TorrentOutput::Verify`]:
@@ -1548,6 +1575,11 @@ impl Torrent {
     /// matched its hash.
     pub fn handle_checked(&mut self, now: Instant, piece: PieceIndex, ok: bool) {
         self.now = now;
+        if self.verifying.contains(&piece.0) {
+            // A write-through piece: its data is already on disk.
+            self.handle_verified(now, piece, ok, true);
+            return;
+        }
         let paused = self.state == TorrentState::Paused;
         let checking = self.state == TorrentState::Checking
             || (paused && self.paused_from == TorrentState::Checking);

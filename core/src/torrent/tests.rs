@@ -86,6 +86,19 @@ fn run(
                         }
                         nodes[i].t.handle_verified(now, piece, ok, ok);
                     }
+                    TorrentOutput::Write {
+                        block,
+                        data,
+                        slices,
+                    } => {
+                        let mut at = 0usize;
+                        for s in slices {
+                            let (o, l) = (s.offset as usize, s.length as usize);
+                            nodes[i].disk[o..o + l].copy_from_slice(&data[at..at + l]);
+                            at += l;
+                        }
+                        nodes[i].t.handle_written(now, block, true);
+                    }
                     TorrentOutput::Read {
                         conn,
                         block,
@@ -127,6 +140,17 @@ fn run(
 
 #[test]
 fn a_leecher_downloads_everything_from_a_checked_seeder() {
+    leecher_downloads_everything(TorrentConfig::default().max_buffered_bytes);
+}
+
+/// Pieces of 32 KiB with a 64 KiB budget: each block is written as it
+/// arrives and every piece is verified from disk.
+#[test]
+fn pieces_larger_than_a_quarter_of_the_budget_are_written_through() {
+    leecher_downloads_everything(64 << 10);
+}
+
+fn leecher_downloads_everything(budget: u64) {
     let data = content(300_000);
     let info = info_for(&data, 32768);
     let seed_addr: SocketAddr = "127.0.0.1:1001".parse().unwrap();
@@ -134,6 +158,7 @@ fn a_leecher_downloads_everything_from_a_checked_seeder() {
     let cfg = |id: u8, base: u64| TorrentConfig {
         peer_id: PeerId([id; 20]),
         conn_base: base,
+        max_buffered_bytes: budget,
         ..TorrentConfig::default()
     };
     let mut nodes = vec![

@@ -4,8 +4,9 @@
 //! The core's [`TorrentBuilder`] describes the torrent and its
 //! [`FileLayout`] says which file bytes make up each piece; this module does
 //! the reading, on as many threads as there are cores, and hands the hashes
-//! back. Memory stays at one piece buffer per thread whatever the content's
-//! size.
+//! back. Memory stays at one read buffer of [`READ_CHUNK`] bytes per
+//! thread whatever the content's size or piece size (pieces of 512 MiB are
+//! hashed as they are read, never held whole).
 
 use std::fmt;
 use std::fs::File;
@@ -17,6 +18,9 @@ use std::thread;
 use bittide_core::metainfo::{FileLayout, TorrentBuilder};
 use bittide_core::PieceIndex;
 use sha1::{Digest, Sha1};
+
+/// Bytes read at a time by a hashing thread.
+pub const READ_CHUNK: usize = 1 << 20;
 
 /// Pieces one hashing thread did: (index, SHA-1).
 type HashedPieces = Vec<(u32, [u8; 20])>;
@@ -184,25 +188,28 @@ impl Content {
         progress: &AtomicU64,
     ) -> Result<HashedPieces, ContentError> {
         let mut out = Vec::new();
-        let mut buf = vec![0u8; layout.piece_length() as usize];
+        let mut buf = vec![0u8; READ_CHUNK.min(layout.piece_length() as usize)];
         let mut open: Option<(usize, File)> = None;
         loop {
             let piece = next.fetch_add(1, Ordering::Relaxed);
             if piece >= layout.piece_count() {
                 return Ok(out);
             }
-            let size = layout.piece_size(PieceIndex(piece)) as usize;
-            let mut filled = 0;
+            let mut hash = Sha1::new();
             for slice in layout.piece_slices(PieceIndex(piece)) {
-                let len = slice.length as usize;
-                let dest = &mut buf[filled..filled + len];
                 if open.as_ref().map(|o| o.0) != Some(slice.file) {
                     let path = self.file_path(slice.file);
                     let file = File::open(&path).map_err(|e| ContentError::Io(path, e))?;
                     open = Some((slice.file, file));
                 }
-                if let Some((_, file)) = &open {
-                    read_exact_at(file, dest, slice.offset).map_err(|e| {
+                let Some((_, file)) = &open else {
+                    continue;
+                };
+                let mut done = 0u64;
+                while done < slice.length {
+                    let n = (slice.length - done).min(buf.len() as u64) as usize;
+                    let dest = &mut buf[..n];
+                    read_exact_at(file, dest, slice.offset + done).map_err(|e| {
                         let path = self.file_path(slice.file);
                         if e.kind() == io::ErrorKind::UnexpectedEof {
                             ContentError::Changed(path)
@@ -210,11 +217,12 @@ impl Content {
                             ContentError::Io(path, e)
                         }
                     })?;
+                    hash.update(&*dest);
+                    progress.fetch_add(n as u64, Ordering::Relaxed);
+                    done += n as u64;
                 }
-                filled += len;
             }
-            out.push((piece, Sha1::digest(&buf[..size]).into()));
-            progress.fetch_add(size as u64, Ordering::Relaxed);
+            out.push((piece, hash.finalize().into()));
         }
     }
 }

@@ -42,6 +42,8 @@ use crate::content::read_exact_at;
 
 /// Most files kept open at once per torrent.
 pub const MAX_OPEN_FILES: usize = 128;
+/// Bytes read at a time when hashing a piece on disk.
+const HASH_CHUNK: usize = 1 << 20;
 
 #[derive(Debug)]
 struct FileInfo {
@@ -441,13 +443,42 @@ impl Storage {
                 slices,
                 hash,
             } => {
-                let ok = self
-                    .read(&slices)
-                    .map(|d| <[u8; 20]>::from(Sha1::digest(&d)) == hash)
-                    .unwrap_or(false);
+                let ok = self.hash(&slices).is_ok_and(|h| h == hash);
                 DiskResult::Checked { piece, ok }
             }
+            DiskOp::Write {
+                block,
+                data,
+                slices,
+            } => DiskResult::Written {
+                block,
+                ok: self.write_blocks(&slices, &[data]).is_ok(),
+            },
         }
+    }
+
+    /// SHA-1 of the bytes of `slices` on disk (padding as zeros), read
+    /// through one buffer of [`HASH_CHUNK`] bytes: pieces may be 512 MiB.
+    pub fn hash(&self, slices: &[FileSlice]) -> io::Result<[u8; 20]> {
+        let mut h = Sha1::new();
+        let mut buf =
+            vec![0u8; HASH_CHUNK.min(slices.iter().map(|s| s.length).sum::<u64>() as usize)];
+        for s in slices {
+            let padding = s.padding || self.files.get(s.file).is_some_and(|f| f.padding);
+            let mut done = 0u64;
+            while done < s.length {
+                let n = (s.length - done).min(buf.len() as u64) as usize;
+                let chunk = &mut buf[..n];
+                if padding {
+                    chunk.fill(0);
+                } else {
+                    self.with_file(s.file, false, |f| read_exact_at(f, chunk, s.offset + done))?;
+                }
+                h.update(&*chunk);
+                done += n as u64;
+            }
+        }
+        Ok(h.finalize().into())
     }
 }
 
