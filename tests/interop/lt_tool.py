@@ -173,6 +173,37 @@ def seed(torrent, save_path, port, rate=0, limit=300.0):
     return "timeout"
 
 
+def seed_flat(torrent, save_path, port, limit=300.0):
+    """Seeds TORRENT with file i read from SAVE_PATH/f<i> (renamed, so any
+    name the torrent has, even one no file system takes, can be served),
+    trusting the data (seed mode: libtorrent hashes pieces as it serves
+    them). Prints "ready" once listening."""
+    ti = lt.torrent_info(torrent)
+    for i in range(ti.num_files()):
+        ti.rename_file(i, "f%d" % i)
+    ses = lt.session(settings(port))
+    atp = lt.add_torrent_params()
+    atp.ti = ti
+    atp.save_path = save_path
+    atp.flags |= lt.torrent_flags.seed_mode
+    h = ses.add_torrent(atp)
+    deadline = time.monotonic() + limit
+    # Seed mode reports seeding at once, but the torrent takes incoming
+    # peers only once resumed (about half a second later).
+    listening = resumed = announced = False
+    while time.monotonic() < deadline:
+        if listening and resumed and not announced:
+            print("ready", flush=True)
+            announced = True
+        ses.wait_for_alert(200)
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.listen_succeeded_alert):
+                listening = True
+            if isinstance(a, lt.torrent_resumed_alert):
+                resumed = True
+    return "timeout"
+
+
 def leech(torrent, save_path, peer, limit=120.0):
     ses = lt.session(settings())
     atp = lt.add_torrent_params()
@@ -371,6 +402,8 @@ def main():
     elif cmd == "seed":
         rate = int(sys.argv[5]) if len(sys.argv) > 5 else 0
         print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), rate))
+    elif cmd == "seed-flat":
+        print(seed_flat(sys.argv[2], sys.argv[3], int(sys.argv[4])))
     elif cmd == "leech":
         print(leech(sys.argv[2], sys.argv[3], sys.argv[4]))
     elif cmd == "magnet-leech":

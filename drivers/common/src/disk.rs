@@ -110,6 +110,21 @@ pub fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<
     Ok(())
 }
 
+/// Creates `dir` and its parents. An error names the path; when a file
+/// is in the way, it names that file (`mkdir` itself says only "File
+/// exists").
+fn create_folders(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        match dir.ancestors().find(|a| a.exists() && !a.is_dir()) {
+            Some(file) => io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{}: not a folder but a file, in the way", file.display()),
+            ),
+            None => io::Error::new(e.kind(), format!("{}: {e}", dir.display())),
+        }
+    })
+}
+
 /// Opens with `O_DIRECT` where the platform has it.
 fn direct(options: &mut OpenOptions) {
     #[cfg(target_os = "linux")]
@@ -252,23 +267,25 @@ impl Storage {
         }
         let file = if create {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
+                create_folders(dir)?;
             }
             let mut options = OpenOptions::new();
             options.read(true).write(true).create(true).truncate(false);
             if mode == Mode::Direct {
                 direct(&mut options);
             }
-            let file = options.open(&path)?;
-            if file.metadata()?.len() < info.length {
-                // Sparse: no blocks are allocated until written.
-                file.set_len(info.length)?;
-            }
-            file
+            let sized = options.open(&path).and_then(|file| {
+                if file.metadata()?.len() < info.length {
+                    // Sparse: no blocks are allocated until written.
+                    file.set_len(info.length)?;
+                }
+                Ok(file)
+            });
+            sized.map_err(|e| self.at_path(index, e))?
         } else {
             match OpenOptions::new().read(true).write(true).open(&path) {
                 Ok(f) => f,
-                Err(_) => File::open(&path)?,
+                Err(_) => File::open(&path).map_err(|e| self.at_path(index, e))?,
             }
         };
         if h.open.len() >= MAX_OPEN_FILES {
@@ -294,16 +311,17 @@ impl Storage {
             if s.padding || self.files.get(s.file).is_some_and(|f| f.padding) {
                 continue;
             }
-            self.with_file(s.file, true, |f| write_all_at(f, chunk, s.offset))
-                .map_err(|e| self.failed_write(s.file, e))?;
+            self.with_file(s.file, true, |f| {
+                write_all_at(f, chunk, s.offset).map_err(|e| self.at_path(s.file, e))
+            })
+            .map_err(|e| self.failed_write(e))?;
         }
         Ok(())
     }
 
-    /// Names the file in a failed write's error and keeps it for
+    /// Keeps a failed write's error (which names its path) for
     /// [`write_error`](Storage::write_error).
-    fn failed_write(&self, index: usize, e: io::Error) -> io::Error {
-        let e = self.at_path(index, e);
+    fn failed_write(&self, e: io::Error) -> io::Error {
         *self.write_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
         e
     }
@@ -317,7 +335,7 @@ impl Storage {
             let skip = s.padding || self.files.get(s.file).is_some_and(|f| f.padding);
             if !skip {
                 self.write_slice(s, blocks, pos)
-                    .map_err(|e| self.failed_write(s.file, e))?;
+                    .map_err(|e| self.failed_write(e))?;
             }
             pos += s.length;
         }
@@ -343,7 +361,7 @@ impl Storage {
             with_write_buf((to - from) as usize, |buf| {
                 gather(blocks, pos + (from - start), buf)?;
                 let file = self.handle(s.file, true, Mode::Buffered)?;
-                write_all_at(&file, buf, from)
+                write_all_at(&file, buf, from).map_err(|e| self.at_path(s.file, e))
             })
         };
         if !use_direct {
@@ -353,7 +371,7 @@ impl Storage {
         let written = with_write_buf((mid_end - mid_start) as usize, |buf| {
             gather(blocks, pos + (mid_start - start), buf)?;
             let file = self.handle(s.file, true, Mode::Direct)?;
-            write_all_at(&file, buf, mid_start)
+            write_all_at(&file, buf, mid_start).map_err(|e| self.at_path(s.file, e))
         });
         match written {
             Ok(()) => {}
@@ -394,9 +412,9 @@ impl Storage {
             };
             if f.length == 0 && !f.padding && !path.exists() {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
+                    create_folders(dir).map_err(|e| self.failed_write(e))?;
                 }
-                File::create(&path).map_err(|e| self.failed_write(i, e))?;
+                File::create(&path).map_err(|e| self.failed_write(self.at_path(i, e)))?;
             }
         }
         Ok(())
