@@ -228,6 +228,8 @@ const REFRESH_CHECK: Duration = Duration::from_secs(60);
 const BUCKET_STALE: Duration = Duration::from_secs(15 * 60);
 /// Most queries waiting for the outgoing budget.
 const MAX_QUEUED: usize = 4096;
+/// Most nodes pinged at once because a newcomer waits for their bucket.
+const MAX_TABLE_PINGS: usize = 64;
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -248,6 +250,11 @@ pub struct Dht {
     /// and overall, in bytes.
     budget: ReplyBudget,
     outgoing: TokenBucket,
+    /// Nodes pinged because a newcomer waits for their full bucket, until
+    /// when: one ping each at a time, so that a stream of queries from new
+    /// ids (a flood from forged sources) does not become a stream of pings
+    /// at the same questionable node.
+    table_pings: BTreeMap<SocketAddr, Instant>,
     votes: BTreeMap<IpAddr, u32>,
     external: Option<IpAddr>,
     next_refresh: Instant,
@@ -285,6 +292,7 @@ impl Dht {
             out: VecDeque::new(),
             events: VecDeque::new(),
             queued: VecDeque::new(),
+            table_pings: BTreeMap::new(),
             votes: BTreeMap::new(),
             external: None,
             next_refresh: now + REFRESH_CHECK,
@@ -831,7 +839,13 @@ impl Dht {
             return;
         }
         if let Insert::Full { ping: Some(old) } = self.table.insert(now, node, responded) {
-            self.query(now, old.addr, Query::Ping, Context::Ping);
+            self.table_pings.retain(|_, until| *until > now);
+            if self.table_pings.len() < MAX_TABLE_PINGS && !self.table_pings.contains_key(&old.addr)
+            {
+                let until = now + self.config.query_timeout;
+                self.table_pings.insert(old.addr, until);
+                self.query(now, old.addr, Query::Ping, Context::Ping);
+            }
         }
     }
 

@@ -448,3 +448,52 @@ fn a_flood_from_forged_sources_gets_fewer_bytes_back_and_honest_queries_are_answ
     );
     assert_eq!(s.queries, s.replies + dht.dropped_queries());
 }
+
+/// A stream of queries from new ids whose bucket is full pings the
+/// bucket's oldest questionable node once, not once per newcomer.
+#[test]
+fn newcomers_to_a_full_bucket_ping_its_node_once_at_a_time() {
+    let config = DhtConfig {
+        id: Some(NodeId([0; 20])),
+        ..DhtConfig::default()
+    };
+    let mut dht = Dht::new(Instant::ZERO, config, Seed::from_u64(9));
+    let pings = |dht: &mut Dht| {
+        let mut n = 0;
+        while let Some((_, bytes)) = dht.poll_transmit() {
+            if let Ok(Message {
+                body: Body::Query(Query::Ping),
+                ..
+            }) = Message::decode(&bytes)
+            {
+                n += 1;
+            }
+        }
+        n
+    };
+    // Nine nodes far from us (first bit set) fill their bucket.
+    for k in 0..9u32 {
+        let from = SocketAddr::from(([30, 0, 0, k as u8], 6881));
+        dht.handle_datagram(
+            Instant::ZERO,
+            from,
+            &query(k, node_id(0x80, k), Query::Ping),
+        );
+    }
+    assert_eq!(pings(&mut dht), 1, "the ninth asks for a ping");
+    for k in 9..200u32 {
+        let from = SocketAddr::from(([30, 0, 1, k as u8], 6881));
+        dht.handle_datagram(
+            Instant::ZERO,
+            from,
+            &query(k, node_id(0x80, k), Query::Ping),
+        );
+    }
+    assert_eq!(pings(&mut dht), 0, "that ping is still in flight");
+    let later = Instant::ZERO + DhtConfig::default().query_timeout + Duration::from_secs(1);
+    dht.handle_timeout(later);
+    let _ = pings(&mut dht);
+    let from = SocketAddr::from(([30, 0, 2, 1], 6881));
+    dht.handle_datagram(later, from, &query(300, node_id(0x80, 300), Query::Ping));
+    assert_eq!(pings(&mut dht), 1, "after its timeout, a new ping");
+}
