@@ -918,7 +918,9 @@ impl Dht {
             );
         }
         let closest = |dht: &Dht, target: &NodeId| -> (Vec<CompactNode>, Vec<CompactNode>) {
-            let all = dht.table.closest(now, target, K * 2);
+            // Only nodes that answered us: one that only queried may
+            // have a forged address (issue 12).
+            let all = dht.table.closest_answered(target, K * 2);
             let (v6, v4): (Vec<CompactNode>, Vec<CompactNode>) =
                 all.into_iter().partition(|n| n.addr.is_ipv6());
             (

@@ -379,13 +379,26 @@ fn node_id(first: u8, k: u32) -> NodeId {
 #[test]
 fn a_flood_from_forged_sources_gets_fewer_bytes_back_and_honest_queries_are_answered() {
     let mut dht = Dht::new(Instant::ZERO, DhtConfig::default(), Seed::from_u64(8));
-    let mut bytes_in = 0u64;
+    // 100 nodes that answered our pings: what answers give out.
     for k in 0..100u32 {
         let from = SocketAddr::from(([31, 0, 0, k as u8], 6881));
-        let q = query(k, node_id((k as u8).wrapping_mul(37), k), Query::Ping);
-        bytes_in += q.len() as u64;
-        dht.handle_datagram(Instant::ZERO, from, &q);
+        dht.ping(Instant::ZERO, from);
+        let (_, bytes) = dht.poll_transmit().unwrap();
+        let tx = Message::decode(&bytes).unwrap().tx;
+        let mut pong = Vec::new();
+        Message {
+            tx,
+            id: Some(node_id((k as u8).wrapping_mul(37), k)),
+            version: None,
+            ip: None,
+            read_only: false,
+            body: Body::Response(Response::default()),
+        }
+        .encode(&mut pong);
+        dht.handle_datagram(Instant::ZERO, from, &pong);
     }
+    while dht.poll_event().is_some() {}
+    let mut bytes_in = 0u64;
     assert!(dht.table().len() >= 16, "{}", dht.table().len());
     let honest = SocketAddr::from(([30, 9, 9, 9], 6881));
     let (mut bytes_out, mut honest_answers, mut honest_asked) = (0u64, 0, 0);
@@ -394,6 +407,8 @@ fn a_flood_from_forged_sources_gets_fewer_bytes_back_and_honest_queries_are_answ
             bytes_out += bytes.len() as u64;
             if to == honest {
                 *honest_answers += 1;
+                let m = Message::decode(&bytes).unwrap();
+                assert!(matches!(m.body, Body::Response(r) if r.nodes.len() == K));
             }
         }
     };
