@@ -53,7 +53,7 @@ pub struct ReplyLimits {
     /// How long a source that went over its rate is ignored (libtorrent's
     /// `dht_block_timeout`: 5 minutes).
     pub block: Duration,
-    /// Sources remembered at most.
+    /// Sources remembered at most (0: no per-source limit).
     pub max_sources: usize,
     /// Percent of each query's bytes that answers may spend.
     pub credit_percent: u64,
