@@ -50,6 +50,12 @@ pub struct DhtSim {
     pub sent: u64,
     /// Datagrams dropped by the loss model.
     pub lost: u64,
+    /// UDP payload bytes each node received (from anyone, forged sources
+    /// included).
+    pub bytes_in: Vec<u64>,
+    /// UDP payload bytes each node sent (to anyone, lost ones included).
+    pub bytes_out: Vec<u64>,
+    config: DhtConfig,
     log: Sha1,
 }
 
@@ -61,6 +67,11 @@ pub fn address(i: usize) -> SocketAddr {
 impl DhtSim {
     /// `n` nodes, none bootstrapped yet.
     pub fn new(seed: u64, n: usize, model: NetModel) -> DhtSim {
+        DhtSim::with_config(seed, n, model, DhtConfig::default())
+    }
+
+    /// `n` nodes with `config` (this one and those added later).
+    pub fn with_config(seed: u64, n: usize, model: NetModel, config: DhtConfig) -> DhtSim {
         let mut rng = Rng::new(Seed::from_u64(seed));
         let mut sim = DhtSim {
             now: Instant::ZERO,
@@ -74,6 +85,9 @@ impl DhtSim {
             rng: Rng::new(Seed::from_u64(seed ^ 0xd47)),
             sent: 0,
             lost: 0,
+            bytes_in: Vec::new(),
+            bytes_out: Vec::new(),
+            config,
             log: Sha1::new(),
         };
         for _ in 0..n {
@@ -88,9 +102,11 @@ impl DhtSim {
         let i = self.nodes.len();
         let addr = address(i);
         self.nodes
-            .push(Some(Dht::new(self.now, DhtConfig::default(), seed)));
+            .push(Some(Dht::new(self.now, self.config.clone(), seed)));
         self.addrs.push(addr);
         self.events.push(Vec::new());
+        self.bytes_in.push(0);
+        self.bytes_out.push(0);
         self.by_addr.insert(addr, i);
         i
     }
@@ -131,6 +147,7 @@ impl DhtSim {
         }
         for (to, bytes) in out {
             self.sent += 1;
+            self.bytes_out[i] += bytes.len() as u64;
             if self.rng.below(100) < self.model.loss_percent {
                 self.lost += 1;
                 continue;
@@ -148,6 +165,15 @@ impl DhtSim {
     /// Lets node `i` send and report what a command queued.
     pub fn flush(&mut self, i: usize) {
         self.collect(i);
+    }
+
+    /// Delivers `bytes` to node `to` at `at` as if sent from `from`, an
+    /// address that need not be a node's (a forged source: what the node
+    /// sends back to it goes nowhere).
+    pub fn inject(&mut self, at: Instant, from: SocketAddr, to: usize, bytes: Vec<u8>) {
+        self.seq += 1;
+        self.queue
+            .insert((at.max(self.now), self.seq), (to, from, bytes));
     }
 
     /// Runs until `until` (virtual).
@@ -173,6 +199,7 @@ impl DhtSim {
                 if key.0 <= self.now {
                     let (to, from, bytes) = self.queue.remove(&key).expect("present");
                     if let Some(node) = self.nodes[to].as_mut() {
+                        self.bytes_in[to] += bytes.len() as u64;
                         node.handle_datagram(self.now, from, &bytes);
                         self.collect(to);
                     }

@@ -1,8 +1,10 @@
 //! The Mainline DHT (BEP 5): a Kademlia routing table of other nodes
 //! ([`routing`]), the tokens and peer store behind `announce_peer`
 //! ([`tokens`], [`store`]), and the node that answers queries and runs
-//! lookups ([`Dht`]), and the bookkeeping of a crawl ([`crawler`]).
+//! lookups ([`Dht`]), the budgets that keep its answers from amplifying
+//! floods ([`budget`]), and the bookkeeping of a crawl ([`crawler`]).
 
+pub mod budget;
 pub mod crawler;
 mod node;
 pub mod routing;

@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use super::budget::{self, ReplyBudget, ReplyLimits, ReplyStats};
 use super::crawler::{CrawlConfig, CrawlQuery, CrawlStats, Crawler, HarvestSource};
 use super::routing::{Insert, NodeState, RoutingTable, TableConfig, K};
 use super::security;
@@ -57,8 +58,10 @@ pub struct DhtConfig {
     pub max_peers_per_hash: usize,
     /// Peers kept overall.
     pub max_stored_peers: usize,
-    /// Incoming queries per second allowed from one IP.
-    pub incoming_per_ip: u64,
+    /// What we answer at most, per source and overall, so that we are
+    /// no amplifier for floods from forged addresses (see
+    /// [`budget`](super::budget)).
+    pub replies: ReplyLimits,
     /// Outgoing queries per second, overall.
     pub outgoing_rate: u64,
     /// BEP 42: once our external address is known, take an id derived
@@ -82,7 +85,7 @@ impl Default for DhtConfig {
             read_only: false,
             max_peers_per_hash: 200,
             max_stored_peers: 100_000,
-            incoming_per_ip: 50,
+            replies: ReplyLimits::default(),
             outgoing_rate: 2000,
             secure_id: true,
             enforce_node_ids: false,
@@ -223,10 +226,10 @@ const MAX_SAMPLES_SENT: usize = 20;
 const REFRESH_CHECK: Duration = Duration::from_secs(60);
 /// A bucket unchanged this long is refreshed.
 const BUCKET_STALE: Duration = Duration::from_secs(15 * 60);
-/// Most per-IP rate buckets remembered.
-const MAX_RATE_IPS: usize = 4096;
 /// Most queries waiting for the outgoing budget.
 const MAX_QUEUED: usize = 4096;
+/// Most nodes pinged at once because a newcomer waits for their bucket.
+const MAX_TABLE_PINGS: usize = 64;
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -242,14 +245,19 @@ pub struct Dht {
     out: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<DhtEvent>,
     queued: VecDeque<(SocketAddr, Query, Context)>,
-    /// Per-source rate limits, keyed by IP (by IP and port when local
-    /// addresses are allowed: a test network shares one IP).
-    rate: BTreeMap<SocketAddr, TokenBucket>,
+    /// What we may still answer: per source (by IP, or by IP and port
+    /// when local addresses are allowed: a test network shares one IP)
+    /// and overall, in bytes.
+    budget: ReplyBudget,
     outgoing: TokenBucket,
+    /// Nodes pinged because a newcomer waits for their full bucket, until
+    /// when: one ping each at a time, so that a stream of queries from new
+    /// ids (a flood from forged sources) does not become a stream of pings
+    /// at the same questionable node.
+    table_pings: BTreeMap<SocketAddr, Instant>,
     votes: BTreeMap<IpAddr, u32>,
     external: Option<IpAddr>,
     next_refresh: Instant,
-    dropped_queries: u64,
     crawler: Option<Crawler>,
     rng: Rng,
     now: Instant,
@@ -274,6 +282,7 @@ impl Dht {
             table: RoutingTable::new(id, config.table.clone()),
             store: PeerStore::new(config.max_peers_per_hash, config.max_stored_peers),
             outgoing: TokenBucket::with_burst(config.outgoing_rate, config.outgoing_rate, now),
+            budget: ReplyBudget::new(now, config.replies.clone()),
             config,
             id,
             tx,
@@ -283,11 +292,10 @@ impl Dht {
             out: VecDeque::new(),
             events: VecDeque::new(),
             queued: VecDeque::new(),
-            rate: BTreeMap::new(),
+            table_pings: BTreeMap::new(),
             votes: BTreeMap::new(),
             external: None,
             next_refresh: now + REFRESH_CHECK,
-            dropped_queries: 0,
             crawler: None,
             rng,
             now,
@@ -314,9 +322,25 @@ impl Dht {
         self.tx.unmatched()
     }
 
-    /// Incoming queries dropped by the per-IP rate limit.
+    /// Incoming queries left unanswered by the reply budgets (per source
+    /// and global).
     pub fn dropped_queries(&self) -> u64 {
-        self.dropped_queries
+        let s = self.budget.stats();
+        s.dropped_by_source + s.dropped_by_budget
+    }
+
+    /// The reply budgets' counters: queries and their bytes in, answers and
+    /// their bytes out, what was dropped and why.
+    pub fn reply_stats(&self) -> ReplyStats {
+        self.budget.stats()
+    }
+
+    /// New reply limits from `now` on (a running node's settings changed):
+    /// sources and the byte account start afresh, the counters go on.
+    pub fn set_reply_limits(&mut self, now: Instant, limits: ReplyLimits) {
+        self.now = now;
+        self.config.replies = limits.clone();
+        self.budget.set_limits(now, limits);
     }
 
     /// Lookups still running.
@@ -441,13 +465,17 @@ impl Dht {
         }
     }
 
-    fn reply(&mut self, to: SocketAddr, tx: Vec<u8>, body: Body) {
+    /// Sends an answer if the global reply budget pays for its bytes;
+    /// otherwise drops it silently (counted).
+    fn reply(&mut self, now: Instant, to: SocketAddr, tx: Vec<u8>, body: Body) {
         let mut m = self.message(tx, body);
         // BEP 42: tell the sender its address as we see it.
         m.ip = Some(to);
         let mut bytes = Vec::new();
         m.encode(&mut bytes);
-        self.out.push_back((to, bytes));
+        if self.budget.try_send(now, bytes.len()) {
+            self.out.push_back((to, bytes));
+        }
     }
 
     // --- commands -------------------------------------------------------------
@@ -763,7 +791,20 @@ impl Dht {
             return;
         };
         match msg.body {
-            Body::Query(q) => self.on_query(now, from, msg.tx, msg.id, msg.read_only, q),
+            Body::Query(q) => {
+                // BEP 43: a read-only node answers nothing.
+                if self.config.read_only {
+                    return;
+                }
+                // We must not be an amplifier: the query pays into the
+                // byte budget, and a source over its rate is ignored (the
+                // answer's bytes are checked once its size is known, in
+                // `reply`).
+                let key = budget::source_key(from, self.config.table.allow_local);
+                if self.budget.admit(now, key, bytes.len()) {
+                    self.on_query(now, from, msg.tx, msg.id, msg.read_only, q);
+                }
+            }
             Body::Response(r) => {
                 let Some(ctx) = self.tx.complete(&msg.tx, from) else {
                     return;
@@ -798,7 +839,13 @@ impl Dht {
             return;
         }
         if let Insert::Full { ping: Some(old) } = self.table.insert(now, node, responded) {
-            self.query(now, old.addr, Query::Ping, Context::Ping);
+            self.table_pings.retain(|_, until| *until > now);
+            if self.table_pings.len() < MAX_TABLE_PINGS && !self.table_pings.contains_key(&old.addr)
+            {
+                let until = now + self.config.query_timeout;
+                self.table_pings.insert(old.addr, until);
+                self.query(now, old.addr, Query::Ping, Context::Ping);
+            }
         }
     }
 
@@ -857,27 +904,6 @@ impl Dht {
         read_only: bool,
         q: Query,
     ) {
-        if self.config.read_only {
-            return;
-        }
-        // Per-IP rate limit: we must not be an amplifier.
-        let key = if self.config.table.allow_local {
-            from
-        } else {
-            SocketAddr::new(from.ip(), 0)
-        };
-        if self.rate.len() >= MAX_RATE_IPS && !self.rate.contains_key(&key) {
-            self.rate.clear();
-        }
-        let rate = self.config.incoming_per_ip;
-        let bucket = self
-            .rate
-            .entry(key)
-            .or_insert_with(|| TokenBucket::with_burst(rate, rate * 2, now));
-        if !bucket.try_take(now, 1) {
-            self.dropped_queries += 1;
-            return;
-        }
         if let (Some(id), false) = (id, read_only) {
             self.table_insert(now, CompactNode { id, addr: from }, false);
             if let Some(c) = &mut self.crawler {
@@ -892,7 +918,9 @@ impl Dht {
             );
         }
         let closest = |dht: &Dht, target: &NodeId| -> (Vec<CompactNode>, Vec<CompactNode>) {
-            let all = dht.table.closest(now, target, K * 2);
+            // Only nodes that answered us: one that only queried may
+            // have a forged address (issue 12).
+            let all = dht.table.closest_answered(target, K * 2);
             let (v6, v4): (Vec<CompactNode>, Vec<CompactNode>) =
                 all.into_iter().partition(|n| n.addr.is_ipv6());
             (
@@ -959,7 +987,7 @@ impl Dht {
             }
             Query::Unknown { .. } => Body::Error(code::METHOD_UNKNOWN, "Method Unknown".into()),
         };
-        self.reply(from, tx, body);
+        self.reply(now, from, tx, body);
     }
 
     fn on_response(

@@ -443,6 +443,25 @@ impl RoutingTable {
     /// target's own bucket, then every deeper bucket, then shallower ones
     /// one by one, so a full table is answered from a handful of buckets.
     pub fn closest(&self, now: Instant, target: &NodeId, n: usize) -> Vec<CompactNode> {
+        self.closest_where(target, n, |e| e.state(now) != NodeState::Bad)
+    }
+
+    /// Like [`closest`](RoutingTable::closest), but only nodes that
+    /// answered us and have not failed since: what we give out in our
+    /// answers. A node that only queried us may have a forged source
+    /// address; handing it out would send every asker's queries to a
+    /// victim that never asked (libtorrent's `find_node` likewise skips
+    /// unconfirmed nodes).
+    pub fn closest_answered(&self, target: &NodeId, n: usize) -> Vec<CompactNode> {
+        self.closest_where(target, n, |e| e.last_response.is_some() && e.failures == 0)
+    }
+
+    fn closest_where(
+        &self,
+        target: &NodeId,
+        n: usize,
+        keep: impl Fn(&NodeEntry) -> bool,
+    ) -> Vec<CompactNode> {
         let t = self.bucket_index(target);
         let mut out: Vec<(CompactNode, [u8; 20])> = Vec::with_capacity(n + K);
         let take = |bucket_range: std::ops::Range<usize>,
@@ -450,7 +469,7 @@ impl RoutingTable {
             let start = out.len();
             for b in bucket_range {
                 for e in &self.buckets[b].nodes {
-                    if e.state(now) != NodeState::Bad {
+                    if keep(e) {
                         out.push((e.node, e.node.id.distance(target)));
                     }
                 }

@@ -979,12 +979,20 @@ fn dht_serve(
     let id = client.dht().id();
     let stats = |client: &mut bittide_driver::dht_client::DhtClient| {
         let dht = client.dht();
+        let r = dht.reply_stats();
         json!({
             "table": dht.table().len(),
             "torrents": dht.store().torrents(),
             "peers": dht.store().len(),
             "dropped_queries": dht.dropped_queries(),
             "unmatched_replies": dht.unmatched_replies(),
+            "queries": r.queries,
+            "query_bytes": r.query_bytes,
+            "replies": r.replies,
+            "reply_bytes": r.reply_bytes,
+            "dropped_by_source": r.dropped_by_source,
+            "dropped_by_budget": r.dropped_by_budget,
+            "blocked_sources": r.blocks,
         })
     };
     if options.json {
@@ -1014,8 +1022,18 @@ fn dht_serve(
             print(&format!("{s}\n"))?;
         } else {
             print(&format!(
-                "table {} nodes, {} torrents / {} peers stored, {} queries dropped\n",
-                s["table"], s["torrents"], s["peers"], s["dropped_queries"]
+                "table {} nodes, {} torrents / {} peers stored; {} queries in ({} bytes), \
+                 {} answers out ({} bytes), dropped {} over a source's rate and {} over \
+                 the byte budget\n",
+                s["table"],
+                s["torrents"],
+                s["peers"],
+                s["queries"],
+                s["query_bytes"],
+                s["replies"],
+                s["reply_bytes"],
+                s["dropped_by_source"],
+                s["dropped_by_budget"],
             ))?;
         }
         if minutes % 5 == 0 {

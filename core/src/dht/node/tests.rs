@@ -350,3 +350,165 @@ fn bep42_enforcement_keeps_mismatched_ids_out_of_the_table() {
     dht.handle_datagram(Instant::ZERO, other, &ping(secure));
     assert_eq!(dht.table().len(), 1);
 }
+
+fn query(tx: u32, id: NodeId, q: Query) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    Message {
+        tx: tx.to_be_bytes().to_vec(),
+        id: Some(id),
+        version: None,
+        ip: None,
+        read_only: false,
+        body: Body::Query(q),
+    }
+    .encode(&mut bytes);
+    bytes
+}
+
+fn node_id(first: u8, k: u32) -> NodeId {
+    let mut id = [first; 20];
+    id[16..].copy_from_slice(&k.to_be_bytes());
+    NodeId(id)
+}
+
+/// Issue 12: 300 forged sources send 100 get_peers a second each for 10 s
+/// to a node whose table is full enough that answers carry nodes; an
+/// honest source asks once a second meanwhile (from 1.5 s: in the first
+/// half second the flood's bursts take the whole byte budget). The node sends back fewer
+/// bytes than the flood brought, and answers every honest query.
+#[test]
+fn a_flood_from_forged_sources_gets_fewer_bytes_back_and_honest_queries_are_answered() {
+    let mut dht = Dht::new(Instant::ZERO, DhtConfig::default(), Seed::from_u64(8));
+    // 100 nodes that answered our pings: what answers give out.
+    for k in 0..100u32 {
+        let from = SocketAddr::from(([31, 0, 0, k as u8], 6881));
+        dht.ping(Instant::ZERO, from);
+        let (_, bytes) = dht.poll_transmit().unwrap();
+        let tx = Message::decode(&bytes).unwrap().tx;
+        let mut pong = Vec::new();
+        Message {
+            tx,
+            id: Some(node_id((k as u8).wrapping_mul(37), k)),
+            version: None,
+            ip: None,
+            read_only: false,
+            body: Body::Response(Response::default()),
+        }
+        .encode(&mut pong);
+        dht.handle_datagram(Instant::ZERO, from, &pong);
+    }
+    while dht.poll_event().is_some() {}
+    let mut bytes_in = 0u64;
+    assert!(dht.table().len() >= 16, "{}", dht.table().len());
+    let honest = SocketAddr::from(([30, 9, 9, 9], 6881));
+    let (mut bytes_out, mut honest_answers, mut honest_asked) = (0u64, 0, 0);
+    let mut drain = |dht: &mut Dht, honest_answers: &mut usize| {
+        while let Some((to, bytes)) = dht.poll_transmit() {
+            bytes_out += bytes.len() as u64;
+            if to == honest {
+                *honest_answers += 1;
+                let m = Message::decode(&bytes).unwrap();
+                assert!(matches!(m.body, Body::Response(r) if r.nodes.len() == K));
+            }
+        }
+    };
+    drain(&mut dht, &mut honest_answers);
+    for ms in 0..10_000u64 {
+        let now = Instant::ZERO + Duration::from_millis(ms);
+        for k in 0..30u32 {
+            let n = ms as u32 * 30 + k;
+            let src = n % 300;
+            let from = SocketAddr::from(([40, 0, (src >> 8) as u8, src as u8], 6881));
+            let info_hash = InfoHash(node_id(n as u8, n).0);
+            let q = query(
+                n,
+                node_id(0x40, src),
+                Query::GetPeers {
+                    info_hash,
+                    want: Want::default(),
+                },
+            );
+            bytes_in += q.len() as u64;
+            dht.handle_datagram(now, from, &q);
+        }
+        // Once a second, from when the flooding sources are blocked.
+        if ms % 1000 == 500 && ms > 1000 {
+            let q = query(
+                ms as u32,
+                NodeId([0x99; 20]),
+                Query::GetPeers {
+                    info_hash: InfoHash([0x42; 20]),
+                    want: Want::default(),
+                },
+            );
+            bytes_in += q.len() as u64;
+            honest_asked += 1;
+            dht.handle_datagram(now, honest, &q);
+        }
+        dht.handle_timeout(now);
+        drain(&mut dht, &mut honest_answers);
+    }
+    let s = dht.reply_stats();
+    assert_eq!(s.query_bytes, bytes_in, "every query counted");
+    assert!(
+        bytes_out <= bytes_in,
+        "out {bytes_out} > in {bytes_in}: {s:?}"
+    );
+    assert!(s.reply_bytes <= bytes_out);
+    assert_eq!(honest_answers, honest_asked, "{s:?}");
+    assert_eq!(s.blocks, 300, "every flooding source was blocked: {s:?}");
+    assert_eq!(
+        dht.dropped_queries(),
+        s.dropped_by_source + s.dropped_by_budget
+    );
+    assert_eq!(s.queries, s.replies + dht.dropped_queries());
+}
+
+/// A stream of queries from new ids whose bucket is full pings the
+/// bucket's oldest questionable node once, not once per newcomer.
+#[test]
+fn newcomers_to_a_full_bucket_ping_its_node_once_at_a_time() {
+    let config = DhtConfig {
+        id: Some(NodeId([0; 20])),
+        ..DhtConfig::default()
+    };
+    let mut dht = Dht::new(Instant::ZERO, config, Seed::from_u64(9));
+    let pings = |dht: &mut Dht| {
+        let mut n = 0;
+        while let Some((_, bytes)) = dht.poll_transmit() {
+            if let Ok(Message {
+                body: Body::Query(Query::Ping),
+                ..
+            }) = Message::decode(&bytes)
+            {
+                n += 1;
+            }
+        }
+        n
+    };
+    // Nine nodes far from us (first bit set) fill their bucket.
+    for k in 0..9u32 {
+        let from = SocketAddr::from(([30, 0, 0, k as u8], 6881));
+        dht.handle_datagram(
+            Instant::ZERO,
+            from,
+            &query(k, node_id(0x80, k), Query::Ping),
+        );
+    }
+    assert_eq!(pings(&mut dht), 1, "the ninth asks for a ping");
+    for k in 9..200u32 {
+        let from = SocketAddr::from(([30, 0, 1, k as u8], 6881));
+        dht.handle_datagram(
+            Instant::ZERO,
+            from,
+            &query(k, node_id(0x80, k), Query::Ping),
+        );
+    }
+    assert_eq!(pings(&mut dht), 0, "that ping is still in flight");
+    let later = Instant::ZERO + DhtConfig::default().query_timeout + Duration::from_secs(1);
+    dht.handle_timeout(later);
+    let _ = pings(&mut dht);
+    let from = SocketAddr::from(([30, 0, 2, 1], 6881));
+    dht.handle_datagram(later, from, &query(300, node_id(0x80, 300), Query::Ping));
+    assert_eq!(pings(&mut dht), 1, "after its timeout, a new ping");
+}

@@ -184,3 +184,28 @@ fn a_node_answering_under_a_new_id_replaces_its_old_entry() {
     assert!(t.get(&old.id).is_none());
     assert_eq!(t.len(), 1);
 }
+
+#[test]
+fn answers_give_out_only_nodes_that_answered_and_have_not_failed_since() {
+    let mut rng = Rng::new(Seed::from_u64(6));
+    let mut t = RoutingTable::new(random_id(&mut rng), TableConfig::default());
+    let now = Instant::ZERO;
+    let target = random_id(&mut rng);
+    let (asked, answered, failed) = (
+        node(random_id(&mut rng), public(1)),
+        node(random_id(&mut rng), public(2)),
+        node(random_id(&mut rng), public(3)),
+    );
+    // `asked` only queried us (its source may be forged).
+    assert_eq!(t.insert(now, asked, false), Insert::Added);
+    assert_eq!(t.insert(now, answered, true), Insert::Added);
+    assert_eq!(t.insert(now, failed, true), Insert::Added);
+    t.failed(now, &failed.id);
+    assert_eq!(t.closest(now, &target, 8).len(), 3, "lookups may try all");
+    assert_eq!(t.closest_answered(&target, 8), vec![answered]);
+    // Once it answers, the querier is given out too.
+    assert_eq!(t.insert(now, asked, true), Insert::Updated);
+    let mut got = t.closest_answered(&target, 8);
+    got.sort_by_key(|n| n.addr);
+    assert_eq!(got, vec![asked, answered]);
+}
