@@ -61,6 +61,7 @@ pub struct Document<'a> {
 pub struct Decoder {
     limits: Limits,
     strict: bool,
+    unparsed: &'static [&'static [u8]],
 }
 
 impl Decoder {
@@ -79,6 +80,15 @@ impl Decoder {
     /// ([`DecodeErrorKind::UnsortedKeys`], [`DecodeErrorKind::DuplicateKey`]).
     pub fn strict(mut self, strict: bool) -> Decoder {
         self.strict = strict;
+        self
+    }
+
+    /// Leaves the list or dictionary at this path of keys from the root
+    /// dictionary as [`Kind::Unparsed`]: checked with every rule, counted
+    /// against the limits, but no tree is built for it (a .torrent's
+    /// `info.files` can hold millions of values).
+    pub fn leave_unparsed(mut self, path: &'static [&'static [u8]]) -> Decoder {
+        self.unparsed = path;
         self
     }
 
@@ -112,8 +122,12 @@ impl Decoder {
             limits: self.limits,
             strict: self.strict,
             key_order: KeyOrder::default(),
+            list_stack: Vec::new(),
+            dict_stack: Vec::new(),
+            unparsed: self.unparsed,
         };
-        let root = parser.value(0)?;
+        let on_path = (!self.unparsed.is_empty()).then_some(0);
+        let root = parser.value(0, on_path)?;
         Ok((
             Document {
                 root,
@@ -140,6 +154,15 @@ struct Parser<'a> {
     limits: Limits,
     strict: bool,
     key_order: KeyOrder,
+    /// Items of the lists being decoded, innermost last: each list is
+    /// collected here and then moved into a vector of exactly its length
+    /// (a vector grown by pushing keeps up to twice the room, which for a
+    /// torrent of 500,000 files was most of its memory).
+    list_stack: Vec<Value<'a>>,
+    /// The same for dictionary entries.
+    dict_stack: Vec<(&'a [u8], Value<'a>)>,
+    /// See [`Decoder::leave_unparsed`].
+    unparsed: &'static [&'static [u8]],
 }
 
 impl<'a> Parser<'a> {
@@ -152,7 +175,9 @@ impl<'a> Parser<'a> {
     }
 
     /// Recursion is bounded by `max_depth`, checked before descending.
-    fn value(&mut self, depth: usize) -> Result<Value<'a>, DecodeError> {
+    /// `on_path`: how many keys of the unparsed path led here, if all of
+    /// the way here followed it.
+    fn value(&mut self, depth: usize, on_path: Option<usize>) -> Result<Value<'a>, DecodeError> {
         let start = self.s.pos;
         self.count_item()?;
         let kind = match self.s.peek("value")? {
@@ -168,16 +193,17 @@ impl<'a> Parser<'a> {
             }
             b'l' => {
                 self.s.pos += 1;
-                let mut items = Vec::new();
+                let first = self.list_stack.len();
                 while self.s.peek("list item")? != b'e' {
-                    items.push(self.value(depth + 1)?);
+                    let item = self.value(depth + 1, None)?;
+                    self.list_stack.push(item);
                 }
                 self.s.pos += 1;
-                Kind::List(items)
+                Kind::List(self.list_stack.drain(first..).collect())
             }
             b'd' => {
                 self.s.pos += 1;
-                Kind::Dict(self.dict_entries(depth)?)
+                Kind::Dict(self.dict_entries(depth, on_path)?)
             }
             _ => return Err(self.s.err(DecodeErrorKind::UnexpectedByte, "value")),
         };
@@ -188,13 +214,18 @@ impl<'a> Parser<'a> {
         ))
     }
 
-    fn dict_entries(&mut self, depth: usize) -> Result<Dict<'a>, DecodeError> {
-        let mut entries: Vec<(&'a [u8], Value<'a>)> = Vec::new();
+    fn dict_entries(
+        &mut self,
+        depth: usize,
+        on_path: Option<usize>,
+    ) -> Result<Dict<'a>, DecodeError> {
+        let first = self.dict_stack.len();
+        let mut prev: Option<&'a [u8]> = None;
         loop {
             let b = self.s.peek("dictionary key")?;
             if b == b'e' {
                 self.s.pos += 1;
-                return Ok(Dict::from_entries(entries));
+                return Ok(Dict::from_entries(self.dict_stack.drain(first..).collect()));
             }
             if !b.is_ascii_digit() {
                 return Err(self.s.err(DecodeErrorKind::KeyNotString, "dictionary key"));
@@ -202,12 +233,74 @@ impl<'a> Parser<'a> {
             let key_offset = self.s.pos;
             self.count_item()?;
             let key = self.s.string("dictionary key")?;
-            if let Some((prev, _)) = entries.last() {
+            if let Some(prev) = prev {
                 self.check_order(prev, key, key_offset)?;
             }
-            let value = self.value(depth + 1)?;
-            entries.push((key, value));
+            prev = Some(key);
+            let next = on_path.filter(|&i| self.unparsed.get(i) == Some(&key));
+            let value = match next.map(|i| i + 1) {
+                Some(n)
+                    if n == self.unparsed.len() && matches!(self.s.peek("value")?, b'l' | b'd') =>
+                {
+                    let start = self.s.pos;
+                    self.skip(depth + 1)?;
+                    Value::decoded(Kind::Unparsed, &self.s.input[start..self.s.pos], start)
+                }
+                n => self.value(depth + 1, n)?,
+            };
+            self.dict_stack.push((key, value));
         }
+    }
+
+    /// Checks one value with every rule of [`Parser::value`] (limits, key
+    /// order) without building it.
+    fn skip(&mut self, depth: usize) -> Result<(), DecodeError> {
+        self.count_item()?;
+        match self.s.peek("value")? {
+            b'i' => {
+                self.s.pos += 1;
+                self.s.integer()?;
+            }
+            b'0'..=b'9' => {
+                self.s.string("byte string")?;
+            }
+            b'l' | b'd' if depth >= self.limits.max_depth => {
+                return Err(self
+                    .s
+                    .err(DecodeErrorKind::DepthLimit, "nested list or dictionary"));
+            }
+            b'l' => {
+                self.s.pos += 1;
+                while self.s.peek("list item")? != b'e' {
+                    self.skip(depth + 1)?;
+                }
+                self.s.pos += 1;
+            }
+            b'd' => {
+                self.s.pos += 1;
+                let mut prev: Option<&'a [u8]> = None;
+                loop {
+                    let b = self.s.peek("dictionary key")?;
+                    if b == b'e' {
+                        self.s.pos += 1;
+                        break;
+                    }
+                    if !b.is_ascii_digit() {
+                        return Err(self.s.err(DecodeErrorKind::KeyNotString, "dictionary key"));
+                    }
+                    let key_offset = self.s.pos;
+                    self.count_item()?;
+                    let key = self.s.string("dictionary key")?;
+                    if let Some(prev) = prev {
+                        self.check_order(prev, key, key_offset)?;
+                    }
+                    prev = Some(key);
+                    self.skip(depth + 1)?;
+                }
+            }
+            _ => return Err(self.s.err(DecodeErrorKind::UnexpectedByte, "value")),
+        }
+        Ok(())
     }
 
     fn check_order(&mut self, prev: &[u8], key: &[u8], offset: usize) -> Result<(), DecodeError> {

@@ -10,6 +10,8 @@ impl Value<'_> {
         match self.kind() {
             Kind::Int(n) => encode_int(out, *n),
             Kind::Bytes(b) => encode_bytes(out, b),
+            // As it came (canonical only if the input was).
+            Kind::Unparsed => out.extend_from_slice(self.raw()),
             Kind::List(items) => {
                 out.push(b'l');
                 for item in items {

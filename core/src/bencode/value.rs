@@ -15,7 +15,7 @@ pub struct Value<'a> {
     offset: usize,
 }
 
-/// The four kinds of bencoded value.
+/// The four kinds of bencoded value (and one left unparsed).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Kind<'a> {
     /// `i…e`
@@ -26,6 +26,11 @@ pub enum Kind<'a> {
     List(Vec<Value<'a>>),
     /// `d…e`
     Dict(Dict<'a>),
+    /// A list or dictionary the decoder was told to leave as bytes
+    /// ([`Decoder::leave_unparsed`](super::Decoder::leave_unparsed)):
+    /// checked like any other, but read from [`Value::raw`] with a
+    /// [`Reader`](super::Reader), so a huge one costs no tree.
+    Unparsed,
 }
 
 /// A dictionary's entries in the order they appeared in the input.
@@ -168,6 +173,7 @@ impl fmt::Debug for Value<'_> {
                 Ok(())
             }
             Kind::List(items) => f.debug_list().entries(items).finish(),
+            Kind::Unparsed => write!(f, "<unparsed, {} bytes>", self.raw.len()),
             Kind::Dict(d) => f
                 .debug_map()
                 .entries(

@@ -405,7 +405,9 @@ impl<'a> Metainfo<'a> {
     }
 
     fn parse(bytes: &'a [u8], decoder: Decoder) -> Result<Metainfo<'a>, MetainfoError> {
-        let doc = decoder.decode(bytes)?;
+        // The file list is read straight from the bytes (`files`): a tree
+        // of it would cost hundreds of bytes per file.
+        let doc = decoder.leave_unparsed(&[b"info", b"files"]).decode(bytes)?;
         let root = doc
             .root
             .as_dict()
@@ -615,61 +617,8 @@ fn file_length(value: &Value<'_>) -> Result<u64, MetainfoError> {
         .ok_or_else(|| invalid("length", value, "a non-negative integer"))
 }
 
-fn parse_files<'a>(value: &Value<'a>) -> Result<Vec<FileEntry<'a>>, MetainfoError> {
-    let list = value
-        .as_list()
-        .ok_or_else(|| invalid("files", value, "a list"))?;
-    if list.is_empty() {
-        return Err(MetainfoError::Empty);
-    }
-    let mut files = Vec::with_capacity(list.len());
-    for (index, entry) in list.iter().enumerate() {
-        let dict = entry
-            .as_dict()
-            .ok_or_else(|| invalid("files", entry, "a list of dictionaries"))?;
-        let length_value = dict
-            .get(b"length")
-            .ok_or(MetainfoError::MissingField { field: "length" })?;
-        let length = file_length(length_value)?;
-        let path_value = name_field(dict, b"path.utf-8", b"path")
-            .ok_or(MetainfoError::MissingField { field: "path" })?;
-        let path = parse_path(path_value, Some(index))?;
-        let attr = dict
-            .get(b"attr")
-            .and_then(Value::as_bytes)
-            .map(FileAttr::parse)
-            .unwrap_or_default();
-        files.push(FileEntry { path, length, attr });
-    }
-    Ok(files)
-}
-
-fn parse_path<'a>(value: &Value<'a>, file: Option<usize>) -> Result<Vec<&'a [u8]>, MetainfoError> {
-    let items = value
-        .as_list()
-        .ok_or_else(|| invalid("path", value, "a list of byte strings"))?;
-    if items.is_empty() {
-        return Err(MetainfoError::UnsafePath {
-            file,
-            offset: value.offset(),
-            problem: PathProblem::NoComponents,
-        });
-    }
-    items
-        .iter()
-        .map(|item| {
-            let c = item
-                .as_bytes()
-                .ok_or_else(|| invalid("path", item, "a list of byte strings"))?;
-            check_component(c).map_err(|problem| MetainfoError::UnsafePath {
-                file,
-                offset: item.offset(),
-                problem,
-            })?;
-            Ok(c)
-        })
-        .collect()
-}
+mod files;
+use files::parse_files;
 
 #[cfg(test)]
 mod tests;
