@@ -10,8 +10,23 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
                                           -> prints "ready" once seeding on
                                              127.0.0.1:PORT, then serves until
                                              killed (at most 300 s)
-  lt_tool.py leech TORRENT SAVE_PATH PEER -> downloads from PEER (host:port),
-                                             prints "done" (at most 120 s)
+  lt_tool.py seed-corrupt TORRENT SAVE_PATH PORT
+                                          -> like seed, but once libtorrent has
+                                             checked the data and seeds it, every
+                                             byte of its files is inverted in
+                                             place: it serves pieces that fail
+                                             their hash (libtorrent does not check
+                                             what it uploads; its seed_mode flag
+                                             would check each piece on first
+                                             request and stop seeding)
+  lt_tool.py leech TORRENT SAVE_PATH PEER [BIND_IP [LIMIT]]
+                                          -> downloads from PEER (host:port),
+                                             prints "done" (at most LIMIT s,
+                                             default 120), or "timeout
+                                             PROGRESS"; with BIND_IP (e.g.
+                                             127.0.0.2) it listens on and
+                                             connects from that address only,
+                                             so it is a peer of its own IP
   lt_tool.py dht-swarm N BASE_PORT HASH [TORRENT SAVE_PATH]
                                           -> N libtorrent DHT nodes on 127.0.0.1
                                              BASE_PORT.., node 0 announcing HASH
@@ -99,10 +114,10 @@ def verify(torrent, save_path, timeout=60.0):
     return "timeout"
 
 
-def settings(port=0):
+def settings(port=0, ip="127.0.0.1"):
     return {
-        "listen_interfaces": "127.0.0.1:%d" % port,
-        "outgoing_interfaces": "127.0.0.1",
+        "listen_interfaces": "%s:%d" % (ip, port),
+        "outgoing_interfaces": ip,
         "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,
@@ -152,7 +167,7 @@ def announce(torrent, save_path, timeout=30.0):
     return "timeout"
 
 
-def seed(torrent, save_path, port, rate=0, limit=300.0):
+def seed(torrent, save_path, port, rate=0, limit=300.0, corrupt=False):
     ses = lt.session(settings(port))
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(torrent)
@@ -166,6 +181,8 @@ def seed(torrent, save_path, port, rate=0, limit=300.0):
     while time.monotonic() < deadline:
         st = h.status()
         if st.is_seeding and not announced:
+            if corrupt:
+                corrupt_files(atp.ti, save_path)
             print("ready", flush=True)
             announced = True
         ses.wait_for_alert(200)
@@ -204,8 +221,20 @@ def seed_flat(torrent, save_path, port, limit=300.0):
     return "timeout"
 
 
-def leech(torrent, save_path, peer, limit=120.0):
-    ses = lt.session(settings())
+def corrupt_files(ti, save_path):
+    """Inverts every byte of the torrent's files in place: same files, same
+    sizes, so libtorrent (reading through mmap) serves the new bytes."""
+    files = ti.files()
+    for i in range(files.num_files()):
+        path = os.path.join(save_path, files.file_path(i))
+        with open(path, "r+b") as f:
+            data = f.read()
+            f.seek(0)
+            f.write(bytes(b ^ 0xFF for b in data))
+
+
+def leech(torrent, save_path, peer, ip="127.0.0.1", limit=120.0):
+    ses = lt.session(settings(0, ip))
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(torrent)
     atp.save_path = save_path
@@ -404,8 +433,12 @@ def main():
         print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), rate))
     elif cmd == "seed-flat":
         print(seed_flat(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    elif cmd == "seed-corrupt":
+        print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), corrupt=True))
     elif cmd == "leech":
-        print(leech(sys.argv[2], sys.argv[3], sys.argv[4]))
+        ip = sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1"
+        limit = float(sys.argv[6]) if len(sys.argv) > 6 else 120.0
+        print(leech(sys.argv[2], sys.argv[3], sys.argv[4], ip, limit))
     elif cmd == "magnet-leech":
         print(magnet_leech(sys.argv[2], sys.argv[3], sys.argv[4]))
     elif cmd == "announce":

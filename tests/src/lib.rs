@@ -1,7 +1,7 @@
 //! Shared helpers for bittide's integration tests.
 //!
 //! - [`bittide`]: the `bittide` binary, built once per test run, so tests
-//!   exercise exactly what users run.
+//!   exercise exactly what users run (or the one `BITTIDE_BIN` names).
 //! - [`TempDir`]: a scratch folder removed when dropped.
 //! - [`seeds`]: the generated seed inputs of the fuzz targets, which
 //!   `tests/fuzz_replay.rs` checks are committed and replays.
@@ -29,9 +29,19 @@ pub fn workspace_root() -> PathBuf {
 
 /// Path to the `bittide` binary, built (once) with the same cargo that runs
 /// the tests.
+///
+/// `BITTIDE_BIN=/path/to/bittide` runs the tests against that binary
+/// instead, unbuilt: to show that a test fails on an older build (e.g. one
+/// made in a worktree at the commit before a fix), or to test a release
+/// build.
 pub fn bittide() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("BITTIDE_BIN").filter(|v| !v.is_empty()) {
+            let bin = PathBuf::from(bin);
+            assert!(bin.is_file(), "BITTIDE_BIN: no file at {}", bin.display());
+            return bin;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args([
