@@ -114,7 +114,8 @@ fn one_host_gets_one_slot() {
 }
 
 /// Every slot taken by peers that handshake and then only idle: after a
-/// minute of nothing, a newcomer takes the slot of one of them.
+/// minute of nothing, a newcomer takes the slot of one of them, whose IP
+/// then stays away.
 #[test]
 fn idle_peers_yield_their_slots() {
     let mut config = EngineConfig::default();
@@ -143,4 +144,9 @@ fn idle_peers_yield_their_slots() {
     assert_eq!(closed.len(), 1);
     assert_ne!(closed[0], c, "an idle peer was closed, not the newcomer");
     assert_eq!(engine.torrent(id).unwrap().peer_count(), 10);
+    // The IP dropped for idling (the first in, ip(100)) may not take the
+    // next slot that frees up: it stays away for a while.
+    let again = engine.handle_tcp_incoming(now, ip(100)).unwrap();
+    engine.handle_tcp_data(now, again, &handshake(hash, 6));
+    assert_eq!(drain(&mut engine, now), vec![again]);
 }

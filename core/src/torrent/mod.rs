@@ -898,27 +898,28 @@ impl Torrent {
     }
 
     /// A peer connected to us (the engine routed it here by info-hash).
-    /// Returns false if refused (banned, its IP at its limit, or every
-    /// slot taken by peers that trade); the driver should then close it.
-    /// With every slot taken, the peer idle the longest makes room.
+    /// Returns false if refused (banned, its IP at its limit or just
+    /// dropped for idling, or every slot taken by peers that trade); the
+    /// driver should then close it. With every slot taken, the peer idle
+    /// the longest makes room, and its IP stays away for a while.
     pub fn handle_incoming(&mut self, now: Instant, conn: ConnId, addr: SocketAddr) -> bool {
         self.now = now;
         if matches!(
             self.state,
             TorrentState::Paused | TorrentState::Stopped | TorrentState::Checking
-        ) || self.list.is_banned(&addr)
-            || self.list.connections_from(addr.ip()) >= self.config.max_peers_per_ip
+        ) || !self.list.accept(now, addr)
         {
             return false;
         }
         if self.peers.len() >= self.config.max_peers {
             let Some(idle) = self.most_idle_peer(now) else {
+                self.list.disconnected(now, addr);
                 return false;
             };
+            if let Some(p) = self.peers.get(&idle) {
+                self.list.dropped_for_idling(now, p.addr);
+            }
             self.disconnect(now, idle, CloseReason::Local, true);
-        }
-        if !self.list.accept(now, addr) {
-            return false;
         }
         let session = self.new_session(now, Direction::Incoming, addr);
         self.peers.insert(

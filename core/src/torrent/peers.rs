@@ -44,6 +44,10 @@ const MAX_CANDIDATES: usize = 4000;
 const MAX_FAILURES: u32 = 6;
 /// Most banned IPs remembered (the oldest ban goes first).
 const MAX_BANS: usize = 4000;
+/// How long an IP whose peer was dropped for idling may not come back:
+/// otherwise a host with spare addresses takes each slot freed for a
+/// newcomer by reconnecting first.
+pub const IDLE_COOLDOWN: Duration = Duration::from_secs(10 * 60);
 /// Connections per IP unless configured (libtorrent's default too).
 pub const DEFAULT_MAX_PER_IP: usize = 1;
 
@@ -73,6 +77,8 @@ pub struct PeerList {
     /// Banned IPs, in the order they were banned.
     banned: BTreeSet<IpAddr>,
     ban_order: VecDeque<IpAddr>,
+    /// IPs dropped for idling, until when they stay away.
+    cooling: BTreeMap<IpAddr, Instant>,
 }
 
 impl Default for PeerList {
@@ -91,7 +97,29 @@ impl PeerList {
             connected: BTreeMap::new(),
             banned: BTreeSet::new(),
             ban_order: VecDeque::new(),
+            cooling: BTreeMap::new(),
         }
+    }
+
+    /// The peer at `addr` was dropped to make room because it idled: its
+    /// IP stays away for [`IDLE_COOLDOWN`].
+    pub fn dropped_for_idling(&mut self, now: Instant, addr: SocketAddr) {
+        self.cooling.retain(|_, until| *until > now);
+        if self.cooling.len() >= MAX_BANS {
+            let first = self
+                .cooling
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(ip, _)| *ip);
+            if let Some(ip) = first {
+                self.cooling.remove(&ip);
+            }
+        }
+        self.cooling.insert(addr.ip(), now + IDLE_COOLDOWN);
+    }
+
+    fn cooling_down(&self, now: Instant, ip: IpAddr) -> bool {
+        self.cooling.get(&ip).is_some_and(|until| *until > now)
     }
 
     /// Connections (and attempts) to or from `ip` now.
@@ -283,10 +311,11 @@ impl PeerList {
     }
 
     /// A peer connected to us: mark it connected (adding it if new).
-    /// Returns false if its IP is banned or has no room, or the address
-    /// is already connected, or the list is full.
+    /// Returns false if its IP is banned, has no room or was just dropped
+    /// for idling, or the address is already connected, or the list is
+    /// full.
     pub fn accept(&mut self, now: Instant, addr: SocketAddr) -> bool {
-        if self.is_banned(&addr) || self.ip_full(addr.ip()) {
+        if self.is_banned(&addr) || self.ip_full(addr.ip()) || self.cooling_down(now, addr.ip()) {
             return false;
         }
         self.add(now, addr, PeerSource::Incoming);
