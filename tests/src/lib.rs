@@ -114,6 +114,67 @@ pub fn require_tool(program: &str, check: &[&str], package: &str) {
 /// Debian's python, which is where python3-libtorrent installs.
 pub const DEBIAN_PYTHON: &str = "/usr/bin/python3";
 
+/// Starts `cmd` (a `bittide seed … --json`) with its JSON events going to
+/// `log`, and returns once it reports seeding (it takes peers only then:
+/// while checking its data it refuses them). Fails after `limit`.
+pub fn start_seeding(
+    cmd: &mut Command,
+    log: &Path,
+    limit: std::time::Duration,
+) -> std::process::Child {
+    let mut child = cmd
+        .stdout(std::fs::File::create(log).expect("create the seed log"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start bittide seed");
+    let start = std::time::Instant::now();
+    loop {
+        let out = std::fs::read_to_string(log).unwrap_or_default();
+        if out.contains(r#""message":"seeding""#) {
+            return child;
+        }
+        let exited = child.try_wait().ok().flatten();
+        if exited.is_some() || start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("bittide seed did not start seeding ({exited:?}): {out}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Starts `tests/interop/lt_tool.py ARGS` (a libtorrent seeder of some
+/// kind) and returns once it prints `ready` (failing after 60 s); the
+/// guard stops it.
+pub fn libtorrent_server(args: &[&str]) -> ChildGuard {
+    use std::io::BufRead;
+    require_tool(
+        DEBIAN_PYTHON,
+        &["-c", "import libtorrent"],
+        "python3-libtorrent",
+    );
+    let mut child = Command::new(DEBIAN_PYTHON)
+        .arg(workspace_root().join("tests/interop/lt_tool.py"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start libtorrent");
+    let out = child.stdout.take().expect("piped stdout");
+    let guard = ChildGuard(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_default();
+    assert_eq!(line.trim(), "ready", "libtorrent {args:?} did not start");
+    guard
+}
+
 /// Runs `tests/interop/lt_tool.py` with libtorrent and returns its stdout.
 pub fn libtorrent(args: &[&str]) -> String {
     require_tool(

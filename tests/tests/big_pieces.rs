@@ -84,15 +84,20 @@ fn round_trip(tag: &str, len: usize, piece: &str) -> (u64, u64, u64) {
         Duration::from_secs(120),
     );
     let port = free_port();
-    let seeder = Command::new(bittide())
-        .args(["seed", torrent.to_str().unwrap(), src.to_str().unwrap()])
-        .args(["--no-dht", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--state-dir")
-        .arg(dir.path().join("seed-state"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let seeder = bittide_tests::start_seeding(
+        Command::new(bittide())
+            .args(["seed", torrent.to_str().unwrap(), src.to_str().unwrap()])
+            .args([
+                "--no-dht",
+                "--json",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--state-dir")
+            .arg(dir.path().join("seed-state")),
+        &dir.path().join("seed.jsonl"),
+        Duration::from_secs(120),
+    );
     let out = dir.path().join("out");
     let download = peak_mib(
         &[

@@ -11,37 +11,17 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bittide_core::bencode::Value;
-use bittide_tests::{
-    bittide, content_bytes, free_port, require_tool, run_bittide, ChildGuard, TempDir,
-    DEBIAN_PYTHON,
-};
+use bittide_tests::{bittide, content_bytes, free_port, run_bittide, ChildGuard, TempDir};
 
 /// A libtorrent seeder uploading at most `rate` bytes/s.
 fn lt_seed(torrent: &Path, save: &Path, port: u16, rate: u64) -> ChildGuard {
-    require_tool(
-        DEBIAN_PYTHON,
-        &["-c", "import libtorrent"],
-        "python3-libtorrent",
-    );
-    let mut child = Command::new(DEBIAN_PYTHON)
-        .arg(bittide_tests::workspace_root().join("tests/interop/lt_tool.py"))
-        .args([
-            "seed",
-            torrent.to_str().unwrap(),
-            save.to_str().unwrap(),
-            &port.to_string(),
-            &rate.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let guard = ChildGuard(child);
-    let mut line = String::new();
-    BufReader::new(out).read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    guard
+    bittide_tests::libtorrent_server(&[
+        "seed",
+        torrent.to_str().unwrap(),
+        save.to_str().unwrap(),
+        &port.to_string(),
+        &rate.to_string(),
+    ])
 }
 
 fn download_cmd(torrent: &Path, out: &Path, seeder: u16) -> Command {

@@ -9,16 +9,12 @@
 //! - a folder that is a file, a 300-byte name and a 3,000-level path end
 //!   with the OS's own error and the path, not a guess.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use bittide_core::bencode::Value;
-use bittide_tests::{
-    bittide, content_bytes, free_port, require_tool, run_bounded, ChildGuard, TempDir,
-    DEBIAN_PYTHON,
-};
+use bittide_tests::{bittide, content_bytes, free_port, run_bounded, ChildGuard, TempDir};
 use sha1::{Digest, Sha1};
 
 const PIECE: usize = 16384;
@@ -54,30 +50,17 @@ fn torrent(name: &[u8], files: &[(Vec<&[u8]>, Vec<u8>)]) -> Vec<u8> {
 
 /// libtorrent seeding `torrent_file` from `save/f<i>`.
 fn lt_seed_flat(torrent_file: &Path, save: &Path, files: &[Vec<u8>]) -> (u16, ChildGuard) {
-    require_tool(
-        DEBIAN_PYTHON,
-        &["-c", "import libtorrent"],
-        "python3-libtorrent",
-    );
     std::fs::create_dir_all(save).unwrap();
     for (i, data) in files.iter().enumerate() {
         std::fs::write(save.join(format!("f{i}")), data).unwrap();
     }
     let port = free_port();
-    let mut child = Command::new(DEBIAN_PYTHON)
-        .arg(bittide_tests::workspace_root().join("tests/interop/lt_tool.py"))
-        .args(["seed-flat", torrent_file.to_str().unwrap()])
-        .arg(save)
-        .arg(port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let guard = ChildGuard(child);
-    let mut line = String::new();
-    BufReader::new(out).read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
+    let guard = bittide_tests::libtorrent_server(&[
+        "seed-flat",
+        torrent_file.to_str().unwrap(),
+        save.to_str().unwrap(),
+        &port.to_string(),
+    ]);
     (port, guard)
 }
 

@@ -85,36 +85,20 @@ fn info_hash(torrent: &Path) -> String {
 /// `bittide seed` on 127.0.0.1:`port`; returns once it seeds. Its state
 /// folder is under `dir` (`XDG_STATE_HOME`, which old builds honour too).
 fn bittide_seed(dir: &Path, torrent: &Path, src: &Path, port: u16) -> ChildGuard {
-    let log = dir.join("seed.jsonl");
-    let child = Command::new(bittide())
-        .args(["seed", torrent.to_str().unwrap(), src.to_str().unwrap()])
+    let mut cmd = Command::new(bittide());
+    cmd.args(["seed", torrent.to_str().unwrap(), src.to_str().unwrap()])
         .args([
             "--no-dht",
             "--listen",
             &format!("127.0.0.1:{port}"),
             "--json",
         ])
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start bittide seed");
-    let mut guard = ChildGuard(child);
-    let start = Instant::now();
-    loop {
-        let out = std::fs::read_to_string(&log).unwrap_or_default();
-        if out.contains(r#""message":"seeding""#) {
-            return guard;
-        }
-        if let Some(status) = guard.0.try_wait().unwrap() {
-            panic!("bittide seed exited ({status}): {out}");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "bittide seed did not start seeding: {out}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        .env("XDG_STATE_HOME", dir.join("state"));
+    ChildGuard(bittide_tests::start_seeding(
+        &mut cmd,
+        &dir.join("seed.jsonl"),
+        Duration::from_secs(30),
+    ))
 }
 
 /// What `flood.py` last reported.
@@ -345,32 +329,12 @@ fn handshake_flood_then_leech(
 /// A libtorrent seeder of `torrent` whose data is corrupted once it seeds
 /// (`lt_tool.py seed-corrupt`); returns once it serves.
 fn corrupt_seeder(torrent: &Path, save: &Path, port: u16) -> ChildGuard {
-    require_libtorrent();
-    let mut child = Command::new(DEBIAN_PYTHON)
-        .arg(interop_script("lt_tool.py"))
-        .args([
-            "seed-corrupt",
-            torrent.to_str().unwrap(),
-            save.to_str().unwrap(),
-            &port.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start libtorrent seeder");
-    let out = child.stdout.take().unwrap();
-    let guard = ChildGuard(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(out).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("libtorrent seeder did not start");
-    assert_eq!(line.trim(), "ready", "libtorrent seeder did not start");
-    guard
+    bittide_tests::libtorrent_server(&[
+        "seed-corrupt",
+        torrent.to_str().unwrap(),
+        save.to_str().unwrap(),
+        &port.to_string(),
+    ])
 }
 
 /// `bittide download --timeout 20` whose one peer serves bad data bans it,

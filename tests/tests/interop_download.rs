@@ -7,14 +7,12 @@
 //! Needs `opentracker`, `python3-libtorrent` and `aria2` (installed by
 //! `./scripts/test`); fails, never skips, without them.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bittide_tests::{
     bittide, content_bytes, free_port, require_tool, run_bittide, ChildGuard, TempDir,
-    DEBIAN_PYTHON,
 };
 
 fn make_single(dir: &Path) -> std::path::PathBuf {
@@ -81,29 +79,12 @@ fn info_hash(torrent: &Path) -> String {
 /// A libtorrent seeder for `torrent` with its data in `save`; returns once
 /// it is seeding.
 fn lt_seed(torrent: &Path, save: &Path, port: u16) -> ChildGuard {
-    require_tool(
-        DEBIAN_PYTHON,
-        &["-c", "import libtorrent"],
-        "python3-libtorrent",
-    );
-    let mut child = Command::new(DEBIAN_PYTHON)
-        .arg(bittide_tests::workspace_root().join("tests/interop/lt_tool.py"))
-        .args([
-            "seed",
-            torrent.to_str().unwrap(),
-            save.to_str().unwrap(),
-            &port.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start libtorrent seeder");
-    let out = child.stdout.take().unwrap();
-    let guard = ChildGuard(child);
-    let mut line = String::new();
-    BufReader::new(out).read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready", "libtorrent seeder did not start");
-    guard
+    bittide_tests::libtorrent_server(&[
+        "seed",
+        torrent.to_str().unwrap(),
+        save.to_str().unwrap(),
+        &port.to_string(),
+    ])
 }
 
 /// Runs `bittide download`, killing it after `limit`.
