@@ -81,24 +81,36 @@ fn numbered(name: &str, n: u32) -> String {
 impl DiskPaths {
     /// The paths of `info`'s files; see the module documentation.
     pub fn new(info: &Info<'_>) -> DiskPaths {
+        let files = info.files().iter().map(|f| (&f.path[..], f.attr.padding));
+        DiskPaths::from_files(info.name(), info.is_single_file(), files)
+    }
+
+    /// The paths of files given as (path components, is padding) below a
+    /// torrent named `name_bytes` (the one file, if `single_file`). Components
+    /// must have passed [`check_component`](super::check_component).
+    pub fn from_files<'c>(
+        name_bytes: &[u8],
+        single_file: bool,
+        files: impl ExactSizeIterator<Item = (&'c [&'c [u8]], bool)>,
+    ) -> DiskPaths {
         let mut taken: BTreeMap<[u8; 16], Taken> = BTreeMap::new();
         // Folders already placed, by their path in the torrent (hashed).
         let mut folders: BTreeMap<[u8; 20], String> = BTreeMap::new();
         let mut text = String::new();
-        let mut ends = Vec::with_capacity(info.files().len());
+        let mut ends = Vec::with_capacity(files.len());
         let mut renamed = Vec::new();
         let mut name = String::new();
-        component_text(info.name(), &mut name);
-        for (index, file) in info.files().iter().enumerate() {
+        component_text(name_bytes, &mut name);
+        for (index, (path, padding)) in files.enumerate() {
             let start = text.len();
-            if info.is_single_file() {
+            if single_file {
                 text.push_str(&name);
             } else {
                 let mut parent = name.clone();
                 let mut original = Sha1::new();
-                original.update(info.name());
+                original.update(name_bytes);
                 let mut clashed = false;
-                let mut components = file.path.iter().peekable();
+                let mut components = path.iter().peekable();
                 while let Some(c) = components.next() {
                     let mut part = String::new();
                     component_text(c, &mut part);
@@ -127,7 +139,7 @@ impl DiskPaths {
                     renamed.push(index);
                 }
             }
-            if !file.attr.padding && !info.is_single_file() {
+            if !padding && !single_file {
                 taken.insert(key(&text[start..]), Taken::File);
             }
             ends.push(text.len());
