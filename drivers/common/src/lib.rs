@@ -24,3 +24,4 @@ pub mod resume;
 pub mod runtime;
 pub mod tracker;
 pub mod tracker_server;
+pub mod units;
