@@ -235,3 +235,109 @@ pub fn pex(data: &[u8]) {
         "pex encoding is canonical"
     );
 }
+
+/// extension_handshake: a BEP 10 handshake that decodes re-encodes
+/// (canonically) to one that decodes to the same value, stably; what it
+/// keeps stays within the decoder's limits.
+pub fn extension_handshake(data: &[u8]) {
+    use crate::wire::ExtensionHandshake;
+    let Ok(h) = ExtensionHandshake::decode(data) else {
+        return;
+    };
+    assert!(h.messages.len() <= 128, "more extensions than the limit");
+    assert!(
+        h.messages.windows(2).all(|w| w[0].0 < w[1].0),
+        "extension names not sorted and unique"
+    );
+    assert!(h.port != Some(0) && h.reqq != Some(0));
+    let mut out = Vec::new();
+    h.encode(&mut out);
+    let again = ExtensionHandshake::decode(&out).expect("our encoding decodes");
+    assert_eq!(again, h, "extension handshake round trip");
+    let mut out2 = Vec::new();
+    again.encode(&mut out2);
+    assert_eq!(out2, out, "extension handshake encoding is stable");
+    assert_eq!(
+        bencode::decode_strict(&out).expect("canonical").to_vec(),
+        out,
+        "extension handshake encoding is canonical"
+    );
+}
+
+/// bitfield: the first two bytes are the piece count, the rest the wire
+/// bytes. `from_bytes` accepts exactly the right length with no spare
+/// bit set; what it accepts gives back its bytes, counts its bits, lists
+/// exactly the set pieces, and equals the same set built bit by bit.
+pub fn bitfield(data: &[u8]) {
+    use crate::Bitfield;
+    let Some((len, bytes)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let len = u32::from(u16::from_be_bytes(*len));
+    let spare = if len % 8 == 0 { 0 } else { 0xffu8 >> (len % 8) };
+    let well_formed =
+        bytes.len() == (len as usize).div_ceil(8) && bytes.last().is_none_or(|&b| b & spare == 0);
+    let parsed = Bitfield::from_bytes(bytes, len);
+    assert_eq!(
+        parsed.is_some(),
+        well_formed,
+        "from_bytes accepted {len} wrong"
+    );
+    let Some(b) = parsed else {
+        return;
+    };
+    assert_eq!(b.as_bytes(), bytes);
+    assert_eq!(b.len(), len);
+    let popcount: u32 = bytes.iter().map(|x| x.count_ones()).sum();
+    assert_eq!(b.count(), popcount);
+    assert_eq!(b.is_full(), popcount == len);
+    let mut built = Bitfield::new(len);
+    let mut listed = 0;
+    for p in b.iter() {
+        assert!(p.0 < len, "iter listed a piece out of range");
+        assert!(b.get(p));
+        assert!(built.set(p), "iter listed a piece twice");
+        listed += 1;
+    }
+    assert_eq!(listed, popcount);
+    assert_eq!(built, b, "bit by bit gives another set");
+    assert!(!built.set(PieceIndex(len)), "set beyond the end");
+    assert!(!b.get(PieceIndex(len)));
+    for p in b.iter() {
+        assert!(built.clear(p));
+    }
+    assert_eq!(built, Bitfield::new(len), "clearing every piece");
+}
+
+/// compact: IPv4 and IPv6 peer lists decode to one address per whole
+/// entry with a non-zero port, of the right family; encoding them gives
+/// back exactly those entries.
+pub fn compact(data: &[u8]) {
+    use crate::compact::{decode_entry, decode_v4, decode_v6, encode, V4_LEN, V6_LEN};
+    for (width, v6) in [(V4_LEN, false), (V6_LEN, true)] {
+        let peers: Vec<_> = if v6 {
+            decode_v6(data).collect()
+        } else {
+            decode_v4(data).collect()
+        };
+        let kept: Vec<&[u8]> = data
+            .chunks_exact(width)
+            .filter(|c| c[width - 2..] != [0, 0])
+            .collect();
+        assert_eq!(peers.len(), kept.len(), "an entry lost or invented");
+        let mut out = Vec::new();
+        for (p, entry) in peers.iter().zip(&kept) {
+            assert_eq!(p.is_ipv6(), v6, "wrong family");
+            assert_ne!(p.port(), 0, "port 0 kept");
+            let at = out.len();
+            encode(&mut out, p);
+            assert_eq!(&out[at..], *entry, "entry does not re-encode");
+            assert_eq!(decode_entry(entry), Some(*p));
+        }
+    }
+    let entry = decode_entry(data);
+    assert_eq!(
+        entry.is_some(),
+        matches!(data.len(), V4_LEN | V6_LEN) && data[data.len() - 2..] != [0, 0]
+    );
+}

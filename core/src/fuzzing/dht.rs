@@ -47,3 +47,47 @@ pub fn dht_datagram(data: &[u8]) {
         let _ = NodeId::default();
     }
 }
+
+/// dht_state: a saved DHT state (a file the user's disk holds: outside
+/// data) that loads holds at most `MAX_STATE_NODES` IPv4 nodes with
+/// non-zero ports, re-saves to bytes that load equal, and a node started
+/// with the loaded id saves that id again.
+pub fn dht_state(data: &[u8]) {
+    use crate::dht::{Dht, DhtConfig, MAX_STATE_NODES};
+    use crate::krpc::NodeId;
+    use crate::{Instant, Seed};
+
+    let Some((id, nodes)) = Dht::load_state(data) else {
+        return;
+    };
+    assert!(
+        nodes.len() <= MAX_STATE_NODES,
+        "{} nodes loaded",
+        nodes.len()
+    );
+    for n in &nodes {
+        assert!(n.is_ipv4() && n.port() != 0, "loaded {n}");
+    }
+    // The loader keeps only addresses: re-save them under any ids.
+    let with_ids: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (NodeId([i as u8; 20]), *a))
+        .collect();
+    let saved = Dht::encode_state(id, &with_ids);
+    assert_eq!(
+        Dht::load_state(&saved),
+        Some((id, nodes)),
+        "state did not re-save equal"
+    );
+    let config = DhtConfig {
+        id: Some(id),
+        ..DhtConfig::default()
+    };
+    let dht = Dht::new(Instant::ZERO, config, Seed::from_u64(1));
+    let again = Dht::load_state(&dht.save_state()).expect("our state loads");
+    assert_eq!(
+        again.0, id,
+        "a node started from the state saves another id"
+    );
+}

@@ -8,22 +8,29 @@
 //! stable Rust.
 //!
 //! One file per area: [`codec`] (stateless decoders), [`peer`] (one peer
-//! session), [`tracker`], [`dht`], [`fetch`] (a magnet's metadata fetch).
+//! session), [`tracker`], [`dht`] (a node, its saved state), [`fetch`] (a
+//! magnet's metadata fetch), [`swarm`] (a torrent among hostile peers),
+//! [`engine`] (routing connections and datagrams).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod codec;
 mod dht;
+mod engine;
 mod fetch;
 mod peer;
+mod swarm;
 mod tracker;
 
 pub use codec::{
-    bencode, handshake, krpc, magnet, metainfo, pex, ut_metadata, wire_frame, wire_stream,
+    bencode, bitfield, compact, extension_handshake, handshake, krpc, magnet, metainfo, pex,
+    ut_metadata, wire_frame, wire_stream,
 };
-pub use dht::dht_datagram;
+pub use dht::{dht_datagram, dht_state};
+pub use engine::engine_routing;
 pub use fetch::metadata_fetch;
 pub use peer::peer_session_ops;
+pub use swarm::torrent_swarm;
 pub use tracker::{
     tracker_http_request, tracker_http_response, tracker_udp_client, tracker_udp_server,
 };

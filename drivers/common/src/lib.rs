@@ -20,6 +20,9 @@ pub mod content;
 pub mod dht_client;
 pub mod disk;
 pub mod driver;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod resume;
 pub mod runtime;
 pub mod tracker;
