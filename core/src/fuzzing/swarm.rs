@@ -33,6 +33,11 @@ enum SwarmOp {
     /// A peer answers one of the requests we sent it, with the real
     /// block or with garbage.
     Answer { peer: u8, which: u8, honest: bool },
+    /// A peer answers every request we sent it, with garbage where
+    /// `corrupt` has a bit set (bit i: the i-th answer, cycling).
+    AnswerAll { peer: u8, corrupt: u8 },
+    /// A peer says it has everything, unchokes us and is interested.
+    Cooperate { peer: u8 },
     /// A peer's extension handshake, with its ids for ut_pex and
     /// ut_metadata (0: disabled) and any metadata size.
     ExtHandshake {
@@ -451,6 +456,36 @@ impl Swarm {
                 };
                 self.send(i, frame_bytes(&f));
             }
+            SwarmOp::AnswerAll { peer: p, corrupt } => {
+                let i = peer(p);
+                let asked = std::mem::take(&mut self.peers[i].asked);
+                let mut out = Vec::new();
+                for (n, b) in asked.iter().enumerate() {
+                    let start = (b.piece.0 * PIECE + b.offset) as usize;
+                    let Some(real) = self.content.get(start..start + b.length as usize) else {
+                        continue;
+                    };
+                    let data = if corrupt & (1 << (n % 8)) == 0 {
+                        real.to_vec()
+                    } else {
+                        real.iter().map(|x| x ^ 0x5a).collect()
+                    };
+                    Frame::Piece {
+                        piece: b.piece,
+                        offset: b.offset,
+                        data: Bytes::from(data),
+                    }
+                    .encode(&mut out);
+                }
+                self.send(i, Bytes::from(out));
+            }
+            SwarmOp::Cooperate { peer: p } => {
+                let mut out = Vec::new();
+                for f in [Frame::HaveAll, Frame::Unchoke, Frame::Interested] {
+                    f.encode(&mut out);
+                }
+                self.send(peer(p), Bytes::from(out));
+            }
             SwarmOp::ExtHandshake {
                 peer: p,
                 pex,
@@ -568,7 +603,8 @@ impl Swarm {
 /// torrent_swarm: a torrent with two of six pieces on disk among four
 /// hostile peers that send raw bytes or well-formed frames (have and
 /// bitfields against the picker, requests, pieces, rejects, allowed-fast,
-/// suggest), answer our requests with the real block or garbage, send
+/// suggest), answer our requests (one or all at once) with the real block or
+/// garbage, cooperate (have all, unchoke, interested), send
 /// extension handshakes, PEX and ut_metadata messages, close and come
 /// back, while the clock moves and the disk (simulated in memory, writes
 /// only what verified) fills up now and then. After every step the
