@@ -198,3 +198,51 @@ pub async fn expire<R: Runtime>(rt: R, shared: Shared) {
         shared.with(|s, now| s.handle_timeout(now));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bittide_core::Seed;
+
+    use super::*;
+
+    #[test]
+    fn the_head_never_grows_past_its_limit() {
+        let mut head = Vec::new();
+        let chunk = [b'a'; 2048];
+        let mut state = HeadState::Partial;
+        for _ in 0..10 {
+            state = push_head(&mut head, &chunk);
+            assert!(head.len() <= MAX_HEAD);
+            if state != HeadState::Partial {
+                break;
+            }
+        }
+        assert_eq!(state, HeadState::TooLong);
+        assert_eq!(head.len(), MAX_HEAD);
+        let mut server = TrackerServer::new(ServerConfig::default(), Seed::from_u64(1));
+        let remote = SocketAddr::from(([127, 0, 0, 1], 5000));
+        let response = respond(&mut server, Instant::ZERO, remote, &head, state);
+        assert!(response.starts_with(b"HTTP/1.1 431 "));
+    }
+
+    #[test]
+    fn a_head_ending_across_reads_completes() {
+        let mut head = Vec::new();
+        assert_eq!(
+            push_head(&mut head, b"GET /x HTTP/1.1\r\n\r"),
+            HeadState::Partial
+        );
+        assert_eq!(push_head(&mut head, b"\n"), HeadState::Complete);
+        let mut server = TrackerServer::new(ServerConfig::default(), Seed::from_u64(1));
+        let remote = SocketAddr::from(([127, 0, 0, 1], 5000));
+        let response = respond(
+            &mut server,
+            Instant::ZERO,
+            remote,
+            &head,
+            HeadState::Complete,
+        );
+        assert!(response.starts_with(b"HTTP/1.1 404 "));
+        assert!(response.ends_with(b"d14:failure reason9:not founde"));
+    }
+}
