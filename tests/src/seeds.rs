@@ -17,7 +17,7 @@ use bytes::Bytes;
 pub type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The targets that have seeds.
-pub const TARGETS: [&str; 16] = [
+pub const TARGETS: [&str; 26] = [
     "bencode",
     "metainfo",
     "magnet",
@@ -34,6 +34,16 @@ pub const TARGETS: [&str; 16] = [
     "ut_metadata",
     "pex",
     "metadata_fetch",
+    "extension_handshake",
+    "bitfield",
+    "compact",
+    "dht_state",
+    "engine_routing",
+    "torrent_swarm",
+    "resume",
+    "tracker_front",
+    "units",
+    "tracker_client",
 ];
 
 /// Seeds of `target`.
@@ -55,6 +65,16 @@ pub fn for_target(target: &str) -> Seeds {
         "ut_metadata" => ut_metadata(),
         "pex" => pex(),
         "metadata_fetch" => metadata_fetch(),
+        "extension_handshake" => extension_handshake(),
+        "bitfield" => bitfield(),
+        "compact" => compact(),
+        "dht_state" => dht_state(),
+        "engine_routing" => random_seeds(79),
+        "torrent_swarm" => random_seeds(80),
+        "resume" => resume(),
+        "tracker_front" => random_seeds(81),
+        "units" => units(),
+        "tracker_client" => tracker_client(),
         _ => Vec::new(),
     }
 }
@@ -512,4 +532,168 @@ fn pex() -> Seeds {
 
 fn metadata_fetch() -> Seeds {
     random_seeds(78)
+}
+
+fn extension_handshake() -> Seeds {
+    use bittide_core::wire::ExtensionHandshake;
+    let mut ours = Vec::new();
+    ExtensionHandshake {
+        messages: vec![("ut_metadata".into(), 1), ("ut_pex".into(), 2)],
+        port: Some(6881),
+        client: Some("bittide 0.1".into()),
+        your_ip: Some("10.0.0.1".parse().expect("literal")),
+        reqq: Some(250),
+        metadata_size: Some(31235),
+    }
+    .encode(&mut ours);
+    let mut lossy = b"d1:md6:ut_pexi1ee1:v64:".to_vec();
+    lossy.extend_from_slice(&[0xff; 64]);
+    lossy.push(b'e');
+    let v = |s: &[u8]| s.to_vec();
+    vec![
+        ("ours", ours),
+        (
+            "libtorrent",
+            v(b"d12:complete_agoi-1e1:md11:lt_donthavei7e10:share_modei8e11:upload_onlyi3e12:ut_holepunchi4e11:ut_metadatai2e6:ut_pexi1ee13:metadata_sizei31235e4:reqqi500e11:upload_onlyi0e1:v18:libtorrent/2.0.8.06:yourip4:\x7f\x00\x00\x01e"),
+        ),
+        ("disabled-and-odd", v(b"d1:md6:ut_pexi0e1:xi300e1:yi-1e2:\xff\xfei3ee1:pi0e4:reqqi0ee")),
+        ("non-utf8-client", lossy),
+        ("not-a-dict", v(b"li1ee")),
+    ]
+}
+
+fn bitfield() -> Seeds {
+    let v = |s: &[u8]| s.to_vec();
+    vec![
+        ("eleven", v(&[0, 11, 0xff, 0xe0])),
+        ("eight-full", v(&[0, 8, 0xff])),
+        ("empty", v(&[0, 0])),
+        ("spare-bit", v(&[0, 11, 0xff, 0xf0])),
+        ("too-long", v(&[0, 8, 0xff, 0x00])),
+        ("sparse", v(&[0, 20, 0x81, 0x00, 0x10])),
+    ]
+}
+
+fn compact() -> Seeds {
+    let mut mixed = Vec::new();
+    for a in ["10.0.0.1:6881", "192.168.1.2:80", "[2001:db8::1]:51413"] {
+        bittide_core::compact::encode(&mut mixed, &a.parse().expect("literal"));
+    }
+    let mut port_zero = vec![1, 2, 3, 4, 0, 0];
+    port_zero.extend_from_slice(&[5, 6, 7, 8, 0x1a, 0xe1, 9]);
+    vec![
+        ("mixed", mixed),
+        ("port-zero-partial", port_zero),
+        ("one-v4", vec![127, 0, 0, 1, 0x1a, 0xe1]),
+    ]
+}
+
+fn dht_state() -> Seeds {
+    use bittide_core::dht::Dht;
+    use bittide_core::krpc::NodeId;
+    let nodes: Vec<(NodeId, std::net::SocketAddr)> = (1..6u8)
+        .map(|i| (NodeId([i; 20]), ([10, 0, 0, i], 6881).into()))
+        .collect();
+    vec![
+        ("saved", Dht::encode_state(NodeId([0xaa; 20]), &nodes)),
+        ("no-nodes", Dht::encode_state(NodeId([0xbb; 20]), &[])),
+        ("short-id", b"d2:id3:abc5:nodes0:e".to_vec()),
+        (
+            "ragged-nodes",
+            b"d2:id20:abcdefghij01234567895:nodes7:1234567e".to_vec(),
+        ),
+    ]
+}
+
+fn resume() -> Seeds {
+    use bittide_core::Bitfield;
+    use bittide_driver::resume::encode;
+    let hash = InfoHash([0xab; 20]);
+    // Mode byte: files in the low two bits, piece count / 5 above.
+    let with_stats = |files: u8, pieces: u32, stats: &[Option<(u64, i64)>], peers: &[&str]| {
+        let mut have = Bitfield::new(pieces);
+        for p in (0..pieces).step_by(3) {
+            have.set(PieceIndex(p));
+        }
+        let peers: Vec<std::net::SocketAddr> =
+            peers.iter().map(|p| p.parse().expect("literal")).collect();
+        let mut out = vec![files | ((pieces / 5) as u8) << 2];
+        for s in stats {
+            let (len, mtime) = s.unwrap_or((u64::MAX, 0));
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&mtime.to_be_bytes());
+        }
+        out.extend(encode(
+            &hash,
+            bittide_driver::fuzzing::RESUME_FOLDER,
+            &have,
+            &peers,
+            stats,
+        ));
+        out
+    };
+    vec![
+        (
+            "one-file",
+            with_stats(
+                1,
+                10,
+                &[Some((40_000, 1_700_000_000_000_000_000))],
+                &["10.0.0.1:6881"],
+            ),
+        ),
+        (
+            "three-files",
+            with_stats(
+                3,
+                35,
+                &[Some((1, 2)), None, Some((0, -5))],
+                &["10.0.0.1:6881", "10.0.0.2:6882"],
+            ),
+        ),
+        ("no-files", with_stats(0, 0, &[], &[])),
+        ("junk", vec![0x05, b'd', b'e']),
+    ]
+}
+
+fn units() -> Seeds {
+    let v = |s: &str| s.as_bytes().to_vec();
+    vec![
+        ("size-k", v("256K")),
+        ("rate-g", v(" 2g ")),
+        ("minutes", v("10m")),
+        ("plain", v("90")),
+        ("hash", v("C1C1C1C1C1C1C1C1C1C1C1C1C1C1C1C1C1C1C1C1")),
+        ("overflow", v("18446744073709551615K")),
+        ("huge-hours", v("18446744073709551615h")),
+        (
+            "number-bytes",
+            vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+        ),
+    ]
+}
+
+fn tracker_client() -> Seeds {
+    // URL line; mode byte (bit 0: scrape); datagrams split at 0xff, each
+    // after a delay byte (100 ms units); a bare delay is the honest answer.
+    let with = |url: &str, mode: u8, script: &[u8]| {
+        let mut out = url.as_bytes().to_vec();
+        out.push(b'\n');
+        out.push(mode);
+        out.extend_from_slice(script);
+        out
+    };
+    let mut junk = vec![2];
+    junk.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4]);
+    junk.extend_from_slice(&[0xff, 1]);
+    vec![
+        (
+            "announce",
+            with("udp://127.0.0.1:6969/announce?k=1", 0, &[1, 0xff, 1]),
+        ),
+        ("scrape", with("udp://tracker.example:80", 5, &[0, 0xff, 3])),
+        ("junk-then-honest", with("udp://[::1]:6969", 0, &junk)),
+        ("silent", with("udp:///nohost", 0, &[])),
+        ("late", with("http://x/announce", 0, &[250, 0xff, 250])),
+    ]
 }

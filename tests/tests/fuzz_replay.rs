@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use bittide_core::fuzzing;
+use bittide_driver::fuzzing as driver;
 use bittide_tests::{seeds, workspace_root};
 
 fn entry(target: &str) -> fn(&[u8]) {
@@ -27,6 +28,16 @@ fn entry(target: &str) -> fn(&[u8]) {
         "ut_metadata" => fuzzing::ut_metadata,
         "pex" => fuzzing::pex,
         "metadata_fetch" => fuzzing::metadata_fetch,
+        "extension_handshake" => fuzzing::extension_handshake,
+        "bitfield" => fuzzing::bitfield,
+        "compact" => fuzzing::compact,
+        "dht_state" => fuzzing::dht_state,
+        "engine_routing" => fuzzing::engine_routing,
+        "torrent_swarm" => fuzzing::torrent_swarm,
+        "resume" => driver::resume,
+        "tracker_front" => driver::tracker_front,
+        "units" => driver::units,
+        "tracker_client" => driver::tracker_client,
         other => panic!("no fuzz entry point for {other}"),
     }
 }

@@ -12,4 +12,4 @@ pub mod security;
 pub mod store;
 pub mod tokens;
 
-pub use node::{Dht, DhtConfig, DhtEvent, LookupId};
+pub use node::{Dht, DhtConfig, DhtEvent, LookupId, MAX_STATE_NODES};

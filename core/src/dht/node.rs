@@ -230,6 +230,8 @@ const BUCKET_STALE: Duration = Duration::from_secs(15 * 60);
 const MAX_QUEUED: usize = 4096;
 /// Most nodes pinged at once because a newcomer waits for their bucket.
 const MAX_TABLE_PINGS: usize = 64;
+/// Most nodes a saved state holds: as many as a full routing table.
+pub const MAX_STATE_NODES: usize = 160 * crate::dht::routing::K;
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -351,25 +353,38 @@ impl Dht {
     /// What to save so a restart keeps our id and rejoins fast: our id and
     /// the nodes in the table (BEP 5 suggests keeping the same id).
     pub fn save_state(&self) -> Vec<u8> {
-        let nodes: Vec<u8> = self
+        let nodes: Vec<(NodeId, SocketAddr)> = self
             .table
             .nodes()
-            .filter(|e| e.node.addr.is_ipv4())
-            .flat_map(|e| {
-                let mut v = e.node.id.0.to_vec();
-                crate::compact::encode(&mut v, &e.node.addr);
+            .map(|e| (e.node.id, e.node.addr))
+            .collect();
+        Dht::encode_state(self.id, &nodes)
+    }
+
+    /// The bytes [`save_state`](Dht::save_state) writes for `id` and
+    /// `nodes` (IPv4 ones only, at most [`MAX_STATE_NODES`]).
+    pub fn encode_state(id: NodeId, nodes: &[(NodeId, SocketAddr)]) -> Vec<u8> {
+        let nodes: Vec<u8> = nodes
+            .iter()
+            .filter(|(_, addr)| addr.is_ipv4())
+            .take(MAX_STATE_NODES)
+            .flat_map(|(id, addr)| {
+                let mut v = id.0.to_vec();
+                crate::compact::encode(&mut v, addr);
                 v
             })
             .collect();
         crate::bencode::Value::dict(vec![
-            (b"id", crate::bencode::Value::bytes(&self.id.0)),
+            (b"id", crate::bencode::Value::bytes(&id.0)),
             (b"nodes", crate::bencode::Value::bytes(&nodes)),
         ])
         .to_vec()
     }
 
     /// Reads a state saved by [`save_state`](Dht::save_state): our id and
-    /// nodes to bootstrap from. `None` if it does not parse.
+    /// nodes to bootstrap from (at most [`MAX_STATE_NODES`]: the file is
+    /// outside data, and each node costs a query). `None` if it does not
+    /// parse.
     pub fn load_state(bytes: &[u8]) -> Option<(NodeId, Vec<SocketAddr>)> {
         let root = crate::bencode::decode(bytes).ok()?;
         let d = root.as_dict()?;
@@ -380,6 +395,7 @@ impl Dht {
             .unwrap_or(&[])
             .chunks_exact(26)
             .filter_map(|c| crate::compact::decode_v4(&c[20..]).next())
+            .take(MAX_STATE_NODES)
             .collect();
         Some((NodeId(id), nodes))
     }

@@ -86,11 +86,15 @@ impl ExtensionHandshake {
             .and_then(Value::as_int)
             .and_then(|p| u16::try_from(p).ok())
             .filter(|&p| p != 0);
+        // The limit holds for the name as kept: invalid UTF-8 grows by
+        // up to three times once replaced, and what we keep must encode to
+        // a handshake we would accept again.
         out.client = dict
             .get(b"v")
             .and_then(Value::as_bytes)
             .filter(|v| v.len() <= MAX_NAME)
-            .map(|v| String::from_utf8_lossy(v).into_owned());
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .filter(|v| v.len() <= MAX_NAME);
         out.your_ip = dict
             .get(b"yourip")
             .and_then(Value::as_bytes)
@@ -157,6 +161,24 @@ impl ExtensionHandshake {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_names_stay_within_the_limit_once_made_utf8() {
+        // 22 invalid bytes become 66 bytes of U+FFFD: over the limit, so
+        // dropped (kept, they re-encoded to a handshake we refuse).
+        let mut payload = b"d1:v22:".to_vec();
+        payload.extend_from_slice(&[0xff; 22]);
+        payload.push(b'e');
+        assert_eq!(ExtensionHandshake::decode(&payload).unwrap().client, None);
+        let mut ok = b"d1:v21:".to_vec();
+        ok.extend_from_slice(&[0xff; 21]);
+        ok.push(b'e');
+        let h = ExtensionHandshake::decode(&ok).unwrap();
+        assert_eq!(h.client.as_deref().map(str::len), Some(63));
+        let mut again = Vec::new();
+        h.encode(&mut again);
+        assert_eq!(ExtensionHandshake::decode(&again).unwrap(), h);
+    }
 
     #[test]
     fn decodes_what_libtorrent_sends() {

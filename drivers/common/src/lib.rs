@@ -20,7 +20,11 @@ pub mod content;
 pub mod dht_client;
 pub mod disk;
 pub mod driver;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod resume;
 pub mod runtime;
 pub mod tracker;
 pub mod tracker_server;
+pub mod units;

@@ -63,6 +63,9 @@ pub struct Resume {
     pub peers: Vec<SocketAddr>,
 }
 
+/// Most peers kept in resume data (written and read).
+pub const MAX_PEERS: usize = 50;
+
 /// Loads resume data if it exists, is for this torrent in this folder,
 /// and matches the files as they are now.
 pub fn load(
@@ -73,21 +76,40 @@ pub fn load(
     file_count: usize,
 ) -> Option<Resume> {
     let bytes = std::fs::read(path(state, info_hash)).ok()?;
-    let root = bencode::decode(&bytes).ok()?;
+    parse(
+        &bytes,
+        info_hash,
+        folder_bytes(storage),
+        piece_count,
+        &file_stats(storage, file_count),
+    )
+}
+
+/// Reads resume data (the bytes of the file) against the files as they
+/// are now (`now`: (length, mtime) of each file, `None` if missing);
+/// `None` unless it is for this torrent in download folder `folder` and
+/// every file is as recorded.
+pub fn parse(
+    bytes: &[u8],
+    info_hash: &InfoHash,
+    folder: &[u8],
+    piece_count: u32,
+    now: &[Option<(u64, i64)>],
+) -> Option<Resume> {
+    let root = bencode::decode(bytes).ok()?;
     let d = root.as_dict()?;
     if d.get(b"version")?.as_int()? != VERSION
         || d.get(b"info_hash")?.as_bytes()? != info_hash.0
-        || d.get(b"folder")?.as_bytes()? != folder_bytes(storage)
+        || d.get(b"folder")?.as_bytes()? != folder
     {
         return None;
     }
     let pieces = Bitfield::from_bytes(d.get(b"pieces")?.as_bytes()?, piece_count)?;
     let recorded = d.get(b"files")?.as_list()?;
-    let now = file_stats(storage, file_count);
     if recorded.len() != now.len() {
         return None;
     }
-    for (r, n) in recorded.iter().zip(&now) {
+    for (r, n) in recorded.iter().zip(now) {
         let r = r.as_list()?;
         let expected = match (r.first()?.as_int()?, r.get(1)?.as_int()?) {
             (-1, _) => None,
@@ -103,7 +125,7 @@ pub fn load(
     let peers = d
         .get(b"peers")
         .and_then(Value::as_bytes)
-        .map(|b| compact::decode_v4(b).collect())
+        .map(|b| compact::decode_v4(b).take(MAX_PEERS).collect())
         .unwrap_or_default();
     Some(Resume { pieces, peers })
 }
@@ -119,29 +141,7 @@ pub fn save(
 ) -> std::io::Result<()> {
     storage.sync()?;
     let stats = file_stats(storage, file_count);
-    let files: Vec<Value<'_>> = stats
-        .iter()
-        .map(|s| match s {
-            Some((len, mtime)) => Value::list(vec![
-                Value::int(i64::try_from(*len).unwrap_or(i64::MAX)),
-                Value::int(*mtime),
-            ]),
-            None => Value::list(vec![Value::int(-1), Value::int(0)]),
-        })
-        .collect();
-    let mut compact_peers = Vec::new();
-    for p in peers.iter().filter(|p| p.is_ipv4()).take(50) {
-        compact::encode(&mut compact_peers, p);
-    }
-    let bytes = Value::dict(vec![
-        (b"version", Value::int(VERSION)),
-        (b"info_hash", Value::bytes(&info_hash.0)),
-        (b"folder", Value::bytes(folder_bytes(storage))),
-        (b"pieces", Value::bytes(pieces.as_bytes())),
-        (b"files", Value::list(files)),
-        (b"peers", Value::bytes(&compact_peers)),
-    ])
-    .to_vec();
+    let bytes = encode(info_hash, folder_bytes(storage), pieces, peers, &stats);
     let target = path(state, info_hash);
     if let Some(dir) = target.parent() {
         std::fs::create_dir_all(dir)?;
@@ -159,11 +159,71 @@ pub fn save(
     result
 }
 
+/// The bytes of a resume file: `pieces` verified in download folder
+/// `folder` while the files were as `stats` says, and up to [`MAX_PEERS`]
+/// IPv4 `peers`.
+pub fn encode(
+    info_hash: &InfoHash,
+    folder: &[u8],
+    pieces: &Bitfield,
+    peers: &[SocketAddr],
+    stats: &[Option<(u64, i64)>],
+) -> Vec<u8> {
+    let files: Vec<Value<'_>> = stats
+        .iter()
+        .map(|s| match s {
+            Some((len, mtime)) => Value::list(vec![
+                Value::int(i64::try_from(*len).unwrap_or(i64::MAX)),
+                Value::int(*mtime),
+            ]),
+            None => Value::list(vec![Value::int(-1), Value::int(0)]),
+        })
+        .collect();
+    let mut compact_peers = Vec::new();
+    for p in peers.iter().filter(|p| p.is_ipv4()).take(MAX_PEERS) {
+        compact::encode(&mut compact_peers, p);
+    }
+    Value::dict(vec![
+        (b"version", Value::int(VERSION)),
+        (b"info_hash", Value::bytes(&info_hash.0)),
+        (b"folder", Value::bytes(folder)),
+        (b"pieces", Value::bytes(pieces.as_bytes())),
+        (b"files", Value::list(files)),
+        (b"peers", Value::bytes(&compact_peers)),
+    ])
+    .to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use bittide_core::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
     use bittide_core::PieceIndex;
+
+    #[test]
+    fn resume_data_keeps_at_most_the_peers_it_saves() {
+        let hash = InfoHash([1; 20]);
+        let peers: Vec<SocketAddr> = (1..=MAX_PEERS as u16 + 1)
+            .map(|i| SocketAddr::from(([10, 0, 0, 1], i)))
+            .collect();
+        let mut compact_peers = Vec::new();
+        for p in &peers {
+            compact::encode(&mut compact_peers, p);
+        }
+        let bytes = Value::dict(vec![
+            (b"version", Value::int(VERSION)),
+            (b"info_hash", Value::bytes(&hash.0)),
+            (b"folder", Value::bytes(b"/dl")),
+            (b"pieces", Value::bytes(&[])),
+            (b"files", Value::list(vec![])),
+            (b"peers", Value::bytes(&compact_peers)),
+        ])
+        .to_vec();
+        let r = parse(&bytes, &hash, b"/dl", 0, &[]).unwrap();
+        assert_eq!(r.peers, peers[..MAX_PEERS]);
+        let saved = encode(&hash, b"/dl", &r.pieces, &r.peers, &[]);
+        assert_eq!(parse(&saved, &hash, b"/dl", 0, &[]), Some(r));
+    }
 
     #[test]
     fn saved_resume_loads_until_a_file_changes() {

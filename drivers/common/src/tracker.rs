@@ -12,7 +12,7 @@ use std::time::Duration;
 use bittide_core::tracker::http::{self, scrape_request_url, scrape_url};
 use bittide_core::tracker::udp::{UdpTrackerClient, UdpTrackerEvent};
 use bittide_core::tracker::{AnnounceRequest, AnnounceResponse, ScrapeEntry, TrackerError};
-use bittide_core::InfoHash;
+use bittide_core::{InfoHash, Instant};
 
 use crate::clock::{os_seed, Clock};
 
@@ -43,7 +43,7 @@ pub fn http_get(url: &str, timeout: Duration) -> Result<Vec<u8>, TrackerError> {
 }
 
 /// The `host:port` and BEP 41 URL data (path and query) of a `udp://` URL.
-fn split_udp_url(url: &str) -> Result<(String, Vec<u8>), TrackerError> {
+pub fn split_udp_url(url: &str) -> Result<(String, Vec<u8>), TrackerError> {
     let rest = url
         .strip_prefix("udp://")
         .ok_or(TrackerError::BadUrl("not a udp:// URL"))?;
@@ -63,6 +63,96 @@ fn resolve(authority: &str) -> Result<SocketAddr, TrackerError> {
         .map_err(|e| TrackerError::Unreachable(e.to_string()))?
         .next()
         .ok_or(TrackerError::BadUrl("host did not resolve"))
+}
+
+/// What a UDP tracker exchange needs from the outside: a clock and a
+/// connected datagram socket (a real one in [`run_udp`], a simulated one
+/// in the fuzz target).
+pub trait UdpPort {
+    /// The current instant.
+    fn now(&self) -> Instant;
+    /// Sends a datagram to the tracker (errors are lost packets).
+    fn send(&mut self, packet: &[u8]);
+    /// Waits up to `wait` for a datagram into `buf`.
+    fn recv(&mut self, buf: &mut [u8], wait: Duration) -> Received;
+}
+
+/// What waiting for a datagram came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// A datagram of this many bytes.
+    Datagram(usize),
+    /// Nothing within the wait.
+    TimedOut,
+    /// A socket error (ICMP port unreachable shows up here): waited out
+    /// like a lost packet.
+    Failed,
+}
+
+/// Runs `client`'s exchange over `port` until its result or `end`.
+pub fn exchange(
+    client: &mut UdpTrackerClient,
+    port: &mut impl UdpPort,
+    end: Instant,
+) -> Result<UdpTrackerEvent, TrackerError> {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        while let Some(packet) = client.poll_transmit() {
+            port.send(&packet);
+        }
+        if let Some(event) = client.poll_event() {
+            return Ok(event);
+        }
+        let now = port.now();
+        if now >= end {
+            return Err(TrackerError::TimedOut);
+        }
+        let wake = client.poll_timeout().unwrap_or(end).min(end);
+        let wait = (wake - now).max(Duration::from_millis(1));
+        match port.recv(&mut buf, wait) {
+            Received::Datagram(n) => client.handle_datagram(port.now(), &buf[..n.min(buf.len())]),
+            Received::TimedOut => client.handle_timeout(port.now()),
+            Received::Failed => {}
+        }
+    }
+}
+
+/// A connected UDP socket and the OS clock.
+struct SocketPort {
+    socket: UdpSocket,
+    clock: Clock,
+}
+
+impl UdpPort for SocketPort {
+    fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    fn send(&mut self, packet: &[u8]) {
+        let _ = self.socket.send(packet);
+    }
+
+    fn recv(&mut self, buf: &mut [u8], wait: Duration) -> Received {
+        if self.socket.set_read_timeout(Some(wait)).is_err() {
+            std::thread::sleep(wait.min(Duration::from_millis(200)));
+            return Received::Failed;
+        }
+        match self.socket.recv(buf) {
+            Ok(n) => Received::Datagram(n),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Received::TimedOut
+            }
+            Err(_) => {
+                std::thread::sleep(wait.min(Duration::from_millis(200)));
+                Received::Failed
+            }
+        }
+    }
 }
 
 /// Runs a UDP tracker exchange until its result or `deadline` passes.
@@ -88,38 +178,7 @@ fn run_udp(
     let mut client = UdpTrackerClient::new(addr.is_ipv6(), url_data, os_seed());
     start(&mut client, &clock);
     let end = clock.now() + deadline;
-    let mut buf = vec![0u8; 65536];
-    loop {
-        while let Some(packet) = client.poll_transmit() {
-            let _ = socket.send(&packet);
-        }
-        if let Some(event) = client.poll_event() {
-            return Ok(event);
-        }
-        let now = clock.now();
-        if now >= end {
-            return Err(TrackerError::TimedOut);
-        }
-        let wake = client.poll_timeout().unwrap_or(end).min(end);
-        let wait = (wake - now).max(Duration::from_millis(1));
-        socket
-            .set_read_timeout(Some(wait))
-            .map_err(|e| TrackerError::Unreachable(e.to_string()))?;
-        match socket.recv(&mut buf) {
-            Ok(n) => client.handle_datagram(clock.now(), &buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                client.handle_timeout(clock.now());
-            }
-            // ICMP port unreachable shows up here: keep retrying until the
-            // deadline like a lost packet.
-            Err(_) => std::thread::sleep(wait.min(Duration::from_millis(200))),
-        }
-    }
+    exchange(&mut client, &mut SocketPort { socket, clock }, end)
 }
 
 /// Announces `request` to the tracker at `url` (http, https or udp),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bittide_core::metainfo::{Metainfo, MetainfoError};
 use bittide_driver::content::{Content, ContentError};
+use bittide_driver::units::{self, human, parse_duration, parse_rate, parse_size};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
@@ -464,37 +465,6 @@ pub(crate) fn main() -> ExitCode {
     }
 }
 
-fn parse_size(s: &str) -> Result<u32, String> {
-    let s = s.trim();
-    let (digits, mult) = match s.as_bytes().last() {
-        Some(b'k' | b'K') => (&s[..s.len() - 1], 1024u64),
-        Some(b'm' | b'M') => (&s[..s.len() - 1], 1024 * 1024),
-        _ => (s, 1),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| format!("`{s}` is not a size such as 262144, 256K or 1M"))
-}
-
-/// A rate in bytes per second: `0` (no limit), `65536`, `500K`, `2M`.
-fn parse_rate(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (digits, mult) = match s.as_bytes().last() {
-        Some(b'k' | b'K') => (&s[..s.len() - 1], 1024u64),
-        Some(b'm' | b'M') => (&s[..s.len() - 1], 1024 * 1024),
-        Some(b'g' | b'G') => (&s[..s.len() - 1], 1024 * 1024 * 1024),
-        _ => (s, 1),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("`{s}` is not a rate such as 500K or 2M (bytes per second)"))
-}
-
 fn read_torrent(path: &Path) -> Result<Vec<u8>, Failure> {
     const MAX_TORRENT_FILE: u64 = bittide_core::bencode::MAX_SIZE as u64;
     let meta = std::fs::metadata(path)
@@ -627,21 +597,6 @@ fn info(path: &Path, json: bool) -> Result<(), Failure> {
         s.push_str(&format!("  [{index}] {:>10}  {path}\n", human(f.length)));
     }
     print(&s)
-}
-
-fn human(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 fn content_failure(e: ContentError) -> Failure {
@@ -1043,24 +998,6 @@ fn dht_serve(
     client.save().map_err(io)
 }
 
-/// `90`, `90s`, `10m`, `2h`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (90, 90s, 10m, 2h)"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        _ => return Err(format!("`{text}`: the unit is s, m or h")),
-    };
-    Ok(Duration::from_secs(secs))
-}
-
 /// `bittide dht crawl`: join, crawl for `duration`, print what it finds.
 fn dht_crawl(
     clients: Vec<bittide_driver::dht_client::DhtClient>,
@@ -1208,8 +1145,7 @@ const EXIT_NO_ANSWER: u8 = 6;
 const EXIT_TRACKER: u8 = 5;
 
 fn parse_hash(text: &str) -> Result<bittide_core::InfoHash, Failure> {
-    bittide_core::InfoHash::from_hex(text.as_bytes())
-        .ok_or_else(|| Failure::new(2, format!("`{text}` is not a 40-digit hex info-hash")))
+    units::parse_hash(text).map_err(|e| Failure::new(2, e))
 }
 
 fn our_peer_id() -> bittide_core::wire::PeerId {
@@ -1401,22 +1337,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_with_suffixes() {
-        assert_eq!(parse_size("262144"), Ok(262144));
-        assert_eq!(parse_size("256K"), Ok(262144));
-        assert_eq!(parse_size("1m"), Ok(1 << 20));
-        assert!(parse_size("4096M").is_err());
-        assert!(parse_size("x").is_err());
-    }
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human(10), "10 B");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human(1 << 30), "1.0 GiB");
-    }
 
     #[test]
     fn cli_definition_is_consistent() {

@@ -248,6 +248,30 @@ fn state_round_trips() {
 }
 
 #[test]
+fn a_loaded_state_keeps_at_most_a_table_of_nodes() {
+    // The file is outside data and each node loaded costs a bootstrap
+    // query: a state with more nodes than a table holds is cut short.
+    let nodes: Vec<(NodeId, SocketAddr)> = (0..MAX_STATE_NODES as u32 + 20)
+        .map(|i| {
+            let [_, a, b, c] = i.to_be_bytes();
+            (NodeId([c; 20]), SocketAddr::from(([10, a, b, c], 6881)))
+        })
+        .collect();
+    let mut bytes = b"d2:id20:".to_vec();
+    bytes.extend_from_slice(&[7; 20]);
+    bytes.extend_from_slice(format!("5:nodes{}:", nodes.len() * 26).as_bytes());
+    for (id, addr) in &nodes {
+        bytes.extend_from_slice(&id.0);
+        crate::compact::encode(&mut bytes, addr);
+    }
+    bytes.push(b'e');
+    let (_, loaded) = Dht::load_state(&bytes).unwrap();
+    assert_eq!(loaded.len(), MAX_STATE_NODES);
+    let resaved = Dht::encode_state(NodeId([7; 20]), &nodes);
+    assert_eq!(Dht::load_state(&resaved).unwrap().1, loaded);
+}
+
+#[test]
 fn a_crawl_harvests_every_announced_hash_once() {
     let mut net = Net::new(30, 9);
     let boot = net.addrs[0];

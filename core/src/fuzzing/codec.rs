@@ -1,0 +1,343 @@
+//! Codec targets: every decoder of outside bytes, each checked by a round
+//! trip through its encoder.
+
+use crate::bencode::{self, Decoder};
+use crate::metainfo::{Magnet, Metainfo, PieceIndex};
+
+/// bencode: lenient decode; if it succeeds, the canonical encoding must
+/// decode strictly to the same value and re-encode to the same bytes; and
+/// input that was canonical must round-trip byte for byte. The pull
+/// [`bencode::Reader`] must accept exactly what the tree decoder accepts,
+/// and refuse the rest with the same error.
+pub fn bencode(data: &[u8]) {
+    let walked = walk(data);
+    let decoded = Decoder::new().decode(data);
+    match (&walked, &decoded) {
+        (Ok(()), Ok(_)) => {}
+        (Err(a), Err(b)) => assert_eq!(a, b, "reader and decoder disagree"),
+        _ => panic!(
+            "reader {walked:?} vs decoder {:?}",
+            decoded.as_ref().map(|_| ())
+        ),
+    }
+    let Ok(doc) = decoded else {
+        return;
+    };
+    let encoded = doc.root.to_vec();
+    let again = bencode::decode_strict(&encoded).expect("canonical encoding must decode strictly");
+    assert_eq!(again.to_vec(), encoded, "encoding is not idempotent");
+    if doc.key_order.is_canonical() {
+        assert_eq!(encoded, data, "canonical input did not round-trip");
+    }
+    assert_eq!(doc.root.raw(), data, "root span must cover the input");
+}
+
+/// Walks `data` with the pull reader to its end.
+fn walk(data: &[u8]) -> Result<(), crate::error::DecodeError> {
+    let mut r = bencode::Reader::new(data);
+    loop {
+        r.next_token()?;
+        if r.depth() == 0 {
+            return r.finish();
+        }
+    }
+}
+
+/// metainfo: a torrent that parses must re-encode (canonically) to a
+/// torrent that parses to the same content, and its layout must cover every
+/// piece exactly.
+pub fn metainfo(data: &[u8]) {
+    let Ok(m) = Metainfo::from_bytes(data) else {
+        return;
+    };
+    assert_eq!(m.info_hash, crate::InfoHash::of_info(m.info.raw()));
+    let layout = m.info.layout();
+    let mut covered = 0u64;
+    for p in 0..layout.piece_count().min(4096) {
+        let size = layout.piece_size(PieceIndex(p));
+        let sum: u64 = layout.piece_slices(PieceIndex(p)).map(|s| s.length).sum();
+        assert_eq!(sum, u64::from(size));
+        covered += sum;
+    }
+    if layout.piece_count() <= 4096 {
+        assert_eq!(covered, layout.total_length());
+    }
+    let reencoded = bencode::decode(data).unwrap().to_vec();
+    let m2 = Metainfo::from_bytes_strict(&reencoded).expect("re-encoded torrent must parse");
+    assert_eq!(m2.info.files(), m.info.files());
+    assert_eq!(m2.info.name(), m.info.name());
+    assert_eq!(m2.info.piece_length(), m.info.piece_length());
+    assert_eq!(m2.info.piece_count(), m.info.piece_count());
+    assert_eq!(m2.trackers(), m.trackers());
+    if m.key_order.is_canonical() {
+        assert_eq!(m2.info_hash, m.info_hash);
+    }
+}
+
+/// magnet: a magnet that parses must format to a URI that parses back
+/// equal.
+pub fn magnet(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(m) = Magnet::parse(text) else {
+        return;
+    };
+    let formatted = m.to_string();
+    let again = Magnet::parse(&formatted).expect("formatted magnet must parse");
+    assert_eq!(again, m, "magnet did not round-trip through {formatted}");
+}
+
+/// handshake: a 68-byte handshake that decodes re-encodes to the same
+/// bytes; `check_prefix` never refuses a prefix of a valid one.
+pub fn handshake(data: &[u8]) {
+    use crate::wire::Handshake;
+    if let Ok(h) = Handshake::decode(data) {
+        let mut out = Vec::new();
+        h.encode(&mut out);
+        assert_eq!(out, data);
+        for n in 0..out.len() {
+            assert!(Handshake::check_prefix(&out[..n]).is_ok());
+        }
+    }
+}
+
+fn limits_from(data: &[u8]) -> (crate::wire::FrameLimits, &[u8]) {
+    use crate::wire::FrameLimits;
+    match data.split_first() {
+        Some((&b, rest)) if b & 1 == 1 => (
+            FrameLimits {
+                piece_count: Some(u32::from(b >> 1) * 8 + u32::from(b & 7)),
+                ..FrameLimits::default()
+            },
+            rest,
+        ),
+        Some((_, rest)) => (FrameLimits::default(), rest),
+        None => (FrameLimits::default(), data),
+    }
+}
+
+fn decode_all(
+    limits: crate::wire::FrameLimits,
+    chunks: &[&[u8]],
+) -> (Vec<crate::wire::Frame>, Option<crate::DecodeError>) {
+    let mut d = crate::wire::FrameDecoder::new(limits);
+    let mut frames = Vec::new();
+    for chunk in chunks {
+        d.push(chunk);
+        loop {
+            match d.next_frame() {
+                Ok(Some(f)) => frames.push(f),
+                Ok(None) => break,
+                Err(e) => return (frames, Some(e)),
+            }
+        }
+    }
+    (frames, None)
+}
+
+/// wire_frame: every frame decoded from a stream re-encodes to exactly the
+/// bytes it was decoded from.
+pub fn wire_frame(data: &[u8]) {
+    let (limits, input) = limits_from(data);
+    let (frames, _) = decode_all(limits, &[input]);
+    let mut out = Vec::new();
+    for f in &frames {
+        f.encode(&mut out);
+    }
+    assert_eq!(
+        &input[..out.len()],
+        &out[..],
+        "frames did not re-encode to their bytes"
+    );
+}
+
+/// wire_stream: the input split at fuzz-chosen points decodes to the same
+/// frames (and the same error) as the whole input at once.
+pub fn wire_stream(data: &[u8]) {
+    let (limits, rest) = limits_from(data);
+    let Some((&n_cuts, rest)) = rest.split_first() else {
+        return;
+    };
+    let n_cuts = usize::from(n_cuts % 16).min(rest.len() / 2);
+    let (cut_bytes, input) = rest.split_at(n_cuts);
+    let mut cuts: Vec<usize> = cut_bytes
+        .iter()
+        .map(|&c| usize::from(c) * input.len() / 256)
+        .collect();
+    cuts.sort_unstable();
+    let mut chunks = Vec::new();
+    let mut at = 0;
+    for c in cuts {
+        chunks.push(&input[at..c]);
+        at = c;
+    }
+    chunks.push(&input[at..]);
+    let whole = decode_all(limits, &[input]);
+    let split = decode_all(limits, &chunks);
+    assert_eq!(whole.0, split.0, "chunking changed the frames");
+    assert_eq!(
+        whole.1.map(|e| e.kind()),
+        split.1.map(|e| e.kind()),
+        "chunking changed the error"
+    );
+}
+
+/// krpc: a datagram that decodes re-encodes to one that decodes to the
+/// same message, and that encoding is stable.
+pub fn krpc(data: &[u8]) {
+    use crate::krpc::Message;
+    let Ok(m) = Message::decode(data) else {
+        return;
+    };
+    let mut out = Vec::new();
+    m.encode(&mut out);
+    let again = Message::decode(&out).expect("our encoding decodes");
+    assert_eq!(again, m, "krpc round trip");
+    let mut out2 = Vec::new();
+    again.encode(&mut out2);
+    assert_eq!(out2, out, "krpc encoding is stable");
+}
+
+/// ut_metadata: a payload that decodes re-encodes to one that decodes to
+/// the same message (a data piece's bytes included), stably.
+pub fn ut_metadata(data: &[u8]) {
+    use crate::wire::MetadataMessage;
+    let Ok(m) = MetadataMessage::decode(&bytes::Bytes::copy_from_slice(data)) else {
+        return;
+    };
+    let mut out = Vec::new();
+    m.encode(&mut out);
+    let again =
+        MetadataMessage::decode(&bytes::Bytes::from(out.clone())).expect("our encoding decodes");
+    assert_eq!(again, m, "ut_metadata round trip");
+    let mut out2 = Vec::new();
+    again.encode(&mut out2);
+    assert_eq!(out2, out, "ut_metadata encoding is stable");
+}
+
+/// pex: a payload that decodes re-encodes (canonically) to one that
+/// decodes to the same peers and flags, stably.
+pub fn pex(data: &[u8]) {
+    use crate::wire::PexMessage;
+    let Ok(m) = PexMessage::decode(data) else {
+        return;
+    };
+    assert!(m.added.len() <= 2 * crate::wire::MAX_PEX_PEERS);
+    assert!(m.dropped.len() <= 2 * crate::wire::MAX_PEX_PEERS);
+    let mut out = Vec::new();
+    m.encode(&mut out);
+    let again = PexMessage::decode(&out).expect("our encoding decodes");
+    assert_eq!(again, m, "pex round trip");
+    assert_eq!(
+        bencode::decode_strict(&out).expect("canonical").to_vec(),
+        out,
+        "pex encoding is canonical"
+    );
+}
+
+/// extension_handshake: a BEP 10 handshake that decodes re-encodes
+/// (canonically) to one that decodes to the same value, stably; what it
+/// keeps stays within the decoder's limits.
+pub fn extension_handshake(data: &[u8]) {
+    use crate::wire::ExtensionHandshake;
+    let Ok(h) = ExtensionHandshake::decode(data) else {
+        return;
+    };
+    assert!(h.messages.len() <= 128, "more extensions than the limit");
+    assert!(
+        h.messages.windows(2).all(|w| w[0].0 < w[1].0),
+        "extension names not sorted and unique"
+    );
+    assert!(h.port != Some(0) && h.reqq != Some(0));
+    let mut out = Vec::new();
+    h.encode(&mut out);
+    let again = ExtensionHandshake::decode(&out).expect("our encoding decodes");
+    assert_eq!(again, h, "extension handshake round trip");
+    let mut out2 = Vec::new();
+    again.encode(&mut out2);
+    assert_eq!(out2, out, "extension handshake encoding is stable");
+    assert_eq!(
+        bencode::decode_strict(&out).expect("canonical").to_vec(),
+        out,
+        "extension handshake encoding is canonical"
+    );
+}
+
+/// bitfield: the first two bytes are the piece count, the rest the wire
+/// bytes. `from_bytes` accepts exactly the right length with no spare
+/// bit set; what it accepts gives back its bytes, counts its bits, lists
+/// exactly the set pieces, and equals the same set built bit by bit.
+pub fn bitfield(data: &[u8]) {
+    use crate::Bitfield;
+    let Some((len, bytes)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let len = u32::from(u16::from_be_bytes(*len));
+    let spare = if len % 8 == 0 { 0 } else { 0xffu8 >> (len % 8) };
+    let well_formed =
+        bytes.len() == (len as usize).div_ceil(8) && bytes.last().is_none_or(|&b| b & spare == 0);
+    let parsed = Bitfield::from_bytes(bytes, len);
+    assert_eq!(
+        parsed.is_some(),
+        well_formed,
+        "from_bytes accepted {len} wrong"
+    );
+    let Some(b) = parsed else {
+        return;
+    };
+    assert_eq!(b.as_bytes(), bytes);
+    assert_eq!(b.len(), len);
+    let popcount: u32 = bytes.iter().map(|x| x.count_ones()).sum();
+    assert_eq!(b.count(), popcount);
+    assert_eq!(b.is_full(), popcount == len);
+    let mut built = Bitfield::new(len);
+    let mut listed = 0;
+    for p in b.iter() {
+        assert!(p.0 < len, "iter listed a piece out of range");
+        assert!(b.get(p));
+        assert!(built.set(p), "iter listed a piece twice");
+        listed += 1;
+    }
+    assert_eq!(listed, popcount);
+    assert_eq!(built, b, "bit by bit gives another set");
+    assert!(!built.set(PieceIndex(len)), "set beyond the end");
+    assert!(!b.get(PieceIndex(len)));
+    for p in b.iter() {
+        assert!(built.clear(p));
+    }
+    assert_eq!(built, Bitfield::new(len), "clearing every piece");
+}
+
+/// compact: IPv4 and IPv6 peer lists decode to one address per whole
+/// entry with a non-zero port, of the right family; encoding them gives
+/// back exactly those entries.
+pub fn compact(data: &[u8]) {
+    use crate::compact::{decode_entry, decode_v4, decode_v6, encode, V4_LEN, V6_LEN};
+    for (width, v6) in [(V4_LEN, false), (V6_LEN, true)] {
+        let peers: Vec<_> = if v6 {
+            decode_v6(data).collect()
+        } else {
+            decode_v4(data).collect()
+        };
+        let kept: Vec<&[u8]> = data
+            .chunks_exact(width)
+            .filter(|c| c[width - 2..] != [0, 0])
+            .collect();
+        assert_eq!(peers.len(), kept.len(), "an entry lost or invented");
+        let mut out = Vec::new();
+        for (p, entry) in peers.iter().zip(&kept) {
+            assert_eq!(p.is_ipv6(), v6, "wrong family");
+            assert_ne!(p.port(), 0, "port 0 kept");
+            let at = out.len();
+            encode(&mut out, p);
+            assert_eq!(&out[at..], *entry, "entry does not re-encode");
+            assert_eq!(decode_entry(entry), Some(*p));
+        }
+    }
+    let entry = decode_entry(data);
+    assert_eq!(
+        entry.is_some(),
+        matches!(data.len(), V4_LEN | V6_LEN) && data[data.len() - 2..] != [0, 0]
+    );
+}
