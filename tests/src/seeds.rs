@@ -17,7 +17,7 @@ use bytes::Bytes;
 pub type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The targets that have seeds.
-pub const TARGETS: [&str; 26] = [
+pub const TARGETS: [&str; 27] = [
     "bencode",
     "metainfo",
     "magnet",
@@ -44,6 +44,7 @@ pub const TARGETS: [&str; 26] = [
     "tracker_front",
     "units",
     "tracker_client",
+    "disk_paths",
 ];
 
 /// Seeds of `target`.
@@ -75,6 +76,7 @@ pub fn for_target(target: &str) -> Seeds {
         "tracker_front" => random_seeds(81),
         "units" => units(),
         "tracker_client" => tracker_client(),
+        "disk_paths" => disk_paths(),
         _ => Vec::new(),
     }
 }
@@ -695,5 +697,53 @@ fn tracker_client() -> Seeds {
         ("junk-then-honest", with("udp://[::1]:6969", 0, &junk)),
         ("silent", with("udp:///nohost", 0, &[])),
         ("late", with("http://x/announce", 0, &[250, 0xff, 250])),
+    ]
+}
+
+fn disk_paths() -> Seeds {
+    // Flags byte (bit 0: single file), then the name and the files:
+    // components split by 0x00, files by 0x01.
+    let join = |single: bool, files: &[&[&[u8]]]| {
+        let mut out = vec![u8::from(single)];
+        for (i, f) in files.iter().enumerate() {
+            if i > 0 {
+                out.push(0x01);
+            }
+            for (j, c) in f.iter().enumerate() {
+                if j > 0 {
+                    out.push(0);
+                }
+                out.extend_from_slice(c);
+            }
+        }
+        out
+    };
+    vec![
+        ("single", join(true, &[&[b"one.bin"]])),
+        (
+            "duplicates",
+            join(
+                false,
+                &[&[b"top", b"x.txt"], &[b"x.txt"], &[b"X.TXT"], &[b"x.1.txt"]],
+            ),
+        ),
+        (
+            "not-utf8",
+            join(false, &[&[b"top", b"\xff"], &[b"\xfe"], &[b"%FF"]]),
+        ),
+        (
+            "file-and-folder",
+            join(
+                false,
+                &[&[b"top", b"a"], &[b"a", b"b"], &[b"d", b"e"], &[b"d"]],
+            ),
+        ),
+        (
+            "padding",
+            join(
+                false,
+                &[&[b"top", b"a"], &[b".pad", b"1"], &[b".pad", b"1"]],
+            ),
+        ),
     ]
 }

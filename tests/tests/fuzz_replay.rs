@@ -30,6 +30,7 @@ fn entry(target: &str) -> fn(&[u8]) {
         "metadata_fetch" => fuzzing::metadata_fetch,
         "extension_handshake" => fuzzing::extension_handshake,
         "bitfield" => fuzzing::bitfield,
+        "disk_paths" => fuzzing::disk_paths,
         "compact" => fuzzing::compact,
         "dht_state" => fuzzing::dht_state,
         "engine_routing" => fuzzing::engine_routing,

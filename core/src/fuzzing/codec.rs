@@ -8,10 +8,20 @@ use crate::metainfo::{Magnet, Metainfo, PieceIndex};
 /// decode strictly to the same value and re-encode to the same bytes; and
 /// input that was canonical must round-trip byte for byte. The pull
 /// [`bencode::Reader`] must accept exactly what the tree decoder accepts,
-/// and refuse the rest with the same error.
+/// and refuse the rest with the same error; so must a decoder told to
+/// leave `info.files` unparsed (as .torrent files are read), with the
+/// same key-order findings.
 pub fn bencode(data: &[u8]) {
     let walked = walk(data);
     let decoded = Decoder::new().decode(data);
+    let shallow = Decoder::new()
+        .leave_unparsed(&[b"info", b"files"])
+        .decode(data);
+    match (&decoded, &shallow) {
+        (Ok(a), Ok(b)) => assert_eq!(a.key_order, b.key_order, "key order differs unparsed"),
+        (Err(a), Err(b)) => assert_eq!(a, b, "unparsed decoding fails differently"),
+        _ => panic!("leaving info.files unparsed changed whether the input decodes"),
+    }
     match (&walked, &decoded) {
         (Ok(()), Ok(_)) => {}
         (Err(a), Err(b)) => assert_eq!(a, b, "reader and decoder disagree"),
