@@ -221,22 +221,7 @@ impl<'a> Parser<'a> {
     ) -> Result<Dict<'a>, DecodeError> {
         let first = self.dict_stack.len();
         let mut prev: Option<&'a [u8]> = None;
-        loop {
-            let b = self.s.peek("dictionary key")?;
-            if b == b'e' {
-                self.s.pos += 1;
-                return Ok(Dict::from_entries(self.dict_stack.drain(first..).collect()));
-            }
-            if !b.is_ascii_digit() {
-                return Err(self.s.err(DecodeErrorKind::KeyNotString, "dictionary key"));
-            }
-            let key_offset = self.s.pos;
-            self.count_item()?;
-            let key = self.s.string("dictionary key")?;
-            if let Some(prev) = prev {
-                self.check_order(prev, key, key_offset)?;
-            }
-            prev = Some(key);
+        while let Some(key) = self.next_key(&mut prev)? {
             let next = on_path.filter(|&i| self.unparsed.get(i) == Some(&key));
             let value = match next.map(|i| i + 1) {
                 Some(n)
@@ -250,6 +235,28 @@ impl<'a> Parser<'a> {
             };
             self.dict_stack.push((key, value));
         }
+        Ok(Dict::from_entries(self.dict_stack.drain(first..).collect()))
+    }
+
+    /// The next key of a dictionary (`None` at its end, which is
+    /// consumed), checked for order against `prev`, which it becomes.
+    fn next_key(&mut self, prev: &mut Option<&'a [u8]>) -> Result<Option<&'a [u8]>, DecodeError> {
+        let b = self.s.peek("dictionary key")?;
+        if b == b'e' {
+            self.s.pos += 1;
+            return Ok(None);
+        }
+        if !b.is_ascii_digit() {
+            return Err(self.s.err(DecodeErrorKind::KeyNotString, "dictionary key"));
+        }
+        let key_offset = self.s.pos;
+        self.count_item()?;
+        let key = self.s.string("dictionary key")?;
+        if let Some(prev) = *prev {
+            self.check_order(prev, key, key_offset)?;
+        }
+        *prev = Some(key);
+        Ok(Some(key))
     }
 
     /// Checks one value with every rule of [`Parser::value`] (limits, key
@@ -279,22 +286,7 @@ impl<'a> Parser<'a> {
             b'd' => {
                 self.s.pos += 1;
                 let mut prev: Option<&'a [u8]> = None;
-                loop {
-                    let b = self.s.peek("dictionary key")?;
-                    if b == b'e' {
-                        self.s.pos += 1;
-                        break;
-                    }
-                    if !b.is_ascii_digit() {
-                        return Err(self.s.err(DecodeErrorKind::KeyNotString, "dictionary key"));
-                    }
-                    let key_offset = self.s.pos;
-                    self.count_item()?;
-                    let key = self.s.string("dictionary key")?;
-                    if let Some(prev) = prev {
-                        self.check_order(prev, key, key_offset)?;
-                    }
-                    prev = Some(key);
+                while self.next_key(&mut prev)?.is_some() {
                     self.skip(depth + 1)?;
                 }
             }
