@@ -65,6 +65,32 @@ pub fn address(i: usize) -> SocketAddr {
 }
 
 impl DhtSim {
+    /// `n` nodes that join through the first five (which know each
+    /// other), a hundred every 3 s, then settle for two minutes.
+    pub fn joined(seed: u64, n: usize) -> DhtSim {
+        let mut sim = DhtSim::new(seed, n, NetModel::default());
+        let boot: Vec<SocketAddr> = (0..5).map(address).collect();
+        for i in 0..5 {
+            let others: Vec<SocketAddr> =
+                boot.iter().copied().filter(|a| *a != address(i)).collect();
+            let now = sim.now;
+            sim.node(i).expect("present").bootstrap(now, &others);
+            sim.flush(i);
+        }
+        for i in 5..n {
+            if i % 100 == 0 {
+                let until = sim.now + Duration::from_secs(3);
+                sim.run_until(until);
+            }
+            let now = sim.now;
+            sim.node(i).expect("present").bootstrap(now, &boot);
+            sim.flush(i);
+        }
+        let until = sim.now + Duration::from_secs(120);
+        sim.run_until(until);
+        sim
+    }
+
     /// `n` nodes, none bootstrapped yet.
     pub fn new(seed: u64, n: usize, model: NetModel) -> DhtSim {
         DhtSim::with_config(seed, n, model, DhtConfig::default())

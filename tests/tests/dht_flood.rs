@@ -11,7 +11,7 @@ use bittide_core::dht::budget::{ReplyLimits, ReplyStats};
 use bittide_core::dht::{DhtEvent, LookupId};
 use bittide_core::krpc::{Body, Message, NodeId, Query, Want};
 use bittide_core::InfoHash;
-use bittide_tests::dht_sim::{address, DhtSim, NetModel};
+use bittide_tests::dht_sim::{address, DhtSim};
 use bittide_tests::sim::for_each_seed;
 
 const NODES: usize = 1000;
@@ -20,29 +20,6 @@ const FLOOD_RATE: u64 = 5000;
 const FLOOD_SECS: u64 = 60;
 /// When, into the flood, the honest lookup starts.
 const LOOKUP_AT: u64 = 10;
-
-fn joined_network(seed: u64) -> DhtSim {
-    let mut sim = DhtSim::new(seed, NODES, NetModel::default());
-    let boot: Vec<SocketAddr> = (0..5).map(address).collect();
-    for i in 0..5 {
-        let others: Vec<SocketAddr> = boot.iter().copied().filter(|a| *a != address(i)).collect();
-        let now = sim.now;
-        sim.node(i).expect("present").bootstrap(now, &others);
-        sim.flush(i);
-    }
-    for i in 5..NODES {
-        if i % 100 == 0 {
-            let until = sim.now + Duration::from_secs(3);
-            sim.run_until(until);
-        }
-        let now = sim.now;
-        sim.node(i).expect("present").bootstrap(now, &boot);
-        sim.flush(i);
-    }
-    let until = sim.now + Duration::from_secs(120);
-    sim.run_until(until);
-    sim
-}
 
 fn random_bytes(sim: &mut DhtSim) -> [u8; 20] {
     let mut h = [0u8; 20];
@@ -189,7 +166,7 @@ fn flood(sim: &mut DhtSim, sources: u32, limits: Option<ReplyLimits>) -> (usize,
 #[test]
 fn a_flooded_node_sends_fewer_bytes_than_it_receives_and_lookups_still_work() {
     for_each_seed(&[7], |seed| {
-        let mut sim = joined_network(seed);
+        let mut sim = DhtSim::joined(seed, NODES);
         let dropped: u64 = sim
             .nodes
             .iter()

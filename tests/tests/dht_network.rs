@@ -12,31 +12,6 @@ use bittide_tests::sim::for_each_seed;
 
 const NODES: usize = 2000;
 
-/// Everyone joins through a few bootstrap nodes, staggered over a minute.
-fn joined_network(seed: u64) -> DhtSim {
-    let mut sim = DhtSim::new(seed, NODES, NetModel::default());
-    let boot: Vec<SocketAddr> = (0..5).map(address).collect();
-    // The bootstrap nodes know each other.
-    for i in 0..5 {
-        let others: Vec<SocketAddr> = boot.iter().copied().filter(|a| *a != address(i)).collect();
-        let now = sim.now;
-        sim.node(i).expect("present").bootstrap(now, &others);
-        sim.flush(i);
-    }
-    for i in 5..NODES {
-        if i % 100 == 0 {
-            let until = sim.now + Duration::from_secs(3);
-            sim.run_until(until);
-        }
-        let now = sim.now;
-        sim.node(i).expect("present").bootstrap(now, &boot);
-        sim.flush(i);
-    }
-    let until = sim.now + Duration::from_secs(120);
-    sim.run_until(until);
-    sim
-}
-
 fn random_hash(sim: &mut DhtSim) -> InfoHash {
     let mut h = [0u8; 20];
     for b in &mut h {
@@ -113,7 +88,7 @@ fn median(mut v: Vec<usize>) -> usize {
 }
 
 fn network(seed: u64) -> String {
-    let mut sim = joined_network(seed);
+    let mut sim = DhtSim::joined(seed, NODES);
     let sizes: Vec<usize> = sim
         .nodes
         .iter()
@@ -265,7 +240,7 @@ fn dht_runs_are_a_function_of_their_seed() {
 #[test]
 fn a_crawler_harvests_most_of_five_thousand_info_hashes_in_ten_minutes() {
     for_each_seed(&[3], |seed| {
-        let mut sim = joined_network(seed);
+        let mut sim = DhtSim::joined(seed, NODES);
         let mut announced = std::collections::BTreeSet::new();
         for batch in 0..10 {
             for _ in 0..500 {
