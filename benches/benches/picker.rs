@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use bittide_core::metainfo::FileLayout;
 use bittide_core::picker::{PeerPieces, PickOptions, PiecePicker};
 use bittide_core::wire::BlockRef;
-use bittide_core::{Bitfield, ConnId, PieceIndex, Rng, Seed};
+use bittide_core::{Bitfield, ConnId, ConnIds, PieceIndex, Rng, Seed};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 const PIECE: u32 = 256 * 1024;
@@ -82,6 +82,8 @@ impl Steady {
 
 fn pick(c: &mut Criterion) {
     let (template, bitfields) = swarm(50_000, 200, 7);
+    let ids = ConnIds::new();
+    let peers: Vec<ConnId> = bitfields.iter().map(|_| ids.next_id()).collect();
     // How many blocks a pick yields on average, for the per-block figure.
     let mut probe = Steady::new(&template);
     let mut out = Vec::new();
@@ -90,7 +92,7 @@ fn pick(c: &mut Criterion) {
         let peer = i % bitfields.len();
         out.clear();
         let n = probe.picker.pick(
-            ConnId(peer as u64),
+            peers[peer],
             PeerPieces::Some(&bitfields[peer]),
             BLOCKS_PER_PICK,
             PickOptions::default(),
@@ -98,7 +100,7 @@ fn pick(c: &mut Criterion) {
         );
         probe
             .in_flight
-            .extend(out.iter().map(|b| (ConnId(peer as u64), *b)));
+            .extend(out.iter().map(|b| (peers[peer], *b)));
         probe.settle();
         picks += 1;
         blocks += n as u64;
@@ -122,7 +124,7 @@ fn pick(c: &mut Criterion) {
                 out.clear();
                 let start = Instant::now();
                 let n = state.picker.pick(
-                    ConnId(peer as u64),
+                    peers[peer],
                     PeerPieces::Some(&bitfields[peer]),
                     BLOCKS_PER_PICK,
                     PickOptions::default(),
@@ -132,7 +134,7 @@ fn pick(c: &mut Criterion) {
                 black_box(n);
                 state
                     .in_flight
-                    .extend(out.iter().map(|b| (ConnId(peer as u64), *b)));
+                    .extend(out.iter().map(|b| (peers[peer], *b)));
                 state.settle();
             }
             elapsed

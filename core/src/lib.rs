@@ -47,7 +47,7 @@ pub mod fuzzing;
 pub use bitfield::Bitfield;
 pub use coding::Reader;
 pub use error::{DecodeError, DecodeErrorKind, Error, PeerError, UsageError};
-pub use handles::{ConnId, TorrentId};
+pub use handles::{ConnId, ConnIds, TorrentId};
 pub use metainfo::{InfoHash, PieceIndex};
 pub use rng::{Rng, Seed};
 pub use time::Instant;

@@ -31,7 +31,7 @@ use bittide_core::torrent::{
 use bittide_core::tracker::server::{ServerConfig, TrackerServer};
 use bittide_core::tracker::{AnnounceRequest, AnnounceResponse, TrackerError};
 use bittide_core::wire::PeerId;
-use bittide_core::{ConnId, Instant, Rng, Seed};
+use bittide_core::{ConnId, ConnIds, Instant, Rng, Seed};
 use sha1::{Digest, Sha1};
 
 /// How a simulated node behaves beyond what its torrent does.
@@ -193,7 +193,8 @@ pub struct Sim {
     queue: BTreeMap<(Instant, u64), Ev>,
     seq: u64,
     links: BTreeMap<(usize, ConnId), Link>,
-    next_incoming: u64,
+    /// One source of connection ids for every node, so ids are unique.
+    conn_ids: ConnIds,
     log: Sha1,
     /// Number of events logged.
     pub log_len: u64,
@@ -281,13 +282,14 @@ impl Sim {
     ) -> Sim {
         let info = torrent_info_with(&content, piece_length, tracker, private);
         let mut rng = Rng::new(Seed::from_u64(seed));
+        let conn_ids = ConnIds::new();
         let mut nodes = Vec::new();
         for (i, mut spec) in specs.into_iter().enumerate() {
             let mut id = [0u8; 20];
             id[..8].copy_from_slice(b"-SIM001-");
             id[8..16].copy_from_slice(&(i as u64).to_be_bytes());
             spec.config.peer_id = PeerId(id);
-            spec.config.conn_base = (i as u64) << 32;
+            spec.config.conn_ids = conn_ids.clone();
             spec.config.listen_port = 10_000 + i as u16;
             let start = if spec.seeder {
                 StartMode::Check
@@ -331,7 +333,7 @@ impl Sim {
             queue: BTreeMap::new(),
             seq: 0,
             links: BTreeMap::new(),
-            next_incoming: 1 << 62,
+            conn_ids,
             log: Sha1::new(),
             log_len: 0,
             steps: 0,
@@ -440,8 +442,7 @@ impl Sim {
                 let lat = self.latency(i);
                 match target {
                     Some(j) => {
-                        let remote = ConnId(self.next_incoming);
-                        self.next_incoming += 1;
+                        let remote = self.conn_ids.next_id();
                         self.schedule(
                             now + lat,
                             Ev::Accept {

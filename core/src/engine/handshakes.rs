@@ -207,11 +207,11 @@ mod tests {
     fn one_ip_holds_at_most_its_share() {
         let mut p = PendingHandshakes::new(limits());
         let t = Instant::ZERO;
-        assert_eq!(p.admit(t, ConnId(1), addr(1, 1)), Admission::Admitted);
-        assert_eq!(p.admit(t, ConnId(2), addr(1, 2)), Admission::Admitted);
-        assert_eq!(p.admit(t, ConnId(3), addr(1, 3)), Admission::Refused);
-        p.remove(ConnId(1));
-        assert_eq!(p.admit(t, ConnId(4), addr(1, 4)), Admission::Admitted);
+        assert_eq!(p.admit(t, ConnId::new(1), addr(1, 1)), Admission::Admitted);
+        assert_eq!(p.admit(t, ConnId::new(2), addr(1, 2)), Admission::Admitted);
+        assert_eq!(p.admit(t, ConnId::new(3), addr(1, 3)), Admission::Refused);
+        p.remove(ConnId::new(1));
+        assert_eq!(p.admit(t, ConnId::new(4), addr(1, 4)), Admission::Admitted);
     }
 
     #[test]
@@ -219,26 +219,29 @@ mod tests {
         let mut p = PendingHandshakes::new(limits());
         let t = Instant::ZERO;
         for i in 1..=3 {
-            assert_eq!(p.admit(t, ConnId(i), addr(i as u8, 1)), Admission::Admitted);
+            assert_eq!(
+                p.admit(t, ConnId::new(i), addr(i as u8, 1)),
+                Admission::Admitted
+            );
         }
         // The oldest has started its handshake: the next oldest goes.
-        p.push(ConnId(1), b"\x13Bit");
+        p.push(ConnId::new(1), b"\x13Bit");
         assert_eq!(
-            p.admit(t, ConnId(4), addr(9, 1)),
-            Admission::Evicted(ConnId(2))
+            p.admit(t, ConnId::new(4), addr(9, 1)),
+            Admission::Evicted(ConnId::new(2))
         );
-        assert!(!p.contains(ConnId(2)));
+        assert!(!p.contains(ConnId::new(2)));
         // Nobody silent left but 3 and 4; 3 is older.
         assert_eq!(
-            p.admit(t, ConnId(5), addr(9, 2)),
-            Admission::Evicted(ConnId(3))
+            p.admit(t, ConnId::new(5), addr(9, 2)),
+            Admission::Evicted(ConnId::new(3))
         );
-        p.push(ConnId(4), b"\x13");
-        p.push(ConnId(5), b"\x13");
+        p.push(ConnId::new(4), b"\x13");
+        p.push(ConnId::new(5), b"\x13");
         // All have spoken: the oldest goes.
         assert_eq!(
-            p.admit(t, ConnId(6), addr(8, 1)),
-            Admission::Evicted(ConnId(1))
+            p.admit(t, ConnId::new(6), addr(8, 1)),
+            Admission::Evicted(ConnId::new(1))
         );
         assert_eq!(p.len(), 3);
     }
@@ -247,16 +250,16 @@ mod tests {
     fn deadlines_run_from_accept() {
         let mut p = PendingHandshakes::new(HandshakeLimits::default());
         let t = Instant::ZERO;
-        p.admit(t, ConnId(1), addr(1, 1));
-        p.admit(t + Duration::from_secs(1), ConnId(2), addr(2, 1));
-        p.push(ConnId(2), b"\x13");
+        p.admit(t, ConnId::new(1), addr(1, 1));
+        p.admit(t + Duration::from_secs(1), ConnId::new(2), addr(2, 1));
+        p.push(ConnId::new(2), b"\x13");
         assert_eq!(p.next_deadline(), Some(t + Duration::from_secs(5)));
         assert!(p.expire(t + Duration::from_secs(4)).is_empty());
-        assert_eq!(p.expire(t + Duration::from_secs(5)), vec![ConnId(1)]);
+        assert_eq!(p.expire(t + Duration::from_secs(5)), vec![ConnId::new(1)]);
         // A trickle of bytes does not extend the deadline.
-        p.push(ConnId(2), b"B");
+        p.push(ConnId::new(2), b"B");
         assert_eq!(p.next_deadline(), Some(t + Duration::from_secs(11)));
-        assert_eq!(p.expire(t + Duration::from_secs(11)), vec![ConnId(2)]);
+        assert_eq!(p.expire(t + Duration::from_secs(11)), vec![ConnId::new(2)]);
         assert_eq!(p.len(), 0);
         assert!(p.per_ip.is_empty());
     }

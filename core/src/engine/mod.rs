@@ -45,7 +45,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::dht::{Dht, DhtConfig, DhtEvent, LookupId};
-use crate::handles::{ConnId, TorrentId};
+use crate::handles::{ConnId, ConnIds, TorrentId};
 use crate::metainfo::{FileSlice, InfoHash, PieceIndex};
 use crate::metainfo::{Magnet, Metainfo, MetainfoError, PeerAddr};
 use crate::picker::Priority;
@@ -322,8 +322,6 @@ const DHT_DRY_RETRY: Duration = Duration::from_secs(30);
 
 /// Bytes of the handshake up to and including the info-hash.
 const HANDSHAKE_PREFIX: usize = 1 + PROTOCOL.len() + 8 + 20;
-/// Conn ids of incoming connections start here; torrents get ranges below.
-const INCOMING_BASE: u64 = 1 << 62;
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -334,13 +332,16 @@ pub struct Engine {
     /// [`Engine::start_magnet`]), with the links.
     magnets: BTreeMap<TorrentId, (MetadataFetch, Magnet)>,
     by_hash: BTreeMap<InfoHash, TorrentId>,
+    /// Which torrent each connection belongs to: the only record of it
+    /// (ids carry no meaning).
     conns: BTreeMap<ConnId, TorrentId>,
+    /// Ids for every connection, ours and the torrents'.
+    conn_ids: ConnIds,
     /// Incoming connections not yet routed to a torrent.
     handshakes: PendingHandshakes,
     udp: BTreeMap<(TorrentId, String), UdpTracker>,
     pending: BTreeMap<RequestId, Pending>,
     next_torrent: u64,
-    next_incoming: u64,
     next_request: u64,
     out: VecDeque<Output>,
     dht: Option<DhtState>,
@@ -368,7 +369,7 @@ impl Engine {
             udp: BTreeMap::new(),
             pending: BTreeMap::new(),
             next_torrent: 1,
-            next_incoming: INCOMING_BASE,
+            conn_ids: ConnIds::new(),
             next_request: 1,
             out: VecDeque::new(),
             dht,
@@ -431,9 +432,9 @@ impl Engine {
         if self.by_hash.contains_key(&info.info_hash) {
             return None;
         }
-        let id = TorrentId(self.next_torrent);
+        let id = TorrentId::new(self.next_torrent);
         self.next_torrent += 1;
-        let config = self.torrent_config(id);
+        let config = self.torrent_config();
         self.by_hash.insert(info.info_hash, id);
         if !info.private {
             self.schedule_dht(now, id);
@@ -454,12 +455,9 @@ impl Engine {
         if self.by_hash.contains_key(&info_hash) {
             return None;
         }
-        let id = TorrentId(self.next_torrent);
+        let id = TorrentId::new(self.next_torrent);
         self.next_torrent += 1;
-        let mut config = self.torrent_config(id);
-        // The upper half of the torrent's range, so the torrent's own
-        // connections never reuse a fetch connection's id.
-        config.conn_base |= 1 << 39;
+        let config = self.torrent_config();
         let mut fetch = MetadataFetch::new(
             now,
             info_hash,
@@ -505,7 +503,7 @@ impl Engine {
                 d.torrents.remove(&id);
             }
         }
-        let config = self.torrent_config(id);
+        let config = self.torrent_config();
         let mut torrent = Torrent::new(now, info, config, start, self.rng.child_seed());
         if !magnet.select_only.is_empty() {
             let priorities: Vec<Priority> = (0..file_count as u32)
@@ -524,11 +522,11 @@ impl Engine {
         Ok(())
     }
 
-    fn torrent_config(&self, id: TorrentId) -> crate::torrent::TorrentConfig {
+    fn torrent_config(&self) -> crate::torrent::TorrentConfig {
         let mut config = self.config.torrent.clone();
         config.peer_id = self.config.peer_id;
         config.listen_port = self.config.listen_port;
-        config.conn_base = id.0 << 40;
+        config.conn_ids = self.conn_ids.clone();
         config
     }
 
@@ -616,15 +614,7 @@ impl Engine {
     // --- inputs -------------------------------------------------------------
 
     fn torrent_of(&self, conn: ConnId) -> Option<TorrentId> {
-        match self.conns.get(&conn) {
-            Some(t) => Some(*t),
-            _ => {
-                // Outgoing connections are keyed by the torrent's range.
-                let id = TorrentId(conn.0 >> 40);
-                let known = self.torrents.contains_key(&id) || self.magnets.contains_key(&id);
-                (conn.0 < INCOMING_BASE && known).then_some(id)
-            }
-        }
+        self.conns.get(&conn).copied()
     }
 
     /// An outgoing connection opened.
@@ -655,13 +645,12 @@ impl Engine {
     /// still waiting may be closed (the `handshakes` module explains the rules).
     pub fn handle_tcp_incoming(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnId> {
         self.now = now;
-        let conn = ConnId(self.next_incoming);
+        let conn = self.conn_ids.next_id();
         match self.handshakes.admit(now, conn, addr) {
             Admission::Refused => return None,
             Admission::Evicted(old) => self.close(old),
             Admission::Admitted => {}
         }
-        self.next_incoming += 1;
         Some(conn)
     }
 

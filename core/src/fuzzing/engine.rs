@@ -374,7 +374,7 @@ impl Model {
             RouteOp::Stale { conn, data } => {
                 let closed: Vec<ConnId> = self.closed.iter().copied().collect();
                 let c = if closed.is_empty() {
-                    ConnId(u64::from(conn) << 50)
+                    ConnId::new(u64::from(conn) << 50)
                 } else {
                     closed[usize::from(conn) % closed.len()]
                 };

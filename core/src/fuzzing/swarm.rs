@@ -203,7 +203,7 @@ impl Swarm {
 
     /// Peer `i` connects to us and sends its handshake.
     fn connect(&mut self, i: usize) {
-        let conn = ConnId(self.next_conn);
+        let conn = ConnId::new(self.next_conn);
         self.next_conn += 1;
         let addr = self.peers[i].addr;
         let accepted = self.t.handle_incoming(self.now, conn, addr);

@@ -16,9 +16,9 @@ fn bits(n: u32, have: &[u32]) -> Bitfield {
     b
 }
 
-const A: ConnId = ConnId(1);
-const B: ConnId = ConnId(2);
-const C: ConnId = ConnId(3);
+const A: ConnId = ConnId::new(1);
+const B: ConnId = ConnId::new(2);
+const C: ConnId = ConnId::new(3);
 
 fn pick(p: &mut PiecePicker, peer: ConnId, pieces: PeerPieces<'_>, max: usize) -> Vec<BlockRef> {
     let mut out = Vec::new();
@@ -264,7 +264,7 @@ fn random_operations_keep_the_bookkeeping_straight() {
                     b.set(PieceIndex(piece));
                 }
             }
-            (ConnId(i), b)
+            (ConnId::new(i), b)
         })
         .collect();
     for (_, b) in &peers {

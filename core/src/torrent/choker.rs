@@ -123,7 +123,7 @@ mod tests {
 
     fn cand(id: u64, interested: bool, down: u64, up: u64, snubbed: bool) -> ChokeCandidate {
         ChokeCandidate {
-            conn: ConnId(id),
+            conn: ConnId::new(id),
             interested,
             download_rate: down,
             upload_rate: up,
@@ -144,9 +144,9 @@ mod tests {
             cand(6, true, 0, 0, false),
         ];
         let set = c.unchoke_set(&peers, 2, None, true, &mut rng);
-        assert_eq!(&set[..2], &[ConnId(2), ConnId(5)]);
+        assert_eq!(&set[..2], &[ConnId::new(2), ConnId::new(5)]);
         assert_eq!(set.len(), 3, "plus one optimistic");
-        assert!(!set.contains(&ConnId(4)), "not interested");
+        assert!(!set.contains(&ConnId::new(4)), "not interested");
         // The optimistic slot stays put until rotated.
         let again = c.unchoke_set(&peers, 2, None, false, &mut rng);
         assert_eq!(again, set);
@@ -158,7 +158,7 @@ mod tests {
         let mut rng = Rng::new(Seed::from_u64(2));
         let peers: Vec<_> = (1..=5).map(|i| cand(i, true, 0, i * 10, false)).collect();
         let set = c.unchoke_set(&peers, 2, Some(SeedChoking::UploadRate), true, &mut rng);
-        assert_eq!(&set[..2], &[ConnId(5), ConnId(4)]);
+        assert_eq!(&set[..2], &[ConnId::new(5), ConnId::new(4)]);
         let mut c = Choker::default();
         let a = c.unchoke_set(&peers, 2, Some(SeedChoking::RoundRobin), false, &mut rng);
         let b = c.unchoke_set(&peers, 2, Some(SeedChoking::RoundRobin), false, &mut rng);

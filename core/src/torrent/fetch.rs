@@ -33,7 +33,7 @@ use super::exchange::OUR_UT_METADATA;
 use super::peers::{PeerList, PeerSource};
 use super::{TorrentConfig, TorrentOutput};
 use crate::bitfield::Bitfield;
-use crate::handles::ConnId;
+use crate::handles::{ConnId, ConnIds};
 use crate::metainfo::InfoHash;
 use crate::peer::{Direction, PeerEvent, PeerSession, SessionConfig};
 use crate::rng::{Rng, Seed};
@@ -54,8 +54,8 @@ pub struct FetchConfig {
     pub reserved: Reserved,
     /// Our listen port (announced, and in the extension handshake).
     pub listen_port: u16,
-    /// Connection ids start here.
-    pub conn_base: u64,
+    /// Where connection ids come from.
+    pub conn_ids: ConnIds,
     /// Most connected peers.
     pub max_peers: usize,
     /// Most connections per IP.
@@ -75,7 +75,7 @@ impl FetchConfig {
             peer_id: config.peer_id,
             reserved: config.reserved,
             listen_port: config.listen_port,
-            conn_base: config.conn_base,
+            conn_ids: config.conn_ids.clone(),
             max_peers: config.max_peers.min(30),
             max_peers_per_ip: config.max_peers_per_ip,
             session: config.session.clone(),
@@ -161,7 +161,6 @@ pub struct MetadataFetch {
     done: Option<Bytes>,
     out: VecDeque<TorrentOutput>,
     events: VecDeque<FetchEvent>,
-    next_conn: u64,
     next_connect: Instant,
     now: Instant,
 }
@@ -182,7 +181,6 @@ impl MetadataFetch {
         let mut f = MetadataFetch {
             list: PeerList::new(config.max_peers_per_ip),
             info_hash,
-            next_conn: config.conn_base,
             config,
             announcer,
             key,
@@ -319,8 +317,7 @@ impl MetadataFetch {
             .saturating_sub(self.peers.len())
             .min(MAX_HALF_OPEN.saturating_sub(half_open));
         for addr in self.list.to_connect(now, room) {
-            let conn = ConnId(self.next_conn);
-            self.next_conn += 1;
+            let conn = self.config.conn_ids.next_id();
             self.peers.insert(
                 conn,
                 FetchPeer {
@@ -787,7 +784,6 @@ mod tests {
                     let n = info.layout.piece_count();
                     let config = TorrentConfig {
                         peer_id: PeerId([i as u8; 20]),
-                        conn_base: 1 << 20,
                         ..TorrentConfig::default()
                     };
                     let t = Torrent::new(
@@ -821,7 +817,7 @@ mod tests {
                         TorrentOutput::Connect { conn, addr } => {
                             let j = self.seeders.iter().position(|(a, _)| *a == addr).unwrap();
                             next_remote += 1;
-                            let remote = ConnId((1 << 30) + next_remote + conn.0);
+                            let remote = ConnId::new((1 << 30) + next_remote + conn.get());
                             if self.seeders[j].1.handle_incoming(self.now, remote, me) {
                                 self.links.insert(conn, (j, remote));
                                 self.back.insert((j, remote), conn);

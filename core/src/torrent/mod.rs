@@ -47,7 +47,7 @@ use bytes::Bytes;
 
 use crate::bitfield::Bitfield;
 use crate::error::PeerError;
-use crate::handles::ConnId;
+use crate::handles::{ConnId, ConnIds};
 use crate::metainfo::{FileLayout, FileSlice, InfoHash, PieceIndex};
 use crate::peer::{
     CloseReason, Direction, PeerEvent, PeerSession, RemotePieces, SessionConfig, TokenBucket,
@@ -128,9 +128,9 @@ pub struct TorrentConfig {
     pub max_buffered_bytes: u64,
     /// Pieces checked against the disk at once during start-up checking.
     pub max_checks_in_flight: usize,
-    /// Conn ids this torrent gives its outgoing connections start here
-    /// (an engine with several torrents gives each its own range).
-    pub conn_base: u64,
+    /// Where this torrent's outgoing connections get their ids (an engine
+    /// shares one source between itself and all its torrents).
+    pub conn_ids: ConnIds,
     /// The port we accept peers on, for tracker announces.
     pub listen_port: u16,
     /// Peers to ask each tracker for.
@@ -155,7 +155,7 @@ impl Default for TorrentConfig {
             session: SessionConfig::default(),
             max_buffered_bytes: 64 << 20,
             max_checks_in_flight: 4,
-            conn_base: 0,
+            conn_ids: ConnIds::new(),
             listen_port: 6881,
             numwant: Some(50),
             upload_rate: 0,
@@ -372,7 +372,6 @@ pub struct Torrent {
     choke_round: u64,
     next_choke: Instant,
     next_connect: Instant,
-    next_conn: u64,
     buffers: BTreeMap<u32, PieceBuffer>,
     /// Write-through pieces with blocks on their way to the disk.
     writing: BTreeMap<u32, write_through::Writing>,
@@ -425,7 +424,6 @@ impl Torrent {
             choke_round: 0,
             next_choke: now + CHOKE_INTERVAL,
             next_connect: now,
-            next_conn: config.conn_base,
             buffers: BTreeMap::new(),
             writing: BTreeMap::new(),
             buffered_bytes: 0,
@@ -842,8 +840,7 @@ impl Torrent {
             return;
         }
         for addr in self.list.to_connect(now, room) {
-            let conn = ConnId(self.next_conn);
-            self.next_conn += 1;
+            let conn = self.config.conn_ids.next_id();
             self.peers.insert(
                 conn,
                 Peer {

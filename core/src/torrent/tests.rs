@@ -44,7 +44,7 @@ fn run(
                 match o {
                     TorrentOutput::Connect { conn, addr } => {
                         let j = nodes.iter().position(|n| n.addr == addr).unwrap();
-                        let remote = ConnId(1_000_000 + *next_conn);
+                        let remote = ConnId::new(1_000_000 + *next_conn);
                         *next_conn += 1;
                         let from = nodes[i].addr;
                         assert!(nodes[j].t.handle_incoming(now, remote, from));
@@ -155,9 +155,8 @@ fn leecher_downloads_everything(budget: u64) {
     let info = info_for(&data, 32768);
     let seed_addr: SocketAddr = "127.0.0.1:1001".parse().unwrap();
     let leech_addr: SocketAddr = "127.0.0.1:1002".parse().unwrap();
-    let cfg = |id: u8, base: u64| TorrentConfig {
+    let cfg = |id: u8, _base: u64| TorrentConfig {
         peer_id: PeerId([id; 20]),
-        conn_base: base,
         max_buffered_bytes: budget,
         ..TorrentConfig::default()
     };
@@ -249,5 +248,9 @@ fn pause_resume_and_stop() {
     assert_eq!(t.state(), TorrentState::Stopped);
     t.resume(Instant::ZERO);
     assert_eq!(t.state(), TorrentState::Stopped, "stopped is final");
-    assert!(!t.handle_incoming(Instant::ZERO, ConnId(99), "127.0.0.1:7001".parse().unwrap()));
+    assert!(!t.handle_incoming(
+        Instant::ZERO,
+        ConnId::new(99),
+        "127.0.0.1:7001".parse().unwrap()
+    ));
 }
