@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bittide_core::dht::Dht;
 use bittide_core::engine::{DhtSettings, Engine, EngineConfig, Event};
-use bittide_core::metainfo::{Magnet, Metainfo, PeerAddr};
+use bittide_core::metainfo::{Magnet, Metainfo};
 use bittide_core::picker::Priority;
 use bittide_core::torrent::fetch::FetchEvent;
 use bittide_core::torrent::{StartMode, TorrentEvent, TorrentInfo, TorrentState};
@@ -272,17 +272,8 @@ pub async fn run<R: Runtime>(
             let id = engine
                 .add_magnet(now, m)
                 .ok_or_else(|| err(exit::BAD_TORRENT, "torrent added twice"))?;
-            // `x.pe` host names (the engine took the IP literals); resolved
-            // here, once, before the loop starts.
-            let mut peers = options.peers.clone();
-            for p in &m.peers {
-                if let PeerAddr::Host(host, port) = p {
-                    use std::net::ToSocketAddrs;
-                    if let Ok(addrs) = (host.as_str(), *port).to_socket_addrs() {
-                        peers.extend(addrs);
-                    }
-                }
-            }
+            // `x.pe` host names are the engine's to resolve (`Output::Resolve`).
+            let peers = options.peers.clone();
             if !peers.is_empty() {
                 engine.add_peers(now, id, peers);
             }

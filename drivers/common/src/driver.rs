@@ -348,11 +348,6 @@ impl<R: Runtime> Driver<R> {
                 }));
             }
             Output::Event(e) => {
-                if let Event::Torrent(id, bittide_core::torrent::TorrentEvent::Finished) = &e {
-                    if let Some(s) = self.storage.get(id) {
-                        let _ = s.finish();
-                    }
-                }
                 if on_event(Some(&e), &self.engine) == Control::Shutdown {
                     let _ = self.ctrl_tx.try_send(Input::Command(Command::Shutdown));
                 }
