@@ -347,12 +347,13 @@ impl<R: Runtime> Driver<R> {
                     let _ = tx.send_blocking(Input::Resolved(request, addrs));
                 }));
             }
-            Output::Event(e) => {
-                if on_event(Some(&e), &self.engine) == Control::Shutdown {
-                    let _ = self.ctrl_tx.try_send(Input::Command(Command::Shutdown));
-                }
+            Output::Event(e) if on_event(Some(&e), &self.engine) == Control::Shutdown => {
+                let _ = self.ctrl_tx.try_send(Input::Command(Command::Shutdown));
             }
-            Output::Timeout(_) => {}
+            // Other events were handled in the guard; timeouts are read by
+            // the loop; outputs of later versions are ignored until the
+            // loop learns them.
+            _ => {}
         }
     }
 
