@@ -304,3 +304,135 @@ impl Trackers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Engine, EngineConfig, Event};
+    use super::*;
+    use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
+    use crate::rng::Seed;
+    use crate::torrent::{StartMode, TorrentEvent, TorrentInfo};
+    use crate::tracker::server::{ServerConfig, TrackerServer};
+
+    fn info(salt: u8, tracker: &str) -> TorrentInfo {
+        let data = vec![salt; 16384];
+        let mut b = TorrentBuilder::single_file(&format!("f{salt}"), data.len() as u64);
+        b.set_piece_length(16384);
+        b.add_tracker_tier(vec![tracker.to_owned()]);
+        let mut h = PieceHasher::new(16384);
+        h.update(&data);
+        let bytes = b.build(&h.finish()).expect("builds");
+        TorrentInfo::from_metainfo(&Metainfo::from_bytes(&bytes).expect("parses"))
+    }
+
+    fn drain(e: &mut Engine, now: Instant) -> Vec<Output> {
+        let mut outs = Vec::new();
+        loop {
+            match e.poll_output(now) {
+                Output::Timeout(_) => return outs,
+                o => outs.push(o),
+            }
+        }
+    }
+
+    fn datagrams(outs: &[Output]) -> Vec<(SocketAddr, Vec<u8>)> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Output::Udp { to, payload } => Some((*to, payload.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn torrents_on_one_udp_tracker_share_its_client() {
+        let tracker: SocketAddr = "127.0.0.1:6969".parse().expect("addr");
+        let mut server = TrackerServer::new(ServerConfig::default(), Seed::from_u64(3));
+        let mut e = Engine::new(EngineConfig::default(), Seed::from_u64(4));
+        let now = Instant::ZERO;
+        let ids: Vec<_> = (1..=3u8)
+            .map(|i| {
+                let url = format!("udp://127.0.0.1:6969/announce?t={i}");
+                e.add_torrent(now, info(i, &url), StartMode::Fresh)
+                    .expect("added")
+            })
+            .collect();
+        let outs = drain(&mut e, now);
+        let first = datagrams(&outs);
+        assert_eq!(first.len(), 1, "one connect for three torrents: {outs:?}");
+        assert_eq!(first[0].0, tracker);
+        let me: SocketAddr = "127.0.0.1:6881".parse().expect("addr");
+        let mut pending = first;
+        let mut replies = Vec::new();
+        for _ in 0..4 {
+            for (_, packet) in std::mem::take(&mut pending) {
+                if let Some(answer) = server.handle_udp(now, me, &packet) {
+                    e.handle_udp(now, tracker, &answer);
+                }
+            }
+            let outs = drain(&mut e, now);
+            replies.extend(outs.iter().filter_map(|o| match o {
+                Output::Event(Event::Torrent(id, TorrentEvent::TrackerReply { url, .. })) => {
+                    Some((*id, url.clone()))
+                }
+                _ => None,
+            }));
+            pending = datagrams(&outs);
+        }
+        replies.sort();
+        let want: Vec<_> = ids
+            .iter()
+            .zip(1..=3u8)
+            .map(|(id, i)| (*id, format!("udp://127.0.0.1:6969/announce?t={i}")))
+            .collect();
+        assert_eq!(replies, want, "each torrent hears its own answer");
+        assert_eq!(e.trackers.clients.len(), 1);
+    }
+
+    #[test]
+    fn a_tracker_host_name_is_resolved_once_for_every_torrent() {
+        let mut e = Engine::new(EngineConfig::default(), Seed::from_u64(5));
+        let now = Instant::ZERO;
+        for i in 1..=2u8 {
+            e.add_torrent(now, info(i, "udp://tracker.invalid:6969"), StartMode::Fresh)
+                .expect("added");
+        }
+        let outs = drain(&mut e, now);
+        let asks: Vec<_> = outs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Resolve { request, host } => Some((*request, host.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(asks.len(), 1, "{outs:?}");
+        assert_eq!(asks[0].1, "tracker.invalid:6969");
+        let at: SocketAddr = "127.0.0.7:6969".parse().expect("addr");
+        e.handle_resolved(now, asks[0].0, vec![at]);
+        let sent = datagrams(&drain(&mut e, now));
+        assert_eq!(sent.len(), 1, "one connect to the resolved address");
+        assert_eq!(sent[0].0, at);
+    }
+
+    #[test]
+    fn a_bad_tracker_url_is_reported_to_its_torrent() {
+        let mut e = Engine::new(EngineConfig::default(), Seed::from_u64(6));
+        let now = Instant::ZERO;
+        let id = e
+            .add_torrent(
+                now,
+                info(1, "udp://no-port.invalid/announce"),
+                StartMode::Fresh,
+            )
+            .expect("added");
+        let outs = drain(&mut e, now);
+        assert!(
+            outs.iter().any(|o| matches!(
+                o,
+                Output::Event(Event::Torrent(t, TorrentEvent::TrackerError { error, .. }))
+                    if *t == id && *error == TrackerError::BadUrl("udp tracker URL without a port")
+            )),
+            "{outs:?}"
+        );
+    }
+}
