@@ -196,6 +196,28 @@ enum State {
     Closed,
 }
 
+/// Most `have` messages kept before the piece count is known; more are
+/// dropped (the peer's availability is then undercounted, nothing worse).
+const MAX_EARLY_HAVES: usize = 1 << 16;
+
+/// What a peer said it has before we knew the piece count (BEP 9: a magnet
+/// link's peers send their bitfield right after the handshake, long before
+/// the metadata is in). Checked against the piece count once it is known.
+#[derive(Debug, Default)]
+struct EarlyPieces {
+    /// The first message after the handshake, if it said what the peer has.
+    first: Option<EarlyFirst>,
+    haves: Vec<u32>,
+}
+
+/// A bitfield, or BEP 6 `have all` / `have none`.
+#[derive(Debug)]
+enum EarlyFirst {
+    Bitfield(Bytes),
+    All,
+    Nothing,
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct PeerSession {
@@ -205,9 +227,11 @@ pub struct PeerSession {
     our_reserved: Reserved,
     direction: Direction,
     piece_count: u32,
-    /// Before the metadata is known (a magnet link): piece messages are
-    /// ignored, nothing can be requested or served.
+    /// Before the metadata is known (a magnet link): nothing can be
+    /// requested or served, and what the peer says it has waits in
+    /// `early` until [`learn_piece_count`](PeerSession::learn_piece_count).
     metadata_only: bool,
+    early: EarlyPieces,
     remote_ip: Option<IpAddr>,
     state: State,
     decoder: FrameDecoder,
@@ -265,6 +289,7 @@ impl PeerSession {
             direction,
             piece_count,
             metadata_only: false,
+            early: EarlyPieces::default(),
             remote_ip,
             state: State::Handshaking,
             decoder: FrameDecoder::new(FrameLimits {
@@ -303,8 +328,9 @@ impl PeerSession {
 
     /// A session for a torrent whose metadata we do not have yet (BEP 9):
     /// it speaks the handshakes and extension messages; the peer's
-    /// bitfield, haves and fast-extension hints are read and ignored (their
-    /// size cannot be checked yet), and its requests are refused.
+    /// bitfield and haves are kept unchecked until
+    /// [`learn_piece_count`](PeerSession::learn_piece_count), fast-extension
+    /// hints are ignored, and its requests are refused.
     pub fn new_for_metadata(
         now: Instant,
         config: SessionConfig,
@@ -531,9 +557,54 @@ impl PeerSession {
         }
     }
 
-    /// The peer closed the connection (or it broke).
-    pub fn handle_eof(&mut self) {
+    /// The peer closed the connection (or it broke) at `now`.
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.last_received = now;
         self.close_with(CloseReason::RemoteClosed);
+    }
+
+    /// The metadata is in (BEP 9): the session becomes a full one for a
+    /// torrent of `piece_count` pieces. What the peer said it has so far
+    /// is checked now: a bitfield of the wrong length or a `have` out of
+    /// range closes the session ([`PeerEvent::Closed`]); otherwise
+    /// [`PeerEvent::PiecesKnown`] reports it.
+    pub fn learn_piece_count(&mut self, piece_count: u32) {
+        if !self.metadata_only {
+            return;
+        }
+        self.metadata_only = false;
+        self.piece_count = piece_count;
+        self.decoder.set_piece_count(piece_count);
+        let early = std::mem::take(&mut self.early);
+        if self.state == State::Closed {
+            return;
+        }
+        let bad_length = PeerError::Malformed(crate::DecodeError::new(
+            crate::DecodeErrorKind::InvalidLength,
+            0,
+            "bitfield",
+        ));
+        let mut pieces = match early.first {
+            None if early.haves.is_empty() => return,
+            None | Some(EarlyFirst::Nothing) => Bitfield::new(piece_count),
+            Some(EarlyFirst::All) => Bitfield::full(piece_count),
+            Some(EarlyFirst::Bitfield(bytes)) => match Bitfield::from_bytes(&bytes, piece_count) {
+                Some(b) => b,
+                None => return self.close_with(CloseReason::Protocol(bad_length)),
+            },
+        };
+        for p in early.haves {
+            if p >= piece_count {
+                return self.close_with(CloseReason::Protocol(PeerError::RequestOutOfRange));
+            }
+            pieces.set(PieceIndex(p));
+        }
+        self.remote_pieces = if pieces.is_full() {
+            RemotePieces::All
+        } else {
+            RemotePieces::Some(pieces)
+        };
+        self.events.push_back(PeerEvent::PiecesKnown);
     }
 
     /// Bytes read from the connection (copied; see
@@ -588,12 +659,35 @@ impl PeerSession {
         let fast = self.fast();
         if self.metadata_only {
             match frame {
-                Frame::Have(_)
-                | Frame::Bitfield(_)
-                | Frame::HaveAll
-                | Frame::HaveNone
-                | Frame::Suggest(_)
-                | Frame::AllowedFast(_) => return Ok(()),
+                Frame::HaveAll | Frame::HaveNone if !fast => {
+                    return Err(PeerError::UnexpectedMessage)
+                }
+                Frame::Bitfield(_) | Frame::HaveAll | Frame::HaveNone
+                    if self.early.first.is_some() =>
+                {
+                    // A later one (aria2 sends fresh bitfields): the first
+                    // and the haves already say enough.
+                    return Ok(());
+                }
+                Frame::Bitfield(bytes) => {
+                    self.early.first = Some(EarlyFirst::Bitfield(bytes));
+                    return Ok(());
+                }
+                Frame::HaveAll => {
+                    self.early.first = Some(EarlyFirst::All);
+                    return Ok(());
+                }
+                Frame::HaveNone => {
+                    self.early.first = Some(EarlyFirst::Nothing);
+                    return Ok(());
+                }
+                Frame::Have(p) => {
+                    if self.early.haves.len() < MAX_EARLY_HAVES {
+                        self.early.haves.push(p.0);
+                    }
+                    return Ok(());
+                }
+                Frame::Suggest(_) | Frame::AllowedFast(_) => return Ok(()),
                 Frame::Request(block) => {
                     if fast {
                         self.send(now, &Frame::Reject(block));

@@ -146,7 +146,7 @@ impl Torrent {
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
         self.now = now;
         if let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) {
-            s.handle_eof();
+            s.handle_eof(now);
         }
         self.flush(now, conn);
         self.fill_requests(now);

@@ -411,7 +411,7 @@ impl MetadataFetch {
     pub fn handle_closed(&mut self, now: Instant, conn: ConnId) {
         self.now = now;
         if let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) {
-            s.handle_eof();
+            s.handle_eof(now);
         }
         self.flush(now, conn);
         self.request_more(now);
