@@ -10,7 +10,12 @@ impl Torrent {
             return;
         }
         while let Some(due) = self.announcer.poll_announce(now) {
-            let (uploaded, downloaded, left) = self.counters();
+            let (uploaded, downloaded, mut left) = self.counters();
+            if self.fetch.is_some() {
+                // Unknown until the metadata arrives; any non-zero value
+                // makes us a leecher to the tracker.
+                left = 1;
+            }
             let request = AnnounceRequest {
                 info_hash: self.info.info_hash,
                 peer_id: self.config.peer_id,

@@ -13,10 +13,7 @@ impl Torrent {
         // Whatever happens below, look again one interval from now (not
         // sooner: a full half-open budget must not spin the timer).
         self.next_connect = now + CONNECT_INTERVAL;
-        if !matches!(
-            self.state,
-            TorrentState::Downloading | TorrentState::Seeding
-        ) {
+        if !self.is_connecting() {
             return;
         }
         let room = self
@@ -52,17 +49,22 @@ impl Torrent {
     ) -> PeerSession {
         let mut config = self.config.session.clone();
         config.listen_port = Some(self.config.listen_port);
-        config.extensions = our_extensions(self.info.private, self.info.metadata.is_some());
-        PeerSession::new(
-            now,
-            config,
-            direction,
+        let ip = Some(addr.ip());
+        let (hash, id, reserved) = (
             self.info.info_hash,
             self.config.peer_id,
             self.config.reserved,
-            self.info.layout.piece_count(),
-            Some(addr.ip()),
-        )
+        );
+        if self.fetch.is_some() {
+            // We receive metadata (and cannot serve it yet); whether the
+            // torrent is private is not known, so PEX goes on until it is.
+            config.extensions = our_extensions(false, true);
+            let reserved = reserved.with(Reserved::EXTENSION);
+            return PeerSession::new_for_metadata(now, config, direction, hash, id, reserved, ip);
+        }
+        config.extensions = our_extensions(self.info.private, self.info.metadata.is_some());
+        let count = self.info.layout.piece_count();
+        PeerSession::new(now, config, direction, hash, id, reserved, count, ip)
     }
 
     /// An outgoing connection we asked for is open.
@@ -94,11 +96,7 @@ impl Torrent {
     /// the longest makes room, and its IP stays away for a while.
     pub fn handle_incoming(&mut self, now: Instant, conn: ConnId, addr: SocketAddr) -> bool {
         self.now = now;
-        if matches!(
-            self.state,
-            TorrentState::Paused | TorrentState::Stopped | TorrentState::Checking
-        ) || !self.list.accept(now, addr)
-        {
+        if !self.is_connecting() || !self.list.accept(now, addr) {
             return false;
         }
         if self.peers.len() >= self.config.max_peers {
@@ -263,6 +261,12 @@ impl Torrent {
     /// A BEP 10 message under one of our ids: a metadata request (BEP 9)
     /// or a peer list (BEP 11).
     pub(super) fn on_extended(&mut self, now: Instant, conn: ConnId, id: u8, payload: Bytes) {
+        if id == OUR_UT_METADATA
+            && self.fetch.is_some()
+            && self.on_fetch_message(now, conn, &payload)
+        {
+            return;
+        }
         let Some(p) = self.peers.get_mut(&conn) else {
             return;
         };
@@ -392,6 +396,9 @@ impl Torrent {
         let Some(mut peer) = self.peers.remove(&conn) else {
             return;
         };
+        if let Some(f) = self.fetch.as_mut() {
+            f.peer_gone(conn);
+        }
         if let Some(s) = peer.session.as_mut() {
             for b in s.outstanding().copied().collect::<Vec<_>>() {
                 self.picker.abort_request(b, conn);

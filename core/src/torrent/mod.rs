@@ -14,6 +14,12 @@
 //! budget are written block by block and verified from disk instead
 //! ([`write_through`]).
 //!
+//! A magnet link is a torrent too ([`Torrent::from_magnet`]): it begins in
+//! [`TorrentState::FetchingMetadata`] with the same connections, peer list
+//! and announces, fetches its info dictionary from peers (the `metadata`
+//! module) and then goes on over the same sessions after
+//! [`start`](Torrent::start).
+//!
 //! Methods:
 //!
 //! - inputs: [`handle_connected`](Torrent::handle_connected),
@@ -26,7 +32,8 @@
 //!   [`handle_checked`](Torrent::handle_checked),
 //!   [`handle_written`](Torrent::handle_written),
 //!   [`handle_timeout`](Torrent::handle_timeout);
-//! - commands: [`add_peers`](Torrent::add_peers), [`pause`](Torrent::pause),
+//! - commands: [`start`](Torrent::start) (a magnet's, once its metadata is
+//!   in), [`add_peers`](Torrent::add_peers), [`pause`](Torrent::pause),
 //!   [`resume`](Torrent::resume),
 //!   [`set_file_priorities`](Torrent::set_file_priorities),
 //!   [`set_sequential`](Torrent::set_sequential);
@@ -39,6 +46,7 @@ mod commands;
 mod connections;
 pub mod exchange;
 pub mod fetch;
+mod metadata;
 pub mod peers;
 mod requests;
 mod startup;
@@ -55,7 +63,7 @@ use bytes::Bytes;
 use crate::bitfield::Bitfield;
 use crate::error::PeerError;
 use crate::handles::{ConnId, ConnIds};
-use crate::metainfo::{FileLayout, FileSlice, InfoHash, PieceIndex};
+use crate::metainfo::{FileLayout, FileSlice, Info, InfoHash, MetainfoError, PieceIndex};
 use crate::peer::{
     CloseReason, Direction, PeerEvent, PeerSession, RemotePieces, SessionConfig, TokenBucket,
 };
@@ -90,20 +98,33 @@ pub struct TorrentInfo {
 impl TorrentInfo {
     /// From a parsed .torrent.
     pub fn from_metainfo(m: &crate::metainfo::Metainfo<'_>) -> TorrentInfo {
-        let count = m.info.piece_count();
+        let trackers = m
+            .trackers()
+            .into_iter()
+            .map(|tier| tier.into_iter().map(str::to_owned).collect())
+            .collect();
+        let raw = Bytes::copy_from_slice(m.info.raw());
+        TorrentInfo::from_info(m.info_hash, &m.info, trackers, raw)
+    }
+
+    /// From a parsed info dictionary whose bytes are `raw` (kept, not
+    /// copied: a magnet's metadata as it arrived).
+    pub fn from_info(
+        info_hash: InfoHash,
+        info: &Info<'_>,
+        trackers: Vec<Vec<String>>,
+        raw: Bytes,
+    ) -> TorrentInfo {
+        let count = info.piece_count();
         TorrentInfo {
-            info_hash: m.info_hash,
-            layout: m.info.layout().clone(),
+            info_hash,
+            layout: info.layout().clone(),
             piece_hashes: (0..count)
-                .filter_map(|p| m.info.piece_hash(PieceIndex(p)))
+                .filter_map(|p| info.piece_hash(PieceIndex(p)))
                 .collect(),
-            private: m.info.is_private(),
-            trackers: m
-                .trackers()
-                .into_iter()
-                .map(|tier| tier.into_iter().map(str::to_owned).collect())
-                .collect(),
-            metadata: Some(Bytes::copy_from_slice(m.info.raw())),
+            private: info.is_private(),
+            trackers,
+            metadata: Some(raw),
         }
     }
 }
@@ -185,6 +206,13 @@ pub enum StartMode {
 /// The torrent's life cycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TorrentState {
+    /// A magnet link: connecting to peers and fetching the info dictionary
+    /// from them (BEP 9).
+    FetchingMetadata,
+    /// A magnet link's metadata is in and verified
+    /// ([`TorrentEvent::MetadataReceived`]); the connections stay open until
+    /// [`Torrent::start`] says what is on disk.
+    AwaitingStart,
     /// Verifying existing data.
     Checking,
     /// Downloading.
@@ -199,7 +227,15 @@ pub enum TorrentState {
 
 /// What the torrent reports to the application.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TorrentEvent {
+    /// A magnet link's info dictionary is in, hashes to the info-hash and
+    /// parsed: build the storage from [`Torrent::info`] (and save
+    /// [`Torrent::torrent_file`]), then call [`Torrent::start`].
+    MetadataReceived,
+    /// The info dictionary hashes to the info-hash but is not a valid one
+    /// (the magnet link names a broken torrent): the torrent stops.
+    MetadataInvalid(MetainfoError),
     /// A new state.
     StateChanged(TorrentState),
     /// A piece passed its hash check and is on disk.
@@ -368,6 +404,8 @@ pub struct Torrent {
     state: TorrentState,
     paused_from: TorrentState,
     picker: PiecePicker,
+    /// While a magnet's metadata is on its way.
+    fetch: Option<metadata::MetadataFetch>,
     /// Pieces on disk (verified and written): what we announce and serve.
     on_disk: Bitfield,
     /// Bytes of wanted pieces not on disk (kept up to date: progress is
@@ -388,6 +426,9 @@ pub struct Torrent {
     exclusive_pieces: BTreeMap<u32, ConnId>,
     checks_pending: VecDeque<u32>,
     checks_in_flight: usize,
+    /// During a [`recheck`](Torrent::recheck): the pieces peers were told
+    /// we have before it.
+    told_before_check: Option<Bitfield>,
     uploaded: u64,
     downloaded: u64,
     finished_reported: bool,
@@ -414,15 +455,23 @@ impl Torrent {
         start: StartMode,
         seed: Seed,
     ) -> Torrent {
+        let mut t = Torrent::with_info(now, info, config, seed);
+        t.begin(now, start);
+        t
+    }
+
+    /// The machine around `info`, not yet started.
+    fn with_info(now: Instant, info: TorrentInfo, config: TorrentConfig, seed: Seed) -> Torrent {
         let mut rng = Rng::new(seed);
         let picker = PiecePicker::new(&info.layout, rng.child_seed());
         let announcer = Announcer::new(now, info.trackers.clone(), &mut rng);
         let key = rng.next_u32();
         let count = info.layout.piece_count();
-        let mut t = Torrent {
+        Torrent {
             state: TorrentState::Downloading,
             paused_from: TorrentState::Downloading,
             picker,
+            fetch: None,
             on_disk: Bitfield::new(count),
             left: 0,
             peers: BTreeMap::new(),
@@ -438,6 +487,7 @@ impl Torrent {
             exclusive_pieces: BTreeMap::new(),
             checks_pending: VecDeque::new(),
             checks_in_flight: 0,
+            told_before_check: None,
             uploaded: 0,
             downloaded: 0,
             finished_reported: false,
@@ -452,33 +502,7 @@ impl Torrent {
             config,
             rng,
             now,
-        };
-        match start {
-            StartMode::Fresh => {}
-            StartMode::Trusted(have) => {
-                for p in have.iter() {
-                    if p.0 < count {
-                        t.picker.on_piece_verified(p);
-                        t.on_disk.set(p);
-                    }
-                }
-            }
-            StartMode::Check => {
-                t.state = TorrentState::Checking;
-                t.checks_pending = (0..count).collect();
-                t.pump_checks();
-            }
         }
-        t.recount_left();
-        if t.state != TorrentState::Checking {
-            // Complete from the start: a seed, not a finished download (no
-            // `Finished` event, no `completed` announce).
-            t.finished_reported = t.picker.is_finished();
-            t.after_progress();
-        }
-        t.emit(TorrentEvent::StateChanged(t.state));
-        t.pump_announces(now);
-        t
     }
 
     // --- getters --------------------------------------------------------
@@ -635,11 +659,10 @@ impl Torrent {
                 t = t.min(a);
             }
         }
-        let connecting = matches!(
-            self.state,
-            TorrentState::Downloading | TorrentState::Seeding
-        );
-        if connecting && self.peers.len() < self.config.max_peers {
+        if let Some(due) = self.fetch.as_ref().and_then(|f| f.poll_timeout()) {
+            t = t.min(due);
+        }
+        if self.is_connecting() && self.peers.len() < self.config.max_peers {
             if let Some(due) = self.list.next_due() {
                 t = t.min(due.max(self.next_connect));
             }
@@ -664,6 +687,15 @@ impl Torrent {
             }
         }
         Some(t.max(self.now))
+    }
+
+    /// Whether the torrent makes and accepts connections in its state (not
+    /// while checking what is on disk, nor paused or stopped).
+    fn is_connecting(&self) -> bool {
+        matches!(
+            self.state,
+            TorrentState::FetchingMetadata | TorrentState::Downloading | TorrentState::Seeding
+        )
     }
 
     fn emit(&mut self, e: TorrentEvent) {
@@ -710,6 +742,9 @@ impl Torrent {
         }
         if now >= self.next_connect {
             self.connect_more(now);
+        }
+        if let Some(f) = self.fetch.as_mut() {
+            f.expire(now);
         }
         self.pump_uploads(now);
         self.fill_requests(now);

@@ -38,6 +38,9 @@ impl Torrent {
     /// Gives every peer with room in its pipeline new requests, within the
     /// memory budget.
     pub(super) fn fill_requests(&mut self, now: Instant) {
+        if self.fetch.is_some() {
+            return self.request_metadata(now);
+        }
         if self.state != TorrentState::Downloading {
             return;
         }

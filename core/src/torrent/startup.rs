@@ -4,6 +4,63 @@
 use super::*;
 
 impl Torrent {
+    /// Starts downloading or seeding from what `start` says is on disk
+    /// (checking it first for [`StartMode::Check`]).
+    pub(super) fn begin(&mut self, now: Instant, start: StartMode) {
+        self.state = TorrentState::Downloading;
+        let count = self.info.layout.piece_count();
+        match start {
+            StartMode::Fresh => {}
+            StartMode::Trusted(have) => {
+                for p in have.iter() {
+                    if p.0 < count {
+                        self.picker.on_piece_verified(p);
+                        self.on_disk.set(p);
+                    }
+                }
+            }
+            StartMode::Check => {
+                self.state = TorrentState::Checking;
+                self.checks_pending = (0..count).collect();
+                self.pump_checks();
+            }
+        }
+        self.recount_left();
+        if self.state != TorrentState::Checking {
+            // Complete from the start: a seed, not a finished download (no
+            // `Finished` event, no `completed` announce).
+            self.finished_reported = self.picker.is_finished();
+            self.after_progress();
+        }
+        self.list.set_seeding(self.state == TorrentState::Seeding);
+        self.emit(TorrentEvent::StateChanged(self.state));
+        self.pump_announces(now);
+        if self.state != TorrentState::Checking {
+            self.checked(now, &Bitfield::new(count));
+        }
+    }
+
+    /// What the check found is settled: peers already connected hear of
+    /// every piece on disk that `told` lacks (BEP 3 allows the bitfield
+    /// only right after the handshake, so these are `have`s), and the
+    /// torrent goes looking for peers and blocks.
+    fn checked(&mut self, now: Instant, told: &Bitfield) {
+        let news: Vec<PieceIndex> = self.on_disk.iter().filter(|&p| !told.get(p)).collect();
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for c in conns {
+            if let Some(s) = self.peers.get_mut(&c).and_then(|p| p.session.as_mut()) {
+                for &p in &news {
+                    s.have(now, p);
+                }
+            }
+            self.update_interest(now, c);
+            self.flush(now, c);
+            self.drop_if_both_seeds(now, c);
+        }
+        self.connect_more(now);
+        self.fill_requests(now);
+    }
+
     pub(super) fn pump_checks(&mut self) {
         while self.checks_in_flight < self.config.max_checks_in_flight {
             let Some(p) = self.checks_pending.pop_front() else {
@@ -53,8 +110,12 @@ impl Torrent {
             self.emit(TorrentEvent::StateChanged(TorrentState::Downloading));
             self.finished_reported = self.picker.is_finished();
             self.after_progress();
-            self.connect_more(now);
             self.pump_announces(now);
+            let told = self
+                .told_before_check
+                .take()
+                .unwrap_or_else(|| Bitfield::new(self.info.layout.piece_count()));
+            self.checked(now, &told);
         }
     }
 }

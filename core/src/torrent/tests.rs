@@ -23,10 +23,34 @@ fn info_for(data: &[u8], piece: u32) -> TorrentInfo {
     TorrentInfo::from_metainfo(&m)
 }
 
+mod metadata;
+
 struct Node {
     t: Torrent,
     disk: Vec<u8>,
     addr: SocketAddr,
+    /// Everything it reported.
+    events: Vec<TorrentEvent>,
+    /// Connections it opened.
+    connects: usize,
+}
+
+impl Node {
+    fn new(t: Torrent, disk: Vec<u8>, addr: SocketAddr) -> Node {
+        Node {
+            t,
+            disk,
+            addr,
+            events: Vec::new(),
+            connects: 0,
+        }
+    }
+}
+
+/// Where a file slice is in a node's disk: the torrent's files end to end.
+fn at_on_disk(t: &Torrent, s: &FileSlice) -> usize {
+    let file = t.info().layout.file_range(s.file).map_or(0, |r| r.start);
+    (file + s.offset) as usize
 }
 
 /// Runs both torrents until quiet, delivering every output at once.
@@ -43,14 +67,18 @@ fn run(
                 any = true;
                 match o {
                     TorrentOutput::Connect { conn, addr } => {
+                        nodes[i].connects += 1;
                         let j = nodes.iter().position(|n| n.addr == addr).unwrap();
                         let remote = ConnId::new(1_000_000 + *next_conn);
                         *next_conn += 1;
                         let from = nodes[i].addr;
-                        assert!(nodes[j].t.handle_incoming(now, remote, from));
-                        links.insert((i, conn), (j, remote));
-                        links.insert((j, remote), (i, conn));
-                        nodes[i].t.handle_connected(now, conn);
+                        if nodes[j].t.handle_incoming(now, remote, from) {
+                            links.insert((i, conn), (j, remote));
+                            links.insert((j, remote), (i, conn));
+                            nodes[i].t.handle_connected(now, conn);
+                        } else {
+                            nodes[i].t.handle_connect_failed(now, conn);
+                        }
                     }
                     TorrentOutput::Send { conn, data } => {
                         if let Some(&(j, rc)) = links.get(&(i, conn)) {
@@ -78,7 +106,7 @@ fn run(
                             let data: Vec<u8> = blocks.concat();
                             let mut at = 0usize;
                             for s in slices {
-                                let start = s.offset as usize;
+                                let start = at_on_disk(&nodes[i].t, &s);
                                 nodes[i].disk[start..start + s.length as usize]
                                     .copy_from_slice(&data[at..at + s.length as usize]);
                                 at += s.length as usize;
@@ -93,7 +121,7 @@ fn run(
                     } => {
                         let mut at = 0usize;
                         for s in slices {
-                            let (o, l) = (s.offset as usize, s.length as usize);
+                            let (o, l) = (at_on_disk(&nodes[i].t, &s), s.length as usize);
                             nodes[i].disk[o..o + l].copy_from_slice(&data[at..at + l]);
                             at += l;
                         }
@@ -106,9 +134,8 @@ fn run(
                     } => {
                         let mut data = Vec::new();
                         for s in slices {
-                            data.extend_from_slice(
-                                &nodes[i].disk[s.offset as usize..(s.offset + s.length) as usize],
-                            );
+                            let o = at_on_disk(&nodes[i].t, &s);
+                            data.extend_from_slice(&nodes[i].disk[o..o + s.length as usize]);
                         }
                         nodes[i].t.handle_read(now, conn, block, Some(&data));
                     }
@@ -119,14 +146,14 @@ fn run(
                     } => {
                         let mut h = Sha1::new();
                         for s in slices {
-                            h.update(
-                                &nodes[i].disk[s.offset as usize..(s.offset + s.length) as usize],
-                            );
+                            let o = at_on_disk(&nodes[i].t, &s);
+                            h.update(&nodes[i].disk[o..o + s.length as usize]);
                         }
                         let ok: [u8; 20] = h.finalize().into();
                         nodes[i].t.handle_checked(now, piece, ok == hash);
                     }
-                    TorrentOutput::Event(_) | TorrentOutput::Announce { .. } => {}
+                    TorrentOutput::Event(e) => nodes[i].events.push(e),
+                    TorrentOutput::Announce { .. } => {}
                 }
                 nodes[i].t.check_invariants().unwrap();
             }
@@ -136,6 +163,33 @@ fn run(
         }
     }
     panic!("no quiescence");
+}
+
+/// Runs, then moves the clock to the next deadline, at most `steps`
+/// times, until `done`; returns the time it was done at.
+fn run_until(
+    nodes: &mut [Node],
+    links: &mut BTreeMap<(usize, ConnId), (usize, ConnId)>,
+    mut now: Instant,
+    next_conn: &mut u64,
+    steps: usize,
+    done: impl Fn(&[Node]) -> bool,
+) -> Option<Instant> {
+    for _ in 0..steps {
+        run(nodes, links, now, next_conn);
+        if done(nodes) {
+            return Some(now);
+        }
+        now = nodes
+            .iter()
+            .filter_map(|n| n.t.poll_timeout())
+            .min()?
+            .max(now + Duration::from_millis(1));
+        for n in nodes.iter_mut() {
+            n.t.handle_timeout(now);
+        }
+    }
+    None
 }
 
 #[test]
@@ -161,28 +215,28 @@ fn leecher_downloads_everything(budget: u64) {
         ..TorrentConfig::default()
     };
     let mut nodes = vec![
-        Node {
-            t: Torrent::new(
+        Node::new(
+            Torrent::new(
                 Instant::ZERO,
                 info.clone(),
                 cfg(1, 0),
                 StartMode::Check,
                 Seed::from_u64(1),
             ),
-            disk: data.clone(),
-            addr: seed_addr,
-        },
-        Node {
-            t: Torrent::new(
+            data.clone(),
+            seed_addr,
+        ),
+        Node::new(
+            Torrent::new(
                 Instant::ZERO,
                 info,
                 cfg(2, 100),
                 StartMode::Fresh,
                 Seed::from_u64(2),
             ),
-            disk: vec![0; data.len()],
-            addr: leech_addr,
-        },
+            vec![0; data.len()],
+            leech_addr,
+        ),
     ];
     let mut links = BTreeMap::new();
     let mut next = 0;
@@ -191,23 +245,10 @@ fn leecher_downloads_everything(budget: u64) {
     nodes[1]
         .t
         .add_peers(Instant::ZERO, [seed_addr], PeerSource::Tracker);
-    let mut now = Instant::ZERO;
-    for _ in 0..100 {
-        run(&mut nodes, &mut links, now, &mut next);
-        if nodes[1].t.is_finished() {
-            break;
-        }
-        now = nodes
-            .iter()
-            .filter_map(|n| n.t.poll_timeout())
-            .min()
-            .unwrap()
-            .max(now + Duration::from_millis(1));
-        for n in nodes.iter_mut() {
-            n.t.handle_timeout(now);
-        }
-    }
-    assert!(nodes[1].t.is_finished());
+    let now = run_until(&mut nodes, &mut links, Instant::ZERO, &mut next, 100, |n| {
+        n[1].t.is_finished()
+    });
+    assert!(now.is_some());
     assert_eq!(nodes[1].disk, data);
     assert_eq!(nodes[1].t.state(), TorrentState::Seeding);
     let (up, _, _) = nodes[0].t.counters();
