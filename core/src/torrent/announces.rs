@@ -4,6 +4,18 @@
 use super::*;
 
 impl Torrent {
+    /// Announces to the trackers now, whatever their interval (the user
+    /// wants peers sooner); nothing while paused, checking or stopped
+    /// (they announce when they resume).
+    pub fn reannounce(&mut self, now: Instant) {
+        self.now = now;
+        if matches!(self.state, TorrentState::Paused | TorrentState::Stopped) {
+            return;
+        }
+        self.announcer.reannounce(now);
+        self.pump_announces(now);
+    }
+
     /// Emits every announce that is due.
     pub(super) fn pump_announces(&mut self, now: Instant) {
         if matches!(self.state, TorrentState::Checking | TorrentState::Paused) {

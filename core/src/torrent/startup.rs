@@ -61,6 +61,70 @@ impl Torrent {
         self.fill_requests(now);
     }
 
+    /// Forces a recheck: every piece is hashed from disk again as with
+    /// [`StartMode::Check`] (the user suspects the files changed). Requests
+    /// pause meanwhile (outstanding ones are cancelled, partial pieces
+    /// dropped); the connections stay. Afterwards what is on disk and the
+    /// bytes left are what the check found, peers hear of pieces they were
+    /// not told of yet, and downloading or seeding resumes. Only while
+    /// downloading or seeding.
+    pub fn recheck(&mut self, now: Instant) {
+        self.now = now;
+        if !matches!(
+            self.state,
+            TorrentState::Downloading | TorrentState::Seeding
+        ) {
+            return;
+        }
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for c in &conns {
+            if let Some(s) = self.peers.get_mut(c).and_then(|p| p.session.as_mut()) {
+                for b in s.outstanding().copied().collect::<Vec<_>>() {
+                    s.cancel(now, b);
+                }
+            }
+        }
+        // A fresh picker: nothing verified, the same priorities and order,
+        // the peers' pieces counted again.
+        let count = self.info.layout.piece_count();
+        let mut picker = PiecePicker::new(&self.info.layout, self.rng.child_seed());
+        for p in (0..count).map(PieceIndex) {
+            picker.set_priority(p, self.picker.priority(p));
+        }
+        picker.set_sequential(self.picker.is_sequential());
+        for p in self.peers.values() {
+            match (
+                p.counted,
+                p.session.as_ref().map(PeerSession::remote_pieces),
+            ) {
+                (Counted::Seed, _) => picker.peer_bitfield(PeerPieces::All),
+                (Counted::Bits, Some(RemotePieces::Some(b))) => {
+                    picker.peer_bitfield(PeerPieces::Some(b));
+                }
+                _ => {}
+            }
+        }
+        self.picker = picker;
+        // Pieces out for verification keep their verdict; partial ones go.
+        let partial: Vec<u32> = self
+            .buffers
+            .keys()
+            .copied()
+            .filter(|p| !self.verifying.contains(p))
+            .collect();
+        for p in partial {
+            self.release_buffer(p);
+        }
+        self.told_before_check = Some(std::mem::replace(&mut self.on_disk, Bitfield::new(count)));
+        self.recount_left();
+        self.set_state(TorrentState::Checking);
+        self.checks_pending = (0..count).collect();
+        self.pump_checks();
+        for c in conns {
+            self.flush(now, c);
+        }
+    }
+
     pub(super) fn pump_checks(&mut self) {
         while self.checks_in_flight < self.config.max_checks_in_flight {
             let Some(p) = self.checks_pending.pop_front() else {

@@ -295,3 +295,112 @@ fn pause_resume_and_stop() {
         "127.0.0.1:7001".parse().unwrap()
     ));
 }
+
+/// A finished leecher whose piece 2 is damaged on disk: a forced recheck
+/// finds it, recomputes what is on disk and left, downloads that piece
+/// alone again, and finishes with identical data.
+#[test]
+fn a_recheck_finds_a_damaged_piece_and_downloads_it_again() {
+    let data = content(300_000);
+    let info = info_for(&data, 32768);
+    let (seed_addr, leech_addr): (SocketAddr, SocketAddr) = (
+        "127.0.0.1:1001".parse().unwrap(),
+        "127.0.0.1:1002".parse().unwrap(),
+    );
+    let n = info.layout.piece_count();
+    let config = |id: u8| TorrentConfig {
+        peer_id: PeerId([id; 20]),
+        ..TorrentConfig::default()
+    };
+    let seed = Torrent::new(
+        Instant::ZERO,
+        info.clone(),
+        config(1),
+        StartMode::Trusted(Bitfield::full(n)),
+        Seed::from_u64(1),
+    );
+    let leech = Torrent::new(
+        Instant::ZERO,
+        info,
+        config(2),
+        StartMode::Fresh,
+        Seed::from_u64(2),
+    );
+    let mut nodes = vec![
+        Node::new(seed, data.clone(), seed_addr),
+        Node::new(leech, vec![0; data.len()], leech_addr),
+    ];
+    nodes[1]
+        .t
+        .add_peers(Instant::ZERO, [seed_addr], PeerSource::Tracker);
+    let (mut links, mut next) = (BTreeMap::new(), 0);
+    let done = |n: &[Node]| n[1].t.is_finished();
+    let at = run_until(&mut nodes, &mut links, Instant::ZERO, &mut next, 100, done).unwrap();
+
+    nodes[1].disk[2 * 32768 + 100] ^= 0xff;
+    nodes[1].events.clear();
+    nodes[1].t.recheck(at);
+    assert_eq!(nodes[1].t.state(), TorrentState::Checking);
+    assert_eq!(nodes[1].t.have().count(), 0, "nothing counts until checked");
+    assert_eq!(nodes[1].t.counters().2, data.len() as u64);
+    // The checks are answered at once: piece 2 is missing again.
+    run(&mut nodes, &mut links, at, &mut next);
+    let after_check = nodes[1]
+        .events
+        .iter()
+        .position(|e| *e == TorrentEvent::StateChanged(TorrentState::Downloading))
+        .expect("the check ended");
+    assert!(nodes[1].events[..after_check]
+        .iter()
+        .all(|e| !matches!(e, TorrentEvent::PieceDone(_))));
+    let at = run_until(&mut nodes, &mut links, at, &mut next, 100, done).unwrap();
+    let redone: Vec<&TorrentEvent> = nodes[1]
+        .events
+        .iter()
+        .filter(|e| matches!(e, TorrentEvent::PieceDone(_)))
+        .collect();
+    assert_eq!(redone, vec![&TorrentEvent::PieceDone(PieceIndex(2))]);
+    assert!(nodes[1].disk == data, "identical data");
+    assert_eq!(nodes[1].t.counters().2, 0);
+    assert!(at > Instant::ZERO);
+}
+
+#[test]
+fn a_reannounce_goes_out_at_once_and_not_while_stopped() {
+    let data = content(50_000);
+    let mut info = info_for(&data, 16384);
+    info.trackers = vec![vec!["http://tracker.example/announce".to_owned()]];
+    let mut t = Torrent::new(
+        Instant::ZERO,
+        info,
+        TorrentConfig::default(),
+        StartMode::Fresh,
+        Seed::from_u64(3),
+    );
+    let announces = |t: &mut Torrent| -> Vec<AnnounceRequest> {
+        std::iter::from_fn(|| t.poll_output())
+            .filter_map(|o| match o {
+                TorrentOutput::Announce { request, .. } => Some(request),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(announces(&mut t).len(), 1, "started");
+    let url = "http://tracker.example/announce";
+    let reply = AnnounceResponse {
+        interval: 1800,
+        ..AnnounceResponse::default()
+    };
+    t.handle_announce(Instant::ZERO, url, Ok(reply));
+    let later = Instant::ZERO + Duration::from_secs(60);
+    t.handle_timeout(later);
+    assert!(announces(&mut t).is_empty(), "not due for half an hour");
+    t.reannounce(later);
+    let sent = announces(&mut t);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].event, crate::tracker::AnnounceEvent::None);
+    t.stop(later);
+    let _ = announces(&mut t);
+    t.reannounce(later);
+    assert!(announces(&mut t).is_empty());
+}

@@ -8,11 +8,22 @@ impl Torrent {
         let size = self.info.layout.piece_size(block.piece);
         let in_range = block.piece.0 < self.info.layout.piece_count()
             && u64::from(block.offset) + u64::from(block.length) <= u64::from(size);
+        let told = self
+            .told_before_check
+            .as_ref()
+            .is_some_and(|b| b.get(block.piece));
+        if in_range && !self.on_disk.get(block.piece) && told {
+            // Announced before a recheck that is still running: the peer
+            // asked in good faith.
+            if let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) {
+                s.reject(now, block);
+            }
+            return;
+        }
         if !in_range || !self.on_disk.get(block.piece) {
             if let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) {
                 s.close(CloseReason::Protocol(PeerError::RequestOutOfRange));
             }
-            let _ = now;
             return;
         }
         self.pending_reads.push_back((conn, block));
