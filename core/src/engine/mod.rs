@@ -47,11 +47,11 @@ use bytes::Bytes;
 use crate::dht::{Dht, DhtConfig, DhtEvent, LookupId};
 use crate::handles::{ConnId, ConnIds, TorrentId};
 use crate::metainfo::{FileSlice, InfoHash, PieceIndex};
-use crate::metainfo::{Magnet, Metainfo, MetainfoError, PeerAddr};
+use crate::metainfo::{Magnet, MetainfoError, PeerAddr};
 use crate::picker::Priority;
 use crate::rng::{Rng, Seed};
 use crate::time::Instant;
-use crate::torrent::fetch::{FetchConfig, FetchEvent, MetadataFetch};
+use crate::torrent::peers::PeerSource;
 use crate::torrent::{
     StartMode, Torrent, TorrentConfig, TorrentEvent, TorrentInfo, TorrentOutput, TorrentState,
 };
@@ -61,7 +61,6 @@ use crate::tracker::{AnnounceRequest, TrackerError};
 use crate::wire::{BlockRef, PeerId, PROTOCOL};
 pub use handshakes::HandshakeLimits;
 use handshakes::{Admission, PendingHandshakes};
-use swarm::Swarm;
 
 /// Engine settings.
 #[derive(Clone, Debug)]
@@ -219,14 +218,13 @@ pub struct RequestId(pub u64);
 /// What the application learns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// Something happened in a torrent.
+    /// Something happened in a torrent (a magnet's
+    /// [`TorrentEvent::MetadataReceived`]: call
+    /// [`Engine::start_magnet`]).
     Torrent(TorrentId, TorrentEvent),
     /// The DHT node learned our external address or took a new id (a good
     /// moment to save its state).
     Dht(DhtEvent),
-    /// Something happened while fetching a magnet link's metadata; after
-    /// [`FetchEvent::Done`], call [`Engine::start_magnet`].
-    Magnet(TorrentId, FetchEvent),
 }
 
 /// What the engine asks the driver to do.
@@ -328,9 +326,9 @@ const HANDSHAKE_PREFIX: usize = 1 + PROTOCOL.len() + 8 + 20;
 pub struct Engine {
     config: EngineConfig,
     torrents: BTreeMap<TorrentId, Torrent>,
-    /// Magnet links whose metadata is on its way (or in, waiting for
-    /// [`Engine::start_magnet`]), with the links.
-    magnets: BTreeMap<TorrentId, (MetadataFetch, Magnet)>,
+    /// The links of magnets not yet started (their `so=` applies at
+    /// [`Engine::start_magnet`]).
+    magnets: BTreeMap<TorrentId, Magnet>,
     by_hash: BTreeMap<InfoHash, TorrentId>,
     /// Which torrent each connection belongs to: the only record of it
     /// (ids carry no meaning).
@@ -388,25 +386,11 @@ impl Engine {
         self.torrents.get(&id)
     }
 
-    /// The metadata fetch of a magnet link added with
-    /// [`add_magnet`](Engine::add_magnet), until it is started.
-    pub fn magnet(&self, id: TorrentId) -> Option<&MetadataFetch> {
-        self.magnets.get(&id).map(|(f, _)| f)
-    }
-
     /// A magnet's .torrent file once its metadata is in: the info
     /// dictionary as received (so the info-hash is the same) with the
     /// link's trackers.
     pub fn magnet_torrent_file(&self, id: TorrentId) -> Option<Vec<u8>> {
-        let (fetch, magnet) = self.magnets.get(&id)?;
-        Some(torrent_file(fetch.metadata()?, &magnet_tiers(magnet)))
-    }
-
-    fn swarm(&mut self, id: TorrentId) -> Option<Swarm<'_>> {
-        if let Some(t) = self.torrents.get_mut(&id) {
-            return Some(Swarm::Torrent(t));
-        }
-        self.magnets.get_mut(&id).map(|(f, _)| Swarm::Fetch(f))
+        self.torrents.get(&id)?.torrent_file()
     }
 
     /// Incoming connections waiting for their handshake.
@@ -458,29 +442,31 @@ impl Engine {
         let id = TorrentId::new(self.next_torrent);
         self.next_torrent += 1;
         let config = self.torrent_config();
-        let mut fetch = MetadataFetch::new(
+        let mut torrent = Torrent::from_magnet(
             now,
             info_hash,
             magnet_tiers(magnet),
-            FetchConfig::from_torrent(&config),
+            config,
             self.rng.child_seed(),
         );
         let peers = magnet.peers.iter().filter_map(|p| match p {
             PeerAddr::Ip(a) => Some(*a),
             PeerAddr::Host(..) => None,
         });
-        fetch.add_peers(now, peers, crate::torrent::peers::PeerSource::User);
+        torrent.add_peers(now, peers, PeerSource::User);
         self.by_hash.insert(info_hash, id);
         self.schedule_dht(now, id);
-        self.magnets.insert(id, (fetch, magnet.clone()));
+        self.torrents.insert(id, torrent);
+        self.magnets.insert(id, magnet.clone());
         Some(id)
     }
 
-    /// Turns a magnet whose metadata is in ([`FetchEvent::Done`]) into a
-    /// torrent, as if added from its .torrent file: it reconnects to the
-    /// peers the fetch met, and downloads only the files the link's `so=`
-    /// names (BEP 53), if it names any. `start` says what is already on
-    /// disk (the driver can tell only now that it knows the files).
+    /// Starts a magnet whose metadata is in
+    /// ([`TorrentEvent::MetadataReceived`]) over the connections it already
+    /// has, downloading only the files the link's `so=` names (BEP 53), if
+    /// it names any. `start` says what is already on disk (the driver can
+    /// tell only now that it knows the files). An error if the metadata is
+    /// not in (or the magnet was started already).
     pub fn start_magnet(
         &mut self,
         now: Instant,
@@ -488,25 +474,18 @@ impl Engine {
         start: StartMode,
     ) -> Result<(), MetainfoError> {
         self.now = now;
-        let Some(bytes) = self.magnet_torrent_file(id) else {
-            return Err(MetainfoError::MissingField { field: "info" });
+        let not_in = MetainfoError::MissingField { field: "info" };
+        let Some(torrent) = self.torrents.get_mut(&id) else {
+            return Err(not_in);
         };
-        let metainfo = Metainfo::from_bytes(&bytes)?;
-        let info = TorrentInfo::from_metainfo(&metainfo);
-        let Some((fetch, magnet)) = self.magnets.remove(&id) else {
-            return Err(MetainfoError::MissingField { field: "info" });
-        };
-        let file_count = metainfo.info.files().len();
-        let peers = fetch.addresses();
-        if info.private {
-            if let Some(d) = &mut self.dht {
-                d.torrents.remove(&id);
-            }
+        if torrent.state() != TorrentState::AwaitingStart {
+            return Err(not_in);
         }
-        let config = self.torrent_config();
-        let mut torrent = Torrent::new(now, info, config, start, self.rng.child_seed());
-        if !magnet.select_only.is_empty() {
-            let priorities: Vec<Priority> = (0..file_count as u32)
+        torrent.start(now, start);
+        let magnet = self.magnets.remove(&id);
+        if let Some(magnet) = magnet.filter(|m| !m.select_only.is_empty()) {
+            let files = torrent.info().layout.file_count() as u32;
+            let priorities: Vec<Priority> = (0..files)
                 .map(|i| {
                     if magnet.select_only.iter().any(|r| r.contains(&i)) {
                         Priority::Normal
@@ -517,9 +496,24 @@ impl Engine {
                 .collect();
             torrent.set_file_priorities(now, &priorities);
         }
-        torrent.add_peers(now, peers, crate::torrent::peers::PeerSource::User);
-        self.torrents.insert(id, torrent);
         Ok(())
+    }
+
+    /// Hashes every piece of a torrent on disk again
+    /// ([`Torrent::recheck`]).
+    pub fn recheck(&mut self, now: Instant, id: TorrentId) {
+        self.now = now;
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.recheck(now);
+        }
+    }
+
+    /// Announces a torrent to its trackers now ([`Torrent::reannounce`]).
+    pub fn reannounce(&mut self, now: Instant, id: TorrentId) {
+        self.now = now;
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.reannounce(now);
+        }
     }
 
     fn torrent_config(&self) -> crate::torrent::TorrentConfig {
@@ -547,14 +541,8 @@ impl Engine {
     /// Adds peer addresses to a torrent (from the user, a magnet's `x.pe`).
     pub fn add_peers(&mut self, now: Instant, id: TorrentId, peers: Vec<SocketAddr>) {
         self.now = now;
-        match self.swarm(id) {
-            Some(Swarm::Torrent(t)) => {
-                t.add_peers(now, peers, crate::torrent::peers::PeerSource::User)
-            }
-            Some(Swarm::Fetch(f)) => {
-                f.add_peers(now, peers, crate::torrent::peers::PeerSource::User)
-            }
-            None => {}
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.add_peers(now, peers, PeerSource::User);
         }
     }
 
@@ -583,16 +571,11 @@ impl Engine {
     /// Removes a torrent (stopping it first if needed).
     pub fn remove(&mut self, now: Instant, id: TorrentId) {
         self.stop(now, id);
-        if let Some((f, _)) = self.magnets.get_mut(&id) {
-            f.close(now, false);
-        }
         self.drain_torrent(id);
         if let Some(t) = self.torrents.remove(&id) {
             self.by_hash.remove(&t.info_hash());
         }
-        if let Some((f, _)) = self.magnets.remove(&id) {
-            self.by_hash.remove(&f.info_hash());
-        }
+        self.magnets.remove(&id);
         self.conns.retain(|_, t| *t != id);
         self.udp.retain(|(t, _), _| *t != id);
     }
@@ -622,7 +605,7 @@ impl Engine {
         self.now = now;
         if let Some(id) = self.torrent_of(conn) {
             self.conns.insert(conn, id);
-            if let Some(t) = self.swarm(id) {
+            if let Some(t) = self.torrents.get_mut(&id) {
                 t.handle_connected(now, conn);
             }
         }
@@ -633,7 +616,7 @@ impl Engine {
         self.now = now;
         if let Some(id) = self.torrent_of(conn) {
             self.conns.remove(&conn);
-            if let Some(t) = self.swarm(id) {
+            if let Some(t) = self.torrents.get_mut(&id) {
                 t.handle_connect_failed(now, conn);
             }
         }
@@ -675,7 +658,7 @@ impl Engine {
             return;
         }
         if let Some(&id) = self.conns.get(&conn) {
-            if let Some(t) = self.swarm(id) {
+            if let Some(t) = self.torrents.get_mut(&id) {
                 t.handle_chunk(now, conn, data);
             }
         }
@@ -700,13 +683,13 @@ impl Engine {
             return;
         };
         let routed = self.by_hash.get(&InfoHash(hash)).copied().and_then(|id| {
-            let t = self.swarm(id)?;
+            let t = self.torrents.get_mut(&id)?;
             t.handle_incoming(now, conn, addr).then_some(id)
         });
         match routed {
             Some(id) => {
                 self.conns.insert(conn, id);
-                if let Some(t) = self.swarm(id) {
+                if let Some(t) = self.torrents.get_mut(&id) {
                     t.handle_chunk(now, conn, Bytes::from(bytes));
                 }
             }
@@ -719,7 +702,7 @@ impl Engine {
         self.now = now;
         self.handshakes.remove(conn);
         if let Some(id) = self.conns.remove(&conn) {
-            if let Some(t) = self.swarm(id) {
+            if let Some(t) = self.torrents.get_mut(&id) {
                 t.handle_closed(now, conn);
             }
         }
@@ -773,7 +756,7 @@ impl Engine {
             return;
         };
         let parsed = result.and_then(|body| parse_announce_response(&body));
-        if let Some(t) = self.swarm(torrent) {
+        if let Some(t) = self.torrents.get_mut(&torrent) {
             t.handle_announce(now, &url, parsed);
         }
     }
@@ -810,7 +793,7 @@ impl Engine {
             }
             _ => {
                 self.udp.remove(&key);
-                if let Some(t) = self.swarm(torrent) {
+                if let Some(t) = self.torrents.get_mut(&torrent) {
                     t.handle_announce(now, &url, Err(TrackerError::BadUrl("host did not resolve")));
                 }
             }
@@ -826,11 +809,6 @@ impl Engine {
         for t in self.torrents.values_mut() {
             if t.poll_timeout().is_some_and(|d| d <= now) {
                 t.handle_timeout(now);
-            }
-        }
-        for (f, _) in self.magnets.values_mut() {
-            if f.poll_timeout().is_some_and(|d| d <= now) {
-                f.handle_timeout(now);
             }
         }
         for tracker in self.udp.values_mut() {
@@ -872,21 +850,20 @@ impl Engine {
         let Some(d) = &mut self.dht else {
             return;
         };
-        d.torrents
-            .retain(|id, _| self.torrents.contains_key(id) || self.magnets.contains_key(id));
+        d.torrents.retain(|id, _| self.torrents.contains_key(id));
         for (id, s) in d.torrents.iter_mut() {
-            // A magnet looks for peers until its metadata is in.
-            let (info_hash, state) = match (self.torrents.get(id), self.magnets.get(id)) {
-                (Some(t), _) => (t.info_hash(), t.state()),
-                (None, Some((f, _))) if f.metadata().is_none() => {
-                    (f.info_hash(), TorrentState::Downloading)
-                }
-                _ => continue,
+            let Some(t) = self.torrents.get(id) else {
+                continue;
             };
+            let (info_hash, state) = (t.info_hash(), t.state());
             if s.next > now {
                 continue;
             }
-            let running = matches!(state, TorrentState::Downloading | TorrentState::Seeding);
+            // A magnet looks for peers while its metadata is on its way.
+            let running = matches!(
+                state,
+                TorrentState::FetchingMetadata | TorrentState::Downloading | TorrentState::Seeding
+            );
             if !running || d.node.table().is_empty() {
                 // Checking, paused or stopped, or no node known yet: look
                 // again in a moment.
@@ -968,8 +945,10 @@ impl Engine {
             }
         }
         for (id, peers) in found {
-            if let Some(t) = self.swarm(id) {
-                t.add_dht_peers(now, peers);
+            // Never for a private torrent (BEP 27); a magnet cannot say
+            // whether it is private until its metadata is in.
+            if let Some(t) = self.torrents.get_mut(&id).filter(|t| !t.is_private()) {
+                t.add_peers(now, peers, PeerSource::Dht);
             }
         }
         for lookup in done {
@@ -1041,7 +1020,7 @@ impl Engine {
                     host: host.to_owned(),
                 });
             }
-        } else if let Some(t) = self.swarm(torrent) {
+        } else if let Some(t) = self.torrents.get_mut(&torrent) {
             t.handle_announce(
                 now,
                 &url,
@@ -1064,7 +1043,7 @@ impl Engine {
             }
         }
         for (torrent, url, ev) in results {
-            let Some(t) = self.swarm(torrent) else {
+            let Some(t) = self.torrents.get_mut(&torrent) else {
                 continue;
             };
             match ev {
@@ -1075,28 +1054,10 @@ impl Engine {
         }
     }
 
-    /// Moves one torrent's outputs into the engine's queue (and a fetch's
-    /// events: once the metadata is in, its connections close, and the
-    /// torrent takes over on [`start_magnet`](Engine::start_magnet)).
+    /// Moves one torrent's outputs into the engine's queue.
     fn drain_torrent(&mut self, id: TorrentId) {
-        while let Some((f, _)) = self.magnets.get_mut(&id) {
-            let Some(e) = f.poll_event() else {
-                break;
-            };
-            if matches!(e, FetchEvent::Done { .. }) {
-                f.close(self.now, true);
-                if let Some(d) = &mut self.dht {
-                    // Looked up again as a torrent once started.
-                    if let Some(s) = d.torrents.get_mut(&id) {
-                        s.next = self.now;
-                        s.lookup = None;
-                    }
-                }
-            }
-            self.out.push_back(Output::Event(Event::Magnet(id, e)));
-        }
         loop {
-            let Some(o) = self.swarm(id).and_then(Swarm::poll_output) else {
+            let Some(o) = self.torrents.get_mut(&id).and_then(Torrent::poll_output) else {
                 break;
             };
             let now = self.now;
@@ -1172,8 +1133,22 @@ impl Engine {
                     },
                 }),
                 TorrentOutput::Announce { url, request } => self.announce(now, id, url, request),
-                TorrentOutput::Event(e) => self.out.push_back(Output::Event(Event::Torrent(id, e))),
+                TorrentOutput::Event(e) => {
+                    if e == TorrentEvent::MetadataReceived {
+                        self.metadata_received(id);
+                    }
+                    self.out.push_back(Output::Event(Event::Torrent(id, e)));
+                }
             }
+        }
+    }
+
+    /// A magnet's metadata is in: a private torrent leaves the DHT
+    /// (BEP 27).
+    fn metadata_received(&mut self, id: TorrentId) {
+        let private = self.torrents.get(&id).is_some_and(Torrent::is_private);
+        if let (true, Some(d)) = (private, &mut self.dht) {
+            d.torrents.remove(&id);
         }
     }
 
@@ -1181,12 +1156,7 @@ impl Engine {
     pub fn poll_output(&mut self, now: Instant) -> Output {
         self.now = self.now.max(now);
         if self.out.is_empty() {
-            let ids: Vec<TorrentId> = self
-                .torrents
-                .keys()
-                .chain(self.magnets.keys())
-                .copied()
-                .collect();
+            let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
             for id in ids {
                 self.drain_torrent(id);
             }
@@ -1197,11 +1167,6 @@ impl Engine {
         let mut next = self.handshakes.next_deadline().unwrap_or(Instant::MAX);
         for t in self.torrents.values() {
             if let Some(d) = t.poll_timeout() {
-                next = next.min(d);
-            }
-        }
-        for (f, _) in self.magnets.values() {
-            if let Some(d) = f.poll_timeout() {
                 next = next.min(d);
             }
         }
@@ -1231,32 +1196,8 @@ fn magnet_tiers(magnet: &Magnet) -> Vec<Vec<String>> {
     magnet.trackers.iter().map(|t| vec![t.clone()]).collect()
 }
 
-/// A .torrent file around an info dictionary: `announce` and
-/// `announce-list` from `tiers`, then `info` byte for byte.
-fn torrent_file(info: &[u8], tiers: &[Vec<String>]) -> Vec<u8> {
-    use crate::bencode::{encode_bytes, Value};
-    let mut out = vec![b'd'];
-    if let Some(first) = tiers.iter().flatten().next() {
-        encode_bytes(&mut out, b"announce");
-        encode_bytes(&mut out, first.as_bytes());
-        encode_bytes(&mut out, b"announce-list");
-        Value::list(
-            tiers
-                .iter()
-                .map(|t| Value::list(t.iter().map(|u| Value::bytes(u.as_bytes())).collect()))
-                .collect(),
-        )
-        .encode(&mut out);
-    }
-    encode_bytes(&mut out, b"info");
-    out.extend_from_slice(info);
-    out.push(b'e');
-    out
-}
-
 mod handshakes;
 #[cfg(test)]
 mod hostile_tests;
-mod swarm;
 #[cfg(test)]
 mod tests;
