@@ -45,7 +45,6 @@ pub mod choker;
 mod commands;
 mod connections;
 pub mod exchange;
-pub mod fetch;
 mod metadata;
 pub mod peers;
 mod requests;
