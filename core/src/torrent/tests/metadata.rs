@@ -167,6 +167,36 @@ fn liars_alone_never_complete_and_are_banned() {
     assert!(nodes[0].t.metadata().is_none());
 }
 
+/// Runs node 0 (the magnet) until its metadata is in, checks that every
+/// peer is still connected, gives it `disk` and starts it as `mode` says,
+/// then runs until `done`.
+fn start_once_fetched(
+    nodes: &mut [Node],
+    disk: Vec<u8>,
+    mode: StartMode,
+    done: impl Fn(&[Node]) -> bool,
+) -> Option<Instant> {
+    let (mut links, mut next) = (Links::new(), 0);
+    let at = run_until(
+        nodes,
+        &mut links,
+        Instant::ZERO,
+        &mut next,
+        100,
+        awaiting_start,
+    )
+    .expect("metadata fetched");
+    let peers = nodes.len() - 1;
+    assert_eq!(
+        nodes[0].t.peer_addrs().len(),
+        peers,
+        "every peer still connected"
+    );
+    nodes[0].disk = disk;
+    nodes[0].t.start(at, mode);
+    run_until(nodes, &mut links, at, &mut next, 200, done)
+}
+
 /// The whole magnet download: the seeders' bitfields, sent right after the
 /// handshakes while the piece count was unknown, are what the download
 /// runs on after the handover; exactly one connection per peer.
@@ -175,21 +205,7 @@ fn a_magnet_download_keeps_its_connections_through_the_handover() {
     let (real, data) = many_files(300, 7, false);
     let seeders = vec![(real.clone(), data.clone()); 2];
     let mut nodes = swarm(real.info_hash, seeders);
-    let mut links = Links::new();
-    let mut next = 0;
-    let at = run_until(
-        &mut nodes,
-        &mut links,
-        Instant::ZERO,
-        &mut next,
-        100,
-        awaiting_start,
-    )
-    .expect("metadata fetched");
-    assert_eq!(nodes[0].t.peer_addrs().len(), 2, "both still connected");
-    nodes[0].disk = vec![0; data.len()];
-    nodes[0].t.start(at, StartMode::Fresh);
-    let done = run_until(&mut nodes, &mut links, at, &mut next, 200, |n| {
+    let done = start_once_fetched(&mut nodes, vec![0; data.len()], StartMode::Fresh, |n| {
         n[0].t.is_finished()
     });
     assert!(done.is_some(), "downloaded");
@@ -227,20 +243,7 @@ fn what_the_start_check_finds_is_told_with_haves() {
     nodes[0]
         .t
         .add_peers(Instant::ZERO, [addr(50)], PeerSource::User);
-    let mut links = Links::new();
-    let mut next = 0;
-    let at = run_until(
-        &mut nodes,
-        &mut links,
-        Instant::ZERO,
-        &mut next,
-        100,
-        awaiting_start,
-    )
-    .expect("metadata fetched");
-    nodes[0].disk = data.clone();
-    nodes[0].t.start(at, StartMode::Check);
-    let done = run_until(&mut nodes, &mut links, at, &mut next, 200, |n| {
+    let done = start_once_fetched(&mut nodes, data.clone(), StartMode::Check, |n| {
         n[2].t.is_finished()
     });
     assert!(done.is_some(), "the leecher got everything from the magnet");
