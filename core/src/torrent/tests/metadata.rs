@@ -271,3 +271,55 @@ fn a_magnet_learns_from_its_metadata_that_it_is_private() {
     // From now on: no PEX (BEP 27); the engine stops its DHT lookups.
     assert!(nodes[0].t.is_private());
 }
+
+/// Metadata that hashes right but is no info dictionary (the link names a
+/// broken torrent): reported, and the torrent stops.
+#[test]
+fn metadata_that_hashes_right_but_does_not_parse_stops_the_torrent() {
+    use sha1::{Digest, Sha1};
+    let (real, data) = many_files(10, 4, false);
+    let bogus = Bytes::from_static(b"d3:fooi1ee");
+    let hash = InfoHash(Sha1::digest(&bogus).into());
+    let seeder = TorrentInfo {
+        info_hash: hash,
+        metadata: Some(bogus),
+        ..real
+    };
+    let mut nodes = swarm(hash, vec![(seeder, data)]);
+    let mut links = Links::new();
+    let stopped = |n: &[Node]| n[0].t.state() == TorrentState::Stopped;
+    let done = run_until(&mut nodes, &mut links, Instant::ZERO, &mut 0, 100, stopped);
+    assert!(done.is_some());
+    assert!(nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, TorrentEvent::MetadataInvalid(_))));
+    assert!(!nodes[0].events.contains(&TorrentEvent::MetadataReceived));
+    assert_eq!(nodes[0].t.peer_count(), 0);
+}
+
+/// Paused while fetching: every connection closes; resumed, it fetches
+/// again from the start of its peer list.
+#[test]
+fn a_magnet_paused_while_fetching_resumes_fetching() {
+    let (real, data) = many_files(1200, 5, false);
+    let mut nodes = swarm(real.info_hash, vec![(real.clone(), data)]);
+    nodes[0].t.pause(Instant::ZERO);
+    assert_eq!(nodes[0].t.state(), TorrentState::Paused);
+    let mut links = Links::new();
+    run(&mut nodes, &mut links, Instant::ZERO, &mut 0);
+    assert_eq!(nodes[0].t.peer_count(), 0);
+    assert_eq!(nodes[0].t.poll_timeout(), None);
+    nodes[0].t.resume(Instant::ZERO);
+    assert_eq!(nodes[0].t.state(), TorrentState::FetchingMetadata);
+    let done = run_until(
+        &mut nodes,
+        &mut links,
+        Instant::ZERO,
+        &mut 0,
+        200,
+        awaiting_start,
+    );
+    assert!(done.is_some(), "fetched after the resume");
+    assert_eq!(nodes[0].t.metadata(), real.metadata.as_ref());
+}
