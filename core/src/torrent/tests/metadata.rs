@@ -89,6 +89,20 @@ fn awaiting_start(nodes: &[Node]) -> bool {
 
 type Links = BTreeMap<(usize, ConnId), (usize, ConnId)>;
 
+/// Runs from the start until node 0 has its metadata (at most `steps`
+/// deadlines); the time it had it.
+fn fetch(nodes: &mut [Node], steps: usize) -> Option<Instant> {
+    let mut links = Links::new();
+    run_until(
+        nodes,
+        &mut links,
+        Instant::ZERO,
+        &mut 0,
+        steps,
+        awaiting_start,
+    )
+}
+
 #[test]
 fn fetches_from_honest_seeders() {
     let (real, data) = many_files(1200, 1, false);
@@ -96,15 +110,7 @@ fn fetches_from_honest_seeders() {
     assert!(size > 2 * METADATA_PIECE, "spans several pieces: {size}");
     let seeders = vec![(real.clone(), data.clone()); 3];
     let mut nodes = swarm(real.info_hash, seeders);
-    let mut links = Links::new();
-    let done = run_until(
-        &mut nodes,
-        &mut links,
-        Instant::ZERO,
-        &mut 0,
-        100,
-        awaiting_start,
-    );
+    let done = fetch(&mut nodes, 100);
     assert!(done.is_some(), "metadata fetched");
     let t = &nodes[0].t;
     assert_eq!(t.metadata(), real.metadata.as_ref());
@@ -129,15 +135,7 @@ fn a_liar_is_found_and_the_fetch_completes() {
             liar(&real, fake),
         ];
         let mut nodes = swarm(real.info_hash, seeders);
-        let mut links = Links::new();
-        let done = run_until(
-            &mut nodes,
-            &mut links,
-            Instant::ZERO,
-            &mut 0,
-            500,
-            awaiting_start,
-        );
+        let done = fetch(&mut nodes, 500);
         assert!(done.is_some(), "metadata fetched despite the liars");
         assert_eq!(nodes[0].t.metadata(), real.metadata.as_ref());
         let banned = banned(&nodes[0]);
@@ -151,15 +149,7 @@ fn liars_alone_never_complete_and_are_banned() {
     let (real, _) = many_files(1200, 1, false);
     let seeders = vec![liar(&real, many_files(1200, 2, false))];
     let mut nodes = swarm(real.info_hash, seeders);
-    let mut links = Links::new();
-    let done = run_until(
-        &mut nodes,
-        &mut links,
-        Instant::ZERO,
-        &mut 0,
-        60,
-        awaiting_start,
-    );
+    let done = fetch(&mut nodes, 60);
     assert!(done.is_none());
     assert_eq!(nodes[0].t.state(), TorrentState::FetchingMetadata);
     assert_eq!(banned(&nodes[0]), vec![addr(0)]);
@@ -258,15 +248,7 @@ fn a_magnet_learns_from_its_metadata_that_it_is_private() {
     let (real, data) = many_files(10, 9, true);
     let mut nodes = swarm(real.info_hash, vec![(real.clone(), data)]);
     assert!(!nodes[0].t.is_private(), "unknown until the metadata is in");
-    let mut links = Links::new();
-    let done = run_until(
-        &mut nodes,
-        &mut links,
-        Instant::ZERO,
-        &mut 0,
-        100,
-        awaiting_start,
-    );
+    let done = fetch(&mut nodes, 100);
     assert!(done.is_some());
     // From now on: no PEX (BEP 27); the engine stops its DHT lookups.
     assert!(nodes[0].t.is_private());
