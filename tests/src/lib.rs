@@ -8,12 +8,14 @@
 //! - [`require_tool`]: interop tests fail (not skip) when a tool they need
 //!   is missing in CI; locally they say how to install it.
 //!
-//! The simulator (virtual clock, seeded network model, in-memory disk)
-//! joins this crate with the peer-wire issue.
+//! - [`sim`]: the simulator (engines and the driver loop on virtual time
+//!   in a seeded network model, with in-memory disks).
 
-pub mod dht_sim;
 pub mod seeds;
 pub mod sim;
+/// The pre-engine swarm simulator (`Torrent`s without the engine or the
+/// driver loop), kept until every scenario runs on [`sim`].
+pub mod sim_old;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

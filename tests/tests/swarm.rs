@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bittide_core::torrent::TorrentState;
-use bittide_tests::sim::{content, for_each_seed, Behaviour, NodeSpec, Sim};
+use bittide_tests::sim_old::{content, for_each_seed, Behaviour, NodeSpec, Sim};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;

@@ -1,0 +1,30 @@
+//! The one simulator: whole engines and the real driver loop on a
+//! [`runtime::VirtualRuntime`], in a seeded [`network::Network`], with
+//! in-memory disks; and bare DHT nodes on the same network for scale.
+//!
+//! Like quinn-proto's test harness and str0m's netem, it is the driver loop
+//! on virtual time. Everything random (latencies, losses, which peers a
+//! node learns, which blocks a hostile peer corrupts) comes from one master
+//! seed, so a run is a function of it; the event log's hash names the run.
+
+pub mod dht;
+pub mod network;
+
+/// The seeds a scenario runs: `SIM_SEED=n` for one, else a fixed list.
+pub fn seeds(default: &[u64]) -> Vec<u64> {
+    match std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+        Some(s) => vec![s],
+        None => default.to_vec(),
+    }
+}
+
+/// Runs `scenario` for every seed, printing the seed of a failure.
+pub fn for_each_seed(default: &[u64], scenario: impl Fn(u64)) {
+    for seed in seeds(default) {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(seed)));
+        if let Err(e) = result {
+            eprintln!("scenario failed with SIM_SEED={seed}");
+            std::panic::resume_unwind(e);
+        }
+    }
+}
