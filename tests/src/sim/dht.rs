@@ -49,7 +49,6 @@ pub fn is_forged_peer(addr: &SocketAddr) -> bool {
 #[derive(Debug)]
 pub struct Hostile {
     addr: SocketAddr,
-    next_attack: Instant,
 }
 
 /// Info-hashes hostile nodes announce with wrong tokens: no honest node
@@ -75,6 +74,8 @@ pub struct DhtSim {
     pub events: Vec<Vec<DhtEvent>>,
     /// The lying nodes.
     pub hostile: Vec<Hostile>,
+    /// When they next attack (all at once, in index order).
+    next_attack: Instant,
     by_addr: BTreeMap<SocketAddr, usize>,
     hostile_by_addr: BTreeMap<SocketAddr, usize>,
     /// The network every datagram crosses.
@@ -100,12 +101,18 @@ impl DhtSim {
     /// `n` nodes that join through the first five (which know each
     /// other), a hundred every 3 s, then settle for two minutes.
     pub fn joined(seed: u64, n: usize) -> DhtSim {
-        DhtSim::joined_with(seed, n, NetModel::default(), 100)
+        DhtSim::joined_with(seed, n, NetModel::default(), 100, Duration::from_secs(120))
     }
 
-    /// As [`DhtSim::joined`], with `model` and `per_batch` nodes joining
-    /// every 3 s.
-    pub fn joined_with(seed: u64, n: usize, model: NetModel, per_batch: usize) -> DhtSim {
+    /// As [`DhtSim::joined`], with `model`, `per_batch` nodes joining
+    /// every 3 s and `settle` after the last.
+    pub fn joined_with(
+        seed: u64,
+        n: usize,
+        model: NetModel,
+        per_batch: usize,
+        settle: Duration,
+    ) -> DhtSim {
         let mut sim = DhtSim::new(seed, n, model);
         let boot = sim.boot_nodes();
         for i in 0..5.min(n) {
@@ -124,7 +131,7 @@ impl DhtSim {
             sim.node(i).expect("present").bootstrap(now, &boot);
             sim.flush(i);
         }
-        let until = sim.now + Duration::from_secs(120);
+        let until = sim.now + settle;
         sim.run_until(until);
         sim
     }
@@ -149,6 +156,7 @@ impl DhtSim {
             addrs: Vec::new(),
             events: Vec::new(),
             hostile: Vec::new(),
+            next_attack: Instant::MAX,
             by_addr: BTreeMap::new(),
             hostile_by_addr: BTreeMap::new(),
             net: Network::new(master.child(2), model),
@@ -191,10 +199,8 @@ impl DhtSim {
         for _ in 0..n {
             let k = self.hostile.len();
             let addr = hostile_address(k);
-            self.hostile.push(Hostile {
-                addr,
-                next_attack: self.now + Duration::from_millis(self.rng.below(5000)),
-            });
+            self.hostile.push(Hostile { addr });
+            self.next_attack = self.next_attack.min(self.now + ATTACK_EVERY);
             self.hostile_by_addr.insert(addr, k);
             for _ in 0..contacts {
                 let to = self.random_live();
@@ -322,8 +328,7 @@ impl DhtSim {
         loop {
             let next_delivery = self.net.next_due();
             let next_timer = self.timers.iter().next().map(|(t, _)| *t);
-            let next_attack = self.hostile.iter().map(|h| h.next_attack).min();
-            let next = [next_delivery, next_timer, next_attack]
+            let next = [next_delivery, next_timer, Some(self.next_attack)]
                 .into_iter()
                 .flatten()
                 .min()
@@ -350,9 +355,9 @@ impl DhtSim {
                     continue;
                 }
             }
-            for k in 0..self.hostile.len() {
-                if self.hostile[k].next_attack <= self.now {
-                    self.hostile[k].next_attack = self.now + ATTACK_EVERY;
+            if self.next_attack <= self.now {
+                self.next_attack = self.now + ATTACK_EVERY;
+                for k in 0..self.hostile.len() {
                     self.attack(k);
                 }
             }

@@ -300,7 +300,7 @@ impl Network {
         let mut at = now + uniform(&mut self.rng, self.udp.latency);
         if ppm(&mut self.rng, self.udp.reorder_ppm) {
             self.stats.reordered += 1;
-            at = at + uniform(&mut self.rng, (Duration::ZERO, self.udp.latency.1));
+            at += uniform(&mut self.rng, (Duration::ZERO, self.udp.latency.1));
         }
         if ppm(&mut self.rng, self.udp.duplicate_ppm) {
             self.stats.duplicated += 1;
