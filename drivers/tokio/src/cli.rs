@@ -1285,7 +1285,7 @@ fn serve_tracker(
         .map_err(|e| Failure::new(EXIT_IO, format!("runtime: {e}")))?;
     runtime.block_on(async move {
         let rt = TokioRuntime::current();
-        let shared = Shared::new(config);
+        let shared = Shared::new(&rt, config);
         let mut lines = Vec::new();
         if let Some(addr) = http {
             let listener = rt
