@@ -20,7 +20,7 @@ use bittide_core::{Bitfield, Rng, TorrentId};
 /// How often resume data is written while running.
 const RESUME_INTERVAL: Duration = Duration::from_secs(30);
 
-use crate::clock::{os_seed, Clock};
+use crate::clock::os_seed;
 use crate::dht_client::PUBLIC_ROUTERS;
 use crate::disk::Storage;
 use crate::driver::{Command, Control, Driver, Handle};
@@ -257,9 +257,8 @@ pub async fn run<R: Runtime>(
         config.torrent.max_peers_per_ip = n.max(1);
         config.handshakes.max_per_ip = config.handshakes.max_per_ip.max(n);
     }
-    let clock = Clock::new();
     let mut engine = Engine::new(config, os_seed());
-    let now = clock.now();
+    let now = rt.now();
     let id: TorrentId = match (&prepared, &options.torrent) {
         (Some(p), _) => {
             let id = engine
@@ -290,7 +289,7 @@ pub async fn run<R: Runtime>(
         }
         (None, TorrentSource::File(_)) => unreachable!("a file is prepared above"),
     };
-    let mut driver = Driver::new(rt.clone(), engine, clock);
+    let mut driver = Driver::new(rt.clone(), engine);
     if let Some(p) = &prepared {
         driver.set_storage(id, p.storage.clone());
     }
@@ -309,10 +308,10 @@ pub async fn run<R: Runtime>(
             );
         }
     };
-    let mut last_save = std::time::Instant::now();
+    let mut last_save = now;
     let dht_file = options.dht.as_ref().and_then(|d| d.state_file.clone());
-    let mut last_dht_save = std::time::Instant::now();
-    let mut last_dht_snapshot = std::time::Instant::now();
+    let mut last_dht_save = now;
+    let mut last_dht_snapshot = now;
     let mut dht_state: Option<Vec<u8>> = None;
     let mut saved_pieces = u32::MAX;
     driver.listen(listener);
@@ -321,7 +320,7 @@ pub async fn run<R: Runtime>(
     }
     on_start(driver.handle(), local);
 
-    let mut useful = UsefulPeers::new(options.peer_timeout);
+    let mut useful = UsefulPeers::new(options.peer_timeout, now);
     let mut failure: Option<SessionError> = None;
     let mut last = Progress {
         done: 0,
@@ -337,6 +336,7 @@ pub async fn run<R: Runtime>(
     let mut final_state: Option<(Bitfield, Vec<SocketAddr>)> = None;
     driver
         .run(|event, engine: &Engine| {
+            let now = rt.now();
             if let Some(Event::Magnet(_, FetchEvent::Done { .. })) = event {
                 // The metadata is in: the files are known, so storage,
                 // resume data and file selection can be set up, then the
@@ -367,10 +367,10 @@ pub async fn run<R: Runtime>(
                 last.fetching_metadata = true;
                 if f.peer_count() > 0 {
                     // Metadata peers are useful while they are there.
-                    useful.saw_useful();
+                    useful.saw_useful(now);
                 }
                 report(&last, None);
-                if let Some(e) = useful.expired(None) {
+                if let Some(e) = useful.expired(now, None) {
                     failure = Some(e);
                     return Control::Shutdown;
                 }
@@ -405,32 +405,37 @@ pub async fn run<R: Runtime>(
                     Some(TorrentEvent::Finished | TorrentEvent::StateChanged(_))
                         | Some(TorrentEvent::WriteFailed(_))
                 );
-                if dht_changed || ending || last_dht_snapshot.elapsed() >= Duration::from_secs(1) {
-                    last_dht_snapshot = std::time::Instant::now();
+                if dht_changed || ending || now - last_dht_snapshot >= Duration::from_secs(1) {
+                    last_dht_snapshot = now;
                     dht_state = Some(dht.save_state());
                 }
-                if dht_changed || last_dht_save.elapsed() >= DHT_SAVE_INTERVAL {
-                    last_dht_save = std::time::Instant::now();
+                if dht_changed || now - last_dht_save >= DHT_SAVE_INTERVAL {
+                    last_dht_save = now;
                     let (path, state) = (path.clone(), dht_state.clone().unwrap_or_default());
-                    rt.spawn_blocking(Box::new(move || save_dht(&path, &state)));
+                    rt.spawn(rt.spawn_blocking(Box::new(move || save_dht(&path, &state))));
                 }
             }
             report(&last, torrent_event);
             // Resume data every 30 s when something changed (flushing and
             // writing happen on the blocking pool).
-            if last_save.elapsed() >= RESUME_INTERVAL && t.have().count() != saved_pieces {
-                last_save = std::time::Instant::now();
+            if now - last_save >= RESUME_INTERVAL && t.have().count() != saved_pieces {
+                last_save = now;
                 saved_pieces = t.have().count();
                 let (have, peers, save) = (t.have().clone(), t.peer_addrs(), save_resume.clone());
                 let p = p.clone();
-                rt.spawn_blocking(Box::new(move || save(&p, have, peers)));
+                rt.spawn(rt.spawn_blocking(Box::new(move || save(&p, have, peers))));
             }
             if t.state() == TorrentState::Checking || downloaded > useful.downloaded {
                 useful.downloaded = downloaded;
-                useful.saw_useful();
+                useful.saw_useful(now);
+            }
+            if let Some(TorrentEvent::Finished) = torrent_event {
+                // Zero-length files have no piece to create them. (On the
+                // loop thread until the engine asks for it as a disk job.)
+                let _ = p.storage.finish();
             }
             match torrent_event {
-                Some(TorrentEvent::PeerConnected { .. }) => useful.saw_useful(),
+                Some(TorrentEvent::PeerConnected { .. }) => useful.saw_useful(now),
                 Some(TorrentEvent::Finished) if !keep_seeding => return Control::Shutdown,
                 Some(TorrentEvent::WriteFailed(piece)) => {
                     let why = p
@@ -452,7 +457,7 @@ pub async fn run<R: Runtime>(
                 _ => {}
             }
             if !t.is_finished() {
-                if let Some(e) = useful.expired(refused.as_deref()) {
+                if let Some(e) = useful.expired(now, refused.as_deref()) {
                     failure = Some(e);
                     return Control::Shutdown;
                 }
@@ -476,32 +481,32 @@ pub async fn run<R: Runtime>(
 /// sending data), and the error once that is too long.
 struct UsefulPeers {
     limit: Option<Duration>,
-    since: std::time::Instant,
+    since: bittide_core::Instant,
     ever: bool,
     /// Payload bytes downloaded when last seen.
     downloaded: u64,
 }
 
 impl UsefulPeers {
-    fn new(limit: Option<Duration>) -> UsefulPeers {
+    fn new(limit: Option<Duration>, now: bittide_core::Instant) -> UsefulPeers {
         UsefulPeers {
             limit,
-            since: std::time::Instant::now(),
+            since: now,
             ever: false,
             downloaded: 0,
         }
     }
 
-    fn saw_useful(&mut self) {
-        self.since = std::time::Instant::now();
+    fn saw_useful(&mut self, now: bittide_core::Instant) {
+        self.since = now;
         self.ever = true;
     }
 
     /// The error to stop with, if the limit has passed: a tracker's
     /// refusal explains a swarm never found better than "no peers".
-    fn expired(&self, refused: Option<&str>) -> Option<SessionError> {
+    fn expired(&self, now: bittide_core::Instant, refused: Option<&str>) -> Option<SessionError> {
         let limit = self.limit?;
-        if self.since.elapsed() < limit {
+        if now - self.since < limit {
             return None;
         }
         let secs = limit.as_secs();

@@ -11,27 +11,37 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use bittide_core::metainfo::{PieceHasher, TorrentBuilder};
 use bittide_core::tracker::server::{ServerConfig, TrackerServer};
 
 use crate::client::{self, SessionOptions};
-use crate::clock::{os_seed, Clock};
+use crate::clock::os_seed;
 use crate::driver::{Command, Handle};
 use crate::runtime::Runtime;
 
-/// `sleep_until` fires no earlier than asked and not much later.
+/// `sleep_until` fires no earlier than asked and not much later, on the
+/// runtime's clock; and that clock keeps the wall clock's pace (the system
+/// time is the independent witness: a runtime whose clock and timers were
+/// wrong together would pass the first check alone).
 pub async fn timers<R: Runtime>(rt: R) -> Result<(), String> {
     for ms in [1u64, 50, 200] {
-        let start = Instant::now();
+        let start = rt.now();
+        let wall = SystemTime::now();
         rt.sleep_until(start + Duration::from_millis(ms)).await;
-        let took = start.elapsed();
+        let took = rt.now() - start;
         if took < Duration::from_millis(ms) {
             return Err(format!("a {ms} ms timer fired after {took:?}"));
         }
         if took > Duration::from_millis(ms) + Duration::from_millis(250) {
             return Err(format!("a {ms} ms timer fired late, after {took:?}"));
+        }
+        let wall = wall.elapsed().unwrap_or_default();
+        if wall + Duration::from_millis(50) < took || wall > took + Duration::from_millis(250) {
+            return Err(format!(
+                "the runtime's clock ran {took:?} while the system's ran {wall:?}"
+            ));
         }
     }
     Ok(())
@@ -90,7 +100,7 @@ async fn udp_tracker<R: Runtime>(rt: &R) -> Result<SocketAddr, String> {
         ServerConfig::default(),
         os_seed(),
     )));
-    let clock = Clock::new();
+    let clock = rt.clone();
     rt.spawn(Box::pin(async move {
         let mut buf = vec![0u8; 2048];
         while let Ok((n, from)) = socket.recv_from(&mut buf).await {
@@ -116,8 +126,7 @@ pub async fn swarm<R: Runtime>(rt: R, dir: PathBuf) -> Result<(), String> {
     let tracker = udp_tracker(&rt).await?;
     // Baseline after the runtime's own lazily created descriptors (reactor,
     // notifiers) and the tracker's socket exist.
-    rt.sleep_until(Instant::now() + Duration::from_millis(10))
-        .await;
+    rt.sleep_until(rt.now() + Duration::from_millis(10)).await;
     let targets_before = fd_targets();
     let fds_before = targets_before.len();
     let mut builder = TorrentBuilder::single_file("payload.bin", data.len() as u64);
@@ -181,13 +190,13 @@ pub async fn swarm<R: Runtime>(rt: R, dir: PathBuf) -> Result<(), String> {
         return Err("downloaded data differs".into());
     }
     // Give closed sockets' tasks a moment to drop them, then compare.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = rt.now() + Duration::from_secs(5);
     loop {
         let leaked = open_fds().saturating_sub(fds_before);
         if leaked == 0 {
             return Ok(());
         }
-        if Instant::now() > deadline {
+        if rt.now() > deadline {
             let mut extra = fd_targets();
             for t in &targets_before {
                 if let Some(i) = extra.iter().position(|x| x == t) {
@@ -198,7 +207,6 @@ pub async fn swarm<R: Runtime>(rt: R, dir: PathBuf) -> Result<(), String> {
                 "{leaked} file descriptors left open after shutdown: {extra:?}"
             ));
         }
-        rt.sleep_until(Instant::now() + Duration::from_millis(50))
-            .await;
+        rt.sleep_until(rt.now() + Duration::from_millis(50)).await;
     }
 }

@@ -7,7 +7,7 @@
 //!    application;
 //! 2. wait for the first of: the timer at `t`, or any input (bytes, a
 //!    connect or close, a datagram, a disk/HTTP/lookup result, a command);
-//! 3. turn it into one `handle_*` call with `clock.now()`; go to 1.
+//! 3. turn it into one `handle_*` call with `rt.now()`; go to 1.
 //!
 //! Every input reaches the loop through one channel; tasks never touch the
 //! engine. The loop is a plain future: no runtime-specific `select!`.
@@ -25,10 +25,9 @@ use bittide_core::engine::{DiskResult, Engine, Event, Output, RequestId, TcpActi
 use bittide_core::picker::Priority;
 use bittide_core::torrent::StartMode;
 use bittide_core::tracker::TrackerError;
-use bittide_core::{ConnId, TorrentId};
+use bittide_core::{ConnId, Instant, TorrentId};
 
-use crate::clock::Clock;
-use crate::disk::Storage;
+use crate::disk::Disk;
 use crate::runtime::{Conn, Listener, Runtime, UdpSocket};
 
 /// Bytes a connection's reader hands over per read.
@@ -39,6 +38,8 @@ const SEND_QUEUE: usize = 512;
 const INPUT_QUEUE: usize = 256;
 /// How long an outgoing connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the application's callback runs without an event.
+const TICK: Duration = Duration::from_secs(1);
 /// HTTP tracker requests time out after this.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -57,7 +58,7 @@ pub enum Command {
         /// The torrent.
         torrent: TorrentId,
         /// Its files.
-        storage: Arc<Storage>,
+        storage: Arc<dyn Disk>,
         /// What is already on disk.
         start: StartMode,
         /// File priorities (`None`: every file).
@@ -118,7 +119,6 @@ pub async fn first<A: Future + Unpin, B: Future + Unpin>(
 pub struct Driver<R: Runtime> {
     rt: R,
     engine: Engine,
-    clock: Clock,
     /// Inputs from tasks (bounded: readers wait when the loop is behind,
     /// which pushes back on the peers through TCP).
     tx: Sender<Input>,
@@ -132,15 +132,17 @@ pub struct Driver<R: Runtime> {
     /// so no listener, socket or connection outlives the loop.
     stop_tx: Sender<()>,
     stop_rx: Receiver<()>,
-    storage: BTreeMap<TorrentId, Arc<Storage>>,
+    storage: BTreeMap<TorrentId, Arc<dyn Disk>>,
     udp: Option<Arc<dyn UdpSocket>>,
-    shutting_down: Option<std::time::Instant>,
+    /// When a shutdown gives up waiting (on the runtime's clock).
+    shutting_down: Option<Instant>,
 }
 
 /// A handle to send commands to a running loop (e.g. from a Ctrl-C
 /// handler).
 #[derive(Clone, Debug)]
 pub struct Handle {
+    /// The loop's control channel (unbounded: a command is never dropped).
     tx: Sender<Input>,
 }
 
@@ -151,15 +153,17 @@ impl std::fmt::Debug for Input {
 }
 
 impl Handle {
-    /// Sends a command; false if the loop has ended.
+    /// Sends a command; false only if the loop has ended (the control
+    /// channel is unbounded, so a busy loop never drops it).
     pub fn send(&self, command: Command) -> bool {
         self.tx.try_send(Input::Command(command)).is_ok()
     }
 }
 
 impl<R: Runtime> Driver<R> {
-    /// A loop over `engine`, with `clock` the engine's time base.
-    pub fn new(rt: R, engine: Engine, clock: Clock) -> Driver<R> {
+    /// A loop over `engine` on `rt`, whose clock ([`Runtime::now`]) is the
+    /// engine's.
+    pub fn new(rt: R, engine: Engine) -> Driver<R> {
         let (tx, rx) = async_channel::bounded(INPUT_QUEUE);
         let (ctrl_tx, ctrl_rx) = async_channel::unbounded();
         let (stop_tx, stop_rx) = async_channel::bounded(1);
@@ -168,7 +172,6 @@ impl<R: Runtime> Driver<R> {
             stop_rx,
             rt,
             engine,
-            clock,
             tx,
             rx,
             ctrl_tx,
@@ -185,20 +188,20 @@ impl<R: Runtime> Driver<R> {
         &mut self.engine
     }
 
-    /// The driver's clock.
-    pub fn clock(&self) -> Clock {
-        self.clock
+    /// The engine's clock (the runtime's).
+    pub fn now(&self) -> Instant {
+        self.rt.now()
     }
 
     /// Where a torrent's disk jobs go.
-    pub fn set_storage(&mut self, torrent: TorrentId, storage: Arc<Storage>) {
+    pub fn set_storage(&mut self, torrent: TorrentId, storage: Arc<dyn Disk>) {
         self.storage.insert(torrent, storage);
     }
 
     /// A handle for commands.
     pub fn handle(&self) -> Handle {
         Handle {
-            tx: self.tx.clone(),
+            tx: self.ctrl_tx.clone(),
         }
     }
 
@@ -285,7 +288,7 @@ impl<R: Runtime> Driver<R> {
             Output::Tcp { conn, action } => match action {
                 TcpAction::Connect(addr) => {
                     let (rt, tx) = (self.rt.clone(), self.tx.clone());
-                    let timer = rt.sleep_until(std::time::Instant::now() + CONNECT_TIMEOUT);
+                    let timer = rt.sleep_until(rt.now() + CONNECT_TIMEOUT);
                     let connecting = rt.connect(addr);
                     self.rt.spawn(Box::pin(async move {
                         let input = match first(connecting, timer).await {
@@ -323,36 +326,25 @@ impl<R: Runtime> Driver<R> {
                 }
             }
             Output::Disk { torrent, op } => {
-                let (storage, tx) = (self.storage.get(&torrent).cloned(), self.tx.clone());
-                self.rt.spawn_blocking(Box::new(move || {
-                    if let Some(s) = storage {
-                        let _ = tx.send_blocking(Input::Disk(torrent, s.run(op)));
-                    }
-                }));
+                if let Some(s) = self.storage.get(&torrent).cloned() {
+                    self.blocking(move || Input::Disk(torrent, s.run(op)));
+                }
             }
             Output::Http { request, url } => {
-                let tx = self.tx.clone();
-                self.rt.spawn_blocking(Box::new(move || {
-                    let r = crate::tracker::http_get(&url, HTTP_TIMEOUT);
-                    let _ = tx.send_blocking(Input::Http(request, r));
-                }));
+                self.blocking(move || {
+                    Input::Http(request, crate::tracker::http_get(&url, HTTP_TIMEOUT))
+                });
             }
             Output::Resolve { request, host } => {
-                let tx = self.tx.clone();
-                self.rt.spawn_blocking(Box::new(move || {
+                self.blocking(move || {
                     let addrs = host
                         .to_socket_addrs()
                         .map(Iterator::collect)
                         .unwrap_or_default();
-                    let _ = tx.send_blocking(Input::Resolved(request, addrs));
-                }));
+                    Input::Resolved(request, addrs)
+                });
             }
             Output::Event(e) => {
-                if let Event::Torrent(id, bittide_core::torrent::TorrentEvent::Finished) = &e {
-                    if let Some(s) = self.storage.get(id) {
-                        let _ = s.finish();
-                    }
-                }
                 if on_event(Some(&e), &self.engine) == Control::Shutdown {
                     let _ = self.ctrl_tx.try_send(Input::Command(Command::Shutdown));
                 }
@@ -361,8 +353,20 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
+    /// Runs `work` on the blocking pool; a task hands its input to the
+    /// loop. The blocking thread never sends itself: on a single-threaded
+    /// (virtual) runtime a blocking send into a full channel would wait for
+    /// the loop that waits for it.
+    fn blocking(&self, work: impl FnOnce() -> Input + Send + 'static) {
+        let job = self.rt.spawn_blocking(Box::new(work));
+        let tx = self.tx.clone();
+        self.rt.spawn(Box::pin(async move {
+            let _ = tx.send(job.await).await;
+        }));
+    }
+
     fn handle_input(&mut self, input: Input) -> bool {
-        let now = self.clock.now();
+        let now = self.rt.now();
         match input {
             Input::Connected(conn, c) => {
                 self.spawn_connection(conn, c);
@@ -406,7 +410,7 @@ impl<R: Runtime> Driver<R> {
             }
             Input::Command(Command::Shutdown) => {
                 if self.shutting_down.is_none() {
-                    self.shutting_down = Some(std::time::Instant::now() + Duration::from_secs(5));
+                    self.shutting_down = Some(now + Duration::from_secs(5));
                     for id in self.engine.torrent_ids() {
                         self.engine.stop(now, id);
                     }
@@ -427,9 +431,9 @@ impl<R: Runtime> Driver<R> {
     }
 
     async fn run_loop(&mut self, mut on_event: impl FnMut(Option<&Event>, &Engine) -> Control) {
-        let mut last_tick = std::time::Instant::now();
+        let mut last_tick = self.rt.now();
         loop {
-            let now = self.clock.now();
+            let now = self.rt.now();
             let timeout = loop {
                 match self.engine.poll_output(now) {
                     Output::Timeout(t) => break t,
@@ -442,7 +446,7 @@ impl<R: Runtime> Driver<R> {
                         .torrent(*id)
                         .is_none_or(|t| t.poll_timeout().is_none())
                 });
-                if idle || std::time::Instant::now() >= deadline {
+                if idle || now >= deadline {
                     for id in self.engine.torrent_ids() {
                         if let Some(s) = self.storage.get(&id) {
                             let _ = s.sync();
@@ -451,13 +455,12 @@ impl<R: Runtime> Driver<R> {
                     return;
                 }
             }
-            let mut wake = self.clock.to_std(timeout);
+            // Cap the sleep: the application's callback also runs on a
+            // regular beat (progress lines).
+            let mut wake = timeout.min(now + TICK);
             if let Some(deadline) = self.shutting_down {
                 wake = wake.min(deadline);
             }
-            // Cap the sleep: the application's callback also runs on a
-            // regular beat (progress lines).
-            let wake = wake.min(std::time::Instant::now() + Duration::from_secs(1));
             // Control inputs first: a command must not wait behind data.
             while let Ok(input) = self.ctrl_rx.try_recv() {
                 if !self.handle_input(input) {
@@ -485,12 +488,12 @@ impl<R: Runtime> Driver<R> {
             }
             // The deadline may have passed while inputs kept us busy: a
             // steady stream of bytes must not starve the engine's timers.
-            let now = self.clock.now();
+            let now = self.rt.now();
             if now >= timeout {
                 self.engine.handle_timeout(now);
             }
-            if last_tick.elapsed() >= Duration::from_secs(1) {
-                last_tick = std::time::Instant::now();
+            if now >= last_tick + TICK {
+                last_tick = now;
                 if on_event(None, &self.engine) == Control::Shutdown {
                     let _ = self.ctrl_tx.try_send(Input::Command(Command::Shutdown));
                 }

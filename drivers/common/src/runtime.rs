@@ -50,13 +50,23 @@ pub trait UdpSocket: Send + Sync {
 }
 
 /// What the event loop needs from an async runtime.
+///
+/// Time is the runtime's too: [`Runtime::now`] is the engine's clock and
+/// [`Runtime::sleep_until`] waits on it, so the same loop runs on the OS
+/// clock (tokio, async-io) or on a virtual one (the simulator's
+/// `VirtualRuntime`), where time only moves when every task waits.
 pub trait Runtime: Clone + Send + Sync + 'static {
+    /// The engine's clock: time since this runtime (or its clock) began.
+    fn now(&self) -> bittide_core::Instant;
     /// Runs a future to completion in the background.
     fn spawn(&self, future: BoxFuture<'static, ()>);
-    /// Runs a blocking closure on the runtime's blocking pool.
-    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>);
-    /// Completes at `deadline`.
-    fn sleep_until(&self, deadline: std::time::Instant) -> BoxFuture<'static, ()>;
+    /// Runs `work` off the loop thread (a blocking pool); the future yields its result.
+    fn spawn_blocking<T: Send + 'static>(
+        &self,
+        work: Box<dyn FnOnce() -> T + Send + 'static>,
+    ) -> BoxFuture<'static, T>;
+    /// Completes at `deadline` on this runtime's clock.
+    fn sleep_until(&self, deadline: bittide_core::Instant) -> BoxFuture<'static, ()>;
     /// Opens a TCP connection.
     fn connect(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Conn>>;
     /// Listens for TCP connections.
