@@ -8,7 +8,11 @@
 //! seed, so a run is a function of it; the event log's hash names the run.
 
 pub mod dht;
+pub mod disk;
 pub mod network;
+pub mod runtime;
+mod sockets;
+pub mod swarm;
 
 /// The seeds a scenario runs: `SIM_SEED=n` for one, else a fixed list.
 pub fn seeds(default: &[u64]) -> Vec<u64> {
