@@ -84,19 +84,24 @@ fn hundred_peers(seed: u64, leechers: usize) -> Outcome {
         let now = sim.now();
         for k in first..sim.peers.len() {
             let p = &sim.peers[k];
-            let due = p.state().finished_at.is_some_and(|t| now >= t + Duration::from_secs(10));
+            let due = p
+                .state()
+                .finished_at
+                .is_some_and(|t| now >= t + Duration::from_secs(10));
             if leaving[k - first] && due && !p.gone {
                 sim.leave(k);
                 left += 1;
             }
         }
-        let all_done = joined == leechers
-            && sim.peers[first..].iter().all(|p| p.finished());
+        let all_done = joined == leechers && sim.peers[first..].iter().all(|p| p.finished());
         if all_done {
             break;
         }
-        assert!(sim.now() < deadline, "not done by {deadline}: {} of {leechers} finished",
-            sim.peers[first..].iter().filter(|p| p.finished()).count());
+        assert!(
+            sim.now() < deadline,
+            "not done by {deadline}: {} of {leechers} finished",
+            sim.peers[first..].iter().filter(|p| p.finished()).count()
+        );
         let next = sim.now() + Duration::from_secs(1);
         sim.run_until(next, |_| false);
     }
@@ -105,7 +110,10 @@ fn hundred_peers(seed: u64, leechers: usize) -> Outcome {
     let liar_ip = sim.peers[liar].addr.ip();
     let mut banned_by = 0;
     for k in first..sim.peers.len() {
-        assert!(sim.peers[k].disk.bytes() == sim.content, "node {k} has different data");
+        assert!(
+            sim.peers[k].disk.bytes() == sim.content,
+            "node {k} has different data"
+        );
         let banned = sim.peers[k].state().banned.clone();
         for ip in &banned {
             assert_eq!(*ip, liar_ip, "node {k} banned an honest peer");

@@ -10,6 +10,7 @@
 //! itself answers at once.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -35,6 +36,8 @@ pub struct DiskSpec {
 pub struct MemDisk {
     files: Mutex<Vec<Vec<u8>>>,
     spec: DiskSpec,
+    /// Bytes read for peers: what the node uploaded.
+    served: AtomicU64,
 }
 
 impl MemDisk {
@@ -56,6 +59,7 @@ impl MemDisk {
         MemDisk {
             files: Mutex::new(files),
             spec,
+            served: AtomicU64::new(0),
         }
     }
 
@@ -78,6 +82,11 @@ impl MemDisk {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
         self.files.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Block bytes read for peers so far (the node's payload upload).
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
     }
 
     /// The content as one byte vector (padding left out).
@@ -140,6 +149,7 @@ impl Disk for MemDisk {
             } => {
                 let mut data = Vec::with_capacity(block.length as usize);
                 let ok = self.read(&slices, &mut data);
+                self.served.fetch_add(data.len() as u64, Ordering::Relaxed);
                 if self.spec.corrupt_reads {
                     for b in data.iter_mut().step_by(97) {
                         *b ^= 0x5a;

@@ -11,6 +11,8 @@
 //! to one torrent for as long as it is open, and a torrent id is never
 //! handed out twice by one engine.
 //!
+//! `SIM_TRACE=3,4` prints nodes 3 and 4's events as they happen.
+//!
 //! What a test wants to know about a node beyond its events it asks with
 //! [`Swarm::inspect`], which runs a closure on the node's engine from
 //! inside the loop's callback (the engine belongs to the loop).
@@ -24,6 +26,7 @@ use bittide_core::engine::{Engine, EngineConfig, Event};
 use bittide_core::metainfo::{Magnet, PieceHasher, TorrentBuilder};
 use bittide_core::torrent::fetch::FetchEvent;
 use bittide_core::torrent::{StartMode, TorrentConfig, TorrentEvent, TorrentInfo};
+use bittide_core::tracker::server::{ServerConfig, TrackerServer};
 use bittide_core::wire::PeerId;
 use bittide_core::{ConnId, Instant, Rng, Seed, TorrentId};
 use bittide_driver::disk::Disk;
@@ -150,11 +153,20 @@ pub fn content(len: usize, seed: u64) -> Vec<u8> {
     v
 }
 
-/// A single-file torrent over `content` with pieces of `piece_length`.
-pub fn torrent_info(content: &[u8], piece_length: u32, private: bool) -> TorrentInfo {
+/// A single-file torrent over `content` with pieces of `piece_length`,
+/// private (BEP 27) or not, announcing to `trackers` (one tier).
+pub fn torrent_info(
+    content: &[u8],
+    piece_length: u32,
+    private: bool,
+    trackers: &[String],
+) -> TorrentInfo {
     let mut b = TorrentBuilder::single_file("sim.bin", content.len() as u64);
     b.set_piece_length(piece_length);
     b.set_private(private);
+    if !trackers.is_empty() {
+        b.add_tracker_tier(trackers.to_vec());
+    }
     let mut h = PieceHasher::new(piece_length);
     h.update(content);
     let bytes = b.build(&h.finish()).expect("valid torrent");
@@ -166,6 +178,21 @@ pub fn torrent_info(content: &[u8], piece_length: u32, private: bool) -> Torrent
 pub fn address(i: usize) -> SocketAddr {
     SocketAddr::from(([127, 1 + (i / 250) as u8, 0, (i % 250) as u8 + 1], PORT))
 }
+
+/// Where the simulated UDP tracker listens ([`Swarm::add_udp_tracker`]).
+pub const TRACKER_ADDR: ([u8; 4], u16) = ([127, 250, 0, 1], 6969);
+
+/// The simulated tracker's announce URL.
+pub fn tracker_url() -> String {
+    let (ip, port) = TRACKER_ADDR;
+    format!(
+        "udp://{}.{}.{}.{}:{port}/announce",
+        ip[0], ip[1], ip[2], ip[3]
+    )
+}
+
+/// The tracker's node tag (apart from every peer's).
+const TRACKER_NODE: usize = usize::MAX;
 
 /// The simulation; see the module documentation.
 pub struct Swarm {
@@ -182,14 +209,21 @@ pub struct Swarm {
     /// The scenario's generator (who knows whom).
     pub rng: Rng,
     started: std::time::Instant,
+    tracker: Option<Arc<Mutex<TrackerServer>>>,
 }
 
 impl Swarm {
     /// An empty network for a torrent over `content`.
     pub fn new(seed: u64, content: Vec<u8>, piece_length: u32, udp: UdpModel) -> Swarm {
+        let info = torrent_info(&content, piece_length, false, &[]);
+        Swarm::with_info(seed, content, info, udp)
+    }
+
+    /// An empty network for `info`, a torrent over `content`.
+    pub fn with_info(seed: u64, content: Vec<u8>, info: TorrentInfo, udp: UdpModel) -> Swarm {
         let master = Seed::from_u64(seed);
-        let info = torrent_info(&content, piece_length, false);
         Swarm {
+            tracker: None,
             exec: Executor::new(Network::new(master.child(1), udp)),
             content,
             info,
@@ -209,8 +243,55 @@ impl Swarm {
         self.exec.now()
     }
 
-    /// Adds a node that knows `known` (earlier nodes, as a tracker would
-    /// have told it) and starts its loop; returns its index.
+    /// Runs a UDP tracker (BEP 15, the core's `TrackerServer`) at
+    /// [`TRACKER_ADDR`], for torrents that list [`tracker_url`].
+    pub fn add_udp_tracker(&mut self) {
+        let (ip, port) = TRACKER_ADDR;
+        let addr = SocketAddr::from((ip, port));
+        self.exec
+            .with_net(|n| n.add_host(addr.ip(), HostSpec::default()));
+        let rt = self.exec.runtime(TRACKER_NODE, addr.ip(), Duration::ZERO);
+        let socket = rt.bind_udp_now(addr).expect("the tracker's own address");
+        let server = Arc::new(Mutex::new(TrackerServer::new(
+            ServerConfig::default(),
+            self.master.child(3),
+        )));
+        self.tracker = Some(server.clone());
+        let clock = rt.clone();
+        rt.spawn(Box::pin(async move {
+            let mut buf = vec![0u8; 2048];
+            while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+                let now = clock.now();
+                let reply = {
+                    let mut s = server.lock().unwrap_or_else(|e| e.into_inner());
+                    s.handle_timeout(now);
+                    s.handle_udp(now, from, &buf[..n])
+                };
+                if let Some(r) = reply {
+                    let _ = socket.send_to(&r, from).await;
+                }
+            }
+        }));
+    }
+
+    /// A shared handle on the tracker, for conditions that read it while
+    /// the swarm runs.
+    pub fn tracker_handle(&self) -> Arc<Mutex<TrackerServer>> {
+        self.tracker.clone().expect("add_udp_tracker was called")
+    }
+
+    /// The tracker's state (after [`Swarm::add_udp_tracker`]).
+    pub fn tracker(&self) -> MutexGuard<'_, TrackerServer> {
+        self.tracker
+            .as_ref()
+            .expect("add_udp_tracker was called")
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a node that knows nodes `known` (by index: earlier ones, or
+    /// later ones, whose addresses are fixed by their index) and starts its
+    /// loop; returns its index.
     pub fn add_peer(&mut self, spec: PeerSpec, known: &[usize]) -> usize {
         let i = self.peers.len();
         let addr = address(i);
@@ -232,7 +313,7 @@ impl Swarm {
         } else {
             MemDisk::empty(layout, spec.disk)
         });
-        let peers: Vec<SocketAddr> = known.iter().map(|&k| self.peers[k].addr).collect();
+        let peers: Vec<SocketAddr> = known.iter().map(|&k| address(k)).collect();
         let torrent = if spec.magnet {
             join_by_magnet(&mut engine, now, &self.info, &peers)
         } else {
@@ -252,10 +333,17 @@ impl Swarm {
             driver.set_storage(torrent, disk.clone());
         }
         driver.listen(rt.listen_now(addr).expect("each node has its own address"));
+        driver.set_udp(
+            rt.bind_udp_now(addr)
+                .expect("each node has its own address"),
+        );
         let handle = driver.handle();
         let state = Arc::new(Mutex::new(PeerState::default()));
+        let trace =
+            std::env::var("SIM_TRACE").is_ok_and(|v| v.split(',').any(|n| n == i.to_string()));
         let callback = Callback {
             node: i,
+            trace,
             rt: rt.clone(),
             state: state.clone(),
             log: self.log.clone(),
@@ -417,6 +505,8 @@ fn start_magnet(handle: &Handle, torrent: TorrentId, disk: Arc<MemDisk>) {
 
 struct Callback {
     node: usize,
+    /// Print this node's events (`SIM_TRACE=<node>`).
+    trace: bool,
     rt: VirtualRuntime,
     state: Arc<Mutex<PeerState>>,
     log: Arc<Mutex<EventLog>>,
@@ -440,6 +530,9 @@ impl Callback {
         {
             let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
             let line = format!("{} n{node} {event:?}\n", now.as_nanos());
+            if self.trace {
+                eprint!("{line}");
+            }
             log.hash.update(line.as_bytes());
             log.len += 1;
         }
