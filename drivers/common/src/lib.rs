@@ -17,6 +17,7 @@ pub mod client;
 pub mod clock;
 pub mod conformance;
 pub mod content;
+pub mod control;
 pub mod dht_client;
 pub mod disk;
 pub mod driver;
