@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bittide_core::dht::Dht;
 use bittide_core::engine::{DhtSettings, Engine, EngineConfig, Event};
-use bittide_core::metainfo::{Magnet, Metainfo, PeerAddr};
+use bittide_core::metainfo::{Magnet, Metainfo};
 use bittide_core::picker::Priority;
 use bittide_core::torrent::fetch::FetchEvent;
 use bittide_core::torrent::{StartMode, TorrentEvent, TorrentInfo, TorrentState};
@@ -276,19 +276,9 @@ pub async fn run<R: Runtime>(
                 .ok_or_else(|| err(exit::BAD_TORRENT, "torrent added twice"))?
         }
         (None, TorrentSource::Magnet(m)) => {
-            // `x.pe` host names (the engine took the IP literals); resolved
-            // here, once, before the loop starts.
-            let mut peers = options.peers.clone();
-            for p in &m.peers {
-                if let PeerAddr::Host(host, port) = p {
-                    use std::net::ToSocketAddrs;
-                    if let Ok(addrs) = (host.as_str(), *port).to_socket_addrs() {
-                        peers.extend(addrs);
-                    }
-                }
-            }
+            // `x.pe` host names are the engine's to resolve (`Output::Resolve`).
             driver
-                .add_magnet(m, peers)
+                .add_magnet(m, options.peers.clone())
                 .ok_or_else(|| err(exit::BAD_TORRENT, "torrent added twice"))?
         }
         (None, TorrentSource::File(_)) => unreachable!("a file is prepared above"),
@@ -428,11 +418,6 @@ pub async fn run<R: Runtime>(
             if t.state() == TorrentState::Checking || downloaded > useful.downloaded {
                 useful.downloaded = downloaded;
                 useful.saw_useful(now);
-            }
-            if let Some(TorrentEvent::Finished) = torrent_event {
-                // Zero-length files have no piece to create them. (On the
-                // loop thread until the engine asks for it as a disk job.)
-                let _ = p.storage.finish();
             }
             match torrent_event {
                 Some(TorrentEvent::PeerConnected { .. }) => useful.saw_useful(now),

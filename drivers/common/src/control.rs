@@ -108,9 +108,10 @@ impl std::fmt::Debug for AddTorrent {
 /// Why a torrent was not added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AddError {
-    /// A torrent with the same info-hash is already in (or a magnet link
-    /// has no v1 info-hash).
-    AlreadyAdded,
+    /// The engine refused it: a torrent with the same info-hash is already
+    /// in, a magnet link has no v1 info-hash, or the engine is shutting
+    /// down.
+    Refused,
     /// The loop has ended.
     Ended,
 }
@@ -118,7 +119,9 @@ pub enum AddError {
 impl std::fmt::Display for AddError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            AddError::AlreadyAdded => "the torrent is already added (or has no v1 info-hash)",
+            AddError::Refused => {
+                "refused: the torrent is already in, has no v1 info-hash, or the engine is shutting down"
+            }
             AddError::Ended => "the event loop has ended",
         })
     }
@@ -130,12 +133,13 @@ impl std::error::Error for AddError {}
 /// engine does not know do nothing.
 #[derive(Debug)]
 pub enum Command {
-    /// Adds a torrent; the reply is its id, or `None` if one with the same
-    /// info-hash is already in.
+    /// Adds a torrent; the reply is its id, or `None` if the engine refused
+    /// it (already in, or shutting down).
     AddTorrent(Box<AddTorrent>, Reply<Option<TorrentId>>),
     /// Adds a magnet link (its metadata is fetched from peers, BEP 9), with
-    /// extra peers (e.g. its `x.pe` host names resolved); the reply is its
-    /// id, or `None` without a v1 info-hash or if already in.
+    /// extra peers; the reply is its id, or `None` if the engine refused it
+    /// (no v1 info-hash, already in, or shutting down). Its `x.pe` host
+    /// names are the engine's to resolve.
     AddMagnet(Box<Magnet>, Vec<SocketAddr>, Reply<Option<TorrentId>>),
     /// A magnet link's metadata is in ([`Engine::start_magnet`]): store
     /// its data here, start it as `start` says, with these file
@@ -170,8 +174,9 @@ pub enum Command {
     // Recheck and reannounce join here once the engine has them (issue 13):
     // each a variant naming the torrent, applied in
     // `Driver::handle_command` like `Pause`.
-    /// Stops every torrent (they announce `stopped`) and ends the loop once
-    /// the trackers have been told, or after a grace period.
+    /// [`Engine::shutdown`]: stops every torrent (they announce `stopped`);
+    /// the loop ends once the engine reports `Event::Stopped` and the
+    /// disks are synced.
     Shutdown,
     /// Ends the loop now.
     Abort,

@@ -39,8 +39,6 @@ const SEND_QUEUE: usize = 512;
 const INPUT_QUEUE: usize = 256;
 /// How long an outgoing connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a shutdown waits for trackers to hear `stopped`.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How often the application's callback runs without an event.
 const TICK: Duration = Duration::from_secs(1);
 /// HTTP tracker requests time out after this.
@@ -73,10 +71,10 @@ enum Input {
 /// Why [`Driver::run`] returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ended {
-    /// A shutdown finished: every torrent stopped and told its trackers.
+    /// A shutdown finished: the engine reported [`Event::Stopped`] (every
+    /// torrent stopped and told its trackers, or its grace ran out) and
+    /// the disks were synced.
     Shutdown,
-    /// A shutdown's grace period ran out first.
-    GraceExpired,
     /// [`Command::Abort`].
     Aborted,
 }
@@ -125,8 +123,8 @@ pub struct Driver<R: Runtime> {
     /// What queries need that the engine does not expose.
     known: BTreeMap<TorrentId, Known>,
     udp: Option<Arc<dyn UdpSocket>>,
-    /// When a shutdown gives up waiting (on the runtime's clock).
-    shutting_down: Option<Instant>,
+    /// The engine reported [`Event::Stopped`]: sync the disks and end.
+    stopped: bool,
 }
 
 /// A handle to send commands to a running loop (e.g. from a Ctrl-C
@@ -159,7 +157,7 @@ impl Handle {
         rx.recv()
             .await
             .ok_or(AddError::Ended)?
-            .ok_or(AddError::AlreadyAdded)
+            .ok_or(AddError::Refused)
     }
 
     /// Adds a magnet link with extra peers; its id once the loop has added
@@ -176,7 +174,7 @@ impl Handle {
         rx.recv()
             .await
             .ok_or(AddError::Ended)?
-            .ok_or(AddError::AlreadyAdded)
+            .ok_or(AddError::Refused)
     }
 
     /// Asks the loop `query` (e.g. [`Torrents`](crate::control::Torrents));
@@ -211,7 +209,7 @@ impl<R: Runtime> Driver<R> {
             storage: BTreeMap::new(),
             known: BTreeMap::new(),
             udp: None,
-            shutting_down: None,
+            stopped: false,
         }
     }
 
@@ -431,6 +429,9 @@ impl<R: Runtime> Driver<R> {
                 });
             }
             Output::Event(e) => {
+                if e == Event::Stopped {
+                    self.stopped = true;
+                }
                 if on_event(Some(&e), &self.engine) == Control::Shutdown {
                     let _ = self.ctrl_tx.try_send(Input::Command(Command::Shutdown));
                 }
@@ -477,14 +478,10 @@ impl<R: Runtime> Driver<R> {
             Command::SetFilePriorities(id, p) => self.engine.set_file_priorities(now, id, &p),
             Command::SetSequential(id, on) => self.engine.set_sequential(id, on),
             Command::AddPeers(id, peers) => self.engine.add_peers(now, id, peers),
-            Command::Shutdown => {
-                if self.shutting_down.is_none() {
-                    self.shutting_down = Some(now + SHUTDOWN_GRACE);
-                    for id in self.engine.torrent_ids() {
-                        self.engine.stop(now, id);
-                    }
-                }
-            }
+            // The engine decides when it is done (trackers told, writes
+            // finished, or its grace over) and says so with
+            // `Event::Stopped`.
+            Command::Shutdown => self.engine.shutdown(now),
             Command::Abort => return false,
         }
         true
@@ -544,6 +541,15 @@ impl<R: Runtime> Driver<R> {
         ended
     }
 
+    /// Flushes every torrent's written data to its device (before the
+    /// application writes resume data), on the blocking pool.
+    async fn sync_disks(&self) {
+        for s in self.storage.values() {
+            let s = s.clone();
+            let _ = self.rt.spawn_blocking(Box::new(move || s.sync())).await;
+        }
+    }
+
     /// The next input: control first, then at most one from the data
     /// channel; `None` when neither has one waiting.
     fn next_ready(&self) -> Option<Input> {
@@ -563,29 +569,13 @@ impl<R: Runtime> Driver<R> {
                     o => self.carry_out(o, &mut on_event),
                 }
             };
-            if let Some(deadline) = self.shutting_down {
-                let idle = self.engine.torrent_ids().iter().all(|id| {
-                    self.engine
-                        .torrent(*id)
-                        .is_none_or(|t| t.poll_timeout().is_none())
-                });
-                if idle || now >= deadline {
-                    for s in self.storage.values() {
-                        let _ = s.sync();
-                    }
-                    return if idle {
-                        Ended::Shutdown
-                    } else {
-                        Ended::GraceExpired
-                    };
-                }
+            if self.stopped {
+                self.sync_disks().await;
+                return Ended::Shutdown;
             }
             // Cap the sleep: the application's callback also runs on a
             // regular beat (progress lines).
-            let mut wake = timeout.min(now + TICK);
-            if let Some(deadline) = self.shutting_down {
-                wake = wake.min(deadline);
-            }
+            let wake = timeout.min(now + TICK);
             // Control inputs first: a command must not wait behind data.
             while let Ok(input) = self.ctrl_rx.try_recv() {
                 if !self.handle_input(input) {

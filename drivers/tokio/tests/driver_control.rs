@@ -145,7 +145,7 @@ fn commands_and_queries_round_trip() {
         let id = handle.add_torrent(add.clone()).await.expect("added");
         assert_eq!(
             handle.add_torrent(add).await,
-            Err(AddError::AlreadyAdded),
+            Err(AddError::Refused),
             "one info-hash, one torrent"
         );
 
