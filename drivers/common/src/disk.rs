@@ -9,7 +9,8 @@
 //!   error is kept for the session to report ([`Storage::write_error`]).
 //! - Files are created when first written and sized sparse to their full
 //!   length; padding files (BEP 47) are never created; zero-length files
-//!   are created empty when the torrent completes ([`Storage::finish`]).
+//!   are created empty when the engine asks (`DiskOp::CreateEmpty`, once the
+//!   torrent completes).
 //! - Writes and reads are positioned (`write_at`/`read_at`): no shared file
 //!   cursor, so jobs can run in parallel.
 //! - Open handles are cached (least recently used goes first when the

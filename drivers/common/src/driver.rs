@@ -2,15 +2,33 @@
 //! thin"):
 //!
 //! 1. drain `engine.poll_output(now)` to `Timeout(t)`: sends go to the
-//!    connections' writer tasks (bounded queues), disk jobs, hashing, HTTP
-//!    requests and name lookups to the blocking pool, events to the
-//!    application;
-//! 2. wait for the first of: the timer at `t`, or any input (bytes, a
-//!    connect or close, a datagram, a disk/HTTP/lookup result, a command);
-//! 3. turn it into one `handle_*` call with `rt.now()`; go to 1.
+//!    connections' writer tasks (bounded queues; a peer that lets its
+//!    queue fill is closed), datagrams to a send task, disk jobs, HTTP
+//!    requests and name lookups to the blocking pool
+//!    ([`Runtime::spawn_blocking`]; a task awaits each job and sends its
+//!    result into the loop), events to the application's callback;
+//! 2. take every waiting control input (commands, queries, the loop's own
+//!    closes), then wait for the first of: a control input, a data input
+//!    (bytes, a connect or close, a datagram, a disk/HTTP/lookup result)
+//!    or the timer at `min(t, now + 1 s)`;
+//! 3. turn it into one engine call with `now = rt.now()`, then up to 256
+//!    more that are already waiting (a control input first at every
+//!    step), run the engine's timers if `t` has passed, and give the
+//!    callback its once-a-second beat; go to 1.
 //!
-//! Every input reaches the loop through one channel; tasks never touch the
-//! engine. The loop is a plain future: no runtime-specific `select!`.
+//! Two channels reach the loop. Data is bounded (256): socket readers wait
+//! when the loop is behind, which pushes back on peers through TCP.
+//! Control is unbounded and always drained first, so a [`Command`] or a
+//! [`Query`] from a [`Handle`] is never dropped nor kept behind a flood;
+//! [`Handle::send`] fails only once the loop has ended.
+//!
+//! Time is [`Runtime::now`] only, maps are `BTreeMap`s and the two
+//! channels are polled in a fixed order, so on a deterministic runtime (the
+//! simulator's) the loop is deterministic too. Lifecycle is the engine's:
+//! [`Command::Shutdown`] calls `Engine::shutdown(now)` and the loop drains
+//! until `Event::Stopped`, syncs the disks on the blocking pool and ends
+//! ([`Ended`]). Tasks never touch the engine; the loop is a plain future:
+//! no runtime-specific `select!`.
 
 use std::collections::BTreeMap;
 use std::future::Future;
