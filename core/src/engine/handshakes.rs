@@ -162,6 +162,12 @@ impl PendingHandshakes {
         Some((w.addr, w.buf))
     }
 
+    /// Takes out every connection (a shutdown closes them all).
+    pub(super) fn drain(&mut self) -> Vec<ConnId> {
+        self.per_ip.clear();
+        std::mem::take(&mut self.waiting).into_keys().collect()
+    }
+
     /// Takes out every connection whose deadline has passed; they must be
     /// closed.
     pub(super) fn expire(&mut self, now: Instant) -> Vec<ConnId> {

@@ -162,6 +162,13 @@ pub enum DiskOp {
         /// Expected hash.
         hash: [u8; 20],
     },
+    /// Create these zero-length files if they do not exist (no piece
+    /// covers them, so no write ever would). Asked for once, when every
+    /// wanted piece is on disk.
+    CreateEmpty {
+        /// File indices in torrent order.
+        files: Vec<u32>,
+    },
     /// Write one block of a piece too large to hold in memory (verified
     /// with a `Check` once all its blocks are written).
     Write {
@@ -203,6 +210,11 @@ pub enum DiskResult {
         /// Whether the data on disk matched.
         ok: bool,
     },
+    /// A `CreateEmpty` finished.
+    Created {
+        /// Whether every file exists now.
+        ok: bool,
+    },
     /// A `Write` finished.
     Written {
         /// The block.
@@ -227,6 +239,13 @@ pub enum Event {
     /// Something happened while fetching a magnet link's metadata; after
     /// [`FetchEvent::Done`], call [`Engine::start_magnet`].
     Magnet(TorrentId, FetchEvent),
+    /// A disk job other than a piece write failed (creating a torrent's
+    /// zero-length files); its storage knows why.
+    DiskFailed(TorrentId),
+    /// [`Engine::shutdown`] is complete: trackers were told `stopped` (or
+    /// did not answer in time) and no disk job is in flight. Nothing more
+    /// will come; the driver syncs its disks and ends.
+    Stopped,
 }
 
 /// What the engine asks the driver to do.
@@ -261,7 +280,8 @@ pub enum Output {
         /// The full URL.
         url: String,
     },
-    /// Resolve `host:port` (a UDP tracker); answer with `handle_resolved`.
+    /// Resolve `host:port` (a UDP tracker, a DHT router, a magnet's `x.pe`
+    /// peer); answer with `handle_resolved`.
     Resolve {
         /// Its id.
         request: RequestId,
@@ -284,10 +304,32 @@ struct UdpTracker {
 
 #[derive(Clone, Debug)]
 enum Pending {
-    Announce { torrent: TorrentId, url: String },
-    Resolve { torrent: TorrentId, url: String },
+    Announce {
+        torrent: TorrentId,
+        url: String,
+    },
+    Resolve {
+        torrent: TorrentId,
+        url: String,
+    },
     DhtRouter,
+    /// A magnet's `x.pe` peer given by name.
+    Peer {
+        torrent: TorrentId,
+    },
 }
+
+/// A shutdown in progress ([`Engine::shutdown`]).
+#[derive(Debug)]
+struct Shutdown {
+    /// When to report [`Event::Stopped`] even if trackers have not answered.
+    deadline: Instant,
+    reported: bool,
+}
+
+/// How long a shutdown waits for trackers to hear `stopped` and for disk
+/// jobs to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// The engine's DHT node and its schedule.
 #[derive(Debug)]
@@ -343,6 +385,12 @@ pub struct Engine {
     pending: BTreeMap<RequestId, Pending>,
     next_torrent: u64,
     next_request: u64,
+    /// Disk jobs handed out and not yet answered (a shutdown waits for
+    /// them).
+    disk_in_flight: usize,
+    /// Each torrent's zero-length files, created once when it is complete.
+    empty_files: BTreeMap<TorrentId, Vec<u32>>,
+    shutdown: Option<Shutdown>,
     out: VecDeque<Output>,
     dht: Option<DhtState>,
     rng: Rng,
@@ -371,6 +419,9 @@ impl Engine {
             next_torrent: 1,
             conn_ids: ConnIds::new(),
             next_request: 1,
+            disk_in_flight: 0,
+            empty_files: BTreeMap::new(),
+            shutdown: None,
             out: VecDeque::new(),
             dht,
             rng,
@@ -429,13 +480,14 @@ impl Engine {
         start: StartMode,
     ) -> Option<TorrentId> {
         self.now = now;
-        if self.by_hash.contains_key(&info.info_hash) {
+        if self.by_hash.contains_key(&info.info_hash) || self.shutdown.is_some() {
             return None;
         }
         let id = TorrentId::new(self.next_torrent);
         self.next_torrent += 1;
         let config = self.torrent_config();
         self.by_hash.insert(info.info_hash, id);
+        self.note_empty_files(id, &info);
         if !info.private {
             self.schedule_dht(now, id);
         }
@@ -445,14 +497,13 @@ impl Engine {
     }
 
     /// Adds a magnet link: its metadata is fetched from peers (BEP 9) found
-    /// through its `tr` trackers, its `x.pe` addresses (IP literals; names
-    /// are the driver's to resolve and [`add_peers`](Engine::add_peers))
-    /// and the DHT. `None` without a v1 info-hash or if the torrent is
-    /// already in.
+    /// through its `tr` trackers, its `x.pe` addresses (names are resolved
+    /// with [`Output::Resolve`]) and the DHT. `None` without a v1
+    /// info-hash, if the torrent is already in, or during a shutdown.
     pub fn add_magnet(&mut self, now: Instant, magnet: &Magnet) -> Option<TorrentId> {
         self.now = now;
         let info_hash = magnet.info_hash?;
-        if self.by_hash.contains_key(&info_hash) {
+        if self.by_hash.contains_key(&info_hash) || self.shutdown.is_some() {
             return None;
         }
         let id = TorrentId::new(self.next_torrent);
@@ -470,6 +521,16 @@ impl Engine {
             PeerAddr::Host(..) => None,
         });
         fetch.add_peers(now, peers, crate::torrent::peers::PeerSource::User);
+        for p in &magnet.peers {
+            if let PeerAddr::Host(host, port) = p {
+                let request = self.request_id();
+                self.pending.insert(request, Pending::Peer { torrent: id });
+                self.out.push_back(Output::Resolve {
+                    request,
+                    host: format!("{host}:{port}"),
+                });
+            }
+        }
         self.by_hash.insert(info_hash, id);
         self.schedule_dht(now, id);
         self.magnets.insert(id, (fetch, magnet.clone()));
@@ -504,6 +565,7 @@ impl Engine {
             }
         }
         let config = self.torrent_config();
+        self.note_empty_files(id, &info);
         let mut torrent = Torrent::new(now, info, config, start, self.rng.child_seed());
         if !magnet.select_only.is_empty() {
             let priorities: Vec<Priority> = (0..file_count as u32)
@@ -528,6 +590,63 @@ impl Engine {
         config.listen_port = self.config.listen_port;
         config.conn_ids = self.conn_ids.clone();
         config
+    }
+
+    fn note_empty_files(&mut self, id: TorrentId, info: &TorrentInfo) {
+        let layout = &info.layout;
+        let files: Vec<u32> = (0..layout.file_count())
+            .filter(|&i| !layout.is_padding(i))
+            .filter(|&i| layout.file_range(i).is_some_and(|r| r.is_empty()))
+            .filter_map(|i| u32::try_from(i).ok())
+            .collect();
+        if !files.is_empty() {
+            self.empty_files.insert(id, files);
+        }
+    }
+
+    /// Stops every torrent (trackers are told `stopped`), refuses new
+    /// peers and torrents, and reports [`Event::Stopped`] once the
+    /// trackers have answered and no disk job is in flight, or
+    /// [`SHUTDOWN_GRACE`] from now at the latest. The driver carries on
+    /// draining outputs until then: lifecycle is the engine's, not the
+    /// driver's.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.now = now;
+        if self.shutdown.is_some() {
+            return;
+        }
+        self.shutdown = Some(Shutdown {
+            deadline: now + SHUTDOWN_GRACE,
+            reported: false,
+        });
+        for id in self.torrent_ids() {
+            self.stop(now, id);
+        }
+        let magnets: Vec<TorrentId> = self.magnets.keys().copied().collect();
+        for id in magnets {
+            if let Some((f, _)) = self.magnets.get_mut(&id) {
+                f.close(now, false);
+            }
+        }
+        for conn in self.handshakes.drain() {
+            self.close(conn);
+        }
+    }
+
+    /// Whether a shutdown has been asked for.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_some()
+    }
+
+    /// Nothing left that a shutdown waits for.
+    fn is_quiet(&self) -> bool {
+        self.disk_in_flight == 0
+            && !self
+                .pending
+                .values()
+                .any(|p| matches!(p, Pending::Announce { .. } | Pending::Resolve { .. }))
+            && self.udp.values().all(|t| !t.client.is_busy())
+            && self.torrents.values().all(|t| t.poll_timeout().is_none())
     }
 
     fn schedule_dht(&mut self, now: Instant, id: TorrentId) {
@@ -645,6 +764,9 @@ impl Engine {
     /// still waiting may be closed (the `handshakes` module explains the rules).
     pub fn handle_tcp_incoming(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnId> {
         self.now = now;
+        if self.shutdown.is_some() {
+            return None;
+        }
         let conn = self.conn_ids.next_id();
         match self.handshakes.admit(now, conn, addr) {
             Admission::Refused => return None,
@@ -746,10 +868,17 @@ impl Engine {
     /// A disk job finished.
     pub fn handle_disk(&mut self, now: Instant, torrent: TorrentId, result: DiskResult) {
         self.now = now;
+        self.disk_in_flight = self.disk_in_flight.saturating_sub(1);
         let Some(t) = self.torrents.get_mut(&torrent) else {
             return;
         };
         match result {
+            DiskResult::Created { ok } => {
+                if !ok {
+                    self.out
+                        .push_back(Output::Event(Event::DiskFailed(torrent)));
+                }
+            }
             DiskResult::Read { conn, block, data } => {
                 t.handle_read(now, conn, block, data.as_deref())
             }
@@ -783,6 +912,10 @@ impl Engine {
         self.now = now;
         let (torrent, url) = match self.pending.remove(&request) {
             Some(Pending::Resolve { torrent, url }) => (torrent, url),
+            Some(Pending::Peer { torrent }) => {
+                self.add_peers(now, torrent, addrs);
+                return;
+            }
             Some(Pending::DhtRouter) => {
                 if let Some(d) = &mut self.dht {
                     // Each router answers with many nodes: one join is
@@ -853,6 +986,9 @@ impl Engine {
     /// Starts the node (once), then looks up every public, running torrent
     /// whose turn has come.
     fn dht_lookups(&mut self, now: Instant) {
+        if self.shutdown.is_some() {
+            return;
+        }
         let Some(d) = &mut self.dht else {
             return;
         };
@@ -1172,8 +1308,36 @@ impl Engine {
                     },
                 }),
                 TorrentOutput::Announce { url, request } => self.announce(now, id, url, request),
-                TorrentOutput::Event(e) => self.out.push_back(Output::Event(Event::Torrent(id, e))),
+                TorrentOutput::Event(e) => {
+                    // Every wanted piece is on disk (downloaded, or found
+                    // so by the start-up check): the empty files too.
+                    let complete = matches!(
+                        e,
+                        TorrentEvent::Finished | TorrentEvent::StateChanged(TorrentState::Seeding)
+                    );
+                    if let Some(files) = complete.then(|| self.empty_files.remove(&id)).flatten() {
+                        let op = DiskOp::CreateEmpty { files };
+                        self.out.push_back(Output::Disk { torrent: id, op });
+                    }
+                    self.out.push_back(Output::Event(Event::Torrent(id, e)))
+                }
             }
+        }
+    }
+
+    /// Reports [`Event::Stopped`] once a shutdown has nothing left to wait
+    /// for.
+    fn check_stopped(&mut self) {
+        if self.shutdown.as_ref().is_none_or(|s| s.reported) {
+            return;
+        }
+        let quiet = self.is_quiet();
+        let Some(s) = &mut self.shutdown else {
+            return;
+        };
+        if quiet || self.now >= s.deadline {
+            s.reported = true;
+            self.out.push_back(Output::Event(Event::Stopped));
         }
     }
 
@@ -1191,10 +1355,21 @@ impl Engine {
                 self.drain_torrent(id);
             }
         }
+        if self.out.is_empty() {
+            self.check_stopped();
+        }
         if let Some(o) = self.out.pop_front() {
+            if matches!(o, Output::Disk { .. }) {
+                self.disk_in_flight += 1;
+            }
             return o;
         }
         let mut next = self.handshakes.next_deadline().unwrap_or(Instant::MAX);
+        if let Some(s) = &self.shutdown {
+            if !s.reported {
+                next = next.min(s.deadline);
+            }
+        }
         for t in self.torrents.values() {
             if let Some(d) = t.poll_timeout() {
                 next = next.min(d);
@@ -1211,7 +1386,7 @@ impl Engine {
             }
         }
         if let Some(d) = &self.dht {
-            if !d.started {
+            if !d.started && self.shutdown.is_none() {
                 next = next.min(self.now);
             }
             if let Some(t) = d.node.poll_timeout() {
@@ -1257,6 +1432,8 @@ fn torrent_file(info: &[u8], tiers: &[Vec<String>]) -> Vec<u8> {
 mod handshakes;
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod lifecycle_tests;
 mod swarm;
 #[cfg(test)]
 mod tests;

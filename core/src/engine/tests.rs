@@ -219,6 +219,7 @@ fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                         written: ok,
                                     }
                                 }
+                                DiskOp::CreateEmpty { .. } => DiskResult::Created { ok: true },
                                 DiskOp::Write {
                                     block,
                                     data,

@@ -278,6 +278,7 @@ impl Model {
             }
             DiskOp::Check { piece, .. } => DiskResult::Checked { piece, ok: false },
             DiskOp::Write { block, .. } => DiskResult::Written { block, ok: true },
+            DiskOp::CreateEmpty { .. } => DiskResult::Created { ok: true },
         };
         self.engine.handle_disk(self.now, torrent, result);
     }

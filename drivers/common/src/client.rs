@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bittide_core::dht::Dht;
 use bittide_core::engine::{DhtSettings, Engine, EngineConfig, Event};
-use bittide_core::metainfo::{Magnet, Metainfo, PeerAddr};
+use bittide_core::metainfo::{Magnet, Metainfo};
 use bittide_core::picker::Priority;
 use bittide_core::torrent::fetch::FetchEvent;
 use bittide_core::torrent::{StartMode, TorrentEvent, TorrentInfo, TorrentState};
@@ -21,6 +21,7 @@ use bittide_core::{Bitfield, Rng, TorrentId};
 const RESUME_INTERVAL: Duration = Duration::from_secs(30);
 
 use crate::clock::os_seed;
+use crate::control::AddTorrent;
 use crate::dht_client::PUBLIC_ROUTERS;
 use crate::disk::Storage;
 use crate::driver::{Command, Control, Driver, Handle};
@@ -257,42 +258,31 @@ pub async fn run<R: Runtime>(
         config.torrent.max_peers_per_ip = n.max(1);
         config.handshakes.max_per_ip = config.handshakes.max_per_ip.max(n);
     }
-    let mut engine = Engine::new(config, os_seed());
+    let mut driver = Driver::new(rt.clone(), Engine::new(config, os_seed()));
     let now = rt.now();
     let id: TorrentId = match (&prepared, &options.torrent) {
         (Some(p), _) => {
-            let id = engine
-                .add_torrent(now, p.info.clone(), p.start.clone())
-                .ok_or_else(|| err(exit::BAD_TORRENT, "torrent added twice"))?;
-            p.configure(&mut engine, now, id, &options);
-            id
+            let mut peers = options.peers.clone();
+            peers.extend(p.resume_peers.iter().copied());
+            driver
+                .add_torrent(AddTorrent {
+                    info: p.info.clone(),
+                    storage: p.storage.clone(),
+                    start: p.start.clone(),
+                    priorities: p.priorities.clone(),
+                    sequential: options.sequential,
+                    peers,
+                })
+                .ok_or_else(|| err(exit::BAD_TORRENT, "torrent added twice"))?
         }
         (None, TorrentSource::Magnet(m)) => {
-            let id = engine
-                .add_magnet(now, m)
-                .ok_or_else(|| err(exit::BAD_TORRENT, "torrent added twice"))?;
-            // `x.pe` host names (the engine took the IP literals); resolved
-            // here, once, before the loop starts.
-            let mut peers = options.peers.clone();
-            for p in &m.peers {
-                if let PeerAddr::Host(host, port) = p {
-                    use std::net::ToSocketAddrs;
-                    if let Ok(addrs) = (host.as_str(), *port).to_socket_addrs() {
-                        peers.extend(addrs);
-                    }
-                }
-            }
-            if !peers.is_empty() {
-                engine.add_peers(now, id, peers);
-            }
-            id
+            // `x.pe` host names are the engine's to resolve (`Output::Resolve`).
+            driver
+                .add_magnet(m, options.peers.clone())
+                .ok_or_else(|| err(exit::BAD_TORRENT, "torrent added twice"))?
         }
         (None, TorrentSource::File(_)) => unreachable!("a file is prepared above"),
     };
-    let mut driver = Driver::new(rt.clone(), engine);
-    if let Some(p) = &prepared {
-        driver.set_storage(id, p.storage.clone());
-    }
     let handle = driver.handle();
     let mut prepared = prepared;
     let state_dir = options.state_dir.clone();
@@ -429,11 +419,6 @@ pub async fn run<R: Runtime>(
                 useful.downloaded = downloaded;
                 useful.saw_useful(now);
             }
-            if let Some(TorrentEvent::Finished) = torrent_event {
-                // Zero-length files have no piece to create them. (On the
-                // loop thread until the engine asks for it as a disk job.)
-                let _ = p.storage.finish();
-            }
             match torrent_event {
                 Some(TorrentEvent::PeerConnected { .. }) => useful.saw_useful(now),
                 Some(TorrentEvent::Finished) if !keep_seeding => return Control::Shutdown,
@@ -533,29 +518,6 @@ struct Prepared {
     file_count: usize,
     /// Peers from the resume data.
     resume_peers: Vec<SocketAddr>,
-}
-
-impl Prepared {
-    /// Applies file selection, order and known peers to the added torrent.
-    fn configure(
-        &self,
-        engine: &mut Engine,
-        now: bittide_core::Instant,
-        id: TorrentId,
-        options: &SessionOptions,
-    ) {
-        if let Some(p) = &self.priorities {
-            engine.set_file_priorities(now, id, p);
-        }
-        if options.sequential {
-            engine.set_sequential(id, true);
-        }
-        let mut peers = options.peers.clone();
-        peers.extend(self.resume_peers.iter().copied());
-        if !peers.is_empty() {
-            engine.add_peers(now, id, peers);
-        }
-    }
 }
 
 /// Reads a .torrent for the session: its storage under the folder, what

@@ -9,7 +9,8 @@
 //!   error is kept for the session to report ([`Storage::write_error`]).
 //! - Files are created when first written and sized sparse to their full
 //!   length; padding files (BEP 47) are never created; zero-length files
-//!   are created empty when the torrent completes ([`Storage::finish`]).
+//!   are created empty when the engine asks (`DiskOp::CreateEmpty`, once the
+//!   torrent completes).
 //! - Writes and reads are positioned (`write_at`/`read_at`): no shared file
 //!   cursor, so jobs can run in parallel.
 //! - Open handles are cached (least recently used goes first when the
@@ -430,10 +431,12 @@ impl Storage {
         Ok(out)
     }
 
-    /// Creates zero-length files (they have no piece to trigger it).
-    pub fn finish(&self) -> io::Result<()> {
-        for (i, f) in self.files.iter().enumerate() {
-            let Some(path) = self.path(i) else {
+    /// Creates the zero-length files among `files` that do not exist yet
+    /// (no piece covers them, so no write creates them).
+    pub fn create_empty(&self, files: &[u32]) -> io::Result<()> {
+        for &i in files {
+            let i = i as usize;
+            let (Some(f), Some(path)) = (self.files.get(i), self.path(i)) else {
                 continue;
             };
             if f.length == 0 && !f.padding && !path.exists() {
@@ -497,6 +500,9 @@ impl Storage {
             } => DiskResult::Written {
                 block,
                 ok: self.write_blocks(&slices, &[data]).is_ok(),
+            },
+            DiskOp::CreateEmpty { files } => DiskResult::Created {
+                ok: self.create_empty(&files).is_ok(),
             },
         }
     }
@@ -634,7 +640,10 @@ mod tests {
             .flat_map(|p| layout.piece_slices(PieceIndex(p)).collect::<Vec<_>>())
             .collect();
         storage.write_blocks(&all, &blocks).unwrap();
-        storage.finish().unwrap();
+        assert_eq!(
+            storage.run(DiskOp::CreateEmpty { files: vec![1] }),
+            DiskResult::Created { ok: true }
+        );
         storage.sync().unwrap();
         assert_eq!(std::fs::read(dir.join("top/a")).unwrap(), &data[..20_000]);
         assert_eq!(

@@ -1,8 +1,18 @@
-//! The small interface a runtime offers the event loop: spawning, a
-//! blocking pool, a timer, TCP and UDP. Each runtime crate implements it
-//! (`bittide-tokio`, `bittide-smol`, `bittide-async-std`); the loop in
-//! [`crate::driver`] is written once against it, in the way quinn's
-//! `runtime` module abstracts its runtimes.
+//! The small interface a runtime offers the event loop: a clock, spawning,
+//! a blocking pool, a timer, TCP and UDP. The loop in [`crate::driver`] is
+//! written once against it, in the way quinn's `runtime` module abstracts
+//! its runtimes. Implementations: tokio (`bittide-tokio`), async-io with
+//! smol's or async-std's executor (`async_io`, feature `async-io`), and the
+//! simulator's `VirtualRuntime` (`tests/src/sim/`).
+//!
+//! The clock is the runtime's: [`Runtime::now`] is a core
+//! [`Instant`](bittide_core::Instant) counted from the runtime value's
+//! creation (the OS runtimes keep that epoch as an OS instant and map core
+//! instants onto their timers), and nothing in the loop reads any other
+//! clock. Blocking work returns its result as a future instead of sending
+//! it from the blocking thread: on a one-threaded virtual runtime a
+//! blocking send into the loop's full channel would wait for the loop that
+//! waits for it.
 
 use std::future::Future;
 use std::io;
