@@ -13,9 +13,6 @@
 
 pub mod seeds;
 pub mod sim;
-/// The pre-engine swarm simulator (`Torrent`s without the engine or the
-/// driver loop), kept until every scenario runs on [`sim`].
-pub mod sim_old;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

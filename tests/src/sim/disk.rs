@@ -193,6 +193,11 @@ impl Disk for MemDisk {
                 let ok = self.write(&slices, &data);
                 DiskResult::Written { block, ok }
             }
+            // Files exist from the start in memory; a full disk still
+            // cannot create them.
+            DiskOp::CreateEmpty { .. } => DiskResult::Created {
+                ok: !self.spec.fail_writes,
+            },
         }
     }
 
