@@ -48,8 +48,8 @@ struct Outcome {
 
 /// Issue 13, scale (b): 1 initial seeder, 99 leechers joining one a second
 /// (every seventh by magnet link, its `x.pe` the peers it knows), one peer
-/// that uploads corrupted blocks, 30 % of the leechers leaving 10 s after
-/// they finish. Every honest leecher completes with identical data, the
+/// that uploads corrupted blocks, 30 % of the leechers leaving (a graceful
+/// shutdown) 2 s after they finish. Every honest leecher completes with identical data, the
 /// liar is banned, and nobody bans an honest peer.
 fn hundred_peers(seed: u64, leechers: usize) -> Outcome {
     let data = content(8 * MIB as usize, seed);
@@ -59,7 +59,13 @@ fn hundred_peers(seed: u64, leechers: usize) -> Outcome {
     lying.disk.corrupt_reads = true;
     let liar = sim.add_peer(lying, &[]);
     let first = sim.peers.len();
-    let leaving: Vec<bool> = (0..leechers).map(|_| sim.rng.below(100) < 30).collect();
+    // Exactly 30 % leave, chosen by the seed.
+    let mut order: Vec<usize> = (0..leechers).collect();
+    sim.rng.shuffle(&mut order);
+    let mut leaving = vec![false; leechers];
+    for &k in &order[..leechers * 3 / 10] {
+        leaving[k] = true;
+    }
     let mut joined = 0;
     let mut left = 0;
     let mut magnets = 0;
@@ -87,14 +93,16 @@ fn hundred_peers(seed: u64, leechers: usize) -> Outcome {
             let due = p
                 .state()
                 .finished_at
-                .is_some_and(|t| now >= t + Duration::from_secs(10));
+                .is_some_and(|t| now >= t + Duration::from_secs(2));
             if leaving[k - first] && due && !p.gone {
                 sim.leave(k);
                 left += 1;
             }
         }
         let all_done = joined == leechers && sim.peers[first..].iter().all(|p| p.finished());
-        if all_done {
+        let leavers_gone =
+            (first..sim.peers.len()).all(|k| !leaving[k - first] || sim.peers[k].gone);
+        if all_done && leavers_gone {
             break;
         }
         assert!(
@@ -106,6 +114,16 @@ fn hundred_peers(seed: u64, leechers: usize) -> Outcome {
         sim.run_until(next, |_| false);
     }
     let last_done = sim.now();
+    // The leavers' loops end once their engines report `Stopped`.
+    let until = sim.now() + Duration::from_secs(10);
+    let leavers: Vec<usize> = (first..sim.peers.len())
+        .filter(|&k| leaving[k - first])
+        .collect();
+    let all_stopped = sim.run_until(until, |p| leavers.iter().all(|&k| p[k].state().stopped));
+    assert!(
+        all_stopped,
+        "a leaver's loop did not end after its shutdown"
+    );
     sim.deep_check();
     let liar_ip = sim.peers[liar].addr.ip();
     let mut banned_by = 0;
@@ -150,7 +168,8 @@ fn hundred_peer_swarm_completes_and_bans_the_liar() {
     for_each_seed(&[1], |seed| {
         let out = hundred_peers(seed, 99);
         assert!(out.liar_banned_by > 0, "nobody banned the lying peer");
-        assert!(out.magnets > 0 && out.left > 0);
+        assert!(out.magnets > 0);
+        assert_eq!(out.left, 29, "30 % of 99 leechers left");
         assert!(out.last_done > at(99));
     });
 }

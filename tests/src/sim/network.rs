@@ -193,6 +193,10 @@ pub struct Network {
     pub stats: NetStats,
 }
 
+/// Bytes a host may have queued in its upload pipe before a writer waits
+/// (the socket send buffer).
+pub const SEND_BUFFER: usize = 64 * 1024;
+
 fn uniform(rng: &mut Rng, (lo, hi): (Duration, Duration)) -> Duration {
     let span = hi.saturating_sub(lo).as_micros() as u64;
     lo + Duration::from_micros(rng.below(span + 1))
@@ -377,9 +381,9 @@ impl Network {
         }
     }
 
-    /// Sends bytes from `side` towards the other end. Returns when they
-    /// have left the sender's upload pipe (a writer waits until then: the
-    /// send buffer is the pipe); `None` if the stream is gone.
+    /// Sends bytes from `side` towards the other end. Returns when the
+    /// writer may go on: once no more than [`SEND_BUFFER`] bytes wait in the
+    /// sender's upload pipe; `None` if the stream is gone.
     pub fn send(
         &mut self,
         now: Instant,
@@ -394,16 +398,18 @@ impl Network {
             s.latency,
         );
         let len = data.len();
-        let (up, silent) = match self.hosts.get_mut(&from) {
+        let (up, writable, silent) = match self.hosts.get_mut(&from) {
             Some(h) => {
                 let start = h.up_free.max(now);
                 h.up_free = start + transfer_time(len, h.spec.upload);
-                (h.up_free, h.spec.black_hole)
+                let buffered = transfer_time(SEND_BUFFER, h.spec.upload).as_nanos() as u64;
+                let writable = Instant::from_nanos(h.up_free.as_nanos().saturating_sub(buffered));
+                (h.up_free, writable.max(now), h.spec.black_hole)
             }
-            None => (now, false),
+            None => (now, now, false),
         };
         if silent {
-            return Some(up);
+            return Some(writable);
         }
         let mut at = up + latency;
         if let Some(h) = self.hosts.get_mut(&to) {
@@ -417,7 +423,7 @@ impl Network {
         s.last_arrival[to_end] = at;
         self.stats.stream_bytes += len as u64;
         self.push(at, Delivery::Data(stream, side.peer(), data));
-        Some(up)
+        Some(writable)
     }
 
     /// `side` closes its write direction: the other end reads end of stream

@@ -32,6 +32,10 @@ use super::sockets::Sockets;
 /// Which node a task belongs to.
 pub type NodeTag = usize;
 
+/// Polls at one instant before the executor calls it a livelock (tasks
+/// waking each other forever without time moving) and fails loudly.
+const LIVELOCK_POLLS: u64 = 20_000_000;
+
 /// Everything the tasks share: the clock, the network and its sockets, and
 /// the timers.
 pub(crate) struct World {
@@ -121,6 +125,8 @@ pub struct Executor {
     tasks: Vec<Option<(NodeTag, BoxFuture<'static, ()>)>>,
     /// Counters.
     pub stats: ExecStats,
+    /// Polls since the clock last moved.
+    polls_at_instant: u64,
 }
 
 impl Executor {
@@ -141,6 +147,7 @@ impl Executor {
             }),
             tasks: Vec::new(),
             stats: ExecStats::default(),
+            polls_at_instant: 0,
         }
     }
 
@@ -205,6 +212,12 @@ impl Executor {
             let mut cx = Context::from_waker(&waker);
             polls += 1;
             self.stats.polls += 1;
+            self.polls_at_instant += 1;
+            assert!(
+                self.polls_at_instant < LIVELOCK_POLLS,
+                "livelock: {LIVELOCK_POLLS} polls at t={} without the clock moving",
+                self.now()
+            );
             if fut.as_mut().poll(&mut cx).is_ready() {
                 // Dropped outside any lock: its sockets' drops lock the world.
                 let done = self.tasks[id as usize].take();
@@ -227,6 +240,9 @@ impl Executor {
     /// due deliveries to the sockets.
     pub fn advance_to(&mut self, t: Instant) {
         let now = self.now().max(t);
+        if now > self.now() {
+            self.polls_at_instant = 0;
+        }
         self.shared.now.store(now.as_nanos(), Ordering::Relaxed);
         self.stats.jumps += 1;
         let mut wakers = Vec::new();

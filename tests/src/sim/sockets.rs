@@ -3,8 +3,8 @@
 //! waker of the task waiting on it. The [`Network`] decides when bytes
 //! arrive; [`Sockets::deliver`] puts them where a task will read them.
 //!
-//! A write waits until its bytes have left the node's upload pipe (the
-//! send buffer is the pipe), so a fast writer is held back as TCP would
+//! A write waits while more than a send buffer's worth of bytes wait in
+//! the node's upload pipe, so a fast writer is held back as TCP would
 //! hold it. Dropping a write half closes the direction (FIN) as an OS
 //! does; a node that vanishes ([`Sockets::kill`]) resets its streams
 //! instead.
@@ -233,6 +233,7 @@ impl ConnWrite for WriteHalf {
                 w.net.send(now, self.key.0, self.key.1, buf.to_vec())
             };
             match leaves {
+                Some(t) if t <= self.shared.now() => Ok(()),
                 Some(t) => {
                     sleep_until(&self.shared, t).await;
                     Ok(())
