@@ -144,6 +144,14 @@ async fn flooded_loop_ends_on<R: Runtime>(
         rt.sleep_until(rt.now() + Duration::from_millis(5)).await;
     }
     let accepted = handle.send(command);
+    // A query queued behind the command: answered, or (after an abort)
+    // dropped so that its asker hears no answer will come, never left
+    // waiting.
+    let (late, (late_tx, late_rx)) = (handle.clone(), async_channel::bounded(1));
+    rt.spawn(Box::pin(async move {
+        let _ = late_tx.send(late.query(Torrents).await.is_some()).await;
+    }));
+    rt.sleep_until(rt.now() + Duration::from_millis(20)).await;
     let (done_tx, done_rx) = async_channel::bounded(1);
     rt.spawn(Box::pin(async move {
         let ended = driver.run(|_, _| Control::Continue).await;
@@ -159,6 +167,9 @@ async fn flooded_loop_ends_on<R: Runtime>(
     }
     if ended.is_some() && handle.send(Command::Abort) {
         return Err("a command was accepted after the loop ended".into());
+    }
+    if within(rt, Duration::from_secs(5), late_rx).await.is_none() {
+        return Err("a query queued behind the command was left waiting".into());
     }
     Ok((ended, count))
 }

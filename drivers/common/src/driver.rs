@@ -556,6 +556,11 @@ impl<R: Runtime> Driver<R> {
         let ended = self.run_loop(on_event).await;
         // Every socket task sees this and ends, dropping its socket.
         stop.close();
+        // Commands and queries still queued are dropped with their replies,
+        // so whoever awaits an answer hears that none will come (a closed
+        // channel keeps its queue while any `Handle` lives).
+        self.ctrl_rx.close();
+        while self.ctrl_rx.try_recv().is_ok() {}
         ended
     }
 
