@@ -189,3 +189,72 @@ fn determinism_swarm_runs_replay_from_their_seed() {
         assert_ne!(pair(seed), pair(seed + 1));
     });
 }
+
+/// Magnet links with nothing but the info-hash: every node runs the
+/// engine's DHT (joining through the seeder), the leechers find the seeder
+/// and each other by DHT lookups, fetch the metadata (BEP 9) and the data.
+fn found_through_the_dht(seed: u64, loss_ppm: u32) -> String {
+    let data = content(MIB as usize, seed);
+    let udp = UdpModel {
+        loss_ppm,
+        ..UdpModel::default()
+    };
+    let mut sim = Swarm::new(seed, data, 32 * KIB as u32, udp);
+    let mut seeder = PeerSpec::seeder(MIB);
+    seeder.dht = Some(Vec::new());
+    sim.add_peer(seeder, &[]);
+    for _ in 0..20 {
+        let mut leecher = PeerSpec::leecher(512 * KIB);
+        leecher.magnet = true;
+        leecher.dht = Some(vec![0]);
+        sim.add_peer(leecher, &[]);
+        let next = sim.now() + Duration::from_secs(2);
+        sim.run_until(next, |_| false);
+    }
+    let done = sim.run_until(at(900), |p| p[1..].iter().all(|p| p.finished()));
+    let unfinished: Vec<usize> = (1..sim.peers.len())
+        .filter(|&k| !sim.peers[k].finished())
+        .collect();
+    for &k in &unfinished {
+        let d = sim.inspect(k, |e| {
+            e.dht()
+                .map(|d| (d.table().len(), d.active_lookups(), d.store().len()))
+        });
+        eprintln!("node {k}: dht (table, lookups, stored) {d:?}");
+    }
+    assert!(done, "nodes {unfinished:?} not finished by t={}", sim.now());
+    sim.deep_check();
+    for k in 1..sim.peers.len() {
+        assert!(
+            sim.peers[k].disk.bytes() == sim.content,
+            "node {k} has different data"
+        );
+    }
+    eprintln!(
+        "seed {seed}: 20 DHT magnet leechers done by t={}; {}",
+        sim.now(),
+        sim.speed()
+    );
+    sim.log_hash()
+}
+
+#[test]
+fn magnet_leechers_find_the_swarm_through_the_engines_dht() {
+    for_each_seed(&[3], |seed| {
+        found_through_the_dht(seed, 0);
+    });
+}
+
+/// The same with 5 % datagram loss: a leecher whose one bootstrap
+/// `find_node` is lost never joins the DHT (`Engine::dht_lookups` starts
+/// the node once; while its table is empty the torrents only wait "for a
+/// node", and nothing bootstraps again), so it never finds the swarm.
+/// An engine bug the simulator found (seed 3: node 6); ignored until the
+/// engine retries the bootstrap.
+#[test]
+#[ignore = "engine bug: the DHT bootstrap is never retried after a lost datagram"]
+fn magnet_leechers_find_the_swarm_through_the_dht_despite_loss() {
+    for_each_seed(&[3], |seed| {
+        found_through_the_dht(seed, 50_000);
+    });
+}

@@ -22,7 +22,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bittide_core::engine::{Engine, EngineConfig, Event};
+use bittide_core::dht::DhtConfig;
+use bittide_core::engine::{DhtSettings, Engine, EngineConfig, Event};
 use bittide_core::metainfo::{Magnet, PieceHasher, TorrentBuilder};
 use bittide_core::torrent::fetch::FetchEvent;
 use bittide_core::torrent::{StartMode, TorrentConfig, TorrentEvent, TorrentInfo};
@@ -55,6 +56,9 @@ pub struct PeerSpec {
     /// Joins through a magnet link (BEP 9) whose `x.pe` are the peers it
     /// is told about, instead of the .torrent.
     pub magnet: bool,
+    /// Runs a DHT node (BEP 5) that joins through these nodes (by index);
+    /// `None`: no DHT.
+    pub dht: Option<Vec<usize>>,
     /// Torrent settings (peer id and port are filled in).
     pub config: TorrentConfig,
 }
@@ -70,6 +74,7 @@ impl PeerSpec {
             disk: DiskSpec::default(),
             seeder: false,
             magnet: false,
+            dht: None,
             config: TorrentConfig::default(),
         }
     }
@@ -306,6 +311,16 @@ impl Swarm {
         config.peer_id = PeerId(id);
         config.listen_port = PORT;
         config.torrent = spec.config.clone();
+        if let Some(boot) = &spec.dht {
+            let mut dht = DhtConfig::default();
+            // Simulated addresses are loopback ones.
+            dht.table.allow_local = true;
+            config.dht = Some(DhtSettings {
+                config: dht,
+                nodes: boot.iter().map(|&k| address(k)).collect(),
+                ..DhtSettings::default()
+            });
+        }
         let mut engine = Engine::new(config, self.master.child(1000 + i as u64));
         let layout = &self.info.layout;
         let disk = Arc::new(if spec.seeder {
