@@ -175,8 +175,8 @@ fn hundred_peer_swarm_completes_and_bans_the_liar() {
 }
 
 /// Scale (c): the same seed replays the same event log byte for byte;
-/// another seed gives another (the swarm above with 30 leechers, and the
-/// pair).
+/// another seed gives another (the swarm above with 30 leechers, the
+/// pair, and the DHT-found swarm).
 #[test]
 fn determinism_swarm_runs_replay_from_their_seed() {
     for_each_seed(&[41], |seed| {
@@ -187,6 +187,9 @@ fn determinism_swarm_runs_replay_from_their_seed() {
         assert_ne!(a, c, "different seeds, same event log");
         assert_eq!(pair(seed), pair(seed));
         assert_ne!(pair(seed), pair(seed + 1));
+        let dht = found_through_the_dht(seed, 0);
+        assert_eq!(dht, found_through_the_dht(seed, 0));
+        assert_ne!(dht, found_through_the_dht(seed + 1, 0));
     });
 }
 
