@@ -8,10 +8,9 @@
 //! - [`require_tool`]: interop tests fail (not skip) when a tool they need
 //!   is missing in CI; locally they say how to install it.
 //!
-//! The simulator (virtual clock, seeded network model, in-memory disk)
-//! joins this crate with the peer-wire issue.
+//! - [`sim`]: the simulator (engines and the driver loop on virtual time
+//!   in a seeded network model, with in-memory disks).
 
-pub mod dht_sim;
 pub mod seeds;
 pub mod sim;
 

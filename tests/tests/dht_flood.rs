@@ -2,7 +2,7 @@
 //! not be an amplifier (issue 12): it sends back fewer bytes than the
 //! flood brings, while an honest lookup through it still finds the
 //! announcer. A 1,000-node network on a virtual clock, 20–200 ms latency,
-//! 5 % loss (tests/src/dht_sim.rs); `SIM_SEED=n` replays one seed.
+//! 5 % loss (tests/src/sim/dht.rs); `SIM_SEED=n` replays one seed.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use bittide_core::dht::budget::{ReplyLimits, ReplyStats};
 use bittide_core::dht::{DhtEvent, LookupId};
 use bittide_core::krpc::{Body, Message, NodeId, Query, Want};
 use bittide_core::InfoHash;
-use bittide_tests::dht_sim::{address, DhtSim};
+use bittide_tests::sim::dht::{address, DhtSim};
 use bittide_tests::sim::for_each_seed;
 
 const NODES: usize = 1000;

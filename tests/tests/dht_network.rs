@@ -1,5 +1,5 @@
 //! The DHT in a 2,000-node network on a virtual clock, 20–200 ms latency,
-//! 5 % loss (tests/src/dht_sim.rs). `SIM_SEED=n` replays one seed.
+//! 5 % loss (tests/src/sim/dht.rs). `SIM_SEED=n` replays one seed.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use bittide_core::dht::{DhtEvent, LookupId};
 use bittide_core::krpc::{Body, Message, NodeId, Response};
 use bittide_core::{InfoHash, Instant, Seed};
-use bittide_tests::dht_sim::{address, DhtSim, NetModel};
+use bittide_tests::sim::dht::{address, DhtSim, NetModel};
 use bittide_tests::sim::for_each_seed;
 
 const NODES: usize = 2000;
@@ -120,8 +120,8 @@ fn network(seed: u64) -> String {
         "seed {seed}: {ok}/100 lookups found the announcer; median {} queries, {} rounds; {} datagrams ({} lost)",
         median(queries.clone()),
         median(rounds.clone()),
-        sim.sent,
-        sim.lost
+        sim.sent(),
+        sim.lost()
     );
     assert!(ok >= 99, "only {ok}/100 lookups found the announcer");
 

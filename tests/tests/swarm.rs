@@ -1,42 +1,57 @@
-//! Deterministic swarm scenarios on the simulator (tests/src/sim.rs).
+//! Deterministic swarm scenarios on the simulator: whole engines run by
+//! the driver loop on virtual time (tests/src/sim/swarm.rs).
 //!
 //! Each runs over a fixed list of seeds, or the one in `SIM_SEED`:
 //! `SIM_SEED=7 cargo test -p bittide-tests --test swarm`.
 
 use std::time::Duration;
 
+use bittide_core::torrent::peers::PeerSource;
 use bittide_core::torrent::TorrentState;
-use bittide_tests::sim::{content, for_each_seed, Behaviour, NodeSpec, Sim};
+use bittide_core::Instant;
+use bittide_tests::sim::for_each_seed;
+use bittide_tests::sim::network::UdpModel;
+use bittide_tests::sim::swarm::{content, torrent_info, tracker_url, PeerSpec, Swarm};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 
-fn assert_data(sim: &Sim, node: usize) {
+fn at(secs: f64) -> Instant {
+    Instant::ZERO + Duration::from_secs_f64(secs)
+}
+
+fn assert_data(sim: &Swarm, node: usize) {
+    assert!(sim.peers[node].finished(), "node {node} not finished");
     assert!(
-        sim.nodes[node].torrent.is_finished(),
-        "node {node} not finished"
-    );
-    assert!(
-        sim.nodes[node].disk == sim.content,
+        sim.peers[node].disk.bytes() == sim.content,
         "node {node} has different data"
     );
 }
 
-/// Scenario 1: One seeder, one leecher: the leecher completes with identical data.
+fn all_done(peers: &[bittide_tests::sim::swarm::Peer]) -> bool {
+    peers
+        .iter()
+        .filter(|p| p.spec.honest() && !p.spec.seeder)
+        .all(|p| p.finished())
+}
+
+/// Scenario 1: one seeder, one leecher: the leecher completes with
+/// identical data and seeds.
 fn one_seeder_one_leecher(seed: u64) -> String {
     let data = content(3 * MIB as usize + 12_345, seed);
-    let mut sim = Sim::new(
-        seed,
-        data,
-        64 * KIB as u32,
-        vec![NodeSpec::seeder(4 * MIB), NodeSpec::leecher(4 * MIB)],
-    );
-    sim.add_peers(1, &[0]);
-    sim.drive_bounded(200_000, Duration::from_secs(120), |s| {
-        s.nodes[1].torrent.is_finished()
-    });
+    let mut sim = Swarm::new(seed, data, 64 * KIB as u32, UdpModel::default());
+    sim.add_peer(PeerSpec::seeder(4 * MIB), &[]);
+    sim.add_peer(PeerSpec::leecher(4 * MIB), &[0]);
+    assert!(sim.run_until(at(120.0), |p| p[1].finished()), "not done");
+    sim.deep_check();
     assert_data(&sim, 1);
-    assert_eq!(sim.nodes[1].torrent.state(), TorrentState::Seeding);
+    let state = sim.inspect(1, |e| {
+        e.torrent_ids()
+            .first()
+            .and_then(|t| e.torrent(*t))
+            .map(|t| t.state())
+    });
+    assert_eq!(state.flatten(), Some(TorrentState::Seeding));
     sim.log_hash()
 }
 
@@ -47,54 +62,60 @@ fn scenario_1_one_seeder_one_leecher() {
     });
 }
 
-/// Scenario 2: One seeder and 30 leechers with limited upload on a 1,000-piece
-/// torrent: everyone completes, and the seeder uploads less than 3× the
-/// torrent (rarest first spreads pieces so leechers trade).
+/// Scenario 2: one seeder and 30 leechers with limited upload on a
+/// 1,000-piece torrent: everyone completes, and the seeder uploads less
+/// than 3× the torrent (rarest first spreads pieces so leechers trade).
 fn thirty_leechers(seed: u64) -> String {
     let data = content(1000 * 16 * KIB as usize, seed);
     let size = data.len() as u64;
+    let mut sim = Swarm::new(seed, data, 16 * KIB as u32, UdpModel::default());
     // Everyone, the seeder included, uploads at 1 MiB/s: the seeder alone
     // could not feed 30 leechers, so they must trade.
-    let mut specs = vec![NodeSpec::seeder(MIB)];
-    for _ in 0..30 {
-        specs.push(NodeSpec::leecher(MIB));
-    }
-    let mut sim = Sim::new(seed, data, 16 * KIB as u32, specs);
-    // Every leecher learns the seeder and 20 random others, as from a tracker.
-    sim.announce_all(20);
+    sim.add_peer(PeerSpec::seeder(MIB), &[]);
     for i in 1..31 {
-        sim.add_peers(i, &[0]);
+        // The seeder and 20 random others, as from a tracker.
+        let mut others: Vec<usize> = (1..31).filter(|&j| j != i).collect();
+        sim.rng.shuffle(&mut others);
+        others.truncate(20);
+        others.push(0);
+        sim.add_peer(PeerSpec::leecher(MIB), &others);
     }
-    sim.drive_bounded(3_000_000, Duration::from_secs(600), |s| {
-        s.all_leechers_done()
-    });
+    assert!(
+        sim.run_until(at(600.0), all_done),
+        "not done by t={}",
+        sim.now()
+    );
+    sim.deep_check();
     for i in 1..31 {
         assert_data(&sim, i);
     }
-    let seeded = sim.nodes[0].uploaded;
+    let seeded = sim.peers[0].disk.served();
     assert!(
         seeded < 3 * size,
         "seeder uploaded {seeded} bytes, {:.2}× the torrent",
         seeded as f64 / size as f64
     );
     eprintln!(
-        "seed {seed}: 30 leechers done by t={}, seeder uploaded {:.2}× the torrent, {} steps",
-        sim.now,
+        "seed {seed}: 30 leechers done by t={}, seeder uploaded {:.2}× the torrent; {}",
+        sim.now(),
         seeded as f64 / size as f64,
-        sim.steps
+        sim.speed()
     );
     sim.log_hash()
 }
 
+/// One seed by default: ~50 s of CPU in the dev profile (the picker's
+/// `pick` over 1,000 pieces is most of it).
 #[test]
 fn scenario_2_one_seeder_thirty_leechers() {
-    for_each_seed(&[11, 12], |seed| {
+    for_each_seed(&[11], |seed| {
         thirty_leechers(seed);
     });
 }
 
-/// Scenario 3: A hostile peer sends corrupted blocks among honest seeders: every
-/// leecher finishes with correct data and the hostile peer is banned.
+/// Scenario 3: a hostile peer sends corrupted blocks among honest seeders:
+/// every leecher finishes with correct data and the hostile peer is
+/// banned.
 fn hostile_peer(seed: u64) -> String {
     hostile_peer_with_budget(seed, None)
 }
@@ -104,39 +125,51 @@ fn hostile_peer(seed: u64) -> String {
 /// disk).
 fn hostile_peer_with_budget(seed: u64, budget: Option<u64>) -> String {
     let data = content(2 * MIB as usize, seed);
-    let mut specs = vec![NodeSpec::seeder(MIB), NodeSpec::seeder(MIB)];
-    let mut evil = NodeSpec::seeder(8 * MIB);
-    evil.behaviour = Behaviour::Corrupt;
-    specs.push(evil);
+    // 64 KiB pieces: 4 blocks each, so bad pieces can have several
+    // contributors and parole has to narrow the culprit down.
+    let mut sim = Swarm::new(seed, data, 64 * KIB as u32, UdpModel::default());
+    sim.add_peer(PeerSpec::seeder(MIB), &[]);
+    sim.add_peer(PeerSpec::seeder(MIB), &[]);
+    let mut evil = PeerSpec::seeder(8 * MIB);
+    evil.disk.corrupt_reads = true;
+    sim.add_peer(evil, &[]);
     for _ in 0..4 {
-        let mut leecher = NodeSpec::leecher(MIB);
+        let mut leecher = PeerSpec::leecher(MIB);
         if let Some(b) = budget {
             leecher.config.max_buffered_bytes = b;
         }
-        specs.push(leecher);
+        sim.add_peer(leecher, &[0, 1, 2]);
     }
-    // 64 KiB pieces: 4 blocks each, so bad pieces can have several
-    // contributors and parole has to narrow the culprit down.
-    let mut sim = Sim::new(seed, data, 64 * KIB as u32, specs);
-    for i in 3..7 {
-        sim.add_peers(i, &[0, 1, 2]);
-    }
-    sim.drive_bounded(2_000_000, Duration::from_secs(600), |s| {
-        s.all_leechers_done()
-    });
-    let evil_addr = sim.nodes[2].addr;
+    assert!(
+        sim.run_until(at(600.0), all_done),
+        "not done by t={}",
+        sim.now()
+    );
+    sim.deep_check();
+    let evil_addr = sim.peers[2].addr;
     let mut banned_by = 0;
     for i in 3..7 {
         assert_data(&sim, i);
-        if sim.nodes[i].torrent.is_banned(&evil_addr) {
-            banned_by += 1;
-        }
-        for honest in [0, 1, 3, 4, 5, 6] {
-            assert!(
-                !sim.nodes[i].torrent.is_banned(&sim.nodes[honest].addr),
-                "node {i} banned honest node {honest}"
-            );
-        }
+        let honest: Vec<_> = [0, 1, 3, 4, 5, 6]
+            .iter()
+            .map(|&h| sim.peers[h].addr)
+            .collect();
+        let (evil_banned, honest_banned) = sim
+            .inspect(i, move |e| {
+                let t = e.torrent_ids().first().and_then(|t| e.torrent(*t))?;
+                Some((
+                    t.is_banned(&evil_addr),
+                    honest.iter().any(|a| t.is_banned(a)),
+                ))
+            })
+            .flatten()
+            .expect("the leecher is running");
+        assert!(
+            !honest_banned,
+            "node {i} banned an honest node: {:?} (evil is {evil_addr})",
+            sim.peers[i].state().banned
+        );
+        banned_by += usize::from(evil_banned);
     }
     assert!(banned_by > 0, "nobody banned the hostile peer");
     sim.log_hash()
@@ -144,7 +177,25 @@ fn hostile_peer_with_budget(seed: u64, budget: Option<u64>) -> String {
 
 #[test]
 fn scenario_3_hostile_peer_is_banned() {
-    for_each_seed(&[21, 22, 23], |seed| {
+    for_each_seed(&[22, 23, 26], |seed| {
+        hostile_peer(seed);
+    });
+}
+
+/// Scenario 3 on seeds 75, 314 and 397 (found by scanning 1..400): a
+/// leecher bans an honest seeder. Seed 75, node 3: the liar is banned at
+/// 513 ms while piece 31 still holds a block of it; at 717 ms piece 31
+/// fails with `contributors: [seeder 0, seeder 1]` (the departed liar left
+/// out) and `PeerBanned(seeder 0)` follows with no disconnect of seeder 0.
+/// `Torrent::handle_verified` builds `addrs` by dropping contributors that
+/// are no longer connected, then zips `contributors` with `addrs`: the
+/// pairs shift, an honest address takes the blame and the departed
+/// connection is "dropped". A core bug the engine-level simulator found;
+/// ignored until the torrent machine is fixed.
+#[test]
+#[ignore = "core bug: blame for a departed contributor lands on an honest peer"]
+fn scenario_3_honest_seeders_are_never_banned() {
+    for_each_seed(&[75, 314, 397], |seed| {
         hostile_peer(seed);
     });
 }
@@ -159,37 +210,35 @@ fn scenario_3_write_through_pieces_find_the_hostile_peer_too() {
     });
 }
 
-/// Scenario 4: Peers that vanish mid-piece (reset, or silently) and a peer that
-/// chokes forever: the download still completes from the rest.
+/// Scenario 4: peers that vanish mid-piece (reset, or silently) and a peer
+/// that chokes forever: the download still completes from the rest.
 fn vanishing_and_choking(seed: u64) -> String {
     let data = content(4 * MIB as usize, seed);
-    let mut reset = NodeSpec::seeder(2 * MIB);
-    reset.behaviour = Behaviour::VanishAt(Duration::from_millis(700));
-    let mut silent = NodeSpec::seeder(2 * MIB);
-    silent.behaviour = Behaviour::BlackholeAt(Duration::from_millis(900));
-    let mut choker = NodeSpec::seeder(2 * MIB);
+    let mut sim = Swarm::new(seed, data, 64 * KIB as u32, UdpModel::default());
+    let reset = sim.add_peer(PeerSpec::seeder(2 * MIB), &[]);
+    let silent = sim.add_peer(PeerSpec::seeder(2 * MIB), &[]);
+    let mut choker = PeerSpec::seeder(2 * MIB);
     choker.config.unchoke_slots = 0;
     choker.config.optimistic_unchoke = false;
     choker.config.session.allowed_fast = 0;
-    let slow = NodeSpec::seeder(256 * KIB);
-    let specs = vec![
-        reset,
-        silent,
-        choker,
-        slow,
-        NodeSpec::leecher(MIB),
-        NodeSpec::leecher(MIB),
-    ];
-    let mut sim = Sim::new(seed, data, 64 * KIB as u32, specs);
-    for i in 4..6 {
-        sim.add_peers(i, &[0, 1, 2, 3]);
+    let choker = sim.add_peer(choker, &[]);
+    sim.add_peer(PeerSpec::seeder(256 * KIB), &[]);
+    for _ in 4..6 {
+        sim.add_peer(PeerSpec::leecher(MIB), &[0, 1, 2, 3]);
     }
-    sim.drive_bounded(2_000_000, Duration::from_secs(900), |s| {
-        s.nodes[4].torrent.is_finished() && s.nodes[5].torrent.is_finished()
-    });
+    sim.run_until(at(0.7), |_| false);
+    sim.vanish(reset);
+    sim.run_until(at(0.9), |_| false);
+    sim.black_hole(silent);
+    let done = sim.run_until(at(900.0), |p| p[4].finished() && p[5].finished());
+    assert!(done, "not done by t={}", sim.now());
     assert_data(&sim, 4);
     assert_data(&sim, 5);
-    assert_eq!(sim.nodes[2].uploaded, 0, "the choking peer never uploaded");
+    assert_eq!(
+        sim.peers[choker].disk.served(),
+        0,
+        "the choking peer never uploaded"
+    );
     sim.log_hash()
 }
 
@@ -200,42 +249,55 @@ fn scenario_4_vanishing_and_choking_peers() {
     });
 }
 
-/// Scenario 6: peers find each other only through the swarm's tracker:
-/// everyone completes, each leecher reports `completed` once, and after
-/// everyone stops (`stopped`) the tracker holds no peer.
+/// Scenario 6: peers find each other only through the swarm's (UDP)
+/// tracker: everyone completes, each leecher reports `completed` once, and
+/// after everyone stops (`stopped`) the tracker holds no peer.
 fn tracker_swarm(seed: u64) -> String {
     let data = content(2 * MIB as usize, seed);
-    let mut specs = vec![NodeSpec::seeder(MIB)];
+    let info = torrent_info(&data, 32 * KIB as u32, false, &[tracker_url()]);
+    let hash = info.info_hash;
+    // No datagram loss: the tracker protocol's flow is under test here
+    // (a `stopped` lost at shutdown is lost for good, as in any client).
+    let udp = UdpModel {
+        loss_ppm: 0,
+        ..UdpModel::default()
+    };
+    let mut sim = Swarm::with_info(seed, data, info, udp);
+    sim.add_udp_tracker();
+    sim.add_peer(PeerSpec::seeder(MIB), &[]);
     for _ in 0..8 {
-        specs.push(NodeSpec::leecher(MIB));
+        sim.add_peer(PeerSpec::leecher(MIB), &[]);
     }
-    let mut sim = Sim::with_tracker(seed, data, 32 * KIB as u32, specs);
-    sim.drive_bounded(2_000_000, Duration::from_secs(600), |s| {
-        s.all_leechers_done()
-    });
+    assert!(
+        sim.run_until(at(600.0), all_done),
+        "not done by t={}",
+        sim.now()
+    );
     for i in 1..9 {
         assert_data(&sim, i);
     }
-    let hash = sim.info().info_hash;
     // The last `completed` announces are still on their way.
-    sim.drive_bounded(4_000_000, Duration::from_secs(900), |s| {
-        s.tracker.as_ref().unwrap().scrape(&[hash])[0].complete == 9
+    let until = sim.now() + Duration::from_secs(60);
+    let tracker = sim.tracker_handle();
+    sim.run_until(until, |_| {
+        tracker
+            .lock()
+            .map(|t| t.scrape(&[hash])[0].complete == 9)
+            .unwrap_or(false)
     });
-    let counts = sim.tracker.as_ref().unwrap().scrape(&[hash])[0];
+    let counts = sim.tracker().scrape(&[hash])[0];
+    assert_eq!(counts.complete, 9, "everyone seeds");
     assert_eq!(
         counts.downloaded, 8,
         "one completed per leecher, none from the seed"
     );
     assert_eq!(counts.incomplete, 0);
     for i in 0..9 {
-        sim.stop(i);
+        sim.leave(i);
     }
-    sim.settle(100_000);
-    assert_eq!(
-        sim.tracker.as_ref().unwrap().peer_count(),
-        0,
-        "everyone sent stopped"
-    );
+    let until = sim.now() + Duration::from_secs(30);
+    sim.run_until(until, |p| p.iter().all(|p| p.state().stopped));
+    assert_eq!(sim.tracker().peer_count(), 0, "everyone sent stopped");
     sim.log_hash()
 }
 
@@ -250,22 +312,16 @@ fn scenario_6_peers_found_through_the_tracker() {
 /// download from a seeder capped at 256 KiB/s takes at least ~8 s; a
 /// leecher capped at 128 KiB/s needs at least ~16 s.
 fn rate_limits(seed: u64) -> String {
-    let size = 2 * MIB;
-    let data = content(size as usize, seed);
-    let mut seeder = NodeSpec::seeder(8 * MIB);
+    let data = content(2 * MIB as usize, seed);
+    let mut seeder = PeerSpec::seeder(8 * MIB);
     seeder.config.upload_rate = 256 * KIB;
-    let mut sim = Sim::new(
-        seed,
-        data.clone(),
-        64 * KIB as u32,
-        vec![seeder, NodeSpec::leecher(8 * MIB)],
-    );
-    sim.add_peers(1, &[0]);
-    sim.drive_bounded(2_000_000, Duration::from_secs(120), |s| {
-        s.nodes[1].torrent.is_finished()
-    });
+    let mut sim = Swarm::new(seed, data.clone(), 64 * KIB as u32, UdpModel::default());
+    sim.add_peer(seeder, &[]);
+    sim.add_peer(PeerSpec::leecher(8 * MIB), &[0]);
+    assert!(sim.run_until(at(120.0), |p| p[1].finished()));
     assert_data(&sim, 1);
-    let took = sim.nodes[1]
+    let took = sim.peers[1]
+        .state()
         .finished_at
         .unwrap()
         .since_epoch()
@@ -273,20 +329,15 @@ fn rate_limits(seed: u64) -> String {
     assert!(took >= 7.0, "upload limit not respected: {took:.2} s");
     assert!(took <= 12.0, "upload limit far too strict: {took:.2} s");
 
-    let mut leecher = NodeSpec::leecher(8 * MIB);
+    let mut leecher = PeerSpec::leecher(8 * MIB);
     leecher.config.download_rate = 128 * KIB;
-    let mut sim2 = Sim::new(
-        seed,
-        data,
-        64 * KIB as u32,
-        vec![NodeSpec::seeder(8 * MIB), leecher],
-    );
-    sim2.add_peers(1, &[0]);
-    sim2.drive_bounded(2_000_000, Duration::from_secs(120), |s| {
-        s.nodes[1].torrent.is_finished()
-    });
+    let mut sim2 = Swarm::new(seed, data, 64 * KIB as u32, UdpModel::default());
+    sim2.add_peer(PeerSpec::seeder(8 * MIB), &[]);
+    sim2.add_peer(leecher, &[0]);
+    assert!(sim2.run_until(at(120.0), |p| p[1].finished()));
     assert_data(&sim2, 1);
-    let took = sim2.nodes[1]
+    let took = sim2.peers[1]
+        .state()
         .finished_at
         .unwrap()
         .since_epoch()
@@ -303,49 +354,40 @@ fn scenario_7_rate_limits() {
     });
 }
 
-/// Scenario 5: Determinism: the same seed gives the same event log; another seed a
-/// different one.
 /// Scenario 8 (BEP 11): 20 peers and no tracker; each leecher knows one
 /// peer (a chain back to the seeder). Peer exchange spreads the addresses:
 /// everyone completes, and every leecher learned peers through PEX.
 fn pex_chain(seed: u64, private: bool) -> (Vec<usize>, bool) {
-    // Slow enough (128 KiB/s each) that the swarm is still downloading
+    // Slow enough (32 KiB/s each) that the swarm is still downloading
     // when the first PEX messages go out, a minute after peers meet.
     let data = content(4 * MIB as usize, seed);
-    let mut specs = vec![NodeSpec::seeder(32 * KIB)];
-    for _ in 0..19 {
-        specs.push(NodeSpec::leecher(32 * KIB));
-    }
-    let mut sim = if private {
-        Sim::new_private(seed, data, 16 * KIB as u32, specs)
-    } else {
-        Sim::new(seed, data, 16 * KIB as u32, specs)
-    };
+    let info = torrent_info(&data, 16 * KIB as u32, private, &[]);
+    let mut sim = Swarm::with_info(seed, data, info, UdpModel::default());
+    sim.add_peer(PeerSpec::seeder(32 * KIB), &[]);
     for i in 1..20 {
-        sim.add_peers(i, &[i - 1]);
+        sim.add_peer(PeerSpec::leecher(32 * KIB), &[i - 1]);
     }
-    let limit = Duration::from_secs(1800);
-    while !sim.all_leechers_done() && sim.now <= bittide_core::Instant::ZERO + limit {
-        if !sim.step() {
-            break;
-        }
-    }
+    let done = sim.run_until(at(1800.0), all_done);
     let learned = (1..20)
         .map(|i| {
-            sim.nodes[i]
-                .torrent
-                .known_peers(bittide_core::torrent::peers::PeerSource::Pex)
+            sim.inspect(i, |e| {
+                e.torrent_ids()
+                    .first()
+                    .and_then(|t| e.torrent(*t))
+                    .map_or(0, |t| t.known_peers(PeerSource::Pex))
+            })
+            .unwrap_or(0)
         })
         .collect();
-    let done = sim.all_leechers_done();
     if done {
         for i in 1..20 {
             assert_data(&sim, i);
         }
     }
     eprintln!(
-        "seed {seed} private={private}: done={done} by t={}, learned by PEX {learned:?}",
-        sim.now
+        "seed {seed} private={private}: done={done} by t={}, learned by PEX {learned:?}; {}",
+        sim.now(),
+        sim.speed()
     );
     (learned, done)
 }
@@ -374,6 +416,8 @@ fn scenario_8_peer_exchange_spreads_a_chain() {
     });
 }
 
+/// Scenario 5: determinism: the same seed gives the same event log;
+/// another seed a different one.
 #[test]
 fn scenario_5_runs_are_a_function_of_their_seed() {
     for_each_seed(&[41], |seed| {

@@ -16,16 +16,22 @@ use crate::runtime::{BoxFuture, Conn, ConnRead, ConnWrite, Listener, Runtime, Ud
 pub type Spawner = fn(BoxFuture<'static, ()>);
 
 /// async-io sockets and timers, a blocking pool of [`BLOCKING_THREADS`]
-/// threads, and the executor behind `spawner`.
+/// threads, and the executor behind `spawner`; its clock is the OS
+/// monotonic clock counted from the value's creation.
 #[derive(Clone, Copy, Debug)]
 pub struct AsyncIoRuntime {
     spawner: Spawner,
+    /// The OS instant that is the engine's `Instant::ZERO`.
+    epoch: std::time::Instant,
 }
 
 impl AsyncIoRuntime {
     /// A runtime spawning tasks with `spawner`.
     pub fn new(spawner: Spawner) -> AsyncIoRuntime {
-        AsyncIoRuntime { spawner }
+        AsyncIoRuntime {
+            spawner,
+            epoch: std::time::Instant::now(),
+        }
     }
 }
 
@@ -111,17 +117,44 @@ impl UdpSocket for AsyncUdp {
 }
 
 impl Runtime for AsyncIoRuntime {
+    fn now(&self) -> bittide_core::Instant {
+        bittide_core::Instant::from_duration(self.epoch.elapsed())
+    }
     fn spawn(&self, future: BoxFuture<'static, ()>) {
         (self.spawner)(future);
     }
-    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>) {
-        // Unbounded queue: jobs carry their own way back (a channel send);
-        // the pool bounds the threads, the engine bounds the jobs.
-        let _ = blocking_pool().try_send(work);
-    }
-    fn sleep_until(&self, deadline: std::time::Instant) -> BoxFuture<'static, ()> {
+    fn spawn_blocking<T: Send + 'static>(
+        &self,
+        work: Box<dyn FnOnce() -> T + Send + 'static>,
+    ) -> BoxFuture<'static, T> {
+        // Unbounded queue: the pool bounds the threads, the engine bounds
+        // the jobs. A panic is caught (the thread stays in the pool) and
+        // resumed in the awaiting task, as if the job had run there.
+        let (tx, rx) = async_channel::bounded(1);
+        let job: Job = Box::new(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            let _ = tx.try_send(result);
+        });
+        let _ = blocking_pool().try_send(job);
         Box::pin(async move {
-            Timer::at(deadline).await;
+            match rx.recv().await {
+                Ok(Ok(t)) => t,
+                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                // The pool is gone (process exit): nothing will come.
+                Err(_) => std::future::pending().await,
+            }
+        })
+    }
+    fn sleep_until(&self, deadline: bittide_core::Instant) -> BoxFuture<'static, ()> {
+        let at = self.epoch.checked_add(deadline.since_epoch());
+        Box::pin(async move {
+            match at {
+                Some(at) => {
+                    Timer::at(at).await;
+                }
+                // Beyond what the OS clock can say: never.
+                None => std::future::pending().await,
+            }
         })
     }
     fn connect(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Conn>> {

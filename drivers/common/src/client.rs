@@ -19,7 +19,8 @@ use bittide_core::{Bitfield, Rng, TorrentId};
 /// How often resume data is written while running.
 const RESUME_INTERVAL: Duration = Duration::from_secs(30);
 
-use crate::clock::{os_seed, Clock};
+use crate::clock::os_seed;
+use crate::control::AddTorrent;
 use crate::dht_client::PUBLIC_ROUTERS;
 use crate::disk::Storage;
 use crate::driver::{Command, Control, Driver, Handle};
@@ -256,34 +257,31 @@ pub async fn run<R: Runtime>(
         config.torrent.max_peers_per_ip = n.max(1);
         config.handshakes.max_per_ip = config.handshakes.max_per_ip.max(n);
     }
-    let clock = Clock::new();
-    let mut engine = Engine::new(config, os_seed());
-    let now = clock.now();
+    let mut driver = Driver::new(rt.clone(), Engine::new(config, os_seed()));
+    let now = rt.now();
     let id: TorrentId = match (&prepared, &options.torrent) {
         (Some(p), _) => {
-            let id = engine
-                .add_torrent(now, p.info.clone(), p.start.clone())
-                .ok_or_else(|| err(exit::BAD_TORRENT, "torrent added twice"))?;
-            p.configure(&mut engine, now, id, &options);
-            id
+            let mut peers = options.peers.clone();
+            peers.extend(p.resume_peers.iter().copied());
+            driver
+                .add_torrent(AddTorrent {
+                    info: p.info.clone(),
+                    storage: p.storage.clone(),
+                    start: p.start.clone(),
+                    priorities: p.priorities.clone(),
+                    sequential: options.sequential,
+                    peers,
+                })
+                .ok_or_else(|| err(exit::BAD_TORRENT, "torrent added twice"))?
         }
         (None, TorrentSource::Magnet(m)) => {
-            let id = engine
-                .add_magnet(now, m)
-                .ok_or_else(|| err(exit::BAD_TORRENT, "torrent added twice"))?;
             // `x.pe` host names are the engine's to resolve (`Output::Resolve`).
-            let peers = options.peers.clone();
-            if !peers.is_empty() {
-                engine.add_peers(now, id, peers);
-            }
-            id
+            driver
+                .add_magnet(m, options.peers.clone())
+                .ok_or_else(|| err(exit::BAD_TORRENT, "torrent added twice"))?
         }
         (None, TorrentSource::File(_)) => unreachable!("a file is prepared above"),
     };
-    let mut driver = Driver::new(rt.clone(), engine, clock);
-    if let Some(p) = &prepared {
-        driver.set_storage(id, p.storage.clone());
-    }
     let handle = driver.handle();
     let mut prepared = prepared;
     let state_dir = options.state_dir.clone();
@@ -299,10 +297,10 @@ pub async fn run<R: Runtime>(
             );
         }
     };
-    let mut last_save = std::time::Instant::now();
+    let mut last_save = now;
     let dht_file = options.dht.as_ref().and_then(|d| d.state_file.clone());
-    let mut last_dht_save = std::time::Instant::now();
-    let mut last_dht_snapshot = std::time::Instant::now();
+    let mut last_dht_save = now;
+    let mut last_dht_snapshot = now;
     let mut dht_state: Option<Vec<u8>> = None;
     let mut saved_pieces = u32::MAX;
     driver.listen(listener);
@@ -311,7 +309,7 @@ pub async fn run<R: Runtime>(
     }
     on_start(driver.handle(), local);
 
-    let mut useful = UsefulPeers::new(options.peer_timeout);
+    let mut useful = UsefulPeers::new(options.peer_timeout, now);
     let mut failure: Option<SessionError> = None;
     let mut last = Progress {
         done: 0,
@@ -327,6 +325,7 @@ pub async fn run<R: Runtime>(
     let mut final_state: Option<(Bitfield, Vec<SocketAddr>)> = None;
     driver
         .run(|event, engine: &Engine| {
+            let now = rt.now();
             if let Some(Event::Torrent(_, TorrentEvent::MetadataReceived)) = event {
                 // The metadata is in: the files are known, so storage,
                 // resume data and file selection can be set up, then the
@@ -358,10 +357,10 @@ pub async fn run<R: Runtime>(
                 last.fetching_metadata = true;
                 if f.peer_count() > 0 {
                     // Metadata peers are useful while they are there.
-                    useful.saw_useful();
+                    useful.saw_useful(now);
                 }
                 report(&last, None);
-                if let Some(e) = useful.expired(None) {
+                if let Some(e) = useful.expired(now, None) {
                     failure = Some(e);
                     return Control::Shutdown;
                 }
@@ -396,32 +395,32 @@ pub async fn run<R: Runtime>(
                     Some(TorrentEvent::Finished | TorrentEvent::StateChanged(_))
                         | Some(TorrentEvent::WriteFailed(_))
                 );
-                if dht_changed || ending || last_dht_snapshot.elapsed() >= Duration::from_secs(1) {
-                    last_dht_snapshot = std::time::Instant::now();
+                if dht_changed || ending || now - last_dht_snapshot >= Duration::from_secs(1) {
+                    last_dht_snapshot = now;
                     dht_state = Some(dht.save_state());
                 }
-                if dht_changed || last_dht_save.elapsed() >= DHT_SAVE_INTERVAL {
-                    last_dht_save = std::time::Instant::now();
+                if dht_changed || now - last_dht_save >= DHT_SAVE_INTERVAL {
+                    last_dht_save = now;
                     let (path, state) = (path.clone(), dht_state.clone().unwrap_or_default());
-                    rt.spawn_blocking(Box::new(move || save_dht(&path, &state)));
+                    rt.spawn(rt.spawn_blocking(Box::new(move || save_dht(&path, &state))));
                 }
             }
             report(&last, torrent_event);
             // Resume data every 30 s when something changed (flushing and
             // writing happen on the blocking pool).
-            if last_save.elapsed() >= RESUME_INTERVAL && t.have().count() != saved_pieces {
-                last_save = std::time::Instant::now();
+            if now - last_save >= RESUME_INTERVAL && t.have().count() != saved_pieces {
+                last_save = now;
                 saved_pieces = t.have().count();
                 let (have, peers, save) = (t.have().clone(), t.peer_addrs(), save_resume.clone());
                 let p = p.clone();
-                rt.spawn_blocking(Box::new(move || save(&p, have, peers)));
+                rt.spawn(rt.spawn_blocking(Box::new(move || save(&p, have, peers))));
             }
             if t.state() == TorrentState::Checking || downloaded > useful.downloaded {
                 useful.downloaded = downloaded;
-                useful.saw_useful();
+                useful.saw_useful(now);
             }
             match torrent_event {
-                Some(TorrentEvent::PeerConnected { .. }) => useful.saw_useful(),
+                Some(TorrentEvent::PeerConnected { .. }) => useful.saw_useful(now),
                 Some(TorrentEvent::Finished) if !keep_seeding => return Control::Shutdown,
                 Some(TorrentEvent::WriteFailed(piece)) => {
                     let why = p
@@ -443,7 +442,7 @@ pub async fn run<R: Runtime>(
                 _ => {}
             }
             if !t.is_finished() {
-                if let Some(e) = useful.expired(refused.as_deref()) {
+                if let Some(e) = useful.expired(now, refused.as_deref()) {
                     failure = Some(e);
                     return Control::Shutdown;
                 }
@@ -467,32 +466,32 @@ pub async fn run<R: Runtime>(
 /// sending data), and the error once that is too long.
 struct UsefulPeers {
     limit: Option<Duration>,
-    since: std::time::Instant,
+    since: bittide_core::Instant,
     ever: bool,
     /// Payload bytes downloaded when last seen.
     downloaded: u64,
 }
 
 impl UsefulPeers {
-    fn new(limit: Option<Duration>) -> UsefulPeers {
+    fn new(limit: Option<Duration>, now: bittide_core::Instant) -> UsefulPeers {
         UsefulPeers {
             limit,
-            since: std::time::Instant::now(),
+            since: now,
             ever: false,
             downloaded: 0,
         }
     }
 
-    fn saw_useful(&mut self) {
-        self.since = std::time::Instant::now();
+    fn saw_useful(&mut self, now: bittide_core::Instant) {
+        self.since = now;
         self.ever = true;
     }
 
     /// The error to stop with, if the limit has passed: a tracker's
     /// refusal explains a swarm never found better than "no peers".
-    fn expired(&self, refused: Option<&str>) -> Option<SessionError> {
+    fn expired(&self, now: bittide_core::Instant, refused: Option<&str>) -> Option<SessionError> {
         let limit = self.limit?;
-        if self.since.elapsed() < limit {
+        if now - self.since < limit {
             return None;
         }
         let secs = limit.as_secs();
@@ -519,29 +518,6 @@ struct Prepared {
     file_count: usize,
     /// Peers from the resume data.
     resume_peers: Vec<SocketAddr>,
-}
-
-impl Prepared {
-    /// Applies file selection, order and known peers to the added torrent.
-    fn configure(
-        &self,
-        engine: &mut Engine,
-        now: bittide_core::Instant,
-        id: TorrentId,
-        options: &SessionOptions,
-    ) {
-        if let Some(p) = &self.priorities {
-            engine.set_file_priorities(now, id, p);
-        }
-        if options.sequential {
-            engine.set_sequential(id, true);
-        }
-        let mut peers = options.peers.clone();
-        peers.extend(self.resume_peers.iter().copied());
-        if !peers.is_empty() {
-            engine.add_peers(now, id, peers);
-        }
-    }
 }
 
 /// Reads a .torrent for the session: its storage under the folder, what

@@ -1,9 +1,13 @@
-//! The driver's clock: the one place the OS clock is read, turned into the
-//! core's [`Instant`] (nanoseconds since the driver started).
+//! The OS's randomness ([`os_seed`]) for the core machines a driver builds,
+//! and the OS clock for the blocking one-shot tools that run off any
+//! runtime ([`crate::dht_client`], the UDP tracker exchange in
+//! [`crate::tracker`]). The event loop never reads either clock: its time
+//! is `Runtime::now`.
 
 use bittide_core::Instant;
 
-/// Maps the OS monotonic clock to core instants.
+/// The OS monotonic clock as core instants, for blocking tools (nanoseconds
+/// since the clock was made).
 #[derive(Clone, Copy, Debug)]
 pub struct Clock {
     start: std::time::Instant,
@@ -20,11 +24,6 @@ impl Clock {
     /// The current instant.
     pub fn now(&self) -> Instant {
         Instant::from_duration(self.start.elapsed())
-    }
-
-    /// The OS instant of a core instant (for sleeping until it).
-    pub fn to_std(&self, at: Instant) -> std::time::Instant {
-        self.start + at.since_epoch()
     }
 }
 

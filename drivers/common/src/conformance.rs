@@ -3,6 +3,9 @@
 //! behave the same on tokio, smol and async-std.
 //!
 //! - [`timers`]: `sleep_until` wakes on time;
+//! - [`control`]: `Shutdown` and `Abort` sent while the loop's data channel
+//!   is full (a UDP flood) both arrive; commands and queries make a round
+//!   trip through the running loop;
 //! - [`swarm`]: a seeder and a leecher (two engines on this runtime) find
 //!   each other through a UDP tracker served on this runtime's UDP socket,
 //!   the leecher downloads everything (byte-identical), both shut down
@@ -10,28 +13,44 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
-use bittide_core::metainfo::{PieceHasher, TorrentBuilder};
+use bittide_core::engine::{Engine, EngineConfig};
+use bittide_core::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
+use bittide_core::torrent::{StartMode, TorrentInfo, TorrentState};
 use bittide_core::tracker::server::{ServerConfig, TrackerServer};
+use bittide_core::{PieceIndex, Seed};
 
 use crate::client::{self, SessionOptions};
-use crate::clock::{os_seed, Clock};
-use crate::driver::{Command, Handle};
+use crate::clock::os_seed;
+use crate::control::{AddError, AddTorrent, Files, Peers, Torrent, TorrentSnapshot, Torrents};
+use crate::disk::Storage;
+use crate::driver::{first, Command, Control, Driver, Ended, Handle};
 use crate::runtime::Runtime;
 
-/// `sleep_until` fires no earlier than asked and not much later.
+/// `sleep_until` fires no earlier than asked and not much later, on the
+/// runtime's clock; and that clock keeps the wall clock's pace (the system
+/// time is the independent witness: a runtime whose clock and timers were
+/// wrong together would pass the first check alone).
 pub async fn timers<R: Runtime>(rt: R) -> Result<(), String> {
     for ms in [1u64, 50, 200] {
-        let start = Instant::now();
+        let start = rt.now();
+        let wall = SystemTime::now();
         rt.sleep_until(start + Duration::from_millis(ms)).await;
-        let took = start.elapsed();
+        let took = rt.now() - start;
         if took < Duration::from_millis(ms) {
             return Err(format!("a {ms} ms timer fired after {took:?}"));
         }
         if took > Duration::from_millis(ms) + Duration::from_millis(250) {
             return Err(format!("a {ms} ms timer fired late, after {took:?}"));
+        }
+        let wall = wall.elapsed().unwrap_or_default();
+        if wall + Duration::from_millis(50) < took || wall > took + Duration::from_millis(250) {
+            return Err(format!(
+                "the runtime's clock ran {took:?} while the system's ran {wall:?}"
+            ));
         }
     }
     Ok(())
@@ -42,7 +61,240 @@ pub async fn timers<R: Runtime>(rt: R) -> Result<(), String> {
 /// other tests.
 pub async fn all<R: Runtime>(rt: R, dir: PathBuf) -> Result<(), String> {
     timers(rt.clone()).await?;
+    control(rt.clone(), dir.join("control")).await?;
     swarm(rt, dir).await
+}
+
+/// The control channel on `rt`: a command is never lost behind a flood of
+/// socket data, and commands and queries make a round trip. `dir` is a
+/// scratch folder (created and removed here).
+pub async fn control<R: Runtime>(rt: R, dir: PathBuf) -> Result<(), String> {
+    for (command, expected) in [
+        (Command::Shutdown, Ended::Shutdown),
+        (Command::Abort, Ended::Aborted),
+    ] {
+        let what = format!("{command:?}");
+        let (ended, sent) = flooded_loop_ends_on(&rt, command).await?;
+        if ended != Some(expected) {
+            return Err(format!(
+                "{what} under a flood of {sent} datagrams: the loop ended {ended:?}, not {expected:?}"
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let r = round_trip(&rt, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    r
+}
+
+/// Sends junk datagrams to `to` from another thread as fast as it can until
+/// `stop`; counts them.
+fn flood(to: SocketAddr, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>) -> Result<(), String> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        let junk = [0x55u8; 512];
+        while !stop.load(Ordering::Relaxed) {
+            if socket.send_to(&junk, to).is_ok() {
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Waits for `done` at most `limit` on `rt`'s clock.
+async fn within<R: Runtime, T>(
+    rt: &R,
+    limit: Duration,
+    done: async_channel::Receiver<T>,
+) -> Option<T> {
+    let timer = rt.sleep_until(rt.now() + limit);
+    first(Box::pin(done.recv()), timer).await.ok()?.ok()
+}
+
+/// Floods a driver's UDP socket until its data channel is full (the loop
+/// is not running yet, so nothing drains it), sends `command`, then runs
+/// the loop under the continuing flood. Returns why the loop ended (`None`
+/// if it did not within 10 s) and how many datagrams were sent by then.
+async fn flooded_loop_ends_on<R: Runtime>(
+    rt: &R,
+    command: Command,
+) -> Result<(Option<Ended>, u64), String> {
+    let mut driver = Driver::new(
+        rt.clone(),
+        Engine::new(EngineConfig::default(), Seed::from_u64(7)),
+    );
+    let socket = rt
+        .bind_udp("127.0.0.1:0".parse().map_err(|_| "addr")?)
+        .await
+        .map_err(|e| format!("bind: {e}"))?;
+    let addr = socket.local_addr().map_err(|e| e.to_string())?;
+    driver.set_udp(socket);
+    let handle = driver.handle();
+    let (stop, sent) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    flood(addr, stop.clone(), sent.clone())?;
+    // The socket's reader task fills the data channel (a few hundred
+    // inputs) while this task sleeps and thousands of datagrams go out.
+    let give_up = rt.now() + Duration::from_secs(10);
+    while sent.load(Ordering::Relaxed) < 20_000 && rt.now() < give_up {
+        rt.sleep_until(rt.now() + Duration::from_millis(5)).await;
+    }
+    let accepted = handle.send(command);
+    // A query queued behind the command: answered, or (after an abort)
+    // dropped so that its asker hears no answer will come, never left
+    // waiting.
+    let (late, (late_tx, late_rx)) = (handle.clone(), async_channel::bounded(1));
+    rt.spawn(Box::pin(async move {
+        let _ = late_tx.send(late.query(Torrents).await.is_some()).await;
+    }));
+    rt.sleep_until(rt.now() + Duration::from_millis(20)).await;
+    let (done_tx, done_rx) = async_channel::bounded(1);
+    rt.spawn(Box::pin(async move {
+        let ended = driver.run(|_, _| Control::Continue).await;
+        let _ = done_tx.send(ended).await;
+    }));
+    let ended = within(rt, Duration::from_secs(10), done_rx).await;
+    let count = sent.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    if !accepted {
+        return Err(format!(
+            "a command was refused while the data channel was full ({count} datagrams sent)"
+        ));
+    }
+    if ended.is_some() && handle.send(Command::Abort) {
+        return Err("a command was accepted after the loop ended".into());
+    }
+    if within(rt, Duration::from_secs(5), late_rx).await.is_none() {
+        return Err("a query queued behind the command was left waiting".into());
+    }
+    Ok((ended, count))
+}
+
+/// A two-file torrent of 3 pieces (70,000 bytes), with its storage under
+/// `dir`.
+fn two_files(dir: &Path) -> Result<(TorrentInfo, Arc<Storage>), String> {
+    let (a, b) = (vec![1u8; 40_000], vec![2u8; 30_000]);
+    let mut builder = TorrentBuilder::multi_file("pair");
+    builder
+        .add_file(vec!["a.bin".into()], a.len() as u64)
+        .add_file(vec!["b.bin".into()], b.len() as u64)
+        .set_piece_length(32 * 1024);
+    let mut hasher = PieceHasher::new(32 * 1024);
+    hasher.update(&a);
+    hasher.update(&b);
+    let bytes = builder.build(&hasher.finish()).map_err(|e| e.to_string())?;
+    let metainfo = Metainfo::from_bytes(&bytes).map_err(|e| e.to_string())?;
+    Ok((
+        TorrentInfo::from_metainfo(&metainfo),
+        Arc::new(Storage::new(dir, &metainfo)),
+    ))
+}
+
+/// `Err(what)` unless `got == want`.
+fn expect<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: got {got:?}, expected {want:?}"))
+    }
+}
+
+/// Add (twice), query, pause, resume, files, peers, remove and shut down,
+/// each checked through a query answered by the running loop.
+async fn round_trip<R: Runtime>(rt: &R, dir: &Path) -> Result<(), String> {
+    let (info, storage) = two_files(dir)?;
+    let driver = Driver::new(
+        rt.clone(),
+        Engine::new(EngineConfig::default(), Seed::from_u64(9)),
+    );
+    let handle = driver.handle();
+    let (done_tx, done_rx) = async_channel::bounded(1);
+    rt.spawn(Box::pin(async move {
+        let ended = driver.run(|_, _| Control::Continue).await;
+        let _ = done_tx.send(ended).await;
+    }));
+
+    let add = AddTorrent::new(info.clone(), storage, StartMode::Fresh);
+    let id = handle
+        .add_torrent(add.clone())
+        .await
+        .map_err(|e| format!("add: {e}"))?;
+    expect(
+        "adding it again",
+        handle.add_torrent(add).await,
+        Err(AddError::Refused),
+    )?;
+    let all = handle.query(Torrents).await.ok_or("no answer")?;
+    let t = all.first().ok_or("no torrent listed")?;
+    expect("torrents listed", all.len(), 1)?;
+    expect(
+        "id and info-hash",
+        (t.id, t.info_hash),
+        (id, info.info_hash),
+    )?;
+    expect("state", t.state, Some(TorrentState::Downloading))?;
+    expect("pieces", (t.pieces_have, t.pieces), (0, 3))?;
+    expect("left", t.left, 70_000)?;
+
+    handle.send(Command::Pause(id));
+    let state = |t: Option<Option<TorrentSnapshot>>| t.flatten().and_then(|t| t.state);
+    expect(
+        "after Pause",
+        state(handle.query(Torrent(id)).await),
+        Some(TorrentState::Paused),
+    )?;
+    handle.send(Command::Resume(id));
+    expect(
+        "after Resume",
+        state(handle.query(Torrent(id)).await),
+        Some(TorrentState::Downloading),
+    )?;
+    let files = handle.query(Files(id)).await.flatten().ok_or("no files")?;
+    expect(
+        "file ranges",
+        files.iter().map(|f| f.range.clone()).collect::<Vec<_>>(),
+        vec![0..40_000, 40_000..70_000],
+    )?;
+    expect(
+        "file pieces",
+        files
+            .iter()
+            .map(|f| (f.pieces.clone(), f.pieces_have))
+            .collect::<Vec<_>>(),
+        vec![
+            (PieceIndex(0)..PieceIndex(2), 0),
+            (PieceIndex(1)..PieceIndex(3), 0),
+        ],
+    )?;
+    expect(
+        "peers",
+        handle.query(Peers(id)).await,
+        Some(Some(Vec::new())),
+    )?;
+
+    handle.send(Command::Remove(id));
+    expect(
+        "torrents after Remove",
+        handle.query(Torrents).await,
+        Some(Vec::new()),
+    )?;
+    expect(
+        "peers after Remove",
+        handle.query(Peers(id)).await,
+        Some(None),
+    )?;
+
+    handle.send(Command::Shutdown);
+    expect(
+        "the end",
+        within(rt, Duration::from_secs(10), done_rx).await,
+        Some(Ended::Shutdown),
+    )?;
+    expect("a query after the end", handle.query(Torrents).await, None)
 }
 
 /// Open file descriptors of this process (Linux), to spot leaks.
@@ -90,7 +342,7 @@ async fn udp_tracker<R: Runtime>(rt: &R) -> Result<SocketAddr, String> {
         ServerConfig::default(),
         os_seed(),
     )));
-    let clock = Clock::new();
+    let clock = rt.clone();
     rt.spawn(Box::pin(async move {
         let mut buf = vec![0u8; 2048];
         while let Ok((n, from)) = socket.recv_from(&mut buf).await {
@@ -116,8 +368,7 @@ pub async fn swarm<R: Runtime>(rt: R, dir: PathBuf) -> Result<(), String> {
     let tracker = udp_tracker(&rt).await?;
     // Baseline after the runtime's own lazily created descriptors (reactor,
     // notifiers) and the tracker's socket exist.
-    rt.sleep_until(Instant::now() + Duration::from_millis(10))
-        .await;
+    rt.sleep_until(rt.now() + Duration::from_millis(10)).await;
     let targets_before = fd_targets();
     let fds_before = targets_before.len();
     let mut builder = TorrentBuilder::single_file("payload.bin", data.len() as u64);
@@ -181,13 +432,13 @@ pub async fn swarm<R: Runtime>(rt: R, dir: PathBuf) -> Result<(), String> {
         return Err("downloaded data differs".into());
     }
     // Give closed sockets' tasks a moment to drop them, then compare.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = rt.now() + Duration::from_secs(5);
     loop {
         let leaked = open_fds().saturating_sub(fds_before);
         if leaked == 0 {
             return Ok(());
         }
-        if Instant::now() > deadline {
+        if rt.now() > deadline {
             let mut extra = fd_targets();
             for t in &targets_before {
                 if let Some(i) = extra.iter().position(|x| x == t) {
@@ -198,7 +449,6 @@ pub async fn swarm<R: Runtime>(rt: R, dir: PathBuf) -> Result<(), String> {
                 "{leaked} file descriptors left open after shutdown: {extra:?}"
             ));
         }
-        rt.sleep_until(Instant::now() + Duration::from_millis(50))
-            .await;
+        rt.sleep_until(rt.now() + Duration::from_millis(50)).await;
     }
 }

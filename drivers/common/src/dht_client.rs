@@ -77,7 +77,7 @@ impl DhtClient {
         limit: Duration,
         mut on_event: impl FnMut(&mut Dht, &DhtEvent) -> bool,
     ) -> io::Result<()> {
-        let end = std::time::Instant::now() + limit;
+        let end = self.clock.now() + limit;
         let mut buf = vec![0u8; 65536];
         loop {
             while let Some((to, bytes)) = self.dht.poll_transmit() {
@@ -92,18 +92,12 @@ impl DhtClient {
                     return Ok(());
                 }
             }
-            let now_std = std::time::Instant::now();
-            if now_std >= end {
+            let now = self.clock.now();
+            if now >= end {
                 return Ok(());
             }
-            let wake = self
-                .dht
-                .poll_timeout()
-                .map_or(end, |t| self.clock.to_std(t))
-                .min(end);
-            let wait = wake
-                .saturating_duration_since(now_std)
-                .max(Duration::from_millis(1));
+            let wake = self.dht.poll_timeout().unwrap_or(end).min(end);
+            let wait = (wake - now).max(Duration::from_millis(1));
             self.socket.set_read_timeout(Some(wait))?;
             match self.socket.recv_from(&mut buf) {
                 Ok((n, from)) => {

@@ -9,7 +9,8 @@
 //!   error is kept for the session to report ([`Storage::write_error`]).
 //! - Files are created when first written and sized sparse to their full
 //!   length; padding files (BEP 47) are never created; zero-length files
-//!   are created empty when the torrent completes ([`Storage::finish`]).
+//!   are created empty when the engine asks (`DiskOp::CreateEmpty`, once the
+//!   torrent completes).
 //! - Writes and reads are positioned (`write_at`/`read_at`): no shared file
 //!   cursor, so jobs can run in parallel.
 //! - Open handles are cached (least recently used goes first when the
@@ -78,6 +79,32 @@ const DIRECT_ALIGN: u64 = 4096;
 static WRITE_BUFS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 /// Buffers kept for reuse at most; more in use at once are freed after.
 const WRITE_BUFS_KEPT: usize = 8;
+
+/// Where a torrent's disk jobs run: files (`Storage`) or, in the simulator, memory.
+///
+/// The driver holds one per torrent and calls it from its blocking pool
+/// (`Runtime::spawn_blocking`), never on the loop thread.
+pub trait Disk: Send + Sync {
+    /// Carries out one disk job of the engine.
+    fn run(&self, op: DiskOp) -> DiskResult;
+    /// Flushes written data to the device (before resume data is written).
+    fn sync(&self) -> io::Result<()>;
+}
+
+impl std::fmt::Debug for dyn Disk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dyn Disk")
+    }
+}
+
+impl Disk for Storage {
+    fn run(&self, op: DiskOp) -> DiskResult {
+        Storage::run(self, op)
+    }
+    fn sync(&self) -> io::Result<()> {
+        Storage::sync(self)
+    }
+}
 
 /// One torrent's files; see the module documentation.
 #[derive(Debug)]

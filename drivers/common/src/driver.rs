@@ -2,15 +2,33 @@
 //! thin"):
 //!
 //! 1. drain `engine.poll_output(now)` to `Timeout(t)`: sends go to the
-//!    connections' writer tasks (bounded queues), disk jobs, hashing, HTTP
-//!    requests and name lookups to the blocking pool, events to the
-//!    application;
-//! 2. wait for the first of: the timer at `t`, or any input (bytes, a
-//!    connect or close, a datagram, a disk/HTTP/lookup result, a command);
-//! 3. turn it into one `handle_*` call with `clock.now()`; go to 1.
+//!    connections' writer tasks (bounded queues; a peer that lets its
+//!    queue fill is closed), datagrams to a send task, disk jobs, HTTP
+//!    requests and name lookups to the blocking pool
+//!    ([`Runtime::spawn_blocking`]; a task awaits each job and sends its
+//!    result into the loop), events to the application's callback;
+//! 2. take every waiting control input (commands, queries, the loop's own
+//!    closes), then wait for the first of: a control input, a data input
+//!    (bytes, a connect or close, a datagram, a disk/HTTP/lookup result)
+//!    or the timer at `min(t, now + 1 s)`;
+//! 3. turn it into one engine call with `now = rt.now()`, then up to 256
+//!    more that are already waiting (a control input first at every
+//!    step), run the engine's timers if `t` has passed, and give the
+//!    callback its once-a-second beat; go to 1.
 //!
-//! Every input reaches the loop through one channel; tasks never touch the
-//! engine. The loop is a plain future: no runtime-specific `select!`.
+//! Two channels reach the loop. Data is bounded (256): socket readers wait
+//! when the loop is behind, which pushes back on peers through TCP.
+//! Control is unbounded and always drained first, so a [`Command`] or a
+//! [`Query`] from a [`Handle`] is never dropped nor kept behind a flood;
+//! [`Handle::send`] fails only once the loop has ended.
+//!
+//! Time is [`Runtime::now`] only, maps are `BTreeMap`s and the two
+//! channels are polled in a fixed order, so on a deterministic runtime (the
+//! simulator's) the loop is deterministic too. Lifecycle is the engine's:
+//! [`Command::Shutdown`] calls `Engine::shutdown(now)` and the loop drains
+//! until `Event::Stopped`, syncs the disks on the blocking pool and ends
+//! ([`Ended`]). Tasks never touch the engine; the loop is a plain future:
+//! no runtime-specific `select!`.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -22,13 +40,13 @@ use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use bittide_core::engine::{DiskResult, Engine, Event, Output, RequestId, TcpAction};
-use bittide_core::picker::Priority;
-use bittide_core::torrent::StartMode;
+use bittide_core::metainfo::Magnet;
 use bittide_core::tracker::TrackerError;
-use bittide_core::{ConnId, TorrentId};
+use bittide_core::{ConnId, Instant, TorrentId};
 
-use crate::clock::Clock;
-use crate::disk::Storage;
+pub use crate::control::Command;
+use crate::control::{reply, AddError, AddTorrent, Known, Query, View};
+use crate::disk::Disk;
 use crate::runtime::{Conn, Listener, Runtime, UdpSocket};
 
 /// Bytes a connection's reader hands over per read.
@@ -39,35 +57,10 @@ const SEND_QUEUE: usize = 512;
 const INPUT_QUEUE: usize = 256;
 /// How long an outgoing connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the application's callback runs without an event.
+const TICK: Duration = Duration::from_secs(1);
 /// HTTP tracker requests time out after this.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// What the application tells the loop.
-#[derive(Debug)]
-pub enum Command {
-    /// Stop every torrent (they announce `stopped`) and end the loop once
-    /// the trackers have been told, or after a grace period.
-    Shutdown,
-    /// End the loop now.
-    Abort,
-    /// A magnet link's metadata is in ([`Engine::start_magnet`]): store
-    /// its data here, start it as `start` says, with these file
-    /// priorities, order and extra peers.
-    StartMagnet {
-        /// The torrent.
-        torrent: TorrentId,
-        /// Its files.
-        storage: Arc<Storage>,
-        /// What is already on disk.
-        start: StartMode,
-        /// File priorities (`None`: every file).
-        priorities: Option<Vec<Priority>>,
-        /// Download in piece order.
-        sequential: bool,
-        /// More peers (from resume data).
-        peers: Vec<SocketAddr>,
-    },
-}
 
 /// What the application's callback decides after each event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +82,19 @@ enum Input {
     Http(RequestId, Result<Vec<u8>, TrackerError>),
     Resolved(RequestId, Vec<SocketAddr>),
     Command(Command),
+    /// A [`Query`], answered by calling it with the loop's view.
+    Query(Box<dyn FnOnce(&View<'_>) + Send>),
+}
+
+/// Why [`Driver::run`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// A shutdown finished: the engine reported [`Event::Stopped`] (every
+    /// torrent stopped and told its trackers, or its grace ran out) and
+    /// the disks were synced.
+    Shutdown,
+    /// [`Command::Abort`].
+    Aborted,
 }
 
 enum WriteCmd {
@@ -118,7 +124,6 @@ pub async fn first<A: Future + Unpin, B: Future + Unpin>(
 pub struct Driver<R: Runtime> {
     rt: R,
     engine: Engine,
-    clock: Clock,
     /// Inputs from tasks (bounded: readers wait when the loop is behind,
     /// which pushes back on the peers through TCP).
     tx: Sender<Input>,
@@ -132,15 +137,19 @@ pub struct Driver<R: Runtime> {
     /// so no listener, socket or connection outlives the loop.
     stop_tx: Sender<()>,
     stop_rx: Receiver<()>,
-    storage: BTreeMap<TorrentId, Arc<Storage>>,
+    storage: BTreeMap<TorrentId, Arc<dyn Disk>>,
+    /// What queries need that the engine does not expose.
+    known: BTreeMap<TorrentId, Known>,
     udp: Option<Arc<dyn UdpSocket>>,
-    shutting_down: Option<std::time::Instant>,
+    /// The engine reported [`Event::Stopped`]: sync the disks and end.
+    stopped: bool,
 }
 
 /// A handle to send commands to a running loop (e.g. from a Ctrl-C
 /// handler).
 #[derive(Clone, Debug)]
 pub struct Handle {
+    /// The loop's control channel (unbounded: a command is never dropped).
     tx: Sender<Input>,
 }
 
@@ -151,15 +160,57 @@ impl std::fmt::Debug for Input {
 }
 
 impl Handle {
-    /// Sends a command; false if the loop has ended.
+    /// Sends a command; false only if the loop has ended (the control
+    /// channel is unbounded, so a busy loop never drops it).
     pub fn send(&self, command: Command) -> bool {
         self.tx.try_send(Input::Command(command)).is_ok()
+    }
+
+    /// Adds a torrent; its id once the loop has added it.
+    pub async fn add_torrent(&self, add: AddTorrent) -> Result<TorrentId, AddError> {
+        let (tx, rx) = reply();
+        if !self.send(Command::AddTorrent(Box::new(add), tx)) {
+            return Err(AddError::Ended);
+        }
+        rx.recv()
+            .await
+            .ok_or(AddError::Ended)?
+            .ok_or(AddError::Refused)
+    }
+
+    /// Adds a magnet link with extra peers; its id once the loop has added
+    /// it.
+    pub async fn add_magnet(
+        &self,
+        magnet: Magnet,
+        peers: Vec<SocketAddr>,
+    ) -> Result<TorrentId, AddError> {
+        let (tx, rx) = reply();
+        if !self.send(Command::AddMagnet(Box::new(magnet), peers, tx)) {
+            return Err(AddError::Ended);
+        }
+        rx.recv()
+            .await
+            .ok_or(AddError::Ended)?
+            .ok_or(AddError::Refused)
+    }
+
+    /// Asks the loop `query` (e.g. [`Torrents`](crate::control::Torrents));
+    /// `None` if the loop has ended.
+    pub async fn query<Q: Query>(&self, query: Q) -> Option<Q::Answer> {
+        let (tx, rx) = reply();
+        let ask = move |view: &View<'_>| tx.send(query.answer(view));
+        if self.tx.try_send(Input::Query(Box::new(ask))).is_err() {
+            return None;
+        }
+        rx.recv().await
     }
 }
 
 impl<R: Runtime> Driver<R> {
-    /// A loop over `engine`, with `clock` the engine's time base.
-    pub fn new(rt: R, engine: Engine, clock: Clock) -> Driver<R> {
+    /// A loop over `engine` on `rt`, whose clock ([`Runtime::now`]) is the
+    /// engine's.
+    pub fn new(rt: R, engine: Engine) -> Driver<R> {
         let (tx, rx) = async_channel::bounded(INPUT_QUEUE);
         let (ctrl_tx, ctrl_rx) = async_channel::unbounded();
         let (stop_tx, stop_rx) = async_channel::bounded(1);
@@ -168,15 +219,15 @@ impl<R: Runtime> Driver<R> {
             stop_rx,
             rt,
             engine,
-            clock,
             tx,
             rx,
             ctrl_tx,
             ctrl_rx,
             writers: BTreeMap::new(),
             storage: BTreeMap::new(),
+            known: BTreeMap::new(),
             udp: None,
-            shutting_down: None,
+            stopped: false,
         }
     }
 
@@ -185,20 +236,74 @@ impl<R: Runtime> Driver<R> {
         &mut self.engine
     }
 
-    /// The driver's clock.
-    pub fn clock(&self) -> Clock {
-        self.clock
+    /// The engine's clock (the runtime's).
+    pub fn now(&self) -> Instant {
+        self.rt.now()
     }
 
-    /// Where a torrent's disk jobs go.
-    pub fn set_storage(&mut self, torrent: TorrentId, storage: Arc<Storage>) {
+    /// Where a torrent's disk jobs go (for a torrent added to
+    /// [`engine`](Driver::engine) directly).
+    pub fn set_storage(&mut self, torrent: TorrentId, storage: Arc<dyn Disk>) {
         self.storage.insert(torrent, storage);
+    }
+
+    /// Adds a torrent before the loop runs, as [`Command::AddTorrent`]
+    /// does while it runs; `None` if it is already in.
+    pub fn add_torrent(&mut self, add: AddTorrent) -> Option<TorrentId> {
+        let now = self.rt.now();
+        let AddTorrent {
+            info,
+            storage,
+            start,
+            priorities,
+            sequential,
+            peers,
+        } = add;
+        let layout = info.layout.clone();
+        let id = self.engine.add_torrent(now, info, start)?;
+        self.storage.insert(id, storage);
+        self.known.insert(id, Known::Files(layout));
+        self.configure(now, id, priorities, sequential, peers);
+        Some(id)
+    }
+
+    /// Adds a magnet link before the loop runs, as [`Command::AddMagnet`]
+    /// does while it runs.
+    pub fn add_magnet(&mut self, magnet: &Magnet, peers: Vec<SocketAddr>) -> Option<TorrentId> {
+        let now = self.rt.now();
+        let id = self.engine.add_magnet(now, magnet)?;
+        self.known.insert(id, Known::Magnet);
+        if !peers.is_empty() {
+            self.engine.add_peers(now, id, peers);
+        }
+        Some(id)
+    }
+
+    /// File selection, piece order and extra peers of a torrent just added
+    /// or started.
+    fn configure(
+        &mut self,
+        now: Instant,
+        id: TorrentId,
+        priorities: Option<Vec<bittide_core::picker::Priority>>,
+        sequential: bool,
+        peers: Vec<SocketAddr>,
+    ) {
+        if let Some(p) = priorities {
+            self.engine.set_file_priorities(now, id, &p);
+        }
+        if sequential {
+            self.engine.set_sequential(id, true);
+        }
+        if !peers.is_empty() {
+            self.engine.add_peers(now, id, peers);
+        }
     }
 
     /// A handle for commands.
     pub fn handle(&self) -> Handle {
         Handle {
-            tx: self.tx.clone(),
+            tx: self.ctrl_tx.clone(),
         }
     }
 
@@ -285,7 +390,7 @@ impl<R: Runtime> Driver<R> {
             Output::Tcp { conn, action } => match action {
                 TcpAction::Connect(addr) => {
                     let (rt, tx) = (self.rt.clone(), self.tx.clone());
-                    let timer = rt.sleep_until(std::time::Instant::now() + CONNECT_TIMEOUT);
+                    let timer = rt.sleep_until(rt.now() + CONNECT_TIMEOUT);
                     let connecting = rt.connect(addr);
                     self.rt.spawn(Box::pin(async move {
                         let input = match first(connecting, timer).await {
@@ -323,42 +428,99 @@ impl<R: Runtime> Driver<R> {
                 }
             }
             Output::Disk { torrent, op } => {
-                let (storage, tx) = (self.storage.get(&torrent).cloned(), self.tx.clone());
-                self.rt.spawn_blocking(Box::new(move || {
-                    if let Some(s) = storage {
-                        let _ = tx.send_blocking(Input::Disk(torrent, s.run(op)));
-                    }
-                }));
+                if let Some(s) = self.storage.get(&torrent).cloned() {
+                    self.blocking(move || Input::Disk(torrent, s.run(op)));
+                }
             }
             Output::Http { request, url } => {
-                let tx = self.tx.clone();
-                self.rt.spawn_blocking(Box::new(move || {
-                    let r = crate::tracker::http_get(&url, HTTP_TIMEOUT);
-                    let _ = tx.send_blocking(Input::Http(request, r));
-                }));
+                self.blocking(move || {
+                    Input::Http(request, crate::tracker::http_get(&url, HTTP_TIMEOUT))
+                });
             }
             Output::Resolve { request, host } => {
-                let tx = self.tx.clone();
-                self.rt.spawn_blocking(Box::new(move || {
+                self.blocking(move || {
                     let addrs = host
                         .to_socket_addrs()
                         .map(Iterator::collect)
                         .unwrap_or_default();
-                    let _ = tx.send_blocking(Input::Resolved(request, addrs));
-                }));
+                    Input::Resolved(request, addrs)
+                });
             }
-            Output::Event(e) if on_event(Some(&e), &self.engine) == Control::Shutdown => {
-                let _ = self.ctrl_tx.try_send(Input::Command(Command::Shutdown));
+            Output::Event(e) => {
+                if e == Event::Stopped {
+                    self.stopped = true;
+                }
+                if on_event(Some(&e), &self.engine) == Control::Shutdown {
+                    let _ = self.ctrl_tx.try_send(Input::Command(Command::Shutdown));
+                }
             }
-            // Other events were handled in the guard; timeouts are read by
-            // the loop; outputs of later versions are ignored until the
-            // loop learns them.
+            // Timeouts are read by the loop; outputs of later versions are
+            // ignored until the loop learns them.
             _ => {}
         }
     }
 
+    /// Applies one command; false to end the loop.
+    fn handle_command(&mut self, now: Instant, command: Command) -> bool {
+        match command {
+            Command::AddTorrent(add, reply) => {
+                reply.send(self.add_torrent(*add));
+            }
+            Command::AddMagnet(magnet, peers, reply) => {
+                reply.send(self.add_magnet(&magnet, peers));
+            }
+            Command::StartMagnet {
+                torrent,
+                storage,
+                start,
+                priorities,
+                sequential,
+                peers,
+            } => {
+                self.storage.insert(torrent, storage);
+                if self.engine.start_magnet(now, torrent, start).is_ok() {
+                    self.known.remove(&torrent);
+                    self.configure(now, torrent, priorities, sequential, peers);
+                }
+            }
+            Command::Remove(id) => {
+                self.engine.remove(now, id);
+                self.known.remove(&id);
+                if let Some(s) = self.storage.remove(&id) {
+                    // What was written reaches the device, off the loop.
+                    self.rt.spawn(self.rt.spawn_blocking(Box::new(move || {
+                        let _ = s.sync();
+                    })));
+                }
+            }
+            Command::Pause(id) => self.engine.pause(now, id),
+            Command::Resume(id) => self.engine.resume(now, id),
+            Command::SetFilePriorities(id, p) => self.engine.set_file_priorities(now, id, &p),
+            Command::SetSequential(id, on) => self.engine.set_sequential(id, on),
+            Command::AddPeers(id, peers) => self.engine.add_peers(now, id, peers),
+            // The engine decides when it is done (trackers told, writes
+            // finished, or its grace over) and says so with
+            // `Event::Stopped`.
+            Command::Shutdown => self.engine.shutdown(now),
+            Command::Abort => return false,
+        }
+        true
+    }
+
+    /// Runs `work` on the blocking pool; a task hands its input to the
+    /// loop. The blocking thread never sends itself: on a single-threaded
+    /// (virtual) runtime a blocking send into a full channel would wait for
+    /// the loop that waits for it.
+    fn blocking(&self, work: impl FnOnce() -> Input + Send + 'static) {
+        let job = self.rt.spawn_blocking(Box::new(work));
+        let tx = self.tx.clone();
+        self.rt.spawn(Box::pin(async move {
+            let _ = tx.send(job.await).await;
+        }));
+    }
+
     fn handle_input(&mut self, input: Input) -> bool {
-        let now = self.clock.now();
+        let now = self.rt.now();
         match input {
             Input::Connected(conn, c) => {
                 self.spawn_connection(conn, c);
@@ -378,115 +540,102 @@ impl<R: Runtime> Driver<R> {
             Input::Disk(t, r) => self.engine.handle_disk(now, t, r),
             Input::Http(id, r) => self.engine.handle_http(now, id, r),
             Input::Resolved(id, addrs) => self.engine.handle_resolved(now, id, addrs),
-            Input::Command(Command::Abort) => return false,
-            Input::Command(Command::StartMagnet {
-                torrent,
-                storage,
-                start,
-                priorities,
-                sequential,
-                peers,
-            }) => {
-                self.storage.insert(torrent, storage);
-                if self.engine.start_magnet(now, torrent, start).is_ok() {
-                    if let Some(p) = priorities {
-                        self.engine.set_file_priorities(now, torrent, &p);
-                    }
-                    if sequential {
-                        self.engine.set_sequential(torrent, true);
-                    }
-                    if !peers.is_empty() {
-                        self.engine.add_peers(now, torrent, peers);
-                    }
-                }
-            }
-            Input::Command(Command::Shutdown) => {
-                if self.shutting_down.is_none() {
-                    self.shutting_down = Some(std::time::Instant::now() + Duration::from_secs(5));
-                    for id in self.engine.torrent_ids() {
-                        self.engine.stop(now, id);
-                    }
-                }
-            }
+            Input::Command(command) => return self.handle_command(now, command),
+            Input::Query(ask) => ask(&View {
+                engine: &self.engine,
+                known: &self.known,
+            }),
         }
         true
     }
 
-    /// Runs until a shutdown completes. `on_event` sees every event, and
-    /// `None` at least once a second (a beat for progress lines), with the
-    /// engine to read progress from; it may ask for a shutdown.
-    pub async fn run(mut self, on_event: impl FnMut(Option<&Event>, &Engine) -> Control) {
+    /// Runs until a shutdown completes or an abort. `on_event` sees every
+    /// event, and `None` at least once a second (a beat for progress
+    /// lines), with the engine to read progress from; it may ask for a
+    /// shutdown.
+    pub async fn run(mut self, on_event: impl FnMut(Option<&Event>, &Engine) -> Control) -> Ended {
         let stop = self.stop_tx.clone();
-        self.run_loop(on_event).await;
+        let ended = self.run_loop(on_event).await;
         // Every socket task sees this and ends, dropping its socket.
         stop.close();
+        // Commands and queries still queued are dropped with their replies,
+        // so whoever awaits an answer hears that none will come (a closed
+        // channel keeps its queue while any `Handle` lives).
+        self.ctrl_rx.close();
+        while self.ctrl_rx.try_recv().is_ok() {}
+        ended
     }
 
-    async fn run_loop(&mut self, mut on_event: impl FnMut(Option<&Event>, &Engine) -> Control) {
-        let mut last_tick = std::time::Instant::now();
+    /// Flushes every torrent's written data to its device (before the
+    /// application writes resume data), on the blocking pool.
+    async fn sync_disks(&self) {
+        for s in self.storage.values() {
+            let s = s.clone();
+            let _ = self.rt.spawn_blocking(Box::new(move || s.sync())).await;
+        }
+    }
+
+    /// The next input: control first, then at most one from the data
+    /// channel; `None` when neither has one waiting.
+    fn next_ready(&self) -> Option<Input> {
+        self.ctrl_rx.try_recv().or_else(|_| self.rx.try_recv()).ok()
+    }
+
+    async fn run_loop(
+        &mut self,
+        mut on_event: impl FnMut(Option<&Event>, &Engine) -> Control,
+    ) -> Ended {
+        let mut last_tick = self.rt.now();
         loop {
-            let now = self.clock.now();
+            let now = self.rt.now();
             let timeout = loop {
                 match self.engine.poll_output(now) {
                     Output::Timeout(t) => break t,
                     o => self.carry_out(o, &mut on_event),
                 }
             };
-            if let Some(deadline) = self.shutting_down {
-                let idle = self.engine.torrent_ids().iter().all(|id| {
-                    self.engine
-                        .torrent(*id)
-                        .is_none_or(|t| t.poll_timeout().is_none())
-                });
-                if idle || std::time::Instant::now() >= deadline {
-                    for id in self.engine.torrent_ids() {
-                        if let Some(s) = self.storage.get(&id) {
-                            let _ = s.sync();
-                        }
-                    }
-                    return;
-                }
-            }
-            let mut wake = self.clock.to_std(timeout);
-            if let Some(deadline) = self.shutting_down {
-                wake = wake.min(deadline);
+            if self.stopped {
+                self.sync_disks().await;
+                return Ended::Shutdown;
             }
             // Cap the sleep: the application's callback also runs on a
             // regular beat (progress lines).
-            let wake = wake.min(std::time::Instant::now() + Duration::from_secs(1));
+            let wake = timeout.min(now + TICK);
             // Control inputs first: a command must not wait behind data.
             while let Ok(input) = self.ctrl_rx.try_recv() {
                 if !self.handle_input(input) {
-                    return;
+                    return Ended::Aborted;
                 }
             }
             let timer = self.rt.sleep_until(wake);
+            // Polled in this order: a waiting command wins over data.
             let inputs = first(Box::pin(self.ctrl_rx.recv()), Box::pin(self.rx.recv()));
-            match first(Box::pin(inputs), timer).await {
-                Ok(Ok(Ok(input)) | Err(Ok(input))) => {
+            if let Ok(Ok(Ok(input)) | Err(Ok(input))) = first(Box::pin(inputs), timer).await {
+                if !self.handle_input(input) {
+                    return Ended::Aborted;
+                }
+                // Take whatever else is already queued before draining
+                // (bounded, so timers still get their turn), commands
+                // before data at every step.
+                for _ in 0..INPUT_QUEUE {
+                    let Some(input) = self.next_ready() else {
+                        break;
+                    };
                     if !self.handle_input(input) {
-                        return;
-                    }
-                    // Take whatever else is already queued before draining
-                    // (bounded, so timers still get their turn).
-                    for _ in 0..INPUT_QUEUE {
-                        let Ok(input) = self.rx.try_recv() else { break };
-                        if !self.handle_input(input) {
-                            return;
-                        }
+                        return Ended::Aborted;
                     }
                 }
-                Ok(_) => return,
-                Err(()) => {}
             }
+            // (Both channels closing cannot happen: the driver holds a
+            // sender of each.)
             // The deadline may have passed while inputs kept us busy: a
             // steady stream of bytes must not starve the engine's timers.
-            let now = self.clock.now();
+            let now = self.rt.now();
             if now >= timeout {
                 self.engine.handle_timeout(now);
             }
-            if last_tick.elapsed() >= Duration::from_secs(1) {
-                last_tick = std::time::Instant::now();
+            if now >= last_tick + TICK {
+                last_tick = now;
                 if on_event(None, &self.engine) == Control::Shutdown {
                     let _ = self.ctrl_tx.try_send(Input::Command(Command::Shutdown));
                 }

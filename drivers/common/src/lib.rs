@@ -2,14 +2,18 @@
 //!
 //! Everything the drivers share, written once: the core does no I/O, the
 //! runtime crates (`bittide-tokio`, `bittide-smol`, `bittide-async-std`)
-//! hold only their runtime glue, and what lies between lives here.
+//! hold only their runtime glue, and what lies between lives here:
 //!
-//! Today that is the clock ([`clock`]), the file-system side of `bittide
-//! create` ([`content`]: walking the content, reading it in torrent order
-//! and hashing pieces on every core), and tracker requests ([`tracker`]:
-//! HTTP(S) with rustls, and the UDP client loop). The event loop over a small `Runtime` trait (timers, UDP,
-//! TCP, spawn, spawn_blocking), as DESIGN.md describes it, joins this crate
-//! with the driver-loop issue.
+//! - the event loop ([`driver`]) over a small [`runtime::Runtime`] trait
+//!   (clock, timers, UDP, TCP, spawn, a blocking pool), and what an
+//!   application sends it and asks it ([`control`]);
+//! - a whole download or seed session over any runtime ([`client`]), with
+//!   its storage ([`disk`]) and resume data ([`resume`]);
+//! - the file-system side of `bittide create` ([`content`]), tracker
+//!   requests ([`tracker`]), a tracker server's front ends
+//!   ([`tracker_server`]) and a blocking DHT node for one-shot commands
+//!   ([`dht_client`]);
+//! - the suite every runtime runs ([`conformance`]).
 
 #[cfg(feature = "async-io")]
 pub mod async_io;
@@ -17,6 +21,7 @@ pub mod client;
 pub mod clock;
 pub mod conformance;
 pub mod content;
+pub mod control;
 pub mod dht_client;
 pub mod disk;
 pub mod driver;

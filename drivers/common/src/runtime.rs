@@ -1,8 +1,18 @@
-//! The small interface a runtime offers the event loop: spawning, a
-//! blocking pool, a timer, TCP and UDP. Each runtime crate implements it
-//! (`bittide-tokio`, `bittide-smol`, `bittide-async-std`); the loop in
-//! [`crate::driver`] is written once against it, in the way quinn's
-//! `runtime` module abstracts its runtimes.
+//! The small interface a runtime offers the event loop: a clock, spawning,
+//! a blocking pool, a timer, TCP and UDP. The loop in [`crate::driver`] is
+//! written once against it, in the way quinn's `runtime` module abstracts
+//! its runtimes. Implementations: tokio (`bittide-tokio`), async-io with
+//! smol's or async-std's executor (`async_io`, feature `async-io`), and the
+//! simulator's `VirtualRuntime` (`tests/src/sim/`).
+//!
+//! The clock is the runtime's: [`Runtime::now`] is a core
+//! [`Instant`](bittide_core::Instant) counted from the runtime value's
+//! creation (the OS runtimes keep that epoch as an OS instant and map core
+//! instants onto their timers), and nothing in the loop reads any other
+//! clock. Blocking work returns its result as a future instead of sending
+//! it from the blocking thread: on a one-threaded virtual runtime a
+//! blocking send into the loop's full channel would wait for the loop that
+//! waits for it.
 
 use std::future::Future;
 use std::io;
@@ -50,13 +60,23 @@ pub trait UdpSocket: Send + Sync {
 }
 
 /// What the event loop needs from an async runtime.
+///
+/// Time is the runtime's too: [`Runtime::now`] is the engine's clock and
+/// [`Runtime::sleep_until`] waits on it, so the same loop runs on the OS
+/// clock (tokio, async-io) or on a virtual one (the simulator's
+/// `VirtualRuntime`), where time only moves when every task waits.
 pub trait Runtime: Clone + Send + Sync + 'static {
+    /// The engine's clock: time since this runtime (or its clock) began.
+    fn now(&self) -> bittide_core::Instant;
     /// Runs a future to completion in the background.
     fn spawn(&self, future: BoxFuture<'static, ()>);
-    /// Runs a blocking closure on the runtime's blocking pool.
-    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>);
-    /// Completes at `deadline`.
-    fn sleep_until(&self, deadline: std::time::Instant) -> BoxFuture<'static, ()>;
+    /// Runs `work` off the loop thread (a blocking pool); the future yields its result.
+    fn spawn_blocking<T: Send + 'static>(
+        &self,
+        work: Box<dyn FnOnce() -> T + Send + 'static>,
+    ) -> BoxFuture<'static, T>;
+    /// Completes at `deadline` on this runtime's clock.
+    fn sleep_until(&self, deadline: bittide_core::Instant) -> BoxFuture<'static, ()>;
     /// Opens a TCP connection.
     fn connect(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Conn>>;
     /// Listens for TCP connections.

@@ -14,7 +14,7 @@ use bittide_core::tracker::http::{
 use bittide_core::tracker::server::{ServerConfig, TrackerServer};
 use bittide_core::Instant;
 
-use crate::clock::{os_seed, Clock};
+use crate::clock::os_seed;
 use crate::runtime::{Conn, Listener, Runtime, UdpSocket};
 
 /// Largest HTTP request head read.
@@ -26,7 +26,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Shared {
     server: Arc<Mutex<TrackerServer>>,
-    clock: Clock,
+    /// The runtime's clock.
+    clock: Arc<dyn Fn() -> Instant + Send + Sync>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -36,16 +37,17 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// A server with `config`, keyed from OS randomness.
-    pub fn new(config: ServerConfig) -> Shared {
+    /// A server with `config` on `rt`'s clock, keyed from OS randomness.
+    pub fn new<R: Runtime>(rt: &R, config: ServerConfig) -> Shared {
+        let rt = rt.clone();
         Shared {
             server: Arc::new(Mutex::new(TrackerServer::new(config, os_seed()))),
-            clock: Clock::new(),
+            clock: Arc::new(move || rt.now()),
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut TrackerServer, Instant) -> R) -> R {
-        let now = self.clock.now();
+    fn with<T>(&self, f: impl FnOnce(&mut TrackerServer, Instant) -> T) -> T {
+        let now = (self.clock)();
         let mut guard = self.server.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard, now)
     }
@@ -146,7 +148,7 @@ async fn serve_connection<R: Runtime>(
 ) {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 2048];
-    let deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
+    let deadline = rt.now() + REQUEST_TIMEOUT;
     let state = loop {
         let read = crate::driver::first(reader.read(&mut buf), rt.sleep_until(deadline)).await;
         match read {
@@ -193,8 +195,7 @@ pub async fn serve_udp(shared: Shared, socket: Arc<dyn UdpSocket>) {
 /// Expires idle peers once a minute, forever.
 pub async fn expire<R: Runtime>(rt: R, shared: Shared) {
     loop {
-        rt.sleep_until(std::time::Instant::now() + Duration::from_secs(60))
-            .await;
+        rt.sleep_until(rt.now() + Duration::from_secs(60)).await;
         shared.with(|s, now| s.handle_timeout(now));
     }
 }

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use bittide_driver::client::{self, SessionOptions};
+use bittide_driver::runtime::Runtime;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,14 +42,17 @@ fn main() {
         download_rate: 0,
         dht: None,
     };
-    let mut last_print = std::time::Instant::now();
+    let rt = bittide_smol::runtime();
+    let clock = rt;
+    let mut last_print = rt.now();
     let result = bittide_smol::block_on(client::run(
-        bittide_smol::runtime(),
+        rt,
         options,
         |_handle, addr| println!("listening on {addr}"),
         |progress, _event| {
-            if last_print.elapsed() >= Duration::from_secs(1) {
-                last_print = std::time::Instant::now();
+            // The runtime's clock, as the engine's.
+            if clock.now() - last_print >= Duration::from_secs(1) {
+                last_print = clock.now();
                 println!(
                     "{} / {} bytes, {} peers",
                     progress.done, progress.total, progress.peers

@@ -960,12 +960,11 @@ fn dht_serve(
             "serving on {addr} (id {id}), {joined} nodes in the table\n"
         ))?;
     }
-    let end = (duration > 0).then(|| std::time::Instant::now() + Duration::from_secs(duration));
+    let end = (duration > 0).then(|| client.now() + Duration::from_secs(duration));
     let mut minutes = 0u64;
     loop {
         let slice = end.map_or(Duration::from_secs(60), |e| {
-            e.saturating_duration_since(std::time::Instant::now())
-                .min(Duration::from_secs(60))
+            (e - client.now()).min(Duration::from_secs(60))
         });
         if slice.is_zero() {
             break;
@@ -1069,14 +1068,13 @@ fn crawl_node(
     };
     client.dht().crawl(now, config);
     // The crawl's time starts once joined.
-    let end = (!duration.is_zero()).then(|| std::time::Instant::now() + duration);
-    let mut last_stats = std::time::Instant::now();
-    let mut last_save = std::time::Instant::now();
+    let end = (!duration.is_zero()).then(|| now + duration);
+    let mut last_stats = now;
+    let mut last_save = now;
     let mut failed: Option<Failure> = None;
     loop {
         let slice = end.map_or(Duration::from_secs(5), |e| {
-            e.saturating_duration_since(std::time::Instant::now())
-                .min(Duration::from_secs(5))
+            (e - client.now()).min(Duration::from_secs(5))
         });
         if slice.is_zero() || failed.is_some() {
             break;
@@ -1117,8 +1115,8 @@ fn crawl_node(
             .map_err(io)?;
         let now = client.now();
         exchange.trade(i, client.dht(), now);
-        if i == 0 && last_stats.elapsed() >= Duration::from_secs(60) {
-            last_stats = std::time::Instant::now();
+        if i == 0 && now - last_stats >= Duration::from_secs(60) {
+            last_stats = now;
             let total = seen.lock().map(|s| s.len()).unwrap_or(0);
             if let Some(s) = client.dht().crawl_stats() {
                 eprintln!(
@@ -1127,8 +1125,8 @@ fn crawl_node(
                 );
             }
         }
-        if i == 0 && last_save.elapsed() >= Duration::from_secs(300) {
-            last_save = std::time::Instant::now();
+        if i == 0 && now - last_save >= Duration::from_secs(300) {
+            last_save = now;
             client.save().map_err(io)?;
         }
     }
@@ -1285,7 +1283,7 @@ fn serve_tracker(
         .map_err(|e| Failure::new(EXIT_IO, format!("runtime: {e}")))?;
     runtime.block_on(async move {
         let rt = TokioRuntime::current();
-        let shared = Shared::new(config);
+        let shared = Shared::new(&rt, config);
         let mut lines = Vec::new();
         if let Some(addr) = http {
             let listener = rt

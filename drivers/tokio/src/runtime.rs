@@ -1,10 +1,12 @@
 //! bittide's [`Runtime`] on tokio: the only tokio-specific code the event
-//! loop needs.
+//! loop needs. Its clock is tokio's (so a paused tokio clock pauses the
+//! engine's too), counted from the runtime value's creation.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use bittide_core::Instant;
 use bittide_driver::runtime::{BoxFuture, Conn, ConnRead, ConnWrite, Listener, Runtime, UdpSocket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -13,6 +15,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 #[derive(Clone, Debug)]
 pub struct TokioRuntime {
     handle: tokio::runtime::Handle,
+    /// The tokio instant that is the engine's `Instant::ZERO`.
+    epoch: tokio::time::Instant,
 }
 
 impl TokioRuntime {
@@ -23,6 +27,7 @@ impl TokioRuntime {
     pub fn current() -> TokioRuntime {
         TokioRuntime {
             handle: tokio::runtime::Handle::current(),
+            epoch: tokio::time::Instant::now(),
         }
     }
 }
@@ -83,14 +88,34 @@ impl UdpSocket for TokioUdp {
 }
 
 impl Runtime for TokioRuntime {
+    fn now(&self) -> Instant {
+        Instant::from_duration(self.epoch.elapsed())
+    }
     fn spawn(&self, future: BoxFuture<'static, ()>) {
         self.handle.spawn(future);
     }
-    fn spawn_blocking(&self, work: Box<dyn FnOnce() + Send + 'static>) {
-        self.handle.spawn_blocking(work);
+    fn spawn_blocking<T: Send + 'static>(
+        &self,
+        work: Box<dyn FnOnce() -> T + Send + 'static>,
+    ) -> BoxFuture<'static, T> {
+        let job = self.handle.spawn_blocking(work);
+        Box::pin(async move {
+            match job.await {
+                Ok(t) => t,
+                // The job's panic is the caller's, as if it had run inline.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Cancelled: the runtime is shutting down, and this task
+                // with it.
+                Err(_) => std::future::pending().await,
+            }
+        })
     }
-    fn sleep_until(&self, deadline: std::time::Instant) -> BoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep_until(deadline.into()))
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
+        match self.epoch.checked_add(deadline.since_epoch()) {
+            Some(at) => Box::pin(tokio::time::sleep_until(at)),
+            // Beyond what the clock can say: never.
+            None => Box::pin(std::future::pending()),
+        }
     }
     fn connect(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Conn>> {
         Box::pin(async move { tokio::net::TcpStream::connect(addr).await.map(split) })

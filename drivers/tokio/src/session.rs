@@ -4,12 +4,15 @@
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use bittide_core::Instant;
 
 use bittide_core::metainfo::Magnet;
 use bittide_core::torrent::{TorrentEvent, TorrentState};
 use bittide_driver::client::{self, Progress, SessionDht, SessionOptions, TorrentSource};
 use bittide_driver::driver::Command;
+use bittide_driver::runtime::Runtime;
 use bittide_tokio::runtime::TokioRuntime;
 use serde_json::json;
 
@@ -83,6 +86,8 @@ fn human(n: f64) -> String {
 
 /// Prints progress: a bar on a terminal, a line a second otherwise, or JSON.
 struct Reporter {
+    /// Its clock.
+    rt: TokioRuntime,
     json: bool,
     bar: Option<indicatif::ProgressBar>,
     last_print: Instant,
@@ -93,7 +98,7 @@ struct Reporter {
 }
 
 impl Reporter {
-    fn new(json: bool) -> Reporter {
+    fn new(rt: TokioRuntime, json: bool) -> Reporter {
         let bar = (!json && std::io::stdout().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
@@ -104,12 +109,14 @@ impl Reporter {
             );
             bar
         });
+        let now = rt.now();
         Reporter {
+            rt,
             json,
             bar,
-            last_print: Instant::now(),
+            last_print: now,
             last_bytes: (0, 0),
-            started: Instant::now(),
+            started: now,
             fetching: false,
         }
     }
@@ -124,7 +131,10 @@ impl Reporter {
         let text = match e {
             TorrentEvent::Finished => Some((
                 "finished",
-                format!("finished in {:.1} s", self.started.elapsed().as_secs_f64()),
+                format!(
+                    "finished in {:.1} s",
+                    (self.rt.now() - self.started).as_secs_f64()
+                ),
             )),
             TorrentEvent::StateChanged(s) => Some(("state", format!("{s:?}").to_lowercase())),
             TorrentEvent::TrackerError { url, error } => Some(("error", format!("{url}: {error}"))),
@@ -156,7 +166,7 @@ impl Reporter {
         }
         let msg = format!(
             "metadata received after {:.1} s: {} to download",
-            self.started.elapsed().as_secs_f64(),
+            (self.rt.now() - self.started).as_secs_f64(),
             human(p.total as f64)
         );
         if self.json {
@@ -170,7 +180,8 @@ impl Reporter {
 
     fn tick(&mut self, p: &Progress) {
         self.metadata(p);
-        let elapsed = self.last_print.elapsed();
+        let now = self.rt.now();
+        let elapsed = now - self.last_print;
         if elapsed < Duration::from_secs(1) {
             return;
         }
@@ -178,7 +189,7 @@ impl Reporter {
         let down = (p.downloaded - self.last_bytes.0.min(p.downloaded)) as f64 / secs;
         let up = (p.uploaded - self.last_bytes.1.min(p.uploaded)) as f64 / secs;
         self.last_bytes = (p.downloaded, p.uploaded);
-        self.last_print = Instant::now();
+        self.last_print = now;
         let left = p.total.saturating_sub(p.done) as f64;
         let eta = if down > 0.0 {
             format!("{:.0} s", left / down)
@@ -256,9 +267,10 @@ fn run(options: SessionOptions, json: bool) -> Result<(), SessionError> {
         TorrentSource::Magnet(m) => (m.display_name.clone(), m.info_hash),
     };
     rt.block_on(async move {
-        let mut reporter = Reporter::new(json);
+        let runtime = TokioRuntime::current();
+        let mut reporter = Reporter::new(runtime.clone(), json);
         let result = client::run(
-            TokioRuntime::current(),
+            runtime,
             options,
             |handle, local| {
                 // First Ctrl-C: stop gracefully (trackers hear `stopped`,
