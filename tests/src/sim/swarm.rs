@@ -551,39 +551,36 @@ impl Callback {
             log.len += 1;
         }
         let fail = |what: &str| -> ! { panic!("node {node} at t={now}: {what} (after {event:?})") };
-        match event {
-            Event::Torrent(t, e) => {
-                if state.torrents_seen.insert(*t) && state.torrent.is_some_and(|old| old != *t) {
-                    fail("a second torrent id for the one torrent");
-                }
-                state.torrent = Some(*t);
-                match e {
-                    TorrentEvent::PeerConnected { conn, .. } => {
-                        let other = state.open.insert(*conn, *t);
-                        if other.is_some_and(|o| o != *t) {
-                            fail("a connection routed to two torrents");
-                        }
-                    }
-                    TorrentEvent::PeerDisconnected { conn, .. } => {
-                        let routed = state.open.remove(conn);
-                        if routed.is_some_and(|o| o != *t) {
-                            fail("a connection closed by a torrent it was not routed to");
-                        }
-                    }
-                    TorrentEvent::Finished => {
-                        state.finished_at.get_or_insert(now);
-                    }
-                    TorrentEvent::PeerBanned(addr) => {
-                        state.banned.insert(addr.ip());
-                    }
-                    TorrentEvent::HashFailed { .. } => state.hash_failures += 1,
-                    TorrentEvent::MetadataReceived => {
-                        start_magnet(&self.handle, *t, self.disk.clone());
-                    }
-                    _ => {}
-                }
+        if let Event::Torrent(t, e) = event {
+            if state.torrents_seen.insert(*t) && state.torrent.is_some_and(|old| old != *t) {
+                fail("a second torrent id for the one torrent");
             }
-            _ => {}
+            state.torrent = Some(*t);
+            match e {
+                TorrentEvent::PeerConnected { conn, .. } => {
+                    let other = state.open.insert(*conn, *t);
+                    if other.is_some_and(|o| o != *t) {
+                        fail("a connection routed to two torrents");
+                    }
+                }
+                TorrentEvent::PeerDisconnected { conn, .. } => {
+                    let routed = state.open.remove(conn);
+                    if routed.is_some_and(|o| o != *t) {
+                        fail("a connection closed by a torrent it was not routed to");
+                    }
+                }
+                TorrentEvent::Finished => {
+                    state.finished_at.get_or_insert(now);
+                }
+                TorrentEvent::PeerBanned(addr) => {
+                    state.banned.insert(addr.ip());
+                }
+                TorrentEvent::HashFailed { .. } => state.hash_failures += 1,
+                TorrentEvent::MetadataReceived => {
+                    start_magnet(&self.handle, *t, self.disk.clone());
+                }
+                _ => {}
+            }
         }
         for id in engine.torrent_ids() {
             let Some(t) = engine.torrent(id) else {
