@@ -249,13 +249,10 @@ fn magnet_leechers_find_the_swarm_through_the_engines_dht() {
 }
 
 /// The same with 5 % datagram loss: a leecher whose one bootstrap
-/// `find_node` is lost never joins the DHT (`Engine::dht_lookups` starts
-/// the node once; while its table is empty the torrents only wait "for a
-/// node", and nothing bootstraps again), so it never finds the swarm.
-/// An engine bug the simulator found (seed 3: node 6); ignored until the
-/// engine retries the bootstrap.
+/// `find_node` was lost never joined the DHT and never found the swarm
+/// (seed 3: node 6), an engine bug the simulator found; the engine now
+/// joins again while its routing table is empty.
 #[test]
-#[ignore = "engine bug: the DHT bootstrap is never retried after a lost datagram"]
 fn magnet_leechers_find_the_swarm_through_the_dht_despite_loss() {
     for_each_seed(&[3], |seed| {
         found_through_the_dht(seed, 50_000);

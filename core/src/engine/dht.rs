@@ -20,7 +20,22 @@ pub(super) struct DhtState {
     pub node: Dht,
     pub settings: DhtSettings,
     pub started: bool,
+    /// While the routing table is empty: when to join again, and how long
+    /// the wait after that one will be.
+    pub rejoin: Option<(Instant, Duration)>,
     pub schedules: DhtSchedules,
+}
+
+impl DhtState {
+    /// When the node wants to start or join again.
+    pub(super) fn next_join(&self, now: Instant) -> Option<Instant> {
+        if !self.started {
+            return Some(now);
+        }
+        self.rejoin
+            .filter(|_| self.node.table().is_empty())
+            .map(|(at, _)| at)
+    }
 }
 
 /// When a torrent next looks itself up on the DHT, and how the last lookup
@@ -72,6 +87,13 @@ impl DhtSchedules {
     }
 }
 
+/// First wait before joining the DHT again while the routing table is
+/// still empty (every bootstrap datagram may have been lost); doubles up
+/// to [`REJOIN_MAX`].
+const REJOIN_FIRST: Duration = Duration::from_secs(10);
+/// Longest wait between joins.
+const REJOIN_MAX: Duration = Duration::from_secs(5 * 60);
+
 /// Wait before a torrent's first DHT lookup is retried while the table is
 /// still empty.
 const DHT_NOT_READY_RETRY: Duration = Duration::from_secs(5);
@@ -90,8 +112,16 @@ impl Engine {
         let Some(d) = &mut self.dht else {
             return;
         };
-        if !d.started {
+        if d.next_join(now).is_some_and(|at| at <= now) {
+            // Joining again after the first time: the routers are asked
+            // again (their addresses may have changed) and the saved nodes
+            // tried again.
+            let wait = match d.rejoin {
+                Some((_, wait)) if d.started => (wait * 2).min(REJOIN_MAX),
+                _ => REJOIN_FIRST,
+            };
             d.started = true;
+            d.rejoin = Some((now + wait, wait));
             if !d.settings.nodes.is_empty() {
                 let nodes = d.settings.nodes.clone();
                 d.node.bootstrap(now, &nodes);

@@ -139,6 +139,7 @@ impl Engine {
             node: Dht::new(Instant::ZERO, settings.config.clone(), rng.child_seed()),
             settings,
             started: false,
+            rejoin: None,
             schedules: DhtSchedules::default(),
         });
         let trackers = Trackers::new(rng.child_seed());
@@ -702,8 +703,9 @@ impl Engine {
             .set(Timer::Trackers, self.trackers.poll_timeout());
         let (node, lookups) = match &self.dht {
             Some(d) => {
-                // The node starts on the first timeout.
-                let start = (!d.started && self.shutdown.is_none()).then_some(self.now);
+                // The node starts on the first timeout, and joins again
+                // while its table stays empty.
+                let start = d.next_join(self.now).filter(|_| self.shutdown.is_none());
                 let lookups = match (start, d.schedules.next_deadline()) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),

@@ -51,10 +51,14 @@ impl Torrent {
             return;
         }
         let contributors: Vec<ConnId> = self.picker.contributors(piece).to_vec();
-        let addrs: Vec<SocketAddr> = contributors
+        // Each contributor still connected, with its address (one that
+        // has left since has no address here: pairing the two lists by
+        // position would blame the wrong peer).
+        let present: Vec<(ConnId, SocketAddr)> = contributors
             .iter()
-            .filter_map(|c| self.peers.get(c).map(|peer| peer.addr))
+            .filter_map(|c| self.peers.get(c).map(|peer| (*c, peer.addr)))
             .collect();
+        let addrs: Vec<SocketAddr> = present.iter().map(|(_, a)| *a).collect();
         let exclusive = self.exclusive_pieces.remove(&p).is_some();
         if ok {
             self.picker.on_piece_verified(piece);
@@ -71,10 +75,10 @@ impl Torrent {
                 contributors: addrs.clone(),
             });
             let sole = contributors.len() == 1;
-            for (conn, addr) in contributors.iter().zip(&addrs) {
-                if self.list.bad_piece(addr, sole) {
-                    self.emit(TorrentEvent::PeerBanned(*addr));
-                    self.drop_peer(now, *conn, CloseReason::Protocol(PeerError::BadData), true);
+            for (conn, addr) in present {
+                if self.list.bad_piece(&addr, sole) {
+                    self.emit(TorrentEvent::PeerBanned(addr));
+                    self.drop_peer(now, conn, CloseReason::Protocol(PeerError::BadData), true);
                 }
             }
         }
