@@ -6,6 +6,7 @@
 use super::*;
 use crate::metainfo::PieceIndex;
 use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
+use crate::torrent::TorrentEvent;
 
 const TRACKER: &str = "http://127.0.0.1:9/announce";
 

@@ -63,7 +63,7 @@ use crate::picker::Priority;
 use crate::rng::{Rng, Seed};
 use crate::time::Instant;
 use crate::torrent::peers::PeerSource;
-use crate::torrent::{StartMode, Torrent, TorrentEvent, TorrentInfo, TorrentOutput, TorrentState};
+use crate::torrent::{StartMode, Torrent, TorrentInfo, TorrentState};
 use crate::tracker::TrackerError;
 pub use config::{DhtSettings, EngineConfig};
 use dht::{DhtSchedules, DhtState};
@@ -557,111 +557,6 @@ impl Engine {
 
     // --- output -------------------------------------------------------------
 
-    /// Moves one torrent's outputs into the engine's queue (and a fetch's
-    /// events: once the metadata is in, its connections close, and the
-    /// torrent takes over on [`start_magnet`](Engine::start_magnet)).
-    fn drain_torrent(&mut self, id: TorrentId) {
-        loop {
-            let Some(o) = self.torrents.get_mut(&id).and_then(Torrent::poll_output) else {
-                break;
-            };
-            let now = self.now;
-            match o {
-                TorrentOutput::Connect { conn, addr } => {
-                    self.conns.insert(conn, id);
-                    self.out.push_back(Output::Tcp {
-                        conn,
-                        action: TcpAction::Connect(addr),
-                    });
-                }
-                TorrentOutput::Send { conn, data } => {
-                    self.out.push_back(Output::Tcp {
-                        conn,
-                        action: TcpAction::Send(data),
-                    });
-                }
-                TorrentOutput::Close { conn } => {
-                    self.conns.remove(&conn);
-                    self.out.push_back(Output::Tcp {
-                        conn,
-                        action: TcpAction::Close,
-                    });
-                }
-                TorrentOutput::Verify {
-                    piece,
-                    blocks,
-                    hash,
-                    slices,
-                } => self.out.push_back(Output::Disk {
-                    torrent: id,
-                    op: DiskOp::Verify {
-                        piece,
-                        blocks,
-                        hash,
-                        slices,
-                    },
-                }),
-                TorrentOutput::Write {
-                    block,
-                    data,
-                    slices,
-                } => self.out.push_back(Output::Disk {
-                    torrent: id,
-                    op: DiskOp::Write {
-                        block,
-                        data,
-                        slices,
-                    },
-                }),
-                TorrentOutput::Read {
-                    conn,
-                    block,
-                    slices,
-                } => self.out.push_back(Output::Disk {
-                    torrent: id,
-                    op: DiskOp::Read {
-                        conn,
-                        block,
-                        slices,
-                    },
-                }),
-                TorrentOutput::Check {
-                    piece,
-                    slices,
-                    hash,
-                } => self.out.push_back(Output::Disk {
-                    torrent: id,
-                    op: DiskOp::Check {
-                        piece,
-                        slices,
-                        hash,
-                    },
-                }),
-                TorrentOutput::Announce { url, request } => {
-                    self.trackers
-                        .announce(now, id, url, request, &mut self.requests);
-                    self.collect_trackers(now);
-                }
-                TorrentOutput::Event(e) => {
-                    // Every wanted piece is on disk (downloaded, or found
-                    // so by the start-up check): the empty files too.
-                    let complete = matches!(
-                        e,
-                        TorrentEvent::Finished | TorrentEvent::StateChanged(TorrentState::Seeding)
-                    );
-                    if e == TorrentEvent::MetadataReceived {
-                        self.metadata_received(id);
-                    }
-                    if let Some(files) = complete.then(|| self.empty_files.remove(&id)).flatten() {
-                        let op = DiskOp::CreateEmpty { files };
-                        self.out.push_back(Output::Disk { torrent: id, op });
-                    }
-                    self.out.push_back(Output::Event(Event::Torrent(id, e)))
-                }
-            }
-        }
-    }
-
     /// Reports [`Event::Stopped`] once a shutdown has nothing left to wait
     /// for.
     fn check_stopped(&mut self) {
@@ -675,20 +570,6 @@ impl Engine {
         if quiet || self.now >= s.deadline {
             s.reported = true;
             self.out.push_back(Output::Event(Event::Stopped));
-        }
-    }
-
-    /// A magnet's metadata is in: its empty files are known now, and a
-    /// private torrent leaves the DHT (BEP 27).
-    fn metadata_received(&mut self, id: TorrentId) {
-        let Some(t) = self.torrents.get(&id) else {
-            return;
-        };
-        let private = t.is_private();
-        let info = t.info().clone();
-        self.note_empty_files(id, &info);
-        if let (true, Some(d)) = (private, &mut self.dht) {
-            d.schedules.remove(id);
         }
     }
 
@@ -761,6 +642,7 @@ fn magnet_tiers(magnet: &Magnet) -> Vec<Vec<String>> {
 
 mod config;
 mod dht;
+mod drain;
 mod handshakes;
 #[cfg(test)]
 mod hostile_tests;

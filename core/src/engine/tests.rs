@@ -13,6 +13,7 @@ use crate::dht::DhtConfig;
 use crate::metainfo::FileSlice;
 use crate::metainfo::{Magnet, PeerAddr};
 use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
+use crate::torrent::TorrentEvent;
 use crate::tracker::http::{encode_announce_response, parse_announce_query};
 use crate::tracker::server::{ServerConfig, TrackerServer};
 use crate::wire::PeerId;

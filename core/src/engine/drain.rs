@@ -1,0 +1,128 @@
+//! From each torrent's outputs to the engine's: connections recorded in
+//! the routing map as they open and forgotten as they close, disk jobs
+//! tagged with their torrent, announces handed to the trackers, and what a
+//! torrent's events mean for the engine (a complete torrent's empty files,
+//! a magnet's metadata).
+
+use super::{DiskOp, Engine, Event, Output, TcpAction};
+use crate::handles::TorrentId;
+use crate::torrent::{Torrent, TorrentEvent, TorrentOutput, TorrentState};
+
+impl Engine {
+    /// Moves one torrent's outputs into the engine's queue.
+    pub(super) fn drain_torrent(&mut self, id: TorrentId) {
+        loop {
+            let Some(o) = self.torrents.get_mut(&id).and_then(Torrent::poll_output) else {
+                break;
+            };
+            let now = self.now;
+            match o {
+                TorrentOutput::Connect { conn, addr } => {
+                    self.conns.insert(conn, id);
+                    self.out.push_back(Output::Tcp {
+                        conn,
+                        action: TcpAction::Connect(addr),
+                    });
+                }
+                TorrentOutput::Send { conn, data } => {
+                    self.out.push_back(Output::Tcp {
+                        conn,
+                        action: TcpAction::Send(data),
+                    });
+                }
+                TorrentOutput::Close { conn } => {
+                    self.conns.remove(&conn);
+                    self.out.push_back(Output::Tcp {
+                        conn,
+                        action: TcpAction::Close,
+                    });
+                }
+                TorrentOutput::Verify {
+                    piece,
+                    blocks,
+                    hash,
+                    slices,
+                } => self.out.push_back(Output::Disk {
+                    torrent: id,
+                    op: DiskOp::Verify {
+                        piece,
+                        blocks,
+                        hash,
+                        slices,
+                    },
+                }),
+                TorrentOutput::Write {
+                    block,
+                    data,
+                    slices,
+                } => self.out.push_back(Output::Disk {
+                    torrent: id,
+                    op: DiskOp::Write {
+                        block,
+                        data,
+                        slices,
+                    },
+                }),
+                TorrentOutput::Read {
+                    conn,
+                    block,
+                    slices,
+                } => self.out.push_back(Output::Disk {
+                    torrent: id,
+                    op: DiskOp::Read {
+                        conn,
+                        block,
+                        slices,
+                    },
+                }),
+                TorrentOutput::Check {
+                    piece,
+                    slices,
+                    hash,
+                } => self.out.push_back(Output::Disk {
+                    torrent: id,
+                    op: DiskOp::Check {
+                        piece,
+                        slices,
+                        hash,
+                    },
+                }),
+                TorrentOutput::Announce { url, request } => {
+                    self.trackers
+                        .announce(now, id, url, request, &mut self.requests);
+                    self.collect_trackers(now);
+                }
+                TorrentOutput::Event(e) => {
+                    // Every wanted piece is on disk (downloaded, or found
+                    // so by the start-up check): the empty files too.
+                    let complete = matches!(
+                        e,
+                        TorrentEvent::Finished | TorrentEvent::StateChanged(TorrentState::Seeding)
+                    );
+                    if e == TorrentEvent::MetadataReceived {
+                        self.metadata_received(id);
+                    }
+                    if let Some(files) = complete.then(|| self.empty_files.remove(&id)).flatten() {
+                        let op = DiskOp::CreateEmpty { files };
+                        self.out.push_back(Output::Disk { torrent: id, op });
+                    }
+                    self.out.push_back(Output::Event(Event::Torrent(id, e)))
+                }
+            }
+        }
+    }
+
+    /// A magnet's metadata is in: its empty files are known now, and a
+    /// private torrent leaves the DHT (BEP 27).
+    fn metadata_received(&mut self, id: TorrentId) {
+        let Some(t) = self.torrents.get(&id) else {
+            return;
+        };
+        let private = t.is_private();
+        let info = t.info().clone();
+        self.note_empty_files(id, &info);
+        if let (true, Some(d)) = (private, &mut self.dht) {
+            d.schedules.remove(id);
+        }
+    }
+}
