@@ -175,9 +175,14 @@ async fn flooded_loop_ends_on<R: Runtime>(
 }
 
 /// A two-file torrent of 3 pieces (70,000 bytes), with its storage under
-/// `dir`.
+/// `dir`; the content is written to `dir/pair/` (a torrent started fresh
+/// ignores it; one started with a check finds it).
 fn two_files(dir: &Path) -> Result<(TorrentInfo, Arc<Storage>), String> {
     let (a, b) = (vec![1u8; 40_000], vec![2u8; 30_000]);
+    let folder = dir.join("pair");
+    std::fs::create_dir_all(&folder).map_err(|e| e.to_string())?;
+    std::fs::write(folder.join("a.bin"), &a).map_err(|e| e.to_string())?;
+    std::fs::write(folder.join("b.bin"), &b).map_err(|e| e.to_string())?;
     let mut builder = TorrentBuilder::multi_file("pair");
     builder
         .add_file(vec!["a.bin".into()], a.len() as u64)
@@ -238,6 +243,7 @@ async fn round_trip<R: Runtime>(rt: &R, dir: &Path) -> Result<(), String> {
     )?;
     expect("state", t.state, Some(TorrentState::Downloading))?;
     expect("pieces", (t.pieces_have, t.pieces), (0, 3))?;
+    expect("bytes on disk", t.bytes_have, Some(0))?;
     expect("left", t.left, 70_000)?;
 
     handle.send(Command::Pause(id));
@@ -286,6 +292,39 @@ async fn round_trip<R: Runtime>(rt: &R, dir: &Path) -> Result<(), String> {
         "peers after Remove",
         handle.query(Peers(id)).await,
         Some(None),
+    )?;
+
+    // Added again with a check: the disk jobs (verifying what is on disk)
+    // go through the blocking pool and back into the loop.
+    let (info, storage) = two_files(dir)?;
+    let add = AddTorrent::new(info, storage, StartMode::Check);
+    let id = handle
+        .add_torrent(add)
+        .await
+        .map_err(|e| format!("add again: {e}"))?;
+    let give_up = rt.now() + Duration::from_secs(10);
+    let checked = loop {
+        let t = handle.query(Torrent(id)).await.flatten().ok_or("gone")?;
+        if t.state == Some(TorrentState::Seeding) || rt.now() > give_up {
+            break t;
+        }
+        rt.sleep_until(rt.now() + Duration::from_millis(5)).await;
+    };
+    expect(
+        "after the check",
+        (
+            checked.state,
+            checked.pieces_have,
+            checked.bytes_have,
+            checked.left,
+        ),
+        (Some(TorrentState::Seeding), 3, Some(70_000), 0),
+    )?;
+    let files = handle.query(Files(id)).await.flatten().ok_or("no files")?;
+    expect(
+        "file pieces on disk",
+        files.iter().map(|f| f.pieces_have).collect::<Vec<_>>(),
+        vec![2, 2],
     )?;
 
     handle.send(Command::Shutdown);

@@ -253,6 +253,9 @@ pub struct TorrentSnapshot {
     pub pieces_have: u32,
     /// Pieces in the torrent (0 while the metadata is fetched).
     pub pieces: u32,
+    /// Bytes of the verified pieces on disk, when the loop knows the
+    /// torrent's layout (see [`Files`]).
+    pub bytes_have: Option<u64>,
     /// Wanted bytes still missing.
     pub left: u64,
     /// Payload bytes uploaded.
@@ -276,20 +279,30 @@ impl Query for Torrents {
     fn answer(self, view: &View<'_>) -> Vec<TorrentSnapshot> {
         view.ids()
             .into_iter()
-            .filter_map(|id| snapshot(view.engine, id))
+            .filter_map(|id| snapshot(view, id))
             .collect()
     }
 }
 
-fn snapshot(engine: &Engine, id: TorrentId) -> Option<TorrentSnapshot> {
+fn snapshot(view: &View<'_>, id: TorrentId) -> Option<TorrentSnapshot> {
+    let engine = view.engine;
     if let Some(t) = engine.torrent(id) {
         let (uploaded, downloaded, left) = t.counters();
+        let have = t.have();
+        let bytes_have = view.layout(id).map(|layout| {
+            (0..layout.piece_count())
+                .map(PieceIndex)
+                .filter(|&p| have.get(p))
+                .map(|p| u64::from(layout.piece_size(p)))
+                .sum()
+        });
         return Some(TorrentSnapshot {
             id,
             info_hash: t.info_hash(),
             state: Some(t.state()),
-            pieces_have: t.have().count(),
-            pieces: t.have().len(),
+            pieces_have: have.count(),
+            pieces: have.len(),
+            bytes_have,
             left,
             uploaded,
             downloaded,
@@ -305,6 +318,7 @@ fn snapshot(engine: &Engine, id: TorrentId) -> Option<TorrentSnapshot> {
         state: None,
         pieces_have: 0,
         pieces: 0,
+        bytes_have: None,
         left: 0,
         uploaded: 0,
         downloaded: 0,
@@ -322,7 +336,7 @@ pub struct Torrent(pub TorrentId);
 impl Query for Torrent {
     type Answer = Option<TorrentSnapshot>;
     fn answer(self, view: &View<'_>) -> Option<TorrentSnapshot> {
-        snapshot(view.engine, self.0)
+        snapshot(view, self.0)
     }
 }
 
