@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
+use crate::wire::PeerId;
 use crate::wire::{Handshake, Reserved};
 
 fn seeding_engine(config: EngineConfig) -> (Engine, InfoHash, TorrentId) {

@@ -4,6 +4,7 @@
 //! the driver's business.
 
 use super::*;
+use crate::metainfo::PieceIndex;
 use crate::metainfo::{PieceHasher, TorrentBuilder};
 
 const TRACKER: &str = "http://127.0.0.1:9/announce";

@@ -10,11 +10,13 @@ use sha1::{Digest, Sha1};
 
 use super::*;
 use crate::dht::DhtConfig;
+use crate::metainfo::FileSlice;
 use crate::metainfo::{Magnet, PeerAddr};
 use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
 use crate::torrent::fetch::FetchEvent;
 use crate::tracker::http::{encode_announce_response, parse_announce_query};
 use crate::tracker::server::{ServerConfig, TrackerServer};
+use crate::wire::PeerId;
 
 struct Node {
     engine: Engine,

@@ -46,7 +46,7 @@ pub fn tracker_http_request(data: &[u8]) {
 /// to a client in every phase. Never panics; a datagram either advances the
 /// exchange or is counted as ignored.
 pub fn tracker_udp_client(data: &[u8]) {
-    use crate::tracker::udp::{UdpRequest, UdpResponse, UdpTrackerClient};
+    use crate::tracker::udp::{UdpJob, UdpRequest, UdpResponse, UdpTrackerClient};
     use crate::tracker::AnnounceRequest;
     use crate::wire::PeerId;
     use crate::{InfoHash, Instant, Seed};
@@ -54,19 +54,26 @@ pub fn tracker_udp_client(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let mut c = UdpTrackerClient::new(mode & 1 == 1, Vec::new(), Seed::from_u64(u64::from(mode)));
+    let tracker = if mode & 1 == 1 {
+        std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 6969))
+    } else {
+        std::net::SocketAddr::from(([127, 0, 0, 1], 6969))
+    };
+    let mut c = UdpTrackerClient::new(tracker, Seed::from_u64(u64::from(mode)));
     let now = Instant::ZERO;
     if mode & 2 == 0 {
-        c.announce(
-            now,
-            AnnounceRequest::new(InfoHash([1; 20]), PeerId([2; 20]), 1),
-        );
+        let request = AnnounceRequest::new(InfoHash([1; 20]), PeerId([2; 20]), 1);
+        c.announce(now, UdpJob(1), request, b"");
     } else {
-        c.scrape(now, vec![InfoHash([1; 20]); usize::from(mode >> 2) + 1]);
+        c.scrape(
+            now,
+            UdpJob(1),
+            vec![InfoHash([1; 20]); usize::from(mode >> 2) + 1],
+        );
     }
     // Optionally complete the connect so the datagrams hit the request phase.
     if mode & 4 == 4 {
-        if let Some(p) = c.poll_transmit() {
+        if let Some((_, p)) = c.poll_transmit() {
             if let Ok(UdpRequest::Connect { tx }) = UdpRequest::decode(&p) {
                 let mut answer = Vec::new();
                 UdpResponse::Connect { tx, conn_id: 7 }.encode(&mut answer);

@@ -13,6 +13,9 @@ pub mod http;
 pub mod server;
 pub mod tiers;
 pub mod udp;
+pub mod url;
+
+pub use url::TrackerUrl;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

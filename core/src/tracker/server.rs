@@ -514,20 +514,20 @@ mod tests {
 
     #[test]
     fn udp_needs_a_valid_connection_id() {
-        use crate::tracker::udp::{UdpTrackerClient, UdpTrackerEvent};
+        use crate::tracker::udp::{UdpJob, UdpTrackerClient, UdpTrackerEvent};
         let mut s = TrackerServer::new(ServerConfig::default(), Seed::from_u64(5));
         let me = addr(4000);
-        let mut c = UdpTrackerClient::new(false, Vec::new(), Seed::from_u64(6));
+        let mut c = UdpTrackerClient::new(addr(6969), Seed::from_u64(6));
         let t = Instant::ZERO;
-        c.announce(t, req(3, AnnounceEvent::Started, 5));
-        while let Some(p) = c.poll_transmit() {
+        c.announce(t, UdpJob(1), req(3, AnnounceEvent::Started, 5), b"");
+        while let Some((_, p)) = c.poll_transmit() {
             if let Some(answer) = s.handle_udp(t, me, &p) {
                 c.handle_datagram(t, &answer);
             }
         }
         assert!(matches!(
             c.poll_event(),
-            Some(UdpTrackerEvent::Announced(_))
+            Some(UdpTrackerEvent::Announced(UdpJob(1), _))
         ));
         assert_eq!(s.peer_count(), 1);
         // A spoofed announce with a made-up connection id is dropped.

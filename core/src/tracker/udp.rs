@@ -8,7 +8,7 @@
 //! (n = 0..8) before the tracker is declared dead. The connection id is
 //! good for one minute on the client's side.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -354,15 +354,20 @@ impl UdpResponse {
     }
 }
 
+/// Names one request of a [`UdpTrackerClient`]; the caller picks it
+/// (the engine: one per torrent and URL) and results carry it back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UdpJob(pub u64);
+
 /// What a [`UdpTrackerClient`] reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UdpTrackerEvent {
     /// The announce succeeded.
-    Announced(AnnounceResponse),
+    Announced(UdpJob, AnnounceResponse),
     /// The scrape succeeded.
-    Scraped(Vec<ScrapeEntry>),
+    Scraped(UdpJob, Vec<ScrapeEntry>),
     /// The request failed (refused, or no answer after every retry).
-    Failed(TrackerError),
+    Failed(UdpJob, TrackerError),
 }
 
 #[derive(Clone, Debug)]
@@ -371,38 +376,48 @@ enum Job {
     Scrape(Vec<InfoHash>),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    Connecting,
-    Requesting,
+/// One transmission and its retransmission schedule.
+#[derive(Clone, Copy, Debug)]
+struct Attempt {
+    tx: u32,
+    /// Retransmissions so far (the n of 15·2ⁿ).
+    retries: u32,
+    deadline: Instant,
 }
 
 #[derive(Clone, Debug)]
 struct Pending {
     job: Job,
-    phase: Phase,
-    tx: u32,
-    /// Retransmissions so far (the n of 15·2ⁿ).
-    attempt: u32,
-    deadline: Instant,
+    /// BEP 41: the path and query of the job's `udp://` URL.
+    url_data: Vec<u8>,
+    /// `None` while waiting for a connection id.
+    sent: Option<Attempt>,
+    /// Retransmissions of the request itself.
+    retries: u32,
 }
 
-/// One tracker's UDP client; see the module documentation.
+/// The client for one tracker address, shared by every torrent announcing
+/// there; see the module documentation.
+///
+/// One connection id serves every request (BEP 15: it proves our address,
+/// not a torrent), and answers are routed to their request by transaction
+/// id, so 100 torrents on one tracker make one connect, not 100.
 ///
 /// Inputs: [`announce`](UdpTrackerClient::announce) /
-/// [`scrape`](UdpTrackerClient::scrape) (commands),
-/// [`handle_datagram`](UdpTrackerClient::handle_datagram),
+/// [`scrape`](UdpTrackerClient::scrape) / [`cancel`](UdpTrackerClient::cancel)
+/// (commands), [`handle_datagram`](UdpTrackerClient::handle_datagram),
 /// [`handle_timeout`](UdpTrackerClient::handle_timeout). Outputs:
-/// [`poll_transmit`](UdpTrackerClient::poll_transmit) (datagrams for the
+/// [`poll_transmit`](UdpTrackerClient::poll_transmit) (datagrams with the
 /// tracker's address), [`poll_event`](UdpTrackerClient::poll_event),
 /// [`poll_timeout`](UdpTrackerClient::poll_timeout).
 #[derive(Debug)]
 pub struct UdpTrackerClient {
-    ipv6: bool,
-    url_data: Vec<u8>,
+    addr: SocketAddr,
     connection: Option<(u64, Instant)>,
-    pending: Option<Pending>,
-    out: VecDeque<Vec<u8>>,
+    /// The connect request in flight (one for every job waiting).
+    connecting: Option<Attempt>,
+    jobs: BTreeMap<UdpJob, Pending>,
+    out: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<UdpTrackerEvent>,
     rng: Rng,
     ignored: u64,
@@ -412,19 +427,23 @@ pub struct UdpTrackerClient {
 const BASE_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl UdpTrackerClient {
-    /// A client for a tracker reached over IPv6 (`ipv6`) or IPv4, passing
-    /// `url_data` (the path and query of its `udp://` URL, BEP 41).
-    pub fn new(ipv6: bool, url_data: Vec<u8>, seed: Seed) -> UdpTrackerClient {
+    /// A client for the tracker at `addr`.
+    pub fn new(addr: SocketAddr, seed: Seed) -> UdpTrackerClient {
         UdpTrackerClient {
-            ipv6,
-            url_data,
+            addr,
             connection: None,
-            pending: None,
+            connecting: None,
+            jobs: BTreeMap::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
             rng: Rng::new(seed),
             ignored: 0,
         }
+    }
+
+    /// The tracker's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Datagrams that matched no outstanding transaction (forged, late or
@@ -433,20 +452,42 @@ impl UdpTrackerClient {
         self.ignored
     }
 
-    /// Whether a request is in flight.
+    /// Whether any request is in flight.
     pub fn is_busy(&self) -> bool {
-        self.pending.is_some()
+        !self.jobs.is_empty()
     }
 
-    /// Starts an announce (replacing any request in flight).
-    pub fn announce(&mut self, now: Instant, request: AnnounceRequest) {
-        self.start(now, Job::Announce(request));
+    /// Whether `job` is in flight.
+    pub fn is_pending(&self, job: UdpJob) -> bool {
+        self.jobs.contains_key(&job)
     }
 
-    /// Starts a scrape of up to [`MAX_SCRAPE`] torrents.
-    pub fn scrape(&mut self, now: Instant, mut hashes: Vec<InfoHash>) {
+    /// Starts an announce as `job` (replacing that job if in flight);
+    /// `url_data` is the path and query of its URL (BEP 41).
+    pub fn announce(
+        &mut self,
+        now: Instant,
+        job: UdpJob,
+        request: AnnounceRequest,
+        url_data: &[u8],
+    ) {
+        let mut url_data = url_data.to_vec();
+        url_data.truncate(MAX_URL_DATA);
+        self.start(now, job, Job::Announce(request), url_data);
+    }
+
+    /// Starts a scrape of up to [`MAX_SCRAPE`] torrents as `job`.
+    pub fn scrape(&mut self, now: Instant, job: UdpJob, mut hashes: Vec<InfoHash>) {
         hashes.truncate(MAX_SCRAPE);
-        self.start(now, Job::Scrape(hashes));
+        self.start(now, job, Job::Scrape(hashes), Vec::new());
+    }
+
+    /// Forgets `job`: a late answer to it is ignored.
+    pub fn cancel(&mut self, job: UdpJob) {
+        self.jobs.remove(&job);
+        if !self.jobs.values().any(|p| p.sent.is_none()) {
+            self.connecting = None;
+        }
     }
 
     fn connection_id(&self, now: Instant) -> Option<u64> {
@@ -455,111 +496,166 @@ impl UdpTrackerClient {
             .map(|(id, _)| id)
     }
 
-    fn start(&mut self, now: Instant, job: Job) {
-        let phase = if self.connection_id(now).is_some() {
-            Phase::Requesting
-        } else {
-            Phase::Connecting
-        };
-        self.pending = Some(Pending {
-            job,
-            phase,
-            tx: 0,
-            attempt: 0,
-            deadline: now,
-        });
-        self.send(now);
+    fn start(&mut self, now: Instant, id: UdpJob, job: Job, url_data: Vec<u8>) {
+        self.jobs.insert(
+            id,
+            Pending {
+                job,
+                url_data,
+                sent: None,
+                retries: 0,
+            },
+        );
+        self.send(now, id);
     }
 
-    /// (Re)sends the pending request with a fresh transaction id.
-    fn send(&mut self, now: Instant) {
-        let conn_id = self.connection_id(now);
-        let tx = self.rng.next_u32();
-        let url_data = self.url_data.clone();
-        let Some(p) = self.pending.as_mut() else {
+    /// A transaction id no request in flight uses.
+    fn fresh_tx(&mut self) -> u32 {
+        loop {
+            let tx = self.rng.next_u32();
+            let used = self.connecting.is_some_and(|c| c.tx == tx)
+                || self
+                    .jobs
+                    .values()
+                    .any(|p| p.sent.is_some_and(|s| s.tx == tx));
+            if !used {
+                return tx;
+            }
+        }
+    }
+
+    fn deadline(now: Instant, retries: u32) -> Instant {
+        now + BASE_TIMEOUT * (1u32 << retries.min(MAX_RETRIES))
+    }
+
+    /// (Re)sends `id` with a fresh transaction id, or waits for a
+    /// connection id (asking for one if nobody has yet).
+    fn send(&mut self, now: Instant, id: UdpJob) {
+        let Some(conn_id) = self.connection_id(now) else {
+            if let Some(p) = self.jobs.get_mut(&id) {
+                p.sent = None;
+            }
+            if self.connecting.is_none() {
+                self.connect(now, 0);
+            }
             return;
         };
-        if p.phase == Phase::Requesting && conn_id.is_none() {
-            p.phase = Phase::Connecting;
-        }
-        p.tx = tx;
-        p.deadline = now + BASE_TIMEOUT * (1u32 << p.attempt.min(MAX_RETRIES));
-        let packet = match (p.phase, conn_id, &p.job) {
-            (Phase::Requesting, Some(conn_id), Job::Announce(r)) => UdpRequest::Announce {
+        let tx = self.fresh_tx();
+        let Some(p) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        p.sent = Some(Attempt {
+            tx,
+            retries: p.retries,
+            deadline: Self::deadline(now, p.retries),
+        });
+        let packet = match &p.job {
+            Job::Announce(r) => UdpRequest::Announce {
                 conn_id,
                 tx,
                 request: r.clone(),
-                url_data,
+                url_data: p.url_data.clone(),
             },
-            (Phase::Requesting, Some(conn_id), Job::Scrape(h)) => UdpRequest::Scrape {
+            Job::Scrape(h) => UdpRequest::Scrape {
                 conn_id,
                 tx,
                 hashes: h.clone(),
             },
-            _ => UdpRequest::Connect { tx },
         };
+        self.transmit(&packet);
+    }
+
+    fn connect(&mut self, now: Instant, retries: u32) {
+        let tx = self.fresh_tx();
+        self.connecting = Some(Attempt {
+            tx,
+            retries,
+            deadline: Self::deadline(now, retries),
+        });
+        self.transmit(&UdpRequest::Connect { tx });
+    }
+
+    fn transmit(&mut self, packet: &UdpRequest) {
         let mut buf = Vec::new();
         packet.encode(&mut buf);
-        self.out.push_back(buf);
+        self.out.push_back((self.addr, buf));
+    }
+
+    fn fail(&mut self, id: UdpJob, error: TrackerError) {
+        self.jobs.remove(&id);
+        self.events.push_back(UdpTrackerEvent::Failed(id, error));
+    }
+
+    fn waiting(&self) -> Vec<UdpJob> {
+        self.jobs
+            .iter()
+            .filter(|(_, p)| p.sent.is_none())
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// A datagram from the tracker's address.
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
-        let Ok(resp) = UdpResponse::decode(bytes, self.ipv6) else {
+        let Ok(resp) = UdpResponse::decode(bytes, self.addr.is_ipv6()) else {
             self.ignored += 1;
             return;
         };
-        let Some(p) = self.pending.as_ref() else {
-            self.ignored += 1;
-            return;
-        };
-        if resp.tx() != p.tx {
-            self.ignored += 1;
+        let tx = resp.tx();
+        if self.connecting.is_some_and(|c| c.tx == tx) {
+            match resp {
+                UdpResponse::Connect { conn_id, .. } => {
+                    self.connecting = None;
+                    self.connection = Some((conn_id, now));
+                    for id in self.waiting() {
+                        self.send(now, id);
+                    }
+                }
+                UdpResponse::Error { message, .. } => {
+                    self.connecting = None;
+                    for id in self.waiting() {
+                        self.fail(id, TrackerError::Refused(clean_message(&message)));
+                    }
+                }
+                _ => self.ignored += 1,
+            }
             return;
         }
-        match (p.phase, resp) {
-            (_, UdpResponse::Error { message, .. }) => {
-                self.pending = None;
-                self.events
-                    .push_back(UdpTrackerEvent::Failed(TrackerError::Refused(
-                        clean_message(&message),
-                    )));
+        let found = self
+            .jobs
+            .iter()
+            .find(|(_, p)| p.sent.is_some_and(|s| s.tx == tx))
+            .map(|(id, p)| (*id, matches!(p.job, Job::Announce(_))));
+        let Some((id, announce)) = found else {
+            self.ignored += 1;
+            return;
+        };
+        match resp {
+            UdpResponse::Error { message, .. } => {
+                self.fail(id, TrackerError::Refused(clean_message(&message)));
             }
-            (Phase::Connecting, UdpResponse::Connect { conn_id, .. }) => {
-                self.connection = Some((conn_id, now));
-                if let Some(p) = self.pending.as_mut() {
-                    p.phase = Phase::Requesting;
-                    p.attempt = 0;
-                }
-                self.send(now);
-            }
-            (
-                Phase::Requesting,
-                UdpResponse::Announce {
+            UdpResponse::Announce {
+                interval,
+                leechers,
+                seeders,
+                peers,
+                ..
+            } if announce => {
+                self.jobs.remove(&id);
+                let response = AnnounceResponse {
                     interval,
-                    leechers,
-                    seeders,
+                    complete: Some(seeders),
+                    incomplete: Some(leechers),
                     peers,
-                    ..
-                },
-            ) if matches!(p.job, Job::Announce(_)) => {
-                self.pending = None;
+                    ..AnnounceResponse::default()
+                };
                 self.events
-                    .push_back(UdpTrackerEvent::Announced(AnnounceResponse {
-                        interval,
-                        complete: Some(seeders),
-                        incomplete: Some(leechers),
-                        peers,
-                        ..AnnounceResponse::default()
-                    }));
+                    .push_back(UdpTrackerEvent::Announced(id, response));
             }
-            (Phase::Requesting, UdpResponse::Scrape { counts, .. })
-                if matches!(p.job, Job::Scrape(_)) =>
-            {
+            UdpResponse::Scrape { counts, .. } if !announce => {
                 let Some(Pending {
                     job: Job::Scrape(hashes),
                     ..
-                }) = self.pending.take()
+                }) = self.jobs.remove(&id)
                 else {
                     return;
                 };
@@ -573,7 +669,7 @@ impl UdpTrackerClient {
                         incomplete,
                     })
                     .collect();
-                self.events.push_back(UdpTrackerEvent::Scraped(entries));
+                self.events.push_back(UdpTrackerEvent::Scraped(id, entries));
             }
             _ => self.ignored += 1,
         }
@@ -582,25 +678,38 @@ impl UdpTrackerClient {
     /// A deadline may have passed: retransmit, or give up after the last
     /// retry.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let Some(p) = self.pending.as_mut() else {
-            return;
-        };
-        if now < p.deadline {
-            return;
+        if let Some(c) = self.connecting.filter(|c| c.deadline <= now) {
+            if c.retries >= MAX_RETRIES {
+                self.connecting = None;
+                for id in self.waiting() {
+                    self.fail(id, TrackerError::TimedOut);
+                }
+            } else {
+                self.connect(now, c.retries + 1);
+            }
         }
-        if p.attempt >= MAX_RETRIES {
-            self.pending = None;
-            self.events
-                .push_back(UdpTrackerEvent::Failed(TrackerError::TimedOut));
-            return;
+        let due: Vec<(UdpJob, u32)> = self
+            .jobs
+            .iter()
+            .filter_map(|(id, p)| {
+                p.sent
+                    .filter(|s| s.deadline <= now)
+                    .map(|s| (*id, s.retries))
+            })
+            .collect();
+        for (id, retries) in due {
+            if retries >= MAX_RETRIES {
+                self.fail(id, TrackerError::TimedOut);
+            } else if let Some(p) = self.jobs.get_mut(&id) {
+                p.retries = retries + 1;
+                self.send(now, id);
+            }
         }
-        p.attempt += 1;
-        self.send(now);
     }
 
-    /// The next datagram to send to the tracker.
+    /// The next datagram to send, with the tracker's address.
     #[must_use]
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         self.out.pop_front()
     }
 
@@ -614,13 +723,23 @@ impl UdpTrackerClient {
     /// run.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.pending.as_ref().map(|p| p.deadline)
+        let jobs = self
+            .jobs
+            .values()
+            .filter_map(|p| p.sent.map(|s| s.deadline));
+        jobs.chain(self.connecting.map(|c| c.deadline)).min()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const JOB: UdpJob = UdpJob(1);
+
+    fn tracker() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 6969))
+    }
 
     fn request() -> AnnounceRequest {
         let mut r = AnnounceRequest::new(InfoHash([1; 20]), PeerId([2; 20]), 6881);
@@ -693,19 +812,19 @@ mod tests {
 
     #[test]
     fn connect_then_announce_then_reuse_the_connection() {
-        let mut c = UdpTrackerClient::new(false, Vec::new(), Seed::from_u64(1));
+        let mut c = UdpTrackerClient::new(tracker(), Seed::from_u64(1));
         let t = Instant::ZERO;
-        c.announce(t, request());
-        let connect = c.poll_transmit().unwrap();
+        c.announce(t, JOB, request(), b"");
+        let connect = c.poll_transmit().unwrap().1;
         c.handle_datagram(t, &answer(&connect, 99));
-        let announce = c.poll_transmit().unwrap();
+        let announce = c.poll_transmit().unwrap().1;
         assert!(matches!(
             UdpRequest::decode(&announce).unwrap(),
             UdpRequest::Announce { conn_id: 99, .. }
         ));
         c.handle_datagram(t, &answer(&announce, 99));
         match c.poll_event() {
-            Some(UdpTrackerEvent::Announced(r)) => {
+            Some(UdpTrackerEvent::Announced(JOB, r)) => {
                 assert_eq!(
                     (r.interval, r.complete, r.incomplete),
                     (1800, Some(3), Some(2))
@@ -716,27 +835,27 @@ mod tests {
         }
         // Within a minute the connection id is reused for a scrape.
         let t2 = t + Duration::from_secs(30);
-        c.scrape(t2, vec![InfoHash([1; 20]), InfoHash([2; 20])]);
-        let scrape = c.poll_transmit().unwrap();
+        c.scrape(t2, JOB, vec![InfoHash([1; 20]), InfoHash([2; 20])]);
+        let scrape = c.poll_transmit().unwrap().1;
         assert!(matches!(
             UdpRequest::decode(&scrape).unwrap(),
             UdpRequest::Scrape { .. }
         ));
         c.handle_datagram(t2, &answer(&scrape, 99));
-        assert!(matches!(c.poll_event(), Some(UdpTrackerEvent::Scraped(e)) if e.len() == 2));
+        assert!(matches!(c.poll_event(), Some(UdpTrackerEvent::Scraped(JOB, e)) if e.len() == 2));
         // After a minute it connects again first.
-        c.announce(t + Duration::from_secs(61), request());
+        c.announce(t + Duration::from_secs(61), JOB, request(), b"");
         assert!(matches!(
-            UdpRequest::decode(&c.poll_transmit().unwrap()).unwrap(),
+            UdpRequest::decode(&c.poll_transmit().unwrap().1).unwrap(),
             UdpRequest::Connect { .. }
         ));
     }
 
     #[test]
     fn wrong_transaction_ids_are_ignored() {
-        let mut c = UdpTrackerClient::new(false, Vec::new(), Seed::from_u64(2));
-        c.announce(Instant::ZERO, request());
-        let connect = c.poll_transmit().unwrap();
+        let mut c = UdpTrackerClient::new(tracker(), Seed::from_u64(2));
+        c.announce(Instant::ZERO, JOB, request(), b"");
+        let connect = c.poll_transmit().unwrap().1;
         let mut forged = answer(&connect, 5);
         forged[7] ^= 1;
         c.handle_datagram(Instant::ZERO, &forged);
@@ -748,10 +867,10 @@ mod tests {
 
     #[test]
     fn retransmits_through_the_whole_ladder_then_fails() {
-        let mut c = UdpTrackerClient::new(false, Vec::new(), Seed::from_u64(3));
+        let mut c = UdpTrackerClient::new(tracker(), Seed::from_u64(3));
         let mut now = Instant::ZERO;
-        c.announce(now, request());
-        let _ = c.poll_transmit().unwrap();
+        c.announce(now, JOB, request(), b"");
+        let _ = c.poll_transmit().unwrap().1;
         let mut waits = Vec::new();
         loop {
             let deadline = c.poll_timeout().unwrap();
@@ -759,7 +878,7 @@ mod tests {
             now = deadline;
             c.handle_timeout(now);
             if let Some(e) = c.poll_event() {
-                assert_eq!(e, UdpTrackerEvent::Failed(TrackerError::TimedOut));
+                assert_eq!(e, UdpTrackerEvent::Failed(JOB, TrackerError::TimedOut));
                 break;
             }
             assert!(c.poll_transmit().is_some(), "retransmitted");
@@ -770,11 +889,11 @@ mod tests {
 
     #[test]
     fn an_answer_of_the_wrong_kind_keeps_the_request_pending() {
-        let mut c = UdpTrackerClient::new(false, Vec::new(), Seed::from_u64(5));
-        c.announce(Instant::ZERO, request());
-        let connect = c.poll_transmit().unwrap();
+        let mut c = UdpTrackerClient::new(tracker(), Seed::from_u64(5));
+        c.announce(Instant::ZERO, JOB, request(), b"");
+        let connect = c.poll_transmit().unwrap().1;
         c.handle_datagram(Instant::ZERO, &answer(&connect, 1));
-        let announce = c.poll_transmit().unwrap();
+        let announce = c.poll_transmit().unwrap().1;
         let UdpRequest::Announce { tx, .. } = UdpRequest::decode(&announce).unwrap() else {
             panic!()
         };
@@ -790,15 +909,15 @@ mod tests {
         c.handle_datagram(Instant::ZERO, &answer(&announce, 1));
         assert!(matches!(
             c.poll_event(),
-            Some(UdpTrackerEvent::Announced(_))
+            Some(UdpTrackerEvent::Announced(JOB, _))
         ));
     }
 
     #[test]
     fn error_action_is_the_trackers_message() {
-        let mut c = UdpTrackerClient::new(false, Vec::new(), Seed::from_u64(4));
-        c.announce(Instant::ZERO, request());
-        let connect = c.poll_transmit().unwrap();
+        let mut c = UdpTrackerClient::new(tracker(), Seed::from_u64(4));
+        c.announce(Instant::ZERO, JOB, request(), b"");
+        let connect = c.poll_transmit().unwrap().1;
         let UdpRequest::Connect { tx } = UdpRequest::decode(&connect).unwrap() else {
             panic!()
         };
@@ -811,9 +930,53 @@ mod tests {
         c.handle_datagram(Instant::ZERO, &e);
         assert_eq!(
             c.poll_event(),
-            Some(UdpTrackerEvent::Failed(TrackerError::Refused(
-                "unregistered torrent".into()
-            )))
+            Some(UdpTrackerEvent::Failed(
+                JOB,
+                TrackerError::Refused("unregistered torrent".into())
+            ))
         );
+    }
+
+    #[test]
+    fn torrents_on_one_tracker_share_a_connect_and_get_their_own_answers() {
+        let mut c = UdpTrackerClient::new(tracker(), Seed::from_u64(8));
+        let t = Instant::ZERO;
+        let mut other = request();
+        other.info_hash = InfoHash([9; 20]);
+        c.announce(t, UdpJob(1), request(), b"/a");
+        c.announce(t, UdpJob(2), other, b"/b");
+        let (to, connect) = c.poll_transmit().unwrap();
+        assert_eq!(to, tracker());
+        assert!(c.poll_transmit().is_none(), "one connect for both");
+        c.handle_datagram(t, &answer(&connect, 77));
+        let first = c.poll_transmit().unwrap().1;
+        let second = c.poll_transmit().unwrap().1;
+        let hash_of = |p: &[u8]| match UdpRequest::decode(p).unwrap() {
+            UdpRequest::Announce {
+                request, url_data, ..
+            } => (request.info_hash, url_data),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(hash_of(&first), (InfoHash([1; 20]), b"/a".to_vec()));
+        assert_eq!(hash_of(&second), (InfoHash([9; 20]), b"/b".to_vec()));
+        // Answers in the other order reach their own jobs.
+        c.handle_datagram(t, &answer(&second, 77));
+        c.handle_datagram(t, &answer(&first, 77));
+        assert!(matches!(
+            c.poll_event(),
+            Some(UdpTrackerEvent::Announced(UdpJob(2), _))
+        ));
+        assert!(matches!(
+            c.poll_event(),
+            Some(UdpTrackerEvent::Announced(UdpJob(1), _))
+        ));
+        // The connection id is reused by a later torrent.
+        c.announce(t + Duration::from_secs(10), UdpJob(3), request(), b"");
+        assert!(matches!(
+            UdpRequest::decode(&c.poll_transmit().unwrap().1).unwrap(),
+            UdpRequest::Announce { conn_id: 77, .. }
+        ));
+        c.cancel(UdpJob(3));
+        assert!(!c.is_busy());
     }
 }

@@ -447,14 +447,16 @@ impl<R: Runtime> Driver<R> {
                 });
             }
             Output::Event(e) => {
-                if e == Event::Stopped {
+                if matches!(e, Event::Stopped) {
                     self.stopped = true;
                 }
                 if on_event(Some(&e), &self.engine) == Control::Shutdown {
                     let _ = self.ctrl_tx.try_send(Input::Command(Command::Shutdown));
                 }
             }
-            Output::Timeout(_) => {}
+            // Timeouts are read by the loop; outputs of later versions are
+            // ignored until the loop learns them.
+            _ => {}
         }
     }
 

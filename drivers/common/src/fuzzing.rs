@@ -453,9 +453,10 @@ impl crate::tracker::UdpPort for ScriptPort {
 /// deadline (never waiting without the clock moving), ends with the
 /// result of the kind asked for, and only after a datagram arrived.
 pub fn tracker_client(data: &[u8]) {
-    use bittide_core::tracker::udp::{UdpTrackerClient, UdpTrackerEvent};
+    use bittide_core::tracker::udp::{UdpJob, UdpTrackerClient, UdpTrackerEvent};
+    use bittide_core::tracker::TrackerUrl;
 
-    use crate::tracker::{exchange, split_udp_url};
+    use crate::tracker::exchange;
 
     let (url, rest) = match data.iter().position(|&b| b == b'\n') {
         Some(i) => (&data[..i], &data[i + 1..]),
@@ -463,18 +464,24 @@ pub fn tracker_client(data: &[u8]) {
     };
     let mut url_data = Vec::new();
     if let Ok(url) = std::str::from_utf8(url) {
-        match split_udp_url(url) {
-            Ok((authority, path)) => {
-                assert!(!authority.is_empty() && !authority.contains('/'));
-                assert!(path.is_empty() || path[0] == b'/');
+        match TrackerUrl::parse(url) {
+            Ok(TrackerUrl::Udp {
+                host,
+                port,
+                url_data: path,
+            }) => {
+                assert!(!host.is_empty() && !host.contains(['/', '?']));
+                assert!(host.ends_with(&format!(":{port}")) && port != 0);
+                assert!(path.is_empty() || path[0] == b'/' || path[0] == b'?');
                 let path = std::str::from_utf8(&path).expect("a slice of the URL");
-                assert_eq!(format!("udp://{authority}{path}"), url);
+                assert_eq!(
+                    format!("{host}{path}"),
+                    url[url.len() - host.len() - path.len()..]
+                );
                 url_data = path.as_bytes().to_vec();
             }
-            Err(_) => assert!(
-                !url.starts_with("udp://") || url[6..].starts_with('/') || url.len() == 6,
-                "refused {url}"
-            ),
+            Ok(TrackerUrl::Http(u)) => assert_eq!(u, url),
+            Err(_) => {}
         }
     }
     let Some((&mode, rest)) = rest.split_first() else {
@@ -485,19 +492,20 @@ pub fn tracker_client(data: &[u8]) {
         .filter_map(|d| d.split_first())
         .map(|(&delay, d)| (Duration::from_millis(u64::from(delay) * 100), d.to_vec()))
         .collect();
-    let mut client = UdpTrackerClient::new(false, url_data, Seed::from_u64(u64::from(mode)));
+    let tracker = std::net::SocketAddr::from(([127, 0, 0, 1], 6969));
+    let mut client = UdpTrackerClient::new(tracker, Seed::from_u64(u64::from(mode)));
+    const JOB: UdpJob = UdpJob(1);
     let start = Instant::ZERO;
     let scraping = mode & 1 == 1;
     if scraping {
         client.scrape(
             start,
+            JOB,
             vec![InfoHash([1; 20]); usize::from(mode >> 1) % 80 + 1],
         );
     } else {
-        client.announce(
-            start,
-            AnnounceRequest::new(InfoHash([1; 20]), PeerId([2; 20]), 1),
-        );
+        let request = AnnounceRequest::new(InfoHash([1; 20]), PeerId([2; 20]), 1);
+        client.announce(start, JOB, request, &url_data);
     }
     let mut port = ScriptPort {
         now: start,
@@ -514,16 +522,16 @@ pub fn tracker_client(data: &[u8]) {
             assert!(port.now >= end, "timed out early")
         }
         Err(_) => assert!(port.delivered > 0, "failed with no answer"),
-        Ok(UdpTrackerEvent::Announced(_)) => {
+        Ok(UdpTrackerEvent::Announced(..)) => {
             assert!(
                 !scraping && port.delivered > 0,
                 "announced without an answer"
             )
         }
-        Ok(UdpTrackerEvent::Scraped(_)) => {
+        Ok(UdpTrackerEvent::Scraped(..)) => {
             assert!(scraping && port.delivered > 0, "scraped without an answer")
         }
-        Ok(UdpTrackerEvent::Failed(_)) => {}
+        Ok(UdpTrackerEvent::Failed(..)) => {}
     }
     assert!(
         port.now <= end + Duration::from_millis(1),

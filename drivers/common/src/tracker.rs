@@ -10,8 +10,11 @@ use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::Duration;
 
 use bittide_core::tracker::http::{self, scrape_request_url, scrape_url};
+use bittide_core::tracker::udp::UdpJob;
 use bittide_core::tracker::udp::{UdpTrackerClient, UdpTrackerEvent};
-use bittide_core::tracker::{AnnounceRequest, AnnounceResponse, ScrapeEntry, TrackerError};
+use bittide_core::tracker::{
+    AnnounceRequest, AnnounceResponse, ScrapeEntry, TrackerError, TrackerUrl,
+};
 use bittide_core::{InfoHash, Instant};
 
 use crate::clock::{os_seed, Clock};
@@ -40,21 +43,6 @@ pub fn http_get(url: &str, timeout: Duration) -> Result<Vec<u8>, TrackerError> {
         .read_to_end(&mut body)
         .map_err(|e| TrackerError::Unreachable(e.to_string()))?;
     Ok(body)
-}
-
-/// The `host:port` and BEP 41 URL data (path and query) of a `udp://` URL.
-pub fn split_udp_url(url: &str) -> Result<(String, Vec<u8>), TrackerError> {
-    let rest = url
-        .strip_prefix("udp://")
-        .ok_or(TrackerError::BadUrl("not a udp:// URL"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    if authority.is_empty() {
-        return Err(TrackerError::BadUrl("no host"));
-    }
-    Ok((authority.to_owned(), path.as_bytes().to_vec()))
 }
 
 fn resolve(authority: &str) -> Result<SocketAddr, TrackerError> {
@@ -97,7 +85,7 @@ pub fn exchange(
 ) -> Result<UdpTrackerEvent, TrackerError> {
     let mut buf = vec![0u8; 65536];
     loop {
-        while let Some(packet) = client.poll_transmit() {
+        while let Some((_, packet)) = client.poll_transmit() {
             port.send(&packet);
         }
         if let Some(event) = client.poll_event() {
@@ -155,14 +143,18 @@ impl UdpPort for SocketPort {
     }
 }
 
-/// Runs a UDP tracker exchange until its result or `deadline` passes.
+/// The one request of a tool's exchange.
+const JOB: UdpJob = UdpJob(1);
+
+/// Runs a UDP tracker exchange until its result or `deadline` passes;
+/// `start` gets the client, the time and the URL's BEP 41 data.
 fn run_udp(
-    url: &str,
-    start: impl FnOnce(&mut UdpTrackerClient, &Clock),
+    host: &str,
+    url_data: &[u8],
+    start: impl FnOnce(&mut UdpTrackerClient, Instant, &[u8]),
     deadline: Duration,
 ) -> Result<UdpTrackerEvent, TrackerError> {
-    let (authority, url_data) = split_udp_url(url)?;
-    let addr = resolve(&authority)?;
+    let addr = resolve(host)?;
     let bind: SocketAddr = if addr.is_ipv6() {
         "[::]:0".parse().map_err(|_| TrackerError::BadUrl("bind"))?
     } else {
@@ -175,8 +167,8 @@ fn run_udp(
         .connect(addr)
         .map_err(|e| TrackerError::Unreachable(e.to_string()))?;
     let clock = Clock::new();
-    let mut client = UdpTrackerClient::new(addr.is_ipv6(), url_data, os_seed());
-    start(&mut client, &clock);
+    let mut client = UdpTrackerClient::new(addr, os_seed());
+    start(&mut client, clock.now(), url_data);
     let end = clock.now() + deadline;
     exchange(&mut client, &mut SocketPort { socket, clock }, end)
 }
@@ -188,18 +180,21 @@ pub fn announce(
     request: &AnnounceRequest,
     timeout: Duration,
 ) -> Result<AnnounceResponse, TrackerError> {
-    if url.starts_with("udp://") {
-        let req = request.clone();
-        match run_udp(url, |c, clock| c.announce(clock.now(), req), timeout)? {
-            UdpTrackerEvent::Announced(r) => Ok(r),
-            UdpTrackerEvent::Failed(e) => Err(e),
-            UdpTrackerEvent::Scraped(_) => Err(TrackerError::MissingField("announce answer")),
+    match TrackerUrl::parse(url)? {
+        TrackerUrl::Udp { host, url_data, .. } => {
+            let req = request.clone();
+            let start =
+                |c: &mut UdpTrackerClient, now, data: &[u8]| c.announce(now, JOB, req, data);
+            match run_udp(&host, &url_data, start, timeout)? {
+                UdpTrackerEvent::Announced(_, r) => Ok(r),
+                UdpTrackerEvent::Failed(_, e) => Err(e),
+                UdpTrackerEvent::Scraped(..) => Err(TrackerError::MissingField("announce answer")),
+            }
         }
-    } else if url.starts_with("http://") || url.starts_with("https://") {
-        let body = http_get(&http::announce_url(url, request), timeout)?;
-        http::parse_announce_response(&body)
-    } else {
-        Err(TrackerError::BadUrl("scheme must be http, https or udp"))
+        TrackerUrl::Http(url) => {
+            let body = http_get(&http::announce_url(&url, request), timeout)?;
+            http::parse_announce_response(&body)
+        }
     }
 }
 
@@ -209,42 +204,22 @@ pub fn scrape(
     hashes: &[InfoHash],
     timeout: Duration,
 ) -> Result<Vec<ScrapeEntry>, TrackerError> {
-    if url.starts_with("udp://") {
-        let h = hashes.to_vec();
-        match run_udp(url, |c, clock| c.scrape(clock.now(), h), timeout)? {
-            UdpTrackerEvent::Scraped(e) => Ok(e),
-            UdpTrackerEvent::Failed(e) => Err(e),
-            UdpTrackerEvent::Announced(_) => Err(TrackerError::MissingField("scrape answer")),
+    match TrackerUrl::parse(url)? {
+        TrackerUrl::Udp { host, url_data, .. } => {
+            let h = hashes.to_vec();
+            let start = |c: &mut UdpTrackerClient, now, _: &[u8]| c.scrape(now, JOB, h);
+            match run_udp(&host, &url_data, start, timeout)? {
+                UdpTrackerEvent::Scraped(_, e) => Ok(e),
+                UdpTrackerEvent::Failed(_, e) => Err(e),
+                UdpTrackerEvent::Announced(..) => Err(TrackerError::MissingField("scrape answer")),
+            }
         }
-    } else if url.starts_with("http://") || url.starts_with("https://") {
-        let scrape = scrape_url(url).ok_or(TrackerError::BadUrl(
-            "tracker does not support scrape (BEP 48)",
-        ))?;
-        let body = http_get(&scrape_request_url(&scrape, hashes), timeout)?;
-        http::parse_scrape_response(&body)
-    } else {
-        Err(TrackerError::BadUrl("scheme must be http, https or udp"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn udp_urls_split_into_address_and_url_data() {
-        assert_eq!(
-            split_udp_url("udp://tracker.example:1337/announce?passkey=x").unwrap(),
-            (
-                "tracker.example:1337".to_owned(),
-                b"/announce?passkey=x".to_vec()
-            )
-        );
-        assert_eq!(
-            split_udp_url("udp://127.0.0.1:6969").unwrap().1,
-            Vec::<u8>::new()
-        );
-        assert!(split_udp_url("http://x").is_err());
-        assert!(split_udp_url("udp:///x").is_err());
+        TrackerUrl::Http(url) => {
+            let scrape = scrape_url(&url).ok_or(TrackerError::BadUrl(
+                "tracker does not support scrape (BEP 48)",
+            ))?;
+            let body = http_get(&scrape_request_url(&scrape, hashes), timeout)?;
+            http::parse_scrape_response(&body)
+        }
     }
 }

@@ -1,0 +1,209 @@
+//! What the engine and the driver say to each other: the outputs the
+//! engine asks for ([`Output`]), the disk jobs and their answers
+//! ([`DiskOp`], [`DiskResult`]) and the events for the application
+//! ([`Event`]).
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use crate::dht::DhtEvent;
+use crate::handles::{ConnId, TorrentId};
+use crate::metainfo::{FileSlice, PieceIndex};
+use crate::time::Instant;
+use crate::torrent::fetch::FetchEvent;
+use crate::torrent::TorrentEvent;
+use crate::wire::BlockRef;
+
+/// A TCP action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TcpAction {
+    /// Open a connection (answer `handle_tcp_connected` or
+    /// `handle_tcp_failed`).
+    Connect(SocketAddr),
+    /// Send bytes.
+    Send(Vec<u8>),
+    /// Close it (no answer needed).
+    Close,
+}
+
+/// A disk job; the answer is the matching [`DiskResult`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiskOp {
+    /// Read a block for a peer.
+    Read {
+        /// The peer's connection.
+        conn: ConnId,
+        /// The block.
+        block: BlockRef,
+        /// Where the bytes are.
+        slices: Vec<FileSlice>,
+    },
+    /// SHA-1 a piece held in memory and, only if it matches, write it.
+    Verify {
+        /// The piece.
+        piece: PieceIndex,
+        /// Its blocks in order.
+        blocks: Vec<Bytes>,
+        /// Expected hash.
+        hash: [u8; 20],
+        /// Where the bytes go once verified (skip padding slices).
+        slices: Vec<FileSlice>,
+    },
+    /// Read and SHA-1 a piece on disk (streaming: pieces may be up to
+    /// 512 MiB).
+    Check {
+        /// The piece.
+        piece: PieceIndex,
+        /// Where its bytes are.
+        slices: Vec<FileSlice>,
+        /// Expected hash.
+        hash: [u8; 20],
+    },
+    /// Create these zero-length files if they do not exist (no piece
+    /// covers them, so no write ever would). Asked for once, when every
+    /// wanted piece is on disk.
+    CreateEmpty {
+        /// File indices in torrent order.
+        files: Vec<u32>,
+    },
+    /// Write one block of a piece too large to hold in memory (verified
+    /// with a `Check` once all its blocks are written).
+    Write {
+        /// The block.
+        block: BlockRef,
+        /// Its bytes.
+        data: Bytes,
+        /// Where they go (skip padding slices).
+        slices: Vec<FileSlice>,
+    },
+}
+
+/// The answer to a [`DiskOp`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiskResult {
+    /// A `Read` finished (`None`: it failed).
+    Read {
+        /// The peer's connection.
+        conn: ConnId,
+        /// The block.
+        block: BlockRef,
+        /// Its bytes.
+        data: Option<Vec<u8>>,
+    },
+    /// A `Verify` finished.
+    Verified {
+        /// The piece.
+        piece: PieceIndex,
+        /// Whether the hash matched.
+        ok: bool,
+        /// Whether it was then written (false: not verified, or the disk
+        /// failed, e.g. full).
+        written: bool,
+    },
+    /// A `Check` finished.
+    Checked {
+        /// The piece.
+        piece: PieceIndex,
+        /// Whether the data on disk matched.
+        ok: bool,
+    },
+    /// A `CreateEmpty` finished.
+    Created {
+        /// Whether every file exists now.
+        ok: bool,
+    },
+    /// A `Write` finished.
+    Written {
+        /// The block.
+        block: BlockRef,
+        /// Whether it is on disk.
+        ok: bool,
+    },
+}
+
+/// Identifies an HTTP request or name resolution the engine asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+/// Hands out [`RequestId`]s, never the same twice.
+#[derive(Debug, Default)]
+pub struct RequestIds {
+    last: u64,
+}
+
+impl RequestIds {
+    /// The next id.
+    pub fn next_id(&mut self) -> RequestId {
+        self.last += 1;
+        RequestId(self.last)
+    }
+}
+
+/// What the application learns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Something happened in a torrent.
+    Torrent(TorrentId, TorrentEvent),
+    /// The DHT node learned our external address or took a new id (a good
+    /// moment to save its state).
+    Dht(DhtEvent),
+    /// Something happened while fetching a magnet link's metadata; after
+    /// [`FetchEvent::Done`], call [`Engine::start_magnet`](super::Engine::start_magnet).
+    Magnet(TorrentId, FetchEvent),
+    /// A disk job other than a piece write failed (creating a torrent's
+    /// zero-length files); its storage knows why.
+    DiskFailed(TorrentId),
+    /// [`Engine::shutdown`](super::Engine::shutdown) is complete: trackers were told `stopped` (or
+    /// did not answer in time) and no disk job is in flight. Nothing more
+    /// will come; the driver syncs its disks and ends.
+    Stopped,
+}
+
+/// What the engine asks the driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub enum Output {
+    /// A TCP action on a connection.
+    Tcp {
+        /// The connection.
+        conn: ConnId,
+        /// What to do.
+        action: TcpAction,
+    },
+    /// Send a datagram from our UDP socket.
+    Udp {
+        /// Destination.
+        to: SocketAddr,
+        /// Payload.
+        payload: Vec<u8>,
+    },
+    /// A disk job for a torrent; answer with `handle_disk`.
+    Disk {
+        /// The torrent.
+        torrent: TorrentId,
+        /// The job.
+        op: DiskOp,
+    },
+    /// An HTTP(S) GET; answer with `handle_http`.
+    Http {
+        /// Its id.
+        request: RequestId,
+        /// The full URL.
+        url: String,
+    },
+    /// Resolve `host:port` (a UDP tracker, a DHT router, a magnet's `x.pe`
+    /// peer); answer with `handle_resolved`.
+    Resolve {
+        /// Its id.
+        request: RequestId,
+        /// `host:port`.
+        host: String,
+    },
+    /// Something for the application.
+    Event(Event),
+    /// Nothing more now; call `handle_timeout` at this instant.
+    Timeout(Instant),
+}

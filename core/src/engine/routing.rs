@@ -1,0 +1,134 @@
+//! Connections: which torrent each one belongs to, and incoming ones
+//! until their handshake names a torrent (BEP 3: the info-hash comes
+//! within the first 48 bytes).
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use super::handshakes::Admission;
+use super::{Engine, Output, TcpAction};
+use crate::handles::{ConnId, TorrentId};
+use crate::metainfo::InfoHash;
+use crate::time::Instant;
+use crate::wire::PROTOCOL;
+
+/// Bytes of the handshake up to and including the info-hash.
+const HANDSHAKE_PREFIX: usize = 1 + PROTOCOL.len() + 8 + 20;
+
+impl Engine {
+    fn torrent_of(&self, conn: ConnId) -> Option<TorrentId> {
+        self.conns.get(&conn).copied()
+    }
+
+    /// An outgoing connection opened.
+    pub fn handle_tcp_connected(&mut self, now: Instant, conn: ConnId) {
+        self.now = now;
+        if let Some(id) = self.torrent_of(conn) {
+            self.conns.insert(conn, id);
+            if let Some(t) = self.swarm(id) {
+                t.handle_connected(now, conn);
+            }
+        }
+    }
+
+    /// An outgoing connection failed.
+    pub fn handle_tcp_failed(&mut self, now: Instant, conn: ConnId) {
+        self.now = now;
+        if let Some(id) = self.torrent_of(conn) {
+            self.conns.remove(&conn);
+            if let Some(t) = self.swarm(id) {
+                t.handle_connect_failed(now, conn);
+            }
+        }
+    }
+
+    /// A peer connected to our listen port. Returns the id to use for it,
+    /// or `None` to close it at once (its IP already has as many
+    /// handshakes waiting as it may). To make room, an older connection
+    /// still waiting may be closed (the `handshakes` module explains the rules).
+    pub fn handle_tcp_incoming(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnId> {
+        self.now = now;
+        if self.shutdown.is_some() {
+            return None;
+        }
+        let conn = self.conn_ids.next_id();
+        match self.handshakes.admit(now, conn, addr) {
+            Admission::Refused => return None,
+            Admission::Evicted(old) => self.close(old),
+            Admission::Admitted => {}
+        }
+        Some(conn)
+    }
+
+    pub(super) fn close(&mut self, conn: ConnId) {
+        self.out.push_back(Output::Tcp {
+            conn,
+            action: TcpAction::Close,
+        });
+    }
+
+    /// Bytes arrived on a connection (copied; see
+    /// [`handle_tcp_chunk`](Engine::handle_tcp_chunk)).
+    pub fn handle_tcp_data(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        self.handle_tcp_chunk(now, conn, Bytes::copy_from_slice(data));
+    }
+
+    /// A chunk arrived on a connection; blocks are decoded in place.
+    pub fn handle_tcp_chunk(&mut self, now: Instant, conn: ConnId, data: Bytes) {
+        self.now = now;
+        if self.handshakes.contains(conn) {
+            self.route_handshake(now, conn, &data);
+            return;
+        }
+        if let Some(&id) = self.conns.get(&conn) {
+            if let Some(t) = self.swarm(id) {
+                t.handle_chunk(now, conn, data);
+            }
+        }
+    }
+
+    /// Bytes of an incoming connection not yet routed: once the
+    /// handshake names an info-hash, the connection goes to that torrent
+    /// with everything it sent so far.
+    fn route_handshake(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        let buf = self.handshakes.push(conn, data);
+        if crate::wire::Handshake::check_prefix(buf).is_err() {
+            self.handshakes.remove(conn);
+            self.close(conn);
+            return;
+        }
+        if buf.len() < HANDSHAKE_PREFIX {
+            return;
+        }
+        let mut hash = [0u8; 20];
+        hash.copy_from_slice(&buf[HANDSHAKE_PREFIX - 20..HANDSHAKE_PREFIX]);
+        let Some((addr, bytes)) = self.handshakes.remove(conn) else {
+            return;
+        };
+        let routed = self.by_hash.get(&InfoHash(hash)).copied().and_then(|id| {
+            let t = self.swarm(id)?;
+            t.handle_incoming(now, conn, addr).then_some(id)
+        });
+        match routed {
+            Some(id) => {
+                self.conns.insert(conn, id);
+                if let Some(t) = self.swarm(id) {
+                    t.handle_chunk(now, conn, Bytes::from(bytes));
+                }
+            }
+            None => self.close(conn),
+        }
+    }
+
+    /// A connection closed.
+    pub fn handle_tcp_closed(&mut self, now: Instant, conn: ConnId) {
+        self.now = now;
+        self.handshakes.remove(conn);
+        if let Some(id) = self.conns.remove(&conn) {
+            if let Some(t) = self.swarm(id) {
+                t.handle_closed(now, conn);
+            }
+        }
+    }
+}

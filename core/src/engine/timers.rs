@@ -1,0 +1,124 @@
+//! The engine's timer table: one slot per part of the engine (an array
+//! indexed by [`Timer`]) plus each torrent's own deadline, so the wake-up
+//! the driver gets in [`Output::Timeout`](super::Output::Timeout) can say
+//! which part asked for it ([`TimerReason`], for traces).
+
+use std::collections::BTreeMap;
+
+use crate::handles::TorrentId;
+use crate::time::Instant;
+
+/// Which part of the engine set the earliest deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum TimerReason {
+    /// An incoming connection must finish its handshake.
+    Handshakes,
+    /// A UDP tracker request is due for retransmission.
+    Trackers,
+    /// The DHT node (query timeouts, table upkeep).
+    DhtNode,
+    /// The DHT node's start, or a torrent's next DHT lookup.
+    DhtLookups,
+    /// A shutdown's grace period ends.
+    Shutdown,
+    /// A torrent's own timers (choking, connecting, peer sessions,
+    /// announces, rate limits).
+    Torrent(TorrentId),
+}
+
+/// The engine's parts with one deadline each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Timer {
+    Handshakes,
+    Trackers,
+    DhtNode,
+    DhtLookups,
+    Shutdown,
+}
+
+impl Timer {
+    const ALL: [Timer; 5] = [
+        Timer::Handshakes,
+        Timer::Trackers,
+        Timer::DhtNode,
+        Timer::DhtLookups,
+        Timer::Shutdown,
+    ];
+
+    fn reason(self) -> TimerReason {
+        match self {
+            Timer::Handshakes => TimerReason::Handshakes,
+            Timer::Trackers => TimerReason::Trackers,
+            Timer::DhtNode => TimerReason::DhtNode,
+            Timer::DhtLookups => TimerReason::DhtLookups,
+            Timer::Shutdown => TimerReason::Shutdown,
+        }
+    }
+}
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub(super) struct Timers {
+    fixed: [Option<Instant>; Timer::ALL.len()],
+    torrents: BTreeMap<TorrentId, Instant>,
+}
+
+impl Timers {
+    pub(super) fn set(&mut self, timer: Timer, at: Option<Instant>) {
+        self.fixed[timer as usize] = at;
+    }
+
+    /// Replaces every torrent's deadline.
+    pub(super) fn set_torrents(
+        &mut self,
+        deadlines: impl IntoIterator<Item = (TorrentId, Instant)>,
+    ) {
+        self.torrents.clear();
+        self.torrents.extend(deadlines);
+    }
+
+    /// The earliest deadline and whose it is (the first part in table
+    /// order on a tie, then the lowest torrent id).
+    pub(super) fn earliest(&self) -> Option<(Instant, TimerReason)> {
+        let fixed = Timer::ALL
+            .iter()
+            .filter_map(|t| self.fixed[*t as usize].map(|at| (at, t.reason())));
+        let torrents = self
+            .torrents
+            .iter()
+            .map(|(id, at)| (*at, TimerReason::Torrent(*id)));
+        fixed.chain(torrents).min_by_key(|(at, _)| *at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_earliest_deadline_names_its_part() {
+        let t0 = Instant::ZERO;
+        let mut timers = Timers::default();
+        assert_eq!(timers.earliest(), None);
+        timers.set(Timer::DhtNode, Some(t0 + Duration::from_secs(3)));
+        timers.set(Timer::Trackers, Some(t0 + Duration::from_secs(3)));
+        assert_eq!(
+            timers.earliest(),
+            Some((t0 + Duration::from_secs(3), TimerReason::Trackers))
+        );
+        let id = TorrentId::new(4);
+        timers.set_torrents([(id, t0 + Duration::from_secs(1))]);
+        assert_eq!(
+            timers.earliest(),
+            Some((t0 + Duration::from_secs(1), TimerReason::Torrent(id)))
+        );
+        timers.set_torrents([]);
+        timers.set(Timer::Trackers, None);
+        assert_eq!(
+            timers.earliest(),
+            Some((t0 + Duration::from_secs(3), TimerReason::DhtNode))
+        );
+    }
+}
