@@ -11,6 +11,7 @@ use super::{DhtSettings, Engine, Event, Output, Pending};
 use crate::dht::{Dht, DhtEvent, LookupId};
 use crate::handles::TorrentId;
 use crate::time::Instant;
+use crate::torrent::peers::PeerSource;
 use crate::torrent::TorrentState;
 
 /// The engine's DHT node and its schedule.
@@ -109,15 +110,15 @@ impl Engine {
             if s.next > now {
                 continue;
             }
-            // A magnet looks for peers until its metadata is in.
-            let (info_hash, state) = match (self.torrents.get(id), self.magnets.get(id)) {
-                (Some(t), _) => (t.info_hash(), t.state()),
-                (None, Some((f, _))) if f.metadata().is_none() => {
-                    (f.info_hash(), TorrentState::Downloading)
-                }
-                _ => continue,
+            let Some(t) = self.torrents.get(id) else {
+                continue;
             };
-            let running = matches!(state, TorrentState::Downloading | TorrentState::Seeding);
+            let (info_hash, state) = (t.info_hash(), t.state());
+            // A magnet looks for peers while its metadata is on its way.
+            let running = matches!(
+                state,
+                TorrentState::FetchingMetadata | TorrentState::Downloading | TorrentState::Seeding
+            );
             if !running || d.node.table().is_empty() {
                 // Checking, paused or stopped, or no node known yet: look
                 // again in a moment.
@@ -202,8 +203,10 @@ impl Engine {
             }
         }
         for (id, peers) in found {
-            if let Some(t) = self.swarm(id) {
-                t.add_dht_peers(now, peers);
+            // Never for a private torrent (BEP 27); a magnet cannot say
+            // whether it is private until its metadata is in.
+            if let Some(t) = self.torrents.get_mut(&id).filter(|t| !t.is_private()) {
+                t.add_peers(now, peers, PeerSource::Dht);
             }
         }
         for lookup in done {

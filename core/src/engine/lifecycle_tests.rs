@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::metainfo::PieceIndex;
-use crate::metainfo::{PieceHasher, TorrentBuilder};
+use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
 
 const TRACKER: &str = "http://127.0.0.1:9/announce";
 

@@ -58,11 +58,11 @@ use std::time::Duration;
 use crate::dht::Dht;
 use crate::handles::{ConnId, ConnIds, TorrentId};
 use crate::metainfo::InfoHash;
-use crate::metainfo::{Magnet, Metainfo, MetainfoError, PeerAddr};
+use crate::metainfo::{Magnet, MetainfoError, PeerAddr};
 use crate::picker::Priority;
 use crate::rng::{Rng, Seed};
 use crate::time::Instant;
-use crate::torrent::fetch::{FetchConfig, FetchEvent, MetadataFetch};
+use crate::torrent::peers::PeerSource;
 use crate::torrent::{StartMode, Torrent, TorrentEvent, TorrentInfo, TorrentOutput, TorrentState};
 use crate::tracker::TrackerError;
 pub use config::{DhtSettings, EngineConfig};
@@ -70,7 +70,6 @@ use dht::{DhtSchedules, DhtState};
 pub use handshakes::HandshakeLimits;
 use handshakes::PendingHandshakes;
 pub use output::{DiskOp, DiskResult, Event, Output, RequestId, RequestIds, TcpAction};
-use swarm::Swarm;
 pub use timers::TimerReason;
 use timers::{Timer, Timers};
 use trackers::Trackers;
@@ -102,9 +101,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct Engine {
     config: EngineConfig,
     torrents: BTreeMap<TorrentId, Torrent>,
-    /// Magnet links whose metadata is on its way (or in, waiting for
-    /// [`Engine::start_magnet`]), with the links.
-    magnets: BTreeMap<TorrentId, (MetadataFetch, Magnet)>,
+    /// The links of magnets not yet started (their `so=` applies at
+    /// [`Engine::start_magnet`]).
+    magnets: BTreeMap<TorrentId, Magnet>,
     by_hash: BTreeMap<InfoHash, TorrentId>,
     /// Which torrent each connection belongs to: the only record of it
     /// (ids carry no meaning).
@@ -176,25 +175,11 @@ impl Engine {
         self.torrents.get(&id)
     }
 
-    /// The metadata fetch of a magnet link added with
-    /// [`add_magnet`](Engine::add_magnet), until it is started.
-    pub fn magnet(&self, id: TorrentId) -> Option<&MetadataFetch> {
-        self.magnets.get(&id).map(|(f, _)| f)
-    }
-
     /// A magnet's .torrent file once its metadata is in: the info
     /// dictionary as received (so the info-hash is the same) with the
     /// link's trackers.
     pub fn magnet_torrent_file(&self, id: TorrentId) -> Option<Vec<u8>> {
-        let (fetch, magnet) = self.magnets.get(&id)?;
-        Some(torrent_file(fetch.metadata()?, &magnet_tiers(magnet)))
-    }
-
-    fn swarm(&mut self, id: TorrentId) -> Option<Swarm<'_>> {
-        if let Some(t) = self.torrents.get_mut(&id) {
-            return Some(Swarm::Torrent(t));
-        }
-        self.magnets.get_mut(&id).map(|(f, _)| Swarm::Fetch(f))
+        self.torrents.get(&id)?.torrent_file()
     }
 
     /// Incoming connections waiting for their handshake.
@@ -246,18 +231,18 @@ impl Engine {
         let id = TorrentId::new(self.next_torrent);
         self.next_torrent += 1;
         let config = self.torrent_config();
-        let mut fetch = MetadataFetch::new(
+        let mut torrent = Torrent::from_magnet(
             now,
             info_hash,
             magnet_tiers(magnet),
-            FetchConfig::from_torrent(&config),
+            config,
             self.rng.child_seed(),
         );
         let peers = magnet.peers.iter().filter_map(|p| match p {
             PeerAddr::Ip(a) => Some(*a),
             PeerAddr::Host(..) => None,
         });
-        fetch.add_peers(now, peers, crate::torrent::peers::PeerSource::User);
+        torrent.add_peers(now, peers, PeerSource::User);
         for p in &magnet.peers {
             if let PeerAddr::Host(host, port) = p {
                 let request = self.requests.next_id();
@@ -270,15 +255,17 @@ impl Engine {
         }
         self.by_hash.insert(info_hash, id);
         self.schedule_dht(now, id);
-        self.magnets.insert(id, (fetch, magnet.clone()));
+        self.torrents.insert(id, torrent);
+        self.magnets.insert(id, magnet.clone());
         Some(id)
     }
 
-    /// Turns a magnet whose metadata is in ([`FetchEvent::Done`]) into a
-    /// torrent, as if added from its .torrent file: it reconnects to the
-    /// peers the fetch met, and downloads only the files the link's `so=`
-    /// names (BEP 53), if it names any. `start` says what is already on
-    /// disk (the driver can tell only now that it knows the files).
+    /// Starts a magnet whose metadata is in
+    /// ([`TorrentEvent::MetadataReceived`]) over the connections it already
+    /// has, downloading only the files the link's `so=` names (BEP 53), if
+    /// it names any. `start` says what is already on disk (the driver can
+    /// tell only now that it knows the files). An error if the metadata is
+    /// not in (or the magnet was started already).
     pub fn start_magnet(
         &mut self,
         now: Instant,
@@ -286,26 +273,18 @@ impl Engine {
         start: StartMode,
     ) -> Result<(), MetainfoError> {
         self.now = now;
-        let Some(bytes) = self.magnet_torrent_file(id) else {
-            return Err(MetainfoError::MissingField { field: "info" });
+        let not_in = MetainfoError::MissingField { field: "info" };
+        let Some(torrent) = self.torrents.get_mut(&id) else {
+            return Err(not_in);
         };
-        let metainfo = Metainfo::from_bytes(&bytes)?;
-        let info = TorrentInfo::from_metainfo(&metainfo);
-        let Some((fetch, magnet)) = self.magnets.remove(&id) else {
-            return Err(MetainfoError::MissingField { field: "info" });
-        };
-        let file_count = metainfo.info.files().len();
-        let peers = fetch.addresses();
-        if info.private {
-            if let Some(d) = &mut self.dht {
-                d.schedules.remove(id);
-            }
+        if torrent.state() != TorrentState::AwaitingStart {
+            return Err(not_in);
         }
-        let config = self.torrent_config();
-        self.note_empty_files(id, &info);
-        let mut torrent = Torrent::new(now, info, config, start, self.rng.child_seed());
-        if !magnet.select_only.is_empty() {
-            let priorities: Vec<Priority> = (0..file_count as u32)
+        torrent.start(now, start);
+        let magnet = self.magnets.remove(&id);
+        if let Some(magnet) = magnet.filter(|m| !m.select_only.is_empty()) {
+            let files = torrent.info().layout.file_count() as u32;
+            let priorities: Vec<Priority> = (0..files)
                 .map(|i| {
                     if magnet.select_only.iter().any(|r| r.contains(&i)) {
                         Priority::Normal
@@ -316,9 +295,24 @@ impl Engine {
                 .collect();
             torrent.set_file_priorities(now, &priorities);
         }
-        torrent.add_peers(now, peers, crate::torrent::peers::PeerSource::User);
-        self.torrents.insert(id, torrent);
         Ok(())
+    }
+
+    /// Hashes every piece of a torrent on disk again
+    /// ([`Torrent::recheck`]).
+    pub fn recheck(&mut self, now: Instant, id: TorrentId) {
+        self.now = now;
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.recheck(now);
+        }
+    }
+
+    /// Announces a torrent to its trackers now ([`Torrent::reannounce`]).
+    pub fn reannounce(&mut self, now: Instant, id: TorrentId) {
+        self.now = now;
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.reannounce(now);
+        }
     }
 
     fn torrent_config(&self) -> crate::torrent::TorrentConfig {
@@ -359,12 +353,6 @@ impl Engine {
         for id in self.torrent_ids() {
             self.stop(now, id);
         }
-        let magnets: Vec<TorrentId> = self.magnets.keys().copied().collect();
-        for id in magnets {
-            if let Some((f, _)) = self.magnets.get_mut(&id) {
-                f.close(now, false);
-            }
-        }
         for conn in self.handshakes.drain() {
             self.close(conn);
         }
@@ -391,14 +379,8 @@ impl Engine {
     /// Adds peer addresses to a torrent (from the user, a magnet's `x.pe`).
     pub fn add_peers(&mut self, now: Instant, id: TorrentId, peers: Vec<SocketAddr>) {
         self.now = now;
-        match self.swarm(id) {
-            Some(Swarm::Torrent(t)) => {
-                t.add_peers(now, peers, crate::torrent::peers::PeerSource::User)
-            }
-            Some(Swarm::Fetch(f)) => {
-                f.add_peers(now, peers, crate::torrent::peers::PeerSource::User)
-            }
-            None => {}
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.add_peers(now, peers, PeerSource::User);
         }
     }
 
@@ -427,16 +409,11 @@ impl Engine {
     /// Removes a torrent (stopping it first if needed).
     pub fn remove(&mut self, now: Instant, id: TorrentId) {
         self.stop(now, id);
-        if let Some((f, _)) = self.magnets.get_mut(&id) {
-            f.close(now, false);
-        }
         self.drain_torrent(id);
         if let Some(t) = self.torrents.remove(&id) {
             self.by_hash.remove(&t.info_hash());
         }
-        if let Some((f, _)) = self.magnets.remove(&id) {
-            self.by_hash.remove(&f.info_hash());
-        }
+        self.magnets.remove(&id);
         self.conns.retain(|_, t| *t != id);
         self.trackers.forget(id);
         self.empty_files.remove(&id);
@@ -547,7 +524,7 @@ impl Engine {
             self.out.push_back(o);
         }
         while let Some(a) = self.trackers.poll_result() {
-            if let Some(t) = self.swarm(a.torrent) {
+            if let Some(t) = self.torrents.get_mut(&a.torrent) {
                 t.handle_announce(now, &a.url, a.result);
             }
         }
@@ -562,11 +539,6 @@ impl Engine {
         for t in self.torrents.values_mut() {
             if t.poll_timeout().is_some_and(|d| d <= now) {
                 t.handle_timeout(now);
-            }
-        }
-        for (f, _) in self.magnets.values_mut() {
-            if f.poll_timeout().is_some_and(|d| d <= now) {
-                f.handle_timeout(now);
             }
         }
         if self.trackers.poll_timeout().is_some_and(|d| d <= now) {
@@ -588,21 +560,8 @@ impl Engine {
     /// events: once the metadata is in, its connections close, and the
     /// torrent takes over on [`start_magnet`](Engine::start_magnet)).
     fn drain_torrent(&mut self, id: TorrentId) {
-        while let Some((f, _)) = self.magnets.get_mut(&id) {
-            let Some(e) = f.poll_event() else {
-                break;
-            };
-            if matches!(e, FetchEvent::Done { .. }) {
-                f.close(self.now, true);
-                if let Some(d) = &mut self.dht {
-                    // Looked up again as a torrent once started.
-                    d.schedules.add(self.now, id);
-                }
-            }
-            self.out.push_back(Output::Event(Event::Magnet(id, e)));
-        }
         loop {
-            let Some(o) = self.swarm(id).and_then(Swarm::poll_output) else {
+            let Some(o) = self.torrents.get_mut(&id).and_then(Torrent::poll_output) else {
                 break;
             };
             let now = self.now;
@@ -689,6 +648,9 @@ impl Engine {
                         e,
                         TorrentEvent::Finished | TorrentEvent::StateChanged(TorrentState::Seeding)
                     );
+                    if e == TorrentEvent::MetadataReceived {
+                        self.metadata_received(id);
+                    }
                     if let Some(files) = complete.then(|| self.empty_files.remove(&id)).flatten() {
                         let op = DiskOp::CreateEmpty { files };
                         self.out.push_back(Output::Disk { torrent: id, op });
@@ -712,6 +674,20 @@ impl Engine {
         if quiet || self.now >= s.deadline {
             s.reported = true;
             self.out.push_back(Output::Event(Event::Stopped));
+        }
+    }
+
+    /// A magnet's metadata is in: its empty files are known now, and a
+    /// private torrent leaves the DHT (BEP 27).
+    fn metadata_received(&mut self, id: TorrentId) {
+        let Some(t) = self.torrents.get(&id) else {
+            return;
+        };
+        let private = t.is_private();
+        let info = t.info().clone();
+        self.note_empty_files(id, &info);
+        if let (true, Some(d)) = (private, &mut self.dht) {
+            d.schedules.remove(id);
         }
     }
 
@@ -742,11 +718,7 @@ impl Engine {
             .torrents
             .iter()
             .filter_map(|(id, t)| Some((*id, t.poll_timeout()?)));
-        let magnets = self
-            .magnets
-            .iter()
-            .filter_map(|(id, (f, _))| Some((*id, f.poll_timeout()?)));
-        self.timers.set_torrents(torrents.chain(magnets));
+        self.timers.set_torrents(torrents);
     }
 
     /// The deadline the last [`Output::Timeout`] gave and which part of
@@ -759,12 +731,7 @@ impl Engine {
     pub fn poll_output(&mut self, now: Instant) -> Output {
         self.now = self.now.max(now);
         if self.out.is_empty() {
-            let ids: Vec<TorrentId> = self
-                .torrents
-                .keys()
-                .chain(self.magnets.keys())
-                .copied()
-                .collect();
+            let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
             for id in ids {
                 self.drain_torrent(id);
             }
@@ -790,29 +757,6 @@ fn magnet_tiers(magnet: &Magnet) -> Vec<Vec<String>> {
     magnet.trackers.iter().map(|t| vec![t.clone()]).collect()
 }
 
-/// A .torrent file around an info dictionary: `announce` and
-/// `announce-list` from `tiers`, then `info` byte for byte.
-fn torrent_file(info: &[u8], tiers: &[Vec<String>]) -> Vec<u8> {
-    use crate::bencode::{encode_bytes, Value};
-    let mut out = vec![b'd'];
-    if let Some(first) = tiers.iter().flatten().next() {
-        encode_bytes(&mut out, b"announce");
-        encode_bytes(&mut out, first.as_bytes());
-        encode_bytes(&mut out, b"announce-list");
-        Value::list(
-            tiers
-                .iter()
-                .map(|t| Value::list(t.iter().map(|u| Value::bytes(u.as_bytes())).collect()))
-                .collect(),
-        )
-        .encode(&mut out);
-    }
-    encode_bytes(&mut out, b"info");
-    out.extend_from_slice(info);
-    out.push(b'e');
-    out
-}
-
 mod config;
 mod dht;
 mod handshakes;
@@ -822,7 +766,6 @@ mod hostile_tests;
 mod lifecycle_tests;
 mod output;
 mod routing;
-mod swarm;
 #[cfg(test)]
 mod tests;
 mod timers;

@@ -11,7 +11,6 @@ use crate::dht::DhtEvent;
 use crate::handles::{ConnId, TorrentId};
 use crate::metainfo::{FileSlice, PieceIndex};
 use crate::time::Instant;
-use crate::torrent::fetch::FetchEvent;
 use crate::torrent::TorrentEvent;
 use crate::wire::BlockRef;
 
@@ -144,14 +143,13 @@ impl RequestIds {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
-    /// Something happened in a torrent.
+    /// Something happened in a torrent (a magnet's
+    /// [`TorrentEvent::MetadataReceived`]: call
+    /// [`Engine::start_magnet`](super::Engine::start_magnet)).
     Torrent(TorrentId, TorrentEvent),
     /// The DHT node learned our external address or took a new id (a good
     /// moment to save its state).
     Dht(DhtEvent),
-    /// Something happened while fetching a magnet link's metadata; after
-    /// [`FetchEvent::Done`], call [`Engine::start_magnet`](super::Engine::start_magnet).
-    Magnet(TorrentId, FetchEvent),
     /// A disk job other than a piece write failed (creating a torrent's
     /// zero-length files); its storage knows why.
     DiskFailed(TorrentId),

@@ -26,7 +26,7 @@ impl Engine {
         self.now = now;
         if let Some(id) = self.torrent_of(conn) {
             self.conns.insert(conn, id);
-            if let Some(t) = self.swarm(id) {
+            if let Some(t) = self.torrents.get_mut(&id) {
                 t.handle_connected(now, conn);
             }
         }
@@ -37,7 +37,7 @@ impl Engine {
         self.now = now;
         if let Some(id) = self.torrent_of(conn) {
             self.conns.remove(&conn);
-            if let Some(t) = self.swarm(id) {
+            if let Some(t) = self.torrents.get_mut(&id) {
                 t.handle_connect_failed(now, conn);
             }
         }
@@ -82,7 +82,7 @@ impl Engine {
             return;
         }
         if let Some(&id) = self.conns.get(&conn) {
-            if let Some(t) = self.swarm(id) {
+            if let Some(t) = self.torrents.get_mut(&id) {
                 t.handle_chunk(now, conn, data);
             }
         }
@@ -107,13 +107,13 @@ impl Engine {
             return;
         };
         let routed = self.by_hash.get(&InfoHash(hash)).copied().and_then(|id| {
-            let t = self.swarm(id)?;
+            let t = self.torrents.get_mut(&id)?;
             t.handle_incoming(now, conn, addr).then_some(id)
         });
         match routed {
             Some(id) => {
                 self.conns.insert(conn, id);
-                if let Some(t) = self.swarm(id) {
+                if let Some(t) = self.torrents.get_mut(&id) {
                     t.handle_chunk(now, conn, Bytes::from(bytes));
                 }
             }
@@ -126,7 +126,7 @@ impl Engine {
         self.now = now;
         self.handshakes.remove(conn);
         if let Some(id) = self.conns.remove(&conn) {
-            if let Some(t) = self.swarm(id) {
+            if let Some(t) = self.torrents.get_mut(&id) {
                 t.handle_closed(now, conn);
             }
         }

@@ -13,7 +13,6 @@ use crate::dht::DhtConfig;
 use crate::metainfo::FileSlice;
 use crate::metainfo::{Magnet, PeerAddr};
 use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
-use crate::torrent::fetch::FetchEvent;
 use crate::tracker::http::{encode_announce_response, parse_announce_query};
 use crate::tracker::server::{ServerConfig, TrackerServer};
 use crate::wire::PeerId;
@@ -97,8 +96,10 @@ struct World {
     datagrams: Vec<(usize, SocketAddr, Vec<u8>)>,
     /// Magnets whose metadata arrived and that were started.
     magnets_started: usize,
-    /// Peers banned for serving wrong metadata.
+    /// Peers node 1 banned (for wrong metadata, or bad pieces).
     bad_metadata: usize,
+    /// Connections each node opened, by node.
+    connects: BTreeMap<usize, usize>,
 }
 
 /// Carries every output out until node 1 finishes (or virtual time runs
@@ -132,6 +133,7 @@ fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                         }
                         Output::Tcp { conn, action } => match action {
                             TcpAction::Connect(addr) => {
+                                *world.connects.entry(i).or_default() += 1;
                                 let Some(j) = nodes.iter().position(|n| n.addr == addr) else {
                                     nodes[i].engine.handle_tcp_failed(now, conn);
                                     continue;
@@ -265,7 +267,7 @@ fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                             world.datagrams.push((i, to, payload.clone()));
                             udp.push_back((to, nodes[i].addr, payload));
                         }
-                        Output::Event(Event::Magnet(id, FetchEvent::Done { .. })) => {
+                        Output::Event(Event::Torrent(id, TorrentEvent::MetadataReceived)) => {
                             // A fresh disk: nothing to check.
                             nodes[i]
                                 .engine
@@ -273,7 +275,7 @@ fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                 .unwrap();
                             world.magnets_started += 1;
                         }
-                        Output::Event(Event::Magnet(_, FetchEvent::BadMetadata { .. })) => {
+                        Output::Event(Event::Torrent(_, TorrentEvent::PeerBanned(_))) if i == 1 => {
                             world.bad_metadata += 1;
                         }
                         Output::Event(_) => {}
@@ -349,6 +351,73 @@ fn two_engines_and_a_tracker() {
     let tracker = world.tracker.as_ref().unwrap();
     assert_eq!(tracker.scrape(&[info.info_hash])[0].downloaded, 1);
     assert!(world.datagrams.is_empty(), "no DHT, no datagrams");
+}
+
+/// Everything `engine` wants done now.
+fn drain(engine: &mut Engine, now: Instant) -> Vec<Output> {
+    std::iter::from_fn(|| Some(engine.poll_output(now)))
+        .take_while(|o| !matches!(o, Output::Timeout(_)))
+        .take(10_000)
+        .collect()
+}
+
+#[test]
+fn recheck_and_reannounce_through_the_engine() {
+    let data = test_data();
+    let info = info(&data, "http://127.0.0.1:9/announce", false);
+    let mut engine = Engine::new(EngineConfig::default(), Seed::from_u64(4));
+    let n = info.layout.piece_count();
+    let id = engine
+        .add_torrent(
+            Instant::ZERO,
+            info,
+            StartMode::Trusted(crate::bitfield::Bitfield::full(n)),
+        )
+        .unwrap();
+    let first = drain(&mut engine, Instant::ZERO)
+        .into_iter()
+        .find_map(|o| match o {
+            Output::Http { request, .. } => Some(request),
+            _ => None,
+        })
+        .expect("the started announce");
+    let reply = crate::tracker::AnnounceResponse {
+        interval: 1800,
+        ..Default::default()
+    };
+    engine.handle_http(
+        Instant::ZERO,
+        first,
+        Ok(encode_announce_response(&reply, true)),
+    );
+    let later = Instant::ZERO + Duration::from_secs(5);
+    let http = |outputs: Vec<Output>| {
+        outputs
+            .into_iter()
+            .filter(|o| matches!(o, Output::Http { .. }))
+            .count()
+    };
+    engine.handle_timeout(later);
+    assert_eq!(http(drain(&mut engine, later)), 0, "next one in 30 minutes");
+    engine.reannounce(later, id);
+    assert_eq!(http(drain(&mut engine, later)), 1, "at once");
+    engine.recheck(later, id);
+    let checks = drain(&mut engine, later)
+        .into_iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Disk {
+                    op: DiskOp::Check { .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert!(checks > 0, "pieces go to be checked");
+    let t = engine.torrent(id).unwrap();
+    assert_eq!(t.state(), TorrentState::Checking);
+    assert_eq!(t.have().count(), 0);
 }
 
 /// DHT settings for a test network on loopback that joins through `router`.
@@ -433,7 +502,8 @@ fn seeder_and_magnet(
         engine.add_magnet(Instant::ZERO, magnet).is_none(),
         "added twice"
     );
-    assert!(engine.torrent(torrent).is_none() && engine.magnet(torrent).is_some());
+    let state = engine.torrent(torrent).map(Torrent::state);
+    assert_eq!(state, Some(TorrentState::FetchingMetadata));
     nodes[1].engine = engine;
     nodes[1].torrent = torrent;
     nodes
@@ -456,7 +526,18 @@ fn a_magnet_link_with_a_peer_address_downloads() {
     assert_eq!(nodes[1].disk, data);
     let t = nodes[1].engine.torrent(nodes[1].torrent).unwrap();
     assert_eq!(t.info_hash(), info.info_hash);
-    assert!(nodes[1].engine.magnet(nodes[1].torrent).is_none());
+    assert_eq!(t.state(), TorrentState::Seeding);
+    // The connection made while fetching the metadata carried the
+    // download: one connection to the one peer, over the whole magnet.
+    assert_eq!(world.connects.get(&1), Some(&1));
+    let file = nodes[1]
+        .engine
+        .magnet_torrent_file(nodes[1].torrent)
+        .unwrap();
+    assert_eq!(
+        Metainfo::from_bytes(&file).unwrap().info_hash,
+        info.info_hash
+    );
 }
 
 #[test]
@@ -537,6 +618,7 @@ fn a_peer_serving_wrong_metadata_does_not_stop_a_magnet() {
     assert!(finished, "the magnet leecher never finished");
     assert_eq!(world.magnets_started, 1);
     assert_eq!(world.bad_metadata, 1, "the liar was asked, and caught");
+    assert_eq!(world.connects.get(&1), Some(&2), "one connection per peer");
     assert_eq!(nodes[1].disk, data);
     let t = nodes[1].engine.torrent(nodes[1].torrent).unwrap();
     assert_eq!(t.info_hash(), real.info_hash);

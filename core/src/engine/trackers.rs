@@ -316,7 +316,7 @@ mod tests {
 
     fn info(salt: u8, tracker: &str) -> TorrentInfo {
         let data = vec![salt; 16384];
-        let mut b = TorrentBuilder::single_file(&format!("f{salt}"), data.len() as u64);
+        let mut b = TorrentBuilder::single_file(format!("f{salt}"), data.len() as u64);
         b.set_piece_length(16384);
         b.add_tracker_tier(vec![tracker.to_owned()]);
         let mut h = PieceHasher::new(16384);

@@ -1,4 +1,5 @@
-//! Torrent targets: a magnet's metadata fetch against hostile peers.
+//! Torrent targets: a magnet's torrent fetching its metadata against
+//! hostile peers, and going on after the handover.
 
 #[derive(Debug, arbitrary::Arbitrary)]
 enum FetchOp {
@@ -25,9 +26,10 @@ enum FetchOp {
 
 /// metadata_fetch: three peers of a magnet link send whatever they like
 /// (raw bytes, handshakes with any metadata size, ut_metadata messages
-/// with any fields, or honest pieces) while the clock moves. The fetch
+/// with any fields, or honest pieces) while the clock moves. The torrent
 /// never panics, never allocates for a size over the cap, and if it says
-/// it is done, the metadata hashes to the info-hash.
+/// the metadata is in, it is the real info dictionary; it is then started
+/// and the same peers go on talking to it.
 pub fn metadata_fetch(data: &[u8]) {
     use std::time::Duration;
 
@@ -35,11 +37,11 @@ pub fn metadata_fetch(data: &[u8]) {
     use sha1::{Digest, Sha1};
 
     use crate::handles::ConnId;
-    use crate::torrent::fetch::{FetchConfig, MetadataFetch};
     use crate::torrent::peers::PeerSource;
-    use crate::torrent::{TorrentConfig, TorrentOutput};
+    use crate::torrent::{StartMode, Torrent, TorrentConfig, TorrentOutput, TorrentState};
     use crate::wire::{
-        ExtensionHandshake, Frame, Handshake, MetadataMessage, PeerId, Reserved, METADATA_PIECE,
+        metadata_piece_count, ExtensionHandshake, Frame, Handshake, MetadataMessage, PeerId,
+        Reserved, METADATA_PIECE,
     };
     use crate::{InfoHash, Instant, Seed};
 
@@ -47,12 +49,17 @@ pub fn metadata_fetch(data: &[u8]) {
     let Ok(ops) = u.arbitrary::<Vec<FetchOp>>() else {
         return;
     };
-    // Three pieces of "metadata": the fetch checks only its SHA-1.
-    let real: Vec<u8> = (0..40_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let hash = InfoHash(Sha1::digest(&real).into());
-    let config = FetchConfig::from_torrent(&TorrentConfig::default());
+    let real = info_dictionary();
+    let pieces = metadata_piece_count(real.len() as u64) as usize;
+    let hash = InfoHash(Sha1::digest(real).into());
     let mut now = Instant::ZERO;
-    let mut f = MetadataFetch::new(now, hash, Vec::new(), config, Seed::from_u64(3));
+    let mut f = Torrent::from_magnet(
+        now,
+        hash,
+        Vec::new(),
+        TorrentConfig::default(),
+        Seed::from_u64(3),
+    );
     let addrs: Vec<std::net::SocketAddr> = (0..3u8)
         .map(|i| std::net::SocketAddr::from(([10, 0, 0, i + 1], 6881)))
         .collect();
@@ -70,7 +77,7 @@ pub fn metadata_fetch(data: &[u8]) {
     };
     // Carry out connects (every peer answers with its handshake), forget
     // closed connections.
-    let drain = |f: &mut MetadataFetch, conns: &mut [Option<ConnId>; 3], now: Instant| {
+    let drain = |f: &mut Torrent, conns: &mut [Option<ConnId>; 3], now: Instant| {
         for _ in 0..64 {
             let Some(o) = f.poll_output() else {
                 break;
@@ -101,7 +108,9 @@ pub fn metadata_fetch(data: &[u8]) {
                 _ => {}
             }
         }
-        while f.poll_event().is_some() {}
+        if f.state() == TorrentState::AwaitingStart {
+            f.start(now, StartMode::Fresh);
+        }
     };
     drain(&mut f, &mut conns, now);
     for op in ops {
@@ -160,7 +169,7 @@ pub fn metadata_fetch(data: &[u8]) {
             }
             FetchOp::Honest { peer, piece } => {
                 if let Some(c) = to(peer) {
-                    let i = usize::from(piece % 3);
+                    let i = usize::from(piece) % pieces;
                     let start = i * METADATA_PIECE;
                     let end = (start + METADATA_PIECE).min(real.len());
                     let mut p = Vec::new();
@@ -187,10 +196,31 @@ pub fn metadata_fetch(data: &[u8]) {
         if let Some(m) = f.metadata() {
             assert_eq!(
                 m.as_ref(),
-                &real[..],
+                real,
                 "done with metadata that is not the real one"
             );
         }
         assert!(f.peer_count() <= 3);
     }
+}
+
+/// A real info dictionary of three metadata pieces (built once).
+fn info_dictionary() -> &'static [u8] {
+    use std::sync::OnceLock;
+
+    use crate::metainfo::{Metainfo, TorrentBuilder};
+
+    static INFO: OnceLock<Vec<u8>> = OnceLock::new();
+    INFO.get_or_init(|| {
+        let mut b = TorrentBuilder::multi_file("m");
+        for i in 0..900 {
+            b.add_file(vec![format!("file-{i:05}.bin")], 100);
+        }
+        b.set_piece_length(16384);
+        let hashes = vec![[7u8; 20]; 6];
+        let bytes = b.build(&hashes).unwrap_or_default();
+        Metainfo::from_bytes(&bytes)
+            .map(|m| m.info.raw().to_vec())
+            .unwrap_or_default()
+    })
 }

@@ -156,7 +156,7 @@ pub fn peer_session_ops(data: &[u8]) {
                     s.reject(now, b);
                 }
             }
-            SessionOp::Eof => s.handle_eof(),
+            SessionOp::Eof => s.handle_eof(now),
         }
         while let Some(e) = s.poll_event() {
             assert!(!closed, "event after Closed: {e:?}");

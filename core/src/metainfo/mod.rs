@@ -176,6 +176,13 @@ pub struct Info<'a> {
 }
 
 impl<'a> Info<'a> {
+    /// Parses a bare info dictionary, as BEP 9 delivers it for a magnet
+    /// link (the same rules as inside a .torrent).
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Info<'a>, MetainfoError> {
+        let doc = Decoder::new().leave_unparsed(&[b"files"]).decode(bytes)?;
+        parse_info(&doc.root)
+    }
+
     /// The exact bytes of the `info` dictionary in the file.
     pub fn raw(&self) -> &'a [u8] {
         self.raw

@@ -24,7 +24,9 @@
 //! After any input or command, drain `poll_event` and `poll_transmit`, then
 //! re-read `poll_timeout`.
 
+mod commands;
 mod fast;
+mod inputs;
 mod rate;
 
 use std::collections::VecDeque;
@@ -196,6 +198,28 @@ enum State {
     Closed,
 }
 
+/// Most `have` messages kept before the piece count is known; more are
+/// dropped (the peer's availability is then undercounted, nothing worse).
+const MAX_EARLY_HAVES: usize = 1 << 16;
+
+/// What a peer said it has before we knew the piece count (BEP 9: a magnet
+/// link's peers send their bitfield right after the handshake, long before
+/// the metadata is in). Checked against the piece count once it is known.
+#[derive(Debug, Default)]
+struct EarlyPieces {
+    /// The first message after the handshake, if it said what the peer has.
+    first: Option<EarlyFirst>,
+    haves: Vec<u32>,
+}
+
+/// A bitfield, or BEP 6 `have all` / `have none`.
+#[derive(Debug)]
+enum EarlyFirst {
+    Bitfield(Bytes),
+    All,
+    Nothing,
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct PeerSession {
@@ -205,9 +229,11 @@ pub struct PeerSession {
     our_reserved: Reserved,
     direction: Direction,
     piece_count: u32,
-    /// Before the metadata is known (a magnet link): piece messages are
-    /// ignored, nothing can be requested or served.
+    /// Before the metadata is known (a magnet link): nothing can be
+    /// requested or served, and what the peer says it has waits in
+    /// `early` until [`learn_piece_count`](PeerSession::learn_piece_count).
     metadata_only: bool,
+    early: EarlyPieces,
     remote_ip: Option<IpAddr>,
     state: State,
     decoder: FrameDecoder,
@@ -265,6 +291,7 @@ impl PeerSession {
             direction,
             piece_count,
             metadata_only: false,
+            early: EarlyPieces::default(),
             remote_ip,
             state: State::Handshaking,
             decoder: FrameDecoder::new(FrameLimits {
@@ -303,8 +330,9 @@ impl PeerSession {
 
     /// A session for a torrent whose metadata we do not have yet (BEP 9):
     /// it speaks the handshakes and extension messages; the peer's
-    /// bitfield, haves and fast-extension hints are read and ignored (their
-    /// size cannot be checked yet), and its requests are refused.
+    /// bitfield and haves are kept unchecked until
+    /// [`learn_piece_count`](PeerSession::learn_piece_count), fast-extension
+    /// hints are ignored, and its requests are refused.
     pub fn new_for_metadata(
         now: Instant,
         config: SessionConfig,
@@ -494,534 +522,6 @@ impl PeerSession {
                 Some(t)
             }
         }
-    }
-
-    // --- inputs -----------------------------------------------------------
-
-    /// A deadline may have passed.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        match self.state {
-            State::Closed => {}
-            State::Handshaking => {
-                if now >= self.started + self.config.handshake_timeout {
-                    self.close_with(CloseReason::HandshakeTimeout);
-                }
-            }
-            State::Connected | State::Active => {
-                if now >= self.last_received + self.config.inactivity_timeout {
-                    self.close_with(CloseReason::Protocol(PeerError::Inactive));
-                    return;
-                }
-                if !self.outstanding.is_empty()
-                    && !self.snubbed
-                    && now >= self.last_progress + self.config.request_timeout
-                {
-                    self.snubbed = true;
-                    let dropped: Vec<BlockRef> = self.outstanding.drain(..).collect();
-                    // Blocks may still come: tolerate them.
-                    for b in &dropped {
-                        self.remember_cancelled(*b);
-                    }
-                    self.events.push_back(PeerEvent::RequestsDropped(dropped));
-                }
-                if now >= self.last_sent + self.config.keepalive_interval {
-                    self.send(now, &Frame::KeepAlive);
-                }
-            }
-        }
-    }
-
-    /// The peer closed the connection (or it broke).
-    pub fn handle_eof(&mut self) {
-        self.close_with(CloseReason::RemoteClosed);
-    }
-
-    /// Bytes read from the connection (copied; see
-    /// [`handle_chunk`](PeerSession::handle_chunk)).
-    pub fn handle_bytes(&mut self, now: Instant, data: &[u8]) {
-        self.handle_chunk(now, Bytes::copy_from_slice(data));
-    }
-
-    /// A chunk read from the connection; blocks inside it are handed on as
-    /// slices of it, without a copy.
-    pub fn handle_chunk(&mut self, now: Instant, data: Bytes) {
-        if self.state == State::Closed {
-            return;
-        }
-        self.last_received = now;
-        self.decoder.push_bytes(data);
-        if let Err(e) = self.drain_input(now) {
-            self.close_with(CloseReason::Protocol(e));
-        }
-    }
-
-    fn drain_input(&mut self, now: Instant) -> Result<(), PeerError> {
-        if self.state == State::Handshaking {
-            let Some(hs) = self
-                .decoder
-                .next_handshake()
-                .map_err(PeerError::Malformed)?
-            else {
-                return Ok(());
-            };
-            hs.validate(self.info_hash, self.our_id)?;
-            if self.direction == Direction::Incoming {
-                self.send_handshake(now);
-            }
-            self.remote = Some(hs);
-            self.state = State::Connected;
-            self.events.push_back(PeerEvent::Connected {
-                peer_id: hs.peer_id,
-                reserved: hs.reserved,
-            });
-        }
-        while self.state != State::Closed {
-            let Some(frame) = self.decoder.next_frame().map_err(PeerError::Malformed)? else {
-                break;
-            };
-            self.on_frame(now, frame)?;
-        }
-        Ok(())
-    }
-
-    fn on_frame(&mut self, now: Instant, frame: Frame) -> Result<(), PeerError> {
-        let fast = self.fast();
-        if self.metadata_only {
-            match frame {
-                Frame::Have(_)
-                | Frame::Bitfield(_)
-                | Frame::HaveAll
-                | Frame::HaveNone
-                | Frame::Suggest(_)
-                | Frame::AllowedFast(_) => return Ok(()),
-                Frame::Request(block) => {
-                    if fast {
-                        self.send(now, &Frame::Reject(block));
-                    }
-                    return Ok(());
-                }
-                Frame::Piece { .. } => return Err(PeerError::UnrequestedPiece),
-                _ => {}
-            }
-        }
-        let check_piece = |p: PieceIndex| {
-            if p.0 < self.piece_count {
-                Ok(p)
-            } else {
-                Err(PeerError::RequestOutOfRange)
-            }
-        };
-        match frame {
-            Frame::KeepAlive => {}
-            Frame::Choke => {
-                if !self.peer_choking {
-                    self.peer_choking = true;
-                    self.events.push_back(PeerEvent::Choked);
-                    // BEP 6: with the fast extension a choke no longer
-                    // discards requests; the peer rejects them one by one.
-                    if !fast {
-                        let dropped: Vec<BlockRef> = self.outstanding.drain(..).collect();
-                        if !dropped.is_empty() {
-                            for b in &dropped {
-                                self.remember_cancelled(*b);
-                            }
-                            self.events.push_back(PeerEvent::RequestsDropped(dropped));
-                        }
-                    }
-                }
-            }
-            Frame::Unchoke => {
-                if self.peer_choking {
-                    self.peer_choking = false;
-                    self.last_progress = now;
-                    self.events.push_back(PeerEvent::Unchoked);
-                }
-            }
-            Frame::Interested => {
-                if !self.peer_interested {
-                    self.peer_interested = true;
-                    self.events.push_back(PeerEvent::Interested);
-                }
-            }
-            Frame::NotInterested => {
-                if self.peer_interested {
-                    self.peer_interested = false;
-                    self.events.push_back(PeerEvent::NotInterested);
-                }
-            }
-            Frame::Have(p) => {
-                let p = check_piece(p)?;
-                let new = match &mut self.remote_pieces {
-                    RemotePieces::All => false,
-                    RemotePieces::Some(b) => b.set(p),
-                    none @ RemotePieces::None => {
-                        let mut b = Bitfield::new(self.piece_count);
-                        b.set(p);
-                        *none = RemotePieces::Some(b);
-                        true
-                    }
-                };
-                if let RemotePieces::Some(b) = &self.remote_pieces {
-                    if b.is_full() {
-                        self.remote_pieces = RemotePieces::All;
-                    }
-                }
-                if new {
-                    self.events.push_back(PeerEvent::Have(p));
-                }
-            }
-            Frame::Bitfield(bytes) => {
-                let b = Bitfield::from_bytes(&bytes, self.piece_count).ok_or(
-                    PeerError::Malformed(crate::DecodeError::new(
-                        crate::DecodeErrorKind::InvalidLength,
-                        0,
-                        "bitfield",
-                    )),
-                )?;
-                if self.remote_pieces != RemotePieces::None {
-                    // BEP 3 allows a bitfield only first, but some clients
-                    // (aria2) send a fresh one later instead of `have`s:
-                    // take it as a `have` for every new piece.
-                    for p in b.iter() {
-                        self.on_frame(now, Frame::Have(p))?;
-                    }
-                    return Ok(());
-                }
-                self.remote_pieces = if b.is_full() {
-                    RemotePieces::All
-                } else {
-                    RemotePieces::Some(b)
-                };
-                self.events.push_back(PeerEvent::PiecesKnown);
-            }
-            Frame::HaveAll | Frame::HaveNone if !fast => return Err(PeerError::UnexpectedMessage),
-            Frame::HaveAll => {
-                self.remote_pieces = RemotePieces::All;
-                self.events.push_back(PeerEvent::PiecesKnown);
-            }
-            Frame::HaveNone => {
-                self.remote_pieces = RemotePieces::Some(Bitfield::new(self.piece_count));
-                self.events.push_back(PeerEvent::PiecesKnown);
-            }
-            Frame::Request(block) => self.on_request(block)?,
-            Frame::Cancel(block) => {
-                self.incoming.retain(|b| *b != block);
-            }
-            Frame::Piece {
-                piece,
-                offset,
-                data,
-            } => {
-                let block = BlockRef {
-                    piece,
-                    offset,
-                    length: data.len() as u32,
-                };
-                if let Some(pos) = self.outstanding.iter().position(|b| *b == block) {
-                    self.outstanding.remove(pos);
-                } else if let Some(pos) = self.cancelled.iter().position(|b| *b == block) {
-                    self.cancelled.remove(pos);
-                } else {
-                    self.unrequested += 1;
-                    if self.unrequested > self.config.unrequested_tolerance {
-                        return Err(PeerError::UnrequestedPiece);
-                    }
-                    return Ok(());
-                }
-                self.last_progress = now;
-                self.last_payload = now;
-                self.snubbed = false;
-                self.down.add(now, u64::from(block.length));
-                self.events.push_back(PeerEvent::Block { block, data });
-            }
-            Frame::Port(port) => self.events.push_back(PeerEvent::DhtPort(port)),
-            Frame::Suggest(_) | Frame::AllowedFast(_) | Frame::Reject(_) if !fast => {
-                return Err(PeerError::UnexpectedMessage)
-            }
-            Frame::Suggest(p) => self.events.push_back(PeerEvent::Suggest(check_piece(p)?)),
-            Frame::AllowedFast(p) => {
-                let p = check_piece(p)?;
-                if !self.allowed_in.contains(&p) && self.allowed_in.len() < 64 {
-                    self.allowed_in.push(p);
-                    self.events.push_back(PeerEvent::AllowedFast(p));
-                }
-            }
-            Frame::Reject(block) => {
-                let pos = self
-                    .outstanding
-                    .iter()
-                    .position(|b| *b == block)
-                    .ok_or(PeerError::UnexpectedMessage)?;
-                self.outstanding.remove(pos);
-                self.events
-                    .push_back(PeerEvent::RequestsDropped(vec![block]));
-            }
-            Frame::Extended { id: 0, payload } => {
-                let ext = ExtensionHandshake::decode(&payload).map_err(PeerError::Malformed)?;
-                self.remote_ext = Some(ext.clone());
-                self.events
-                    .push_back(PeerEvent::ExtensionHandshake(Box::new(ext)));
-            }
-            Frame::Extended { id, payload } => {
-                self.events.push_back(PeerEvent::Extended { id, payload });
-            }
-            Frame::Unknown { .. } => {}
-        }
-        Ok(())
-    }
-
-    fn on_request(&mut self, block: BlockRef) -> Result<(), PeerError> {
-        if block.length == 0 || block.length > BLOCK_SIZE || block.piece.0 >= self.piece_count {
-            return Err(PeerError::RequestOutOfRange);
-        }
-        let allowed = self.allowed_out.contains(&block.piece);
-        if self.am_choking && !allowed {
-            // BEP 6: reject explicitly; without it, requests while choked
-            // are silently dropped.
-            if self.fast() {
-                self.send_now(&Frame::Reject(block));
-            }
-            return Ok(());
-        }
-        if self.incoming.len() >= self.config.max_incoming_requests {
-            if self.fast() {
-                self.send_now(&Frame::Reject(block));
-            }
-            return Ok(());
-        }
-        if !self.incoming.contains(&block) {
-            self.incoming.push_back(block);
-            self.events.push_back(PeerEvent::Request(block));
-        }
-        Ok(())
-    }
-
-    // --- commands ---------------------------------------------------------
-
-    /// Sends the first messages after the handshake: our pieces (bitfield,
-    /// or have all / have none with BEP 6), the extension handshake when
-    /// both speak BEP 10, and our allowed-fast set.
-    pub fn start(&mut self, now: Instant, ours: &Bitfield, metadata_size: Option<u64>) {
-        if self.state != State::Connected {
-            return;
-        }
-        self.state = State::Active;
-        let fast = self.fast();
-        if self.metadata_only {
-            if fast {
-                self.send(now, &Frame::HaveNone);
-            }
-        } else if fast && ours.is_full() {
-            self.send(now, &Frame::HaveAll);
-        } else if fast && ours.count() == 0 {
-            self.send(now, &Frame::HaveNone);
-        } else if ours.count() > 0 {
-            self.send(
-                now,
-                &Frame::Bitfield(Bytes::copy_from_slice(ours.as_bytes())),
-            );
-        }
-        let both_ext = self
-            .remote
-            .is_some_and(|h| h.reserved.supports(Reserved::EXTENSION))
-            && self.our_reserved.supports(Reserved::EXTENSION);
-        if both_ext {
-            let ext = ExtensionHandshake {
-                messages: self.config.extensions.clone(),
-                port: self.config.listen_port,
-                client: Some(self.config.client_name.clone()),
-                your_ip: self.remote_ip,
-                reqq: Some(self.config.max_incoming_requests as u32),
-                metadata_size,
-            };
-            let mut payload = Vec::new();
-            ext.encode(&mut payload);
-            self.send(
-                now,
-                &Frame::Extended {
-                    id: 0,
-                    payload: payload.into(),
-                },
-            );
-        }
-        if fast && self.config.allowed_fast > 0 && !self.metadata_only {
-            if let Some(IpAddr::V4(ip)) = self.remote_ip {
-                let set = allowed_fast_set(
-                    ip,
-                    &self.info_hash,
-                    self.piece_count,
-                    self.config.allowed_fast,
-                );
-                for p in set {
-                    // Only pieces we can serve are useful to announce.
-                    if ours.get(p) {
-                        self.send(now, &Frame::AllowedFast(p));
-                    }
-                    self.allowed_out.push(p);
-                }
-            }
-        }
-    }
-
-    /// Announces a piece we now have.
-    pub fn have(&mut self, now: Instant, piece: PieceIndex) {
-        if self.state == State::Active {
-            self.send(now, &Frame::Have(piece));
-        }
-    }
-
-    /// Sets whether we are interested in the peer.
-    pub fn set_interested(&mut self, now: Instant, interested: bool) {
-        if self.state == State::Active && self.am_interested != interested {
-            self.am_interested = interested;
-            if interested {
-                self.last_progress = now;
-            }
-            let f = if interested {
-                Frame::Interested
-            } else {
-                Frame::NotInterested
-            };
-            self.send(now, &f);
-        }
-    }
-
-    /// Sends requests for `blocks` (the picker chose them).
-    pub fn request(&mut self, now: Instant, blocks: &[BlockRef]) {
-        if self.state != State::Active {
-            return;
-        }
-        if self.outstanding.is_empty() {
-            self.last_progress = now;
-        }
-        for b in blocks {
-            self.outstanding.push_back(*b);
-            self.send(now, &Frame::Request(*b));
-        }
-    }
-
-    /// Cancels a request (endgame: another peer delivered the block).
-    pub fn cancel(&mut self, now: Instant, block: BlockRef) {
-        if let Some(pos) = self.outstanding.iter().position(|b| *b == block) {
-            self.outstanding.remove(pos);
-            self.remember_cancelled(block);
-            self.send(now, &Frame::Cancel(block));
-        }
-    }
-
-    fn remember_cancelled(&mut self, block: BlockRef) {
-        const REMEMBERED: usize = 512;
-        if self.cancelled.len() == REMEMBERED {
-            self.cancelled.pop_front();
-        }
-        self.cancelled.push_back(block);
-    }
-
-    /// Chokes the peer: its queued requests are dropped (BEP 3), or
-    /// rejected one by one with BEP 6, except allowed-fast ones.
-    pub fn choke(&mut self, now: Instant) {
-        if self.state != State::Active || self.am_choking {
-            return;
-        }
-        self.am_choking = true;
-        self.send(now, &Frame::Choke);
-        let fast = self.fast();
-        let allowed = self.allowed_out.clone();
-        let mut keep = VecDeque::new();
-        for b in std::mem::take(&mut self.incoming) {
-            if allowed.contains(&b.piece) {
-                keep.push_back(b);
-            } else if fast {
-                self.send(now, &Frame::Reject(b));
-            }
-        }
-        self.incoming = keep;
-    }
-
-    /// Unchokes the peer: it may request.
-    pub fn unchoke(&mut self, now: Instant) {
-        if self.state == State::Active && self.am_choking {
-            self.am_choking = false;
-            self.send(now, &Frame::Unchoke);
-        }
-    }
-
-    /// Sends a block the peer requested (read from disk). Dropped if the
-    /// request was cancelled or discarded meanwhile.
-    pub fn send_block(&mut self, now: Instant, block: BlockRef, data: &[u8]) {
-        let Some(pos) = self.incoming.iter().position(|b| *b == block) else {
-            return;
-        };
-        if data.len() != block.length as usize {
-            return;
-        }
-        self.incoming.remove(pos);
-        self.out.extend_from_slice(&Frame::piece_header(
-            block.piece,
-            block.offset,
-            block.length,
-        ));
-        self.out.extend_from_slice(data);
-        self.last_sent = now;
-        self.last_payload = now;
-        self.up.add(now, u64::from(block.length));
-    }
-
-    /// Refuses a request (we cannot serve it after all).
-    pub fn reject(&mut self, now: Instant, block: BlockRef) {
-        if let Some(pos) = self.incoming.iter().position(|b| *b == block) {
-            self.incoming.remove(pos);
-            if self.fast() {
-                self.send(now, &Frame::Reject(block));
-            }
-        }
-    }
-
-    /// Sends a BEP 10 extension message under the peer's id for it.
-    pub fn send_extended(&mut self, now: Instant, id: u8, payload: Bytes) {
-        if self.state == State::Active {
-            self.send(now, &Frame::Extended { id, payload });
-        }
-    }
-
-    /// Closes the session from our side (or because the peer misbehaved in
-    /// a way only the torrent can see).
-    pub fn close(&mut self, reason: CloseReason) {
-        self.close_with(reason);
-    }
-
-    fn close_with(&mut self, reason: CloseReason) {
-        if self.state == State::Closed {
-            return;
-        }
-        self.state = State::Closed;
-        let dropped: Vec<BlockRef> = self.outstanding.drain(..).collect();
-        if !dropped.is_empty() {
-            self.events.push_back(PeerEvent::RequestsDropped(dropped));
-        }
-        self.incoming.clear();
-        self.events.push_back(PeerEvent::Closed(reason));
-    }
-
-    fn send_handshake(&mut self, now: Instant) {
-        Handshake {
-            reserved: self.our_reserved,
-            info_hash: self.info_hash,
-            peer_id: self.our_id,
-        }
-        .encode(&mut self.out);
-        self.last_sent = now;
-    }
-
-    fn send(&mut self, now: Instant, frame: &Frame) {
-        frame.encode(&mut self.out);
-        self.last_sent = now;
-    }
-
-    /// Sends without touching the keep-alive clock (used where `now` is not
-    /// at hand; every input path updates it soon after).
-    fn send_now(&mut self, frame: &Frame) {
-        frame.encode(&mut self.out);
     }
 }
 

@@ -362,3 +362,69 @@ fn a_later_bitfield_counts_as_haves() {
     assert!(a.remote_has(PieceIndex(1)));
     assert!(!a.is_closed());
 }
+
+/// A magnet's session (no piece count yet) facing a seeder that sends
+/// `seed_pieces` and then `have`s for `haves`.
+fn metadata_session_with(reserved: Reserved, seed_pieces: &Bitfield, haves: &[u32]) -> PeerSession {
+    let mut a = PeerSession::new_for_metadata(
+        Instant::ZERO,
+        SessionConfig::default(),
+        Direction::Outgoing,
+        HASH,
+        PeerId([1; 20]),
+        reserved,
+        None,
+    );
+    let mut b = session(Direction::Incoming, 2, reserved);
+    let _ = pump(Instant::ZERO, &mut a, &mut b);
+    a.start(Instant::ZERO, &Bitfield::new(0), None);
+    b.start(Instant::ZERO, seed_pieces, None);
+    let _ = pump(Instant::ZERO, &mut a, &mut b);
+    let mut bytes = Vec::new();
+    for &p in haves {
+        Frame::Have(PieceIndex(p)).encode(&mut bytes);
+    }
+    a.handle_bytes(Instant::ZERO, &bytes);
+    a
+}
+
+#[test]
+fn pieces_told_before_the_metadata_are_kept_and_checked_once_it_is_in() {
+    let mut some = Bitfield::new(PIECES);
+    some.set(PieceIndex(3));
+    for reserved in [Reserved::EXTENSION, all_ext()] {
+        let mut a = metadata_session_with(reserved, &some, &[5]);
+        assert!(!a.is_closed());
+        assert_eq!(
+            *a.remote_pieces(),
+            RemotePieces::None,
+            "unknown until the count is"
+        );
+        a.learn_piece_count(PIECES);
+        let events: Vec<_> = std::iter::from_fn(|| a.poll_event()).collect();
+        assert_eq!(events, vec![PeerEvent::PiecesKnown]);
+        assert!(a.remote_has(PieceIndex(3)) && a.remote_has(PieceIndex(5)));
+        assert!(!a.remote_has(PieceIndex(4)));
+    }
+    // Have-all (BEP 6) becomes a seed.
+    let mut a = metadata_session_with(all_ext(), &Bitfield::full(PIECES), &[]);
+    a.learn_piece_count(PIECES);
+    assert_eq!(*a.remote_pieces(), RemotePieces::All);
+}
+
+#[test]
+fn a_bitfield_of_the_wrong_length_or_a_have_out_of_range_closes_once_the_count_is_known() {
+    let mut a = metadata_session_with(Reserved::EXTENSION, &Bitfield::full(PIECES), &[]);
+    // The metadata says 100 pieces: a 20-piece bitfield is 3 bytes, not 13.
+    a.learn_piece_count(100);
+    assert!(a.is_closed());
+    let events: Vec<_> = std::iter::from_fn(|| a.poll_event()).collect();
+    assert!(matches!(
+        events.last(),
+        Some(PeerEvent::Closed(CloseReason::Protocol(_)))
+    ));
+
+    let mut a = metadata_session_with(all_ext(), &Bitfield::new(PIECES), &[30]);
+    a.learn_piece_count(PIECES);
+    assert!(a.is_closed());
+}

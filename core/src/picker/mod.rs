@@ -390,6 +390,11 @@ impl PiecePicker {
         }
     }
 
+    /// Whether pieces are picked in index order.
+    pub fn is_sequential(&self) -> bool {
+        self.sequential
+    }
+
     /// In sequential mode, pieces are picked in index order (after
     /// time-critical and partial pieces) instead of rarest first.
     pub fn set_sequential(&mut self, sequential: bool) {

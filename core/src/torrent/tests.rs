@@ -23,10 +23,34 @@ fn info_for(data: &[u8], piece: u32) -> TorrentInfo {
     TorrentInfo::from_metainfo(&m)
 }
 
+mod metadata;
+
 struct Node {
     t: Torrent,
     disk: Vec<u8>,
     addr: SocketAddr,
+    /// Everything it reported.
+    events: Vec<TorrentEvent>,
+    /// Connections it opened.
+    connects: usize,
+}
+
+impl Node {
+    fn new(t: Torrent, disk: Vec<u8>, addr: SocketAddr) -> Node {
+        Node {
+            t,
+            disk,
+            addr,
+            events: Vec::new(),
+            connects: 0,
+        }
+    }
+}
+
+/// Where a file slice is in a node's disk: the torrent's files end to end.
+fn at_on_disk(t: &Torrent, s: &FileSlice) -> usize {
+    let file = t.info().layout.file_range(s.file).map_or(0, |r| r.start);
+    (file + s.offset) as usize
 }
 
 /// Runs both torrents until quiet, delivering every output at once.
@@ -43,14 +67,18 @@ fn run(
                 any = true;
                 match o {
                     TorrentOutput::Connect { conn, addr } => {
+                        nodes[i].connects += 1;
                         let j = nodes.iter().position(|n| n.addr == addr).unwrap();
                         let remote = ConnId::new(1_000_000 + *next_conn);
                         *next_conn += 1;
                         let from = nodes[i].addr;
-                        assert!(nodes[j].t.handle_incoming(now, remote, from));
-                        links.insert((i, conn), (j, remote));
-                        links.insert((j, remote), (i, conn));
-                        nodes[i].t.handle_connected(now, conn);
+                        if nodes[j].t.handle_incoming(now, remote, from) {
+                            links.insert((i, conn), (j, remote));
+                            links.insert((j, remote), (i, conn));
+                            nodes[i].t.handle_connected(now, conn);
+                        } else {
+                            nodes[i].t.handle_connect_failed(now, conn);
+                        }
                     }
                     TorrentOutput::Send { conn, data } => {
                         if let Some(&(j, rc)) = links.get(&(i, conn)) {
@@ -78,7 +106,7 @@ fn run(
                             let data: Vec<u8> = blocks.concat();
                             let mut at = 0usize;
                             for s in slices {
-                                let start = s.offset as usize;
+                                let start = at_on_disk(&nodes[i].t, &s);
                                 nodes[i].disk[start..start + s.length as usize]
                                     .copy_from_slice(&data[at..at + s.length as usize]);
                                 at += s.length as usize;
@@ -93,7 +121,7 @@ fn run(
                     } => {
                         let mut at = 0usize;
                         for s in slices {
-                            let (o, l) = (s.offset as usize, s.length as usize);
+                            let (o, l) = (at_on_disk(&nodes[i].t, &s), s.length as usize);
                             nodes[i].disk[o..o + l].copy_from_slice(&data[at..at + l]);
                             at += l;
                         }
@@ -106,9 +134,8 @@ fn run(
                     } => {
                         let mut data = Vec::new();
                         for s in slices {
-                            data.extend_from_slice(
-                                &nodes[i].disk[s.offset as usize..(s.offset + s.length) as usize],
-                            );
+                            let o = at_on_disk(&nodes[i].t, &s);
+                            data.extend_from_slice(&nodes[i].disk[o..o + s.length as usize]);
                         }
                         nodes[i].t.handle_read(now, conn, block, Some(&data));
                     }
@@ -119,14 +146,14 @@ fn run(
                     } => {
                         let mut h = Sha1::new();
                         for s in slices {
-                            h.update(
-                                &nodes[i].disk[s.offset as usize..(s.offset + s.length) as usize],
-                            );
+                            let o = at_on_disk(&nodes[i].t, &s);
+                            h.update(&nodes[i].disk[o..o + s.length as usize]);
                         }
                         let ok: [u8; 20] = h.finalize().into();
                         nodes[i].t.handle_checked(now, piece, ok == hash);
                     }
-                    TorrentOutput::Event(_) | TorrentOutput::Announce { .. } => {}
+                    TorrentOutput::Event(e) => nodes[i].events.push(e),
+                    TorrentOutput::Announce { .. } => {}
                 }
                 nodes[i].t.check_invariants().unwrap();
             }
@@ -136,6 +163,33 @@ fn run(
         }
     }
     panic!("no quiescence");
+}
+
+/// Runs, then moves the clock to the next deadline, at most `steps`
+/// times, until `done`; returns the time it was done at.
+fn run_until(
+    nodes: &mut [Node],
+    links: &mut BTreeMap<(usize, ConnId), (usize, ConnId)>,
+    mut now: Instant,
+    next_conn: &mut u64,
+    steps: usize,
+    done: impl Fn(&[Node]) -> bool,
+) -> Option<Instant> {
+    for _ in 0..steps {
+        run(nodes, links, now, next_conn);
+        if done(nodes) {
+            return Some(now);
+        }
+        now = nodes
+            .iter()
+            .filter_map(|n| n.t.poll_timeout())
+            .min()?
+            .max(now + Duration::from_millis(1));
+        for n in nodes.iter_mut() {
+            n.t.handle_timeout(now);
+        }
+    }
+    None
 }
 
 #[test]
@@ -161,28 +215,28 @@ fn leecher_downloads_everything(budget: u64) {
         ..TorrentConfig::default()
     };
     let mut nodes = vec![
-        Node {
-            t: Torrent::new(
+        Node::new(
+            Torrent::new(
                 Instant::ZERO,
                 info.clone(),
                 cfg(1, 0),
                 StartMode::Check,
                 Seed::from_u64(1),
             ),
-            disk: data.clone(),
-            addr: seed_addr,
-        },
-        Node {
-            t: Torrent::new(
+            data.clone(),
+            seed_addr,
+        ),
+        Node::new(
+            Torrent::new(
                 Instant::ZERO,
                 info,
                 cfg(2, 100),
                 StartMode::Fresh,
                 Seed::from_u64(2),
             ),
-            disk: vec![0; data.len()],
-            addr: leech_addr,
-        },
+            vec![0; data.len()],
+            leech_addr,
+        ),
     ];
     let mut links = BTreeMap::new();
     let mut next = 0;
@@ -191,23 +245,10 @@ fn leecher_downloads_everything(budget: u64) {
     nodes[1]
         .t
         .add_peers(Instant::ZERO, [seed_addr], PeerSource::Tracker);
-    let mut now = Instant::ZERO;
-    for _ in 0..100 {
-        run(&mut nodes, &mut links, now, &mut next);
-        if nodes[1].t.is_finished() {
-            break;
-        }
-        now = nodes
-            .iter()
-            .filter_map(|n| n.t.poll_timeout())
-            .min()
-            .unwrap()
-            .max(now + Duration::from_millis(1));
-        for n in nodes.iter_mut() {
-            n.t.handle_timeout(now);
-        }
-    }
-    assert!(nodes[1].t.is_finished());
+    let now = run_until(&mut nodes, &mut links, Instant::ZERO, &mut next, 100, |n| {
+        n[1].t.is_finished()
+    });
+    assert!(now.is_some());
     assert_eq!(nodes[1].disk, data);
     assert_eq!(nodes[1].t.state(), TorrentState::Seeding);
     let (up, _, _) = nodes[0].t.counters();
@@ -253,4 +294,113 @@ fn pause_resume_and_stop() {
         ConnId::new(99),
         "127.0.0.1:7001".parse().unwrap()
     ));
+}
+
+/// A finished leecher whose piece 2 is damaged on disk: a forced recheck
+/// finds it, recomputes what is on disk and left, downloads that piece
+/// alone again, and finishes with identical data.
+#[test]
+fn a_recheck_finds_a_damaged_piece_and_downloads_it_again() {
+    let data = content(300_000);
+    let info = info_for(&data, 32768);
+    let (seed_addr, leech_addr): (SocketAddr, SocketAddr) = (
+        "127.0.0.1:1001".parse().unwrap(),
+        "127.0.0.1:1002".parse().unwrap(),
+    );
+    let n = info.layout.piece_count();
+    let config = |id: u8| TorrentConfig {
+        peer_id: PeerId([id; 20]),
+        ..TorrentConfig::default()
+    };
+    let seed = Torrent::new(
+        Instant::ZERO,
+        info.clone(),
+        config(1),
+        StartMode::Trusted(Bitfield::full(n)),
+        Seed::from_u64(1),
+    );
+    let leech = Torrent::new(
+        Instant::ZERO,
+        info,
+        config(2),
+        StartMode::Fresh,
+        Seed::from_u64(2),
+    );
+    let mut nodes = vec![
+        Node::new(seed, data.clone(), seed_addr),
+        Node::new(leech, vec![0; data.len()], leech_addr),
+    ];
+    nodes[1]
+        .t
+        .add_peers(Instant::ZERO, [seed_addr], PeerSource::Tracker);
+    let (mut links, mut next) = (BTreeMap::new(), 0);
+    let done = |n: &[Node]| n[1].t.is_finished();
+    let at = run_until(&mut nodes, &mut links, Instant::ZERO, &mut next, 100, done).unwrap();
+
+    nodes[1].disk[2 * 32768 + 100] ^= 0xff;
+    nodes[1].events.clear();
+    nodes[1].t.recheck(at);
+    assert_eq!(nodes[1].t.state(), TorrentState::Checking);
+    assert_eq!(nodes[1].t.have().count(), 0, "nothing counts until checked");
+    assert_eq!(nodes[1].t.counters().2, data.len() as u64);
+    // The checks are answered at once: piece 2 is missing again.
+    run(&mut nodes, &mut links, at, &mut next);
+    let after_check = nodes[1]
+        .events
+        .iter()
+        .position(|e| *e == TorrentEvent::StateChanged(TorrentState::Downloading))
+        .expect("the check ended");
+    assert!(nodes[1].events[..after_check]
+        .iter()
+        .all(|e| !matches!(e, TorrentEvent::PieceDone(_))));
+    let at = run_until(&mut nodes, &mut links, at, &mut next, 100, done).unwrap();
+    let redone: Vec<&TorrentEvent> = nodes[1]
+        .events
+        .iter()
+        .filter(|e| matches!(e, TorrentEvent::PieceDone(_)))
+        .collect();
+    assert_eq!(redone, vec![&TorrentEvent::PieceDone(PieceIndex(2))]);
+    assert!(nodes[1].disk == data, "identical data");
+    assert_eq!(nodes[1].t.counters().2, 0);
+    assert!(at > Instant::ZERO);
+}
+
+#[test]
+fn a_reannounce_goes_out_at_once_and_not_while_stopped() {
+    let data = content(50_000);
+    let mut info = info_for(&data, 16384);
+    info.trackers = vec![vec!["http://tracker.example/announce".to_owned()]];
+    let mut t = Torrent::new(
+        Instant::ZERO,
+        info,
+        TorrentConfig::default(),
+        StartMode::Fresh,
+        Seed::from_u64(3),
+    );
+    let announces = |t: &mut Torrent| -> Vec<AnnounceRequest> {
+        std::iter::from_fn(|| t.poll_output())
+            .filter_map(|o| match o {
+                TorrentOutput::Announce { request, .. } => Some(request),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(announces(&mut t).len(), 1, "started");
+    let url = "http://tracker.example/announce";
+    let reply = AnnounceResponse {
+        interval: 1800,
+        ..AnnounceResponse::default()
+    };
+    t.handle_announce(Instant::ZERO, url, Ok(reply));
+    let later = Instant::ZERO + Duration::from_secs(60);
+    t.handle_timeout(later);
+    assert!(announces(&mut t).is_empty(), "not due for half an hour");
+    t.reannounce(later);
+    let sent = announces(&mut t);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].event, crate::tracker::AnnounceEvent::None);
+    t.stop(later);
+    let _ = announces(&mut t);
+    t.reannounce(later);
+    assert!(announces(&mut t).is_empty());
 }

@@ -214,6 +214,14 @@ impl Announcer {
         self.tried = 0;
     }
 
+    /// The user asks for an announce now (to get peers sooner): the next
+    /// one is due at once, unless one is in flight or we are leaving.
+    pub fn reannounce(&mut self, now: Instant) {
+        if !self.stopping && !self.finished {
+            self.next = self.next.min(now);
+        }
+    }
+
     /// Whether the announcer is done (after `stopped`).
     pub fn is_finished(&self) -> bool {
         self.finished

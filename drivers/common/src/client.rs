@@ -12,7 +12,6 @@ use bittide_core::dht::Dht;
 use bittide_core::engine::{DhtSettings, Engine, EngineConfig, Event};
 use bittide_core::metainfo::{Magnet, Metainfo};
 use bittide_core::picker::Priority;
-use bittide_core::torrent::fetch::FetchEvent;
 use bittide_core::torrent::{StartMode, TorrentEvent, TorrentInfo, TorrentState};
 use bittide_core::wire::PeerId;
 use bittide_core::{Bitfield, Rng, TorrentId};
@@ -327,7 +326,7 @@ pub async fn run<R: Runtime>(
     driver
         .run(|event, engine: &Engine| {
             let now = rt.now();
-            if let Some(Event::Magnet(_, FetchEvent::Done { .. })) = event {
+            if let Some(Event::Torrent(_, TorrentEvent::MetadataReceived)) = event {
                 // The metadata is in: the files are known, so storage,
                 // resume data and file selection can be set up, then the
                 // torrent starts.
@@ -350,9 +349,10 @@ pub async fn run<R: Runtime>(
                 }
             }
             let Some(t) = engine.torrent(id) else {
-                let Some(f) = engine.magnet(id) else {
-                    return Control::Shutdown;
-                };
+                return Control::Shutdown;
+            };
+            if t.state() == TorrentState::FetchingMetadata {
+                let f = t;
                 last.peers = f.peer_count();
                 last.fetching_metadata = true;
                 if f.peer_count() > 0 {
@@ -365,7 +365,7 @@ pub async fn run<R: Runtime>(
                     return Control::Shutdown;
                 }
                 return Control::Continue;
-            };
+            }
             let Some(p) = prepared.as_ref() else {
                 return Control::Continue;
             };

@@ -241,13 +241,13 @@ async fn round_trip<R: Runtime>(rt: &R, dir: &Path) -> Result<(), String> {
         (t.id, t.info_hash),
         (id, info.info_hash),
     )?;
-    expect("state", t.state, Some(TorrentState::Downloading))?;
+    expect("state", t.state, TorrentState::Downloading)?;
     expect("pieces", (t.pieces_have, t.pieces), (0, 3))?;
     expect("bytes on disk", t.bytes_have, Some(0))?;
     expect("left", t.left, 70_000)?;
 
     handle.send(Command::Pause(id));
-    let state = |t: Option<Option<TorrentSnapshot>>| t.flatten().and_then(|t| t.state);
+    let state = |t: Option<Option<TorrentSnapshot>>| t.flatten().map(|t| t.state);
     expect(
         "after Pause",
         state(handle.query(Torrent(id)).await),
@@ -305,7 +305,7 @@ async fn round_trip<R: Runtime>(rt: &R, dir: &Path) -> Result<(), String> {
     let give_up = rt.now() + Duration::from_secs(10);
     let checked = loop {
         let t = handle.query(Torrent(id)).await.flatten().ok_or("gone")?;
-        if t.state == Some(TorrentState::Seeding) || rt.now() > give_up {
+        if t.state == TorrentState::Seeding || rt.now() > give_up {
             break t;
         }
         rt.sleep_until(rt.now() + Duration::from_millis(5)).await;
@@ -318,7 +318,7 @@ async fn round_trip<R: Runtime>(rt: &R, dir: &Path) -> Result<(), String> {
             checked.bytes_have,
             checked.left,
         ),
-        (Some(TorrentState::Seeding), 3, Some(70_000), 0),
+        (TorrentState::Seeding, 3, Some(70_000), 0),
     )?;
     let files = handle.query(Files(id)).await.flatten().ok_or("no files")?;
     expect(
@@ -326,6 +326,19 @@ async fn round_trip<R: Runtime>(rt: &R, dir: &Path) -> Result<(), String> {
         files.iter().map(|f| f.pieces_have).collect::<Vec<_>>(),
         vec![2, 2],
     )?;
+    handle.send(Command::Recheck(id));
+    expect(
+        "after Recheck",
+        state(handle.query(Torrent(id)).await),
+        Some(TorrentState::Checking),
+    )?;
+    let give_up = rt.now() + Duration::from_secs(10);
+    while state(handle.query(Torrent(id)).await) != Some(TorrentState::Seeding) {
+        if rt.now() > give_up {
+            return Err("the recheck did not end".into());
+        }
+        rt.sleep_until(rt.now() + Duration::from_millis(5)).await;
+    }
 
     handle.send(Command::Shutdown);
     expect(

@@ -1,0 +1,82 @@
+//! Commands from the application: peers to add, pause, resume, stop, file
+//! priorities and the piece order.
+
+use super::*;
+
+impl Torrent {
+    /// Adds peer addresses (from a tracker, the DHT, PEX or the user).
+    pub fn add_peers(
+        &mut self,
+        now: Instant,
+        addrs: impl IntoIterator<Item = SocketAddr>,
+        source: PeerSource,
+    ) {
+        self.now = now;
+        for a in addrs {
+            self.list.add(now, a, source);
+        }
+        self.connect_more(now);
+    }
+
+    /// Closes every connection and stops until [`resume`](Torrent::resume).
+    pub fn pause(&mut self, now: Instant) {
+        self.now = now;
+        if matches!(self.state, TorrentState::Paused | TorrentState::Stopped) {
+            return;
+        }
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for c in conns {
+            self.drop_peer(now, c, CloseReason::Local, true);
+        }
+        self.paused_from = self.state;
+        self.set_state(TorrentState::Paused);
+    }
+
+    /// Closes every connection for good: a stopped torrent does nothing
+    /// more (its owner saves resume data and drops it).
+    pub fn stop(&mut self, now: Instant) {
+        self.now = now;
+        if self.state == TorrentState::Stopped {
+            return;
+        }
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for c in conns {
+            self.drop_peer(now, c, CloseReason::Local, true);
+        }
+        self.checks_pending.clear();
+        self.set_state(TorrentState::Stopped);
+        self.announcer.stop(now);
+        self.pump_announces(now);
+    }
+
+    /// Resumes after [`pause`](Torrent::pause).
+    pub fn resume(&mut self, now: Instant) {
+        self.now = now;
+        if self.state == TorrentState::Paused {
+            self.set_state(self.paused_from);
+            self.after_progress();
+            self.connect_more(now);
+            self.pump_announces(now);
+        }
+    }
+
+    /// Sets file priorities (one per file, padding files ignored).
+    pub fn set_file_priorities(&mut self, now: Instant, files: &[Priority]) {
+        self.now = now;
+        self.picker.set_file_priorities(&self.info.layout, files);
+        self.recount_left();
+        self.after_progress();
+        self.refresh_interest(now);
+        self.fill_requests(now);
+    }
+
+    /// Downloads pieces in order (for streaming) instead of rarest first.
+    pub fn set_sequential(&mut self, sequential: bool) {
+        self.picker.set_sequential(sequential);
+    }
+
+    /// Pieces to download before everything else (a streaming window).
+    pub fn set_critical(&mut self, pieces: Vec<PieceIndex>) {
+        self.picker.set_critical(pieces);
+    }
+}

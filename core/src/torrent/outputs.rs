@@ -1,0 +1,142 @@
+//! What a torrent hands its owner: events for the application and
+//! outputs for the driver (sockets, disk, trackers).
+
+use super::*;
+
+/// What the torrent reports to the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TorrentEvent {
+    /// A magnet link's info dictionary is in, hashes to the info-hash and
+    /// parsed: build the storage from [`Torrent::info`] (and save
+    /// [`Torrent::torrent_file`]), then call [`Torrent::start`].
+    MetadataReceived,
+    /// The info dictionary hashes to the info-hash but is not a valid one
+    /// (the magnet link names a broken torrent): the torrent stops.
+    MetadataInvalid(MetainfoError),
+    /// A new state.
+    StateChanged(TorrentState),
+    /// A piece passed its hash check and is on disk.
+    PieceDone(PieceIndex),
+    /// A piece failed its hash check.
+    HashFailed {
+        /// The piece.
+        piece: PieceIndex,
+        /// Peers that sent blocks of it.
+        contributors: Vec<SocketAddr>,
+    },
+    /// Every wanted piece is on disk.
+    Finished,
+    /// A peer session is established.
+    PeerConnected {
+        /// The connection.
+        conn: ConnId,
+        /// The peer.
+        addr: SocketAddr,
+    },
+    /// A peer session ended.
+    PeerDisconnected {
+        /// The connection.
+        conn: ConnId,
+        /// The peer.
+        addr: SocketAddr,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// A peer was banned for sending bad data.
+    PeerBanned(SocketAddr),
+    /// A tracker answered.
+    TrackerReply {
+        /// The tracker.
+        url: String,
+        /// How many peers it gave.
+        peers: usize,
+    },
+    /// A verified piece could not be written (disk full, permissions): it
+    /// will be fetched again, but the application should probably stop.
+    WriteFailed(PieceIndex),
+    /// A tracker failed or refused.
+    TrackerError {
+        /// The tracker.
+        url: String,
+        /// What went wrong.
+        error: TrackerError,
+    },
+}
+
+/// What the torrent asks the driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum TorrentOutput {
+    /// Open a TCP connection; answer with `handle_connected` or
+    /// `handle_connect_failed`.
+    Connect {
+        /// The id to use for it.
+        conn: ConnId,
+        /// Where.
+        addr: SocketAddr,
+    },
+    /// Send bytes on a connection.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// Close a connection (no `handle_closed` needed).
+    Close {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Hash a complete piece from memory and, only if it matches, write
+    /// it; answer with `handle_verified`.
+    Verify {
+        /// The piece.
+        piece: PieceIndex,
+        /// Its blocks in order.
+        blocks: Vec<Bytes>,
+        /// The expected SHA-1.
+        hash: [u8; 20],
+        /// Where its bytes go once verified (padding slices: skip).
+        slices: Vec<FileSlice>,
+    },
+    /// Write one block of a piece too large to hold in memory (it is
+    /// verified from disk once complete); answer with `handle_written`.
+    Write {
+        /// The block.
+        block: BlockRef,
+        /// Its bytes.
+        data: Bytes,
+        /// Where they go (padding slices: skip).
+        slices: Vec<FileSlice>,
+    },
+    /// Read a block a peer requested; answer with `handle_read`.
+    Read {
+        /// The requesting connection.
+        conn: ConnId,
+        /// The block.
+        block: BlockRef,
+        /// Where its bytes are.
+        slices: Vec<FileSlice>,
+    },
+    /// Read and hash a piece on disk (a start-up check, or a write-through
+    /// piece whose blocks are all written); answer with `handle_checked`.
+    Check {
+        /// The piece.
+        piece: PieceIndex,
+        /// Where its bytes are.
+        slices: Vec<FileSlice>,
+        /// The expected SHA-1.
+        hash: [u8; 20],
+    },
+    /// Announce to a tracker (HTTP or UDP by the URL's scheme); answer
+    /// with `handle_announce`.
+    Announce {
+        /// The tracker URL.
+        url: String,
+        /// What to announce.
+        request: AnnounceRequest,
+    },
+    /// Something the application should know.
+    Event(TorrentEvent),
+}
