@@ -170,8 +170,9 @@ async fn with_grace<R: bittide_driver::runtime::Runtime>(
     options: SessionOptions,
 ) -> Result<(), String> {
     let (handle_tx, handle_rx) = async_channel::bounded(1);
-    let started = std::time::Instant::now();
-    let mut complete_since: Option<std::time::Instant> = None;
+    let clock = rt.clone();
+    let started = clock.now();
+    let mut complete_since: Option<bittide_core::Instant> = None;
     let mut stopping = false;
     let result = client::run(
         rt,
@@ -181,10 +182,11 @@ async fn with_grace<R: bittide_driver::runtime::Runtime>(
         },
         |p, _| {
             if p.total > 0 && p.done == p.total && complete_since.is_none() {
-                complete_since = Some(std::time::Instant::now());
+                complete_since = Some(clock.now());
             }
-            let grace_over = complete_since.is_some_and(|t| t.elapsed() > Duration::from_secs(3));
-            if !stopping && (grace_over || started.elapsed() > Duration::from_secs(60)) {
+            let now = clock.now();
+            let grace_over = complete_since.is_some_and(|t| now - t > Duration::from_secs(3));
+            if !stopping && (grace_over || now - started > Duration::from_secs(60)) {
                 stopping = true;
                 if let Ok(h) = handle_rx.try_recv() {
                     h.send(bittide_driver::driver::Command::Shutdown);

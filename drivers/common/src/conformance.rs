@@ -175,9 +175,14 @@ async fn flooded_loop_ends_on<R: Runtime>(
 }
 
 /// A two-file torrent of 3 pieces (70,000 bytes), with its storage under
-/// `dir`.
+/// `dir`; the content is written to `dir/pair/` (a torrent started fresh
+/// ignores it; one started with a check finds it).
 fn two_files(dir: &Path) -> Result<(TorrentInfo, Arc<Storage>), String> {
     let (a, b) = (vec![1u8; 40_000], vec![2u8; 30_000]);
+    let folder = dir.join("pair");
+    std::fs::create_dir_all(&folder).map_err(|e| e.to_string())?;
+    std::fs::write(folder.join("a.bin"), &a).map_err(|e| e.to_string())?;
+    std::fs::write(folder.join("b.bin"), &b).map_err(|e| e.to_string())?;
     let mut builder = TorrentBuilder::multi_file("pair");
     builder
         .add_file(vec!["a.bin".into()], a.len() as u64)
@@ -236,12 +241,13 @@ async fn round_trip<R: Runtime>(rt: &R, dir: &Path) -> Result<(), String> {
         (t.id, t.info_hash),
         (id, info.info_hash),
     )?;
-    expect("state", t.state, Some(TorrentState::Downloading))?;
+    expect("state", t.state, TorrentState::Downloading)?;
     expect("pieces", (t.pieces_have, t.pieces), (0, 3))?;
+    expect("bytes on disk", t.bytes_have, Some(0))?;
     expect("left", t.left, 70_000)?;
 
     handle.send(Command::Pause(id));
-    let state = |t: Option<Option<TorrentSnapshot>>| t.flatten().and_then(|t| t.state);
+    let state = |t: Option<Option<TorrentSnapshot>>| t.flatten().map(|t| t.state);
     expect(
         "after Pause",
         state(handle.query(Torrent(id)).await),
@@ -287,6 +293,52 @@ async fn round_trip<R: Runtime>(rt: &R, dir: &Path) -> Result<(), String> {
         handle.query(Peers(id)).await,
         Some(None),
     )?;
+
+    // Added again with a check: the disk jobs (verifying what is on disk)
+    // go through the blocking pool and back into the loop.
+    let (info, storage) = two_files(dir)?;
+    let add = AddTorrent::new(info, storage, StartMode::Check);
+    let id = handle
+        .add_torrent(add)
+        .await
+        .map_err(|e| format!("add again: {e}"))?;
+    let give_up = rt.now() + Duration::from_secs(10);
+    let checked = loop {
+        let t = handle.query(Torrent(id)).await.flatten().ok_or("gone")?;
+        if t.state == TorrentState::Seeding || rt.now() > give_up {
+            break t;
+        }
+        rt.sleep_until(rt.now() + Duration::from_millis(5)).await;
+    };
+    expect(
+        "after the check",
+        (
+            checked.state,
+            checked.pieces_have,
+            checked.bytes_have,
+            checked.left,
+        ),
+        (TorrentState::Seeding, 3, Some(70_000), 0),
+    )?;
+    let files = handle.query(Files(id)).await.flatten().ok_or("no files")?;
+    expect(
+        "file pieces on disk",
+        files.iter().map(|f| f.pieces_have).collect::<Vec<_>>(),
+        vec![2, 2],
+    )?;
+    handle.send(Command::Recheck(id));
+    expect(
+        "after Recheck",
+        state(handle.query(Torrent(id)).await),
+        Some(TorrentState::Checking),
+    )?;
+    let give_up = rt.now() + Duration::from_secs(10);
+    while state(handle.query(Torrent(id)).await) != Some(TorrentState::Seeding) {
+        if rt.now() > give_up {
+            return Err("the recheck did not end".into());
+        }
+        rt.sleep_until(rt.now() + Duration::from_millis(5)).await;
+    }
 
     handle.send(Command::Shutdown);
     expect(

@@ -171,9 +171,10 @@ pub enum Command {
     SetSequential(TorrentId, bool),
     /// Peers to try for a torrent.
     AddPeers(TorrentId, Vec<SocketAddr>),
-    // Recheck and reannounce join here once the engine has them (issue 13):
-    // each a variant naming the torrent, applied in
-    // `Driver::handle_command` like `Pause`.
+    /// Hashes every piece on disk again ([`Engine::recheck`]).
+    Recheck(TorrentId),
+    /// Announces to the trackers now ([`Engine::reannounce`]).
+    Reannounce(TorrentId),
     /// [`Engine::shutdown`]: stops every torrent (they announce `stopped`);
     /// the loop ends once the engine reports `Event::Stopped` and the
     /// disks are synced.
@@ -197,17 +198,9 @@ pub trait Query: Send + 'static {
 #[derive(Debug)]
 pub struct View<'a> {
     pub(crate) engine: &'a Engine,
-    pub(crate) known: &'a BTreeMap<TorrentId, Known>,
-}
-
-/// What the driver remembers of a torrent it added (the engine has no
-/// accessor for a torrent's file layout, nor a list of its magnets).
-#[derive(Clone, Debug)]
-pub(crate) enum Known {
-    /// A magnet link still fetching its metadata.
-    Magnet,
-    /// A torrent whose files are known.
-    Files(FileLayout),
+    /// The file layouts of the torrents added through the driver (the
+    /// engine has no accessor for a torrent's layout).
+    pub(crate) layouts: &'a BTreeMap<TorrentId, FileLayout>,
 }
 
 impl View<'_> {
@@ -216,18 +209,15 @@ impl View<'_> {
         self.engine
     }
 
-    /// The ids of every torrent (a magnet link is one from the start), in
-    /// id order.
-    pub fn ids(&self) -> Vec<TorrentId> {
-        self.engine.torrent_ids()
-    }
-
-    /// A torrent's file layout, if it was added through the driver.
+    /// A torrent's file layout, if known.
     pub fn layout(&self, id: TorrentId) -> Option<&FileLayout> {
-        match self.known.get(&id) {
-            Some(Known::Files(layout)) => Some(layout),
-            _ => None,
+        if let Some(layout) = self.layouts.get(&id) {
+            return Some(layout);
         }
+        // Otherwise the torrent's own, once known (a magnet's after its
+        // metadata arrived).
+        let t = self.engine.torrent(id)?;
+        t.metadata().map(|_| &t.info().layout)
     }
 }
 
@@ -238,12 +228,15 @@ pub struct TorrentSnapshot {
     pub id: TorrentId,
     /// Its v1 info-hash.
     pub info_hash: InfoHash,
-    /// Its state; `None` while a magnet link's metadata is fetched.
-    pub state: Option<TorrentState>,
+    /// Its state (a magnet link starts in `FetchingMetadata`).
+    pub state: TorrentState,
     /// Verified pieces on disk.
     pub pieces_have: u32,
-    /// Pieces in the torrent (0 while the metadata is fetched).
+    /// Pieces in the torrent (0 while a magnet link's metadata is fetched).
     pub pieces: u32,
+    /// Bytes of the verified pieces on disk, when the loop knows the
+    /// torrent's layout (see [`Files`]).
+    pub bytes_have: Option<u64>,
     /// Wanted bytes still missing.
     pub left: u64,
     /// Payload bytes uploaded.
@@ -265,22 +258,32 @@ pub struct Torrents;
 impl Query for Torrents {
     type Answer = Vec<TorrentSnapshot>;
     fn answer(self, view: &View<'_>) -> Vec<TorrentSnapshot> {
-        view.ids()
+        view.engine
+            .torrent_ids()
             .into_iter()
-            .filter_map(|id| snapshot(view.engine, id))
+            .filter_map(|id| snapshot(view, id))
             .collect()
     }
 }
 
-fn snapshot(engine: &Engine, id: TorrentId) -> Option<TorrentSnapshot> {
-    let t = engine.torrent(id)?;
+fn snapshot(view: &View<'_>, id: TorrentId) -> Option<TorrentSnapshot> {
+    let t = view.engine.torrent(id)?;
     let (uploaded, downloaded, left) = t.counters();
+    let have = t.have();
+    let bytes_have = view.layout(id).map(|layout| {
+        (0..layout.piece_count())
+            .map(PieceIndex)
+            .filter(|&p| have.get(p))
+            .map(|p| u64::from(layout.piece_size(p)))
+            .sum()
+    });
     Some(TorrentSnapshot {
         id,
         info_hash: t.info_hash(),
-        state: Some(t.state()),
-        pieces_have: t.have().count(),
-        pieces: t.have().len(),
+        state: t.state(),
+        pieces_have: have.count(),
+        pieces: have.len(),
+        bytes_have,
         left,
         uploaded,
         downloaded,
@@ -298,13 +301,12 @@ pub struct Torrent(pub TorrentId);
 impl Query for Torrent {
     type Answer = Option<TorrentSnapshot>;
     fn answer(self, view: &View<'_>) -> Option<TorrentSnapshot> {
-        snapshot(view.engine, self.0)
+        snapshot(view, self.0)
     }
 }
 
-/// A torrent's peers: the addresses of its open sessions (for a magnet
-/// link, of the peers it fetches metadata from); `None` if there is no
-/// such torrent.
+/// A torrent's peers: the addresses of its open sessions; `None` if there
+/// is no such torrent.
 #[derive(Clone, Copy, Debug)]
 pub struct Peers(pub TorrentId);
 
@@ -331,9 +333,9 @@ pub struct FileSnapshot {
 }
 
 /// A torrent's files; `None` if there is no such torrent or its files are
-/// not known to the loop (a magnet link still fetching, or a torrent added
-/// straight to the engine rather than through the driver: the engine has
-/// no accessor for a torrent's layout). File names are the storage's.
+/// not known to the loop (a magnet link, or a torrent added straight to
+/// the engine rather than through the driver: the engine has no accessor
+/// for a torrent's layout). File names are the storage's.
 #[derive(Clone, Copy, Debug)]
 pub struct Files(pub TorrentId);
 

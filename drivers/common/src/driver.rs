@@ -40,12 +40,12 @@ use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use bittide_core::engine::{DiskResult, Engine, Event, Output, RequestId, TcpAction};
-use bittide_core::metainfo::Magnet;
+use bittide_core::metainfo::{FileLayout, Magnet};
 use bittide_core::tracker::TrackerError;
 use bittide_core::{ConnId, Instant, TorrentId};
 
 pub use crate::control::Command;
-use crate::control::{reply, AddError, AddTorrent, Known, Query, View};
+use crate::control::{reply, AddError, AddTorrent, Query, View};
 use crate::disk::Disk;
 use crate::runtime::{Conn, Listener, Runtime, UdpSocket};
 
@@ -138,8 +138,9 @@ pub struct Driver<R: Runtime> {
     stop_tx: Sender<()>,
     stop_rx: Receiver<()>,
     storage: BTreeMap<TorrentId, Arc<dyn Disk>>,
-    /// What queries need that the engine does not expose.
-    known: BTreeMap<TorrentId, Known>,
+    /// The file layouts of torrents added through the driver, for queries
+    /// (the engine does not expose them).
+    layouts: BTreeMap<TorrentId, FileLayout>,
     udp: Option<Arc<dyn UdpSocket>>,
     /// The engine reported [`Event::Stopped`]: sync the disks and end.
     stopped: bool,
@@ -225,7 +226,7 @@ impl<R: Runtime> Driver<R> {
             ctrl_rx,
             writers: BTreeMap::new(),
             storage: BTreeMap::new(),
-            known: BTreeMap::new(),
+            layouts: BTreeMap::new(),
             udp: None,
             stopped: false,
         }
@@ -262,7 +263,7 @@ impl<R: Runtime> Driver<R> {
         let layout = info.layout.clone();
         let id = self.engine.add_torrent(now, info, start)?;
         self.storage.insert(id, storage);
-        self.known.insert(id, Known::Files(layout));
+        self.layouts.insert(id, layout);
         self.configure(now, id, priorities, sequential, peers);
         Some(id)
     }
@@ -272,7 +273,6 @@ impl<R: Runtime> Driver<R> {
     pub fn add_magnet(&mut self, magnet: &Magnet, peers: Vec<SocketAddr>) -> Option<TorrentId> {
         let now = self.rt.now();
         let id = self.engine.add_magnet(now, magnet)?;
-        self.known.insert(id, Known::Magnet);
         if !peers.is_empty() {
             self.engine.add_peers(now, id, peers);
         }
@@ -447,7 +447,7 @@ impl<R: Runtime> Driver<R> {
                 });
             }
             Output::Event(e) => {
-                if e == Event::Stopped {
+                if matches!(e, Event::Stopped) {
                     self.stopped = true;
                 }
                 if on_event(Some(&e), &self.engine) == Control::Shutdown {
@@ -479,13 +479,12 @@ impl<R: Runtime> Driver<R> {
             } => {
                 self.storage.insert(torrent, storage);
                 if self.engine.start_magnet(now, torrent, start).is_ok() {
-                    self.known.remove(&torrent);
                     self.configure(now, torrent, priorities, sequential, peers);
                 }
             }
             Command::Remove(id) => {
                 self.engine.remove(now, id);
-                self.known.remove(&id);
+                self.layouts.remove(&id);
                 if let Some(s) = self.storage.remove(&id) {
                     // What was written reaches the device, off the loop.
                     self.rt.spawn(self.rt.spawn_blocking(Box::new(move || {
@@ -494,6 +493,8 @@ impl<R: Runtime> Driver<R> {
                 }
             }
             Command::Pause(id) => self.engine.pause(now, id),
+            Command::Recheck(id) => self.engine.recheck(now, id),
+            Command::Reannounce(id) => self.engine.reannounce(now, id),
             Command::Resume(id) => self.engine.resume(now, id),
             Command::SetFilePriorities(id, p) => self.engine.set_file_priorities(now, id, &p),
             Command::SetSequential(id, on) => self.engine.set_sequential(id, on),
@@ -543,7 +544,7 @@ impl<R: Runtime> Driver<R> {
             Input::Command(command) => return self.handle_command(now, command),
             Input::Query(ask) => ask(&View {
                 engine: &self.engine,
-                known: &self.known,
+                layouts: &self.layouts,
             }),
         }
         true
