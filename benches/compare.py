@@ -9,6 +9,10 @@ peak RSS (from /usr/bin/time -v), and bittide's ratios to the others.
 
   /usr/bin/python3 benches/compare.py [--runs 3] [--size-mib 1024]
       [--multi-mib 256] [--rqbit PATH] [--runtimes] [--only-bittide]
+      [--baseline OLD_BITTIDE]
+
+--baseline times an older bittide binary in the same run (as
+`bittide-base`), for before/after figures of a change.
 
 --runtimes adds bittide on smol and async-std (their `smol_download` and
 `async_std_download` examples),
@@ -82,6 +86,7 @@ def main():
     ap.add_argument("--runtimes", action="store_true",
                     help="also time bittide on smol and async-std (their `download` examples)")
     ap.add_argument("--only-bittide", action="store_true", help="skip the other clients")
+    ap.add_argument("--baseline", help="another bittide binary (an older build) timed in the same run as 'bittide-base'")
     args = ap.parse_args()
     if not os.path.exists(BITTIDE):
         sys.exit("build bittide first: cargo build --release -p bittide-tokio")
@@ -131,13 +136,18 @@ def main():
             peer = "127.0.0.1:%d" % seed_port
             clients = {
                 "bittide": lambda out: [BITTIDE, "download", torrent, "-o", out, "--peer", peer, "--no-dht",
-                                        "--listen", "127.0.0.1:%d" % free_port()],
+                                        "--listen", "127.0.0.1:%d" % free_port(),
+                                        "--state-dir", out + ".state"],
                 "libtorrent": lambda out: [PY, LT_TOOL, "leech", torrent, out, peer],
                 "aria2c": lambda out: ["aria2c", "--enable-dht=false", "--bt-enable-lpd=false",
                                        "--enable-peer-exchange=false", "--disable-ipv6=true", "--seed-time=0",
                                        "--listen-port=%d" % free_port(), "--dir=" + out, "--quiet=true",
                                        torrent],
             }
+            if args.baseline:
+                clients["bittide-base"] = lambda out: [args.baseline, "download", torrent, "-o", out, "--peer", peer,
+                                                       "--no-dht", "--listen", "127.0.0.1:%d" % free_port(),
+                                                       "--state-dir", out + ".state"]
             for label, binary in examples.items():
                 clients[label] = (lambda b: lambda out: [b, torrent, out, peer])(binary)
             if args.only_bittide:
@@ -154,6 +164,7 @@ def main():
                 for client in order:
                     out = os.path.join(work, "out-%s" % client)
                     shutil.rmtree(out, ignore_errors=True)
+                    shutil.rmtree(out + ".state", ignore_errors=True)
                     os.makedirs(out)
                     try:
                         m = timed(clients[client](out))
