@@ -430,6 +430,14 @@ impl Engine {
         }
     }
 
+    /// Sets a torrent's upload and download limits in bytes/s (0: none).
+    pub fn set_rate_limits(&mut self, now: Instant, id: TorrentId, upload: u64, download: u64) {
+        self.now = now;
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.set_rate_limits(now, upload, download);
+        }
+    }
+
     /// Downloads a torrent in piece order.
     pub fn set_sequential(&mut self, id: TorrentId, sequential: bool) {
         if let Some(t) = self.torrents.get_mut(&id) {

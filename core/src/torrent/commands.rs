@@ -70,6 +70,22 @@ impl Torrent {
         self.fill_requests(now);
     }
 
+    /// Sets the upload and download limits in bytes/s (0: none), from
+    /// now on; buckets start full, as at the torrent's start.
+    pub fn set_rate_limits(&mut self, now: Instant, upload: u64, download: u64) {
+        self.now = now;
+        self.config.upload_rate = upload;
+        self.config.download_rate = download;
+        self.up_bucket = TokenBucket::new(upload, now);
+        self.down_bucket = TokenBucket::new(download, now);
+        self.fill_requests(now);
+    }
+
+    /// The upload and download limits in bytes/s (0: none).
+    pub fn rate_limits(&self) -> (u64, u64) {
+        (self.config.upload_rate, self.config.download_rate)
+    }
+
     /// Downloads pieces in order (for streaming) instead of rarest first.
     pub fn set_sequential(&mut self, sequential: bool) {
         self.picker.set_sequential(sequential);

@@ -404,3 +404,56 @@ fn a_reannounce_goes_out_at_once_and_not_while_stopped() {
     t.reannounce(later);
     assert!(announces(&mut t).is_empty());
 }
+
+/// A limit set while running holds from then on: 300,000 bytes at
+/// 100,000 B/s take about three seconds (less the first burst), and
+/// lifting it lets the rest through at once.
+#[test]
+fn rate_limits_set_while_running_apply() {
+    let data = content(300_000);
+    let info = info_for(&data, 32768);
+    let seed_addr: SocketAddr = "127.0.0.1:1001".parse().unwrap();
+    let leech_addr: SocketAddr = "127.0.0.1:1002".parse().unwrap();
+    let cfg = |id: u8| TorrentConfig {
+        peer_id: PeerId([id; 20]),
+        ..TorrentConfig::default()
+    };
+    let seeder = Torrent::new(
+        Instant::ZERO,
+        info.clone(),
+        cfg(1),
+        StartMode::Check,
+        Seed::from_u64(1),
+    );
+    let leecher = Torrent::new(
+        Instant::ZERO,
+        info,
+        cfg(2),
+        StartMode::Fresh,
+        Seed::from_u64(2),
+    );
+    let mut nodes = vec![
+        Node::new(seeder, data.clone(), seed_addr),
+        Node::new(leecher, vec![0; data.len()], leech_addr),
+    ];
+    let mut links = BTreeMap::new();
+    let mut next = 0;
+    run(&mut nodes, &mut links, Instant::ZERO, &mut next);
+    nodes[0].t.set_rate_limits(Instant::ZERO, 100_000, 0);
+    assert_eq!(nodes[0].t.rate_limits(), (100_000, 0));
+    nodes[1]
+        .t
+        .add_peers(Instant::ZERO, [seed_addr], PeerSource::Tracker);
+    let done = run_until(
+        &mut nodes,
+        &mut links,
+        Instant::ZERO,
+        &mut next,
+        10_000,
+        |n| n[1].t.is_finished(),
+    )
+    .expect("finished");
+    let secs = done.since_epoch().as_secs_f64();
+    assert!((1.5..4.0).contains(&secs), "took {secs} s at 100,000 B/s");
+    assert_eq!(nodes[1].disk, data);
+}

@@ -169,6 +169,16 @@ pub enum Command {
     SetFilePriorities(TorrentId, Vec<Priority>),
     /// Downloads pieces in order (or rarest first again).
     SetSequential(TorrentId, bool),
+    /// Upload and download limits in bytes/s, 0 for none
+    /// ([`Engine::set_rate_limits`]).
+    SetRateLimits {
+        /// The torrent.
+        torrent: TorrentId,
+        /// Upload limit.
+        upload: u64,
+        /// Download limit.
+        download: u64,
+    },
     /// Peers to try for a torrent.
     AddPeers(TorrentId, Vec<SocketAddr>),
     /// Hashes every piece on disk again ([`Engine::recheck`]).

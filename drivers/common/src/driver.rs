@@ -498,6 +498,11 @@ impl<R: Runtime> Driver<R> {
             Command::Resume(id) => self.engine.resume(now, id),
             Command::SetFilePriorities(id, p) => self.engine.set_file_priorities(now, id, &p),
             Command::SetSequential(id, on) => self.engine.set_sequential(id, on),
+            Command::SetRateLimits {
+                torrent,
+                upload,
+                download,
+            } => self.engine.set_rate_limits(now, torrent, upload, download),
             Command::AddPeers(id, peers) => self.engine.add_peers(now, id, peers),
             // The engine decides when it is done (trackers told, writes
             // finished, or its grace over) and says so with
