@@ -244,7 +244,7 @@ impl Crawler {
     }
 
     /// When there will be something to send (for `poll_timeout`).
-    pub fn next_wake(&self, now: Instant) -> Option<Instant> {
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         if self.in_flight >= self.config.max_in_flight {
             return None;
         }
@@ -427,7 +427,7 @@ mod tests {
         assert_eq!(new, vec![InfoHash([1; 20])]);
         assert_eq!(c.next_queries(t(1)), vec![CrawlQuery::Sample(addr(2))]);
         assert!(c.next_queries(t(30)).is_empty());
-        assert_eq!(c.next_wake(t(30)), Some(t(60)));
+        assert_eq!(c.next_deadline(t(30)), Some(t(60)));
         assert_eq!(c.next_queries(t(61)), vec![CrawlQuery::Sample(addr(1))]);
         // The same hash again is not new.
         assert!(c
@@ -475,7 +475,7 @@ mod tests {
             c.discover(addr(i));
         }
         assert_eq!(c.next_queries(t(0)).len(), 4);
-        assert_eq!(c.next_wake(t(0)), None, "nothing until an answer");
+        assert_eq!(c.next_deadline(t(0)), None, "nothing until an answer");
         for i in 0..4 {
             c.on_failure(t(0), addr(i));
         }
@@ -490,7 +490,7 @@ mod tests {
         }
         // A second's worth at once, then 10 a second.
         assert_eq!(c.next_queries(t(0)).len(), 10);
-        assert!(c.next_wake(t(0)).is_some_and(|w| w > t(0)));
+        assert!(c.next_deadline(t(0)).is_some_and(|w| w > t(0)));
         assert_eq!(c.next_queries(t(1)).len(), 10);
         assert_eq!(c.next_queries(t(1)).len(), 0);
     }

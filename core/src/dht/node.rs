@@ -429,7 +429,11 @@ impl Dht {
         if !self.queued.is_empty() {
             t = t.min(self.outgoing.ready_at(self.now, 1));
         }
-        if let Some(w) = self.crawler.as_ref().and_then(|c| c.next_wake(self.now)) {
+        if let Some(w) = self
+            .crawler
+            .as_ref()
+            .and_then(|c| c.next_deadline(self.now))
+        {
             t = t.min(w);
         }
         Some(t.max(self.now))

@@ -1,9 +1,7 @@
 //! The engine's timer table: one slot per part of the engine (an array
-//! indexed by [`Timer`]) plus each torrent's own deadline, so the wake-up
+//! indexed by [`Timer`]) plus the earliest torrent deadline, so the wake-up
 //! the driver gets in [`Output::Timeout`](super::Output::Timeout) can say
 //! which part asked for it ([`TimerReason`], for traces).
-
-use std::collections::BTreeMap;
 
 use crate::handles::TorrentId;
 use crate::time::Instant;
@@ -61,7 +59,8 @@ impl Timer {
 #[derive(Debug, Default)]
 pub(super) struct Timers {
     fixed: [Option<Instant>; Timer::ALL.len()],
-    torrents: BTreeMap<TorrentId, Instant>,
+    /// The earliest torrent deadline (the lowest id on a tie).
+    torrent: Option<(Instant, TorrentId)>,
 }
 
 impl Timers {
@@ -69,13 +68,15 @@ impl Timers {
         self.fixed[timer as usize] = at;
     }
 
-    /// Replaces every torrent's deadline.
+    /// Takes every torrent's deadline, in id order (kept: the earliest).
     pub(super) fn set_torrents(
         &mut self,
         deadlines: impl IntoIterator<Item = (TorrentId, Instant)>,
     ) {
-        self.torrents.clear();
-        self.torrents.extend(deadlines);
+        self.torrent = deadlines
+            .into_iter()
+            .map(|(id, at)| (at, id))
+            .min_by_key(|(at, _)| *at);
     }
 
     /// The earliest deadline and whose it is (the first part in table
@@ -84,11 +85,8 @@ impl Timers {
         let fixed = Timer::ALL
             .iter()
             .filter_map(|t| self.fixed[*t as usize].map(|at| (at, t.reason())));
-        let torrents = self
-            .torrents
-            .iter()
-            .map(|(id, at)| (*at, TimerReason::Torrent(*id)));
-        fixed.chain(torrents).min_by_key(|(at, _)| *at)
+        let torrent = self.torrent.map(|(at, id)| (at, TimerReason::Torrent(id)));
+        fixed.chain(torrent).min_by_key(|(at, _)| *at)
     }
 }
 

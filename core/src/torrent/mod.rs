@@ -526,7 +526,7 @@ impl Torrent {
             t = t.min(due);
         }
         if self.is_connecting() && self.peers.len() < self.config.max_peers {
-            if let Some(due) = self.list.next_due() {
+            if let Some(due) = self.list.next_deadline() {
                 t = t.min(due.max(self.next_connect));
             }
         }

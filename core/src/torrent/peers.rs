@@ -300,7 +300,7 @@ impl PeerList {
     }
 
     /// The earliest time an unconnected address becomes due.
-    pub fn next_due(&self) -> Option<Instant> {
+    pub fn next_deadline(&self) -> Option<Instant> {
         self.candidates
             .iter()
             .filter(|(_, c)| !c.connected && c.source != PeerSource::Incoming)
@@ -430,7 +430,7 @@ mod tests {
         );
         l.add(t, port(5, 6881), PeerSource::Pex);
         assert!(l.to_connect(t, 5).is_empty());
-        assert_eq!(l.next_due(), None);
+        assert_eq!(l.next_deadline(), None);
     }
 
     #[test]
@@ -458,7 +458,7 @@ mod tests {
         assert!(l.to_connect(t, 5).is_empty(), "already connecting");
         l.connect_failed(t, addr(1));
         assert!(l.to_connect(t, 5).is_empty());
-        assert_eq!(l.next_due(), Some(t + Duration::from_secs(60)));
+        assert_eq!(l.next_deadline(), Some(t + Duration::from_secs(60)));
         for _ in 0..MAX_FAILURES {
             l.connect_failed(t, addr(1));
         }

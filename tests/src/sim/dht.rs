@@ -326,7 +326,7 @@ impl DhtSim {
     /// Runs until `until` (virtual).
     pub fn run_until(&mut self, until: Instant) {
         loop {
-            let next_delivery = self.net.next_due();
+            let next_delivery = self.net.next_deadline();
             let next_timer = self.timers.iter().next().map(|(t, _)| *t);
             let next = [next_delivery, next_timer, Some(self.next_attack)]
                 .into_iter()

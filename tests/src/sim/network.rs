@@ -260,7 +260,7 @@ impl Network {
     }
 
     /// When the next delivery is due.
-    pub fn next_due(&self) -> Option<Instant> {
+    pub fn next_deadline(&self) -> Option<Instant> {
         self.queue.keys().next().map(|(t, _)| *t)
     }
 

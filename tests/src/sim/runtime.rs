@@ -227,10 +227,10 @@ impl Executor {
     }
 
     /// When the clock would jump next: the first timer or delivery.
-    pub fn next_wake(&self) -> Option<Instant> {
+    pub fn next_deadline(&self) -> Option<Instant> {
         let w = self.shared.world();
         let timer = w.timers.keys().next().map(|(t, _)| *t);
-        match (timer, w.net.next_due()) {
+        match (timer, w.net.next_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -275,7 +275,7 @@ impl Executor {
             if done() {
                 return true;
             }
-            match self.next_wake() {
+            match self.next_deadline() {
                 Some(t) if t <= deadline => self.advance_to(t),
                 _ => {
                     self.advance_to(deadline.max(self.now()));
