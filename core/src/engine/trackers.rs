@@ -387,6 +387,12 @@ mod tests {
             .collect();
         assert_eq!(replies, want, "each torrent hears its own answer");
         assert_eq!(e.trackers.clients.len(), 1);
+        for (id, url) in &want {
+            let status = e.torrent(*id).expect("running").trackers();
+            assert_eq!(status.len(), 1);
+            assert_eq!((&status[0].url, status[0].tier), (url, 0));
+            assert_eq!((status[0].last, &status[0].error), (Some(now), &None));
+        }
     }
 
     #[test]
@@ -433,6 +439,12 @@ mod tests {
                     if *t == id && *error == TrackerError::BadUrl("udp tracker URL without a port")
             )),
             "{outs:?}"
+        );
+        let status = e.torrent(id).expect("added").trackers();
+        assert_eq!(status[0].url, "udp://no-port.invalid/announce");
+        assert_eq!(
+            status[0].error,
+            Some(TrackerError::BadUrl("udp tracker URL without a port"))
         );
     }
 }

@@ -3,7 +3,56 @@
 
 use super::*;
 
+/// One tracker as the torrent knows it, for the application's lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackerStatus {
+    /// Its announce URL.
+    pub url: String,
+    /// Its tier (BEP 12), from 0.
+    pub tier: usize,
+    /// When it last answered or failed (`None`: not yet).
+    pub last: Option<Instant>,
+    /// Peers in its last answer.
+    pub peers: usize,
+    /// Seeders and leechers it last counted, if it said.
+    pub seeders: Option<u32>,
+    /// See `seeders`.
+    pub leechers: Option<u32>,
+    /// Why its last announce failed (`None` after a success).
+    pub error: Option<TrackerError>,
+}
+
+/// What one tracker last said.
+#[derive(Clone, Debug)]
+pub(super) struct Heard {
+    at: Instant,
+    peers: usize,
+    seeders: Option<u32>,
+    leechers: Option<u32>,
+    error: Option<TrackerError>,
+}
+
 impl Torrent {
+    /// Every tracker of the torrent in tier order, with what it last said.
+    pub fn trackers(&self) -> Vec<TrackerStatus> {
+        let mut out = Vec::new();
+        for (tier, urls) in self.announcer.tiers().iter().enumerate() {
+            for url in urls {
+                let heard = self.heard.get(url);
+                out.push(TrackerStatus {
+                    url: url.clone(),
+                    tier,
+                    last: heard.map(|h| h.at),
+                    peers: heard.map_or(0, |h| h.peers),
+                    seeders: heard.and_then(|h| h.seeders),
+                    leechers: heard.and_then(|h| h.leechers),
+                    error: heard.and_then(|h| h.error.clone()),
+                });
+            }
+        }
+        out
+    }
+
     /// Announces to the trackers now, whatever their interval (the user
     /// wants peers sooner); nothing while paused, checking or stopped
     /// (they announce when they resume).
@@ -57,8 +106,21 @@ impl Torrent {
         result: Result<AnnounceResponse, TrackerError>,
     ) {
         self.now = now;
+        // Only the torrent's own trackers are remembered (the map stays as
+        // small as its tiers).
+        let known = self.announcer.tiers().iter().flatten().any(|u| u == url);
         match result {
             Ok(resp) => {
+                let heard = Heard {
+                    at: now,
+                    peers: resp.peers.len(),
+                    seeders: resp.complete,
+                    leechers: resp.incomplete,
+                    error: None,
+                };
+                if known {
+                    self.heard.insert(url.to_owned(), heard);
+                }
                 self.announcer.handle_success(now, url, &resp);
                 if let Some(id) = &resp.tracker_id {
                     self.tracker_ids.insert(url.to_owned(), id.clone());
@@ -75,6 +137,17 @@ impl Torrent {
                 }
             }
             Err(error) => {
+                let last = self.heard.remove(url);
+                let heard = Heard {
+                    at: now,
+                    peers: last.as_ref().map_or(0, |h| h.peers),
+                    seeders: last.as_ref().and_then(|h| h.seeders),
+                    leechers: last.as_ref().and_then(|h| h.leechers),
+                    error: Some(error.clone()),
+                };
+                if known {
+                    self.heard.insert(url.to_owned(), heard);
+                }
                 self.announcer.handle_failure(now, url);
                 self.emit(TorrentEvent::TrackerError {
                     url: url.to_owned(),

@@ -73,6 +73,7 @@ use crate::time::Instant;
 use crate::tracker::tiers::Announcer;
 use crate::tracker::{AnnounceRequest, AnnounceResponse, TrackerError};
 use crate::wire::{BlockRef, PeerId, PexFlags, Reserved, BLOCK_SIZE, UT_METADATA, UT_PEX};
+pub use announces::TrackerStatus;
 use choker::{ChokeCandidate, Choker, SeedChoking};
 use exchange::{our_extensions, PeerExchange, OUR_UT_METADATA, OUR_UT_PEX};
 pub use outputs::{TorrentEvent, TorrentOutput};
@@ -299,6 +300,8 @@ pub struct Torrent {
     announcer: Announcer,
     /// `tracker id` values trackers gave us, sent back to them.
     tracker_ids: BTreeMap<String, Vec<u8>>,
+    /// What each tracker last said, by URL (for [`Torrent::trackers`]).
+    heard: BTreeMap<String, announces::Heard>,
     /// Our announce key (random, stable for the torrent's life).
     key: u32,
     up_bucket: TokenBucket,
@@ -357,6 +360,7 @@ impl Torrent {
             out: VecDeque::new(),
             announcer,
             tracker_ids: BTreeMap::new(),
+            heard: BTreeMap::new(),
             key,
             up_bucket: TokenBucket::new(config.upload_rate, now),
             down_bucket: TokenBucket::new(config.download_rate, now),

@@ -25,7 +25,9 @@ use bittide_core::{PieceIndex, Seed};
 
 use crate::client::{self, SessionOptions};
 use crate::clock::os_seed;
-use crate::control::{AddError, AddTorrent, Files, Peers, Torrent, TorrentSnapshot, Torrents};
+use crate::control::{
+    AddError, AddTorrent, Files, Peers, Torrent, TorrentSnapshot, Torrents, Trackers,
+};
 use crate::disk::Storage;
 use crate::driver::{first, Command, Control, Driver, Ended, Handle};
 use crate::runtime::Runtime;
@@ -258,6 +260,13 @@ async fn round_trip<R: Runtime>(rt: &R, dir: &Path) -> Result<(), String> {
         "after Resume",
         state(handle.query(Torrent(id)).await),
         Some(TorrentState::Downloading),
+    )?;
+    // A torrent without trackers lists none (what a tracker said is the
+    // engine's tracker tests' business).
+    expect(
+        "trackers",
+        handle.query(Trackers(id)).await.flatten().map(|t| t.len()),
+        Some(0),
     )?;
     let files = handle.query(Files(id)).await.flatten().ok_or("no files")?;
     expect(

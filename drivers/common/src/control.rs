@@ -21,7 +21,7 @@ use async_channel::{Receiver, Sender};
 use bittide_core::engine::Engine;
 use bittide_core::metainfo::{FileLayout, Magnet};
 use bittide_core::picker::Priority;
-use bittide_core::torrent::{StartMode, TorrentInfo, TorrentState};
+use bittide_core::torrent::{StartMode, TorrentInfo, TorrentState, TrackerStatus};
 use bittide_core::{InfoHash, PieceIndex, TorrentId};
 
 use crate::disk::Disk;
@@ -343,9 +343,8 @@ pub struct FileSnapshot {
 }
 
 /// A torrent's files; `None` if there is no such torrent or its files are
-/// not known to the loop (a magnet link, or a torrent added straight to
-/// the engine rather than through the driver: the engine has no accessor
-/// for a torrent's layout). File names are the storage's.
+/// not known yet (a magnet before its metadata). File names are the
+/// storage's.
 #[derive(Clone, Copy, Debug)]
 pub struct Files(pub TorrentId);
 
@@ -373,5 +372,17 @@ impl Query for Files {
                 })
                 .collect(),
         )
+    }
+}
+
+/// A torrent's trackers in tier order, each with what it last said;
+/// `None` if there is no such torrent.
+#[derive(Clone, Copy, Debug)]
+pub struct Trackers(pub TorrentId);
+
+impl Query for Trackers {
+    type Answer = Option<Vec<TrackerStatus>>;
+    fn answer(self, view: &View<'_>) -> Option<Vec<TrackerStatus>> {
+        view.engine.torrent(self.0).map(|t| t.trackers())
     }
 }
