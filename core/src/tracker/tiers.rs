@@ -101,6 +101,7 @@ impl Announcer {
 
     /// The announce to send now, if one is due (then `in flight` until its
     /// result is reported).
+    #[must_use]
     pub fn poll_announce(&mut self, now: Instant) -> Option<AnnounceDue> {
         if self.in_flight || self.finished || now < self.next {
             return None;
@@ -116,6 +117,7 @@ impl Announcer {
     }
 
     /// When [`poll_announce`](Announcer::poll_announce) next has something.
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         (!self.in_flight && !self.finished && self.total() > 0).then_some(self.next)
     }
