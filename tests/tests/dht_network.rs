@@ -27,17 +27,7 @@ fn announce_and_find(sim: &mut DhtSim, count: usize) -> (usize, Vec<usize>, Vec<
     let live: Vec<usize> = (0..sim.nodes.len())
         .filter(|&i| sim.nodes[i].is_some())
         .collect();
-    let mut jobs = Vec::new();
-    for _ in 0..count {
-        let hash = random_hash(sim);
-        let announcer = live[sim.below(live.len() as u64) as usize];
-        let now = sim.now;
-        sim.node(announcer)
-            .expect("live")
-            .announce(now, hash, 7000, false);
-        sim.flush(announcer);
-        jobs.push((hash, announcer));
-    }
+    let jobs = sim.announce_random(count);
     let until = sim.now + Duration::from_secs(60);
     sim.run_until(until);
     let mut lookups: Vec<(usize, LookupId, SocketAddr)> = Vec::new();

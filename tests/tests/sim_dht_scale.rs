@@ -10,7 +10,6 @@
 use std::time::Duration;
 
 use bittide_core::dht::{DhtEvent, LookupId};
-use bittide_core::InfoHash;
 use bittide_tests::sim::dht::{address, is_forged_peer, poisoned_hash, DhtSim, NetModel};
 use bittide_tests::sim::for_each_seed;
 
@@ -63,17 +62,7 @@ fn run(seed: u64, n: usize, hostile: usize, lookups: usize) -> Outcome {
     let until = sim.now + Duration::from_secs(60);
     sim.run_until(until);
 
-    let mut jobs = Vec::new();
-    for _ in 0..lookups {
-        let hash = InfoHash(sim.random_bytes());
-        let announcer = sim.random_live();
-        let now = sim.now;
-        sim.node(announcer)
-            .expect("live")
-            .announce(now, hash, 7000, false);
-        sim.flush(announcer);
-        jobs.push((hash, announcer));
-    }
+    let jobs = sim.announce_random(lookups);
     let until = sim.now + Duration::from_secs(30);
     sim.run_until(until);
     let mut started: Vec<(usize, LookupId, std::net::SocketAddr)> = Vec::new();

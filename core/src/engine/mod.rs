@@ -69,7 +69,9 @@ pub use config::{DhtSettings, EngineConfig};
 use dht::{DhtSchedules, DhtState};
 pub use handshakes::HandshakeLimits;
 use handshakes::PendingHandshakes;
-pub use output::{DiskOp, DiskResult, Event, Output, RequestId, RequestIds, TcpAction};
+pub use output::{
+    blocks_match, DiskOp, DiskResult, Event, Output, RequestId, RequestIds, TcpAction,
+};
 pub use timers::TimerReason;
 use timers::{Timer, Timers};
 use trackers::Trackers;

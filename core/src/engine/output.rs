@@ -78,6 +78,17 @@ pub enum DiskOp {
     },
 }
 
+/// What a [`DiskOp::Verify`] checks: the SHA-1 of `blocks`, in order, is
+/// `hash` (one definition for every disk that carries the job out).
+pub fn blocks_match(blocks: &[Bytes], hash: &[u8; 20]) -> bool {
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    for b in blocks {
+        h.update(b);
+    }
+    <[u8; 20]>::from(h.finalize()) == *hash
+}
+
 /// The answer to a [`DiskOp`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DiskResult {

@@ -202,11 +202,7 @@ fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                     hash,
                                     slices,
                                 } => {
-                                    let mut h = Sha1::new();
-                                    for b in &blocks {
-                                        h.update(b);
-                                    }
-                                    let ok = <[u8; 20]>::from(h.finalize()) == hash;
+                                    let ok = blocks_match(&blocks, &hash);
                                     if ok {
                                         let all: Vec<u8> = blocks.concat();
                                         let mut at = 0;

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sha1::{Digest, Sha1};
 
 use crate::dht::routing::TableConfig;
 use crate::dht::DhtConfig;
@@ -265,11 +264,7 @@ impl Model {
                 hash,
                 ..
             } => {
-                let mut h = Sha1::new();
-                for b in &blocks {
-                    h.update(b);
-                }
-                let ok = <[u8; 20]>::from(h.finalize()) == hash;
+                let ok = crate::engine::blocks_match(&blocks, &hash);
                 DiskResult::Verified {
                     piece,
                     ok,

@@ -97,11 +97,7 @@ fn run(
                         hash,
                         slices,
                     } => {
-                        let mut h = Sha1::new();
-                        for b in &blocks {
-                            h.update(b);
-                        }
-                        let ok = <[u8; 20]>::from(h.finalize()) == hash;
+                        let ok = crate::engine::blocks_match(&blocks, &hash);
                         if ok {
                             let data: Vec<u8> = blocks.concat();
                             let mut at = 0usize;

@@ -250,6 +250,23 @@ impl DhtSim {
         }
     }
 
+    /// Each of `count` random info-hashes announced (port 7000) from a
+    /// random live node: the hashes with their announcers.
+    pub fn announce_random(&mut self, count: usize) -> Vec<(InfoHash, usize)> {
+        let mut jobs = Vec::new();
+        for _ in 0..count {
+            let hash = InfoHash(self.random_bytes());
+            let announcer = self.random_live();
+            let now = self.now;
+            if let Some(node) = self.node(announcer) {
+                node.announce(now, hash, 7000, false);
+            }
+            self.flush(announcer);
+            jobs.push((hash, announcer));
+        }
+        jobs
+    }
+
     /// The event-log hash (equal for equal runs).
     pub fn log_hash(&self) -> String {
         let d: [u8; 20] = self.log.clone().finalize().into();
