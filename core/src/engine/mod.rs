@@ -264,7 +264,7 @@ impl Engine {
     }
 
     /// Starts a magnet whose metadata is in
-    /// ([`TorrentEvent::MetadataReceived`]) over the connections it already
+    /// ([`TorrentEvent::MetadataReceived`](crate::torrent::TorrentEvent::MetadataReceived)) over the connections it already
     /// has, downloading only the files the link's `so=` names (BEP 53), if
     /// it names any. `start` says what is already on disk (the driver can
     /// tell only now that it knows the files). An error if the metadata is
