@@ -93,7 +93,7 @@ pub struct SessionDht {
 const DHT_SAVE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// The engine's DHT settings from the session's, with the saved state.
-fn dht_settings(d: &SessionDht) -> DhtSettings {
+pub(crate) fn dht_settings(d: &SessionDht) -> DhtSettings {
     let saved = d
         .state_file
         .as_ref()
@@ -118,7 +118,7 @@ fn dht_settings(d: &SessionDht) -> DhtSettings {
 }
 
 /// Writes the DHT state atomically (errors are not worth stopping for).
-fn save_dht(path: &Path, state: &[u8]) {
+pub(crate) fn save_dht(path: &Path, state: &[u8]) {
     // Two sessions may share the file: each writes its own temporary.
     let tmp = path.with_extension(format!("part.{}", std::process::id()));
     if let Some(dir) = path.parent() {
@@ -271,6 +271,7 @@ pub async fn run<R: Runtime>(
                     priorities: p.priorities.clone(),
                     sequential: options.sequential,
                     peers,
+                    paused: false,
                 })
                 .ok_or_else(|| err(exit::BAD_TORRENT, "torrent added twice"))?
         }

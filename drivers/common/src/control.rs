@@ -76,6 +76,8 @@ pub struct AddTorrent {
     pub sequential: bool,
     /// Peers to connect to besides what trackers and the DHT find.
     pub peers: Vec<SocketAddr>,
+    /// Added paused (no connection is made until resumed).
+    pub paused: bool,
 }
 
 impl AddTorrent {
@@ -89,6 +91,7 @@ impl AddTorrent {
             priorities: None,
             sequential: false,
             peers: Vec::new(),
+            paused: false,
         }
     }
 }
@@ -101,6 +104,7 @@ impl std::fmt::Debug for AddTorrent {
             .field("priorities", &self.priorities)
             .field("sequential", &self.sequential)
             .field("peers", &self.peers)
+            .field("paused", &self.paused)
             .finish_non_exhaustive()
     }
 }

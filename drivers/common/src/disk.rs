@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bittide_core::engine::{DiskOp, DiskResult};
@@ -115,6 +115,12 @@ pub struct Storage {
     handles: Mutex<Handles>,
     /// The last write that failed, as one line.
     write_error: Mutex<Option<String>>,
+    /// Bytes read from and written to the files (session statistics: a
+    /// restart that trusts its resume data reads nothing).
+    read: AtomicU64,
+    written: AtomicU64,
+    /// No file is opened any more ([`Storage::close`]).
+    closed: AtomicBool,
 }
 
 /// Positioned write of all of `buf` at `offset`.
@@ -230,6 +236,9 @@ impl Storage {
             files,
             handles: Mutex::new(Handles::default()),
             write_error: Mutex::new(None),
+            read: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -246,6 +255,25 @@ impl Storage {
     /// Files renamed so that no two share a path (torrent order).
     pub fn renamed(&self) -> &[usize] {
         self.paths.renamed()
+    }
+
+    /// Bytes read from the files so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// Bytes written to the files so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Closes every file; from now on every job fails. A torrent being
+    /// removed (or moved) is closed first, so a job still running cannot
+    /// create a file again after it was deleted.
+    pub fn close(&self) {
+        let mut h = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        self.closed.store(true, Ordering::Relaxed);
+        h.open.clear();
     }
 
     /// The last write that failed: the OS error and the path.
@@ -286,6 +314,9 @@ impl Storage {
             .path(index)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no such file"))?;
         let mut h = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(io::Error::other("the torrent's storage is closed"));
+        }
         h.tick += 1;
         let tick = h.tick;
         if let Some(entry) = h.open.get_mut(&(index, mode)) {
@@ -460,16 +491,21 @@ impl Storage {
 
     /// Carries out one disk job of the engine.
     pub fn run(&self, op: DiskOp) -> DiskResult {
+        let count = |counter: &AtomicU64, slices: &[FileSlice]| {
+            counter.fetch_add(slices.iter().map(|s| s.length).sum(), Ordering::Relaxed);
+        };
         match op {
             DiskOp::Read {
                 conn,
                 block,
                 slices,
-            } => DiskResult::Read {
-                conn,
-                block,
-                data: self.read(&slices).ok(),
-            },
+            } => {
+                let data = self.read(&slices).ok();
+                if data.is_some() {
+                    count(&self.read, &slices);
+                }
+                DiskResult::Read { conn, block, data }
+            }
             DiskOp::Verify {
                 piece,
                 blocks,
@@ -479,6 +515,9 @@ impl Storage {
                 let ok = bittide_core::engine::blocks_match(&blocks, &hash);
                 // Written in the same job, and only once verified.
                 let written = ok && self.write_blocks(&slices, &blocks).is_ok();
+                if written {
+                    count(&self.written, &slices);
+                }
                 DiskResult::Verified { piece, ok, written }
             }
             DiskOp::Check {
@@ -487,16 +526,20 @@ impl Storage {
                 hash,
             } => {
                 let ok = self.hash(&slices).is_ok_and(|h| h == hash);
+                count(&self.read, &slices);
                 DiskResult::Checked { piece, ok }
             }
             DiskOp::Write {
                 block,
                 data,
                 slices,
-            } => DiskResult::Written {
-                block,
-                ok: self.write_blocks(&slices, &[data]).is_ok(),
-            },
+            } => {
+                let ok = self.write_blocks(&slices, &[data]).is_ok();
+                if ok {
+                    count(&self.written, &slices);
+                }
+                DiskResult::Written { block, ok }
+            }
             DiskOp::CreateEmpty { files } => DiskResult::Created {
                 ok: self.create_empty(&files).is_ok(),
             },

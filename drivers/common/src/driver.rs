@@ -259,9 +259,14 @@ impl<R: Runtime> Driver<R> {
             priorities,
             sequential,
             peers,
+            paused,
         } = add;
         let layout = info.layout.clone();
         let id = self.engine.add_torrent(now, info, start)?;
+        if paused {
+            // Before anything is polled: no connection is ever made.
+            self.engine.pause(now, id);
+        }
         self.storage.insert(id, storage);
         self.layouts.insert(id, layout);
         self.configure(now, id, priorities, sequential, peers);

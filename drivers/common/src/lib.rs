@@ -7,6 +7,8 @@
 //! - the event loop ([`driver`]) over a small [`runtime::Runtime`] trait
 //!   (clock, timers, UDP, TCP, spawn, a blocking pool), and what an
 //!   application sends it and asks it ([`control`]);
+//! - a long-lived session of many torrents kept in a state folder and
+//!   controlled through a handle ([`session`]), what `bittide daemon` runs;
 //! - a whole download or seed session over any runtime ([`client`]), with
 //!   its storage ([`disk`]) and resume data ([`resume`]);
 //! - the file-system side of `bittide create` ([`content`]), tracker
@@ -30,6 +32,7 @@ pub mod driver;
 pub mod fuzzing;
 pub mod resume;
 pub mod runtime;
+pub mod session;
 pub mod tracker;
 pub mod tracker_server;
 pub mod units;

@@ -25,6 +25,26 @@ const MAX_BODY: u64 = 4 << 20;
 /// Fetches `url` and returns the body (any status: trackers put their
 /// `failure reason` in error responses too).
 pub fn http_get(url: &str, timeout: Duration) -> Result<Vec<u8>, TrackerError> {
+    get(url, timeout, MAX_BODY)
+        .map(|(_, body)| body)
+        .map_err(TrackerError::Unreachable)
+}
+
+/// Fetches a file (a .torrent) from an http(s) URL: the body of a 2xx
+/// answer, at most `max` bytes; otherwise why not.
+pub fn fetch(url: &str, timeout: Duration, max: u64) -> Result<Vec<u8>, String> {
+    let (status, body) = get(url, timeout, max + 1)?;
+    if !(200..300).contains(&status) {
+        return Err(format!("{url}: HTTP status {status}"));
+    }
+    if body.len() as u64 > max {
+        return Err(format!("{url}: larger than {max} bytes"));
+    }
+    Ok(body)
+}
+
+/// One GET: the status and up to `max` bytes of body, whatever the status.
+fn get(url: &str, timeout: Duration, max: u64) -> Result<(u16, Vec<u8>), String> {
     let agent = ureq::AgentBuilder::new()
         .timeout(timeout)
         .user_agent(concat!("bittide/", env!("CARGO_PKG_VERSION")))
@@ -32,17 +52,16 @@ pub fn http_get(url: &str, timeout: Duration) -> Result<Vec<u8>, TrackerError> {
     let response = match agent.get(url).call() {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
-        Err(ureq::Error::Transport(t)) => {
-            return Err(TrackerError::Unreachable(t.to_string()));
-        }
+        Err(ureq::Error::Transport(t)) => return Err(t.to_string()),
     };
+    let status = response.status();
     let mut body = Vec::new();
     response
         .into_reader()
-        .take(MAX_BODY)
+        .take(max)
         .read_to_end(&mut body)
-        .map_err(|e| TrackerError::Unreachable(e.to_string()))?;
-    Ok(body)
+        .map_err(|e| e.to_string())?;
+    Ok((status, body))
 }
 
 fn resolve(authority: &str) -> Result<SocketAddr, TrackerError> {

@@ -1,0 +1,715 @@
+//! A session: one engine, one listen port (TCP and the shared UDP socket),
+//! one DHT node and any number of torrents, kept in a state folder
+//! ([`state`]) across runs and controlled while it runs through a
+//! [`SessionHandle`]. It is what `bittide daemon` runs; the HTTP API, the
+//! remote CLI and the web UI are clients of the handle.
+//!
+//! Policy (queueing, global limits, seeding goals) is the engine's; the
+//! session adds what needs the file system: each torrent's storage,
+//! resume data and settings, the queue order, and moving or deleting
+//! data, always on the runtime's blocking pool, never on the loop.
+//!
+//! A restart brings every torrent back in its state: resume data written
+//! at shutdown (after the files are synced) vouches for the verified
+//! pieces, which are not read again. After a crash the resume data of a
+//! torrent that was writing no longer matches its files (their mtimes
+//! moved), so the data present is verified again: no verified piece is
+//! lost, none is trusted blindly.
+
+mod handle;
+mod registry;
+pub mod state;
+pub mod views;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bittide_core::engine::{Engine, EngineConfig, Event};
+use bittide_core::metainfo::{Magnet, Metainfo};
+use bittide_core::picker::Priority;
+use bittide_core::torrent::{StartMode, TorrentEvent, TorrentInfo, TorrentState};
+use bittide_core::wire::PeerId;
+use bittide_core::{Bitfield, InfoHash, Instant, TorrentId};
+
+pub use handle::SessionHandle;
+use registry::{Entry, Registry};
+pub use state::StateError;
+use state::{StateDir, StateLock, StoredTorrent, TorrentSettings};
+use views::{SessionEvent, SessionSettings};
+
+use crate::client::{dht_settings, random_peer_id, save_dht, SessionDht};
+use crate::clock::os_seed;
+use crate::control::{AddTorrent, Command};
+use crate::disk::Storage;
+use crate::driver::{Control, Driver, Ended};
+use crate::resume;
+use crate::runtime::Runtime;
+
+/// How often a torrent's resume data is written while it changes.
+const RESUME_INTERVAL: Duration = Duration::from_secs(30);
+/// How often the DHT state is saved.
+const DHT_SAVE_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// How a session starts.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// The state folder ([`state`]).
+    pub state_dir: PathBuf,
+    /// Where peers reach us (TCP, and UDP on the same port).
+    pub listen: SocketAddr,
+    /// The DHT node (`None`: no DHT; private torrents never use it). Its
+    /// state lives in the state folder unless `state_file` says otherwise.
+    pub dht: Option<SessionDht>,
+    /// Session settings to start with; those changed through the handle
+    /// are kept in the state folder and win over these at the next start.
+    pub settings: SessionSettings,
+    /// Most connections per torrent.
+    pub max_peers: usize,
+    /// Most connections per IP (1 unless tests run many peers on one
+    /// loopback address).
+    pub max_peers_per_ip: usize,
+    /// Our peer id (`None`: a random one).
+    pub peer_id: Option<PeerId>,
+}
+
+impl SessionConfig {
+    /// A session keeping its state in `state_dir`, downloading to
+    /// `download_dir`, listening on `listen`, without DHT.
+    pub fn new(state_dir: PathBuf, download_dir: PathBuf, listen: SocketAddr) -> SessionConfig {
+        SessionConfig {
+            state_dir,
+            listen,
+            dht: None,
+            settings: SessionSettings {
+                max_connections: 500,
+                download_dir,
+                ..SessionSettings::default()
+            },
+            max_peers: 50,
+            max_peers_per_ip: 1,
+            peer_id: None,
+        }
+    }
+}
+
+/// Why a session could not start.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The state folder cannot be used.
+    State(StateError),
+    /// The listen address cannot be bound.
+    Listen(SocketAddr, std::io::Error),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::State(e) => e.fmt(f),
+            OpenError::Listen(a, e) => write!(f, "cannot listen on {a}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+/// What the loop's callback and the handle share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    registry: Mutex<Registry>,
+    state: StateDir,
+    listen: SocketAddr,
+    started: Instant,
+}
+
+impl Shared {
+    pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Seconds since the Unix epoch (for "added at" and "completed at").
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A torrent's storage and how to start it, from its .torrent: resume
+/// data that matches the files vouches for its pieces; files already
+/// there are verified; otherwise it starts empty.
+pub(crate) struct Prepared {
+    pub info: TorrentInfo,
+    pub name: String,
+    pub storage: Arc<Storage>,
+    pub start: StartMode,
+    pub peers: Vec<SocketAddr>,
+}
+
+pub(crate) fn prepare(
+    state: &StateDir,
+    metainfo: &Metainfo<'_>,
+    settings: &TorrentSettings,
+) -> Prepared {
+    let info = TorrentInfo::from_metainfo(metainfo);
+    let name = String::from_utf8_lossy(metainfo.info.name()).into_owned();
+    let storage = Arc::new(Storage::new(&settings.save_path, metainfo));
+    let files = metainfo.info.files().len();
+    let resume = resume::load(
+        state.root(),
+        &info.info_hash,
+        info.layout.piece_count(),
+        &storage,
+        files,
+    );
+    let exists = (0..files).any(|i| storage.path(i).is_some_and(|p| p.exists()));
+    let start = match (&resume, exists) {
+        (Some(r), _) => StartMode::Trusted(r.pieces.clone()),
+        (None, true) => StartMode::Check,
+        (None, false) => StartMode::Fresh,
+    };
+    Prepared {
+        info,
+        name,
+        storage,
+        start,
+        peers: resume.map(|r| r.peers).unwrap_or_default(),
+    }
+}
+
+/// File priorities from a selection of file indices.
+pub(crate) fn only_priorities(only: &[usize], files: usize) -> Vec<Priority> {
+    (0..files)
+        .map(|i| {
+            if only.contains(&i) {
+                Priority::Normal
+            } else {
+                Priority::Skip
+            }
+        })
+        .collect()
+}
+
+/// A running session; see the module documentation.
+pub struct Session<R: Runtime> {
+    rt: R,
+    driver: Driver<R>,
+    shared: Arc<Shared>,
+    warnings: Vec<String>,
+    dht_file: Option<PathBuf>,
+    _lock: StateLock,
+}
+
+impl<R: Runtime> Session<R> {
+    /// Opens the state folder (taking its lock), binds the listen
+    /// address, and loads every torrent kept there. Entries that cannot
+    /// be read are set aside and listed in [`warnings`](Session::warnings).
+    pub async fn open(rt: R, config: SessionConfig) -> Result<Session<R>, OpenError> {
+        let state = StateDir::new(config.state_dir.clone());
+        let lock = state.lock().map_err(OpenError::State)?;
+        let mut warnings = Vec::new();
+        let saved = state.load_session(&mut warnings);
+        let settings = saved.settings.clone().unwrap_or(config.settings.clone());
+
+        let listener = rt
+            .listen(config.listen)
+            .await
+            .map_err(|e| OpenError::Listen(config.listen, e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| OpenError::Listen(config.listen, e))?;
+        let udp = rt.bind_udp(local).await.ok();
+
+        let dht = config.dht.clone().map(|mut d| {
+            if d.state_file.is_none() {
+                d.state_file = Some(state.dht_file());
+            }
+            d
+        });
+        let dht_file = dht.as_ref().and_then(|d| d.state_file.clone());
+        let mut engine_config = EngineConfig {
+            peer_id: config.peer_id.unwrap_or_else(random_peer_id),
+            listen_port: local.port(),
+            dht: dht.as_ref().map(dht_settings),
+            ..EngineConfig::default()
+        };
+        engine_config.torrent.max_buffered_bytes = 16 << 20;
+        engine_config.torrent.max_peers = config.max_peers.max(1);
+        engine_config.torrent.max_peers_per_ip = config.max_peers_per_ip.max(1);
+        engine_config.handshakes.max_per_ip = engine_config
+            .handshakes
+            .max_per_ip
+            .max(config.max_peers_per_ip);
+        let mut driver = Driver::new(rt.clone(), Engine::new(engine_config, os_seed()));
+
+        let mut registry = Registry {
+            settings,
+            ..Registry::default()
+        };
+        let mut stored = state.load_torrents(&mut warnings);
+        // Queue order first, then the order they were added in.
+        let position = |h: &InfoHash| saved.queue.iter().position(|q| q == h);
+        stored.sort_by_key(|t| {
+            (
+                position(&t.info_hash).unwrap_or(usize::MAX),
+                t.settings.added_at,
+            )
+        });
+        let now = rt.now();
+        for t in stored {
+            let hash = t.info_hash;
+            match load_one(&state, &mut driver, t, now) {
+                Ok(entry) => registry.insert(hash, entry),
+                Err(why) => warnings.push(format!(
+                    "{}: {why}; left in place",
+                    state.torrent_dir(&hash).display()
+                )),
+            }
+        }
+        driver.listen(listener);
+        if let Some(s) = udp {
+            driver.set_udp(s);
+        }
+        let shared = Arc::new(Shared {
+            registry: Mutex::new(registry),
+            state,
+            listen: local,
+            started: now,
+        });
+        Ok(Session {
+            rt,
+            driver,
+            shared,
+            warnings,
+            dht_file,
+            _lock: lock,
+        })
+    }
+
+    /// State entries that could not be loaded, one line each (the
+    /// daemon logs them).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The address peers reach us on.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.shared.listen
+    }
+
+    /// A handle to control the session while it runs.
+    pub fn handle(&self) -> SessionHandle<R> {
+        SessionHandle::new(self.rt.clone(), self.driver.handle(), self.shared.clone())
+    }
+
+    /// Runs until [`SessionHandle::shutdown`] (graceful: trackers are told,
+    /// disks synced, resume data and settings written) or an abort.
+    pub async fn run(self) -> Ended {
+        let Session {
+            rt,
+            driver,
+            shared,
+            dht_file,
+            _lock,
+            ..
+        } = self;
+        let handle = driver.handle();
+        let mut beats = Beats::new(rt.now());
+        let mut final_saves: Vec<FinalSave> = Vec::new();
+        let mut dht_state: Option<Vec<u8>> = None;
+        let ended = driver
+            .run(|event, engine| {
+                let now = rt.now();
+                match event {
+                    Some(Event::Torrent(id, e)) => {
+                        on_torrent_event(&rt, &shared, &handle, engine, *id, e, now);
+                    }
+                    Some(Event::DiskFailed(id)) => {
+                        fail(&shared, &handle, *id, engine, "could not create the files");
+                    }
+                    Some(Event::Stopped) => {
+                        final_saves = final_state(&shared, engine);
+                        dht_state = engine.dht().map(|d| d.save_state());
+                    }
+                    Some(Event::Dht(_)) => {
+                        if let (Some(path), Some(d)) = (&dht_file, engine.dht()) {
+                            let (path, bytes) = (path.clone(), d.save_state());
+                            rt.spawn(rt.spawn_blocking(Box::new(move || save_dht(&path, &bytes))));
+                        }
+                    }
+                    _ => {}
+                }
+                if beats.due(now) {
+                    beat(&rt, &shared, engine, now);
+                    if let (Some(path), Some(d)) = (&dht_file, engine.dht()) {
+                        if beats.dht_due(now) {
+                            let (path, bytes) = (path.clone(), d.save_state());
+                            rt.spawn(rt.spawn_blocking(Box::new(move || save_dht(&path, &bytes))));
+                        }
+                    }
+                }
+                Control::Continue
+            })
+            .await;
+        // The loop has synced the disks: resume data may vouch for what
+        // is on them now.
+        let state = shared.state.clone();
+        let queue = handle::queue_file(&shared);
+        rt.spawn_blocking(Box::new(move || {
+            for s in final_saves {
+                s.write(&state);
+            }
+            let _ = state.save_session(&queue);
+            if let (Some(path), Some(bytes)) = (dht_file, dht_state) {
+                save_dht(&path, &bytes);
+            }
+        }))
+        .await;
+        ended
+    }
+}
+
+/// Adds one stored torrent to the loop before it runs.
+fn load_one<R: Runtime>(
+    state: &StateDir,
+    driver: &mut Driver<R>,
+    t: StoredTorrent,
+    now: Instant,
+) -> Result<Entry, String> {
+    let StoredTorrent {
+        info_hash,
+        torrent,
+        magnet,
+        settings,
+    } = t;
+    if let Some(bytes) = torrent {
+        let metainfo = Metainfo::from_bytes(&bytes).map_err(|e| e.to_string())?;
+        if metainfo.info_hash != info_hash {
+            return Err("its .torrent has another info-hash".into());
+        }
+        let p = prepare(state, &metainfo, &settings);
+        let saved = match &p.start {
+            StartMode::Trusted(have) => Some(have.count()),
+            _ => None,
+        };
+        let mut add = AddTorrent::new(p.info.clone(), p.storage.clone(), p.start);
+        add.priorities = settings.priorities.clone();
+        add.sequential = settings.sequential;
+        add.peers = p.peers;
+        add.paused = settings.paused;
+        let id = driver
+            .add_torrent(add)
+            .ok_or("the engine refused it (added twice?)")?;
+        let mut entry = Entry::new(id, p.name, settings, now);
+        entry.learn_layout(&p.info.layout);
+        entry.saved_pieces = saved;
+        entry.storage = Some(p.storage);
+        apply_settings(driver.engine(), now, &entry);
+        return Ok(entry);
+    }
+    let link = magnet.ok_or("neither a .torrent nor a magnet link")?;
+    let m = Magnet::parse(&link).map_err(|e| e.to_string())?;
+    if m.info_hash != Some(info_hash) {
+        return Err("its magnet link has another info-hash".into());
+    }
+    let name = m
+        .display_name
+        .clone()
+        .unwrap_or_else(|| info_hash.to_string());
+    let id = driver
+        .add_magnet(&m, Vec::new())
+        .ok_or("the engine refused it (added twice?)")?;
+    if settings.paused {
+        driver.engine().pause(now, id);
+    }
+    let mut entry = Entry::new(id, name, settings, now);
+    entry.magnet = Some(link);
+    apply_settings(driver.engine(), now, &entry);
+    Ok(entry)
+}
+
+/// The per-torrent settings the engine holds (limits), as stored.
+fn apply_settings(engine: &mut Engine, now: Instant, entry: &Entry) {
+    let s = &entry.settings;
+    if s.upload_limit > 0 || s.download_limit > 0 {
+        engine.set_rate_limits(now, entry.id, s.upload_limit, s.download_limit);
+    }
+}
+
+/// A torrent's event: bookkeeping, state files, and the event stream.
+fn on_torrent_event<R: Runtime>(
+    rt: &R,
+    shared: &Arc<Shared>,
+    handle: &crate::driver::Handle,
+    engine: &Engine,
+    id: TorrentId,
+    event: &TorrentEvent,
+    now: Instant,
+) {
+    let mut reg = shared.registry();
+    let Some(&hash) = reg.by_id.get(&id) else {
+        return;
+    };
+    match event {
+        TorrentEvent::MetadataReceived => {
+            let Some(bytes) = engine.magnet_torrent_file(id) else {
+                return;
+            };
+            drop(reg);
+            metadata_received(rt, shared.clone(), handle.clone(), hash, id, bytes);
+        }
+        TorrentEvent::StateChanged(s) => {
+            let state = engine
+                .torrent(id)
+                .zip(reg.entries.get(&hash))
+                .map(|(t, e)| registry::status(e, Some(t)));
+            if *s == TorrentState::Seeding {
+                if let Some(e) = reg.entries.get_mut(&hash) {
+                    if e.settings.completed_at.is_none() {
+                        e.settings.completed_at = Some(unix_now());
+                    }
+                }
+            }
+            if let Some(state) = state {
+                reg.broadcast(SessionEvent::StateChanged {
+                    info_hash: hash,
+                    state,
+                });
+            }
+        }
+        TorrentEvent::Finished => {
+            reg.broadcast(SessionEvent::Finished { info_hash: hash });
+            // Resume data now: a finished torrent should never be checked
+            // again after a restart.
+            if let Some(e) = reg.entries.get_mut(&hash) {
+                if e.settings.completed_at.is_none() {
+                    e.settings.completed_at = Some(unix_now());
+                }
+                save_resume(rt, shared, e, engine, hash, now);
+            }
+        }
+        TorrentEvent::WriteFailed(piece) => {
+            drop(reg);
+            let why = format!("could not write {piece}");
+            fail(shared, handle, id, engine, &why);
+        }
+        _ => {}
+    }
+}
+
+/// A disk error stopped a torrent: it is paused and shows the error until
+/// resumed.
+fn fail(shared: &Shared, handle: &crate::driver::Handle, id: TorrentId, _: &Engine, what: &str) {
+    let mut reg = shared.registry();
+    let Some(&hash) = reg.by_id.get(&id) else {
+        return;
+    };
+    let Some(e) = reg.entries.get_mut(&hash) else {
+        return;
+    };
+    let why = e
+        .storage
+        .as_ref()
+        .and_then(|s| s.write_error())
+        .unwrap_or_else(|| "disk full or not writable".into());
+    let message = format!("{what}: {why}");
+    e.error = Some(message.clone());
+    handle.send(Command::Pause(id));
+    reg.broadcast(SessionEvent::Error {
+        info_hash: hash,
+        message,
+    });
+}
+
+/// A magnet's metadata is in: its .torrent goes to the state folder, its
+/// storage is set up (off the loop), and the torrent starts.
+fn metadata_received<R: Runtime>(
+    rt: &R,
+    shared: Arc<Shared>,
+    handle: crate::driver::Handle,
+    hash: InfoHash,
+    id: TorrentId,
+    bytes: Vec<u8>,
+) {
+    let settings = match shared.registry().entries.get(&hash) {
+        Some(e) => e.settings.clone(),
+        None => return,
+    };
+    let job = rt.spawn_blocking(Box::new(move || {
+        let saved = shared.state.save_metadata(&hash, &bytes);
+        let Ok(metainfo) = Metainfo::from_bytes(&bytes) else {
+            return;
+        };
+        let p = prepare(&shared.state, &metainfo, &settings);
+        let files = metainfo.info.files().len();
+        let mut reg = shared.registry();
+        let Some(e) = reg.entries.get_mut(&hash) else {
+            return;
+        };
+        e.name = p.name.clone();
+        e.magnet = None;
+        if let Some(only) = &e.settings.only {
+            e.settings.priorities = Some(only_priorities(only, files));
+        }
+        e.learn_layout(&p.info.layout);
+        e.storage = Some(p.storage.clone());
+        let priorities = e.settings.priorities.clone();
+        let settings = e.settings.clone();
+        let name = e.name.clone();
+        if let Err(err) = saved.and_then(|()| shared.state.save_settings(&hash, &settings)) {
+            e.error = Some(format!(
+                "cannot keep the torrent in the state folder: {err}"
+            ));
+        }
+        reg.broadcast(SessionEvent::MetadataReceived {
+            info_hash: hash,
+            name,
+        });
+        drop(reg);
+        handle.send(Command::StartMagnet {
+            torrent: id,
+            storage: p.storage,
+            start: p.start,
+            priorities,
+            sequential: settings.sequential,
+            peers: p.peers,
+        });
+    }));
+    rt.spawn(job);
+}
+
+/// Writes a torrent's resume data and settings (with totals) off the loop.
+fn save_resume<R: Runtime>(
+    rt: &R,
+    shared: &Arc<Shared>,
+    e: &mut Entry,
+    engine: &Engine,
+    hash: InfoHash,
+    now: Instant,
+) {
+    let (Some(t), Some(storage)) = (engine.torrent(e.id), e.storage.clone()) else {
+        return;
+    };
+    if t.metadata().is_none() && e.magnet.is_some() {
+        return;
+    }
+    e.saved_pieces = Some(t.have().count());
+    e.last_save = now;
+    let save = FinalSave {
+        hash,
+        have: t.have().clone(),
+        peers: t.peer_addrs(),
+        storage,
+        file_count: e.file_count,
+        settings: e.settings_now(Some(t)),
+    };
+    let state = shared.state.clone();
+    rt.spawn(rt.spawn_blocking(Box::new(move || save.write(&state))));
+}
+
+/// What to write for one torrent: resume data and settings.
+struct FinalSave {
+    hash: InfoHash,
+    have: Bitfield,
+    peers: Vec<SocketAddr>,
+    storage: Arc<Storage>,
+    file_count: usize,
+    settings: TorrentSettings,
+}
+
+impl FinalSave {
+    fn write(&self, state: &StateDir) {
+        let _ = resume::save(
+            state.root(),
+            &self.hash,
+            &self.have,
+            &self.peers,
+            &self.storage,
+            self.file_count,
+        );
+        let _ = state.save_settings(&self.hash, &self.settings);
+    }
+}
+
+/// Every torrent's resume data and settings as the engine stops.
+fn final_state(shared: &Shared, engine: &Engine) -> Vec<FinalSave> {
+    let reg = shared.registry();
+    reg.entries
+        .iter()
+        .filter_map(|(hash, e)| {
+            let t = engine.torrent(e.id)?;
+            let storage = e.storage.clone()?;
+            Some(FinalSave {
+                hash: *hash,
+                have: t.have().clone(),
+                peers: t.peer_addrs(),
+                storage,
+                file_count: e.file_count,
+                settings: e.settings_now(Some(t)),
+            })
+        })
+        .collect()
+}
+
+/// When the once-a-second work is due.
+struct Beats {
+    last: Instant,
+    last_dht: Instant,
+}
+
+impl Beats {
+    fn new(now: Instant) -> Beats {
+        Beats {
+            last: now,
+            last_dht: now,
+        }
+    }
+
+    fn due(&mut self, now: Instant) -> bool {
+        if now - self.last >= Duration::from_secs(1) {
+            self.last = now;
+            return true;
+        }
+        false
+    }
+
+    fn dht_due(&mut self, now: Instant) -> bool {
+        if now - self.last_dht >= DHT_SAVE_INTERVAL {
+            self.last_dht = now;
+            return true;
+        }
+        false
+    }
+}
+
+/// Once a second: rates, resume data of torrents that changed, and a
+/// stats event.
+fn beat<R: Runtime>(rt: &R, shared: &Arc<Shared>, engine: &Engine, now: Instant) {
+    let mut reg = shared.registry();
+    let (mut down, mut up) = (0, 0);
+    let hashes: Vec<InfoHash> = reg.entries.keys().copied().collect();
+    for hash in hashes {
+        let Some(e) = reg.entries.get_mut(&hash) else {
+            continue;
+        };
+        let Some(t) = engine.torrent(e.id) else {
+            continue;
+        };
+        let (u, d, _) = t.counters();
+        e.rates.sample(now, d, u);
+        let (rd, ru) = e.rates.rates();
+        down += rd;
+        up += ru;
+        let changed = e.saved_pieces != Some(t.have().count());
+        if changed && now - e.last_save >= RESUME_INTERVAL {
+            save_resume(rt, shared, e, engine, hash, now);
+        }
+    }
+    if !reg.subscribers.is_empty() {
+        reg.broadcast(SessionEvent::Stats {
+            download_rate: down,
+            upload_rate: up,
+        });
+    }
+}
