@@ -176,9 +176,27 @@ fn a_session_downloads_pauses_restarts_without_reading_and_removes_with_data() {
         let stats = leecher.stats().await.unwrap();
         assert_eq!(stats.disk_read, 0, "resume data vouched for every piece");
 
+        // Moved to another folder and renamed while seeding: the files
+        // follow, and so does the resume data (nothing is read).
+        let moved_dir = temp("moved");
+        leecher.move_storage(hash, moved_dir.clone()).await.unwrap();
+        leecher.rename(hash, "renamed".into()).await.unwrap();
+        assert!(!dl_dir.join("content").exists(), "moved away");
+        let a = std::fs::read(seed_dir.join("content").join("c.bin")).unwrap();
+        let b = std::fs::read(moved_dir.join("renamed").join("c.bin")).unwrap();
+        assert!(a == b, "moved intact");
+        let after = wait_for(&leecher, hash, "seeding after the move", |t| {
+            t.state == TorrentStatus::Seeding
+        })
+        .await;
+        assert_eq!(after.save_path, moved_dir);
+        let bad_name = leecher.rename(hash, "../escape".into()).await;
+        assert!(bad_name.is_err());
+        assert_eq!(leecher.stats().await.unwrap().disk_read, 0);
+
         leecher.remove(hash, true).await.unwrap();
         assert!(leecher.list().await.unwrap().is_empty());
-        assert!(!dl_dir.join("content").exists(), "data deleted");
+        assert!(!moved_dir.join("renamed").exists(), "data deleted");
         assert!(!dl_state.join("torrents").join(hash.to_string()).exists());
         leecher.shutdown();
         seeder.shutdown();
@@ -188,7 +206,7 @@ fn a_session_downloads_pauses_restarts_without_reading_and_removes_with_data() {
                 .unwrap()
                 .unwrap();
         }
-        for d in [seed_dir, seed_state, dl_state, dl_dir] {
+        for d in [seed_dir, seed_state, dl_state, dl_dir, moved_dir] {
             let _ = std::fs::remove_dir_all(d);
         }
     });
