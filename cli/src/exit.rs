@@ -16,7 +16,8 @@ pub(crate) enum Exit {
     /// runtime that would not start.
     Io,
     /// A bad argument clap could not catch: a malformed info-hash, an
-    /// address with no IPv4 form, `tracker serve` with nothing to serve.
+    /// address with no IPv4 form, `tracker serve` with nothing to serve,
+    /// an `--only` index the torrent does not have.
     Usage,
     /// A torrent file or magnet link that is malformed, unsafe or
     /// unsupported.
@@ -48,10 +49,12 @@ impl Exit {
         }
     }
 
-    /// The cause behind a code of `bittide_driver::client::exit`, the
-    /// codes the download/seed session reports its failures with.
+    /// The cause behind a code the download/seed session reports a
+    /// failure with: one of `bittide_driver::client::exit`, or 2 for a bad
+    /// `--only` index.
     fn from_session(code: u8) -> Exit {
         match code {
+            2 => Exit::Usage,
             client::exit::BAD_TORRENT => Exit::BadTorrent,
             client::exit::TRACKER => Exit::Tracker,
             client::exit::NO_PEERS => Exit::NoAnswer,
@@ -116,6 +119,7 @@ mod tests {
     #[test]
     fn session_codes_keep_their_numbers() {
         for code in [
+            2,
             client::exit::IO,
             client::exit::BAD_TORRENT,
             client::exit::TRACKER,
