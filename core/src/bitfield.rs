@@ -27,7 +27,7 @@ impl Bitfield {
         for byte in &mut b.bytes {
             *byte = 0xff;
         }
-        if len % 8 != 0 {
+        if !len.is_multiple_of(8) {
             if let Some(last) = b.bytes.last_mut() {
                 *last = 0xff << (8 - len % 8);
             }
@@ -42,7 +42,7 @@ impl Bitfield {
         if bytes.len() != (len as usize).div_ceil(8) {
             return None;
         }
-        if len % 8 != 0 && bytes.last().is_some_and(|b| b & (0xff >> (len % 8)) != 0) {
+        if !len.is_multiple_of(8) && bytes.last().is_some_and(|b| b & (0xff >> (len % 8)) != 0) {
             return None;
         }
         let ones = bytes.iter().map(|b| b.count_ones()).sum();

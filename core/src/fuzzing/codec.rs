@@ -284,7 +284,11 @@ pub fn bitfield(data: &[u8]) {
         return;
     };
     let len = u32::from(u16::from_be_bytes(*len));
-    let spare = if len % 8 == 0 { 0 } else { 0xffu8 >> (len % 8) };
+    let spare = if len.is_multiple_of(8) {
+        0
+    } else {
+        0xffu8 >> (len % 8)
+    };
     let well_formed =
         bytes.len() == (len as usize).div_ceil(8) && bytes.last().is_none_or(|&b| b & spare == 0);
     let parsed = Bitfield::from_bytes(bytes, len);

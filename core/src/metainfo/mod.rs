@@ -561,7 +561,7 @@ fn parse_info<'a>(value: &Value<'a>) -> Result<Info<'a>, MetainfoError> {
     let pieces = pieces_value
         .as_bytes()
         .ok_or_else(|| invalid("pieces", pieces_value, "a byte string"))?;
-    if pieces.len() % 20 != 0 {
+    if !pieces.len().is_multiple_of(20) {
         return Err(MetainfoError::PiecesLength {
             length: pieces.len(),
         });

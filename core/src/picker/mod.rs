@@ -572,7 +572,7 @@ impl PiecePicker {
 
     fn block_index(&self, block: &BlockRef) -> Option<usize> {
         let p = block.piece.0;
-        if p >= self.piece_count || block.offset % BLOCK_SIZE != 0 {
+        if p >= self.piece_count || !block.offset.is_multiple_of(BLOCK_SIZE) {
             return None;
         }
         let index = block.offset / BLOCK_SIZE;

@@ -78,7 +78,7 @@ impl PexMessage {
                 v.offset(),
                 context,
             ))?;
-            if bytes.len() % width != 0 {
+            if !bytes.len().is_multiple_of(width) {
                 return Err(DecodeError::new(
                     DecodeErrorKind::InvalidLength,
                     v.offset(),

@@ -162,6 +162,9 @@ pub enum Command {
         /// More peers (from resume data).
         peers: Vec<SocketAddr>,
     },
+    /// Its files are somewhere else now (moved or renamed): later disk
+    /// jobs go to this storage.
+    SetStorage(TorrentId, Arc<dyn Disk>),
     /// Stops a torrent (trackers hear `stopped`) and forgets it; its
     /// storage is flushed.
     Remove(TorrentId),
@@ -173,6 +176,11 @@ pub enum Command {
     SetFilePriorities(TorrentId, Vec<Priority>),
     /// Downloads pieces in order (or rarest first again).
     SetSequential(TorrentId, bool),
+    /// Downloads the first and last piece of each file first
+    /// ([`Engine::set_first_last_priority`]).
+    SetFirstLastPiece(TorrentId, bool),
+    /// Moves a torrent in the queue ([`Engine::set_queue_position`]).
+    SetQueuePosition(TorrentId, usize),
     /// Upload and download limits in bytes/s, 0 for none
     /// ([`Engine::set_rate_limits`]).
     SetRateLimits {

@@ -111,6 +111,9 @@ impl Disk for Storage {
 pub struct Storage {
     folder: PathBuf,
     paths: DiskPaths,
+    /// The name that replaces the torrent's own as the first component of
+    /// every path (a renamed top folder, or a renamed single file).
+    root: Option<String>,
     files: Vec<FileInfo>,
     handles: Mutex<Handles>,
     /// The last write that failed, as one line.
@@ -233,6 +236,7 @@ impl Storage {
         Storage {
             folder: folder.to_owned(),
             paths: DiskPaths::new(info),
+            root: None,
             files,
             handles: Mutex::new(Handles::default()),
             write_error: Mutex::new(None),
@@ -247,9 +251,22 @@ impl Storage {
         &self.folder
     }
 
+    /// The same files under another top folder name (or, for a
+    /// single-file torrent, another file name). `root` must be one valid
+    /// path component; the caller checks it.
+    pub fn with_root(mut self, root: Option<String>) -> Storage {
+        self.root = root;
+        self
+    }
+
     /// Path of file `index`.
     pub fn path(&self, index: usize) -> Option<PathBuf> {
-        self.paths.path(index).map(|p| self.folder.join(p))
+        let relative = self.paths.path(index)?;
+        Some(match (&self.root, relative.split_once('/')) {
+            (None, _) => self.folder.join(relative),
+            (Some(root), Some((_, rest))) => self.folder.join(root).join(rest),
+            (Some(root), None) => self.folder.join(root),
+        })
     }
 
     /// Files renamed so that no two share a path (torrent order).

@@ -486,6 +486,11 @@ impl<R: Runtime> Driver<R> {
                     self.configure(now, torrent, priorities, sequential, peers);
                 }
             }
+            Command::SetStorage(id, storage) => {
+                if self.storage.contains_key(&id) {
+                    self.storage.insert(id, storage);
+                }
+            }
             Command::Remove(id) => {
                 self.engine.remove(now, id);
                 self.layouts.remove(&id);
@@ -502,6 +507,8 @@ impl<R: Runtime> Driver<R> {
             Command::Resume(id) => self.engine.resume(now, id),
             Command::SetFilePriorities(id, p) => self.engine.set_file_priorities(now, id, &p),
             Command::SetSequential(id, on) => self.engine.set_sequential(id, on),
+            // POLICY-MERGE: wired once the engine's queue lands.
+            Command::SetFirstLastPiece(..) | Command::SetQueuePosition(..) => {}
             Command::SetRateLimits {
                 torrent,
                 upload,

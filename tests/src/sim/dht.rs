@@ -123,7 +123,7 @@ impl DhtSim {
             sim.flush(i);
         }
         for i in 5..n {
-            if i % per_batch == 0 {
+            if i.is_multiple_of(per_batch) {
                 let until = sim.now + Duration::from_secs(3);
                 sim.run_until(until);
             }

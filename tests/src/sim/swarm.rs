@@ -589,7 +589,7 @@ impl Callback {
             if let Err(e) = t.check_invariants() {
                 fail(e);
             }
-            if state.events % DEEP_CHECK_EVERY == 0 {
+            if state.events.is_multiple_of(DEEP_CHECK_EVERY) {
                 if let Err(e) = t.check_picker() {
                     fail(e);
                 }

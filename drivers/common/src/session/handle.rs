@@ -3,7 +3,7 @@
 //! runtime's blocking pool, and turns into commands and queries on the
 //! loop's control channel.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use bittide_core::picker::Priority;
 use bittide_core::{InfoHash, TorrentId};
 
 use super::registry::{self, Entry};
+use super::relocate;
 use super::state::{SessionFile, TorrentSettings};
 use super::views::{
     AddOptions, AddSource, PriorityChanges, RequestError, SessionEvent, SessionSettings,
@@ -375,7 +376,7 @@ impl<R: Runtime> SessionHandle<R> {
                 s.close();
             }
             if let (true, Some(s), Some(root)) = (delete_data, &storage, &save_path) {
-                delete_files(s, root)?;
+                relocate::delete_files(s, root)?;
             }
             shared.state.remove(&hash)
         })
@@ -480,6 +481,171 @@ impl<R: Runtime> SessionHandle<R> {
     /// Announces to its trackers now.
     pub async fn reannounce(&self, hash: InfoHash) -> Result<(), RequestError> {
         self.send(Command::Reannounce(self.id(hash)?))
+    }
+
+    /// Moves its files to another folder while it runs (it pauses for
+    /// the move); resume data follows, so nothing is checked again.
+    pub async fn move_storage(&self, hash: InfoHash, to: PathBuf) -> Result<(), RequestError> {
+        if !to.is_absolute() {
+            return Err(RequestError::BadRequest(
+                "save_path must be an absolute path".into(),
+            ));
+        }
+        self.relocate(hash, Some(to), None).await
+    }
+
+    /// Renames its top folder (or its file, for a single-file torrent).
+    pub async fn rename(&self, hash: InfoHash, name: String) -> Result<(), RequestError> {
+        if !relocate::valid_name(&name) {
+            return Err(RequestError::BadRequest(format!(
+                "{name:?} is not a valid file name (one path component, not . or ..)"
+            )));
+        }
+        self.relocate(hash, None, Some(name)).await
+    }
+
+    /// Moves a torrent's files under `folder` and/or `root`: pause, wait
+    /// until nothing it holds in memory still has to be written, close
+    /// the old storage, move, point the loop at the new storage, write
+    /// settings and resume data, resume.
+    async fn relocate(
+        &self,
+        hash: InfoHash,
+        folder: Option<PathBuf>,
+        root: Option<String>,
+    ) -> Result<(), RequestError> {
+        let id = self.id(hash)?;
+        let (old, settings) = {
+            let reg = self.shared.registry();
+            let e = reg.entries.get(&hash).ok_or(RequestError::NotFound(hash))?;
+            let Some(old) = e.storage.clone() else {
+                return Err(RequestError::BadRequest(
+                    "its files are not known yet (the metadata has not arrived)".into(),
+                ));
+            };
+            (old, e.settings.clone())
+        };
+        let mut moved = settings.clone();
+        if let Some(f) = folder {
+            moved.save_path = f;
+        }
+        if root.is_some() {
+            moved.root_name = root;
+        }
+        self.send(Command::Pause(id))?;
+        // Blocks of pieces in flight reach the disk before it moves.
+        for _ in 0..300 {
+            let busy = self
+                .ask(move |view, _| view.engine().torrent(id).map_or(0, |t| t.buffered_bytes()))
+                .await?;
+            if busy == 0 {
+                break;
+            }
+            self.rt
+                .sleep_until(self.rt.now() + Duration::from_millis(100))
+                .await;
+        }
+        let shared = self.shared.clone();
+        let target = moved.clone();
+        let from_root = settings.save_path.clone();
+        let new = self
+            .blocking(move || {
+                let bytes = shared.state.read_torrent(&hash)?;
+                let metainfo = Metainfo::from_bytes(&bytes)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                let new = Arc::new(
+                    crate::disk::Storage::new(&target.save_path, &metainfo)
+                        .with_root(target.root_name.clone()),
+                );
+                old.sync()?;
+                old.close();
+                let result = relocate::move_files(&old, &new, &from_root);
+                Ok::<_, std::io::Error>((new, result))
+            })
+            .await
+            .map_err(io_error)?;
+        let (new, result) = new;
+        // Failed or not, later jobs go to storage that is open: the new
+        // one if the files moved, else a fresh one where they still are.
+        let (storage, kept) = match &result {
+            Ok(()) => (new, moved),
+            Err(_) => {
+                let shared = self.shared.clone();
+                let s = settings.clone();
+                let reopened = self
+                    .blocking(move || {
+                        let bytes = shared.state.read_torrent(&hash)?;
+                        let metainfo = Metainfo::from_bytes(&bytes)
+                            .map_err(|e| std::io::Error::other(e.to_string()))?;
+                        Ok::<_, std::io::Error>(Arc::new(
+                            crate::disk::Storage::new(&s.save_path, &metainfo)
+                                .with_root(s.root_name.clone()),
+                        ))
+                    })
+                    .await
+                    .map_err(io_error)?;
+                (reopened, settings.clone())
+            }
+        };
+        self.send(Command::SetStorage(id, storage.clone()))?;
+        let (have, peers) = self
+            .ask(move |view, reg| {
+                if let Some(e) = reg.entries.get_mut(&hash) {
+                    e.storage = Some(storage.clone());
+                    e.settings.save_path = kept.save_path.clone();
+                    e.settings.root_name = kept.root_name.clone();
+                }
+                view.engine()
+                    .torrent(id)
+                    .map(|t| (t.have().clone(), t.peer_addrs()))
+                    .unzip()
+            })
+            .await?;
+        let shared = self.shared.clone();
+        let (storage, files, saved) = {
+            let reg = self.shared.registry();
+            let e = reg.entries.get(&hash);
+            (
+                e.and_then(|e| e.storage.clone()),
+                e.map_or(0, |e| e.file_count),
+                e.map(|e| e.settings.clone()),
+            )
+        };
+        self.blocking(move || {
+            if let Some(s) = &saved {
+                shared.state.save_settings(&hash, s)?;
+            }
+            if let (Some(have), Some(peers), Some(storage)) = (have, peers, storage) {
+                crate::resume::save(shared.state.root(), &hash, &have, &peers, &storage, files)?;
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+        .map_err(io_error)?;
+        if !settings.paused {
+            self.send(Command::Resume(id))?;
+        }
+        result.map_err(io_error)
+    }
+
+    /// First and last piece of each file before the rest (previews).
+    pub async fn set_first_last_piece(&self, hash: InfoHash, on: bool) -> Result<(), RequestError> {
+        let id = self.id(hash)?;
+        self.send(Command::SetFirstLastPiece(id, on))?;
+        self.update(hash, |e| e.settings.first_last_piece = on)
+            .await
+    }
+
+    /// Its place in the queue (0 runs first).
+    pub async fn set_queue_position(
+        &self,
+        hash: InfoHash,
+        position: usize,
+    ) -> Result<(), RequestError> {
+        let id = self.id(hash)?;
+        self.send(Command::SetQueuePosition(id, position))?;
+        self.save_queue().await;
+        Ok(())
     }
 
     /// The whole session's figures.
@@ -598,34 +764,4 @@ impl<R: Runtime> SessionHandle<R> {
         self.shared.registry().shutting_down = true;
         let _ = self.driver.send(Command::Shutdown);
     }
-}
-
-/// Deletes a torrent's files and the folders they leave empty under
-/// `root` (never `root` itself).
-fn delete_files(storage: &crate::disk::Storage, root: &Path) -> std::io::Result<()> {
-    let mut folders: Vec<PathBuf> = Vec::new();
-    for i in 0.. {
-        let Some(path) = storage.path(i) else {
-            break;
-        };
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        let mut dir = path.parent();
-        while let Some(d) = dir {
-            if d == root || !d.starts_with(root) {
-                break;
-            }
-            folders.push(d.to_owned());
-            dir = d.parent();
-        }
-    }
-    folders.sort_by_key(|f| std::cmp::Reverse(f.components().count()));
-    folders.dedup();
-    for f in folders {
-        // Left alone if something else is in it.
-        let _ = std::fs::remove_dir(f);
-    }
-    Ok(())
 }

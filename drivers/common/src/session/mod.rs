@@ -18,6 +18,7 @@
 
 mod handle;
 mod registry;
+mod relocate;
 pub mod state;
 pub mod views;
 
@@ -154,7 +155,8 @@ pub(crate) fn prepare(
 ) -> Prepared {
     let info = TorrentInfo::from_metainfo(metainfo);
     let name = String::from_utf8_lossy(metainfo.info.name()).into_owned();
-    let storage = Arc::new(Storage::new(&settings.save_path, metainfo));
+    let storage =
+        Arc::new(Storage::new(&settings.save_path, metainfo).with_root(settings.root_name.clone()));
     let files = metainfo.info.files().len();
     let resume = resume::load(
         state.root(),

@@ -65,6 +65,8 @@ pub(crate) struct StateDir {
 pub(crate) struct TorrentSettings {
     /// The folder that holds its content.
     pub save_path: PathBuf,
+    /// The name its top folder (or single file) was renamed to.
+    pub root_name: Option<String>,
     /// Paused by the user (or its seeding goal).
     pub paused: bool,
     pub sequential: bool,
@@ -162,6 +164,9 @@ impl TorrentSettings {
         if let Some(c) = &self.category {
             entries.push((b"category", Value::bytes(c.as_bytes())));
         }
+        if let Some(r) = &self.root_name {
+            entries.push((b"root_name", Value::bytes(r.as_bytes())));
+        }
         if let Some(p) = &self.priorities {
             let list = p.iter().map(|&p| Value::int(priority_code(p))).collect();
             entries.push((b"priorities", Value::list(list)));
@@ -189,6 +194,7 @@ impl TorrentSettings {
         let save_path = d.get(b"save_path")?.as_bytes()?;
         Some(TorrentSettings {
             save_path: PathBuf::from(std::ffi::OsStr::from_bytes(save_path)),
+            root_name: text(d.get(b"root_name")),
             paused: flag(b"paused"),
             sequential: flag(b"sequential"),
             first_last_piece: flag(b"first_last_piece"),
@@ -514,6 +520,7 @@ mod tests {
     fn settings_round_trip() {
         let s = TorrentSettings {
             save_path: PathBuf::from("/tmp/x y"),
+            root_name: Some("renamed".into()),
             paused: true,
             sequential: true,
             first_last_piece: false,
