@@ -540,6 +540,20 @@ pub(crate) struct LimitsJson {
     pub(crate) download: Option<u64>,
 }
 
+/// `POST …/move`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MoveJson {
+    pub(crate) save_path: PathBuf,
+}
+
+/// `POST …/rename`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RenameJson {
+    pub(crate) name: String,
+}
+
 /// `POST …/options`: every field optional; `category: null` clears it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

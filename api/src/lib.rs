@@ -137,6 +137,14 @@ fn router<R: Runtime>(app: App<R>) -> Router {
             "/api/v1/torrents/{hash}/options",
             post(torrents::options::<R>),
         )
+        .route(
+            "/api/v1/torrents/{hash}/move",
+            post(torrents::move_storage::<R>),
+        )
+        .route(
+            "/api/v1/torrents/{hash}/rename",
+            post(torrents::rename::<R>),
+        )
         .route("/api/v1/stats", get(daemon::stats::<R>))
         .route(
             "/api/v1/settings",

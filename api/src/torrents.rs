@@ -15,8 +15,8 @@ use crate::config::JSON_BODY_LIMIT;
 use crate::error::ApiError;
 use crate::extract::{body_bytes, json_body, parse_hash, query, Hash};
 use crate::json::{
-    AddJson, AddQuery, BulkJson, DetailsJson, LimitsJson, ListFilter, OptionsJson, PrioritiesJson,
-    RemoveQuery, TorrentJson,
+    AddJson, AddQuery, BulkJson, DetailsJson, LimitsJson, ListFilter, MoveJson, OptionsJson,
+    PrioritiesJson, RemoveQuery, RenameJson, TorrentJson,
 };
 use crate::App;
 
@@ -238,13 +238,11 @@ pub(crate) async fn options<R: Runtime>(
     body: Body,
 ) -> Done {
     let request: OptionsJson = json_body(&headers, body, JSON_BODY_LIMIT).await?;
-    if request.first_last_piece.is_some() || request.queue_position.is_some() {
-        return Err(ApiError::BadRequest(
-            "first_last_piece and queue_position cannot be changed yet".into(),
-        ));
-    }
     if let Some(on) = request.sequential {
         app.session.set_sequential(hash, on).await?;
+    }
+    if let Some(on) = request.first_last_piece {
+        app.session.set_first_last_piece(hash, on).await?;
     }
     if let Some(category) = request.category {
         app.session.set_category(hash, category).await?;
@@ -252,6 +250,35 @@ pub(crate) async fn options<R: Runtime>(
     if let Some(tags) = request.tags {
         app.session.set_tags(hash, tags).await?;
     }
+    if let Some(position) = request.queue_position {
+        app.session.set_queue_position(hash, position).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/torrents/{hash}/move`: its files go to another folder
+/// while it runs.
+pub(crate) async fn move_storage<R: Runtime>(
+    State(app): State<App<R>>,
+    Hash(hash): Hash,
+    headers: HeaderMap,
+    body: Body,
+) -> Done {
+    let request: MoveJson = json_body(&headers, body, JSON_BODY_LIMIT).await?;
+    app.session.move_storage(hash, request.save_path).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/torrents/{hash}/rename`: its top folder (or single
+/// file) gets a new name.
+pub(crate) async fn rename<R: Runtime>(
+    State(app): State<App<R>>,
+    Hash(hash): Hash,
+    headers: HeaderMap,
+    body: Body,
+) -> Done {
+    let request: RenameJson = json_body(&headers, body, JSON_BODY_LIMIT).await?;
+    app.session.rename(hash, request.name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

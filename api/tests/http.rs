@@ -333,7 +333,12 @@ async fn state_changing_requests_need_the_csrf_header() {
     let json = ("Content-Type", "application/json".to_string());
 
     let refused = d
-        .raw("POST", "/api/v1/torrents/pause", &[json.clone()], body)
+        .raw(
+            "POST",
+            "/api/v1/torrents/pause",
+            std::slice::from_ref(&json),
+            body,
+        )
         .await;
     assert_eq!(refused.status, 403);
     assert!(
@@ -406,7 +411,7 @@ async fn login_by_basic_auth_or_cookie() {
     );
     let right = ("Authorization", basic("admin", "correct horse"));
     assert_eq!(
-        d.raw("GET", "/api/v1/torrents", &[right.clone()], b"")
+        d.raw("GET", "/api/v1/torrents", std::slice::from_ref(&right), b"")
             .await
             .status,
         200
@@ -447,7 +452,7 @@ async fn login_by_basic_auth_or_cookie() {
     let cookie = ("Cookie", set_cookie.split(';').next().unwrap().to_owned());
 
     assert_eq!(
-        d.raw("GET", "/api/v1/stats", &[cookie.clone()], b"")
+        d.raw("GET", "/api/v1/stats", std::slice::from_ref(&cookie), b"")
             .await
             .status,
         200
@@ -983,4 +988,85 @@ impl EventStream {
         }
         panic!("no {kind} event among the next 1000");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn move_rename_and_options() {
+    let d = Daemon::start(loopback()).await;
+    let csrf = ("X-Bittide-Csrf", "1".to_string());
+    let reply = d
+        .raw(
+            "POST",
+            "/api/v1/torrents?paused=true",
+            &[csrf, ("Content-Type", "application/x-bittorrent".into())],
+            &small_torrent("movable.bin", 20 * 1024),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{:?}", reply.json());
+    let hash = reply.json()["info_hash"].as_str().unwrap().to_owned();
+    let path = |what: &str| format!("/api/v1/torrents/{hash}/{what}");
+
+    let elsewhere = d.dir.join("elsewhere");
+    let reply = d
+        .call(
+            "POST",
+            &path("move"),
+            Some(&serde_json::json!({ "save_path": elsewhere })),
+        )
+        .await;
+    assert_eq!(reply.status, 204, "{:?}", reply.body);
+    let reply = d
+        .call(
+            "POST",
+            &path("move"),
+            Some(&serde_json::json!({ "save_path": "relative/dir" })),
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.error().contains("absolute"), "{}", reply.error());
+
+    let reply = d
+        .call(
+            "POST",
+            &path("rename"),
+            Some(&serde_json::json!({ "name": "../up" })),
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    let reply = d
+        .call(
+            "POST",
+            &path("rename"),
+            Some(&serde_json::json!({ "name": "renamed.bin" })),
+        )
+        .await;
+    assert_eq!(reply.status, 204, "{:?}", reply.body);
+
+    let reply = d
+        .call(
+            "POST",
+            &path("options"),
+            Some(&serde_json::json!({ "first_last_piece": true, "queue_position": 0 })),
+        )
+        .await;
+    assert_eq!(reply.status, 204, "{:?}", reply.body);
+    let reply = d
+        .call(
+            "POST",
+            &path("options"),
+            Some(&serde_json::json!({ "colour": "red" })),
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.error().contains("colour"), "{}", reply.error());
+
+    let t = d
+        .call("GET", &format!("/api/v1/torrents/{hash}"), None)
+        .await
+        .json();
+    assert_eq!(t["save_path"], elsewhere.to_string_lossy().as_ref());
+    assert_eq!(t["first_last_piece"], true);
+    assert_eq!(t["queue_position"], 0);
+    assert_eq!(t["files"][0]["path"], "renamed.bin", "{t}");
+    d.stop().await;
 }
