@@ -31,6 +31,8 @@ pub(crate) enum ApiError {
     TooLarge(usize),
     /// A content type the route does not take (415).
     UnsupportedMediaType,
+    /// The server itself failed (500), with static context.
+    Internal(&'static str),
     /// What the session answered.
     Session(RequestError),
 }
@@ -47,6 +49,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Session(err) => match err {
                 RequestError::NotFound(_) => StatusCode::NOT_FOUND,
                 RequestError::Duplicate(_) => StatusCode::CONFLICT,
@@ -88,6 +91,7 @@ impl fmt::Display for ApiError {
                 "unsupported Content-Type: send application/json, or application/x-bittorrent \
                  for a raw .torrent",
             ),
+            ApiError::Internal(what) => f.write_str(what),
             ApiError::Session(err) => err.fmt(f),
         }
     }

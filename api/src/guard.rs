@@ -152,7 +152,7 @@ impl Guard {
         }
         let mut bytes = [0u8; 32];
         getrandom::getrandom(&mut bytes)
-            .map_err(|_| ApiError::BadRequest("the system random generator failed".into()))?;
+            .map_err(|_| ApiError::Internal("the system random generator failed"))?;
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let now = Instant::now();
         let mut sessions = lock(&self.sessions);
