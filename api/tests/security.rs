@@ -58,6 +58,7 @@ async fn foreign_or_missing_host_is_refused() {
         .await;
         assert_eq!(reply.status, 200, "Host {host}");
         assert_eq!(reply.json(), serde_json::json!([]));
+        assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
     }
     d.stop().await;
 }
