@@ -112,17 +112,21 @@ impl<R: Runtime> SessionHandle<R> {
 
     /// Changes a torrent's stored settings and writes them (off the loop).
     async fn update(&self, hash: InfoHash, f: impl FnOnce(&mut Entry)) -> Result<(), RequestError> {
-        let settings = {
+        {
             let mut reg = self.shared.registry();
             let e = reg
                 .entries
                 .get_mut(&hash)
                 .ok_or(RequestError::NotFound(hash))?;
             f(e);
-            e.settings.clone()
-        };
+        }
+        self.persist(hash).await
+    }
+
+    /// Writes a torrent's settings as they are now, off the loop.
+    async fn persist(&self, hash: InfoHash) -> Result<(), RequestError> {
         let shared = self.shared.clone();
-        self.blocking(move || shared.state.save_settings(&hash, &settings))
+        self.blocking(move || shared.persist_settings(&hash))
             .await
             .map_err(io_error)
     }
@@ -260,13 +264,7 @@ impl<R: Runtime> SessionHandle<R> {
         if let Some(l) = &layout {
             entry.learn_layout(l);
         }
-        if entry.settings.priorities.is_some() {
-            let settings = entry.settings.clone();
-            let shared = self.shared.clone();
-            self.blocking(move || shared.state.save_settings(&hash, &settings))
-                .await
-                .map_err(io_error)?;
-        }
+        let write_priorities = entry.settings.priorities.is_some();
         let name = entry.name.clone();
         {
             let mut reg = self.shared.registry();
@@ -275,6 +273,9 @@ impl<R: Runtime> SessionHandle<R> {
                 info_hash: hash,
                 name,
             });
+        }
+        if write_priorities {
+            self.persist(hash).await?;
         }
         self.save_queue().await;
         Ok(())
@@ -602,19 +603,16 @@ impl<R: Runtime> SessionHandle<R> {
             })
             .await?;
         let shared = self.shared.clone();
-        let (storage, files, saved) = {
+        let (storage, files) = {
             let reg = self.shared.registry();
             let e = reg.entries.get(&hash);
             (
                 e.and_then(|e| e.storage.clone()),
                 e.map_or(0, |e| e.file_count),
-                e.map(|e| e.settings.clone()),
             )
         };
         self.blocking(move || {
-            if let Some(s) = &saved {
-                shared.state.save_settings(&hash, s)?;
-            }
+            shared.persist_settings(&hash)?;
             if let (Some(have), Some(peers), Some(storage)) = (have, peers, storage) {
                 crate::resume::save(shared.state.root(), &hash, &have, &peers, &storage, files)?;
             }

@@ -119,6 +119,10 @@ impl std::error::Error for OpenError {}
 #[derive(Debug)]
 pub(crate) struct Shared {
     registry: Mutex<Registry>,
+    /// Held while a torrent's settings are written: each write reads the
+    /// settings as they are at that moment, so the last write holds the
+    /// latest, whatever order the blocking pool runs them in.
+    settings_writes: Mutex<()>,
     state: StateDir,
     listen: SocketAddr,
     started: Instant,
@@ -127,6 +131,20 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes a torrent's settings as they are now (blocking; call on the
+    /// blocking pool). A torrent no longer in the session is not written.
+    pub(crate) fn persist_settings(&self, hash: &InfoHash) -> std::io::Result<()> {
+        let _writing = self
+            .settings_writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let settings = match self.registry().entries.get(hash) {
+            Some(e) => e.settings_now(),
+            None => return Ok(()),
+        };
+        self.state.save_settings(hash, &settings)
     }
 }
 
@@ -275,6 +293,7 @@ impl<R: Runtime> Session<R> {
         }
         let shared = Arc::new(Shared {
             registry: Mutex::new(registry),
+            settings_writes: Mutex::new(()),
             state,
             listen: local,
             started: now,
@@ -356,13 +375,16 @@ impl<R: Runtime> Session<R> {
             .await;
         // The loop has synced the disks: resume data may vouch for what
         // is on them now.
-        let state = shared.state.clone();
         let queue = handle::queue_file(&shared);
+        let hashes: Vec<InfoHash> = shared.registry().entries.keys().copied().collect();
         rt.spawn_blocking(Box::new(move || {
             for s in final_saves {
-                s.write(&state);
+                s.write_resume(&shared.state);
             }
-            let _ = state.save_session(&queue);
+            for h in hashes {
+                let _ = shared.persist_settings(&h);
+            }
+            let _ = shared.state.save_session(&queue);
             if let (Some(path), Some(bytes)) = (dht_file, dht_state) {
                 save_dht(&path, &bytes);
             }
@@ -598,30 +620,32 @@ fn save_resume<R: Runtime>(
     }
     e.saved_pieces = Some(t.have().count());
     e.last_save = now;
+    e.learn_counters(t);
     let save = FinalSave {
         hash,
         have: t.have().clone(),
         peers: t.peer_addrs(),
         storage,
         file_count: e.file_count,
-        settings: e.settings_now(Some(t)),
     };
-    let state = shared.state.clone();
-    rt.spawn(rt.spawn_blocking(Box::new(move || save.write(&state))));
+    let shared = shared.clone();
+    rt.spawn(rt.spawn_blocking(Box::new(move || {
+        save.write_resume(&shared.state);
+        let _ = shared.persist_settings(&hash);
+    })));
 }
 
-/// What to write for one torrent: resume data and settings.
+/// What to write for one torrent's resume data.
 struct FinalSave {
     hash: InfoHash,
     have: Bitfield,
     peers: Vec<SocketAddr>,
     storage: Arc<Storage>,
     file_count: usize,
-    settings: TorrentSettings,
 }
 
 impl FinalSave {
-    fn write(&self, state: &StateDir) {
+    fn write_resume(&self, state: &StateDir) {
         let _ = resume::save(
             state.root(),
             &self.hash,
@@ -630,17 +654,18 @@ impl FinalSave {
             &self.storage,
             self.file_count,
         );
-        let _ = state.save_settings(&self.hash, &self.settings);
     }
 }
 
-/// Every torrent's resume data and settings as the engine stops.
+/// Every torrent's resume data as the engine stops (their counters are
+/// taken too, for the settings written after).
 fn final_state(shared: &Shared, engine: &Engine) -> Vec<FinalSave> {
-    let reg = shared.registry();
+    let mut reg = shared.registry();
     reg.entries
-        .iter()
+        .iter_mut()
         .filter_map(|(hash, e)| {
             let t = engine.torrent(e.id)?;
+            e.learn_counters(t);
             let storage = e.storage.clone()?;
             Some(FinalSave {
                 hash: *hash,
@@ -648,7 +673,6 @@ fn final_state(shared: &Shared, engine: &Engine) -> Vec<FinalSave> {
                 peers: t.peer_addrs(),
                 storage,
                 file_count: e.file_count,
-                settings: e.settings_now(Some(t)),
             })
         })
         .collect()
@@ -700,6 +724,7 @@ fn beat<R: Runtime>(rt: &R, shared: &Arc<Shared>, engine: &Engine, now: Instant)
         };
         let (u, d, _) = t.counters();
         e.rates.sample(now, d, u);
+        e.counters = (u, d);
         let (rd, ru) = e.rates.rates();
         down += rd;
         up += ru;

@@ -79,6 +79,8 @@ pub(crate) struct Entry {
     /// Verified pieces when resume data was last written.
     pub saved_pieces: Option<u32>,
     pub last_save: Instant,
+    /// (uploaded, downloaded) this run, as of the last beat.
+    pub counters: (u64, u64),
 }
 
 impl Entry {
@@ -101,6 +103,7 @@ impl Entry {
             rates: RateMeter::default(),
             saved_pieces: None,
             last_save: now,
+            counters: (0, 0),
         }
     }
 
@@ -127,16 +130,19 @@ impl Entry {
             .unwrap_or_default()
     }
 
-    /// The settings with lifetime totals up to now (what is written to the
-    /// state folder).
-    pub(crate) fn settings_now(&self, t: Option<&Torrent>) -> TorrentSettings {
+    /// The settings with lifetime totals as of the last beat (what is
+    /// written to the state folder).
+    pub(crate) fn settings_now(&self) -> TorrentSettings {
         let mut s = self.settings.clone();
-        if let Some(t) = t {
-            let (up, down, _) = t.counters();
-            s.uploaded += up;
-            s.downloaded += down;
-        }
+        s.uploaded += self.counters.0;
+        s.downloaded += self.counters.1;
         s
+    }
+
+    /// Takes the engine's counters for this run.
+    pub(crate) fn learn_counters(&mut self, t: &Torrent) {
+        let (up, down, _) = t.counters();
+        self.counters = (up, down);
     }
 }
 
