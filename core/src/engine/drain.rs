@@ -99,6 +99,9 @@ impl Engine {
                         e,
                         TorrentEvent::Finished | TorrentEvent::StateChanged(TorrentState::Seeding)
                     );
+                    if matches!(e, TorrentEvent::StateChanged(_)) {
+                        self.policy.dirty = true;
+                    }
                     if e == TorrentEvent::MetadataReceived {
                         self.metadata_received(id);
                     }
