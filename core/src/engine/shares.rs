@@ -36,29 +36,36 @@ const MIN_RATE: u64 = 16 * 1024;
 const MIN_BUFFER: u64 = 4 << 20;
 
 /// Max-min fair split of `total` among `demands` (`u64::MAX`: all it can
-/// get), surplus spread evenly; leftover units go one each from index
-/// `start` on.
-pub(super) fn water_fill(total: u64, demands: &[u64], start: usize) -> Vec<u64> {
+/// get); what is left once every demand is met is split the same way up
+/// to each one's hard `caps` (its own limit), and beyond that goes
+/// unused. Ties go in index order from `start` (the lower shares of an
+/// uneven division first).
+pub(super) fn water_fill(total: u64, demands: &[u64], caps: &[u64], start: usize) -> Vec<u64> {
+    let mut alloc = fill(total, demands, start);
+    let given: u64 = alloc.iter().sum();
+    let room: Vec<u64> = caps
+        .iter()
+        .zip(&alloc)
+        .map(|(c, a)| c.saturating_sub(*a))
+        .collect();
+    for (a, more) in alloc.iter_mut().zip(fill(total - given, &room, start)) {
+        *a += more;
+    }
+    alloc
+}
+
+/// The max-min fair part of [`water_fill`]: smallest demands first, each
+/// the lesser of its demand and an equal part of what is left.
+fn fill(total: u64, demands: &[u64], start: usize) -> Vec<u64> {
     let n = demands.len();
     let mut alloc = vec![0u64; n];
-    if n == 0 {
-        return alloc;
-    }
-    let mut by_demand: Vec<usize> = (0..n).collect();
-    by_demand.sort_by_key(|&i| (demands[i], i));
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (demands[i], (i + n - start % n.max(1)) % n.max(1)));
     let mut remaining = total;
-    for (k, &i) in by_demand.iter().enumerate() {
+    for (k, &i) in order.iter().enumerate() {
         let fair = remaining / (n - k) as u64;
         alloc[i] = demands[i].min(fair);
         remaining -= alloc[i];
-    }
-    let each = remaining / n as u64;
-    remaining -= each * n as u64;
-    for (k, a) in alloc.iter_mut().enumerate() {
-        *a += each;
-        if ((k + n - start % n) % n) < remaining as usize {
-            *a += 1;
-        }
     }
     alloc
 }
@@ -83,10 +90,11 @@ fn own_rate(limit: u64) -> u64 {
     }
 }
 
-/// One budget split among the torrents that use it; the others get `idle`.
+/// One budget split among the torrents that use it, given as (index,
+/// demand, cap); the others get `idle`.
 fn split<T: Copy>(
     total: Option<u64>,
-    users: &[(usize, u64)],
+    users: &[(usize, u64, u64)],
     count: usize,
     start: usize,
     idle: Option<T>,
@@ -95,10 +103,11 @@ fn split<T: Copy>(
     let Some(total) = total else {
         return vec![None; count];
     };
-    let demands: Vec<u64> = users.iter().map(|(_, d)| *d).collect();
-    let shares = water_fill(total, &demands, start);
+    let demands: Vec<u64> = users.iter().map(|u| u.1).collect();
+    let caps: Vec<u64> = users.iter().map(|u| u.2).collect();
+    let shares = water_fill(total, &demands, &caps, start);
     let mut out = vec![idle; count];
-    for ((i, _), s) in users.iter().zip(shares) {
+    for ((i, _, _), s) in users.iter().zip(shares) {
         out[*i] = Some(to(s));
     }
     out
@@ -137,13 +146,13 @@ impl Engine {
             let (rate_down, rate_up) = t.rates(now);
             let (own_peers, own_half, own_memory) = t.own_limits();
             if state == TorrentState::Downloading {
-                let d = demand(own_rate(own_down), rate_down, last.download_rate, MIN_RATE);
-                down.push((i, d));
-                memory.push((i, own_memory));
+                let own = own_rate(own_down);
+                down.push((i, demand(own, rate_down, last.download_rate, MIN_RATE), own));
+                memory.push((i, own_memory, own_memory));
             }
             if matches!(state, TorrentState::Downloading | TorrentState::Seeding) {
-                let d = demand(own_rate(own_up), rate_up, last.upload_rate, MIN_RATE);
-                up.push((i, d));
+                let own = own_rate(own_up);
+                up.push((i, demand(own, rate_up, last.upload_rate, MIN_RATE), own));
             }
             let running = !matches!(
                 state,
@@ -153,13 +162,15 @@ impl Engine {
                 let peers = t.peer_count() as u64;
                 let last_peers = last.max_peers.map(|m| m as u64);
                 // Near its cap counts as full (attempts come and go).
-                let d = demand(own_peers as u64, peers + 2, last_peers, peers + 4);
-                conns.push((i, d));
-            }
-            if running && t.wants_connections(now) {
-                half_open.push((i, own_half as u64));
-            } else if running {
-                half_open.push((i, t.half_open_count() as u64));
+                let own = own_peers as u64;
+                conns.push((i, demand(own, peers + 2, last_peers, peers + 4), own));
+                let own = own_half as u64;
+                let wants = if t.wants_connections(now) {
+                    own
+                } else {
+                    t.half_open_count() as u64
+                };
+                half_open.push((i, wants, own));
             }
         }
         let min_rate = |total: u64| MIN_RATE.min(total / (n as u64).max(1)).max(1);
@@ -240,16 +251,26 @@ mod tests {
 
     #[test]
     fn water_fill_is_max_min_fair() {
-        assert_eq!(water_fill(100, &[u64::MAX, u64::MAX], 0), vec![50, 50]);
-        assert_eq!(water_fill(100, &[10, u64::MAX], 0), vec![10, 90]);
-        assert_eq!(water_fill(100, &[10, 20], 0), vec![45, 55]);
-        assert_eq!(water_fill(500, &[u64::MAX; 3], 0), vec![166, 167, 167]);
-        // Units left over by the surplus go round.
-        assert_eq!(water_fill(3, &[0, 0], 0), vec![2, 1]);
-        assert_eq!(water_fill(3, &[0, 0], 1), vec![1, 2]);
-        assert!(water_fill(7, &[], 0).is_empty());
+        const ANY: u64 = u64::MAX;
+        assert_eq!(water_fill(100, &[ANY, ANY], &[ANY, ANY], 0), vec![50, 50]);
+        assert_eq!(water_fill(100, &[10, ANY], &[10, ANY], 0), vec![10, 90]);
+        // What nobody asked for is spread, up to each one's own cap.
+        assert_eq!(water_fill(100, &[10, 20], &[ANY, ANY], 0), vec![45, 55]);
+        assert_eq!(water_fill(100, &[10, 16], &[10, ANY], 0), vec![10, 90]);
+        assert_eq!(water_fill(100, &[10, 16], &[10, 30], 0), vec![10, 30]);
+        assert_eq!(
+            water_fill(500, &[ANY; 3], &[ANY; 3], 0),
+            vec![166, 167, 167]
+        );
+        // Uneven divisions take turns.
+        assert_eq!(
+            water_fill(500, &[ANY; 3], &[ANY; 3], 1),
+            vec![167, 166, 167]
+        );
+        assert!(water_fill(7, &[], &[], 0).is_empty());
         for total in [0, 1, 99, 1000] {
-            let a = water_fill(total, &[3, u64::MAX, 40, 0, u64::MAX], 2);
+            let demands = [3, ANY, 40, 0, ANY];
+            let a = water_fill(total, &demands, &[ANY; 5], 2);
             assert_eq!(a.iter().sum::<u64>(), total);
         }
     }
