@@ -11,7 +11,7 @@ use crate::torrent::TorrentEvent;
 
 const TRACKER: &str = "http://127.0.0.1:9/announce";
 
-/// A torrent named `x{n}` (so each `n` has its own info-hash)
+/// A torrent named `x{n}` (so each `n` has its own info-hash),
 /// of `pieces` pieces of 16 KiB, announcing to [`TRACKER`].
 fn info(n: u32, pieces: u32) -> TorrentInfo {
     let data = vec![n as u8; 16384 * pieces as usize];
