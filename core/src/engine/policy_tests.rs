@@ -201,7 +201,20 @@ fn the_queue_position_decides_which_torrent_runs() {
     let b = sim.add(2, StartMode::Fresh);
     assert!(sim.announces.iter().any(|u| u.contains("event=started")));
     assert_eq!(sim.states(&[a, b]), vec![Downloading, Queued]);
+    // Half a minute on, the queued one has still announced nothing, and
+    // wakes the engine no more than the policy's tick.
+    let now = sim.now;
+    let mut wakes = 0;
+    while sim.now < now + Duration::from_secs(30) && wakes < 1000 {
+        let wake = sim.drain();
+        sim.now = wake.max(sim.now + Duration::from_millis(1));
+        let t = sim.now;
+        sim.engine.handle_timeout(t);
+        wakes += 1;
+    }
+    assert!(wakes <= 40, "{wakes} wake-ups in 30 s");
     assert_eq!(sim.announces.len(), 1, "the queued one announces nothing");
+    assert_eq!(sim.engine.torrent(b).and_then(Torrent::poll_timeout), None);
     sim.announces.clear();
     let now = sim.now;
     sim.engine.set_queue_position(now, b, 0);

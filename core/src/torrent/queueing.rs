@@ -57,6 +57,10 @@ impl Torrent {
         };
         t.pending_start = Some(start);
         t.state = TorrentState::Queued;
+        // Nothing announced yet, so nothing to take back: the announcer
+        // just ends until the torrent runs.
+        t.trackers_stopped = true;
+        t.announcer.stop(now);
         t.recount_left();
         t.emit(TorrentEvent::StateChanged(TorrentState::Queued));
         t
@@ -95,7 +99,7 @@ impl Torrent {
             self.disconnect(now, c, CloseReason::Local, true);
         }
         self.pending_reads.clear();
-        if self.pending_start.is_none() && !self.trackers_stopped {
+        if !self.trackers_stopped {
             self.trackers_stopped = true;
             self.announcer.stop(now);
             self.pump_announces(now);
@@ -115,15 +119,15 @@ impl Torrent {
     /// takes up the state it left, announcing `started` anew if queueing
     /// told the trackers `stopped`.
     pub(super) fn run_again(&mut self, now: Instant) {
-        if let Some(start) = self.pending_start.take() {
-            self.begin(now, start);
-            return;
-        }
         if std::mem::take(&mut self.trackers_stopped) {
             // A stopped announcer is done for good: a fresh one over the
             // same tiers starts with `started`.
             let tiers = self.announcer.tiers().to_vec();
             self.announcer = Announcer::new(now, tiers, &mut self.rng);
+        }
+        if let Some(start) = self.pending_start.take() {
+            self.begin(now, start);
+            return;
         }
         self.set_state(self.paused_from);
         if self.state == TorrentState::Checking {
