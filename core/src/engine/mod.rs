@@ -680,20 +680,13 @@ impl Engine {
     }
 }
 
-impl Engine {
-    fn drain_torrents(&mut self) {
-        let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
-        for id in ids {
-            self.drain_torrent(id);
-        }
-    }
-}
-
 /// A magnet's trackers as tiers: each its own, as libtorrent does.
 fn magnet_tiers(magnet: &Magnet) -> Vec<Vec<String>> {
     magnet.trackers.iter().map(|t| vec![t.clone()]).collect()
 }
 
+#[cfg(test)]
+mod budget_tests;
 mod config;
 mod dht;
 mod drain;

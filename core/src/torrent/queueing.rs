@@ -162,7 +162,11 @@ impl Torrent {
                 })
                 .map(|(c, _)| *c);
             let Some(victim) = victim else { break };
+            let addr = self.peers.get(&victim).map(|p| p.addr);
             self.disconnect(now, victim, CloseReason::Local, true);
+            if let Some(addr) = addr {
+                self.list.closed_for_room(now, addr);
+            }
         }
         self.connect_more(now);
         self.pump_uploads(now);
