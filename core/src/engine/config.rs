@@ -21,6 +21,56 @@ pub struct EngineConfig {
     pub handshakes: HandshakeLimits,
     /// The DHT node (`None`: no DHT).
     pub dht: Option<DhtSettings>,
+    /// Budgets over all torrents and the active limits (queueing).
+    pub limits: SessionLimits,
+}
+
+/// Limits over all the engine's torrents. Budgets are split among the
+/// torrents that want them, max-min fair (one that uses less than its
+/// share leaves the rest to the others), each torrent's own limits on top;
+/// the `policy` module explains how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Peer connections, incoming and outgoing (0: no limit).
+    pub max_connections: usize,
+    /// Connection attempts in progress (0: no limit).
+    pub max_half_open: usize,
+    /// Upload bytes/s (0: none).
+    pub upload_rate: u64,
+    /// Download bytes/s (0: none).
+    pub download_rate: u64,
+    /// Torrents downloading (or checking) at once; the others wait,
+    /// [`Queued`](crate::torrent::TorrentState::Queued) (`None`: no limit).
+    pub active_downloads: Option<usize>,
+    /// Torrents seeding at once (`None`: no limit).
+    pub active_seeds: Option<usize>,
+    /// Block data held in memory by all downloads (each gets at least a
+    /// floor: 4 MiB or one piece, whichever is larger).
+    pub max_buffered_bytes: u64,
+}
+
+impl Default for SessionLimits {
+    fn default() -> SessionLimits {
+        SessionLimits {
+            max_connections: 500,
+            max_half_open: 64,
+            upload_rate: 0,
+            download_rate: 0,
+            active_downloads: None,
+            active_seeds: None,
+            max_buffered_bytes: 256 << 20,
+        }
+    }
+}
+
+/// When a seed has given enough: the engine pauses it once either goal is
+/// reached ([`Event::SeedingGoalReached`](super::Event::SeedingGoalReached)).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SeedingGoal {
+    /// Bytes uploaded over the bytes of the wanted files.
+    pub ratio: Option<f64>,
+    /// Time spent seeding.
+    pub seeding_time: Option<Duration>,
 }
 
 /// How the engine's DHT node starts and announces.
@@ -58,6 +108,7 @@ impl Default for EngineConfig {
             torrent: TorrentConfig::default(),
             handshakes: HandshakeLimits::default(),
             dht: None,
+            limits: SessionLimits::default(),
         }
     }
 }

@@ -9,6 +9,14 @@ use crate::handles::TorrentId;
 use crate::torrent::{Torrent, TorrentEvent, TorrentOutput, TorrentState};
 
 impl Engine {
+    /// Moves every torrent's outputs into the engine's queue.
+    pub(super) fn drain_torrents(&mut self) {
+        let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
+        for id in ids {
+            self.drain_torrent(id);
+        }
+    }
+
     /// Moves one torrent's outputs into the engine's queue.
     pub(super) fn drain_torrent(&mut self, id: TorrentId) {
         loop {
@@ -99,6 +107,9 @@ impl Engine {
                         e,
                         TorrentEvent::Finished | TorrentEvent::StateChanged(TorrentState::Seeding)
                     );
+                    if matches!(e, TorrentEvent::StateChanged(_)) {
+                        self.policy.dirty = true;
+                    }
                     if e == TorrentEvent::MetadataReceived {
                         self.metadata_received(id);
                     }

@@ -94,6 +94,18 @@ impl PendingHandshakes {
         }
     }
 
+    /// Caps how many may wait (the session's connection budget keeps a
+    /// reserve for them); those already waiting stay.
+    pub(super) fn set_max_total(&mut self, max_total: usize) {
+        self.limits.max_total = max_total;
+    }
+
+    /// Whether a newcomer would replace an older connection rather than
+    /// add one.
+    pub(super) fn is_full(&self) -> bool {
+        self.waiting.len() >= self.limits.max_total
+    }
+
     /// Connections waiting.
     pub(super) fn len(&self) -> usize {
         self.waiting.len()

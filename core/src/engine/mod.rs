@@ -65,13 +65,14 @@ use crate::time::Instant;
 use crate::torrent::peers::PeerSource;
 use crate::torrent::{StartMode, Torrent, TorrentInfo, TorrentState};
 use crate::tracker::TrackerError;
-pub use config::{DhtSettings, EngineConfig};
+pub use config::{DhtSettings, EngineConfig, SeedingGoal, SessionLimits};
 use dht::{DhtSchedules, DhtState};
 pub use handshakes::HandshakeLimits;
 use handshakes::PendingHandshakes;
 pub use output::{
     blocks_match, DiskOp, DiskResult, Event, Output, RequestId, RequestIds, TcpAction,
 };
+use policy::Policy;
 pub use timers::TimerReason;
 use timers::{Timer, Timers};
 use trackers::Trackers;
@@ -129,6 +130,8 @@ pub struct Engine {
     /// When each part wants its `handle_timeout`, as of the last
     /// `poll_output`.
     timers: Timers,
+    /// Which torrents run, and what each may use.
+    policy: Policy,
     rng: Rng,
     now: Instant,
 }
@@ -145,7 +148,7 @@ impl Engine {
             schedules: DhtSchedules::default(),
         });
         let trackers = Trackers::new(rng.child_seed());
-        Engine {
+        let mut engine = Engine {
             handshakes: PendingHandshakes::new(config.handshakes.clone()),
             config,
             torrents: BTreeMap::new(),
@@ -163,9 +166,13 @@ impl Engine {
             out: VecDeque::new(),
             dht,
             timers: Timers::default(),
+            policy: Policy::default(),
             rng,
             now: Instant::ZERO,
-        }
+        };
+        let reserve = engine.incoming_reserve();
+        engine.handshakes.set_max_total(reserve);
+        engine
     }
 
     /// The DHT node, if enabled (for its state, to save).
@@ -216,8 +223,14 @@ impl Engine {
         if !info.private {
             self.schedule_dht(now, id);
         }
-        let torrent = Torrent::new(now, info, config, start, self.rng.child_seed());
+        let seed = self.rng.child_seed();
+        let torrent = if self.admit_to_queue(id, &info, &start) {
+            Torrent::new(now, info, config, start, seed)
+        } else {
+            Torrent::new_queued(now, info, config, start, seed)
+        };
         self.torrents.insert(id, torrent);
+        self.rebalance(now);
         Some(id)
     }
 
@@ -234,18 +247,27 @@ impl Engine {
         let id = TorrentId::new(self.next_torrent);
         self.next_torrent += 1;
         let config = self.torrent_config();
-        let mut torrent = Torrent::from_magnet(
+        let torrent = Torrent::from_magnet(
             now,
             info_hash,
             magnet_tiers(magnet),
             config,
             self.rng.child_seed(),
         );
-        let peers = magnet.peers.iter().filter_map(|p| match p {
-            PeerAddr::Ip(a) => Some(*a),
-            PeerAddr::Host(..) => None,
-        });
-        torrent.add_peers(now, peers, PeerSource::User);
+        // Not queued while it fetches its metadata, but counted in the
+        // session's budgets before it connects.
+        self.policy.order.push(id);
+        self.torrents.insert(id, torrent);
+        self.rebalance(now);
+        let peers: Vec<SocketAddr> = magnet
+            .peers
+            .iter()
+            .filter_map(|p| match p {
+                PeerAddr::Ip(a) => Some(*a),
+                PeerAddr::Host(..) => None,
+            })
+            .collect();
+        self.add_peers(now, id, peers);
         for p in &magnet.peers {
             if let PeerAddr::Host(host, port) = p {
                 let request = self.requests.next_id();
@@ -258,7 +280,6 @@ impl Engine {
         }
         self.by_hash.insert(info_hash, id);
         self.schedule_dht(now, id);
-        self.torrents.insert(id, torrent);
         self.magnets.insert(id, magnet.clone());
         Some(id)
     }
@@ -298,6 +319,8 @@ impl Engine {
                 .collect();
             torrent.set_file_priorities(now, &priorities);
         }
+        // Now a download like any other: it may have to wait its turn.
+        self.apply_queue(now);
         Ok(())
     }
 
@@ -387,18 +410,21 @@ impl Engine {
         }
     }
 
-    /// Pauses a torrent.
+    /// Pauses a torrent (queued or not): the queue never starts it until
+    /// [`resume`](Engine::resume). Its slot goes to the next in the queue.
     pub fn pause(&mut self, now: Instant, id: TorrentId) {
+        self.now = now;
         if let Some(t) = self.torrents.get_mut(&id) {
             t.pause(now);
+            self.apply_queue(now);
         }
     }
 
-    /// Resumes a torrent.
+    /// Resumes a paused torrent; with no free slot for it under the
+    /// active limits it is queued instead.
     pub fn resume(&mut self, now: Instant, id: TorrentId) {
-        if let Some(t) = self.torrents.get_mut(&id) {
-            t.resume(now);
-        }
+        self.now = now;
+        self.resume_or_queue(now, id);
     }
 
     /// Stops a torrent for good (it announces `stopped`; it stays listed
@@ -411,10 +437,12 @@ impl Engine {
 
     /// Removes a torrent (stopping it first if needed).
     pub fn remove(&mut self, now: Instant, id: TorrentId) {
+        self.now = now;
         self.stop(now, id);
         self.drain_torrent(id);
         if let Some(t) = self.torrents.remove(&id) {
             self.by_hash.remove(&t.info_hash());
+            self.forget_in_queue(now, &t, id);
         }
         self.magnets.remove(&id);
         self.conns.retain(|_, t| *t != id);
@@ -563,6 +591,7 @@ impl Engine {
         }
         self.dht_lookups(now);
         self.collect_dht(now);
+        self.policy_timeout(now);
     }
 
     // --- output -------------------------------------------------------------
@@ -605,6 +634,8 @@ impl Engine {
             }
             None => (None, None),
         };
+        let policy = self.policy_deadline();
+        self.timers.set(Timer::Policy, policy);
         self.timers.set(Timer::DhtNode, node);
         self.timers.set(Timer::DhtLookups, lookups);
         let torrents = self
@@ -624,9 +655,13 @@ impl Engine {
     pub fn poll_output(&mut self, now: Instant) -> Output {
         self.now = self.now.max(now);
         if self.out.is_empty() {
-            let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
-            for id in ids {
-                self.drain_torrent(id);
+            self.drain_torrents();
+            if self.policy.dirty {
+                // A state changed (a download finished, a check ended):
+                // slots and budgets follow before the driver waits.
+                let now = self.now;
+                self.run_policy(now);
+                self.drain_torrents();
             }
         }
         if self.out.is_empty() {
@@ -650,6 +685,8 @@ fn magnet_tiers(magnet: &Magnet) -> Vec<Vec<String>> {
     magnet.trackers.iter().map(|t| vec![t.clone()]).collect()
 }
 
+#[cfg(test)]
+mod budget_tests;
 mod config;
 mod dht;
 mod drain;
@@ -659,7 +696,11 @@ mod hostile_tests;
 #[cfg(test)]
 mod lifecycle_tests;
 mod output;
+mod policy;
+#[cfg(test)]
+mod policy_tests;
 mod routing;
+mod shares;
 #[cfg(test)]
 mod tests;
 mod timers;

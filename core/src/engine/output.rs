@@ -161,6 +161,10 @@ pub enum Event {
     /// The DHT node learned our external address or took a new id (a good
     /// moment to save its state).
     Dht(DhtEvent),
+    /// The torrent reached its seeding goal (share ratio or seeding time,
+    /// [`SeedingGoal`](super::SeedingGoal)) and the engine paused it; the
+    /// application may remove it.
+    SeedingGoalReached(TorrentId),
     /// A disk job other than a piece write failed (creating a torrent's
     /// zero-length files); its storage knows why.
     DiskFailed(TorrentId),

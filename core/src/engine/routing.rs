@@ -49,7 +49,7 @@ impl Engine {
     /// still waiting may be closed (the `handshakes` module explains the rules).
     pub fn handle_tcp_incoming(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnId> {
         self.now = now;
-        if self.shutdown.is_some() {
+        if self.shutdown.is_some() || self.incoming_over_budget() {
             return None;
         }
         let conn = self.conn_ids.next_id();
@@ -59,6 +59,16 @@ impl Engine {
             Admission::Admitted => {}
         }
         Some(conn)
+    }
+
+    /// Whether one more incoming connection would break
+    /// [`SessionLimits::max_connections`](super::SessionLimits): the
+    /// torrents' shares leave room for the handshakes in the reserve
+    /// ([`incoming_reserve`](Engine::incoming_reserve), the most that may
+    /// wait), and one that replaces an older one adds nothing.
+    fn incoming_over_budget(&self) -> bool {
+        let max = self.config.limits.max_connections;
+        max > 0 && self.connection_count() >= max && !self.handshakes.is_full()
     }
 
     pub(super) fn close(&mut self, conn: ConnId) {

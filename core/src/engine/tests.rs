@@ -101,6 +101,8 @@ struct World {
     bad_metadata: usize,
     /// Connections each node opened, by node.
     connects: BTreeMap<usize, usize>,
+    /// Events not handled above, by node.
+    events: Vec<(usize, Event)>,
 }
 
 /// Carries every output out until node 1 finishes (or virtual time runs
@@ -275,7 +277,7 @@ fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                         Output::Event(Event::Torrent(_, TorrentEvent::PeerBanned(_))) if i == 1 => {
                             world.bad_metadata += 1;
                         }
-                        Output::Event(_) => {}
+                        Output::Event(e) => world.events.push((i, e)),
                         Output::Resolve { .. } => {}
                     }
                 }
@@ -348,6 +350,48 @@ fn two_engines_and_a_tracker() {
     let tracker = world.tracker.as_ref().unwrap();
     assert_eq!(tracker.scrape(&[info.info_hash])[0].downloaded, 1);
     assert!(world.datagrams.is_empty(), "no DHT, no datagrams");
+}
+
+/// The seeder's goal is a share ratio of 1: once it has uploaded the
+/// whole torrent to the leecher it is paused and says why.
+#[test]
+fn a_seed_reaching_its_share_ratio_is_paused() {
+    let data = test_data();
+    let info = info(&data, "http://127.0.0.1:9/announce", false);
+    let mut nodes = seeder_and_leecher(&info, &data, None);
+    let goal = SeedingGoal {
+        ratio: Some(1.0),
+        seeding_time: None,
+    };
+    let seeder = nodes[0].torrent;
+    nodes[0]
+        .engine
+        .set_seeding_goal(Instant::ZERO, seeder, Some(goal));
+    let mut world = World {
+        tracker: Some(TrackerServer::new(
+            ServerConfig::default(),
+            Seed::from_u64(3),
+        )),
+        ..World::default()
+    };
+    let (finished, at) = run(&mut nodes, &mut world);
+    assert!(finished, "the leecher never finished");
+    let later = at + Duration::from_secs(1);
+    nodes[0].engine.handle_timeout(later);
+    let outs = drain(&mut nodes[0].engine, later);
+    let engine = &nodes[0].engine;
+    let t = engine.torrent(seeder).unwrap();
+    assert_eq!(t.counters().0, data.len() as u64);
+    assert_eq!(t.wanted_bytes(), data.len() as u64);
+    assert_eq!(t.state(), TorrentState::Paused);
+    let reached = Output::Event(Event::SeedingGoalReached(seeder));
+    let told = world
+        .events
+        .iter()
+        .any(|(i, e)| *i == 0 && *e == Event::SeedingGoalReached(seeder));
+    assert!(told || outs.contains(&reached), "{outs:?}");
+    let (uploaded, _) = engine.totals();
+    assert_eq!(uploaded, data.len() as u64);
 }
 
 /// Everything `engine` wants done now.

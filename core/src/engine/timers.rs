@@ -20,6 +20,9 @@ pub enum TimerReason {
     DhtLookups,
     /// A shutdown's grace period ends.
     Shutdown,
+    /// The session policy's tick: seeding goals, the queue, budgets split
+    /// among torrents.
+    Policy,
     /// A torrent's own timers (choking, connecting, peer sessions,
     /// announces, rate limits).
     Torrent(TorrentId),
@@ -33,15 +36,17 @@ pub(super) enum Timer {
     DhtNode,
     DhtLookups,
     Shutdown,
+    Policy,
 }
 
 impl Timer {
-    const ALL: [Timer; 5] = [
+    const ALL: [Timer; 6] = [
         Timer::Handshakes,
         Timer::Trackers,
         Timer::DhtNode,
         Timer::DhtLookups,
         Timer::Shutdown,
+        Timer::Policy,
     ];
 
     fn reason(self) -> TimerReason {
@@ -51,6 +56,7 @@ impl Timer {
             Timer::DhtNode => TimerReason::DhtNode,
             Timer::DhtLookups => TimerReason::DhtLookups,
             Timer::Shutdown => TimerReason::Shutdown,
+            Timer::Policy => TimerReason::Policy,
         }
     }
 }

@@ -445,6 +445,12 @@ impl PeerSession {
         self.up.rate(now)
     }
 
+    /// Download and upload rates without moving the meters' windows
+    /// (see [`RateMeter::rate_at`]).
+    pub fn rates_at(&self, now: Instant) -> (u64, u64) {
+        (self.down.rate_at(now), self.up.rate_at(now))
+    }
+
     /// When a block last went either way (the session's start if none
     /// has): how idle the peer is.
     pub fn last_payload(&self) -> Instant {

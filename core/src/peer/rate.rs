@@ -49,6 +49,19 @@ impl RateMeter {
         sum / SLOTS as u64
     }
 
+    /// [`rate`](RateMeter::rate) without moving the window (for readers
+    /// that hold `&self`, like the application's peer lists).
+    pub fn rate_at(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.current_start);
+        let steps = (elapsed.as_nanos() / SLOT.as_nanos()).min(SLOTS as u128) as usize;
+        // The `steps` slots after the current one would be emptied.
+        let stale: u64 = (1..=steps)
+            .map(|i| self.slots[(self.current + i) % SLOTS])
+            .sum();
+        let sum: u64 = self.slots.iter().sum();
+        sum.saturating_sub(stale) / SLOTS as u64
+    }
+
     /// All bytes ever counted.
     pub fn total(&self) -> u64 {
         self.total
@@ -67,10 +80,16 @@ mod tests {
             m.add(t, 10_000);
             t += Duration::from_millis(100);
         }
+        assert_eq!(m.rate_at(t), m.clone().rate(t));
         let r = m.rate(t);
         assert!((80_000..=100_000).contains(&r), "about 100 kB/s, got {r}");
         assert_eq!(m.total(), 500_000);
+        assert_eq!(
+            m.rate_at(t + Duration::from_secs(2)),
+            m.clone().rate(t + Duration::from_secs(2))
+        );
         t += Duration::from_secs(10);
+        assert_eq!(m.rate_at(t), 0);
         assert_eq!(m.rate(t), 0);
     }
 }
@@ -107,6 +126,33 @@ impl TokenBucket {
             tokens: burst,
             last: now,
         }
+    }
+
+    /// Changes the rate (0: unlimited) keeping the tokens saved so far (up
+    /// to the new burst): a limit adjusted every second must not hand out
+    /// a fresh burst each time.
+    pub fn set_rate(&mut self, rate: u64, now: Instant) {
+        if rate == self.rate {
+            return;
+        }
+        if self.rate > 0 {
+            self.refill(now);
+        } else {
+            self.last = now;
+        }
+        let full = self.rate == 0;
+        self.rate = rate;
+        self.burst = (rate / 4).max(4 * 16 * 1024);
+        self.tokens = if full {
+            self.burst
+        } else {
+            self.tokens.min(self.burst)
+        };
+    }
+
+    /// The rate in bytes/s (0: unlimited).
+    pub fn rate(&self) -> u64 {
+        self.rate
     }
 
     /// Whether the bucket limits anything.

@@ -54,11 +54,14 @@ impl Torrent {
     }
 
     /// Announces to the trackers now, whatever their interval (the user
-    /// wants peers sooner); nothing while paused, checking or stopped
-    /// (they announce when they resume).
+    /// wants peers sooner); nothing while paused, queued, checking or
+    /// stopped (they announce when they resume).
     pub fn reannounce(&mut self, now: Instant) {
         self.now = now;
-        if matches!(self.state, TorrentState::Paused | TorrentState::Stopped) {
+        if matches!(
+            self.state,
+            TorrentState::Paused | TorrentState::Stopped | TorrentState::Queued
+        ) {
             return;
         }
         self.announcer.reannounce(now);

@@ -18,18 +18,22 @@ impl Torrent {
         self.connect_more(now);
     }
 
-    /// Closes every connection and stops until [`resume`](Torrent::resume).
+    /// Closes every connection and stops until [`resume`](Torrent::resume)
+    /// (a queued torrent stays out of the queue until then too).
     pub fn pause(&mut self, now: Instant) {
         self.now = now;
-        if matches!(self.state, TorrentState::Paused | TorrentState::Stopped) {
-            return;
+        match self.state {
+            TorrentState::Paused | TorrentState::Stopped => return,
+            // Already out of the running; it keeps the state it resumes to.
+            TorrentState::Queued => {}
+            s => self.paused_from = s,
         }
+        // The state first: nothing reconnects while peers go.
+        self.set_state(TorrentState::Paused);
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         for c in conns {
-            self.drop_peer(now, c, CloseReason::Local, true);
+            self.disconnect(now, c, CloseReason::Local, true);
         }
-        self.paused_from = self.state;
-        self.set_state(TorrentState::Paused);
     }
 
     /// Closes every connection for good: a stopped torrent does nothing
@@ -49,39 +53,37 @@ impl Torrent {
         self.pump_announces(now);
     }
 
-    /// Resumes after [`pause`](Torrent::pause).
+    /// Resumes after [`pause`](Torrent::pause) (an engine with active
+    /// limits may [`queue`](Torrent::queue) it instead).
     pub fn resume(&mut self, now: Instant) {
         self.now = now;
         if self.state == TorrentState::Paused {
-            self.set_state(self.paused_from);
-            self.after_progress();
-            self.connect_more(now);
-            self.pump_announces(now);
+            self.run_again(now);
         }
     }
 
     /// Sets file priorities (one per file, padding files ignored).
     pub fn set_file_priorities(&mut self, now: Instant, files: &[Priority]) {
         self.now = now;
-        self.picker.set_file_priorities(&self.info.layout, files);
-        self.recount_left();
-        self.after_progress();
-        self.refresh_interest(now);
-        self.fill_requests(now);
+        self.file_priorities = Some(files.to_vec());
+        self.apply_priorities(now);
     }
 
     /// Sets the upload and download limits in bytes/s (0: none), from
-    /// now on; buckets start full, as at the torrent's start.
+    /// now on; buckets start full, as at the torrent's start. The session's
+    /// share still applies when smaller
+    /// ([`effective_rate_limits`](Torrent::effective_rate_limits)).
     pub fn set_rate_limits(&mut self, now: Instant, upload: u64, download: u64) {
         self.now = now;
         self.config.upload_rate = upload;
         self.config.download_rate = download;
-        self.up_bucket = TokenBucket::new(upload, now);
-        self.down_bucket = TokenBucket::new(download, now);
+        let (up, down) = self.effective_rate_limits();
+        self.up_bucket = TokenBucket::new(up, now);
+        self.down_bucket = TokenBucket::new(down, now);
         self.fill_requests(now);
     }
 
-    /// The upload and download limits in bytes/s (0: none).
+    /// The upload and download limits the user set, in bytes/s (0: none).
     pub fn rate_limits(&self) -> (u64, u64) {
         (self.config.upload_rate, self.config.download_rate)
     }

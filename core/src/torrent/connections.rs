@@ -17,10 +17,9 @@ impl Torrent {
             return;
         }
         let room = self
-            .config
-            .max_peers
+            .max_peers()
             .saturating_sub(self.peers.len())
-            .min(self.config.max_half_open.saturating_sub(self.half_open()));
+            .min(self.max_half_open().saturating_sub(self.half_open()));
         if room == 0 {
             return;
         }
@@ -99,7 +98,7 @@ impl Torrent {
         if !self.is_connecting() || !self.list.accept(now, addr) {
             return false;
         }
-        if self.peers.len() >= self.config.max_peers {
+        if self.peers.len() >= self.max_peers() {
             let Some(idle) = self.most_idle_peer(now) else {
                 self.list.disconnected(now, addr);
                 return false;

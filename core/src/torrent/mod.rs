@@ -48,8 +48,10 @@ pub mod exchange;
 mod metadata;
 mod outputs;
 pub mod peers;
+mod queueing;
 mod requests;
 mod startup;
+mod stats;
 mod uploads;
 mod verification;
 mod write_through;
@@ -78,6 +80,8 @@ use choker::{ChokeCandidate, Choker, SeedChoking};
 use exchange::{our_extensions, PeerExchange, OUR_UT_METADATA, OUR_UT_PEX};
 pub use outputs::{TorrentEvent, TorrentOutput};
 use peers::{PeerList, PeerSource};
+pub use queueing::SessionShare;
+pub use stats::{PeerFlags, PeerInfo};
 
 /// What a torrent needs to know about its content.
 #[derive(Clone, Debug)]
@@ -223,6 +227,10 @@ pub enum TorrentState {
     Seeding,
     /// No connections until resumed.
     Paused,
+    /// Waiting for a slot under the session's active limits: no
+    /// connections, trackers told `stopped`; the engine starts it again
+    /// when a slot frees, in queue order ([`Torrent::queue`]).
+    Queued,
     /// Shut down for good (the engine sends trackers `stopped`).
     Stopped,
 }
@@ -272,6 +280,23 @@ pub struct Torrent {
     fetch: Option<metadata::MetadataFetch>,
     /// Pieces on disk (verified and written): what we announce and serve.
     on_disk: Bitfield,
+    /// Bytes of wanted pieces, on disk or not (for share ratios).
+    wanted: u64,
+    /// The file priorities last set (`None`: every file normal), kept to
+    /// lay first-and-last-piece priority over them.
+    file_priorities: Option<Vec<Priority>>,
+    first_last: bool,
+    /// What the session lets this torrent use on top of `config`.
+    share: SessionShare,
+    /// A torrent queued before it ever began: how to begin.
+    pending_start: Option<StartMode>,
+    /// Queueing told the trackers `stopped`: the next start announces
+    /// `started` again.
+    trackers_stopped: bool,
+    /// Since when the torrent seeds (while it does).
+    seeding_since: Option<Instant>,
+    /// Time spent seeding before `seeding_since`.
+    seeded: Duration,
     /// Bytes of wanted pieces not on disk (kept up to date: progress is
     /// read after every event).
     left: u64,
@@ -339,6 +364,14 @@ impl Torrent {
             picker,
             fetch: None,
             on_disk: Bitfield::new(count),
+            wanted: 0,
+            file_priorities: None,
+            first_last: false,
+            share: SessionShare::default(),
+            pending_start: None,
+            trackers_stopped: false,
+            seeding_since: None,
+            seeded: Duration::ZERO,
             left: 0,
             peers: BTreeMap::new(),
             list: PeerList::new(config.max_peers_per_ip),
@@ -409,6 +442,11 @@ impl Torrent {
     /// when file priorities change).
     fn recount_left(&mut self) {
         self.left = self.count_left();
+        self.wanted = (0..self.info.layout.piece_count())
+            .map(PieceIndex)
+            .filter(|&p| self.picker.priority(p) != Priority::Skip)
+            .map(|p| u64::from(self.info.layout.piece_size(p)))
+            .sum();
     }
 
     fn count_left(&self) -> u64 {
@@ -460,9 +498,11 @@ impl Torrent {
         self.buffered_bytes
     }
 
-    /// The configured memory budget.
+    /// The memory budget in force: the configured one, or the session's
+    /// share of its own when smaller.
     pub fn max_buffered_bytes(&self) -> u64 {
-        self.config.max_buffered_bytes
+        let own = self.config.max_buffered_bytes;
+        self.share.max_buffered_bytes.map_or(own, |s| s.min(own))
     }
 
     /// Checks the torrent's invariants (for simulations; cheap enough to
@@ -517,7 +557,9 @@ impl Torrent {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             TorrentState::Paused => return None,
-            TorrentState::Stopped => return self.announcer.poll_timeout().map(|t| t.max(self.now)),
+            TorrentState::Stopped | TorrentState::Queued => {
+                return self.announcer.poll_timeout().map(|t| t.max(self.now))
+            }
             _ => {}
         }
         let mut t = self.next_choke;
@@ -529,7 +571,7 @@ impl Torrent {
         if let Some(due) = self.fetch.as_ref().and_then(|f| f.poll_timeout()) {
             t = t.min(due);
         }
-        if self.is_connecting() && self.peers.len() < self.config.max_peers {
+        if self.is_connecting() && self.peers.len() < self.max_peers() {
             if let Some(due) = self.list.next_deadline() {
                 t = t.min(due.max(self.next_connect));
             }
@@ -571,6 +613,11 @@ impl Torrent {
 
     fn set_state(&mut self, s: TorrentState) {
         if self.state != s {
+            if s == TorrentState::Seeding {
+                self.seeding_since = Some(self.now);
+            } else if let Some(since) = self.seeding_since.take() {
+                self.seeded += self.now.saturating_duration_since(since);
+            }
             self.state = s;
             self.list.set_seeding(s == TorrentState::Seeding);
             self.emit(TorrentEvent::StateChanged(s));
@@ -583,7 +630,10 @@ impl Torrent {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         self.pump_announces(now);
-        if matches!(self.state, TorrentState::Paused | TorrentState::Stopped) {
+        if matches!(
+            self.state,
+            TorrentState::Paused | TorrentState::Stopped | TorrentState::Queued
+        ) {
             return;
         }
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();

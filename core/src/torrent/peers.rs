@@ -354,6 +354,16 @@ impl PeerList {
         }
     }
 
+    /// We closed the connection for want of room (the session's budget
+    /// moved to other torrents), not for anything the peer did: it may be
+    /// dialled again as soon as there is room.
+    pub fn closed_for_room(&mut self, now: Instant, addr: SocketAddr) {
+        self.release(addr);
+        if let Some(c) = self.candidates.get_mut(&addr) {
+            c.next_attempt = now;
+        }
+    }
+
     /// The peer contributed to a piece that verified.
     pub fn good_piece(&mut self, addr: &SocketAddr, exclusive: bool) {
         if let Some(c) = self.candidates.get_mut(addr) {

@@ -45,8 +45,7 @@ impl Torrent {
             return;
         }
         let mut budget = self
-            .config
-            .max_buffered_bytes
+            .max_buffered_bytes()
             .saturating_sub(self.buffered_bytes + self.outstanding_bytes())
             .min(self.down_bucket.available(now));
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();

@@ -153,8 +153,9 @@ impl Torrent {
             return;
         }
         let paused = self.state == TorrentState::Paused;
+        let queued = self.state == TorrentState::Queued;
         let checking = self.state == TorrentState::Checking
-            || (paused && self.paused_from == TorrentState::Checking);
+            || ((paused || queued) && self.paused_from == TorrentState::Checking);
         if !checking || self.checks_in_flight == 0 {
             return;
         }
@@ -163,11 +164,17 @@ impl Torrent {
             self.picker.on_piece_verified(piece);
             self.mark_on_disk(piece);
         }
-        self.pump_checks();
+        if !queued {
+            // A queued torrent's disk time belongs to those with a slot.
+            self.pump_checks();
+        }
         if self.checks_in_flight == 0 && self.checks_pending.is_empty() {
-            if paused {
-                // Checking finished while paused: resume into downloading.
+            if paused || queued {
+                // Checking finished while out of the running: resume into
+                // downloading (a seed if it is all there, without a
+                // `Finished`: nothing was downloaded).
                 self.paused_from = TorrentState::Downloading;
+                self.finished_reported = self.picker.is_finished();
                 return;
             }
             self.state = TorrentState::Downloading;

@@ -24,6 +24,7 @@ fn info_for(data: &[u8], piece: u32) -> TorrentInfo {
 }
 
 mod metadata;
+mod session;
 
 struct Node {
     t: Torrent,
