@@ -18,7 +18,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use async_channel::{Receiver, Sender};
-use bittide_core::engine::Engine;
+use bittide_core::engine::{Engine, SeedingGoal, SessionLimits};
 use bittide_core::metainfo::{FileLayout, Magnet};
 use bittide_core::picker::Priority;
 use bittide_core::torrent::{StartMode, TorrentInfo, TorrentState, TrackerStatus};
@@ -193,6 +193,11 @@ pub enum Command {
     },
     /// Peers to try for a torrent.
     AddPeers(TorrentId, Vec<SocketAddr>),
+    /// Limits over all torrents ([`Engine::set_limits`]).
+    SetLimits(SessionLimits),
+    /// The seeding goal of every torrent without its own
+    /// ([`Engine::set_default_seeding_goal`]).
+    SetDefaultSeedingGoal(Option<SeedingGoal>),
     /// Hashes every piece on disk again ([`Engine::recheck`]).
     Recheck(TorrentId),
     /// Announces to the trackers now ([`Engine::reannounce`]).

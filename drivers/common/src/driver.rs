@@ -507,8 +507,10 @@ impl<R: Runtime> Driver<R> {
             Command::Resume(id) => self.engine.resume(now, id),
             Command::SetFilePriorities(id, p) => self.engine.set_file_priorities(now, id, &p),
             Command::SetSequential(id, on) => self.engine.set_sequential(id, on),
-            // POLICY-MERGE: wired once the engine's queue lands.
-            Command::SetFirstLastPiece(..) | Command::SetQueuePosition(..) => {}
+            Command::SetFirstLastPiece(id, on) => self.engine.set_first_last_priority(now, id, on),
+            Command::SetQueuePosition(id, at) => self.engine.set_queue_position(now, id, at),
+            Command::SetLimits(limits) => self.engine.set_limits(now, limits),
+            Command::SetDefaultSeedingGoal(goal) => self.engine.set_default_seeding_goal(now, goal),
             Command::SetRateLimits {
                 torrent,
                 upload,

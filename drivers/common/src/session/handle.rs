@@ -61,10 +61,8 @@ impl<T: Send + 'static, F: FnOnce(&View<'_>, &mut registry::Registry) -> T + Sen
 /// The session file as it should be now: queue order and settings.
 pub(crate) fn queue_file(shared: &Shared) -> SessionFile {
     let reg = shared.registry();
-    let mut entries: Vec<(&InfoHash, &Entry)> = reg.entries.iter().collect();
-    entries.sort_by_key(|(_, e)| e.id);
     SessionFile {
-        queue: entries.into_iter().map(|(h, _)| *h).collect(),
+        queue: reg.queue.clone(),
         settings: Some(reg.settings.clone()),
     }
 }
@@ -124,7 +122,7 @@ impl<R: Runtime> SessionHandle<R> {
     }
 
     /// Writes a torrent's settings as they are now, off the loop.
-    async fn persist(&self, hash: InfoHash) -> Result<(), RequestError> {
+    pub(super) async fn persist(&self, hash: InfoHash) -> Result<(), RequestError> {
         let shared = self.shared.clone();
         self.blocking(move || shared.persist_settings(&hash))
             .await
@@ -294,6 +292,8 @@ impl<R: Runtime> SessionHandle<R> {
     }
 
     async fn save_queue(&self) {
+        // The loop's answer comes after every command sent before it.
+        let _ = self.ask(|view, reg| reg.learn_queue(view.engine())).await;
         let file = queue_file(&self.shared);
         let shared = self.shared.clone();
         let _ = self
@@ -304,13 +304,15 @@ impl<R: Runtime> SessionHandle<R> {
     /// Every torrent, in queue order.
     pub async fn list(&self) -> Result<Vec<TorrentView>, RequestError> {
         self.ask(|view, reg| {
-            let mut rows: Vec<TorrentView> = Vec::with_capacity(reg.entries.len());
-            let mut order: Vec<_> = reg.entries.iter().collect();
-            order.sort_by_key(|(_, e)| e.id);
-            for (position, (hash, e)) in order.into_iter().enumerate() {
-                rows.push(registry::view(*hash, e, view.engine(), position));
-            }
-            rows
+            reg.learn_queue(view.engine());
+            reg.queue
+                .iter()
+                .enumerate()
+                .filter_map(|(position, hash)| {
+                    let e = reg.entries.get(hash)?;
+                    Some(registry::view(*hash, e, view.engine(), position))
+                })
+                .collect()
         })
         .await
     }
@@ -319,11 +321,8 @@ impl<R: Runtime> SessionHandle<R> {
     pub async fn torrent(&self, hash: InfoHash) -> Result<TorrentDetails, RequestError> {
         let now = self.rt.now();
         self.ask(move |view, reg| {
-            let position = reg
-                .entries
-                .values()
-                .filter(|e| reg.entries.get(&hash).is_some_and(|me| e.id < me.id))
-                .count();
+            reg.learn_queue(view.engine());
+            let position = reg.position(&hash);
             reg.entries
                 .get(&hash)
                 .map(|e| registry::details(hash, e, view.engine(), position, now))
@@ -744,6 +743,10 @@ impl<R: Runtime> SessionHandle<R> {
             }
             s.clone()
         };
+        self.send(Command::SetLimits(super::limits(&settings)))?;
+        self.send(Command::SetDefaultSeedingGoal(super::seeding_goal(
+            &settings,
+        )))?;
         self.save_queue().await;
         Ok(settings)
     }

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bittide_core::engine::{Engine, EngineConfig, Event};
+use bittide_core::engine::{Engine, EngineConfig, Event, SeedingGoal, SessionLimits};
 use bittide_core::metainfo::{Magnet, Metainfo};
 use bittide_core::picker::Priority;
 use bittide_core::torrent::{StartMode, TorrentEvent, TorrentInfo, TorrentState};
@@ -254,6 +254,7 @@ impl<R: Runtime> Session<R> {
             dht: dht.as_ref().map(dht_settings),
             ..EngineConfig::default()
         };
+        engine_config.limits = limits(&settings);
         engine_config.torrent.max_buffered_bytes = 16 << 20;
         engine_config.torrent.max_peers = config.max_peers.max(1);
         engine_config.torrent.max_peers_per_ip = config.max_peers_per_ip.max(1);
@@ -262,6 +263,10 @@ impl<R: Runtime> Session<R> {
             .max_per_ip
             .max(config.max_peers_per_ip);
         let mut driver = Driver::new(rt.clone(), Engine::new(engine_config, os_seed()));
+        let now = rt.now();
+        driver
+            .engine()
+            .set_default_seeding_goal(now, seeding_goal(&settings));
 
         let mut registry = Registry {
             settings,
@@ -276,7 +281,6 @@ impl<R: Runtime> Session<R> {
                 t.settings.added_at,
             )
         });
-        let now = rt.now();
         for t in stored {
             let hash = t.info_hash;
             match load_one(&state, &mut driver, t, now) {
@@ -287,6 +291,7 @@ impl<R: Runtime> Session<R> {
                 )),
             }
         }
+        registry.learn_queue(driver.engine());
         driver.listen(listener);
         if let Some(s) = udp {
             driver.set_udp(s);
@@ -346,10 +351,14 @@ impl<R: Runtime> Session<R> {
                     Some(Event::Torrent(id, e)) => {
                         on_torrent_event(&rt, &shared, &handle, engine, *id, e, now);
                     }
+                    Some(Event::SeedingGoalReached(id)) => {
+                        goal_reached(&rt, &shared, &handle, *id);
+                    }
                     Some(Event::DiskFailed(id)) => {
                         fail(&shared, &handle, *id, engine, "could not create the files");
                     }
                     Some(Event::Stopped) => {
+                        shared.registry().learn_queue(engine);
                         final_saves = final_state(&shared, engine);
                         dht_state = engine.dht().map(|d| d.save_state());
                     }
@@ -392,6 +401,60 @@ impl<R: Runtime> Session<R> {
         .await;
         ended
     }
+}
+
+/// The engine's limits from the session's settings.
+pub(crate) fn limits(s: &SessionSettings) -> SessionLimits {
+    SessionLimits {
+        max_connections: s.max_connections,
+        upload_rate: s.upload_rate,
+        download_rate: s.download_rate,
+        active_downloads: s.active_downloads,
+        active_seeds: s.active_seeds,
+        ..SessionLimits::default()
+    }
+}
+
+/// The default seeding goal from the session's settings.
+pub(crate) fn seeding_goal(s: &SessionSettings) -> Option<SeedingGoal> {
+    (s.seed_ratio.is_some() || s.seed_time.is_some()).then(|| SeedingGoal {
+        ratio: s.seed_ratio,
+        seeding_time: s.seed_time.map(Duration::from_secs),
+    })
+}
+
+/// A seed reached its goal and the engine paused it: the pause is kept
+/// across restarts, or the torrent is removed (its data kept) if the
+/// user asked for that.
+fn goal_reached<R: Runtime>(
+    rt: &R,
+    shared: &Arc<Shared>,
+    handle: &crate::driver::Handle,
+    id: TorrentId,
+) {
+    let (hash, remove) = {
+        let mut reg = shared.registry();
+        let remove = reg.settings.seed_goal_remove;
+        let Some(&hash) = reg.by_id.get(&id) else {
+            return;
+        };
+        if let Some(e) = reg.entries.get_mut(&hash) {
+            e.settings.paused = true;
+        }
+        reg.broadcast(SessionEvent::StateChanged {
+            info_hash: hash,
+            state: views::TorrentStatus::Paused,
+        });
+        (hash, remove)
+    };
+    let session = SessionHandle::new(rt.clone(), handle.clone(), shared.clone());
+    rt.spawn(Box::pin(async move {
+        if remove {
+            let _ = session.remove(hash, false).await;
+        } else {
+            let _ = session.persist(hash).await;
+        }
+    }));
 }
 
 /// Adds one stored torrent to the loop before it runs.
@@ -733,6 +796,7 @@ fn beat<R: Runtime>(rt: &R, shared: &Arc<Shared>, engine: &Engine, now: Instant)
             save_resume(rt, shared, e, engine, hash, now);
         }
     }
+    reg.learn_queue(engine);
     if !reg.subscribers.is_empty() {
         reg.broadcast(SessionEvent::Stats {
             download_rate: down,

@@ -4,13 +4,13 @@
 //! short bookkeeping, never across an await or any I/O.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_channel::Sender;
 use bittide_core::engine::Engine;
 use bittide_core::metainfo::FileLayout;
+use bittide_core::peer::Direction;
 use bittide_core::picker::Priority;
 use bittide_core::torrent::{Torrent, TorrentState};
 use bittide_core::{InfoHash, Instant, PieceIndex, TorrentId};
@@ -160,6 +160,9 @@ pub(crate) struct Registry {
     /// Bytes and disk traffic of torrents removed this run.
     pub removed: Totals,
     pub shutting_down: bool,
+    /// Info-hashes in the engine's queue order, as of the last beat or
+    /// queue change.
+    pub queue: Vec<InfoHash>,
 }
 
 /// Counters that outlive the torrents they came from.
@@ -177,6 +180,23 @@ impl Registry {
     pub(crate) fn broadcast(&mut self, event: SessionEvent) {
         self.subscribers
             .retain(|s| s.try_send(event.clone()).is_ok());
+    }
+
+    /// Takes the engine's queue order.
+    pub(crate) fn learn_queue(&mut self, engine: &Engine) {
+        self.queue = engine
+            .queue()
+            .into_iter()
+            .filter_map(|id| self.by_id.get(&id).copied())
+            .collect();
+    }
+
+    /// Where a torrent stands in the queue (0 runs first).
+    pub(crate) fn position(&self, hash: &InfoHash) -> usize {
+        self.queue
+            .iter()
+            .position(|h| h == hash)
+            .unwrap_or(self.queue.len())
     }
 
     pub(crate) fn insert(&mut self, hash: InfoHash, entry: Entry) {
@@ -211,6 +231,7 @@ pub(crate) fn status(entry: &Entry, t: Option<&Torrent>) -> TorrentStatus {
         Some(TorrentState::Checking) => TorrentStatus::Checking,
         Some(TorrentState::Downloading) => TorrentStatus::Downloading,
         Some(TorrentState::Seeding) => TorrentStatus::Seeding,
+        Some(TorrentState::Queued) => TorrentStatus::Queued,
         Some(TorrentState::Paused | TorrentState::Stopped) | None => TorrentStatus::Paused,
     }
 }
@@ -353,16 +374,29 @@ pub(crate) fn details(
     }
 }
 
-fn peer_views(t: &Torrent, _now: Instant) -> Vec<PeerView> {
-    t.peer_addrs()
+fn peer_views(t: &Torrent, now: Instant) -> Vec<PeerView> {
+    t.peers_info(now)
         .into_iter()
-        .map(|addr: SocketAddr| PeerView {
-            addr,
-            client: None,
-            download_rate: 0,
-            upload_rate: 0,
-            progress: 0.0,
-            flags: String::new(),
+        .map(|p| {
+            let mut flags = String::new();
+            flags.push(match p.direction {
+                Direction::Incoming => 'I',
+                Direction::Outgoing => 'O',
+            });
+            if p.flags.am_interested {
+                flags.push(if p.flags.peer_choking { 'd' } else { 'D' });
+            }
+            if p.flags.peer_interested {
+                flags.push(if p.flags.am_choking { 'u' } else { 'U' });
+            }
+            PeerView {
+                addr: p.addr,
+                client: p.client,
+                download_rate: p.download_rate,
+                upload_rate: p.upload_rate,
+                progress: p.progress,
+                flags,
+            }
         })
         .collect()
 }
