@@ -11,6 +11,7 @@
 //! - [`sim`]: the simulator (engines and the driver loop on virtual time
 //!   in a seeded network model, with in-memory disks).
 
+pub mod daemon;
 pub mod seeds;
 pub mod sim;
 
