@@ -527,21 +527,17 @@ struct Prepared {
 fn prepare(options: &SessionOptions, torrent: &[u8]) -> Result<Prepared, SessionError> {
     let metainfo =
         Metainfo::from_bytes(torrent).map_err(|e| err(exit::BAD_TORRENT, e.to_string()))?;
-    let name = String::from_utf8_lossy(metainfo.info.name()).into_owned();
-    let exists = options.folder.join(&name).exists();
     let info = TorrentInfo::from_metainfo(&metainfo);
     let storage = Arc::new(Storage::new(&options.folder, &metainfo));
     let file_count = metainfo.info.files().len();
-    let resume = match (&options.state_dir, options.recheck) {
-        (Some(state), false) => resume::load(
-            state,
-            &info.info_hash,
-            info.layout.piece_count(),
-            &storage,
-            file_count,
-        ),
-        _ => None,
-    };
+    let state = options.state_dir.as_deref().filter(|_| !options.recheck);
+    let (start, resume_peers) = resume::start_mode(
+        state,
+        &info.info_hash,
+        info.layout.piece_count(),
+        &storage,
+        file_count,
+    );
     if let Some(bad) = options.only.iter().flatten().find(|&&i| i >= file_count) {
         return Err(err(
             2,
@@ -559,18 +555,13 @@ fn prepare(options: &SessionOptions, torrent: &[u8]) -> Result<Prepared, Session
             })
             .collect()
     });
-    let start = match (&resume, exists) {
-        (Some(r), _) => StartMode::Trusted(r.pieces.clone()),
-        (None, true) => StartMode::Check,
-        (None, false) => StartMode::Fresh,
-    };
     Ok(Prepared {
         info,
         storage,
         start,
         priorities,
         file_count,
-        resume_peers: resume.map(|r| r.peers).unwrap_or_default(),
+        resume_peers,
     })
 }
 

@@ -20,6 +20,7 @@ use std::time::UNIX_EPOCH;
 
 use bittide_core::bencode::{self, Value};
 use bittide_core::compact;
+use bittide_core::torrent::StartMode;
 use bittide_core::{Bitfield, InfoHash};
 
 use crate::disk::Storage;
@@ -83,6 +84,29 @@ pub fn load(
         piece_count,
         &file_stats(storage, file_count),
     )
+}
+
+/// How a torrent stored in `storage` starts: the pieces its resume data
+/// in `state` vouches for (if it matches the files as they are), else
+/// verifying whatever files are already there, else from nothing; and
+/// the peers the resume data remembers. `state` `None`: no resume data.
+pub fn start_mode(
+    state: Option<&Path>,
+    info_hash: &InfoHash,
+    piece_count: u32,
+    storage: &Storage,
+    file_count: usize,
+) -> (StartMode, Vec<SocketAddr>) {
+    if let Some(r) = state.and_then(|s| load(s, info_hash, piece_count, storage, file_count)) {
+        return (StartMode::Trusted(r.pieces), r.peers);
+    }
+    let exists = (0..file_count).any(|i| storage.path(i).is_some_and(|p| p.exists()));
+    let start = if exists {
+        StartMode::Check
+    } else {
+        StartMode::Fresh
+    };
+    (start, Vec::new())
 }
 
 /// Reads resume data (the bytes of the file) against the files as they

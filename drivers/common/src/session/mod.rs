@@ -176,25 +176,19 @@ pub(crate) fn prepare(
     let storage =
         Arc::new(Storage::new(&settings.save_path, metainfo).with_root(settings.root_name.clone()));
     let files = metainfo.info.files().len();
-    let resume = resume::load(
-        state.root(),
+    let (start, peers) = resume::start_mode(
+        Some(state.root()),
         &info.info_hash,
         info.layout.piece_count(),
         &storage,
         files,
     );
-    let exists = (0..files).any(|i| storage.path(i).is_some_and(|p| p.exists()));
-    let start = match (&resume, exists) {
-        (Some(r), _) => StartMode::Trusted(r.pieces.clone()),
-        (None, true) => StartMode::Check,
-        (None, false) => StartMode::Fresh,
-    };
     Prepared {
         info,
         name,
         storage,
         start,
-        peers: resume.map(|r| r.peers).unwrap_or_default(),
+        peers,
     }
 }
 
