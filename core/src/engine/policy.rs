@@ -33,7 +33,7 @@ use std::time::Duration;
 use super::{Engine, Event, Output, SeedingGoal, SessionLimits};
 use crate::handles::TorrentId;
 use crate::time::Instant;
-use crate::torrent::{StartMode, Torrent, TorrentInfo, TorrentState};
+use crate::torrent::{start_state, StartMode, Torrent, TorrentInfo, TorrentState};
 
 /// How often goals are checked and budgets split again.
 pub(super) const TICK: Duration = Duration::from_secs(1);
@@ -106,20 +106,6 @@ fn wanted_slot(t: &Torrent, resuming: bool) -> Option<Slot> {
         TorrentState::Queued => Slot::of(t.resumes_as()),
         TorrentState::Paused if resuming => Slot::of(t.resumes_as()),
         s => Slot::of(s),
-    }
-}
-
-/// The state a torrent begins in from `start` (before any check).
-fn start_state(info: &TorrentInfo, start: &StartMode) -> TorrentState {
-    let count = info.layout.piece_count();
-    match start {
-        StartMode::Check => TorrentState::Checking,
-        StartMode::Trusted(have)
-            if have.iter().filter(|p| p.0 < count).count() == count as usize =>
-        {
-            TorrentState::Seeding
-        }
-        _ => TorrentState::Downloading,
     }
 }
 
@@ -217,6 +203,18 @@ impl Engine {
         self.conns.len() + self.handshakes.len()
     }
 
+    /// Adds a torrent paused: nothing is checked, announced or connected
+    /// until [`resume`](Engine::resume) (which may queue it). `None` as
+    /// for [`add_torrent`](Engine::add_torrent).
+    pub fn add_torrent_paused(
+        &mut self,
+        now: Instant,
+        info: TorrentInfo,
+        start: StartMode,
+    ) -> Option<TorrentId> {
+        self.insert_torrent(now, info, start, true)
+    }
+
     // --- the engine's hooks -------------------------------------------------
 
     /// A torrent is about to be added with `id`: it goes last in the queue;
@@ -229,7 +227,7 @@ impl Engine {
     ) -> bool {
         self.policy.order.push(id);
         self.policy.dirty = true;
-        let slot = Slot::of(start_state(info, start));
+        let slot = Slot::of(start_state(info.layout.piece_count(), start));
         let entries = self
             .policy
             .order

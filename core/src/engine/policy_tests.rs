@@ -195,6 +195,31 @@ fn a_paused_torrent_is_not_started_by_the_queue() {
 }
 
 #[test]
+fn a_torrent_added_paused_does_nothing_until_resumed() {
+    let mut sim = Sim::with_downloads(1);
+    let now = sim.now;
+    let a = sim
+        .engine
+        .add_torrent_paused(now, info(1, 1), StartMode::Check)
+        .expect("added");
+    let b = sim.add(2, StartMode::Check);
+    sim.run_to(now + Duration::from_secs(10));
+    assert_eq!(sim.states(&[a, b]), vec![Paused, Checking]);
+    assert!(sim.said(a, Paused) && !sim.said(a, Queued));
+    assert!(
+        !sim.checks.iter().any(|(t, _)| *t == a),
+        "checked while paused"
+    );
+    assert!(sim.announces.is_empty(), "{:?}", sim.announces);
+    // Resumed: first in the queue, it takes the slot and checks.
+    let now = sim.now;
+    sim.engine.resume(now, a);
+    sim.drain();
+    assert_eq!(sim.states(&[a, b]), vec![Checking, Queued]);
+    assert!(sim.checks.iter().any(|(t, _)| *t == a));
+}
+
+#[test]
 fn the_queue_position_decides_which_torrent_runs() {
     let mut sim = Sim::with_downloads(1);
     let a = sim.add(1, StartMode::Fresh);

@@ -80,7 +80,7 @@ use choker::{ChokeCandidate, Choker, SeedChoking};
 use exchange::{our_extensions, PeerExchange, OUR_UT_METADATA, OUR_UT_PEX};
 pub use outputs::{TorrentEvent, TorrentOutput};
 use peers::{PeerList, PeerSource};
-pub use queueing::SessionShare;
+pub use queueing::{start_state, SessionShare};
 pub use stats::{PeerFlags, PeerInfo};
 
 /// What a torrent needs to know about its content.
