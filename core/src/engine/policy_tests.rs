@@ -147,6 +147,28 @@ fn beyond_the_active_downloads_torrents_wait_and_start_as_slots_free() {
         "a queued torrent reads nothing"
     );
     assert_eq!(sim.engine.queue(), vec![a, b, c]);
+    // A peer knocking for the queued torrent is turned away.
+    let now = sim.now;
+    let from = SocketAddr::from(([127, 0, 0, 7], 6881));
+    let conn = sim.engine.handle_tcp_incoming(now, from).expect("admitted");
+    let mut hs = Vec::new();
+    crate::wire::Handshake {
+        reserved: crate::wire::Reserved::FAST,
+        info_hash: info(3, 1).info_hash,
+        peer_id: crate::wire::PeerId([7; 20]),
+    }
+    .encode(&mut hs);
+    sim.engine.handle_tcp_data(now, conn, &hs);
+    let closed = std::iter::from_fn(|| Some(sim.engine.poll_output(now)))
+        .take_while(|o| !matches!(o, Output::Timeout(_)))
+        .any(|o| {
+            o == Output::Tcp {
+                conn,
+                action: TcpAction::Close,
+            }
+        });
+    assert!(closed, "a queued torrent took a peer");
+    assert_eq!(sim.engine.torrent(c).map(Torrent::peer_count), Some(0));
     // `a` is all there: a seed now, its download slot goes to `c`.
     sim.check_ok(a);
     assert_eq!(sim.states(&[a, b, c]), vec![Seeding, Checking, Checking]);
@@ -378,6 +400,31 @@ fn a_global_download_rate_is_shared_and_a_limited_torrent_leaves_the_rest() {
     assert_eq!(limit(&sim, a), 10_000);
     assert_eq!(limit(&sim, b) + limit(&sim, c), 90_000);
     assert_eq!(limit(&sim, b), 45_000);
+}
+
+#[test]
+fn the_upload_rate_is_shared_by_downloads_and_seeds() {
+    let mut sim = Sim::new(SessionLimits {
+        upload_rate: 60_000,
+        ..SessionLimits::default()
+    });
+    let a = sim.add(1, StartMode::Fresh);
+    let b = sim.add(2, StartMode::Trusted(crate::Bitfield::full(1)));
+    let c = sim.add(3, StartMode::Check);
+    let up = |sim: &Sim, id| {
+        sim.engine
+            .torrent(id)
+            .expect("listed")
+            .effective_rate_limits()
+            .0
+    };
+    assert_eq!((up(&sim, a), up(&sim, b)), (30_000, 30_000));
+    // Checking, `c` uploads nothing: a floor until it runs.
+    assert_eq!(up(&sim, c), 16_384);
+    sim.check_ok(c);
+    assert_eq!(sim.state(c), Seeding);
+    assert_eq!(up(&sim, a) + up(&sim, b) + up(&sim, c), 60_000);
+    assert_eq!(up(&sim, c), 20_000);
 }
 
 #[test]
