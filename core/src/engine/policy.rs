@@ -14,8 +14,8 @@
 //!   frees. A torrent earlier in the queue takes the slot of a later one,
 //!   as libtorrent's auto-managed torrents do. A user's pause is not
 //!   queueing: a paused torrent is never started by the queue.
-//! - **Seeding goals**: a seed whose share ratio (uploaded over the bytes
-//!   of its wanted files) or seeding time reaches its goal (its own, or the
+//! - **Seeding goals**: a seed whose share ratio (uploaded over its whole
+//!   life, [`Torrent::history`], over the bytes of its wanted files) or seeding time reaches its goal (its own, or the
 //!   session's default) is paused, once, with
 //!   [`Event::SeedingGoalReached`].
 //! - **Budgets** (rates, connections, memory) are split by the `shares`
@@ -33,7 +33,7 @@ use std::time::Duration;
 use super::{Engine, Event, Output, SeedingGoal, SessionLimits};
 use crate::handles::TorrentId;
 use crate::time::Instant;
-use crate::torrent::{start_state, StartMode, Torrent, TorrentInfo, TorrentState};
+use crate::torrent::{start_state, StartMode, Torrent, TorrentInfo, TorrentState, TransferHistory};
 
 /// How often goals are checked and budgets split again.
 pub(super) const TICK: Duration = Duration::from_secs(1);
@@ -188,6 +188,17 @@ impl Engine {
         }
     }
 
+    /// Gives a torrent back what earlier sessions uploaded, downloaded and
+    /// seeded ([`Torrent::restore_history`]), so its share ratio and
+    /// seeding time carry on across restarts; its goal is checked at once.
+    pub fn restore_history(&mut self, now: Instant, id: TorrentId, history: TransferHistory) {
+        self.now = now;
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.restore_history(history);
+            self.check_goals(now);
+        }
+    }
+
     /// Payload bytes (uploaded, downloaded) over the session: torrents
     /// already removed plus the live ones.
     pub fn totals(&self) -> (u64, u64) {
@@ -319,7 +330,7 @@ impl Engine {
             };
             let wanted = t.wanted_bytes();
             let by_ratio = goal.ratio.is_some_and(|r| {
-                let (uploaded, _, _) = t.counters();
+                let uploaded = t.history(now).uploaded;
                 wanted > 0 && uploaded as f64 >= r * wanted as f64
             });
             let by_time = goal.seeding_time.is_some_and(|d| t.seeding_time(now) >= d);

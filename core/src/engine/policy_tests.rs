@@ -362,6 +362,46 @@ fn a_seeding_time_goal_pauses_the_seed_once() {
     assert_eq!(sim.engine.seeding_goal(id), Some(longer));
 }
 
+/// A seed restored with what it uploaded before a restart: a ratio goal
+/// counts it (and the time it seeded then), the session's totals do not.
+#[test]
+fn a_ratio_goal_counts_earlier_sessions() {
+    let mut sim = Sim::new(SessionLimits::default());
+    let id = sim.add(1, StartMode::Trusted(crate::Bitfield::full(1)));
+    let before = crate::torrent::TransferHistory {
+        uploaded: 40_000,
+        downloaded: 16_384,
+        seeding_time: Duration::from_secs(3600),
+    };
+    let now = sim.now;
+    sim.engine.restore_history(now, id, before);
+    let goal = SeedingGoal {
+        ratio: Some(3.0),
+        seeding_time: None,
+    };
+    sim.engine.set_seeding_goal(now, id, Some(goal));
+    sim.drain();
+    assert_eq!(sim.state(id), Seeding, "40,000 / 16,384 is under 3");
+    let later = now + Duration::from_secs(10);
+    let t = sim.engine.torrent(id).expect("listed");
+    assert_eq!(
+        t.history(later),
+        crate::torrent::TransferHistory {
+            seeding_time: Duration::from_secs(3610),
+            ..before
+        }
+    );
+    assert_eq!(sim.engine.totals(), (0, 0));
+    let goal = SeedingGoal {
+        ratio: Some(2.0),
+        seeding_time: None,
+    };
+    sim.engine.set_seeding_goal(now, id, Some(goal));
+    sim.drain();
+    assert_eq!(sim.state(id), Paused, "40,000 / 16,384 is over 2");
+    assert!(sim.events.contains(&Event::SeedingGoalReached(id)));
+}
+
 #[test]
 fn a_global_download_rate_is_shared_and_a_limited_torrent_leaves_the_rest() {
     let mut sim = Sim::new(SessionLimits::default());
