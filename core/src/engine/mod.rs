@@ -211,6 +211,17 @@ impl Engine {
         info: TorrentInfo,
         start: StartMode,
     ) -> Option<TorrentId> {
+        self.insert_torrent(now, info, start, false)
+    }
+
+    /// Adds a torrent, running, queued or `paused`.
+    fn insert_torrent(
+        &mut self,
+        now: Instant,
+        info: TorrentInfo,
+        start: StartMode,
+        paused: bool,
+    ) -> Option<TorrentId> {
         self.now = now;
         if self.by_hash.contains_key(&info.info_hash) || self.shutdown.is_some() {
             return None;
@@ -224,10 +235,11 @@ impl Engine {
             self.schedule_dht(now, id);
         }
         let seed = self.rng.child_seed();
-        let torrent = if self.admit_to_queue(id, &info, &start) {
-            Torrent::new(now, info, config, start, seed)
-        } else {
-            Torrent::new_queued(now, info, config, start, seed)
+        let run = self.admit_to_queue(id, &info, &start);
+        let torrent = match (paused, run) {
+            (true, _) => Torrent::new_paused(now, info, config, start, seed),
+            (false, true) => Torrent::new(now, info, config, start, seed),
+            (false, false) => Torrent::new_queued(now, info, config, start, seed),
         };
         self.torrents.insert(id, torrent);
         self.rebalance(now);

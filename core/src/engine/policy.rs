@@ -14,8 +14,8 @@
 //!   frees. A torrent earlier in the queue takes the slot of a later one,
 //!   as libtorrent's auto-managed torrents do. A user's pause is not
 //!   queueing: a paused torrent is never started by the queue.
-//! - **Seeding goals**: a seed whose share ratio (uploaded over the bytes
-//!   of its wanted files) or seeding time reaches its goal (its own, or the
+//! - **Seeding goals**: a seed whose share ratio (uploaded over its whole
+//!   life, [`Torrent::history`], over the bytes of its wanted files) or seeding time reaches its goal (its own, or the
 //!   session's default) is paused, once, with
 //!   [`Event::SeedingGoalReached`].
 //! - **Budgets** (rates, connections, memory) are split by the `shares`
@@ -33,7 +33,7 @@ use std::time::Duration;
 use super::{Engine, Event, Output, SeedingGoal, SessionLimits};
 use crate::handles::TorrentId;
 use crate::time::Instant;
-use crate::torrent::{StartMode, Torrent, TorrentInfo, TorrentState};
+use crate::torrent::{start_state, StartMode, Torrent, TorrentInfo, TorrentState, TransferHistory};
 
 /// How often goals are checked and budgets split again.
 pub(super) const TICK: Duration = Duration::from_secs(1);
@@ -106,20 +106,6 @@ fn wanted_slot(t: &Torrent, resuming: bool) -> Option<Slot> {
         TorrentState::Queued => Slot::of(t.resumes_as()),
         TorrentState::Paused if resuming => Slot::of(t.resumes_as()),
         s => Slot::of(s),
-    }
-}
-
-/// The state a torrent begins in from `start` (before any check).
-fn start_state(info: &TorrentInfo, start: &StartMode) -> TorrentState {
-    let count = info.layout.piece_count();
-    match start {
-        StartMode::Check => TorrentState::Checking,
-        StartMode::Trusted(have)
-            if have.iter().filter(|p| p.0 < count).count() == count as usize =>
-        {
-            TorrentState::Seeding
-        }
-        _ => TorrentState::Downloading,
     }
 }
 
@@ -202,6 +188,17 @@ impl Engine {
         }
     }
 
+    /// Gives a torrent back what earlier sessions uploaded, downloaded and
+    /// seeded ([`Torrent::restore_history`]), so its share ratio and
+    /// seeding time carry on across restarts; its goal is checked at once.
+    pub fn restore_history(&mut self, now: Instant, id: TorrentId, history: TransferHistory) {
+        self.now = now;
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.restore_history(history);
+            self.check_goals(now);
+        }
+    }
+
     /// Payload bytes (uploaded, downloaded) over the session: torrents
     /// already removed plus the live ones.
     pub fn totals(&self) -> (u64, u64) {
@@ -217,6 +214,18 @@ impl Engine {
         self.conns.len() + self.handshakes.len()
     }
 
+    /// Adds a torrent paused: nothing is checked, announced or connected
+    /// until [`resume`](Engine::resume) (which may queue it). `None` as
+    /// for [`add_torrent`](Engine::add_torrent).
+    pub fn add_torrent_paused(
+        &mut self,
+        now: Instant,
+        info: TorrentInfo,
+        start: StartMode,
+    ) -> Option<TorrentId> {
+        self.insert_torrent(now, info, start, true)
+    }
+
     // --- the engine's hooks -------------------------------------------------
 
     /// A torrent is about to be added with `id`: it goes last in the queue;
@@ -229,7 +238,7 @@ impl Engine {
     ) -> bool {
         self.policy.order.push(id);
         self.policy.dirty = true;
-        let slot = Slot::of(start_state(info, start));
+        let slot = Slot::of(start_state(info.layout.piece_count(), start));
         let entries = self
             .policy
             .order
@@ -321,7 +330,7 @@ impl Engine {
             };
             let wanted = t.wanted_bytes();
             let by_ratio = goal.ratio.is_some_and(|r| {
-                let (uploaded, _, _) = t.counters();
+                let uploaded = t.history(now).uploaded;
                 wanted > 0 && uploaded as f64 >= r * wanted as f64
             });
             let by_time = goal.seeding_time.is_some_and(|d| t.seeding_time(now) >= d);

@@ -147,6 +147,28 @@ fn beyond_the_active_downloads_torrents_wait_and_start_as_slots_free() {
         "a queued torrent reads nothing"
     );
     assert_eq!(sim.engine.queue(), vec![a, b, c]);
+    // A peer knocking for the queued torrent is turned away.
+    let now = sim.now;
+    let from = SocketAddr::from(([127, 0, 0, 7], 6881));
+    let conn = sim.engine.handle_tcp_incoming(now, from).expect("admitted");
+    let mut hs = Vec::new();
+    crate::wire::Handshake {
+        reserved: crate::wire::Reserved::FAST,
+        info_hash: info(3, 1).info_hash,
+        peer_id: crate::wire::PeerId([7; 20]),
+    }
+    .encode(&mut hs);
+    sim.engine.handle_tcp_data(now, conn, &hs);
+    let closed = std::iter::from_fn(|| Some(sim.engine.poll_output(now)))
+        .take_while(|o| !matches!(o, Output::Timeout(_)))
+        .any(|o| {
+            o == Output::Tcp {
+                conn,
+                action: TcpAction::Close,
+            }
+        });
+    assert!(closed, "a queued torrent took a peer");
+    assert_eq!(sim.engine.torrent(c).map(Torrent::peer_count), Some(0));
     // `a` is all there: a seed now, its download slot goes to `c`.
     sim.check_ok(a);
     assert_eq!(sim.states(&[a, b, c]), vec![Seeding, Checking, Checking]);
@@ -192,6 +214,31 @@ fn a_paused_torrent_is_not_started_by_the_queue() {
     sim.engine.set_limits(now, limits);
     sim.drain();
     assert_eq!(sim.states(&[a, b, c]), vec![Downloading; 3]);
+}
+
+#[test]
+fn a_torrent_added_paused_does_nothing_until_resumed() {
+    let mut sim = Sim::with_downloads(1);
+    let now = sim.now;
+    let a = sim
+        .engine
+        .add_torrent_paused(now, info(1, 1), StartMode::Check)
+        .expect("added");
+    let b = sim.add(2, StartMode::Check);
+    sim.run_to(now + Duration::from_secs(10));
+    assert_eq!(sim.states(&[a, b]), vec![Paused, Checking]);
+    assert!(sim.said(a, Paused) && !sim.said(a, Queued));
+    assert!(
+        !sim.checks.iter().any(|(t, _)| *t == a),
+        "checked while paused"
+    );
+    assert!(sim.announces.is_empty(), "{:?}", sim.announces);
+    // Resumed: first in the queue, it takes the slot and checks.
+    let now = sim.now;
+    sim.engine.resume(now, a);
+    sim.drain();
+    assert_eq!(sim.states(&[a, b]), vec![Checking, Queued]);
+    assert!(sim.checks.iter().any(|(t, _)| *t == a));
 }
 
 #[test]
@@ -315,6 +362,46 @@ fn a_seeding_time_goal_pauses_the_seed_once() {
     assert_eq!(sim.engine.seeding_goal(id), Some(longer));
 }
 
+/// A seed restored with what it uploaded before a restart: a ratio goal
+/// counts it (and the time it seeded then), the session's totals do not.
+#[test]
+fn a_ratio_goal_counts_earlier_sessions() {
+    let mut sim = Sim::new(SessionLimits::default());
+    let id = sim.add(1, StartMode::Trusted(crate::Bitfield::full(1)));
+    let before = crate::torrent::TransferHistory {
+        uploaded: 40_000,
+        downloaded: 16_384,
+        seeding_time: Duration::from_secs(3600),
+    };
+    let now = sim.now;
+    sim.engine.restore_history(now, id, before);
+    let goal = SeedingGoal {
+        ratio: Some(3.0),
+        seeding_time: None,
+    };
+    sim.engine.set_seeding_goal(now, id, Some(goal));
+    sim.drain();
+    assert_eq!(sim.state(id), Seeding, "40,000 / 16,384 is under 3");
+    let later = now + Duration::from_secs(10);
+    let t = sim.engine.torrent(id).expect("listed");
+    assert_eq!(
+        t.history(later),
+        crate::torrent::TransferHistory {
+            seeding_time: Duration::from_secs(3610),
+            ..before
+        }
+    );
+    assert_eq!(sim.engine.totals(), (0, 0));
+    let goal = SeedingGoal {
+        ratio: Some(2.0),
+        seeding_time: None,
+    };
+    sim.engine.set_seeding_goal(now, id, Some(goal));
+    sim.drain();
+    assert_eq!(sim.state(id), Paused, "40,000 / 16,384 is over 2");
+    assert!(sim.events.contains(&Event::SeedingGoalReached(id)));
+}
+
 #[test]
 fn a_global_download_rate_is_shared_and_a_limited_torrent_leaves_the_rest() {
     let mut sim = Sim::new(SessionLimits::default());
@@ -353,6 +440,31 @@ fn a_global_download_rate_is_shared_and_a_limited_torrent_leaves_the_rest() {
     assert_eq!(limit(&sim, a), 10_000);
     assert_eq!(limit(&sim, b) + limit(&sim, c), 90_000);
     assert_eq!(limit(&sim, b), 45_000);
+}
+
+#[test]
+fn the_upload_rate_is_shared_by_downloads_and_seeds() {
+    let mut sim = Sim::new(SessionLimits {
+        upload_rate: 60_000,
+        ..SessionLimits::default()
+    });
+    let a = sim.add(1, StartMode::Fresh);
+    let b = sim.add(2, StartMode::Trusted(crate::Bitfield::full(1)));
+    let c = sim.add(3, StartMode::Check);
+    let up = |sim: &Sim, id| {
+        sim.engine
+            .torrent(id)
+            .expect("listed")
+            .effective_rate_limits()
+            .0
+    };
+    assert_eq!((up(&sim, a), up(&sim, b)), (30_000, 30_000));
+    // Checking, `c` uploads nothing: a floor until it runs.
+    assert_eq!(up(&sim, c), 16_384);
+    sim.check_ok(c);
+    assert_eq!(sim.state(c), Seeding);
+    assert_eq!(up(&sim, a) + up(&sim, b) + up(&sim, c), 60_000);
+    assert_eq!(up(&sim, c), 20_000);
 }
 
 #[test]

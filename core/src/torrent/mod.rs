@@ -80,8 +80,8 @@ use choker::{ChokeCandidate, Choker, SeedChoking};
 use exchange::{our_extensions, PeerExchange, OUR_UT_METADATA, OUR_UT_PEX};
 pub use outputs::{TorrentEvent, TorrentOutput};
 use peers::{PeerList, PeerSource};
-pub use queueing::SessionShare;
-pub use stats::{PeerFlags, PeerInfo};
+pub use queueing::{start_state, SessionShare};
+pub use stats::{PeerFlags, PeerInfo, TransferHistory};
 
 /// What a torrent needs to know about its content.
 #[derive(Clone, Debug)]
@@ -295,8 +295,12 @@ pub struct Torrent {
     trackers_stopped: bool,
     /// Since when the torrent seeds (while it does).
     seeding_since: Option<Instant>,
-    /// Time spent seeding before `seeding_since`.
+    /// Time spent seeding before `seeding_since` (earlier sessions'
+    /// included).
     seeded: Duration,
+    /// Bytes moved in earlier sessions (its `seeding_time` is unused:
+    /// that lives in `seeded`).
+    prior: TransferHistory,
     /// Bytes of wanted pieces not on disk (kept up to date: progress is
     /// read after every event).
     left: u64,
@@ -372,6 +376,7 @@ impl Torrent {
             trackers_stopped: false,
             seeding_since: None,
             seeded: Duration::ZERO,
+            prior: TransferHistory::default(),
             left: 0,
             peers: BTreeMap::new(),
             list: PeerList::new(config.max_peers_per_ip),

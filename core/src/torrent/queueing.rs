@@ -23,6 +23,20 @@ pub struct SessionShare {
     pub download_rate: Option<u64>,
 }
 
+/// The state a torrent of `pieces` pieces begins in from `start` (before
+/// any check finds what is there).
+pub fn start_state(pieces: u32, start: &StartMode) -> TorrentState {
+    match start {
+        StartMode::Check => TorrentState::Checking,
+        StartMode::Trusted(have)
+            if have.iter().filter(|p| p.0 < pieces).count() == pieces as usize =>
+        {
+            TorrentState::Seeding
+        }
+        _ => TorrentState::Downloading,
+    }
+}
+
 /// The smaller of a user's rate limit (0: none) and a session share.
 fn rate_in_force(own: u64, share: Option<u64>) -> u64 {
     match (own, share) {
@@ -44,25 +58,39 @@ impl Torrent {
         start: StartMode,
         seed: Seed,
     ) -> Torrent {
+        Torrent::waiting(now, info, config, start, seed, TorrentState::Queued)
+    }
+
+    /// A torrent added paused: like [`new_queued`](Torrent::new_queued)
+    /// until [`resume`](Torrent::resume).
+    pub fn new_paused(
+        now: Instant,
+        info: TorrentInfo,
+        config: TorrentConfig,
+        start: StartMode,
+        seed: Seed,
+    ) -> Torrent {
+        Torrent::waiting(now, info, config, start, seed, TorrentState::Paused)
+    }
+
+    fn waiting(
+        now: Instant,
+        info: TorrentInfo,
+        config: TorrentConfig,
+        start: StartMode,
+        seed: Seed,
+        state: TorrentState,
+    ) -> Torrent {
         let mut t = Torrent::with_info(now, info, config, seed);
-        let count = t.info.layout.piece_count();
-        t.paused_from = match &start {
-            StartMode::Check => TorrentState::Checking,
-            StartMode::Trusted(have)
-                if have.iter().filter(|p| p.0 < count).count() == count as usize =>
-            {
-                TorrentState::Seeding
-            }
-            _ => TorrentState::Downloading,
-        };
+        t.paused_from = start_state(t.info.layout.piece_count(), &start);
         t.pending_start = Some(start);
-        t.state = TorrentState::Queued;
+        t.state = state;
         // Nothing announced yet, so nothing to take back: the announcer
         // just ends until the torrent runs.
         t.trackers_stopped = true;
         t.announcer.stop(now);
         t.recount_left();
-        t.emit(TorrentEvent::StateChanged(TorrentState::Queued));
+        t.emit(TorrentEvent::StateChanged(state));
         t
     }
 

@@ -48,6 +48,20 @@ pub struct PeerInfo {
     pub source: PeerSource,
 }
 
+/// A torrent's transfers over its whole life, across sessions: what the
+/// application saves with the resume data and gives back
+/// ([`Torrent::restore_history`]) so share ratios and seeding time
+/// survive a restart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransferHistory {
+    /// Payload bytes uploaded.
+    pub uploaded: u64,
+    /// Payload bytes downloaded.
+    pub downloaded: u64,
+    /// Time spent seeding.
+    pub seeding_time: Duration,
+}
+
 /// A client name fit to show: no control characters (terminal escapes,
 /// line breaks), no surrounding blanks, at most [`MAX_CLIENT`] characters.
 fn sanitise(name: &str) -> Option<String> {
@@ -61,6 +75,28 @@ fn sanitise(name: &str) -> Option<String> {
 }
 
 impl Torrent {
+    /// Transfers over the torrent's whole life: what earlier sessions
+    /// did ([`restore_history`](Torrent::restore_history)) plus this one.
+    /// Share ratios count these; tracker announces count this session's
+    /// ([`counters`](Torrent::counters)).
+    pub fn history(&self, now: Instant) -> TransferHistory {
+        TransferHistory {
+            uploaded: self.prior.uploaded + self.uploaded,
+            downloaded: self.prior.downloaded + self.downloaded,
+            seeding_time: self.seeding_time(now),
+        }
+    }
+
+    /// What earlier sessions did (saved from [`history`](Torrent::history)),
+    /// given back right after the torrent is added.
+    pub fn restore_history(&mut self, history: TransferHistory) {
+        self.prior = TransferHistory {
+            seeding_time: Duration::ZERO,
+            ..history
+        };
+        self.seeded = history.seeding_time;
+    }
+
     /// Download and upload rates in bytes/s, summed over the peers' rate
     /// meters (a few seconds' window).
     pub fn rates(&self, now: Instant) -> (u64, u64) {
