@@ -106,7 +106,9 @@ impl Daemon {
             .post(&format!("{}{path}", self.api))
             .set(CSRF.0, CSRF.1);
         let r = match body {
-            Some(b) => req.send_json(b),
+            Some(b) => req
+                .set("Content-Type", "application/json")
+                .send_string(&b.to_string()),
             None => req.call(),
         };
         json(r, path)

@@ -83,6 +83,19 @@ impl Torrent {
     ) -> Torrent {
         let mut t = Torrent::with_info(now, info, config, seed);
         t.paused_from = start_state(t.info.layout.piece_count(), &start);
+        // Pieces resume data vouches for count at once (a paused complete
+        // torrent shows as complete); nothing is read for them.
+        let start = match start {
+            StartMode::Trusted(have) => {
+                let count = t.info.layout.piece_count();
+                for p in have.iter().filter(|p| p.0 < count) {
+                    t.picker.on_piece_verified(p);
+                    t.on_disk.set(p);
+                }
+                StartMode::Fresh
+            }
+            other => other,
+        };
         t.pending_start = Some(start);
         t.state = state;
         // Nothing announced yet, so nothing to take back: the announcer

@@ -262,11 +262,12 @@ impl<R: Runtime> Driver<R> {
             paused,
         } = add;
         let layout = info.layout.clone();
-        let id = self.engine.add_torrent(now, info, start)?;
-        if paused {
-            // Before anything is polled: no connection is ever made.
-            self.engine.pause(now, id);
-        }
+        let id = if paused {
+            // Nothing is checked, announced or connected until resumed.
+            self.engine.add_torrent_paused(now, info, start)?
+        } else {
+            self.engine.add_torrent(now, info, start)?
+        };
         self.storage.insert(id, storage);
         self.layouts.insert(id, layout);
         self.configure(now, id, priorities, sequential, peers);

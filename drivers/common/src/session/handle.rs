@@ -303,14 +303,15 @@ impl<R: Runtime> SessionHandle<R> {
 
     /// Every torrent, in queue order.
     pub async fn list(&self) -> Result<Vec<TorrentView>, RequestError> {
-        self.ask(|view, reg| {
+        let now = self.rt.now();
+        self.ask(move |view, reg| {
             reg.learn_queue(view.engine());
             reg.queue
                 .iter()
                 .enumerate()
                 .filter_map(|(position, hash)| {
                     let e = reg.entries.get(hash)?;
-                    Some(registry::view(*hash, e, view.engine(), position))
+                    Some(registry::view(*hash, e, view.engine(), position, now))
                 })
                 .collect()
         })

@@ -353,7 +353,7 @@ impl<R: Runtime> Session<R> {
                     }
                     Some(Event::Stopped) => {
                         shared.registry().learn_queue(engine);
-                        final_saves = final_state(&shared, engine);
+                        final_saves = final_state(&shared, engine, now);
                         dht_state = engine.dht().map(|d| d.save_state());
                     }
                     Some(Event::Dht(_)) => {
@@ -483,6 +483,9 @@ fn load_one<R: Runtime>(
             .add_torrent(add)
             .ok_or("the engine refused it (added twice?)")?;
         let mut entry = Entry::new(id, p.name, settings, now);
+        driver
+            .engine()
+            .restore_history(now, id, entry.stored_history());
         entry.learn_layout(&p.info.layout);
         entry.saved_pieces = saved;
         entry.storage = Some(p.storage);
@@ -505,6 +508,9 @@ fn load_one<R: Runtime>(
         driver.engine().pause(now, id);
     }
     let mut entry = Entry::new(id, name, settings, now);
+    driver
+        .engine()
+        .restore_history(now, id, entry.stored_history());
     entry.magnet = Some(link);
     apply_settings(driver.engine(), now, &entry);
     Ok(entry)
@@ -677,7 +683,7 @@ fn save_resume<R: Runtime>(
     }
     e.saved_pieces = Some(t.have().count());
     e.last_save = now;
-    e.learn_counters(t);
+    e.learn_history(t, now);
     let save = FinalSave {
         hash,
         have: t.have().clone(),
@@ -716,13 +722,13 @@ impl FinalSave {
 
 /// Every torrent's resume data as the engine stops (their counters are
 /// taken too, for the settings written after).
-fn final_state(shared: &Shared, engine: &Engine) -> Vec<FinalSave> {
+fn final_state(shared: &Shared, engine: &Engine, now: Instant) -> Vec<FinalSave> {
     let mut reg = shared.registry();
     reg.entries
         .iter_mut()
         .filter_map(|(hash, e)| {
             let t = engine.torrent(e.id)?;
-            e.learn_counters(t);
+            e.learn_history(t, now);
             let storage = e.storage.clone()?;
             Some(FinalSave {
                 hash: *hash,
@@ -781,7 +787,7 @@ fn beat<R: Runtime>(rt: &R, shared: &Arc<Shared>, engine: &Engine, now: Instant)
         };
         let (u, d, _) = t.counters();
         e.rates.sample(now, d, u);
-        e.counters = (u, d);
+        e.learn_history(t, now);
         let (rd, ru) = e.rates.rates();
         down += rd;
         up += ru;

@@ -12,7 +12,7 @@ use bittide_core::engine::Engine;
 use bittide_core::metainfo::FileLayout;
 use bittide_core::peer::Direction;
 use bittide_core::picker::Priority;
-use bittide_core::torrent::{Torrent, TorrentState};
+use bittide_core::torrent::{Torrent, TorrentState, TransferHistory};
 use bittide_core::{InfoHash, Instant, PieceIndex, TorrentId};
 
 use super::state::TorrentSettings;
@@ -79,8 +79,9 @@ pub(crate) struct Entry {
     /// Verified pieces when resume data was last written.
     pub saved_pieces: Option<u32>,
     pub last_save: Instant,
-    /// (uploaded, downloaded) this run, as of the last beat.
-    pub counters: (u64, u64),
+    /// Lifetime uploaded, downloaded and seeding time, as of the last
+    /// beat (`None`: not learned yet this run; the settings hold them).
+    pub history: Option<TransferHistory>,
 }
 
 impl Entry {
@@ -103,7 +104,7 @@ impl Entry {
             rates: RateMeter::default(),
             saved_pieces: None,
             last_save: now,
-            counters: (0, 0),
+            history: None,
         }
     }
 
@@ -134,15 +135,26 @@ impl Entry {
     /// written to the state folder).
     pub(crate) fn settings_now(&self) -> TorrentSettings {
         let mut s = self.settings.clone();
-        s.uploaded += self.counters.0;
-        s.downloaded += self.counters.1;
+        if let Some(h) = &self.history {
+            s.uploaded = h.uploaded;
+            s.downloaded = h.downloaded;
+            s.seeding_time = h.seeding_time.as_secs();
+        }
         s
     }
 
-    /// Takes the engine's counters for this run.
-    pub(crate) fn learn_counters(&mut self, t: &Torrent) {
-        let (up, down, _) = t.counters();
-        self.counters = (up, down);
+    /// Takes the torrent's lifetime totals from the engine.
+    pub(crate) fn learn_history(&mut self, t: &Torrent, now: Instant) {
+        self.history = Some(t.history(now));
+    }
+
+    /// What earlier runs did, for [`Engine::restore_history`].
+    pub(crate) fn stored_history(&self) -> TransferHistory {
+        TransferHistory {
+            uploaded: self.settings.uploaded,
+            downloaded: self.settings.downloaded,
+            seeding_time: Duration::from_secs(self.settings.seeding_time),
+        }
     }
 }
 
@@ -242,9 +254,11 @@ pub(crate) fn view(
     entry: &Entry,
     engine: &Engine,
     queue_position: usize,
+    now: Instant,
 ) -> TorrentView {
     let t = engine.torrent(entry.id);
-    let (uploaded, downloaded, left) = t.map(Torrent::counters).unwrap_or_default();
+    let (_, _, left) = t.map(Torrent::counters).unwrap_or_default();
+    let history = t.map_or_else(|| entry.stored_history(), |t| t.history(now));
     let (download_rate, upload_rate) = entry.rates.rates();
     let state = status(entry, t);
     let known = t.is_some_and(|t| t.metadata().is_some()) || entry.storage.is_some();
@@ -258,7 +272,7 @@ pub(crate) fn view(
         _ => None,
     };
     let s = &entry.settings;
-    let uploaded = s.uploaded + uploaded;
+    let uploaded = history.uploaded;
     TorrentView {
         info_hash: hash,
         name: entry.name.clone(),
@@ -266,7 +280,7 @@ pub(crate) fn view(
         progress,
         size: entry.size,
         wanted: entry.wanted,
-        downloaded: s.downloaded + downloaded,
+        downloaded: history.downloaded,
         uploaded,
         download_rate,
         upload_rate,
@@ -299,7 +313,7 @@ pub(crate) fn details(
     queue_position: usize,
     now: Instant,
 ) -> TorrentDetails {
-    let torrent = view(hash, entry, engine, queue_position);
+    let torrent = view(hash, entry, engine, queue_position, now);
     let t = engine.torrent(entry.id);
     let layout = t
         .filter(|t| t.metadata().is_some())

@@ -89,6 +89,8 @@ pub(crate) struct TorrentSettings {
     /// Payload bytes of earlier runs.
     pub downloaded: u64,
     pub uploaded: u64,
+    /// Seconds spent seeding in earlier runs (for the seeding-time goal).
+    pub seeding_time: u64,
 }
 
 /// What the `session` file holds.
@@ -164,6 +166,7 @@ impl TorrentSettings {
             (b"added_at", int(self.added_at)),
             (b"downloaded", int(self.downloaded)),
             (b"uploaded", int(self.uploaded)),
+            (b"seeding_time", int(self.seeding_time)),
         ];
         if let Some(c) = &self.category {
             entries.push((b"category", Value::bytes(c.as_bytes())));
@@ -224,6 +227,7 @@ impl TorrentSettings {
             completed_at: uint(d.get(b"completed_at")),
             downloaded: uint(d.get(b"downloaded")).unwrap_or(0),
             uploaded: uint(d.get(b"uploaded")).unwrap_or(0),
+            seeding_time: uint(d.get(b"seeding_time")).unwrap_or(0),
         })
     }
 }
@@ -543,6 +547,7 @@ mod tests {
             completed_at: Some(1_700_000_100),
             downloaded: 1 << 40,
             uploaded: 5,
+            seeding_time: 3600,
         };
         assert_eq!(TorrentSettings::decode(&s.encode()), Some(s));
         assert_eq!(TorrentSettings::decode(b"d7:versioni9ee"), None);
