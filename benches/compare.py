@@ -18,7 +18,7 @@ peak RSS (from /usr/bin/time -v), and bittide's ratios to the others.
 `async_std_download` examples),
 so the three runtimes are measured in the same run.
 
-Needs: a release build of bittide (cargo build --release -p bittide-tokio),
+Needs: a release build of bittide (cargo build --release -p bittide-cli),
 Debian packages python3-libtorrent, aria2, opentracker, time; rqbit
 (`cargo install rqbit --locked --no-default-features --features
 default-tls --root DIR`; pass --rqbit DIR/bin/rqbit, or it is skipped).
@@ -89,7 +89,7 @@ def main():
     ap.add_argument("--baseline", help="another bittide binary (an older build) timed in the same run as 'bittide-base'")
     args = ap.parse_args()
     if not os.path.exists(BITTIDE):
-        sys.exit("build bittide first: cargo build --release -p bittide-tokio")
+        sys.exit("build bittide first: cargo build --release -p bittide-cli")
     work = tempfile.mkdtemp(prefix="bittide-bench-")
     procs = []
     try:

@@ -43,14 +43,7 @@ pub fn bittide() -> PathBuf {
         }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "bittide-tokio",
-                "--bin",
-                "bittide",
-            ])
+            .args(["build", "--quiet", "-p", "bittide-cli", "--bin", "bittide"])
             .current_dir(workspace_root())
             .status()
             .expect("run cargo build for the bittide binary");

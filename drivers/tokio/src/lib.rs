@@ -1,11 +1,12 @@
-//! bittide on tokio, and home of the `bittide` command-line client.
+//! bittide on tokio: the [`Runtime`](bittide_driver::runtime::Runtime)
+//! that runs `bittide-driver`'s one event loop on tokio
+//! ([`runtime::TokioRuntime`]), and re-exports.
 //!
-//! This crate will hold only the tokio `Runtime` implementation for the
-//! shared event loop in `bittide-driver`, a constructor and the CLI
-//! (DESIGN.md, "Drivers are thin"). The runtime lands with the driver-loop
-//! issue; today it holds the tracker server's front ends
-//! ([`tracker_server`]), and the CLI's `info`, `create` and `tracker`
-//! commands.
+//! Nothing else lives here (DESIGN.md, "Drivers are thin"): the loop, the
+//! sessions and the tracker server's front ends are in `bittide-driver`,
+//! generic over the runtime; the `bittide` binary is `bittide-cli`. An
+//! embedder of this crate pays for no command-line parsing, progress bars
+//! or JSON.
 
 pub use bittide_driver as driver;
 

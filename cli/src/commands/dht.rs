@@ -1,0 +1,333 @@
+//! `bittide dht`: use the Mainline DHT (BEP 5) from the command line —
+//! one-shot queries and lookups (ping, find-node, get-peers, announce, a
+//! BEP 51 sample), a long-running node (`serve`), and the info-hash
+//! crawler (`crawl`).
+
+mod crawl;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bittide_core::dht::routing::TableConfig;
+use bittide_core::dht::{DhtConfig, DhtEvent};
+use bittide_core::krpc::NodeId;
+use bittide_driver::dht_client::{DhtClient, PUBLIC_ROUTERS};
+use bittide_driver::units::parse_duration;
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::args::{parse_hash, resolve_all, resolve_one};
+use crate::exit::{Exit, Failure};
+use crate::output::print;
+
+// No doc comment: clap would take it as the subcommand's help.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    options: Options,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The options every `dht` subcommand takes (`global`: before or after
+/// the subcommand's name).
+#[derive(clap::Args, Debug)]
+struct Options {
+    /// A node to join through, host:port (repeatable); without any, the
+    /// nodes of the state file, else the public routers.
+    #[arg(long = "bootstrap", value_name = "ADDR", global = true)]
+    bootstrap: Vec<String>,
+    /// UDP port to use (0: any).
+    #[arg(long, default_value_t = 0, global = true)]
+    port: u16,
+    /// Keep our node id and known nodes here between runs.
+    #[arg(long, value_name = "PATH", global = true)]
+    state_file: Option<PathBuf>,
+    /// Accept loopback and private-network nodes (tests, LANs).
+    #[arg(long, global = true)]
+    dht_allow_local: bool,
+    /// Keep nodes whose id does not match their IP (BEP 42) out of the
+    /// routing table.
+    #[arg(long, global = true)]
+    enforce_node_ids: bool,
+    /// Print one JSON object.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 30, global = true)]
+    timeout: u64,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Ping a node.
+    Ping {
+        /// Its address, host:port.
+        addr: String,
+    },
+    /// Find the nodes closest to an id.
+    FindNode {
+        /// 40 hex digits.
+        id: String,
+    },
+    /// Find peers for a torrent.
+    GetPeers {
+        /// The info-hash, 40 hex digits.
+        info_hash: String,
+    },
+    /// Announce that we have a torrent on a port.
+    Announce {
+        /// The info-hash, 40 hex digits.
+        info_hash: String,
+        /// The port peers should connect to.
+        #[arg(value_name = "PORT")]
+        peer_port: u16,
+    },
+    /// Ask one node for a sample of the info-hashes it stores (BEP 51).
+    Sample {
+        /// Its address, host:port.
+        addr: String,
+        /// Where in the keyspace to ask for nodes (40 hex digits; default
+        /// random).
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Walk the DHT and print every info-hash found (BEP 51 samples, and
+    /// the get_peers/announce_peer queries other nodes send us): one line
+    /// each, `INFO_HASH NODE SOURCE` (a JSON object each with --json), and
+    /// a stats line a minute on stderr.
+    Crawl {
+        /// How long to crawl: seconds, or with a unit (90s, 10m, 2h); 0
+        /// runs until killed.
+        #[arg(long = "for", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+        duration: Duration,
+        /// Crawl queries per second (per node).
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        /// DHT nodes to crawl with, each with its own id and port (--port,
+        /// --port+1, …, or any), sharing the nodes they meet; an
+        /// info-hash is printed once whichever node finds it.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        nodes: u16,
+    },
+    /// Run a node: answer queries, keep the table fresh, save the state
+    /// every five minutes. Prints a line once joined, then a stats line a
+    /// minute.
+    Serve {
+        /// Stop after this many seconds (0: run until killed).
+        #[arg(long, default_value_t = 0)]
+        duration: u64,
+    },
+}
+
+pub(crate) fn exec(args: Args) -> Result<(), Failure> {
+    let Args { options, command } = args;
+    let limit = Duration::from_secs(options.timeout.max(1));
+    let bind = SocketAddr::from(([0, 0, 0, 0], options.port));
+    // Long-lived nodes answer; one-shot ones would only leave dead entries
+    // in others' tables.
+    let read_only = !matches!(command, Command::Serve { .. } | Command::Crawl { .. });
+    let config = DhtConfig {
+        table: TableConfig {
+            allow_local: options.dht_allow_local,
+            ..Default::default()
+        },
+        read_only,
+        enforce_node_ids: options.enforce_node_ids,
+        ..Default::default()
+    };
+    let mut client = DhtClient::open(bind, config.clone(), options.state_file.clone())
+        .map_err(|e| Failure::new(Exit::Io, format!("udp {bind}: {e}")))?;
+    let io = |e: std::io::Error| Failure::new(Exit::Io, e.to_string());
+    let parse_id = |s: &str| parse_hash(s).map(|h| NodeId(h.0));
+    let out = match command {
+        Command::Ping { addr } => {
+            let to = resolve_one(&addr)?;
+            let now = client.now();
+            client.dht().ping(now, to);
+            let mut pong = None;
+            client
+                .run(limit, |_, e| {
+                    if let DhtEvent::Pong { node } = e {
+                        pong = Some(*node);
+                    }
+                    pong.is_some()
+                })
+                .map_err(io)?;
+            let node =
+                pong.ok_or_else(|| Failure::new(Exit::NoAnswer, format!("{to}: no answer")))?;
+            json!({"node": node.addr.to_string(), "id": node.id.to_string()})
+        }
+        Command::Sample { addr, target } => {
+            let to = resolve_one(&addr)?;
+            let target = match target {
+                Some(t) => parse_id(&t)?,
+                None => {
+                    let mut id = [0u8; 20];
+                    bittide_core::Rng::new(bittide_driver::clock::os_seed()).fill(&mut id);
+                    NodeId(id)
+                }
+            };
+            let now = client.now();
+            client.dht().sample_infohashes(now, to, target);
+            let mut answer = None;
+            client
+                .run(limit, |_, e| {
+                    if let DhtEvent::Samples { .. } = e {
+                        answer = Some(e.clone());
+                    }
+                    answer.is_some()
+                })
+                .map_err(io)?;
+            let Some(DhtEvent::Samples {
+                node,
+                hashes,
+                num,
+                interval,
+                nodes,
+            }) = answer
+            else {
+                return Err(Failure::new(Exit::NoAnswer, format!("{to}: no answer")));
+            };
+            json!({
+                "node": node.addr.to_string(),
+                "id": node.id.to_string(),
+                "samples": hashes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "num": num,
+                "interval": interval,
+                "closest": nodes.iter().map(|n| format!("{} {}", n.id, n.addr)).collect::<Vec<_>>(),
+            })
+        }
+        Command::Serve { duration } => return serve::run(&mut client, &options, duration),
+        Command::Crawl {
+            duration,
+            rate,
+            nodes,
+        } => {
+            let mut clients = vec![client];
+            for i in 1..nodes {
+                let port = if options.port == 0 {
+                    0
+                } else {
+                    options.port.saturating_add(i)
+                };
+                let bind = SocketAddr::from(([0, 0, 0, 0], port));
+                let c = DhtClient::open(bind, config.clone(), None)
+                    .map_err(|e| Failure::new(Exit::Io, format!("udp {bind}: {e}")))?;
+                clients.push(c);
+            }
+            return crawl::run(clients, &options, duration, rate);
+        }
+        command => {
+            let size = client
+                .join(&dht_bootstrap_nodes(&options)?, limit)
+                .map_err(io)?;
+            if size == 0 {
+                return Err(Failure::new(
+                    Exit::NoAnswer,
+                    "could not join the DHT: no node answered",
+                ));
+            }
+            let now = client.now();
+            let lookup = match &command {
+                Command::FindNode { id } => client.dht().find_node(now, parse_id(id)?),
+                Command::GetPeers { info_hash } => {
+                    client.dht().get_peers(now, parse_hash(info_hash)?)
+                }
+                Command::Announce {
+                    info_hash,
+                    peer_port,
+                } => client
+                    .dht()
+                    .announce(now, parse_hash(info_hash)?, *peer_port, false),
+                Command::Ping { .. }
+                | Command::Sample { .. }
+                | Command::Serve { .. }
+                | Command::Crawl { .. } => {
+                    unreachable!("handled above")
+                }
+            };
+            let mut peers: Vec<String> = Vec::new();
+            let mut closest: Vec<String> = Vec::new();
+            let mut announced = None;
+            let mut done = false;
+            client
+                .run(limit, |_, e| {
+                    match e {
+                        DhtEvent::Peers {
+                            lookup: l,
+                            peers: p,
+                            ..
+                        } if *l == lookup => {
+                            peers.extend(p.iter().map(ToString::to_string));
+                        }
+                        DhtEvent::Announced { lookup: l, nodes } if *l == lookup => {
+                            announced = Some(*nodes)
+                        }
+                        DhtEvent::LookupDone {
+                            lookup: l,
+                            closest: c,
+                            ..
+                        } if *l == lookup => {
+                            closest = c.iter().map(|n| format!("{} {}", n.id, n.addr)).collect();
+                            done = true;
+                        }
+                        _ => {}
+                    }
+                    done
+                })
+                .map_err(io)?;
+            json!({"table": size, "peers": peers, "closest": closest, "announced_to": announced})
+        }
+    };
+    let _ = client.save();
+    if options.json {
+        return print(&format!("{out}\n"));
+    }
+    let mut s = String::new();
+    if let Some(samples) = out.get("samples").and_then(|v| v.as_array()) {
+        s.push_str(&format!(
+            "{} of {} info-hashes from {}; ask again in {} s\n",
+            samples.len(),
+            out["num"],
+            out["node"].as_str().unwrap_or("?"),
+            out["interval"]
+        ));
+        for h in samples {
+            s.push_str(&format!("sample {}\n", h.as_str().unwrap_or("?")));
+        }
+        for c in out["closest"].as_array().into_iter().flatten() {
+            s.push_str(&format!("node {}\n", c.as_str().unwrap_or("?")));
+        }
+    } else if let Some(id) = out.get("id").and_then(|v| v.as_str()) {
+        s.push_str(&format!(
+            "pong from {} (id {id})\n",
+            out["node"].as_str().unwrap_or("?")
+        ));
+    } else {
+        s.push_str(&format!("joined: {} nodes in the table\n", out["table"]));
+        if let Some(n) = out["announced_to"].as_u64() {
+            s.push_str(&format!("announced to {n} nodes\n"));
+        }
+        for p in out["peers"].as_array().into_iter().flatten() {
+            s.push_str(&format!("peer {}\n", p.as_str().unwrap_or("?")));
+        }
+        for c in out["closest"].as_array().into_iter().flatten() {
+            s.push_str(&format!("node {}\n", c.as_str().unwrap_or("?")));
+        }
+    }
+    print(&s)
+}
+
+/// The nodes to join through: `--bootstrap`, else (without a state file)
+/// the public routers.
+fn dht_bootstrap_nodes(options: &Options) -> Result<Vec<SocketAddr>, Failure> {
+    let mut boot = resolve_all(&options.bootstrap)?;
+    if boot.is_empty() && options.state_file.is_none() {
+        let routers: Vec<String> = PUBLIC_ROUTERS.iter().map(|s| (*s).to_owned()).collect();
+        boot = resolve_all(&routers).unwrap_or_default();
+    }
+    Ok(boot)
+}

@@ -1,0 +1,24 @@
+//! One module per subcommand, each with its clap `Args` and an
+//! `exec(args) -> Result<(), Failure>` (cargo's `src/bin/cargo/commands`
+//! layout). A subcommand's module only turns arguments into calls on the
+//! library and results into output; protocol logic lives below, in
+//! `bittide-driver` and `bittide-core`.
+//!
+//! Adding a subcommand: a file here with `Args` and `exec`, a variant in
+//! `Command` (main.rs) whose doc comment is its one-line help, and an arm
+//! in `main`'s dispatch. Options shared by several commands are one
+//! `#[derive(clap::Args)]` struct flattened into each (as
+//! [`crate::session::SessionDhtArgs`] is into `download` and `seed`).
+//!
+//! Still to come (issue 14): `daemon` (the long-lived session with its
+//! HTTP API) and the remote commands that talk to it — `add`, `list`,
+//! `show`, `pause`, `resume`, `remove`, `prio`, `limits`, `stats` — one
+//! file each here, sharing an `--api URL` client module beside
+//! [`crate::session`].
+
+pub(crate) mod create;
+pub(crate) mod dht;
+pub(crate) mod download;
+pub(crate) mod info;
+pub(crate) mod seed;
+pub(crate) mod tracker;

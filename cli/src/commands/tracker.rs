@@ -1,0 +1,239 @@
+//! `bittide tracker`: announce to a tracker or scrape it and print what it
+//! says, or run a tracker (HTTP and/or UDP, BEP 3/15/48) until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bittide_core::tracker::server::ServerConfig;
+use bittide_core::tracker::{AnnounceEvent, AnnounceRequest};
+use bittide_driver::client::random_peer_id;
+use bittide_driver::runtime::Runtime;
+use bittide_driver::tracker as client;
+use bittide_driver::tracker_server::{expire, serve_http, serve_udp, Shared};
+use bittide_tokio::runtime::TokioRuntime;
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::args::parse_hash;
+use crate::exit::{Exit, Failure};
+use crate::output::print;
+
+// No doc comment: clap would take it as the subcommand's help.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Announce to a tracker and print what it says.
+    Announce {
+        /// Announce URL (http://, https:// or udp://).
+        url: String,
+        /// The torrent's info-hash (40 hex digits).
+        info_hash: String,
+        /// The event to send.
+        #[arg(long, value_parser = ["started", "stopped", "completed", "none"], default_value = "started")]
+        event: String,
+        /// The port to announce.
+        #[arg(long, default_value_t = 6881)]
+        port: u16,
+        /// Bytes left to download (0 announces a seed).
+        #[arg(long, default_value_t = 1)]
+        left: u64,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a tracker for seeders/leechers counts.
+    Scrape {
+        /// Announce or scrape URL (http://, https:// or udp://).
+        url: String,
+        /// Info-hashes (40 hex digits).
+        #[arg(required = true)]
+        info_hashes: Vec<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a tracker until Ctrl-C.
+    Serve {
+        /// HTTP address (serves /announce and /scrape).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<SocketAddr>,
+        /// UDP address (BEP 15).
+        #[arg(long, value_name = "ADDR")]
+        udp: Option<SocketAddr>,
+        /// Announce interval in seconds given to clients.
+        #[arg(long, default_value_t = 1800)]
+        interval: u64,
+        /// Only track these info-hashes (repeatable).
+        #[arg(long = "allow", value_name = "INFO_HASH")]
+        allow: Vec<String>,
+    },
+}
+
+pub(crate) fn exec(args: Args) -> Result<(), Failure> {
+    match args.command {
+        Command::Announce {
+            url,
+            info_hash,
+            event,
+            port,
+            left,
+            timeout,
+            json: as_json,
+        } => {
+            let mut req = AnnounceRequest::new(parse_hash(&info_hash)?, random_peer_id(), port);
+            req.left = left;
+            req.numwant = Some(50);
+            req.event = match event.as_str() {
+                "started" => AnnounceEvent::Started,
+                "stopped" => AnnounceEvent::Stopped,
+                "completed" => AnnounceEvent::Completed,
+                _ => AnnounceEvent::None,
+            };
+            let r = client::announce(&url, &req, Duration::from_secs(timeout))
+                .map_err(|e| Failure::new(Exit::Tracker, format!("{url}: {e}")))?;
+            let peers: Vec<String> = r.peers.iter().map(ToString::to_string).collect();
+            if as_json {
+                let out = json!({
+                    "interval": r.interval,
+                    "min_interval": r.min_interval,
+                    "seeders": r.complete,
+                    "leechers": r.incomplete,
+                    "peers": peers,
+                    "warning": r.warning,
+                    "external_ip": r.external_ip.map(|ip| ip.to_string()),
+                });
+                return print(&format!("{out}\n"));
+            }
+            let mut s = format!(
+                "interval {} s, seeders {}, leechers {}, {} peers\n",
+                r.interval,
+                r.complete.map_or("?".into(), |n| n.to_string()),
+                r.incomplete.map_or("?".into(), |n| n.to_string()),
+                peers.len()
+            );
+            if let Some(w) = &r.warning {
+                s.push_str(&format!("warning: {w}\n"));
+            }
+            for p in peers {
+                s.push_str(&format!("  {p}\n"));
+            }
+            print(&s)
+        }
+        Command::Scrape {
+            url,
+            info_hashes,
+            timeout,
+            json: as_json,
+        } => {
+            let hashes = info_hashes
+                .iter()
+                .map(|h| parse_hash(h))
+                .collect::<Result<Vec<_>, _>>()?;
+            let entries = client::scrape(&url, &hashes, Duration::from_secs(timeout))
+                .map_err(|e| Failure::new(Exit::Tracker, format!("{url}: {e}")))?;
+            if as_json {
+                let files: serde_json::Map<String, serde_json::Value> = entries
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.info_hash.to_string(),
+                            json!({"seeders": e.complete, "completed": e.downloaded, "leechers": e.incomplete}),
+                        )
+                    })
+                    .collect();
+                return print(&format!("{}\n", json!({ "files": files })));
+            }
+            let mut s = String::new();
+            for e in entries {
+                s.push_str(&format!(
+                    "{}  seeders {}  completed {}  leechers {}\n",
+                    e.info_hash, e.complete, e.downloaded, e.incomplete
+                ));
+            }
+            print(&s)
+        }
+        Command::Serve {
+            http,
+            udp,
+            interval,
+            allow,
+        } => {
+            if http.is_none() && udp.is_none() {
+                return Err(Failure::new(
+                    Exit::Usage,
+                    "give --http ADDR, --udp ADDR or both",
+                ));
+            }
+            let allow_list = if allow.is_empty() {
+                None
+            } else {
+                Some(
+                    allow
+                        .iter()
+                        .map(|h| parse_hash(h))
+                        .collect::<Result<_, _>>()?,
+                )
+            };
+            let config = ServerConfig {
+                interval: Duration::from_secs(interval.max(1)),
+                allow_list,
+                ..Default::default()
+            };
+            serve_tracker(config, http, udp)
+        }
+    }
+}
+
+/// Runs the tracker on a multi-threaded tokio runtime until Ctrl-C.
+fn serve_tracker(
+    config: ServerConfig,
+    http: Option<SocketAddr>,
+    udp: Option<SocketAddr>,
+) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(Exit::Io, format!("runtime: {e}")))?;
+    runtime.block_on(async move {
+        let rt = TokioRuntime::current();
+        let shared = Shared::new(&rt, config);
+        let mut lines = Vec::new();
+        if let Some(addr) = http {
+            let listener = rt
+                .listen(addr)
+                .await
+                .map_err(|e| Failure::new(Exit::Io, format!("http {addr}: {e}")))?;
+            let local = listener
+                .local_addr()
+                .map_err(|e| Failure::new(Exit::Io, e.to_string()))?;
+            lines.push(format!("http://{local}/announce"));
+            rt.spawn(Box::pin(serve_http(rt.clone(), shared.clone(), listener)));
+        }
+        if let Some(addr) = udp {
+            let socket = rt
+                .bind_udp(addr)
+                .await
+                .map_err(|e| Failure::new(Exit::Io, format!("udp {addr}: {e}")))?;
+            let local = socket
+                .local_addr()
+                .map_err(|e| Failure::new(Exit::Io, e.to_string()))?;
+            lines.push(format!("udp://{local}"));
+            rt.spawn(Box::pin(serve_udp(shared.clone(), socket)));
+        }
+        rt.spawn(Box::pin(expire(rt.clone(), shared)));
+        print(&format!("serving {}\n", lines.join(" and ")))?;
+        let _ = tokio::signal::ctrl_c().await;
+        Ok(())
+    })
+}

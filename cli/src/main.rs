@@ -1,0 +1,89 @@
+//! The `bittide` command-line client: a thin binary over `bittide-driver`
+//! on tokio (`bittide-tokio`), in the way cargo's binary sits over its
+//! library.
+//!
+//! This file parses the command line, hands the subcommand to its module
+//! in [`commands`] (one file each, with its clap arguments and an `exec`),
+//! and turns a failure into one line on stderr and an exit code from
+//! [`exit`], where every code is defined.
+
+mod args;
+mod commands;
+mod exit;
+mod output;
+mod progress;
+mod session;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::{create, dht, download, info, seed, tracker};
+
+/// bittide: a BitTorrent client with a deterministic sans-IO core.
+// The doc comment above is the first line of `bittide --help`. (Until the
+// CLI had its own crate, a bare `about` showed the tokio crate's package
+// description there instead.)
+#[derive(Parser, Debug)]
+#[command(name = "bittide", version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands, in the order `bittide --help` lists them. Each
+/// variant's doc comment is its one-line help.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show what a .torrent file contains.
+    Info(info::Args),
+    /// Make a .torrent file from a file or folder.
+    Create(create::Args),
+    /// Download a torrent into a folder (the content goes to DIR/<name>).
+    Download(download::Args),
+    /// Serve a torrent whose content is in DIR (DIR/<name>) until Ctrl-C.
+    Seed(seed::Args),
+    /// Use the Mainline DHT: ping a node, find nodes, find or announce peers.
+    Dht(dht::Args),
+    /// Talk to trackers, or run one.
+    Tracker(tracker::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with success; usage errors are
+            // clap's own message and exit code 2.
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    let result = match cli.command {
+        Command::Info(args) => info::exec(args),
+        Command::Create(args) => create::exec(args),
+        Command::Download(args) => download::exec(args),
+        Command::Seed(args) => seed::exec(args),
+        Command::Dht(args) => dht::exec(args),
+        Command::Tracker(args) => tracker::exec(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            let _ = writeln!(std::io::stderr(), "bittide: error: {f}");
+            ExitCode::from(f.exit.code())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
