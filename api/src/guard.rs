@@ -193,10 +193,16 @@ pub(crate) async fn check(
     request: Request,
     next: Next,
 ) -> Response {
-    match verdict(&guard, &request) {
+    let mut response = match verdict(&guard, &request) {
         Ok(()) => next.run(request).await,
         Err(err) => err.into_response(),
-    }
+    };
+    // JSON is never to be sniffed into HTML or script by a browser.
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 fn verdict(guard: &Guard, request: &Request) -> Result<(), ApiError> {

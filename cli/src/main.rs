@@ -3,9 +3,9 @@
 //! library.
 //!
 //! This file parses the command line, hands the subcommand to its module
-//! in [`commands`] (one file each, with its clap arguments and an `exec`),
+//! in `commands` (one file each, with its clap arguments and an `exec`),
 //! and turns a failure into one line on stderr and an exit code from
-//! [`exit`], where every code is defined.
+//! `exit`, where every code is defined.
 
 mod args;
 mod commands;

@@ -8,13 +8,13 @@
 //! `Command` (main.rs) whose doc comment is its one-line help, and an arm
 //! in `main`'s dispatch. Options shared by several commands are one
 //! `#[derive(clap::Args)]` struct flattened into each (as
-//! [`crate::session::SessionDhtArgs`] is into `download` and `seed`).
+//! `session::SessionDhtArgs` is into `download` and `seed`).
 //!
 //! Still to come (issue 14): `daemon` (the long-lived session with its
 //! HTTP API) and the remote commands that talk to it — `add`, `list`,
 //! `show`, `pause`, `resume`, `remove`, `prio`, `limits`, `stats` — one
 //! file each here, sharing an `--api URL` client module beside
-//! [`crate::session`].
+//! `session`.
 
 pub(crate) mod create;
 pub(crate) mod dht;
