@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{create, dht, download, info, seed, tracker};
+use crate::commands::{create, daemon, dht, download, info, seed, tracker};
 
 /// bittide: a BitTorrent client with a deterministic sans-IO core.
 // The doc comment above is the first line of `bittide --help`. (Until the
@@ -48,6 +48,9 @@ enum Command {
     Dht(dht::Args),
     /// Talk to trackers, or run one.
     Tracker(tracker::Args),
+    /// Run many torrents in one long-lived session, controlled over an
+    /// HTTP API (the commands below use it).
+    Daemon(daemon::Args),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Seed(args) => seed::exec(args),
         Command::Dht(args) => dht::exec(args),
         Command::Tracker(args) => tracker::exec(args),
+        Command::Daemon(args) => daemon::exec(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
