@@ -16,10 +16,18 @@
 //! `stats` — through the `--api URL` client in `remote`, beside
 //! `session`.
 
+pub(crate) mod add;
 pub(crate) mod create;
 pub(crate) mod daemon;
 pub(crate) mod dht;
 pub(crate) mod download;
 pub(crate) mod info;
+pub(crate) mod limits;
+pub(crate) mod list;
+pub(crate) mod pause;
+pub(crate) mod prio;
+pub(crate) mod remove;
 pub(crate) mod seed;
+pub(crate) mod show;
+pub(crate) mod stats;
 pub(crate) mod tracker;
