@@ -7,7 +7,7 @@
 //! Every wait is bounded, and every daemon is killed when its guard drops,
 //! even when an assertion fails.
 
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -138,14 +138,24 @@ impl Daemon {
         }
     }
 
-    /// SIGTERM, then the exit code (within the bound).
-    fn terminate(mut self) -> Option<i32> {
+    /// Sends SIGTERM.
+    fn signal(&self) {
         let pid = self.guard.0.id().to_string();
         let sent = Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("run kill");
         assert!(sent.success());
+    }
+
+    /// SIGTERM, then the exit code (within the bound).
+    fn terminate(self) -> Option<i32> {
+        self.signal();
+        self.exit_code()
+    }
+
+    /// Waits (bounded) for the daemon to exit.
+    fn exit_code(mut self) -> Option<i32> {
         let start = Instant::now();
         loop {
             if let Some(status) = self.guard.0.try_wait().expect("wait") {
@@ -165,10 +175,14 @@ fn path(p: &Path) -> &str {
     p.to_str().expect("temp paths are UTF-8")
 }
 
-/// A two-file torrent whose content is written to `dir/content/`.
-fn make_torrent(dir: &Path) -> Vec<u8> {
+/// A two-file torrent whose content is written to `dir/content/`, with
+/// a tracker if given.
+fn make_torrent(dir: &Path, tracker: Option<String>) -> Vec<u8> {
     const PIECE: u32 = 16 * 1024;
     let mut b = TorrentBuilder::multi_file("content");
+    if let Some(url) = tracker {
+        b.add_tracker_tier(vec![url]);
+    }
     let mut hasher = PieceHasher::new(PIECE);
     std::fs::create_dir_all(dir.join("content")).unwrap();
     for (name, len, seed) in [("a.bin", 70_000, 1), ("b.bin", 5_000, 2)] {
@@ -186,7 +200,7 @@ fn the_remote_cli_controls_a_daemon_that_survives_a_restart() {
     let dir = TempDir::new("daemon-cli");
     let (state, download) = (dir.path().join("state"), dir.path().join("dl"));
     let torrent = dir.path().join("content.torrent");
-    std::fs::write(&torrent, make_torrent(&download)).unwrap();
+    std::fs::write(&torrent, make_torrent(&download, None)).unwrap();
 
     let daemon = Daemon::start(dir.path(), &state, &download);
     assert!(daemon.list().is_empty());
@@ -254,6 +268,35 @@ fn the_remote_cli_controls_a_daemon_that_survives_a_restart() {
         "remove --delete-data deletes the files"
     );
     assert_eq!(daemon.terminate(), Some(0));
+}
+
+#[test]
+fn a_second_signal_exits_at_once_while_the_first_waits_for_a_tracker() {
+    // A tracker that accepts connections (the kernel's backlog) and never
+    // answers: the graceful shutdown waits its grace period for the
+    // `stopped` announce.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tracker = format!("http://{}/announce", silent.local_addr().unwrap());
+    let dir = TempDir::new("daemon-signal");
+    let (state, download) = (dir.path().join("state"), dir.path().join("dl"));
+    let torrent = dir.path().join("content.torrent");
+    std::fs::write(&torrent, make_torrent(&download, Some(tracker))).unwrap();
+
+    let daemon = Daemon::start(dir.path(), &state, &download);
+    let added = daemon.ok(&["add", path(&torrent)]);
+    let hash = added
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    daemon.wait_for(&hash, "seeding", |t| t["state"] == "seeding");
+    daemon.signal();
+    std::thread::sleep(Duration::from_millis(300));
+    daemon.signal();
+    let log = daemon.log.clone();
+    assert_eq!(daemon.exit_code(), Some(130));
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    assert!(log.contains("second signal"), "{log}");
 }
 
 #[test]
