@@ -45,28 +45,32 @@ impl Daemon {
     /// Starts a daemon on loopback (peers and API) without DHT, and waits
     /// until its API accepts connections.
     fn start(dir: &Path, state: &Path, download: &Path) -> Daemon {
+        Daemon::start_with(dir, state, download, &[])
+    }
+
+    /// [`Daemon::start`] with more flags.
+    fn start_with(dir: &Path, state: &Path, download: &Path, extra: &[&str]) -> Daemon {
         let port = free_port();
         let api = format!("127.0.0.1:{port}");
         let log = dir.join(format!("daemon-{port}.log"));
-        let child = bittide_cmd(
-            dir,
-            &[
-                "daemon",
-                "--state",
-                path(state),
-                "--download-dir",
-                path(download),
-                "--api",
-                &api,
-                "--listen",
-                "127.0.0.1:0",
-                "--no-dht",
-            ],
-        )
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("create the daemon log"))
-        .spawn()
-        .expect("start bittide daemon");
+        let mut args = vec![
+            "daemon",
+            "--state",
+            path(state),
+            "--download-dir",
+            path(download),
+            "--api",
+            &api,
+            "--listen",
+            "127.0.0.1:0",
+            "--no-dht",
+        ];
+        args.extend(extra);
+        let child = bittide_cmd(dir, &args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("create the daemon log"))
+            .spawn()
+            .expect("start bittide daemon");
         let mut daemon = Daemon {
             guard: ChildGuard(child),
             api: format!("http://{api}"),
@@ -92,9 +96,16 @@ impl Daemon {
 
     /// `bittide ARGS --api URL`: its output, whatever the exit code.
     fn cli(&self, args: &[&str]) -> Output {
+        self.cli_env(args, &[])
+    }
+
+    /// [`Daemon::cli`] with environment variables.
+    fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut all = args.to_vec();
         all.extend(["--api", &self.api]);
-        run_bounded(&mut bittide_cmd(&self.config_home, &all), CLI_LIMIT)
+        let mut cmd = bittide_cmd(&self.config_home, &all);
+        cmd.envs(env.iter().copied());
+        run_bounded(&mut cmd, CLI_LIMIT)
     }
 
     /// `bittide ARGS --api URL`, which must succeed: its stdout.
@@ -297,6 +308,48 @@ fn a_second_signal_exits_at_once_while_the_first_waits_for_a_tracker() {
     assert_eq!(daemon.exit_code(), Some(130));
     let log = std::fs::read_to_string(log).unwrap_or_default();
     assert!(log.contains("second signal"), "{log}");
+}
+
+#[test]
+fn a_daemon_with_a_login_needs_it_from_the_remote_cli() {
+    let dir = TempDir::new("daemon-login");
+    let (state, download) = (dir.path().join("state"), dir.path().join("dl"));
+    let daemon = Daemon::start_with(
+        dir.path(),
+        &state,
+        &download,
+        &["--api-username", "admin", "--api-password", "s3cret"],
+    );
+    let anonymous = daemon.cli(&["list"]);
+    let stderr = String::from_utf8_lossy(&anonymous.stderr);
+    assert_eq!(anonymous.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--api-username"), "{stderr}");
+
+    let wrong = daemon.cli(&["stats", "--api-username", "admin", "--api-password", "x"]);
+    assert_eq!(wrong.status.code(), Some(2));
+
+    // From the environment, for reads and for state changes (Basic auth
+    // stands in for the CSRF header, which the client sends anyway).
+    let login = [
+        ("BITTIDE_API_USERNAME", "admin"),
+        ("BITTIDE_API_PASSWORD", "s3cret"),
+    ];
+    let list = daemon.cli_env(&["list", "--json"], &login);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "[]");
+    let limits = daemon.cli_env(&["limits", "--upload", "1M"], &login);
+    let text = String::from_utf8_lossy(&limits.stdout);
+    assert!(
+        limits.status.success(),
+        "{}",
+        String::from_utf8_lossy(&limits.stderr)
+    );
+    assert!(text.contains("upload:   1.0 MiB/s"), "{text}");
+    assert_eq!(daemon.terminate(), Some(0));
 }
 
 #[test]

@@ -67,9 +67,15 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     for source in &args.sources {
         match add_one(&client, &args, save_path.as_ref(), source) {
             Ok(hash) => print(&format!("{hash}  {source}\n"))?,
-            Err(f) if args.sources.len() == 1 => return Err(f),
+            // Nothing more to try: one source, or no daemon at all.
+            Err(f) if args.sources.len() == 1 || f.exit == Exit::NoAnswer => return Err(f),
             Err(f) => {
-                eprintln!("bittide: error: {source}: {f}");
+                // A file's errors name it already; the API's do not.
+                if f.message.contains(source.as_str()) {
+                    eprintln!("bittide: error: {f}");
+                } else {
+                    eprintln!("bittide: error: {source}: {f}");
+                }
                 failures.push(f);
             }
         }
