@@ -253,6 +253,16 @@ fn the_remote_cli_controls_a_daemon_that_survives_a_restart() {
     daemon.ok(&["resume", "--all"]);
     daemon.wait_for(&hash, "seeding again", |t| t["state"] == "seeding");
 
+    // File priorities and a torrent's own limits, read back from the API.
+    daemon.ok(&["prio", short, "1", "skip"]);
+    daemon.ok(&["limits", short, "--download", "500K"]);
+    let details: Value = serde_json::from_str(&daemon.ok(&["show", short, "--json"])).unwrap();
+    assert_eq!(details["files"][1]["priority"], "skip", "{details}");
+    assert_eq!(details["files"][0]["priority"], "normal", "{details}");
+    assert_eq!(details["download_limit"], 500 * 1024, "{details}");
+    let stats: Value = serde_json::from_str(&daemon.ok(&["stats", "--json"])).unwrap();
+    assert_eq!(stats["torrents"], 1, "{stats}");
+
     // Adding it twice is refused, with the API's message and a non-zero
     // exit.
     let again = daemon.cli(&["add", path(&torrent)]);

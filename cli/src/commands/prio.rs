@@ -11,13 +11,14 @@ const PRIORITIES: [&str; 4] = ["skip", "low", "normal", "high"];
 
 // No doc comment: clap would take it as the subcommand's help.
 #[derive(clap::Args, Debug)]
+#[command(override_usage = "bittide prio [OPTIONS] <HASH> <INDEX>... <skip|low|normal|high>")]
 pub(crate) struct Args {
     /// The torrent's info-hash, or its first 6 or more hex digits.
     #[arg(value_name = "HASH")]
     hash: String,
     /// File indices (as `bittide show` lists them), then the priority:
     /// skip, low, normal or high.
-    #[arg(value_name = "INDEX… PRIORITY", num_args = 2.., required = true)]
+    #[arg(value_name = "INDEX|PRIORITY", num_args = 2.., required = true)]
     rest: Vec<String>,
     #[command(flatten)]
     remote: RemoteArgs,
