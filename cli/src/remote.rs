@@ -336,6 +336,35 @@ mod tests {
     }
 
     #[test]
+    fn api_errors_keep_their_message_and_get_an_exit_code_by_kind() {
+        let answer = |status: u16, error: &str| {
+            let body = serde_json::json!({ "error": error }).to_string();
+            let response = ureq::Response::new(status, "", &body).unwrap();
+            client().failure(ureq::Error::Status(status, response))
+        };
+        let f = answer(400, "invalid torrent: bad bencode");
+        assert_eq!(
+            (f.exit, f.message.as_str()),
+            (Exit::BadTorrent, "invalid torrent: bad bencode")
+        );
+        assert_eq!(answer(413, "too large").exit, Exit::BadTorrent);
+        assert_eq!(answer(404, "no torrent x").exit, Exit::Usage);
+        assert_eq!(answer(409, "already in").exit, Exit::BadInput);
+        assert_eq!(answer(503, "shutting down").exit, Exit::Io);
+        let login = answer(401, "wrong username or password");
+        assert_eq!(login.exit, Exit::Usage);
+        assert!(
+            login.message.contains("--api-password"),
+            "{}",
+            login.message
+        );
+        // An answer that is not the API's JSON still says who answered.
+        let response = ureq::Response::new(502, "Bad Gateway", "<html>").unwrap();
+        let f = client().failure(ureq::Error::Status(502, response));
+        assert!(f.message.contains("HTTP 502"), "{}", f.message);
+    }
+
+    #[test]
     fn bad_hashes_are_refused_before_asking() {
         // Neither is looked up: the client has no daemon to ask.
         for typed in ["abc", "xyz123", &"a".repeat(41)] {

@@ -14,6 +14,7 @@
 
 mod config;
 mod log;
+mod signals;
 
 use std::time::Duration;
 
@@ -25,9 +26,9 @@ use bittide_driver::session::views::SettingsPatch;
 use bittide_driver::session::{OpenError, Session, SessionConfig, SessionHandle};
 use bittide_tokio::runtime::TokioRuntime;
 use tokio::net::TcpListener;
-use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use self::config::Effective;
+use self::signals::Signals;
 use crate::exit::{Exit, Failure};
 use crate::output::print;
 
@@ -60,6 +61,9 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     api.check()
         .map_err(|e| Failure::new(Exit::Usage, e.to_string()))?;
     log::init(settings.log_format);
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -88,8 +92,7 @@ enum Stop {
 async fn run(s: Effective, api: ApiConfig) -> Result<(), Failure> {
     let io = |what: &str, e: std::io::Error| Failure::new(Exit::Io, format!("{what}: {e}"));
     // Installed first, so a signal during start-up is not fatal at once.
-    let mut term = signal(SignalKind::terminate()).map_err(|e| io("SIGTERM handler", e))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| io("SIGINT handler", e))?;
+    let mut signals = Signals::new().map_err(|e| io("signal handlers", e))?;
 
     let session = Session::open(TokioRuntime::current(), session_config(&s))
         .await
@@ -124,8 +127,7 @@ async fn run(s: Effective, api: ApiConfig) -> Result<(), Failure> {
         let _ = stop_rx.await;
     }));
     let stop = tokio::select! {
-        _ = term.recv() => Stop::Signal("SIGTERM"),
-        _ = int.recv() => Stop::Signal("SIGINT"),
+        name = signals.recv() => Stop::Signal(name),
         r = &mut server => Stop::Api(match r {
             Ok(Ok(())) => "the API server stopped".to_owned(),
             Ok(Err(e)) => format!("the API server failed: {e}"),
@@ -143,7 +145,7 @@ async fn run(s: Effective, api: ApiConfig) -> Result<(), Failure> {
                 signal = name,
                 "shutting down (send it again to exit at once)"
             );
-            tokio::spawn(exit_on_second_signal(term, int));
+            tokio::spawn(exit_on_second_signal(signals));
             None
         }
         Stop::Api(why) | Stop::Session(why) => Some(Failure::new(Exit::Io, why)),
@@ -181,11 +183,8 @@ async fn run(s: Effective, api: ApiConfig) -> Result<(), Failure> {
 
 /// A second SIGTERM or SIGINT during shutdown: exit now, as a shell
 /// reports death by SIGINT.
-async fn exit_on_second_signal(mut term: Signal, mut int: Signal) {
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+async fn exit_on_second_signal(mut signals: Signals) {
+    signals.recv().await;
     tracing::warn!("second signal: exiting without finishing the shutdown");
     std::process::exit(Exit::Interrupted.code().into());
 }

@@ -259,6 +259,9 @@ pub(crate) struct Effective {
     /// over those the state folder kept from the last run.
     #[serde(skip)]
     pub(crate) given: Given,
+    /// What the daemon should warn about once its log is set up.
+    #[serde(skip)]
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Which session settings the user gave explicitly.
@@ -298,15 +301,20 @@ impl Effective {
 /// Reads the config file (the one named, or the default one if it
 /// exists), merges the flags over it, and fills in the defaults.
 pub(crate) fn resolve(flags: Options) -> Result<Effective, Failure> {
-    let (config_file, file) = match &flags.config {
-        Some(path) => (Some(path.clone()), read(path)?),
-        None => match default_config_file().filter(|p| p.is_file()) {
-            Some(path) => {
-                let file = read(&path)?;
-                (Some(path), file)
+    let config_file = match &flags.config {
+        Some(path) => Some(path.clone()),
+        None => default_config_file().filter(|p| p.is_file()),
+    };
+    let mut warnings = Vec::new();
+    let file = match &config_file {
+        Some(path) => {
+            let file = read(path)?;
+            if file.api_password.is_some() {
+                warnings.extend(readable_by_others(path));
             }
-            None => (None, Options::default()),
-        },
+            file
+        }
+        None => Options::default(),
     };
     let o = flags.over(file);
     let given = Given {
@@ -368,6 +376,7 @@ pub(crate) fn resolve(flags: Options) -> Result<Effective, Failure> {
         max_peers_per_ip: o.max_peers_per_ip.unwrap_or(1),
         log_format: o.log_format.unwrap_or_default(),
         given,
+        warnings,
     })
 }
 
@@ -385,6 +394,26 @@ fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {
     }
     let home = std::env::var_os("HOME").filter(|v| !v.is_empty())?;
     Some(PathBuf::from(home).join(fallback))
+}
+
+/// A warning when a file holding the API password can be read by other
+/// users of the machine.
+#[cfg(unix)]
+fn readable_by_others(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "{} holds api-password and other users can read it (mode {:o}); chmod 600 it",
+            path.display(),
+            mode & 0o777
+        )
+    })
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_: &Path) -> Option<String> {
+    None
 }
 
 /// Parses a config file; errors name the file and the line.
