@@ -78,7 +78,10 @@ impl Daemon {
             config_home: dir.to_owned(),
         };
         let start = Instant::now();
-        while TcpStream::connect(&api).is_err() {
+        // Ready: it has logged its start (after loading its torrents) and
+        // the API answers.
+        while !daemon.log().contains("bittide daemon running") || TcpStream::connect(&api).is_err()
+        {
             let exited = daemon.guard.0.try_wait().ok().flatten();
             assert!(
                 exited.is_none() && start.elapsed() < DAEMON_LIMIT,
@@ -321,7 +324,7 @@ fn a_second_signal_exits_at_once_while_the_first_waits_for_a_tracker() {
 }
 
 #[test]
-fn a_daemon_with_a_login_needs_it_from_the_remote_cli() {
+fn a_daemon_with_a_login_needs_it_and_owns_its_state_folder() {
     let dir = TempDir::new("daemon-login");
     let (state, download) = (dir.path().join("state"), dir.path().join("dl"));
     let daemon = Daemon::start_with(
@@ -330,6 +333,30 @@ fn a_daemon_with_a_login_needs_it_from_the_remote_cli() {
         &download,
         &["--api-username", "admin", "--api-password", "s3cret"],
     );
+    // A second daemon on the same state folder says who holds it.
+    let api = format!("127.0.0.1:{}", free_port());
+    let second = run_bounded(
+        &mut bittide_cmd(
+            dir.path(),
+            &[
+                "daemon",
+                "--state",
+                path(&state),
+                "--download-dir",
+                path(&download),
+                "--api",
+                &api,
+                "--listen",
+                "127.0.0.1:0",
+                "--no-dht",
+            ],
+        ),
+        CLI_LIMIT,
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("another bittide daemon"), "{stderr}");
+
     let anonymous = daemon.cli(&["list"]);
     let stderr = String::from_utf8_lossy(&anonymous.stderr);
     assert_eq!(anonymous.status.code(), Some(2), "{stderr}");
