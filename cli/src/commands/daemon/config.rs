@@ -504,14 +504,19 @@ mod tests {
     }
 
     #[test]
-    fn printed_settings_hide_the_password_and_parse_back() {
+    fn a_named_config_file_must_exist() {
         let flags = Options {
             state: Some("/tmp/s".into()),
             download_dir: Some("/tmp/d".into()),
             config: Some("/nonexistent/bittide.toml".into()),
             ..Options::default()
         };
-        assert!(resolve(flags).is_err(), "a named config file must exist");
+        let f = resolve(flags).unwrap_err();
+        assert!(f.message.contains("/nonexistent/bittide.toml"), "{f}");
+    }
+
+    #[test]
+    fn printed_settings_hide_the_password_and_parse_back() {
         let flags = Options {
             state: Some("/tmp/s".into()),
             download_dir: Some("/tmp/d".into()),
