@@ -17,21 +17,25 @@ pub(crate) enum Exit {
     Io,
     /// A bad argument clap could not catch: a malformed info-hash, an
     /// address with no IPv4 form, `tracker serve` with nothing to serve,
-    /// an `--only` index the torrent does not have.
+    /// an `--only` index the torrent does not have; for the remote
+    /// commands, a hash the daemon does not know (or a prefix matching
+    /// several), a refused login, a bad `--api` URL.
     Usage,
     /// A torrent file or magnet link that is malformed, unsafe or
     /// unsupported.
     BadTorrent,
     /// A request the content cannot satisfy: a bad piece size, empty
-    /// content, names that are not UTF-8.
+    /// content, names that are not UTF-8; a torrent the daemon already
+    /// has.
     BadInput,
     /// Every tracker refused or could not be reached.
     Tracker,
-    /// Nobody answered in time: no useful peer within `--timeout`, or no
-    /// DHT node.
+    /// Nobody answered in time: no useful peer within `--timeout`, no
+    /// DHT node, or no daemon at the remote commands' `--api`.
     NoAnswer,
-    /// A second Ctrl-C during a download or seed: exit at once, as a
-    /// shell reports death by SIGINT (128 + 2).
+    /// A second Ctrl-C during a download or seed, or a second SIGTERM or
+    /// SIGINT during the daemon's shutdown: exit at once, as a shell
+    /// reports death by SIGINT (128 + 2).
     Interrupted,
 }
 

@@ -12,6 +12,7 @@ mod commands;
 mod exit;
 mod output;
 mod progress;
+mod remote;
 mod session;
 
 use std::io::Write;
@@ -19,7 +20,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{create, dht, download, info, seed, tracker};
+use crate::commands::pause::Verb;
+use crate::commands::{
+    add, create, daemon, dht, download, info, limits, list, pause, prio, remove, seed, show, stats,
+    tracker,
+};
 
 /// bittide: a BitTorrent client with a deterministic sans-IO core.
 // The doc comment above is the first line of `bittide --help`. (Until the
@@ -48,6 +53,27 @@ enum Command {
     Dht(dht::Args),
     /// Talk to trackers, or run one.
     Tracker(tracker::Args),
+    /// Run many torrents in one long-lived session, controlled over an
+    /// HTTP API (the commands below use it).
+    Daemon(daemon::Args),
+    /// Add torrents to the daemon: .torrent files, magnet links, URLs.
+    Add(add::Args),
+    /// List the daemon's torrents.
+    List(list::Args),
+    /// Show one torrent of the daemon: state, files, peers, trackers.
+    Show(show::Args),
+    /// Pause torrents in the daemon.
+    Pause(pause::Args),
+    /// Resume paused torrents in the daemon.
+    Resume(pause::Args),
+    /// Remove torrents from the daemon (and their data with --delete-data).
+    Remove(remove::Args),
+    /// Set file priorities of a torrent in the daemon: skip, low, normal, high.
+    Prio(prio::Args),
+    /// Show or set rate limits, the daemon's or one torrent's.
+    Limits(limits::Args),
+    /// Show the daemon's totals: rates, torrents, connections, DHT.
+    Stats(stats::Args),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +93,16 @@ fn main() -> ExitCode {
         Command::Seed(args) => seed::exec(args),
         Command::Dht(args) => dht::exec(args),
         Command::Tracker(args) => tracker::exec(args),
+        Command::Daemon(args) => daemon::exec(args),
+        Command::Add(args) => add::exec(args),
+        Command::List(args) => list::exec(args),
+        Command::Show(args) => show::exec(args),
+        Command::Pause(args) => pause::exec(args, Verb::Pause),
+        Command::Resume(args) => pause::exec(args, Verb::Resume),
+        Command::Remove(args) => remove::exec(args),
+        Command::Prio(args) => prio::exec(args),
+        Command::Limits(args) => limits::exec(args),
+        Command::Stats(args) => stats::exec(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,15 +10,24 @@
 //! `#[derive(clap::Args)]` struct flattened into each (as
 //! `session::SessionDhtArgs` is into `download` and `seed`).
 //!
-//! Still to come (issue 14): `daemon` (the long-lived session with its
-//! HTTP API) and the remote commands that talk to it — `add`, `list`,
-//! `show`, `pause`, `resume`, `remove`, `prio`, `limits`, `stats` — one
-//! file each here, sharing an `--api URL` client module beside
+//! `daemon` runs the long-lived session with its HTTP API; the remote
+//! commands talk to it — `add`, `list`, `show`, `pause` and `resume` (one
+//! file: they differ only in the verb), `remove`, `prio`, `limits`,
+//! `stats` — through the `--api URL` client in `remote`, beside
 //! `session`.
 
+pub(crate) mod add;
 pub(crate) mod create;
+pub(crate) mod daemon;
 pub(crate) mod dht;
 pub(crate) mod download;
 pub(crate) mod info;
+pub(crate) mod limits;
+pub(crate) mod list;
+pub(crate) mod pause;
+pub(crate) mod prio;
+pub(crate) mod remove;
 pub(crate) mod seed;
+pub(crate) mod show;
+pub(crate) mod stats;
 pub(crate) mod tracker;

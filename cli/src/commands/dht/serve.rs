@@ -77,7 +77,7 @@ pub(super) fn run(client: &mut DhtClient, options: &Options, duration: u64) -> R
                 s["dropped_by_budget"],
             ))?;
         }
-        if minutes % 5 == 0 {
+        if minutes.is_multiple_of(5) {
             client.save().map_err(io)?;
         }
     }
