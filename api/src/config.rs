@@ -79,7 +79,7 @@ impl fmt::Display for ConfigError {
             ConfigError::CredentialsRequired { bind } => write!(
                 f,
                 "the API would listen on {bind}, which is not a loopback address, without a login: \
-                 set --api-username and --api-password (or api_username and api_password in the \
+                 set --api-username and --api-password (or api-username and api-password in the \
                  config file), or bind to 127.0.0.1"
             ),
             ConfigError::IncompleteCredentials => f.write_str(

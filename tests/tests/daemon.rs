@@ -52,7 +52,7 @@ fn serve(dir: &Path, name: &str, files: &[(&str, usize)], seed: u64, rate: u64) 
         "-o",
         torrent.to_str().unwrap(),
     ]);
-    let hash = libtorrent(&["info_hash", torrent.to_str().unwrap()]);
+    let hash = libtorrent(&["hash", torrent.to_str().unwrap()]);
     let port = free_port();
     let seeder = libtorrent_server(&[
         "seed",

@@ -199,6 +199,12 @@ impl<R: Runtime> SessionHandle<R> {
             priorities: None,
             only: options.only.clone(),
             added_at: unix_now(),
+            peers: options
+                .peers
+                .iter()
+                .copied()
+                .take(crate::resume::MAX_PEERS)
+                .collect(),
             ..TorrentSettings::default()
         };
         let shared = self.shared.clone();

@@ -478,6 +478,7 @@ fn load_one<R: Runtime>(
         add.priorities = settings.priorities.clone();
         add.sequential = settings.sequential;
         add.peers = p.peers;
+        add.peers.extend(settings.peers.iter().copied());
         add.paused = settings.paused;
         let id = driver
             .add_torrent(add)
@@ -502,7 +503,7 @@ fn load_one<R: Runtime>(
         .clone()
         .unwrap_or_else(|| info_hash.to_string());
     let id = driver
-        .add_magnet(&m, Vec::new())
+        .add_magnet(&m, settings.peers.clone())
         .ok_or("the engine refused it (added twice?)")?;
     if settings.paused {
         driver.engine().pause(now, id);

@@ -91,6 +91,8 @@ pub(crate) struct TorrentSettings {
     pub uploaded: u64,
     /// Seconds spent seeding in earlier runs (for the seeding-time goal).
     pub seeding_time: u64,
+    /// Peers the user gave when adding it, tried again at every start.
+    pub peers: Vec<std::net::SocketAddr>,
 }
 
 /// What the `session` file holds.
@@ -168,6 +170,11 @@ impl TorrentSettings {
             (b"uploaded", int(self.uploaded)),
             (b"seeding_time", int(self.seeding_time)),
         ];
+        let peers: Vec<String> = self.peers.iter().map(|p| p.to_string()).collect();
+        if !peers.is_empty() {
+            let list = peers.iter().map(|p| Value::bytes(p.as_bytes())).collect();
+            entries.push((b"peers", Value::list(list)));
+        }
         if let Some(c) = &self.category {
             entries.push((b"category", Value::bytes(c.as_bytes())));
         }
@@ -228,6 +235,16 @@ impl TorrentSettings {
             downloaded: uint(d.get(b"downloaded")).unwrap_or(0),
             uploaded: uint(d.get(b"uploaded")).unwrap_or(0),
             seeding_time: uint(d.get(b"seeding_time")).unwrap_or(0),
+            peers: d
+                .get(b"peers")
+                .and_then(Value::as_list)
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|p| p.as_str()?.parse().ok())
+                        .take(crate::resume::MAX_PEERS)
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }
@@ -548,6 +565,10 @@ mod tests {
             downloaded: 1 << 40,
             uploaded: 5,
             seeding_time: 3600,
+            peers: vec![
+                "127.0.0.1:6881".parse().unwrap(),
+                "[::1]:1".parse().unwrap(),
+            ],
         };
         assert_eq!(TorrentSettings::decode(&s.encode()), Some(s));
         assert_eq!(TorrentSettings::decode(b"d7:versioni9ee"), None);
