@@ -11,9 +11,18 @@ use crate::torrent::{Torrent, TorrentEvent, TorrentOutput, TorrentState};
 impl Engine {
     /// Moves every torrent's outputs into the engine's queue.
     pub(super) fn drain_torrents(&mut self) {
-        let ids: Vec<TorrentId> = self.torrents.keys().copied().collect();
-        for id in ids {
-            self.drain_torrent(id);
+        // The touched ones only; draining one can touch another (a
+        // magnet's metadata), which is drained in the next round.
+        let mut drained = 0;
+        loop {
+            let ids = self.torrents.touched();
+            if ids.len() == drained {
+                break;
+            }
+            drained = ids.len();
+            for id in ids {
+                self.drain_torrent(id);
+            }
         }
     }
 

@@ -73,6 +73,7 @@ pub use output::{
     blocks_match, DiskOp, DiskResult, Event, Output, RequestId, RequestIds, TcpAction,
 };
 use policy::Policy;
+use table::TorrentTable;
 pub use timers::TimerReason;
 use timers::{Timer, Timers};
 use trackers::Trackers;
@@ -103,7 +104,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
-    torrents: BTreeMap<TorrentId, Torrent>,
+    torrents: TorrentTable,
     /// The links of magnets not yet started (their `so=` applies at
     /// [`Engine::start_magnet`]).
     magnets: BTreeMap<TorrentId, Magnet>,
@@ -151,7 +152,7 @@ impl Engine {
         let mut engine = Engine {
             handshakes: PendingHandshakes::new(config.handshakes.clone()),
             config,
-            torrents: BTreeMap::new(),
+            torrents: TorrentTable::default(),
             magnets: BTreeMap::new(),
             by_hash: BTreeMap::new(),
             conns: BTreeMap::new(),
@@ -587,9 +588,11 @@ impl Engine {
         for conn in self.handshakes.expire(now) {
             self.close(conn);
         }
-        for t in self.torrents.values_mut() {
-            if t.poll_timeout().is_some_and(|d| d <= now) {
-                t.handle_timeout(now);
+        for id in self.timers.due_torrents(now) {
+            if let Some(t) = self.torrents.get_mut(&id) {
+                if t.poll_timeout().is_some_and(|d| d <= now) {
+                    t.handle_timeout(now);
+                }
             }
         }
         if self.trackers.poll_timeout().is_some_and(|d| d <= now) {
@@ -650,11 +653,11 @@ impl Engine {
         self.timers.set(Timer::Policy, policy);
         self.timers.set(Timer::DhtNode, node);
         self.timers.set(Timer::DhtLookups, lookups);
-        let torrents = self
-            .torrents
-            .iter()
-            .filter_map(|(id, t)| Some((*id, t.poll_timeout()?)));
-        self.timers.set_torrents(torrents);
+        // Only a torrent that changed can have a new deadline.
+        for id in self.torrents.take_touched() {
+            let at = self.torrents.get(&id).and_then(Torrent::poll_timeout);
+            self.timers.set_torrent(id, at);
+        }
     }
 
     /// The deadline the last [`Output::Timeout`] gave and which part of
@@ -713,6 +716,7 @@ mod policy;
 mod policy_tests;
 mod routing;
 mod shares;
+mod table;
 #[cfg(test)]
 mod tests;
 mod timers;

@@ -321,7 +321,7 @@ impl Engine {
             return;
         }
         let mut reached = Vec::new();
-        for (id, t) in &self.torrents {
+        for (id, t) in self.torrents.iter() {
             if t.state() != TorrentState::Seeding || self.policy.reached.contains(id) {
                 continue;
             }

@@ -3,6 +3,8 @@
 //! the driver gets in [`Output::Timeout`](super::Output::Timeout) can say
 //! which part asked for it ([`TimerReason`], for traces).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::handles::TorrentId;
 use crate::time::Instant;
 
@@ -65,8 +67,10 @@ impl Timer {
 #[derive(Debug, Default)]
 pub(super) struct Timers {
     fixed: [Option<Instant>; Timer::ALL.len()],
-    /// The earliest torrent deadline (the lowest id on a tie).
-    torrent: Option<(Instant, TorrentId)>,
+    /// Each torrent's deadline, and the same sorted (earliest first, the
+    /// lowest id on a tie).
+    torrents: BTreeMap<TorrentId, Instant>,
+    sorted: BTreeSet<(Instant, TorrentId)>,
 }
 
 impl Timers {
@@ -74,15 +78,24 @@ impl Timers {
         self.fixed[timer as usize] = at;
     }
 
-    /// Takes every torrent's deadline, in id order (kept: the earliest).
-    pub(super) fn set_torrents(
-        &mut self,
-        deadlines: impl IntoIterator<Item = (TorrentId, Instant)>,
-    ) {
-        self.torrent = deadlines
-            .into_iter()
-            .map(|(id, at)| (at, id))
-            .min_by_key(|(at, _)| *at);
+    /// A torrent's deadline (`None`: it has none, or is gone).
+    pub(super) fn set_torrent(&mut self, id: TorrentId, at: Option<Instant>) {
+        if let Some(old) = self.torrents.remove(&id) {
+            self.sorted.remove(&(old, id));
+        }
+        if let Some(at) = at {
+            self.torrents.insert(id, at);
+            self.sorted.insert((at, id));
+        }
+    }
+
+    /// The torrents whose deadline is `now` or earlier.
+    pub(super) fn due_torrents(&self, now: Instant) -> Vec<TorrentId> {
+        self.sorted
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, id)| *id)
+            .collect()
     }
 
     /// The earliest deadline and whose it is (the first part in table
@@ -91,7 +104,10 @@ impl Timers {
         let fixed = Timer::ALL
             .iter()
             .filter_map(|t| self.fixed[*t as usize].map(|at| (at, t.reason())));
-        let torrent = self.torrent.map(|(at, id)| (at, TimerReason::Torrent(id)));
+        let torrent = self
+            .sorted
+            .first()
+            .map(|&(at, id)| (at, TimerReason::Torrent(id)));
         fixed.chain(torrent).min_by_key(|(at, _)| *at)
     }
 }
@@ -113,12 +129,14 @@ mod tests {
             Some((t0 + Duration::from_secs(3), TimerReason::Trackers))
         );
         let id = TorrentId::new(4);
-        timers.set_torrents([(id, t0 + Duration::from_secs(1))]);
+        timers.set_torrent(id, Some(t0 + Duration::from_secs(1)));
         assert_eq!(
             timers.earliest(),
             Some((t0 + Duration::from_secs(1), TimerReason::Torrent(id)))
         );
-        timers.set_torrents([]);
+        assert_eq!(timers.due_torrents(t0 + Duration::from_secs(1)), vec![id]);
+        assert!(timers.due_torrents(t0).is_empty());
+        timers.set_torrent(id, None);
         timers.set(Timer::Trackers, None);
         assert_eq!(
             timers.earliest(),
