@@ -156,8 +156,9 @@ def idle_and_list(work, args):
         print("%d torrents added in %.1f s (%.1f ms each)" % (args.torrents, added, added * 1000 / args.torrents))
         print("idle: RSS %.1f MiB (target <= 150), CPU %.2f %% of one core over %d s (target <= 2)"
               % (rss, cpu, args.idle_seconds))
-        print("list with %d torrents: p50 %.2f ms, p99 %.2f ms over %d calls (target p99 <= 20)"
-              % (args.torrents, p50, p99, args.list_calls))
+        print("list with %d torrents: p50 %.2f ms, p99 %.2f ms over %d calls (target p99 <= 20); "
+              "slowest %s ms" % (args.torrents, p50, p99, args.list_calls,
+                                 " ".join("%.1f" % x for x in lat[-4:])))
     finally:
         d.stop()
 

@@ -317,7 +317,10 @@ impl Engine {
 
     /// Pauses every seed that reached its goal, once.
     pub(super) fn check_goals(&mut self, now: Instant) {
-        if self.shutdown.is_some() {
+        // Without any goal there is nothing to walk the torrents for.
+        if self.shutdown.is_some()
+            || (self.policy.default_goal.is_none() && self.policy.goals.is_empty())
+        {
             return;
         }
         let mut reached = Vec::new();
