@@ -17,7 +17,7 @@ use bytes::Bytes;
 pub type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The targets that have seeds.
-pub const TARGETS: [&str; 27] = [
+pub const TARGETS: [&str; 28] = [
     "bencode",
     "metainfo",
     "magnet",
@@ -45,6 +45,7 @@ pub const TARGETS: [&str; 27] = [
     "units",
     "tracker_client",
     "disk_paths",
+    "state_files",
 ];
 
 /// Seeds of `target`.
@@ -73,6 +74,7 @@ pub fn for_target(target: &str) -> Seeds {
         "engine_routing" => random_seeds(79),
         "torrent_swarm" => random_seeds(80),
         "resume" => resume(),
+        "state_files" => state_files(),
         "tracker_front" => random_seeds(81),
         "units" => units(),
         "tracker_client" => tracker_client(),
@@ -604,6 +606,45 @@ fn dht_state() -> Seeds {
             "ragged-nodes",
             b"d2:id20:abcdefghij01234567895:nodes7:1234567e".to_vec(),
         ),
+    ]
+}
+
+/// A `settings` file (first byte 0) and a `session` file (first byte 1)
+/// as a daemon writes them, and a few broken ones.
+fn state_files() -> Seeds {
+    let prefixed = |which: u8, text: &str| {
+        let mut v = vec![which];
+        v.extend_from_slice(text.as_bytes());
+        v
+    };
+    vec![
+        (
+            "settings",
+            prefixed(
+                0,
+                "d8:added_ati1700000000e8:category5:linux10:downloadedi5e14:download_limiti0e\
+                 16:first_last_piecei0e4:onlyli0ei2ee6:pausedi1e5:peersl14:127.0.0.1:6881e\
+                 10:prioritiesli0ei4ei7ee9:root_name7:renamed9:save_path4:/dl/\
+                 10:sequentiali0e12:seeding_timei60e4:tagsl1:ae12:upload_limiti0e\
+                 8:uploadedi9e7:versioni1ee",
+            ),
+        ),
+        (
+            "session",
+            prefixed(
+                1,
+                "d5:queuel20:aaaaaaaaaaaaaaaaaaaae8:settingsd16:active_downloadsi2e\
+                 12:active_seedsi-1e12:download_dir4:/dl/13:download_ratei0e\
+                 15:max_connectionsi500e16:seed_goal_removei0e16:seed_ratio_millii1500e\
+                 9:seed_timei-1e11:upload_ratei0ee7:versioni1ee",
+            ),
+        ),
+        (
+            "settings-old-version",
+            prefixed(0, "d9:save_path1:/7:versioni9ee"),
+        ),
+        ("session-truncated", prefixed(1, "d5:queuel20:aaaa")),
+        ("empty", vec![]),
     ]
 }
 

@@ -39,6 +39,7 @@ fn entry(target: &str) -> fn(&[u8]) {
         "tracker_front" => driver::tracker_front,
         "units" => driver::units,
         "tracker_client" => driver::tracker_client,
+        "state_files" => driver::state_files,
         other => panic!("no fuzz entry point for {other}"),
     }
 }

@@ -538,3 +538,22 @@ pub fn tracker_client(data: &[u8]) {
         "waited past its deadline"
     );
 }
+
+/// state_files: a daemon's state-folder files. The first byte picks the
+/// `settings` (even) or `session` (odd) decoder; the rest is the file.
+/// Decoding never panics; what decodes encodes to bytes that decode
+/// equal; no more than `MAX_PEERS` peers load.
+pub fn state_files(data: &[u8]) {
+    use crate::session::state::{SessionFile, TorrentSettings};
+    let Some((&which, file)) = data.split_first() else {
+        return;
+    };
+    if which % 2 == 0 {
+        if let Some(s) = TorrentSettings::decode(file) {
+            assert!(s.peers.len() <= crate::resume::MAX_PEERS);
+            assert_eq!(TorrentSettings::decode(&s.encode()), Some(s));
+        }
+    } else if let Some(f) = SessionFile::decode(file) {
+        assert_eq!(SessionFile::decode(&f.encode()), Some(f));
+    }
+}
