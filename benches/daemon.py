@@ -6,7 +6,7 @@ machine):
    resident memory, and its CPU over --idle-seconds of idling after;
 2. latency of the list call (GET /api/v1/torrents) with those 1,000
    torrents: p50 and p99 over --list-calls calls on one keep-alive
-   connection;
+   connection, after 10 calls to warm up (the first is printed too);
 3. four --size-mib downloads at once from four libtorrent seeders: one
    daemon against four `bittide download` processes, alternating, the
    median total wall time of each and their ratio.
@@ -145,6 +145,14 @@ def idle_and_list(work, args):
         time.sleep(args.idle_seconds)
         cpu = (d.cpu_seconds() - cpu0) / (time.time() - t0) * 100
         rss = d.rss_mib()
+        # A few calls first, as any latency benchmark warms up: the first
+        # call after a long idle pays for pages the VM took back (it is
+        # printed on its own).
+        t = time.perf_counter()
+        d.request("GET", "/api/v1/torrents")
+        first = (time.perf_counter() - t) * 1000
+        for _ in range(9):
+            d.request("GET", "/api/v1/torrents")
         lat = []
         for _ in range(args.list_calls):
             t = time.perf_counter()
@@ -156,9 +164,10 @@ def idle_and_list(work, args):
         print("%d torrents added in %.1f s (%.1f ms each)" % (args.torrents, added, added * 1000 / args.torrents))
         print("idle: RSS %.1f MiB (target <= 150), CPU %.2f %% of one core over %d s (target <= 2)"
               % (rss, cpu, args.idle_seconds))
-        print("list with %d torrents: p50 %.2f ms, p99 %.2f ms over %d calls (target p99 <= 20); "
-              "slowest %s ms" % (args.torrents, p50, p99, args.list_calls,
-                                 " ".join("%.1f" % x for x in lat[-4:])))
+        print("list with %d torrents: p50 %.2f ms, p99 %.2f ms over %d calls after 10 to warm up "
+              "(target p99 <= 20); slowest %s ms; the first call after the idle period %.1f ms"
+              % (args.torrents, p50, p99, args.list_calls,
+                 " ".join("%.1f" % x for x in lat[-4:]), first))
     finally:
         d.stop()
 
@@ -248,7 +257,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--torrents", type=int, default=1000)
     ap.add_argument("--idle-seconds", type=int, default=60)
-    ap.add_argument("--list-calls", type=int, default=200)
+    ap.add_argument("--list-calls", type=int, default=1000)
     ap.add_argument("--size-mib", type=int, default=256)
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--skip-downloads", action="store_true")

@@ -567,7 +567,14 @@ impl Torrent {
             }
             _ => {}
         }
-        let mut t = self.next_choke;
+        // Without peers there is nothing to choke: an idle torrent sleeps
+        // (a session of a thousand must not wake a hundred times a
+        // second), and rechokes as soon as its first peer comes.
+        let mut t = if self.peers.is_empty() {
+            Instant::MAX
+        } else {
+            self.next_choke
+        };
         if self.state != TorrentState::Checking {
             if let Some(a) = self.announcer.poll_timeout() {
                 t = t.min(a);
@@ -600,7 +607,7 @@ impl Torrent {
                 t = t.min(ready);
             }
         }
-        Some(t.max(self.now))
+        (t != Instant::MAX).then(|| t.max(self.now))
     }
 
     /// Whether the torrent makes and accepts connections in its state (not
