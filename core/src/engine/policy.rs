@@ -298,19 +298,25 @@ impl Engine {
             return;
         }
         let run = self.plan_now(None);
-        let order = self.policy.order.clone();
-        for id in &order {
+        // Read first, touch only the torrents that change (a touched
+        // torrent is drained and its deadline read again).
+        let state = |e: &Engine, id: &TorrentId| e.torrents.get(id).map(Torrent::state);
+        let stop: Vec<TorrentId> = (self.policy.order.iter())
+            .filter(|id| state(self, id).and_then(Slot::of).is_some() && !run.contains(id))
+            .copied()
+            .collect();
+        let start: Vec<TorrentId> = (self.policy.order.iter())
+            .filter(|id| state(self, id) == Some(TorrentState::Queued) && run.contains(id))
+            .copied()
+            .collect();
+        for id in &stop {
             if let Some(t) = self.torrents.get_mut(id) {
-                if Slot::of(t.state()).is_some() && !run.contains(id) {
-                    t.queue(now);
-                }
+                t.queue(now);
             }
         }
-        for id in &order {
+        for id in &start {
             if let Some(t) = self.torrents.get_mut(id) {
-                if t.state() == TorrentState::Queued && run.contains(id) {
-                    t.dequeue(now);
-                }
+                t.dequeue(now);
             }
         }
     }

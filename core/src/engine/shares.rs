@@ -216,7 +216,7 @@ impl Engine {
             |s| s,
         );
         for (i, id) in ids.iter().enumerate() {
-            let Some(t) = self.torrents.get_mut(id) else {
+            let Some(t) = self.torrents.get(id) else {
                 continue;
             };
             let floor = MIN_BUFFER.max(u64::from(t.info().layout.piece_length()));
@@ -227,7 +227,12 @@ impl Engine {
                 upload_rate: up[i],
                 download_rate: down[i],
             };
-            t.set_session_share(now, share);
+            // Touched only when its share changes.
+            if t.session_share() != share {
+                if let Some(t) = self.torrents.get_mut(id) {
+                    t.set_session_share(now, share);
+                }
+            }
         }
     }
 

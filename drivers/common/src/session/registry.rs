@@ -102,7 +102,9 @@ impl Entry {
             error: None,
             magnet: None,
             rates: RateMeter::default(),
-            saved_pieces: None,
+            // Nothing verified to vouch for yet: no resume data to write
+            // until a piece is.
+            saved_pieces: Some(0),
             last_save: now,
             history: None,
         }
