@@ -3,7 +3,6 @@
 //! runtime's blocking pool, and turns into commands and queries on the
 //! loop's control channel.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,9 +33,9 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// A handle on a running [`Session`](super::Session); cheap to clone.
 #[derive(Clone)]
 pub struct SessionHandle<R: Runtime> {
-    rt: R,
-    driver: Handle,
-    shared: Arc<Shared>,
+    pub(super) rt: R,
+    pub(super) driver: Handle,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl<R: Runtime> std::fmt::Debug for SessionHandle<R> {
@@ -67,7 +66,7 @@ pub(crate) fn queue_file(shared: &Shared) -> SessionFile {
     }
 }
 
-fn io_error(e: std::io::Error) -> RequestError {
+pub(super) fn io_error(e: std::io::Error) -> RequestError {
     RequestError::Io(e.to_string())
 }
 
@@ -76,7 +75,7 @@ impl<R: Runtime> SessionHandle<R> {
         SessionHandle { rt, driver, shared }
     }
 
-    fn send(&self, command: Command) -> Result<(), RequestError> {
+    pub(super) fn send(&self, command: Command) -> Result<(), RequestError> {
         if self.driver.send(command) {
             Ok(())
         } else {
@@ -84,7 +83,7 @@ impl<R: Runtime> SessionHandle<R> {
         }
     }
 
-    async fn ask<T: Send + 'static>(
+    pub(super) async fn ask<T: Send + 'static>(
         &self,
         f: impl FnOnce(&View<'_>, &mut registry::Registry) -> T + Send + 'static,
     ) -> Result<T, RequestError> {
@@ -94,12 +93,15 @@ impl<R: Runtime> SessionHandle<R> {
             .ok_or(RequestError::ShuttingDown)
     }
 
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+    pub(super) async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
         self.rt.spawn_blocking(Box::new(f)).await
     }
 
     /// The torrent's id, or `NotFound`.
-    fn id(&self, hash: InfoHash) -> Result<TorrentId, RequestError> {
+    pub(super) fn id(&self, hash: InfoHash) -> Result<TorrentId, RequestError> {
         self.shared
             .registry()
             .entries
@@ -488,148 +490,6 @@ impl<R: Runtime> SessionHandle<R> {
     /// Announces to its trackers now.
     pub async fn reannounce(&self, hash: InfoHash) -> Result<(), RequestError> {
         self.send(Command::Reannounce(self.id(hash)?))
-    }
-
-    /// Moves its files to another folder while it runs (it pauses for
-    /// the move); resume data follows, so nothing is checked again.
-    pub async fn move_storage(&self, hash: InfoHash, to: PathBuf) -> Result<(), RequestError> {
-        if !to.is_absolute() {
-            return Err(RequestError::BadRequest(
-                "save_path must be an absolute path".into(),
-            ));
-        }
-        self.relocate(hash, Some(to), None).await
-    }
-
-    /// Renames its top folder (or its file, for a single-file torrent).
-    pub async fn rename(&self, hash: InfoHash, name: String) -> Result<(), RequestError> {
-        if !relocate::valid_name(&name) {
-            return Err(RequestError::BadRequest(format!(
-                "{name:?} is not a valid file name (one path component, not . or ..)"
-            )));
-        }
-        self.relocate(hash, None, Some(name)).await
-    }
-
-    /// Moves a torrent's files under `folder` and/or `root`: pause, wait
-    /// until nothing it holds in memory still has to be written, close
-    /// the old storage, move, point the loop at the new storage, write
-    /// settings and resume data, resume.
-    async fn relocate(
-        &self,
-        hash: InfoHash,
-        folder: Option<PathBuf>,
-        root: Option<String>,
-    ) -> Result<(), RequestError> {
-        let id = self.id(hash)?;
-        let (old, settings) = {
-            let reg = self.shared.registry();
-            let e = reg.entries.get(&hash).ok_or(RequestError::NotFound(hash))?;
-            let Some(old) = e.storage.clone() else {
-                return Err(RequestError::BadRequest(
-                    "its files are not known yet (the metadata has not arrived)".into(),
-                ));
-            };
-            (old, e.settings.clone())
-        };
-        let mut moved = settings.clone();
-        if let Some(f) = folder {
-            moved.save_path = f;
-        }
-        if root.is_some() {
-            moved.root_name = root;
-        }
-        self.send(Command::Pause(id))?;
-        // Blocks of pieces in flight reach the disk before it moves.
-        for _ in 0..300 {
-            let busy = self
-                .ask(move |view, _| view.engine().torrent(id).map_or(0, |t| t.buffered_bytes()))
-                .await?;
-            if busy == 0 {
-                break;
-            }
-            self.rt
-                .sleep_until(self.rt.now() + Duration::from_millis(100))
-                .await;
-        }
-        let shared = self.shared.clone();
-        let target = moved.clone();
-        let from_root = settings.save_path.clone();
-        let new = self
-            .blocking(move || {
-                let bytes = shared.state.read_torrent(&hash)?;
-                let metainfo = Metainfo::from_bytes(&bytes)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
-                let new = Arc::new(
-                    crate::disk::Storage::new(&target.save_path, &metainfo)
-                        .with_root(target.root_name.clone()),
-                );
-                old.sync()?;
-                old.close();
-                let result = relocate::move_files(&old, &new, &from_root);
-                Ok::<_, std::io::Error>((new, result))
-            })
-            .await
-            .map_err(io_error)?;
-        let (new, result) = new;
-        // Failed or not, later jobs go to storage that is open: the new
-        // one if the files moved, else a fresh one where they still are.
-        let (storage, kept) = match &result {
-            Ok(()) => (new, moved),
-            Err(_) => {
-                let shared = self.shared.clone();
-                let s = settings.clone();
-                let reopened = self
-                    .blocking(move || {
-                        let bytes = shared.state.read_torrent(&hash)?;
-                        let metainfo = Metainfo::from_bytes(&bytes)
-                            .map_err(|e| std::io::Error::other(e.to_string()))?;
-                        Ok::<_, std::io::Error>(Arc::new(
-                            crate::disk::Storage::new(&s.save_path, &metainfo)
-                                .with_root(s.root_name.clone()),
-                        ))
-                    })
-                    .await
-                    .map_err(io_error)?;
-                (reopened, settings.clone())
-            }
-        };
-        self.send(Command::SetStorage(id, storage.clone()))?;
-        let (have, peers) = self
-            .ask(move |view, reg| {
-                if let Some(e) = reg.entries.get_mut(&hash) {
-                    e.storage = Some(storage.clone());
-                    e.settings.save_path = kept.save_path.clone();
-                    e.settings.root_name = kept.root_name.clone();
-                }
-                view.engine()
-                    .torrent(id)
-                    .map(|t| (t.have().clone(), t.peer_addrs()))
-                    .unzip()
-            })
-            .await?;
-        let shared = self.shared.clone();
-        let (storage, files) = {
-            let reg = self.shared.registry();
-            let e = reg.entries.get(&hash);
-            (
-                e.and_then(|e| e.storage.clone()),
-                e.map_or(0, |e| e.file_count),
-            )
-        };
-        self.blocking(move || {
-            shared.persist_settings(&hash)?;
-            if let (Some(have), Some(peers), Some(storage)) = (have, peers, storage) {
-                crate::resume::save(shared.state.root(), &hash, &have, &peers, &storage, files)?;
-            }
-            Ok::<_, std::io::Error>(())
-        })
-        .await
-        .map_err(io_error)?;
-        if !settings.paused {
-            self.send(Command::Resume(id))?;
-        }
-        result.map_err(io_error)
     }
 
     /// First and last piece of each file before the rest (previews).

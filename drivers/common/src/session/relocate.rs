@@ -4,8 +4,19 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
+use bittide_core::metainfo::Metainfo;
+use bittide_core::InfoHash;
+
+use super::handle::io_error;
+use super::state::{StateDir, TorrentSettings};
+use super::views::RequestError;
+use super::SessionHandle;
+use crate::control::Command;
 use crate::disk::Storage;
+use crate::runtime::Runtime;
 
 /// Whether `name` can be a torrent's top folder or file name: one path
 /// component, not `.` or `..`, no separator or NUL.
@@ -98,6 +109,151 @@ fn remove_empty_folders<'a>(files: impl Iterator<Item = &'a Path>, root: &Path) 
     for f in folders {
         // Left alone if something else is in it.
         let _ = std::fs::remove_dir(f);
+    }
+}
+
+/// A torrent's storage where `settings` put it, from its .torrent in the
+/// state folder.
+fn open_storage(
+    state: &StateDir,
+    hash: &InfoHash,
+    settings: &TorrentSettings,
+) -> io::Result<Arc<Storage>> {
+    let bytes = state.read_torrent(hash)?;
+    let metainfo = Metainfo::from_bytes(&bytes).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(Arc::new(
+        Storage::new(&settings.save_path, &metainfo).with_root(settings.root_name.clone()),
+    ))
+}
+
+/// Moving a running torrent: the handle's side.
+impl<R: Runtime> SessionHandle<R> {
+    /// Moves its files to another folder while it runs (it pauses for
+    /// the move); resume data follows, so nothing is checked again.
+    pub async fn move_storage(&self, hash: InfoHash, to: PathBuf) -> Result<(), RequestError> {
+        if !to.is_absolute() {
+            return Err(RequestError::BadRequest(
+                "save_path must be an absolute path".into(),
+            ));
+        }
+        self.relocate(hash, Some(to), None).await
+    }
+
+    /// Renames its top folder (or its file, for a single-file torrent).
+    pub async fn rename(&self, hash: InfoHash, name: String) -> Result<(), RequestError> {
+        if !valid_name(&name) {
+            return Err(RequestError::BadRequest(format!(
+                "{name:?} is not a valid file name (one path component, not . or ..)"
+            )));
+        }
+        self.relocate(hash, None, Some(name)).await
+    }
+
+    /// Moves a torrent's files under `folder` and/or `root`: pause, wait
+    /// until nothing it holds in memory still has to be written, close
+    /// the old storage, move, point the loop at the new storage, write
+    /// settings and resume data, resume.
+    async fn relocate(
+        &self,
+        hash: InfoHash,
+        folder: Option<PathBuf>,
+        root: Option<String>,
+    ) -> Result<(), RequestError> {
+        let id = self.id(hash)?;
+        let (old, settings) = {
+            let reg = self.shared.registry();
+            let e = reg.entries.get(&hash).ok_or(RequestError::NotFound(hash))?;
+            let Some(old) = e.storage.clone() else {
+                return Err(RequestError::BadRequest(
+                    "its files are not known yet (the metadata has not arrived)".into(),
+                ));
+            };
+            (old, e.settings.clone())
+        };
+        let mut moved = settings.clone();
+        if let Some(f) = folder {
+            moved.save_path = f;
+        }
+        if root.is_some() {
+            moved.root_name = root;
+        }
+        self.send(Command::Pause(id))?;
+        // Blocks of pieces in flight reach the disk before it moves.
+        for _ in 0..300 {
+            let busy = self
+                .ask(move |view, _| view.engine().torrent(id).map_or(0, |t| t.buffered_bytes()))
+                .await?;
+            if busy == 0 {
+                break;
+            }
+            self.rt
+                .sleep_until(self.rt.now() + Duration::from_millis(100))
+                .await;
+        }
+        let shared = self.shared.clone();
+        let target = moved.clone();
+        let from_root = settings.save_path.clone();
+        let new = self
+            .blocking(move || {
+                let new = open_storage(&shared.state, &hash, &target)?;
+                old.sync()?;
+                old.close();
+                let result = move_files(&old, &new, &from_root);
+                Ok::<_, std::io::Error>((new, result))
+            })
+            .await
+            .map_err(io_error)?;
+        let (new, result) = new;
+        // Failed or not, later jobs go to storage that is open: the new
+        // one if the files moved, else a fresh one where they still are.
+        let (storage, kept) = match &result {
+            Ok(()) => (new, moved),
+            Err(_) => {
+                let shared = self.shared.clone();
+                let s = settings.clone();
+                let reopened = self
+                    .blocking(move || open_storage(&shared.state, &hash, &s))
+                    .await
+                    .map_err(io_error)?;
+                (reopened, settings.clone())
+            }
+        };
+        self.send(Command::SetStorage(id, storage.clone()))?;
+        let (have, peers) = self
+            .ask(move |view, reg| {
+                if let Some(e) = reg.entries.get_mut(&hash) {
+                    e.storage = Some(storage.clone());
+                    e.settings.save_path = kept.save_path.clone();
+                    e.settings.root_name = kept.root_name.clone();
+                }
+                view.engine()
+                    .torrent(id)
+                    .map(|t| (t.have().clone(), t.peer_addrs()))
+                    .unzip()
+            })
+            .await?;
+        let shared = self.shared.clone();
+        let (storage, files) = {
+            let reg = self.shared.registry();
+            let e = reg.entries.get(&hash);
+            (
+                e.and_then(|e| e.storage.clone()),
+                e.map_or(0, |e| e.file_count),
+            )
+        };
+        self.blocking(move || {
+            shared.persist_settings(&hash)?;
+            if let (Some(have), Some(peers), Some(storage)) = (have, peers, storage) {
+                crate::resume::save(shared.state.root(), &hash, &have, &peers, &storage, files)?;
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+        .map_err(io_error)?;
+        if !settings.paused {
+            self.send(Command::Resume(id))?;
+        }
+        result.map_err(io_error)
     }
 }
 
