@@ -42,6 +42,12 @@ const BAN_TRUST: i32 = -6;
 const MAX_CANDIDATES: usize = 4000;
 /// Failed connection attempts before an address is forgotten.
 const MAX_FAILURES: u32 = 6;
+/// First retry of a peer the user named, doubling per failure…
+const USER_RETRY: Duration = Duration::from_secs(2);
+/// …up to this.
+const USER_RETRY_MAX: Duration = Duration::from_secs(30);
+/// How soon a peer the user named is dialled again after it disconnects.
+const USER_RECONNECT: Duration = Duration::from_secs(5);
 /// Most banned IPs remembered (the oldest ban goes first).
 const MAX_BANS: usize = 4000;
 /// How long an IP whose peer was dropped for idling may not come back:
@@ -338,19 +344,32 @@ impl PeerList {
             return;
         };
         c.failures += 1;
-        if c.failures > MAX_FAILURES && !c.gave_data {
+        // A peer the user named is the one they want: never forgotten,
+        // and tried again within seconds (it may just be starting).
+        let user = c.source == PeerSource::User;
+        if c.failures > MAX_FAILURES && !c.gave_data && !user {
             self.candidates.remove(&addr);
             return;
         }
-        let backoff = Duration::from_secs(30) * (1u32 << c.failures.min(7));
+        let backoff = if user {
+            (USER_RETRY * (1u32 << c.failures.min(5))).min(USER_RETRY_MAX)
+        } else {
+            Duration::from_secs(30) * (1u32 << c.failures.min(7))
+        };
         c.next_attempt = now + backoff;
     }
 
-    /// A connection ended; it may be retried after a pause.
+    /// A connection ended; it may be retried after a pause (a short one
+    /// for a peer the user named).
     pub fn disconnected(&mut self, now: Instant, addr: SocketAddr) {
         self.release(addr);
         if let Some(c) = self.candidates.get_mut(&addr) {
-            c.next_attempt = now + Duration::from_secs(60);
+            let pause = if c.source == PeerSource::User {
+                USER_RECONNECT
+            } else {
+                Duration::from_secs(60)
+            };
+            c.next_attempt = now + pause;
         }
     }
 
@@ -473,6 +492,23 @@ mod tests {
             l.connect_failed(t, addr(1));
         }
         assert!(l.is_empty());
+    }
+
+    #[test]
+    fn a_peer_the_user_named_is_retried_soon_and_never_forgotten() {
+        let mut l = PeerList::default();
+        let t = Instant::ZERO;
+        l.add(t, addr(1), PeerSource::User);
+        assert_eq!(l.to_connect(t, 5), vec![addr(1)]);
+        l.connect_failed(t, addr(1));
+        assert_eq!(l.next_deadline(), Some(t + Duration::from_secs(4)));
+        for _ in 0..MAX_FAILURES * 2 {
+            l.connect_failed(t, addr(1));
+        }
+        assert_eq!(l.next_deadline(), Some(t + USER_RETRY_MAX));
+        assert_eq!(l.to_connect(t + USER_RETRY_MAX, 5), vec![addr(1)]);
+        l.disconnected(t, addr(1));
+        assert_eq!(l.next_deadline(), Some(t + Duration::from_secs(5)));
     }
 
     #[test]
