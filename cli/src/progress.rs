@@ -11,6 +11,9 @@ use bittide_driver::runtime::Runtime;
 use bittide_tokio::runtime::TokioRuntime;
 use serde_json::json;
 
+use crate::exit::Failure;
+use crate::session::Mode;
+
 /// A byte count or rate in binary units, always with one decimal
 /// (`0.0 B`, `1.5 MiB`): steadier on a line redrawn every second than
 /// `units::human`'s exact byte counts.
@@ -36,10 +39,15 @@ pub(crate) struct Reporter {
     started: Instant,
     /// A magnet's metadata was still on its way at the last report.
     fetching: bool,
+    mode: Mode,
+    /// The last progress seen.
+    last: Option<Progress>,
+    /// The listen address, until the first report announces it.
+    listen: Option<std::net::SocketAddr>,
 }
 
 impl Reporter {
-    pub(crate) fn new(rt: TokioRuntime, json: bool) -> Reporter {
+    pub(crate) fn new(rt: TokioRuntime, json: bool, mode: Mode) -> Reporter {
         let bar = (!json && std::io::stdout().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
@@ -59,18 +67,84 @@ impl Reporter {
             last_bytes: (0, 0),
             started: now,
             fetching: false,
+            mode,
+            last: None,
+            listen: None,
+        }
+    }
+
+    /// The session is listening on `listen`.
+    pub(crate) fn started(&mut self, listen: std::net::SocketAddr) {
+        self.listen = Some(listen);
+    }
+
+    /// The first report: what the session works on, and where it listens.
+    fn announce(&mut self, listen: std::net::SocketAddr) {
+        if self.json {
+            let p = self.last.as_ref();
+            let added = json!({"event": "added", "name": p.and_then(|p| p.name.clone()),
+                "info_hash": p.and_then(|p| p.info_hash).map(|h| h.to_string()),
+                "listen": listen.to_string()});
+            self.line(&added.to_string());
+        }
+    }
+
+    /// A progress report, with the event that caused it if any.
+    pub(crate) fn progress(&mut self, p: &Progress, e: Option<&TorrentEvent>) {
+        self.last = Some(p.clone());
+        if let Some(listen) = self.listen.take() {
+            self.announce(listen);
+        }
+        match e {
+            Some(e) => self.event(p, e),
+            None => self.tick(p),
+        }
+    }
+
+    /// The end: the bar cleared, then (with `--json`) the error if any and
+    /// a `done` event.
+    pub(crate) fn finish(&mut self, outcome: Result<(), &Failure>) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let _ = self.mode;
+        if self.json {
+            if let Err(f) = outcome {
+                self.line(&json!({"event": "error", "message": f.to_string()}).to_string());
+            }
+            let code = outcome.err().map_or(0, |f| f.exit.code());
+            let p = self.last.clone();
+            self.line(
+                &json!({"event": "done", "exit_code": code,
+                        "done": p.as_ref().map(|p| p.done), "total": p.as_ref().map(|p| p.total),
+                        "downloaded": p.as_ref().map(|p| p.downloaded),
+                        "uploaded": p.as_ref().map(|p| p.uploaded)})
+                .to_string(),
+            );
+        }
+    }
+
+    /// A second Ctrl-C: the process exits now; `--json` readers still see
+    /// how it ended.
+    pub(crate) fn abandon(json: bool) {
+        if json {
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                json!({"event": "done", "exit_code": crate::exit::Exit::Interrupted.code()})
+            );
         }
     }
 
     /// One line on stdout.
-    pub(crate) fn line(&self, text: &str) {
+    fn line(&self, text: &str) {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{text}");
     }
 
     /// An event worth a line: finished, a state change, a tracker error, a
     /// ban.
-    pub(crate) fn event(&mut self, p: &Progress, e: &TorrentEvent) {
+    fn event(&mut self, p: &Progress, e: &TorrentEvent) {
         self.metadata(p);
         let text = match e {
             TorrentEvent::Finished => Some((
@@ -123,7 +197,7 @@ impl Reporter {
     }
 
     /// Progress, at most once a second.
-    pub(crate) fn tick(&mut self, p: &Progress) {
+    fn tick(&mut self, p: &Progress) {
         self.metadata(p);
         let now = self.rt.now();
         let elapsed = now - self.last_print;
@@ -182,13 +256,6 @@ impl Reporter {
                 human(up),
                 p.peers
             ));
-        }
-    }
-
-    /// Clears the bar, so the last lines are what the command printed.
-    pub(crate) fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
         }
     }
 }

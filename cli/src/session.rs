@@ -2,15 +2,16 @@
 //! and running the one-torrent session of `bittide_driver::client` on
 //! tokio with progress output and Ctrl-C.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use bittide_core::metainfo::{Magnet, Metainfo};
-use bittide_core::torrent::TorrentState;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bittide_core::metainfo::Magnet;
 use bittide_driver::client::{self, SessionOptions, TorrentSource};
 use bittide_driver::driver::Command;
 use bittide_tokio::runtime::TokioRuntime;
-use serde_json::json;
 
 use crate::exit::{Exit, Failure};
 use crate::progress::Reporter;
@@ -83,10 +84,25 @@ pub(crate) fn read_torrent(path: &Path) -> Result<Vec<u8>, Failure> {
     std::fs::read(path).map_err(|e| Failure::new(Exit::Io, format!("{}: {e}", path.display())))
 }
 
+/// What the session is for: the words progress uses, and whether
+/// completion ends it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// `bittide download` (`keep_seeding` with `--seed`).
+    Download { keep_seeding: bool },
+    /// `bittide seed`: serve what is on disk.
+    Seed,
+}
+
 /// Runs one torrent until it completes (or, seeding, until Ctrl-C), with
-/// progress on stdout: a bar on a terminal, a line a second otherwise, or
-/// JSON events with `json`.
-pub(crate) fn run(options: SessionOptions, json: bool) -> Result<(), Failure> {
+/// progress on stdout: a bar on a terminal, a line now and then
+/// otherwise, or JSON events with `json`.
+///
+/// Ctrl-C: the first stops gracefully (trackers hear `stopped`, writes are
+/// flushed, resume data saved; the engine bounds it to a few seconds),
+/// the second exits at once. Either way a download that was not complete
+/// exits [`Exit::Interrupted`], so a script can tell it from success.
+pub(crate) fn run(options: SessionOptions, json: bool, mode: Mode) -> Result<(), Failure> {
     // One thread runs the loop and the socket tasks (they only move bytes);
     // hashing and disk work go to the blocking pool. On few cores this
     // avoids workers stealing each other's tasks and the wake-ups that
@@ -96,59 +112,55 @@ pub(crate) fn run(options: SessionOptions, json: bool) -> Result<(), Failure> {
         .max_blocking_threads(8)
         .build()
         .map_err(|e| Failure::new(Exit::Io, format!("runtime: {e}")))?;
-    // What `--json`'s first event says: the torrent as far as known.
-    let (name, info_hash) = match &options.torrent {
-        TorrentSource::File(bytes) => Metainfo::from_bytes(bytes)
-            .map(|m| {
-                (
-                    Some(String::from_utf8_lossy(m.info.name()).into_owned()),
-                    Some(m.info_hash),
-                )
-            })
-            .unwrap_or((None, None)),
-        TorrentSource::Magnet(m) => (m.display_name.clone(), m.info_hash),
-    };
-    rt.block_on(async move {
-        let runtime = TokioRuntime::current();
-        let mut reporter = Reporter::new(runtime.clone(), json);
-        let result = client::run(
-            runtime,
-            options,
-            |handle, local| {
-                // First Ctrl-C: stop gracefully (trackers hear `stopped`,
-                // writes are flushed); second: exit at once.
-                tokio::spawn(async move {
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        handle.send(Command::Shutdown);
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let outcome = rt.block_on({
+        let interrupted = interrupted.clone();
+        async move {
+            let runtime = TokioRuntime::current();
+            let reporter = std::cell::RefCell::new(Reporter::new(runtime.clone(), json, mode));
+            let result = client::run(
+                runtime,
+                options,
+                |handle, local| {
+                    tokio::spawn(async move {
                         if tokio::signal::ctrl_c().await.is_ok() {
-                            std::process::exit(Exit::Interrupted.code().into());
+                            interrupted.store(true, Ordering::SeqCst);
+                            handle.send(Command::Shutdown);
+                            if tokio::signal::ctrl_c().await.is_ok() {
+                                Reporter::abandon(json);
+                                std::process::exit(Exit::Interrupted.code().into());
+                            }
                         }
-                    }
-                });
-                if json {
-                    let added = json!({"event": "added", "name": name,
-                        "info_hash": info_hash.map(|h| h.to_string()), "listen": local.to_string()});
-                    let _ = writeln!(std::io::stdout().lock(), "{added}");
-                }
-            },
-            |p, e| match e {
-                Some(e) => reporter.event(p, e),
-                None => reporter.tick(p),
-            },
-        )
-        .await;
-        reporter.finish();
-        let progress = result?;
-        if json {
-            reporter.line(
-                &json!({"event": "done", "done": progress.done, "total": progress.total,
-                        "downloaded": progress.downloaded, "uploaded": progress.uploaded})
-                .to_string(),
-            );
+                    });
+                    reporter.borrow_mut().started(local);
+                },
+                |p, e| reporter.borrow_mut().progress(p, e),
+            )
+            .await;
+            (reporter.into_inner(), result)
         }
-        if progress.state == TorrentState::Checking {
-            return Err(Failure::new(Exit::Io, "stopped while checking"));
+    });
+    let (mut reporter, result) = outcome;
+    // A blocking job still running (a tracker that accepts and never
+    // answers) must not hold the exit: the session has ended.
+    rt.shutdown_timeout(Duration::from_millis(500));
+    let result = result.map_err(Failure::from).and_then(|p| {
+        if interrupted.load(Ordering::SeqCst) && !p.complete {
+            let pct = if p.total > 0 {
+                p.done as f64 * 100.0 / p.total as f64
+            } else {
+                0.0
+            };
+            Err(Failure::new(
+                Exit::Interrupted,
+                format!(
+                    "interrupted at {pct:.1}%; resume data is saved: the same command continues"
+                ),
+            ))
+        } else {
+            Ok(p)
         }
-        Ok(())
-    })
+    });
+    reporter.finish(result.as_ref().map(|_| ()));
+    result.map(|_| ())
 }

@@ -28,9 +28,10 @@ pub(crate) struct Args {
     /// Keep seeding after the download completes (until Ctrl-C).
     #[arg(long)]
     seed: bool,
-    /// Address to accept peers on.
-    #[arg(long, default_value = "0.0.0.0:6881")]
-    listen: SocketAddr,
+    /// Address to accept peers on [default: 0.0.0.0:6881 if free, else
+    /// any free port].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     /// Peers to connect to directly (repeatable), besides the trackers'.
     #[arg(long = "peer", value_name = "ADDR")]
     peers: Vec<SocketAddr>,
@@ -69,6 +70,9 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn exec(args: Args) -> Result<(), Failure> {
+    let mode = session::Mode::Download {
+        keep_seeding: args.seed,
+    };
     let torrent = session::torrent_source(&args.torrent)?;
     let (state_dir, dht) = args.dht.into_options();
     let options = SessionOptions {
@@ -88,6 +92,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         upload_rate: args.upload_limit,
         download_rate: args.download_limit,
         dht,
+        seed_only: false,
     };
-    session::run(options, args.json)
+    session::run(options, args.json, mode)
 }

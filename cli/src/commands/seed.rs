@@ -17,9 +17,10 @@ pub(crate) struct Args {
     torrent: PathBuf,
     /// The folder that holds the content.
     dir: PathBuf,
-    /// Address to accept peers on.
-    #[arg(long, default_value = "0.0.0.0:6881")]
-    listen: SocketAddr,
+    /// Address to accept peers on [default: 0.0.0.0:6881 if free, else
+    /// any free port].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     /// Peers to connect to directly (repeatable).
     #[arg(long = "peer", value_name = "ADDR")]
     peers: Vec<SocketAddr>,
@@ -59,6 +60,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         upload_rate: args.upload_limit,
         download_rate: 0,
         dht,
+        seed_only: true,
     };
-    session::run(options, args.json)
+    session::run(options, args.json, session::Mode::Seed)
 }

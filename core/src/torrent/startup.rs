@@ -125,6 +125,17 @@ impl Torrent {
         }
     }
 
+    /// While the start-up check runs: pieces whose check has come back,
+    /// and pieces in all (for a progress display); `None` otherwise.
+    pub fn check_progress(&self) -> Option<(u32, u32)> {
+        let count = self.info.layout.piece_count();
+        let checking = self.state == TorrentState::Checking
+            || (matches!(self.state, TorrentState::Paused | TorrentState::Queued)
+                && self.paused_from == TorrentState::Checking);
+        let waiting = self.checks_pending.len() + self.checks_in_flight;
+        checking.then(|| (count.saturating_sub(waiting as u32), count))
+    }
+
     pub(super) fn pump_checks(&mut self) {
         while self.checks_in_flight < self.config.max_checks_in_flight {
             let Some(p) = self.checks_pending.pop_front() else {

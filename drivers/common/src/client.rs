@@ -12,9 +12,9 @@ use bittide_core::dht::Dht;
 use bittide_core::engine::{DhtSettings, Engine, EngineConfig, Event};
 use bittide_core::metainfo::{Magnet, Metainfo};
 use bittide_core::picker::Priority;
-use bittide_core::torrent::{StartMode, TorrentEvent, TorrentInfo, TorrentState};
+use bittide_core::torrent::{StartMode, TorrentEvent, TorrentInfo, TorrentState, TrackerStatus};
 use bittide_core::wire::PeerId;
-use bittide_core::{Bitfield, Rng, TorrentId};
+use bittide_core::{Bitfield, InfoHash, Rng, TorrentId};
 
 /// How often resume data is written while running.
 const RESUME_INTERVAL: Duration = Duration::from_secs(30);
@@ -38,8 +38,10 @@ pub struct SessionOptions {
     pub folder: PathBuf,
     /// Keep serving after the download completes (until shut down).
     pub keep_seeding: bool,
-    /// Where to accept peers.
-    pub listen: SocketAddr,
+    /// Where to accept peers (`None`: [`DEFAULT_PORT`] on every IPv4
+    /// address if it is free, else any free port, so a seeder and a
+    /// downloader can run side by side on one machine).
+    pub listen: Option<SocketAddr>,
     /// Peers to connect to directly.
     pub peers: Vec<SocketAddr>,
     /// Fail when no useful peer was seen for this long, at any point of a
@@ -66,7 +68,16 @@ pub struct SessionOptions {
     pub download_rate: u64,
     /// Find peers on the DHT too (`None`: trackers and given peers only).
     pub dht: Option<SessionDht>,
+    /// Serve content already on disk (`bittide seed`): every file must be
+    /// where the torrent says before anything starts, and all of it must
+    /// pass the check; otherwise the session ends with an error naming
+    /// the path it expected, not a download that waits forever.
+    pub seed_only: bool,
 }
+
+/// The port tried first when no listen address is given (the one
+/// BitTorrent clients have used by tradition, BEP 3's range 6881–6889).
+pub const DEFAULT_PORT: u16 = 6881;
 
 /// Where the torrent comes from.
 #[derive(Clone, Debug)]
@@ -132,11 +143,28 @@ pub(crate) fn save_dht(path: &Path, state: &[u8]) {
 /// A progress report, at least once a second and on every event.
 #[derive(Clone, Debug)]
 pub struct Progress {
+    /// The torrent's name (a magnet's `dn=` until the metadata is in).
+    pub name: Option<String>,
+    /// Its info-hash (`None` only for a magnet link without one, which
+    /// the session refuses).
+    pub info_hash: Option<InfoHash>,
+    /// Where the content is: the folder joined with the torrent's name
+    /// (`None` until a magnet's metadata is in).
+    pub content: Option<PathBuf>,
     /// Bytes of wanted pieces on disk.
     pub done: u64,
-    /// Bytes wanted in all.
+    /// Bytes wanted in all (less than `size` with `only`).
     pub total: u64,
-    /// Payload bytes downloaded and uploaded so far.
+    /// The whole torrent's size.
+    pub size: u64,
+    /// Bytes that resume data vouched for at start (`None`: no resume
+    /// data was used).
+    pub resumed: Option<u64>,
+    /// During the start-up check: pieces checked and pieces in all.
+    pub checked: Option<(u32, u32)>,
+    /// Every wanted piece is on disk and verified.
+    pub complete: bool,
+    /// Payload bytes downloaded so far.
     pub downloaded: u64,
     /// Payload bytes uploaded so far.
     pub uploaded: u64,
@@ -160,6 +188,8 @@ pub struct SessionError {
 
 /// Exit codes (shared with the CLI's other commands).
 pub mod exit {
+    /// Stopped by the user before the download was complete.
+    pub const INTERRUPTED: u8 = 130;
     /// Unreadable/unwritable files, full disk, busy port.
     pub const IO: u8 = 1;
     /// Malformed or unsafe torrent.
@@ -225,14 +255,31 @@ pub async fn run<R: Runtime>(
         }
         TorrentSource::Magnet(_) => None,
     };
+    if options.seed_only {
+        if let Some(p) = &prepared {
+            check_content(&options.folder, p)?;
+        }
+    }
     check_folder(&options.folder)?;
 
-    let listener = rt.listen(options.listen).await.map_err(|e| {
-        err(
-            exit::IO,
-            format!("cannot listen on {}: {e}", options.listen),
-        )
-    })?;
+    let listener = match options.listen {
+        Some(addr) => rt.listen(addr).await.map_err(|e| {
+            err(
+                exit::IO,
+                format!("cannot listen on {addr}: {e} (--listen chooses another port)"),
+            )
+        })?,
+        None => {
+            let default = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT));
+            match rt.listen(default).await {
+                Ok(l) => l,
+                Err(_) => rt
+                    .listen(SocketAddr::from(([0, 0, 0, 0], 0)))
+                    .await
+                    .map_err(|e| err(exit::IO, format!("cannot listen on any port: {e}")))?,
+            }
+        }
+    };
     let local = listener
         .local_addr()
         .map_err(|e| err(exit::IO, format!("listen address: {e}")))?;
@@ -313,15 +360,30 @@ pub async fn run<R: Runtime>(
     let mut useful = UsefulPeers::new(options.peer_timeout, now);
     let mut failure: Option<SessionError> = None;
     let mut last = Progress {
+        name: match &options.torrent {
+            TorrentSource::Magnet(m) => m.display_name.clone(),
+            TorrentSource::File(_) => None,
+        },
+        info_hash: match &options.torrent {
+            TorrentSource::Magnet(m) => m.info_hash,
+            TorrentSource::File(_) => None,
+        },
+        content: None,
         done: 0,
         total: 0,
+        size: 0,
+        resumed: None,
+        checked: None,
+        complete: false,
         downloaded: 0,
         uploaded: 0,
         peers: 0,
         state: TorrentState::Checking,
         fetching_metadata: matches!(options.torrent, TorrentSource::Magnet(_)),
     };
-    let mut refused: Option<String> = None;
+    if let Some(p) = &prepared {
+        p.describe(&options.folder, &mut last);
+    }
     let keep_seeding = options.keep_seeding;
     let mut final_state: Option<(Bitfield, Vec<SocketAddr>)> = None;
     driver
@@ -341,6 +403,7 @@ pub async fn run<R: Runtime>(
                             sequential: options.sequential,
                             peers: p.resume_peers.clone(),
                         });
+                        p.describe(&options.folder, &mut last);
                         prepared = Some(p);
                     }
                     Err(e) => {
@@ -361,7 +424,7 @@ pub async fn run<R: Runtime>(
                     useful.saw_useful(now);
                 }
                 report(&last, None);
-                if let Some(e) = useful.expired(now, None) {
+                if let Some(e) = useful.expired(now, &f.trackers()) {
                     failure = Some(e);
                     return Control::Shutdown;
                 }
@@ -372,16 +435,16 @@ pub async fn run<R: Runtime>(
             };
             final_state = Some((t.have().clone(), t.peer_addrs()));
             let (uploaded, downloaded, left) = t.counters();
-            let total = p.info.layout.total_length();
-            last = Progress {
-                done: total.saturating_sub(left),
-                total,
-                downloaded,
-                uploaded,
-                peers: t.peer_count(),
-                state: t.state(),
-                fetching_metadata: false,
-            };
+            let total = t.wanted_bytes();
+            last.done = total.saturating_sub(left);
+            last.total = total;
+            last.downloaded = downloaded;
+            last.uploaded = uploaded;
+            last.peers = t.peer_count();
+            last.state = t.state();
+            last.checked = t.check_progress();
+            last.complete = t.is_finished() && last.checked.is_none();
+            last.fetching_metadata = false;
             let torrent_event = match event {
                 Some(Event::Torrent(_, e)) => Some(e),
                 _ => None,
@@ -431,19 +494,23 @@ pub async fn run<R: Runtime>(
                     failure = Some(err(exit::IO, format!("could not write {piece}: {why}")));
                     return Control::Shutdown;
                 }
-                Some(TorrentEvent::TrackerError {
-                    error: bittide_core::tracker::TrackerError::Refused(m),
-                    url,
-                }) => refused = Some(format!("{url}: tracker refused: {m}")),
                 Some(TorrentEvent::StateChanged(TorrentState::Seeding))
                     if !keep_seeding && t.is_finished() =>
                 {
                     return Control::Shutdown;
                 }
+                Some(TorrentEvent::StateChanged(TorrentState::Downloading))
+                    if options.seed_only && last.checked.is_none() =>
+                {
+                    // The check is over and pieces are missing: the content
+                    // on disk is not this torrent's (or not all of it).
+                    failure = Some(content_mismatch(&options.folder, &last, p));
+                    return Control::Shutdown;
+                }
                 _ => {}
             }
             if !t.is_finished() {
-                if let Some(e) = useful.expired(now, refused.as_deref()) {
+                if let Some(e) = useful.expired(now, &t.trackers()) {
                     failure = Some(e);
                     return Control::Shutdown;
                 }
@@ -488,17 +555,37 @@ impl UsefulPeers {
         self.ever = true;
     }
 
-    /// The error to stop with, if the limit has passed: a tracker's
-    /// refusal explains a swarm never found better than "no peers".
-    fn expired(&self, now: bittide_core::Instant, refused: Option<&str>) -> Option<SessionError> {
+    /// The error to stop with, if the limit has passed: when no peer ever
+    /// came and every tracker refused or could not be reached, the
+    /// trackers are why (exit 5), not the swarm.
+    fn expired(
+        &self,
+        now: bittide_core::Instant,
+        trackers: &[TrackerStatus],
+    ) -> Option<SessionError> {
         let limit = self.limit?;
         if now - self.since < limit {
             return None;
         }
         let secs = limit.as_secs();
-        Some(match (refused, self.ever) {
-            (Some(r), false) => err(exit::TRACKER, r.to_owned()),
-            (None, false) => err(exit::NO_PEERS, format!("no peers found within {secs} s")),
+        let failed: Vec<String> = trackers
+            .iter()
+            .filter_map(|t| {
+                t.error
+                    .as_ref()
+                    .map(|e| format!("{}: {e}", tracker_name(&t.url)))
+            })
+            .collect();
+        let all_failed = !trackers.is_empty() && failed.len() == trackers.len();
+        Some(match (all_failed, self.ever) {
+            (true, false) => err(
+                exit::TRACKER,
+                format!(
+                    "no peers within {secs} s: every tracker failed ({})",
+                    failed.join("; ")
+                ),
+            ),
+            (false, false) => err(exit::NO_PEERS, format!("no peers found within {secs} s")),
             (_, true) => err(
                 exit::NO_PEERS,
                 format!(
@@ -513,12 +600,116 @@ impl UsefulPeers {
 #[derive(Clone)]
 struct Prepared {
     info: TorrentInfo,
+    /// The torrent's name as it appears on disk.
+    name: String,
     storage: Arc<Storage>,
     start: StartMode,
     priorities: Option<Vec<Priority>>,
     file_count: usize,
     /// Peers from the resume data.
     resume_peers: Vec<SocketAddr>,
+}
+
+impl Prepared {
+    /// What a progress report says of the torrent once its files are
+    /// known: name, where, size, and what resume data vouched for.
+    fn describe(&self, folder: &Path, p: &mut Progress) {
+        p.name = Some(self.name.clone());
+        p.info_hash = Some(self.info.info_hash);
+        p.content = Some(folder.join(&self.name));
+        p.size = self.info.layout.total_length();
+        p.resumed = match &self.start {
+            StartMode::Trusted(have) => Some(
+                have.iter()
+                    .filter(|i| i.0 < self.info.layout.piece_count())
+                    .map(|i| u64::from(self.info.layout.piece_size(i)))
+                    .sum(),
+            ),
+            _ => None,
+        };
+    }
+}
+
+/// A tracker as the user is shown it: scheme, host and port only. The
+/// rest of an announce URL can hold a private tracker's passkey, and a
+/// request's query the info-hash and peer id.
+pub fn tracker_name(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    // Credentials before an `@` are as private as a passkey.
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    if scheme.is_empty() {
+        host.to_owned()
+    } else {
+        format!("{scheme}://{host}")
+    }
+}
+
+/// `bittide seed`: every file of the torrent must be where the torrent
+/// says, at its full length, before serving starts. The error names the
+/// first path missing and, when the user pointed at the content folder
+/// itself rather than the folder that holds it, the folder to give.
+fn check_content(folder: &Path, p: &Prepared) -> Result<(), SessionError> {
+    for i in 0..p.info.layout.file_count() {
+        if p.info.layout.is_padding(i) {
+            continue;
+        }
+        let (Some(path), Some(range)) = (p.storage.path(i), p.info.layout.file_range(i)) else {
+            continue;
+        };
+        let expected = range.end - range.start;
+        let problem = match std::fs::metadata(&path) {
+            Ok(m) if !m.is_file() => "is not a file".to_owned(),
+            Ok(m) if m.len() < expected => {
+                format!("is {} bytes, the torrent says {expected}", m.len())
+            }
+            Ok(_) => continue,
+            Err(e) => format!("cannot be read: {e}"),
+        };
+        let mut message = format!(
+            "{}: {problem}; `seed` serves content already on disk, expected at {}",
+            path.display(),
+            folder.join(&p.name).display()
+        );
+        if let Some(hint) = likely_folder(folder, p) {
+            message.push_str(&format!(" (did you mean `{}`?)", hint.display()));
+        }
+        return Err(err(exit::IO, message));
+    }
+    Ok(())
+}
+
+/// The folder the user probably meant, when they gave the content folder
+/// itself (its name is the torrent's, or the torrent's files are right
+/// inside it): its parent.
+fn likely_folder(folder: &Path, p: &Prepared) -> Option<PathBuf> {
+    let named_like_it = folder.file_name().is_some_and(|n| n == p.name.as_str());
+    let files_inside = p.storage.path(0).is_some_and(|first| {
+        first
+            .strip_prefix(folder.join(&p.name))
+            .is_ok_and(|rest| folder.join(rest).is_file())
+    });
+    if !(named_like_it || files_inside) {
+        return None;
+    }
+    let parent = std::fs::canonicalize(folder).ok()?.parent()?.to_owned();
+    Some(parent)
+}
+
+/// `bittide seed` whose check found pieces missing: the content is not
+/// this torrent's, or not all of it.
+fn content_mismatch(folder: &Path, last: &Progress, p: &Prepared) -> SessionError {
+    let pieces = p.info.layout.piece_count();
+    let missing = last.total.saturating_sub(last.done);
+    let mut message = format!(
+        "{}: the data on disk does not match the torrent ({missing} of {} bytes missing or different, {pieces} pieces checked)",
+        folder.join(&p.name).display(),
+        last.total
+    );
+    if let Some(hint) = likely_folder(folder, p) {
+        message.push_str(&format!(" (did you mean `{}`?)", hint.display()));
+    }
+    err(exit::IO, message)
 }
 
 /// Reads a .torrent for the session: its storage under the folder, what
@@ -555,8 +746,19 @@ fn prepare(options: &SessionOptions, torrent: &[u8]) -> Result<Prepared, Session
             })
             .collect()
     });
+    let name = storage
+        .path(0)
+        .and_then(|p| {
+            p.strip_prefix(&options.folder)
+                .ok()?
+                .components()
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(metainfo.info.name()).into_owned());
     Ok(Prepared {
         info,
+        name,
         storage,
         start,
         priorities,

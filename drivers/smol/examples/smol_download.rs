@@ -25,7 +25,8 @@ fn main() {
         save_torrent: None,
         folder: args[1].clone().into(),
         keep_seeding: false,
-        listen: "0.0.0.0:0".parse().expect("literal"),
+        listen: None,
+        seed_only: false,
         peers: args
             .get(2)
             .and_then(|p| p.parse().ok())
