@@ -22,8 +22,8 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::pause::Verb;
 use crate::commands::{
-    add, create, daemon, dht, download, info, limits, list, pause, prio, remove, seed, show, stats,
-    tracker,
+    add, create, daemon, demo, dht, download, info, limits, list, pause, prio, remove, seed, show,
+    stats, tracker,
 };
 
 /// bittide: a BitTorrent client with a deterministic sans-IO core.
@@ -41,6 +41,9 @@ struct Cli {
 /// variant's doc comment is its one-line help.
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Try bittide with nothing set up: make content, seed it and download
+    /// it over loopback in this process, then verify it.
+    Demo(demo::Args),
     /// Show what a .torrent file contains.
     Info(info::Args),
     /// Make a .torrent file from a file or folder.
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Demo(args) => demo::exec(args),
         Command::Info(args) => info::exec(args),
         Command::Create(args) => create::exec(args),
         Command::Download(args) => download::exec(args),

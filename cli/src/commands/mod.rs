@@ -19,6 +19,7 @@
 pub(crate) mod add;
 pub(crate) mod create;
 pub(crate) mod daemon;
+pub(crate) mod demo;
 pub(crate) mod dht;
 pub(crate) mod download;
 pub(crate) mod info;
