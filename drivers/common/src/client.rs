@@ -556,8 +556,8 @@ impl UsefulPeers {
     }
 
     /// The error to stop with, if the limit has passed: when no peer ever
-    /// came and every tracker refused or could not be reached, the
-    /// trackers are why (exit 5), not the swarm.
+    /// came and every tracker refused, could not be reached or never
+    /// answered, the trackers are why (exit 5), not the swarm.
     fn expired(
         &self,
         now: bittide_core::Instant,
@@ -568,12 +568,15 @@ impl UsefulPeers {
             return None;
         }
         let secs = limit.as_secs();
+        // A tracker that has not answered within the limit (a UDP one
+        // waits out BEP 15's 15 s retransmission before it calls itself
+        // failed) gave as little as one that refused.
         let failed: Vec<String> = trackers
             .iter()
-            .filter_map(|t| {
-                t.error
-                    .as_ref()
-                    .map(|e| format!("{}: {e}", tracker_name(&t.url)))
+            .filter_map(|t| match (&t.error, t.last) {
+                (Some(e), _) => Some(format!("{}: {e}", tracker_name(&t.url))),
+                (None, None) => Some(format!("{}: no answer", tracker_name(&t.url))),
+                (None, Some(_)) => None,
             })
             .collect();
         let all_failed = !trackers.is_empty() && failed.len() == trackers.len();
