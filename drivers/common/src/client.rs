@@ -75,6 +75,34 @@ pub struct SessionOptions {
     pub seed_only: bool,
 }
 
+impl SessionOptions {
+    /// Downloading `torrent` into `folder` with every default: listen on
+    /// [`DEFAULT_PORT`] or any free port, no DHT, no resume data, no
+    /// limits, no timeout. Callers change what they need with struct
+    /// update syntax (`SessionOptions { keep_seeding: true, ..o }`).
+    pub fn new(torrent: TorrentSource, folder: PathBuf) -> SessionOptions {
+        SessionOptions {
+            torrent,
+            save_torrent: None,
+            folder,
+            keep_seeding: false,
+            listen: None,
+            peers: Vec::new(),
+            peer_timeout: None,
+            recheck: false,
+            state_dir: None,
+            max_peers: None,
+            max_peers_per_ip: None,
+            sequential: false,
+            only: None,
+            upload_rate: 0,
+            download_rate: 0,
+            dht: None,
+            seed_only: false,
+        }
+    }
+}
+
 /// The port tried first when no listen address is given (the one
 /// BitTorrent clients have used by tradition, BEP 3's range 6881–6889).
 pub const DEFAULT_PORT: u16 = 6881;
