@@ -15,6 +15,7 @@ use crate::output::print;
 
 // No doc comment: clap would take it as the subcommand's help.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// The file or folder to share.
     path: PathBuf,
@@ -42,6 +43,12 @@ pub(crate) struct Args {
     #[arg(long)]
     no_date: bool,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  bittide create ~/photos -o photos.torrent
+  bittide create movie.mkv -o movie.torrent -t udp://tracker.example.org:1337 -t http://t2.example.org/announce
+  bittide create data/ -o data.torrent --piece-size 1M --private --no-date";
 
 pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     let content = Content::scan(&args.path).map_err(content_failure)?;

@@ -10,6 +10,7 @@ use crate::remote::{self, eta, percent, rate, RemoteArgs, Table, TorrentJson};
 
 // No doc comment: clap would take it as the subcommand's help.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// The torrent's info-hash, or its first 6 or more hex digits.
     #[arg(value_name = "HASH")]
@@ -20,6 +21,11 @@ pub(crate) struct Args {
     #[command(flatten)]
     remote: RemoteArgs,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  bittide show c1c1c1            (the first 6 or more hex digits are enough)
+  bittide show c1c1c1 --json | jq .files";
 
 /// `GET /api/v1/torrents/{hash}`, the parts shown.
 #[derive(Deserialize)]

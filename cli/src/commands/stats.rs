@@ -10,6 +10,7 @@ use crate::remote::{self, rate, RemoteArgs};
 
 // No doc comment: clap would take it as the subcommand's help.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// Print the API's JSON object.
     #[arg(long)]
@@ -17,6 +18,11 @@ pub(crate) struct Args {
     #[command(flatten)]
     remote: RemoteArgs,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  bittide stats
+  bittide stats --json";
 
 /// `GET /api/v1/stats`.
 #[derive(Deserialize)]

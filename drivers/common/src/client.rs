@@ -500,10 +500,12 @@ pub async fn run<R: Runtime>(
                     return Control::Shutdown;
                 }
                 Some(TorrentEvent::StateChanged(TorrentState::Downloading))
-                    if options.seed_only && last.checked.is_none() =>
+                    if options.seed_only && last.checked.is_none() && !t.is_finished() =>
                 {
                     // The check is over and pieces are missing: the content
-                    // on disk is not this torrent's (or not all of it).
+                    // on disk is not this torrent's (or not all of it). (A
+                    // complete check passes through `Downloading` on its way
+                    // to `Seeding`.)
                     failure = Some(content_mismatch(&options.folder, &last, p));
                     return Control::Shutdown;
                 }
