@@ -66,9 +66,9 @@ struct Options {
         global = true
     )]
     state_file: Option<PathBuf>,
-    /// The state folder whose dht.dat keeps our node id and known nodes
-    /// (the one `download` and `seed` use, ~/.local/state/bittide, shares
-    /// them) [default: none: nothing kept].
+    /// Keep our node id and known nodes in DIR/dht.dat between runs
+    /// (`download` and `seed` use ~/.local/state/bittide) [default:
+    /// nothing kept].
     #[arg(long, value_name = "DIR", global = true)]
     state_dir: Option<PathBuf>,
     /// Accept loopback and private-network nodes (tests, LANs).

@@ -16,7 +16,7 @@ use crate::output::print;
 pub(crate) struct Args {
     /// The .torrent file.
     torrent: PathBuf,
-    /// Print one JSON object instead of text.
+    /// Print one JSON object (one line) instead of text.
     #[arg(long)]
     json: bool,
 }

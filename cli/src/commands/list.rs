@@ -14,7 +14,8 @@ const NAME_WIDTH: usize = 40;
 #[derive(clap::Args, Debug)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
-    /// Print the API's JSON array (every field, for scripts).
+    /// Print the API's JSON array (one line, every field, for scripts)
+    /// instead of a table.
     #[arg(long)]
     json: bool,
     #[command(flatten)]

@@ -15,7 +15,8 @@ pub(crate) struct Args {
     /// The torrent's info-hash, or its first 6 or more hex digits.
     #[arg(value_name = "HASH")]
     hash: String,
-    /// Print the API's JSON object (every field, for scripts).
+    /// Print the API's JSON object (one line, every field, for scripts)
+    /// instead of text.
     #[arg(long)]
     json: bool,
     #[command(flatten)]

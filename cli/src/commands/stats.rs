@@ -12,7 +12,7 @@ use crate::remote::{self, rate, RemoteArgs};
 #[derive(clap::Args, Debug)]
 #[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
-    /// Print the API's JSON object.
+    /// Print the API's JSON object (one line) instead of text.
     #[arg(long)]
     json: bool,
     #[command(flatten)]

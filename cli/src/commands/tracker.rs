@@ -30,8 +30,8 @@ pub(crate) struct Args {
 const EXAMPLES: &str = "\
 Examples:
   bittide tracker serve --http 8000 --udp 8000
-  bittide tracker announce http://localhost:8000/announce 0123456789abcdef0123456789abcdef01234567
-  bittide tracker scrape udp://tracker.example.org:1337 0123456789abcdef0123456789abcdef01234567";
+  bittide tracker announce udp://localhost:8000 0123456789abcdef0123456789abcdef01234567
+  bittide tracker scrape udp://localhost:8000 0123456789abcdef0123456789abcdef01234567";
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -39,7 +39,7 @@ enum Command {
     #[command(after_help = "\
 Examples:
   bittide tracker announce http://localhost:8000/announce 0123456789abcdef0123456789abcdef01234567
-  bittide tracker announce udp://localhost:8000 0123…4567 --event stopped --left 0 --json")]
+  bittide tracker announce udp://localhost:8000 $HASH --event stopped --left 0 --json")]
     Announce {
         /// Announce URL (http://, https:// or udp://).
         url: String,
