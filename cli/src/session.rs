@@ -22,8 +22,8 @@ pub(crate) struct SessionDhtArgs {
     /// Find peers through trackers and --peer only, not the DHT.
     #[arg(long)]
     no_dht: bool,
-    /// A DHT node to join through, host:port (repeatable); without any,
-    /// the nodes of the DHT state file, else the public routers.
+    /// A DHT node to join through, HOST:PORT (repeatable) [default: the
+    /// nodes of the DHT state file, else the public routers].
     #[arg(long = "dht-bootstrap", value_name = "ADDR")]
     dht_bootstrap: Vec<String>,
     /// Keep our DHT node id and known nodes here between runs [default:

@@ -30,7 +30,7 @@ const NAME: &str = "bittide-demo";
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
   bittide demo                      # 16 MiB at 8 MiB/s into a new temporary folder
-  bittide demo -o /tmp/d --size 64M --download-limit 0
+  bittide demo -o /tmp/d --size 64M --download-limit none
   bittide demo --json               # the download's events, one JSON object per line")]
 pub(crate) struct Args {
     /// Folder for the demo's files: the content the seeder serves
@@ -41,8 +41,8 @@ pub(crate) struct Args {
     /// How much content to make, e.g. 4M or 1G.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "16M")]
     size: u32,
-    /// Download limit per second, so the progress can be watched; 0 for
-    /// as fast as loopback goes.
+    /// Download limit per second, so the progress can be watched; `none`
+    /// for as fast as loopback goes.
     #[arg(long, value_name = "RATE", value_parser = parse_rate, default_value = "8M")]
     download_limit: u64,
     /// Print the download's JSON events (docs/json-events.md) instead of
