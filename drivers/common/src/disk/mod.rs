@@ -11,6 +11,13 @@
 //!   length; padding files (BEP 47) are never created; zero-length files
 //!   are created empty when the engine asks (`DiskOp::CreateEmpty`, once the
 //!   torrent completes).
+//! - Files the user did not select ([`Storage::set_wanted`]) are not
+//!   created: their share of the pieces they have in common with selected
+//!   files goes to the part file ([`part_file`]), as libtorrent does, and
+//!   is moved into the file if the user selects it later. A file that is
+//!   already on disk when it is deselected keeps being used (libtorrent
+//!   too), so a file's bytes are in the part file only while the file does
+//!   not exist.
 //! - Writes and reads are positioned (`write_at`/`read_at`): no shared file
 //!   cursor, so jobs can run in parallel.
 //! - Open handles are cached (least recently used goes first when the
@@ -36,10 +43,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bittide_core::engine::{DiskOp, DiskResult};
-use bittide_core::metainfo::{DiskPaths, FileSlice, Metainfo};
+use bittide_core::metainfo::{DiskPaths, FileLayout, FileSlice, Metainfo};
+use bittide_core::picker::Priority;
+use bittide_core::PieceIndex;
 use sha1::{Digest, Sha1};
 
 use crate::content::read_exact_at;
+use part_file::PartFile;
+
+mod part_file;
 
 /// Most files kept open at once per torrent.
 pub const MAX_OPEN_FILES: usize = 128;
@@ -52,6 +64,12 @@ struct FileInfo {
     padding: bool,
     /// Whether `O_DIRECT` writes are still worth trying for this file.
     direct: AtomicBool,
+    /// The user selected it (all are, until [`Storage::set_wanted`]).
+    wanted: AtomicBool,
+    /// Its bytes go to and come from the part file: it is not wanted and
+    /// was not on disk when that was decided. Changed only under the
+    /// part file's lock.
+    in_part: AtomicBool,
 }
 
 /// How a handle was opened.
@@ -115,6 +133,8 @@ pub struct Storage {
     /// every path (a renamed top folder, or a renamed single file).
     root: Option<String>,
     files: Vec<FileInfo>,
+    layout: FileLayout,
+    part: PartFile,
     handles: Mutex<Handles>,
     /// The last write that failed, as one line.
     write_error: Mutex<Option<String>>,
@@ -231,13 +251,23 @@ impl Storage {
                 length: f.length,
                 padding: f.attr.padding,
                 direct: AtomicBool::new(cfg!(target_os = "linux")),
+                wanted: AtomicBool::new(true),
+                in_part: AtomicBool::new(false),
             })
             .collect();
+        let layout = info.layout().clone();
+        let part = PartFile::new(
+            folder.join(format!(".{}.parts", metainfo.info_hash)),
+            layout.piece_count(),
+            u64::from(layout.piece_length()),
+        );
         Storage {
             folder: folder.to_owned(),
             paths: DiskPaths::new(info),
             root: None,
             files,
+            layout,
+            part,
             handles: Mutex::new(Handles::default()),
             write_error: Mutex::new(None),
             read: AtomicU64::new(0),
@@ -269,6 +299,12 @@ impl Storage {
         })
     }
 
+    /// Where the bytes of unselected files are kept, `.<info-hash>.parts`
+    /// in the download folder (it may not exist).
+    pub fn part_path(&self) -> PathBuf {
+        self.part.path().to_owned()
+    }
+
     /// Files renamed so that no two share a path (torrent order).
     pub fn renamed(&self) -> &[usize] {
         self.paths.renamed()
@@ -291,6 +327,7 @@ impl Storage {
         let mut h = self.handles.lock().unwrap_or_else(|p| p.into_inner());
         self.closed.store(true, Ordering::Relaxed);
         h.open.clear();
+        self.part.close();
     }
 
     /// The last write that failed: the OS error and the path.
@@ -386,6 +423,12 @@ impl Storage {
             if s.padding || self.files.get(s.file).is_some_and(|f| f.padding) {
                 continue;
             }
+            if self
+                .write_part(s, chunk)
+                .map_err(|e| self.failed_write(e))?
+            {
+                continue;
+            }
             self.with_file(s.file, true, |f| {
                 write_all_at(f, chunk, s.offset).map_err(|e| self.at_path(s.file, e))
             })
@@ -409,8 +452,16 @@ impl Storage {
         for s in slices {
             let skip = s.padding || self.files.get(s.file).is_some_and(|f| f.padding);
             if !skip {
-                self.write_slice(s, blocks, pos)
+                let parted = self.in_part(s.file)
+                    && with_write_buf(s.length as usize, |buf| {
+                        gather(blocks, pos, buf)?;
+                        self.write_part(s, buf)
+                    })
                     .map_err(|e| self.failed_write(e))?;
+                if !parted {
+                    self.write_slice(s, blocks, pos)
+                        .map_err(|e| self.failed_write(e))?;
+                }
             }
             pos += s.length;
         }
@@ -471,8 +522,7 @@ impl Storage {
         for s in slices {
             let len = s.length as usize;
             if !(s.padding || self.files.get(s.file).is_some_and(|f| f.padding)) {
-                let dest = &mut out[at..at + len];
-                self.with_file(s.file, false, |f| read_exact_at(f, dest, s.offset))?;
+                self.read_slice(s, 0, &mut out[at..at + len])?;
             }
             at += len;
         }
@@ -487,7 +537,8 @@ impl Storage {
             let (Some(f), Some(path)) = (self.files.get(i), self.path(i)) else {
                 continue;
             };
-            if f.length == 0 && !f.padding && !path.exists() {
+            let wanted = f.wanted.load(Ordering::Relaxed);
+            if f.length == 0 && !f.padding && wanted && !path.exists() {
                 if let Some(dir) = path.parent() {
                     create_folders(dir).map_err(|e| self.failed_write(e))?;
                 }
@@ -502,6 +553,147 @@ impl Storage {
         let h = self.handles.lock().unwrap_or_else(|p| p.into_inner());
         for (file, _) in h.open.values() {
             file.sync_data()?;
+        }
+        self.part.sync()
+    }
+
+    /// Whether file `file`'s bytes go to the part file.
+    fn in_part(&self, file: usize) -> bool {
+        self.files
+            .get(file)
+            .is_some_and(|f| f.in_part.load(Ordering::Acquire))
+    }
+
+    /// The piece holding slice `s`, and where in it the slice starts.
+    fn piece_of(&self, s: &FileSlice) -> io::Result<(u32, u64)> {
+        let (piece, at) = self
+            .layout
+            .locate(s.file, s.offset)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "slice outside its file"))?;
+        Ok((piece.0, u64::from(at)))
+    }
+
+    /// Writes `data`, the bytes of slice `s`, to the part file if its
+    /// file's bytes go there; `false` if they do not.
+    fn write_part(&self, s: &FileSlice, data: &[u8]) -> io::Result<bool> {
+        if !self.in_part(s.file) {
+            return Ok(false);
+        }
+        let mut part = self.part.lock()?;
+        // Again under the lock: the file may have been selected, and its
+        // bytes moved out, meanwhile.
+        if !self.in_part(s.file) {
+            return Ok(false);
+        }
+        let (piece, at) = self.piece_of(s)?;
+        part.write(piece, at, data)?;
+        Ok(true)
+    }
+
+    /// Reads bytes `from..from + buf.len()` of slice `s`: from the part
+    /// file if it holds them, else from the file.
+    fn read_slice(&self, s: &FileSlice, from: u64, buf: &mut [u8]) -> io::Result<()> {
+        if self.in_part(s.file) {
+            let (piece, at) = self.piece_of(s)?;
+            let mut part = self.part.lock()?;
+            if self.in_part(s.file) && part.holds(piece) {
+                return part.read(piece, at + from, buf);
+            }
+        }
+        self.with_file(s.file, false, |f| {
+            read_exact_at(f, buf, s.offset + from).map_err(|e| self.at_path(s.file, e))
+        })
+    }
+
+    /// Which files the user selected: file `i` if `wanted[i]` (files past
+    /// the end of `wanted` are). A file selected again gets its bytes
+    /// back from the part file (and is created then); a deselected file
+    /// that is not on disk is not created, its share of the pieces it has
+    /// in common with selected files goes to the part file. Slots no file
+    /// needs any more are freed, and an empty part file is deleted. A
+    /// failure (which names the path) is also kept as the last write
+    /// error; the selection of the files before the one that failed holds.
+    pub fn set_wanted(&self, wanted: &[bool]) -> io::Result<()> {
+        self.apply_wanted(wanted).map_err(|e| self.failed_write(e))
+    }
+
+    /// Which files are selected ([`set_wanted`](Storage::set_wanted)).
+    pub fn wanted(&self) -> Vec<bool> {
+        self.files
+            .iter()
+            .map(|f| f.wanted.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// [`set_wanted`](Storage::set_wanted) from file priorities: every
+    /// file but those to skip (all of them for `None`).
+    pub fn set_priorities(&self, priorities: Option<&[Priority]>) -> io::Result<()> {
+        let wanted: Vec<bool> = priorities
+            .unwrap_or_default()
+            .iter()
+            .map(|p| *p != Priority::Skip)
+            .collect();
+        self.set_wanted(&wanted)
+    }
+
+    fn apply_wanted(&self, wanted: &[bool]) -> io::Result<()> {
+        let mut part = self.part.lock()?;
+        for (i, f) in self.files.iter().enumerate() {
+            let want = wanted.get(i).copied().unwrap_or(true);
+            f.wanted.store(want, Ordering::Relaxed);
+            if f.padding {
+                continue;
+            }
+            let exists = || self.path(i).is_some_and(|p| p.symlink_metadata().is_ok());
+            if want {
+                let pieces = self.layout.file_pieces(i);
+                // Bytes of a file that is not on disk can only have been
+                // written to the part file (a write to the file creates it).
+                if part.holds_any(pieces.start.0..pieces.end.0)
+                    && (f.in_part.load(Ordering::Acquire) || !exists())
+                {
+                    self.export(&mut part, i)?;
+                }
+                f.in_part.store(false, Ordering::Release);
+            } else {
+                // Once its bytes are in the part file they stay there; a
+                // file on disk is used (libtorrent does the same).
+                let pieces = self.layout.file_pieces(i);
+                let held = part.holds_any(pieces.start.0..pieces.end.0);
+                let keep = f.in_part.load(Ordering::Acquire) && held;
+                f.in_part.store(keep || !exists(), Ordering::Release);
+            }
+        }
+        for piece in part.pieces() {
+            let needed = self
+                .layout
+                .piece_slices(PieceIndex(piece))
+                .any(|s| self.in_part(s.file));
+            if !needed {
+                part.free(piece)?;
+            }
+        }
+        part.remove_if_empty()
+    }
+
+    /// Copies file `i`'s bytes held in the part file into the file
+    /// (created and sized sparse first).
+    fn export(&self, part: &mut part_file::Slots, i: usize) -> io::Result<()> {
+        let pieces = self.layout.file_pieces(i);
+        let mut buf = Vec::new();
+        for piece in pieces.start.0..pieces.end.0 {
+            if !part.holds(piece) {
+                continue;
+            }
+            let slices = self.layout.piece_slices(PieceIndex(piece));
+            for s in slices.filter(|s| s.file == i) {
+                let (_, at) = self.piece_of(&s)?;
+                // At most one piece long.
+                buf.resize(s.length as usize, 0);
+                part.read(piece, at, &mut buf)?;
+                let file = self.handle(i, true, Mode::Buffered)?;
+                write_all_at(&file, &buf, s.offset).map_err(|e| self.at_path(i, e))?;
+            }
         }
         Ok(())
     }
@@ -578,7 +770,7 @@ impl Storage {
                 if padding {
                     chunk.fill(0);
                 } else {
-                    self.with_file(s.file, false, |f| read_exact_at(f, chunk, s.offset + done))?;
+                    self.read_slice(s, done, chunk)?;
                 }
                 h.update(&*chunk);
                 done += n as u64;
@@ -589,124 +781,4 @@ impl Storage {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bittide_core::metainfo::{PieceHasher, TorrentBuilder};
-    use bittide_core::PieceIndex;
-
-    #[test]
-    fn piece_writes_are_exact_with_direct_and_buffered_runs() {
-        // Files of odd sizes so pieces straddle files at unaligned offsets
-        // (buffered heads and tails around O_DIRECT middles), blocks of
-        // odd sizes, pieces written in a scrambled order, and each piece
-        // written over an earlier wrong version (direct writes must not
-        // leave stale cached pages behind for the reads).
-        let dir = std::env::temp_dir().join(format!("bittide-direct-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 31 % 253) as u8).collect();
-        let mut b = TorrentBuilder::multi_file("top");
-        b.add_file(vec!["a".into()], 123_457)
-            .add_file(vec!["b".into()], 600_001)
-            .add_file(vec!["c".into()], 276_542)
-            .set_piece_length(65536);
-        let mut h = PieceHasher::new(65536);
-        h.update(&data);
-        let bytes = b.build(&h.finish()).unwrap();
-        let m = Metainfo::from_bytes(&bytes).unwrap();
-        let storage = Storage::new(&dir, &m);
-        let layout = m.info.layout();
-        let blocks_of = |d: &[u8]| -> Vec<bytes::Bytes> {
-            d.chunks(10_000)
-                .map(bytes::Bytes::copy_from_slice)
-                .collect()
-        };
-        let n = layout.piece_count();
-        for round in 0..2 {
-            for k in 0..n {
-                let piece = PieceIndex((k * 7) % n);
-                let slices: Vec<FileSlice> = layout.piece_slices(piece).collect();
-                let start = layout.piece_offset(piece) as usize;
-                let len = layout.piece_size(piece) as usize;
-                let content: Vec<u8> = if round == 0 {
-                    vec![0xee; len]
-                } else {
-                    data[start..start + len].to_vec()
-                };
-                storage.write_blocks(&slices, &blocks_of(&content)).unwrap();
-                if round == 1 {
-                    let hash = m.info.piece_hash(piece).unwrap();
-                    assert_eq!(
-                        storage.run(DiskOp::Check {
-                            piece,
-                            slices,
-                            hash
-                        }),
-                        DiskResult::Checked { piece, ok: true },
-                        "{piece:?}"
-                    );
-                }
-            }
-        }
-        storage.sync().unwrap();
-        let mut all = std::fs::read(dir.join("top/a")).unwrap();
-        all.extend(std::fs::read(dir.join("top/b")).unwrap());
-        all.extend(std::fs::read(dir.join("top/c")).unwrap());
-        assert!(all == data, "files differ from the data");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn writes_land_in_the_right_files_and_read_back() {
-        let dir = std::env::temp_dir().join(format!("bittide-disk-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
-        let mut b = TorrentBuilder::multi_file("top");
-        b.add_file(vec!["a".into()], 20_000)
-            .add_file(vec!["empty".into()], 0)
-            .add_file(vec!["sub".into(), "b".into()], 30_000)
-            .set_piece_length(16384);
-        let mut h = PieceHasher::new(16384);
-        h.update(&data);
-        let bytes = b.build(&h.finish()).unwrap();
-        let m = Metainfo::from_bytes(&bytes).unwrap();
-        let storage = Storage::new(&dir, &m);
-        let layout = m.info.layout();
-        for p in (0..layout.piece_count()).rev() {
-            let piece = PieceIndex(p);
-            let slices: Vec<FileSlice> = layout.piece_slices(piece).collect();
-            let start = layout.piece_offset(piece) as usize;
-            let len = layout.piece_size(piece) as usize;
-            storage.write(&slices, &data[start..start + len]).unwrap();
-            let hash = m.info.piece_hash(piece).unwrap();
-            assert_eq!(
-                storage.run(DiskOp::Check {
-                    piece,
-                    slices,
-                    hash
-                }),
-                DiskResult::Checked { piece, ok: true }
-            );
-        }
-        // The block-wise writer lays out the same bytes.
-        let blocks: Vec<bytes::Bytes> = data
-            .chunks(16384)
-            .map(bytes::Bytes::copy_from_slice)
-            .collect();
-        let all: Vec<FileSlice> = (0..layout.piece_count())
-            .flat_map(|p| layout.piece_slices(PieceIndex(p)).collect::<Vec<_>>())
-            .collect();
-        storage.write_blocks(&all, &blocks).unwrap();
-        assert_eq!(
-            storage.run(DiskOp::CreateEmpty { files: vec![1] }),
-            DiskResult::Created { ok: true }
-        );
-        storage.sync().unwrap();
-        assert_eq!(std::fs::read(dir.join("top/a")).unwrap(), &data[..20_000]);
-        assert_eq!(
-            std::fs::read(dir.join("top/sub/b")).unwrap(),
-            &data[20_000..]
-        );
-        assert_eq!(std::fs::metadata(dir.join("top/empty")).unwrap().len(), 0);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
+mod tests;
