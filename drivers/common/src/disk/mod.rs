@@ -79,6 +79,11 @@ enum Mode {
     Buffered,
     /// `O_DIRECT` (aligned writes only).
     Direct,
+    /// Opened for reading only (the file is not writable): serves reads,
+    /// never a write, which opens the file itself and so reports why it
+    /// cannot ("Permission denied", "Is a directory"), not a puzzling
+    /// "Bad file descriptor".
+    ReadOnly,
 }
 
 #[derive(Debug, Default)]
@@ -167,18 +172,30 @@ pub fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<
 }
 
 /// Creates `dir` and its parents. An error names the path; when a file
-/// is in the way, it names that file (`mkdir` itself says only "File
-/// exists").
+/// is in the way, it names that file and says what opening a path through
+/// it would (`Not a directory`: `mkdir` itself says only "File exists").
 fn create_folders(dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| {
         match dir.ancestors().find(|a| a.exists() && !a.is_dir()) {
             Some(file) => io::Error::new(
                 io::ErrorKind::NotADirectory,
-                format!("{}: not a folder but a file, in the way", file.display()),
+                format!(
+                    "{}: {} (a file is in the way of a folder)",
+                    file.display(),
+                    not_a_directory()
+                ),
             ),
             None => io::Error::new(e.kind(), format!("{}: {e}", dir.display())),
         }
     })
+}
+
+/// The OS's own words for ENOTDIR.
+fn not_a_directory() -> io::Error {
+    #[cfg(unix)]
+    return io::Error::from_raw_os_error(libc::ENOTDIR);
+    #[cfg(not(unix))]
+    return io::ErrorKind::NotADirectory.into();
 }
 
 /// Opens with `O_DIRECT` where the platform has it.
@@ -373,9 +390,12 @@ impl Storage {
         }
         h.tick += 1;
         let tick = h.tick;
-        if let Some(entry) = h.open.get_mut(&(index, mode)) {
-            entry.1 = tick;
-            return Ok(entry.0.clone());
+        let mut key = (index, mode);
+        for k in [key, (index, Mode::ReadOnly)] {
+            if let Some(entry) = h.open.get_mut(&k).filter(|_| !create || k == key) {
+                entry.1 = tick;
+                return Ok(entry.0.clone());
+            }
         }
         let file = if create {
             if let Some(dir) = path.parent() {
@@ -397,7 +417,10 @@ impl Storage {
         } else {
             match OpenOptions::new().read(true).write(true).open(&path) {
                 Ok(f) => f,
-                Err(_) => File::open(&path).map_err(|e| self.at_path(index, e))?,
+                Err(_) => {
+                    key.1 = Mode::ReadOnly;
+                    File::open(&path).map_err(|e| self.at_path(index, e))?
+                }
             }
         };
         if h.open.len() >= MAX_OPEN_FILES {
@@ -407,7 +430,7 @@ impl Storage {
             }
         }
         let file = Arc::new(file);
-        h.open.insert((index, mode), (file.clone(), tick));
+        h.open.insert(key, (file.clone(), tick));
         Ok(file)
     }
 

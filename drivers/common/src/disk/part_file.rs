@@ -268,10 +268,12 @@ impl Slots {
 
     /// Deletes the file if it holds nothing.
     pub(super) fn remove_if_empty(&mut self) -> io::Result<()> {
-        if !self.map.is_empty() {
+        // Not open: there is no part file, or one of another torrent's
+        // shape that the first write replaces (removing nothing keeps a
+        // read-only download folder usable).
+        if !self.map.is_empty() || self.file.take().is_none() {
             return Ok(());
         }
-        self.file = None;
         self.free.clear();
         self.allocated = 0;
         match std::fs::remove_file(&self.path) {
