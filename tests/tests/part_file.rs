@@ -8,7 +8,8 @@
 //!   libtorrent seeder on loopback), then two restarts without a peer (one
 //!   trusting resume data, one rechecking every piece), then the whole
 //!   torrent;
-//! - a session: one file selected, a restart, then all of them;
+//! - a session: one file selected, a restart, a move to another folder,
+//!   then all of them;
 //! - a file or a folder in the way, a read-only and a full file system.
 //!
 //! Every process and wait is bounded.
@@ -299,6 +300,13 @@ fn a_session_moves_part_file_bytes_into_files_selected_later() {
         .await;
         assert_eq!(names(&dl), vec![part.clone(), "top".into()]);
 
+        // Moving the torrent takes the part file along.
+        let moved = temp("moved");
+        leecher.move_storage(hash, moved.clone()).await.unwrap();
+        assert_eq!(names(&moved), vec![part.clone(), "top".into()]);
+        assert!(names(&dl).is_empty(), "{:?}", names(&dl));
+        let dl = moved;
+
         let all = vec![(0, Priority::Normal), (2, Priority::Normal)];
         leecher.set_file_priorities(hash, all).await.unwrap();
         // The boundary bytes are in f0 and f2 before the engine asks for
@@ -317,7 +325,7 @@ fn a_session_moves_part_file_bytes_into_files_selected_later() {
         }
         close(leecher, task).await;
         close(seeder, seeder_task).await;
-        for d in [seed_dir, seed_state, dl_state, dl] {
+        for d in [seed_dir, seed_state, dl_state, dl, temp("dl")] {
             let _ = std::fs::remove_dir_all(d);
         }
     });
