@@ -10,6 +10,7 @@
 //!   torrent;
 //! - a session: one file selected, a restart, a move to another folder,
 //!   then all of them;
+//! - libtorrent reads our part file and we read its;
 //! - a file or a folder in the way, a read-only and a full file system.
 //!
 //! Every process and wait is bounded.
@@ -135,6 +136,22 @@ fn names(dir: &Path) -> Vec<String> {
     v
 }
 
+/// The pieces a part file holds, from its header: piece count and length,
+/// then each piece's slot or -1 (big-endian), as libtorrent writes it.
+fn held(part: &Path) -> Vec<u32> {
+    let bytes = std::fs::read(part).unwrap();
+    let word = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
+    assert_eq!(word(4) as usize, PIECE);
+    let slots: Vec<u32> = (0..word(0)).map(|p| word(8 + 4 * p as usize)).collect();
+    // Each slot 16 KiB after a 1 KiB header, the last one cut at its end
+    // of data.
+    let used = slots.iter().filter(|&&s| s != u32::MAX).count() as u64;
+    assert!(bytes.len() as u64 <= 1024 + used * PIECE as u64);
+    (0..word(0))
+        .filter(|&p| slots[p as usize] != u32::MAX)
+        .collect()
+}
+
 fn part_name(torrent: &[u8]) -> String {
     format!(
         ".{}.parts",
@@ -162,12 +179,8 @@ fn only_one_file_leaves_the_others_absent_until_they_are_wanted() {
     );
     assert_eq!(names(&out), vec![part.clone(), "top".into()]);
     assert_eq!(names(&out.join("top")), vec!["f1.bin"]);
-    // Two boundary pieces (f0|f1 and f1|f2) in 16 KiB slots after the
-    // 1 KiB header.
-    assert_eq!(
-        std::fs::metadata(out.join(&part)).unwrap().len(),
-        1024 + 2 * PIECE as u64
-    );
+    // The two boundary pieces, f0|f1 and f1|f2, and nothing else.
+    assert_eq!(held(&out.join(&part)), vec![1, 4]);
 
     // The part file outlives the process: a restart trusts the resume
     // data, and a recheck finds the boundary pieces in it. No peer.
@@ -397,4 +410,74 @@ fn disk_errors_end_with_the_path_and_the_os_error() {
         err.contains("out/top/f.bin: No space left on device"),
         "{err}"
     );
+}
+
+/// libtorrent with file priorities 0, 1, 0: `leech PORT` downloads file 1
+/// from 127.0.0.1:PORT; `check` verifies what is on disk. Prints the
+/// pieces it has.
+const LT_SELECTED: &str = r#"
+import libtorrent as lt, sys, time
+torrent, save, what = sys.argv[1], sys.argv[2], sys.argv[3]
+ses = lt.session({'listen_interfaces': '127.0.0.1:0', 'enable_dht': False,
+                  'enable_lsd': False, 'enable_upnp': False, 'enable_natpmp': False})
+p = lt.add_torrent_params()
+p.ti = lt.torrent_info(torrent)
+p.save_path = save
+p.file_priorities = [0, 1, 0]
+h = ses.add_torrent(p)
+if what == 'leech':
+    h.connect_peer(('127.0.0.1', int(sys.argv[4])))
+else:
+    h.force_recheck()
+for i in range(600):
+    time.sleep(0.1)
+    s = h.status()
+    if i > 5 and s.state in (lt.torrent_status.finished, lt.torrent_status.seeding):
+        break
+print(' '.join(str(i) for i, x in enumerate(h.status().pieces) if x))
+"#;
+
+fn lt_selected(torrent_file: &Path, save: &Path, what: &[&str]) -> String {
+    let mut cmd = Command::new(bittide_tests::DEBIAN_PYTHON);
+    cmd.args(["-c", LT_SELECTED])
+        .arg(torrent_file)
+        .arg(save)
+        .args(what);
+    let r = run_bounded(&mut cmd, Duration::from_secs(90));
+    assert!(
+        r.status.success(),
+        "libtorrent: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    String::from_utf8_lossy(&r.stdout).trim().to_owned()
+}
+
+#[test]
+fn part_files_are_interchangeable_with_libtorrent() {
+    let dir = TempDir::new("partfile-lt");
+    let files = contents();
+    let bytes = torrent(&files);
+    let t = dir.path().join("t.torrent");
+    std::fs::write(&t, &bytes).unwrap();
+    let (port, _seeder) = lt_seed(&t, &dir.path().join("seed"), &files);
+    let part = part_name(&bytes);
+    // Pieces 1 and 4 are shared with the unselected files.
+    let file_1 = "1 2 3 4";
+
+    // libtorrent's part file: a recheck here finds the boundary pieces.
+    let theirs = dir.path().join("theirs");
+    assert_eq!(
+        lt_selected(&t, &theirs, &["leech", &port.to_string()]),
+        file_1
+    );
+    assert_eq!(names(&theirs), vec![part.clone(), "top".into()]);
+    let state = dir.path().join("state");
+    let (code, err) = download(&t, &theirs, &state, None, &["--only", "1", "--recheck"]);
+    assert_eq!(code, Some(0), "bittide on libtorrent's part file: {err}");
+
+    // Ours: libtorrent's recheck finds them.
+    let ours = dir.path().join("ours");
+    let (code, err) = download(&t, &ours, &state, Some(port), &["--only", "1"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(lt_selected(&t, &ours, &["check"]), file_1);
 }

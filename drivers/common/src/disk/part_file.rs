@@ -6,7 +6,8 @@
 //! per torrent, `.<info-hash>.parts` in the download folder, rather than
 //! creating the unselected file at full (sparse) size; so do we.
 //!
-//! Layout (the same as libtorrent's part files): a header of
+//! Layout (libtorrent's, so either reads the other's: `part_file.rs` in
+//! `tests/` checks both ways): a header of
 //! `u32 piece count`, `u32 piece length`, then one `i32` per piece, the
 //! slot holding it or -1, all big-endian, padded to a multiple of 1 KiB;
 //! then slots of one piece length each. A piece's bytes sit in its slot
