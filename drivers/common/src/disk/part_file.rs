@@ -7,16 +7,16 @@
 //! creating the unselected file at full (sparse) size; so do we.
 //!
 //! Layout (libtorrent's, so either reads the other's: `part_file.rs` in
-//! `tests/` checks both ways): a header of
-//! `u32 piece count`, `u32 piece length`, then one `i32` per piece, the
-//! slot holding it or -1, all big-endian, padded to a multiple of 1 KiB;
-//! then slots of one piece length each. A piece's bytes sit in its slot
-//! at their offset inside the piece; only the unselected files' shares
-//! are ever written, the rest of a slot stays a hole. Slots freed when a
-//! file is selected again are reused. Each header entry is written when
-//! its slot is taken or freed, so the file is always self-describing;
-//! resume data is written only after [`Slots::sync`], so it never claims
-//! a piece whose bytes are not here.
+//! `tests/` checks both ways): a header of `u32 piece count`, `u32 piece
+//! length`, then one `i32` per piece, the slot holding it or -1, all
+//! big-endian, padded to a multiple of 1 KiB; then slots of one piece
+//! length each. A piece's bytes sit in its slot at their offset inside
+//! the piece; only the unselected files' shares are ever written, the
+//! rest of a slot stays a hole. Slots freed when a file is selected again
+//! are reused. Each header entry is written when its slot is taken or
+//! freed, so the file is always self-describing; resume data is written
+//! only after [`Slots::sync`], so it never claims a piece whose bytes are
+//! not here.
 //!
 //! Slots (not a sparse file indexed by piece, which would also do on
 //! Linux) keep the file's apparent size to what it holds: a 100 GiB
