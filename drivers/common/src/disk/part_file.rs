@@ -15,7 +15,7 @@
 //! rest of a slot stays a hole. Slots freed when a file is selected again
 //! are reused. Each header entry is written when its slot is taken or
 //! freed, so the file is always self-describing; resume data is written
-//! only after [`Slots::sync`], so it never claims a piece whose bytes are
+//! only after [`PartFile::sync`], so it never claims a piece whose bytes are
 //! not here.
 //!
 //! Slots (not a sparse file indexed by piece, which would also do on
