@@ -478,3 +478,47 @@ fn on_a_terminal_the_status_line_fits_80_columns() {
     );
     println!("start:\n{start}\nmiddle:\n{middle}\nend:\n{end}");
 }
+
+/// docs/json-events.md and the schema describe the same events and
+/// fields, and the page's examples validate.
+#[test]
+fn the_schema_page_and_the_schema_agree() {
+    let root = workspace_root().join("docs");
+    let page = std::fs::read_to_string(root.join("json-events.md")).unwrap();
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("json-events.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let kinds = schema["properties"]["event"]["enum"].as_array().unwrap();
+    let sections: Vec<&str> = page.split("\n### `").skip(1).collect();
+    assert_eq!(sections.len(), kinds.len(), "sections vs schema events");
+    for kind in kinds {
+        let kind = kind.as_str().unwrap();
+        let section = sections
+            .iter()
+            .find(|s| s.starts_with(&format!("{kind}`")))
+            .unwrap_or_else(|| panic!("no section for `{kind}`"));
+        let fields = schema["$defs"][kind]["properties"].as_object().unwrap();
+        for field in fields.keys().filter(|f| *f != "event") {
+            assert!(
+                section.contains(&format!("| `{field}` |")),
+                "`{kind}.{field}` is not documented"
+            );
+        }
+    }
+    let mut examples = String::new();
+    let mut inside = false;
+    for line in page.lines() {
+        match line {
+            "```json" => inside = true,
+            "```" => inside = false,
+            l if inside => {
+                examples.push_str(l);
+                examples.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert!(examples.lines().count() >= 5, "{examples}");
+    validate(&examples);
+}

@@ -444,7 +444,8 @@ impl Reporter {
     /// A tracker failed: said once per tracker and message.
     fn tracker_error(&mut self, url: &str, error: &str) {
         let name = tracker_name(url);
-        let message = scrub(error);
+        // HTTP errors quote the URL, which the line already names.
+        let message = scrub(error).replace(&format!("{name}: "), "");
         if self.trackers.get(&name) == Some(&message) {
             return;
         }
@@ -595,7 +596,7 @@ pub(super) fn empty_progress() -> Progress {
 /// A message with every URL in it cut to scheme, host and port: HTTP
 /// clients quote the request URL in their errors, and an announce URL's
 /// path and query can hold a passkey, the info-hash and the peer id.
-fn scrub(message: &str) -> String {
+pub(crate) fn scrub(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     while let Some(at) = rest.find("://") {
