@@ -144,31 +144,29 @@ pub(crate) fn run(options: SessionOptions, json: bool, mode: Mode) -> Result<(),
     // A blocking job still running (a tracker that accepts and never
     // answers) must not hold the exit: the session has ended.
     rt.shutdown_timeout(Duration::from_millis(500));
-    // The session's errors can quote a tracker's request URL (passkey,
-    // peer id): it is cut to scheme, host and port here, for stderr too.
-    let result = result
-        .map_err(|e| {
-            let mut f = Failure::from(e);
-            f.message = crate::progress::scrub(&f.message);
-            f
-        })
-        .and_then(|p| {
-            if interrupted.load(Ordering::SeqCst) && !p.complete {
-                let pct = if p.total > 0 {
-                    p.done as f64 * 100.0 / p.total as f64
-                } else {
-                    0.0
-                };
-                Err(Failure::new(
-                    Exit::Interrupted,
-                    format!(
+    let result = result.map_err(Failure::from).and_then(|p| {
+        if interrupted.load(Ordering::SeqCst) && !p.complete {
+            let pct = if p.total > 0 {
+                p.done as f64 * 100.0 / p.total as f64
+            } else {
+                0.0
+            };
+            Err(Failure::new(
+                Exit::Interrupted,
+                format!(
                     "interrupted at {pct:.1}%; resume data is saved: the same command continues"
                 ),
-                ))
-            } else {
-                Ok(p)
-            }
-        });
+            ))
+        } else {
+            Ok(p)
+        }
+    });
+    // The session's errors can quote a tracker's request URL (passkey,
+    // peer id): cut to scheme, host and port, for stderr too.
+    let result = result.map_err(|mut f| {
+        f.message = crate::progress::scrub(&f.message);
+        f
+    });
     reporter.finish(result.as_ref().map(|_| ()));
     result.map(|_| ())
 }

@@ -24,7 +24,6 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use bittide_core::torrent::{TorrentEvent, TorrentState};
 use bittide_core::Instant;
@@ -36,16 +35,7 @@ use serde_json::json;
 
 use crate::exit::{Exit, Failure};
 use crate::session::Mode;
-use status::{progress_fields, ratio, state_name, Meter, Phase, Snapshot};
-
-/// Least time between two redraws of the terminal's status line.
-const REDRAW: Duration = Duration::from_millis(250);
-/// Least time between two `progress` (or `checking`) JSON events.
-const JSON_EVERY: Duration = Duration::from_secs(1);
-/// Piped: a line when this much time passed and something changed…
-const LINE_EVERY: Duration = Duration::from_secs(10);
-/// …or when progress moved by this fraction.
-const LINE_STEP: f64 = 0.05;
+use status::{progress_fields, ratio, state_name, Cadence, Meter, Phase, Snapshot, JSON_EVERY};
 
 /// Where the reports go.
 enum Out {
@@ -89,8 +79,6 @@ pub(crate) struct Reporter {
     last: Option<Progress>,
     /// The last state announced (`state` events say each change once).
     state: Option<TorrentState>,
-    /// The phase at the last status shown.
-    phase: Option<Phase>,
     /// A magnet's metadata was still on its way at the last report.
     fetching: bool,
     resumed_said: bool,
@@ -134,7 +122,6 @@ impl Reporter {
             listen: None,
             last: None,
             state: None,
-            phase: None,
             fetching: false,
             resumed_said: false,
             finished_said: false,
@@ -495,10 +482,7 @@ impl Reporter {
                 == (Mode::Download {
                     keep_seeding: false,
                 });
-        let phase_changed = self.phase != Some(phase);
-        self.phase = Some(phase);
-        let since = self.shown.as_ref().map(|(t, _)| now - *t);
-        let changed = self.shown.as_ref().is_none_or(|(_, o)| o.key() != s.key());
+        let last = self.shown.as_ref().map(|(t, o)| (now - *t, o));
         let show = match &mut self.out {
             Out::Terminal(_) if over => false,
             Out::Terminal(bar) => {
@@ -511,23 +495,14 @@ impl Reporter {
                     }
                     bar
                 });
-                let due = phase_changed || since.is_none_or(|d| d >= REDRAW);
+                let due = Cadence::Redraw.due(last, &s);
                 if due {
                     bar.set_message(text::status(&s, true));
                 }
                 due
             }
             Out::Piped => {
-                let moved = self
-                    .shown
-                    .as_ref()
-                    .is_some_and(|(_, o)| (s.fraction() - o.fraction()).abs() >= LINE_STEP);
-                // Stopping: the summary or the error follows at once.
-                let due = !over
-                    && phase != Phase::Stopped
-                    && (phase_changed
-                        || moved
-                        || (changed && since.is_none_or(|d| d >= LINE_EVERY)));
+                let due = !over && Cadence::Line.due(last, &s);
                 if due {
                     let line = text::status(&s, false);
                     let mut out = std::io::stdout().lock();
@@ -537,7 +512,7 @@ impl Reporter {
                 due
             }
             Out::Json => {
-                let due = phase_changed || (changed && since.is_none_or(|d| d >= JSON_EVERY));
+                let due = Cadence::Event.due(last, &s);
                 if due {
                     json::emit("progress", self.elapsed(), progress_fields(&s));
                 }

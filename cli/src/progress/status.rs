@@ -12,6 +12,51 @@ use serde_json::json;
 
 /// How long rates are averaged over.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
+/// Least time between two redraws of the terminal's status line.
+const REDRAW: Duration = Duration::from_millis(250);
+/// Least time between two `progress` (or `checking`) JSON events.
+pub(super) const JSON_EVERY: Duration = Duration::from_secs(1);
+/// Piped: a line when this much time passed and something changed…
+const LINE_EVERY: Duration = Duration::from_secs(10);
+/// …or when progress moved by this fraction.
+const LINE_STEP: f64 = 0.05;
+
+/// How often a status is shown again, by where it goes.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Cadence {
+    /// A terminal's status line: redrawn four times a second.
+    Redraw,
+    /// A pipe: a line per phase, per 5 %, or after 10 s if something
+    /// changed; never while nothing changes, never for "stopping" (the
+    /// summary or the error follows at once).
+    Line,
+    /// `--json` `progress` events: per phase, else at most once a second
+    /// and only when something changed.
+    Event,
+}
+
+impl Cadence {
+    /// Whether `s` is to be shown, `last` being the status shown last and
+    /// how long ago.
+    pub(super) fn due(self, last: Option<(Duration, &Snapshot)>, s: &Snapshot) -> bool {
+        let Some((since, last)) = last else {
+            return !matches!(self, Cadence::Line) || s.phase != Phase::Stopped;
+        };
+        let new_phase = last.phase != s.phase;
+        let changed = last.key() != s.key();
+        match self {
+            Cadence::Redraw => new_phase || since >= REDRAW,
+            Cadence::Line => {
+                s.phase != Phase::Stopped
+                    && (new_phase
+                        // (Less a rounding error: 0.15 - 0.10 < 0.05.)
+                        || (s.fraction() - last.fraction()).abs() >= LINE_STEP - 1e-9
+                        || (changed && since >= LINE_EVERY))
+            }
+            Cadence::Event => new_phase || (changed && since >= JSON_EVERY),
+        }
+    }
+}
 
 /// What the torrent is doing, as the display names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,6 +229,68 @@ pub(super) fn progress_fields(s: &Snapshot) -> serde_json::Value {
 mod tests {
     use super::*;
     use crate::progress::empty_progress;
+
+    fn seeding(uploaded: u64, peers: usize) -> Snapshot {
+        Snapshot {
+            phase: Phase::Seeding,
+            done: 100,
+            total: 100,
+            checked: None,
+            peers,
+            downloaded: 0,
+            uploaded,
+            down_rate: 0.0,
+            up_rate: 0.0,
+            eta: None,
+            ratio: None,
+        }
+    }
+
+    #[test]
+    fn a_pipe_hears_nothing_while_nothing_changes() {
+        let s = seeding(0, 0);
+        let secs = Duration::from_secs;
+        assert!(Cadence::Line.due(None, &s));
+        for after in [1, 10, 60, 3600] {
+            assert!(!Cadence::Line.due(Some((secs(after), &s)), &s), "{after}");
+            assert!(!Cadence::Event.due(Some((secs(after), &s)), &s), "{after}");
+        }
+        // Something changed: a line after 10 s, an event after 1 s.
+        let busier = seeding(5, 1);
+        assert!(!Cadence::Line.due(Some((secs(9), &s)), &busier));
+        assert!(Cadence::Line.due(Some((secs(10), &s)), &busier));
+        assert!(!Cadence::Event.due(Some((Duration::from_millis(900), &s)), &busier));
+        assert!(Cadence::Event.due(Some((secs(1), &s)), &busier));
+        // The rates decaying is not a change.
+        let slower = Snapshot {
+            up_rate: 0.0,
+            ..seeding(0, 0)
+        };
+        let faster = Snapshot {
+            up_rate: 1000.0,
+            ..seeding(0, 0)
+        };
+        assert!(!Cadence::Line.due(Some((secs(60), &faster)), &slower));
+    }
+
+    #[test]
+    fn a_pipe_hears_every_5_percent_and_every_phase() {
+        let at = |done| Snapshot {
+            phase: Phase::Downloading,
+            done,
+            ..seeding(0, 1)
+        };
+        let short = Duration::from_millis(100);
+        assert!(!Cadence::Line.due(Some((short, &at(10))), &at(14)));
+        assert!(Cadence::Line.due(Some((short, &at(10))), &at(15)));
+        assert!(Cadence::Line.due(Some((short, &at(100))), &seeding(0, 1)));
+        let stopped = Snapshot {
+            phase: Phase::Stopped,
+            ..seeding(0, 1)
+        };
+        assert!(!Cadence::Line.due(Some((short, &seeding(0, 1))), &stopped));
+        assert!(Cadence::Event.due(Some((short, &seeding(0, 1))), &stopped));
+    }
 
     #[test]
     fn rates_need_history_and_average_the_window() {
