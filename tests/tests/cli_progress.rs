@@ -4,7 +4,9 @@
 //!   (with Debian's python3-jsonschema), carries `v`, `ts` and `elapsed`;
 //!   `done` is last and comes once, also after a fatal error, which is an
 //!   `error` event first; `finished` says size, rate and path; no state is
-//!   announced twice in a row;
+//!   announced twice in a row; a failing tracker is one `tracker_error`
+//!   (one stderr warning without `--json`) naming scheme, host and port
+//!   only — its passkey shows nowhere;
 //! - piped: a second run of a finished download says what resume data
 //!   vouched for and sums up; an idle seed prints nothing;
 //! - on a terminal (tmux, 80 columns): the status line never wraps, and
@@ -81,6 +83,20 @@ fn download(torrent: &Path, out: &Path, port: u16, state: &Path) -> Command {
         .arg("--state-dir")
         .arg(state);
     c
+}
+
+/// `--timeout`'s value for 2 s: `2s` with the durations with units of
+/// every flag, `2` in the builds that took bare seconds.
+fn two_seconds() -> &'static str {
+    let help = Command::new(bittide())
+        .args(["download", "--help"])
+        .output()
+        .unwrap();
+    if String::from_utf8_lossy(&help.stdout).contains("--timeout <SECONDS>") {
+        "2"
+    } else {
+        "2s"
+    }
 }
 
 /// SIGINT, as Ctrl-C sends it.
@@ -264,23 +280,16 @@ fn a_fatal_error_is_an_event_then_done_with_the_exit_code() {
     let dir = TempDir::new("progress-fail");
     let (torrent, _) = make_torrent(dir.path(), "lonely.bin", 64 << 10);
     let nobody = free_port();
-    let run = |timeout: &str| {
-        run_bounded(
-            download(
-                &torrent,
-                &dir.path().join("out"),
-                nobody,
-                &dir.path().join("state"),
-            )
-            .args(["--json", "--timeout", timeout]),
-            Duration::from_secs(30),
+    let out = run_bounded(
+        download(
+            &torrent,
+            &dir.path().join("out"),
+            nobody,
+            &dir.path().join("state"),
         )
-    };
-    // Durations with units; a bare number of seconds before they came.
-    let mut out = run("2s");
-    if out.status.code() == Some(2) {
-        out = run("2");
-    }
+        .args(["--json", "--timeout", two_seconds()]),
+        Duration::from_secs(30),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -301,6 +310,85 @@ fn a_fatal_error_is_an_event_then_done_with_the_exit_code() {
     );
     assert_eq!(done["exit_code"], 6, "{done}");
     assert_eq!(done["complete"], false, "{done}");
+}
+
+#[test]
+fn a_failing_tracker_is_said_once_without_its_passkey() {
+    let dir = TempDir::new("progress-tracker");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("t.bin"), content_bytes(64 << 10, 5)).unwrap();
+    let torrent = dir.path().join("t.torrent");
+    // Nobody listens there: connection refused.
+    let tracker = format!("http://127.0.0.1:{}", free_port());
+    run_bittide(&[
+        "create",
+        src.join("t.bin").to_str().unwrap(),
+        "-t",
+        &format!("{tracker}/PASSKEY1234/announce"),
+        "-o",
+        torrent.to_str().unwrap(),
+    ]);
+    let run = |json: bool| {
+        let mut c = Command::new(bittide());
+        c.args(["download", torrent.to_str().unwrap(), "-o"])
+            .arg(dir.path().join(if json { "j" } else { "t" }))
+            .args([
+                "--no-dht",
+                "--listen",
+                &format!("127.0.0.1:{}", free_port()),
+            ])
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args(["--timeout", two_seconds()]);
+        if json {
+            c.arg("--json");
+        }
+        let out = run_bounded(&mut c, Duration::from_secs(30));
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert_eq!(out.status.code(), Some(5), "{stdout}{stderr}");
+        for text in [&stdout, &stderr] {
+            assert!(!text.contains("PASSKEY"), "the passkey shows: {text}");
+            assert!(!text.contains("info_hash="), "the query shows: {text}");
+        }
+        (stdout, stderr)
+    };
+
+    let (stdout, stderr) = run(true);
+    validate(&stdout);
+    let ev = events(&stdout);
+    let failures = of(&ev, "tracker_error");
+    assert_eq!(failures.len(), 1, "{stdout}");
+    assert_eq!(failures[0]["tracker"], tracker.as_str());
+    let [.., error, _] = ev.as_slice() else {
+        panic!("{stdout}")
+    };
+    assert_eq!(error["exit_code"], 5, "{error}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let (_, stderr) = run(false);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("bittide: warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].starts_with(&format!(
+            "bittide: warning: {tracker}: tracker unreachable: "
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("bittide: error: "),
+        "{stderr}"
+    );
 }
 
 #[test]

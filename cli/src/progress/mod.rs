@@ -19,15 +19,15 @@
 mod json;
 mod status;
 mod text;
+mod trackers;
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use bittide_core::torrent::{TorrentEvent, TorrentState};
 use bittide_core::Instant;
-use bittide_driver::client::{tracker_name, Progress};
+use bittide_driver::client::Progress;
 use bittide_driver::runtime::Runtime;
 use bittide_driver::units::human;
 use bittide_tokio::runtime::TokioRuntime;
@@ -36,6 +36,8 @@ use serde_json::json;
 use crate::exit::{Exit, Failure};
 use crate::session::Mode;
 use status::{progress_fields, ratio, state_name, Cadence, Meter, Phase, Snapshot, JSON_EVERY};
+pub(crate) use trackers::scrub;
+use trackers::TrackerErrors;
 
 /// Where the reports go.
 enum Out {
@@ -83,8 +85,8 @@ pub(crate) struct Reporter {
     fetching: bool,
     resumed_said: bool,
     finished_said: bool,
-    /// Each tracker's last failure (by [`tracker_name`]), said once.
-    trackers: BTreeMap<String, String>,
+    /// Tracker failures already said.
+    trackers: TrackerErrors,
     meter: Meter,
     /// When the status was last shown (drawn, printed or sent), and what
     /// it said.
@@ -125,7 +127,7 @@ impl Reporter {
             fetching: false,
             resumed_said: false,
             finished_said: false,
-            trackers: BTreeMap::new(),
+            trackers: TrackerErrors::default(),
             meter: Meter::default(),
             shown: None,
             checking_sent: None,
@@ -164,9 +166,7 @@ impl Reporter {
                 self.tracker_error(url, &error.to_string())
             }
             Some(TorrentEvent::TrackerReply { url, .. }) => {
-                // A tracker that answers again is worth a line if it fails
-                // again later, even the same way.
-                self.trackers.remove(&tracker_name(url));
+                self.trackers.answered(url);
             }
             Some(TorrentEvent::PeerBanned(addr)) => self.banned(*addr),
             _ => {}
@@ -430,13 +430,9 @@ impl Reporter {
 
     /// A tracker failed: said once per tracker and message.
     fn tracker_error(&mut self, url: &str, error: &str) {
-        let name = tracker_name(url);
-        // HTTP errors quote the URL, which the line already names.
-        let message = scrub(error).replace(&format!("{name}: "), "");
-        if self.trackers.get(&name) == Some(&message) {
+        let Some((name, message)) = self.trackers.failed(url, error) else {
             return;
-        }
-        self.trackers.insert(name.clone(), message.clone());
+        };
         match self.out {
             Out::Json => json::emit(
                 "tracker_error",
@@ -565,55 +561,5 @@ pub(super) fn empty_progress() -> Progress {
         peers: 0,
         state: TorrentState::Stopped,
         fetching_metadata: false,
-    }
-}
-
-/// A message with every URL in it cut to scheme, host and port: HTTP
-/// clients quote the request URL in their errors, and an announce URL's
-/// path and query can hold a passkey, the info-hash and the peer id.
-pub(crate) fn scrub(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(at) = rest.find("://") {
-        // The scheme: the letters just before `://`.
-        let start = rest[..at]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || "+-.".contains(c)))
-            .map_or(0, |i| i + 1);
-        let end = rest[at..]
-            .find(|c: char| c.is_whitespace() || "\"'<>".contains(c))
-            .map_or(rest.len(), |i| at + i);
-        let url = &rest[start..end];
-        // A URL quoted as `URL: why` keeps its colon.
-        let (url, tail) = match url.strip_suffix(':') {
-            Some(u) => (u, ":"),
-            None => (url, ""),
-        };
-        out.push_str(&rest[..start]);
-        out.push_str(&tracker_name(url));
-        out.push_str(tail);
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_in_messages_lose_path_and_query() {
-        assert_eq!(
-            scrub(
-                "tracker unreachable: http://user:pw@t.example:6969/ann/KEY?info_hash=%AB&x=1: \
-                 Connection Failed: refused"
-            ),
-            "tracker unreachable: http://t.example:6969: Connection Failed: refused"
-        );
-        assert_eq!(
-            scrub("udp://t.example:1337/announce did not answer"),
-            "udp://t.example:1337 did not answer"
-        );
-        assert_eq!(scrub("no url here"), "no url here");
     }
 }
