@@ -18,24 +18,39 @@ mod session;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::commands::pause::Verb;
 use crate::commands::{
-    add, create, daemon, demo, dht, download, info, limits, list, pause, prio, remove, seed, show,
-    stats, tracker,
+    add, completions, create, daemon, demo, dht, download, info, limits, list, man, pause, prio,
+    remove, seed, show, stats, tracker,
 };
 
-/// bittide: a BitTorrent client with a deterministic sans-IO core.
-// The doc comment above is the first line of `bittide --help`. (Until the
+/// bittide, a BitTorrent client: download and seed torrents, or run a
+/// daemon that holds many.
+// The doc comment above is the first lines of `bittide --help`. (Until the
 // CLI had its own crate, a bare `about` showed the tokio crate's package
-// description there instead.)
+// description there instead.) The flag vocabulary every subcommand
+// follows is in docs/cli.md.
 #[derive(Parser, Debug)]
-#[command(name = "bittide", version, max_term_width = 100)]
+#[command(
+    name = "bittide",
+    version,
+    max_term_width = 100,
+    after_help = GETTING_STARTED
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+const GETTING_STARTED: &str = "\
+Getting started:
+  bittide demo                          seed and download a small torrent on this machine
+  bittide download FILE|MAGNET -o DIR   download a torrent into DIR (exit 0 when complete)
+  bittide seed FILE.torrent -o DIR      share what is in DIR/<name> until Ctrl-C
+
+Each command's --help has examples; docs/cli.md is the reference, also `man bittide`.";
 
 /// The subcommands, in the order `bittide --help` lists them. Each
 /// variant's doc comment is its one-line help.
@@ -48,9 +63,9 @@ enum Command {
     Info(info::Args),
     /// Make a .torrent file from a file or folder.
     Create(create::Args),
-    /// Download a torrent into a folder (the content goes to DIR/<name>).
+    /// Download a torrent into a folder (-o DIR: the content goes to DIR/<name>).
     Download(download::Args),
-    /// Serve a torrent whose content is in DIR (DIR/<name>) until Ctrl-C.
+    /// Share a torrent whose content is in DIR/<name> (-o DIR) until Ctrl-C.
     Seed(seed::Args),
     /// Use the Mainline DHT: ping a node, find nodes, find or announce peers.
     Dht(dht::Args),
@@ -66,8 +81,10 @@ enum Command {
     /// Show one torrent of the daemon: state, files, peers, trackers.
     Show(show::Args),
     /// Pause torrents in the daemon.
+    #[command(after_help = "Examples:\n  bittide pause c1c1c1\n  bittide pause --all")]
     Pause(pause::Args),
     /// Resume paused torrents in the daemon.
+    #[command(after_help = "Examples:\n  bittide resume c1c1c1\n  bittide resume --all")]
     Resume(pause::Args),
     /// Remove torrents from the daemon (and their data with --delete-data).
     Remove(remove::Args),
@@ -77,6 +94,12 @@ enum Command {
     Limits(limits::Args),
     /// Show the daemon's totals: rates, torrents, connections, DHT.
     Stats(stats::Args),
+    /// Print a shell's completion script: bash, zsh, fish, elvish or
+    /// powershell.
+    Completions(completions::Args),
+    /// Print the manual page, or write every page into a folder.
+    #[command(hide = true)]
+    Man(man::Args),
 }
 
 fn main() -> ExitCode {
@@ -107,6 +130,8 @@ fn main() -> ExitCode {
         Command::Prio(args) => prio::exec(args),
         Command::Limits(args) => limits::exec(args),
         Command::Stats(args) => stats::exec(args),
+        Command::Completions(args) => completions::exec(args, Cli::command()),
+        Command::Man(args) => man::exec(args, Cli::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -123,7 +148,6 @@ mod tests {
 
     #[test]
     fn cli_definition_is_consistent() {
-        use clap::CommandFactory;
         Cli::command().debug_assert();
     }
 }

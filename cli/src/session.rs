@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bittide_core::metainfo::Magnet;
+use bittide_core::metainfo::{Magnet, Metainfo};
 use bittide_driver::client::{self, SessionOptions, TorrentSource};
 use bittide_driver::driver::Command;
 use bittide_tokio::runtime::TokioRuntime;
@@ -22,8 +22,8 @@ pub(crate) struct SessionDhtArgs {
     /// Find peers through trackers and --peer only, not the DHT.
     #[arg(long)]
     no_dht: bool,
-    /// A DHT node to join through, host:port (repeatable); without any,
-    /// the nodes of the DHT state file, else the public routers.
+    /// A DHT node to join through, HOST:PORT (repeatable) [default: the
+    /// nodes of the DHT state file, else the public routers].
     #[arg(long = "dht-bootstrap", value_name = "ADDR")]
     dht_bootstrap: Vec<String>,
     /// Keep our DHT node id and known nodes here between runs [default:
@@ -112,6 +112,9 @@ pub(crate) fn run(options: SessionOptions, json: bool, mode: Mode) -> Result<(),
         .max_blocking_threads(8)
         .build()
         .map_err(|e| Failure::new(Exit::Io, format!("runtime: {e}")))?;
+    let hint = matches!(mode, Mode::Download { .. })
+        .then(|| no_source_hint(&options))
+        .flatten();
     let interrupted = Arc::new(AtomicBool::new(false));
     let outcome = rt.block_on({
         let interrupted = interrupted.clone();
@@ -132,6 +135,9 @@ pub(crate) fn run(options: SessionOptions, json: bool, mode: Mode) -> Result<(),
                             }
                         }
                     });
+                    if let Some(hint) = &hint {
+                        eprintln!("bittide: note: {hint}");
+                    }
                     reporter.borrow_mut().started(local);
                 },
                 |p, e| reporter.borrow_mut().progress(p, e),
@@ -169,4 +175,21 @@ pub(crate) fn run(options: SessionOptions, json: bool, mode: Mode) -> Result<(),
     });
     reporter.finish(result.as_ref().map(|_| ()));
     result.map(|_| ())
+}
+
+/// Why a download may never find a peer, said once at the start: a
+/// torrent without trackers (as `bittide create` makes without `-t`) finds
+/// peers only through the DHT, or not at all without it.
+fn no_source_hint(options: &SessionOptions) -> Option<String> {
+    let trackers = match &options.torrent {
+        TorrentSource::File(bytes) => Metainfo::from_bytes(bytes).ok()?.trackers().len(),
+        TorrentSource::Magnet(m) => m.trackers.len(),
+    };
+    if trackers > 0 || !options.peers.is_empty() {
+        return None;
+    }
+    Some(match options.dht {
+        Some(_) => "the torrent names no tracker: peers can come only from the DHT, which may take a minute (--peer HOST:PORT names one)".to_owned(),
+        None => "the torrent names no tracker and the DHT is off: only a peer that connects to us, or one named with --peer HOST:PORT, can send anything".to_owned(),
+    })
 }

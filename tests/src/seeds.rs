@@ -705,6 +705,8 @@ fn units() -> Seeds {
         ("size-k", v("256K")),
         ("rate-g", v(" 2g ")),
         ("minutes", v("10m")),
+        ("compound", v("1h30m")),
+        ("unlimited", v("none")),
         ("plain", v("90")),
         ("hash", v("C1C1C1C1C1C1C1C1C1C1C1C1C1C1C1C1C1C1C1C1")),
         ("overflow", v("18446744073709551615K")),

@@ -456,11 +456,11 @@ fn print_config_merges_the_file_under_the_flags() {
     for line in [
         "listen = \"127.0.0.1:7001\"",
         "max-peers = 7",
-        "upload-rate = 1048576",
-        "download-rate = 2048",
+        "upload-limit = 1048576",
+        "download-limit = 2048",
         "api-username = \"admin\"",
         "api-password = \"<set>\"",
-        "state = \"/srv/state\"",
+        "state-dir = \"/srv/state\"",
         "api = \"127.0.0.1:9850\"",
     ] {
         assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");

@@ -14,6 +14,7 @@ use crate::session::read_torrent;
 
 // No doc comment: clap would take it as the subcommand's help.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// .torrent files, magnet links (quote them for the shell) or http(s)
     /// URLs of .torrent files.
@@ -42,6 +43,12 @@ pub(crate) struct Args {
     #[command(flatten)]
     remote: RemoteArgs,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  bittide add ubuntu.iso.torrent
+  bittide add 'magnet:?xt=urn:btih:…' -o ~/Videos --sequential
+  bittide add https://example.org/t.torrent --paused --category linux --tag iso";
 
 /// The answer to an add.
 #[derive(Deserialize)]

@@ -15,6 +15,7 @@ use crate::output::print;
 
 // No doc comment: clap would take it as the subcommand's help.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// The file or folder to share.
     path: PathBuf,
@@ -25,7 +26,7 @@ pub(crate) struct Args {
     #[arg(short, long = "tracker", value_name = "URL")]
     trackers: Vec<String>,
     /// Piece size in bytes, or with a K/M suffix (power of two, at least
-    /// 16K); chosen from the content size when absent.
+    /// 16K) [default: chosen from the content size].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     piece_size: Option<u32>,
     /// Mark the torrent private (BEP 27): peers only from its trackers.
@@ -42,6 +43,12 @@ pub(crate) struct Args {
     #[arg(long)]
     no_date: bool,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  bittide create ~/photos -o photos.torrent
+  bittide create movie.mkv -o movie.torrent -t udp://tracker.example.org:1337
+  bittide create data/ -o data.torrent --piece-size 1M --private --no-date";
 
 pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     let content = Content::scan(&args.path).map_err(content_failure)?;

@@ -39,10 +39,18 @@ const SHUTDOWN_LIMIT: Duration = Duration::from_secs(30);
 
 // No doc comment: clap would take it as the subcommand's help.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
     #[command(flatten)]
     options: config::Options,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  bittide daemon                                   (API on 127.0.0.1:9850, peers on 6881)
+  bittide daemon --download-dir /srv/dl --listen 51413 --upload-limit 2M
+  bittide daemon --config /etc/bittide/daemon.toml --print-config
+  bittide daemon --api 0.0.0.0:9850 --api-username admin --api-password …";
 
 pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     let print_config = args.options.print_config;

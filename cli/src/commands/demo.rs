@@ -30,7 +30,7 @@ const NAME: &str = "bittide-demo";
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
   bittide demo                      # 16 MiB at 8 MiB/s into a new temporary folder
-  bittide demo -o /tmp/d --size 64M --download-limit 0
+  bittide demo -o /tmp/d --size 64M --download-limit none
   bittide demo --json               # the download's events, one JSON object per line")]
 pub(crate) struct Args {
     /// Folder for the demo's files: the content the seeder serves
@@ -41,8 +41,8 @@ pub(crate) struct Args {
     /// How much content to make, e.g. 4M or 1G.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "16M")]
     size: u32,
-    /// Download limit per second, so the progress can be watched; 0 for
-    /// as fast as loopback goes.
+    /// Download limit per second, so the progress can be watched; `none`
+    /// for as fast as loopback goes.
     #[arg(long, value_name = "RATE", value_parser = parse_rate, default_value = "8M")]
     download_limit: u64,
     /// Print the download's JSON events (docs/json-events.md) instead of
@@ -76,25 +76,14 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
 
     let seeder = Seeder::start(torrent.clone(), seed_dir.clone())?;
     let options = SessionOptions {
-        torrent: TorrentSource::File(torrent),
-        save_torrent: None,
-        folder: download_dir.clone(),
-        keep_seeding: false,
         listen: Some("127.0.0.1:0".parse().expect("literal address")),
         peers: vec![seeder.addr],
         peer_timeout: Some(Duration::from_secs(30)),
-        recheck: false,
         // A state folder of its own: a second demo in the same folder
         // resumes, and the user's state folder is left alone.
         state_dir: Some(root.join("state")),
-        max_peers: None,
-        max_peers_per_ip: None,
-        sequential: false,
-        only: None,
-        upload_rate: 0,
         download_rate: args.download_limit,
-        dht: None,
-        seed_only: false,
+        ..SessionOptions::new(TorrentSource::File(torrent), download_dir.clone())
     };
     let result = session::run(
         options,
@@ -199,23 +188,11 @@ impl Seeder {
     fn start(torrent: Vec<u8>, folder: PathBuf) -> Result<Seeder, Failure> {
         let (tx, rx) = mpsc::channel();
         let options = SessionOptions {
-            torrent: TorrentSource::File(torrent),
-            save_torrent: None,
-            folder,
             keep_seeding: true,
             listen: Some("127.0.0.1:0".parse().expect("literal address")),
-            peers: Vec::new(),
-            peer_timeout: None,
             recheck: true,
-            state_dir: None,
-            max_peers: None,
-            max_peers_per_ip: None,
-            sequential: false,
-            only: None,
-            upload_rate: 0,
-            download_rate: 0,
-            dht: None,
             seed_only: true,
+            ..SessionOptions::new(TorrentSource::File(torrent), folder)
         };
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()

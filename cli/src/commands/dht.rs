@@ -18,12 +18,13 @@ use bittide_driver::units::parse_duration;
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::args::{parse_hash, resolve_all, resolve_one};
+use crate::args::{parse_hash, parse_listen, resolve_all, resolve_one, LONGEST_WAIT};
 use crate::exit::{Exit, Failure};
 use crate::output::print;
 
 // No doc comment: clap would take it as the subcommand's help.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
     #[command(flatten)]
     options: Options,
@@ -31,20 +32,45 @@ pub(crate) struct Args {
     command: Command,
 }
 
+const EXAMPLES: &str = "\
+Examples:
+  bittide dht ping router.bittorrent.com:6881
+  bittide dht get-peers 0123456789abcdef0123456789abcdef01234567 --json
+  bittide dht serve --listen 6881 --state-dir ~/.local/state/bittide
+  bittide dht crawl --duration 1h --nodes 4 --json > hashes.jsonl";
+
 /// The options every `dht` subcommand takes (`global`: before or after
-/// the subcommand's name).
+/// the subcommand's name). The names are those of `download` and `seed`
+/// for the same things (`docs/cli.md`); the older ones still work.
 #[derive(clap::Args, Debug)]
 struct Options {
-    /// A node to join through, host:port (repeatable); without any, the
-    /// nodes of the state file, else the public routers.
-    #[arg(long = "bootstrap", value_name = "ADDR", global = true)]
+    /// A DHT node to join through, HOST:PORT (repeatable) [default: the
+    /// nodes of the DHT state file, else the public routers].
+    #[arg(
+        long = "dht-bootstrap",
+        alias = "bootstrap",
+        value_name = "ADDR",
+        global = true
+    )]
     bootstrap: Vec<String>,
-    /// UDP port to use (0: any).
-    #[arg(long, default_value_t = 0, global = true)]
-    port: u16,
-    /// Keep our node id and known nodes here between runs.
-    #[arg(long, value_name = "PATH", global = true)]
+    /// UDP address to use: PORT, :PORT or IPV4:PORT (the DHT is IPv4
+    /// only) [default: any free port].
+    #[arg(long, alias = "port", value_name = "ADDR", value_parser = parse_listen, global = true)]
+    listen: Option<SocketAddr>,
+    /// Keep our node id and known nodes in this file between runs
+    /// [default: STATE_DIR/dht.dat with --state-dir, else none].
+    #[arg(
+        long = "dht-state",
+        alias = "state-file",
+        value_name = "PATH",
+        global = true
+    )]
     state_file: Option<PathBuf>,
+    /// Keep our node id and known nodes in DIR/dht.dat between runs
+    /// (`download` and `seed` use ~/.local/state/bittide) [default:
+    /// nothing kept].
+    #[arg(long, value_name = "DIR", global = true)]
+    state_dir: Option<PathBuf>,
     /// Accept loopback and private-network nodes (tests, LANs).
     #[arg(long, global = true)]
     dht_allow_local: bool,
@@ -52,32 +78,57 @@ struct Options {
     /// routing table.
     #[arg(long, global = true)]
     enforce_node_ids: bool,
-    /// Print one JSON object.
+    /// Print JSON, one object per line, instead of text.
     #[arg(long, global = true)]
     json: bool,
-    /// Give up after this many seconds.
-    #[arg(long, default_value_t = 30, global = true)]
-    timeout: u64,
+    /// Give up a query or the join after this long (30s, 2m; a bare
+    /// number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, global = true)]
+    timeout: Duration,
+}
+
+impl Options {
+    /// The state file: `--dht-state`, else `dht.dat` in `--state-dir`.
+    fn state_file(&self) -> Option<PathBuf> {
+        self.state_file
+            .clone()
+            .or_else(|| self.state_dir.as_ref().map(|d| d.join("dht.dat")))
+    }
+
+    /// `--timeout`, at least a second.
+    fn limit(&self) -> Duration {
+        self.timeout.clamp(Duration::from_secs(1), LONGEST_WAIT)
+    }
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Ping a node.
+    #[command(after_help = "Example:\n  bittide dht ping router.bittorrent.com:6881 --timeout 5s")]
     Ping {
-        /// Its address, host:port.
+        /// Its address, HOST:PORT.
         addr: String,
     },
     /// Find the nodes closest to an id.
+    #[command(
+        after_help = "Example:\n  bittide dht find-node 0123456789abcdef0123456789abcdef01234567"
+    )]
     FindNode {
         /// 40 hex digits.
         id: String,
     },
     /// Find peers for a torrent.
+    #[command(
+        after_help = "Example:\n  bittide dht get-peers 0123456789abcdef0123456789abcdef01234567 --json"
+    )]
     GetPeers {
         /// The info-hash, 40 hex digits.
         info_hash: String,
     },
     /// Announce that we have a torrent on a port.
+    #[command(
+        after_help = "Example:\n  bittide dht announce 0123456789abcdef0123456789abcdef01234567 51001"
+    )]
     Announce {
         /// The info-hash, 40 hex digits.
         info_hash: String,
@@ -86,46 +137,64 @@ enum Command {
         peer_port: u16,
     },
     /// Ask one node for a sample of the info-hashes it stores (BEP 51).
+    #[command(after_help = "Example:\n  bittide dht sample dht.example.org:6881 --json")]
     Sample {
-        /// Its address, host:port.
+        /// Its address, HOST:PORT.
         addr: String,
-        /// Where in the keyspace to ask for nodes (40 hex digits; default
-        /// random).
+        /// Where in the keyspace to ask for nodes (40 hex digits)
+        /// [default: random].
         #[arg(long)]
         target: Option<String>,
     },
     /// Walk the DHT and print every info-hash found (BEP 51 samples, and
     /// the get_peers/announce_peer queries other nodes send us): one line
-    /// each, `INFO_HASH NODE SOURCE` (a JSON object each with --json), and
-    /// a stats line a minute on stderr.
+    /// each, `INFO_HASH NODE SOURCE` (with --json, one JSON object per
+    /// line), and a stats line a minute on stderr.
+    #[command(after_help = "\
+Examples:
+  bittide dht crawl --duration 10m > hashes.txt
+  bittide dht crawl --duration 0 --nodes 8 --rate 100 --json --state-dir /var/lib/bittide")]
     Crawl {
-        /// How long to crawl: seconds, or with a unit (90s, 10m, 2h); 0
+        /// How long to crawl (90s, 10m, 2h; a bare number is seconds); 0
         /// runs until killed.
-        #[arg(long = "for", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+        #[arg(long, alias = "for", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
         duration: Duration,
         /// Crawl queries per second (per node).
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, value_name = "N", default_value_t = 200)]
         rate: u64,
-        /// DHT nodes to crawl with, each with its own id and port (--port,
-        /// --port+1, …, or any), sharing the nodes they meet; an
-        /// info-hash is printed once whichever node finds it.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        /// DHT nodes to crawl with, each with its own id and port (the
+        /// --listen port, the next one, …, or any), sharing the nodes they
+        /// meet; an info-hash is printed once whichever node finds it.
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         nodes: u16,
     },
     /// Run a node: answer queries, keep the table fresh, save the state
     /// every five minutes. Prints a line once joined, then a stats line a
     /// minute.
+    #[command(after_help = "\
+Examples:
+  bittide dht serve --listen 6881 --state-dir ~/.local/state/bittide
+  bittide dht serve --listen 127.0.0.1:7000 --dht-allow-local --duration 1h")]
     Serve {
-        /// Stop after this many seconds (0: run until killed).
-        #[arg(long, default_value_t = 0)]
-        duration: u64,
+        /// Stop after this long (90s, 10m, 2h; a bare number is seconds);
+        /// 0 runs until killed.
+        #[arg(long, value_name = "DURATION", default_value = "0", value_parser = parse_duration)]
+        duration: Duration,
     },
 }
 
 pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     let Args { options, command } = args;
-    let limit = Duration::from_secs(options.timeout.max(1));
-    let bind = SocketAddr::from(([0, 0, 0, 0], options.port));
+    let limit = options.limit();
+    let bind = options
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    if bind.is_ipv6() {
+        return Err(Failure::new(
+            Exit::Usage,
+            format!("--listen {bind}: the DHT is IPv4 only; give PORT or IPV4:PORT"),
+        ));
+    }
     // Long-lived nodes answer; one-shot ones would only leave dead entries
     // in others' tables.
     let read_only = !matches!(command, Command::Serve { .. } | Command::Crawl { .. });
@@ -138,7 +207,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         enforce_node_ids: options.enforce_node_ids,
         ..Default::default()
     };
-    let mut client = DhtClient::open(bind, config.clone(), options.state_file.clone())
+    let mut client = DhtClient::open(bind, config.clone(), options.state_file())
         .map_err(|e| Failure::new(Exit::Io, format!("udp {bind}: {e}")))?;
     let io = |e: std::io::Error| Failure::new(Exit::Io, e.to_string());
     let parse_id = |s: &str| parse_hash(s).map(|h| NodeId(h.0));
@@ -208,12 +277,11 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         } => {
             let mut clients = vec![client];
             for i in 1..nodes {
-                let port = if options.port == 0 {
-                    0
-                } else {
-                    options.port.saturating_add(i)
+                let port = match bind.port() {
+                    0 => 0,
+                    p => p.saturating_add(i),
                 };
-                let bind = SocketAddr::from(([0, 0, 0, 0], port));
+                let bind = SocketAddr::new(bind.ip(), port);
                 let c = DhtClient::open(bind, config.clone(), None)
                     .map_err(|e| Failure::new(Exit::Io, format!("udp {bind}: {e}")))?;
                 clients.push(c);
@@ -321,11 +389,11 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     print(&s)
 }
 
-/// The nodes to join through: `--bootstrap`, else (without a state file)
+/// The nodes to join through: `--dht-bootstrap`, else (without a state file)
 /// the public routers.
 fn dht_bootstrap_nodes(options: &Options) -> Result<Vec<SocketAddr>, Failure> {
     let mut boot = resolve_all(&options.bootstrap)?;
-    if boot.is_empty() && options.state_file.is_none() {
+    if boot.is_empty() && options.state_file().is_none() {
         let routers: Vec<String> = PUBLIC_ROUTERS.iter().map(|s| (*s).to_owned()).collect();
         boot = resolve_all(&routers).unwrap_or_default();
     }

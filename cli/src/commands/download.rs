@@ -6,41 +6,44 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bittide_driver::client::SessionOptions;
-use bittide_driver::units::parse_rate;
+use bittide_driver::units::{parse_duration, parse_rate};
 
+use crate::args::{parse_listen, parse_peer};
 use crate::exit::Failure;
 use crate::session::{self, SessionDhtArgs};
 
 // No doc comment: clap would take it as the subcommand's help.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// The .torrent file, or a magnet link (`magnet:?xt=urn:btih:…`; quote
     /// it for the shell).
     #[arg(value_name = "TORRENT|MAGNET")]
     torrent: PathBuf,
+    /// Folder to download into; the content goes to DIR/<name>.
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    output: PathBuf,
     /// For a magnet link: write the .torrent here once the metadata has
     /// arrived, to reuse it later.
     #[arg(long, value_name = "PATH")]
     save_torrent: Option<PathBuf>,
-    /// Folder to download into (the content goes to DIR/<name>).
-    #[arg(short, long, value_name = "DIR", default_value = ".")]
-    output: PathBuf,
     /// Keep seeding after the download completes (until Ctrl-C).
     #[arg(long)]
     seed: bool,
-    /// Address to accept peers on [default: 0.0.0.0:6881 if free, else
-    /// any free port].
-    #[arg(long)]
+    /// Address to accept peers on: PORT, :PORT, HOST:PORT or [IPv6]:PORT
+    /// [default: port 6881 if free, else any free port].
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     listen: Option<SocketAddr>,
-    /// Peers to connect to directly (repeatable), besides the trackers'.
-    #[arg(long = "peer", value_name = "ADDR")]
+    /// A peer to connect to directly, HOST:PORT (repeatable), besides
+    /// those from trackers and the DHT.
+    #[arg(long = "peer", value_name = "ADDR", value_parser = parse_peer)]
     peers: Vec<SocketAddr>,
-    /// Give up (exit 6) when no peer has been of use for this many
-    /// seconds: none connected yet, or none sending data any more (all
-    /// gone, banned or idle).
-    #[arg(long, value_name = "SECONDS")]
-    timeout: Option<u64>,
-    /// Print JSON events, one per line, instead of progress.
+    /// Give up (exit 6) when no peer has been of use for this long (30s,
+    /// 10m, 1h; a bare number is seconds): none connected yet, or none
+    /// sending data any more [default: never].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+    /// Print JSON events, one object per line, instead of progress.
     #[arg(long)]
     json: bool,
     /// Verify the data on disk even when resume data says it is complete.
@@ -50,24 +53,34 @@ pub(crate) struct Args {
     #[arg(long)]
     sequential: bool,
     /// Download only these files: indices as `bittide info` lists them,
-    /// comma-separated.
+    /// comma-separated [default: every file].
     #[arg(long, value_delimiter = ',', value_name = "INDEX,...")]
     only: Option<Vec<usize>>,
-    /// Most connected peers.
+    /// Most connected peers [default: 50].
     #[arg(long, value_name = "N")]
     max_peers: Option<usize>,
-    /// Most connections from one IP address (default 1).
+    /// Most connections from one IP address [default: 1].
     #[arg(long, value_name = "N")]
     max_peers_per_ip: Option<usize>,
-    /// Upload limit per second, e.g. 500K or 2M (bytes).
-    #[arg(long, value_name = "RATE", value_parser = parse_rate, default_value = "0")]
-    upload_limit: u64,
-    /// Download limit per second, e.g. 500K or 2M (bytes).
-    #[arg(long, value_name = "RATE", value_parser = parse_rate, default_value = "0")]
-    download_limit: u64,
+    /// Upload limit in bytes per second: 500K, 2M; 0 or none: unlimited
+    /// [default: unlimited].
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    upload_limit: Option<u64>,
+    /// Download limit in bytes per second: 500K, 2M; 0 or none: unlimited
+    /// [default: unlimited].
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    download_limit: Option<u64>,
     #[command(flatten)]
     dht: SessionDhtArgs,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  bittide download ubuntu.iso.torrent -o ~/Downloads
+  bittide download 'magnet:?xt=urn:btih:…' -o . --save-torrent t.torrent
+  bittide download t.torrent --peer localhost:51001 --no-dht --timeout 30s
+  bittide download t.torrent --only 0,2 --upload-limit 500K --seed
+  bittide download t.torrent --json | jq .";
 
 pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     let mode = session::Mode::Download {
@@ -82,15 +95,15 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         keep_seeding: args.seed,
         listen: args.listen,
         peers: args.peers,
-        peer_timeout: args.timeout.map(Duration::from_secs),
+        peer_timeout: args.timeout,
         recheck: args.recheck,
         state_dir,
         max_peers: args.max_peers,
         max_peers_per_ip: args.max_peers_per_ip,
         sequential: args.sequential,
         only: args.only,
-        upload_rate: args.upload_limit,
-        download_rate: args.download_limit,
+        upload_rate: args.upload_limit.unwrap_or(0),
+        download_rate: args.download_limit.unwrap_or(0),
         dht,
         seed_only: false,
     };

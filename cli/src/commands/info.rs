@@ -12,13 +12,19 @@ use crate::output::print;
 // No doc comment: clap would take it as the subcommand's help, which is
 // the `Command::Info` variant's.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// The .torrent file.
     torrent: PathBuf,
-    /// Print one JSON object instead of text.
+    /// Print one JSON object (one line) instead of text.
     #[arg(long)]
     json: bool,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  bittide info ubuntu.iso.torrent
+  bittide info t.torrent --json | jq .files";
 
 pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     let path = args.torrent.as_path();

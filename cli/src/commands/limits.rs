@@ -11,20 +11,29 @@ use crate::remote::{rate, Body, RemoteArgs, TorrentJson};
 
 // No doc comment: clap would take it as the subcommand's help.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// A torrent's info-hash (or its first 6 or more hex digits) for its
     /// own limits; without it, the limits over all torrents.
     #[arg(value_name = "HASH")]
     hash: Option<String>,
-    /// Upload limit, e.g. 500K or 2M bytes/s; 0 for none.
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    /// Set the upload limit in bytes per second: 500K, 2M; 0 or none:
+    /// unlimited [default: leave it as it is].
+    #[arg(long = "upload-limit", alias = "upload", value_name = "RATE", value_parser = parse_rate)]
     upload: Option<u64>,
-    /// Download limit, e.g. 500K or 2M bytes/s; 0 for none.
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    /// Set the download limit in bytes per second: 500K, 2M; 0 or none:
+    /// unlimited [default: leave it as it is].
+    #[arg(long = "download-limit", alias = "download", value_name = "RATE", value_parser = parse_rate)]
     download: Option<u64>,
     #[command(flatten)]
     remote: RemoteArgs,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  bittide limits                                 (the limits over all torrents)
+  bittide limits --upload-limit 1M --download-limit none
+  bittide limits c1c1c1 --upload-limit 200K      (one torrent's own limit)";
 
 /// The rates of `GET`/`PATCH /api/v1/settings`.
 #[derive(Deserialize)]
@@ -75,7 +84,13 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
             (t.upload_limit, t.download_limit)
         }
     };
-    let show = |n: u64| if n == 0 { "none".to_owned() } else { rate(n) };
+    let show = |n: u64| {
+        if n == 0 {
+            "unlimited".to_owned()
+        } else {
+            rate(n)
+        }
+    };
     print(&format!(
         "download: {}\nupload:   {}\n",
         show(down),

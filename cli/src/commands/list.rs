@@ -12,13 +12,21 @@ const NAME_WIDTH: usize = 40;
 
 // No doc comment: clap would take it as the subcommand's help.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
-    /// Print the API's JSON array (every field, for scripts).
+    /// Print the API's JSON array (one line, every field, for scripts)
+    /// instead of a table.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     remote: RemoteArgs,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  bittide list
+  bittide list --json | jq '.[] | select(.state == \"seeding\") | .name'
+  BITTIDE_API=http://nas.local:9850 bittide list";
 
 pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     let client = args.remote.client()?;

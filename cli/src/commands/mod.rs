@@ -4,9 +4,12 @@
 //! library and results into output; protocol logic lives below, in
 //! `bittide-driver` and `bittide-core`.
 //!
-//! Adding a subcommand: a file here with `Args` and `exec`, a variant in
-//! `Command` (main.rs) whose doc comment is its one-line help, and an arm
-//! in `main`'s dispatch. Options shared by several commands are one
+//! Adding a subcommand: a file here with `Args` (ending its help with
+//! an `Examples:` block, `#[command(after_help = …)]`, and stating every
+//! default) and `exec`, a variant in `Command` (main.rs) whose doc comment
+//! is its one-line help, an arm in `main`'s dispatch, and the man pages
+//! regenerated (`bittide man --dir docs/man`). Flag names, durations,
+//! rates and addresses follow `docs/cli.md`. Options shared by several commands are one
 //! `#[derive(clap::Args)]` struct flattened into each (as
 //! `session::SessionDhtArgs` is into `download` and `seed`).
 //!
@@ -17,6 +20,7 @@
 //! `session`.
 
 pub(crate) mod add;
+pub(crate) mod completions;
 pub(crate) mod create;
 pub(crate) mod daemon;
 pub(crate) mod demo;
@@ -25,6 +29,7 @@ pub(crate) mod download;
 pub(crate) mod info;
 pub(crate) mod limits;
 pub(crate) mod list;
+pub(crate) mod man;
 pub(crate) mod pause;
 pub(crate) mod prio;
 pub(crate) mod remove;

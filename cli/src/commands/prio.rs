@@ -12,6 +12,7 @@ const PRIORITIES: [&str; 4] = ["skip", "low", "normal", "high"];
 // No doc comment: clap would take it as the subcommand's help.
 #[derive(clap::Args, Debug)]
 #[command(override_usage = "bittide prio [OPTIONS] <HASH> <INDEX>... <skip|low|normal|high>")]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// The torrent's info-hash, or its first 6 or more hex digits.
     #[arg(value_name = "HASH")]
@@ -23,6 +24,11 @@ pub(crate) struct Args {
     #[command(flatten)]
     remote: RemoteArgs,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  bittide prio c1c1c1 0 2 skip          (do not download files 0 and 2)
+  bittide prio c1c1c1 1 high";
 
 pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     let (priority, indices) = split(&args.rest)?;

@@ -7,6 +7,7 @@ use crate::remote::{Body, RemoteArgs, TorrentJson};
 
 // No doc comment: clap would take it as the subcommand's help.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// Info-hashes, or their first 6 or more hex digits.
     #[arg(value_name = "HASH", required_unless_present = "all")]
@@ -20,6 +21,11 @@ pub(crate) struct Args {
     #[command(flatten)]
     remote: RemoteArgs,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  bittide remove c1c1c1
+  bittide remove --all --delete-data";
 
 /// Prints `removed <hash>` for each; stops at the first failure.
 pub(crate) fn exec(args: Args) -> Result<(), Failure> {

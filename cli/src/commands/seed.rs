@@ -7,38 +7,55 @@ use std::path::PathBuf;
 use bittide_driver::client::{SessionOptions, TorrentSource};
 use bittide_driver::units::parse_rate;
 
+use crate::args::{parse_listen, parse_peer};
 use crate::exit::Failure;
 use crate::session::{self, SessionDhtArgs};
 
 // No doc comment: clap would take it as the subcommand's help.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// The .torrent file.
     torrent: PathBuf,
-    /// The folder that holds the content.
-    dir: PathBuf,
-    /// Address to accept peers on [default: 0.0.0.0:6881 if free, else
-    /// any free port].
-    #[arg(long)]
+    /// The folder the content is in, as `download -o DIR` left it: the
+    /// content is DIR/<name>.
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    output: PathBuf,
+    /// The content folder as a second argument (the older form of -o).
+    #[arg(value_name = "DIR", hide = true, conflicts_with = "output")]
+    dir: Option<PathBuf>,
+    /// Address to accept peers on: PORT, :PORT, HOST:PORT or [IPv6]:PORT
+    /// [default: port 6881 if free, else any free port].
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     listen: Option<SocketAddr>,
-    /// Peers to connect to directly (repeatable).
-    #[arg(long = "peer", value_name = "ADDR")]
+    /// A peer to connect to directly, HOST:PORT (repeatable).
+    #[arg(long = "peer", value_name = "ADDR", value_parser = parse_peer)]
     peers: Vec<SocketAddr>,
-    /// Print JSON events, one per line.
+    /// Print JSON events, one object per line, instead of progress.
     #[arg(long)]
     json: bool,
     /// Verify the data even when resume data says it is complete.
     #[arg(long)]
     recheck: bool,
-    /// Upload limit per second, e.g. 500K or 2M (bytes).
-    #[arg(long, value_name = "RATE", value_parser = parse_rate, default_value = "0")]
-    upload_limit: u64,
-    /// Most connections from one IP address (default 1).
+    /// Most connected peers [default: 50].
+    #[arg(long, value_name = "N")]
+    max_peers: Option<usize>,
+    /// Most connections from one IP address [default: 1].
     #[arg(long, value_name = "N")]
     max_peers_per_ip: Option<usize>,
+    /// Upload limit in bytes per second: 500K, 2M; 0 or none: unlimited
+    /// [default: unlimited].
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    upload_limit: Option<u64>,
     #[command(flatten)]
     dht: SessionDhtArgs,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  bittide seed movie.torrent -o ~/Videos     (the content is ~/Videos/<name>)
+  bittide seed t.torrent -o . --listen 51001 --upload-limit 1M
+  bittide seed t.torrent --no-dht --json";
 
 pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     let torrent = TorrentSource::File(session::read_torrent(&args.torrent)?);
@@ -46,18 +63,18 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     let options = SessionOptions {
         torrent,
         save_torrent: None,
-        folder: args.dir,
+        folder: args.dir.unwrap_or(args.output),
         keep_seeding: true,
         listen: args.listen,
         peers: args.peers,
         peer_timeout: None,
         recheck: args.recheck,
         state_dir,
-        max_peers: None,
+        max_peers: args.max_peers,
         max_peers_per_ip: args.max_peers_per_ip,
         sequential: false,
         only: None,
-        upload_rate: args.upload_limit,
+        upload_rate: args.upload_limit.unwrap_or(0),
         download_rate: 0,
         dht,
         seed_only: true,

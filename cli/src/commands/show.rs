@@ -10,16 +10,23 @@ use crate::remote::{self, eta, percent, rate, RemoteArgs, Table, TorrentJson};
 
 // No doc comment: clap would take it as the subcommand's help.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
     /// The torrent's info-hash, or its first 6 or more hex digits.
     #[arg(value_name = "HASH")]
     hash: String,
-    /// Print the API's JSON object (every field, for scripts).
+    /// Print the API's JSON object (one line, every field, for scripts)
+    /// instead of text.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     remote: RemoteArgs,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  bittide show c1c1c1            (the first 6 or more hex digits are enough)
+  bittide show c1c1c1 --json | jq .files";
 
 /// `GET /api/v1/torrents/{hash}`, the parts shown.
 #[derive(Deserialize)]

@@ -10,13 +10,19 @@ use crate::remote::{self, rate, RemoteArgs};
 
 // No doc comment: clap would take it as the subcommand's help.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
-    /// Print the API's JSON object.
+    /// Print the API's JSON object (one line) instead of text.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     remote: RemoteArgs,
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  bittide stats
+  bittide stats --json";
 
 /// `GET /api/v1/stats`.
 #[derive(Deserialize)]

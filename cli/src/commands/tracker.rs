@@ -10,24 +10,36 @@ use bittide_driver::client::random_peer_id;
 use bittide_driver::runtime::Runtime;
 use bittide_driver::tracker as client;
 use bittide_driver::tracker_server::{expire, serve_http, serve_udp, Shared};
+use bittide_driver::units::parse_duration;
 use bittide_tokio::runtime::TokioRuntime;
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::args::parse_hash;
+use crate::args::{parse_hash, parse_listen, LONGEST_WAIT};
 use crate::exit::{Exit, Failure};
 use crate::output::print;
 
 // No doc comment: clap would take it as the subcommand's help.
 #[derive(clap::Args, Debug)]
+#[command(after_help = EXAMPLES)]
 pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
 }
 
+const EXAMPLES: &str = "\
+Examples:
+  bittide tracker serve --http 8000 --udp 8000
+  bittide tracker announce udp://localhost:8000 0123456789abcdef0123456789abcdef01234567
+  bittide tracker scrape udp://localhost:8000 0123456789abcdef0123456789abcdef01234567";
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Announce to a tracker and print what it says.
+    #[command(after_help = "\
+Examples:
+  bittide tracker announce http://localhost:8000/announce 0123456789abcdef0123456789abcdef01234567
+  bittide tracker announce udp://localhost:8000 $HASH --event stopped --left 0 --json")]
     Announce {
         /// Announce URL (http://, https:// or udp://).
         url: String,
@@ -40,41 +52,50 @@ enum Command {
         #[arg(long, default_value_t = 6881)]
         port: u16,
         /// Bytes left to download (0 announces a seed).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, value_name = "BYTES", default_value_t = 1)]
         left: u64,
-        /// Give up after this many seconds.
-        #[arg(long, default_value_t = 30)]
-        timeout: u64,
-        /// Print one JSON object.
+        /// Give up after this long (30s, 2m; a bare number is seconds).
+        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+        timeout: Duration,
+        /// Print one JSON object (one line) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Ask a tracker for seeders/leechers counts.
+    #[command(after_help = "\
+Example:
+  bittide tracker scrape http://localhost:8000/announce 0123456789abcdef0123456789abcdef01234567")]
     Scrape {
         /// Announce or scrape URL (http://, https:// or udp://).
         url: String,
         /// Info-hashes (40 hex digits).
         #[arg(required = true)]
         info_hashes: Vec<String>,
-        /// Give up after this many seconds.
-        #[arg(long, default_value_t = 30)]
-        timeout: u64,
-        /// Print one JSON object.
+        /// Give up after this long (30s, 2m; a bare number is seconds).
+        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+        timeout: Duration,
+        /// Print one JSON object (one line) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Run a tracker until Ctrl-C.
+    #[command(after_help = "\
+Examples:
+  bittide tracker serve --http 8000                (http://<this host>:8000/announce)
+  bittide tracker serve --http 127.0.0.1:8000 --udp 8001 --interval 5m")]
     Serve {
-        /// HTTP address (serves /announce and /scrape).
-        #[arg(long, value_name = "ADDR")]
+        /// Serve HTTP (/announce and /scrape) here: PORT, :PORT,
+        /// HOST:PORT or [IPv6]:PORT [default: no HTTP].
+        #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
         http: Option<SocketAddr>,
-        /// UDP address (BEP 15).
-        #[arg(long, value_name = "ADDR")]
+        /// Serve UDP (BEP 15) here, as --http [default: no UDP].
+        #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
         udp: Option<SocketAddr>,
-        /// Announce interval in seconds given to clients.
-        #[arg(long, default_value_t = 1800)]
-        interval: u64,
-        /// Only track these info-hashes (repeatable).
+        /// The announce interval given to clients (30m, 1h; a bare number
+        /// is seconds).
+        #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+        interval: Duration,
+        /// Only track these info-hashes (repeatable) [default: any].
         #[arg(long = "allow", value_name = "INFO_HASH")]
         allow: Vec<String>,
     },
@@ -100,7 +121,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
                 "completed" => AnnounceEvent::Completed,
                 _ => AnnounceEvent::None,
             };
-            let r = client::announce(&url, &req, Duration::from_secs(timeout))
+            let r = client::announce(&url, &req, timeout.min(LONGEST_WAIT))
                 .map_err(|e| Failure::new(Exit::Tracker, format!("{url}: {e}")))?;
             let peers: Vec<String> = r.peers.iter().map(ToString::to_string).collect();
             if as_json {
@@ -140,7 +161,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
                 .iter()
                 .map(|h| parse_hash(h))
                 .collect::<Result<Vec<_>, _>>()?;
-            let entries = client::scrape(&url, &hashes, Duration::from_secs(timeout))
+            let entries = client::scrape(&url, &hashes, timeout.min(LONGEST_WAIT))
                 .map_err(|e| Failure::new(Exit::Tracker, format!("{url}: {e}")))?;
             if as_json {
                 let files: serde_json::Map<String, serde_json::Value> = entries
@@ -186,7 +207,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
                 )
             };
             let config = ServerConfig {
-                interval: Duration::from_secs(interval.max(1)),
+                interval: interval.max(Duration::from_secs(1)),
                 allow_list,
                 ..Default::default()
             };

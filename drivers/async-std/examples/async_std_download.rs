@@ -23,27 +23,13 @@ fn main() {
         std::process::exit(1);
     });
     let options = SessionOptions {
-        torrent: client::TorrentSource::File(torrent),
-        save_torrent: None,
-        folder: args[1].clone().into(),
-        keep_seeding: false,
-        listen: None,
-        seed_only: false,
         peers: args
             .get(2)
             .and_then(|p| p.parse().ok())
             .into_iter()
             .collect(),
         peer_timeout: Some(Duration::from_secs(60)),
-        recheck: false,
-        state_dir: None,
-        max_peers: None,
-        max_peers_per_ip: None,
-        sequential: false,
-        only: None,
-        upload_rate: 0,
-        download_rate: 0,
-        dht: None,
+        ..SessionOptions::new(client::TorrentSource::File(torrent), args[1].clone().into())
     };
     let rt = bittide_async_std::runtime();
     let clock = rt;

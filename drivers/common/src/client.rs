@@ -75,6 +75,34 @@ pub struct SessionOptions {
     pub seed_only: bool,
 }
 
+impl SessionOptions {
+    /// Downloading `torrent` into `folder` with every default: listen on
+    /// [`DEFAULT_PORT`] or any free port, no DHT, no resume data, no
+    /// limits, no timeout. Callers change what they need with struct
+    /// update syntax (`SessionOptions { keep_seeding: true, ..o }`).
+    pub fn new(torrent: TorrentSource, folder: PathBuf) -> SessionOptions {
+        SessionOptions {
+            torrent,
+            save_torrent: None,
+            folder,
+            keep_seeding: false,
+            listen: None,
+            peers: Vec::new(),
+            peer_timeout: None,
+            recheck: false,
+            state_dir: None,
+            max_peers: None,
+            max_peers_per_ip: None,
+            sequential: false,
+            only: None,
+            upload_rate: 0,
+            download_rate: 0,
+            dht: None,
+            seed_only: false,
+        }
+    }
+}
+
 /// The port tried first when no listen address is given (the one
 /// BitTorrent clients have used by tradition, BEP 3's range 6881–6889).
 pub const DEFAULT_PORT: u16 = 6881;
@@ -503,7 +531,9 @@ pub async fn run<R: Runtime>(
                     if options.seed_only && last.checked.is_none() && !t.is_finished() =>
                 {
                     // The check is over and pieces are missing: the content
-                    // on disk is not this torrent's (or not all of it).
+                    // on disk is not this torrent's (or not all of it). (A
+                    // complete check passes through `Downloading` on its way
+                    // to `Seeding`.)
                     failure = Some(content_mismatch(&options.folder, &last, p));
                     return Control::Shutdown;
                 }
@@ -556,8 +586,8 @@ impl UsefulPeers {
     }
 
     /// The error to stop with, if the limit has passed: when no peer ever
-    /// came and every tracker refused or could not be reached, the
-    /// trackers are why (exit 5), not the swarm.
+    /// came and every tracker refused, could not be reached or never
+    /// answered, the trackers are why (exit 5), not the swarm.
     fn expired(
         &self,
         now: bittide_core::Instant,
@@ -568,12 +598,15 @@ impl UsefulPeers {
             return None;
         }
         let secs = limit.as_secs();
+        // A tracker that has not answered within the limit (a UDP one
+        // waits out BEP 15's 15 s retransmission before it calls itself
+        // failed) gave as little as one that refused.
         let failed: Vec<String> = trackers
             .iter()
-            .filter_map(|t| {
-                t.error
-                    .as_ref()
-                    .map(|e| format!("{}: {e}", tracker_name(&t.url)))
+            .filter_map(|t| match (&t.error, t.last) {
+                (Some(e), _) => Some(format!("{}: {e}", tracker_name(&t.url))),
+                (None, None) => Some(format!("{}: no answer", tracker_name(&t.url))),
+                (None, Some(_)) => None,
             })
             .collect();
         let all_failed = !trackers.is_empty() && failed.len() == trackers.len();

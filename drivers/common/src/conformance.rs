@@ -441,23 +441,13 @@ pub async fn swarm<R: Runtime>(rt: R, dir: PathBuf) -> Result<(), String> {
     let torrent = builder.build(&hasher.finish()).map_err(|e| e.to_string())?;
 
     let options = |folder: &Path, seed: bool| SessionOptions {
-        torrent: client::TorrentSource::File(torrent.clone()),
-        save_torrent: None,
-        folder: folder.to_owned(),
         keep_seeding: seed,
         listen: Some("127.0.0.1:0".parse().expect("literal")),
-        seed_only: false,
-        peers: Vec::new(),
         peer_timeout: Some(Duration::from_secs(30)),
-        recheck: false,
-        state_dir: None,
-        max_peers: None,
-        max_peers_per_ip: None,
-        sequential: false,
-        only: None,
-        upload_rate: 0,
-        download_rate: 0,
-        dht: None,
+        ..SessionOptions::new(
+            client::TorrentSource::File(torrent.clone()),
+            folder.to_owned(),
+        )
     };
 
     // The seeder runs as its own task; its handle comes back through a

@@ -310,11 +310,13 @@ fn udp_exchange(server: &mut TrackerServer, now: Instant, from: SocketAddr, data
 
 /// units: the input as text through every command-line parser. A size is
 /// also a valid rate of the same value; every value parsed formats back
-/// (as plain digits, or seconds) to text that parses to the same value;
-/// an info-hash formats to the lowercase of what was typed; `human` of
+/// (as plain digits, seconds, or `1h30m`) to text that parses to the same
+/// value; an info-hash formats to the lowercase of what was typed; `human` of
 /// any byte count reads back within 5 %.
 pub fn units(data: &[u8]) {
-    use crate::units::{human, parse_duration, parse_hash, parse_rate, parse_size};
+    use crate::units::{
+        format_duration, human, parse_duration, parse_hash, parse_rate, parse_size,
+    };
     if let Some(n) = data.first_chunk::<8>() {
         let n = u64::from_le_bytes(*n);
         let text = human(n);
@@ -350,12 +352,17 @@ pub fn units(data: &[u8]) {
             Some(b'g' | b'G') => 1 << 30,
             _ => 1,
         };
-        assert_eq!(rate % unit, 0, "`{t}` is not a whole number of its unit");
+        if t.eq_ignore_ascii_case("none") || t.eq_ignore_ascii_case("unlimited") {
+            assert_eq!(rate, 0, "`{t}` is no limit");
+        } else {
+            assert_eq!(rate % unit, 0, "`{t}` is not a whole number of its unit");
+        }
     }
     if let Ok(d) = parse_duration(text) {
         assert_eq!(d.subsec_nanos(), 0);
         assert_eq!(parse_duration(&d.as_secs().to_string()), Ok(d));
         assert_eq!(parse_duration(&format!("{}s", d.as_secs())), Ok(d));
+        assert_eq!(parse_duration(&format_duration(d)), Ok(d));
     }
     if let Ok(h) = parse_hash(text) {
         assert_eq!(h.to_string(), text.to_ascii_lowercase());

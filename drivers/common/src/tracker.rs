@@ -33,7 +33,7 @@ pub fn http_get(url: &str, timeout: Duration) -> Result<Vec<u8>, TrackerError> {
 /// Fetches a file (a .torrent) from an http(s) URL: the body of a 2xx
 /// answer, at most `max` bytes; otherwise why not.
 pub fn fetch(url: &str, timeout: Duration, max: u64) -> Result<Vec<u8>, String> {
-    let (status, body) = get(url, timeout, max + 1)?;
+    let (status, body) = get(url, timeout, max + 1).map_err(|e| format!("{url}: {e}"))?;
     if !(200..300).contains(&status) {
         return Err(format!("{url}: HTTP status {status}"));
     }
@@ -52,7 +52,7 @@ fn get(url: &str, timeout: Duration, max: u64) -> Result<(u16, Vec<u8>), String>
     let response = match agent.get(url).call() {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
-        Err(ureq::Error::Transport(t)) => return Err(t.to_string()),
+        Err(ureq::Error::Transport(t)) => return Err(describe(&t)),
     };
     let status = response.status();
     let mut body = Vec::new();
@@ -62,6 +62,23 @@ fn get(url: &str, timeout: Duration, max: u64) -> Result<(u16, Vec<u8>), String>
         .read_to_end(&mut body)
         .map_err(|e| e.to_string())?;
     Ok((status, body))
+}
+
+/// What went wrong with a request, without its URL: ureq's own text
+/// starts with the whole URL, whose query holds the info-hash and peer id
+/// (and whose path may hold a private tracker's passkey). The caller knows
+/// which tracker it asked.
+fn describe(t: &ureq::Transport) -> String {
+    let mut text = t.kind().to_string();
+    if let Some(m) = t.message() {
+        text.push_str(": ");
+        text.push_str(m);
+    }
+    if let Some(source) = std::error::Error::source(t) {
+        text.push_str(": ");
+        text.push_str(&source.to_string());
+    }
+    text
 }
 
 fn resolve(authority: &str) -> Result<SocketAddr, TrackerError> {

@@ -4,6 +4,10 @@
 //! resolved against the defaults into [`Effective`] — what the daemon runs
 //! with and what `--print-config` prints.
 //!
+//! The names are those of `download` and `seed` for the same things
+//! (`docs/cli.md`); the older `state`, `upload-rate` and `download-rate`
+//! still work, as flags and as keys.
+//!
 //! Unknown keys in the file are an error naming the key and the file: a
 //! misspelt `upload-rte` silently ignored would leave a limit off.
 
@@ -16,6 +20,7 @@ use bittide_driver::units::{parse_duration, parse_rate};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
+use crate::args::parse_listen;
 use crate::exit::{Exit, Failure};
 
 /// Where the API listens unless told otherwise: loopback, so a fresh
@@ -45,6 +50,45 @@ impl FromStr for Seconds {
     type Err = String;
     fn from_str(s: &str) -> Result<Seconds, String> {
         parse_duration(s).map(|d| Seconds(d.as_secs()))
+    }
+}
+
+/// An address to accept peers on, written as on the command line
+/// (`6881`, `:6881`, `HOST:PORT`, `[::]:6881`) or, in the file, as a port
+/// number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Listen(pub(crate) SocketAddr);
+
+impl FromStr for Listen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Listen, String> {
+        parse_listen(s).map(Listen)
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Listen, D::Error> {
+        struct ListenVisitor;
+        impl Visitor<'_> for ListenVisitor {
+            type Value = Listen;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a port, or an address such as \"0.0.0.0:6881\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Listen, E> {
+                u16::try_from(v)
+                    .map(|p| Listen(SocketAddr::from(([0, 0, 0, 0], p))))
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Listen, E> {
+                u16::try_from(v)
+                    .map(|p| Listen(SocketAddr::from(([0, 0, 0, 0], p))))
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Listen, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(ListenVisitor)
     }
 }
 
@@ -117,16 +161,17 @@ pub(crate) struct Options {
     /// The state folder: every torrent, its resume data, the queue and
     /// the session settings [default: $XDG_DATA_HOME/bittide, else
     /// ~/.local/share/bittide].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long = "state-dir", alias = "state", value_name = "DIR")]
+    #[serde(rename = "state-dir", alias = "state")]
     pub(crate) state: Option<PathBuf>,
-    /// Address of the HTTP API [default: 127.0.0.1:9850]; any other than
-    /// loopback needs --api-username and --api-password.
+    /// Address of the HTTP API, IP:PORT [default: 127.0.0.1:9850]; any
+    /// other than loopback needs --api-username and --api-password.
     #[arg(long, value_name = "ADDR")]
     pub(crate) api: Option<SocketAddr>,
-    /// Address to accept peers on (TCP, and UDP on the same port)
-    /// [default: 0.0.0.0:6881].
+    /// Address to accept peers on (TCP, and UDP on the same port): PORT,
+    /// :PORT, HOST:PORT or [IPv6]:PORT [default: 0.0.0.0:6881].
     #[arg(long, value_name = "ADDR")]
-    pub(crate) listen: Option<SocketAddr>,
+    pub(crate) listen: Option<Listen>,
     /// Where torrents go unless added with another folder [default:
     /// $XDG_DOWNLOAD_DIR, else ~/Downloads].
     #[arg(long, value_name = "DIR")]
@@ -135,7 +180,7 @@ pub(crate) struct Options {
     #[arg(long)]
     #[serde(default)]
     pub(crate) no_dht: bool,
-    /// A DHT node to join through, host:port (repeatable) [default: the
+    /// A DHT node to join through, HOST:PORT (repeatable) [default: the
     /// saved nodes, else the public routers].
     #[arg(long, value_name = "ADDR")]
     #[serde(default)]
@@ -152,27 +197,33 @@ pub(crate) struct Options {
     #[arg(long, value_name = "NAME")]
     #[serde(default)]
     pub(crate) allowed_host: Vec<String>,
-    /// Upload limit over all torrents, e.g. 500K or 2M bytes/s (0: none).
-    #[arg(long, value_name = "RATE")]
+    /// Upload limit over all torrents in bytes per second: 500K, 2M; 0 or
+    /// none: unlimited [default: unlimited].
+    #[arg(long = "upload-limit", alias = "upload-rate", value_name = "RATE")]
+    #[serde(rename = "upload-limit", alias = "upload-rate")]
     pub(crate) upload_rate: Option<Rate>,
-    /// Download limit over all torrents, e.g. 500K or 2M bytes/s (0: none).
-    #[arg(long, value_name = "RATE")]
+    /// Download limit over all torrents in bytes per second: 500K, 2M; 0
+    /// or none: unlimited [default: unlimited].
+    #[arg(long = "download-limit", alias = "download-rate", value_name = "RATE")]
+    #[serde(rename = "download-limit", alias = "download-rate")]
     pub(crate) download_rate: Option<Rate>,
     /// Peer connections over all torrents [default: 500].
     #[arg(long, value_name = "N")]
     pub(crate) max_connections: Option<usize>,
-    /// Torrents downloading at once; the others wait as `queued`.
+    /// Torrents downloading at once; the others wait as `queued`
+    /// [default: no limit].
     #[arg(long, value_name = "N")]
     pub(crate) active_downloads: Option<usize>,
-    /// Torrents seeding at once.
+    /// Torrents seeding at once [default: no limit].
     #[arg(long, value_name = "N")]
     pub(crate) active_seeds: Option<usize>,
     /// Pause a seeding torrent once it has uploaded this many times its
-    /// size.
+    /// size [default: never].
     #[arg(long, value_name = "X")]
     pub(crate) seed_ratio: Option<f64>,
-    /// Pause a seeding torrent after seeding this long (3600, 90m, 2h).
-    #[arg(long, value_name = "SECS")]
+    /// Pause a seeding torrent after seeding this long (90m, 2h, 1h30m; a
+    /// bare number is seconds) [default: never].
+    #[arg(long, value_name = "DURATION")]
     pub(crate) seed_time: Option<Seconds>,
     /// Most connections per torrent [default: 50].
     #[arg(long, value_name = "N")]
@@ -230,6 +281,7 @@ pub(crate) struct Effective {
     /// The config file read, if any (not a setting: printed as a comment).
     #[serde(skip)]
     pub(crate) config_file: Option<PathBuf>,
+    #[serde(rename = "state-dir")]
     pub(crate) state: PathBuf,
     pub(crate) api: SocketAddr,
     pub(crate) listen: SocketAddr,
@@ -241,7 +293,9 @@ pub(crate) struct Effective {
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "hidden")]
     pub(crate) api_password: Option<String>,
     pub(crate) allowed_host: Vec<String>,
+    #[serde(rename = "upload-limit")]
     pub(crate) upload_rate: u64,
+    #[serde(rename = "download-limit")]
     pub(crate) download_rate: u64,
     pub(crate) max_connections: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -330,7 +384,7 @@ pub(crate) fn resolve(flags: Options) -> Result<Effective, Failure> {
     let no_home = |what: &str| {
         Failure::new(
             Exit::Usage,
-            format!("no {what} folder: HOME is not set; pass --{what}"),
+            format!("no {what} folder: HOME is not set; pass --{what}-dir"),
         )
     };
     let state = match o.state {
@@ -341,7 +395,7 @@ pub(crate) fn resolve(flags: Options) -> Result<Effective, Failure> {
     };
     let download_dir = match o.download_dir {
         Some(d) => d,
-        None => xdg("XDG_DOWNLOAD_DIR", "Downloads").ok_or_else(|| no_home("download-dir"))?,
+        None => xdg("XDG_DOWNLOAD_DIR", "Downloads").ok_or_else(|| no_home("download"))?,
     };
     if let Some(r) = o.seed_ratio.filter(|r| !r.is_finite() || *r < 0.0) {
         return Err(Failure::new(
@@ -358,7 +412,7 @@ pub(crate) fn resolve(flags: Options) -> Result<Effective, Failure> {
             .unwrap_or_else(|| DEFAULT_API.parse().expect("DEFAULT_API")),
         listen: o
             .listen
-            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("DEFAULT_LISTEN")),
+            .map_or_else(|| DEFAULT_LISTEN.parse().expect("DEFAULT_LISTEN"), |l| l.0),
         download_dir,
         no_dht: o.no_dht,
         dht_bootstrap: o.dht_bootstrap,
@@ -448,8 +502,9 @@ mod tests {
             api = "127.0.0.1:9999"
             api-username = "admin"
             api-password = "secret"
-            upload-rate = "2M"
+            upload-limit = "2M"
             download-rate = 1024
+            state = "/srv/state"
             seed-time = "2h"
             seed-ratio = 1.5
             no-dht = true
@@ -462,13 +517,27 @@ mod tests {
         assert_eq!(o.download_dir, Some(PathBuf::from("/srv/dl")));
         assert_eq!(o.api, Some("127.0.0.1:9999".parse().unwrap()));
         assert_eq!(o.upload_rate, Some(Rate(2 << 20)));
-        assert_eq!(o.download_rate, Some(Rate(1024)));
+        assert_eq!(o.download_rate, Some(Rate(1024)), "the older key");
+        assert_eq!(o.state, Some(PathBuf::from("/srv/state")), "the older key");
         assert_eq!(o.seed_time, Some(Seconds(7200)));
         assert_eq!(o.seed_ratio, Some(1.5));
         assert!(o.no_dht);
         assert_eq!(o.dht_bootstrap, ["router.example:6881"]);
         assert_eq!(o.allowed_host, ["nas.local"]);
         assert_eq!(o.log_format, Some(LogFormat::Json));
+    }
+
+    #[test]
+    fn listen_takes_a_port_alone() {
+        let port = |text: &str| parse(text).map(|o| o.listen.map(|l| l.0.to_string()));
+        assert_eq!(port("listen = 51060"), Ok(Some("0.0.0.0:51060".into())));
+        assert_eq!(
+            port("listen = \":51060\""),
+            Ok(Some("0.0.0.0:51060".into()))
+        );
+        assert_eq!(port("listen = \"[::]:1\""), Ok(Some("[::]:1".into())));
+        assert!(port("listen = 70000").is_err());
+        assert!(port("listen = -1").is_err());
     }
 
     #[test]
@@ -498,7 +567,7 @@ mod tests {
             ..Options::default()
         };
         let o = flags.over(file);
-        assert_eq!(o.listen, Some("127.0.0.1:2".parse().unwrap()));
+        assert_eq!(o.listen, Some(Listen("127.0.0.1:2".parse().unwrap())));
         assert_eq!(o.max_peers, Some(7));
         assert_eq!(o.dht_bootstrap, ["a:1"]);
     }
@@ -530,6 +599,7 @@ mod tests {
         let text = e.to_toml().unwrap();
         assert!(text.contains("api-password = \"<set>\""), "{text}");
         assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("upload-limit = 1000"), "{text}");
         let back = parse(&text).unwrap();
         assert_eq!(back.upload_rate, Some(Rate(1000)));
         assert_eq!(back.seed_ratio, Some(2.0));

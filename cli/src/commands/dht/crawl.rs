@@ -66,9 +66,7 @@ fn crawl_node(
     rate: u64,
 ) -> Result<(), Failure> {
     let io = |e: std::io::Error| Failure::new(Exit::Io, e.to_string());
-    let joined = client
-        .join(boot, Duration::from_secs(options.timeout.max(1)))
-        .map_err(io)?;
+    let joined = client.join(boot, options.limit()).map_err(io)?;
     if joined == 0 {
         return Err(Failure::new(
             Exit::NoAnswer,

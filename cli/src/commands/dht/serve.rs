@@ -11,12 +11,14 @@ use crate::output::print;
 
 /// `bittide dht serve`: join (alone if nobody answers: the first node of a
 /// private network), then answer queries until `duration` ends.
-pub(super) fn run(client: &mut DhtClient, options: &Options, duration: u64) -> Result<(), Failure> {
+pub(super) fn run(
+    client: &mut DhtClient,
+    options: &Options,
+    duration: Duration,
+) -> Result<(), Failure> {
     let io = |e: std::io::Error| Failure::new(Exit::Io, e.to_string());
     let boot = dht_bootstrap_nodes(options)?;
-    let joined = client
-        .join(&boot, Duration::from_secs(options.timeout.max(1)))
-        .map_err(io)?;
+    let joined = client.join(&boot, options.limit()).map_err(io)?;
     let addr = client.local_addr().map_err(io)?;
     let id = client.dht().id();
     let stats = |client: &mut DhtClient| {
@@ -47,7 +49,7 @@ pub(super) fn run(client: &mut DhtClient, options: &Options, duration: u64) -> R
             "serving on {addr} (id {id}), {joined} nodes in the table\n"
         ))?;
     }
-    let end = (duration > 0).then(|| client.now() + Duration::from_secs(duration));
+    let end = (!duration.is_zero()).then(|| client.now() + duration);
     let mut minutes = 0u64;
     loop {
         let slice = end.map_or(Duration::from_secs(60), |e| {
