@@ -61,15 +61,20 @@ fn make_torrent(dir: &Path, name: &str, len: usize) -> (PathBuf, PathBuf) {
 fn seed(torrent: &Path, src: &Path, log: &Path) -> (Child, u16) {
     let port = free_port();
     let mut cmd = Command::new(bittide());
-    cmd.args(["seed", torrent.to_str().unwrap(), src.to_str().unwrap()])
-        .args([
-            "--json",
-            "--no-dht",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("--state-dir")
-        .arg(log.with_extension("state"));
+    cmd.args([
+        "seed",
+        torrent.to_str().unwrap(),
+        "-o",
+        src.to_str().unwrap(),
+    ])
+    .args([
+        "--json",
+        "--no-dht",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .arg("--state-dir")
+    .arg(log.with_extension("state"));
     (start_seeding(&mut cmd, log, Duration::from_secs(30)), port)
 }
 
@@ -396,7 +401,12 @@ fn an_idle_seed_prints_nothing_when_piped() {
     let dir = TempDir::new("progress-idle");
     let (torrent, src) = make_torrent(dir.path(), "quiet.bin", 256 << 10);
     let mut child = Command::new(bittide())
-        .args(["seed", torrent.to_str().unwrap(), src.to_str().unwrap()])
+        .args([
+            "seed",
+            torrent.to_str().unwrap(),
+            "-o",
+            src.to_str().unwrap(),
+        ])
         .args([
             "--no-dht",
             "--listen",
