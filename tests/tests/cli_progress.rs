@@ -7,6 +7,8 @@
 //!   announced twice in a row; a failing tracker is one `tracker_error`
 //!   (one stderr warning without `--json`) naming scheme, host and port
 //!   only — its passkey shows nowhere;
+//! - `--recheck` reports the check and `finished` with nothing downloaded;
+//!   a magnet link reports its metadata phase;
 //! - piped: a second run of a finished download says what resume data
 //!   vouched for and sums up; an idle seed prints nothing;
 //! - on a terminal (tmux, 80 columns): the status line never wraps, and
@@ -197,7 +199,7 @@ fn of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
 }
 
 #[test]
-fn json_download_validates_then_a_second_run_says_resumed() {
+fn json_download_validates_then_resumed_rechecked_and_by_magnet() {
     let dir = TempDir::new("progress-json");
     const LEN: usize = 3 << 20;
     let (torrent, src) = make_torrent(dir.path(), "payload.bin", LEN);
@@ -261,6 +263,57 @@ fn json_download_validates_then_a_second_run_says_resumed() {
     );
     assert!(text.lines().any(|l| l == summary), "{text}");
     assert!(!text.contains("seeding"), "seeding without --seed: {text}");
+
+    // Again with --recheck: the check has its own progress, and nothing
+    // is downloaded.
+    let third = run_bounded(
+        download(&torrent, &out, port, &state).args(["--json", "--recheck"]),
+        Duration::from_secs(30),
+    );
+    let stdout = String::from_utf8_lossy(&third.stdout);
+    assert_eq!(third.status.code(), Some(0), "{stdout}");
+    validate(&stdout);
+    let ev = events(&stdout);
+    let checks = of(&ev, "checking");
+    let last = checks
+        .last()
+        .unwrap_or_else(|| panic!("no checking: {stdout}"));
+    assert!(
+        last["pieces"].as_u64() > Some(0) && last["checked"] == last["pieces"],
+        "{stdout}"
+    );
+    let finished = of(&ev, "finished");
+    assert_eq!(finished.len(), 1, "{stdout}");
+    assert_eq!(finished[0]["downloaded"], 0, "{stdout}");
+
+    // A magnet link: the metadata phase counts its peers, then says the
+    // metadata arrived.
+    let hash = ev[0]["info_hash"].as_str().unwrap().to_owned();
+    let magnet = format!("magnet:?xt=urn:btih:{hash}&dn=payload.bin");
+    let fourth = run_bounded(
+        download(
+            Path::new(&magnet),
+            &dir.path().join("m"),
+            port,
+            &dir.path().join("m-state"),
+        )
+        .arg("--json"),
+        Duration::from_secs(60),
+    );
+    let stdout = String::from_utf8_lossy(&fourth.stdout);
+    assert_eq!(fourth.status.code(), Some(0), "{stdout}");
+    validate(&stdout);
+    let ev = events(&stdout);
+    assert_eq!(ev[0]["size"], Value::Null, "unknown before the metadata");
+    assert_eq!(
+        of(&ev, "state")[0]["state"],
+        "fetching_metadata",
+        "{stdout}"
+    );
+    let metadata = of(&ev, "metadata");
+    assert_eq!(metadata.len(), 1, "{stdout}");
+    assert_eq!(metadata[0]["size"], LEN, "{stdout}");
+    assert_eq!(of(&ev, "finished").len(), 1, "{stdout}");
 
     // The seed: Ctrl-C ends it with a summary of what it served, and its
     // events validate too, `seeding` said once.
