@@ -222,6 +222,10 @@ impl Reporter {
     /// still see why it ended and the `done` event.
     pub(crate) fn abandon(json: bool) {
         if !json {
+            // The status line stays; the shell's prompt goes below it.
+            if std::io::stdout().is_terminal() {
+                let _ = writeln!(std::io::stdout().lock());
+            }
             return;
         }
         let guard = TOTALS.lock().ok();
