@@ -155,11 +155,12 @@ impl Reporter {
         }
         self.metadata(p);
         self.resumed(p);
-        self.state(p);
-        // A download already complete at start sends no `Finished`.
+        // Before the state: the summary comes before "seeding until
+        // Ctrl-C". (A download complete at start sends no `Finished`.)
         if p.complete && p.checked.is_none() {
             self.finished(p);
         }
+        self.state(p);
         match e {
             Some(TorrentEvent::Finished) => self.finished(p),
             Some(TorrentEvent::TrackerError { url, error }) => {
