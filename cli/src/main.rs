@@ -50,7 +50,7 @@ Getting started:
   bittide download FILE|MAGNET -o DIR   download a torrent into DIR (exit 0 when complete)
   bittide seed FILE.torrent -o DIR      share what is in DIR/<name> until Ctrl-C
 
-Each command's --help has examples; docs/cli.md is the reference, also `man bittide`.";
+Each command's --help has examples; docs/cli.md is the reference, docs/man/ the manual pages.";
 
 /// The subcommands, in the order `bittide --help` lists them. Each
 /// variant's doc comment is its one-line help.

@@ -147,6 +147,7 @@ fn seeder(torrent: &Path, dir: &Path, port: u16, rate: &str) -> ChildGuard {
     let child = Command::new(bittide())
         .arg("seed")
         .arg(torrent)
+        .arg("-o")
         .arg(dir.join("content"))
         .args(["--listen", &format!("127.0.0.1:{port}"), "--no-dht"])
         .args(["--upload-limit", rate, "--recheck"])
@@ -199,7 +200,7 @@ fn the_demo_downloads_and_verifies_with_nothing_set_up() {
     let dir = TempDir::new("cli-demo");
     let out = run_bounded(
         Command::new(bittide())
-            .args(["demo", "--size", "4M", "--download-limit", "0", "-o"])
+            .args(["demo", "--size", "4M", "--download-limit", "none", "-o"])
             .arg(dir.path()),
         Duration::from_secs(120),
     );
@@ -319,7 +320,7 @@ fn trackers_that_all_fail_end_in_exit_5_said_once_without_the_request() {
     let torrent = make_torrent(dir.path(), 256 << 10, &trackers);
     let start = Instant::now();
     let out = run_bounded(
-        download(&torrent, dir.path(), 0).args(["--timeout", "3"]),
+        download(&torrent, dir.path(), 0).args(["--timeout", "3s"]),
         Duration::from_secs(60),
     );
     let (stdout, stderr) = (
@@ -380,6 +381,7 @@ fn seed_from_the_wrong_folder_names_the_path_it_expected() {
             Command::new(bittide())
                 .arg("seed")
                 .arg(&torrent)
+                .arg("-o")
                 .arg(folder)
                 .args(["--listen", "127.0.0.1:0", "--no-dht", "--state-dir"])
                 .arg(dir.path().join("state")),

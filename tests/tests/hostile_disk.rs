@@ -197,7 +197,7 @@ fn disk_errors_name_the_os_error_and_the_path() {
     let err = failing_download("enotdir", vec![b"f.bin"], |out| {
         std::fs::write(out.join("top"), b"in the way").unwrap();
     });
-    assert!(err.contains("out/top: not a folder but a file"), "{err}");
+    assert!(err.contains("out/top: Not a directory"), "{err}");
     // A 300-byte name.
     let long = vec![b'n'; 300];
     let err = failing_download("enametoolong", vec![&long], |_| {});

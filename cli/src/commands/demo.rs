@@ -45,8 +45,8 @@ pub(crate) struct Args {
     /// for as fast as loopback goes.
     #[arg(long, value_name = "RATE", value_parser = parse_rate, default_value = "8M")]
     download_limit: u64,
-    /// Print the download's JSON events (docs/json-events.md) instead of
-    /// progress.
+    /// Print the download's JSON events, one object per line
+    /// (docs/json-events.md), instead of progress.
     #[arg(long)]
     json: bool,
 }

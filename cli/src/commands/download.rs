@@ -38,9 +38,9 @@ pub(crate) struct Args {
     /// those from trackers and the DHT.
     #[arg(long = "peer", value_name = "ADDR", value_parser = parse_peer)]
     peers: Vec<SocketAddr>,
-    /// Give up (exit 6) when no peer has been of use for this long (30s,
-    /// 10m, 1h; a bare number is seconds): none connected yet, or none
-    /// sending data any more [default: never].
+    /// Give up when no peer has been of use for this long (30s, 10m, 1h;
+    /// a bare number is seconds): none connected yet, or none sending data
+    /// any more. Exit 6, or 5 when every tracker failed [default: never].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
     /// Print JSON events, one object per line, instead of progress.

@@ -779,6 +779,8 @@ fn prepare(options: &SessionOptions, torrent: &[u8]) -> Result<Prepared, Session
             })
             .collect()
     });
+    (storage.set_priorities(priorities.as_deref()))
+        .map_err(|e| err(exit::IO, format!("cannot set up the part file: {e}")))?;
     let name = storage
         .path(0)
         .and_then(|p| {

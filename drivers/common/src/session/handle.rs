@@ -402,7 +402,7 @@ impl<R: Runtime> SessionHandle<R> {
         changes: PriorityChanges,
     ) -> Result<(), RequestError> {
         let id = self.id(hash)?;
-        let priorities = {
+        let (priorities, storage) = {
             let mut reg = self.shared.registry();
             let e = reg
                 .entries
@@ -413,7 +413,7 @@ impl<R: Runtime> SessionHandle<R> {
                     "its files are not known yet (the metadata has not arrived)".into(),
                 ));
             };
-            let _ = storage;
+            let storage = storage.clone();
             let files = e.file_count;
             if let Some((bad, _)) = changes.iter().find(|(i, _)| *i >= files) {
                 return Err(RequestError::BadRequest(format!(
@@ -428,8 +428,14 @@ impl<R: Runtime> SessionHandle<R> {
             for (i, prio) in &changes {
                 p[*i] = *prio;
             }
-            p
+            (p, storage)
         };
+        // Files selected again get their bytes from the part file before
+        // the engine fetches the rest.
+        let wanted = priorities.clone();
+        self.blocking(move || storage.set_priorities(Some(&wanted)))
+            .await
+            .map_err(io_error)?;
         self.send(Command::SetFilePriorities(id, priorities.clone()))?;
         let layout = self.ask(move |view, _| view.layout(id).cloned()).await?;
         self.update(hash, |e| {

@@ -173,6 +173,9 @@ pub(crate) fn prepare(
     let storage =
         Arc::new(Storage::new(&settings.save_path, metainfo).with_root(settings.root_name.clone()));
     let files = metainfo.info.files().len();
+    let only = settings.only.as_deref().map(|o| only_priorities(o, files));
+    // A failure is kept as the storage's write error, which the session reports.
+    let _ = storage.set_priorities(settings.priorities.as_deref().or(only.as_deref()));
     let (start, peers) = resume::start_mode(
         Some(state.root()),
         &info.info_hash,

@@ -36,6 +36,7 @@ pub(crate) fn valid_name(name: &str) -> bool {
 pub(crate) fn move_files(from: &Storage, to: &Storage, from_root: &Path) -> io::Result<()> {
     let pairs: Vec<(PathBuf, PathBuf)> = (0..)
         .map_while(|i| Some((from.path(i)?, to.path(i)?)))
+        .chain([(from.part_path(), to.part_path())])
         .filter(|(a, b)| a != b && a.exists())
         .collect();
     if let Some((_, b)) = pairs.iter().find(|(_, b)| b.exists()) {
@@ -77,7 +78,10 @@ fn move_file(from: &Path, to: &Path) -> io::Result<()> {
 /// Deletes a torrent's files and the folders they leave empty under
 /// `root` (never `root` itself).
 pub(crate) fn delete_files(storage: &Storage, root: &Path) -> io::Result<()> {
-    let paths: Vec<PathBuf> = (0..).map_while(|i| storage.path(i)).collect();
+    let paths: Vec<PathBuf> = (0..)
+        .map_while(|i| storage.path(i))
+        .chain([storage.part_path()])
+        .collect();
     for path in &paths {
         match std::fs::remove_file(path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
@@ -199,6 +203,9 @@ impl<R: Runtime> SessionHandle<R> {
                 old.sync()?;
                 old.close();
                 let result = move_files(&old, &new, &from_root);
+                // Where the files are now (a failure is kept as the
+                // storage's write error).
+                let _ = result.as_ref().map(|()| new.set_wanted(&old.wanted()));
                 Ok::<_, std::io::Error>((new, result))
             })
             .await
@@ -212,7 +219,11 @@ impl<R: Runtime> SessionHandle<R> {
                 let shared = self.shared.clone();
                 let s = settings.clone();
                 let reopened = self
-                    .blocking(move || open_storage(&shared.state, &hash, &s))
+                    .blocking(move || {
+                        let reopened = open_storage(&shared.state, &hash, &s)?;
+                        reopened.set_priorities(s.priorities.as_deref())?;
+                        Ok::<_, io::Error>(reopened)
+                    })
                     .await
                     .map_err(io_error)?;
                 (reopened, settings.clone())

@@ -11,6 +11,13 @@
 //!   length; padding files (BEP 47) are never created; zero-length files
 //!   are created empty when the engine asks (`DiskOp::CreateEmpty`, once the
 //!   torrent completes).
+//! - Files the user did not select ([`Storage::set_wanted`]) are not
+//!   created: their share of the pieces they have in common with selected
+//!   files goes to the part file (`part_file.rs`), as libtorrent does, and
+//!   is moved into the file if the user selects it later. A file that is
+//!   already on disk when it is deselected keeps being used (libtorrent
+//!   too), so a file's bytes are in the part file only while the file does
+//!   not exist.
 //! - Writes and reads are positioned (`write_at`/`read_at`): no shared file
 //!   cursor, so jobs can run in parallel.
 //! - Open handles are cached (least recently used goes first when the
@@ -36,10 +43,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bittide_core::engine::{DiskOp, DiskResult};
-use bittide_core::metainfo::{DiskPaths, FileSlice, Metainfo};
+use bittide_core::metainfo::{DiskPaths, FileLayout, FileSlice, Metainfo};
 use sha1::{Digest, Sha1};
 
-use crate::content::read_exact_at;
+use part_file::PartFile;
+
+mod part_file;
+mod selection;
 
 /// Most files kept open at once per torrent.
 pub const MAX_OPEN_FILES: usize = 128;
@@ -52,6 +62,12 @@ struct FileInfo {
     padding: bool,
     /// Whether `O_DIRECT` writes are still worth trying for this file.
     direct: AtomicBool,
+    /// The user selected it (all are, until [`Storage::set_wanted`]).
+    wanted: AtomicBool,
+    /// Its bytes go to and come from the part file: it is not wanted and
+    /// was not on disk when that was decided. Changed only under the
+    /// part file's lock.
+    in_part: AtomicBool,
 }
 
 /// How a handle was opened.
@@ -61,6 +77,11 @@ enum Mode {
     Buffered,
     /// `O_DIRECT` (aligned writes only).
     Direct,
+    /// Opened for reading only (the file is not writable): serves reads,
+    /// never a write, which opens the file itself and so reports why it
+    /// cannot ("Permission denied", "Is a directory"), not a puzzling
+    /// "Bad file descriptor".
+    ReadOnly,
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +136,8 @@ pub struct Storage {
     /// every path (a renamed top folder, or a renamed single file).
     root: Option<String>,
     files: Vec<FileInfo>,
+    layout: FileLayout,
+    part: PartFile,
     handles: Mutex<Handles>,
     /// The last write that failed, as one line.
     write_error: Mutex<Option<String>>,
@@ -147,18 +170,30 @@ pub fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<
 }
 
 /// Creates `dir` and its parents. An error names the path; when a file
-/// is in the way, it names that file (`mkdir` itself says only "File
-/// exists").
+/// is in the way, it names that file and says what opening a path through
+/// it would (`Not a directory`: `mkdir` itself says only "File exists").
 fn create_folders(dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| {
         match dir.ancestors().find(|a| a.exists() && !a.is_dir()) {
             Some(file) => io::Error::new(
                 io::ErrorKind::NotADirectory,
-                format!("{}: not a folder but a file, in the way", file.display()),
+                format!(
+                    "{}: {} (a file is in the way of a folder)",
+                    file.display(),
+                    not_a_directory()
+                ),
             ),
             None => io::Error::new(e.kind(), format!("{}: {e}", dir.display())),
         }
     })
+}
+
+/// The OS's own words for ENOTDIR.
+fn not_a_directory() -> io::Error {
+    #[cfg(unix)]
+    return io::Error::from_raw_os_error(libc::ENOTDIR);
+    #[cfg(not(unix))]
+    return io::ErrorKind::NotADirectory.into();
 }
 
 /// Opens with `O_DIRECT` where the platform has it.
@@ -231,13 +266,23 @@ impl Storage {
                 length: f.length,
                 padding: f.attr.padding,
                 direct: AtomicBool::new(cfg!(target_os = "linux")),
+                wanted: AtomicBool::new(true),
+                in_part: AtomicBool::new(false),
             })
             .collect();
+        let layout = info.layout().clone();
+        let part = PartFile::new(
+            folder.join(format!(".{}.parts", metainfo.info_hash)),
+            layout.piece_count(),
+            u64::from(layout.piece_length()),
+        );
         Storage {
             folder: folder.to_owned(),
             paths: DiskPaths::new(info),
             root: None,
             files,
+            layout,
+            part,
             handles: Mutex::new(Handles::default()),
             write_error: Mutex::new(None),
             read: AtomicU64::new(0),
@@ -269,6 +314,12 @@ impl Storage {
         })
     }
 
+    /// Where the bytes of unselected files are kept, `.<info-hash>.parts`
+    /// in the download folder (it may not exist).
+    pub fn part_path(&self) -> PathBuf {
+        self.part.path().to_owned()
+    }
+
     /// Files renamed so that no two share a path (torrent order).
     pub fn renamed(&self) -> &[usize] {
         self.paths.renamed()
@@ -291,6 +342,7 @@ impl Storage {
         let mut h = self.handles.lock().unwrap_or_else(|p| p.into_inner());
         self.closed.store(true, Ordering::Relaxed);
         h.open.clear();
+        self.part.close();
     }
 
     /// The last write that failed: the OS error and the path.
@@ -336,9 +388,12 @@ impl Storage {
         }
         h.tick += 1;
         let tick = h.tick;
-        if let Some(entry) = h.open.get_mut(&(index, mode)) {
-            entry.1 = tick;
-            return Ok(entry.0.clone());
+        let mut key = (index, mode);
+        for k in [key, (index, Mode::ReadOnly)] {
+            if let Some(entry) = h.open.get_mut(&k).filter(|_| !create || k == key) {
+                entry.1 = tick;
+                return Ok(entry.0.clone());
+            }
         }
         let file = if create {
             if let Some(dir) = path.parent() {
@@ -360,7 +415,10 @@ impl Storage {
         } else {
             match OpenOptions::new().read(true).write(true).open(&path) {
                 Ok(f) => f,
-                Err(_) => File::open(&path).map_err(|e| self.at_path(index, e))?,
+                Err(_) => {
+                    key.1 = Mode::ReadOnly;
+                    File::open(&path).map_err(|e| self.at_path(index, e))?
+                }
             }
         };
         if h.open.len() >= MAX_OPEN_FILES {
@@ -370,7 +428,7 @@ impl Storage {
             }
         }
         let file = Arc::new(file);
-        h.open.insert((index, mode), (file.clone(), tick));
+        h.open.insert(key, (file.clone(), tick));
         Ok(file)
     }
 
@@ -384,6 +442,12 @@ impl Storage {
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "short data"))?;
             at += len;
             if s.padding || self.files.get(s.file).is_some_and(|f| f.padding) {
+                continue;
+            }
+            if self
+                .write_part(s, chunk)
+                .map_err(|e| self.failed_write(e))?
+            {
                 continue;
             }
             self.with_file(s.file, true, |f| {
@@ -409,8 +473,16 @@ impl Storage {
         for s in slices {
             let skip = s.padding || self.files.get(s.file).is_some_and(|f| f.padding);
             if !skip {
-                self.write_slice(s, blocks, pos)
+                let parted = self.in_part(s.file)
+                    && with_write_buf(s.length as usize, |buf| {
+                        gather(blocks, pos, buf)?;
+                        self.write_part(s, buf)
+                    })
                     .map_err(|e| self.failed_write(e))?;
+                if !parted {
+                    self.write_slice(s, blocks, pos)
+                        .map_err(|e| self.failed_write(e))?;
+                }
             }
             pos += s.length;
         }
@@ -471,8 +543,7 @@ impl Storage {
         for s in slices {
             let len = s.length as usize;
             if !(s.padding || self.files.get(s.file).is_some_and(|f| f.padding)) {
-                let dest = &mut out[at..at + len];
-                self.with_file(s.file, false, |f| read_exact_at(f, dest, s.offset))?;
+                self.read_slice(s, 0, &mut out[at..at + len])?;
             }
             at += len;
         }
@@ -487,7 +558,8 @@ impl Storage {
             let (Some(f), Some(path)) = (self.files.get(i), self.path(i)) else {
                 continue;
             };
-            if f.length == 0 && !f.padding && !path.exists() {
+            let wanted = f.wanted.load(Ordering::Relaxed);
+            if f.length == 0 && !f.padding && wanted && !path.exists() {
                 if let Some(dir) = path.parent() {
                     create_folders(dir).map_err(|e| self.failed_write(e))?;
                 }
@@ -503,7 +575,7 @@ impl Storage {
         for (file, _) in h.open.values() {
             file.sync_data()?;
         }
-        Ok(())
+        self.part.sync()
     }
 
     /// Carries out one disk job of the engine.
@@ -578,7 +650,7 @@ impl Storage {
                 if padding {
                     chunk.fill(0);
                 } else {
-                    self.with_file(s.file, false, |f| read_exact_at(f, chunk, s.offset + done))?;
+                    self.read_slice(s, done, chunk)?;
                 }
                 h.update(&*chunk);
                 done += n as u64;
@@ -589,124 +661,4 @@ impl Storage {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bittide_core::metainfo::{PieceHasher, TorrentBuilder};
-    use bittide_core::PieceIndex;
-
-    #[test]
-    fn piece_writes_are_exact_with_direct_and_buffered_runs() {
-        // Files of odd sizes so pieces straddle files at unaligned offsets
-        // (buffered heads and tails around O_DIRECT middles), blocks of
-        // odd sizes, pieces written in a scrambled order, and each piece
-        // written over an earlier wrong version (direct writes must not
-        // leave stale cached pages behind for the reads).
-        let dir = std::env::temp_dir().join(format!("bittide-direct-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 31 % 253) as u8).collect();
-        let mut b = TorrentBuilder::multi_file("top");
-        b.add_file(vec!["a".into()], 123_457)
-            .add_file(vec!["b".into()], 600_001)
-            .add_file(vec!["c".into()], 276_542)
-            .set_piece_length(65536);
-        let mut h = PieceHasher::new(65536);
-        h.update(&data);
-        let bytes = b.build(&h.finish()).unwrap();
-        let m = Metainfo::from_bytes(&bytes).unwrap();
-        let storage = Storage::new(&dir, &m);
-        let layout = m.info.layout();
-        let blocks_of = |d: &[u8]| -> Vec<bytes::Bytes> {
-            d.chunks(10_000)
-                .map(bytes::Bytes::copy_from_slice)
-                .collect()
-        };
-        let n = layout.piece_count();
-        for round in 0..2 {
-            for k in 0..n {
-                let piece = PieceIndex((k * 7) % n);
-                let slices: Vec<FileSlice> = layout.piece_slices(piece).collect();
-                let start = layout.piece_offset(piece) as usize;
-                let len = layout.piece_size(piece) as usize;
-                let content: Vec<u8> = if round == 0 {
-                    vec![0xee; len]
-                } else {
-                    data[start..start + len].to_vec()
-                };
-                storage.write_blocks(&slices, &blocks_of(&content)).unwrap();
-                if round == 1 {
-                    let hash = m.info.piece_hash(piece).unwrap();
-                    assert_eq!(
-                        storage.run(DiskOp::Check {
-                            piece,
-                            slices,
-                            hash
-                        }),
-                        DiskResult::Checked { piece, ok: true },
-                        "{piece:?}"
-                    );
-                }
-            }
-        }
-        storage.sync().unwrap();
-        let mut all = std::fs::read(dir.join("top/a")).unwrap();
-        all.extend(std::fs::read(dir.join("top/b")).unwrap());
-        all.extend(std::fs::read(dir.join("top/c")).unwrap());
-        assert!(all == data, "files differ from the data");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn writes_land_in_the_right_files_and_read_back() {
-        let dir = std::env::temp_dir().join(format!("bittide-disk-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
-        let mut b = TorrentBuilder::multi_file("top");
-        b.add_file(vec!["a".into()], 20_000)
-            .add_file(vec!["empty".into()], 0)
-            .add_file(vec!["sub".into(), "b".into()], 30_000)
-            .set_piece_length(16384);
-        let mut h = PieceHasher::new(16384);
-        h.update(&data);
-        let bytes = b.build(&h.finish()).unwrap();
-        let m = Metainfo::from_bytes(&bytes).unwrap();
-        let storage = Storage::new(&dir, &m);
-        let layout = m.info.layout();
-        for p in (0..layout.piece_count()).rev() {
-            let piece = PieceIndex(p);
-            let slices: Vec<FileSlice> = layout.piece_slices(piece).collect();
-            let start = layout.piece_offset(piece) as usize;
-            let len = layout.piece_size(piece) as usize;
-            storage.write(&slices, &data[start..start + len]).unwrap();
-            let hash = m.info.piece_hash(piece).unwrap();
-            assert_eq!(
-                storage.run(DiskOp::Check {
-                    piece,
-                    slices,
-                    hash
-                }),
-                DiskResult::Checked { piece, ok: true }
-            );
-        }
-        // The block-wise writer lays out the same bytes.
-        let blocks: Vec<bytes::Bytes> = data
-            .chunks(16384)
-            .map(bytes::Bytes::copy_from_slice)
-            .collect();
-        let all: Vec<FileSlice> = (0..layout.piece_count())
-            .flat_map(|p| layout.piece_slices(PieceIndex(p)).collect::<Vec<_>>())
-            .collect();
-        storage.write_blocks(&all, &blocks).unwrap();
-        assert_eq!(
-            storage.run(DiskOp::CreateEmpty { files: vec![1] }),
-            DiskResult::Created { ok: true }
-        );
-        storage.sync().unwrap();
-        assert_eq!(std::fs::read(dir.join("top/a")).unwrap(), &data[..20_000]);
-        assert_eq!(
-            std::fs::read(dir.join("top/sub/b")).unwrap(),
-            &data[20_000..]
-        );
-        assert_eq!(std::fs::metadata(dir.join("top/empty")).unwrap().len(), 0);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
+mod tests;
