@@ -167,6 +167,12 @@ pub(crate) fn run(options: SessionOptions, json: bool, mode: Mode) -> Result<(),
             Ok(p)
         }
     });
+    // The session's errors can quote a tracker's request URL (passkey,
+    // peer id): cut to scheme, host and port, for stderr too.
+    let result = result.map_err(|mut f| {
+        f.message = crate::progress::scrub(&f.message);
+        f
+    });
     reporter.finish(result.as_ref().map(|_| ()));
     result.map(|_| ())
 }

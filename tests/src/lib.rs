@@ -123,7 +123,12 @@ pub fn start_seeding(
     let start = std::time::Instant::now();
     loop {
         let out = std::fs::read_to_string(log).unwrap_or_default();
-        if out.contains(r#""message":"seeding""#) {
+        // The `state` event of docs/json-events.md.
+        let seeding = out.lines().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|v| v["event"] == "state" && v["state"] == "seeding")
+        });
+        if seeding {
             return child;
         }
         let exited = child.try_wait().ok().flatten();
