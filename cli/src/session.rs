@@ -112,7 +112,8 @@ pub(crate) fn run(options: SessionOptions, json: bool, mode: Mode) -> Result<(),
         .max_blocking_threads(8)
         .build()
         .map_err(|e| Failure::new(Exit::Io, format!("runtime: {e}")))?;
-    let hint = matches!(mode, Mode::Download { .. })
+    // A note for a person at a terminal; `--json` readers get events only.
+    let hint = (!json && matches!(mode, Mode::Download { .. }))
         .then(|| no_source_hint(&options))
         .flatten();
     let interrupted = Arc::new(AtomicBool::new(false));

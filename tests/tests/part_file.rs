@@ -205,6 +205,31 @@ fn only_one_file_leaves_the_others_absent_until_they_are_wanted() {
     assert_eq!(code, Some(0), "recheck of everything: {err}");
 }
 
+#[test]
+fn a_magnet_links_own_selection_leaves_the_other_files_absent() {
+    // BEP 53: `so=1` in the link selects file 1 as `--only 1` would.
+    let dir = TempDir::new("partfile-magnet");
+    let files = contents();
+    let bytes = torrent(&files);
+    let t = dir.path().join("t.torrent");
+    std::fs::write(&t, &bytes).unwrap();
+    let (port, _seeder) = lt_seed(&t, &dir.path().join("seed"), &files);
+    let hash = Metainfo::from_bytes(&bytes).unwrap().info_hash;
+    let magnet = format!("magnet:?xt=urn:btih:{hash}&so=1");
+    let out = dir.path().join("out");
+    let (code, err) = download(
+        Path::new(&magnet),
+        &out,
+        &dir.path().join("state"),
+        Some(port),
+        &[],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(std::fs::read(out.join("top/f1.bin")).unwrap() == files[1]);
+    assert_eq!(names(&out), vec![part_name(&bytes), "top".into()]);
+    assert_eq!(names(&out.join("top")), vec!["f1.bin"]);
+}
+
 fn temp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("bittide-partfile-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);

@@ -138,6 +138,17 @@ fn content_failure(e: ContentError) -> Failure {
 /// Writes through a temporary file and a rename, so a crash or a full disk
 /// never leaves a truncated .torrent behind.
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    // A device or a pipe (`-o /dev/stdout`, `-o /dev/null`) is written
+    // into, never renamed over: a rename would replace the device node
+    // itself with a regular file.
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() && !meta.is_dir() {
+            return std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)?
+                .write_all(bytes);
+        }
+    }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".part");
     let tmp = PathBuf::from(tmp);

@@ -127,7 +127,7 @@ fn make_content(dir: &Path, size: u64) -> Result<Vec<(PathBuf, u64)>, Failure> {
     let readme = b"This folder was made by `bittide demo`: seeded by one bittide engine\nand downloaded by another over loopback.\n";
     let small = 100_003u64.min(size / 4);
     let big = size.saturating_sub(readme.len() as u64 + small).max(1);
-    let mut rng = Rng::new(Seed::from_u64(0xb177_1de));
+    let mut rng = Rng::new(Seed::from_u64(0x0b17_71de));
     let mut fill = |n: u64| {
         let mut v = vec![0u8; usize::try_from(n).unwrap_or(usize::MAX)];
         rng.fill(&mut v);

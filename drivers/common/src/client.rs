@@ -283,12 +283,15 @@ pub async fn run<R: Runtime>(
         }
         TorrentSource::Magnet(_) => None,
     };
-    if options.seed_only {
-        if let Some(p) = &prepared {
-            check_content(&options.folder, p)?;
-        }
+    // `seed` serves a folder that exists; a download makes its own. Only
+    // then is anything written (the part file of unselected files).
+    match (&prepared, options.seed_only) {
+        (Some(p), true) => check_content(&options.folder, p)?,
+        _ => check_folder(&options.folder)?,
     }
-    check_folder(&options.folder)?;
+    if let Some(p) = &prepared {
+        p.select()?;
+    }
 
     let listener = match options.listen {
         Some(addr) => rt.listen(addr).await.map_err(|e| {
@@ -644,6 +647,14 @@ struct Prepared {
 }
 
 impl Prepared {
+    /// Tells the storage which files are wanted: unselected ones are not
+    /// created, their share of boundary pieces goes to the part file.
+    fn select(&self) -> Result<(), SessionError> {
+        self.storage
+            .set_priorities(self.priorities.as_deref())
+            .map_err(|e| err(exit::IO, format!("cannot set up the part file: {e}")))
+    }
+
     /// What a progress report says of the torrent once its files are
     /// known: name, where, size, and what resume data vouched for.
     fn describe(&self, folder: &Path, p: &mut Progress) {
@@ -746,8 +757,7 @@ fn content_mismatch(folder: &Path, last: &Progress, p: &Prepared) -> SessionErro
 }
 
 /// Reads a .torrent for the session: its storage under the folder, what
-/// resume data says is on disk, and the files `--only` names (a magnet's
-/// own `so=` is the engine's to apply, BEP 53).
+/// resume data says is on disk, and the files `--only` names.
 fn prepare(options: &SessionOptions, torrent: &[u8]) -> Result<Prepared, SessionError> {
     let metainfo =
         Metainfo::from_bytes(torrent).map_err(|e| err(exit::BAD_TORRENT, e.to_string()))?;
@@ -779,8 +789,6 @@ fn prepare(options: &SessionOptions, torrent: &[u8]) -> Result<Prepared, Session
             })
             .collect()
     });
-    (storage.set_priorities(priorities.as_deref()))
-        .map_err(|e| err(exit::IO, format!("cannot set up the part file: {e}")))?;
     let name = storage
         .path(0)
         .and_then(|p| {
@@ -820,11 +828,37 @@ fn magnet_ready(
             )
         })?;
     }
-    prepare(options, &bytes)
+    // BEP 53: the link's `so=` selects files (the engine applies it to the
+    // picker); the storage must know too, so unselected files are not
+    // created. `--only` wins over it.
+    match (&options.torrent, &options.only) {
+        (TorrentSource::Magnet(m), None) if !m.select_only.is_empty() => {
+            // Indices past the last file are ignored, as the engine does.
+            let files = Metainfo::from_bytes(&bytes).map_or(0, |t| t.info.files().len());
+            let only = m
+                .select_only
+                .iter()
+                .flat_map(|r| {
+                    (*r.start() as usize)..(*r.end() as usize).saturating_add(1).min(files)
+                })
+                .collect();
+            let selected = SessionOptions {
+                only: Some(only),
+                ..options.clone()
+            };
+            prepare(&selected, &bytes)
+        }
+        _ => prepare(options, &bytes),
+    }
+    .and_then(|p| p.select().map(|()| p))
 }
 
 /// Writes `bytes` to a temporary beside `path`, then renames it over.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    // A device or a pipe is written into: a rename would replace the node.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return std::fs::write(path, bytes);
+    }
     let tmp = path.with_extension(format!("part.{}", std::process::id()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
