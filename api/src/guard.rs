@@ -47,6 +47,15 @@ const MAX_SESSIONS: usize = 64;
 /// The path that is reachable without a login (it hands out the cookie).
 pub(crate) const LOGIN_PATH: &str = "/api/v1/login";
 
+/// Where the protocols of other clients live (qBittorrent's WebAPI v2,
+/// Transmission's RPC): they bring their own login and CSRF rules (the
+/// `SID` cookie, `X-Transmission-Session-Id`), which the tools speaking
+/// them expect to the letter. The guard checks `Host` and refuses
+/// cross-origin writes there as everywhere; the protocol's module does
+/// the rest with [`Guard::login`], [`Guard::token_ok`] and
+/// [`Guard::basic_ok`].
+pub(crate) const COMPAT_PREFIXES: [&str; 2] = ["/api/v2/", "/transmission/"];
+
 /// What the checks need to know, shared by every request.
 pub(crate) struct Guard {
     /// The address the listener is bound to (its real port, even when the
@@ -111,7 +120,7 @@ impl Guard {
     }
 
     /// Whether the request carries valid Basic credentials.
-    fn basic_ok(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn basic_ok(&self, headers: &HeaderMap) -> bool {
         let Some((user, pass)) = &self.credentials else {
             return false;
         };
@@ -127,9 +136,12 @@ impl Guard {
 
     /// Whether the request carries a live login cookie.
     fn cookie_ok(&self, headers: &HeaderMap) -> bool {
-        let Some(token) = session_cookie(headers) else {
-            return false;
-        };
+        session_cookie(headers).is_some_and(|token| self.token_ok(&token))
+    }
+
+    /// Whether `token` is a live login (from [`Guard::login`]), whatever
+    /// cookie carried it.
+    pub(crate) fn token_ok(&self, token: &str) -> bool {
         let now = Instant::now();
         let mut sessions = lock(&self.sessions);
         sessions.retain(|(_, expires)| *expires > now);
@@ -167,8 +179,13 @@ impl Guard {
     /// Forgets the session the request's cookie names.
     pub(crate) fn logout(&self, headers: &HeaderMap) {
         if let Some(token) = session_cookie(headers) {
-            lock(&self.sessions).retain(|(known, _)| !ct_eq(known.as_bytes(), token.as_bytes()));
+            self.forget(&token);
         }
+    }
+
+    /// Forgets the login `token` (a compat protocol's logout).
+    pub(crate) fn forget(&self, token: &str) {
+        lock(&self.sessions).retain(|(known, _)| !ct_eq(known.as_bytes(), token.as_bytes()));
     }
 }
 
@@ -220,16 +237,24 @@ fn verdict(guard: &Guard, request: &Request) -> Result<(), ApiError> {
         }
     }
 
-    let is_login = request.uri().path() == LOGIN_PATH;
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let path = request.uri().path();
+    if COMPAT_PREFIXES.iter().any(|p| path.starts_with(p)) {
+        if !safe && cross_origin(headers, host) {
+            return Err(ApiError::CrossOrigin);
+        }
+        return Ok(());
+    }
+
+    let is_login = path == LOGIN_PATH;
     let basic = guard.basic_ok(headers);
     if guard.requires_login() && !is_login && !basic && !guard.cookie_ok(headers) {
         return Err(ApiError::Unauthorized);
     }
 
-    let safe = matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
     if !safe {
         if cross_origin(headers, host) {
             return Err(ApiError::CrossOrigin);

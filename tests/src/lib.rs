@@ -107,6 +107,27 @@ pub fn require_tool(program: &str, check: &[&str], package: &str) {
 /// Debian's python, which is where python3-libtorrent installs.
 pub const DEBIAN_PYTHON: &str = "/usr/bin/python3";
 
+/// The python of the virtualenv `scripts/test` makes (`BITTIDE_PYTHON`,
+/// else `target/compat-venv`), with the PyPI API clients the
+/// compatibility tests drive (`qbittorrent-api`, `transmission-rpc`) and
+/// Debian's libtorrent. Fails with how to get it when it is missing.
+pub fn compat_python() -> PathBuf {
+    let python = std::env::var_os("BITTIDE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/compat-venv/bin/python"));
+    let ok = Command::new(&python)
+        .args(["-c", "import qbittorrentapi, transmission_rpc"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{} lacks qbittorrent-api or transmission-rpc: run ./scripts/test once \
+         (it makes the virtualenv), or set BITTIDE_PYTHON",
+        python.display()
+    );
+    python
+}
+
 /// Starts `cmd` (a `bittide seed … --json`) with its JSON events going to
 /// `log`, and returns once it reports seeding (it takes peers only then:
 /// while checking its data it refuses them). Fails after `limit`.
