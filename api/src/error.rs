@@ -16,6 +16,9 @@ pub(crate) enum ApiError {
     Unauthorized,
     /// Wrong username or password at `/login` (401, no Basic challenge).
     BadLogin,
+    /// Too many wrong passwords in a row: logins are refused for this
+    /// many more seconds (429, with `Retry-After`).
+    TooManyAttempts(u64),
     /// A state-changing request with neither Basic auth nor the CSRF
     /// header (403).
     CsrfRequired,
@@ -45,6 +48,7 @@ impl ApiError {
             ApiError::CsrfRequired | ApiError::CrossOrigin | ApiError::ForeignHost => {
                 StatusCode::FORBIDDEN
             }
+            ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -72,6 +76,10 @@ impl fmt::Display for ApiError {
                 "authentication required: HTTP Basic auth, or the cookie from POST /api/v1/login",
             ),
             ApiError::BadLogin => f.write_str("wrong username or password"),
+            ApiError::TooManyAttempts(secs) => write!(
+                f,
+                "too many wrong passwords in a row: logins are refused for {secs} s more"
+            ),
             ApiError::CsrfRequired => f.write_str(
                 "a state-changing request needs HTTP Basic auth or the header X-Bittide-Csrf: 1",
             ),
@@ -108,6 +116,11 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let body = serde_json::json!({ "error": self.to_string() });
         let mut response = (status, axum::Json(body)).into_response();
+        if let ApiError::TooManyAttempts(secs) = self {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
         if matches!(self, ApiError::Unauthorized) {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

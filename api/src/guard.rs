@@ -44,6 +44,13 @@ const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// repeated logins cannot grow memory.
 const MAX_SESSIONS: usize = 64;
 
+/// Wrong passwords allowed in a row before logins are refused for a
+/// while.
+const FREE_FAILURES: u32 = 5;
+
+/// The longest a run of wrong passwords locks logins out.
+const MAX_LOCKOUT: Duration = Duration::from_secs(60);
+
 /// The path that is reachable without a login (it hands out the cookie).
 pub(crate) const LOGIN_PATH: &str = "/api/v1/login";
 
@@ -64,6 +71,52 @@ pub(crate) struct Guard {
     allowed_hosts: Vec<String>,
     credentials: Option<(String, String)>,
     sessions: Mutex<Vec<(String, Instant)>>,
+    throttle: Mutex<Throttle>,
+}
+
+/// Recent wrong passwords, and until when logins are refused because of
+/// them. After [`FREE_FAILURES`] each further one locks every login (the
+/// cookie login, Basic auth, the compat protocols') out for twice as long
+/// as the last, up to [`MAX_LOCKOUT`]: guessing a password at about one
+/// try a minute is hopeless, and the owner waits a minute at most. A
+/// failure is forgiven per [`FORGIVE_AFTER`] without one; a right password
+/// forgives nothing, or a client that logs in correctly all the time
+/// would reset the count for an attacker between its requests. It is one
+/// counter for the server, not one per address: the protocols that log in
+/// here do not all know the peer's address, and an attacker with many
+/// addresses would get a counter each.
+#[derive(Debug, Default)]
+struct Throttle {
+    failures: u32,
+    last_failure: Option<Instant>,
+    locked_until: Option<Instant>,
+}
+
+/// How long without a wrong password forgives one.
+const FORGIVE_AFTER: Duration = Duration::from_secs(60);
+
+impl Throttle {
+    /// How long logins stay refused, if they are now.
+    fn locked(&self, now: Instant) -> Option<Duration> {
+        self.locked_until
+            .filter(|until| *until > now)
+            .map(|until| until - now)
+    }
+
+    fn failed(&mut self, now: Instant) {
+        if let Some(last) = self.last_failure {
+            let forgiven = (now - last).as_secs() / FORGIVE_AFTER.as_secs();
+            self.failures = self
+                .failures
+                .saturating_sub(u32::try_from(forgiven).unwrap_or(u32::MAX));
+        }
+        self.last_failure = Some(now);
+        self.failures = self.failures.saturating_add(1);
+        if let Some(over) = self.failures.checked_sub(FREE_FAILURES) {
+            let lock = Duration::from_secs(1u64 << over.min(6)).min(MAX_LOCKOUT);
+            self.locked_until = Some(now + lock);
+        }
+    }
 }
 
 impl Guard {
@@ -79,6 +132,7 @@ impl Guard {
                 .credentials()
                 .map(|(u, p)| (u.to_owned(), p.to_owned())),
             sessions: Mutex::new(Vec::new()),
+            throttle: Mutex::new(Throttle::default()),
         }
     }
 
@@ -127,11 +181,34 @@ impl Guard {
         let Some((given_user, given_pass)) = basic_credentials(headers) else {
             return false;
         };
+        self.check_password(user, pass, &given_user, &given_pass)
+            .is_ok()
+    }
+
+    /// Compares a login attempt with the credentials, under the throttle:
+    /// while logins are locked out nothing is compared.
+    fn check_password(
+        &self,
+        user: &str,
+        pass: &str,
+        given_user: &str,
+        given_pass: &str,
+    ) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let mut throttle = lock(&self.throttle);
+        if let Some(wait) = throttle.locked(now) {
+            return Err(ApiError::TooManyAttempts(wait.as_secs().max(1)));
+        }
         // Both comparisons always run, so timing says nothing about which
         // one failed.
         let user_ok = ct_eq(given_user.as_bytes(), user.as_bytes());
         let pass_ok = ct_eq(given_pass.as_bytes(), pass.as_bytes());
-        user_ok & pass_ok
+        if user_ok & pass_ok {
+            Ok(())
+        } else {
+            throttle.failed(now);
+            Err(ApiError::BadLogin)
+        }
     }
 
     /// Whether the request carries a live login cookie.
@@ -152,16 +229,14 @@ impl Guard {
         found
     }
 
-    /// Checks a login attempt; on success, a new session token.
+    /// Checks a login attempt; on success, a new session token. Wrong
+    /// passwords in a row lock logins out for a while
+    /// ([`ApiError::TooManyAttempts`]).
     pub(crate) fn login(&self, user: &str, pass: &str) -> Result<Option<String>, ApiError> {
         let Some((want_user, want_pass)) = &self.credentials else {
             return Ok(None);
         };
-        let user_ok = ct_eq(user.as_bytes(), want_user.as_bytes());
-        let pass_ok = ct_eq(pass.as_bytes(), want_pass.as_bytes());
-        if !(user_ok & pass_ok) {
-            return Err(ApiError::BadLogin);
-        }
+        self.check_password(want_user, want_pass, user, pass)?;
         let mut bytes = [0u8; 32];
         getrandom::getrandom(&mut bytes)
             .map_err(|_| ApiError::Internal("the system random generator failed"))?;
@@ -454,5 +529,52 @@ mod tests {
         let sessions = lock(&g.sessions);
         assert_eq!(sessions.len(), MAX_SESSIONS);
         assert!(sessions.iter().all(|(t, _)| *t != first));
+    }
+
+    #[test]
+    fn wrong_passwords_in_a_row_lock_logins_out_for_longer_each_time() {
+        let mut t = Throttle::default();
+        let start = Instant::now();
+        for _ in 0..FREE_FAILURES - 1 {
+            t.failed(start);
+            assert_eq!(t.locked(start), None);
+        }
+        t.failed(start);
+        assert_eq!(t.locked(start), Some(Duration::from_secs(1)));
+        t.failed(start);
+        assert_eq!(t.locked(start), Some(Duration::from_secs(2)));
+        for _ in 0..10 {
+            t.failed(start);
+        }
+        assert_eq!(t.locked(start), Some(MAX_LOCKOUT));
+        assert_eq!(t.locked(start + MAX_LOCKOUT), None);
+        // Quiet for long enough forgives everything.
+        let later = start + FORGIVE_AFTER * 20;
+        t.failed(later);
+        assert_eq!(t.locked(later), None);
+    }
+
+    #[test]
+    fn a_locked_out_login_is_refused_even_with_the_right_password() {
+        let config = ApiConfig {
+            username: Some("u".into()),
+            password: Some("p".into()),
+            ..ApiConfig::default()
+        };
+        let g = Guard::new(&config, "127.0.0.1:1".parse().unwrap());
+        for _ in 0..FREE_FAILURES {
+            assert!(matches!(g.login("u", "x"), Err(ApiError::BadLogin)));
+        }
+        assert!(matches!(
+            g.login("u", "p"),
+            Err(ApiError::TooManyAttempts(1))
+        ));
+        let mut headers = HeaderMap::new();
+        let basic = base64::engine::general_purpose::STANDARD.encode("u:p");
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {basic}")).unwrap(),
+        );
+        assert!(!g.basic_ok(&headers));
     }
 }
