@@ -23,6 +23,7 @@ mod events;
 mod extract;
 mod guard;
 mod json;
+mod listener;
 mod torrents;
 
 use std::future::Future;
@@ -95,7 +96,7 @@ pub async fn serve<R: Runtime>(
         max_body: config.max_body,
         stop: stop_rx,
     };
-    axum::serve(listener, router(app))
+    axum::serve(listener::GuardedListener::new(listener), router(app))
         .with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
