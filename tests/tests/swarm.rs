@@ -140,11 +140,23 @@ fn hostile_peer_with_budget(seed: u64, budget: Option<u64>) -> String {
         }
         sim.add_peer(leecher, &[0, 1, 2]);
     }
-    assert!(
-        sim.run_until(at(600.0), all_done),
-        "not done by t={}",
-        sim.now()
-    );
+    let done = sim.run_until(at(600.0), all_done);
+    if !done {
+        // Who is stuck, and how: bytes left, peers, state, bans.
+        let report: Vec<String> = (0..7)
+            .map(|i| {
+                let banned = sim.peers[i].state().banned.clone();
+                let left = sim
+                    .inspect(i, |e| {
+                        let t = e.torrent_ids().first().and_then(|t| e.torrent(*t))?;
+                        Some((t.counters().2, t.peer_count(), t.state()))
+                    })
+                    .flatten();
+                format!("node {i}: (left, peers, state) {left:?}, banned {banned:?}")
+            })
+            .collect();
+        panic!("not done by t={}: {}", sim.now(), report.join("; "));
+    }
     sim.deep_check();
     let evil_addr = sim.peers[2].addr;
     let mut banned_by = 0;
@@ -182,22 +194,21 @@ fn scenario_3_hostile_peer_is_banned() {
     });
 }
 
-/// Scenario 3 on seeds 75, 314 and 397 (found by scanning 1..400): a
-/// leecher bans an honest seeder. Seed 75, node 3: the liar is banned at
-/// 513 ms while piece 31 still holds a block of it; at 717 ms piece 31
-/// fails with `contributors: [seeder 0, seeder 1]` (the departed liar left
-/// out) and `PeerBanned(seeder 0)` follows with no disconnect of seeder 0.
-/// `Torrent::handle_verified` builds `addrs` by dropping contributors that
-/// are no longer connected, then zips `contributors` with `addrs`: the
-/// pairs shift, an honest address takes the blame and the departed
-/// connection is "dropped". A core bug the engine-level simulator found;
-/// the pairing is fixed (each contributor keeps its own address), but an
-/// honest co-contributor of the departed liar's pieces still loses trust
-/// on each failure and is banned once it runs out (seed 75, node 4):
-/// blame for a contributor that has left needs its address kept, which
-/// is not done yet.
+/// Scenario 3 on seeds 75, 314 and 397 (found by scanning 1..400), three
+/// core bugs the engine-level simulator found:
+/// - seed 75, node 3: the liar is banned while piece 31 still holds a
+///   block of it; when piece 31 fails, `Torrent::handle_verified` paired
+///   the contributors still connected with the wrong addresses and an
+///   honest seeder took the blame (each contributor keeps its own
+///   address now);
+/// - seed 75, node 4 and seed 314: an honest co-contributor of pieces the
+///   departed liar had touched lost trust on each failure until it was
+///   banned (the addresses of gone connections are kept, and a failure
+///   with a banned contributor is laid at its door alone);
+/// - seed 397, node 5: a peer on parole left mid-piece and kept the rest
+///   of its piece to itself forever: one piece never came
+///   (`PiecePicker::peer_left` opens it to others).
 #[test]
-#[ignore = "core: honest co-contributors of a departed liar's pieces run out of trust"]
 fn scenario_3_honest_seeders_are_never_banned() {
     for_each_seed(&[75, 314, 397], |seed| {
         hostile_peer(seed);

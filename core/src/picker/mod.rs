@@ -528,6 +528,18 @@ impl PiecePicker {
         }
     }
 
+    /// `peer` has gone: pieces it had to itself (on parole) are open to
+    /// everyone again, with whatever it delivered kept. Without this a
+    /// parole peer that left mid-piece would hold the rest of its piece
+    /// forever and the download would never end.
+    pub fn peer_left(&mut self, peer: ConnId) {
+        for part in &mut self.partials {
+            if part.owner == Some(peer) {
+                part.owner = None;
+            }
+        }
+    }
+
     /// `peer` delivered `block`.
     pub fn on_block(&mut self, block: BlockRef, peer: ConnId) -> BlockReceived {
         let Some(b) = self.block_index(&block) else {

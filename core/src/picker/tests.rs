@@ -251,6 +251,32 @@ fn hash_failure_re_requests_and_names_contributors() {
 }
 
 #[test]
+fn a_parole_peer_that_leaves_mid_piece_frees_the_rest_of_it() {
+    let mut p = picker(2);
+    let mut out = Vec::new();
+    p.pick(
+        A,
+        PeerPieces::All,
+        2,
+        PickOptions { exclusive: true },
+        &mut out,
+    );
+    let piece = out[0].piece;
+    // A delivers one block, the other request goes unanswered, and A goes.
+    p.on_block(out[0], A);
+    p.abort_request(out[1], A);
+    let blocked = pick(&mut p, C, PeerPieces::Some(&bits(2, &[piece.0])), 8);
+    assert!(blocked.is_empty(), "the piece is still A's");
+    p.peer_left(A);
+    let got = pick(&mut p, C, PeerPieces::Some(&bits(2, &[piece.0])), 8);
+    assert!(
+        !got.is_empty() && got.iter().all(|b| b.piece == piece),
+        "the rest of the piece goes to others: {got:?}"
+    );
+    p.check_invariants().unwrap();
+}
+
+#[test]
 fn random_operations_keep_the_bookkeeping_straight() {
     let n = 40;
     let layout = FileLayout::new(PIECE, [(u64::from(n) * u64::from(PIECE) - 5000, false)]).unwrap();

@@ -416,7 +416,12 @@ impl Torrent {
         for b in self.picker.requests_of(conn) {
             self.picker.abort_request(b, conn);
         }
+        self.picker.peer_left(conn);
         self.list.disconnected(now, peer.addr);
+        self.departed.insert(conn, peer.addr);
+        if self.departed.len() > DEPARTED_KEPT {
+            self.departed.pop_first();
+        }
         if close_socket || !matches!(reason, CloseReason::RemoteClosed) {
             self.out.push_back(TorrentOutput::Close { conn });
         }

@@ -263,6 +263,11 @@ struct PieceBuffer {
 const CHOKE_INTERVAL: Duration = Duration::from_secs(10);
 /// How often to look for peers to connect to when under budget.
 const CONNECT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Gone connections whose addresses are kept for blame (see
+/// `Torrent::departed`): more than the peers of a torrent, so every
+/// contributor of a piece in progress is still there when it is checked.
+const DEPARTED_KEPT: usize = 256;
 /// With every slot taken, a newcomer may replace a peer that has
 /// exchanged no block with us for this long (and has been connected at
 /// least as long): slots go to peers that trade, not to idle ones.
@@ -317,6 +322,10 @@ pub struct Torrent {
     verifying: BTreeSet<u32>,
     /// Pieces whose last verification had an exclusive (parole) source.
     exclusive_pieces: BTreeMap<u32, ConnId>,
+    /// The addresses of connections that have gone, newest
+    /// [`DEPARTED_KEPT`]: a piece they contributed to may fail its hash
+    /// check after they left, and the blame is theirs to take.
+    departed: BTreeMap<ConnId, SocketAddr>,
     checks_pending: VecDeque<u32>,
     checks_in_flight: usize,
     /// During a [`recheck`](Torrent::recheck): the pieces peers were told
@@ -389,6 +398,7 @@ impl Torrent {
             buffered_bytes: 0,
             verifying: BTreeSet::new(),
             exclusive_pieces: BTreeMap::new(),
+            departed: BTreeMap::new(),
             checks_pending: VecDeque::new(),
             checks_in_flight: 0,
             told_before_check: None,

@@ -51,12 +51,16 @@ impl Torrent {
             return;
         }
         let contributors: Vec<ConnId> = self.picker.contributors(piece).to_vec();
-        // Each contributor still connected, with its address (one that
-        // has left since has no address here: pairing the two lists by
-        // position would blame the wrong peer).
+        // Each contributor with its own address: connected, or gone since
+        // (kept in `departed`; pairing two lists by position would blame
+        // the wrong peer).
         let present: Vec<(ConnId, SocketAddr)> = contributors
             .iter()
-            .filter_map(|c| self.peers.get(c).map(|peer| (*c, peer.addr)))
+            .filter_map(|c| {
+                let addr = self.peers.get(c).map(|peer| peer.addr);
+                addr.or_else(|| self.departed.get(c).copied())
+                    .map(|a| (*c, a))
+            })
             .collect();
         let addrs: Vec<SocketAddr> = present.iter().map(|(_, a)| *a).collect();
         let exclusive = self.exclusive_pieces.remove(&p).is_some();
@@ -74,6 +78,14 @@ impl Torrent {
                 piece,
                 contributors: addrs.clone(),
             });
+            // A contributor already banned (for bad data elsewhere) is the
+            // likely culprit: its honest co-contributors keep their trust,
+            // or every piece a liar touched before it was caught would
+            // cost them some until they too were banned.
+            if addrs.iter().any(|a| self.list.is_banned(a)) {
+                self.fill_requests(now);
+                return;
+            }
             let sole = contributors.len() == 1;
             for (conn, addr) in present {
                 if self.list.bad_piece(&addr, sole) {
