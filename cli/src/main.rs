@@ -10,6 +10,7 @@
 mod args;
 mod commands;
 mod exit;
+mod fd_limit;
 mod output;
 mod progress;
 mod remote;
@@ -103,6 +104,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any socket or file is opened; a limit that cannot be raised
+    // is the one the process had anyway.
+    let _ = fd_limit::raise();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
