@@ -9,7 +9,7 @@
 /// in force, if it could be read.
 #[cfg(unix)]
 #[allow(unsafe_code)] // getrlimit/setrlimit: std has no wrapper.
-pub(crate) fn raise() -> Option<u64> {
+pub(crate) fn raise() -> Option<libc::rlim_t> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -29,7 +29,7 @@ pub(crate) fn raise() -> Option<u64> {
             limit = raised;
         }
     }
-    Some(limit.rlim_cur as u64)
+    Some(limit.rlim_cur)
 }
 
 /// Elsewhere there is nothing to raise.
@@ -52,7 +52,7 @@ mod tests {
         // SAFETY: as in `raise`.
         let r = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
         assert_eq!(r, 0);
-        assert_eq!(now, limit.rlim_cur as u64);
+        assert_eq!(now, limit.rlim_cur);
         assert_eq!(limit.rlim_cur, limit.rlim_max);
     }
 }
