@@ -361,6 +361,80 @@ fn site_name(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bittide_core::InfoHash;
+
+    fn view(state: TorrentStatus, progress: f64) -> TorrentView {
+        TorrentView {
+            info_hash: InfoHash([1; 20]),
+            name: "n".into(),
+            state,
+            progress,
+            size: 1000,
+            wanted: 800,
+            downloaded: 0,
+            uploaded: 0,
+            download_rate: 0,
+            upload_rate: 0,
+            peers: 0,
+            eta: None,
+            save_path: "/d".into(),
+            error: None,
+            category: None,
+            tags: Vec::new(),
+            queue_position: 0,
+            added_at: 0,
+            completed_at: None,
+            ratio: 0.0,
+            sequential: false,
+            first_last_piece: false,
+            upload_limit: 0,
+            download_limit: 0,
+        }
+    }
+
+    #[test]
+    fn statuses_follow_transmissions_numbers() {
+        use TorrentStatus as S;
+        let cases = [
+            (S::Paused, 0.5, 0),
+            (S::Error, 0.5, 0),
+            (S::Checking, 0.0, 2),
+            (S::Queued, 0.5, 3),
+            (S::Queued, 1.0, 5),
+            (S::Metadata, 0.0, 4),
+            (S::Downloading, 0.5, 4),
+            (S::Seeding, 1.0, 6),
+        ];
+        for (state, progress, want) in cases {
+            assert_eq!(
+                status_of(&view(state, progress)),
+                want,
+                "{state} {progress}"
+            );
+        }
+    }
+
+    #[test]
+    fn sizes_and_eta() {
+        let goals = Goals {
+            ratio: 2.0,
+            ratio_on: false,
+            idle_minutes: 30,
+        };
+        let half = view(TorrentStatus::Downloading, 0.5);
+        let get = |t: &TorrentView, f| field(f, 7, t, None, &goals, 100).unwrap();
+        assert_eq!(get(&half, "leftUntilDone"), json!(400));
+        assert_eq!(get(&half, "sizeWhenDone"), json!(800));
+        assert_eq!(get(&half, "totalSize"), json!(1000));
+        assert_eq!(get(&half, "eta"), json!(ETA_UNKNOWN));
+        let done = view(TorrentStatus::Seeding, 1.0);
+        assert_eq!(get(&done, "leftUntilDone"), json!(0));
+        assert_eq!(get(&done, "eta"), json!(ETA_NOT_AVAIL));
+        assert_eq!(get(&done, "id"), json!(7));
+        // Detail fields without details, and unknown names: left out.
+        assert!(field("files", 7, &done, None, &goals, 100).is_none());
+        assert!(field("noSuchField", 7, &done, None, &goals, 100).is_none());
+    }
 
     #[test]
     fn site_names() {

@@ -404,3 +404,48 @@ pub(super) async fn queue<R: Runtime>(app: &App<R>, args: &Map<String, Value>, t
     }
     Ok(Map::new())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn files_unwanted_at_add() {
+        let none = args(json!({}));
+        assert_eq!(selected_files(&none, 3).unwrap(), None);
+        let some = args(json!({"files-unwanted": [0, 2], "files-wanted": [0]}));
+        assert_eq!(selected_files(&some, 3).unwrap(), Some(vec![1]));
+        let bad = args(json!({"files-unwanted": [3]}));
+        assert!(matches!(selected_files(&bad, 3), Err(RpcError::FileIndex)));
+    }
+
+    #[test]
+    fn labels_are_checked() {
+        let ok = args(json!({"labels": [" tv ", "tv", "hd"]}));
+        assert_eq!(labels(&ok).unwrap(), Some(vec!["tv".into(), "hd".into()]));
+        for bad in [
+            json!({"labels": [""]}),
+            json!({"labels": ["a,b"]}),
+            json!({"labels": "x"}),
+        ] {
+            assert!(labels(&args(bad)).is_err());
+        }
+    }
+
+    #[test]
+    fn limits_in_kilobytes() {
+        let l = |kb, on| Limit { kb, on };
+        assert_eq!(l(Some(50), None).apply(0), 50_000);
+        assert_eq!(l(Some(50), Some(false)).apply(9), 0);
+        assert_eq!(l(None, Some(true)).apply(7_000), 7_000);
+        assert_eq!(l(None, Some(true)).apply(0), DEFAULT_LIMIT_KB * KB);
+        assert_eq!(l(None, None).apply(7), 7);
+    }
+}
