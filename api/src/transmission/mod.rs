@@ -187,12 +187,21 @@ type Answer = Result<Map<String, Value>, RpcError>;
 /// The endpoint: auth, the handshake, then one method.
 async fn rpc<R: Runtime>(State(app): State<App<R>>, headers: HeaderMap, body: Body) -> Response {
     let tr = &app.transmission;
-    if app.guard.requires_login() && !app.guard.basic_ok(&headers) {
-        return unauthorized();
-    }
     let given = headers.get(SESSION_ID_HEADER).and_then(|v| v.to_str().ok());
-    if given != Some(tr.session_id.as_str()) {
-        return conflict(&tr.session_id);
+    let refused = if app.guard.requires_login() && !app.guard.basic_ok(&headers) {
+        Some(unauthorized())
+    } else if given != Some(tr.session_id.as_str()) {
+        Some(conflict(&tr.session_id))
+    } else {
+        None
+    };
+    if let Some(response) = refused {
+        // A body left unread makes the server close the connection after
+        // the answer, and a client that reuses it for its retry (the 409
+        // handshake is one request in two) finds it closed: read a
+        // JSON-sized body first.
+        let _ = body_bytes(&headers, body, JSON_BODY_LIMIT).await;
+        return response;
     }
     // A base64 .torrent is a third larger than the file.
     let limit = app.max_body / 3 * 4 + JSON_BODY_LIMIT;
