@@ -386,6 +386,7 @@ fn transmission_rpc_client_adds_follows_and_removes_downloads_from_libtorrent() 
         ],
         Duration::from_secs(240),
     );
+    eprintln!("transmission-rpc run: {out}");
     assert_eq!(out["a"]["hash"], show.hash.as_str());
     assert_eq!(out["m"]["hash"], movie.hash.as_str());
     assert_moves_to_seeding(&statuses(&out["a"]["seen"]), "the metainfo torrent");

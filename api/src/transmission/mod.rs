@@ -33,7 +33,6 @@ use bittide_driver::session::views::{RequestError, TorrentView};
 use serde_json::{Map, Value};
 
 use crate::config::JSON_BODY_LIMIT;
-use crate::error::ApiError;
 use crate::extract::body_bytes;
 use crate::App;
 
@@ -407,10 +406,4 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl From<ApiError> for RpcError {
-    fn from(err: ApiError) -> RpcError {
-        RpcError::Params(err.to_string())
-    }
 }
