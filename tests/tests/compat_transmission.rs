@@ -236,7 +236,7 @@ import json, pathlib, sys, time
 from transmission_rpc import Client
 from transmission_rpc.error import TransmissionAuthError, TransmissionError
 
-port, user, password, torrent, magnet, dl2 = sys.argv[1:7]
+port, user, password, torrent, magnet, dl2, dl3 = sys.argv[1:8]
 port = int(port)
 
 try:
@@ -328,6 +328,22 @@ active, removed = c.get_recently_active_torrents(arguments=["id"])
 assert {x.id for x in active} == {tid, mid} and removed == []
 stats = c.session_stats()
 assert stats.torrent_count == 2, stats.fields
+
+# Verify (back to seeding, nothing fetched again), reannounce, move the
+# data while seeding, and the queue.
+before = c.get_torrent(mid, arguments=FIELDS).fields["downloadedEver"]
+c.verify_torrent(mid)
+follow(mid, lambda g: g.fields["status"] == 6 and g.fields["percentDone"] == 1, limit=60.0)
+c.reannounce_torrent(tid)
+c.move_torrent_data(mid, dl3)
+g = c.get_torrent(mid, arguments=FIELDS)
+assert g.fields["downloadDir"] == dl3, g.fields
+assert g.fields["downloadedEver"] == before, (before, g.fields)
+c.queue_top(mid)
+pos = lambda: {t.id: t.fields["queuePosition"] for t in c.get_torrents(arguments=["queuePosition"])}
+assert pos() == {mid: 0, tid: 1}, pos()
+c.queue_bottom(mid)
+assert pos() == {tid: 0, mid: 1}, pos()
 print(json.dumps({"a": {"id": tid, "hash": t.hashString, "seen": seen_a},
                   "m": {"id": mid, "hash": h, "seen": seen_m}}))
 "#;
@@ -372,7 +388,9 @@ fn transmission_rpc_client_adds_follows_and_removes_downloads_from_libtorrent() 
     );
     let daemon = Daemon::start(dir.path(), &[]);
     let dl2 = dir.path().join("dl2");
+    let dl3 = dir.path().join("dl3");
     std::fs::create_dir_all(&dl2).unwrap();
+    std::fs::create_dir_all(&dl3).unwrap();
     let magnet = format!(
         "magnet:?xt=urn:btih:{}&dn=movie.bin&x.pe=127.0.0.1:{}",
         movie.hash, movie.port
@@ -383,6 +401,7 @@ fn transmission_rpc_client_adds_follows_and_removes_downloads_from_libtorrent() 
             show.torrent.to_str().unwrap(),
             &magnet,
             dl2.to_str().unwrap(),
+            dl3.to_str().unwrap(),
         ],
         Duration::from_secs(240),
     );
@@ -392,7 +411,9 @@ fn transmission_rpc_client_adds_follows_and_removes_downloads_from_libtorrent() 
     assert_moves_to_seeding(&statuses(&out["a"]["seen"]), "the metainfo torrent");
     assert_moves_to_seeding(&statuses(&out["m"]["seen"]), "the magnet");
     same_files(&show, &dir.path().join("dl"), &[1, 2]);
-    same_files(&movie, &dl2, &[]);
+    // Moved by torrent-set-location: in dl3, no longer in dl2.
+    same_files(&movie, &dl3, &[]);
+    assert!(!dl2.join("movie.bin").exists(), "the move left a copy");
 
     let a_id = out["a"]["id"].to_string();
     let gone = daemon.python(
@@ -408,7 +429,7 @@ fn transmission_rpc_client_adds_follows_and_removes_downloads_from_libtorrent() 
     removed_ids.sort_unstable();
     assert_eq!(gone["removed"], serde_json::json!(removed_ids));
     assert!(
-        !dl2.join("movie.bin").exists(),
+        !dl3.join("movie.bin").exists(),
         "delete-local-data left the data"
     );
     // Removed without its data: the file stays.
