@@ -2,7 +2,9 @@
 //! what really speaks it: the PyPI client `transmission-rpc` (the
 //! virtualenv of `./scripts/test`, see `compat_python`), and a replay of
 //! the calls Sonarr's `TransmissionProxy` makes, against a `bittide
-//! daemon` downloading from libtorrent seeders on loopback. Then bad
+//! daemon` downloading from libtorrent seeders on loopback: statuses
+//! move to seeding, the data is byte-identical, unwanted files are absent,
+//! verify/move/queue/remove do what they say. Then bad
 //! input: wrong credentials, a missing or stale session id, malformed
 //! JSON, unknown methods and ids, a huge body — each gets Transmission's
 //! own answer and changes nothing.
@@ -26,7 +28,7 @@ const PASS: &str = "s3cret:pass";
 /// A `bittide daemon` with API credentials (its own start: the shared
 /// helper polls bittide's API without them).
 struct Daemon {
-    _child: ChildGuard,
+    child: ChildGuard,
     port: u16,
     log: PathBuf,
 }
@@ -49,13 +51,13 @@ impl Daemon {
             .spawn()
             .expect("start bittide daemon");
         let mut d = Daemon {
-            _child: ChildGuard(child),
+            child: ChildGuard(child),
             port,
             log,
         };
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let exited = d._child.0.try_wait().ok().flatten();
+            let exited = d.child.0.try_wait().ok().flatten();
             assert!(
                 exited.is_none() && start.elapsed() < Duration::from_secs(30),
                 "the daemon did not start ({exited:?}): {}",
@@ -63,7 +65,6 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        d.port = port;
         d
     }
 
