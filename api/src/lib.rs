@@ -25,6 +25,7 @@ mod guard;
 mod json;
 mod listener;
 mod torrents;
+mod transmission;
 
 use std::future::Future;
 use std::io;
@@ -54,6 +55,8 @@ struct App<R: Runtime> {
     max_body: usize,
     /// Flips to `true` when the server shuts down (ends event streams).
     stop: watch::Receiver<bool>,
+    /// Transmission RPC's session id and torrent ids.
+    transmission: Arc<transmission::Transmission>,
 }
 
 impl<R: Runtime> Clone for App<R> {
@@ -63,6 +66,7 @@ impl<R: Runtime> Clone for App<R> {
             guard: self.guard.clone(),
             max_body: self.max_body,
             stop: self.stop.clone(),
+            transmission: self.transmission.clone(),
         }
     }
 }
@@ -95,6 +99,10 @@ pub async fn serve<R: Runtime>(
         guard: Arc::new(Guard::new(&config, bound)),
         max_body: config.max_body,
         stop: stop_rx,
+        transmission: Arc::new(
+            transmission::Transmission::new()
+                .ok_or_else(|| io::Error::other("the system random generator failed"))?,
+        ),
     };
     axum::serve(listener::GuardedListener::new(listener), router(app))
         .with_graceful_shutdown(async move {
@@ -154,6 +162,7 @@ fn router<R: Runtime>(app: App<R>) -> Router {
         .route("/api/v1/events", get(events::events::<R>))
         .route(LOGIN_PATH, post(daemon::login::<R>))
         .route("/api/v1/logout", post(daemon::logout::<R>))
+        .merge(transmission::routes())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     let guard = app.guard.clone();
