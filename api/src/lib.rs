@@ -23,6 +23,7 @@ mod events;
 mod extract;
 mod guard;
 mod json;
+mod qbittorrent;
 mod torrents;
 
 use std::future::Future;
@@ -53,6 +54,8 @@ struct App<R: Runtime> {
     max_body: usize,
     /// Flips to `true` when the server shuts down (ends event streams).
     stop: watch::Receiver<bool>,
+    /// qBittorrent WebAPI state: categories, tags, sync snapshots.
+    qbt: qbittorrent::Shared,
 }
 
 impl<R: Runtime> Clone for App<R> {
@@ -62,6 +65,7 @@ impl<R: Runtime> Clone for App<R> {
             guard: self.guard.clone(),
             max_body: self.max_body,
             stop: self.stop.clone(),
+            qbt: self.qbt.clone(),
         }
     }
 }
@@ -94,6 +98,7 @@ pub async fn serve<R: Runtime>(
         guard: Arc::new(Guard::new(&config, bound)),
         max_body: config.max_body,
         stop: stop_rx,
+        qbt: qbittorrent::Shared::default(),
     };
     axum::serve(listener, router(app))
         .with_graceful_shutdown(async move {
@@ -153,6 +158,7 @@ fn router<R: Runtime>(app: App<R>) -> Router {
         .route("/api/v1/events", get(events::events::<R>))
         .route(LOGIN_PATH, post(daemon::login::<R>))
         .route("/api/v1/logout", post(daemon::logout::<R>))
+        .merge(qbittorrent::routes())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     let guard = app.guard.clone();
