@@ -259,6 +259,15 @@ try:
 except qbittorrentapi.NotFound404Error:
     out["unknown_hash"] = 404
 
+# A share limit already reached stops the torrent.
+c.torrents_set_share_limits(ratio_limit=0, seeding_time_limit=-1,
+                            inactive_seeding_time_limit=-2, torrent_hashes=args["magnet_hash"])
+for _ in range(50):
+    out["goal_state"] = c.torrents_info(torrent_hashes=args["magnet_hash"])[0].state
+    if out["goal_state"] == "stoppedUP":
+        break
+    time.sleep(0.2)
+
 # Delete the magnet's torrent with its files; the next delta says so.
 c.torrents_delete(delete_files=True, torrent_hashes=args["magnet_hash"])
 d = c.sync_maindata(rid=rid)
@@ -431,6 +440,10 @@ fn qbittorrent_api_client_drives_downloads_to_completion() {
     assert_eq!(r["magnet_category"], "done");
     assert_eq!(r["bad_category"], 409);
     assert_eq!(r["share_limits"], serde_json::json!([1.5, 120]));
+    assert_eq!(
+        r["goal_state"], "stoppedUP",
+        "the share limit did not stop it"
+    );
     for key in [
         "dl_info_speed",
         "dl_info_data",

@@ -89,20 +89,17 @@ pub(crate) fn amount_left(t: &TorrentView) -> u64 {
     (t.wanted as f64 * (1.0 - t.progress)).round().max(0.0) as u64
 }
 
-/// Seconds since it completed (bittide counts no separate seeding clock,
-/// so paused time is included).
-pub(crate) fn seeding_time(t: &TorrentView, now: u64) -> u64 {
-    t.completed_at.map_or(0, |c| now.saturating_sub(c))
+/// What `torrents/info` shows of a torrent besides its view: its peers
+/// and trackers (`details`), share limits and seconds spent seeding.
+pub(crate) struct Extra<'a> {
+    pub(crate) details: Option<&'a TorrentDetails>,
+    pub(crate) share: (f64, i64),
+    pub(crate) seeding_time: u64,
 }
 
-/// A torrent as `torrents/info` lists it. `details` gives the peer
-/// counts and the tracker.
-pub(crate) fn torrent_json(
-    t: &TorrentView,
-    details: Option<&TorrentDetails>,
-    share: (f64, i64),
-    now: u64,
-) -> Map<String, Value> {
+/// A torrent as `torrents/info` lists it.
+pub(crate) fn torrent_json(t: &TorrentView, extra: &Extra<'_>, now: u64) -> Map<String, Value> {
+    let (details, share) = (extra.details, extra.share);
     let (seeds, leechs) = details.map(peer_split).unwrap_or((0, 0));
     let tracker = details.map(current_tracker).unwrap_or_default();
     let trackers_count = details.map_or(0, |d| d.trackers.len());
@@ -160,7 +157,7 @@ pub(crate) fn torrent_json(
         "ratio": t.ratio,
         "ratio_limit": share.0,
         "max_ratio": share.0,
-        "seeding_time": seeding_time(t, now),
+        "seeding_time": extra.seeding_time,
         "seeding_time_limit": share.1,
         "max_seeding_time": share.1,
         "inactive_seeding_time_limit": -2,

@@ -172,14 +172,19 @@ pub(crate) async fn rows<R: Runtime>(
     let mut rows = Vec::with_capacity(torrents.len());
     let detailed = torrents.len() <= DETAILED_LIST;
     let limits = call.app.session.share_limits().await;
+    let seeding = call.app.session.seeding_times().await?;
     for t in torrents {
         let details = if detailed {
             call.app.session.torrent(t.info_hash).await.ok()
         } else {
             None
         };
-        let share = shares::shown(limits.get(&t.info_hash));
-        rows.push(states::torrent_json(t, details.as_ref(), share, now));
+        let extra = states::Extra {
+            details: details.as_ref(),
+            share: shares::shown(limits.get(&t.info_hash)),
+            seeding_time: seeding.get(&t.info_hash).map_or(0, |d| d.as_secs()),
+        };
+        rows.push(states::torrent_json(t, &extra, now));
     }
     Ok(rows)
 }
@@ -205,6 +210,8 @@ async fn properties<R: Runtime>(call: Call<R>) -> Result<Response, QbtError> {
     let (seeds, leechs) = states::peer_split(&d);
     let have = d.pieces.iter().map(|b| b.count_ones() as u64).sum::<u64>();
     let elapsed = now.saturating_sub(t.added_at).max(1);
+    let seeding = call.app.session.seeding_times().await?;
+    let seeding_time = seeding.get(&hash).map_or(0, |d| d.as_secs());
     let limit = |v: u64| if v == 0 { -1 } else { v as i64 };
     let mut out = json!({
         "hash": t.info_hash.to_string(),
@@ -229,7 +236,7 @@ async fn properties<R: Runtime>(call: Call<R>) -> Result<Response, QbtError> {
         "up_limit": limit(t.upload_limit),
         "dl_limit": limit(t.download_limit),
         "time_elapsed": elapsed,
-        "seeding_time": states::seeding_time(t, now),
+        "seeding_time": seeding_time,
         "nb_connections": d.peers.len(),
         "nb_connections_limit": -1,
         "share_ratio": t.ratio,

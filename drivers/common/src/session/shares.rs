@@ -85,6 +85,27 @@ impl<R: Runtime> SessionHandle<R> {
             .await
     }
 
+    /// Every torrent's time spent seeding, this run and earlier ones
+    /// (what a seeding-time goal counts).
+    pub async fn seeding_times(&self) -> Result<BTreeMap<InfoHash, Duration>, RequestError> {
+        let now = self.rt.now();
+        self.ask(move |view, reg| {
+            reg.entries
+                .iter()
+                .map(|(h, e)| {
+                    let time = view
+                        .engine()
+                        .torrent(e.id)
+                        .map_or(Duration::from_secs(e.settings.seeding_time), |t| {
+                            t.seeding_time(now)
+                        });
+                    (*h, time)
+                })
+                .collect()
+        })
+        .await
+    }
+
     /// Every torrent's own limits (torrents without are left out).
     pub async fn share_limits(&self) -> BTreeMap<InfoHash, ShareLimits> {
         self.shared
