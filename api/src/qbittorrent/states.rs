@@ -181,3 +181,93 @@ pub(crate) fn torrent_json(t: &TorrentView, extra: &Extra<'_>, now: u64) -> Map<
     }
     map
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bittide_core::InfoHash;
+
+    fn view(state: TorrentStatus, progress: f64, down: u64, up: u64) -> TorrentView {
+        TorrentView {
+            info_hash: InfoHash([7; 20]),
+            name: "n".into(),
+            state,
+            progress,
+            size: 100,
+            wanted: 100,
+            downloaded: 0,
+            uploaded: 0,
+            download_rate: down,
+            upload_rate: up,
+            peers: 0,
+            eta: None,
+            save_path: "/d".into(),
+            error: None,
+            category: None,
+            tags: Vec::new(),
+            queue_position: 0,
+            added_at: 0,
+            completed_at: None,
+            ratio: 0.0,
+            sequential: false,
+            first_last_piece: false,
+            upload_limit: 0,
+            download_limit: 0,
+        }
+    }
+
+    #[test]
+    fn states_and_filters_follow_qbittorrent() {
+        use TorrentStatus::*;
+        let cases = [
+            (view(Metadata, 0.0, 0, 0), "metaDL", "downloading"),
+            (view(Checking, 0.5, 0, 0), "checkingDL", "checking"),
+            (view(Checking, 1.0, 0, 0), "checkingUP", "completed"),
+            (view(Queued, 0.2, 0, 0), "queuedDL", "downloading"),
+            (view(Queued, 1.0, 0, 0), "queuedUP", "seeding"),
+            (view(Downloading, 0.2, 5, 0), "downloading", "active"),
+            (
+                view(Downloading, 0.2, 0, 0),
+                "stalledDL",
+                "stalled_downloading",
+            ),
+            (view(Seeding, 1.0, 0, 9), "uploading", "seeding"),
+            (view(Seeding, 1.0, 0, 0), "stalledUP", "stalled_uploading"),
+            (view(Paused, 0.3, 0, 0), "stoppedDL", "stopped"),
+            (view(Paused, 1.0, 0, 0), "stoppedUP", "paused"),
+            (view(Error, 0.3, 0, 0), "error", "errored"),
+        ];
+        for (t, want, filter) in &cases {
+            assert_eq!(state(t), *want);
+            assert!(filter_keeps(filter, t), "{want} not in {filter}");
+            assert!(filter_keeps("all", t) && filter_keeps("nonsense", t));
+        }
+        let stopped = &cases[9].0;
+        assert!(!filter_keeps("running", stopped) && !filter_keeps("seeding", stopped));
+        assert!(!filter_keeps("downloading", &cases[4].0));
+        assert!(!filter_keeps("active", &cases[8].0) && filter_keeps("inactive", &cases[8].0));
+    }
+
+    #[test]
+    fn info_fields_for_an_unfinished_torrent() {
+        let mut t = view(TorrentStatus::Downloading, 0.25, 10, 0);
+        t.eta = Some(20_000_000);
+        t.tags = vec!["a".into(), "b".into()];
+        let extra = Extra {
+            details: None,
+            share: (-2.0, -2),
+            seeding_time: 0,
+        };
+        let row = torrent_json(&t, &extra, 1000);
+        assert_eq!(row["eta"], MAX_ETA, "capped as qBittorrent caps it");
+        assert_eq!(row["amount_left"], 75);
+        assert_eq!(row["completed"], 25);
+        assert_eq!(row["completion_on"], -1);
+        assert_eq!(row["tags"], "a, b");
+        assert_eq!(row["category"], "");
+        assert_eq!(row["content_path"], "/d/n");
+        assert_eq!(row["save_path"], "/d");
+        assert_eq!(row["dl_limit"], -1);
+        assert_eq!(row["last_activity"], 1000);
+    }
+}
