@@ -905,3 +905,66 @@ fn bad_input_gets_qbittorrents_answers_and_changes_nothing() {
     assert_eq!(snapshot(&q), before, "bad input changed something");
     drop(d);
 }
+
+/// Categories with their save paths, share limits and tags on torrents
+/// are kept in the state folder: a restarted daemon answers the same.
+#[test]
+fn categories_and_share_limits_survive_a_restart() {
+    let dir = TempDir::new("qbt-restart");
+    let content = dir.path().join("r.bin");
+    std::fs::write(&content, content_bytes(50_000, 3)).unwrap();
+    let torrent = dir.path().join("r.torrent");
+    run_bittide(&[
+        "create",
+        content.to_str().unwrap(),
+        "-o",
+        torrent.to_str().unwrap(),
+    ]);
+    let bytes = std::fs::read(&torrent).unwrap();
+    let shows = dir.path().join("shows");
+    let shows_text = shows.display().to_string();
+
+    let (d, _) = daemon(dir.path());
+    let mut q = Qbt::new(&d.api);
+    q.login();
+    let form = [("category", "shows"), ("savePath", shows_text.as_str())];
+    assert_eq!(q.post("torrents/createCategory", &form).0, 200);
+    let (code, body) = q.multipart(
+        "torrents/add",
+        &[
+            ("category", "shows"),
+            ("tags", "x"),
+            ("stopped", "true"),
+            ("ratioLimit", "3"),
+            ("seedingTimeLimit", "45"),
+        ],
+        &[("r.torrent", &bytes)],
+    );
+    assert_eq!((code, body.as_str()), (200, "Ok."));
+    let seen = |q: &Qbt| {
+        let info = q.json("torrents/info");
+        let t = &info[0];
+        (
+            t["save_path"].clone(),
+            t["category"].clone(),
+            t["tags"].clone(),
+            t["ratio_limit"].clone(),
+            t["seeding_time_limit"].clone(),
+            t["state"].clone(),
+            q.json("torrents/categories"),
+        )
+    };
+    let before = seen(&q);
+    assert_eq!(before.0, shows_text.as_str(), "the category's save path");
+    assert_eq!(before.3, 3.0);
+    assert_eq!(before.4, 45);
+    assert_eq!(before.5, "stoppedDL");
+    assert_eq!(before.6["shows"]["savePath"], shows_text.as_str());
+    assert_eq!(d.terminate(Duration::from_secs(20)), Some(0));
+
+    let (d, _) = daemon(dir.path());
+    let mut q = Qbt::new(&d.api);
+    q.login();
+    assert_eq!(seen(&q), before);
+    drop(d);
+}
