@@ -54,7 +54,7 @@ struct App<R: Runtime> {
     max_body: usize,
     /// Flips to `true` when the server shuts down (ends event streams).
     stop: watch::Receiver<bool>,
-    /// qBittorrent WebAPI state: categories, tags, sync snapshots.
+    /// qBittorrent WebAPI state: tags made before use, sync snapshots.
     qbt: qbittorrent::Shared,
 }
 
