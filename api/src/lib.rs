@@ -24,6 +24,7 @@ mod extract;
 mod guard;
 mod json;
 mod listener;
+mod qbittorrent;
 mod torrents;
 mod transmission;
 
@@ -57,6 +58,8 @@ struct App<R: Runtime> {
     stop: watch::Receiver<bool>,
     /// Transmission RPC's session id and torrent ids.
     transmission: Arc<transmission::Transmission>,
+    /// qBittorrent WebAPI state: tags made before use, sync snapshots.
+    qbt: qbittorrent::Shared,
 }
 
 impl<R: Runtime> Clone for App<R> {
@@ -67,6 +70,7 @@ impl<R: Runtime> Clone for App<R> {
             max_body: self.max_body,
             stop: self.stop.clone(),
             transmission: self.transmission.clone(),
+            qbt: self.qbt.clone(),
         }
     }
 }
@@ -103,6 +107,7 @@ pub async fn serve<R: Runtime>(
             transmission::Transmission::new()
                 .ok_or_else(|| io::Error::other("the system random generator failed"))?,
         ),
+        qbt: qbittorrent::Shared::default(),
     };
     axum::serve(listener::GuardedListener::new(listener), router(app))
         .with_graceful_shutdown(async move {
@@ -163,6 +168,7 @@ fn router<R: Runtime>(app: App<R>) -> Router {
         .route(LOGIN_PATH, post(daemon::login::<R>))
         .route("/api/v1/logout", post(daemon::logout::<R>))
         .merge(transmission::routes())
+        .merge(qbittorrent::routes())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     let guard = app.guard.clone();

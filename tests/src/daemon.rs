@@ -77,12 +77,10 @@ impl Daemon {
         };
         let start = Instant::now();
         loop {
-            if agent()
-                .get(&format!("{}/api/v1/stats", d.api))
-                .call()
-                .is_ok()
-            {
-                return d;
+            // 401: up, with credentials (`--api-username`).
+            match agent().get(&format!("{}/api/v1/stats", d.api)).call() {
+                Ok(_) | Err(ureq::Error::Status(401, _)) => return d,
+                Err(_) => {}
             }
             let exited = d.child.0.try_wait().ok().flatten();
             if exited.is_some() || start.elapsed() > Duration::from_secs(30) {

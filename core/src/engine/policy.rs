@@ -271,7 +271,9 @@ impl Engine {
         if t.state() != TorrentState::Paused {
             return;
         }
-        let run = self.plan_now(Some(id)).contains(&id);
+        // A magnet still fetching its metadata takes no slot: it resumes
+        // at once (queued, nothing would ever start it).
+        let run = wanted_slot(t, true).is_none() || self.plan_now(Some(id)).contains(&id);
         if let Some(t) = self.torrents.get_mut(&id) {
             if run {
                 t.resume(now);

@@ -217,6 +217,25 @@ fn a_paused_torrent_is_not_started_by_the_queue() {
 }
 
 #[test]
+fn a_magnet_paused_before_its_metadata_resumes_to_fetching_it() {
+    let mut sim = Sim::with_downloads(1);
+    let busy = sim.add(2, StartMode::Check);
+    let link = format!("magnet:?xt=urn:btih:{}", "ab".repeat(20));
+    let magnet = crate::metainfo::Magnet::parse(&link).expect("parses");
+    let now = sim.now;
+    let m = sim.engine.add_magnet(now, &magnet).expect("added");
+    sim.engine.pause(now, m);
+    sim.drain();
+    assert_eq!(sim.state(m), Paused);
+    sim.engine.resume(now, m);
+    sim.drain();
+    assert_eq!(
+        sim.states(&[m, busy]),
+        vec![TorrentState::FetchingMetadata, Checking]
+    );
+}
+
+#[test]
 fn a_torrent_added_paused_does_nothing_until_resumed() {
     let mut sim = Sim::with_downloads(1);
     let now = sim.now;

@@ -198,6 +198,9 @@ pub enum Command {
     /// The seeding goal of every torrent without its own
     /// ([`Engine::set_default_seeding_goal`]).
     SetDefaultSeedingGoal(Option<SeedingGoal>),
+    /// One torrent's own seeding goal, `None` for the default again
+    /// ([`Engine::set_seeding_goal`]).
+    SetSeedingGoal(TorrentId, Option<SeedingGoal>),
     /// Hashes every piece on disk again ([`Engine::recheck`]).
     Recheck(TorrentId),
     /// Announces to the trackers now ([`Engine::reannounce`]).

@@ -512,6 +512,7 @@ impl<R: Runtime> Driver<R> {
             Command::SetQueuePosition(id, at) => self.engine.set_queue_position(now, id, at),
             Command::SetLimits(limits) => self.engine.set_limits(now, limits),
             Command::SetDefaultSeedingGoal(goal) => self.engine.set_default_seeding_goal(now, goal),
+            Command::SetSeedingGoal(id, goal) => self.engine.set_seeding_goal(now, id, goal),
             Command::SetRateLimits {
                 torrent,
                 upload,

@@ -111,7 +111,11 @@ impl<R: Runtime> SessionHandle<R> {
     }
 
     /// Changes a torrent's stored settings and writes them (off the loop).
-    async fn update(&self, hash: InfoHash, f: impl FnOnce(&mut Entry)) -> Result<(), RequestError> {
+    pub(super) async fn update(
+        &self,
+        hash: InfoHash,
+        f: impl FnOnce(&mut Entry),
+    ) -> Result<(), RequestError> {
         {
             let mut reg = self.shared.registry();
             let e = reg

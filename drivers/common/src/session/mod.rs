@@ -16,10 +16,12 @@
 //! moved), so the data present is verified again: no verified piece is
 //! lost, none is trusted blindly.
 
+mod categories;
 mod events;
 mod handle;
 mod registry;
 mod relocate;
+mod shares;
 pub mod state;
 pub mod views;
 
@@ -35,9 +37,11 @@ use bittide_core::torrent::{StartMode, TorrentInfo};
 use bittide_core::wire::PeerId;
 use bittide_core::{InfoHash, Instant};
 
+pub use categories::Categories;
 use events::{beat, fail, final_state, goal_reached, on_torrent_event, Beats, FinalSave};
 pub use handle::SessionHandle;
 use registry::{Entry, Registry};
+pub use shares::ShareLimits;
 pub use state::StateError;
 use state::{StateDir, StateLock, StoredTorrent, TorrentSettings};
 use views::SessionSettings;
@@ -264,6 +268,7 @@ impl<R: Runtime> Session<R> {
 
         let mut registry = Registry {
             settings,
+            categories: categories::load(state.root(), &mut warnings),
             ..Registry::default()
         };
         let mut stored = state.load_torrents(&mut warnings);
@@ -488,5 +493,8 @@ fn apply_settings(engine: &mut Engine, now: Instant, entry: &Entry) {
     let s = &entry.settings;
     if s.upload_limit > 0 || s.download_limit > 0 {
         engine.set_rate_limits(now, entry.id, s.upload_limit, s.download_limit);
+    }
+    if let Some(limits) = &s.share_limits {
+        engine.set_seeding_goal(now, entry.id, Some(limits.goal()));
     }
 }

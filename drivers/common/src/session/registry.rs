@@ -177,6 +177,8 @@ pub(crate) struct Registry {
     /// Info-hashes in the engine's queue order, as of the last beat or
     /// queue change.
     pub queue: Vec<InfoHash>,
+    /// Categories and their save paths (see `categories`).
+    pub categories: super::categories::Categories,
 }
 
 /// Counters that outlive the torrents they came from.

@@ -93,6 +93,8 @@ pub(crate) struct TorrentSettings {
     pub seeding_time: u64,
     /// Peers the user gave when adding it, tried again at every start.
     pub peers: Vec<std::net::SocketAddr>,
+    /// Its own seeding goal (`None`: the session's).
+    pub share_limits: Option<super::shares::ShareLimits>,
 }
 
 /// What the `session` file holds.
@@ -194,6 +196,7 @@ impl TorrentSettings {
         if let Some(t) = self.completed_at {
             entries.push((b"completed_at", int(t)));
         }
+        entries.extend(super::shares::encode(self.share_limits.as_ref()));
         Value::dict(entries).to_vec()
     }
 
@@ -245,6 +248,7 @@ impl TorrentSettings {
                         .collect()
                 })
                 .unwrap_or_default(),
+            share_limits: super::shares::decode(d),
         })
     }
 }
@@ -569,6 +573,10 @@ mod tests {
                 "127.0.0.1:6881".parse().unwrap(),
                 "[::1]:1".parse().unwrap(),
             ],
+            share_limits: Some(super::super::shares::ShareLimits {
+                ratio: Some(2.0),
+                seeding_time: None,
+            }),
         };
         assert_eq!(TorrentSettings::decode(&s.encode()), Some(s));
         assert_eq!(TorrentSettings::decode(b"d7:versioni9ee"), None);

@@ -1,0 +1,970 @@
+//! bittide's daemon as a qBittorrent WebAPI v2 server (issue 16), driven
+//! by the real PyPI client `qbittorrent-api` and by a replay of the exact
+//! HTTP calls Sonarr's `QBittorrentProxyV2` makes, against libtorrent
+//! seeders on loopback; and bad input answered the way qBittorrent
+//! answers it, changing nothing. Every process and loop is bounded.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bittide_tests::daemon::Daemon;
+use bittide_tests::{
+    compat_python, content_bytes, free_port, libtorrent, libtorrent_server, opentracker,
+    run_bittide, run_bounded, ChildGuard, TempDir,
+};
+use serde_json::Value;
+
+const USER: &str = "admin";
+const PASS: &str = "s3cret";
+
+/// One torrent seeded by libtorrent, rate-limited so its states can be
+/// watched.
+struct Served {
+    torrent: PathBuf,
+    hash: String,
+    port: u16,
+    /// (path under the save folder, content)
+    files: Vec<(PathBuf, Vec<u8>)>,
+    _seeder: ChildGuard,
+    _tracker: Option<ChildGuard>,
+}
+
+/// Content `name` (one file, or a folder of `files`), a .torrent with
+/// 64 KiB pieces, and a libtorrent seeder; `tracked` gives the torrent an
+/// opentracker of its own, which the seeder announces to (a torrent added
+/// as a file learns its peer from there).
+fn serve(dir: &Path, name: &str, files: &[(&str, usize)], seed: u64, tracked: bool) -> Served {
+    let src = dir.join(format!("src-{name}"));
+    let root = src.join(name);
+    let mut out = Vec::new();
+    for (i, (file, len)) in files.iter().enumerate() {
+        let data = content_bytes(*len, seed + i as u64);
+        let (path, relative) = if files.len() == 1 {
+            (root.clone(), PathBuf::from(name))
+        } else {
+            (root.join(file), Path::new(name).join(file))
+        };
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &data).unwrap();
+        out.push((relative, data));
+    }
+    let torrent = dir.join(format!("{name}.torrent"));
+    let mut tracker = None;
+    for _ in 0..5 {
+        let mut args = vec![
+            "create".to_owned(),
+            root.display().to_string(),
+            "--piece-size".into(),
+            "64K".into(),
+            "-o".into(),
+            torrent.display().to_string(),
+        ];
+        let port = free_port();
+        if tracked {
+            args.extend(["-t".into(), format!("http://127.0.0.1:{port}/announce")]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_bittide(&args);
+        if !tracked {
+            break;
+        }
+        let hash = libtorrent(&["hash", torrent.to_str().unwrap()]);
+        tracker = opentracker(&dir.join(format!("tracker-{name}")), port, &[hash]);
+        if tracker.is_some() {
+            break;
+        }
+    }
+    assert!(!tracked || tracker.is_some(), "opentracker did not start");
+    let hash = libtorrent(&["hash", torrent.to_str().unwrap()]);
+    let port = free_port();
+    let seeder = libtorrent_server(&[
+        "seed",
+        torrent.to_str().unwrap(),
+        src.to_str().unwrap(),
+        &port.to_string(),
+        &(512 << 10).to_string(),
+    ]);
+    Served {
+        torrent,
+        hash,
+        port,
+        files: out,
+        _seeder: seeder,
+        _tracker: tracker,
+    }
+}
+
+fn same_files(s: &Served, save_path: &Path) {
+    for (path, data) in &s.files {
+        let on_disk = save_path.join(path);
+        let got = std::fs::read(&on_disk).unwrap_or_else(|e| panic!("{}: {e}", on_disk.display()));
+        assert!(
+            got == *data,
+            "{} differs from the seed's",
+            on_disk.display()
+        );
+    }
+}
+
+fn daemon(dir: &Path) -> (Daemon, PathBuf) {
+    let download = dir.join("dl");
+    let d = Daemon::start(
+        &dir.join("state"),
+        &download,
+        &["--api-username", USER, "--api-password", PASS],
+    );
+    (d, download)
+}
+
+/// The qbittorrent-api session: every call the issue lists, printing one
+/// JSON line of what it saw for the test to check.
+const CLIENT_SCRIPT: &str = r#"
+import json, sys, time
+import qbittorrentapi, requests
+
+args = json.loads(sys.argv[1])
+base = args["base"]
+out = {}
+
+# Not logged in: 403, which is what makes the *arr apps log in again.
+out["probe"] = requests.get(base + "/api/v2/app/webapiVersion", timeout=10).status_code
+
+host, port = base.rsplit(":", 1)
+bad = qbittorrentapi.Client(host=host, port=int(port), username="admin", password="wrong",
+                            REQUESTS_ARGS={"timeout": 20})
+try:
+    bad.auth_log_in()
+    out["bad_login"] = "accepted"
+except qbittorrentapi.LoginFailed:
+    out["bad_login"] = "refused"
+
+c = qbittorrentapi.Client(host=host, port=int(port), username="admin", password="s3cret",
+                          REQUESTS_ARGS={"timeout": 20})
+c.auth_log_in()
+out["version"] = c.app.version
+out["webapi"] = c.app.web_api_version
+prefs = c.app.preferences
+out["save_path"] = prefs["save_path"]
+c.app_set_preferences({"max_ratio_enabled": True, "max_ratio": 2.5,
+                       "max_seeding_time_enabled": True, "max_seeding_time": 90})
+prefs = c.app.preferences
+out["prefs_after"] = [prefs["max_ratio_enabled"], prefs["max_ratio"],
+                      prefs["max_seeding_time_enabled"], prefs["max_seeding_time"]]
+
+c.torrents_create_category(name="tv", save_path=args["tv_dir"])
+r = c.torrents_add(torrent_files=args["file"], category="tv", tags=["one", "two"])
+out["add_file"] = r
+# Visible at once, as the *arr apps expect.
+out["visible_at_once"] = [t.hash for t in c.torrents_info(category="tv")]
+r = c.torrents_add(urls=args["magnet"], category="movies", is_stopped=True)
+out["add_magnet"] = r
+m = c.torrents_info(torrent_hashes=args["magnet_hash"])
+out["magnet_added_state"] = m[0].state if m else None
+time.sleep(1)
+c.torrents_start(torrent_hashes=args["magnet_hash"])
+
+# Poll sync/maindata with rid deltas until both are complete; a local copy
+# is kept up to date from the deltas alone.
+local = {}
+rid = 0
+seen = {args["file_hash"]: [], args["magnet_hash"]: []}
+full_updates = 0
+deltas = 0
+removed_seen = []
+deadline = time.time() + 150
+while time.time() < deadline:
+    d = c.sync_maindata(rid=rid)
+    if d.get("full_update"):
+        full_updates += 1
+        local = {h: dict(t) for h, t in d.get("torrents", {}).items()}
+    else:
+        deltas += 1
+        for h, t in d.get("torrents", {}).items():
+            local.setdefault(h, {}).update(t)
+        for h in d.get("torrents_removed", []):
+            local.pop(h, None)
+            removed_seen.append(h)
+    rid = d["rid"]
+    for h in seen:
+        s = local.get(h, {}).get("state")
+        if s and (not seen[h] or seen[h][-1] != s):
+            seen[h].append(s)
+    if all(local.get(h, {}).get("progress") == 1 and
+           local.get(h, {}).get("state") in ("uploading", "stalledUP") for h in seen):
+        break
+    time.sleep(0.3)
+out["states"] = seen
+out["full_updates"] = full_updates
+out["deltas"] = deltas
+# The copy built from deltas matches a fresh list.
+fresh = {t["hash"]: t for t in c.torrents_info()}
+out["sync_matches"] = all(
+    local[h][k] == fresh[h][k] for h in seen for k in ("state", "progress", "category", "tags", "save_path", "size"))
+
+t = c.torrents_info(torrent_hashes=args["file_hash"])[0]
+out["file_info"] = {k: t[k] for k in ("name", "size", "total_size", "progress", "state",
+                    "category", "tags", "save_path", "content_path", "amount_left", "eta",
+                    "completion_on", "added_on", "ratio", "num_seeds", "downloaded")}
+out["filters"] = {
+    f: sorted(x.hash for x in c.torrents_info(status_filter=f))
+    for f in ("all", "completed", "downloading", "seeding", "stopped", "active", "inactive")
+}
+out["tag_one"] = [x.hash for x in c.torrents_info(tag="one")]
+out["cat_movies"] = [x.hash for x in c.torrents_info(category="movies")]
+out["sorted_by_size"] = [x.hash for x in c.torrents_info(sort="size", reverse=True)]
+out["limit_1"] = len(c.torrents_info(limit=1))
+
+files = c.torrents_files(torrent_hash=args["magnet_hash"])
+out["files"] = [[f.index, f.name, f.size, f.progress, f.priority] for f in files]
+p = c.torrents_properties(torrent_hash=args["file_hash"])
+out["properties"] = {k: p[k] for k in ("save_path", "total_size", "pieces_num", "pieces_have", "piece_size")}
+out["trackers"] = [[x.url, x.status] for x in c.torrents_trackers(torrent_hash=args["file_hash"])]
+out["pieces"] = sorted(set(c.torrents_piece_states(torrent_hash=args["file_hash"])))
+
+# Stop and start again.
+c.torrents_stop(torrent_hashes=args["file_hash"])
+out["stopped_state"] = c.torrents_info(torrent_hashes=args["file_hash"])[0].state
+c.torrents_start(torrent_hashes=args["file_hash"])
+out["started_state"] = c.torrents_info(torrent_hashes=args["file_hash"])[0].state
+
+# Tags and categories.
+c.torrents_add_tags(tags="three", torrent_hashes=args["file_hash"])
+c.torrents_remove_tags(tags="one", torrent_hashes=args["file_hash"])
+out["tags_after"] = c.torrents_info(torrent_hashes=args["file_hash"])[0].tags
+out["all_tags"] = sorted(c.torrents_tags())
+cats = c.torrents_categories()
+out["categories"] = {k: v["savePath"] for k, v in cats.items()}
+c.torrents_create_category(name="done")
+c.torrents_set_category(category="done", torrent_hashes=args["magnet_hash"])
+c.torrents_remove_categories(categories="movies")
+out["categories_after"] = sorted(c.torrents_categories().keys())
+out["magnet_category"] = c.torrents_info(torrent_hashes=args["magnet_hash"])[0].category
+try:
+    c.torrents_set_category(category="nonexistent", torrent_hashes=args["magnet_hash"])
+    out["bad_category"] = "accepted"
+except qbittorrentapi.Conflict409Error:
+    out["bad_category"] = 409
+
+# Share limits on one torrent.
+c.torrents_set_share_limits(ratio_limit=1.5, seeding_time_limit=120,
+                            inactive_seeding_time_limit=-2, torrent_hashes=args["file_hash"])
+t = c.torrents_info(torrent_hashes=args["file_hash"])[0]
+out["share_limits"] = [t.ratio_limit, t.seeding_time_limit]
+out["transfer"] = sorted(c.transfer_info().keys())
+
+try:
+    c.torrents_properties(torrent_hash="00" * 20)
+    out["unknown_hash"] = "found"
+except qbittorrentapi.NotFound404Error:
+    out["unknown_hash"] = 404
+
+# A share limit already reached stops the torrent.
+c.torrents_set_share_limits(ratio_limit=0, seeding_time_limit=-1,
+                            inactive_seeding_time_limit=-2, torrent_hashes=args["magnet_hash"])
+for _ in range(50):
+    out["goal_state"] = c.torrents_info(torrent_hashes=args["magnet_hash"])[0].state
+    if out["goal_state"] == "stoppedUP":
+        break
+    time.sleep(0.2)
+
+# Delete the magnet's torrent with its files; the next delta says so.
+c.torrents_delete(delete_files=True, torrent_hashes=args["magnet_hash"])
+d = c.sync_maindata(rid=rid)
+out["removed_delta"] = d.get("torrents_removed", [])
+out["after_delete"] = [x.hash for x in c.torrents_info()]
+c.auth_log_out()
+try:
+    c.torrents_info()
+    out["after_logout"] = "relogged"
+except Exception as e:
+    out["after_logout"] = type(e).__name__
+print(json.dumps(out))
+"#;
+
+#[test]
+fn qbittorrent_api_client_drives_downloads_to_completion() {
+    let dir = TempDir::new("qbt-client");
+    let file = serve(dir.path(), "show.bin", &[("show.bin", 3 << 20)], 1, true);
+    let magnet = serve(
+        dir.path(),
+        "movie",
+        &[("a.mkv", 1 << 20), ("b.nfo", 3000)],
+        10,
+        false,
+    );
+    let (d, download) = daemon(dir.path());
+    let tv_dir = dir.path().join("tv");
+    let link = format!(
+        "magnet:?xt=urn:btih:{}&dn=movie&x.pe=127.0.0.1:{}",
+        magnet.hash, magnet.port
+    );
+    let args = serde_json::json!({
+        "base": d.api,
+        "file": file.torrent,
+        "file_hash": file.hash,
+        "magnet": link,
+        "magnet_hash": magnet.hash,
+        "tv_dir": tv_dir,
+    });
+    let out = run_bounded(
+        Command::new(compat_python())
+            .arg("-c")
+            .arg(CLIENT_SCRIPT)
+            .arg(args.to_string()),
+        Duration::from_secs(240),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the qbittorrent-api script failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("JSON");
+    eprintln!("{r:#}");
+
+    assert_eq!(r["probe"], 403);
+    assert_eq!(r["bad_login"], "refused");
+    assert_eq!(r["version"], "v5.0.2");
+    assert_eq!(r["webapi"], "2.11.2");
+    assert_eq!(r["save_path"], download.display().to_string());
+    assert_eq!(r["prefs_after"], serde_json::json!([true, 2.5, true, 90]));
+    assert_eq!(r["add_file"], "Ok.");
+    assert_eq!(r["add_magnet"], "Ok.");
+    assert_eq!(r["visible_at_once"], serde_json::json!([file.hash]));
+    assert_eq!(r["magnet_added_state"], "stoppedDL");
+
+    // The states moved through qBittorrent's strings to completion.
+    let states = |h: &str| -> Vec<String> {
+        r["states"][h]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let file_states = states(&file.hash);
+    let at = |list: &[String], s: &[&str]| list.iter().position(|x| s.contains(&x.as_str()));
+    let dl = at(&file_states, &["downloading", "stalledDL"]).expect("seen downloading");
+    let up = at(&file_states, &["uploading", "stalledUP"]).expect("seen complete");
+    assert!(dl < up, "{file_states:?}");
+    let magnet_states = states(&magnet.hash);
+    assert!(
+        matches!(
+            magnet_states.last().map(String::as_str),
+            Some("uploading" | "stalledUP")
+        ),
+        "{magnet_states:?}"
+    );
+    assert!(
+        magnet_states.iter().all(|s| [
+            "stoppedDL",
+            "metaDL",
+            "downloading",
+            "stalledDL",
+            "checkingDL",
+            "queuedDL",
+            "uploading",
+            "stalledUP"
+        ]
+        .contains(&s.as_str())),
+        "{magnet_states:?}"
+    );
+    assert_eq!(r["full_updates"], 1, "only the first maindata is full");
+    assert!(r["deltas"].as_u64().unwrap() >= 1);
+    assert_eq!(r["sync_matches"], true);
+
+    let info = &r["file_info"];
+    assert_eq!(info["name"], "show.bin");
+    assert_eq!(info["size"], 3 << 20);
+    assert_eq!(info["total_size"], 3 << 20);
+    assert_eq!(info["progress"], 1.0);
+    assert_eq!(info["amount_left"], 0);
+    assert_eq!(info["eta"], 8_640_000);
+    assert_eq!(info["category"], "tv");
+    assert_eq!(info["tags"], "one, two");
+    assert_eq!(info["save_path"], tv_dir.display().to_string());
+    assert_eq!(
+        info["content_path"],
+        tv_dir.join("show.bin").display().to_string()
+    );
+    assert!(info["completion_on"].as_i64().unwrap() >= info["added_on"].as_i64().unwrap());
+    assert!(info["downloaded"].as_u64().unwrap() >= 3 << 20);
+
+    let mut both = vec![file.hash.clone(), magnet.hash.clone()];
+    both.sort();
+    let filters = &r["filters"];
+    assert_eq!(filters["all"], serde_json::json!(both));
+    assert_eq!(filters["completed"], serde_json::json!(both));
+    assert_eq!(filters["seeding"], serde_json::json!(both));
+    assert_eq!(filters["downloading"], serde_json::json!([]));
+    assert_eq!(filters["stopped"], serde_json::json!([]));
+    assert_eq!(r["tag_one"], serde_json::json!([file.hash]));
+    assert_eq!(r["cat_movies"], serde_json::json!([magnet.hash]));
+    assert_eq!(
+        r["sorted_by_size"],
+        serde_json::json!([file.hash, magnet.hash])
+    );
+    assert_eq!(r["limit_1"], 1);
+
+    assert_eq!(
+        r["files"],
+        serde_json::json!([
+            [0, "movie/a.mkv", 1 << 20, 1.0, 1],
+            [1, "movie/b.nfo", 3000, 1.0, 1]
+        ])
+    );
+    let props = &r["properties"];
+    assert_eq!(props["save_path"], tv_dir.display().to_string());
+    assert_eq!(props["total_size"], 3 << 20);
+    assert_eq!(props["pieces_num"], 48);
+    assert_eq!(props["pieces_have"], 48);
+    assert_eq!(props["piece_size"], 65536);
+    assert_eq!(r["trackers"][0][1], 2, "the tracker answered");
+    assert_eq!(r["pieces"], serde_json::json!([2]));
+
+    assert_eq!(r["stopped_state"], "stoppedUP");
+    assert!(
+        matches!(
+            r["started_state"].as_str(),
+            Some("stalledUP" | "uploading" | "checkingUP" | "queuedUP")
+        ),
+        "{}",
+        r["started_state"]
+    );
+    assert_eq!(r["tags_after"], "two, three");
+    assert_eq!(r["all_tags"], serde_json::json!(["one", "three", "two"]));
+    assert_eq!(r["categories"]["tv"], tv_dir.display().to_string());
+    assert_eq!(r["categories"]["movies"], "");
+    assert_eq!(r["categories_after"], serde_json::json!(["done", "tv"]));
+    assert_eq!(r["magnet_category"], "done");
+    assert_eq!(r["bad_category"], 409);
+    assert_eq!(r["share_limits"], serde_json::json!([1.5, 120]));
+    assert_eq!(
+        r["goal_state"], "stoppedUP",
+        "the share limit did not stop it"
+    );
+    for key in [
+        "dl_info_speed",
+        "dl_info_data",
+        "up_info_speed",
+        "up_info_data",
+    ] {
+        assert!(
+            r["transfer"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from(key)),
+            "{key}"
+        );
+    }
+    assert_eq!(r["unknown_hash"], 404);
+    assert_eq!(r["removed_delta"], serde_json::json!([magnet.hash]));
+    assert_eq!(r["after_delete"], serde_json::json!([file.hash]));
+    // After a logout the client's next call meets 403 and logs in again.
+    assert_eq!(r["after_logout"], "relogged");
+
+    // The data is byte-identical; the deleted torrent's files are gone.
+    same_files(&file, &tv_dir);
+    assert!(
+        !download.join("movie").exists(),
+        "deleteFiles left the data"
+    );
+    drop(d);
+}
+
+/// A qBittorrent WebAPI client by hand (ureq has no cookie jar here):
+/// keeps the `SID` cookie `auth/login` sets.
+struct Qbt {
+    base: String,
+    agent: ureq::Agent,
+    sid: Option<String>,
+}
+
+/// A form's fields.
+type Form<'a> = Vec<(&'a str, &'a str)>;
+
+/// Status and body of an answer, whatever the status.
+fn answer(r: Result<ureq::Response, ureq::Error>) -> (u16, String) {
+    match r {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+impl Qbt {
+    fn new(base: &str) -> Qbt {
+        Qbt {
+            base: base.to_owned(),
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(20))
+                .build(),
+            sid: None,
+        }
+    }
+
+    fn request(&self, method: &str, path: &str) -> ureq::Request {
+        let r = self
+            .agent
+            .request(method, &format!("{}/api/v2/{path}", self.base));
+        match &self.sid {
+            Some(sid) => r.set("Cookie", &format!("SID={sid}")),
+            None => r,
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        answer(self.request("GET", path).call())
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        answer(self.request("POST", path).send_form(form))
+    }
+
+    /// A multipart POST: text fields, then files as (file name, bytes).
+    fn multipart(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        files: &[(&str, &[u8])],
+    ) -> (u16, String) {
+        let boundary = "----bittideTestBoundary7MA4YWxk";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        for (file, bytes) in files {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"torrents\"; \
+                     filename=\"{file}\"\r\nContent-Type: application/x-bittorrent\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        answer(
+            self.request("POST", path)
+                .set(
+                    "Content-Type",
+                    &format!("multipart/form-data; boundary={boundary}"),
+                )
+                .send_bytes(&body),
+        )
+    }
+
+    fn login(&mut self) {
+        let r = self
+            .request("POST", "auth/login")
+            .send_form(&[("username", USER), ("password", PASS)])
+            .expect("login");
+        let cookie = r.header("set-cookie").expect("a SID cookie").to_owned();
+        assert_eq!(r.into_string().unwrap(), "Ok.");
+        let sid = cookie
+            .split(';')
+            .next()
+            .and_then(|c| c.strip_prefix("SID="))
+            .expect("SID=…");
+        self.sid = Some(sid.to_owned());
+    }
+
+    fn json(&self, path: &str) -> Value {
+        let (code, body) = self.get(path);
+        assert_eq!(code, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    }
+}
+
+/// The calls Sonarr's `QBittorrentProxyV2` makes, in its order: probe
+/// (403 sends it to log in), login, version checks, preferences,
+/// categories, add with its category, properties polled until the torrent
+/// is there, the category's list polled until complete (where it imports
+/// from `content_path`, which must not be the save path), delete.
+#[test]
+fn sonarr_call_sequence_replays() {
+    let dir = TempDir::new("qbt-sonarr");
+    let show = serve(
+        dir.path(),
+        "Show.S01E01.mkv",
+        &[("Show.S01E01.mkv", 2 << 20)],
+        40,
+        true,
+    );
+    let (d, download) = daemon(dir.path());
+    let mut q = Qbt::new(&d.api);
+
+    let (code, body) = q.get("app/webapiVersion");
+    assert_eq!((code, body.as_str()), (403, "Forbidden"));
+    q.login();
+    assert_eq!(q.get("app/webapiVersion"), (200, "2.11.2".into()));
+    assert_eq!(q.get("app/version"), (200, "v5.0.2".into()));
+    let prefs = q.json("app/preferences");
+    assert_eq!(prefs["save_path"], download.display().to_string());
+    for key in [
+        "max_ratio_enabled",
+        "max_ratio",
+        "max_seeding_time_enabled",
+        "max_seeding_time",
+        "max_ratio_act",
+        "queueing_enabled",
+        "dht",
+    ] {
+        assert!(prefs.get(key).is_some(), "preferences lack {key}");
+    }
+    let categories = q.json("torrents/categories");
+    assert!(categories.get("tv-sonarr").is_none());
+    assert_eq!(
+        q.post(
+            "torrents/createCategory",
+            &[("category", "tv-sonarr"), ("savePath", "")]
+        ),
+        (200, String::new())
+    );
+
+    let bytes = std::fs::read(&show.torrent).unwrap();
+    let (code, body) = q.multipart(
+        "torrents/add",
+        &[("category", "tv-sonarr"), ("stopped", "false")],
+        &[("Show.S01E01.mkv.torrent", &bytes)],
+    );
+    assert_eq!((code, body.as_str()), (200, "Ok."));
+    let start = Instant::now();
+    let props = loop {
+        let (code, body) = q.get(&format!("torrents/properties?hash={}", show.hash));
+        if code == 200 {
+            break serde_json::from_str::<Value>(&body).unwrap();
+        }
+        assert_eq!(code, 404, "{body}");
+        assert!(start.elapsed() < Duration::from_secs(10), "never appeared");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(props["save_path"], download.display().to_string());
+
+    let start = Instant::now();
+    let done = loop {
+        let list = q.json("torrents/info?category=tv-sonarr");
+        let t = list.as_array().unwrap().first().cloned().expect("listed");
+        if matches!(t["state"].as_str(), Some("uploading" | "stalledUP")) {
+            break t;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "not complete: {t:#}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(done["hash"], show.hash.as_str());
+    assert_eq!(done["progress"], 1.0);
+    assert_ne!(done["content_path"], done["save_path"]);
+    assert_eq!(
+        done["content_path"],
+        download.join("Show.S01E01.mkv").display().to_string()
+    );
+    same_files(&show, &download);
+    let props = q.json(&format!("torrents/properties?hash={}", show.hash));
+    assert!(props["seeding_time"].as_i64().is_some());
+
+    assert_eq!(
+        q.post(
+            "torrents/delete",
+            &[("hashes", show.hash.as_str()), ("deleteFiles", "true")]
+        ),
+        (200, String::new())
+    );
+    assert_eq!(q.json("torrents/info"), serde_json::json!([]));
+    assert!(!download.join("Show.S01E01.mkv").exists());
+}
+
+/// The status a POST declaring a `len`-byte body gets when only its
+/// headers are sent.
+fn huge_body_status(q: &Qbt, path: &str, len: u64) -> u16 {
+    use std::io::{Read, Write};
+    let addr = q.base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /api/v2/{path} HTTP/1.1\r\nHost: {addr}\r\nCookie: SID={}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len}\r\n\r\n",
+        q.sid.as_deref().unwrap_or("")
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap();
+    let line = String::from_utf8_lossy(&buf[..n]);
+    line.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Bad input gets qBittorrent's own answers, and changes nothing.
+#[test]
+fn bad_input_gets_qbittorrents_answers_and_changes_nothing() {
+    let dir = TempDir::new("qbt-bad");
+    let (d, _download) = daemon(dir.path());
+    let mut q = Qbt::new(&d.api);
+    // Nothing before a login, whatever it asks.
+    for path in ["torrents/info", "app/preferences", "sync/maindata"] {
+        assert_eq!(q.get(path), (403, "Forbidden".into()), "{path}");
+    }
+    assert_eq!(
+        q.post(
+            "torrents/delete",
+            &[("hashes", "all"), ("deleteFiles", "true")]
+        ),
+        (403, "Forbidden".into())
+    );
+    assert_eq!(
+        answer(
+            q.request("POST", "auth/login")
+                .send_form(&[("username", USER), ("password", "nope")])
+        ),
+        (200, "Fails.".into())
+    );
+    q.login();
+
+    // One torrent (no peers) and a category, to see that nothing changes.
+    let content = dir.path().join("c.bin");
+    std::fs::write(&content, content_bytes(100_000, 7)).unwrap();
+    let torrent = dir.path().join("c.torrent");
+    run_bittide(&[
+        "create",
+        content.to_str().unwrap(),
+        "-o",
+        torrent.to_str().unwrap(),
+    ]);
+    let bytes = std::fs::read(&torrent).unwrap();
+    let (code, _) = q.multipart(
+        "torrents/add",
+        &[("category", "keep"), ("tags", "t1"), ("paused", "true")],
+        &[("c.torrent", &bytes)],
+    );
+    assert_eq!(code, 200);
+    let hash = q.json("torrents/info")[0]["hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let snapshot = |q: &Qbt| {
+        let mut info = q.json("torrents/info");
+        for t in info.as_array_mut().unwrap() {
+            let t = t.as_object_mut().unwrap();
+            for volatile in ["last_activity", "time_active", "seeding_time"] {
+                t.remove(volatile);
+            }
+        }
+        (
+            info,
+            q.json("torrents/categories"),
+            q.json("torrents/tags"),
+            q.json("app/preferences"),
+        )
+    };
+    let before = snapshot(&q);
+
+    let unknown = "0123456789abcdef0123456789abcdef01234567";
+    for path in ["properties", "files", "trackers", "pieceStates"] {
+        for h in [unknown, "nothex", ""] {
+            assert_eq!(
+                q.get(&format!("torrents/{path}?hash={h}")).0,
+                404,
+                "{path} {h}"
+            );
+        }
+    }
+    assert_eq!(q.get("torrents/properties").0, 400, "no hash at all");
+    // (endpoint, form, the status qBittorrent answers)
+    let checks: Vec<(&str, Form<'_>, u16)> = vec![
+        // Unknown hashes in a list are skipped, as qBittorrent does.
+        (
+            "torrents/delete",
+            vec![("hashes", unknown), ("deleteFiles", "true")],
+            200,
+        ),
+        ("torrents/stop", vec![("hashes", unknown)], 200),
+        ("torrents/delete", vec![("deleteFiles", "true")], 400),
+        (
+            "torrents/filePrio",
+            vec![("hash", unknown), ("id", "0"), ("priority", "1")],
+            404,
+        ),
+        (
+            "torrents/filePrio",
+            vec![("hash", &hash), ("id", "5"), ("priority", "1")],
+            409,
+        ),
+        (
+            "torrents/filePrio",
+            vec![("hash", &hash), ("id", "x"), ("priority", "1")],
+            400,
+        ),
+        (
+            "torrents/filePrio",
+            vec![("hash", &hash), ("id", "0"), ("priority", "3")],
+            400,
+        ),
+        (
+            "torrents/setCategory",
+            vec![("hashes", &hash), ("category", "nope")],
+            409,
+        ),
+        ("torrents/createCategory", vec![("category", "")], 400),
+        ("torrents/createCategory", vec![("category", "keep")], 409),
+        ("torrents/createCategory", vec![("category", "/bad")], 409),
+        (
+            "torrents/editCategory",
+            vec![("category", "nope"), ("savePath", "/x")],
+            409,
+        ),
+        (
+            "torrents/setLocation",
+            vec![("hashes", &hash), ("location", "")],
+            400,
+        ),
+        (
+            "torrents/setShareLimits",
+            vec![("hashes", &hash), ("ratioLimit", "2")],
+            400,
+        ),
+        (
+            "torrents/setShareLimits",
+            vec![
+                ("hashes", &hash),
+                ("ratioLimit", "x"),
+                ("seedingTimeLimit", "1"),
+            ],
+            400,
+        ),
+        (
+            "torrents/setDownloadLimit",
+            vec![("hashes", &hash), ("limit", "fast")],
+            400,
+        ),
+        ("app/setPreferences", vec![("json", "{not json")], 400),
+        ("app/setPreferences", vec![("json", "[1]")], 400),
+        (
+            "app/setPreferences",
+            vec![("json", r#"{"max_ratio": "high"}"#)],
+            400,
+        ),
+        (
+            "app/setPreferences",
+            vec![("json", r#"{"max_ratio_act": 7}"#)],
+            400,
+        ),
+        ("sync/maindata", vec![("rid", "x")], 400),
+        ("torrents/add", vec![("urls", "not a link")], 400),
+        ("torrents/add", vec![], 400),
+        ("torrents/nosuchthing", vec![], 404),
+        ("nosuch/area", vec![], 404),
+    ];
+    for (path, form, want) in &checks {
+        let (code, body) = q.post(path, form);
+        assert_eq!(code, *want, "{path} {form:?}: {body}");
+    }
+    // Actions are POST only.
+    assert_eq!(q.get(&format!("torrents/delete?hashes={hash}")).0, 405);
+    // An invalid .torrent is 415, as qBittorrent's BadData.
+    let (code, body) = q.multipart("torrents/add", &[], &[("junk.torrent", b"not bencode")]);
+    assert_eq!(code, 415, "{body}");
+    assert!(body.contains("junk.torrent"), "{body}");
+    // Malformed multipart and unknown media types.
+    let (code, _) = answer(
+        q.request("POST", "torrents/add")
+            .set("Content-Type", "multipart/form-data; boundary=zzz")
+            .send_bytes(b"--zzz\r\nno header end"),
+    );
+    assert_eq!(code, 400);
+    let (code, _) = answer(
+        q.request("POST", "torrents/add")
+            .set("Content-Type", "multipart/form-data")
+            .send_bytes(b"--zzz--"),
+    );
+    assert_eq!(code, 400);
+    let (code, _) = answer(
+        q.request("POST", "torrents/delete")
+            .set("Content-Type", "application/json")
+            .send_string("{\"hashes\": \"all\"}"),
+    );
+    assert_eq!(code, 415);
+    // Huge bodies are refused from their Content-Length, before a byte of
+    // them is read.
+    assert_eq!(huge_body_status(&q, "torrents/delete", (1 << 20) + 1), 413);
+    assert_eq!(huge_body_status(&q, "torrents/add", 1 << 40), 413);
+    // Adding the same torrent again adds nothing.
+    let (code, body) = q.multipart("torrents/add", &[], &[("c.torrent", &bytes)]);
+    assert_eq!((code, body.as_str()), (200, "Fails."));
+
+    assert_eq!(snapshot(&q), before, "bad input changed something");
+    drop(d);
+}
+
+/// Categories with their save paths, share limits and tags on torrents
+/// are kept in the state folder: a restarted daemon answers the same.
+#[test]
+fn categories_and_share_limits_survive_a_restart() {
+    let dir = TempDir::new("qbt-restart");
+    let content = dir.path().join("r.bin");
+    std::fs::write(&content, content_bytes(50_000, 3)).unwrap();
+    let torrent = dir.path().join("r.torrent");
+    run_bittide(&[
+        "create",
+        content.to_str().unwrap(),
+        "-o",
+        torrent.to_str().unwrap(),
+    ]);
+    let bytes = std::fs::read(&torrent).unwrap();
+    let shows = dir.path().join("shows");
+    let shows_text = shows.display().to_string();
+
+    let (d, _) = daemon(dir.path());
+    let mut q = Qbt::new(&d.api);
+    q.login();
+    let form = [("category", "shows"), ("savePath", shows_text.as_str())];
+    assert_eq!(q.post("torrents/createCategory", &form).0, 200);
+    let (code, body) = q.multipart(
+        "torrents/add",
+        &[
+            ("category", "shows"),
+            ("tags", "x"),
+            ("stopped", "true"),
+            ("ratioLimit", "3"),
+            ("seedingTimeLimit", "45"),
+        ],
+        &[("r.torrent", &bytes)],
+    );
+    assert_eq!((code, body.as_str()), (200, "Ok."));
+    let seen = |q: &Qbt| {
+        let info = q.json("torrents/info");
+        let t = &info[0];
+        (
+            t["save_path"].clone(),
+            t["category"].clone(),
+            t["tags"].clone(),
+            t["ratio_limit"].clone(),
+            t["seeding_time_limit"].clone(),
+            t["state"].clone(),
+            q.json("torrents/categories"),
+        )
+    };
+    let before = seen(&q);
+    assert_eq!(before.0, shows_text.as_str(), "the category's save path");
+    assert_eq!(before.3, 3.0);
+    assert_eq!(before.4, 45);
+    assert_eq!(before.5, "stoppedDL");
+    assert_eq!(before.6["shows"]["savePath"], shows_text.as_str());
+    assert_eq!(d.terminate(Duration::from_secs(20)), Some(0));
+
+    let (d, _) = daemon(dir.path());
+    let mut q = Qbt::new(&d.api);
+    q.login();
+    assert_eq!(seen(&q), before);
+    drop(d);
+}
