@@ -507,6 +507,9 @@ while True:
     assert time.monotonic() < deadline, (seen, t)
     time.sleep(0.1)
 assert t["downloadDir"] == dl and t["labels"] == ["tv-sonarr"] and t["errorString"] == "", t
+# The torrent's own seeding goals, as torrent-set gave them.
+assert (t["seedRatioMode"], t["seedRatioLimit"], t["seedIdleMode"], t["seedIdleLimit"]) == \
+    (1, 1.0, 1, 20), t
 assert t["name"] == info["name"] and t["id"] == info["id"], (t, info)
 # The whole list as Sonarr polls it (no ids).
 everything = call("torrent-get", {"fields": FIELDS})["torrents"]

@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bittide_core::picker::Priority;
 use bittide_driver::runtime::Runtime;
 use bittide_driver::session::views::{TorrentDetails, TorrentStatus, TorrentView};
+use bittide_driver::session::ShareLimits;
 use serde_json::{json, Map, Value};
 
 use super::session::goals;
@@ -78,11 +79,33 @@ fn priority_number(p: Priority) -> i8 {
     }
 }
 
-/// The global goals every torrent follows (`seedRatioMode` 0: global).
+/// A torrent's seeding goals as Transmission shows them: the session's
+/// (mode 0), or its own share limits (mode 1 with a value, 2 for none).
+#[derive(Clone, Copy)]
 struct Goals {
     ratio: f64,
     ratio_on: bool,
     idle_minutes: u64,
+    ratio_mode: u8,
+    idle_mode: u8,
+}
+
+impl Goals {
+    /// `global`'s goals, or the torrent's own where it has them.
+    fn of(global: Goals, own: Option<&ShareLimits>) -> Goals {
+        let Some(own) = own else {
+            return global;
+        };
+        Goals {
+            ratio: own.ratio.unwrap_or(global.ratio),
+            ratio_on: own.ratio.is_some(),
+            idle_minutes: own
+                .seeding_time
+                .map_or(global.idle_minutes, |d| d.as_secs() / 60),
+            ratio_mode: if own.ratio.is_some() { 1 } else { 2 },
+            idle_mode: if own.seeding_time.is_some() { 1 } else { 2 },
+        }
+    }
 }
 
 /// `torrent-get`.
@@ -98,11 +121,14 @@ pub(super) async fn get<R: Runtime>(app: &App<R>, args: &Map<String, Value>) -> 
     };
     let settings = app.session.settings().await?;
     let (ratio, ratio_on, idle_minutes, _) = goals(app, &settings);
-    let goals = Goals {
+    let global = Goals {
         ratio,
         ratio_on,
         idle_minutes,
+        ratio_mode: 0,
+        idle_mode: 0,
     };
+    let shares = app.session.share_limits().await;
     let need_details = fields.iter().any(|f| DETAIL_FIELDS.contains(&f.as_str()));
     let now = unix_now();
     let mut rows = Vec::new();
@@ -119,7 +145,10 @@ pub(super) async fn get<R: Runtime>(app: &App<R>, args: &Map<String, Value>) -> 
         let id = app.transmission.id_of(t.info_hash);
         let row: Map<String, Value> = fields
             .iter()
-            .filter_map(|f| field(f, id, &t, details.as_ref(), &goals, now).map(|v| (f.clone(), v)))
+            .filter_map(|f| {
+                let goals = Goals::of(global, shares.get(&t.info_hash));
+                field(f, id, &t, details.as_ref(), &goals, now).map(|v| (f.clone(), v))
+            })
             .collect();
         rows.push(row);
     }
@@ -214,9 +243,9 @@ fn field(
         "corruptEver" => json!(0),
         "uploadRatio" => json!(t.ratio),
         "seedRatioLimit" => json!(goals.ratio),
-        "seedRatioMode" => json!(0),
+        "seedRatioMode" => json!(goals.ratio_mode),
         "seedIdleLimit" => json!(goals.idle_minutes),
-        "seedIdleMode" => json!(0),
+        "seedIdleMode" => json!(goals.idle_mode),
         "addedDate" => json!(t.added_at),
         "startDate" => json!(t.added_at),
         "doneDate" => json!(t.completed_at.unwrap_or(0)),
@@ -420,6 +449,8 @@ mod tests {
             ratio: 2.0,
             ratio_on: false,
             idle_minutes: 30,
+            ratio_mode: 0,
+            idle_mode: 0,
         };
         let half = view(TorrentStatus::Downloading, 0.5);
         let get = |t: &TorrentView, f| field(f, 7, t, None, &goals, 100).unwrap();

@@ -5,6 +5,7 @@
 //! as Transmission skips ids it does not know.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use base64::Engine as _;
 use bittide_core::metainfo::Metainfo;
@@ -12,6 +13,7 @@ use bittide_core::picker::Priority;
 use bittide_core::InfoHash;
 use bittide_driver::runtime::Runtime;
 use bittide_driver::session::views::{AddOptions, AddSource, RequestError, TorrentView};
+use bittide_driver::session::ShareLimits;
 use serde_json::{json, Map, Value};
 
 use super::{arg, flag, select, Answer, RpcError};
@@ -189,10 +191,11 @@ fn skip_vanished(result: Result<(), RequestError>) -> Result<(), RpcError> {
 }
 
 /// `torrent-set`: limits, labels, file selection and priorities, queue
-/// position, sequential download. The per-torrent seeding goals
-/// (`seedRatioLimit`/`Mode`, `seedIdleLimit`/`Mode`) are accepted and not
-/// applied yet: every torrent follows the session's goals (mode 0).
-/// Keys bittide does not know are ignored, as Transmission ignores them.
+/// position, sequential download, and the torrent's own seeding goals
+/// (`seedRatioLimit`/`Mode`, `seedIdleLimit`/`Mode`: mode 0 follows the
+/// session, 1 the torrent's value, 2 never stops), which become its share
+/// limits. Keys bittide does not know are ignored, as Transmission
+/// ignores them.
 pub(super) async fn set<R: Runtime>(app: &App<R>, args: &Map<String, Value>) -> Answer {
     let labels = labels(args)?;
     let down = limit(args, "downloadLimit", "downloadLimited")?;
@@ -200,6 +203,16 @@ pub(super) async fn set<R: Runtime>(app: &App<R>, args: &Map<String, Value>) -> 
     let file_lists = FileLists::from_args(args)?;
     let position = arg::<usize>(args, "queuePosition")?;
     let sequential = flag(args, "sequentialDownload")?;
+    let seeding = SeedingChange::from_args(args)?;
+    let (shares, global) = match &seeding {
+        Some(_) => {
+            let settings = app.session.settings().await?;
+            let (ratio, _, idle_minutes, _) = super::session::goals(app, &settings);
+            let global = (settings.seed_ratio, settings.seed_time, ratio, idle_minutes);
+            (app.session.share_limits().await, Some(global))
+        }
+        None => (Default::default(), None),
+    };
     for t in select(app, args).await?.into_list() {
         let hash = t.info_hash;
         if !file_lists.is_empty() {
@@ -219,8 +232,94 @@ pub(super) async fn set<R: Runtime>(app: &App<R>, args: &Map<String, Value>) -> 
         if let Some(p) = position {
             skip_vanished(app.session.set_queue_position(hash, p).await)?;
         }
+        if let (Some(change), Some(global)) = (&seeding, global) {
+            let limits = change.apply(shares.get(&hash), global);
+            skip_vanished(app.session.set_share_limits(hash, limits).await)?;
+        }
     }
     Ok(Map::new())
+}
+
+/// A `torrent-set` of the seeding goals: each mode (0 the session's, 1
+/// the torrent's own value, 2 none) and value, where given.
+struct SeedingChange {
+    ratio_mode: Option<u8>,
+    ratio: Option<f64>,
+    idle_mode: Option<u8>,
+    idle_minutes: Option<u64>,
+}
+
+impl SeedingChange {
+    fn from_args(args: &Map<String, Value>) -> Result<Option<SeedingChange>, RpcError> {
+        let mode = |key: &str| -> Result<Option<u8>, RpcError> {
+            match arg::<u8>(args, key)? {
+                Some(m) if m > 2 => Err(RpcError::Params(format!("Invalid params: {key}"))),
+                m => Ok(m),
+            }
+        };
+        let change = SeedingChange {
+            ratio_mode: mode("seedRatioMode")?,
+            ratio: arg::<f64>(args, "seedRatioLimit")?,
+            idle_mode: mode("seedIdleMode")?,
+            idle_minutes: arg::<u64>(args, "seedIdleLimit")?,
+        };
+        if change.ratio.is_some_and(|r| !(r.is_finite() && r >= 0.0)) {
+            return Err(RpcError::Params("Invalid params: seedRatioLimit".into()));
+        }
+        let any = change.ratio_mode.is_some()
+            || change.ratio.is_some()
+            || change.idle_mode.is_some()
+            || change.idle_minutes.is_some();
+        Ok(any.then_some(change))
+    }
+
+    /// The torrent's share limits after the change (`None`: both goals
+    /// follow the session again). `global` is the session's goals in
+    /// force and the values Transmission shows for them.
+    fn apply(
+        &self,
+        own: Option<&ShareLimits>,
+        global: (Option<f64>, Option<u64>, f64, u64),
+    ) -> Option<ShareLimits> {
+        let (ratio_now, time_now, ratio_shown, minutes_shown) = global;
+        let current = |own_value: Option<bool>| match own_value {
+            None => 0,
+            Some(true) => 1,
+            Some(false) => 2,
+        };
+        let ratio_mode = self
+            .ratio_mode
+            .unwrap_or(current(own.map(|l| l.ratio.is_some())));
+        let idle_mode = self
+            .idle_mode
+            .unwrap_or(current(own.map(|l| l.seeding_time.is_some())));
+        if ratio_mode == 0 && idle_mode == 0 {
+            return None;
+        }
+        let ratio = match ratio_mode {
+            0 => ratio_now,
+            1 => Some(
+                self.ratio
+                    .or(own.and_then(|l| l.ratio))
+                    .unwrap_or(ratio_shown),
+            ),
+            _ => None,
+        };
+        let seeding_time = match idle_mode {
+            0 => time_now.map(Duration::from_secs),
+            1 => Some(
+                self.idle_minutes
+                    .map(|m| Duration::from_secs(m.saturating_mul(60)))
+                    .or(own.and_then(|l| l.seeding_time))
+                    .unwrap_or(Duration::from_secs(minutes_shown.saturating_mul(60))),
+            ),
+            _ => None,
+        };
+        Some(ShareLimits {
+            ratio,
+            seeding_time,
+        })
+    }
 }
 
 /// A change to one direction's per-torrent limit.
@@ -414,6 +513,38 @@ mod tests {
             Value::Object(m) => m,
             _ => unreachable!(),
         }
+    }
+
+    #[test]
+    fn seeding_modes_become_share_limits() {
+        // The session: ratio 2.0 in force, no time goal (shown as 30 min).
+        let global = (Some(2.0), None, 2.0, 30);
+        let change = |v: Value| SeedingChange::from_args(&args(v)).unwrap().unwrap();
+        let own = change(json!({"seedRatioMode": 1, "seedRatioLimit": 1.5}))
+            .apply(None, global)
+            .unwrap();
+        assert_eq!(own.ratio, Some(1.5));
+        assert_eq!(
+            own.seeding_time, None,
+            "idle mode 0 follows the session's none"
+        );
+        let unlimited = change(json!({"seedRatioMode": 2}))
+            .apply(Some(&own), global)
+            .unwrap();
+        assert_eq!(unlimited.ratio, None);
+        let idle = change(json!({"seedIdleMode": 1, "seedIdleLimit": 20}))
+            .apply(Some(&own), global)
+            .unwrap();
+        assert_eq!(idle.ratio, Some(1.5), "the ratio side is kept");
+        assert_eq!(idle.seeding_time, Some(Duration::from_secs(1200)));
+        let back =
+            change(json!({"seedRatioMode": 0, "seedIdleMode": 0})).apply(Some(&idle), global);
+        assert_eq!(back, None, "both sides global: no limits of its own");
+        assert!(SeedingChange::from_args(&args(json!({})))
+            .unwrap()
+            .is_none());
+        assert!(SeedingChange::from_args(&args(json!({"seedRatioMode": 3}))).is_err());
+        assert!(SeedingChange::from_args(&args(json!({"seedRatioLimit": -1.0}))).is_err());
     }
 
     #[test]
