@@ -176,10 +176,26 @@ pub fn libtorrent_server(args: &[&str]) -> ChildGuard {
         .arg(workspace_root().join("tests/interop/lt_tool.py"))
         .args(args)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start libtorrent");
     let out = child.stdout.take().expect("piped stdout");
+    // Its stderr is read all along (a full pipe would block it) and kept
+    // for the failure message: why it did not start.
+    let err = child.stderr.take().expect("piped stderr");
+    let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    std::thread::spawn({
+        let said = said.clone();
+        move || {
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                let mut s = said.lock().unwrap_or_else(|p| p.into_inner());
+                if s.len() < 8192 {
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            }
+        }
+    });
     let guard = ChildGuard(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -190,7 +206,12 @@ pub fn libtorrent_server(args: &[&str]) -> ChildGuard {
     let line = rx
         .recv_timeout(std::time::Duration::from_secs(60))
         .unwrap_or_default();
-    assert_eq!(line.trim(), "ready", "libtorrent {args:?} did not start");
+    if line.trim() != "ready" {
+        drop(guard);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let said = said.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        panic!("libtorrent {args:?} did not start: {said}");
+    }
     guard
 }
 
