@@ -12,6 +12,7 @@
 //!   in a seeded network model, with in-memory disks).
 
 pub mod daemon;
+pub mod qbittorrent;
 pub mod seeds;
 pub mod sim;
 

@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bittide_tests::daemon::Daemon;
+use bittide_tests::qbittorrent::{answer, Qbt};
 use bittide_tests::{
     compat_python, content_bytes, free_port, libtorrent, libtorrent_server, opentracker,
     run_bittide, run_bounded, ChildGuard, TempDir,
@@ -312,116 +313,6 @@ fn qbittorrent_api_client_drives_downloads_to_completion() {
     drop(d);
 }
 
-/// A qBittorrent WebAPI client by hand (ureq has no cookie jar here):
-/// keeps the `SID` cookie `auth/login` sets.
-struct Qbt {
-    base: String,
-    agent: ureq::Agent,
-    sid: Option<String>,
-}
-
-/// A form's fields.
-type Form<'a> = Vec<(&'a str, &'a str)>;
-
-/// Status and body of an answer, whatever the status.
-fn answer(r: Result<ureq::Response, ureq::Error>) -> (u16, String) {
-    match r {
-        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
-        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
-        Err(e) => panic!("{e}"),
-    }
-}
-
-impl Qbt {
-    fn new(base: &str) -> Qbt {
-        Qbt {
-            base: base.to_owned(),
-            agent: ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(20))
-                .build(),
-            sid: None,
-        }
-    }
-
-    fn request(&self, method: &str, path: &str) -> ureq::Request {
-        let r = self
-            .agent
-            .request(method, &format!("{}/api/v2/{path}", self.base));
-        match &self.sid {
-            Some(sid) => r.set("Cookie", &format!("SID={sid}")),
-            None => r,
-        }
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        answer(self.request("GET", path).call())
-    }
-
-    fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
-        answer(self.request("POST", path).send_form(form))
-    }
-
-    /// A multipart POST: text fields, then files as (file name, bytes).
-    fn multipart(
-        &self,
-        path: &str,
-        fields: &[(&str, &str)],
-        files: &[(&str, &[u8])],
-    ) -> (u16, String) {
-        let boundary = "----bittideTestBoundary7MA4YWxk";
-        let mut body = Vec::new();
-        for (name, value) in fields {
-            body.extend_from_slice(
-                format!(
-                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-                )
-                .as_bytes(),
-            );
-        }
-        for (file, bytes) in files {
-            body.extend_from_slice(
-                format!(
-                    "--{boundary}\r\nContent-Disposition: form-data; name=\"torrents\"; \
-                     filename=\"{file}\"\r\nContent-Type: application/x-bittorrent\r\n\r\n"
-                )
-                .as_bytes(),
-            );
-            body.extend_from_slice(bytes);
-            body.extend_from_slice(b"\r\n");
-        }
-        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-        answer(
-            self.request("POST", path)
-                .set(
-                    "Content-Type",
-                    &format!("multipart/form-data; boundary={boundary}"),
-                )
-                .send_bytes(&body),
-        )
-    }
-
-    fn login(&mut self) {
-        let r = self
-            .request("POST", "auth/login")
-            .send_form(&[("username", USER), ("password", PASS)])
-            .expect("login");
-        let cookie = r.header("set-cookie").expect("a SID cookie").to_owned();
-        assert_eq!(r.into_string().unwrap(), "Ok.");
-        let sid = cookie
-            .split(';')
-            .next()
-            .and_then(|c| c.strip_prefix("SID="))
-            .expect("SID=…");
-        self.sid = Some(sid.to_owned());
-    }
-
-    fn json(&self, path: &str) -> Value {
-        let (code, body) = self.get(path);
-        assert_eq!(code, 200, "{path}: {body}");
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
-    }
-}
-
 /// The calls Sonarr's `QBittorrentProxyV2` makes, in its order: probe
 /// (403 sends it to log in), login, version checks, preferences,
 /// categories, add with its category, properties polled until the torrent
@@ -442,7 +333,7 @@ fn sonarr_call_sequence_replays() {
 
     let (code, body) = q.get("app/webapiVersion");
     assert_eq!((code, body.as_str()), (403, "Forbidden"));
-    q.login();
+    q.login(USER, PASS);
     assert_eq!(q.get("app/webapiVersion"), (200, "2.11.2".into()));
     assert_eq!(q.get("app/version"), (200, "v5.0.2".into()));
     let prefs = q.json("app/preferences");
@@ -544,6 +435,9 @@ fn huge_body_status(q: &Qbt, path: &str, len: u64) -> u16 {
         .unwrap_or(0)
 }
 
+/// A form's fields.
+type Form<'a> = Vec<(&'a str, &'a str)>;
+
 /// Bad input gets qBittorrent's own answers, and changes nothing.
 #[test]
 fn bad_input_gets_qbittorrents_answers_and_changes_nothing() {
@@ -568,7 +462,7 @@ fn bad_input_gets_qbittorrents_answers_and_changes_nothing() {
         ),
         (200, "Fails.".into())
     );
-    q.login();
+    q.login(USER, PASS);
 
     // One torrent (no peers) and a category, to see that nothing changes.
     let content = dir.path().join("c.bin");
@@ -765,7 +659,7 @@ fn categories_and_share_limits_survive_a_restart() {
 
     let (d, _) = daemon(dir.path());
     let mut q = Qbt::new(&d.api);
-    q.login();
+    q.login(USER, PASS);
     let form = [("category", "shows"), ("savePath", shows_text.as_str())];
     assert_eq!(q.post("torrents/createCategory", &form).0, 200);
     let (code, body) = q.multipart(
@@ -803,7 +697,7 @@ fn categories_and_share_limits_survive_a_restart() {
 
     let (d, _) = daemon(dir.path());
     let mut q = Qbt::new(&d.api);
-    q.login();
+    q.login(USER, PASS);
     assert_eq!(seen(&q), before);
     drop(d);
 }
