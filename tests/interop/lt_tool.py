@@ -178,15 +178,26 @@ def seed(torrent, save_path, port, rate=0, limit=300.0, corrupt=False):
         h.set_upload_limit(rate)
     deadline = time.monotonic() + limit
     announced = False
+    # With trackers, "ready" waits for one to answer (or 5 s of seeding):
+    # a downloader started earlier could ask the tracker before it knows
+    # this seeder and then wait out a whole announce interval.
+    replied = not list(atp.ti.trackers())
+    seeding_since = None
     while time.monotonic() < deadline:
         st = h.status()
-        if st.is_seeding and not announced:
+        if st.is_seeding and seeding_since is None:
+            seeding_since = time.monotonic()
+        settled = replied or (seeding_since is not None
+                              and time.monotonic() - seeding_since > 5)
+        if st.is_seeding and settled and not announced:
             if corrupt:
                 corrupt_files(atp.ti, save_path)
             print("ready", flush=True)
             announced = True
         ses.wait_for_alert(200)
-        ses.pop_alerts()
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.tracker_reply_alert):
+                replied = True
     return "timeout"
 
 
