@@ -551,20 +551,5 @@ impl Reporter {
 
 /// A report for a session that ended before its first one.
 pub(super) fn empty_progress() -> Progress {
-    Progress {
-        name: None,
-        info_hash: None,
-        content: None,
-        done: 0,
-        total: 0,
-        size: 0,
-        resumed: None,
-        checked: None,
-        complete: false,
-        downloaded: 0,
-        uploaded: 0,
-        peers: 0,
-        state: TorrentState::Stopped,
-        fetching_metadata: false,
-    }
+    Progress::new(TorrentState::Stopped)
 }

@@ -207,6 +207,28 @@ pub struct Progress {
     pub fetching_metadata: bool,
 }
 
+impl Progress {
+    /// Nothing known yet but the state: no name, no bytes, no peers.
+    pub fn new(state: TorrentState) -> Progress {
+        Progress {
+            name: None,
+            info_hash: None,
+            content: None,
+            done: 0,
+            total: 0,
+            size: 0,
+            resumed: None,
+            checked: None,
+            complete: false,
+            downloaded: 0,
+            uploaded: 0,
+            peers: 0,
+            state,
+            fetching_metadata: false,
+        }
+    }
+}
+
 /// How a session ended badly; `code` is the process exit code the CLI uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionError {
@@ -382,18 +404,8 @@ pub async fn run<R: Runtime>(
             TorrentSource::Magnet(m) => m.info_hash,
             TorrentSource::File(_) => None,
         },
-        content: None,
-        done: 0,
-        total: 0,
-        size: 0,
-        resumed: None,
-        checked: None,
-        complete: false,
-        downloaded: 0,
-        uploaded: 0,
-        peers: 0,
-        state: TorrentState::Checking,
         fetching_metadata: matches!(options.torrent, TorrentSource::Magnet(_)),
+        ..Progress::new(TorrentState::Checking)
     };
     if let Some(p) = &prepared {
         p.describe(&options.folder, &mut last);
