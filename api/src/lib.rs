@@ -22,6 +22,7 @@ mod error;
 mod events;
 mod extract;
 mod guard;
+mod ids;
 mod json;
 mod listener;
 mod qbittorrent;
@@ -56,8 +57,10 @@ struct App<R: Runtime> {
     max_body: usize,
     /// Flips to `true` when the server shuts down (ends event streams).
     stop: watch::Receiver<bool>,
-    /// Transmission RPC's session id and torrent ids.
+    /// Transmission RPC's session id.
     transmission: Arc<transmission::Transmission>,
+    /// The numeric torrent ids of Transmission's and rqbit's protocols.
+    ids: Arc<ids::TorrentIds>,
     /// qBittorrent WebAPI state: tags made before use, sync snapshots.
     qbt: qbittorrent::Shared,
 }
@@ -70,6 +73,7 @@ impl<R: Runtime> Clone for App<R> {
             max_body: self.max_body,
             stop: self.stop.clone(),
             transmission: self.transmission.clone(),
+            ids: self.ids.clone(),
             qbt: self.qbt.clone(),
         }
     }
@@ -107,6 +111,7 @@ pub async fn serve<R: Runtime>(
             transmission::Transmission::new()
                 .ok_or_else(|| io::Error::other("the system random generator failed"))?,
         ),
+        ids: Arc::default(),
         qbt: qbittorrent::Shared::default(),
     };
     axum::serve(listener::GuardedListener::new(listener), router(app))
