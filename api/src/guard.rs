@@ -14,7 +14,10 @@
 //!    header, so the request must carry Basic auth or `X-Bittide-Csrf`.
 //!    A browser caches Basic credentials and sends them cross-site too, so
 //!    a request whose `Origin` (or `Sec-Fetch-Site`) says it came from
-//!    another origin is refused whatever it carries.
+//!    another origin is refused whatever it carries. The rqbit dialect
+//!    (`/rqbit/`, for Sonarr's "RQBit" client, which can send neither)
+//!    also takes a write that carries no browser's `Origin` or
+//!    `Sec-Fetch-Site`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -334,11 +337,23 @@ fn verdict(guard: &Guard, request: &Request) -> Result<(), ApiError> {
         if cross_origin(headers, host) {
             return Err(ApiError::CrossOrigin);
         }
-        if !basic && !headers.contains_key(CSRF_HEADER) {
+        let rqbit = path == crate::rqbit::PREFIX || path.starts_with("/rqbit/");
+        let vouched = basic || headers.contains_key(CSRF_HEADER);
+        if !vouched && (!rqbit || from_browser(headers)) {
             return Err(ApiError::CsrfRequired);
         }
     }
     Ok(())
+}
+
+/// Whether the request carries what every browser sends with a write
+/// (`Origin` on every cross-origin POST since 2020, and the Fetch
+/// Metadata `Sec-Fetch-Site`). The rqbit dialect's clients (Sonarr's
+/// "RQBit") send neither and cannot send bittide's CSRF header; a
+/// cross-site form always sends them, so a write without them did not come
+/// from a web page.
+fn from_browser(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::ORIGIN) || headers.contains_key("sec-fetch-site")
 }
 
 /// Whether a browser says the request comes from another origin.

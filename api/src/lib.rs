@@ -26,6 +26,7 @@ mod ids;
 mod json;
 mod listener;
 mod qbittorrent;
+mod rqbit;
 mod torrents;
 mod transmission;
 
@@ -174,6 +175,7 @@ fn router<R: Runtime>(app: App<R>) -> Router {
         .route("/api/v1/logout", post(daemon::logout::<R>))
         .merge(transmission::routes())
         .merge(qbittorrent::routes())
+        .merge(rqbit::routes())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     let guard = app.guard.clone();
