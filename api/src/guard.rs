@@ -215,7 +215,7 @@ impl Guard {
     }
 
     /// Whether the request carries a live login cookie.
-    fn cookie_ok(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn cookie_ok(&self, headers: &HeaderMap) -> bool {
         session_cookie(headers).is_some_and(|token| self.token_ok(&token))
     }
 
@@ -288,10 +288,16 @@ pub(crate) async fn check(
     request: Request,
     next: Next,
 ) -> Response {
+    // The web UI shows its own login form: a Basic challenge on its calls
+    // would make the browser pop up its own dialog over it.
+    let from_script = request.headers().contains_key(CSRF_HEADER);
     let mut response = match verdict(&guard, &request) {
         Ok(()) => next.run(request).await,
         Err(err) => err.into_response(),
     };
+    if from_script {
+        response.headers_mut().remove(header::WWW_AUTHENTICATE);
+    }
     // JSON is never to be sniffed into HTML or script by a browser.
     response.headers_mut().insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -324,6 +330,12 @@ fn verdict(guard: &Guard, request: &Request) -> Result<(), ApiError> {
         if !safe && cross_origin(headers, host) {
             return Err(ApiError::CrossOrigin);
         }
+        return Ok(());
+    }
+
+    // The web UI's page and assets hold no data: they load before the
+    // login so that the page can show its login form.
+    if safe && crate::web::is_public(path) {
         return Ok(());
     }
 

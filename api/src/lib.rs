@@ -29,6 +29,7 @@ mod qbittorrent;
 mod rqbit;
 mod torrents;
 mod transmission;
+mod web;
 
 use std::future::Future;
 use std::io;
@@ -171,11 +172,15 @@ fn router<R: Runtime>(app: App<R>) -> Router {
             get(daemon::settings::<R>).patch(daemon::patch_settings::<R>),
         )
         .route("/api/v1/events", get(events::events::<R>))
-        .route(LOGIN_PATH, post(daemon::login::<R>))
+        .route(
+            LOGIN_PATH,
+            get(daemon::login_status::<R>).post(daemon::login::<R>),
+        )
         .route("/api/v1/logout", post(daemon::logout::<R>))
         .merge(transmission::routes())
         .merge(qbittorrent::routes())
         .merge(rqbit::routes())
+        .merge(web::routes())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     let guard = app.guard.clone();
