@@ -667,13 +667,27 @@ function detailsPage(main, hash) {
   const trackers = h("tbody", { id: "tracker-rows" });
   const table = (head, body) => h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, head.map((x) =>
     h("th", { class: /^(Size|Down|Up|Seeds|Leechers|Peers|Progress %)$/.test(x) ? "num" : "", scope: "col" }, x)))), body));
+  const limitDown = h("input", { id: "limit-down", inputmode: "numeric", "aria-label": "Download limit, KiB/s", placeholder: "none" });
+  const limitUp = h("input", { id: "limit-up", inputmode: "numeric", "aria-label": "Upload limit, KiB/s", placeholder: "none" });
+  const limits = h("form", { class: "toolbar", id: "limits-form", onsubmit: (e) => {
+    e.preventDefault();
+    const kib = (el) => Math.round((Number(el.value.trim()) || 0) * 1024);
+    if ([limitDown, limitUp].some((el) => el.value.trim() && !(Number(el.value) >= 0))) return toast("Limits: not a number", true);
+    act("Limits", async () => {
+      await api("POST", `${torrentPath(hash)}/limits`, { json: { download: kib(limitDown), upload: kib(limitUp) } });
+      toast("Limits set");
+      load();
+    });
+  } },
+  h("label", {}, "Down KiB/s ", limitDown), h("label", {}, "Up KiB/s ", limitUp),
+  h("button", { type: "submit", id: "limits-save" }, "Set limits"));
   main.append(
     h("p", {}, h("a", { href: "#/" }, "← All torrents")),
-    title, actions, facts,
+    title, actions, facts, limits,
     h("h2", {}, "Pieces"), pieces,
     h("h2", {}, "Files"), table(["File", "Size", "Progress", "Priority", ""], files),
     h("h2", {}, "Peers"), table(["Address", "Client", "Down", "Up", "Progress %", "Flags"], peers),
-    h("h2", {}, "Trackers"), table(["URL", "Tier", "Status", "Seeds", "Leechers", "Peers", "Last announce"], trackers));
+    h("h2", {}, "Trackers"), table(["URL", "Tier", "Status", "Seeds", "Leechers", "Peers", "Last announce", "Next announce"], trackers));
 
   async function load() {
     if (loading) return;
@@ -721,6 +735,10 @@ function detailsPage(main, hash) {
       fact("Tags", t.tags.join(", ") || "–"), fact("Added", when(t.added_at)),
       fact("Completed", when(t.completed_at)), fact("Info-hash", t.info_hash),
       t.error ? fact("Error", t.error) : null));
+    if (!limits.contains(document.activeElement)) {
+      limitDown.value = t.download_limit ? String(Math.round(t.download_limit / 1024)) : "";
+      limitUp.value = t.upload_limit ? String(Math.round(t.upload_limit / 1024)) : "";
+    }
     drawPieces();
     // A priority menu the user is in is not pulled from under them.
     if (!files.contains(document.activeElement)) drawFiles(t);
@@ -732,8 +750,9 @@ function detailsPage(main, hash) {
       h("td", { class: "name" }, r.url), h("td", {}, r.tier),
       h("td", {}, r.error ? h("span", { class: "error" }, r.error) : r.last_announce_ago === null ? "not contacted yet" : "working"),
       h("td", { class: "num" }, r.seeders ?? "–"), h("td", { class: "num" }, r.leechers ?? "–"), h("td", { class: "num" }, r.peers),
-      h("td", {}, r.last_announce_ago === null ? "–" : `${duration(r.last_announce_ago)} ago`))));
-    if (!t.trackers.length) trackers.append(h("tr", {}, h("td", { colspan: "7", class: "empty" }, "No trackers (DHT and peers only).")));
+      h("td", {}, r.last_announce_ago === null ? "–" : `${duration(r.last_announce_ago)} ago`),
+      h("td", {}, r.next_announce_in === null ? "–" : `in ${duration(r.next_announce_in)}`))));
+    if (!t.trackers.length) trackers.append(h("tr", {}, h("td", { colspan: "8", class: "empty" }, "No trackers (DHT and peers only).")));
   }
 
   function drawFiles(t) {

@@ -127,6 +127,10 @@ try:
     time.sleep(1.5)
     wait("the skip to stick", lambda: Select(d.find_element(
         By.CSS_SELECTOR, f'#file-rows tr[data-index="{args["skip"]}"] select')).first_selected_option.text == "skip")
+    # Its own upload limit.
+    d.find_element(By.ID, "limit-up").send_keys("64")
+    d.find_element(By.ID, "limits-save").click()
+    wait("the limit", lambda: "Limits set" in d.find_element(By.ID, "toasts").text)
     out["details_facts"] = d.find_element(By.ID, "details-facts").text
     out["trackers"] = d.find_element(By.ID, "tracker-rows").text
     d.save_screenshot(os.path.join(shots, "details.png"))

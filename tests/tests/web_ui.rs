@@ -101,7 +101,8 @@ fn a_person_uses_the_web_ui_in_chromium() {
         out["details_facts"]
     );
     assert!(
-        out["trackers"].as_str().unwrap_or("").contains("/announce"),
+        out["trackers"].as_str().unwrap_or("").contains("/announce")
+            && out["trackers"].as_str().unwrap_or("").contains(" in "),
         "{}",
         out["trackers"]
     );
@@ -146,6 +147,11 @@ fn a_person_uses_the_web_ui_in_chromium() {
         .unwrap_or_default();
     assert_eq!(priorities, ["normal", "skip", "skip"]);
     assert_eq!(details["category"], "shows");
+    assert_eq!(
+        details["upload_limit"],
+        64 * 1024,
+        "the details page set its limit"
+    );
     assert_eq!(
         out["api_settings"]["upload_rate"],
         512 * 1024,

@@ -153,6 +153,7 @@ struct TrackerJson {
     leechers: Option<u32>,
     last_announce_ago: Option<u64>,
     error: Option<String>,
+    next_announce_in: Option<u64>,
 }
 
 impl From<&TrackerView> for TrackerJson {
@@ -165,6 +166,7 @@ impl From<&TrackerView> for TrackerJson {
             leechers: t.leechers,
             last_announce_ago: t.last_announce_ago,
             error: t.error.clone(),
+            next_announce_in: t.next_announce_in,
         }
     }
 }

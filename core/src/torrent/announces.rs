@@ -20,6 +20,8 @@ pub struct TrackerStatus {
     pub leechers: Option<u32>,
     /// Why its last announce failed (`None` after a success).
     pub error: Option<TrackerError>,
+    /// When it is announced to next, if it is the one next in line.
+    pub next: Option<Instant>,
 }
 
 /// What one tracker last said.
@@ -36,6 +38,7 @@ impl Torrent {
     /// Every tracker of the torrent in tier order, with what it last said.
     pub fn trackers(&self) -> Vec<TrackerStatus> {
         let mut out = Vec::new();
+        let next = self.announcer.next_announce();
         for (tier, urls) in self.announcer.tiers().iter().enumerate() {
             for url in urls {
                 let heard = self.heard.get(url);
@@ -47,6 +50,7 @@ impl Torrent {
                     seeders: heard.and_then(|h| h.seeders),
                     leechers: heard.and_then(|h| h.leechers),
                     error: heard.and_then(|h| h.error.clone()),
+                    next: next.filter(|(u, _)| u == url).map(|(_, at)| at),
                 });
             }
         }

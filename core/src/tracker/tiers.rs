@@ -224,6 +224,14 @@ impl Announcer {
         }
     }
 
+    /// The tracker the next announce goes to and when (BEP 12: one
+    /// tracker at a time); `None` while one is in flight or after the
+    /// last.
+    pub fn next_announce(&self) -> Option<(&str, Instant)> {
+        let at = self.poll_timeout()?;
+        self.current_url().map(|url| (url.as_str(), at))
+    }
+
     /// Whether the announcer is done (after `stopped`).
     pub fn is_finished(&self) -> bool {
         self.finished
@@ -286,6 +294,27 @@ mod tests {
         a.handle_success(t1, &s.url, &ok(100, None));
         assert!(a.is_finished());
         assert_eq!(a.poll_timeout(), None);
+    }
+
+    #[test]
+    fn the_next_announce_names_its_tracker_and_time() {
+        let t0 = Instant::ZERO;
+        let mut a = Announcer::new(t0, tiers(), &mut Rng::new(Seed::from_u64(4)));
+        let first = a.poll_announce(t0).unwrap();
+        assert_eq!(
+            a.next_announce(),
+            None,
+            "nothing is next while one is in flight"
+        );
+        a.handle_success(t0, &first.url, &ok(1800, None));
+        assert_eq!(
+            a.next_announce(),
+            Some((first.url.as_str(), t0 + Duration::from_secs(1800)))
+        );
+        a.stop(t0);
+        let stopped = a.poll_announce(t0).unwrap();
+        a.handle_success(t0, &stopped.url, &ok(1800, None));
+        assert_eq!(a.next_announce(), None, "nothing after the last");
     }
 
     #[test]

@@ -376,6 +376,7 @@ pub(crate) fn details(
                     leechers: s.leechers,
                     last_announce_ago: s.last.map(|l| (now - l).as_secs()),
                     error: s.error.map(|e| e.to_string()),
+                    next_announce_in: s.next.map(|at| at.saturating_duration_since(now).as_secs()),
                 })
                 .collect()
         })

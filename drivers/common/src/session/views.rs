@@ -157,6 +157,9 @@ pub struct TrackerView {
     pub last_announce_ago: Option<u64>,
     /// Why its last announce failed.
     pub error: Option<String>,
+    /// Seconds to its next announce, if it is the tracker next in line
+    /// (BEP 12 asks one tracker at a time).
+    pub next_announce_in: Option<u64>,
 }
 
 /// One torrent in full.
