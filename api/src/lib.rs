@@ -25,6 +25,7 @@ mod guard;
 mod json;
 mod listener;
 mod qbittorrent;
+mod stream;
 mod torrents;
 mod transmission;
 
@@ -158,6 +159,18 @@ fn router<R: Runtime>(app: App<R>) -> Router {
         .route(
             "/api/v1/torrents/{hash}/rename",
             post(torrents::rename::<R>),
+        )
+        .route(
+            "/api/v1/torrents/{hash}/files/{index}/stream",
+            get(stream::by_index::<R>),
+        )
+        .route(
+            "/api/v1/torrents/{hash}/stream/{*path}",
+            get(stream::by_path::<R>),
+        )
+        .route(
+            "/api/v1/torrents/{hash}/playlist.m3u",
+            get(stream::playlist::<R>),
         )
         .route("/api/v1/stats", get(daemon::stats::<R>))
         .route(
