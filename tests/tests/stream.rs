@@ -1,0 +1,400 @@
+//! Streaming over HTTP with ranges (issue 15, `docs/api.md` "Streaming"),
+//! against a `bittide daemon` downloading from a rate-limited libtorrent
+//! seeder on loopback: every range form, byte for byte against the
+//! source, while the file is only partly downloaded; a seek to 80 % served
+//! long before the whole file is in; a skipped file streamed; the M3U
+//! playlist; and a stream that ends when its torrent is removed. Every
+//! process and wait is bounded.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bittide_tests::daemon::Daemon;
+use bittide_tests::{
+    content_bytes, free_port, libtorrent, libtorrent_server, run_bittide, ChildGuard, TempDir,
+};
+use serde_json::Value;
+
+const PIECE: &str = "256K";
+/// The seeder's upload limit: the 16 MiB clip takes about 16 s.
+const RATE: u64 = 1 << 20;
+const CLIP: usize = 16 << 20;
+
+/// A folder torrent `show/` (clip.mp4, extra.mkv, notes.txt) and its
+/// content.
+struct Show {
+    torrent: PathBuf,
+    hash: String,
+    clip: Vec<u8>,
+    extra: Vec<u8>,
+}
+
+fn make_show(dir: &Path) -> (Show, PathBuf) {
+    let src = dir.join("src");
+    let root = src.join("show");
+    std::fs::create_dir_all(&root).unwrap();
+    let clip = content_bytes(CLIP, 7);
+    let extra = content_bytes(1 << 20, 8);
+    std::fs::write(root.join("clip.mp4"), &clip).unwrap();
+    std::fs::write(root.join("extra.mkv"), &extra).unwrap();
+    std::fs::write(root.join("notes.txt"), b"hello\n".repeat(500)).unwrap();
+    let torrent = dir.join("show.torrent");
+    run_bittide(&[
+        "create",
+        root.to_str().unwrap(),
+        "--piece-size",
+        PIECE,
+        "-o",
+        torrent.to_str().unwrap(),
+    ]);
+    let hash = libtorrent(&["hash", torrent.to_str().unwrap()]);
+    (
+        Show {
+            torrent,
+            hash,
+            clip,
+            extra,
+        },
+        src,
+    )
+}
+
+fn seeder(show: &Show, src: &Path, port: u16) -> ChildGuard {
+    libtorrent_server(&[
+        "seed",
+        show.torrent.to_str().unwrap(),
+        src.to_str().unwrap(),
+        &port.to_string(),
+        &RATE.to_string(),
+    ])
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build()
+}
+
+/// What came back: status, headers, body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut req = agent().request(method, url);
+    for (n, v) in headers {
+        req = req.set(n, v);
+    }
+    let r = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = r.status();
+    let headers = r
+        .headers_names()
+        .into_iter()
+        .map(|n| {
+            let v = r.header(&n).unwrap_or("").to_owned();
+            (n, v)
+        })
+        .collect();
+    let mut body = Vec::new();
+    r.into_reader()
+        .read_to_end(&mut body)
+        .unwrap_or_else(|e| panic!("{method} {url}: body: {e}"));
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn get_range(url: &str, range: &str) -> Answer {
+    request("GET", url, &[("Range", range)])
+}
+
+/// A 206 for `range` with exactly `want` at `start` of a file of `len`.
+fn check_part(a: &Answer, what: &str, start: usize, want: &[u8], len: usize) {
+    assert_eq!(a.status, 206, "{what}: status");
+    let end = start + want.len() - 1;
+    assert_eq!(
+        a.header("content-range"),
+        Some(format!("bytes {start}-{end}/{len}").as_str()),
+        "{what}: Content-Range"
+    );
+    assert_eq!(
+        a.header("content-length"),
+        Some(want.len().to_string().as_str()),
+        "{what}: Content-Length"
+    );
+    assert!(a.body == want, "{what}: the bytes differ from the source's");
+}
+
+fn details(d: &Daemon, hash: &str) -> Value {
+    d.get(&format!("/api/v1/torrents/{hash}"))
+}
+
+#[test]
+fn ranges_seek_and_playlist_on_a_partly_downloaded_torrent() {
+    let dir = TempDir::new("stream-ranges");
+    let (show, src) = make_show(dir.path());
+    let port = free_port();
+    let _seeder = seeder(&show, &src, port);
+    let d = Daemon::start(&dir.path().join("state"), &dir.path().join("dl"), &[]);
+    let hash = show.hash.clone();
+    let total = 16u64 << 20;
+    d.add_file(&show.torrent, &format!("only=0,2&peers=127.0.0.1:{port}"));
+    let by_index = format!("{}/api/v1/torrents/{hash}/files/0/stream", d.api);
+    let by_path = format!("{}/api/v1/torrents/{hash}/stream/show/clip.mp4", d.api);
+
+    // HEAD: what a GET would send, without the body.
+    let head = request("HEAD", &by_index, &[]);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("accept-ranges"), Some("bytes"));
+    assert_eq!(head.header("content-type"), Some("video/mp4"));
+    assert_eq!(
+        head.header("content-length"),
+        Some(CLIP.to_string().as_str())
+    );
+    assert_eq!(
+        head.header("content-disposition"),
+        Some("inline; filename=\"clip.mp4\"; filename*=UTF-8''clip.mp4")
+    );
+    assert!(head.body.is_empty());
+
+    // Seek to 80 %: served long before the whole torrent is in.
+    let at = CLIP * 8 / 10;
+    let started = Instant::now();
+    let seek = get_range(&by_index, &format!("bytes={at}-{}", at + 65535));
+    let seek_time = started.elapsed();
+    let after_seek = details(&d, &hash);
+    let downloaded = after_seek["downloaded"].as_u64().unwrap();
+    check_part(&seek, "seek to 80 %", at, &show.clip[at..at + 65536], CLIP);
+    eprintln!(
+        "seek to 80 %: {:.2} s, {:.1} MiB of {:.1} MiB downloaded when it returned",
+        seek_time.as_secs_f64(),
+        downloaded as f64 / 1048576.0,
+        total as f64 / 1048576.0
+    );
+    assert!(
+        downloaded < total / 2,
+        "the seek returned only after {downloaded} of {total} bytes were downloaded"
+    );
+
+    // Every single-range form, byte for byte.
+    let suffix = get_range(&by_index, "bytes=-100000");
+    check_part(
+        &suffix,
+        "suffix",
+        CLIP - 100000,
+        &show.clip[CLIP - 100000..],
+        CLIP,
+    );
+    let closed = get_range(&by_path, "bytes=1000-2999");
+    check_part(
+        &closed,
+        "first-last by path",
+        1000,
+        &show.clip[1000..3000],
+        CLIP,
+    );
+    let multi = get_range(&by_index, "bytes=0-9,100-199");
+    check_part(
+        &multi,
+        "several ranges: the first",
+        0,
+        &show.clip[..10],
+        CLIP,
+    );
+    let past = get_range(&by_index, &format!("bytes={CLIP}-"));
+    assert_eq!(past.status, 416);
+    assert_eq!(
+        past.header("content-range"),
+        Some(format!("bytes */{CLIP}").as_str())
+    );
+    let partly = details(&d, &hash)["progress"].as_f64().unwrap();
+    eprintln!("progress after the range checks: {:.0} %", partly * 100.0);
+    assert!(
+        partly < 1.0,
+        "the torrent finished before the range checks: they did not test a partial file"
+    );
+    let tail = CLIP - (3 << 20);
+    let open = get_range(&by_index, &format!("bytes={tail}-"));
+    check_part(&open, "open-ended", tail, &show.clip[tail..], CLIP);
+
+    // Two streams at once.
+    let readers: Vec<_> = [4usize << 20, 10 << 20]
+        .into_iter()
+        .map(|start| {
+            let url = by_index.clone();
+            std::thread::spawn(move || {
+                let a = get_range(&url, &format!("bytes={start}-{}", start + (1 << 20) - 1));
+                (start, a)
+            })
+        })
+        .collect();
+    for r in readers {
+        let (start, a) = r.join().expect("a reader thread");
+        check_part(
+            &a,
+            "two at once",
+            start,
+            &show.clip[start..start + (1 << 20)],
+            CLIP,
+        );
+    }
+
+    // A file the user skipped: streaming selects it (at low priority).
+    let extra = request(
+        "GET",
+        &format!("{}/api/v1/torrents/{hash}/stream/show/extra.mkv", d.api),
+        &[],
+    );
+    assert_eq!(extra.status, 200);
+    assert_eq!(extra.header("content-type"), Some("video/x-matroska"));
+    assert!(extra.body == show.extra, "the skipped file's bytes differ");
+    let files = details(&d, &hash)["files"].clone();
+    assert_eq!(files[1]["priority"], "low", "{files:#}");
+
+    let notes = request(
+        "HEAD",
+        &format!("{}/api/v1/torrents/{hash}/files/2/stream", d.api),
+        &[],
+    );
+    assert_eq!(
+        notes.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+
+    // The playlist: media files only, absolute URLs on the Host used.
+    let list = request(
+        "GET",
+        &format!("{}/api/v1/torrents/{hash}/playlist.m3u", d.api),
+        &[],
+    );
+    assert_eq!(list.status, 200);
+    let text = String::from_utf8(list.body.clone()).unwrap();
+    let clip_url = format!("{}/api/v1/torrents/{hash}/stream/show/clip.mp4", d.api);
+    let extra_url = format!("{}/api/v1/torrents/{hash}/stream/show/extra.mkv", d.api);
+    assert_eq!(
+        text,
+        format!("#EXTM3U\n#EXTINF:-1,clip.mp4\n{clip_url}\n#EXTINF:-1,extra.mkv\n{extra_url}\n")
+    );
+
+    // No Range: the whole file, once it has all arrived.
+    let whole = request("GET", &clip_url, &[]);
+    assert_eq!(whole.status, 200);
+    assert!(whole.body == show.clip, "the whole file differs");
+    // An If-Range that is not our entity tag: the whole file too.
+    let stale = request(
+        "GET",
+        &by_index,
+        &[
+            ("Range", "bytes=0-9"),
+            ("If-Range", "Wed, 21 Oct 2015 07:28:00 GMT"),
+        ],
+    );
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.body.len(), CLIP);
+    let etag = whole.header("etag").expect("an ETag").to_owned();
+    let fresh = request(
+        "GET",
+        &by_index,
+        &[("Range", "bytes=0-9"), ("If-Range", etag.as_str())],
+    );
+    check_part(&fresh, "If-Range with our ETag", 0, &show.clip[..10], CLIP);
+    // A page of another site may not open a stream.
+    let foreign = request(
+        "GET",
+        &by_index,
+        &[("Sec-Fetch-Site", "cross-site"), ("Range", "bytes=0-9")],
+    );
+    assert_eq!(foreign.status, 403);
+}
+
+#[test]
+fn a_stream_ends_when_its_torrent_is_removed_and_needs_the_login() {
+    let dir = TempDir::new("stream-removed");
+    let (show, _src) = make_show(dir.path());
+    let d = Daemon::start(
+        &dir.path().join("state"),
+        &dir.path().join("dl"),
+        &["--api-username", "u", "--api-password", "p@ss word"],
+    );
+    let hash = show.hash.clone();
+    let auth = "Basic dTpwQHNzIHdvcmQ="; // u:p@ss word
+    let bytes = std::fs::read(&show.torrent).unwrap();
+    let added = agent()
+        .post(&format!("{}/api/v1/torrents", d.api))
+        .set("Authorization", auth)
+        .set("Content-Type", "application/x-bittorrent")
+        .send_bytes(&bytes);
+    assert!(added.is_ok(), "add: {added:?}");
+    let url = format!("{}/api/v1/torrents/{hash}/files/0/stream", d.api);
+
+    let anonymous = request("GET", &url, &[]);
+    assert_eq!(anonymous.status, 401);
+
+    let list = request(
+        "GET",
+        &format!("{}/api/v1/torrents/{hash}/playlist.m3u", d.api),
+        &[("Authorization", auth)],
+    );
+    let text = String::from_utf8(list.body).unwrap();
+    let host = d.api.strip_prefix("http://").unwrap();
+    assert!(
+        text.contains(&format!(
+            "http://u:p%40ss%20word@{host}/api/v1/torrents/{hash}/stream/show/clip.mp4"
+        )),
+        "{text}"
+    );
+
+    // No peer has the data: the read waits, until the torrent goes.
+    let reader = std::thread::spawn({
+        let url = url.clone();
+        move || {
+            let r = agent()
+                .get(&url)
+                .set("Authorization", auth)
+                .set("Range", "bytes=1000-")
+                .call();
+            let started = Instant::now();
+            let got = r.map(|r| {
+                let mut body = Vec::new();
+                let read = r.into_reader().read_to_end(&mut body);
+                (body.len(), read.is_err())
+            });
+            (got.map_err(|e| e.to_string()), started.elapsed())
+        }
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!reader.is_finished(), "the read did not wait for data");
+    let removed = Instant::now();
+    let gone = agent()
+        .delete(&format!("{}/api/v1/torrents/{hash}", d.api))
+        .set("Authorization", auth)
+        .call();
+    assert!(gone.is_ok(), "remove: {gone:?}");
+    let (got, _) = reader.join().expect("the reader thread");
+    let ended_after = removed.elapsed();
+    let (len, cut) = got.expect("the response's headers came before the data");
+    assert_eq!(len, 0, "no byte of a file that never arrived");
+    assert!(cut, "the body ended cleanly instead of being cut short");
+    assert!(
+        ended_after < Duration::from_secs(5),
+        "the stream ended {ended_after:?} after the removal"
+    );
+}
