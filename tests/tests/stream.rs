@@ -3,8 +3,9 @@
 //! seeder on loopback: every range form, byte for byte against the
 //! source, while the file is only partly downloaded; a seek to 80 % served
 //! long before the whole file is in; a skipped file streamed; the M3U
-//! playlist; and a stream that ends when its torrent is removed. Every
-//! process and wait is bounded.
+//! playlist; a stream that ends when its torrent is removed; and a small
+//! video played in headless Chromium from the stream URL while it
+//! downloads, with a seek to 80 %. Every process and wait is bounded.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use bittide_tests::daemon::Daemon;
 use bittide_tests::{
-    content_bytes, free_port, libtorrent, libtorrent_server, run_bittide, ChildGuard, TempDir,
+    compat_python, content_bytes, free_port, libtorrent, libtorrent_server, require_tool,
+    run_bittide, run_bounded, workspace_root, ChildGuard, TempDir,
 };
 use serde_json::Value;
 
@@ -60,13 +62,15 @@ fn make_show(dir: &Path) -> (Show, PathBuf) {
     )
 }
 
-fn seeder(show: &Show, src: &Path, port: u16) -> ChildGuard {
+/// A libtorrent seeder of `torrent` (content under `src`) on `port`,
+/// uploading at most `rate` bytes/s.
+fn seeder(torrent: &Path, src: &Path, port: u16, rate: u64) -> ChildGuard {
     libtorrent_server(&[
         "seed",
-        show.torrent.to_str().unwrap(),
+        torrent.to_str().unwrap(),
         src.to_str().unwrap(),
         &port.to_string(),
-        &RATE.to_string(),
+        &rate.to_string(),
     ])
 }
 
@@ -152,7 +156,7 @@ fn ranges_seek_and_playlist_on_a_partly_downloaded_torrent() {
     let dir = TempDir::new("stream-ranges");
     let (show, src) = make_show(dir.path());
     let port = free_port();
-    let _seeder = seeder(&show, &src, port);
+    let _seeder = seeder(&show.torrent, &src, port, RATE);
     let d = Daemon::start(&dir.path().join("state"), &dir.path().join("dl"), &[]);
     let hash = show.hash.clone();
     let total = 16u64 << 20;
@@ -397,4 +401,131 @@ fn a_stream_ends_when_its_torrent_is_removed_and_needs_the_login() {
         ended_after < Duration::from_secs(5),
         "the stream ended {ended_after:?} after the removal"
     );
+}
+
+/// Where a test leaves what a person may want to look at (screenshots):
+/// `target/test-output/NAME/`, kept after the run.
+fn output_dir(name: &str) -> PathBuf {
+    let dir = workspace_root().join("target/test-output").join(name);
+    std::fs::create_dir_all(&dir).expect("create the test output folder");
+    dir
+}
+
+#[test]
+fn chromium_plays_a_downloading_video_and_seeks_to_80_percent() {
+    require_tool("ffmpeg", &["-version"], "ffmpeg");
+    require_tool("/usr/bin/chromium", &["--version"], "chromium");
+    require_tool("/usr/bin/chromedriver", &["--version"], "chromium-driver");
+    let python = compat_python();
+    require_tool(
+        python.to_str().unwrap(),
+        &["-c", "import selenium"],
+        "selenium (PyPI, in the venv ./scripts/test makes)",
+    );
+    let dir = TempDir::new("stream-browser");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let video = src.join("clip.webm");
+    // 30 s of 320x240 VP8 at 2 Mbit/s (noise keeps the rate up): 7 MiB,
+    // a key frame every second.
+    let made = run_bounded(
+        std::process::Command::new("ffmpeg").args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-t",
+            "30",
+            "-vf",
+            "noise=alls=30:allf=t",
+            "-c:v",
+            "libvpx",
+            "-b:v",
+            "2M",
+            "-minrate",
+            "2M",
+            "-maxrate",
+            "2M",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-g",
+            "25",
+            "-an",
+            video.to_str().unwrap(),
+        ]),
+        Duration::from_secs(120),
+    );
+    assert!(
+        made.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let torrent = dir.path().join("clip.torrent");
+    run_bittide(&[
+        "create",
+        video.to_str().unwrap(),
+        "--piece-size",
+        "64K",
+        "-o",
+        torrent.to_str().unwrap(),
+    ]);
+    let hash = libtorrent(&["hash", torrent.to_str().unwrap()]);
+    let port = free_port();
+    // 512 KiB/s: faster than the video plays (2 Mbit/s), slower than the
+    // whole file would need to be in before the seek.
+    let _seeder = seeder(&torrent, &src, port, 512 << 10);
+    let d = Daemon::start(&dir.path().join("state"), &dir.path().join("dl"), &[]);
+    d.add_file(&torrent, &format!("peers=127.0.0.1:{port}"));
+    let shot = output_dir("stream_browser").join("seeked.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = run_bounded(
+        std::process::Command::new(&python).args([
+            workspace_root()
+                .join("tests/interop/stream_browser.py")
+                .to_str()
+                .unwrap(),
+            &format!("{}/api/v1/stats", d.api),
+            &format!("{}/api/v1/torrents/{hash}/files/0/stream", d.api),
+            &format!("{}/api/v1/torrents/{hash}", d.api),
+            shot.to_str().unwrap(),
+        ]),
+        Duration::from_secs(240),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser test failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    eprintln!("chromium: {seen}");
+    let duration = seen["duration"].as_f64().unwrap();
+    assert!((duration - 30.0).abs() < 1.0, "duration {duration}");
+    assert!(seen["time_after_seek"].as_f64().unwrap() > seen["seek_to"].as_f64().unwrap() + 1.0);
+    assert!(
+        seen["progress_at_seek"].as_f64().unwrap() < 1.0,
+        "the whole video was in before the seek: it did not test streaming"
+    );
+    let errors: Vec<&Value> = seen["console"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["level"] == "SEVERE")
+        // The page is a JSON endpoint: the daemon has no favicon until the
+        // web UI brings one, and Chromium asks for it by itself.
+        .filter(|e| {
+            !e["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("/favicon.ico ")
+        })
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    assert!(shot.is_file(), "no screenshot at {}", shot.display());
 }
