@@ -108,10 +108,10 @@ pub fn union_window(layout: &FileLayout, streams: &[(usize, u64)]) -> Vec<PieceI
     out
 }
 
-/// One open stream, as the session sees it.
+/// One open stream, as the session sees it (`T`: the torrent's id).
 #[derive(Debug)]
-struct Open {
-    torrent: TorrentId,
+struct Open<T> {
+    torrent: T,
     layout: Arc<FileLayout>,
     file: usize,
     position: u64,
@@ -120,26 +120,44 @@ struct Open {
     wake: Sender<()>,
 }
 
-#[derive(Debug, Default)]
-struct Table {
+#[derive(Debug)]
+struct Table<T> {
     next: u64,
-    open: BTreeMap<u64, Open>,
+    open: BTreeMap<u64, Open<T>>,
 }
 
-/// Every open stream of a session: their windows and wake-ups.
-#[derive(Debug, Default)]
-pub(crate) struct Streams {
-    table: Mutex<Table>,
+/// A torrent's new time-critical pieces, for the loop
+/// ([`Command::SetCritical`]).
+type Window<T> = (T, Vec<PieceIndex>);
+
+/// Every open stream of a session: their windows and wake-ups. Each
+/// change that moves a torrent's window hands the new one to a `send`
+/// callback, called with the table locked so that windows reach the loop
+/// in the order they were made.
+#[derive(Debug)]
+pub(crate) struct Streams<T = TorrentId> {
+    table: Mutex<Table<T>>,
 }
 
-impl Streams {
-    fn table(&self) -> MutexGuard<'_, Table> {
+impl<T> Default for Streams<T> {
+    fn default() -> Streams<T> {
+        Streams {
+            table: Mutex::new(Table {
+                next: 0,
+                open: BTreeMap::new(),
+            }),
+        }
+    }
+}
+
+impl<T: Copy + Eq> Streams<T> {
+    fn table(&self) -> MutexGuard<'_, Table<T>> {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Wakes every stream of `torrent` (a piece arrived, or it changed
     /// state or went away). Called on the loop: never blocks.
-    pub(crate) fn wake(&self, torrent: TorrentId) {
+    pub(crate) fn wake(&self, torrent: T) {
         for o in self.table().open.values() {
             if o.torrent == torrent {
                 // Full: a wake-up is already pending.
@@ -148,11 +166,13 @@ impl Streams {
         }
     }
 
+    /// Opens a stream on `file` at position 0.
     fn open(
         &self,
-        torrent: TorrentId,
+        torrent: T,
         layout: Arc<FileLayout>,
         file: usize,
+        send: impl FnOnce(Window<T>),
     ) -> (u64, Receiver<()>) {
         let (wake, woken) = async_channel::bounded(1);
         let mut t = self.table();
@@ -168,12 +188,13 @@ impl Streams {
                 wake,
             },
         );
+        send(window_of(&t, torrent));
         (key, woken)
     }
 
-    /// Moves a stream's position; the torrent's window is sent again if
-    /// the stream moved to another piece.
-    fn seek(&self, key: u64, position: u64, driver: &Handle) {
+    /// Moves a stream's position; its torrent's window changes only if the
+    /// stream moved to another piece.
+    fn seek(&self, key: u64, position: u64, send: impl FnOnce(Window<T>)) {
         let mut t = self.table();
         let Some(o) = t.open.get_mut(&key) else {
             return;
@@ -183,27 +204,22 @@ impl Streams {
         o.position = position;
         let torrent = o.torrent;
         if moved {
-            publish(&t, torrent, driver);
+            send(window_of(&t, torrent));
         }
     }
 
-    fn close(&self, key: u64, driver: &Handle) {
+    /// Forgets a stream: its torrent's window without it.
+    fn close(&self, key: u64, send: impl FnOnce(Window<T>)) {
         let mut t = self.table();
         if let Some(o) = t.open.remove(&key) {
-            publish(&t, o.torrent, driver);
+            send(window_of(&t, o.torrent));
         }
-    }
-
-    /// Sends the window of a stream just opened.
-    fn publish(&self, torrent: TorrentId, driver: &Handle) {
-        publish(&self.table(), torrent, driver);
     }
 }
 
-/// Sends `torrent`'s union window to the loop. Called with the table
-/// locked, so windows reach the loop in the order they were computed.
-fn publish(t: &Table, torrent: TorrentId, driver: &Handle) {
-    let mine: Vec<&Open> = t.open.values().filter(|o| o.torrent == torrent).collect();
+/// `torrent`'s union window (empty once no stream of it is open).
+fn window_of<T: Copy + Eq>(t: &Table<T>, torrent: T) -> Window<T> {
+    let mine: Vec<&Open<T>> = t.open.values().filter(|o| o.torrent == torrent).collect();
     let pieces = match mine.first() {
         Some(o) => {
             let at: Vec<(usize, u64)> = mine.iter().map(|o| (o.file, o.position)).collect();
@@ -211,7 +227,14 @@ fn publish(t: &Table, torrent: TorrentId, driver: &Handle) {
         }
         None => Vec::new(),
     };
-    driver.send(Command::SetCritical(torrent, pieces));
+    (torrent, pieces)
+}
+
+/// Hands a window to the loop.
+fn to_loop(driver: &Handle) -> impl FnOnce(Window<TorrentId>) + '_ {
+    move |(torrent, pieces)| {
+        driver.send(Command::SetCritical(torrent, pieces));
+    }
 }
 
 /// A file of a torrent, read at any offset while the torrent downloads.
@@ -259,10 +282,8 @@ impl<R: Runtime> FileStream<R> {
         let Some((piece, _)) = self.layout.locate(self.file, offset) else {
             return Ok(Vec::new());
         };
-        self.session
-            .shared
-            .streams
-            .seek(self.key, offset, &self.session.driver);
+        let to_loop = to_loop(&self.session.driver);
+        self.session.shared.streams.seek(self.key, offset, to_loop);
         self.wait_for(piece).await?;
         let start = self.layout.file_range(self.file).map_or(0, |r| r.start);
         let piece_end = self.layout.piece_offset(piece) + u64::from(self.layout.piece_size(piece));
@@ -314,10 +335,8 @@ impl<R: Runtime> FileStream<R> {
 
 impl<R: Runtime> Drop for FileStream<R> {
     fn drop(&mut self) {
-        self.session
-            .shared
-            .streams
-            .close(self.key, &self.session.driver);
+        let to_loop = to_loop(&self.session.driver);
+        self.session.shared.streams.close(self.key, to_loop);
     }
 }
 
@@ -374,9 +393,10 @@ impl<R: Runtime> SessionHandle<R> {
                 .await?;
         }
         let layout = Arc::new(layout);
-        let streams = &self.shared.streams;
-        let (key, woken) = streams.open(torrent, layout.clone(), file);
-        streams.publish(torrent, &self.driver);
+        let (key, woken) =
+            self.shared
+                .streams
+                .open(torrent, layout.clone(), file, to_loop(&self.driver));
         Ok(FileStream {
             session: self.clone(),
             key,
@@ -432,6 +452,52 @@ mod tests {
         // which file 0's window also has as its last.
         assert_eq!(w, vec![0, 39, 19, 1, 49, 2, 40, 3, 41, 4, 42, 43]);
         assert!(union_window(&l, &[]).is_empty());
+    }
+
+    #[test]
+    fn streams_move_their_window_and_a_closed_one_releases_it() {
+        let streams: Streams<u32> = Streams::default();
+        let layout = Arc::new(layout());
+        let mut sent: Vec<(u32, Vec<u32>)> = Vec::new();
+        let mut send = |w: Window<u32>| sent.push((w.0, w.1.iter().map(|p| p.0).collect()));
+        let (one, _w1) = streams.open(1, layout.clone(), 0, &mut send);
+        let (two, _w2) = streams.open(1, layout.clone(), 1, &mut send);
+        let (other, _w3) = streams.open(2, layout.clone(), 0, &mut send);
+        // Within the same piece: nothing to tell the loop.
+        streams.seek(one, 1000, &mut send);
+        // To 80 % of file 0: the reader's piece first.
+        streams.seek(one, 15 * u64::from(PIECE), &mut send);
+        // Closing one leaves the other's window; the last one none.
+        streams.close(one, &mut send);
+        streams.close(two, &mut send);
+        streams.close(two, &mut send);
+        streams.close(other, &mut send);
+        assert_eq!(
+            sent,
+            vec![
+                (1, vec![0, 19, 1, 2, 3, 4]),
+                // File 1 starts in piece 19, which file 0 ends in.
+                (1, vec![0, 19, 49, 1, 20, 2, 21, 3, 22, 4, 23]),
+                (2, vec![0, 19, 1, 2, 3, 4]),
+                (1, vec![15, 19, 0, 49, 20, 16, 21, 17, 22, 18, 23]),
+                (1, vec![19, 49, 20, 21, 22, 23]),
+                (1, vec![]),
+                (2, vec![]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_piece_wakes_only_the_streams_of_its_torrent() {
+        let streams: Streams<u32> = Streams::default();
+        let layout = Arc::new(layout());
+        let (_, woken_a) = streams.open(1, layout.clone(), 0, drop);
+        let (_, woken_b) = streams.open(2, layout, 0, drop);
+        streams.wake(1);
+        streams.wake(1);
+        assert!(woken_a.try_recv().is_ok());
+        assert!(woken_a.try_recv().is_err(), "wake-ups are coalesced");
+        assert!(woken_b.try_recv().is_err());
     }
 
     #[test]
