@@ -22,6 +22,9 @@ const PIECE: &str = "256K";
 /// The seeder's upload limit: the 16 MiB clip takes about 16 s.
 const RATE: u64 = 1 << 20;
 const CLIP: usize = 16 << 20;
+/// The file the user skips: larger than a stream's window, so streaming
+/// part of it shows that only what is read (and read ahead) is fetched.
+const EXTRA: usize = 12 << 20;
 
 /// A folder torrent `show/` (clip.mp4, extra.mkv, notes.txt) and its
 /// content.
@@ -37,7 +40,7 @@ fn make_show(dir: &Path) -> (Show, PathBuf) {
     let root = src.join("show");
     std::fs::create_dir_all(&root).unwrap();
     let clip = content_bytes(CLIP, 7);
-    let extra = content_bytes(1 << 20, 8);
+    let extra = content_bytes(EXTRA, 8);
     std::fs::write(root.join("clip.mp4"), &clip).unwrap();
     std::fs::write(root.join("extra.mkv"), &extra).unwrap();
     std::fs::write(root.join("notes.txt"), b"hello\n".repeat(500)).unwrap();
@@ -261,17 +264,28 @@ fn ranges_seek_and_playlist_on_a_partly_downloaded_torrent() {
         );
     }
 
-    // A file the user skipped: streaming selects it (at low priority).
-    let extra = request(
-        "GET",
-        &format!("{}/api/v1/torrents/{hash}/stream/show/extra.mkv", d.api),
-        &[],
+    // A file the user skipped: its pieces under the stream are fetched
+    // (into the part file), its priority stays "skip".
+    let extra_url = format!("{}/api/v1/torrents/{hash}/stream/show/extra.mkv", d.api);
+    let extra_head = get_range(&extra_url, "bytes=0-65535");
+    assert_eq!(extra_head.header("content-type"), Some("video/x-matroska"));
+    check_part(
+        &extra_head,
+        "skipped file, start",
+        0,
+        &show.extra[..65536],
+        EXTRA,
     );
-    assert_eq!(extra.status, 200);
-    assert_eq!(extra.header("content-type"), Some("video/x-matroska"));
-    assert!(extra.body == show.extra, "the skipped file's bytes differ");
+    let extra_tail = get_range(&extra_url, "bytes=-1000");
+    check_part(
+        &extra_tail,
+        "skipped file, end",
+        EXTRA - 1000,
+        &show.extra[EXTRA - 1000..],
+        EXTRA,
+    );
     let files = details(&d, &hash)["files"].clone();
-    assert_eq!(files[1]["priority"], "low", "{files:#}");
+    assert_eq!(files[1]["priority"], "skip", "{files:#}");
 
     let notes = request(
         "HEAD",
@@ -292,7 +306,6 @@ fn ranges_seek_and_playlist_on_a_partly_downloaded_torrent() {
     assert_eq!(list.status, 200);
     let text = String::from_utf8(list.body.clone()).unwrap();
     let clip_url = format!("{}/api/v1/torrents/{hash}/stream/show/clip.mp4", d.api);
-    let extra_url = format!("{}/api/v1/torrents/{hash}/stream/show/extra.mkv", d.api);
     assert_eq!(
         text,
         format!("#EXTM3U\n#EXTINF:-1,clip.mp4\n{clip_url}\n#EXTINF:-1,extra.mkv\n{extra_url}\n")
@@ -320,6 +333,23 @@ fn ranges_seek_and_playlist_on_a_partly_downloaded_torrent() {
         &[("Range", "bytes=0-9"), ("If-Range", etag.as_str())],
     );
     check_part(&fresh, "If-Range with our ETag", 0, &show.clip[..10], CLIP);
+    // The wanted files are in, the skipped one only where it was read
+    // (and read ahead): the torrent is complete without it.
+    d.wait(
+        "the torrent to seed",
+        Duration::from_secs(60),
+        |_| {},
+        |list| bittide_tests::daemon::entry(list, &hash)["state"] == "seeding",
+    );
+    let extra_progress = details(&d, &hash)["files"][1]["progress"].as_f64().unwrap();
+    eprintln!(
+        "skipped file: {:.0} % fetched for the streams that read it",
+        extra_progress * 100.0
+    );
+    assert!(
+        extra_progress > 0.0 && extra_progress < 0.75,
+        "the skipped file is {extra_progress} fetched"
+    );
     // A page of another site may not open a stream.
     let foreign = request(
         "GET",

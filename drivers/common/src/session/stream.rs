@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use async_channel::{Receiver, Sender};
 use bittide_core::metainfo::{FileLayout, FileSlice};
-use bittide_core::picker::{streaming_window, Priority};
+use bittide_core::picker::streaming_window;
 use bittide_core::{InfoHash, PieceIndex, TorrentId};
 
 use super::views::RequestError;
@@ -357,19 +357,22 @@ async fn first_of<A: Future, B: Future>(a: A, b: B) -> Option<A::Output> {
 
 impl<R: Runtime> SessionHandle<R> {
     /// Opens file `file` of torrent `hash` for streaming. A file the user
-    /// set to skip is selected at low priority first: the pieces a stream
-    /// reads must be wanted to be downloaded, and the rest of it then
-    /// comes after every file the user chose.
+    /// set to skip can be streamed too: the pieces in its window are
+    /// wanted while the stream is open ([`Engine::set_critical`]), and
+    /// only they are fetched (into the part file, as for any piece of an
+    /// unselected file); its priority stays as the user set it.
+    ///
+    /// [`Engine::set_critical`]: bittide_core::engine::Engine::set_critical
     pub async fn open_stream(
         &self,
         hash: InfoHash,
         file: usize,
     ) -> Result<FileStream<R>, RequestError> {
         let torrent = self.id(hash)?;
-        let (storage, priority) = {
+        let storage = {
             let reg = self.shared.registry();
             let e = reg.entries.get(&hash).ok_or(RequestError::NotFound(hash))?;
-            (e.storage.clone(), e.priority(file))
+            e.storage.clone()
         };
         let layout = self
             .ask(move |view, _| view.layout(torrent).cloned())
@@ -388,10 +391,6 @@ impl<R: Runtime> SessionHandle<R> {
                 )))
             }
         };
-        if priority == Priority::Skip {
-            self.set_file_priorities(hash, vec![(file, Priority::Low)])
-                .await?;
-        }
         let layout = Arc::new(layout);
         let (key, woken) =
             self.shared
