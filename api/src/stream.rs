@@ -132,7 +132,7 @@ pub(crate) async fn playlist<R: Runtime>(
 }
 
 /// A stream is a GET, which the guard lets through from anywhere; but
-/// it spends bandwidth and may select a skipped file, so a page of
+/// it spends bandwidth and fetches pieces of skipped files, so a page of
 /// another site (a `<video>` there, which needs no CORS) may not open
 /// one. Players (VLC, mpv) send no `Origin` or `Sec-Fetch-Site`.
 fn refuse_other_sites(headers: &HeaderMap) -> Result<(), ApiError> {
