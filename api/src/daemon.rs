@@ -63,6 +63,20 @@ pub(crate) async fn login<R: Runtime>(
     }
 }
 
+/// `GET /api/v1/login`: whether this daemon needs a login and whether the
+/// request's cookie is one, so a page knows whether to show its login
+/// form (and a log-out button) without trying a password.
+pub(crate) async fn login_status<R: Runtime>(
+    State(app): State<App<R>>,
+    headers: HeaderMap,
+) -> Json<serde_json::Value> {
+    let required = app.guard.requires_login();
+    Json(json!({
+        "login_required": required,
+        "logged_in": !required || app.guard.cookie_ok(&headers),
+    }))
+}
+
 /// `POST /api/v1/logout`: forgets the session cookie.
 pub(crate) async fn logout<R: Runtime>(State(app): State<App<R>>, headers: HeaderMap) -> Response {
     app.guard.logout(&headers);

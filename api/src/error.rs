@@ -28,6 +28,9 @@ pub(crate) enum ApiError {
     ForeignHost,
     /// No route (404).
     NoRoute,
+    /// A torrent named by something other than its info-hash (a protocol's
+    /// numeric id) that is not there (404), with which.
+    UnknownTorrent(String),
     /// The route exists, not for this method (405).
     MethodNotAllowed,
     /// A body over its cap (413).
@@ -41,7 +44,7 @@ pub(crate) enum ApiError {
 }
 
 impl ApiError {
-    fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized | ApiError::BadLogin => StatusCode::UNAUTHORIZED,
@@ -49,7 +52,7 @@ impl ApiError {
                 StatusCode::FORBIDDEN
             }
             ApiError::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::NoRoute | ApiError::UnknownTorrent(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -91,6 +94,7 @@ impl fmt::Display for ApiError {
                  use the address the daemon is bound to, or add the name to allowed_hosts",
             ),
             ApiError::NoRoute => f.write_str("no such endpoint (see docs/api.md)"),
+            ApiError::UnknownTorrent(why) => f.write_str(why),
             ApiError::MethodNotAllowed => f.write_str("method not allowed on this endpoint"),
             ApiError::TooLarge(limit) => {
                 write!(f, "request body too large: the limit is {limit} bytes")

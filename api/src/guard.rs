@@ -14,7 +14,10 @@
 //!    header, so the request must carry Basic auth or `X-Bittide-Csrf`.
 //!    A browser caches Basic credentials and sends them cross-site too, so
 //!    a request whose `Origin` (or `Sec-Fetch-Site`) says it came from
-//!    another origin is refused whatever it carries.
+//!    another origin is refused whatever it carries. The rqbit dialect
+//!    (`/rqbit/`, for Sonarr's "RQBit" client, which can send neither)
+//!    also takes a write that carries no browser's `Origin` or
+//!    `Sec-Fetch-Site`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -212,7 +215,7 @@ impl Guard {
     }
 
     /// Whether the request carries a live login cookie.
-    fn cookie_ok(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn cookie_ok(&self, headers: &HeaderMap) -> bool {
         session_cookie(headers).is_some_and(|token| self.token_ok(&token))
     }
 
@@ -285,10 +288,16 @@ pub(crate) async fn check(
     request: Request,
     next: Next,
 ) -> Response {
+    // The web UI shows its own login form: a Basic challenge on its calls
+    // would make the browser pop up its own dialog over it.
+    let from_script = request.headers().contains_key(CSRF_HEADER);
     let mut response = match verdict(&guard, &request) {
         Ok(()) => next.run(request).await,
         Err(err) => err.into_response(),
     };
+    if from_script {
+        response.headers_mut().remove(header::WWW_AUTHENTICATE);
+    }
     // JSON is never to be sniffed into HTML or script by a browser.
     response.headers_mut().insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -324,6 +333,12 @@ fn verdict(guard: &Guard, request: &Request) -> Result<(), ApiError> {
         return Ok(());
     }
 
+    // The web UI's page and assets hold no data: they load before the
+    // login so that the page can show its login form.
+    if safe && crate::web::is_public(path) {
+        return Ok(());
+    }
+
     let is_login = path == LOGIN_PATH;
     let basic = guard.basic_ok(headers);
     if guard.requires_login() && !is_login && !basic && !guard.cookie_ok(headers) {
@@ -334,11 +349,23 @@ fn verdict(guard: &Guard, request: &Request) -> Result<(), ApiError> {
         if cross_origin(headers, host) {
             return Err(ApiError::CrossOrigin);
         }
-        if !basic && !headers.contains_key(CSRF_HEADER) {
+        let rqbit = path == crate::rqbit::PREFIX || path.starts_with("/rqbit/");
+        let vouched = basic || headers.contains_key(CSRF_HEADER);
+        if !vouched && (!rqbit || from_browser(headers)) {
             return Err(ApiError::CsrfRequired);
         }
     }
     Ok(())
+}
+
+/// Whether the request carries what every browser sends with a write
+/// (`Origin` on every cross-origin POST since 2020, and the Fetch
+/// Metadata `Sec-Fetch-Site`). The rqbit dialect's clients (Sonarr's
+/// "RQBit") send neither and cannot send bittide's CSRF header; a
+/// cross-site form always sends them, so a write without them did not come
+/// from a web page.
+fn from_browser(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::ORIGIN) || headers.contains_key("sec-fetch-site")
 }
 
 /// Whether a browser says the request comes from another origin.

@@ -22,12 +22,15 @@ mod error;
 mod events;
 mod extract;
 mod guard;
+mod ids;
 mod json;
 mod listener;
 mod qbittorrent;
+mod rqbit;
 mod stream;
 mod torrents;
 mod transmission;
+mod web;
 
 use std::future::Future;
 use std::io;
@@ -57,8 +60,10 @@ struct App<R: Runtime> {
     max_body: usize,
     /// Flips to `true` when the server shuts down (ends event streams).
     stop: watch::Receiver<bool>,
-    /// Transmission RPC's session id and torrent ids.
+    /// Transmission RPC's session id.
     transmission: Arc<transmission::Transmission>,
+    /// The numeric torrent ids of Transmission's and rqbit's protocols.
+    ids: Arc<ids::TorrentIds>,
     /// qBittorrent WebAPI state: tags made before use, sync snapshots.
     qbt: qbittorrent::Shared,
 }
@@ -71,6 +76,7 @@ impl<R: Runtime> Clone for App<R> {
             max_body: self.max_body,
             stop: self.stop.clone(),
             transmission: self.transmission.clone(),
+            ids: self.ids.clone(),
             qbt: self.qbt.clone(),
         }
     }
@@ -108,6 +114,7 @@ pub async fn serve<R: Runtime>(
             transmission::Transmission::new()
                 .ok_or_else(|| io::Error::other("the system random generator failed"))?,
         ),
+        ids: Arc::default(),
         qbt: qbittorrent::Shared::default(),
     };
     axum::serve(listener::GuardedListener::new(listener), router(app))
@@ -178,10 +185,15 @@ fn router<R: Runtime>(app: App<R>) -> Router {
             get(daemon::settings::<R>).patch(daemon::patch_settings::<R>),
         )
         .route("/api/v1/events", get(events::events::<R>))
-        .route(LOGIN_PATH, post(daemon::login::<R>))
+        .route(
+            LOGIN_PATH,
+            get(daemon::login_status::<R>).post(daemon::login::<R>),
+        )
         .route("/api/v1/logout", post(daemon::logout::<R>))
         .merge(transmission::routes())
         .merge(qbittorrent::routes())
+        .merge(rqbit::routes())
+        .merge(web::routes())
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     let guard = app.guard.clone();

@@ -2,7 +2,7 @@
 //! (`docs/api.md`) on loopback: started with a bounded wait for the API,
 //! stopped with SIGTERM (graceful) or SIGKILL, always killed when dropped.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,9 @@ pub struct Daemon {
     child: ChildGuard,
     /// `http://127.0.0.1:PORT`.
     pub api: String,
+    /// The API's port.
+    pub port: u16,
+    log_path: PathBuf,
 }
 
 /// The CSRF header state-changing requests carry.
@@ -74,6 +77,8 @@ impl Daemon {
         let mut d = Daemon {
             child: ChildGuard(child),
             api: format!("http://127.0.0.1:{port}"),
+            port,
+            log_path: log_path.clone(),
         };
         let start = Instant::now();
         loop {
@@ -91,6 +96,11 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// What it has logged so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     /// `GET path` as JSON.

@@ -8,9 +8,13 @@
 //! - [`require_tool`]: interop tests fail (not skip) when a tool they need
 //!   is missing in CI; locally they say how to install it.
 //!
+//! - [`compat`]: what the qBittorrent and Transmission compatibility
+//!   tests share (a daemon with credentials, seeded content, the PyPI
+//!   clients run as scripts).
 //! - [`sim`]: the simulator (engines and the driver loop on virtual time
 //!   in a seeded network model, with in-memory disks).
 
+pub mod compat;
 pub mod daemon;
 pub mod qbittorrent;
 pub mod seeds;

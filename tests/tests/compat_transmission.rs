@@ -12,190 +12,22 @@
 //! Needs python3-libtorrent and opentracker (installed by
 //! `./scripts/test`). Every process is bounded and killed on the way out.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bittide_tests::{
-    bittide, compat_python, content_bytes, free_port, libtorrent, libtorrent_server, opentracker,
-    run_bittide, run_bounded, ChildGuard, TempDir,
+use bittide_tests::compat::{
+    daemon_with_credentials, make, run_python, same_files, seed, PASS, USER,
 };
+use bittide_tests::daemon::Daemon;
+use bittide_tests::{content_bytes, run_bittide, TempDir};
 use serde_json::Value;
 
-const USER: &str = "sonarr";
-const PASS: &str = "s3cret:pass";
-
-/// A `bittide daemon` with API credentials (its own start: the shared
-/// helper polls bittide's API without them).
-struct Daemon {
-    child: ChildGuard,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path, extra: &[&str]) -> Daemon {
-        let port = free_port();
-        let log = dir.join(format!("daemon-{port}.log"));
-        let child = Command::new(bittide())
-            .args(["daemon", "--state"])
-            .arg(dir.join("state"))
-            .arg("--download-dir")
-            .arg(dir.join("dl"))
-            .args(["--api", &format!("127.0.0.1:{port}")])
-            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-            .args(["--no-dht", "--api-username", USER, "--api-password", PASS])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("daemon log"))
-            .spawn()
-            .expect("start bittide daemon");
-        let mut d = Daemon {
-            child: ChildGuard(child),
-            port,
-            log,
-        };
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let exited = d.child.0.try_wait().ok().flatten();
-            assert!(
-                exited.is_none() && start.elapsed() < Duration::from_secs(30),
-                "the daemon did not start ({exited:?}): {}",
-                d.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Runs a Python script with the compat virtualenv; `args` become
-    /// `sys.argv[1:]`. Its last stdout line, as JSON.
-    fn python(&self, script: &str, args: &[&str], limit: Duration) -> Value {
-        let out = run_bounded(
-            Command::new(compat_python())
-                .arg("-c")
-                .arg(script)
-                .arg(self.port.to_string())
-                .arg(USER)
-                .arg(PASS)
-                .args(args),
-            limit,
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "the script failed ({:?}):\n{}\n{}\ndaemon log:\n{}",
-            out.status,
-            stdout,
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        let last = stdout.lines().last().unwrap_or("");
-        serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
-    }
-}
-
-/// Content and its .torrent, before seeding.
-struct Made {
-    torrent: PathBuf,
-    src: PathBuf,
-    hash: String,
-    /// (path under the download folder, content)
-    files: Vec<(PathBuf, Vec<u8>)>,
-}
-
-/// Content served by a rate-limited libtorrent seeder.
-struct Served {
-    torrent: PathBuf,
-    hash: String,
-    port: u16,
-    files: Vec<(PathBuf, Vec<u8>)>,
-    _seeder: ChildGuard,
-}
-
-/// Writes `files` under `src/<name>` (one file: `src/<name>` itself) and
-/// makes a .torrent with 64 KiB pieces (announcing to `tracker`).
-fn make(dir: &Path, name: &str, files: &[(&str, usize)], tracker: Option<&str>) -> Made {
-    let src = dir.join(format!("src-{name}"));
-    let root = src.join(name);
-    let mut out = Vec::new();
-    for (i, (file, len)) in files.iter().enumerate() {
-        let data = content_bytes(*len, 7 + i as u64 * 31 + name.len() as u64);
-        let (path, relative) = if files.len() == 1 {
-            (root.clone(), PathBuf::from(name))
-        } else {
-            (root.join(file), Path::new(name).join(file))
-        };
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &data).unwrap();
-        out.push((relative, data));
-    }
-    let torrent = dir.join(format!("{name}.torrent"));
-    let mut args = vec![
-        "create",
-        root.to_str().unwrap(),
-        "--piece-size",
-        "64K",
-        "-o",
-        torrent.to_str().unwrap(),
-    ];
-    if let Some(t) = tracker {
-        args.extend(["-t", t]);
-    }
-    run_bittide(&args);
-    let hash = libtorrent(&["hash", torrent.to_str().unwrap()]);
-    Made {
-        torrent,
-        src,
-        hash,
-        files: out,
-    }
-}
-
-/// Seeds `made` at `rate` bytes/s with libtorrent (its tracker, if any,
-/// must be up first: libtorrent announces once at the start).
-fn seed(made: Made, rate: u64) -> Served {
-    let port = free_port();
-    let seeder = libtorrent_server(&[
-        "seed",
-        made.torrent.to_str().unwrap(),
-        made.src.to_str().unwrap(),
-        &port.to_string(),
-        &rate.to_string(),
-    ]);
-    Served {
-        torrent: made.torrent,
-        hash: made.hash,
-        port,
-        files: made.files,
-        _seeder: seeder,
-    }
-}
-
-/// The wanted files are byte-identical under `download`; the others are
-/// absent (bittide keeps unwanted pieces in a part file).
-fn same_files(s: &Served, download: &Path, skip: &[usize]) {
-    for (i, (path, data)) in s.files.iter().enumerate() {
-        let on_disk = download.join(path);
-        if skip.contains(&i) {
-            assert!(
-                !on_disk.exists(),
-                "{} was unwanted but exists",
-                on_disk.display()
-            );
-            continue;
-        }
-        let got = std::fs::read(&on_disk).unwrap_or_else(|e| panic!("{}: {e}", on_disk.display()));
-        assert!(
-            got == *data,
-            "{} differs from the seed's",
-            on_disk.display()
-        );
-    }
+/// Runs a `transmission-rpc` (or `requests`) script against `d`: its
+/// `sys.argv[1:4]` are the port and credentials, then `args`.
+fn python(d: &Daemon, script: &str, args: &[&str], limit: Duration) -> Value {
+    let port = d.port.to_string();
+    let mut all = vec![port.as_str(), USER, PASS];
+    all.extend_from_slice(args);
+    run_python(script, &all, limit, &format!("daemon log:\n{}", d.log()))
 }
 
 /// Statuses in the order seen, repeats dropped.
@@ -364,8 +196,6 @@ print(json.dumps({"left": len(left), "removed": sorted(removed)}))
 #[test]
 fn transmission_rpc_client_adds_follows_and_removes_downloads_from_libtorrent() {
     let dir = TempDir::new("compat-tr");
-    let tracker_port = free_port();
-    let announce = format!("http://127.0.0.1:{tracker_port}/announce");
     let show = make(
         dir.path(),
         "show",
@@ -374,20 +204,15 @@ fn transmission_rpc_client_adds_follows_and_removes_downloads_from_libtorrent() 
             ("b-e02.mkv", 300_000),
             ("c-extra.nfo", 70_000),
         ],
-        Some(&announce),
+        7,
+        true,
     );
-    let _tracker = opentracker(
-        &dir.path().join("tracker"),
-        tracker_port,
-        std::slice::from_ref(&show.hash),
-    )
-    .expect("opentracker exited: its port was taken");
     let show = seed(show, 600_000);
     let movie = seed(
-        make(dir.path(), "movie.bin", &[("", 700_000)], None),
+        make(dir.path(), "movie.bin", &[("", 700_000)], 50, false),
         600_000,
     );
-    let daemon = Daemon::start(dir.path(), &[]);
+    let (daemon, download) = daemon_with_credentials(dir.path(), &[]);
     let dl2 = dir.path().join("dl2");
     let dl3 = dir.path().join("dl3");
     std::fs::create_dir_all(&dl2).unwrap();
@@ -396,7 +221,8 @@ fn transmission_rpc_client_adds_follows_and_removes_downloads_from_libtorrent() 
         "magnet:?xt=urn:btih:{}&dn=movie.bin&x.pe=127.0.0.1:{}",
         movie.hash, movie.port
     );
-    let out = daemon.python(
+    let out = python(
+        &daemon,
         CLIENT_SCRIPT,
         &[
             show.torrent.to_str().unwrap(),
@@ -411,13 +237,14 @@ fn transmission_rpc_client_adds_follows_and_removes_downloads_from_libtorrent() 
     assert_eq!(out["m"]["hash"], movie.hash.as_str());
     assert_moves_to_seeding(&statuses(&out["a"]["seen"]), "the metainfo torrent");
     assert_moves_to_seeding(&statuses(&out["m"]["seen"]), "the magnet");
-    same_files(&show, &dir.path().join("dl"), &[1, 2]);
+    same_files(&show, &download, &[1, 2]);
     // Moved by torrent-set-location: in dl3, no longer in dl2.
     same_files(&movie, &dl3, &[]);
     assert!(!dl2.join("movie.bin").exists(), "the move left a copy");
 
     let a_id = out["a"]["id"].to_string();
-    let gone = daemon.python(
+    let gone = python(
+        &daemon,
         REMOVE_SCRIPT,
         &[&a_id, &movie.hash],
         Duration::from_secs(60),
@@ -434,7 +261,7 @@ fn transmission_rpc_client_adds_follows_and_removes_downloads_from_libtorrent() 
         "delete-local-data left the data"
     );
     // Removed without its data: the file stays.
-    same_files(&show, &dir.path().join("dl"), &[1, 2]);
+    same_files(&show, &download, &[1, 2]);
 }
 
 const SONARR_SCRIPT: &str = r#"
@@ -523,25 +350,13 @@ print(json.dumps({"seen": seen, "hash": h, "name": t["name"],
 #[test]
 fn sonarr_transmission_proxy_sequence() {
     let dir = TempDir::new("compat-tr-sonarr");
-    let tracker_port = free_port();
-    let announce = format!("http://127.0.0.1:{tracker_port}/announce");
-    let ep = make(
-        dir.path(),
-        "Show.S01E01.mkv",
-        &[("", 800_000)],
-        Some(&announce),
-    );
-    let _tracker = opentracker(
-        &dir.path().join("tracker"),
-        tracker_port,
-        std::slice::from_ref(&ep.hash),
-    )
-    .expect("opentracker exited: its port was taken");
+    let ep = make(dir.path(), "Show.S01E01.mkv", &[("", 800_000)], 20, true);
     let ep = seed(ep, 600_000);
-    let daemon = Daemon::start(dir.path(), &[]);
+    let (daemon, _download) = daemon_with_credentials(dir.path(), &[]);
     let tv = dir.path().join("tv");
     std::fs::create_dir_all(&tv).unwrap();
-    let out = daemon.python(
+    let out = python(
+        &daemon,
         SONARR_SCRIPT,
         &[ep.torrent.to_str().unwrap(), tv.to_str().unwrap()],
         Duration::from_secs(180),
@@ -648,8 +463,9 @@ fn bad_input_gets_transmissions_answers_and_changes_nothing() {
         "-o",
         torrent.to_str().unwrap(),
     ]);
-    let daemon = Daemon::start(dir.path(), &[]);
-    let added = daemon.python(
+    let (daemon, download) = daemon_with_credentials(dir.path(), &[]);
+    let added = python(
+        &daemon,
         r#"
 import json, pathlib, sys
 from transmission_rpc import Client
@@ -660,7 +476,8 @@ print(json.dumps({"id": t.id, "hash": t.hashString}))
         &[torrent.to_str().unwrap()],
         Duration::from_secs(60),
     );
-    let out = daemon.python(
+    let out = python(
+        &daemon,
         BAD_INPUT_SCRIPT,
         &[torrent.to_str().unwrap()],
         Duration::from_secs(120),
@@ -720,9 +537,6 @@ print(json.dumps({"id": t.id, "hash": t.hashString}))
         "{out:#}"
     );
     let session = &out["session_after"]["arguments"];
-    assert_eq!(
-        session["download-dir"],
-        dir.path().join("dl").to_str().unwrap()
-    );
+    assert_eq!(session["download-dir"], download.to_str().unwrap());
     assert_eq!(session["seedRatioLimit"], 2.0);
 }

@@ -6,68 +6,17 @@
 //! `kill -9` mid-download after which everything completes with little
 //! fetched again. Every process is bounded and killed on the way out.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use bittide_tests::compat::{make, same_files, seed, Served};
 use bittide_tests::daemon::{entry, Daemon};
-use bittide_tests::{
-    content_bytes, free_port, libtorrent, libtorrent_server, run_bittide, ChildGuard, TempDir,
-};
+use bittide_tests::TempDir;
 use serde_json::{json, Value};
 
-/// One torrent served by its own rate-limited libtorrent seeder.
-struct Served {
-    torrent: PathBuf,
-    hash: String,
-    port: u16,
-    /// (path under the download folder, content)
-    files: Vec<(PathBuf, Vec<u8>)>,
-    _seeder: ChildGuard,
-}
-
-/// Writes `files` under `src/<name>` (one file: `src/<name>` itself),
-/// makes a .torrent with 64 KiB pieces, and seeds it at `rate` bytes/s.
-fn serve(dir: &Path, name: &str, files: &[(&str, usize)], seed: u64, rate: u64) -> Served {
-    let src = dir.join(format!("src-{name}"));
-    std::fs::create_dir_all(&src).unwrap();
-    let mut out = Vec::new();
-    let root = src.join(name);
-    for (i, (file, len)) in files.iter().enumerate() {
-        let data = content_bytes(*len, seed + i as u64);
-        let (path, relative) = if files.len() == 1 {
-            (root.clone(), PathBuf::from(name))
-        } else {
-            (root.join(file), Path::new(name).join(file))
-        };
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &data).unwrap();
-        out.push((relative, data));
-    }
-    let torrent = dir.join(format!("{name}.torrent"));
-    run_bittide(&[
-        "create",
-        root.to_str().unwrap(),
-        "--piece-size",
-        "64K",
-        "-o",
-        torrent.to_str().unwrap(),
-    ]);
-    let hash = libtorrent(&["hash", torrent.to_str().unwrap()]);
-    let port = free_port();
-    let seeder = libtorrent_server(&[
-        "seed",
-        torrent.to_str().unwrap(),
-        src.to_str().unwrap(),
-        &port.to_string(),
-        &rate.to_string(),
-    ]);
-    Served {
-        torrent,
-        hash,
-        port,
-        files: out,
-        _seeder: seeder,
-    }
+/// Content seeded by its own libtorrent at `rate` bytes/s (no tracker).
+fn serve(dir: &Path, name: &str, files: &[(&str, usize)], content: u64, rate: u64) -> Served {
+    seed(make(dir, name, files, content, false), rate)
 }
 
 fn peer(s: &Served) -> String {
@@ -89,26 +38,6 @@ fn at_most_two_active(list: &[Value]) {
         .filter(|t| matches!(t["state"].as_str(), Some("downloading" | "checking")))
         .count();
     assert!(active <= 2, "more than 2 active downloads: {list:#?}");
-}
-
-fn same_files(s: &Served, download: &Path, skip: &[usize]) {
-    for (i, (path, data)) in s.files.iter().enumerate() {
-        let on_disk = download.join(path);
-        if skip.contains(&i) {
-            assert!(
-                !on_disk.exists(),
-                "{} was skipped but exists",
-                on_disk.display()
-            );
-            continue;
-        }
-        let got = std::fs::read(&on_disk).unwrap_or_else(|e| panic!("{}: {e}", on_disk.display()));
-        assert!(
-            got == *data,
-            "{} differs from the seed's",
-            on_disk.display()
-        );
-    }
 }
 
 #[test]

@@ -270,6 +270,8 @@ pub(crate) enum EventJson {
     Stats {
         download_rate: u64,
         upload_rate: u64,
+        /// The torrents whose list row changed since the last beat.
+        torrents: Vec<TorrentJson>,
     },
 }
 
@@ -301,9 +303,11 @@ impl From<&SessionEvent> for EventJson {
             SessionEvent::Stats {
                 download_rate,
                 upload_rate,
+                torrents,
             } => EventJson::Stats {
                 download_rate: *download_rate,
                 upload_rate: *upload_rate,
+                torrents: torrents.iter().map(TorrentJson::from).collect(),
             },
         }
     }
@@ -346,9 +350,11 @@ mod tests {
         let stats = serde_json::to_value(EventJson::from(&SessionEvent::Stats {
             download_rate: 1,
             upload_rate: 2,
+            torrents: Vec::new(),
         }))
         .unwrap();
         assert_eq!(stats["type"], "stats");
+        assert_eq!(stats["torrents"], serde_json::json!([]));
     }
 
     #[test]

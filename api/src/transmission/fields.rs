@@ -11,7 +11,7 @@ use bittide_driver::session::ShareLimits;
 use serde_json::{json, Map, Value};
 
 use super::session::goals;
-use super::{arg, select, Answer, RpcError, Selection};
+use super::{arg, select, Answer, RpcError, Selection, RECENT};
 use crate::App;
 
 /// Transmission's `tr_torrent_activity` (1, waiting to check, never
@@ -116,7 +116,7 @@ pub(super) async fn get<R: Runtime>(app: &App<R>, args: &Map<String, Value>) -> 
     let table = arg::<String>(args, "format")?.is_some_and(|f| f == "table");
     let selection = select(app, args).await?;
     let removed = match &selection {
-        Selection::Recent(_) => Some(app.transmission.recently_removed()),
+        Selection::Recent(_) => Some(app.ids.removed_within(RECENT)),
         Selection::Some(_) => None,
     };
     let settings = app.session.settings().await?;
@@ -142,7 +142,7 @@ pub(super) async fn get<R: Runtime>(app: &App<R>, args: &Map<String, Value>) -> 
         } else {
             None
         };
-        let id = app.transmission.id_of(t.info_hash);
+        let id = app.ids.id_of(t.info_hash);
         let row: Map<String, Value> = fields
             .iter()
             .filter_map(|f| {

@@ -16,10 +16,9 @@ mod fields;
 mod session;
 mod torrents;
 
-use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -45,26 +44,13 @@ const RPC_PATH: &str = "/transmission/rpc";
 /// How long a removed torrent's id is reported under `removed` to a
 /// `recently-active` poll, and how long "recently" is (Transmission's
 /// `RecentlyActiveSeconds`).
-const RECENT: Duration = Duration::from_secs(60);
+pub(super) const RECENT: Duration = Duration::from_secs(60);
 
-/// Removed ids remembered at once for `recently-active`.
-const MAX_REMOVED: usize = 1024;
-
-/// The protocol's state: its CSRF token and the numeric ids Transmission
-/// clients address torrents by (stable for the daemon's life, never
-/// reused).
+/// The protocol's state: its CSRF token. Torrents' numeric ids are the
+/// daemon's ([`crate::ids::TorrentIds`]).
 pub(crate) struct Transmission {
     session_id: String,
-    ids: Mutex<Ids>,
     remembered: Mutex<session::Remembered>,
-}
-
-#[derive(Default)]
-struct Ids {
-    by_hash: BTreeMap<InfoHash, i64>,
-    by_id: BTreeMap<i64, InfoHash>,
-    last: i64,
-    removed: VecDeque<(i64, Instant)>,
 }
 
 impl Transmission {
@@ -75,60 +61,8 @@ impl Transmission {
         getrandom::getrandom(&mut bytes).ok()?;
         Some(Transmission {
             session_id: bytes.iter().map(|b| format!("{b:02x}")).collect(),
-            ids: Mutex::new(Ids::default()),
             remembered: Mutex::new(session::Remembered::default()),
         })
-    }
-
-    /// The id of `hash`, given one if it has none yet.
-    fn id_of(&self, hash: InfoHash) -> i64 {
-        let mut ids = lock(&self.ids);
-        if let Some(id) = ids.by_hash.get(&hash) {
-            return *id;
-        }
-        ids.last += 1;
-        let id = ids.last;
-        ids.by_hash.insert(hash, id);
-        ids.by_id.insert(id, hash);
-        id
-    }
-
-    /// Gives every listed torrent an id (in queue order, as Transmission
-    /// numbers torrents in the order it loads them).
-    fn learn(&self, list: &[TorrentView]) {
-        for t in list {
-            self.id_of(t.info_hash);
-        }
-    }
-
-    fn hash_of(&self, id: i64) -> Option<InfoHash> {
-        lock(&self.ids).by_id.get(&id).copied()
-    }
-
-    /// Forgets a removed torrent's id (kept for `recently-active`).
-    fn removed(&self, hash: InfoHash) {
-        let mut ids = lock(&self.ids);
-        if let Some(id) = ids.by_hash.remove(&hash) {
-            ids.by_id.remove(&id);
-            if ids.removed.len() >= MAX_REMOVED {
-                ids.removed.pop_front();
-            }
-            ids.removed.push_back((id, Instant::now()));
-        }
-    }
-
-    /// Ids removed within [`RECENT`].
-    fn recently_removed(&self) -> Vec<i64> {
-        let mut ids = lock(&self.ids);
-        let now = Instant::now();
-        while ids
-            .removed
-            .front()
-            .is_some_and(|(_, at)| now.duration_since(*at) > RECENT)
-        {
-            ids.removed.pop_front();
-        }
-        ids.removed.iter().map(|(id, _)| *id).collect()
     }
 }
 
@@ -290,7 +224,7 @@ async fn select<R: Runtime>(
     args: &Map<String, Value>,
 ) -> Result<Selection, RpcError> {
     let list = app.session.list().await?;
-    let tr = &app.transmission;
+    let tr = &app.ids;
     tr.learn(&list);
     let find = |hash: InfoHash| list.iter().find(|t| t.info_hash == hash).cloned();
     let one = |v: &Value| -> Result<Option<TorrentView>, RpcError> {

@@ -105,7 +105,7 @@ pub(super) async fn add<R: Runtime>(app: &App<R>, args: &Map<String, Value>) -> 
     answer.insert(
         key.into(),
         json!({
-            "id": app.transmission.id_of(hash),
+            "id": app.ids.id_of(hash),
             "name": name,
             "hashString": hash.to_string(),
         }),
@@ -446,7 +446,7 @@ pub(super) async fn remove<R: Runtime>(app: &App<R>, args: &Map<String, Value>) 
     let delete = flag(args, "delete-local-data")?.unwrap_or(false);
     for t in select(app, args).await?.into_list() {
         skip_vanished(app.session.remove(t.info_hash, delete).await)?;
-        app.transmission.removed(t.info_hash);
+        app.ids.removed(t.info_hash);
     }
     Ok(Map::new())
 }

@@ -57,6 +57,7 @@ pub(crate) async fn events(rx: Receiver<SessionEvent>) {
             SessionEvent::Stats {
                 download_rate,
                 upload_rate,
+                ..
             } => {
                 tracing::trace!(download_rate, upload_rate, "rates");
             }

@@ -12,9 +12,9 @@ use bittide_core::metainfo::Metainfo;
 use bittide_core::torrent::{TorrentEvent, TorrentState};
 use bittide_core::{Bitfield, InfoHash, Instant, TorrentId};
 
-use super::registry::{self, Entry};
+use super::registry::{self, Entry, Registry};
 use super::state::StateDir;
-use super::views::{self, SessionEvent};
+use super::views::{self, SessionEvent, TorrentView};
 use super::{only_priorities, prepare, unix_now, SessionHandle, Shared};
 use crate::control::Command;
 use crate::disk::Storage;
@@ -341,9 +341,30 @@ pub(super) fn beat<R: Runtime>(rt: &R, shared: &Arc<Shared>, engine: &Engine, no
     }
     reg.learn_queue(engine);
     if !reg.subscribers.is_empty() {
+        let torrents = changed_rows(&mut reg, engine, now);
         reg.broadcast(SessionEvent::Stats {
             download_rate: down,
             upload_rate: up,
+            torrents,
         });
     }
+}
+
+/// The list rows that differ from what the last beat sent (rates,
+/// progress, state, position…): a page following the events keeps its
+/// list current without asking for it again.
+fn changed_rows(reg: &mut Registry, engine: &Engine, now: Instant) -> Vec<TorrentView> {
+    let queue = reg.queue.clone();
+    let mut rows = Vec::new();
+    for (position, hash) in queue.iter().enumerate() {
+        let Some(e) = reg.entries.get_mut(hash) else {
+            continue;
+        };
+        let row = registry::view(*hash, e, engine, position, now);
+        if e.beat_view.as_ref() != Some(&row) {
+            e.beat_view = Some(row.clone());
+            rows.push(row);
+        }
+    }
+    rows
 }

@@ -82,6 +82,9 @@ pub(crate) struct Entry {
     /// Lifetime uploaded, downloaded and seeding time, as of the last
     /// beat (`None`: not learned yet this run; the settings hold them).
     pub history: Option<TransferHistory>,
+    /// Its row as the last stats beat sent it, so the next beat sends
+    /// only the rows that changed.
+    pub beat_view: Option<TorrentView>,
 }
 
 impl Entry {
@@ -107,6 +110,7 @@ impl Entry {
             saved_pieces: Some(0),
             last_save: now,
             history: None,
+            beat_view: None,
         }
     }
 

@@ -312,6 +312,10 @@ pub enum SessionEvent {
         download_rate: u64,
         /// Bytes/s up.
         upload_rate: u64,
+        /// The torrents whose list row changed since the last beat, as
+        /// [`SessionHandle::list`](super::SessionHandle::list) would show
+        /// them now.
+        torrents: Vec<TorrentView>,
     },
 }
 
