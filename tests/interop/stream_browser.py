@@ -3,8 +3,8 @@
 
 usage: stream_browser.py PAGE STREAM DETAILS SCREENSHOT
 
-PAGE is a page served by the daemon (the <video> is put on it, so the
-stream is same-origin), STREAM the stream URL, DETAILS the torrent's
+PAGE is a page served by the daemon, the web UI (the <video> is put on
+it, so the stream is same-origin, under the page's own CSP), STREAM the stream URL, DETAILS the torrent's
 /api/v1/torrents/{hash} URL (its progress is read at the seek), SCREENSHOT
 where to save a PNG once playback passed the seek point. Prints one JSON
 line of what it saw; exits non-zero with a JSON line saying what did not
@@ -29,7 +29,6 @@ return {time: v.currentTime, duration: v.duration, ready: v.readyState,
 """
 
 INJECT_JS = """
-document.body.innerHTML = '';
 window.videoErrors = [];
 const v = document.createElement('video');
 v.id = 'v';
@@ -41,9 +40,33 @@ v.addEventListener('error', () => {
   window.videoErrors.push('media error ' + (v.error ? v.error.code + ' ' + v.error.message : '?'));
 });
 v.src = arguments[0];
-document.body.appendChild(v);
+document.body.prepend(v);
 v.play().catch(e => window.videoErrors.push('play(): ' + e));
 """
+
+
+def stream_requests(driver):
+    """The stream's requests as Chromium's network log saw them: range,
+    status, bytes received, how each ended (for a failure's message)."""
+    seen = {}
+    for entry in driver.get_log("performance"):
+        m = json.loads(entry["message"])["message"]
+        p = m.get("params", {})
+        rid = p.get("requestId")
+        if m["method"] == "Network.requestWillBeSent" and STREAM in p["request"]["url"]:
+            seen[rid] = {"t": p["timestamp"], "range": p["request"]["headers"].get("Range"),
+                         "bytes": 0}
+        elif rid in seen:
+            r = seen[rid]
+            if m["method"] == "Network.responseReceived":
+                r["status"] = p["response"]["status"]
+            elif m["method"] == "Network.dataReceived":
+                r["bytes"] += p["dataLength"]
+            elif m["method"] == "Network.loadingFinished":
+                r["end"] = "finished"
+            elif m["method"] == "Network.loadingFailed":
+                r["end"] = p.get("errorText")
+    return list(seen.values())
 
 
 def main():
@@ -54,7 +77,7 @@ def main():
                 "--window-size=480,360"):
         opts.add_argument(arg)
     opts.binary_location = "/usr/bin/chromium"
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(
         options=opts, service=Service(executable_path="/usr/bin/chromedriver"))
     driver.set_page_load_timeout(30)
@@ -81,8 +104,8 @@ def run(driver):
         fail("timed out waiting for " + what, state())
 
     def fail(what, s):
-        print(json.dumps({"failed": what, "state": s,
-                          "console": driver.get_log("browser")}), flush=True)
+        print(json.dumps({"failed": what, "state": s, "requests": stream_requests(driver),
+                          "console": driver.get_log("browser")[:20]}), flush=True)
         sys.exit(1)
 
     driver.get(PAGE)

@@ -520,7 +520,7 @@ fn chromium_plays_a_downloading_video_and_seeks_to_80_percent() {
                 .join("tests/interop/stream_browser.py")
                 .to_str()
                 .unwrap(),
-            &format!("{}/api/v1/stats", d.api),
+            &format!("{}/", d.api),
             &format!("{}/api/v1/torrents/{hash}/files/0/stream", d.api),
             &format!("{}/api/v1/torrents/{hash}", d.api),
             shot.to_str().unwrap(),
