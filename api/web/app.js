@@ -147,15 +147,23 @@ function when(unix) {
 }
 
 function bar(progress, state) {
-  const cls = state === "error" ? "bar error" : progress >= 1 ? "bar done" : "bar";
-  return h(
-    "div",
-    { class: cls, role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100",
-      "aria-valuenow": String(Math.floor(progress * 100)) },
-    h("span", { style: `width:${(progress * 100).toFixed(2)}%` }),
-    h("b", {}, percent(progress)),
-  );
+  const el = h("div", { class: "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100" },
+    h("span"), h("b"));
+  setBar(el, progress, state);
+  return el;
 }
+
+/** Sets a bar to `progress`; the fill is sized through the CSSOM (the
+ * page's CSP refuses style attributes). */
+function setBar(el, progress, state) {
+  el.className = state === "error" ? "bar error" : progress >= 1 ? "bar done" : "bar";
+  el.setAttribute("aria-valuenow", String(Math.floor(progress * 100)));
+  el.firstChild.style.width = `${(progress * 100).toFixed(2)}%`;
+  el.lastChild.textContent = percent(progress);
+}
+
+/** The nodes that are there (a list may hold nulls for "nothing"). */
+const present = (...nodes) => nodes.filter((n) => n !== null && n !== undefined && n !== false);
 
 const stateBadge = (s) => h("span", { class: `state ${s}` }, s);
 
@@ -363,21 +371,49 @@ function listPage(main) {
     await act(action, () => api("POST", `/api/v1/torrents/${action}`, { json: { hashes } }));
   }
 
-  function row(t) {
-    const box = h("input", { type: "checkbox", "aria-label": `Select ${t.name}`, checked: store.selected.has(t.info_hash),
-      onchange: (e) => { e.target.checked ? store.selected.add(t.info_hash) : store.selected.delete(t.info_hash); render(); } });
-    return h("tr", { class: store.selected.has(t.info_hash) ? "selected" : "", dataset: { hash: t.info_hash } },
-      h("td", {}, box),
-      h("td", { class: "name" }, h("a", { href: `#/t/${t.info_hash}` }, t.name),
-        t.error ? h("div", { class: "error" }, t.error) : null),
-      h("td", { class: "num col-size" }, bytes(t.wanted)),
-      h("td", { class: "col-progress" }, bar(t.progress, t.state)),
-      h("td", {}, stateBadge(t.state)),
-      h("td", { class: "num" }, rate(t.download_rate)),
-      h("td", { class: "num col-up" }, rate(t.upload_rate)),
-      h("td", { class: "num col-eta" }, t.state === "downloading" ? duration(t.eta) : "–"),
-      h("td", { class: "num col-peers" }, t.peers),
-      h("td", { class: "num col-ratio" }, t.ratio.toFixed(2)));
+  // Rows are kept and updated in place (moved only when the order
+  // changes), so a focused checkbox or link keeps its focus while the list
+  // follows the events.
+  const rowEls = new Map(); // info_hash -> {tr, cells}
+
+  function makeRow(hash) {
+    const box = h("input", { type: "checkbox",
+      onchange: (e) => { e.target.checked ? store.selected.add(hash) : store.selected.delete(hash); render(); } });
+    const link = h("a", { href: `#/t/${hash}` });
+    const error = h("div", { class: "error" });
+    const cells = {
+      box, link, error,
+      size: h("td", { class: "num col-size" }),
+      bar: bar(0, ""),
+      state: h("td", {}),
+      down: h("td", { class: "num" }),
+      up: h("td", { class: "num col-up" }),
+      eta: h("td", { class: "num col-eta" }),
+      peers: h("td", { class: "num col-peers" }),
+      ratio: h("td", { class: "num col-ratio" }),
+    };
+    const tr = h("tr", { dataset: { hash } },
+      h("td", {}, box), h("td", { class: "name" }, link, error), cells.size,
+      h("td", { class: "col-progress" }, cells.bar), cells.state, cells.down, cells.up, cells.eta, cells.peers, cells.ratio);
+    return { tr, cells };
+  }
+
+  function updateRow({ tr, cells: c }, t) {
+    const selected = store.selected.has(t.info_hash);
+    tr.className = selected ? "selected" : "";
+    c.box.checked = selected;
+    c.box.setAttribute("aria-label", `Select ${t.name}`);
+    c.link.textContent = t.name;
+    c.error.textContent = t.error || "";
+    c.error.hidden = !t.error;
+    c.size.textContent = bytes(t.wanted);
+    setBar(c.bar, t.progress, t.state);
+    if (c.state.textContent !== t.state) c.state.replaceChildren(stateBadge(t.state));
+    c.down.textContent = rate(t.download_rate);
+    c.up.textContent = rate(t.upload_rate);
+    c.eta.textContent = t.state === "downloading" ? duration(t.eta) : "–";
+    c.peers.textContent = t.peers;
+    c.ratio.textContent = t.ratio.toFixed(2);
   }
 
   function render() {
@@ -392,10 +428,28 @@ function listPage(main) {
     }
     const rows = shown();
     allBox.checked = rows.length > 0 && rows.every((t) => store.selected.has(t.info_hash));
-    tbody.replaceChildren(...(rows.length ? rows.map(row)
-      : [h("tr", {}, h("td", { colspan: String(COLUMNS.length + 1), class: "empty" },
+    const keep = new Set(rows.map((t) => t.info_hash));
+    for (const [hash, r] of rowEls) {
+      if (!keep.has(hash)) {
+        r.tr.remove();
+        rowEls.delete(hash);
+      }
+    }
+    for (const el of tbody.querySelectorAll("tr.empty-row")) el.remove();
+    rows.forEach((t, i) => {
+      let r = rowEls.get(t.info_hash);
+      if (!r) {
+        r = makeRow(t.info_hash);
+        rowEls.set(t.info_hash, r);
+      }
+      updateRow(r, t);
+      if (tbody.children[i] !== r.tr) tbody.insertBefore(r.tr, tbody.children[i] || null);
+    });
+    if (!rows.length) {
+      tbody.append(h("tr", { class: "empty-row" }, h("td", { colspan: String(COLUMNS.length + 1), class: "empty" },
         store.torrents.size ? "No torrent matches the filter." : "No torrents yet. ",
-        store.torrents.size ? null : h("a", { href: "#/add" }, "Add one")))]));
+        store.torrents.size ? null : h("a", { href: "#/add" }, "Add one"))));
+    }
     count.textContent = `${rows.length} of ${store.torrents.size}`;
     for (const b of [pauseBtn, resumeBtn, removeBtn]) b.disabled = store.selected.size === 0;
   }
@@ -644,7 +698,7 @@ function detailsPage(main, hash) {
     const t = d;
     title.textContent = t.name;
     const running = !["paused", "error"].includes(t.state);
-    actions.replaceChildren(
+    actions.replaceChildren(...present(
       running ? button("Pause", "details-pause", () => api("POST", `${torrentPath(hash)}/pause`))
         : button("Resume", "details-resume", () => api("POST", `${torrentPath(hash)}/resume`)),
       button("Recheck", "details-recheck", () => api("POST", `${torrentPath(hash)}/recheck`)),
@@ -654,9 +708,9 @@ function detailsPage(main, hash) {
       "In order"),
       t.files.some((f) => MEDIA.test(f.path)) ? h("a", { class: "button", href: `${torrentPath(hash)}/playlist.m3u`, download: `${t.name}.m3u` }, "Playlist (M3U)") : null,
       h("span", { class: "spacer" }),
-      h("button", { type: "button", class: "danger", id: "details-remove", onclick: () => confirmRemove([hash], () => { location.hash = "#/"; }) }, "Remove…"));
+      h("button", { type: "button", class: "danger", id: "details-remove", onclick: () => confirmRemove([hash], () => { location.hash = "#/"; }) }, "Remove…")));
     const fact = (k, v) => h("div", {}, h("dt", {}, k), h("dd", {}, v));
-    facts.replaceChildren(
+    facts.replaceChildren(...present(
       fact("State", stateBadge(t.state)), fact("Progress", percent(t.progress)),
       fact("Size", `${bytes(t.wanted)} of ${bytes(t.size)}`),
       fact("Down", rate(t.download_rate)), fact("Up", rate(t.upload_rate)),
@@ -666,8 +720,23 @@ function detailsPage(main, hash) {
       fact("Save path", t.save_path), fact("Category", t.category || "–"),
       fact("Tags", t.tags.join(", ") || "–"), fact("Added", when(t.added_at)),
       fact("Completed", when(t.completed_at)), fact("Info-hash", t.info_hash),
-      t.error ? fact("Error", t.error) : null);
+      t.error ? fact("Error", t.error) : null));
     drawPieces();
+    // A priority menu the user is in is not pulled from under them.
+    if (!files.contains(document.activeElement)) drawFiles(t);
+    peers.replaceChildren(...t.peer_list.map((p) => h("tr", {},
+      h("td", {}, p.addr), h("td", {}, p.client || "–"), h("td", { class: "num" }, rate(p.download_rate)),
+      h("td", { class: "num" }, rate(p.upload_rate)), h("td", { class: "num" }, (p.progress * 100).toFixed(1)), h("td", {}, p.flags))));
+    if (!t.peer_list.length) peers.append(h("tr", {}, h("td", { colspan: "6", class: "empty" }, "No peers connected.")));
+    trackers.replaceChildren(...t.trackers.map((r) => h("tr", {},
+      h("td", { class: "name" }, r.url), h("td", {}, r.tier),
+      h("td", {}, r.error ? h("span", { class: "error" }, r.error) : r.last_announce_ago === null ? "not contacted yet" : "working"),
+      h("td", { class: "num" }, r.seeders ?? "–"), h("td", { class: "num" }, r.leechers ?? "–"), h("td", { class: "num" }, r.peers),
+      h("td", {}, r.last_announce_ago === null ? "–" : `${duration(r.last_announce_ago)} ago`))));
+    if (!t.trackers.length) trackers.append(h("tr", {}, h("td", { colspan: "7", class: "empty" }, "No trackers (DHT and peers only).")));
+  }
+
+  function drawFiles(t) {
     files.replaceChildren(...t.files.map((f) => h("tr", { dataset: { index: String(f.index) } },
       h("td", { class: "name" }, f.path),
       h("td", { class: "num" }, bytes(f.size)),
@@ -681,16 +750,6 @@ function detailsPage(main, hash) {
       h("td", {}, MEDIA.test(f.path) && f.priority !== "skip"
         ? h("a", { href: streamUrl(hash, f.index), target: "_blank", rel: "noopener", class: "play" }, "▶ Play") : null))));
     if (!t.files.length) files.append(h("tr", {}, h("td", { colspan: "5", class: "empty" }, "Waiting for the metadata from peers…")));
-    peers.replaceChildren(...t.peer_list.map((p) => h("tr", {},
-      h("td", {}, p.addr), h("td", {}, p.client || "–"), h("td", { class: "num" }, rate(p.download_rate)),
-      h("td", { class: "num" }, rate(p.upload_rate)), h("td", { class: "num" }, (p.progress * 100).toFixed(1)), h("td", {}, p.flags))));
-    if (!t.peer_list.length) peers.append(h("tr", {}, h("td", { colspan: "6", class: "empty" }, "No peers connected.")));
-    trackers.replaceChildren(...t.trackers.map((r) => h("tr", {},
-      h("td", { class: "name" }, r.url), h("td", {}, r.tier),
-      h("td", {}, r.error ? h("span", { class: "error" }, r.error) : r.last_announce_ago === null ? "not contacted yet" : "working"),
-      h("td", { class: "num" }, r.seeders ?? "–"), h("td", { class: "num" }, r.leechers ?? "–"), h("td", { class: "num" }, r.peers),
-      h("td", {}, r.last_announce_ago === null ? "–" : `${duration(r.last_announce_ago)} ago`))));
-    if (!t.trackers.length) trackers.append(h("tr", {}, h("td", { colspan: "7", class: "empty" }, "No trackers (DHT and peers only).")));
   }
 
   function drawPieces() {
