@@ -104,7 +104,14 @@ def run(driver):
         fail("timed out waiting for " + what, state())
 
     def fail(what, s):
-        print(json.dumps({"failed": what, "state": s, "requests": stream_requests(driver),
+        try:
+            with urllib.request.urlopen(DETAILS, timeout=10) as r:
+                t = json.load(r)
+            torrent = {k: t.get(k) for k in ("state", "progress", "downloaded", "peers")}
+        except OSError as e:
+            torrent = str(e)
+        print(json.dumps({"failed": what, "state": s, "torrent": torrent,
+                          "requests": stream_requests(driver),
                           "console": driver.get_log("browser")[:20]}), flush=True)
         sys.exit(1)
 
