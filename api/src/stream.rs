@@ -206,9 +206,11 @@ async fn serve<R: Runtime>(
         header::CONTENT_DISPOSITION,
         media::content_disposition(&file.path),
     );
-    // Rendered as a document (opened by itself in a tab), a file of the
-    // torrent gets no script and no access to this origin.
-    set(header::CONTENT_SECURITY_POLICY, "sandbox".into());
+    // No `Content-Security-Policy: sandbox` here: opened in a tab (the web
+    // UI's "Play"), a media document is then of an opaque origin and its
+    // own request for the video is refused as cross-origin. What could
+    // run script (HTML, SVG) is never served as such (`media_type`), and
+    // the guard adds `X-Content-Type-Options: nosniff`.
     set(
         header::CONTENT_LENGTH,
         (bytes.end - bytes.start).to_string(),

@@ -23,9 +23,10 @@ from selenium.webdriver.chrome.service import Service
 PAGE, STREAM, DETAILS, SHOT = sys.argv[1:5]
 
 STATE_JS = """
-const v = document.getElementById('v');
+const v = document.querySelector('video');
 return {time: v.currentTime, duration: v.duration, ready: v.readyState,
-        network: v.networkState, paused: v.paused, errors: window.videoErrors};
+        network: v.networkState, paused: v.paused,
+        errors: window.videoErrors || (v.error ? ['media error ' + v.error.code] : [])};
 """
 
 INJECT_JS = """
@@ -96,7 +97,7 @@ def run(driver):
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             s = state()
-            if s["errors"]:
+            if s["errors"] is not None and len(s["errors"]) > 0:
                 fail(what + ": the video failed", s)
             if check(s):
                 return s
@@ -130,6 +131,10 @@ def run(driver):
              "playback to go on after the seek")
     after_seek = time.monotonic() - seeked
     driver.save_screenshot(SHOT)
+    # The stream URL opened by itself (the web UI's "Play" link): the
+    # browser's own player plays it.
+    driver.get(STREAM)
+    wait(lambda s: s["time"] > 1.0, 60, "the stream opened in a tab to play")
     print(json.dumps({
         "duration": duration,
         "seek_to": seek_to,

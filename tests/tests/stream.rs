@@ -5,7 +5,8 @@
 //! long before the whole file is in; a skipped file streamed; the M3U
 //! playlist; a stream that ends when its torrent is removed; and a small
 //! video played in headless Chromium from the stream URL while it
-//! downloads, with a seek to 80 %. Every process and wait is bounded.
+//! downloads, with a seek to 80 %, and opened by itself in a tab as the
+//! web UI's "Play" does. Every process and wait is bounded.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
