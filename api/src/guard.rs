@@ -369,7 +369,7 @@ fn from_browser(headers: &HeaderMap) -> bool {
 }
 
 /// Whether a browser says the request comes from another origin.
-fn cross_origin(headers: &HeaderMap, host: &str) -> bool {
+pub(crate) fn cross_origin(headers: &HeaderMap, host: &str) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
         if !matches!(site.as_bytes(), b"same-origin" | b"none") {
             return true;
@@ -408,7 +408,7 @@ fn split_host(host: &str) -> Option<(&str, u16)> {
 }
 
 /// `user:password` from an `Authorization: Basic` header (RFC 7617).
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {

@@ -27,6 +27,7 @@ mod json;
 mod listener;
 mod qbittorrent;
 mod rqbit;
+mod stream;
 mod torrents;
 mod transmission;
 mod web;
@@ -165,6 +166,18 @@ fn router<R: Runtime>(app: App<R>) -> Router {
         .route(
             "/api/v1/torrents/{hash}/rename",
             post(torrents::rename::<R>),
+        )
+        .route(
+            "/api/v1/torrents/{hash}/files/{index}/stream",
+            get(stream::by_index::<R>),
+        )
+        .route(
+            "/api/v1/torrents/{hash}/stream/{*path}",
+            get(stream::by_path::<R>),
+        )
+        .route(
+            "/api/v1/torrents/{hash}/playlist.m3u",
+            get(stream::playlist::<R>),
         )
         .route("/api/v1/stats", get(daemon::stats::<R>))
         .route(

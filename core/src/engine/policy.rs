@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use super::{Engine, Event, Output, SeedingGoal, SessionLimits};
 use crate::handles::TorrentId;
+use crate::metainfo::PieceIndex;
 use crate::time::Instant;
 use crate::torrent::{start_state, StartMode, Torrent, TorrentInfo, TorrentState, TransferHistory};
 
@@ -177,6 +178,15 @@ impl Engine {
             .get(&id)
             .copied()
             .or(self.policy.default_goal)
+    }
+
+    /// Pieces of a torrent to download before all others, in order: the
+    /// union of its open streams' windows ([`Torrent::set_critical`]).
+    pub fn set_critical(&mut self, now: Instant, id: TorrentId, pieces: Vec<PieceIndex>) {
+        self.now = now;
+        if let Some(t) = self.torrents.get_mut(&id) {
+            t.set_critical(now, pieces);
+        }
     }
 
     /// Downloads the first and last piece of every wanted file first

@@ -701,8 +701,9 @@ impl PiecePicker {
 }
 
 /// Time-critical pieces for streaming `file` from byte `position`: the
-/// file's first and last pieces (players read headers and indexes there),
-/// then `window` pieces from the playback position on, in order.
+/// piece under the read position first (a reader waits on it now), then
+/// the file's first and last pieces (players read headers and indexes
+/// there), then the next `window - 1` pieces, in order (read-ahead).
 pub fn streaming_window(
     layout: &FileLayout,
     file: usize,
@@ -715,14 +716,16 @@ pub fn streaming_window(
     }
     let first = range.start;
     let last = PieceIndex(range.end.0 - 1);
-    let mut out = vec![first];
-    if last != first {
-        out.push(last);
-    }
     let from = layout
         .locate(file, position)
         .map_or(first, |(piece, _)| piece);
-    for p in from.0..range.end.0.min(from.0.saturating_add(window)) {
+    let mut out = vec![from];
+    for p in [first, last] {
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    for p in from.0.saturating_add(1)..range.end.0.min(from.0.saturating_add(window)) {
         if !out.contains(&PieceIndex(p)) {
             out.push(PieceIndex(p));
         }

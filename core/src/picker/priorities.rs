@@ -84,4 +84,9 @@ impl PiecePicker {
     pub fn set_critical(&mut self, pieces: Vec<PieceIndex>) {
         self.critical = pieces;
     }
+
+    /// The pieces to pick before everything else, in order.
+    pub fn critical(&self) -> &[PieceIndex] {
+        &self.critical
+    }
 }

@@ -197,19 +197,22 @@ fn sequential_and_critical_pieces() {
 }
 
 #[test]
-fn streaming_window_starts_with_the_ends_of_the_file() {
+fn streaming_window_starts_under_the_reader_then_the_ends_of_the_file() {
     let layout = FileLayout::new(PIECE, [(100, false), (u64::from(PIECE) * 10, false)]).unwrap();
     let w = streaming_window(&layout, 1, u64::from(PIECE) * 4, 3);
     assert_eq!(
         w,
         vec![
+            PieceIndex(4),
             PieceIndex(0),
             PieceIndex(10),
-            PieceIndex(4),
             PieceIndex(5),
             PieceIndex(6)
         ]
     );
+    // At the file's start the window does not list a piece twice.
+    let w = streaming_window(&layout, 1, 0, 2);
+    assert_eq!(w, vec![PieceIndex(0), PieceIndex(10), PieceIndex(1)]);
 }
 
 #[test]

@@ -93,8 +93,15 @@ impl Torrent {
         self.picker.set_sequential(sequential);
     }
 
-    /// Pieces to download before everything else (a streaming window).
-    pub fn set_critical(&mut self, pieces: Vec<PieceIndex>) {
+    /// Pieces to download before everything else (a streaming window, see
+    /// [`streaming_window`](crate::picker::streaming_window)). They are
+    /// wanted while they are critical, even in a file set to skip (a
+    /// stream reads them; the file's own priority is left as it is), and
+    /// peers with room in their pipelines get requests for them at once,
+    /// so a seek does not wait for the next block to arrive.
+    pub fn set_critical(&mut self, now: Instant, pieces: Vec<PieceIndex>) {
+        self.now = now;
         self.picker.set_critical(pieces);
+        self.apply_priorities(now);
     }
 }

@@ -296,8 +296,8 @@ impl Torrent {
         self.first_last
     }
 
-    /// Sets the picker's priorities from the file priorities and the
-    /// first-and-last-piece flag.
+    /// Sets the picker's priorities from the file priorities, the
+    /// first-and-last-piece flag and the time-critical pieces.
     pub(super) fn apply_priorities(&mut self, now: Instant) {
         let layout = &self.info.layout;
         let files = self
@@ -316,6 +316,13 @@ impl Torrent {
                         self.picker.set_priority(p, Priority::High);
                     }
                 }
+            }
+        }
+        // A stream's pieces are wanted even in a skipped file
+        // ([`Torrent::set_critical`]).
+        for p in self.picker.critical().to_vec() {
+            if self.picker.priority(p) == Priority::Skip {
+                self.picker.set_priority(p, Priority::Low);
             }
         }
         self.recount_left();

@@ -179,6 +179,9 @@ pub enum Command {
     /// Downloads the first and last piece of each file first
     /// ([`Engine::set_first_last_priority`]).
     SetFirstLastPiece(TorrentId, bool),
+    /// Pieces to download before all others, in order: the union of the
+    /// torrent's open streams' windows ([`Engine::set_critical`]).
+    SetCritical(TorrentId, Vec<PieceIndex>),
     /// Moves a torrent in the queue ([`Engine::set_queue_position`]).
     SetQueuePosition(TorrentId, usize),
     /// Upload and download limits in bytes/s, 0 for none

@@ -509,6 +509,7 @@ impl<R: Runtime> Driver<R> {
             Command::SetFilePriorities(id, p) => self.engine.set_file_priorities(now, id, &p),
             Command::SetSequential(id, on) => self.engine.set_sequential(id, on),
             Command::SetFirstLastPiece(id, on) => self.engine.set_first_last_priority(now, id, on),
+            Command::SetCritical(id, pieces) => self.engine.set_critical(now, id, pieces),
             Command::SetQueuePosition(id, at) => self.engine.set_queue_position(now, id, at),
             Command::SetLimits(limits) => self.engine.set_limits(now, limits),
             Command::SetDefaultSeedingGoal(goal) => self.engine.set_default_seeding_goal(now, goal),

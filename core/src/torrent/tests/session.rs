@@ -215,3 +215,42 @@ fn first_and_last_pieces_of_wanted_files_go_first() {
     t.set_first_last_priority(now, false);
     assert_eq!(prios(&t), vec![Low, Low, Low, Low, Low, Skip, Skip, Skip]);
 }
+
+/// A stream's time-critical pieces are wanted even in a skipped file,
+/// only while they are critical; the file priorities stay as they were.
+#[test]
+fn critical_pieces_of_a_skipped_file_are_wanted_while_critical() {
+    let mut b = TorrentBuilder::multi_file("m");
+    b.add_file(vec!["a".into()], 2 * 16384)
+        .add_file(vec!["b".into()], 4 * 16384)
+        .set_piece_length(16384);
+    let data = content(6 * 16384);
+    let mut h = PieceHasher::new(16384);
+    h.update(&data);
+    let bytes = b.build(&h.finish()).unwrap();
+    let info = TorrentInfo::from_metainfo(&crate::metainfo::Metainfo::from_bytes(&bytes).unwrap());
+    let now = Instant::ZERO;
+    let mut t = Torrent::new(
+        now,
+        info,
+        TorrentConfig::default(),
+        StartMode::Fresh,
+        Seed::from_u64(1),
+    );
+    let prios = |t: &Torrent| -> Vec<Priority> {
+        (0..6).map(|p| t.picker.priority(PieceIndex(p))).collect()
+    };
+    use Priority::{High, Low, Skip};
+    t.set_file_priorities(now, &[High, Skip]);
+    assert_eq!(t.wanted_bytes(), 2 * 16384);
+    t.set_critical(now, vec![PieceIndex(3), PieceIndex(2), PieceIndex(5)]);
+    assert_eq!(prios(&t), vec![High, High, Low, Low, Skip, Low]);
+    assert_eq!(t.wanted_bytes(), 5 * 16384);
+    // A change of file priorities keeps the stream's pieces wanted.
+    t.set_file_priorities(now, &[Low, Skip]);
+    assert_eq!(prios(&t), vec![Low, Low, Low, Low, Skip, Low]);
+    // The stream closed: back to what the user chose.
+    t.set_critical(now, Vec::new());
+    assert_eq!(prios(&t), vec![Low, Low, Skip, Skip, Skip, Skip]);
+    assert_eq!(t.wanted_bytes(), 2 * 16384);
+}

@@ -71,6 +71,12 @@ pub(super) fn on_torrent_event<R: Runtime>(
     event: &TorrentEvent,
     now: Instant,
 ) {
+    if matches!(
+        event,
+        TorrentEvent::PieceDone(_) | TorrentEvent::StateChanged(_)
+    ) {
+        shared.streams.wake(id);
+    }
     let mut reg = shared.registry();
     let Some(&hash) = reg.by_id.get(&id) else {
         return;

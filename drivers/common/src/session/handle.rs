@@ -381,6 +381,8 @@ impl<R: Runtime> SessionHandle<R> {
                 (storage, save_path)
             })
             .await?;
+        // Its streams see it gone and end.
+        self.shared.streams.wake(id);
         let shared = self.shared.clone();
         self.blocking(move || {
             let (storage, save_path) = removed;

@@ -23,6 +23,7 @@ mod registry;
 mod relocate;
 mod shares;
 pub mod state;
+pub mod stream;
 pub mod views;
 
 use std::net::SocketAddr;
@@ -44,6 +45,7 @@ use registry::{Entry, Registry};
 pub use shares::ShareLimits;
 pub use state::StateError;
 use state::{StateDir, StateLock, StoredTorrent, TorrentSettings};
+pub use stream::{FileStream, StreamError};
 use views::SessionSettings;
 
 use crate::client::{dht_settings, random_peer_id, save_dht, SessionDht};
@@ -127,6 +129,8 @@ pub(crate) struct Shared {
     state: StateDir,
     listen: SocketAddr,
     started: Instant,
+    /// Open file streams: their windows, and who to wake on a new piece.
+    streams: stream::Streams,
 }
 
 impl Shared {
@@ -301,6 +305,7 @@ impl<R: Runtime> Session<R> {
             state,
             listen: local,
             started: now,
+            streams: stream::Streams::default(),
         });
         Ok(Session {
             rt,
