@@ -6,7 +6,7 @@
 //! watch both reach 100 % through the live list, pause and resume, skip a
 //! file on the details page, change a setting, remove a torrent with its
 //! data; then a phone-width window. Screenshots go to
-//! `target/web-ui-shots/`. Checked here: what the page saw, the files on
+//! `target/test-output/web_ui/`. Checked here: what the page saw, the files on
 //! disk, and what the API says afterwards.
 //!
 //! Needs chromium, chromium-driver, python3-libtorrent and opentracker
@@ -49,7 +49,7 @@ fn a_person_uses_the_web_ui_in_chromium() {
         "magnet:?xt=urn:btih:{}&dn=movie.webm&x.pe=127.0.0.1:{}",
         movie.hash, movie.port
     );
-    let shots = workspace_root().join("target/web-ui-shots");
+    let shots = workspace_root().join("target/test-output/web_ui");
     std::fs::create_dir_all(&shots).expect("screenshot folder");
     let script = workspace_root().join("tests/interop/web_ui.py");
     let args = json!({
@@ -70,7 +70,7 @@ fn a_person_uses_the_web_ui_in_chromium() {
         &[&args.to_string()],
         Duration::from_secs(300),
         &format!(
-            "(see target/web-ui-shots/timeout.png)\ndaemon log:\n{}",
+            "(see target/test-output/web_ui/timeout.png)\ndaemon log:\n{}",
             daemon.log()
         ),
     );
