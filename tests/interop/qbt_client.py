@@ -12,7 +12,7 @@ out = {}
 out["probe"] = requests.get(base + "/api/v2/app/webapiVersion", timeout=10).status_code
 
 host, port = base.rsplit(":", 1)
-bad = qbittorrentapi.Client(host=host, port=int(port), username="admin", password="wrong",
+bad = qbittorrentapi.Client(host=host, port=int(port), username=args["user"], password="wrong",
                             REQUESTS_ARGS={"timeout": 20})
 try:
     bad.auth_log_in()
@@ -20,7 +20,7 @@ try:
 except qbittorrentapi.LoginFailed:
     out["bad_login"] = "refused"
 
-c = qbittorrentapi.Client(host=host, port=int(port), username="admin", password="s3cret",
+c = qbittorrentapi.Client(host=host, port=int(port), username=args["user"], password=args["password"],
                           REQUESTS_ARGS={"timeout": 20})
 c.auth_log_in()
 out["version"] = c.app.version
@@ -53,6 +53,7 @@ seen = {args["file_hash"]: [], args["magnet_hash"]: []}
 full_updates = 0
 deltas = 0
 removed_seen = []
+pieces_during = set()
 deadline = time.time() + 150
 while time.time() < deadline:
     d = c.sync_maindata(rid=rid)
@@ -71,11 +72,15 @@ while time.time() < deadline:
         s = local.get(h, {}).get("state")
         if s and (not seen[h] or seen[h][-1] != s):
             seen[h].append(s)
+    # Mid-download, the piece map shows pieces in flight (1).
+    if 0 < local.get(args["file_hash"], {}).get("progress", 0) < 1:
+        pieces_during.update(c.torrents_piece_states(torrent_hash=args["file_hash"]))
     if all(local.get(h, {}).get("progress") == 1 and
            local.get(h, {}).get("state") in ("uploading", "stalledUP") for h in seen):
         break
     time.sleep(0.3)
 out["states"] = seen
+out["pieces_during"] = sorted(pieces_during)
 out["full_updates"] = full_updates
 out["deltas"] = deltas
 # The copy built from deltas matches a fresh list.
@@ -108,6 +113,20 @@ c.torrents_stop(torrent_hashes=args["file_hash"])
 out["stopped_state"] = c.torrents_info(torrent_hashes=args["file_hash"])[0].state
 c.torrents_start(torrent_hashes=args["file_hash"])
 out["started_state"] = c.torrents_info(torrent_hashes=args["file_hash"])[0].state
+
+# Force start: qBittorrent's forced state, ended by a plain start.
+c.torrents_set_force_start(enable=True, torrent_hashes=args["file_hash"])
+until = time.time() + 10
+while True:
+    t = c.torrents_info(torrent_hashes=args["file_hash"])[0]
+    if t.state == "forcedUP" or time.time() > until:
+        break
+    time.sleep(0.2)
+out["forced"] = [t.state, t.force_start]
+out["forced_filter"] = [x.hash for x in c.torrents_info(status_filter="seeding")]
+c.torrents_start(torrent_hashes=args["file_hash"])
+t = c.torrents_info(torrent_hashes=args["file_hash"])[0]
+out["unforced"] = [t.state, t.force_start]
 
 # Tags and categories.
 c.torrents_add_tags(tags="three", torrent_hashes=args["file_hash"])

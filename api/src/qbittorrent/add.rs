@@ -11,7 +11,7 @@ use axum::response::Response;
 use bittide_driver::runtime::Runtime;
 use bittide_driver::session::views::{AddOptions, AddSource, RequestError};
 
-use super::{lock, shares, text, Call, QbtError};
+use super::{labels, shares, text, Call, QbtError};
 
 pub(crate) async fn add<R: Runtime>(call: Call<R>) -> Result<Response, QbtError> {
     let p = &call.params;
@@ -48,16 +48,7 @@ pub(crate) async fn add<R: Runtime>(call: Call<R>) -> Result<Response, QbtError>
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .map(str::to_owned);
-    let tags: Vec<String> = p
-        .get("tags")
-        .map(|t| {
-            t.split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let tags = labels::split_tags(p.get("tags").unwrap_or(""));
     let mut save_path = p
         .get("savepath")
         .map(str::trim)
@@ -75,7 +66,7 @@ pub(crate) async fn add<R: Runtime>(call: Call<R>) -> Result<Response, QbtError>
             None => call.app.session.set_category_path(c.clone(), None).await?,
         }
     }
-    lock(&call.app.qbt).tags.extend(tags.iter().cloned());
+    call.app.session.create_tags(&tags).await?;
     let share = shares::parse(&call, "ratioLimit", "seedingTimeLimit", false).await?;
     let paused = p.flag("stopped").or(p.flag("paused")).unwrap_or(false);
     let options = AddOptions {

@@ -13,7 +13,11 @@
 //!   told `stopped`) and start by themselves, in queue order, when a slot
 //!   frees. A torrent earlier in the queue takes the slot of a later one,
 //!   as libtorrent's auto-managed torrents do. A user's pause is not
-//!   queueing: a paused torrent is never started by the queue.
+//!   queueing: a paused torrent is never started by the queue. A
+//!   force-started torrent ([`Engine::set_force_start`]; qBittorrent's
+//!   "force start", libtorrent's torrent that is not auto-managed) is
+//!   outside the queue: it runs whatever the limits say and takes no
+//!   slot from the others.
 //! - **Seeding goals**: a seed whose share ratio (uploaded over its whole
 //!   life, [`Torrent::history`], over the bytes of its wanted files) or seeding time reaches its goal (its own, or the
 //!   session's default) is paused, once, with
@@ -66,6 +70,8 @@ pub(super) struct Policy {
     /// Torrents paused for their goal: a user who resumes one wants it to
     /// seed on, until its goal is set again.
     reached: BTreeSet<TorrentId>,
+    /// Force-started torrents: outside the queue's limits.
+    forced: BTreeSet<TorrentId>,
     /// Bytes uploaded and downloaded by torrents already removed.
     removed: (u64, u64),
     /// A state changed: evaluate the queue and budgets at the next poll.
@@ -144,6 +150,30 @@ impl Engine {
         order.remove(at);
         order.insert(position.min(order.len()), id);
         self.apply_queue(now);
+    }
+
+    /// Force-starts a torrent (`on`), or puts it back under the queue's
+    /// limits; the queue is evaluated again at once. A forced torrent
+    /// that is queued starts; one paused by the user stays paused until
+    /// [`resume`](Engine::resume)d, which then ignores the limits.
+    pub fn set_force_start(&mut self, now: Instant, id: TorrentId, on: bool) {
+        self.now = now;
+        if !self.torrents.contains_key(&id) {
+            return;
+        }
+        let changed = if on {
+            self.policy.forced.insert(id)
+        } else {
+            self.policy.forced.remove(&id)
+        };
+        if changed {
+            self.apply_queue(now);
+        }
+    }
+
+    /// Whether a torrent is force-started ([`set_force_start`](Engine::set_force_start)).
+    pub fn is_force_started(&self, id: TorrentId) -> bool {
+        self.policy.forced.contains(&id)
     }
 
     /// Sets one torrent's seeding goal (`None`: the session's default,
@@ -257,6 +287,7 @@ impl Engine {
         self.policy.removed.0 += up;
         self.policy.removed.1 += down;
         self.policy.order.retain(|o| *o != id);
+        self.policy.forced.remove(&id);
         self.policy.goals.remove(&id);
         self.policy.reached.remove(&id);
         self.policy.dirty = true;
@@ -284,12 +315,23 @@ impl Engine {
         self.apply_queue(now);
     }
 
+    /// Which torrents may run now: the queue's plan for the managed ones,
+    /// and every forced one that would take a slot.
     fn plan_now(&self, resuming: Option<TorrentId>) -> BTreeSet<TorrentId> {
-        let entries = self.policy.order.iter().filter_map(|id| {
+        let forced = &self.policy.forced;
+        let slots = self.policy.order.iter().filter_map(|id| {
             let t = self.torrents.get(id)?;
             Some((*id, wanted_slot(t, resuming == Some(*id))))
         });
-        plan(entries, &self.config.limits)
+        let (outside, managed): (Vec<_>, Vec<_>) = slots.partition(|(id, _)| forced.contains(id));
+        let mut run = plan(managed, &self.config.limits);
+        run.extend(
+            outside
+                .into_iter()
+                .filter(|(_, s)| s.is_some())
+                .map(|(id, _)| id),
+        );
+        run
     }
 
     /// Queues the running torrents that lost their slot and starts the

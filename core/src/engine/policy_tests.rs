@@ -217,6 +217,66 @@ fn a_paused_torrent_is_not_started_by_the_queue() {
 }
 
 #[test]
+fn a_force_started_torrent_ignores_the_active_limits() {
+    let mut sim = Sim::with_downloads(1);
+    let a = sim.add(1, StartMode::Fresh);
+    let b = sim.add(2, StartMode::Fresh);
+    let c = sim.add(3, StartMode::Fresh);
+    assert_eq!(sim.states(&[a, b, c]), vec![Downloading, Queued, Queued]);
+    // Forcing the last one starts it beside `a`, and takes no slot:
+    // `b` still waits for `a`'s.
+    let now = sim.now;
+    sim.engine.set_force_start(now, c, true);
+    sim.drain();
+    assert!(sim.engine.is_force_started(c));
+    assert_eq!(
+        sim.states(&[a, b, c]),
+        vec![Downloading, Queued, Downloading]
+    );
+    sim.run_to(now + Duration::from_secs(5));
+    assert_eq!(
+        sim.states(&[a, b, c]),
+        vec![Downloading, Queued, Downloading]
+    );
+    // Paused by the user it stays paused; resumed it runs at once, with
+    // no slot free.
+    let now = sim.now;
+    sim.engine.pause(now, c);
+    sim.drain();
+    assert_eq!(sim.state(c), Paused);
+    sim.engine.resume(now, c);
+    sim.drain();
+    assert_eq!(
+        sim.states(&[a, b, c]),
+        vec![Downloading, Queued, Downloading]
+    );
+    // When `a` pauses, its slot goes to `b`: the forced `c` never held it.
+    sim.engine.pause(now, a);
+    sim.drain();
+    assert_eq!(
+        sim.states(&[a, b, c]),
+        vec![Paused, Downloading, Downloading]
+    );
+    // Back under the limits, `c` is queued behind `b`.
+    sim.engine.set_force_start(now, c, false);
+    sim.drain();
+    assert!(!sim.engine.is_force_started(c));
+    assert_eq!(sim.states(&[a, b, c]), vec![Paused, Downloading, Queued]);
+    // A forced seed ignores active seeds the same way (the rule is one).
+    let mut sim = Sim::new(SessionLimits {
+        active_seeds: Some(0),
+        ..SessionLimits::default()
+    });
+    let s = sim.add(4, StartMode::Check);
+    sim.check_ok(s);
+    assert_eq!(sim.state(s), Queued);
+    let now = sim.now;
+    sim.engine.set_force_start(now, s, true);
+    sim.drain();
+    assert_eq!(sim.state(s), Seeding);
+}
+
+#[test]
 fn a_magnet_paused_before_its_metadata_resumes_to_fetching_it() {
     let mut sim = Sim::with_downloads(1);
     let busy = sim.add(2, StartMode::Check);

@@ -362,6 +362,18 @@ impl<R: Runtime> SessionHandle<R> {
         .await
     }
 
+    /// Force-starts a torrent (resuming it; it runs outside the queue's
+    /// active limits) or puts it back under the limits; kept with its
+    /// settings.
+    pub async fn set_force_start(&self, hash: InfoHash, on: bool) -> Result<(), RequestError> {
+        let id = self.id(hash)?;
+        self.send(Command::SetForceStart(id, on))?;
+        if on {
+            self.resume(hash).await?;
+        }
+        self.update(hash, |e| e.settings.force_start = on).await
+    }
+
     /// Removes a torrent, and with `delete_data` its files too.
     pub async fn remove(&self, hash: InfoHash, delete_data: bool) -> Result<(), RequestError> {
         let id = self.id(hash)?;

@@ -23,6 +23,7 @@ mod registry;
 mod relocate;
 mod shares;
 pub mod state;
+mod tags;
 pub mod views;
 
 use std::net::SocketAddr;
@@ -44,6 +45,7 @@ use registry::{Entry, Registry};
 pub use shares::ShareLimits;
 pub use state::StateError;
 use state::{StateDir, StateLock, StoredTorrent, TorrentSettings};
+pub use tags::{valid_tag, Tags};
 use views::SessionSettings;
 
 use crate::client::{dht_settings, random_peer_id, save_dht, SessionDht};
@@ -269,6 +271,7 @@ impl<R: Runtime> Session<R> {
         let mut registry = Registry {
             settings,
             categories: categories::load(state.root(), &mut warnings),
+            tags: tags::load(state.root(), &mut warnings),
             ..Registry::default()
         };
         let mut stored = state.load_torrents(&mut warnings);
@@ -491,6 +494,9 @@ fn load_one<R: Runtime>(
 /// The per-torrent settings the engine holds (limits), as stored.
 fn apply_settings(engine: &mut Engine, now: Instant, entry: &Entry) {
     let s = &entry.settings;
+    if s.force_start {
+        engine.set_force_start(now, entry.id, true);
+    }
     if s.upload_limit > 0 || s.download_limit > 0 {
         engine.set_rate_limits(now, entry.id, s.upload_limit, s.download_limit);
     }

@@ -73,6 +73,8 @@ pub(crate) struct TorrentSettings {
     pub root_name: Option<String>,
     /// Paused by the user (or its seeding goal).
     pub paused: bool,
+    /// Force-started: outside the queue's active limits.
+    pub force_start: bool,
     pub sequential: bool,
     pub first_last_piece: bool,
     pub category: Option<String>,
@@ -159,6 +161,7 @@ impl TorrentSettings {
             (&b"version"[..], Value::int(VERSION)),
             (b"save_path", Value::bytes(path)),
             (b"paused", Value::int(i64::from(self.paused))),
+            (b"force_start", Value::int(i64::from(self.force_start))),
             (b"sequential", Value::int(i64::from(self.sequential))),
             (
                 b"first_last_piece",
@@ -213,6 +216,7 @@ impl TorrentSettings {
             save_path: PathBuf::from(std::ffi::OsStr::from_bytes(save_path)),
             root_name: text(d.get(b"root_name")),
             paused: flag(b"paused"),
+            force_start: flag(b"force_start"),
             sequential: flag(b"sequential"),
             first_last_piece: flag(b"first_last_piece"),
             category: text(d.get(b"category")),
@@ -551,6 +555,7 @@ mod tests {
             save_path: PathBuf::from("/tmp/x y"),
             root_name: Some("renamed".into()),
             paused: true,
+            force_start: true,
             sequential: true,
             first_last_piece: false,
             category: Some("linux".into()),

@@ -24,6 +24,9 @@ pub enum TorrentStatus {
     Seeding,
     /// Paused by the user (or by its seeding goal).
     Paused,
+    /// Its files are being moved to another folder or name (it is paused
+    /// meanwhile and resumes after, unless it was paused before).
+    Moving,
     /// Stopped by an error it cannot get past by itself (a disk that
     /// refused a write, storage that cannot be created): see `error`.
     Error,
@@ -39,6 +42,7 @@ impl TorrentStatus {
             TorrentStatus::Downloading => "downloading",
             TorrentStatus::Seeding => "seeding",
             TorrentStatus::Paused => "paused",
+            TorrentStatus::Moving => "moving",
             TorrentStatus::Error => "error",
         }
     }
@@ -100,6 +104,8 @@ pub struct TorrentView {
     pub sequential: bool,
     /// First and last piece of each file first (previews).
     pub first_last_piece: bool,
+    /// Force-started: runs outside the queue's active limits.
+    pub force_start: bool,
     /// Per-torrent upload limit, bytes/s (0: none).
     pub upload_limit: u64,
     /// Per-torrent download limit, bytes/s (0: none).
@@ -177,6 +183,9 @@ pub struct TorrentDetails {
     /// Verified pieces as a BEP 3 bitfield (high bit first), for a pieces
     /// map.
     pub pieces: Vec<u8>,
+    /// Pieces being downloaded (asked for, partly in, or being verified
+    /// or written), sorted.
+    pub pieces_in_progress: Vec<u32>,
     /// Its magnet link.
     pub magnet: String,
 }
