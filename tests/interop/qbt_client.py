@@ -28,10 +28,14 @@ out["webapi"] = c.app.web_api_version
 prefs = c.app.preferences
 out["save_path"] = prefs["save_path"]
 c.app_set_preferences({"max_ratio_enabled": True, "max_ratio": 2.5,
-                       "max_seeding_time_enabled": True, "max_seeding_time": 90})
+                       "max_seeding_time_enabled": True, "max_seeding_time": 90,
+                       "max_inactive_seeding_time_enabled": True,
+                       "max_inactive_seeding_time": 600})
 prefs = c.app.preferences
 out["prefs_after"] = [prefs["max_ratio_enabled"], prefs["max_ratio"],
-                      prefs["max_seeding_time_enabled"], prefs["max_seeding_time"]]
+                      prefs["max_seeding_time_enabled"], prefs["max_seeding_time"],
+                      prefs["max_inactive_seeding_time_enabled"],
+                      prefs["max_inactive_seeding_time"]]
 
 c.torrents_create_category(name="tv", save_path=args["tv_dir"])
 r = c.torrents_add(torrent_files=args["file"], category="tv", tags=["one", "two"])
@@ -148,9 +152,9 @@ except qbittorrentapi.Conflict409Error:
 
 # Share limits on one torrent.
 c.torrents_set_share_limits(ratio_limit=1.5, seeding_time_limit=120,
-                            inactive_seeding_time_limit=-2, torrent_hashes=args["file_hash"])
+                            inactive_seeding_time_limit=45, torrent_hashes=args["file_hash"])
 t = c.torrents_info(torrent_hashes=args["file_hash"])[0]
-out["share_limits"] = [t.ratio_limit, t.seeding_time_limit]
+out["share_limits"] = [t.ratio_limit, t.seeding_time_limit, t.inactive_seeding_time_limit]
 out["transfer"] = sorted(c.transfer_info().keys())
 
 try:

@@ -71,7 +71,10 @@ fn qbittorrent_api_client_drives_downloads_to_completion() {
     assert_eq!(r["version"], "v5.0.2");
     assert_eq!(r["webapi"], "2.11.2");
     assert_eq!(r["save_path"], download.display().to_string());
-    assert_eq!(r["prefs_after"], serde_json::json!([true, 2.5, true, 90]));
+    assert_eq!(
+        r["prefs_after"],
+        serde_json::json!([true, 2.5, true, 90, true, 600])
+    );
     assert_eq!(r["add_file"], "Ok.");
     assert_eq!(r["add_magnet"], "Ok.");
     assert_eq!(r["visible_at_once"], serde_json::json!([file.hash]));
@@ -195,7 +198,7 @@ fn qbittorrent_api_client_drives_downloads_to_completion() {
     assert_eq!(r["categories_after"], serde_json::json!(["done", "tv"]));
     assert_eq!(r["magnet_category"], "done");
     assert_eq!(r["bad_category"], 409);
-    assert_eq!(r["share_limits"], serde_json::json!([1.5, 120]));
+    assert_eq!(r["share_limits"], serde_json::json!([1.5, 120, 45]));
     assert_eq!(
         r["goal_state"], "stoppedUP",
         "the share limit did not stop it"
@@ -591,6 +594,7 @@ fn categories_and_share_limits_survive_a_restart() {
             ("stopped", "true"),
             ("ratioLimit", "3"),
             ("seedingTimeLimit", "45"),
+            ("inactiveSeedingTimeLimit", "20"),
         ],
         &[("r.torrent", &bytes)],
     );
@@ -604,6 +608,7 @@ fn categories_and_share_limits_survive_a_restart() {
             t["tags"].clone(),
             t["ratio_limit"].clone(),
             t["seeding_time_limit"].clone(),
+            t["inactive_seeding_time_limit"].clone(),
             t["state"].clone(),
             q.json("torrents/categories"),
             q.json("torrents/tags"),
@@ -613,9 +618,10 @@ fn categories_and_share_limits_survive_a_restart() {
     assert_eq!(before.0, shows_text.as_str(), "the category's save path");
     assert_eq!(before.3, 3.0);
     assert_eq!(before.4, 45);
-    assert_eq!(before.5, "stoppedDL");
-    assert_eq!(before.6["shows"]["savePath"], shows_text.as_str());
-    assert_eq!(before.7, serde_json::json!(["later", "unused", "x"]));
+    assert_eq!(before.5, 20);
+    assert_eq!(before.6, "stoppedDL");
+    assert_eq!(before.7["shows"]["savePath"], shows_text.as_str());
+    assert_eq!(before.8, serde_json::json!(["later", "unused", "x"]));
     assert_eq!(d.terminate(Duration::from_secs(20)), Some(0));
 
     let (d, _) = daemon_with_credentials(dir.path(), &[]);

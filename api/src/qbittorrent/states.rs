@@ -119,7 +119,7 @@ pub(crate) fn amount_left(t: &TorrentView) -> u64 {
 /// and trackers (`details`), share limits and seconds spent seeding.
 pub(crate) struct Extra<'a> {
     pub(crate) details: Option<&'a TorrentDetails>,
-    pub(crate) share: (f64, i64),
+    pub(crate) share: super::shares::Shown,
     pub(crate) seeding_time: u64,
 }
 
@@ -182,13 +182,13 @@ pub(crate) fn torrent_json(t: &TorrentView, extra: &Extra<'_>, now: u64) -> Map<
         "amount_left": left,
         "completed": t.wanted.saturating_sub(left),
         "ratio": t.ratio,
-        "ratio_limit": share.0,
-        "max_ratio": share.0,
+        "ratio_limit": share.ratio,
+        "max_ratio": share.ratio,
         "seeding_time": extra.seeding_time,
-        "seeding_time_limit": share.1,
-        "max_seeding_time": share.1,
-        "inactive_seeding_time_limit": -2,
-        "max_inactive_seeding_time": -2,
+        "seeding_time_limit": share.seeding_minutes,
+        "max_seeding_time": share.seeding_minutes,
+        "inactive_seeding_time_limit": share.inactive_minutes,
+        "max_inactive_seeding_time": share.inactive_minutes,
         "last_activity": last_activity,
         "time_active": now.saturating_sub(t.added_at),
         "auto_tmm": false,
@@ -296,7 +296,7 @@ mod tests {
         t.tags = vec!["a".into(), "b".into()];
         let extra = Extra {
             details: None,
-            share: (-2.0, -2),
+            share: super::super::shares::GLOBAL,
             seeding_time: 0,
         };
         let row = torrent_json(&t, &extra, 1000);
@@ -350,7 +350,7 @@ mod tests {
         assert_eq!(peer_split(&d), (1, 2), "connected counts stay");
         let extra = Extra {
             details: Some(&d),
-            share: (-2.0, -2),
+            share: super::super::shares::GLOBAL,
             seeding_time: 0,
         };
         let row = torrent_json(&d.torrent, &extra, 0);

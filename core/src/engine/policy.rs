@@ -19,9 +19,12 @@
 //!   outside the queue: it runs whatever the limits say and takes no
 //!   slot from the others.
 //! - **Seeding goals**: a seed whose share ratio (uploaded over its whole
-//!   life, [`Torrent::history`], over the bytes of its wanted files) or seeding time reaches its goal (its own, or the
-//!   session's default) is paused, once, with
-//!   [`Event::SeedingGoalReached`].
+//!   life, [`Torrent::history`], over the bytes of its wanted files),
+//!   seeding time, or time seeding without uploading reaches its goal (its
+//!   own, or the session's default) is paused, once, with
+//!   [`Event::SeedingGoalReached`]. Inactivity is sampled at each check
+//!   (every [`TICK`]): the time since the uploaded count last moved, or
+//!   since the torrent was first seen seeding.
 //! - **Budgets** (rates, connections, memory) are split by the `shares`
 //!   module.
 //!
@@ -70,6 +73,9 @@ pub(super) struct Policy {
     /// Torrents paused for their goal: a user who resumes one wants it to
     /// seed on, until its goal is set again.
     reached: BTreeSet<TorrentId>,
+    /// Seeds' upload activity for the inactivity goal: lifetime bytes
+    /// uploaded as last seen, and since when that count has not moved.
+    idle: BTreeMap<TorrentId, (u64, Instant)>,
     /// Force-started torrents: outside the queue's limits.
     forced: BTreeSet<TorrentId>,
     /// Bytes uploaded and downloaded by torrents already removed.
@@ -102,6 +108,24 @@ pub(super) fn plan(
         }
     }
     run
+}
+
+/// Since when a seed has uploaded nothing, given its lifetime `uploaded`
+/// count sampled `now`: the last sample at which the count moved (or the
+/// first sample).
+pub(super) fn idle_since(
+    idle: &mut BTreeMap<TorrentId, (u64, Instant)>,
+    id: TorrentId,
+    uploaded: u64,
+    now: Instant,
+) -> Instant {
+    match idle.get(&id) {
+        Some(&(seen, since)) if seen == uploaded => since,
+        _ => {
+            idle.insert(id, (uploaded, now));
+            now
+        }
+    }
 }
 
 /// The slot a torrent would take if it ran: its own while it runs, the
@@ -288,6 +312,7 @@ impl Engine {
         self.policy.removed.1 += down;
         self.policy.order.retain(|o| *o != id);
         self.policy.forced.remove(&id);
+        self.policy.idle.remove(&id);
         self.policy.goals.remove(&id);
         self.policy.reached.remove(&id);
         self.policy.dirty = true;
@@ -374,20 +399,33 @@ impl Engine {
             return;
         }
         let mut reached = Vec::new();
-        for (id, t) in self.torrents.iter() {
+        let torrents = &self.torrents;
+        let idle = &mut self.policy.idle;
+        idle.retain(|id, _| torrents.get(id).map(Torrent::state) == Some(TorrentState::Seeding));
+        for (id, t) in torrents.iter() {
             if t.state() != TorrentState::Seeding || self.policy.reached.contains(id) {
                 continue;
             }
-            let Some(goal) = self.seeding_goal(*id) else {
+            let goal = self
+                .policy
+                .goals
+                .get(id)
+                .copied()
+                .or(self.policy.default_goal);
+            let Some(goal) = goal else {
                 continue;
             };
             let wanted = t.wanted_bytes();
-            let by_ratio = goal.ratio.is_some_and(|r| {
-                let uploaded = t.history(now).uploaded;
-                wanted > 0 && uploaded as f64 >= r * wanted as f64
-            });
+            let uploaded = t.history(now).uploaded;
+            let by_ratio = goal
+                .ratio
+                .is_some_and(|r| wanted > 0 && uploaded as f64 >= r * wanted as f64);
             let by_time = goal.seeding_time.is_some_and(|d| t.seeding_time(now) >= d);
-            if by_ratio || by_time {
+            let since = idle_since(idle, *id, uploaded, now);
+            let by_inactivity = goal
+                .inactive_time
+                .is_some_and(|d| now.saturating_duration_since(since) >= d);
+            if by_ratio || by_time || by_inactivity {
                 reached.push(*id);
             }
         }

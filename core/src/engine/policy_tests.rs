@@ -2,7 +2,7 @@
 //! the active limits, pauses the queue leaves alone, queue positions,
 //! seeding goals, and the budgets the engine hands each torrent.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 use crate::metainfo::PieceIndex;
@@ -394,6 +394,40 @@ fn seeds_count_against_active_seeds_not_downloads() {
 }
 
 #[test]
+fn an_inactivity_goal_pauses_a_seed_that_uploads_nothing() {
+    let mut sim = Sim::new(SessionLimits::default());
+    let full = StartMode::Trusted(crate::Bitfield::full(1));
+    let id = sim.add(1, full);
+    let goal = SeedingGoal {
+        inactive_time: Some(Duration::from_secs(30)),
+        ..SeedingGoal::default()
+    };
+    let now = sim.now;
+    sim.engine.set_seeding_goal(now, id, Some(goal));
+    sim.run_to(now + Duration::from_secs(29));
+    assert_eq!(sim.state(id), Seeding);
+    sim.run_to(now + Duration::from_secs(32));
+    assert_eq!(sim.state(id), Paused);
+    assert!(sim.events.contains(&Event::SeedingGoalReached(id)));
+    // Resumed by the user, it seeds on (the goal was reached once).
+    let now = sim.now;
+    sim.engine.resume(now, id);
+    sim.run_to(now + Duration::from_secs(60));
+    assert_eq!(sim.state(id), Seeding);
+}
+
+#[test]
+fn inactivity_counts_from_the_last_sample_that_saw_an_upload() {
+    let mut idle = BTreeMap::new();
+    let id = TorrentId::new(1);
+    let at = |s: u64| Instant::ZERO + Duration::from_secs(s);
+    assert_eq!(policy::idle_since(&mut idle, id, 0, at(10)), at(10));
+    assert_eq!(policy::idle_since(&mut idle, id, 0, at(50)), at(10));
+    assert_eq!(policy::idle_since(&mut idle, id, 700, at(51)), at(51));
+    assert_eq!(policy::idle_since(&mut idle, id, 700, at(90)), at(51));
+}
+
+#[test]
 fn a_seeding_time_goal_pauses_the_seed_once() {
     let mut sim = Sim::new(SessionLimits::default());
     let full = StartMode::Trusted(crate::Bitfield::full(1));
@@ -402,6 +436,7 @@ fn a_seeding_time_goal_pauses_the_seed_once() {
     let goal = SeedingGoal {
         ratio: None,
         seeding_time: Some(Duration::from_secs(60)),
+        inactive_time: None,
     };
     let now = sim.now;
     sim.engine.set_default_seeding_goal(now, Some(goal));
@@ -432,6 +467,7 @@ fn a_seeding_time_goal_pauses_the_seed_once() {
     let longer = SeedingGoal {
         ratio: None,
         seeding_time: Some(Duration::from_secs(120)),
+        inactive_time: None,
     };
     sim.engine.set_seeding_goal(now, id, Some(longer));
     sim.drain();
@@ -457,6 +493,7 @@ fn a_ratio_goal_counts_earlier_sessions() {
     let goal = SeedingGoal {
         ratio: Some(3.0),
         seeding_time: None,
+        inactive_time: None,
     };
     sim.engine.set_seeding_goal(now, id, Some(goal));
     sim.drain();
@@ -474,6 +511,7 @@ fn a_ratio_goal_counts_earlier_sessions() {
     let goal = SeedingGoal {
         ratio: Some(2.0),
         seeding_time: None,
+        inactive_time: None,
     };
     sim.engine.set_seeding_goal(now, id, Some(goal));
     sim.drain();

@@ -362,6 +362,7 @@ fn a_seed_reaching_its_share_ratio_is_paused() {
     let goal = SeedingGoal {
         ratio: Some(1.0),
         seeding_time: None,
+        inactive_time: None,
     };
     let seeder = nodes[0].torrent;
     nodes[0]
@@ -392,6 +393,58 @@ fn a_seed_reaching_its_share_ratio_is_paused() {
     assert!(told || outs.contains(&reached), "{outs:?}");
     let (uploaded, _) = engine.totals();
     assert_eq!(uploaded, data.len() as u64);
+}
+
+/// The seeder may stay idle 3 s: it is not stopped while it uploads
+/// (however long the download takes), only once nothing more is asked.
+#[test]
+fn an_inactivity_goal_counts_from_the_last_upload() {
+    let data = test_data();
+    let info = info(&data, "http://127.0.0.1:9/announce", false);
+    let mut nodes = seeder_and_leecher(&info, &data, None);
+    let idle = Duration::from_secs(3);
+    let goal = SeedingGoal {
+        inactive_time: Some(idle),
+        ..SeedingGoal::default()
+    };
+    let seeder = nodes[0].torrent;
+    nodes[0]
+        .engine
+        .set_seeding_goal(Instant::ZERO, seeder, Some(goal));
+    let mut world = World {
+        tracker: Some(TrackerServer::new(
+            ServerConfig::default(),
+            Seed::from_u64(3),
+        )),
+        ..World::default()
+    };
+    let (finished, at) = run(&mut nodes, &mut world);
+    assert!(finished, "the seeder stopped while uploading");
+    let stopped_early = world
+        .events
+        .iter()
+        .any(|(i, e)| *i == 0 && *e == Event::SeedingGoalReached(seeder));
+    assert!(!stopped_early, "stopped before the download ended");
+    let t = nodes[0].engine.torrent(seeder).unwrap();
+    assert_eq!(t.counters().0, data.len() as u64);
+    // Every second after, nothing is uploaded: stopped within idle + 2 ticks.
+    let mut paused_at = None;
+    for s in 1..=6 {
+        let later = at + Duration::from_secs(s);
+        nodes[0].engine.handle_timeout(later);
+        let _ = drain(&mut nodes[0].engine, later);
+        let state = nodes[0].engine.torrent(seeder).unwrap().state();
+        if state == TorrentState::Paused {
+            paused_at = Some(s);
+            break;
+        }
+    }
+    let paused_at = paused_at.expect("never stopped for inactivity");
+    assert!(
+        paused_at >= 2,
+        "stopped {paused_at} s after the last upload"
+    );
+    eprintln!("download took {at:?}; stopped {paused_at} s after");
 }
 
 /// Everything `engine` wants done now.

@@ -624,6 +624,9 @@ impl<R: Runtime> SessionHandle<R> {
             if let Some(v) = patch.seed_time {
                 s.seed_time = v;
             }
+            if let Some(v) = patch.seed_inactive_time {
+                s.seed_inactive_time = v;
+            }
             if let Some(v) = patch.seed_goal_remove {
                 s.seed_goal_remove = v;
             }

@@ -419,10 +419,12 @@ pub(crate) fn limits(s: &SessionSettings) -> SessionLimits {
 
 /// The default seeding goal from the session's settings.
 pub(crate) fn seeding_goal(s: &SessionSettings) -> Option<SeedingGoal> {
-    (s.seed_ratio.is_some() || s.seed_time.is_some()).then(|| SeedingGoal {
+    let goal = SeedingGoal {
         ratio: s.seed_ratio,
         seeding_time: s.seed_time.map(Duration::from_secs),
-    })
+        inactive_time: s.seed_inactive_time.map(Duration::from_secs),
+    };
+    (goal != SeedingGoal::default()).then_some(goal)
 }
 
 /// Adds one stored torrent to the loop before it runs.

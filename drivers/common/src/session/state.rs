@@ -289,6 +289,7 @@ impl SessionFile {
                     (b"active_seeds", opt_int(s.active_seeds.map(|n| n as u64))),
                     (b"seed_ratio_milli", opt_int(ratio)),
                     (b"seed_time", opt_int(s.seed_time)),
+                    (b"seed_inactive_time", opt_int(s.seed_inactive_time)),
                     (
                         b"seed_goal_remove",
                         Value::int(i64::from(s.seed_goal_remove)),
@@ -322,6 +323,7 @@ impl SessionFile {
                 active_seeds: from_opt_int(s.get(b"active_seeds")).map(|n| n as usize),
                 seed_ratio: from_opt_int(s.get(b"seed_ratio_milli")).map(|n| n as f64 / 1000.0),
                 seed_time: from_opt_int(s.get(b"seed_time")),
+                seed_inactive_time: from_opt_int(s.get(b"seed_inactive_time")),
                 seed_goal_remove: s.get(b"seed_goal_remove").and_then(Value::as_int) == Some(1),
                 download_dir: PathBuf::from(std::ffi::OsStr::from_bytes(
                     s.get(b"download_dir")?.as_bytes()?,
@@ -581,6 +583,7 @@ mod tests {
             share_limits: Some(super::super::shares::ShareLimits {
                 ratio: Some(2.0),
                 seeding_time: None,
+                inactive_time: Some(std::time::Duration::from_secs(300)),
             }),
         };
         assert_eq!(TorrentSettings::decode(&s.encode()), Some(s));
@@ -600,6 +603,7 @@ mod tests {
                 active_seeds: None,
                 seed_ratio: Some(1.5),
                 seed_time: Some(3600),
+                seed_inactive_time: Some(600),
                 seed_goal_remove: true,
                 download_dir: PathBuf::from("/d"),
             }),

@@ -244,6 +244,8 @@ pub struct SessionSettings {
     pub seed_ratio: Option<f64>,
     /// Pause a seeding torrent after seeding this many seconds.
     pub seed_time: Option<u64>,
+    /// Pause a seeding torrent after this many seconds without uploading.
+    pub seed_inactive_time: Option<u64>,
     /// Remove (keeping its data) instead of pausing when a goal is reached.
     pub seed_goal_remove: bool,
     /// Where torrents go unless told otherwise.
@@ -267,6 +269,8 @@ pub struct SettingsPatch {
     pub seed_ratio: Option<Option<f64>>,
     /// `Some(None)` removes the goal.
     pub seed_time: Option<Option<u64>>,
+    /// `Some(None)` removes the goal.
+    pub seed_inactive_time: Option<Option<u64>>,
     /// See [`SessionSettings::seed_goal_remove`].
     pub seed_goal_remove: Option<bool>,
     /// See [`SessionSettings::download_dir`].
