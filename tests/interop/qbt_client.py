@@ -38,7 +38,8 @@ out["prefs_after"] = [prefs["max_ratio_enabled"], prefs["max_ratio"],
                       prefs["max_inactive_seeding_time"]]
 
 c.torrents_create_category(name="tv", save_path=args["tv_dir"])
-r = c.torrents_add(torrent_files=args["file"], category="tv", tags=["one", "two"])
+r = c.torrents_add(torrent_files=args["file"], category="tv", tags=["one", "two"],
+                   content_layout="Subfolder")
 out["add_file"] = r
 # Visible at once, as the *arr apps expect.
 out["visible_at_once"] = [t.hash for t in c.torrents_info(category="tv")]

@@ -130,9 +130,11 @@ fn qbittorrent_api_client_drives_downloads_to_completion() {
     assert_eq!(info["category"], "tv");
     assert_eq!(info["tags"], "one, two");
     assert_eq!(info["save_path"], tv_dir.display().to_string());
+    // Added with contentLayout=Subfolder: a single file in a folder
+    // named after it.
     assert_eq!(
         info["content_path"],
-        tv_dir.join("show.bin").display().to_string()
+        tv_dir.join("show/show.bin").display().to_string()
     );
     assert!(info["completion_on"].as_i64().unwrap() >= info["added_on"].as_i64().unwrap());
     assert!(info["downloaded"].as_u64().unwrap() >= 3 << 20);
@@ -224,7 +226,7 @@ fn qbittorrent_api_client_drives_downloads_to_completion() {
     assert_eq!(r["after_logout"], "relogged");
 
     // The data is byte-identical; the deleted torrent's files are gone.
-    same_files(&file, &tv_dir, &[]);
+    same_files(&file, &tv_dir.join("show"), &[]);
     assert!(
         !download.join("movie").exists(),
         "deleteFiles left the data"
@@ -674,4 +676,103 @@ fn wait_state(q: &Qbt, state: &str) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `contentLayout` on add and the `torrent_content_layout` preference put
+/// files where qBittorrent would: the data is found there (checked, not
+/// downloaded: no peer is given) and `content_path` says so.
+#[test]
+fn content_layouts_place_the_files_and_content_path_follows() {
+    let dir = TempDir::new("qbt-layout");
+    let src = dir.path().join("src");
+    let (d, download) = daemon_with_credentials(dir.path(), &[]);
+    let mut q = Qbt::new(&d.api);
+    q.login(USER, PASS);
+    // (name, files, layout, where the data must be, content_path)
+    let pack = [("a.mkv", 70_000), ("sub/b.nfo", 3_000)];
+    let cases: [(&str, &[(&str, usize)], Option<&str>, &str, &str); 4] = [
+        ("Pack", &pack, Some("NoSubfolder"), "", ""),
+        (
+            "Movie.2024.mkv",
+            &[("", 90_000)],
+            Some("Subfolder"),
+            "Movie.2024",
+            "Movie.2024/Movie.2024.mkv",
+        ),
+        (
+            "Other.mkv",
+            &[("", 20_000)],
+            Some("Original"),
+            "",
+            "Other.mkv",
+        ),
+        // The preference, set below, for an add that names none.
+        ("Clip.mp4", &[("", 30_000)], None, "Clip", "Clip/Clip.mp4"),
+    ];
+    let prefs = [("json", r#"{"torrent_content_layout": "Subfolder"}"#)];
+    assert_eq!(q.post("app/setPreferences", &prefs).0, 200);
+    assert_eq!(
+        q.json("app/preferences")["torrent_content_layout"],
+        "Subfolder"
+    );
+    for (i, (name, files, layout, folder, content)) in cases.iter().enumerate() {
+        // The content as the layout lays it out, in the daemon's folder.
+        let made = make(&src, name, files, 70 + i as u64, false);
+        for (path, data) in &made.files {
+            let relative = match *layout {
+                Some("NoSubfolder") => path.strip_prefix(name).unwrap().to_owned(),
+                _ => path.clone(),
+            };
+            let at = download.join(folder).join(relative);
+            std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+            std::fs::write(&at, data).unwrap();
+        }
+        let bytes = std::fs::read(&made.torrent).unwrap();
+        let mut form = vec![("tags", *name)];
+        if let Some(l) = layout {
+            form.push(("contentLayout", l));
+        }
+        let (code, body) = q.multipart("torrents/add", &form, &[("t.torrent", &bytes)]);
+        assert_eq!((code, body.as_str()), (200, "Ok."), "{name}");
+        let start = Instant::now();
+        let t = loop {
+            let t = q.json(&format!("torrents/info?tag={name}"))[0].clone();
+            if t["progress"] == 1.0 {
+                break t;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{name}: its data was not found where the layout puts it: {t:#}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(t["downloaded"], 0, "{name}: fetched instead of found");
+        let content_path = match *content {
+            "" => download.clone(),
+            c => download.join(c),
+        };
+        assert_eq!(
+            t["content_path"],
+            content_path.display().to_string(),
+            "{name}"
+        );
+    }
+    // NoSubfolder: the files are listed without the top folder, as
+    // qBittorrent lists them.
+    let info = q.json("torrents/info?tag=Pack");
+    let hash = info[0]["hash"].as_str().unwrap();
+    let files = q.json(&format!("torrents/files?hash={hash}"));
+    let names: Vec<&str> = files
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert_eq!(names, ["a.mkv", "sub/b.nfo"]);
+    let (code, _) = q.post(
+        "app/setPreferences",
+        &[("json", r#"{"torrent_content_layout": "Sideways"}"#)],
+    );
+    assert_eq!(code, 400);
+    drop(d);
 }

@@ -45,6 +45,7 @@ impl SettingsPatchJson {
             seed_ratio: self.seed_ratio,
             seed_time: self.seed_time,
             seed_inactive_time: None,
+            content_layout: None,
             seed_goal_remove: self.seed_goal_remove,
             download_dir: self.download_dir,
         })

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use axum::http::StatusCode;
 use axum::response::Response;
+use bittide_driver::disk::ContentLayout;
 use bittide_driver::runtime::Runtime;
 use bittide_driver::session::views::{SessionSettings, SettingsPatch};
 use serde_json::{json, Value};
@@ -71,8 +72,8 @@ fn preferences(s: &SessionSettings) -> Value {
         "encryption": 0,
         "auto_tmm_enabled": false,
         "start_paused_enabled": false,
-        "create_subfolder_enabled": true,
-        "torrent_content_layout": "Original",
+        "create_subfolder_enabled": s.content_layout != ContentLayout::NoSubfolder,
+        "torrent_content_layout": super::add::layout_name(s.content_layout),
         "web_ui_port": 0,
         "locale": "en",
     })
@@ -146,6 +147,10 @@ fn patch_of(
         "max_inactive_seeding_time",
         current.seed_inactive_time,
     )?;
+    if let Some(v) = obj.get("torrent_content_layout") {
+        let layout = v.as_str().and_then(super::add::layout_from_name);
+        patch.content_layout = Some(layout.ok_or_else(|| bad("torrent_content_layout"))?);
+    }
     if let Some(act) = num("max_ratio_act")? {
         patch.seed_goal_remove = match act as i64 {
             0 => Some(false),

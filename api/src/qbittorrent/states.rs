@@ -132,7 +132,7 @@ pub(crate) fn torrent_json(t: &TorrentView, extra: &Extra<'_>, now: u64) -> Map<
     let trackers_count = details.map_or(0, |d| d.trackers.len());
     let left = amount_left(t);
     let save_path = t.save_path.display().to_string();
-    let content_path = t.save_path.join(&t.name).display().to_string();
+    let content_path = t.content_path.display().to_string();
     let last_activity = if t.download_rate > 0 || t.upload_rate > 0 {
         now
     } else {
@@ -168,7 +168,8 @@ pub(crate) fn torrent_json(t: &TorrentView, extra: &Extra<'_>, now: u64) -> Map<
         "save_path": save_path,
         "download_path": "",
         "content_path": content_path,
-        "root_path": content_path,
+        // No top folder (`NoSubfolder`): qBittorrent's root path is "".
+        "root_path": if t.content_path == t.save_path { "" } else { content_path.as_str() },
         "added_on": t.added_at,
         "completion_on": t.completed_at.map_or(-1, |c| c as i64),
         "tracker": tracker,
@@ -240,6 +241,7 @@ mod tests {
             sequential: false,
             first_last_piece: false,
             force_start: false,
+            content_path: "/d/n".into(),
             upload_limit: 0,
             download_limit: 0,
         }

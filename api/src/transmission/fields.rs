@@ -418,6 +418,7 @@ mod tests {
             sequential: false,
             first_last_piece: false,
             force_start: false,
+            content_path: "/d/n".into(),
             upload_limit: 0,
             download_limit: 0,
         }

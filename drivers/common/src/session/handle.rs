@@ -191,12 +191,19 @@ impl<R: Runtime> SessionHandle<R> {
         magnet: Option<String>,
         options: AddOptions,
     ) -> Result<(), RequestError> {
-        let save_path = match &options.save_path {
-            Some(p) => p.clone(),
-            None => self.shared.registry().settings.download_dir.clone(),
+        let (save_path, content_layout) = {
+            let defaults = &self.shared.registry().settings;
+            (
+                options
+                    .save_path
+                    .clone()
+                    .unwrap_or_else(|| defaults.download_dir.clone()),
+                options.content_layout.unwrap_or(defaults.content_layout),
+            )
         };
         let settings = TorrentSettings {
             save_path,
+            content_layout,
             paused: options.paused,
             sequential: options.sequential,
             first_last_piece: options.first_last_piece,
@@ -626,6 +633,9 @@ impl<R: Runtime> SessionHandle<R> {
             }
             if let Some(v) = patch.seed_inactive_time {
                 s.seed_inactive_time = v;
+            }
+            if let Some(v) = patch.content_layout {
+                s.content_layout = v;
             }
             if let Some(v) = patch.seed_goal_remove {
                 s.seed_goal_remove = v;

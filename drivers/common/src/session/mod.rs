@@ -176,8 +176,7 @@ pub(crate) fn prepare(
 ) -> Prepared {
     let info = TorrentInfo::from_metainfo(metainfo);
     let name = String::from_utf8_lossy(metainfo.info.name()).into_owned();
-    let storage =
-        Arc::new(Storage::new(&settings.save_path, metainfo).with_root(settings.root_name.clone()));
+    let storage = Arc::new(settings.storage(metainfo));
     let files = metainfo.info.files().len();
     let only = settings.only.as_deref().map(|o| only_priorities(o, files));
     // A failure is kept as the storage's write error, which the session reports.

@@ -313,6 +313,10 @@ pub(crate) fn view(
         sequential: s.sequential,
         first_last_piece: s.first_last_piece,
         force_start: s.force_start,
+        content_path: entry
+            .storage
+            .as_ref()
+            .map_or_else(|| s.save_path.join(&entry.name), |st| st.content_path()),
         upload_limit: s.upload_limit,
         download_limit: s.download_limit,
     }

@@ -125,9 +125,7 @@ fn open_storage(
 ) -> io::Result<Arc<Storage>> {
     let bytes = state.read_torrent(hash)?;
     let metainfo = Metainfo::from_bytes(&bytes).map_err(|e| io::Error::other(e.to_string()))?;
-    Ok(Arc::new(
-        Storage::new(&settings.save_path, &metainfo).with_root(settings.root_name.clone()),
-    ))
+    Ok(Arc::new(settings.storage(&metainfo)))
 }
 
 /// Moving a running torrent: the handle's side.

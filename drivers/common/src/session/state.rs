@@ -29,6 +29,7 @@ use bittide_core::picker::Priority;
 use bittide_core::InfoHash;
 
 use super::views::SessionSettings;
+use crate::disk::ContentLayout;
 
 /// Format version of `session` and `settings` files.
 const VERSION: i64 = 1;
@@ -71,6 +72,8 @@ pub(crate) struct TorrentSettings {
     pub save_path: PathBuf,
     /// The name its top folder (or single file) was renamed to.
     pub root_name: Option<String>,
+    /// How its files are laid out under `save_path`.
+    pub content_layout: ContentLayout,
     /// Paused by the user (or its seeding goal).
     pub paused: bool,
     /// Force-started: outside the queue's active limits.
@@ -119,6 +122,24 @@ pub(crate) struct StoredTorrent {
     pub settings: TorrentSettings,
 }
 
+/// `content_layout` in the settings files: 0 original, 1 subfolder, 2 no
+/// subfolder (absent or unknown: original, as before it existed).
+fn layout_code(l: ContentLayout) -> i64 {
+    match l {
+        ContentLayout::Original => 0,
+        ContentLayout::Subfolder => 1,
+        ContentLayout::NoSubfolder => 2,
+    }
+}
+
+fn layout_from_code(n: Option<i64>) -> ContentLayout {
+    match n {
+        Some(1) => ContentLayout::Subfolder,
+        Some(2) => ContentLayout::NoSubfolder,
+        _ => ContentLayout::Original,
+    }
+}
+
 fn priority_code(p: Priority) -> i64 {
     match p {
         Priority::Skip => 0,
@@ -150,6 +171,16 @@ fn text(v: Option<&Value<'_>>) -> Option<String> {
 }
 
 impl TorrentSettings {
+    /// The torrent's files where these settings put them.
+    pub(crate) fn storage(
+        &self,
+        metainfo: &bittide_core::metainfo::Metainfo<'_>,
+    ) -> crate::disk::Storage {
+        crate::disk::Storage::new(&self.save_path, metainfo)
+            .with_root(self.root_name.clone())
+            .with_layout(self.content_layout)
+    }
+
     pub(crate) fn encode(&self) -> Vec<u8> {
         let path = self.save_path.as_os_str().as_bytes();
         let tags: Vec<Value<'_>> = self
@@ -162,6 +193,10 @@ impl TorrentSettings {
             (b"save_path", Value::bytes(path)),
             (b"paused", Value::int(i64::from(self.paused))),
             (b"force_start", Value::int(i64::from(self.force_start))),
+            (
+                b"content_layout",
+                Value::int(layout_code(self.content_layout)),
+            ),
             (b"sequential", Value::int(i64::from(self.sequential))),
             (
                 b"first_last_piece",
@@ -217,6 +252,7 @@ impl TorrentSettings {
             root_name: text(d.get(b"root_name")),
             paused: flag(b"paused"),
             force_start: flag(b"force_start"),
+            content_layout: layout_from_code(d.get(b"content_layout").and_then(Value::as_int)),
             sequential: flag(b"sequential"),
             first_last_piece: flag(b"first_last_piece"),
             category: text(d.get(b"category")),
@@ -290,6 +326,7 @@ impl SessionFile {
                     (b"seed_ratio_milli", opt_int(ratio)),
                     (b"seed_time", opt_int(s.seed_time)),
                     (b"seed_inactive_time", opt_int(s.seed_inactive_time)),
+                    (b"content_layout", Value::int(layout_code(s.content_layout))),
                     (
                         b"seed_goal_remove",
                         Value::int(i64::from(s.seed_goal_remove)),
@@ -324,6 +361,7 @@ impl SessionFile {
                 seed_ratio: from_opt_int(s.get(b"seed_ratio_milli")).map(|n| n as f64 / 1000.0),
                 seed_time: from_opt_int(s.get(b"seed_time")),
                 seed_inactive_time: from_opt_int(s.get(b"seed_inactive_time")),
+                content_layout: layout_from_code(s.get(b"content_layout").and_then(Value::as_int)),
                 seed_goal_remove: s.get(b"seed_goal_remove").and_then(Value::as_int) == Some(1),
                 download_dir: PathBuf::from(std::ffi::OsStr::from_bytes(
                     s.get(b"download_dir")?.as_bytes()?,
@@ -556,6 +594,7 @@ mod tests {
         let s = TorrentSettings {
             save_path: PathBuf::from("/tmp/x y"),
             root_name: Some("renamed".into()),
+            content_layout: ContentLayout::NoSubfolder,
             paused: true,
             force_start: true,
             sequential: true,
@@ -604,6 +643,7 @@ mod tests {
                 seed_ratio: Some(1.5),
                 seed_time: Some(3600),
                 seed_inactive_time: Some(600),
+                content_layout: ContentLayout::Subfolder,
                 seed_goal_remove: true,
                 download_dir: PathBuf::from("/d"),
             }),

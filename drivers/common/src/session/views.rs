@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use bittide_core::picker::Priority;
 use bittide_core::InfoHash;
 
+use crate::disk::ContentLayout;
+
 /// Where a torrent is in its life, as users see it (the API's `state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TorrentStatus {
@@ -106,6 +108,9 @@ pub struct TorrentView {
     pub first_last_piece: bool,
     /// Force-started: runs outside the queue's active limits.
     pub force_start: bool,
+    /// Its single file, or the folder that holds its files (the save
+    /// path itself when its layout has no top folder).
+    pub content_path: PathBuf,
     /// Per-torrent upload limit, bytes/s (0: none).
     pub upload_limit: u64,
     /// Per-torrent download limit, bytes/s (0: none).
@@ -246,6 +251,8 @@ pub struct SessionSettings {
     pub seed_time: Option<u64>,
     /// Pause a seeding torrent after this many seconds without uploading.
     pub seed_inactive_time: Option<u64>,
+    /// How new torrents' files are laid out unless told otherwise.
+    pub content_layout: ContentLayout,
     /// Remove (keeping its data) instead of pausing when a goal is reached.
     pub seed_goal_remove: bool,
     /// Where torrents go unless told otherwise.
@@ -271,6 +278,8 @@ pub struct SettingsPatch {
     pub seed_time: Option<Option<u64>>,
     /// `Some(None)` removes the goal.
     pub seed_inactive_time: Option<Option<u64>>,
+    /// See [`SessionSettings::content_layout`].
+    pub content_layout: Option<ContentLayout>,
     /// See [`SessionSettings::seed_goal_remove`].
     pub seed_goal_remove: Option<bool>,
     /// See [`SessionSettings::download_dir`].
@@ -360,6 +369,8 @@ pub struct AddOptions {
     pub first_last_piece: bool,
     /// Peers to connect to directly.
     pub peers: Vec<SocketAddr>,
+    /// How its files are laid out (default: the session's setting).
+    pub content_layout: Option<ContentLayout>,
 }
 
 /// What a torrent's files should be set to: (file index, priority).
