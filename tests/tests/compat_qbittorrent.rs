@@ -776,3 +776,72 @@ fn content_layouts_place_the_files_and_content_path_follows() {
     assert_eq!(code, 400);
     drop(d);
 }
+
+/// A torrent whose verified files are gone when the daemon starts shows
+/// `missingFiles` and downloads nothing; a start while they are still
+/// gone changes nothing, a start once they are back checks them (nothing
+/// fetched), and a recheck gives up waiting.
+#[test]
+fn missing_files_wait_for_their_data() {
+    let dir = TempDir::new("qbt-missing");
+    let made = make(&dir.path().join("src"), "m.bin", &[("", 200_000)], 5, false);
+    let (_, data) = made.files[0].clone();
+    let bytes = std::fs::read(&made.torrent).unwrap();
+    let (d, download) = daemon_with_credentials(dir.path(), &[]);
+    let file = download.join("m.bin");
+    std::fs::create_dir_all(&download).unwrap();
+    std::fs::write(&file, &data).unwrap();
+    let mut q = Qbt::new(&d.api);
+    q.login(USER, PASS);
+    let (code, _) = q.multipart("torrents/add", &[], &[("m.torrent", &bytes)]);
+    assert_eq!(code, 200);
+    let hash = before_hash(&q);
+    let complete = |q: &Qbt| {
+        let start = Instant::now();
+        loop {
+            let t = q.json("torrents/info")[0].clone();
+            if t["progress"] == 1.0 && t["state"] == "stalledUP" {
+                return t;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "{t:#}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    complete(&q);
+    assert_eq!(d.terminate(Duration::from_secs(20)), Some(0));
+
+    let restart = |q: &mut Qbt| {
+        let (d, _) = daemon_with_credentials(dir.path(), &[]);
+        *q = Qbt::new(&d.api);
+        q.login(USER, PASS);
+        d
+    };
+    std::fs::remove_file(&file).unwrap();
+    let d = restart(&mut q);
+    wait_state(&q, "missingFiles");
+    let errored = q.json("torrents/info?filter=errored");
+    assert_eq!(errored[0]["hash"], hash.as_str());
+    // Still gone: a start changes nothing.
+    assert_eq!(q.post("torrents/start", &[("hashes", hash.as_str())]).0, 200);
+    std::thread::sleep(Duration::from_secs(1));
+    wait_state(&q, "missingFiles");
+    assert!(!file.exists(), "a waiting torrent created its file");
+    // Back: a start checks them, nothing is fetched.
+    std::fs::write(&file, &data).unwrap();
+    assert_eq!(q.post("torrents/start", &[("hashes", hash.as_str())]).0, 200);
+    let t = complete(&q);
+    assert_eq!(t["downloaded"], 0);
+    assert_eq!(d.terminate(Duration::from_secs(20)), Some(0));
+
+    // Gone again, twice over a restart (the wait keeps its resume data):
+    // a recheck ends the wait, and the torrent downloads (no peer here).
+    std::fs::remove_file(&file).unwrap();
+    let d = restart(&mut q);
+    wait_state(&q, "missingFiles");
+    assert_eq!(d.terminate(Duration::from_secs(20)), Some(0));
+    let d = restart(&mut q);
+    wait_state(&q, "missingFiles");
+    assert_eq!(q.post("torrents/recheck", &[("hashes", hash.as_str())]).0, 200);
+    wait_state(&q, "stalledDL");
+    drop(d);
+}

@@ -45,6 +45,7 @@ pub(crate) fn state(t: &TorrentView) -> &'static str {
         TorrentStatus::Paused => "stoppedDL",
         TorrentStatus::Error => "error",
         TorrentStatus::Moving => "moving",
+        TorrentStatus::MissingFiles => "missingFiles",
     }
 }
 
@@ -67,7 +68,8 @@ pub(crate) fn filter_keeps(filter: &str, t: &TorrentView) -> bool {
         "stalled_downloading" => s == "stalledDL",
         "checking" => matches!(s, "checkingUP" | "checkingDL"),
         "moving" => s == "moving",
-        "errored" => s == "error",
+        // qBittorrent's `isErrored`: an error or missing files.
+        "errored" => matches!(s, "error" | "missingFiles"),
         _ => true,
     }
 }
@@ -268,6 +270,7 @@ mod tests {
             (view(Paused, 1.0, 0, 0), "stoppedUP", "paused"),
             (view(Error, 0.3, 0, 0), "error", "errored"),
             (view(Moving, 1.0, 0, 0), "moving", "moving"),
+            (view(MissingFiles, 0.0, 0, 0), "missingFiles", "errored"),
         ];
         for (t, want, filter) in &cases {
             assert_eq!(state(t), *want);

@@ -444,17 +444,31 @@ fn load_one<R: Runtime>(
         if metainfo.info_hash != info_hash {
             return Err("its .torrent has another info-hash".into());
         }
-        let p = prepare(state, &metainfo, &settings);
+        let mut p = prepare(state, &metainfo, &settings);
         let saved = match &p.start {
             StartMode::Trusted(have) => Some(have.count()),
             _ => None,
         };
+        // Verified files gone: wait for them paused, and check (never
+        // start empty) once resumed.
+        let missing = saved.is_none()
+            && !resume::missing_files(
+                state.root(),
+                &info_hash,
+                p.info.layout.piece_count(),
+                &p.storage,
+                metainfo.info.files().len(),
+            )
+            .is_empty();
+        if missing {
+            p.start = StartMode::Check;
+        }
         let mut add = AddTorrent::new(p.info.clone(), p.storage.clone(), p.start);
         add.priorities = settings.priorities.clone();
         add.sequential = settings.sequential;
         add.peers = p.peers;
         add.peers.extend(settings.peers.iter().copied());
-        add.paused = settings.paused;
+        add.paused = settings.paused || missing;
         let id = driver
             .add_torrent(add)
             .ok_or("the engine refused it (added twice?)")?;
@@ -464,6 +478,7 @@ fn load_one<R: Runtime>(
             .restore_history(now, id, entry.stored_history());
         entry.learn_layout(&p.info.layout);
         entry.saved_pieces = saved;
+        entry.missing_files = missing;
         entry.storage = Some(p.storage);
         apply_settings(driver.engine(), now, &entry);
         return Ok(entry);

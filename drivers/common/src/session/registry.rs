@@ -75,6 +75,9 @@ pub(crate) struct Entry {
     pub error: Option<String>,
     /// Its files are being moved (`relocate`).
     pub moving: bool,
+    /// Files with verified pieces were gone at start
+    /// ([`TorrentStatus::MissingFiles`]).
+    pub missing_files: bool,
     /// The link it was added by, until its metadata is in.
     pub magnet: Option<String>,
     pub rates: RateMeter,
@@ -103,6 +106,7 @@ impl Entry {
             size: 0,
             error: None,
             moving: false,
+            missing_files: false,
             magnet: None,
             rates: RateMeter::default(),
             // Nothing verified to vouch for yet: no resume data to write
@@ -244,6 +248,9 @@ impl Registry {
 pub(crate) fn status(entry: &Entry, t: Option<&Torrent>) -> TorrentStatus {
     if entry.error.is_some() {
         return TorrentStatus::Error;
+    }
+    if entry.missing_files {
+        return TorrentStatus::MissingFiles;
     }
     if entry.moving {
         return TorrentStatus::Moving;
@@ -470,6 +477,8 @@ mod tests {
         assert_eq!(status(&e, None), TorrentStatus::Paused);
         e.moving = true;
         assert_eq!(status(&e, None), TorrentStatus::Moving);
+        e.missing_files = true;
+        assert_eq!(status(&e, None), TorrentStatus::MissingFiles);
         e.error = Some("disk full".into());
         assert_eq!(status(&e, None), TorrentStatus::Error);
     }

@@ -29,6 +29,11 @@ pub enum TorrentStatus {
     /// Its files are being moved to another folder or name (it is paused
     /// meanwhile and resumes after, unless it was paused before).
     Moving,
+    /// Files that held verified pieces were gone when the session
+    /// started: it waits (paused) for them to come back rather than
+    /// download them again; resuming once they are back, or a recheck,
+    /// ends the wait.
+    MissingFiles,
     /// Stopped by an error it cannot get past by itself (a disk that
     /// refused a write, storage that cannot be created): see `error`.
     Error,
@@ -45,6 +50,7 @@ impl TorrentStatus {
             TorrentStatus::Seeding => "seeding",
             TorrentStatus::Paused => "paused",
             TorrentStatus::Moving => "moving",
+            TorrentStatus::MissingFiles => "missing_files",
             TorrentStatus::Error => "error",
         }
     }
