@@ -678,6 +678,17 @@ fn wait_state(q: &Qbt, state: &str) {
     }
 }
 
+/// A torrent's name and files, the `contentLayout` it is added with, the
+/// folder under the save path its data goes in, and its `content_path`
+/// under the save path.
+type LayoutCase<'a> = (
+    &'a str,
+    &'a [(&'a str, usize)],
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+);
+
 /// `contentLayout` on add and the `torrent_content_layout` preference put
 /// files where qBittorrent would: the data is found there (checked, not
 /// downloaded: no peer is given) and `content_path` says so.
@@ -690,7 +701,7 @@ fn content_layouts_place_the_files_and_content_path_follows() {
     q.login(USER, PASS);
     // (name, files, layout, where the data must be, content_path)
     let pack = [("a.mkv", 70_000), ("sub/b.nfo", 3_000)];
-    let cases: [(&str, &[(&str, usize)], Option<&str>, &str, &str); 4] = [
+    let cases: [LayoutCase<'_>; 4] = [
         ("Pack", &pack, Some("NoSubfolder"), "", ""),
         (
             "Movie.2024.mkv",
@@ -822,13 +833,19 @@ fn missing_files_wait_for_their_data() {
     let errored = q.json("torrents/info?filter=errored");
     assert_eq!(errored[0]["hash"], hash.as_str());
     // Still gone: a start changes nothing.
-    assert_eq!(q.post("torrents/start", &[("hashes", hash.as_str())]).0, 200);
+    assert_eq!(
+        q.post("torrents/start", &[("hashes", hash.as_str())]).0,
+        200
+    );
     std::thread::sleep(Duration::from_secs(1));
     wait_state(&q, "missingFiles");
     assert!(!file.exists(), "a waiting torrent created its file");
     // Back: a start checks them, nothing is fetched.
     std::fs::write(&file, &data).unwrap();
-    assert_eq!(q.post("torrents/start", &[("hashes", hash.as_str())]).0, 200);
+    assert_eq!(
+        q.post("torrents/start", &[("hashes", hash.as_str())]).0,
+        200
+    );
     let t = complete(&q);
     assert_eq!(t["downloaded"], 0);
     assert_eq!(d.terminate(Duration::from_secs(20)), Some(0));
@@ -841,7 +858,10 @@ fn missing_files_wait_for_their_data() {
     assert_eq!(d.terminate(Duration::from_secs(20)), Some(0));
     let d = restart(&mut q);
     wait_state(&q, "missingFiles");
-    assert_eq!(q.post("torrents/recheck", &[("hashes", hash.as_str())]).0, 200);
+    assert_eq!(
+        q.post("torrents/recheck", &[("hashes", hash.as_str())]).0,
+        200
+    );
     wait_state(&q, "stalledDL");
     drop(d);
 }

@@ -122,11 +122,11 @@ pub fn parse(
 ) -> Option<Resume> {
     let root = bencode::decode(bytes).ok()?;
     let d = root.as_dict()?;
-    let (pieces, recorded) = recorded(d, info_hash, folder, piece_count)?;
+    let Recorded { pieces, files } = recorded(d, info_hash, folder, piece_count)?;
     // A file we never wrote may have appeared or vanished harmlessly only
     // if it holds no verified piece; keep it simple: any change means
     // recheck.
-    if recorded != now {
+    if files != now {
         return None;
     }
     let peers = d
@@ -137,15 +137,21 @@ pub fn parse(
     Some(Resume { pieces, peers })
 }
 
-/// The verified pieces and each file as it was when written (`None`:
-/// missing then) that resume data `d` records, if it is for this torrent
-/// in `folder`.
+/// What resume data records beside its peers.
+struct Recorded {
+    /// Verified pieces.
+    pieces: Bitfield,
+    /// Each file's (length, mtime in ns) when written, `None` if missing.
+    files: Vec<Option<(u64, i64)>>,
+}
+
+/// What resume data `d` records, if it is for this torrent in `folder`.
 fn recorded(
     d: &bencode::Dict<'_>,
     info_hash: &InfoHash,
     folder: &[u8],
     piece_count: u32,
-) -> Option<(Bitfield, Vec<Option<(u64, i64)>>)> {
+) -> Option<Recorded> {
     if d.get(b"version")?.as_int()? != VERSION
         || d.get(b"info_hash")?.as_bytes()? != info_hash.0
         || d.get(b"folder")?.as_bytes()? != folder
@@ -165,7 +171,7 @@ fn recorded(
             })
         })
         .collect::<Option<Vec<_>>>()?;
-    Some((pieces, files))
+    Some(Recorded { pieces, files })
 }
 
 /// The files that resume data in `state` says were there, holding
@@ -185,7 +191,7 @@ pub fn missing_files(
     let Some(root) = bencode::decode(&bytes).ok() else {
         return Vec::new();
     };
-    let Some((pieces, files)) = root
+    let Some(Recorded { pieces, files }) = root
         .as_dict()
         .and_then(|d| recorded(d, info_hash, folder_bytes(storage), piece_count))
     else {
