@@ -126,6 +126,27 @@ impl Sim {
         self.drain();
     }
 
+    /// One download slot, three fresh torrents: the first runs, the
+    /// others wait.
+    fn three_behind_one_slot() -> (Sim, [TorrentId; 3]) {
+        let mut sim = Sim::with_downloads(1);
+        let ids = [1, 2, 3].map(|n| sim.add(n, StartMode::Fresh));
+        assert_eq!(sim.states(&ids), vec![Downloading, Queued, Queued]);
+        (sim, ids)
+    }
+
+    /// Pauses (`false`) or resumes (`true`) a torrent and carries out
+    /// what follows.
+    fn run_or_pause(&mut self, id: TorrentId, run: bool) {
+        let now = self.now;
+        if run {
+            self.engine.resume(now, id);
+        } else {
+            self.engine.pause(now, id);
+        }
+        self.drain();
+    }
+
     fn said(&self, id: TorrentId, state: TorrentState) -> bool {
         self.events
             .contains(&Event::Torrent(id, TorrentEvent::StateChanged(state)))
@@ -184,11 +205,7 @@ fn beyond_the_active_downloads_torrents_wait_and_start_as_slots_free() {
 
 #[test]
 fn a_paused_torrent_is_not_started_by_the_queue() {
-    let mut sim = Sim::with_downloads(1);
-    let a = sim.add(1, StartMode::Fresh);
-    let b = sim.add(2, StartMode::Fresh);
-    let c = sim.add(3, StartMode::Fresh);
-    assert_eq!(sim.states(&[a, b, c]), vec![Downloading, Queued, Queued]);
+    let (mut sim, [a, b, c]) = Sim::three_behind_one_slot();
     let now = sim.now;
     sim.engine.pause(now, c);
     sim.engine.pause(now, a);
@@ -218,11 +235,7 @@ fn a_paused_torrent_is_not_started_by_the_queue() {
 
 #[test]
 fn a_force_started_torrent_ignores_the_active_limits() {
-    let mut sim = Sim::with_downloads(1);
-    let a = sim.add(1, StartMode::Fresh);
-    let b = sim.add(2, StartMode::Fresh);
-    let c = sim.add(3, StartMode::Fresh);
-    assert_eq!(sim.states(&[a, b, c]), vec![Downloading, Queued, Queued]);
+    let (mut sim, [a, b, c]) = Sim::three_behind_one_slot();
     // Forcing the last one starts it beside `a`, and takes no slot:
     // `b` still waits for `a`'s.
     let now = sim.now;
@@ -240,19 +253,16 @@ fn a_force_started_torrent_ignores_the_active_limits() {
     );
     // Paused by the user it stays paused; resumed it runs at once, with
     // no slot free.
-    let now = sim.now;
-    sim.engine.pause(now, c);
-    sim.drain();
+    sim.run_or_pause(c, false);
     assert_eq!(sim.state(c), Paused);
-    sim.engine.resume(now, c);
-    sim.drain();
+    sim.run_or_pause(c, true);
     assert_eq!(
         sim.states(&[a, b, c]),
         vec![Downloading, Queued, Downloading]
     );
     // When `a` pauses, its slot goes to `b`: the forced `c` never held it.
-    sim.engine.pause(now, a);
-    sim.drain();
+    sim.run_or_pause(a, false);
+    let now = sim.now;
     assert_eq!(
         sim.states(&[a, b, c]),
         vec![Paused, Downloading, Downloading]

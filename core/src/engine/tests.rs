@@ -352,18 +352,13 @@ fn two_engines_and_a_tracker() {
     assert!(world.datagrams.is_empty(), "no DHT, no datagrams");
 }
 
-/// The seeder's goal is a share ratio of 1: once it has uploaded the
-/// whole torrent to the leecher it is paused and says why.
-#[test]
-fn a_seed_reaching_its_share_ratio_is_paused() {
+/// A seeder with `goal` and a leecher, run until the leecher has it all:
+/// the nodes, what they said, the seeder's id, whether the leecher
+/// finished and when.
+fn seed_with_goal(goal: SeedingGoal) -> (Vec<Node>, World, TorrentId, bool, Instant) {
     let data = test_data();
     let info = info(&data, "http://127.0.0.1:9/announce", false);
     let mut nodes = seeder_and_leecher(&info, &data, None);
-    let goal = SeedingGoal {
-        ratio: Some(1.0),
-        seeding_time: None,
-        inactive_time: None,
-    };
     let seeder = nodes[0].torrent;
     nodes[0]
         .engine
@@ -376,6 +371,19 @@ fn a_seed_reaching_its_share_ratio_is_paused() {
         ..World::default()
     };
     let (finished, at) = run(&mut nodes, &mut world);
+    (nodes, world, seeder, finished, at)
+}
+
+/// The seeder's goal is a share ratio of 1: once it has uploaded the
+/// whole torrent to the leecher it is paused and says why.
+#[test]
+fn a_seed_reaching_its_share_ratio_is_paused() {
+    let data = test_data();
+    let goal = SeedingGoal {
+        ratio: Some(1.0),
+        ..SeedingGoal::default()
+    };
+    let (mut nodes, world, seeder, finished, at) = seed_with_goal(goal);
     assert!(finished, "the leecher never finished");
     let later = at + Duration::from_secs(1);
     nodes[0].engine.handle_timeout(later);
@@ -395,30 +403,18 @@ fn a_seed_reaching_its_share_ratio_is_paused() {
     assert_eq!(uploaded, data.len() as u64);
 }
 
-/// The seeder may stay idle 3 s: it is not stopped while it uploads
-/// (however long the download takes), only once nothing more is asked.
+/// The seeder may stay idle 3 s: it is not stopped while it uploads,
+/// only once nothing more is asked. (On this model the transfer takes no
+/// virtual time, so the count restarting at each upload is shown by
+/// `policy_tests::inactivity_counts_from_the_last_sample_that_saw_an_upload`.)
 #[test]
 fn an_inactivity_goal_counts_from_the_last_upload() {
     let data = test_data();
-    let info = info(&data, "http://127.0.0.1:9/announce", false);
-    let mut nodes = seeder_and_leecher(&info, &data, None);
-    let idle = Duration::from_secs(3);
     let goal = SeedingGoal {
-        inactive_time: Some(idle),
+        inactive_time: Some(Duration::from_secs(3)),
         ..SeedingGoal::default()
     };
-    let seeder = nodes[0].torrent;
-    nodes[0]
-        .engine
-        .set_seeding_goal(Instant::ZERO, seeder, Some(goal));
-    let mut world = World {
-        tracker: Some(TrackerServer::new(
-            ServerConfig::default(),
-            Seed::from_u64(3),
-        )),
-        ..World::default()
-    };
-    let (finished, at) = run(&mut nodes, &mut world);
+    let (mut nodes, world, seeder, finished, at) = seed_with_goal(goal);
     assert!(finished, "the seeder stopped while uploading");
     let stopped_early = world
         .events

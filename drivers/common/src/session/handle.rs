@@ -100,6 +100,19 @@ impl<R: Runtime> SessionHandle<R> {
         self.rt.spawn_blocking(Box::new(f)).await
     }
 
+    /// Writes a file of the state folder (a registry) atomically, off the
+    /// loop.
+    pub(super) async fn save_state_file(
+        &self,
+        name: &'static str,
+        bytes: Vec<u8>,
+    ) -> Result<(), RequestError> {
+        let path = self.shared.state.root().join(name);
+        self.blocking(move || super::state::write_atomic(&path, &bytes))
+            .await
+            .map_err(io_error)
+    }
+
     /// The torrent's id, or `NotFound`.
     pub(super) fn id(&self, hash: InfoHash) -> Result<TorrentId, RequestError> {
         self.shared
@@ -519,52 +532,12 @@ impl<R: Runtime> SessionHandle<R> {
     /// Verifies its data on disk again.
     pub async fn recheck(&self, hash: InfoHash) -> Result<(), RequestError> {
         let id = self.id(hash)?;
-        let waiting = {
-            let mut reg = self.shared.registry();
-            let e = reg
-                .entries
-                .get_mut(&hash)
-                .ok_or(RequestError::NotFound(hash))?;
-            std::mem::take(&mut e.missing_files)
-        };
-        if waiting {
+        if self.stop_waiting(hash)? {
             // It was added paused to check at its start: resuming it is
             // the recheck (what is still missing is downloaded again).
             return self.resume(hash).await;
         }
         self.send(Command::Recheck(id))
-    }
-
-    /// Whether `hash` waits for missing files that are still gone (if
-    /// they are all back, it no longer waits).
-    async fn still_missing(&self, hash: InfoHash) -> Result<bool, RequestError> {
-        let (storage, files) = {
-            let reg = self.shared.registry();
-            let e = reg.entries.get(&hash).ok_or(RequestError::NotFound(hash))?;
-            match (&e.storage, e.missing_files) {
-                (Some(s), true) => (s.clone(), e.file_count),
-                _ => return Ok(false),
-            }
-        };
-        let shared = self.shared.clone();
-        let pieces = self
-            .ask(move |view, reg| {
-                let id = reg.entries.get(&hash).map(|e| e.id);
-                id.and_then(|id| view.layout(id)).map(|l| l.piece_count())
-            })
-            .await?
-            .unwrap_or(0);
-        let gone = self
-            .blocking(move || {
-                crate::resume::missing_files(shared.state.root(), &hash, pieces, &storage, files)
-            })
-            .await;
-        if gone.is_empty() {
-            if let Some(e) = self.shared.registry().entries.get_mut(&hash) {
-                e.missing_files = false;
-            }
-        }
-        Ok(!gone.is_empty())
     }
 
     /// Announces to its trackers now.

@@ -19,6 +19,7 @@
 mod categories;
 mod events;
 mod handle;
+mod missing;
 mod registry;
 mod relocate;
 mod shares;

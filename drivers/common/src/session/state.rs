@@ -34,6 +34,29 @@ use crate::disk::ContentLayout;
 /// Format version of `session` and `settings` files.
 const VERSION: i64 = 1;
 
+/// A registry file of the state folder `root` (categories, tags), read
+/// with `decode`: a missing file is an empty registry, an unreadable one
+/// an empty registry and a warning (it is rewritten at the next change).
+pub(crate) fn load_registry<T: Default>(
+    root: &Path,
+    name: &str,
+    decode: impl FnOnce(&[u8]) -> Option<T>,
+    warnings: &mut Vec<String>,
+) -> T {
+    let path = root.join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) => decode(&bytes).unwrap_or_else(|| {
+            warnings.push(format!("{}: not a {name} file; ignored", path.display()));
+            T::default()
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => T::default(),
+        Err(e) => {
+            warnings.push(format!("{}: {e}", path.display()));
+            T::default()
+        }
+    }
+}
+
 /// Writes `bytes` to `path` so that a crash leaves the old or the new
 /// content: temporary file, fsync, rename, fsync of the folder.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {

@@ -6,13 +6,12 @@
 //! put on a torrent until it is deleted.
 
 use std::collections::BTreeSet;
-use std::io;
 use std::path::Path;
 
 use bittide_core::bencode::{self, Value};
 
-use super::handle::{io_error, SessionHandle};
-use super::state::write_atomic;
+use super::handle::SessionHandle;
+use super::state::load_registry;
 use super::views::RequestError;
 use crate::runtime::Runtime;
 
@@ -44,22 +43,9 @@ fn decode(bytes: &[u8]) -> Option<Tags> {
         .collect()
 }
 
-/// The tags kept in the state folder `root`; a missing file is none, an
-/// unreadable one is none with a warning (it is rewritten at the next
-/// change).
+/// The tags kept in the state folder `root`.
 pub(crate) fn load(root: &Path, warnings: &mut Vec<String>) -> Tags {
-    let path = root.join(FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => decode(&bytes).unwrap_or_else(|| {
-            warnings.push(format!("{}: not a tags file; ignored", path.display()));
-            Tags::new()
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Tags::new(),
-        Err(e) => {
-            warnings.push(format!("{}: {e}", path.display()));
-            Tags::new()
-        }
-    }
+    load_registry(root, FILE, decode, warnings)
 }
 
 /// qBittorrent's rule for a tag name: not empty, no comma (the list
@@ -126,10 +112,7 @@ impl<R: Runtime> SessionHandle<R> {
 
     async fn save_tags(&self) -> Result<(), RequestError> {
         let bytes = encode(&self.shared.registry().tags);
-        let path = self.shared.state.root().join(FILE);
-        self.blocking(move || write_atomic(&path, &bytes))
-            .await
-            .map_err(io_error)
+        self.save_state_file(FILE, bytes).await
     }
 }
 
