@@ -317,3 +317,84 @@ fn missing_files_wait_for_their_data() {
     wait_state(&q, "stalledDL");
     drop(d);
 }
+
+/// While `setLocation` moves a torrent's data it shows `moving` (and the
+/// filter `moving` finds it); after, it is where it was sent. The data is
+/// copied to another file system (`/dev/shm`, a tmpfs), so the move takes
+/// long enough to be seen.
+#[test]
+fn set_location_shows_moving_while_the_data_moves() {
+    let dir = TempDir::new("qbt-moving");
+    let shm =
+        std::path::Path::new("/dev/shm").join(format!("bittide-moving-{}", std::process::id()));
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(shm.clone());
+    let (d, download) = daemon_with_credentials(dir.path(), &[]);
+    let made = make(
+        &dir.path().join("src"),
+        "big.bin",
+        &[("", 32 << 20)],
+        9,
+        false,
+    );
+    let (_, data) = &made.files[0];
+    std::fs::create_dir_all(&download).unwrap();
+    std::fs::write(download.join("big.bin"), data).unwrap();
+    let mut q = Qbt::new(&d.api);
+    q.login(USER, PASS);
+    let bytes = std::fs::read(&made.torrent).unwrap();
+    assert_eq!(
+        q.multipart("torrents/add", &[], &[("b.torrent", &bytes)]).0,
+        200
+    );
+    let hash = before_hash(&q);
+    wait_state(&q, "stalledUP");
+    let mover = {
+        let mut m = Qbt::new(&d.api);
+        m.sid = q.sid.clone();
+        let (hash, to) = (hash.clone(), shm.display().to_string());
+        std::thread::spawn(move || {
+            m.post(
+                "torrents/setLocation",
+                &[("hashes", &hash), ("location", &to)],
+            )
+        })
+    };
+    let mut seen = Vec::new();
+    let mut filtered = false;
+    let start = Instant::now();
+    while !mover.is_finished() && start.elapsed() < Duration::from_secs(60) {
+        let t = q.json("torrents/info")[0].clone();
+        if seen.last() != Some(&t["state"]) {
+            seen.push(t["state"].clone());
+        }
+        // The filter finds it (unless the move ended in between).
+        if t["state"] == "moving" {
+            let moving = q.json("torrents/info?filter=moving");
+            let listed = moving.as_array().unwrap();
+            assert!(
+                listed.iter().all(|m| m["hash"] == hash.as_str()),
+                "{moving}"
+            );
+            filtered |= !listed.is_empty();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(mover.join().unwrap().0, 200);
+    assert!(
+        seen.contains(&"moving".into()),
+        "never seen moving: {seen:?}"
+    );
+    eprintln!("states seen: {seen:?}; found by the filter: {filtered}");
+    wait_state(&q, "stalledUP");
+    let t = q.json("torrents/info")[0].clone();
+    assert_eq!(t["save_path"], shm.display().to_string());
+    assert!(std::fs::read(shm.join("big.bin")).unwrap() == *data);
+    assert!(!download.join("big.bin").exists());
+    drop(d);
+}
