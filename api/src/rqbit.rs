@@ -353,11 +353,12 @@ fn details_json<R: Runtime>(app: &App<R>, d: &TorrentDetails) -> Value {
 fn torrent_stats(d: &TorrentDetails) -> Value {
     let t = &d.torrent;
     let state = match t.state {
-        TorrentStatus::Metadata | TorrentStatus::Checking => "initializing",
+        // Moving its data: busy, back to live by itself.
+        TorrentStatus::Metadata | TorrentStatus::Checking | TorrentStatus::Moving => "initializing",
         TorrentStatus::Downloading | TorrentStatus::Seeding => "live",
         // Queued torrents are not running: rqbit has no word for waiting.
         TorrentStatus::Queued | TorrentStatus::Paused => "paused",
-        TorrentStatus::Error => "error",
+        TorrentStatus::Error | TorrentStatus::MissingFiles => "error",
     };
     let progress_bytes = (t.progress * t.wanted as f64).round() as u64;
     let finished = t.wanted > 0 && progress_bytes >= t.wanted;

@@ -146,6 +146,7 @@ fn add_options(request: AddJson) -> AddOptions {
         sequential: request.sequential,
         first_last_piece: request.first_last_piece,
         peers: request.peers,
+        content_layout: None,
     }
 }
 

@@ -6,7 +6,7 @@
 // torrent's name or a tracker's message can never become markup.
 
 const CSRF = { "X-Bittide-Csrf": "1" };
-const STATES = ["metadata", "checking", "queued", "downloading", "seeding", "paused", "error"];
+const STATES = ["metadata", "checking", "queued", "downloading", "seeding", "paused", "moving", "missing_files", "error"];
 const MEDIA = /\.(mp4|m4v|mkv|webm|mov|avi|mp3|m4a|flac|ogg|opus|wav)$/i;
 const HISTORY_SECONDS = 300;
 
@@ -711,7 +711,7 @@ function detailsPage(main, hash) {
   function draw() {
     const t = d;
     title.textContent = t.name;
-    const running = !["paused", "error"].includes(t.state);
+    const running = !["paused", "error", "missing_files"].includes(t.state);
     actions.replaceChildren(...present(
       running ? button("Pause", "details-pause", () => api("POST", `${torrentPath(hash)}/pause`))
         : button("Resume", "details-resume", () => api("POST", `${torrentPath(hash)}/resume`)),

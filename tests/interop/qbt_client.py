@@ -12,7 +12,7 @@ out = {}
 out["probe"] = requests.get(base + "/api/v2/app/webapiVersion", timeout=10).status_code
 
 host, port = base.rsplit(":", 1)
-bad = qbittorrentapi.Client(host=host, port=int(port), username="admin", password="wrong",
+bad = qbittorrentapi.Client(host=host, port=int(port), username=args["user"], password="wrong",
                             REQUESTS_ARGS={"timeout": 20})
 try:
     bad.auth_log_in()
@@ -20,7 +20,7 @@ try:
 except qbittorrentapi.LoginFailed:
     out["bad_login"] = "refused"
 
-c = qbittorrentapi.Client(host=host, port=int(port), username="admin", password="s3cret",
+c = qbittorrentapi.Client(host=host, port=int(port), username=args["user"], password=args["password"],
                           REQUESTS_ARGS={"timeout": 20})
 c.auth_log_in()
 out["version"] = c.app.version
@@ -28,13 +28,18 @@ out["webapi"] = c.app.web_api_version
 prefs = c.app.preferences
 out["save_path"] = prefs["save_path"]
 c.app_set_preferences({"max_ratio_enabled": True, "max_ratio": 2.5,
-                       "max_seeding_time_enabled": True, "max_seeding_time": 90})
+                       "max_seeding_time_enabled": True, "max_seeding_time": 90,
+                       "max_inactive_seeding_time_enabled": True,
+                       "max_inactive_seeding_time": 600})
 prefs = c.app.preferences
 out["prefs_after"] = [prefs["max_ratio_enabled"], prefs["max_ratio"],
-                      prefs["max_seeding_time_enabled"], prefs["max_seeding_time"]]
+                      prefs["max_seeding_time_enabled"], prefs["max_seeding_time"],
+                      prefs["max_inactive_seeding_time_enabled"],
+                      prefs["max_inactive_seeding_time"]]
 
 c.torrents_create_category(name="tv", save_path=args["tv_dir"])
-r = c.torrents_add(torrent_files=args["file"], category="tv", tags=["one", "two"])
+r = c.torrents_add(torrent_files=args["file"], category="tv", tags=["one", "two"],
+                   content_layout="Subfolder")
 out["add_file"] = r
 # Visible at once, as the *arr apps expect.
 out["visible_at_once"] = [t.hash for t in c.torrents_info(category="tv")]
@@ -53,6 +58,7 @@ seen = {args["file_hash"]: [], args["magnet_hash"]: []}
 full_updates = 0
 deltas = 0
 removed_seen = []
+pieces_during = set()
 deadline = time.time() + 150
 while time.time() < deadline:
     d = c.sync_maindata(rid=rid)
@@ -71,11 +77,15 @@ while time.time() < deadline:
         s = local.get(h, {}).get("state")
         if s and (not seen[h] or seen[h][-1] != s):
             seen[h].append(s)
+    # Mid-download, the piece map shows pieces in flight (1).
+    if 0 < local.get(args["file_hash"], {}).get("progress", 0) < 1:
+        pieces_during.update(c.torrents_piece_states(torrent_hash=args["file_hash"]))
     if all(local.get(h, {}).get("progress") == 1 and
            local.get(h, {}).get("state") in ("uploading", "stalledUP") for h in seen):
         break
     time.sleep(0.3)
 out["states"] = seen
+out["pieces_during"] = sorted(pieces_during)
 out["full_updates"] = full_updates
 out["deltas"] = deltas
 # The copy built from deltas matches a fresh list.
@@ -109,6 +119,20 @@ out["stopped_state"] = c.torrents_info(torrent_hashes=args["file_hash"])[0].stat
 c.torrents_start(torrent_hashes=args["file_hash"])
 out["started_state"] = c.torrents_info(torrent_hashes=args["file_hash"])[0].state
 
+# Force start: qBittorrent's forced state, ended by a plain start.
+c.torrents_set_force_start(enable=True, torrent_hashes=args["file_hash"])
+until = time.time() + 10
+while True:
+    t = c.torrents_info(torrent_hashes=args["file_hash"])[0]
+    if t.state == "forcedUP" or time.time() > until:
+        break
+    time.sleep(0.2)
+out["forced"] = [t.state, t.force_start]
+out["forced_filter"] = [x.hash for x in c.torrents_info(status_filter="seeding")]
+c.torrents_start(torrent_hashes=args["file_hash"])
+t = c.torrents_info(torrent_hashes=args["file_hash"])[0]
+out["unforced"] = [t.state, t.force_start]
+
 # Tags and categories.
 c.torrents_add_tags(tags="three", torrent_hashes=args["file_hash"])
 c.torrents_remove_tags(tags="one", torrent_hashes=args["file_hash"])
@@ -129,9 +153,9 @@ except qbittorrentapi.Conflict409Error:
 
 # Share limits on one torrent.
 c.torrents_set_share_limits(ratio_limit=1.5, seeding_time_limit=120,
-                            inactive_seeding_time_limit=-2, torrent_hashes=args["file_hash"])
+                            inactive_seeding_time_limit=45, torrent_hashes=args["file_hash"])
 t = c.torrents_info(torrent_hashes=args["file_hash"])[0]
-out["share_limits"] = [t.ratio_limit, t.seeding_time_limit]
+out["share_limits"] = [t.ratio_limit, t.seeding_time_limit, t.inactive_seeding_time_limit]
 out["transfer"] = sorted(c.transfer_info().keys())
 
 try:

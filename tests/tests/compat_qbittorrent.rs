@@ -4,118 +4,27 @@
 //! seeders on loopback; and bad input answered the way qBittorrent
 //! answers it, changing nothing. Every process and loop is bounded.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bittide_tests::daemon::Daemon;
-use bittide_tests::qbittorrent::{answer, Qbt};
-use bittide_tests::{
-    compat_python, content_bytes, free_port, libtorrent, libtorrent_server, opentracker,
-    run_bittide, run_bounded, ChildGuard, TempDir,
+use bittide_tests::compat::{
+    daemon_with_credentials, make, run_python, same_files, seed, Served, PASS, USER,
 };
+use bittide_tests::qbittorrent::{answer, Qbt};
+use bittide_tests::{content_bytes, run_bittide, TempDir};
 use serde_json::Value;
 
-const USER: &str = "admin";
-const PASS: &str = "s3cret";
-
-/// One torrent seeded by libtorrent, rate-limited so its states can be
-/// watched.
-struct Served {
-    torrent: PathBuf,
-    hash: String,
-    port: u16,
-    /// (path under the save folder, content)
-    files: Vec<(PathBuf, Vec<u8>)>,
-    _seeder: ChildGuard,
-    _tracker: Option<ChildGuard>,
-}
-
-/// Content `name` (one file, or a folder of `files`), a .torrent with
-/// 64 KiB pieces, and a libtorrent seeder; `tracked` gives the torrent an
-/// opentracker of its own, which the seeder announces to (a torrent added
-/// as a file learns its peer from there).
-fn serve(dir: &Path, name: &str, files: &[(&str, usize)], seed: u64, tracked: bool) -> Served {
-    let src = dir.join(format!("src-{name}"));
-    let root = src.join(name);
-    let mut out = Vec::new();
-    for (i, (file, len)) in files.iter().enumerate() {
-        let data = content_bytes(*len, seed + i as u64);
-        let (path, relative) = if files.len() == 1 {
-            (root.clone(), PathBuf::from(name))
-        } else {
-            (root.join(file), Path::new(name).join(file))
-        };
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &data).unwrap();
-        out.push((relative, data));
-    }
-    let torrent = dir.join(format!("{name}.torrent"));
-    let mut tracker = None;
-    for _ in 0..5 {
-        let mut args = vec![
-            "create".to_owned(),
-            root.display().to_string(),
-            "--piece-size".into(),
-            "64K".into(),
-            "-o".into(),
-            torrent.display().to_string(),
-        ];
-        let port = free_port();
-        if tracked {
-            args.extend(["-t".into(), format!("http://127.0.0.1:{port}/announce")]);
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_bittide(&args);
-        if !tracked {
-            break;
-        }
-        let hash = libtorrent(&["hash", torrent.to_str().unwrap()]);
-        tracker = opentracker(&dir.join(format!("tracker-{name}")), port, &[hash]);
-        if tracker.is_some() {
-            break;
-        }
-    }
-    assert!(!tracked || tracker.is_some(), "opentracker did not start");
-    let hash = libtorrent(&["hash", torrent.to_str().unwrap()]);
-    let port = free_port();
-    let seeder = libtorrent_server(&[
-        "seed",
-        torrent.to_str().unwrap(),
-        src.to_str().unwrap(),
-        &port.to_string(),
-        &(512 << 10).to_string(),
-    ]);
-    Served {
-        torrent,
-        hash,
-        port,
-        files: out,
-        _seeder: seeder,
-        _tracker: tracker,
-    }
-}
-
-fn same_files(s: &Served, save_path: &Path) {
-    for (path, data) in &s.files {
-        let on_disk = save_path.join(path);
-        let got = std::fs::read(&on_disk).unwrap_or_else(|e| panic!("{}: {e}", on_disk.display()));
-        assert!(
-            got == *data,
-            "{} differs from the seed's",
-            on_disk.display()
-        );
-    }
-}
-
-fn daemon(dir: &Path) -> (Daemon, PathBuf) {
-    let download = dir.join("dl");
-    let d = Daemon::start(
-        &dir.join("state"),
-        &download,
-        &["--api-username", USER, "--api-password", PASS],
-    );
-    (d, download)
+/// Content `name` (one file, or a folder of `files`) seeded by libtorrent
+/// at 512 KiB/s, so that its states can be watched; `tracked` gives it an
+/// opentracker of its own (a torrent added as a file learns its peer
+/// from there).
+fn serve(
+    dir: &std::path::Path,
+    name: &str,
+    files: &[(&str, usize)],
+    content: u64,
+    tracked: bool,
+) -> Served {
+    seed(make(dir, name, files, content, tracked), 512 << 10)
 }
 
 /// The qbittorrent-api session: every call the issue lists, printing one
@@ -133,7 +42,7 @@ fn qbittorrent_api_client_drives_downloads_to_completion() {
         10,
         false,
     );
-    let (d, download) = daemon(dir.path());
+    let (d, download) = daemon_with_credentials(dir.path(), &[]);
     let tv_dir = dir.path().join("tv");
     let link = format!(
         "magnet:?xt=urn:btih:{}&dn=movie&x.pe=127.0.0.1:{}",
@@ -146,21 +55,15 @@ fn qbittorrent_api_client_drives_downloads_to_completion() {
         "magnet": link,
         "magnet_hash": magnet.hash,
         "tv_dir": tv_dir,
+        "user": USER,
+        "password": PASS,
     });
-    let out = run_bounded(
-        Command::new(compat_python())
-            .arg("-c")
-            .arg(CLIENT_SCRIPT)
-            .arg(args.to_string()),
+    let r = run_python(
+        CLIENT_SCRIPT,
+        &[&args.to_string()],
         Duration::from_secs(240),
+        &format!("daemon log:\n{}", d.log()),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the qbittorrent-api script failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("JSON");
     eprintln!("{r:#}");
 
     assert_eq!(r["probe"], 403);
@@ -168,7 +71,10 @@ fn qbittorrent_api_client_drives_downloads_to_completion() {
     assert_eq!(r["version"], "v5.0.2");
     assert_eq!(r["webapi"], "2.11.2");
     assert_eq!(r["save_path"], download.display().to_string());
-    assert_eq!(r["prefs_after"], serde_json::json!([true, 2.5, true, 90]));
+    assert_eq!(
+        r["prefs_after"],
+        serde_json::json!([true, 2.5, true, 90, true, 600])
+    );
     assert_eq!(r["add_file"], "Ok.");
     assert_eq!(r["add_magnet"], "Ok.");
     assert_eq!(r["visible_at_once"], serde_json::json!([file.hash]));
@@ -224,9 +130,11 @@ fn qbittorrent_api_client_drives_downloads_to_completion() {
     assert_eq!(info["category"], "tv");
     assert_eq!(info["tags"], "one, two");
     assert_eq!(info["save_path"], tv_dir.display().to_string());
+    // Added with contentLayout=Subfolder: a single file in a folder
+    // named after it.
     assert_eq!(
         info["content_path"],
-        tv_dir.join("show.bin").display().to_string()
+        tv_dir.join("show/show.bin").display().to_string()
     );
     assert!(info["completion_on"].as_i64().unwrap() >= info["added_on"].as_i64().unwrap());
     assert!(info["downloaded"].as_u64().unwrap() >= 3 << 20);
@@ -262,6 +170,13 @@ fn qbittorrent_api_client_drives_downloads_to_completion() {
     assert_eq!(props["piece_size"], 65536);
     assert_eq!(r["trackers"][0][1], 2, "the tracker answered");
     assert_eq!(r["pieces"], serde_json::json!([2]));
+    assert!(
+        r["pieces_during"]
+            .as_array()
+            .is_some_and(|codes| codes.contains(&Value::from(1))),
+        "no piece was ever shown downloading: {}",
+        r["pieces_during"]
+    );
 
     assert_eq!(r["stopped_state"], "stoppedUP");
     assert!(
@@ -272,6 +187,12 @@ fn qbittorrent_api_client_drives_downloads_to_completion() {
         "{}",
         r["started_state"]
     );
+    assert_eq!(r["forced"], serde_json::json!(["forcedUP", true]));
+    assert!(r["forced_filter"]
+        .as_array()
+        .is_some_and(|l| l.contains(&Value::from(file.hash.as_str()))));
+    assert_eq!(r["unforced"][1], false);
+    assert_ne!(r["unforced"][0], "forcedUP");
     assert_eq!(r["tags_after"], "two, three");
     assert_eq!(r["all_tags"], serde_json::json!(["one", "three", "two"]));
     assert_eq!(r["categories"]["tv"], tv_dir.display().to_string());
@@ -279,7 +200,7 @@ fn qbittorrent_api_client_drives_downloads_to_completion() {
     assert_eq!(r["categories_after"], serde_json::json!(["done", "tv"]));
     assert_eq!(r["magnet_category"], "done");
     assert_eq!(r["bad_category"], 409);
-    assert_eq!(r["share_limits"], serde_json::json!([1.5, 120]));
+    assert_eq!(r["share_limits"], serde_json::json!([1.5, 120, 45]));
     assert_eq!(
         r["goal_state"], "stoppedUP",
         "the share limit did not stop it"
@@ -305,7 +226,7 @@ fn qbittorrent_api_client_drives_downloads_to_completion() {
     assert_eq!(r["after_logout"], "relogged");
 
     // The data is byte-identical; the deleted torrent's files are gone.
-    same_files(&file, &tv_dir);
+    same_files(&file, &tv_dir.join("show"), &[]);
     assert!(
         !download.join("movie").exists(),
         "deleteFiles left the data"
@@ -328,7 +249,7 @@ fn sonarr_call_sequence_replays() {
         40,
         true,
     );
-    let (d, download) = daemon(dir.path());
+    let (d, download) = daemon_with_credentials(dir.path(), &[]);
     let mut q = Qbt::new(&d.api);
 
     let (code, body) = q.get("app/webapiVersion");
@@ -398,7 +319,7 @@ fn sonarr_call_sequence_replays() {
         done["content_path"],
         download.join("Show.S01E01.mkv").display().to_string()
     );
-    same_files(&show, &download);
+    same_files(&show, &download, &[]);
     let props = q.json(&format!("torrents/properties?hash={}", show.hash));
     assert!(props["seeding_time"].as_i64().is_some());
 
@@ -442,7 +363,7 @@ type Form<'a> = Vec<(&'a str, &'a str)>;
 #[test]
 fn bad_input_gets_qbittorrents_answers_and_changes_nothing() {
     let dir = TempDir::new("qbt-bad");
-    let (d, _download) = daemon(dir.path());
+    let (d, _download) = daemon_with_credentials(dir.path(), &[]);
     let mut q = Qbt::new(&d.api);
     // Nothing before a login, whatever it asks.
     for path in ["torrents/info", "app/preferences", "sync/maindata"] {
@@ -636,68 +557,5 @@ fn bad_input_gets_qbittorrents_answers_and_changes_nothing() {
     assert_eq!((code, body.as_str()), (200, "Fails."));
 
     assert_eq!(snapshot(&q), before, "bad input changed something");
-    drop(d);
-}
-
-/// Categories with their save paths, share limits and tags on torrents
-/// are kept in the state folder: a restarted daemon answers the same.
-#[test]
-fn categories_and_share_limits_survive_a_restart() {
-    let dir = TempDir::new("qbt-restart");
-    let content = dir.path().join("r.bin");
-    std::fs::write(&content, content_bytes(50_000, 3)).unwrap();
-    let torrent = dir.path().join("r.torrent");
-    run_bittide(&[
-        "create",
-        content.to_str().unwrap(),
-        "-o",
-        torrent.to_str().unwrap(),
-    ]);
-    let bytes = std::fs::read(&torrent).unwrap();
-    let shows = dir.path().join("shows");
-    let shows_text = shows.display().to_string();
-
-    let (d, _) = daemon(dir.path());
-    let mut q = Qbt::new(&d.api);
-    q.login(USER, PASS);
-    let form = [("category", "shows"), ("savePath", shows_text.as_str())];
-    assert_eq!(q.post("torrents/createCategory", &form).0, 200);
-    let (code, body) = q.multipart(
-        "torrents/add",
-        &[
-            ("category", "shows"),
-            ("tags", "x"),
-            ("stopped", "true"),
-            ("ratioLimit", "3"),
-            ("seedingTimeLimit", "45"),
-        ],
-        &[("r.torrent", &bytes)],
-    );
-    assert_eq!((code, body.as_str()), (200, "Ok."));
-    let seen = |q: &Qbt| {
-        let info = q.json("torrents/info");
-        let t = &info[0];
-        (
-            t["save_path"].clone(),
-            t["category"].clone(),
-            t["tags"].clone(),
-            t["ratio_limit"].clone(),
-            t["seeding_time_limit"].clone(),
-            t["state"].clone(),
-            q.json("torrents/categories"),
-        )
-    };
-    let before = seen(&q);
-    assert_eq!(before.0, shows_text.as_str(), "the category's save path");
-    assert_eq!(before.3, 3.0);
-    assert_eq!(before.4, 45);
-    assert_eq!(before.5, "stoppedDL");
-    assert_eq!(before.6["shows"]["savePath"], shows_text.as_str());
-    assert_eq!(d.terminate(Duration::from_secs(20)), Some(0));
-
-    let (d, _) = daemon(dir.path());
-    let mut q = Qbt::new(&d.api);
-    q.login(USER, PASS);
-    assert_eq!(seen(&q), before);
     drop(d);
 }

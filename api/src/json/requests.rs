@@ -44,6 +44,8 @@ impl SettingsPatchJson {
             active_seeds: self.active_seeds,
             seed_ratio: self.seed_ratio,
             seed_time: self.seed_time,
+            seed_inactive_time: None,
+            content_layout: None,
             seed_goal_remove: self.seed_goal_remove,
             download_dir: self.download_dir,
         })

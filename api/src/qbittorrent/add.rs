@@ -8,10 +8,11 @@ use std::path::PathBuf;
 
 use axum::http::StatusCode;
 use axum::response::Response;
+use bittide_driver::disk::ContentLayout;
 use bittide_driver::runtime::Runtime;
 use bittide_driver::session::views::{AddOptions, AddSource, RequestError};
 
-use super::{lock, shares, text, Call, QbtError};
+use super::{labels, shares, text, Call, QbtError};
 
 pub(crate) async fn add<R: Runtime>(call: Call<R>) -> Result<Response, QbtError> {
     let p = &call.params;
@@ -48,16 +49,7 @@ pub(crate) async fn add<R: Runtime>(call: Call<R>) -> Result<Response, QbtError>
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .map(str::to_owned);
-    let tags: Vec<String> = p
-        .get("tags")
-        .map(|t| {
-            t.split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let tags = labels::split_tags(p.get("tags").unwrap_or(""));
     let mut save_path = p
         .get("savepath")
         .map(str::trim)
@@ -75,9 +67,16 @@ pub(crate) async fn add<R: Runtime>(call: Call<R>) -> Result<Response, QbtError>
             None => call.app.session.set_category_path(c.clone(), None).await?,
         }
     }
-    lock(&call.app.qbt).tags.extend(tags.iter().cloned());
+    call.app.session.create_tags(&tags).await?;
     let share = shares::parse(&call, "ratioLimit", "seedingTimeLimit", false).await?;
     let paused = p.flag("stopped").or(p.flag("paused")).unwrap_or(false);
+    let content_layout =
+        match p.get("contentLayout") {
+            None => None,
+            Some(name) => Some(layout_from_name(name).ok_or_else(|| {
+                QbtError::BadParams(format!("'contentLayout' is invalid: {name}"))
+            })?),
+        };
     let options = AddOptions {
         save_path,
         paused,
@@ -87,6 +86,7 @@ pub(crate) async fn add<R: Runtime>(call: Call<R>) -> Result<Response, QbtError>
         sequential: p.flag("sequentialDownload").unwrap_or(false),
         first_last_piece: p.flag("firstLastPiecePrio").unwrap_or(false),
         peers: Vec::new(),
+        content_layout,
     };
     let up = p.int("upLimit")?.and_then(|v| u64::try_from(v).ok());
     let down = p.int("dlLimit")?.and_then(|v| u64::try_from(v).ok());
@@ -119,5 +119,40 @@ pub(crate) async fn add<R: Runtime>(call: Call<R>) -> Result<Response, QbtError>
         // duplicate, a URL that failed) with `Fails.`.
         (0, _) => Ok(text(StatusCode::OK, "Fails.")),
         _ => Ok(text(StatusCode::OK, "Ok.")),
+    }
+}
+
+/// qBittorrent's name of a content layout (`torrent_content_layout`,
+/// `contentLayout`).
+pub(crate) fn layout_name(layout: ContentLayout) -> &'static str {
+    match layout {
+        ContentLayout::Original => "Original",
+        ContentLayout::Subfolder => "Subfolder",
+        ContentLayout::NoSubfolder => "NoSubfolder",
+    }
+}
+
+/// The content layout qBittorrent calls `name`.
+pub(crate) fn layout_from_name(name: &str) -> Option<ContentLayout> {
+    [
+        ContentLayout::Original,
+        ContentLayout::Subfolder,
+        ContentLayout::NoSubfolder,
+    ]
+    .into_iter()
+    .find(|l| layout_name(*l) == name.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_names_are_qbittorrents() {
+        for name in ["Original", "Subfolder", "NoSubfolder"] {
+            let layout = layout_from_name(name).unwrap();
+            assert_eq!(layout_name(layout), name);
+        }
+        assert_eq!(layout_from_name("Create"), None);
     }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use axum::http::StatusCode;
 use axum::response::Response;
+use bittide_driver::disk::ContentLayout;
 use bittide_driver::runtime::Runtime;
 use bittide_driver::session::views::{SessionSettings, SettingsPatch};
 use serde_json::{json, Value};
@@ -53,8 +54,8 @@ fn preferences(s: &SessionSettings) -> Value {
         "max_seeding_time_enabled": s.seed_time.is_some(),
         // qBittorrent counts seeding time in minutes.
         "max_seeding_time": s.seed_time.map_or(-1, |secs| (secs / 60) as i64),
-        "max_inactive_seeding_time_enabled": false,
-        "max_inactive_seeding_time": -1,
+        "max_inactive_seeding_time_enabled": s.seed_inactive_time.is_some(),
+        "max_inactive_seeding_time": s.seed_inactive_time.map_or(-1, |secs| (secs / 60) as i64),
         // 0: stop the torrent, 1: remove it (its data kept).
         "max_ratio_act": u8::from(s.seed_goal_remove),
         "queueing_enabled": queueing,
@@ -71,8 +72,8 @@ fn preferences(s: &SessionSettings) -> Value {
         "encryption": 0,
         "auto_tmm_enabled": false,
         "start_paused_enabled": false,
-        "create_subfolder_enabled": true,
-        "torrent_content_layout": "Original",
+        "create_subfolder_enabled": s.content_layout != ContentLayout::NoSubfolder,
+        "torrent_content_layout": super::add::layout_name(s.content_layout),
         "web_ui_port": 0,
         "locale": "en",
     })
@@ -125,14 +126,30 @@ fn patch_of(
     if obj.contains_key("max_ratio_enabled") || obj.contains_key("max_ratio") {
         patch.seed_ratio = Some(ratio.filter(|r| ratio_on && *r >= 0.0));
     }
-    let time_on = flag("max_seeding_time_enabled")?.unwrap_or(current.seed_time.is_some());
-    let minutes = num("max_seeding_time")?.or(current.seed_time.map(|s| s as f64 / 60.0));
-    if obj.contains_key("max_seeding_time_enabled") || obj.contains_key("max_seeding_time") {
-        patch.seed_time = Some(
+    // Times in minutes, kept in seconds.
+    let time_goal = |on_key: &str, key: &str, now: Option<u64>| {
+        let on = flag(on_key)?.unwrap_or(now.is_some());
+        let minutes = num(key)?.or(now.map(|s| s as f64 / 60.0));
+        let given = obj.contains_key(on_key) || obj.contains_key(key);
+        Ok::<_, QbtError>(given.then(|| {
             minutes
-                .filter(|m| time_on && *m >= 0.0)
-                .map(|m| (m * 60.0) as u64),
-        );
+                .filter(|m| on && *m >= 0.0)
+                .map(|m| (m * 60.0) as u64)
+        }))
+    };
+    patch.seed_time = time_goal(
+        "max_seeding_time_enabled",
+        "max_seeding_time",
+        current.seed_time,
+    )?;
+    patch.seed_inactive_time = time_goal(
+        "max_inactive_seeding_time_enabled",
+        "max_inactive_seeding_time",
+        current.seed_inactive_time,
+    )?;
+    if let Some(v) = obj.get("torrent_content_layout") {
+        let layout = v.as_str().and_then(super::add::layout_from_name);
+        patch.content_layout = Some(layout.ok_or_else(|| bad("torrent_content_layout"))?);
     }
     if let Some(act) = num("max_ratio_act")? {
         patch.seed_goal_remove = match act as i64 {
@@ -228,4 +245,37 @@ pub(crate) fn server_state(
         "use_alt_speed_limits": false,
         "refresh_interval": 1500,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn patch(text: &str, current: &SessionSettings) -> SettingsPatch {
+        let v: Value = serde_json::from_str(text).unwrap();
+        patch_of(v.as_object().unwrap(), current).unwrap()
+    }
+
+    #[test]
+    fn inactive_seeding_time_is_set_in_minutes_and_shown_back() {
+        let mut s = SessionSettings::default();
+        let p = patch(
+            r#"{"max_inactive_seeding_time_enabled": true, "max_inactive_seeding_time": 15}"#,
+            &s,
+        );
+        assert_eq!(p.seed_inactive_time, Some(Some(900)));
+        assert_eq!(p.seed_time, None, "the seeding time is left alone");
+        s.seed_inactive_time = Some(900);
+        let prefs = preferences(&s);
+        assert_eq!(prefs["max_inactive_seeding_time_enabled"], true);
+        assert_eq!(prefs["max_inactive_seeding_time"], 15);
+        // Turned off; a value alone changes an enabled goal only.
+        let off = patch(r#"{"max_inactive_seeding_time_enabled": false}"#, &s);
+        assert_eq!(off.seed_inactive_time, Some(None));
+        let only = patch(
+            r#"{"max_inactive_seeding_time": 5}"#,
+            &SessionSettings::default(),
+        );
+        assert_eq!(only.seed_inactive_time, Some(None));
+    }
 }

@@ -1,7 +1,7 @@
-//! Categories (with a save path each, the session's registry) and tags:
-//! qBittorrent keeps both as lists of their own, so a category exists
-//! before any torrent is in it. The lists answered are those plus every
-//! one a torrent uses.
+//! Categories (with a save path each) and tags: qBittorrent keeps both
+//! as lists of their own, so a category or tag exists before any torrent
+//! has it; the session keeps both lists in its state folder. The lists
+//! answered are those plus every one a torrent uses.
 
 use std::path::PathBuf;
 
@@ -9,7 +9,7 @@ use axum::response::Response;
 use bittide_driver::runtime::Runtime;
 use serde_json::{json, Map, Value};
 
-use super::{json, lock, ok, Call, QbtError};
+use super::{json, ok, Call, QbtError};
 
 pub(crate) async fn handle<R: Runtime>(call: Call<R>, method: &str) -> Result<Response, QbtError> {
     match method {
@@ -65,30 +65,19 @@ pub(crate) async fn handle<R: Runtime>(call: Call<R>, method: &str) -> Result<Re
         "tags" => Ok(json(&Value::from(tags(&call).await?))),
         "createTags" => {
             let new = split_tags(call.params.require("tags")?);
-            lock(&call.app.qbt).tags.extend(new);
+            call.app.session.create_tags(&new).await?;
             Ok(ok())
         }
         "deleteTags" => {
             let gone = split_tags(call.params.require("tags")?);
-            {
-                let mut state = lock(&call.app.qbt);
-                for t in &gone {
-                    state.tags.remove(t);
-                }
-            }
-            for t in call.app.session.list().await? {
-                if t.tags.iter().any(|x| gone.contains(x)) {
-                    let kept = t.tags.into_iter().filter(|x| !gone.contains(x)).collect();
-                    call.app.session.set_tags(t.info_hash, kept).await?;
-                }
-            }
+            call.app.session.delete_tags(&gone).await?;
             Ok(ok())
         }
         "addTags" | "removeTags" => {
             let given = split_tags(call.params.get("tags").unwrap_or(""));
             let adding = method == "addTags";
             if adding {
-                lock(&call.app.qbt).tags.extend(given.iter().cloned());
+                call.app.session.create_tags(&given).await?;
             }
             for hash in call.hashes().await? {
                 let mut tags = call.app.session.torrent(hash).await?.torrent.tags;
@@ -118,7 +107,8 @@ fn valid_category(name: &str) -> bool {
     !name.starts_with('/') && !name.ends_with('/') && !name.contains("//") && !name.contains('\\')
 }
 
-fn split_tags(text: &str) -> Vec<String> {
+/// A comma-separated list of tags (qBittorrent's form), blanks trimmed.
+pub(crate) fn split_tags(text: &str) -> Vec<String> {
     text.split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
@@ -146,11 +136,7 @@ pub(crate) async fn categories<R: Runtime>(call: &Call<R>) -> Result<Map<String,
         .collect())
 }
 
-/// Created tags and those in use, sorted.
+/// Created tags and those in use, sorted (the session's registry).
 pub(crate) async fn tags<R: Runtime>(call: &Call<R>) -> Result<Vec<String>, QbtError> {
-    let mut all = lock(&call.app.qbt).tags.clone();
-    for t in call.app.session.list().await? {
-        all.extend(t.tags);
-    }
-    Ok(all.into_iter().collect())
+    Ok(call.app.session.tags().await.into_iter().collect())
 }

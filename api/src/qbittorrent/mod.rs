@@ -22,7 +22,6 @@ mod states;
 mod sync;
 mod torrents;
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
@@ -43,12 +42,11 @@ pub(crate) use form::Params;
 /// The login cookie qBittorrent hands out and its clients look for.
 const SID: &str = "SID";
 
-/// What this module remembers between requests: tags created before any
-/// torrent uses them (kept for this run only; categories are the
-/// session's) and the snapshots `sync/maindata` sends deltas against.
+/// What this module remembers between requests: the snapshots
+/// `sync/maindata` sends deltas against (categories and tags are the
+/// session's).
 #[derive(Default)]
 pub(crate) struct QbtState {
-    tags: BTreeSet<String>,
     sync: sync::Snapshots,
 }
 

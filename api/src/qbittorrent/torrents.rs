@@ -47,7 +47,22 @@ pub(crate) async fn handle<R: Runtime>(call: Call<R>, method: &str) -> Result<Re
         }
         "resume" | "start" => {
             for hash in call.hashes().await? {
+                // qBittorrent starts a torrent under the queue's limits
+                // again: a plain start ends a force start.
+                if call.app.session.torrent(hash).await?.torrent.force_start {
+                    call.app.session.set_force_start(hash, false).await?;
+                }
                 call.app.session.resume(hash).await?;
+            }
+            Ok(ok())
+        }
+        "setForceStart" => {
+            let on = call
+                .params
+                .flag("value")
+                .ok_or_else(|| QbtError::BadParams("Missing or invalid parameter: value".into()))?;
+            for hash in call.hashes().await? {
+                call.app.session.set_force_start(hash, on).await?;
             }
             Ok(ok())
         }
@@ -208,6 +223,7 @@ async fn properties<R: Runtime>(call: Call<R>) -> Result<Response, QbtError> {
     let t = &d.torrent;
     let now = unix_now();
     let (seeds, leechs) = states::peer_split(&d);
+    let (swarm_seeds, swarm_leechs) = states::swarm_split(&d);
     let have = d.pieces.iter().map(|b| b.count_ones() as u64).sum::<u64>();
     let elapsed = now.saturating_sub(t.added_at).max(1);
     let seeding = call.app.session.seeding_times().await?;
@@ -249,9 +265,9 @@ async fn properties<R: Runtime>(call: Call<R>) -> Result<Response, QbtError> {
         "up_speed_avg": t.uploaded / elapsed,
         "eta": t.eta.unwrap_or(MAX_ETA).min(MAX_ETA),
         "peers": leechs,
-        "peers_total": leechs,
+        "peers_total": swarm_leechs,
         "seeds": seeds,
-        "seeds_total": seeds,
+        "seeds_total": swarm_seeds,
         "reannounce": 0,
         "total_size": t.size,
         "isPrivate": false,
@@ -332,14 +348,20 @@ async fn trackers<R: Runtime>(call: Call<R>) -> Result<Response, QbtError> {
     Ok(json(&Value::Array(rows)))
 }
 
-/// `torrents/pieceStates`: 0 missing, 2 verified (bittide does not list
-/// pieces in flight).
+/// `torrents/pieceStates`: 0 missing, 1 downloading, 2 verified.
 async fn piece_states<R: Runtime>(call: Call<R>) -> Result<Response, QbtError> {
     let hash = call.hash()?;
     let d = call.app.session.torrent(hash).await?;
-    let states: Vec<u8> = (0..d.piece_count as usize)
+    let states = piece_state_codes(d.piece_count, &d.pieces, &d.pieces_in_progress);
+    Ok(json(&json!(states)))
+}
+
+/// qBittorrent's code for each piece: 2 for a verified one (a bit set in
+/// the BEP 3 bitfield `have`), 1 for one in `in_progress`, else 0.
+fn piece_state_codes(count: u32, have: &[u8], in_progress: &[u32]) -> Vec<u8> {
+    let mut states: Vec<u8> = (0..count as usize)
         .map(|i| {
-            let byte = d.pieces.get(i / 8).copied().unwrap_or(0);
+            let byte = have.get(i / 8).copied().unwrap_or(0);
             if byte & (0x80 >> (i % 8)) != 0 {
                 2
             } else {
@@ -347,7 +369,12 @@ async fn piece_states<R: Runtime>(call: Call<R>) -> Result<Response, QbtError> {
             }
         })
         .collect();
-    Ok(json(&json!(states)))
+    for &p in in_progress {
+        if let Some(s @ 0) = states.get_mut(p as usize) {
+            *s = 1;
+        }
+    }
+    states
 }
 
 /// `torrents/filePrio`: `hash`, `id` (`|`-separated indices), `priority`.
@@ -430,4 +457,21 @@ async fn limits<R: Runtime>(call: Call<R>, upload: bool) -> Result<Response, Qbt
         out.insert(hash.to_string(), json!(v));
     }
     Ok(json(&Value::Object(out)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn piece_states_say_verified_downloading_or_missing() {
+        // 10 pieces; 0, 1 and 8 verified; 1 (verified already), 3 and 9 in
+        // progress; 42 is out of range and ignored.
+        let have = [0b1100_0000, 0b1000_0000];
+        assert_eq!(
+            piece_state_codes(10, &have, &[1, 3, 9, 42]),
+            vec![2, 2, 0, 1, 0, 0, 0, 0, 2, 1]
+        );
+        assert_eq!(piece_state_codes(3, &[], &[]), vec![0, 0, 0]);
+    }
 }

@@ -61,7 +61,12 @@ pub(super) fn unix_now() -> u64 {
 /// is stopped with `error` set.
 pub(super) fn status_of(t: &TorrentView) -> u8 {
     match t.state {
-        TorrentStatus::Paused | TorrentStatus::Error => status::STOPPED,
+        // Transmission has no status for a move or missing files: the
+        // torrent is paused meanwhile.
+        TorrentStatus::Paused
+        | TorrentStatus::Error
+        | TorrentStatus::Moving
+        | TorrentStatus::MissingFiles => status::STOPPED,
         TorrentStatus::Checking => status::CHECK,
         TorrentStatus::Queued if t.progress >= 1.0 && t.wanted > 0 => status::SEED_WAIT,
         TorrentStatus::Queued => status::DOWNLOAD_WAIT,
@@ -416,6 +421,8 @@ mod tests {
             ratio: 0.0,
             sequential: false,
             first_last_piece: false,
+            force_start: false,
+            content_path: "/d/n".into(),
             upload_limit: 0,
             download_limit: 0,
         }

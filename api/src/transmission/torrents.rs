@@ -318,6 +318,8 @@ impl SeedingChange {
         Some(ShareLimits {
             ratio,
             seeding_time,
+            // Set through qBittorrent's API only; kept as it was.
+            inactive_time: own.and_then(|l| l.inactive_time),
         })
     }
 }

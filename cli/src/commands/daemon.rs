@@ -231,6 +231,8 @@ async fn apply_given(handle: &SessionHandle<TokioRuntime>, s: &Effective) {
         active_seeds: g.active_seeds.then_some(s.active_seeds),
         seed_ratio: g.seed_ratio.then_some(s.seed_ratio),
         seed_time: g.seed_time.then_some(s.seed_time),
+        seed_inactive_time: None,
+        content_layout: None,
         seed_goal_remove: None,
         download_dir: g.download_dir.then(|| s.download_dir.clone()),
     };

@@ -63,14 +63,18 @@ impl Default for SessionLimits {
     }
 }
 
-/// When a seed has given enough: the engine pauses it once either goal is
+/// When a seed has given enough: the engine pauses it once any goal is
 /// reached ([`Event::SeedingGoalReached`](super::Event::SeedingGoalReached)).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct SeedingGoal {
     /// Bytes uploaded over the bytes of the wanted files.
     pub ratio: Option<f64>,
     /// Time spent seeding.
     pub seeding_time: Option<Duration>,
+    /// Time seeding without uploading a byte (qBittorrent's "inactive
+    /// seeding time", Transmission's idle limit), counted from the last
+    /// upload, or from when it started seeding in this run.
+    pub inactive_time: Option<Duration>,
 }
 
 /// How the engine's DHT node starts and announces.

@@ -13,11 +13,18 @@
 //!   told `stopped`) and start by themselves, in queue order, when a slot
 //!   frees. A torrent earlier in the queue takes the slot of a later one,
 //!   as libtorrent's auto-managed torrents do. A user's pause is not
-//!   queueing: a paused torrent is never started by the queue.
+//!   queueing: a paused torrent is never started by the queue. A
+//!   force-started torrent ([`Engine::set_force_start`]; qBittorrent's
+//!   "force start", libtorrent's torrent that is not auto-managed) is
+//!   outside the queue: it runs whatever the limits say and takes no
+//!   slot from the others.
 //! - **Seeding goals**: a seed whose share ratio (uploaded over its whole
-//!   life, [`Torrent::history`], over the bytes of its wanted files) or seeding time reaches its goal (its own, or the
-//!   session's default) is paused, once, with
-//!   [`Event::SeedingGoalReached`].
+//!   life, [`Torrent::history`], over the bytes of its wanted files),
+//!   seeding time, or time seeding without uploading reaches its goal (its
+//!   own, or the session's default) is paused, once, with
+//!   [`Event::SeedingGoalReached`]. Inactivity is sampled at each check
+//!   (every [`TICK`]): the time since the uploaded count last moved, or
+//!   since the torrent was first seen seeding.
 //! - **Budgets** (rates, connections, memory) are split by the `shares`
 //!   module.
 //!
@@ -67,6 +74,11 @@ pub(super) struct Policy {
     /// Torrents paused for their goal: a user who resumes one wants it to
     /// seed on, until its goal is set again.
     reached: BTreeSet<TorrentId>,
+    /// Seeds' upload activity for the inactivity goal: lifetime bytes
+    /// uploaded as last seen, and since when that count has not moved.
+    idle: BTreeMap<TorrentId, (u64, Instant)>,
+    /// Force-started torrents: outside the queue's limits.
+    forced: BTreeSet<TorrentId>,
     /// Bytes uploaded and downloaded by torrents already removed.
     removed: (u64, u64),
     /// A state changed: evaluate the queue and budgets at the next poll.
@@ -97,6 +109,24 @@ pub(super) fn plan(
         }
     }
     run
+}
+
+/// Since when a seed has uploaded nothing, given its lifetime `uploaded`
+/// count sampled `now`: the last sample at which the count moved (or the
+/// first sample).
+pub(super) fn idle_since(
+    idle: &mut BTreeMap<TorrentId, (u64, Instant)>,
+    id: TorrentId,
+    uploaded: u64,
+    now: Instant,
+) -> Instant {
+    match idle.get(&id) {
+        Some(&(seen, since)) if seen == uploaded => since,
+        _ => {
+            idle.insert(id, (uploaded, now));
+            now
+        }
+    }
 }
 
 /// The slot a torrent would take if it ran: its own while it runs, the
@@ -145,6 +175,30 @@ impl Engine {
         order.remove(at);
         order.insert(position.min(order.len()), id);
         self.apply_queue(now);
+    }
+
+    /// Force-starts a torrent (`on`), or puts it back under the queue's
+    /// limits; the queue is evaluated again at once. A forced torrent
+    /// that is queued starts; one paused by the user stays paused until
+    /// [`resume`](Engine::resume)d, which then ignores the limits.
+    pub fn set_force_start(&mut self, now: Instant, id: TorrentId, on: bool) {
+        self.now = now;
+        if !self.torrents.contains_key(&id) {
+            return;
+        }
+        let changed = if on {
+            self.policy.forced.insert(id)
+        } else {
+            self.policy.forced.remove(&id)
+        };
+        if changed {
+            self.apply_queue(now);
+        }
+    }
+
+    /// Whether a torrent is force-started ([`set_force_start`](Engine::set_force_start)).
+    pub fn is_force_started(&self, id: TorrentId) -> bool {
+        self.policy.forced.contains(&id)
     }
 
     /// Sets one torrent's seeding goal (`None`: the session's default,
@@ -267,6 +321,8 @@ impl Engine {
         self.policy.removed.0 += up;
         self.policy.removed.1 += down;
         self.policy.order.retain(|o| *o != id);
+        self.policy.forced.remove(&id);
+        self.policy.idle.remove(&id);
         self.policy.goals.remove(&id);
         self.policy.reached.remove(&id);
         self.policy.dirty = true;
@@ -294,12 +350,23 @@ impl Engine {
         self.apply_queue(now);
     }
 
+    /// Which torrents may run now: the queue's plan for the managed ones,
+    /// and every forced one that would take a slot.
     fn plan_now(&self, resuming: Option<TorrentId>) -> BTreeSet<TorrentId> {
-        let entries = self.policy.order.iter().filter_map(|id| {
+        let forced = &self.policy.forced;
+        let slots = self.policy.order.iter().filter_map(|id| {
             let t = self.torrents.get(id)?;
             Some((*id, wanted_slot(t, resuming == Some(*id))))
         });
-        plan(entries, &self.config.limits)
+        let (outside, managed): (Vec<_>, Vec<_>) = slots.partition(|(id, _)| forced.contains(id));
+        let mut run = plan(managed, &self.config.limits);
+        run.extend(
+            outside
+                .into_iter()
+                .filter(|(_, s)| s.is_some())
+                .map(|(id, _)| id),
+        );
+        run
     }
 
     /// Queues the running torrents that lost their slot and starts the
@@ -342,20 +409,33 @@ impl Engine {
             return;
         }
         let mut reached = Vec::new();
-        for (id, t) in self.torrents.iter() {
+        let torrents = &self.torrents;
+        let idle = &mut self.policy.idle;
+        idle.retain(|id, _| torrents.get(id).map(Torrent::state) == Some(TorrentState::Seeding));
+        for (id, t) in torrents.iter() {
             if t.state() != TorrentState::Seeding || self.policy.reached.contains(id) {
                 continue;
             }
-            let Some(goal) = self.seeding_goal(*id) else {
+            let goal = self
+                .policy
+                .goals
+                .get(id)
+                .copied()
+                .or(self.policy.default_goal);
+            let Some(goal) = goal else {
                 continue;
             };
             let wanted = t.wanted_bytes();
-            let by_ratio = goal.ratio.is_some_and(|r| {
-                let uploaded = t.history(now).uploaded;
-                wanted > 0 && uploaded as f64 >= r * wanted as f64
-            });
+            let uploaded = t.history(now).uploaded;
+            let by_ratio = goal
+                .ratio
+                .is_some_and(|r| wanted > 0 && uploaded as f64 >= r * wanted as f64);
             let by_time = goal.seeding_time.is_some_and(|d| t.seeding_time(now) >= d);
-            if by_ratio || by_time {
+            let since = idle_since(idle, *id, uploaded, now);
+            let by_inactivity = goal
+                .inactive_time
+                .is_some_and(|d| now.saturating_duration_since(since) >= d);
+            if by_ratio || by_time || by_inactivity {
                 reached.push(*id);
             }
         }

@@ -2,7 +2,7 @@
 //! the active limits, pauses the queue leaves alone, queue positions,
 //! seeding goals, and the budgets the engine hands each torrent.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 use crate::metainfo::PieceIndex;
@@ -126,6 +126,27 @@ impl Sim {
         self.drain();
     }
 
+    /// One download slot, three fresh torrents: the first runs, the
+    /// others wait.
+    fn three_behind_one_slot() -> (Sim, [TorrentId; 3]) {
+        let mut sim = Sim::with_downloads(1);
+        let ids = [1, 2, 3].map(|n| sim.add(n, StartMode::Fresh));
+        assert_eq!(sim.states(&ids), vec![Downloading, Queued, Queued]);
+        (sim, ids)
+    }
+
+    /// Pauses (`false`) or resumes (`true`) a torrent and carries out
+    /// what follows.
+    fn run_or_pause(&mut self, id: TorrentId, run: bool) {
+        let now = self.now;
+        if run {
+            self.engine.resume(now, id);
+        } else {
+            self.engine.pause(now, id);
+        }
+        self.drain();
+    }
+
     fn said(&self, id: TorrentId, state: TorrentState) -> bool {
         self.events
             .contains(&Event::Torrent(id, TorrentEvent::StateChanged(state)))
@@ -184,11 +205,7 @@ fn beyond_the_active_downloads_torrents_wait_and_start_as_slots_free() {
 
 #[test]
 fn a_paused_torrent_is_not_started_by_the_queue() {
-    let mut sim = Sim::with_downloads(1);
-    let a = sim.add(1, StartMode::Fresh);
-    let b = sim.add(2, StartMode::Fresh);
-    let c = sim.add(3, StartMode::Fresh);
-    assert_eq!(sim.states(&[a, b, c]), vec![Downloading, Queued, Queued]);
+    let (mut sim, [a, b, c]) = Sim::three_behind_one_slot();
     let now = sim.now;
     sim.engine.pause(now, c);
     sim.engine.pause(now, a);
@@ -214,6 +231,59 @@ fn a_paused_torrent_is_not_started_by_the_queue() {
     sim.engine.set_limits(now, limits);
     sim.drain();
     assert_eq!(sim.states(&[a, b, c]), vec![Downloading; 3]);
+}
+
+#[test]
+fn a_force_started_torrent_ignores_the_active_limits() {
+    let (mut sim, [a, b, c]) = Sim::three_behind_one_slot();
+    // Forcing the last one starts it beside `a`, and takes no slot:
+    // `b` still waits for `a`'s.
+    let now = sim.now;
+    sim.engine.set_force_start(now, c, true);
+    sim.drain();
+    assert!(sim.engine.is_force_started(c));
+    assert_eq!(
+        sim.states(&[a, b, c]),
+        vec![Downloading, Queued, Downloading]
+    );
+    sim.run_to(now + Duration::from_secs(5));
+    assert_eq!(
+        sim.states(&[a, b, c]),
+        vec![Downloading, Queued, Downloading]
+    );
+    // Paused by the user it stays paused; resumed it runs at once, with
+    // no slot free.
+    sim.run_or_pause(c, false);
+    assert_eq!(sim.state(c), Paused);
+    sim.run_or_pause(c, true);
+    assert_eq!(
+        sim.states(&[a, b, c]),
+        vec![Downloading, Queued, Downloading]
+    );
+    // When `a` pauses, its slot goes to `b`: the forced `c` never held it.
+    sim.run_or_pause(a, false);
+    let now = sim.now;
+    assert_eq!(
+        sim.states(&[a, b, c]),
+        vec![Paused, Downloading, Downloading]
+    );
+    // Back under the limits, `c` is queued behind `b`.
+    sim.engine.set_force_start(now, c, false);
+    sim.drain();
+    assert!(!sim.engine.is_force_started(c));
+    assert_eq!(sim.states(&[a, b, c]), vec![Paused, Downloading, Queued]);
+    // A forced seed ignores active seeds the same way (the rule is one).
+    let mut sim = Sim::new(SessionLimits {
+        active_seeds: Some(0),
+        ..SessionLimits::default()
+    });
+    let s = sim.add(4, StartMode::Check);
+    sim.check_ok(s);
+    assert_eq!(sim.state(s), Queued);
+    let now = sim.now;
+    sim.engine.set_force_start(now, s, true);
+    sim.drain();
+    assert_eq!(sim.state(s), Seeding);
 }
 
 #[test]
@@ -334,6 +404,40 @@ fn seeds_count_against_active_seeds_not_downloads() {
 }
 
 #[test]
+fn an_inactivity_goal_pauses_a_seed_that_uploads_nothing() {
+    let mut sim = Sim::new(SessionLimits::default());
+    let full = StartMode::Trusted(crate::Bitfield::full(1));
+    let id = sim.add(1, full);
+    let goal = SeedingGoal {
+        inactive_time: Some(Duration::from_secs(30)),
+        ..SeedingGoal::default()
+    };
+    let now = sim.now;
+    sim.engine.set_seeding_goal(now, id, Some(goal));
+    sim.run_to(now + Duration::from_secs(29));
+    assert_eq!(sim.state(id), Seeding);
+    sim.run_to(now + Duration::from_secs(32));
+    assert_eq!(sim.state(id), Paused);
+    assert!(sim.events.contains(&Event::SeedingGoalReached(id)));
+    // Resumed by the user, it seeds on (the goal was reached once).
+    let now = sim.now;
+    sim.engine.resume(now, id);
+    sim.run_to(now + Duration::from_secs(60));
+    assert_eq!(sim.state(id), Seeding);
+}
+
+#[test]
+fn inactivity_counts_from_the_last_sample_that_saw_an_upload() {
+    let mut idle = BTreeMap::new();
+    let id = TorrentId::new(1);
+    let at = |s: u64| Instant::ZERO + Duration::from_secs(s);
+    assert_eq!(policy::idle_since(&mut idle, id, 0, at(10)), at(10));
+    assert_eq!(policy::idle_since(&mut idle, id, 0, at(50)), at(10));
+    assert_eq!(policy::idle_since(&mut idle, id, 700, at(51)), at(51));
+    assert_eq!(policy::idle_since(&mut idle, id, 700, at(90)), at(51));
+}
+
+#[test]
 fn a_seeding_time_goal_pauses_the_seed_once() {
     let mut sim = Sim::new(SessionLimits::default());
     let full = StartMode::Trusted(crate::Bitfield::full(1));
@@ -342,6 +446,7 @@ fn a_seeding_time_goal_pauses_the_seed_once() {
     let goal = SeedingGoal {
         ratio: None,
         seeding_time: Some(Duration::from_secs(60)),
+        inactive_time: None,
     };
     let now = sim.now;
     sim.engine.set_default_seeding_goal(now, Some(goal));
@@ -372,6 +477,7 @@ fn a_seeding_time_goal_pauses_the_seed_once() {
     let longer = SeedingGoal {
         ratio: None,
         seeding_time: Some(Duration::from_secs(120)),
+        inactive_time: None,
     };
     sim.engine.set_seeding_goal(now, id, Some(longer));
     sim.drain();
@@ -397,6 +503,7 @@ fn a_ratio_goal_counts_earlier_sessions() {
     let goal = SeedingGoal {
         ratio: Some(3.0),
         seeding_time: None,
+        inactive_time: None,
     };
     sim.engine.set_seeding_goal(now, id, Some(goal));
     sim.drain();
@@ -414,6 +521,7 @@ fn a_ratio_goal_counts_earlier_sessions() {
     let goal = SeedingGoal {
         ratio: Some(2.0),
         seeding_time: None,
+        inactive_time: None,
     };
     sim.engine.set_seeding_goal(now, id, Some(goal));
     sim.drain();

@@ -352,17 +352,13 @@ fn two_engines_and_a_tracker() {
     assert!(world.datagrams.is_empty(), "no DHT, no datagrams");
 }
 
-/// The seeder's goal is a share ratio of 1: once it has uploaded the
-/// whole torrent to the leecher it is paused and says why.
-#[test]
-fn a_seed_reaching_its_share_ratio_is_paused() {
+/// A seeder with `goal` and a leecher, run until the leecher has it all:
+/// the nodes, what they said, the seeder's id, whether the leecher
+/// finished and when.
+fn seed_with_goal(goal: SeedingGoal) -> (Vec<Node>, World, TorrentId, bool, Instant) {
     let data = test_data();
     let info = info(&data, "http://127.0.0.1:9/announce", false);
     let mut nodes = seeder_and_leecher(&info, &data, None);
-    let goal = SeedingGoal {
-        ratio: Some(1.0),
-        seeding_time: None,
-    };
     let seeder = nodes[0].torrent;
     nodes[0]
         .engine
@@ -375,6 +371,19 @@ fn a_seed_reaching_its_share_ratio_is_paused() {
         ..World::default()
     };
     let (finished, at) = run(&mut nodes, &mut world);
+    (nodes, world, seeder, finished, at)
+}
+
+/// The seeder's goal is a share ratio of 1: once it has uploaded the
+/// whole torrent to the leecher it is paused and says why.
+#[test]
+fn a_seed_reaching_its_share_ratio_is_paused() {
+    let data = test_data();
+    let goal = SeedingGoal {
+        ratio: Some(1.0),
+        ..SeedingGoal::default()
+    };
+    let (mut nodes, world, seeder, finished, at) = seed_with_goal(goal);
     assert!(finished, "the leecher never finished");
     let later = at + Duration::from_secs(1);
     nodes[0].engine.handle_timeout(later);
@@ -392,6 +401,46 @@ fn a_seed_reaching_its_share_ratio_is_paused() {
     assert!(told || outs.contains(&reached), "{outs:?}");
     let (uploaded, _) = engine.totals();
     assert_eq!(uploaded, data.len() as u64);
+}
+
+/// The seeder may stay idle 3 s: it is not stopped while it uploads,
+/// only once nothing more is asked. (On this model the transfer takes no
+/// virtual time, so the count restarting at each upload is shown by
+/// `policy_tests::inactivity_counts_from_the_last_sample_that_saw_an_upload`.)
+#[test]
+fn an_inactivity_goal_counts_from_the_last_upload() {
+    let data = test_data();
+    let goal = SeedingGoal {
+        inactive_time: Some(Duration::from_secs(3)),
+        ..SeedingGoal::default()
+    };
+    let (mut nodes, world, seeder, finished, at) = seed_with_goal(goal);
+    assert!(finished, "the seeder stopped while uploading");
+    let stopped_early = world
+        .events
+        .iter()
+        .any(|(i, e)| *i == 0 && *e == Event::SeedingGoalReached(seeder));
+    assert!(!stopped_early, "stopped before the download ended");
+    let t = nodes[0].engine.torrent(seeder).unwrap();
+    assert_eq!(t.counters().0, data.len() as u64);
+    // Every second after, nothing is uploaded: stopped within idle + 2 ticks.
+    let mut paused_at = None;
+    for s in 1..=6 {
+        let later = at + Duration::from_secs(s);
+        nodes[0].engine.handle_timeout(later);
+        let _ = drain(&mut nodes[0].engine, later);
+        let state = nodes[0].engine.torrent(seeder).unwrap().state();
+        if state == TorrentState::Paused {
+            paused_at = Some(s);
+            break;
+        }
+    }
+    let paused_at = paused_at.expect("never stopped for inactivity");
+    assert!(
+        paused_at >= 2,
+        "stopped {paused_at} s after the last upload"
+    );
+    eprintln!("download took {at:?}; stopped {paused_at} s after");
 }
 
 /// Everything `engine` wants done now.

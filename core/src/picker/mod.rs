@@ -571,6 +571,12 @@ impl PiecePicker {
         BlockReceived::New { cancel }
     }
 
+    /// Pieces with a block asked for or received but not yet verified, in
+    /// no particular order: what a client shows as "downloading".
+    pub fn partial_pieces(&self) -> impl Iterator<Item = PieceIndex> + '_ {
+        self.partials.iter().map(|p| PieceIndex(p.piece))
+    }
+
     /// Whether every block of `piece` has arrived (it can be verified).
     pub fn is_complete(&self, piece: PieceIndex) -> bool {
         match self.partial_at.get(piece.0 as usize) {

@@ -69,6 +69,33 @@ fn partial_pieces_are_finished_first() {
 }
 
 #[test]
+fn pieces_in_flight_are_partial_until_verified() {
+    let mut p = picker(4);
+    assert_eq!(p.partial_pieces().count(), 0);
+    let a = pick(&mut p, A, PeerPieces::All, 6);
+    let mut asked: Vec<PieceIndex> = a.iter().map(|b| b.piece).collect();
+    asked.dedup();
+    let mut partial: Vec<PieceIndex> = p.partial_pieces().collect();
+    partial.sort();
+    asked.sort();
+    assert_eq!(partial, asked, "both pieces asked for are in flight");
+    let first = a[0].piece;
+    for blk in a.iter().filter(|b| b.piece == first) {
+        p.on_block(*blk, A);
+    }
+    assert!(
+        p.partial_pieces().any(|x| x == first),
+        "complete, not verified"
+    );
+    p.on_piece_verified(first);
+    assert!(
+        p.partial_pieces().all(|x| x != first),
+        "verified: no longer in flight"
+    );
+    assert_eq!(p.partial_pieces().count(), 1);
+}
+
+#[test]
 fn peers_only_get_pieces_they_have() {
     let mut p = picker(10);
     let b = bits(10, &[7]);

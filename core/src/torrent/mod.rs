@@ -447,6 +447,18 @@ impl Torrent {
         &self.on_disk
     }
 
+    /// Pieces on their way to disk, sorted: requested or partly received,
+    /// being verified, or verified and not yet written.
+    pub fn pieces_in_progress(&self) -> Vec<PieceIndex> {
+        let mut out: BTreeSet<u32> = self.picker.partial_pieces().map(|p| p.0).collect();
+        out.extend(self.verifying.iter().copied());
+        out.extend(
+            (0..self.picker.piece_count())
+                .filter(|&p| self.picker.has(PieceIndex(p)) && !self.on_disk.get(PieceIndex(p))),
+        );
+        out.into_iter().map(PieceIndex).collect()
+    }
+
     /// Payload bytes uploaded, downloaded, and wanted bytes still missing:
     /// what trackers ask for.
     pub fn counters(&self) -> (u64, u64, u64) {

@@ -204,6 +204,9 @@ pub enum Command {
     /// One torrent's own seeding goal, `None` for the default again
     /// ([`Engine::set_seeding_goal`]).
     SetSeedingGoal(TorrentId, Option<SeedingGoal>),
+    /// Puts a torrent outside the queue's active limits, or back under
+    /// them ([`Engine::set_force_start`]).
+    SetForceStart(TorrentId, bool),
     /// Hashes every piece on disk again ([`Engine::recheck`]).
     Recheck(TorrentId),
     /// Announces to the trackers now ([`Engine::reannounce`]).

@@ -514,6 +514,7 @@ impl<R: Runtime> Driver<R> {
             Command::SetLimits(limits) => self.engine.set_limits(now, limits),
             Command::SetDefaultSeedingGoal(goal) => self.engine.set_default_seeding_goal(now, goal),
             Command::SetSeedingGoal(id, goal) => self.engine.set_seeding_goal(now, id, goal),
+            Command::SetForceStart(id, on) => self.engine.set_force_start(now, id, on),
             Command::SetRateLimits {
                 torrent,
                 upload,

@@ -122,29 +122,12 @@ pub fn parse(
 ) -> Option<Resume> {
     let root = bencode::decode(bytes).ok()?;
     let d = root.as_dict()?;
-    if d.get(b"version")?.as_int()? != VERSION
-        || d.get(b"info_hash")?.as_bytes()? != info_hash.0
-        || d.get(b"folder")?.as_bytes()? != folder
-    {
+    let Recorded { pieces, files } = recorded(d, info_hash, folder, piece_count)?;
+    // A file we never wrote may have appeared or vanished harmlessly only
+    // if it holds no verified piece; keep it simple: any change means
+    // recheck.
+    if files != now {
         return None;
-    }
-    let pieces = Bitfield::from_bytes(d.get(b"pieces")?.as_bytes()?, piece_count)?;
-    let recorded = d.get(b"files")?.as_list()?;
-    if recorded.len() != now.len() {
-        return None;
-    }
-    for (r, n) in recorded.iter().zip(now) {
-        let r = r.as_list()?;
-        let expected = match (r.first()?.as_int()?, r.get(1)?.as_int()?) {
-            (-1, _) => None,
-            (len, mtime) => Some((u64::try_from(len).ok()?, mtime)),
-        };
-        // A file we never wrote may have appeared or vanished harmlessly
-        // only if it holds no verified piece; keep it simple: any change
-        // means recheck.
-        if expected != *n {
-            return None;
-        }
     }
     let peers = d
         .get(b"peers")
@@ -152,6 +135,79 @@ pub fn parse(
         .map(|b| compact::decode_v4(b).take(MAX_PEERS).collect())
         .unwrap_or_default();
     Some(Resume { pieces, peers })
+}
+
+/// What resume data records beside its peers.
+struct Recorded {
+    /// Verified pieces.
+    pieces: Bitfield,
+    /// Each file's (length, mtime in ns) when written, `None` if missing.
+    files: Vec<Option<(u64, i64)>>,
+}
+
+/// What resume data `d` records, if it is for this torrent in `folder`.
+fn recorded(
+    d: &bencode::Dict<'_>,
+    info_hash: &InfoHash,
+    folder: &[u8],
+    piece_count: u32,
+) -> Option<Recorded> {
+    if d.get(b"version")?.as_int()? != VERSION
+        || d.get(b"info_hash")?.as_bytes()? != info_hash.0
+        || d.get(b"folder")?.as_bytes()? != folder
+    {
+        return None;
+    }
+    let pieces = Bitfield::from_bytes(d.get(b"pieces")?.as_bytes()?, piece_count)?;
+    let files = d
+        .get(b"files")?
+        .as_list()?
+        .iter()
+        .map(|r| {
+            let r = r.as_list()?;
+            Some(match (r.first()?.as_int()?, r.get(1)?.as_int()?) {
+                (-1, _) => None,
+                (len, mtime) => Some((u64::try_from(len).ok()?, mtime)),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Recorded { pieces, files })
+}
+
+/// The files that resume data in `state` says were there, holding
+/// verified pieces, and that are gone now (qBittorrent's "missing files":
+/// the torrent should wait for them, not download everything again).
+/// Empty when there is no such resume data or nothing is missing.
+pub fn missing_files(
+    state: &Path,
+    info_hash: &InfoHash,
+    piece_count: u32,
+    storage: &Storage,
+    file_count: usize,
+) -> Vec<usize> {
+    let Ok(bytes) = std::fs::read(path(state, info_hash)) else {
+        return Vec::new();
+    };
+    let Some(root) = bencode::decode(&bytes).ok() else {
+        return Vec::new();
+    };
+    let Some(Recorded { pieces, files }) = root
+        .as_dict()
+        .and_then(|d| recorded(d, info_hash, folder_bytes(storage), piece_count))
+    else {
+        return Vec::new();
+    };
+    if pieces.count() == 0 || files.len() != file_count {
+        return Vec::new();
+    }
+    let now = file_stats(storage, file_count);
+    files
+        .iter()
+        .zip(&now)
+        .enumerate()
+        .filter(|(_, (was, is))| matches!(was, Some((len, _)) if *len > 0) && is.is_none())
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// Flushes the data files, then writes resume data atomically.
@@ -280,6 +336,13 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(dir.join("r.bin"), vec![1u8; 40_000]).unwrap();
         assert!(load(&state, &m.info_hash, 3, &storage, 1).is_none());
+        // Changed is not missing; gone is.
+        assert_eq!(missing_files(&state, &m.info_hash, 3, &storage, 1), []);
+        std::fs::remove_file(dir.join("r.bin")).unwrap();
+        assert_eq!(missing_files(&state, &m.info_hash, 3, &storage, 1), [0]);
+        // Nothing verified to lose: not missing.
+        save(&state, &m.info_hash, &Bitfield::new(3), &[], &storage, 1).unwrap();
+        assert_eq!(missing_files(&state, &m.info_hash, 3, &storage, 1), []);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

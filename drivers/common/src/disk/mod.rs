@@ -127,6 +127,23 @@ impl Disk for Storage {
     }
 }
 
+/// How a torrent's files are laid out under its download folder
+/// (qBittorrent's "content layout").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ContentLayout {
+    /// As the .torrent names them: a single file in the folder, a
+    /// multi-file torrent in its top folder.
+    #[default]
+    Original,
+    /// A single-file torrent goes into a folder named after its file
+    /// (less the extension); a multi-file torrent is as in `Original`.
+    Subfolder,
+    /// A multi-file torrent's top folder is left out: its files go
+    /// straight into the download folder; a single file is as in
+    /// `Original`.
+    NoSubfolder,
+}
+
 /// One torrent's files; see the module documentation.
 #[derive(Debug)]
 pub struct Storage {
@@ -135,6 +152,7 @@ pub struct Storage {
     /// The name that replaces the torrent's own as the first component of
     /// every path (a renamed top folder, or a renamed single file).
     root: Option<String>,
+    content_layout: ContentLayout,
     files: Vec<FileInfo>,
     layout: FileLayout,
     part: PartFile,
@@ -147,6 +165,15 @@ pub struct Storage {
     written: AtomicU64,
     /// No file is opened any more ([`Storage::close`]).
     closed: AtomicBool,
+}
+
+/// The folder `Subfolder` puts a single file `name` in: its name less the
+/// extension, or the whole name when that leaves nothing usable.
+fn subfolder_name(name: &str) -> String {
+    match Path::new(name).file_stem().and_then(|s| s.to_str()) {
+        Some(stem) if !stem.is_empty() && stem != "." && stem != ".." => stem.to_owned(),
+        _ => name.to_owned(),
+    }
 }
 
 /// Positioned write of all of `buf` at `offset`.
@@ -280,6 +307,7 @@ impl Storage {
             folder: folder.to_owned(),
             paths: DiskPaths::new(info),
             root: None,
+            content_layout: ContentLayout::Original,
             files,
             layout,
             part,
@@ -304,14 +332,42 @@ impl Storage {
         self
     }
 
-    /// Path of file `index`.
+    /// The same files laid out as `layout` says. The paths stay inside
+    /// the folder and distinct: [`DiskPaths`] made each component safe and
+    /// every path unique, and a layout only adds a folder named from a
+    /// safe component or drops the top folder all paths share.
+    pub fn with_layout(mut self, layout: ContentLayout) -> Storage {
+        self.content_layout = layout;
+        self
+    }
+
+    /// Path of file `index`. The renamed root (see
+    /// [`with_root`](Storage::with_root)) replaces the first component:
+    /// the top folder, the subfolder `Subfolder` adds, or a single file's
+    /// name; without a top folder (`NoSubfolder`) there is none to rename.
     pub fn path(&self, index: usize) -> Option<PathBuf> {
         let relative = self.paths.path(index)?;
-        Some(match (&self.root, relative.split_once('/')) {
-            (None, _) => self.folder.join(relative),
-            (Some(root), Some((_, rest))) => self.folder.join(root).join(rest),
-            (Some(root), None) => self.folder.join(root),
+        let root = |own: &str| self.root.clone().unwrap_or_else(|| own.to_owned());
+        Some(match (relative.split_once('/'), self.content_layout) {
+            (Some((_, rest)), ContentLayout::NoSubfolder) => self.folder.join(rest),
+            (Some((top, rest)), _) => self.folder.join(root(top)).join(rest),
+            (None, ContentLayout::Subfolder) => self
+                .folder
+                .join(root(&subfolder_name(relative)))
+                .join(relative),
+            (None, _) => self.folder.join(root(relative)),
         })
+    }
+
+    /// What qBittorrent calls the content path: a single file's path, a
+    /// multi-file torrent's top folder, or the download folder when it
+    /// has none (`NoSubfolder`).
+    pub fn content_path(&self) -> PathBuf {
+        match self.paths.path(0).and_then(|p| p.split_once('/')) {
+            None => self.path(0).unwrap_or_else(|| self.folder.clone()),
+            Some(_) if self.content_layout == ContentLayout::NoSubfolder => self.folder.clone(),
+            Some((top, _)) => self.folder.join(self.root.as_deref().unwrap_or(top)),
+        }
     }
 
     /// Where the bytes of unselected files are kept, `.<info-hash>.parts`

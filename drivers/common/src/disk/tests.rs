@@ -263,3 +263,67 @@ fn a_deselected_file_on_disk_keeps_being_used() {
     assert_eq!(std::fs::read(dir.join("top/a")).unwrap(), &data[..30_001]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A .torrent of `files` (one: a single-file torrent named `name`).
+fn layout_torrent(name: &str, files: &[&[&str]]) -> Vec<u8> {
+    let mut b = if files.is_empty() {
+        TorrentBuilder::single_file(name, 100)
+    } else {
+        let mut b = TorrentBuilder::multi_file(name);
+        for f in files {
+            b.add_file(f.iter().map(|s| s.to_string()).collect(), 100);
+        }
+        b
+    };
+    b.set_piece_length(16384);
+    let mut h = PieceHasher::new(16384);
+    h.update(&vec![0u8; 100 * files.len().max(1)]);
+    b.build(&h.finish()).unwrap()
+}
+
+#[test]
+fn content_layouts_place_files_inside_the_folder() {
+    let dir = Path::new("/srv/dl");
+    let at = |bytes: &[u8], layout, root: Option<&str>| {
+        let m = Metainfo::from_bytes(bytes).unwrap();
+        let s = Storage::new(dir, &m)
+            .with_root(root.map(str::to_owned))
+            .with_layout(layout);
+        let files: Vec<PathBuf> = (0..).map_while(|i| s.path(i)).collect();
+        (files, s.content_path())
+    };
+    let single = layout_torrent("Show.S01E01.mkv", &[]);
+    let multi = layout_torrent("Pack", &[&["a.mkv"], &["sub", "b.nfo"]]);
+    use ContentLayout::*;
+    let p = |s: &str| dir.join(s);
+    // A single file: in a folder of its own with Subfolder only.
+    for layout in [Original, NoSubfolder] {
+        let f = p("Show.S01E01.mkv");
+        assert_eq!(at(&single, layout, None), (vec![f.clone()], f));
+    }
+    let f = p("Show.S01E01/Show.S01E01.mkv");
+    assert_eq!(at(&single, Subfolder, None), (vec![f.clone()], f));
+    let f = p("renamed/Show.S01E01.mkv");
+    assert_eq!(
+        at(&single, Subfolder, Some("renamed")),
+        (vec![f.clone()], f)
+    );
+    // Several files: without their top folder with NoSubfolder only.
+    for layout in [Original, Subfolder] {
+        let files = vec![p("Pack/a.mkv"), p("Pack/sub/b.nfo")];
+        assert_eq!(at(&multi, layout, None), (files, p("Pack")));
+    }
+    let files = vec![p("a.mkv"), p("sub/b.nfo")];
+    assert_eq!(
+        at(&multi, NoSubfolder, None),
+        (files.clone(), dir.to_owned())
+    );
+    assert_eq!(
+        at(&multi, NoSubfolder, Some("x")),
+        (files, dir.to_owned()),
+        "no top folder to rename"
+    );
+    // A name with no usable stem is its own folder.
+    let dotted = layout_torrent(".hidden", &[]);
+    assert_eq!(at(&dotted, Subfolder, None).0, vec![p(".hidden/.hidden")]);
+}

@@ -5,14 +5,13 @@
 //! `{version, categories: {name: {save_path?}}}`.
 
 use std::collections::BTreeMap;
-use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use bittide_core::bencode::{self, Value};
 
-use super::handle::{io_error, SessionHandle};
-use super::state::write_atomic;
+use super::handle::SessionHandle;
+use super::state::load_registry;
 use super::views::RequestError;
 use crate::runtime::Runtime;
 
@@ -60,25 +59,9 @@ fn decode(bytes: &[u8]) -> Option<Categories> {
     Some(out)
 }
 
-/// The categories kept in the state folder `root`; a missing file is none,
-/// an unreadable one is none with a warning (it is rewritten at the next
-/// change).
+/// The categories kept in the state folder `root`.
 pub(crate) fn load(root: &Path, warnings: &mut Vec<String>) -> Categories {
-    let path = root.join(FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => decode(&bytes).unwrap_or_else(|| {
-            warnings.push(format!(
-                "{}: not a categories file; ignored",
-                path.display()
-            ));
-            Categories::new()
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Categories::new(),
-        Err(e) => {
-            warnings.push(format!("{}: {e}", path.display()));
-            Categories::new()
-        }
-    }
+    load_registry(root, FILE, decode, warnings)
 }
 
 impl<R: Runtime> SessionHandle<R> {
@@ -126,10 +109,7 @@ impl<R: Runtime> SessionHandle<R> {
 
     async fn save_categories(&self) -> Result<(), RequestError> {
         let bytes = encode(&self.shared.registry().categories);
-        let path = self.shared.state.root().join(FILE);
-        self.blocking(move || write_atomic(&path, &bytes))
-            .await
-            .map_err(io_error)
+        self.save_state_file(FILE, bytes).await
     }
 }
 

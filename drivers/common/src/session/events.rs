@@ -272,7 +272,8 @@ pub(super) fn final_state(shared: &Shared, engine: &Engine, now: Instant) -> Vec
         .filter_map(|(hash, e)| {
             let t = engine.torrent(e.id)?;
             e.learn_history(t, now);
-            let storage = e.storage.clone()?;
+            // Its resume data still says what its missing files held.
+            let storage = e.storage.clone().filter(|_| !e.missing_files)?;
             Some(FinalSave {
                 hash: *hash,
                 have: t.have().clone(),
@@ -334,7 +335,9 @@ pub(super) fn beat<R: Runtime>(rt: &R, shared: &Arc<Shared>, engine: &Engine, no
         let (rd, ru) = e.rates.rates();
         down += rd;
         up += ru;
-        let changed = e.saved_pieces != Some(t.have().count());
+        // One waiting for missing files keeps the resume data that says
+        // what they held.
+        let changed = !e.missing_files && e.saved_pieces != Some(t.have().count());
         if changed && now - e.last_save >= RESUME_INTERVAL {
             save_resume(rt, shared, e, engine, hash, now);
         }

@@ -100,6 +100,19 @@ impl<R: Runtime> SessionHandle<R> {
         self.rt.spawn_blocking(Box::new(f)).await
     }
 
+    /// Writes a file of the state folder (a registry) atomically, off the
+    /// loop.
+    pub(super) async fn save_state_file(
+        &self,
+        name: &'static str,
+        bytes: Vec<u8>,
+    ) -> Result<(), RequestError> {
+        let path = self.shared.state.root().join(name);
+        self.blocking(move || super::state::write_atomic(&path, &bytes))
+            .await
+            .map_err(io_error)
+    }
+
     /// The torrent's id, or `NotFound`.
     pub(super) fn id(&self, hash: InfoHash) -> Result<TorrentId, RequestError> {
         self.shared
@@ -191,12 +204,19 @@ impl<R: Runtime> SessionHandle<R> {
         magnet: Option<String>,
         options: AddOptions,
     ) -> Result<(), RequestError> {
-        let save_path = match &options.save_path {
-            Some(p) => p.clone(),
-            None => self.shared.registry().settings.download_dir.clone(),
+        let (save_path, content_layout) = {
+            let defaults = &self.shared.registry().settings;
+            (
+                options
+                    .save_path
+                    .clone()
+                    .unwrap_or_else(|| defaults.download_dir.clone()),
+                options.content_layout.unwrap_or(defaults.content_layout),
+            )
         };
         let settings = TorrentSettings {
             save_path,
+            content_layout,
             paused: options.paused,
             sequential: options.sequential,
             first_last_piece: options.first_last_piece,
@@ -351,15 +371,32 @@ impl<R: Runtime> SessionHandle<R> {
         self.update(hash, |e| e.settings.paused = true).await
     }
 
-    /// Resumes a torrent (clearing a disk error it stopped on).
+    /// Resumes a torrent (clearing a disk error it stopped on). One
+    /// waiting for missing files resumes only once they are all back (it
+    /// then checks them); until then it keeps waiting.
     pub async fn resume(&self, hash: InfoHash) -> Result<(), RequestError> {
         let id = self.id(hash)?;
+        if self.still_missing(hash).await? {
+            return Ok(());
+        }
         self.send(Command::Resume(id))?;
         self.update(hash, |e| {
             e.settings.paused = false;
             e.error = None;
         })
         .await
+    }
+
+    /// Force-starts a torrent (resuming it; it runs outside the queue's
+    /// active limits) or puts it back under the limits; kept with its
+    /// settings.
+    pub async fn set_force_start(&self, hash: InfoHash, on: bool) -> Result<(), RequestError> {
+        let id = self.id(hash)?;
+        self.send(Command::SetForceStart(id, on))?;
+        if on {
+            self.resume(hash).await?;
+        }
+        self.update(hash, |e| e.settings.force_start = on).await
     }
 
     /// Removes a torrent, and with `delete_data` its files too.
@@ -496,7 +533,13 @@ impl<R: Runtime> SessionHandle<R> {
 
     /// Verifies its data on disk again.
     pub async fn recheck(&self, hash: InfoHash) -> Result<(), RequestError> {
-        self.send(Command::Recheck(self.id(hash)?))
+        let id = self.id(hash)?;
+        if self.stop_waiting(hash)? {
+            // It was added paused to check at its start: resuming it is
+            // the recheck (what is still missing is downloaded again).
+            return self.resume(hash).await;
+        }
+        self.send(Command::Recheck(id))
     }
 
     /// Announces to its trackers now.
@@ -613,6 +656,12 @@ impl<R: Runtime> SessionHandle<R> {
             }
             if let Some(v) = patch.seed_time {
                 s.seed_time = v;
+            }
+            if let Some(v) = patch.seed_inactive_time {
+                s.seed_inactive_time = v;
+            }
+            if let Some(v) = patch.content_layout {
+                s.content_layout = v;
             }
             if let Some(v) = patch.seed_goal_remove {
                 s.seed_goal_remove = v;

@@ -19,11 +19,13 @@
 mod categories;
 mod events;
 mod handle;
+mod missing;
 mod registry;
 mod relocate;
 mod shares;
 pub mod state;
 pub mod stream;
+mod tags;
 pub mod views;
 
 use std::net::SocketAddr;
@@ -46,6 +48,7 @@ pub use shares::ShareLimits;
 pub use state::StateError;
 use state::{StateDir, StateLock, StoredTorrent, TorrentSettings};
 pub use stream::{FileStream, StreamError};
+pub use tags::{valid_tag, Tags};
 use views::SessionSettings;
 
 use crate::client::{dht_settings, random_peer_id, save_dht, SessionDht};
@@ -178,8 +181,7 @@ pub(crate) fn prepare(
 ) -> Prepared {
     let info = TorrentInfo::from_metainfo(metainfo);
     let name = String::from_utf8_lossy(metainfo.info.name()).into_owned();
-    let storage =
-        Arc::new(Storage::new(&settings.save_path, metainfo).with_root(settings.root_name.clone()));
+    let storage = Arc::new(settings.storage(metainfo));
     let files = metainfo.info.files().len();
     let only = settings.only.as_deref().map(|o| only_priorities(o, files));
     // A failure is kept as the storage's write error, which the session reports.
@@ -273,6 +275,7 @@ impl<R: Runtime> Session<R> {
         let mut registry = Registry {
             settings,
             categories: categories::load(state.root(), &mut warnings),
+            tags: tags::load(state.root(), &mut warnings),
             ..Registry::default()
         };
         let mut stored = state.load_torrents(&mut warnings);
@@ -421,10 +424,12 @@ pub(crate) fn limits(s: &SessionSettings) -> SessionLimits {
 
 /// The default seeding goal from the session's settings.
 pub(crate) fn seeding_goal(s: &SessionSettings) -> Option<SeedingGoal> {
-    (s.seed_ratio.is_some() || s.seed_time.is_some()).then(|| SeedingGoal {
+    let goal = SeedingGoal {
         ratio: s.seed_ratio,
         seeding_time: s.seed_time.map(Duration::from_secs),
-    })
+        inactive_time: s.seed_inactive_time.map(Duration::from_secs),
+    };
+    (goal != SeedingGoal::default()).then_some(goal)
 }
 
 /// Adds one stored torrent to the loop before it runs.
@@ -445,17 +450,31 @@ fn load_one<R: Runtime>(
         if metainfo.info_hash != info_hash {
             return Err("its .torrent has another info-hash".into());
         }
-        let p = prepare(state, &metainfo, &settings);
+        let mut p = prepare(state, &metainfo, &settings);
         let saved = match &p.start {
             StartMode::Trusted(have) => Some(have.count()),
             _ => None,
         };
+        // Verified files gone: wait for them paused, and check (never
+        // start empty) once resumed.
+        let missing = saved.is_none()
+            && !resume::missing_files(
+                state.root(),
+                &info_hash,
+                p.info.layout.piece_count(),
+                &p.storage,
+                metainfo.info.files().len(),
+            )
+            .is_empty();
+        if missing {
+            p.start = StartMode::Check;
+        }
         let mut add = AddTorrent::new(p.info.clone(), p.storage.clone(), p.start);
         add.priorities = settings.priorities.clone();
         add.sequential = settings.sequential;
         add.peers = p.peers;
         add.peers.extend(settings.peers.iter().copied());
-        add.paused = settings.paused;
+        add.paused = settings.paused || missing;
         let id = driver
             .add_torrent(add)
             .ok_or("the engine refused it (added twice?)")?;
@@ -465,6 +484,7 @@ fn load_one<R: Runtime>(
             .restore_history(now, id, entry.stored_history());
         entry.learn_layout(&p.info.layout);
         entry.saved_pieces = saved;
+        entry.missing_files = missing;
         entry.storage = Some(p.storage);
         apply_settings(driver.engine(), now, &entry);
         return Ok(entry);
@@ -496,6 +516,9 @@ fn load_one<R: Runtime>(
 /// The per-torrent settings the engine holds (limits), as stored.
 fn apply_settings(engine: &mut Engine, now: Instant, entry: &Entry) {
     let s = &entry.settings;
+    if s.force_start {
+        engine.set_force_start(now, entry.id, true);
+    }
     if s.upload_limit > 0 || s.download_limit > 0 {
         engine.set_rate_limits(now, entry.id, s.upload_limit, s.download_limit);
     }

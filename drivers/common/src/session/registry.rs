@@ -73,6 +73,11 @@ pub(crate) struct Entry {
     pub size: u64,
     /// Set when a disk error stopped it; cleared by resume.
     pub error: Option<String>,
+    /// Its files are being moved (`relocate`).
+    pub moving: bool,
+    /// Files with verified pieces were gone at start
+    /// ([`TorrentStatus::MissingFiles`]).
+    pub missing_files: bool,
     /// The link it was added by, until its metadata is in.
     pub magnet: Option<String>,
     pub rates: RateMeter,
@@ -103,6 +108,8 @@ impl Entry {
             wanted: 0,
             size: 0,
             error: None,
+            moving: false,
+            missing_files: false,
             magnet: None,
             rates: RateMeter::default(),
             // Nothing verified to vouch for yet: no resume data to write
@@ -183,6 +190,8 @@ pub(crate) struct Registry {
     pub queue: Vec<InfoHash>,
     /// Categories and their save paths (see `categories`).
     pub categories: super::categories::Categories,
+    /// Tags created or used (see `tags`).
+    pub tags: super::tags::Tags,
 }
 
 /// Counters that outlive the torrents they came from.
@@ -243,6 +252,12 @@ impl Registry {
 pub(crate) fn status(entry: &Entry, t: Option<&Torrent>) -> TorrentStatus {
     if entry.error.is_some() {
         return TorrentStatus::Error;
+    }
+    if entry.missing_files {
+        return TorrentStatus::MissingFiles;
+    }
+    if entry.moving {
+        return TorrentStatus::Moving;
     }
     match t.map(Torrent::state) {
         Some(TorrentState::FetchingMetadata | TorrentState::AwaitingStart) => {
@@ -308,6 +323,11 @@ pub(crate) fn view(
         },
         sequential: s.sequential,
         first_last_piece: s.first_last_piece,
+        force_start: s.force_start,
+        content_path: entry
+            .storage
+            .as_ref()
+            .map_or_else(|| s.save_path.join(&entry.name), |st| st.content_path()),
         upload_limit: s.upload_limit,
         download_limit: s.download_limit,
     }
@@ -393,6 +413,10 @@ pub(crate) fn details(
             .filter(|_| layout.is_some())
             .map(|h| h.as_bytes().to_vec())
             .unwrap_or_default(),
+        pieces_in_progress: t
+            .filter(|_| layout.is_some())
+            .map(|t| t.pieces_in_progress().into_iter().map(|p| p.0).collect())
+            .unwrap_or_default(),
         magnet,
     }
 }
@@ -439,4 +463,28 @@ fn magnet_link(hash: &InfoHash, name: &str, t: Option<&Torrent>) -> String {
         m.trackers = t.trackers().into_iter().map(|s| s.url).collect();
     }
     m.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_move_shows_as_moving_unless_an_error_stopped_it() {
+        let mut engine = Engine::new(
+            bittide_core::engine::EngineConfig::default(),
+            bittide_core::Seed::from_u64(1),
+        );
+        let link = format!("magnet:?xt=urn:btih:{}", "ab".repeat(20));
+        let magnet = bittide_core::metainfo::Magnet::parse(&link).expect("a magnet");
+        let id = engine.add_magnet(Instant::ZERO, &magnet).expect("added");
+        let mut e = Entry::new(id, "t".into(), TorrentSettings::default(), Instant::ZERO);
+        assert_eq!(status(&e, None), TorrentStatus::Paused);
+        e.moving = true;
+        assert_eq!(status(&e, None), TorrentStatus::Moving);
+        e.missing_files = true;
+        assert_eq!(status(&e, None), TorrentStatus::MissingFiles);
+        e.error = Some("disk full".into());
+        assert_eq!(status(&e, None), TorrentStatus::Error);
+    }
 }

@@ -125,9 +125,7 @@ fn open_storage(
 ) -> io::Result<Arc<Storage>> {
     let bytes = state.read_torrent(hash)?;
     let metainfo = Metainfo::from_bytes(&bytes).map_err(|e| io::Error::other(e.to_string()))?;
-    Ok(Arc::new(
-        Storage::new(&settings.save_path, &metainfo).with_root(settings.root_name.clone()),
-    ))
+    Ok(Arc::new(settings.storage(&metainfo)))
 }
 
 /// Moving a running torrent: the handle's side.
@@ -153,11 +151,30 @@ impl<R: Runtime> SessionHandle<R> {
         self.relocate(hash, None, Some(name)).await
     }
 
-    /// Moves a torrent's files under `folder` and/or `root`: pause, wait
-    /// until nothing it holds in memory still has to be written, close
-    /// the old storage, move, point the loop at the new storage, write
-    /// settings and resume data, resume.
+    /// Moves a torrent's files under `folder` and/or `root`, showing it
+    /// as [`TorrentStatus::Moving`](super::views::TorrentStatus::Moving)
+    /// meanwhile.
     async fn relocate(
+        &self,
+        hash: InfoHash,
+        folder: Option<PathBuf>,
+        root: Option<String>,
+    ) -> Result<(), RequestError> {
+        let mark = |on: bool| {
+            if let Some(e) = self.shared.registry().entries.get_mut(&hash) {
+                e.moving = on;
+            }
+        };
+        mark(true);
+        let result = self.move_paused(hash, folder, root).await;
+        mark(false);
+        result
+    }
+
+    /// Pause, wait until nothing it holds in memory still has to be
+    /// written, close the old storage, move, point the loop at the new
+    /// storage, write settings and resume data, resume.
+    async fn move_paused(
         &self,
         hash: InfoHash,
         folder: Option<PathBuf>,

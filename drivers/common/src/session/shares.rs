@@ -1,6 +1,6 @@
 //! A torrent's own seeding goal ("share limits" in qBittorrent's words):
-//! a ratio and/or a seeding time after which it stops, in place of the
-//! session's default goal. Kept in the torrent's settings file and given
+//! a ratio, a seeding time and/or a time seeding without uploading after
+//! which it stops, in place of the session's default goal. Kept in the torrent's settings file and given
 //! to the engine at every start ([`Engine::set_seeding_goal`]).
 //!
 //! [`Engine::set_seeding_goal`]: bittide_core::engine::Engine::set_seeding_goal
@@ -24,6 +24,8 @@ pub struct ShareLimits {
     pub ratio: Option<f64>,
     /// Stop after seeding this long.
     pub seeding_time: Option<Duration>,
+    /// Stop after seeding this long without uploading a byte.
+    pub inactive_time: Option<Duration>,
 }
 
 impl ShareLimits {
@@ -31,6 +33,7 @@ impl ShareLimits {
         SeedingGoal {
             ratio: self.ratio,
             seeding_time: self.seeding_time,
+            inactive_time: self.inactive_time,
         }
     }
 }
@@ -44,22 +47,32 @@ pub(crate) fn encode(limits: Option<&ShareLimits>) -> Vec<(&'static [u8], Value<
         return Vec::new();
     };
     let ratio = l.ratio.map_or(-1, |r| (r * RATIO_SCALE).round() as i64);
-    let time = l
-        .seeding_time
-        .map_or(-1, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let seconds =
+        |d: Option<Duration>| d.map_or(-1, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     vec![
         (&b"share_ratio_milli"[..], Value::int(ratio)),
-        (&b"share_seconds"[..], Value::int(time)),
+        (&b"share_seconds"[..], Value::int(seconds(l.seeding_time))),
+        (
+            &b"share_inactive_seconds"[..],
+            Value::int(seconds(l.inactive_time)),
+        ),
     ]
 }
 
 /// The limits a settings file holds (`None`: the session's goal applies).
 pub(crate) fn decode(d: &Dict<'_>) -> Option<ShareLimits> {
     let ratio = d.get(b"share_ratio_milli")?.as_int()?;
+    let seconds = |v: i64| u64::try_from(v).ok().map(Duration::from_secs);
     let time = d.get(b"share_seconds")?.as_int()?;
+    // Absent in files written before the inactivity goal: none.
+    let inactive = d
+        .get(b"share_inactive_seconds")
+        .and_then(Value::as_int)
+        .unwrap_or(-1);
     Some(ShareLimits {
         ratio: (ratio >= 0).then(|| ratio as f64 / RATIO_SCALE),
-        seeding_time: u64::try_from(time).ok().map(Duration::from_secs),
+        seeding_time: seconds(time),
+        inactive_time: seconds(inactive),
     })
 }
 
@@ -127,10 +140,12 @@ mod tests {
             ShareLimits {
                 ratio: Some(1.5),
                 seeding_time: Some(Duration::from_secs(7200)),
+                inactive_time: Some(Duration::from_secs(900)),
             },
             ShareLimits {
                 ratio: None,
                 seeding_time: Some(Duration::from_secs(60)),
+                inactive_time: None,
             },
             ShareLimits::default(),
         ] {
@@ -140,5 +155,11 @@ mod tests {
             assert_eq!(decode(root.as_dict().unwrap()), Some(limits));
         }
         assert!(encode(None).is_empty());
+        // Written before the inactivity goal existed: none.
+        let old = b"d17:share_ratio_millii1500e13:share_secondsi60ee";
+        let root = bittide_core::bencode::decode(old).unwrap();
+        let limits = decode(root.as_dict().unwrap()).unwrap();
+        assert_eq!(limits.inactive_time, None);
+        assert_eq!(limits.seeding_time, Some(Duration::from_secs(60)));
     }
 }

@@ -29,9 +29,33 @@ use bittide_core::picker::Priority;
 use bittide_core::InfoHash;
 
 use super::views::SessionSettings;
+use crate::disk::ContentLayout;
 
 /// Format version of `session` and `settings` files.
 const VERSION: i64 = 1;
+
+/// A registry file of the state folder `root` (categories, tags), read
+/// with `decode`: a missing file is an empty registry, an unreadable one
+/// an empty registry and a warning (it is rewritten at the next change).
+pub(crate) fn load_registry<T: Default>(
+    root: &Path,
+    name: &str,
+    decode: impl FnOnce(&[u8]) -> Option<T>,
+    warnings: &mut Vec<String>,
+) -> T {
+    let path = root.join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) => decode(&bytes).unwrap_or_else(|| {
+            warnings.push(format!("{}: not a {name} file; ignored", path.display()));
+            T::default()
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => T::default(),
+        Err(e) => {
+            warnings.push(format!("{}: {e}", path.display()));
+            T::default()
+        }
+    }
+}
 
 /// Writes `bytes` to `path` so that a crash leaves the old or the new
 /// content: temporary file, fsync, rename, fsync of the folder.
@@ -71,8 +95,12 @@ pub(crate) struct TorrentSettings {
     pub save_path: PathBuf,
     /// The name its top folder (or single file) was renamed to.
     pub root_name: Option<String>,
+    /// How its files are laid out under `save_path`.
+    pub content_layout: ContentLayout,
     /// Paused by the user (or its seeding goal).
     pub paused: bool,
+    /// Force-started: outside the queue's active limits.
+    pub force_start: bool,
     pub sequential: bool,
     pub first_last_piece: bool,
     pub category: Option<String>,
@@ -117,6 +145,24 @@ pub(crate) struct StoredTorrent {
     pub settings: TorrentSettings,
 }
 
+/// `content_layout` in the settings files: 0 original, 1 subfolder, 2 no
+/// subfolder (absent or unknown: original, as before it existed).
+fn layout_code(l: ContentLayout) -> i64 {
+    match l {
+        ContentLayout::Original => 0,
+        ContentLayout::Subfolder => 1,
+        ContentLayout::NoSubfolder => 2,
+    }
+}
+
+fn layout_from_code(n: Option<i64>) -> ContentLayout {
+    match n {
+        Some(1) => ContentLayout::Subfolder,
+        Some(2) => ContentLayout::NoSubfolder,
+        _ => ContentLayout::Original,
+    }
+}
+
 fn priority_code(p: Priority) -> i64 {
     match p {
         Priority::Skip => 0,
@@ -148,6 +194,16 @@ fn text(v: Option<&Value<'_>>) -> Option<String> {
 }
 
 impl TorrentSettings {
+    /// The torrent's files where these settings put them.
+    pub(crate) fn storage(
+        &self,
+        metainfo: &bittide_core::metainfo::Metainfo<'_>,
+    ) -> crate::disk::Storage {
+        crate::disk::Storage::new(&self.save_path, metainfo)
+            .with_root(self.root_name.clone())
+            .with_layout(self.content_layout)
+    }
+
     pub(crate) fn encode(&self) -> Vec<u8> {
         let path = self.save_path.as_os_str().as_bytes();
         let tags: Vec<Value<'_>> = self
@@ -159,6 +215,11 @@ impl TorrentSettings {
             (&b"version"[..], Value::int(VERSION)),
             (b"save_path", Value::bytes(path)),
             (b"paused", Value::int(i64::from(self.paused))),
+            (b"force_start", Value::int(i64::from(self.force_start))),
+            (
+                b"content_layout",
+                Value::int(layout_code(self.content_layout)),
+            ),
             (b"sequential", Value::int(i64::from(self.sequential))),
             (
                 b"first_last_piece",
@@ -213,6 +274,8 @@ impl TorrentSettings {
             save_path: PathBuf::from(std::ffi::OsStr::from_bytes(save_path)),
             root_name: text(d.get(b"root_name")),
             paused: flag(b"paused"),
+            force_start: flag(b"force_start"),
+            content_layout: layout_from_code(d.get(b"content_layout").and_then(Value::as_int)),
             sequential: flag(b"sequential"),
             first_last_piece: flag(b"first_last_piece"),
             category: text(d.get(b"category")),
@@ -285,6 +348,8 @@ impl SessionFile {
                     (b"active_seeds", opt_int(s.active_seeds.map(|n| n as u64))),
                     (b"seed_ratio_milli", opt_int(ratio)),
                     (b"seed_time", opt_int(s.seed_time)),
+                    (b"seed_inactive_time", opt_int(s.seed_inactive_time)),
+                    (b"content_layout", Value::int(layout_code(s.content_layout))),
                     (
                         b"seed_goal_remove",
                         Value::int(i64::from(s.seed_goal_remove)),
@@ -318,6 +383,8 @@ impl SessionFile {
                 active_seeds: from_opt_int(s.get(b"active_seeds")).map(|n| n as usize),
                 seed_ratio: from_opt_int(s.get(b"seed_ratio_milli")).map(|n| n as f64 / 1000.0),
                 seed_time: from_opt_int(s.get(b"seed_time")),
+                seed_inactive_time: from_opt_int(s.get(b"seed_inactive_time")),
+                content_layout: layout_from_code(s.get(b"content_layout").and_then(Value::as_int)),
                 seed_goal_remove: s.get(b"seed_goal_remove").and_then(Value::as_int) == Some(1),
                 download_dir: PathBuf::from(std::ffi::OsStr::from_bytes(
                     s.get(b"download_dir")?.as_bytes()?,
@@ -550,7 +617,9 @@ mod tests {
         let s = TorrentSettings {
             save_path: PathBuf::from("/tmp/x y"),
             root_name: Some("renamed".into()),
+            content_layout: ContentLayout::NoSubfolder,
             paused: true,
+            force_start: true,
             sequential: true,
             first_last_piece: false,
             category: Some("linux".into()),
@@ -576,6 +645,7 @@ mod tests {
             share_limits: Some(super::super::shares::ShareLimits {
                 ratio: Some(2.0),
                 seeding_time: None,
+                inactive_time: Some(std::time::Duration::from_secs(300)),
             }),
         };
         assert_eq!(TorrentSettings::decode(&s.encode()), Some(s));
@@ -595,6 +665,8 @@ mod tests {
                 active_seeds: None,
                 seed_ratio: Some(1.5),
                 seed_time: Some(3600),
+                seed_inactive_time: Some(600),
+                content_layout: ContentLayout::Subfolder,
                 seed_goal_remove: true,
                 download_dir: PathBuf::from("/d"),
             }),

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use bittide_core::picker::Priority;
 use bittide_core::InfoHash;
 
+use crate::disk::ContentLayout;
+
 /// Where a torrent is in its life, as users see it (the API's `state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TorrentStatus {
@@ -24,6 +26,14 @@ pub enum TorrentStatus {
     Seeding,
     /// Paused by the user (or by its seeding goal).
     Paused,
+    /// Its files are being moved to another folder or name (it is paused
+    /// meanwhile and resumes after, unless it was paused before).
+    Moving,
+    /// Files that held verified pieces were gone when the session
+    /// started: it waits (paused) for them to come back rather than
+    /// download them again; resuming once they are back, or a recheck,
+    /// ends the wait.
+    MissingFiles,
     /// Stopped by an error it cannot get past by itself (a disk that
     /// refused a write, storage that cannot be created): see `error`.
     Error,
@@ -39,6 +49,8 @@ impl TorrentStatus {
             TorrentStatus::Downloading => "downloading",
             TorrentStatus::Seeding => "seeding",
             TorrentStatus::Paused => "paused",
+            TorrentStatus::Moving => "moving",
+            TorrentStatus::MissingFiles => "missing_files",
             TorrentStatus::Error => "error",
         }
     }
@@ -100,6 +112,11 @@ pub struct TorrentView {
     pub sequential: bool,
     /// First and last piece of each file first (previews).
     pub first_last_piece: bool,
+    /// Force-started: runs outside the queue's active limits.
+    pub force_start: bool,
+    /// Its single file, or the folder that holds its files (the save
+    /// path itself when its layout has no top folder).
+    pub content_path: PathBuf,
     /// Per-torrent upload limit, bytes/s (0: none).
     pub upload_limit: u64,
     /// Per-torrent download limit, bytes/s (0: none).
@@ -180,6 +197,9 @@ pub struct TorrentDetails {
     /// Verified pieces as a BEP 3 bitfield (high bit first), for a pieces
     /// map.
     pub pieces: Vec<u8>,
+    /// Pieces being downloaded (asked for, partly in, or being verified
+    /// or written), sorted.
+    pub pieces_in_progress: Vec<u32>,
     /// Its magnet link.
     pub magnet: String,
 }
@@ -238,6 +258,10 @@ pub struct SessionSettings {
     pub seed_ratio: Option<f64>,
     /// Pause a seeding torrent after seeding this many seconds.
     pub seed_time: Option<u64>,
+    /// Pause a seeding torrent after this many seconds without uploading.
+    pub seed_inactive_time: Option<u64>,
+    /// How new torrents' files are laid out unless told otherwise.
+    pub content_layout: ContentLayout,
     /// Remove (keeping its data) instead of pausing when a goal is reached.
     pub seed_goal_remove: bool,
     /// Where torrents go unless told otherwise.
@@ -261,6 +285,10 @@ pub struct SettingsPatch {
     pub seed_ratio: Option<Option<f64>>,
     /// `Some(None)` removes the goal.
     pub seed_time: Option<Option<u64>>,
+    /// `Some(None)` removes the goal.
+    pub seed_inactive_time: Option<Option<u64>>,
+    /// See [`SessionSettings::content_layout`].
+    pub content_layout: Option<ContentLayout>,
     /// See [`SessionSettings::seed_goal_remove`].
     pub seed_goal_remove: Option<bool>,
     /// See [`SessionSettings::download_dir`].
@@ -354,6 +382,8 @@ pub struct AddOptions {
     pub first_last_piece: bool,
     /// Peers to connect to directly.
     pub peers: Vec<SocketAddr>,
+    /// How its files are laid out (default: the session's setting).
+    pub content_layout: Option<ContentLayout>,
 }
 
 /// What a torrent's files should be set to: (file index, priority).
