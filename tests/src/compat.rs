@@ -56,6 +56,23 @@ pub fn run_python(script: &str, args: &[&str], limit: Duration, context: &str) -
     serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
 
+/// A one-file torrent of `len` bytes (content from `seed`) made in `dir`
+/// with no tracker, for tests that need one in the session but no peers:
+/// the .torrent's path and bytes.
+pub fn small_torrent(dir: &Path, name: &str, len: usize, seed: u64) -> (PathBuf, Vec<u8>) {
+    let content = dir.join(name);
+    std::fs::write(&content, content_bytes(len, seed)).expect("content");
+    let torrent = dir.join(format!("{name}.torrent"));
+    run_bittide(&[
+        "create",
+        content.to_str().expect("UTF-8 path"),
+        "-o",
+        torrent.to_str().expect("UTF-8 path"),
+    ]);
+    let bytes = std::fs::read(&torrent).expect("the .torrent");
+    (torrent, bytes)
+}
+
 /// Content and its .torrent, before seeding.
 pub struct Made {
     /// The .torrent file.

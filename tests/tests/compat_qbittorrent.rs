@@ -7,10 +7,10 @@
 use std::time::{Duration, Instant};
 
 use bittide_tests::compat::{
-    daemon_with_credentials, make, run_python, same_files, seed, Served, PASS, USER,
+    daemon_with_credentials, make, run_python, same_files, seed, small_torrent, Served, PASS, USER,
 };
 use bittide_tests::qbittorrent::{answer, Qbt};
-use bittide_tests::{content_bytes, run_bittide, TempDir};
+use bittide_tests::TempDir;
 use serde_json::Value;
 
 /// Content `name` (one file, or a folder of `files`) seeded by libtorrent
@@ -386,16 +386,7 @@ fn bad_input_gets_qbittorrents_answers_and_changes_nothing() {
     q.login(USER, PASS);
 
     // One torrent (no peers) and a category, to see that nothing changes.
-    let content = dir.path().join("c.bin");
-    std::fs::write(&content, content_bytes(100_000, 7)).unwrap();
-    let torrent = dir.path().join("c.torrent");
-    run_bittide(&[
-        "create",
-        content.to_str().unwrap(),
-        "-o",
-        torrent.to_str().unwrap(),
-    ]);
-    let bytes = std::fs::read(&torrent).unwrap();
+    let (_, bytes) = small_torrent(dir.path(), "c.bin", 100_000, 7);
     let (code, _) = q.multipart(
         "torrents/add",
         &[("category", "keep"), ("tags", "t1"), ("paused", "true")],

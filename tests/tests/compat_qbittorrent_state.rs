@@ -8,9 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use bittide_tests::compat::{daemon_with_credentials, make, PASS, USER};
+use bittide_tests::compat::{daemon_with_credentials, make, small_torrent, PASS, USER};
 use bittide_tests::qbittorrent::Qbt;
-use bittide_tests::{content_bytes, run_bittide, TempDir};
+use bittide_tests::TempDir;
 
 /// Categories with their save paths, share limits, tags on torrents and
 /// tags no torrent carries are kept in the state folder: a restarted
@@ -18,16 +18,7 @@ use bittide_tests::{content_bytes, run_bittide, TempDir};
 #[test]
 fn categories_and_share_limits_survive_a_restart() {
     let dir = TempDir::new("qbt-restart");
-    let content = dir.path().join("r.bin");
-    std::fs::write(&content, content_bytes(50_000, 3)).unwrap();
-    let torrent = dir.path().join("r.torrent");
-    run_bittide(&[
-        "create",
-        content.to_str().unwrap(),
-        "-o",
-        torrent.to_str().unwrap(),
-    ]);
-    let bytes = std::fs::read(&torrent).unwrap();
+    let (_, bytes) = small_torrent(dir.path(), "r.bin", 50_000, 3);
     let shows = dir.path().join("shows");
     let shows_text = shows.display().to_string();
 

@@ -15,10 +15,10 @@
 use std::time::Duration;
 
 use bittide_tests::compat::{
-    daemon_with_credentials, make, run_python, same_files, seed, PASS, USER,
+    daemon_with_credentials, make, run_python, same_files, seed, small_torrent, PASS, USER,
 };
 use bittide_tests::daemon::Daemon;
-use bittide_tests::{content_bytes, run_bittide, TempDir};
+use bittide_tests::TempDir;
 use serde_json::Value;
 
 /// Runs a `transmission-rpc` (or `requests`) script against `d`: its
@@ -453,16 +453,7 @@ fn bad_input_gets_transmissions_answers_and_changes_nothing() {
     let dir = TempDir::new("compat-tr-bad");
     // One torrent in the session (added paused through the RPC), so that
     // "nothing changes" is checked against something.
-    let src = dir.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("f.bin"), content_bytes(100_000, 3)).unwrap();
-    let torrent = dir.path().join("f.torrent");
-    run_bittide(&[
-        "create",
-        src.join("f.bin").to_str().unwrap(),
-        "-o",
-        torrent.to_str().unwrap(),
-    ]);
+    let (torrent, _) = small_torrent(dir.path(), "f.bin", 100_000, 3);
     let (daemon, download) = daemon_with_credentials(dir.path(), &[]);
     let added = python(
         &daemon,

@@ -178,30 +178,39 @@ fn a_torrent_queued_before_it_begins_does_nothing_until_dequeued() {
     assert!(checks > 0);
 }
 
-/// First-and-last-piece priority raises the ends of every wanted file
-/// above the file priorities, and goes away when turned off.
-#[test]
-fn first_and_last_pieces_of_wanted_files_go_first() {
-    let mut b = TorrentBuilder::multi_file("m");
-    b.add_file(vec!["a".into()], 5 * 16384)
-        .add_file(vec!["b".into()], 3 * 16384)
+/// A fresh torrent of two files, `a` and `b`, of that many 16 KiB pieces.
+fn two_files(a: u64, b: u64) -> Torrent {
+    let mut builder = TorrentBuilder::multi_file("m");
+    builder
+        .add_file(vec!["a".into()], a * 16384)
+        .add_file(vec!["b".into()], b * 16384)
         .set_piece_length(16384);
-    let data = content(8 * 16384);
     let mut h = PieceHasher::new(16384);
-    h.update(&data);
-    let bytes = b.build(&h.finish()).unwrap();
+    h.update(&content(((a + b) * 16384) as usize));
+    let bytes = builder.build(&h.finish()).unwrap();
     let info = TorrentInfo::from_metainfo(&crate::metainfo::Metainfo::from_bytes(&bytes).unwrap());
-    let now = Instant::ZERO;
-    let mut t = Torrent::new(
-        now,
+    Torrent::new(
+        Instant::ZERO,
         info,
         TorrentConfig::default(),
         StartMode::Fresh,
         Seed::from_u64(1),
-    );
-    let prios = |t: &Torrent| -> Vec<Priority> {
-        (0..8).map(|p| t.picker.priority(PieceIndex(p))).collect()
-    };
+    )
+}
+
+/// The priority of every piece of `t`.
+fn prios(t: &Torrent) -> Vec<Priority> {
+    (0..t.picker.piece_count())
+        .map(|p| t.picker.priority(PieceIndex(p)))
+        .collect()
+}
+
+/// First-and-last-piece priority raises the ends of every wanted file
+/// above the file priorities, and goes away when turned off.
+#[test]
+fn first_and_last_pieces_of_wanted_files_go_first() {
+    let now = Instant::ZERO;
+    let mut t = two_files(5, 3);
     use Priority::{High, Low, Normal, Skip};
     t.set_first_last_priority(now, true);
     assert!(t.first_last_priority());
@@ -220,26 +229,8 @@ fn first_and_last_pieces_of_wanted_files_go_first() {
 /// only while they are critical; the file priorities stay as they were.
 #[test]
 fn critical_pieces_of_a_skipped_file_are_wanted_while_critical() {
-    let mut b = TorrentBuilder::multi_file("m");
-    b.add_file(vec!["a".into()], 2 * 16384)
-        .add_file(vec!["b".into()], 4 * 16384)
-        .set_piece_length(16384);
-    let data = content(6 * 16384);
-    let mut h = PieceHasher::new(16384);
-    h.update(&data);
-    let bytes = b.build(&h.finish()).unwrap();
-    let info = TorrentInfo::from_metainfo(&crate::metainfo::Metainfo::from_bytes(&bytes).unwrap());
     let now = Instant::ZERO;
-    let mut t = Torrent::new(
-        now,
-        info,
-        TorrentConfig::default(),
-        StartMode::Fresh,
-        Seed::from_u64(1),
-    );
-    let prios = |t: &Torrent| -> Vec<Priority> {
-        (0..6).map(|p| t.picker.priority(PieceIndex(p))).collect()
-    };
+    let mut t = two_files(2, 4);
     use Priority::{High, Low, Skip};
     t.set_file_priorities(now, &[High, Skip]);
     assert_eq!(t.wanted_bytes(), 2 * 16384);
