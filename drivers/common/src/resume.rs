@@ -129,11 +129,11 @@ pub fn parse(
     if files != now {
         return None;
     }
-    let peers = d
-        .get(b"peers")
-        .and_then(Value::as_bytes)
-        .map(|b| compact::decode_v4(b).take(MAX_PEERS).collect())
-        .unwrap_or_default();
+    let field = |key: &[u8]| d.get(key).and_then(Value::as_bytes).unwrap_or_default();
+    let peers = compact::decode_v4(field(b"peers"))
+        .chain(compact::decode_v6(field(b"peers6")))
+        .take(MAX_PEERS)
+        .collect();
     Some(Resume { pieces, peers })
 }
 
@@ -241,7 +241,8 @@ pub fn save(
 
 /// The bytes of a resume file: `pieces` verified in download folder
 /// `folder` while the files were as `stats` says, and up to [`MAX_PEERS`]
-/// IPv4 `peers`.
+/// peers: IPv4 ones compact in `peers`, IPv6 ones in `peers6` (18 bytes
+/// each, as BEP 7 writes them for trackers).
 pub fn encode(
     info_hash: &InfoHash,
     folder: &[u8],
@@ -259,9 +260,14 @@ pub fn encode(
             None => Value::list(vec![Value::int(-1), Value::int(0)]),
         })
         .collect();
-    let mut compact_peers = Vec::new();
-    for p in peers.iter().filter(|p| p.is_ipv4()).take(MAX_PEERS) {
-        compact::encode(&mut compact_peers, p);
+    let (mut compact_peers, mut compact_peers6) = (Vec::new(), Vec::new());
+    for p in peers.iter().take(MAX_PEERS) {
+        let out = if p.is_ipv4() {
+            &mut compact_peers
+        } else {
+            &mut compact_peers6
+        };
+        compact::encode(out, p);
     }
     Value::dict(vec![
         (b"version", Value::int(VERSION)),
@@ -270,6 +276,7 @@ pub fn encode(
         (b"pieces", Value::bytes(pieces.as_bytes())),
         (b"files", Value::list(files)),
         (b"peers", Value::bytes(&compact_peers)),
+        (b"peers6", Value::bytes(&compact_peers6)),
     ])
     .to_vec()
 }
@@ -303,6 +310,23 @@ mod tests {
         assert_eq!(r.peers, peers[..MAX_PEERS]);
         let saved = encode(&hash, b"/dl", &r.pieces, &r.peers, &[]);
         assert_eq!(parse(&saved, &hash, b"/dl", 0, &[]), Some(r));
+    }
+
+    #[test]
+    fn resume_data_keeps_ipv6_peers_too() {
+        let hash = InfoHash([2; 20]);
+        let peers: Vec<SocketAddr> = vec![
+            "10.0.0.1:6881".parse().unwrap(),
+            "[2001:db8::7]:51413".parse().unwrap(),
+            "[::1]:6881".parse().unwrap(),
+        ];
+        let saved = encode(&hash, b"/dl", &Bitfield::new(0), &peers, &[]);
+        let r = parse(&saved, &hash, b"/dl", 0, &[]).unwrap();
+        let mut got = r.peers.clone();
+        got.sort();
+        let mut want = peers.clone();
+        want.sort();
+        assert_eq!(got, want);
     }
 
     #[test]
