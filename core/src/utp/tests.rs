@@ -1,0 +1,1 @@
+//! Two endpoints through a simulated lossy path.
