@@ -12,6 +12,14 @@
 //! - `Connected`: data flows both ways.
 //! - `Closed`: finished, reset or timed out; see [`CloseReason`].
 //!
+//! Closing is TCP's: [`close`](Connection::close) sends `ST_FIN` after the
+//! data written before it (BEP 29: "the FIN packet … the last sequence
+//! number of the stream"). Once our FIN is acknowledged and the peer's FIN
+//! has arrived in order, the connection is `Closed(Finished)` but stays
+//! for [`Config::time_wait`] to ACK a retransmitted FIN whose ACK was lost
+//! (TCP's TIME-WAIT); a peer that falls silent without its FIN is given
+//! [`Config::linger`].
+//!
 //! ## Methods, by role (quinn-proto's order)
 //!
 //! - constructors: [`Connection::connect`], [`Connection::accept`];
@@ -85,6 +93,7 @@ pub struct Connection {
     advertised: usize,
     close_requested: bool,
     fin_sent: bool,
+    fin_acked: bool,
     reset_pending: bool,
     /// Retransmission timeouts in a row without progress.
     timeouts_in_a_row: u32,
@@ -164,6 +173,7 @@ impl Connection {
             advertised: config.recv_buffer,
             close_requested: false,
             fin_sent: false,
+            fin_acked: false,
             reset_pending: false,
             timeouts_in_a_row: 0,
             events: VecDeque::new(),
@@ -244,7 +254,7 @@ impl Connection {
     /// Closes gracefully: what was written is still delivered, then a FIN.
     pub fn close(&mut self) {
         match self.state {
-            State::SynSent => self.finish(CloseReason::Aborted),
+            State::SynSent => self.finish(CloseReason::Aborted, None),
             State::SynReceived | State::Connected => self.close_requested = true,
             State::Closed(_) => {}
         }
@@ -254,17 +264,36 @@ impl Connection {
     pub fn abort(&mut self) {
         if !matches!(self.state, State::Closed(_)) {
             self.reset_pending = self.state != State::SynSent;
-            self.finish(CloseReason::Aborted);
+            self.finish(CloseReason::Aborted, None);
         }
     }
 
-    fn finish(&mut self, reason: CloseReason) {
+    /// Ends the connection; `time_wait` keeps it answering retransmitted
+    /// FINs until then.
+    fn finish(&mut self, reason: CloseReason, time_wait: Option<Instant>) {
         if matches!(self.state, State::Closed(_)) {
             return;
         }
         self.state = State::Closed(reason);
         self.timers.clear();
+        if let Some(until) = time_wait {
+            self.timers.set(Timer::Close, until);
+        }
         self.events.push_back(Event::Closed(reason));
+    }
+
+    /// After our FIN was acknowledged: finished once the peer's FIN is in
+    /// too; until then the peer may go on sending (a half-closed stream),
+    /// but not fall silent for longer than [`Config::linger`].
+    fn check_closing(&mut self, now: Instant, data_arrived: bool) {
+        if !self.fin_acked {
+            return;
+        }
+        if self.recv.fin_received() {
+            self.finish(CloseReason::Finished, Some(now + self.config.time_wait));
+        } else if data_arrived || self.timers.get(Timer::Close).is_none() {
+            self.timers.set(Timer::Close, now + self.config.linger);
+        }
     }
 
     // --- inputs -------------------------------------------------------------
@@ -280,7 +309,13 @@ impl Connection {
 
     /// A decoded packet for this connection.
     pub fn handle_packet(&mut self, now: Instant, packet: &Packet<'_>) {
-        if matches!(self.state, State::Closed(_)) {
+        if let State::Closed(reason) = self.state {
+            // Time-wait: the peer did not hear our last ACK and resends.
+            let ours = packet.conn_id == self.recv_id;
+            let resent = matches!(packet.kind, PacketType::Fin | PacketType::Data);
+            if reason == CloseReason::Finished && ours && resent {
+                self.need_ack = true;
+            }
             return;
         }
         if packet.kind == PacketType::Syn {
@@ -300,7 +335,7 @@ impl Connection {
             } else {
                 CloseReason::Reset
             };
-            self.finish(reason);
+            self.finish(reason, None);
             return;
         }
         if packet.conn_id != self.recv_id {
@@ -345,6 +380,7 @@ impl Connection {
                 Arrival::InOrder | Arrival::Buffered => {}
             }
         }
+        self.check_closing(now, arrival.is_some());
     }
 
     fn become_connected(&mut self) {
@@ -399,22 +435,20 @@ impl Connection {
         } else {
             self.timers.stop(Timer::Retransmit);
         }
-        if acked.fin {
-            self.finish(CloseReason::Finished);
-        }
+        // Only a cumulative ACK past our FIN means every byte arrived; a
+        // selective ACK of the FIN alone does not.
+        self.fin_acked = self.fin_sent && !self.send.has_unacked();
     }
 
     /// Fires whatever timers are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         for timer in Timer::ALL {
-            if matches!(self.state, State::Closed(_)) {
-                return;
-            }
             if !self.timers.take_expired(timer, now) {
                 continue;
             }
             match timer {
-                Timer::Idle => self.finish(CloseReason::TimedOut),
+                Timer::Idle => self.finish(CloseReason::TimedOut, None),
+                Timer::Close => self.finish(CloseReason::Finished, None),
                 Timer::Retransmit => self.on_retransmit_timeout(now),
                 Timer::ZeroWindow => self.probe = true,
                 Timer::KeepAlive => self.need_ack = true,
@@ -433,7 +467,7 @@ impl Connection {
             self.config.data_retries
         };
         if self.timeouts_in_a_row > limit {
-            self.finish(CloseReason::TimedOut);
+            self.finish(CloseReason::TimedOut, None);
             return;
         }
         self.stats.timeouts += 1;
@@ -455,7 +489,9 @@ impl Connection {
             return Some(self.encode(now, PacketType::Reset, self.seq_nr, &[]));
         }
         if matches!(self.state, State::Closed(_)) {
-            return None;
+            let ack = self.need_ack;
+            self.need_ack = false;
+            return ack.then(|| self.encode(now, PacketType::State, self.seq_nr, &[]));
         }
         let datagram = self
             .transmit_resend(now)

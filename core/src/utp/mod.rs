@@ -61,6 +61,12 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// How long a handshake may take before it is dropped.
     pub handshake_timeout: Duration,
+    /// How long a connection whose FIN was acknowledged waits for more
+    /// data or the peer's FIN.
+    pub linger: Duration,
+    /// How long a finished connection still answers the peer's
+    /// retransmitted FIN (TCP's TIME-WAIT).
+    pub time_wait: Duration,
     /// How often an otherwise quiet connection sends a STATE, to keep NAT
     /// mappings alive (libutp uses 29 s).
     pub keepalive_interval: Duration,
@@ -81,6 +87,8 @@ impl Default for Config {
             target_delay: Duration::from_millis(100),
             idle_timeout: Duration::from_secs(120),
             handshake_timeout: Duration::from_secs(10),
+            linger: Duration::from_secs(10),
+            time_wait: Duration::from_secs(10),
             keepalive_interval: Duration::from_secs(29),
             syn_retries: 3,
             data_retries: 8,

@@ -83,6 +83,11 @@ impl RecvBuffer {
         self.eof_reached && self.ready.is_empty()
     }
 
+    /// Whether the peer's FIN arrived in order.
+    pub(crate) fn fin_received(&self) -> bool {
+        self.eof_reached
+    }
+
     /// How far `seq` is past the last in-order packet, if it is ahead at all
     /// and within reach.
     fn distance_ahead(&self, seq: SeqNr) -> Option<u16> {

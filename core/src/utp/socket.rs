@@ -88,7 +88,7 @@ pub enum SocketEvent {
     Incoming(UtpConnId, SocketAddr),
     /// A connection's handshake completed.
     Connected(UtpConnId),
-    /// A connection ended; its handle is gone.
+    /// A connection ended; its handle goes once time-wait is over.
     Closed(UtpConnId, CloseReason),
 }
 
@@ -298,18 +298,19 @@ impl UtpSocket {
     }
 
     /// Collects the connections' events and drops closed connections
-    /// once they have nothing left to send.
+    /// once they have nothing left to send or wait for.
     fn reap(&mut self) {
         let mut closed = Vec::new();
         for (&id, e) in self.conns.iter_mut() {
             while let Some(event) = e.conn.poll_event() {
                 self.events.push_back(match event {
                     Event::Connected => SocketEvent::Connected(id),
-                    Event::Closed(reason) => {
-                        closed.push(id);
-                        SocketEvent::Closed(id, reason)
-                    }
+                    Event::Closed(reason) => SocketEvent::Closed(id, reason),
                 });
+            }
+            // Closed ones stay while time-wait still runs.
+            if matches!(e.conn.state(), State::Closed(_)) && e.conn.poll_timeout().is_none() {
+                closed.push(id);
             }
         }
         for id in closed {

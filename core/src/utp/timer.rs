@@ -16,11 +16,15 @@ pub(crate) enum Timer {
     Idle,
     /// The peer advertised a zero window and nothing is in flight: probe.
     ZeroWindow,
+    /// Closing: the end of waiting for the peer's FIN (linger), or of
+    /// answering its retransmitted FIN once closed (time-wait).
+    Close,
 }
 
 impl Timer {
     /// Every timer, in the order expired ones are handled.
-    pub(crate) const ALL: [Timer; 4] = [
+    pub(crate) const ALL: [Timer; 5] = [
+        Timer::Close,
         Timer::Idle,
         Timer::Retransmit,
         Timer::ZeroWindow,
@@ -35,7 +39,7 @@ impl Timer {
 /// Deadlines, one slot per [`Timer`].
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Timers {
-    deadlines: [Option<Instant>; 4],
+    deadlines: [Option<Instant>; 5],
 }
 
 impl Timers {
@@ -72,7 +76,7 @@ impl Timers {
 
     /// Disarms everything.
     pub(crate) fn clear(&mut self) {
-        self.deadlines = [None; 4];
+        self.deadlines = [None; 5];
     }
 }
 

@@ -1,1 +1,0 @@
-//! Two endpoints through a simulated lossy path.
