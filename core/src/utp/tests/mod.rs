@@ -5,6 +5,7 @@
 
 mod congestion;
 mod path;
+mod socket;
 mod transfer;
 
 use std::net::SocketAddr;
@@ -28,6 +29,12 @@ struct Host {
     written: usize,
     incoming: Vec<u8>,
     close_called: bool,
+    /// Whether the application closes once everything is written.
+    close_after_writing: bool,
+    /// Whether the application reads what arrives.
+    reading: bool,
+    /// Datagrams sent.
+    sent: usize,
     closed: Option<CloseReason>,
     /// (time, bytes received so far), one entry per read.
     progress: Vec<(Instant, usize)>,
@@ -44,6 +51,9 @@ impl Host {
             written: 0,
             incoming: Vec::new(),
             close_called: false,
+            close_after_writing: true,
+            reading: true,
+            sent: 0,
             closed: None,
             progress: Vec::new(),
         }
@@ -63,14 +73,14 @@ impl Host {
             self.written += c.write(&self.outgoing[self.written..]);
         }
         let mut buf = [0u8; 16 * 1024];
-        loop {
+        while self.reading {
             let n = c.read(&mut buf);
             if n == 0 {
                 break;
             }
             self.incoming.extend_from_slice(&buf[..n]);
         }
-        if self.written == self.outgoing.len() && !self.close_called {
+        if self.close_after_writing && self.written == self.outgoing.len() && !self.close_called {
             self.close_called = true;
             c.close();
         }
@@ -147,6 +157,7 @@ impl Pair {
                     .iter()
                     .position(|&a| a == to)
                     .expect("sent to a host of the pair");
+                host.sent += 1;
                 self.net.send(self.now, h, Dest::Host(dest), datagram);
             }
             let host = &mut self.hosts[h];

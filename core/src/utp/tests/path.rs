@@ -27,6 +27,20 @@ pub(super) struct PathModel {
     pub buffer: Duration,
 }
 
+impl PathModel {
+    /// A clean path with `latency` and no bottleneck.
+    pub(super) fn clean(latency: Duration) -> PathModel {
+        PathModel {
+            latency,
+            jitter: Duration::ZERO,
+            loss_permille: 0,
+            dup_permille: 0,
+            rate: None,
+            buffer: Duration::from_secs(1),
+        }
+    }
+}
+
 /// Who a datagram is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Dest {
@@ -49,6 +63,8 @@ pub(super) struct Network {
     pub tail_drops: u64,
     /// Datagrams lost at random.
     pub random_losses: u64,
+    /// Whether the path is down: everything sent is lost.
+    pub cut: bool,
 }
 
 impl Network {
@@ -60,6 +76,7 @@ impl Network {
             counter: 0,
             tail_drops: 0,
             random_losses: 0,
+            cut: false,
         }
     }
 
@@ -72,6 +89,9 @@ impl Network {
     /// `host` sends `datagram` at `now` to `dest`.
     pub(super) fn send(&mut self, now: Instant, host: usize, dest: Dest, datagram: Vec<u8>) {
         let (model, _) = self.directions[host];
+        if self.cut {
+            return;
+        }
         if self.rng.below(1000) < model.loss_permille {
             self.random_losses += 1;
             return;
