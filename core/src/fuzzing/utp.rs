@@ -90,14 +90,22 @@ fn expected_stream(bytes: usize) -> Vec<u8> {
 /// fit the configured size; the timeout never lies before the clock.
 pub fn utp_connection(data: &[u8]) {
     const PEER_ID: u16 = 0x1234;
+    const MAX_OPS: usize = 10_000;
     const OUR_FIRST_SEQ: SeqNr = SeqNr(1000);
     // The peer's SYN is seq 1, so its packet k has seq 2 + k.
     let peer_seq = |k: u16| SeqNr(2u16.wrapping_add(k));
 
+    // Ops are read one after another until the input runs out (rather
+    // than as one length-prefixed list), so random bytes already make long
+    // sequences.
     let mut u = arbitrary::Unstructured::new(data);
-    let Ok(ops) = u.arbitrary::<Vec<UtpOp>>() else {
-        return;
-    };
+    let ops = std::iter::from_fn(|| {
+        if u.is_empty() {
+            return None;
+        }
+        u.arbitrary::<UtpOp>().ok()
+    })
+    .take(MAX_OPS);
     let config = Config {
         recv_buffer: 4096,
         send_buffer: 4096,
