@@ -8,8 +8,14 @@
 //! been acked by 3 or more SACK-packets after it, it's considered lost").
 //! Both parts together never hold more than the capacity the application
 //! chose, so a slow peer cannot make us buffer without bound.
+//!
+//! Reordering is not loss: as in RACK (RFC 8985), a packet only counts as
+//! lost once a packet sent at least a reorder window after it was
+//! delivered, so a path that reorders by a few milliseconds does not make
+//! us retransmit and halve the window for nothing.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use super::packet::{PacketType, SelectiveAck};
 use super::seq::SeqNr;
@@ -61,6 +67,8 @@ pub(crate) struct SendBuffer {
     in_flight: VecDeque<SentPacket>,
     in_flight_bytes: usize,
     capacity: usize,
+    /// When the most recently sent of the delivered packets was sent.
+    newest_delivered: Option<Instant>,
 }
 
 impl SendBuffer {
@@ -71,6 +79,7 @@ impl SendBuffer {
             in_flight: VecDeque::new(),
             in_flight_bytes: 0,
             capacity,
+            newest_delivered: None,
         }
     }
 
@@ -121,6 +130,19 @@ impl SendBuffer {
             .sum()
     }
 
+    fn note_delivered(&mut self, sent_at: Option<Instant>) {
+        self.newest_delivered = self.newest_delivered.max(sent_at);
+    }
+
+    /// Whether a packet sent at `sent_at` is old enough, next to what was
+    /// delivered, to be lost rather than reordered.
+    fn overtaken(&self, sent_at: Option<Instant>, reorder_window: Duration) -> bool {
+        match (sent_at, self.newest_delivered) {
+            (Some(sent), Some(newest)) => sent + reorder_window <= newest,
+            _ => false,
+        }
+    }
+
     fn index_of(&self, seq: SeqNr) -> Option<usize> {
         let first = self.in_flight.front()?.seq;
         let i = usize::from(seq.distance_from(first));
@@ -140,11 +162,13 @@ impl SendBuffer {
         let Some(last) = self.index_of(ack_nr) else {
             return acked;
         };
-        for p in self.in_flight.drain(..=last) {
+        let delivered: Vec<SentPacket> = self.in_flight.drain(..=last).collect();
+        for p in delivered {
             self.in_flight_bytes -= p.payload.len();
             if p.sacked {
                 continue;
             }
+            self.note_delivered(p.sent_at);
             if let (1, Some(at)) = (p.transmissions, p.sent_at) {
                 rtt_sample(at);
             }
@@ -157,11 +181,13 @@ impl SendBuffer {
     }
 
     /// Applies a selective ACK relative to `ack_nr`; returns what it newly
-    /// acknowledged and whether it shows a packet lost.
+    /// acknowledged and whether it shows a packet lost (overtaken by
+    /// [`LOSS_THRESHOLD`] delivered packets and by `reorder_window`).
     pub(crate) fn selective_ack(
         &mut self,
         ack_nr: SeqNr,
         sack: &SelectiveAck,
+        reorder_window: Duration,
         mut rtt_sample: impl FnMut(Instant),
     ) -> (Acked, bool) {
         let mut acked = Acked::default();
@@ -179,19 +205,26 @@ impl SendBuffer {
             }
             p.sacked = true;
             p.need_resend = false;
-            if let (1, Some(at)) = (p.transmissions, p.sent_at) {
+            let sent_at = p.sent_at;
+            if let (1, Some(at)) = (p.transmissions, sent_at) {
                 rtt_sample(at);
             }
             acked.packets += 1;
             acked.bytes += p.payload.len() as u32;
             acked.fin |= p.kind == PacketType::Fin;
+            self.note_delivered(sent_at);
         }
         let mut sacked_after = 0;
         let mut lost = false;
-        for p in self.in_flight.iter_mut().rev() {
+        for i in (0..self.in_flight.len()).rev() {
+            let p = &self.in_flight[i];
             if p.sacked {
                 sacked_after += 1;
-            } else if sacked_after >= LOSS_THRESHOLD && !p.fast_resent && p.sent_at.is_some() {
+            } else if sacked_after >= LOSS_THRESHOLD
+                && !p.fast_resent
+                && self.overtaken(p.sent_at, reorder_window)
+            {
+                let p = &mut self.in_flight[i];
                 p.fast_resent = true;
                 p.need_resend = true;
                 lost = true;
@@ -200,17 +233,21 @@ impl SendBuffer {
         (acked, lost)
     }
 
-    /// Three duplicate ACKs: the oldest unacknowledged packet is lost.
-    /// Returns whether it was newly marked.
-    pub(crate) fn mark_oldest_lost(&mut self) -> bool {
-        match self.in_flight.iter_mut().find(|p| !p.sacked) {
-            Some(p) if !p.fast_resent && p.sent_at.is_some() => {
-                p.fast_resent = true;
-                p.need_resend = true;
-                true
-            }
-            _ => false,
+    /// Three duplicate ACKs: the oldest unacknowledged packet is lost if
+    /// it was overtaken by `reorder_window`. Returns whether it was newly
+    /// marked.
+    pub(crate) fn mark_oldest_lost(&mut self, reorder_window: Duration) -> bool {
+        let Some(i) = self.in_flight.iter().position(|p| !p.sacked) else {
+            return false;
+        };
+        let p = &self.in_flight[i];
+        if p.fast_resent || !self.overtaken(p.sent_at, reorder_window) {
+            return false;
         }
+        let p = &mut self.in_flight[i];
+        p.fast_resent = true;
+        p.need_resend = true;
+        true
     }
 
     /// The retransmission timer fired: everything unacknowledged must go
@@ -284,15 +321,37 @@ mod tests {
         for seq in [12u16, 13, 14] {
             sack.set(usize::from(seq - 11));
         }
-        let (acked, lost) = s.selective_ack(SeqNr(9), &sack, |_| {});
+        let (acked, lost) = s.selective_ack(SeqNr(9), &sack, Duration::ZERO, |_| {});
         assert_eq!(acked.packets, 3);
         assert!(lost);
         assert_eq!(s.next_to_resend().unwrap().seq, SeqNr(10));
         assert_eq!(s.flight_bytes(), 10, "only 15 still counts");
-        let (again, lost_again) = s.selective_ack(SeqNr(9), &sack, |_| {});
+        let (again, lost_again) = s.selective_ack(SeqNr(9), &sack, Duration::ZERO, |_| {});
         assert_eq!((again.packets, lost_again), (0, false));
         let a = s.ack_up_to(SeqNr(14), |_| {});
         assert_eq!(a.packets, 2, "10 and 11; the sacked ones counted already");
+    }
+
+    #[test]
+    fn reordering_within_the_window_is_not_loss() {
+        let mut s = SendBuffer::new(1 << 20);
+        let ms = Duration::from_millis;
+        for (seq, at) in (10..16).zip([0, 2, 3, 4, 5, 20]) {
+            s.push(SentPacket {
+                sent_at: Some(Instant::ZERO + ms(at)),
+                ..packet(seq, 10)
+            });
+        }
+        let mut sack = SelectiveAck::new(4);
+        for seq in [11u16, 12, 13] {
+            sack.set(usize::from(seq - 11));
+        }
+        let (_, lost) = s.selective_ack(SeqNr(9), &sack, ms(5), |_| {});
+        assert!(!lost, "10 was sent 4 ms before the newest delivered one");
+        sack.set(15 - 11);
+        let (_, lost) = s.selective_ack(SeqNr(9), &sack, ms(5), |_| {});
+        assert!(lost, "15, sent 20 ms after 10, arrived");
+        assert_eq!(s.next_to_resend().unwrap().seq, SeqNr(10));
     }
 
     #[test]
@@ -300,8 +359,11 @@ mod tests {
         let mut s = SendBuffer::new(1 << 20);
         s.push(packet(1, 10));
         s.push(packet(2, 10));
-        assert!(s.mark_oldest_lost());
-        assert!(!s.mark_oldest_lost(), "once");
+        let window = Duration::from_millis(5);
+        assert!(!s.mark_oldest_lost(window), "nothing sent later arrived");
+        s.note_delivered(Some(Instant::ZERO + window));
+        assert!(s.mark_oldest_lost(window));
+        assert!(!s.mark_oldest_lost(window), "once");
         s.mark_all_lost();
         assert_eq!(s.flight_bytes(), 0);
         assert_eq!(s.next_to_resend().unwrap().seq, SeqNr(1));
