@@ -279,19 +279,12 @@ impl UtpSocket {
         if let Some(reset) = self.resets.pop_front() {
             return Some(reset);
         }
-        let order: Vec<UtpConnId> = self
-            .conns
-            .range(UtpConnId(self.cursor)..)
-            .chain(self.conns.range(..UtpConnId(self.cursor)))
-            .map(|(&id, _)| id)
-            .collect();
-        for id in order {
-            if let Some(e) = self.conns.get_mut(&id) {
-                if let Some(datagram) = e.conn.poll_transmit(now) {
-                    self.cursor = id.0 + 1;
-                    return Some((e.addr, datagram));
-                }
-            }
+        let cursor = UtpConnId(self.cursor);
+        let found = first_transmit(self.conns.range_mut(cursor..), now)
+            .or_else(|| first_transmit(self.conns.range_mut(..cursor), now));
+        if let Some((id, addr, datagram)) = found {
+            self.cursor = id.0 + 1;
+            return Some((addr, datagram));
         }
         self.reap();
         None
@@ -336,6 +329,14 @@ impl UtpSocket {
             .filter_map(|e| e.conn.poll_timeout())
             .min()
     }
+}
+
+/// The first of `entries` with a datagram to send.
+fn first_transmit<'a>(
+    mut entries: impl Iterator<Item = (&'a UtpConnId, &'a mut Entry)>,
+    now: Instant,
+) -> Option<(UtpConnId, SocketAddr, Vec<u8>)> {
+    entries.find_map(|(&id, e)| e.conn.poll_transmit(now).map(|d| (id, e.addr, d)))
 }
 
 impl fmt::Debug for UtpSocket {
