@@ -10,6 +10,8 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
                                           -> prints "ready" once seeding on
                                              127.0.0.1:PORT, then serves until
                                              killed (at most 300 s)
+  lt_tool.py seed-utp TORRENT SAVE_PATH PORT
+                                          -> like seed, over uTP only (TCP off)
   lt_tool.py seed-corrupt TORRENT SAVE_PATH PORT
                                           -> like seed, but once libtorrent has
                                              checked the data and seeds it, every
@@ -114,7 +116,10 @@ def verify(torrent, save_path, timeout=60.0):
     return "timeout"
 
 
-def settings(port=0, ip="127.0.0.1"):
+def settings(port=0, ip="127.0.0.1", utp_only=False):
+    if utp_only:
+        return dict(settings(port, ip), enable_outgoing_utp=True, enable_incoming_utp=True,
+                    enable_outgoing_tcp=False, enable_incoming_tcp=False)
     return {
         "listen_interfaces": "%s:%d" % (ip, port),
         "outgoing_interfaces": ip,
@@ -167,8 +172,8 @@ def announce(torrent, save_path, timeout=30.0):
     return "timeout"
 
 
-def seed(torrent, save_path, port, rate=0, limit=300.0, corrupt=False):
-    ses = lt.session(settings(port))
+def seed(torrent, save_path, port, rate=0, limit=300.0, corrupt=False, utp_only=False):
+    ses = lt.session(settings(port, utp_only=utp_only))
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(torrent)
     atp.save_path = save_path
@@ -444,6 +449,8 @@ def main():
         print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), rate))
     elif cmd == "seed-flat":
         print(seed_flat(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    elif cmd == "seed-utp":
+        print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), utp_only=True))
     elif cmd == "seed-corrupt":
         print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), corrupt=True))
     elif cmd == "leech":
