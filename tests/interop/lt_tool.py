@@ -12,6 +12,8 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
                                              killed (at most 300 s)
   lt_tool.py seed-utp TORRENT SAVE_PATH PORT
                                           -> like seed, over uTP only (TCP off)
+  lt_tool.py leech-utp TORRENT SAVE_PATH PEER
+                                          -> like leech, over uTP only
   lt_tool.py seed-corrupt TORRENT SAVE_PATH PORT
                                           -> like seed, but once libtorrent has
                                              checked the data and seeds it, every
@@ -249,8 +251,8 @@ def corrupt_files(ti, save_path):
             f.write(bytes(b ^ 0xFF for b in data))
 
 
-def leech(torrent, save_path, peer, ip="127.0.0.1", limit=120.0):
-    ses = lt.session(settings(0, ip))
+def leech(torrent, save_path, peer, ip="127.0.0.1", limit=120.0, utp_only=False):
+    ses = lt.session(settings(0, ip, utp_only))
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(torrent)
     atp.save_path = save_path
@@ -457,6 +459,8 @@ def main():
         ip = sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1"
         limit = float(sys.argv[6]) if len(sys.argv) > 6 else 120.0
         print(leech(sys.argv[2], sys.argv[3], sys.argv[4], ip, limit))
+    elif cmd == "leech-utp":
+        print(leech(sys.argv[2], sys.argv[3], sys.argv[4], utp_only=True))
     elif cmd == "magnet-leech":
         print(magnet_leech(sys.argv[2], sys.argv[3], sys.argv[4]))
     elif cmd == "announce":

@@ -826,8 +826,10 @@ fn utp_packet() -> Seeds {
     let mut extension_bits = bare(PacketType::State);
     extension_bits[1] = 2;
     extension_bits.extend_from_slice(&[1, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0xff, 0, 0, 1]);
-    let mut bad_sack = data.to_vec();
-    bad_sack[21] = 3;
+    let mut short_sack = data.to_vec();
+    short_sack[21] = 3;
+    let mut empty_sack = data.to_vec();
+    empty_sack[21] = 0;
     let mut version_2 = bare(PacketType::Syn);
     version_2[0] = 0x42;
     vec![
@@ -837,7 +839,8 @@ fn utp_packet() -> Seeds {
         ("fin", bare(PacketType::Fin)),
         ("reset", bare(PacketType::Reset)),
         ("extension-bits-then-sack", extension_bits),
-        ("sack-of-3-bytes", bad_sack),
+        ("sack-of-3-bytes", short_sack),
+        ("empty-sack", empty_sack),
         ("version-2", version_2),
     ]
 }

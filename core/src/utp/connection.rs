@@ -391,8 +391,9 @@ impl Connection {
     /// The cumulative and selective ACK in `packet`.
     fn handle_ack(&mut self, now: Instant, packet: &Packet<'_>) {
         let flight_before = self.send.flight_bytes();
-        // RACK's reorder window (RFC 8985): a quarter of the round trip.
-        let reorder_window = self.rtt.smoothed().map_or(Duration::ZERO, |r| r / 4);
+        // RACK (RFC 8985): an overtaken packet is lost a round trip plus a
+        // reorder window (a quarter of the round trip) after it was sent.
+        let loss_delay = self.rtt.smoothed().map_or(Duration::ZERO, |r| r + r / 4);
         let rtt = &mut self.rtt;
         let mut sample = |sent: Instant| rtt.on_sample(now - sent);
         let mut acked = self.send.ack_up_to(packet.ack_nr, &mut sample);
@@ -400,7 +401,7 @@ impl Connection {
         if let Some(sack) = &packet.selective_ack {
             let (more, sack_lost) =
                 self.send
-                    .selective_ack(packet.ack_nr, sack, reorder_window, &mut sample);
+                    .selective_ack(packet.ack_nr, sack, now, loss_delay, &mut sample);
             acked = Acked {
                 packets: acked.packets + more.packets,
                 bytes: acked.bytes + more.bytes,
@@ -423,7 +424,7 @@ impl Connection {
             // after it was lost.
             self.duplicate_acks += 1;
             if self.duplicate_acks == LOSS_THRESHOLD {
-                lost |= self.send.mark_oldest_lost(reorder_window);
+                lost |= self.send.mark_oldest_lost(now, loss_delay);
             }
         }
         self.last_ack_nr = Some(packet.ack_nr);

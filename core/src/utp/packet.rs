@@ -153,9 +153,11 @@ impl<'a> Packet<'a> {
     /// Decodes one datagram.
     ///
     /// Refuses a version other than 1, an unknown type, a truncated header
-    /// or extension, an over-long extension chain, and a selective ACK whose
-    /// length is not a positive multiple of 4 (BEP 29: "the len field of
-    /// the extension header must be at least 4 and in multiples of 4").
+    /// or extension, an over-long extension chain, and an empty selective
+    /// ACK. BEP 29 says "the len field of the extension header must be at
+    /// least 4 and in multiples of 4", but libtorrent sends masks of any
+    /// length (`(span + 7) / 8` bytes), so a shorter or odd one is accepted
+    /// and padded with zeros (packets not reported received).
     pub fn decode(datagram: &'a [u8]) -> Result<Packet<'a>, DecodeError> {
         let mut r = Reader::new(datagram);
         let type_ver = r.u8("uTP type and version")?;
@@ -189,7 +191,7 @@ impl<'a> Packet<'a> {
             let len = usize::from(r.u8("uTP extension length")?);
             let body = r.take(len, "uTP extension body")?;
             if extension == EXTENSION_SELECTIVE_ACK {
-                if len == 0 || len % 4 != 0 {
+                if len == 0 {
                     return Err(r.error(DecodeErrorKind::InvalidLength, "uTP selective ACK"));
                 }
                 let kept = len.min(MAX_SACK_BYTES);
@@ -321,14 +323,24 @@ mod tests {
             "cut SACK"
         );
         let mut v = good.clone();
-        v[21] = 3;
-        assert_eq!(kind(&v), DecodeErrorKind::InvalidLength, "SACK of 3 bytes");
+        v[21] = 0;
+        assert_eq!(kind(&v), DecodeErrorKind::InvalidLength, "empty SACK");
         let mut chain = sample(b"").to_vec()[..HEADER_LEN].to_vec();
         chain[1] = 2;
         for _ in 0..=MAX_EXTENSIONS {
             chain.extend_from_slice(&[2, 0]);
         }
         assert_eq!(kind(&chain), DecodeErrorKind::ItemLimit);
+    }
+
+    #[test]
+    fn accepts_libtorrents_short_masks() {
+        let mut v = sample(b"").to_vec()[..HEADER_LEN].to_vec();
+        v[1] = 1;
+        v.extend_from_slice(&[0, 3, 0b1000_0001, 0, 0b0000_0100]);
+        let sack = Packet::decode(&v).unwrap().selective_ack.unwrap();
+        assert_eq!(sack.as_bytes(), &[0b1000_0001, 0, 0b0000_0100, 0]);
+        assert!(sack.is_set(0) && sack.is_set(7) && sack.is_set(18) && !sack.is_set(24));
     }
 
     #[test]

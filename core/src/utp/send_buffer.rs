@@ -9,10 +9,12 @@
 //! Both parts together never hold more than the capacity the application
 //! chose, so a slow peer cannot make us buffer without bound.
 //!
-//! Reordering is not loss: as in RACK (RFC 8985), a packet only counts as
-//! lost once a packet sent at least a reorder window after it was
-//! delivered, so a path that reorders by a few milliseconds does not make
-//! us retransmit and halve the window for nothing.
+//! Reordering is not loss: as in RACK (RFC 8985), a packet that later
+//! packets overtook only counts as lost once a round trip plus a reorder
+//! window has passed since it was sent, so a path that reorders by a few
+//! milliseconds does not make us retransmit and halve the window for
+//! nothing, while a packet lost from a burst (all sent at one instant) is
+//! still found without waiting for the retransmission timeout.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -67,8 +69,6 @@ pub(crate) struct SendBuffer {
     in_flight: VecDeque<SentPacket>,
     in_flight_bytes: usize,
     capacity: usize,
-    /// When the most recently sent of the delivered packets was sent.
-    newest_delivered: Option<Instant>,
 }
 
 impl SendBuffer {
@@ -79,7 +79,6 @@ impl SendBuffer {
             in_flight: VecDeque::new(),
             in_flight_bytes: 0,
             capacity,
-            newest_delivered: None,
         }
     }
 
@@ -130,17 +129,10 @@ impl SendBuffer {
             .sum()
     }
 
-    fn note_delivered(&mut self, sent_at: Option<Instant>) {
-        self.newest_delivered = self.newest_delivered.max(sent_at);
-    }
-
-    /// Whether a packet sent at `sent_at` is old enough, next to what was
-    /// delivered, to be lost rather than reordered.
-    fn overtaken(&self, sent_at: Option<Instant>, reorder_window: Duration) -> bool {
-        match (sent_at, self.newest_delivered) {
-            (Some(sent), Some(newest)) => sent + reorder_window <= newest,
-            _ => false,
-        }
+    /// Whether a packet sent at `sent_at`, overtaken by later ones, has
+    /// waited `loss_delay` (a round trip plus the reorder window) by `now`.
+    fn overdue(sent_at: Option<Instant>, now: Instant, loss_delay: Duration) -> bool {
+        sent_at.is_some_and(|sent| sent + loss_delay <= now)
     }
 
     fn index_of(&self, seq: SeqNr) -> Option<usize> {
@@ -168,7 +160,6 @@ impl SendBuffer {
             if p.sacked {
                 continue;
             }
-            self.note_delivered(p.sent_at);
             if let (1, Some(at)) = (p.transmissions, p.sent_at) {
                 rtt_sample(at);
             }
@@ -180,14 +171,15 @@ impl SendBuffer {
         acked
     }
 
-    /// Applies a selective ACK relative to `ack_nr`; returns what it newly
-    /// acknowledged and whether it shows a packet lost (overtaken by
-    /// [`LOSS_THRESHOLD`] delivered packets and by `reorder_window`).
+    /// Applies a selective ACK relative to `ack_nr` at `now`; returns what
+    /// it newly acknowledged and whether it shows a packet lost (overtaken
+    /// by [`LOSS_THRESHOLD`] delivered packets and sent `loss_delay` ago).
     pub(crate) fn selective_ack(
         &mut self,
         ack_nr: SeqNr,
         sack: &SelectiveAck,
-        reorder_window: Duration,
+        now: Instant,
+        loss_delay: Duration,
         mut rtt_sample: impl FnMut(Instant),
     ) -> (Acked, bool) {
         let mut acked = Acked::default();
@@ -205,26 +197,22 @@ impl SendBuffer {
             }
             p.sacked = true;
             p.need_resend = false;
-            let sent_at = p.sent_at;
-            if let (1, Some(at)) = (p.transmissions, sent_at) {
+            if let (1, Some(at)) = (p.transmissions, p.sent_at) {
                 rtt_sample(at);
             }
             acked.packets += 1;
             acked.bytes += p.payload.len() as u32;
             acked.fin |= p.kind == PacketType::Fin;
-            self.note_delivered(sent_at);
         }
         let mut sacked_after = 0;
         let mut lost = false;
-        for i in (0..self.in_flight.len()).rev() {
-            let p = &self.in_flight[i];
+        for p in self.in_flight.iter_mut().rev() {
             if p.sacked {
                 sacked_after += 1;
             } else if sacked_after >= LOSS_THRESHOLD
                 && !p.fast_resent
-                && self.overtaken(p.sent_at, reorder_window)
+                && Self::overdue(p.sent_at, now, loss_delay)
             {
-                let p = &mut self.in_flight[i];
                 p.fast_resent = true;
                 p.need_resend = true;
                 lost = true;
@@ -234,17 +222,15 @@ impl SendBuffer {
     }
 
     /// Three duplicate ACKs: the oldest unacknowledged packet is lost if
-    /// it was overtaken by `reorder_window`. Returns whether it was newly
+    /// it was sent `loss_delay` before `now`. Returns whether it was newly
     /// marked.
-    pub(crate) fn mark_oldest_lost(&mut self, reorder_window: Duration) -> bool {
-        let Some(i) = self.in_flight.iter().position(|p| !p.sacked) else {
+    pub(crate) fn mark_oldest_lost(&mut self, now: Instant, loss_delay: Duration) -> bool {
+        let Some(p) = self.in_flight.iter_mut().find(|p| !p.sacked) else {
             return false;
         };
-        let p = &self.in_flight[i];
-        if p.fast_resent || !self.overtaken(p.sent_at, reorder_window) {
+        if p.fast_resent || !Self::overdue(p.sent_at, now, loss_delay) {
             return false;
         }
-        let p = &mut self.in_flight[i];
         p.fast_resent = true;
         p.need_resend = true;
         true
@@ -321,36 +307,34 @@ mod tests {
         for seq in [12u16, 13, 14] {
             sack.set(usize::from(seq - 11));
         }
-        let (acked, lost) = s.selective_ack(SeqNr(9), &sack, Duration::ZERO, |_| {});
+        let t0 = Instant::ZERO;
+        let (acked, lost) = s.selective_ack(SeqNr(9), &sack, t0, Duration::ZERO, |_| {});
         assert_eq!(acked.packets, 3);
         assert!(lost);
         assert_eq!(s.next_to_resend().unwrap().seq, SeqNr(10));
         assert_eq!(s.flight_bytes(), 10, "only 15 still counts");
-        let (again, lost_again) = s.selective_ack(SeqNr(9), &sack, Duration::ZERO, |_| {});
+        let (again, lost_again) = s.selective_ack(SeqNr(9), &sack, t0, Duration::ZERO, |_| {});
         assert_eq!((again.packets, lost_again), (0, false));
         let a = s.ack_up_to(SeqNr(14), |_| {});
         assert_eq!(a.packets, 2, "10 and 11; the sacked ones counted already");
     }
 
     #[test]
-    fn reordering_within_the_window_is_not_loss() {
+    fn reordering_within_the_loss_delay_is_not_loss() {
         let mut s = SendBuffer::new(1 << 20);
         let ms = Duration::from_millis;
-        for (seq, at) in (10..16).zip([0, 2, 3, 4, 5, 20]) {
-            s.push(SentPacket {
-                sent_at: Some(Instant::ZERO + ms(at)),
-                ..packet(seq, 10)
-            });
+        for seq in 10..16 {
+            s.push(packet(seq, 10));
         }
         let mut sack = SelectiveAck::new(4);
         for seq in [11u16, 12, 13] {
             sack.set(usize::from(seq - 11));
         }
-        let (_, lost) = s.selective_ack(SeqNr(9), &sack, ms(5), |_| {});
-        assert!(!lost, "10 was sent 4 ms before the newest delivered one");
-        sack.set(15 - 11);
-        let (_, lost) = s.selective_ack(SeqNr(9), &sack, ms(5), |_| {});
-        assert!(lost, "15, sent 20 ms after 10, arrived");
+        let t0 = Instant::ZERO;
+        let (_, lost) = s.selective_ack(SeqNr(9), &sack, t0 + ms(4), ms(5), |_| {});
+        assert!(!lost, "10 was sent 4 ms ago, less than the loss delay");
+        let (_, lost) = s.selective_ack(SeqNr(9), &sack, t0 + ms(5), ms(5), |_| {});
+        assert!(lost, "a burst's lost packet is found after the loss delay");
         assert_eq!(s.next_to_resend().unwrap().seq, SeqNr(10));
     }
 
@@ -359,11 +343,10 @@ mod tests {
         let mut s = SendBuffer::new(1 << 20);
         s.push(packet(1, 10));
         s.push(packet(2, 10));
-        let window = Duration::from_millis(5);
-        assert!(!s.mark_oldest_lost(window), "nothing sent later arrived");
-        s.note_delivered(Some(Instant::ZERO + window));
-        assert!(s.mark_oldest_lost(window));
-        assert!(!s.mark_oldest_lost(window), "once");
+        let (t0, delay) = (Instant::ZERO, Duration::from_millis(5));
+        assert!(!s.mark_oldest_lost(t0, delay), "not before the loss delay");
+        assert!(s.mark_oldest_lost(t0 + delay, delay));
+        assert!(!s.mark_oldest_lost(t0 + delay, delay), "once");
         s.mark_all_lost();
         assert_eq!(s.flight_bytes(), 0);
         assert_eq!(s.next_to_resend().unwrap().seq, SeqNr(1));
