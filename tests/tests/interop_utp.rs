@@ -83,6 +83,10 @@ enum Then {
     Abort,
 }
 
+/// The application: given the bytes that arrived, the bytes to send and
+/// what to do next.
+type App<'a> = dyn FnMut(&[u8]) -> (Vec<u8>, Then) + 'a;
+
 /// One `UtpSocket` on a real UDP socket, with one connection's streams.
 struct Endpoint {
     udp: UdpSocket,
@@ -121,7 +125,7 @@ impl Endpoint {
     /// One turn of the driver loop: the application gets what arrived and
     /// says what to send (and whether to close), then datagrams go out,
     /// events are read, and one datagram is awaited up to the next timeout.
-    fn turn(&mut self, app: &mut dyn FnMut(&[u8]) -> (Vec<u8>, Then)) {
+    fn turn(&mut self, app: &mut App<'_>) {
         let now = self.now();
         assert!(now.since_epoch() < LIMIT, "timed out");
         if let Some(c) = self.conn.and_then(|id| self.socket.connection(id)) {
