@@ -168,10 +168,17 @@ impl Endpoint {
             .poll_timeout()
             .map_or(Duration::from_millis(20), |t| t - self.now())
             .clamp(Duration::from_millis(1), Duration::from_millis(20));
+        // Wait for one datagram, then take every one already queued, so
+        // a fast sender does not overflow the socket's receive buffer.
         self.udp.set_read_timeout(Some(wait)).expect("timeout");
-        let mut buf = vec![0u8; 2048];
+        let mut buf = [0u8; 2048];
         if let Ok((n, from)) = self.udp.recv_from(&mut buf) {
             self.socket.handle_datagram(self.now(), from, &buf[..n]);
+            self.udp.set_nonblocking(true).expect("nonblocking");
+            while let Ok((n, from)) = self.udp.recv_from(&mut buf) {
+                self.socket.handle_datagram(self.now(), from, &buf[..n]);
+            }
+            self.udp.set_nonblocking(false).expect("blocking");
         }
         let now = self.now();
         if self.socket.poll_timeout().is_some_and(|t| t <= now) {
