@@ -172,8 +172,9 @@ impl UtpSocket {
         if self.conns.len() >= self.limits.max_connections {
             return Err(ConnectError::TooManyConnections);
         }
-        // Our id and the one after it must both be free for this address:
-        // the peer sends on recv_id, and replies to a SYN arrive there.
+        // The peer answers the SYN, and sends everything after it, on our
+        // recv_id: it must be free for this address (the cap on
+        // connections keeps this loop short).
         let recv_id = loop {
             let id = (self.rng.next_u32() & 0xffff) as u16;
             if !self.by_key.contains_key(&(addr, id)) {
