@@ -38,6 +38,7 @@ mod rng;
 mod time;
 pub mod torrent;
 pub mod tracker;
+pub mod utp;
 pub mod wire;
 
 #[cfg(feature = "fuzzing")]

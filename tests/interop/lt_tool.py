@@ -10,6 +10,10 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
                                           -> prints "ready" once seeding on
                                              127.0.0.1:PORT, then serves until
                                              killed (at most 300 s)
+  lt_tool.py seed-utp TORRENT SAVE_PATH PORT
+                                          -> like seed, over uTP only (TCP off)
+  lt_tool.py leech-utp TORRENT SAVE_PATH PEER
+                                          -> like leech, over uTP only
   lt_tool.py seed-corrupt TORRENT SAVE_PATH PORT
                                           -> like seed, but once libtorrent has
                                              checked the data and seeds it, every
@@ -114,7 +118,10 @@ def verify(torrent, save_path, timeout=60.0):
     return "timeout"
 
 
-def settings(port=0, ip="127.0.0.1"):
+def settings(port=0, ip="127.0.0.1", utp_only=False):
+    if utp_only:
+        return dict(settings(port, ip), enable_outgoing_utp=True, enable_incoming_utp=True,
+                    enable_outgoing_tcp=False, enable_incoming_tcp=False)
     return {
         "listen_interfaces": "%s:%d" % (ip, port),
         "outgoing_interfaces": ip,
@@ -167,8 +174,8 @@ def announce(torrent, save_path, timeout=30.0):
     return "timeout"
 
 
-def seed(torrent, save_path, port, rate=0, limit=300.0, corrupt=False):
-    ses = lt.session(settings(port))
+def seed(torrent, save_path, port, rate=0, limit=300.0, corrupt=False, utp_only=False):
+    ses = lt.session(settings(port, utp_only=utp_only))
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(torrent)
     atp.save_path = save_path
@@ -244,8 +251,8 @@ def corrupt_files(ti, save_path):
             f.write(bytes(b ^ 0xFF for b in data))
 
 
-def leech(torrent, save_path, peer, ip="127.0.0.1", limit=120.0):
-    ses = lt.session(settings(0, ip))
+def leech(torrent, save_path, peer, ip="127.0.0.1", limit=120.0, utp_only=False):
+    ses = lt.session(settings(0, ip, utp_only))
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(torrent)
     atp.save_path = save_path
@@ -444,12 +451,16 @@ def main():
         print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), rate))
     elif cmd == "seed-flat":
         print(seed_flat(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    elif cmd == "seed-utp":
+        print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), utp_only=True))
     elif cmd == "seed-corrupt":
         print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), corrupt=True))
     elif cmd == "leech":
         ip = sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1"
         limit = float(sys.argv[6]) if len(sys.argv) > 6 else 120.0
         print(leech(sys.argv[2], sys.argv[3], sys.argv[4], ip, limit))
+    elif cmd == "leech-utp":
+        print(leech(sys.argv[2], sys.argv[3], sys.argv[4], utp_only=True))
     elif cmd == "magnet-leech":
         print(magnet_leech(sys.argv[2], sys.argv[3], sys.argv[4]))
     elif cmd == "announce":

@@ -17,7 +17,7 @@ use bytes::Bytes;
 pub type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The targets that have seeds.
-pub const TARGETS: [&str; 28] = [
+pub const TARGETS: [&str; 30] = [
     "bencode",
     "metainfo",
     "magnet",
@@ -46,6 +46,8 @@ pub const TARGETS: [&str; 28] = [
     "tracker_client",
     "disk_paths",
     "state_files",
+    "utp_packet",
+    "utp_connection",
 ];
 
 /// Seeds of `target`.
@@ -79,6 +81,8 @@ pub fn for_target(target: &str) -> Seeds {
         "units" => units(),
         "tracker_client" => tracker_client(),
         "disk_paths" => disk_paths(),
+        "utp_packet" => utp_packet(),
+        "utp_connection" => random_seeds(82),
         _ => Vec::new(),
     }
 }
@@ -788,5 +792,55 @@ fn disk_paths() -> Seeds {
                 &[&[b"top", b"a"], &[b".pad", b"1"], &[b".pad", b"1"]],
             ),
         ),
+    ]
+}
+
+/// uTP packets of every type (BEP 29), with and without a selective ACK,
+/// an unknown extension before it, and the shapes the decoder refuses.
+fn utp_packet() -> Seeds {
+    use bittide_core::utp::{Packet, PacketType, SelectiveAck, SeqNr};
+
+    let mut sack = SelectiveAck::new(4);
+    sack.set(0);
+    sack.set(7);
+    let data = Packet {
+        kind: PacketType::Data,
+        conn_id: 0x3039,
+        timestamp_us: 0x0102_0304,
+        timestamp_diff_us: 1500,
+        wnd_size: 1 << 20,
+        seq_nr: SeqNr(0xfffe),
+        ack_nr: SeqNr(77),
+        selective_ack: Some(sack),
+        payload: b"\x13BitTorrent protocol",
+    };
+    let bare = |kind| {
+        Packet {
+            kind,
+            selective_ack: None,
+            payload: &[],
+            ..data
+        }
+        .to_vec()
+    };
+    let mut extension_bits = bare(PacketType::State);
+    extension_bits[1] = 2;
+    extension_bits.extend_from_slice(&[1, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 0xff, 0, 0, 1]);
+    let mut short_sack = data.to_vec();
+    short_sack[21] = 3;
+    let mut empty_sack = data.to_vec();
+    empty_sack[21] = 0;
+    let mut version_2 = bare(PacketType::Syn);
+    version_2[0] = 0x42;
+    vec![
+        ("data-with-sack", data.to_vec()),
+        ("syn", bare(PacketType::Syn)),
+        ("state", bare(PacketType::State)),
+        ("fin", bare(PacketType::Fin)),
+        ("reset", bare(PacketType::Reset)),
+        ("extension-bits-then-sack", extension_bits),
+        ("sack-of-3-bytes", short_sack),
+        ("empty-sack", empty_sack),
+        ("version-2", version_2),
     ]
 }

@@ -10,6 +10,7 @@
 //! One file per area: [`codec`] (stateless decoders), [`peer`] (one peer
 //! session), [`tracker`], [`dht`] (a node, its saved state), [`fetch`] (a
 //! magnet's metadata fetch), [`swarm`] (a torrent among hostile peers),
+//! [`utp`] (the uTP packet codec and one connection),
 //! [`engine`] (routing connections and datagrams), [`paths`] (where files
 //! go on disk).
 
@@ -23,6 +24,7 @@ mod paths;
 mod peer;
 mod swarm;
 mod tracker;
+mod utp;
 
 pub use codec::{
     bencode, bitfield, compact, extension_handshake, handshake, krpc, magnet, metainfo, pex,
@@ -37,3 +39,4 @@ pub use swarm::torrent_swarm;
 pub use tracker::{
     tracker_http_request, tracker_http_response, tracker_udp_client, tracker_udp_server,
 };
+pub use utp::{utp_connection, utp_packet};
