@@ -35,6 +35,8 @@ fn entry(target: &str) -> fn(&[u8]) {
         "dht_state" => fuzzing::dht_state,
         "engine_routing" => fuzzing::engine_routing,
         "torrent_swarm" => fuzzing::torrent_swarm,
+        "mse_initiator" => fuzzing::mse_initiator,
+        "mse_responder" => fuzzing::mse_responder,
         "resume" => driver::resume,
         "tracker_front" => driver::tracker_front,
         "units" => driver::units,
