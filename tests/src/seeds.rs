@@ -354,7 +354,7 @@ fn random_seeds(seed: u64) -> Seeds {
 /// point.
 fn mse(seed: u64) -> Seeds {
     let mut rng = Rng::new(Seed::from_u64(seed));
-    let mut input = |mode: u8, split: u16, noise: &mut dyn FnMut(&mut Vec<u8>)| {
+    let input = |mode: u8, split: u16, noise: &mut dyn FnMut(&mut Vec<u8>)| {
         let mut v = vec![mode];
         v.extend_from_slice(&split.to_be_bytes());
         noise(&mut v);
