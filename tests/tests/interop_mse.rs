@@ -7,7 +7,9 @@
 //!   from a forced libtorrent seeder, byte for byte; with `--encryption
 //!   disabled` the same download gets nothing, which shows the others were
 //!   encrypted;
-//! - `bittide seed --encryption required` → a forced libtorrent leecher.
+//! - `bittide seed --encryption required` → a forced libtorrent leecher;
+//! - `bittide download` (`enabled`) from a libtorrent with encryption
+//!   disabled: the plaintext retry after the refused encrypted try.
 //!
 //! Peers are given by address (libtorrent never dialled an
 //! encryption-forced peer it learned from a tracker in our runs;
@@ -147,4 +149,30 @@ fn an_encryption_forced_libtorrent_downloads_from_bittide() {
     assert_eq!(verdict, "done");
     eprintln!("libtorrent leech: {:?}", started.elapsed());
     same_file(&src.join("secret.bin"), &out.join("secret.bin"));
+}
+
+/// `--encryption enabled` against a libtorrent that refuses encryption
+/// (both policies disabled): the encrypted first try is refused, the
+/// retry in plaintext downloads everything.
+#[test]
+fn bittide_falls_back_to_plaintext_for_a_libtorrent_without_encryption() {
+    let dir = TempDir::new("mse-fallback");
+    let (src, torrent) = content_and_torrent(dir.path());
+    let port = free_port();
+    let _seeder = libtorrent_server(&[
+        "--encryption",
+        "disabled",
+        "seed",
+        torrent.to_str().unwrap(),
+        src.to_str().unwrap(),
+        &port.to_string(),
+    ]);
+    let out = dir.path().join("out");
+    let started = Instant::now();
+    assert!(download(&torrent, &out, port, "enabled", "60"));
+    eprintln!("fallback download: {:?}", started.elapsed());
+    same_file(&src.join("secret.bin"), &out.join("secret.bin"));
+    // `required` never falls back.
+    let out = dir.path().join("out-required");
+    assert!(!download(&torrent, &out, port, "required", "8"));
 }
