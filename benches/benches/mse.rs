@@ -2,6 +2,8 @@
 //! issue's target is at most 0.4 CPU-s per GiB), and what one handshake
 //! costs (two 768-bit exponentiations a side).
 
+#![allow(missing_docs)] // criterion_group! generates undocumented functions.
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::hint::black_box;
 
