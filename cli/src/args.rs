@@ -11,8 +11,10 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use bittide_core::engine::EncryptionMode;
 use bittide_core::InfoHash;
 use bittide_driver::units;
+use serde::{Deserialize, Serialize};
 
 use crate::exit::{Exit, Failure};
 
@@ -20,6 +22,31 @@ use crate::exit::{Exit, Failure};
 /// deadline past the clock's range would overflow, and a year is as good
 /// as forever for a command.
 pub(crate) const LONGEST_WAIT: Duration = Duration::from_secs(365 * 86_400);
+
+/// `--encryption`: message stream encryption (MSE/PE) of peer
+/// connections, as `download`, `seed` and `daemon` take it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Encryption {
+    /// Plaintext only; encrypted peers are refused.
+    Disabled,
+    /// Accept both; connect encrypted first (RC4), in plaintext to a peer
+    /// that refused it.
+    #[default]
+    Enabled,
+    /// Encrypted (RC4) only, both ways; plaintext peers are refused.
+    Required,
+}
+
+impl From<Encryption> for EncryptionMode {
+    fn from(e: Encryption) -> EncryptionMode {
+        match e {
+            Encryption::Disabled => EncryptionMode::Disabled,
+            Encryption::Enabled => EncryptionMode::Enabled,
+            Encryption::Required => EncryptionMode::Required,
+        }
+    }
+}
 
 /// An info-hash or node id: 40 hex digits.
 pub(crate) fn parse_hash(text: &str) -> Result<InfoHash, Failure> {

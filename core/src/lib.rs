@@ -32,6 +32,7 @@ mod error;
 mod handles;
 pub mod krpc;
 pub mod metainfo;
+pub mod mse;
 pub mod peer;
 pub mod picker;
 mod rng;

@@ -56,6 +56,15 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
                                              reply (or "error ..."); exiting
                                              sends the tracker `stopped`
 
+  lt_tool.py --encryption forced COMMAND ...
+                                          -> any command with libtorrent's
+                                             encryption forced both ways
+                                             (out_enc_policy = in_enc_policy =
+                                             pe_forced) and RC4 the only level
+                                             (allowed_enc_level = pe_rc4);
+                                             ("enabled", "disabled": both
+                                             policies that, either level)
+
 Everything stays on 127.0.0.1; DHT, LSD, UPnP and NAT-PMP are off
 (shared/INTEROP.md).
 """
@@ -67,6 +76,22 @@ import warnings
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 import libtorrent as lt
+
+# Set by a leading `--encryption MODE` (see the docstring); None leaves
+# libtorrent's defaults (both policies enabled, either level).
+ENCRYPTION = None
+
+
+def encryption_settings(mode):
+    if mode is None:
+        return {}
+    policy = {"forced": 0, "enabled": 1, "disabled": 2}[mode]
+    return {
+        "out_enc_policy": policy,
+        "in_enc_policy": policy,
+        # 1 plaintext, 2 RC4, 3 both.
+        "allowed_enc_level": 2 if mode == "forced" else 3,
+    }
 
 
 def info_hash(path):
@@ -134,6 +159,7 @@ def settings(port=0, ip="127.0.0.1", utp_only=False):
         "enable_outgoing_utp": False,
         "enable_incoming_utp": False,
         "alert_mask": 0x7FFFFFFF,
+        **encryption_settings(ENCRYPTION),
     }
 
 
@@ -439,6 +465,10 @@ def tempfile_dir():
 
 
 def main():
+    global ENCRYPTION
+    if sys.argv[1] == "--encryption":
+        ENCRYPTION = sys.argv[2]
+        del sys.argv[1:3]
     cmd = sys.argv[1]
     if cmd == "hash":
         print(info_hash(sys.argv[2]))

@@ -17,7 +17,7 @@ use bytes::Bytes;
 pub type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The targets that have seeds.
-pub const TARGETS: [&str; 30] = [
+pub const TARGETS: [&str; 32] = [
     "bencode",
     "metainfo",
     "magnet",
@@ -48,6 +48,8 @@ pub const TARGETS: [&str; 30] = [
     "state_files",
     "utp_packet",
     "utp_connection",
+    "mse_initiator",
+    "mse_responder",
 ];
 
 /// Seeds of `target`.
@@ -83,6 +85,8 @@ pub fn for_target(target: &str) -> Seeds {
         "disk_paths" => disk_paths(),
         "utp_packet" => utp_packet(),
         "utp_connection" => random_seeds(82),
+        "mse_initiator" => mse(82),
+        "mse_responder" => mse(83),
         _ => Vec::new(),
     }
 }
@@ -347,6 +351,40 @@ fn random_seeds(seed: u64) -> Seeds {
             (["random-256", "random-512", "random-1k", "random-2k"][i], v)
         })
         .collect()
+}
+
+/// MSE seeds: the first byte picks raw bytes (even) or an honest peer's
+/// messages with the rest xored over them (odd), the next two the split
+/// point.
+fn mse(seed: u64) -> Seeds {
+    let mut rng = Rng::new(Seed::from_u64(seed));
+    let input = |mode: u8, split: u16, noise: &mut dyn FnMut(&mut Vec<u8>)| {
+        let mut v = vec![mode];
+        v.extend_from_slice(&split.to_be_bytes());
+        noise(&mut v);
+        v
+    };
+    let mut garbage = vec![0u8; 1024];
+    rng.fill(&mut garbage);
+    vec![
+        ("honest", input(1, 0, &mut |_| {})),
+        ("honest-split-in-key", input(1, 50, &mut |_| {})),
+        ("honest-split-late", input(1, 700, &mut |_| {})),
+        // Flips one byte far into the stream: in the VC, the method or the
+        // padding length, depending on the padding drawn.
+        (
+            "flip-late",
+            input(1, 300, &mut |v| {
+                v.extend((0..680).map(|i| u8::from(i == 679)))
+            }),
+        ),
+        ("flip-key", input(1, 0, &mut |v| v.push(0x80))),
+        (
+            "raw-garbage",
+            input(0, 512, &mut |v| v.extend_from_slice(&garbage)),
+        ),
+        ("raw-zero-key", input(0, 0, &mut |v| v.extend([0u8; 96]))),
+    ]
 }
 
 fn tracker_http_response() -> Seeds {

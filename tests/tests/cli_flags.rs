@@ -337,6 +337,7 @@ const STATE_THE_DEFAULT: &[&str] = &[
     "--download-limit",
     "--max-peers",
     "--max-peers-per-ip",
+    "--encryption",
     "--state-dir",
     "--dht-state",
     "--dht-bootstrap",

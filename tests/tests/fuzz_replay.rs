@@ -37,6 +37,8 @@ fn entry(target: &str) -> fn(&[u8]) {
         "torrent_swarm" => fuzzing::torrent_swarm,
         "utp_packet" => fuzzing::utp_packet,
         "utp_connection" => fuzzing::utp_connection,
+        "mse_initiator" => fuzzing::mse_initiator,
+        "mse_responder" => fuzzing::mse_responder,
         "resume" => driver::resume,
         "tracker_front" => driver::tracker_front,
         "units" => driver::units,

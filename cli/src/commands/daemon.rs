@@ -214,6 +214,7 @@ fn session_config(s: &Effective) -> SessionConfig {
     c.settings.seed_time = s.seed_time;
     c.max_peers = s.max_peers;
     c.max_peers_per_ip = s.max_peers_per_ip;
+    c.encryption = s.encryption.into();
     c
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bittide_driver::client::SessionOptions;
 use bittide_driver::units::{parse_duration, parse_rate};
 
-use crate::args::{parse_listen, parse_peer};
+use crate::args::{parse_listen, parse_peer, Encryption};
 use crate::exit::Failure;
 use crate::session::{self, SessionDhtArgs};
 
@@ -70,6 +70,9 @@ pub(crate) struct Args {
     /// [default: unlimited].
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     download_limit: Option<u64>,
+    /// Message stream encryption (MSE/PE) of peer connections.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t)]
+    encryption: Encryption,
     #[command(flatten)]
     dht: SessionDhtArgs,
 }
@@ -106,6 +109,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         download_rate: args.download_limit.unwrap_or(0),
         dht,
         seed_only: false,
+        encryption: args.encryption.into(),
     };
     session::run(options, args.json, mode)
 }

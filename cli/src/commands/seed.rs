@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use bittide_driver::client::{SessionOptions, TorrentSource};
 use bittide_driver::units::parse_rate;
 
-use crate::args::{parse_listen, parse_peer};
+use crate::args::{parse_listen, parse_peer, Encryption};
 use crate::exit::Failure;
 use crate::session::{self, SessionDhtArgs};
 
@@ -47,6 +47,9 @@ pub(crate) struct Args {
     /// [default: unlimited].
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     upload_limit: Option<u64>,
+    /// Message stream encryption (MSE/PE) of peer connections.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t)]
+    encryption: Encryption,
     #[command(flatten)]
     dht: SessionDhtArgs,
 }
@@ -78,6 +81,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         download_rate: 0,
         dht,
         seed_only: true,
+        encryption: args.encryption.into(),
     };
     session::run(options, args.json, session::Mode::Seed)
 }

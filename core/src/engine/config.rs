@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::HandshakeLimits;
+use super::{EncryptionMode, HandshakeLimits};
 use crate::dht::DhtConfig;
 use crate::torrent::TorrentConfig;
 use crate::wire::PeerId;
@@ -23,6 +23,8 @@ pub struct EngineConfig {
     pub dht: Option<DhtSettings>,
     /// Budgets over all torrents and the active limits (queueing).
     pub limits: SessionLimits,
+    /// Message stream encryption on peer connections.
+    pub encryption: EncryptionMode,
 }
 
 /// Limits over all the engine's torrents. Budgets are split among the
@@ -113,6 +115,7 @@ impl Default for EngineConfig {
             handshakes: HandshakeLimits::default(),
             dht: None,
             limits: SessionLimits::default(),
+            encryption: EncryptionMode::default(),
         }
     }
 }

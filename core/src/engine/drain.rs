@@ -36,12 +36,17 @@ impl Engine {
             match o {
                 TorrentOutput::Connect { conn, addr } => {
                     self.conns.insert(conn, id);
+                    if let Some(t) = self.torrents.get(&id) {
+                        let info_hash = t.info_hash().0;
+                        self.encrypt_outgoing(conn, addr, info_hash);
+                    }
                     self.out.push_back(Output::Tcp {
                         conn,
                         action: TcpAction::Connect(addr),
                     });
                 }
                 TorrentOutput::Send { conn, data } => {
+                    let data = self.encrypt_send(conn, data);
                     self.out.push_back(Output::Tcp {
                         conn,
                         action: TcpAction::Send(data),
@@ -49,6 +54,7 @@ impl Engine {
                 }
                 TorrentOutput::Close { conn } => {
                     self.conns.remove(&conn);
+                    self.encryption.forget(conn);
                     self.out.push_back(Output::Tcp {
                         conn,
                         action: TcpAction::Close,

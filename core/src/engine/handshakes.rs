@@ -63,11 +63,14 @@ struct Waiting {
     addr: SocketAddr,
     accepted: Instant,
     buf: Vec<u8>,
+    /// Whether it has sent anything (an MSE handshake in progress has,
+    /// though nothing of its BitTorrent handshake is in `buf` yet).
+    spoke: bool,
 }
 
 impl Waiting {
     fn deadline(&self, limits: &HandshakeLimits) -> Instant {
-        let wait = if self.buf.is_empty() {
+        let wait = if !self.spoke {
             limits.first_byte
         } else {
             limits.handshake
@@ -120,7 +123,7 @@ impl PendingHandshakes {
             return Admission::Refused;
         }
         let evicted = if self.waiting.len() >= self.limits.max_total {
-            let silent = self.waiting.iter().find(|(_, w)| w.buf.is_empty());
+            let silent = self.waiting.iter().find(|(_, w)| !w.spoke);
             let oldest = silent.or_else(|| self.waiting.iter().next());
             let victim = oldest.map(|(c, _)| *c);
             if let Some(v) = victim {
@@ -137,6 +140,7 @@ impl PendingHandshakes {
                 addr,
                 accepted: now,
                 buf: Vec::new(),
+                spoke: false,
             },
         );
         match evicted {
@@ -156,9 +160,23 @@ impl PendingHandshakes {
         match self.waiting.get_mut(&conn) {
             Some(w) => {
                 w.buf.extend_from_slice(data);
+                w.spoke |= !data.is_empty();
                 &w.buf
             }
             None => &[],
+        }
+    }
+
+    /// Whether `conn` is waiting and has sent nothing yet.
+    pub(super) fn is_silent(&self, conn: ConnId) -> bool {
+        self.waiting.get(&conn).is_some_and(|w| !w.spoke)
+    }
+
+    /// `conn` sent bytes that are not (yet) its BitTorrent handshake (an
+    /// MSE handshake): it counts as a connection that spoke.
+    pub(super) fn mark_spoken(&mut self, conn: ConnId) {
+        if let Some(w) = self.waiting.get_mut(&conn) {
+            w.spoke = true;
         }
     }
 

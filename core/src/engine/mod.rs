@@ -7,6 +7,8 @@
 //! - `routing`: which torrent each connection belongs to (one map; ids
 //!   carry no meaning), incoming connections until their handshake names a
 //!   torrent (`handshakes` bounds how many may wait);
+//! - `encryption`: MSE/PE on connections ([`EncryptionMode`]), between
+//!   the sockets and the torrents, which see plaintext either way;
 //! - `trackers`: every torrent's announces; HTTP as [`Output::Http`], UDP
 //!   through one [`UdpTrackerClient`](crate::tracker::udp::UdpTrackerClient)
 //!   per tracker address shared by all torrents;
@@ -67,6 +69,8 @@ use crate::torrent::{StartMode, Torrent, TorrentInfo, TorrentState};
 use crate::tracker::TrackerError;
 pub use config::{DhtSettings, EngineConfig, SeedingGoal, SessionLimits};
 use dht::{DhtSchedules, DhtState};
+use encryption::Encryption;
+pub use encryption::{EncryptionMode, UnknownEncryptionMode};
 pub use handshakes::HandshakeLimits;
 use handshakes::PendingHandshakes;
 pub use output::{
@@ -116,6 +120,8 @@ pub struct Engine {
     conn_ids: ConnIds,
     /// Incoming connections not yet routed to a torrent.
     handshakes: PendingHandshakes,
+    /// MSE handshakes and ciphers of the connections that have them.
+    encryption: Encryption,
     trackers: Trackers,
     pending: BTreeMap<RequestId, Pending>,
     requests: RequestIds,
@@ -151,6 +157,7 @@ impl Engine {
         let trackers = Trackers::new(rng.child_seed());
         let mut engine = Engine {
             handshakes: PendingHandshakes::new(config.handshakes.clone()),
+            encryption: Encryption::new(config.encryption),
             config,
             torrents: TorrentTable::default(),
             magnets: BTreeMap::new(),
@@ -588,6 +595,7 @@ impl Engine {
         for conn in self.handshakes.expire(now) {
             self.close(conn);
         }
+        self.expire_mse(now);
         for id in self.timers.due_torrents(now) {
             if let Some(t) = self.torrents.get_mut(&id) {
                 if t.poll_timeout().is_some_and(|d| d <= now) {
@@ -630,8 +638,14 @@ impl Engine {
     /// Fills the timer table from every part's deadline.
     fn update_timers(&mut self) {
         let shutdown = self.shutdown.as_ref().filter(|s| !s.reported);
-        self.timers
-            .set(Timer::Handshakes, self.handshakes.next_deadline());
+        let handshakes = match (
+            self.handshakes.next_deadline(),
+            self.encryption.next_deadline(),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.timers.set(Timer::Handshakes, handshakes);
         self.timers
             .set(Timer::Shutdown, shutdown.map(|s| s.deadline));
         self.timers
@@ -705,6 +719,9 @@ mod budget_tests;
 mod config;
 mod dht;
 mod drain;
+mod encryption;
+#[cfg(test)]
+mod encryption_tests;
 mod handshakes;
 #[cfg(test)]
 mod hostile_tests;

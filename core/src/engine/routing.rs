@@ -17,13 +17,16 @@ use crate::wire::PROTOCOL;
 const HANDSHAKE_PREFIX: usize = 1 + PROTOCOL.len() + 8 + 20;
 
 impl Engine {
-    fn torrent_of(&self, conn: ConnId) -> Option<TorrentId> {
+    pub(super) fn torrent_of(&self, conn: ConnId) -> Option<TorrentId> {
         self.conns.get(&conn).copied()
     }
 
     /// An outgoing connection opened.
     pub fn handle_tcp_connected(&mut self, now: Instant, conn: ConnId) {
         self.now = now;
+        if !self.mse_connected(now, conn) {
+            return;
+        }
         if let Some(id) = self.torrent_of(conn) {
             self.conns.insert(conn, id);
             if let Some(t) = self.torrents.get_mut(&id) {
@@ -35,6 +38,7 @@ impl Engine {
     /// An outgoing connection failed.
     pub fn handle_tcp_failed(&mut self, now: Instant, conn: ConnId) {
         self.now = now;
+        self.encryption.forget(conn);
         if let Some(id) = self.torrent_of(conn) {
             self.conns.remove(&conn);
             if let Some(t) = self.torrents.get_mut(&id) {
@@ -72,6 +76,7 @@ impl Engine {
     }
 
     pub(super) fn close(&mut self, conn: ConnId) {
+        self.encryption.forget(conn);
         self.out.push_back(Output::Tcp {
             conn,
             action: TcpAction::Close,
@@ -85,8 +90,14 @@ impl Engine {
     }
 
     /// A chunk arrived on a connection; blocks are decoded in place.
+    ///
+    /// An encrypted connection's bytes go through its MSE layer first
+    /// (`encryption`), so what follows sees plaintext.
     pub fn handle_tcp_chunk(&mut self, now: Instant, conn: ConnId, data: Bytes) {
         self.now = now;
+        let Some(data) = self.mse_receive(now, conn, data) else {
+            return;
+        };
         if self.handshakes.contains(conn) {
             self.route_handshake(now, conn, &data);
             return;
@@ -135,6 +146,9 @@ impl Engine {
     pub fn handle_tcp_closed(&mut self, now: Instant, conn: ConnId) {
         self.now = now;
         self.handshakes.remove(conn);
+        if self.mse_closed(now, conn) {
+            return;
+        }
         if let Some(id) = self.conns.remove(&conn) {
             if let Some(t) = self.torrents.get_mut(&id) {
                 t.handle_closed(now, conn);

@@ -18,16 +18,16 @@ use crate::tracker::http::{encode_announce_response, parse_announce_query};
 use crate::tracker::server::{ServerConfig, TrackerServer};
 use crate::wire::PeerId;
 
-struct Node {
-    engine: Engine,
+pub(super) struct Node {
+    pub(super) engine: Engine,
     addr: SocketAddr,
     /// The torrent's bytes back to back (file slices map into it).
-    disk: Vec<u8>,
+    pub(super) disk: Vec<u8>,
     layout: crate::metainfo::FileLayout,
     torrent: TorrentId,
 }
 
-fn info(data: &[u8], tracker: &str, private: bool) -> TorrentInfo {
+pub(super) fn info(data: &[u8], tracker: &str, private: bool) -> TorrentInfo {
     let mut b = TorrentBuilder::single_file("e.bin", data.len() as u64);
     b.set_piece_length(16384);
     b.add_tracker_tier(vec![tracker.to_owned()]);
@@ -38,18 +38,29 @@ fn info(data: &[u8], tracker: &str, private: bool) -> TorrentInfo {
     TorrentInfo::from_metainfo(&Metainfo::from_bytes(&bytes).unwrap())
 }
 
-fn test_data() -> Vec<u8> {
+pub(super) fn test_data() -> Vec<u8> {
     (0..200_000u32).map(|i| (i * 7 % 253) as u8).collect()
 }
 
 /// A seeder (node 0) and a leecher (node 1) of `info`, on 127.0.0.1:7000
 /// and 127.0.0.2:7001 (TCP and UDP alike).
 fn seeder_and_leecher(info: &TorrentInfo, data: &[u8], dht: Option<DhtSettings>) -> Vec<Node> {
+    seeder_and_leecher_with(info, data, dht, [EncryptionMode::default(); 2])
+}
+
+/// [`seeder_and_leecher`] with each node's encryption mode.
+pub(super) fn seeder_and_leecher_with(
+    info: &TorrentInfo,
+    data: &[u8],
+    dht: Option<DhtSettings>,
+    encryption: [EncryptionMode; 2],
+) -> Vec<Node> {
     (0..2u16)
         .map(|i| {
             let mut config = EngineConfig {
                 listen_port: 7000 + i,
                 dht: dht.clone(),
+                encryption: encryption[usize::from(i)],
                 ..EngineConfig::default()
             };
             config.peer_id = PeerId([i as u8 + 1; 20]);
@@ -87,9 +98,11 @@ fn disk_at(layout: &crate::metainfo::FileLayout, s: &FileSlice) -> usize {
 
 /// What stands between the engines besides TCP.
 #[derive(Default)]
-struct World {
+pub(super) struct World {
     /// Answers HTTP announces (`None`: every HTTP request fails).
-    tracker: Option<TrackerServer>,
+    pub(super) tracker: Option<TrackerServer>,
+    /// TCP sends that carried a plaintext BitTorrent handshake, by node.
+    pub(super) plaintext_handshakes: BTreeMap<usize, usize>,
     /// A plain DHT node at `router_addr`.
     router: Option<Dht>,
     router_addr: Option<SocketAddr>,
@@ -100,14 +113,14 @@ struct World {
     /// Peers node 1 banned (for wrong metadata, or bad pieces).
     bad_metadata: usize,
     /// Connections each node opened, by node.
-    connects: BTreeMap<usize, usize>,
+    pub(super) connects: BTreeMap<usize, usize>,
     /// Events not handled above, by node.
     events: Vec<(usize, Event)>,
 }
 
 /// Carries every output out until node 1 finishes (or virtual time runs
 /// out); returns whether it did and the virtual time it took.
-fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
+pub(super) fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
     // (node, conn) -> (node, conn)
     let mut links: BTreeMap<(usize, ConnId), (usize, ConnId)> = BTreeMap::new();
     let mut now = Instant::ZERO;
@@ -150,6 +163,9 @@ fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                 nodes[i].engine.handle_tcp_connected(now, conn);
                             }
                             TcpAction::Send(bytes) => {
+                                if bytes.windows(19).any(|w| w == b"BitTorrent protocol") {
+                                    *world.plaintext_handshakes.entry(i).or_default() += 1;
+                                }
                                 if let Some(&(j, rc)) = links.get(&(i, conn)) {
                                     nodes[j].engine.handle_tcp_data(now, rc, &bytes);
                                 }

@@ -11,7 +11,8 @@
 //! session), [`tracker`], [`dht`] (a node, its saved state), [`fetch`] (a
 //! magnet's metadata fetch), [`swarm`] (a torrent among hostile peers),
 //! [`utp`] (the uTP packet codec and one connection),
-//! [`engine`] (routing connections and datagrams), [`paths`] (where files
+//! [`engine`] (routing connections and datagrams), [`mse`] (the
+//! encryption handshake from either side), [`paths`] (where files
 //! go on disk).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -20,6 +21,7 @@ mod codec;
 mod dht;
 mod engine;
 mod fetch;
+mod mse;
 mod paths;
 mod peer;
 mod swarm;
@@ -33,6 +35,7 @@ pub use codec::{
 pub use dht::{dht_datagram, dht_state};
 pub use engine::engine_routing;
 pub use fetch::metadata_fetch;
+pub use mse::{mse_initiator, mse_responder};
 pub use paths::disk_paths;
 pub use peer::peer_session_ops;
 pub use swarm::torrent_swarm;

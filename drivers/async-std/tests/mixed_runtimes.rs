@@ -62,6 +62,7 @@ fn options(
         upload_rate: 0,
         download_rate: 0,
         dht: None,
+        encryption: Default::default(),
     }
 }
 

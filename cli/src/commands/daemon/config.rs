@@ -20,7 +20,7 @@ use bittide_driver::units::{parse_duration, parse_rate};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::args::parse_listen;
+use crate::args::{parse_listen, Encryption};
 use crate::exit::{Exit, Failure};
 
 /// Where the API listens unless told otherwise: loopback, so a fresh
@@ -234,6 +234,10 @@ pub(crate) struct Options {
     /// Log records as text or as one JSON object per line [default: text].
     #[arg(long, value_name = "FORMAT")]
     pub(crate) log_format: Option<LogFormat>,
+    /// Message stream encryption (MSE/PE) of peer connections [default:
+    /// enabled].
+    #[arg(long, value_name = "MODE")]
+    pub(crate) encryption: Option<Encryption>,
 }
 
 impl Options {
@@ -269,6 +273,7 @@ impl Options {
             max_peers: self.max_peers.or(file.max_peers),
             max_peers_per_ip: self.max_peers_per_ip.or(file.max_peers_per_ip),
             log_format: self.log_format.or(file.log_format),
+            encryption: self.encryption.or(file.encryption),
         }
     }
 }
@@ -309,6 +314,7 @@ pub(crate) struct Effective {
     pub(crate) max_peers: usize,
     pub(crate) max_peers_per_ip: usize,
     pub(crate) log_format: LogFormat,
+    pub(crate) encryption: Encryption,
     /// Which session settings were given (by flag or file), so they win
     /// over those the state folder kept from the last run.
     #[serde(skip)]
@@ -429,6 +435,7 @@ pub(crate) fn resolve(flags: Options) -> Result<Effective, Failure> {
         max_peers: o.max_peers.unwrap_or(50),
         max_peers_per_ip: o.max_peers_per_ip.unwrap_or(1),
         log_format: o.log_format.unwrap_or_default(),
+        encryption: o.encryption.unwrap_or_default(),
         given,
         warnings,
     })

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bittide_core::dht::Dht;
-use bittide_core::engine::{DhtSettings, Engine, EngineConfig, Event};
+use bittide_core::engine::{DhtSettings, EncryptionMode, Engine, EngineConfig, Event};
 use bittide_core::metainfo::Magnet;
 use bittide_core::torrent::{TorrentEvent, TorrentState, TrackerStatus};
 use bittide_core::wire::PeerId;
@@ -75,6 +75,8 @@ pub struct SessionOptions {
     /// pass the check; otherwise the session ends with an error naming
     /// the path it expected, not a download that waits forever.
     pub seed_only: bool,
+    /// Message stream encryption of peer connections (MSE/PE).
+    pub encryption: EncryptionMode,
 }
 
 impl SessionOptions {
@@ -101,6 +103,7 @@ impl SessionOptions {
             download_rate: 0,
             dht: None,
             seed_only: false,
+            encryption: EncryptionMode::Enabled,
         }
     }
 }
@@ -326,6 +329,7 @@ pub async fn run<R: Runtime>(
         peer_id: random_peer_id(),
         listen_port: local.port(),
         dht: options.dht.as_ref().map(dht_settings),
+        encryption: options.encryption,
         ..EngineConfig::default()
     };
     // A tighter in-memory budget than the core's default keeps a download's

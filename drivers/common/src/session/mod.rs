@@ -33,7 +33,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bittide_core::engine::{Engine, EngineConfig, Event, SeedingGoal, SessionLimits};
+use bittide_core::engine::{
+    EncryptionMode, Engine, EngineConfig, Event, SeedingGoal, SessionLimits,
+};
 use bittide_core::metainfo::{Magnet, Metainfo};
 use bittide_core::picker::Priority;
 use bittide_core::torrent::{StartMode, TorrentInfo};
@@ -79,6 +81,8 @@ pub struct SessionConfig {
     pub max_peers_per_ip: usize,
     /// Our peer id (`None`: a random one).
     pub peer_id: Option<PeerId>,
+    /// Message stream encryption of peer connections (MSE/PE).
+    pub encryption: EncryptionMode,
 }
 
 impl SessionConfig {
@@ -97,6 +101,7 @@ impl SessionConfig {
             max_peers: 50,
             max_peers_per_ip: 1,
             peer_id: None,
+            encryption: EncryptionMode::Enabled,
         }
     }
 }
@@ -256,6 +261,7 @@ impl<R: Runtime> Session<R> {
             peer_id: config.peer_id.unwrap_or_else(random_peer_id),
             listen_port: local.port(),
             dht: dht.as_ref().map(dht_settings),
+            encryption: config.encryption,
             ..EngineConfig::default()
         };
         engine_config.limits = limits(&settings);
