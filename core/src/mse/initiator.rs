@@ -238,14 +238,7 @@ impl Initiator {
             return None;
         };
         let (send, receive) = self.ciphers?;
-        let mut cipher = if select == CryptoMethods::RC4 {
-            PayloadCipher::Rc4 {
-                send: Box::new(send),
-                receive: Box::new(receive),
-            }
-        } else {
-            PayloadCipher::Plaintext
-        };
+        let mut cipher = PayloadCipher::selected(select, send, receive);
         let mut received = self.received;
         cipher.decrypt(&mut received);
         Some(Established {

@@ -255,14 +255,7 @@ impl Responder {
             return None;
         };
         let (receive, send) = self.ciphers?;
-        let mut cipher = if select == CryptoMethods::RC4 {
-            PayloadCipher::Rc4 {
-                send: Box::new(send),
-                receive: Box::new(receive),
-            }
-        } else {
-            PayloadCipher::Plaintext
-        };
+        let mut cipher = PayloadCipher::selected(select, send, receive);
         let mut rest = self.received;
         cipher.decrypt(&mut rest);
         let mut received = self.initial_payload;

@@ -74,6 +74,23 @@ pub enum PayloadCipher {
 }
 
 impl PayloadCipher {
+    /// The cipher `crypto_select` chose, from the handshake's two RC4
+    /// streams (they are dropped when plaintext was chosen).
+    pub(crate) fn selected(
+        select: super::handshake::CryptoMethods,
+        send: Rc4Stream,
+        receive: Rc4Stream,
+    ) -> PayloadCipher {
+        if select == super::handshake::CryptoMethods::RC4 {
+            PayloadCipher::Rc4 {
+                send: Box::new(send),
+                receive: Box::new(receive),
+            }
+        } else {
+            PayloadCipher::Plaintext
+        }
+    }
+
     /// Encrypts bytes we are about to send, in place.
     pub fn encrypt(&mut self, data: &mut [u8]) {
         if let PayloadCipher::Rc4 { send, .. } = self {

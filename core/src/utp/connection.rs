@@ -571,16 +571,8 @@ impl Connection {
         let seq = self.seq_nr;
         self.seq_nr = seq.next();
         let datagram = self.encode(now, PacketType::Data, seq, &payload);
-        self.send.push(SentPacket {
-            seq,
-            kind: PacketType::Data,
-            payload,
-            sent_at: Some(now),
-            transmissions: 1,
-            need_resend: false,
-            sacked: false,
-            fast_resent: false,
-        });
+        self.send
+            .push(SentPacket::sent(seq, PacketType::Data, payload, now));
         self.arm_retransmit(now);
         Some(datagram)
     }
@@ -596,16 +588,8 @@ impl Connection {
         self.fin_sent = true;
         let seq = self.seq_nr;
         self.seq_nr = seq.next();
-        self.send.push(SentPacket {
-            seq,
-            kind: PacketType::Fin,
-            payload: Vec::new(),
-            sent_at: Some(now),
-            transmissions: 1,
-            need_resend: false,
-            sacked: false,
-            fast_resent: false,
-        });
+        self.send
+            .push(SentPacket::sent(seq, PacketType::Fin, Vec::new(), now));
         self.arm_retransmit(now);
         Some(self.encode(now, PacketType::Fin, seq, &[]))
     }

@@ -49,6 +49,22 @@ pub(crate) struct SentPacket {
     pub(crate) fast_resent: bool,
 }
 
+impl SentPacket {
+    /// A packet sent once at `now`, nothing known of its fate yet.
+    pub(crate) fn sent(seq: SeqNr, kind: PacketType, payload: Vec<u8>, now: Instant) -> SentPacket {
+        SentPacket {
+            seq,
+            kind,
+            payload,
+            sent_at: Some(now),
+            transmissions: 1,
+            need_resend: false,
+            sacked: false,
+            fast_resent: false,
+        }
+    }
+}
+
 /// What one ACK acknowledged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Acked {
@@ -255,16 +271,7 @@ mod tests {
     use super::*;
 
     fn packet(seq: u16, len: usize) -> SentPacket {
-        SentPacket {
-            seq: SeqNr(seq),
-            kind: PacketType::Data,
-            payload: vec![0; len],
-            sent_at: Some(Instant::ZERO),
-            transmissions: 1,
-            need_resend: false,
-            sacked: false,
-            fast_resent: false,
-        }
+        SentPacket::sent(SeqNr(seq), PacketType::Data, vec![0; len], Instant::ZERO)
     }
 
     #[test]
