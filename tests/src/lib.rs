@@ -170,26 +170,42 @@ pub fn start_seeding(
 /// Starts `tests/interop/lt_tool.py ARGS` (a libtorrent seeder of some
 /// kind) and returns once it prints `ready` (failing after 60 s); the
 /// guard stops it.
+///
+/// A seeder that dies before it is ready (libtorrent has crashed at
+/// session start on CI, with nothing on stderr) is started once more, and
+/// says so on stderr; a second failure fails the test with both accounts.
 pub fn libtorrent_server(args: &[&str]) -> ChildGuard {
-    use std::io::BufRead;
     require_tool(
         DEBIAN_PYTHON,
         &["-c", "import libtorrent"],
         "python3-libtorrent",
     );
+    let first = match start_libtorrent_server(args) {
+        Ok(guard) => return guard,
+        Err(why) => why,
+    };
+    eprintln!("libtorrent {args:?} did not start ({first}); starting it once more");
+    match start_libtorrent_server(args) {
+        Ok(guard) => guard,
+        Err(second) => panic!("libtorrent {args:?} did not start: {first}; again: {second}"),
+    }
+}
+
+fn start_libtorrent_server(args: &[&str]) -> Result<ChildGuard, String> {
+    use std::io::BufRead;
     let mut child = Command::new(DEBIAN_PYTHON)
         .arg(workspace_root().join("tests/interop/lt_tool.py"))
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("start libtorrent");
+        .map_err(|e| format!("cannot run {DEBIAN_PYTHON}: {e}"))?;
     let out = child.stdout.take().expect("piped stdout");
     // Its stderr is read all along (a full pipe would block it) and kept
     // for the failure message: why it did not start.
     let err = child.stderr.take().expect("piped stderr");
     let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    std::thread::spawn({
+    let reader = std::thread::spawn({
         let said = said.clone();
         move || {
             for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
@@ -201,23 +217,29 @@ pub fn libtorrent_server(args: &[&str]) -> ChildGuard {
             }
         }
     });
-    let guard = ChildGuard(child);
+    let mut guard = ChildGuard(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
         let _ = std::io::BufReader::new(out).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let line = rx
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .unwrap_or_default();
-    if line.trim() != "ready" {
-        drop(guard);
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let said = said.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        panic!("libtorrent {args:?} did not start: {said}");
+    let line = rx.recv_timeout(std::time::Duration::from_secs(60));
+    if line.as_deref().map(str::trim) == Ok("ready") {
+        return Ok(guard);
     }
-    guard
+    let printed = match &line {
+        Ok(l) if l.is_empty() => "closed its output".to_string(),
+        Ok(l) => format!("printed {:?}", l.trim()),
+        Err(_) => "printed nothing in 60 s".to_string(),
+    };
+    let _ = guard.0.kill();
+    let status = guard.0.wait();
+    // stderr ends with the process; its reader then has all of it.
+    let _ = reader.join();
+    let said = said.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+    Err(format!("it {printed}, {status}, stderr: {said:?}"))
 }
 
 /// Runs `tests/interop/lt_tool.py` with libtorrent and returns its stdout.
