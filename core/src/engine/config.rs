@@ -25,6 +25,31 @@ pub struct EngineConfig {
     pub limits: SessionLimits,
     /// Message stream encryption on peer connections.
     pub encryption: EncryptionMode,
+    /// Which transports carry peer connections.
+    pub transports: Transports,
+}
+
+/// Which transports carry peer connections: TCP, and uTP (BEP 29) on the
+/// UDP socket the DHT and UDP trackers use. With both on (the default)
+/// each is accepted incoming; an outgoing connection goes over uTP when
+/// peer exchange said the peer speaks it (BEP 11 flag 0x04) and over TCP
+/// otherwise, and one that cannot be opened is tried once over the other
+/// (the `utp` engine module says why).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transports {
+    /// TCP connections, both ways.
+    pub tcp: bool,
+    /// uTP connections, both ways.
+    pub utp: bool,
+}
+
+impl Default for Transports {
+    fn default() -> Transports {
+        Transports {
+            tcp: true,
+            utp: true,
+        }
+    }
 }
 
 /// Limits over all the engine's torrents. Budgets are split among the
@@ -116,6 +141,7 @@ impl Default for EngineConfig {
             dht: None,
             limits: SessionLimits::default(),
             encryption: EncryptionMode::default(),
+            transports: Transports::default(),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! torrent's events mean for the engine (a complete torrent's empty files,
 //! a magnet's metadata).
 
-use super::{DiskOp, Engine, Event, Output, TcpAction};
+use super::{DiskOp, Engine, Event, Output};
 use crate::handles::TorrentId;
 use crate::torrent::{Torrent, TorrentEvent, TorrentOutput, TorrentState};
 
@@ -40,25 +40,16 @@ impl Engine {
                         let info_hash = t.info_hash().0;
                         self.encrypt_outgoing(conn, addr, info_hash);
                     }
-                    self.out.push_back(Output::Tcp {
-                        conn,
-                        action: TcpAction::Connect(addr),
-                    });
+                    self.stream_connect(now, conn, addr);
                 }
                 TorrentOutput::Send { conn, data } => {
                     let data = self.encrypt_send(conn, data);
-                    self.out.push_back(Output::Tcp {
-                        conn,
-                        action: TcpAction::Send(data),
-                    });
+                    self.stream_send(conn, data);
                 }
                 TorrentOutput::Close { conn } => {
                     self.conns.remove(&conn);
                     self.encryption.forget(conn);
-                    self.out.push_back(Output::Tcp {
-                        conn,
-                        action: TcpAction::Close,
-                    });
+                    self.stream_close(conn);
                 }
                 TorrentOutput::Verify {
                     piece,

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{Engine, Output, TcpAction};
+use super::Engine;
 use crate::handles::ConnId;
 use crate::mse::{keys, CryptoMethods, Initiator, PayloadCipher, Responder, Status};
 use crate::time::Instant;
@@ -365,14 +365,14 @@ impl Engine {
                 self.encryption
                     .layers
                     .insert(conn, Layer::Established(done.cipher));
-                let Some(t) = self
+                self.torrent_connected(now, conn);
+                if done.received.is_empty() {
+                    return;
+                }
+                if let Some(t) = self
                     .torrent_of(conn)
                     .and_then(|id| self.torrents.get_mut(&id))
-                else {
-                    return;
-                };
-                t.handle_connected(now, conn);
-                if !done.received.is_empty() {
+                {
                     t.handle_chunk(now, conn, Bytes::from(done.received));
                 }
             }
@@ -381,9 +381,6 @@ impl Engine {
     }
 
     fn send_raw(&mut self, conn: ConnId, data: Vec<u8>) {
-        self.out.push_back(Output::Tcp {
-            conn,
-            action: TcpAction::Send(data),
-        });
+        self.stream_send(conn, data);
     }
 }

@@ -7,8 +7,11 @@
 //! - `routing`: which torrent each connection belongs to (one map; ids
 //!   carry no meaning), incoming connections until their handshake names a
 //!   torrent (`handshakes` bounds how many may wait);
+//! - `transport`: TCP (the driver's) and uTP (BEP 29, on the UDP
+//!   socket) under every connection ([`Transports`]), which transport an
+//!   outgoing connection tries first and the fallback to the other;
 //! - `encryption`: MSE/PE on connections ([`EncryptionMode`]), between
-//!   the sockets and the torrents, which see plaintext either way;
+//!   the transports and the torrents, which see plaintext either way;
 //! - `trackers`: every torrent's announces; HTTP as [`Output::Http`], UDP
 //!   through one [`UdpTrackerClient`](crate::tracker::udp::UdpTrackerClient)
 //!   per tracker address shared by all torrents;
@@ -67,7 +70,7 @@ use crate::time::Instant;
 use crate::torrent::peers::PeerSource;
 use crate::torrent::{StartMode, Torrent, TorrentInfo, TorrentState};
 use crate::tracker::TrackerError;
-pub use config::{DhtSettings, EngineConfig, SeedingGoal, SessionLimits};
+pub use config::{DhtSettings, EngineConfig, SeedingGoal, SessionLimits, Transports};
 use dht::{DhtSchedules, DhtState};
 use encryption::Encryption;
 pub use encryption::{EncryptionMode, UnknownEncryptionMode};
@@ -81,6 +84,8 @@ use table::TorrentTable;
 pub use timers::TimerReason;
 use timers::{Timer, Timers};
 use trackers::Trackers;
+pub use transport::Transport;
+use transport::TransportState;
 
 /// A name lookup of the engine's own (trackers keep theirs).
 #[derive(Clone, Debug)]
@@ -122,6 +127,8 @@ pub struct Engine {
     handshakes: PendingHandshakes,
     /// MSE handshakes and ciphers of the connections that have them.
     encryption: Encryption,
+    /// The uTP socket and which transport each connection uses.
+    transport: TransportState,
     trackers: Trackers,
     pending: BTreeMap<RequestId, Pending>,
     requests: RequestIds,
@@ -155,7 +162,9 @@ impl Engine {
             schedules: DhtSchedules::default(),
         });
         let trackers = Trackers::new(rng.child_seed());
+        let transport = TransportState::new(config.transports, rng.child_seed());
         let mut engine = Engine {
+            transport,
             handshakes: PendingHandshakes::new(config.handshakes.clone()),
             encryption: Encryption::new(config.encryption),
             config,
@@ -507,6 +516,10 @@ impl Engine {
             }
             return;
         }
+        if crate::utp::is_utp_datagram(payload) {
+            self.handle_utp(now, from, payload);
+            return;
+        }
         if self.trackers.handle_datagram(now, from, payload) {
             self.collect_trackers(now);
         }
@@ -596,6 +609,7 @@ impl Engine {
             self.close(conn);
         }
         self.expire_mse(now);
+        self.utp_timeout(now);
         for id in self.timers.due_torrents(now) {
             if let Some(t) = self.torrents.get_mut(&id) {
                 if t.poll_timeout().is_some_and(|d| d <= now) {
@@ -646,6 +660,7 @@ impl Engine {
             (a, b) => a.or(b),
         };
         self.timers.set(Timer::Handshakes, handshakes);
+        self.timers.set(Timer::Utp, self.transport.next_deadline());
         self.timers
             .set(Timer::Shutdown, shutdown.map(|s| s.deadline));
         self.timers
@@ -684,13 +699,22 @@ impl Engine {
     pub fn poll_output(&mut self, now: Instant) -> Output {
         self.now = self.now.max(now);
         if self.out.is_empty() {
-            self.drain_torrents();
-            if self.policy.dirty {
-                // A state changed (a download finished, a check ended):
-                // slots and budgets follow before the driver waits.
-                let now = self.now;
-                self.run_policy(now);
+            let now = self.now;
+            loop {
                 self.drain_torrents();
+                if self.policy.dirty {
+                    // A state changed (a download finished, a check
+                    // ended): slots and budgets follow before the driver
+                    // waits.
+                    self.run_policy(now);
+                    self.drain_torrents();
+                }
+                // What the sessions wrote on uTP connections leaves as
+                // datagrams; what the connections report may give the
+                // torrents more to say.
+                if !self.pump_utp(now) {
+                    break;
+                }
             }
         }
         if self.out.is_empty() {
@@ -738,3 +762,4 @@ mod table;
 mod tests;
 mod timers;
 mod trackers;
+mod transport;

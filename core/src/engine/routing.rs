@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use super::handshakes::Admission;
-use super::{Engine, Output, TcpAction};
+use super::Engine;
 use crate::handles::{ConnId, TorrentId};
 use crate::metainfo::InfoHash;
 use crate::time::Instant;
@@ -24,23 +24,40 @@ impl Engine {
     /// An outgoing connection opened.
     pub fn handle_tcp_connected(&mut self, now: Instant, conn: ConnId) {
         self.now = now;
-        if !self.mse_connected(now, conn) {
-            return;
+        self.stream_connected(now, conn);
+    }
+
+    /// An outgoing connection (of either transport) opened.
+    pub(super) fn stream_connected(&mut self, now: Instant, conn: ConnId) {
+        self.dial_done(conn);
+        if self.mse_connected(now, conn) {
+            self.torrent_connected(now, conn);
         }
-        if let Some(id) = self.torrent_of(conn) {
-            self.conns.insert(conn, id);
-            if let Some(t) = self.torrents.get_mut(&id) {
-                t.handle_connected(now, conn);
+    }
+
+    /// Tells the torrent its outgoing connection is open (after the MSE
+    /// handshake, if there is one), and over which transport.
+    pub(super) fn torrent_connected(&mut self, now: Instant, conn: ConnId) {
+        let utp = self.transport_of(conn) == Some(super::Transport::Utp);
+        if let Some(t) = self.torrent_of(conn).and_then(|id| self.torrents.get_mut(&id)) {
+            t.handle_connected(now, conn);
+            if utp {
+                t.set_utp(conn);
             }
         }
     }
 
-    /// An outgoing connection failed.
+    /// An outgoing connection failed (uTP may still be tried: the
+    /// `transport` module).
     pub fn handle_tcp_failed(&mut self, now: Instant, conn: ConnId) {
         self.now = now;
+        self.dial_failed(now, conn);
+    }
+
+    /// An outgoing connection could not be opened over any transport.
+    pub(super) fn stream_failed(&mut self, now: Instant, conn: ConnId) {
         self.encryption.forget(conn);
-        if let Some(id) = self.torrent_of(conn) {
-            self.conns.remove(&conn);
+        if let Some(id) = self.conns.remove(&conn) {
             if let Some(t) = self.torrents.get_mut(&id) {
                 t.handle_connect_failed(now, conn);
             }
@@ -48,11 +65,20 @@ impl Engine {
     }
 
     /// A peer connected to our listen port. Returns the id to use for it,
-    /// or `None` to close it at once (its IP already has as many
-    /// handshakes waiting as it may). To make room, an older connection
-    /// still waiting may be closed (the `handshakes` module explains the rules).
+    /// or `None` to close it at once (TCP is off, or its IP already has as
+    /// many handshakes waiting as it may). To make room, an older
+    /// connection still waiting may be closed (the `handshakes` module
+    /// explains the rules).
     pub fn handle_tcp_incoming(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnId> {
         self.now = now;
+        if !self.config.transports.tcp {
+            return None;
+        }
+        self.admit_incoming(now, addr)
+    }
+
+    /// Admission for an incoming connection of either transport.
+    pub(super) fn admit_incoming(&mut self, now: Instant, addr: SocketAddr) -> Option<ConnId> {
         if self.shutdown.is_some() || self.incoming_over_budget() {
             return None;
         }
@@ -77,10 +103,7 @@ impl Engine {
 
     pub(super) fn close(&mut self, conn: ConnId) {
         self.encryption.forget(conn);
-        self.out.push_back(Output::Tcp {
-            conn,
-            action: TcpAction::Close,
-        });
+        self.stream_close(conn);
     }
 
     /// Bytes arrived on a connection (copied; see
@@ -95,6 +118,11 @@ impl Engine {
     /// (`encryption`), so what follows sees plaintext.
     pub fn handle_tcp_chunk(&mut self, now: Instant, conn: ConnId, data: Bytes) {
         self.now = now;
+        self.stream_data(now, conn, data);
+    }
+
+    /// Bytes that arrived on a connection of either transport.
+    pub(super) fn stream_data(&mut self, now: Instant, conn: ConnId, data: Bytes) {
         let Some(data) = self.mse_receive(now, conn, data) else {
             return;
         };
@@ -134,7 +162,11 @@ impl Engine {
         match routed {
             Some(id) => {
                 self.conns.insert(conn, id);
+                let utp = self.transport_of(conn) == Some(super::Transport::Utp);
                 if let Some(t) = self.torrents.get_mut(&id) {
+                    if utp {
+                        t.set_utp(conn);
+                    }
                     t.handle_chunk(now, conn, Bytes::from(bytes));
                 }
             }
@@ -145,6 +177,11 @@ impl Engine {
     /// A connection closed.
     pub fn handle_tcp_closed(&mut self, now: Instant, conn: ConnId) {
         self.now = now;
+        self.stream_closed(now, conn);
+    }
+
+    /// A connection of either transport closed.
+    pub(super) fn stream_closed(&mut self, now: Instant, conn: ConnId) {
         self.handshakes.remove(conn);
         if self.mse_closed(now, conn) {
             return;

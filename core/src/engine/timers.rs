@@ -14,6 +14,8 @@ use crate::time::Instant;
 pub enum TimerReason {
     /// An incoming connection must finish its handshake.
     Handshakes,
+    /// A uTP connection's timer (retransmission, keep-alive, close).
+    Utp,
     /// A UDP tracker request is due for retransmission.
     Trackers,
     /// The DHT node (query timeouts, table upkeep).
@@ -34,6 +36,7 @@ pub enum TimerReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Timer {
     Handshakes,
+    Utp,
     Trackers,
     DhtNode,
     DhtLookups,
@@ -42,8 +45,9 @@ pub(super) enum Timer {
 }
 
 impl Timer {
-    const ALL: [Timer; 6] = [
+    const ALL: [Timer; 7] = [
         Timer::Handshakes,
+        Timer::Utp,
         Timer::Trackers,
         Timer::DhtNode,
         Timer::DhtLookups,
@@ -54,6 +58,7 @@ impl Timer {
     fn reason(self) -> TimerReason {
         match self {
             Timer::Handshakes => TimerReason::Handshakes,
+            Timer::Utp => TimerReason::Utp,
             Timer::Trackers => TimerReason::Trackers,
             Timer::DhtNode => TimerReason::DhtNode,
             Timer::DhtLookups => TimerReason::DhtLookups,

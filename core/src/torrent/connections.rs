@@ -33,6 +33,7 @@ impl Torrent {
                     counted: Counted::Nothing,
                     connected_event_sent: false,
                     exchange: PeerExchange::default(),
+                    utp: false,
                 },
             );
             self.out.push_back(TorrentOutput::Connect { conn, addr });
@@ -117,9 +118,24 @@ impl Torrent {
                 counted: Counted::Nothing,
                 connected_event_sent: false,
                 exchange: PeerExchange::default(),
+                utp: false,
             },
         );
         true
+    }
+
+    /// The engine carries `conn` over uTP (BEP 29) rather than TCP: peer
+    /// exchange tells others the peer speaks it (BEP 11 flag 0x04), and
+    /// [`PeerInfo::utp`] shows it.
+    pub fn set_utp(&mut self, conn: ConnId) {
+        if let Some(p) = self.peers.get_mut(&conn) {
+            p.utp = true;
+        }
+    }
+
+    /// Whether peer exchange said `addr` speaks uTP (BEP 11 flag 0x04).
+    pub fn advertises_utp(&self, addr: &SocketAddr) -> bool {
+        self.list.flags(addr).has(PexFlags::UTP)
     }
 
     /// Bytes arrived on a connection (copied; see
@@ -320,6 +336,9 @@ impl Torrent {
                 };
                 if matches!(s.remote_pieces(), RemotePieces::All) {
                     flags |= PexFlags::SEED;
+                }
+                if p.utp {
+                    flags |= PexFlags::UTP;
                 }
                 Some((*c, addr, PexFlags(flags)))
             })

@@ -251,6 +251,8 @@ struct Peer {
     connected_event_sent: bool,
     /// Metadata served and addresses exchanged with it.
     exchange: PeerExchange,
+    /// The connection runs over uTP (BEP 29), not TCP.
+    utp: bool,
 }
 
 #[derive(Debug, Default)]

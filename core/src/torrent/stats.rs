@@ -46,6 +46,8 @@ pub struct PeerInfo {
     pub direction: Direction,
     /// Where its address came from.
     pub source: PeerSource,
+    /// Whether the connection runs over uTP (BEP 29) rather than TCP.
+    pub utp: bool,
 }
 
 /// A torrent's transfers over its whole life, across sessions: what the
@@ -150,6 +152,7 @@ impl Torrent {
                     },
                     direction: s.direction(),
                     source,
+                    utp: p.utp,
                 })
             })
             .collect()

@@ -191,60 +191,63 @@ impl UtpSocket {
     }
 
     /// A datagram from `from` that [`is_utp_datagram`](super::is_utp_datagram)
-    /// claimed.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+    /// claimed. Returns the connection it went to (a new one for an
+    /// accepted SYN), whose bytes may now be readable or whose send
+    /// buffer may have room.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) -> Option<UtpConnId> {
         let Ok(packet) = Packet::decode(datagram) else {
             self.ignored += 1;
-            return;
+            return None;
         };
-        match packet.kind {
-            PacketType::Syn => self.handle_syn(now, from, &packet),
-            PacketType::Reset => {
-                // The sender echoes whichever of our two ids it knows.
-                let id = [
-                    packet.conn_id,
-                    packet.conn_id.wrapping_sub(1),
-                    packet.conn_id.wrapping_add(1),
-                ]
-                .into_iter()
-                .find_map(|k| self.by_key.get(&(from, k)).copied());
-                match id.and_then(|id| self.conns.get_mut(&id)) {
-                    Some(e) => e.conn.handle_packet(now, &packet),
-                    None => self.ignored += 1,
-                }
-            }
-            _ => match self.by_key.get(&(from, packet.conn_id)).copied() {
-                Some(id) => {
-                    if let Some(e) = self.conns.get_mut(&id) {
-                        e.conn.handle_packet(now, &packet);
-                    }
-                }
-                None => {
-                    self.ignored += 1;
+        let id = match packet.kind {
+            PacketType::Syn => return self.handle_syn(now, from, &packet),
+            // The sender of a RESET echoes whichever of our two ids it knows.
+            PacketType::Reset => [
+                packet.conn_id,
+                packet.conn_id.wrapping_sub(1),
+                packet.conn_id.wrapping_add(1),
+            ]
+            .into_iter()
+            .find_map(|k| self.by_key.get(&(from, k)).copied()),
+            _ => {
+                let id = self.by_key.get(&(from, packet.conn_id)).copied();
+                if id.is_none() {
                     self.queue_reset(now, from, &packet);
                 }
-            },
+                id
+            }
+        };
+        match id.and_then(|id| self.conns.get_mut(&id)) {
+            Some(e) => e.conn.handle_packet(now, &packet),
+            None => self.ignored += 1,
         }
+        id
     }
 
-    fn handle_syn(&mut self, now: Instant, from: SocketAddr, syn: &Packet<'_>) {
+    fn handle_syn(&mut self, now: Instant, from: SocketAddr, syn: &Packet<'_>) -> Option<UtpConnId> {
         if let Some(&id) = self.by_key.get(&(from, syn.conn_id.wrapping_add(1))) {
             if let Some(e) = self.conns.get_mut(&id) {
                 e.conn.handle_packet(now, syn);
             }
-            return;
+            return Some(id);
         }
         if !self.accepting
             || self.conns.len() >= self.limits.max_connections
             || self.half_open() >= self.limits.max_half_open
         {
             self.ignored += 1;
-            return;
+            return None;
         }
         let seq = SeqNr((self.rng.next_u32() & 0xffff) as u16);
         let conn = Connection::accept(now, self.config, syn, seq);
         let id = self.insert(from, conn);
         self.events.push_back(SocketEvent::Incoming(id, from));
+        Some(id)
     }
 
     fn queue_reset(&mut self, now: Instant, to: SocketAddr, packet: &Packet<'_>) {

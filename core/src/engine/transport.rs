@@ -1,0 +1,451 @@
+//! Transports under the peer sessions: TCP, carried out by the driver
+//! ([`Output::Tcp`]), and uTP (BEP 29), run here on the UDP socket the
+//! DHT and UDP trackers share. Above this module a connection is a byte
+//! stream with a [`ConnId`]; MSE, routing and the torrents never learn
+//! which transport carries it (BEP 29: uTP gives the peer wire protocol
+//! the ordered stream TCP would).
+//!
+//! **Which transport an outgoing connection tries** ([`Transports`]):
+//! with both on, uTP where the peer is known to speak it (peer exchange's
+//! flag 0x04, or an earlier connection that only worked over uTP), TCP
+//! otherwise; a connection that cannot be opened is tried once over the
+//! other transport before its torrent hears that it failed, and the
+//! address is remembered. TCP first for unknown peers keeps the fast path
+//! where both work (loopback and LAN transfers run several times faster
+//! over TCP than over any uTP, libtorrent's included), while the
+//! fallback reaches uTP-only peers; libtorrent tries uTP first for
+//! everyone, which costs a three-second wait for every TCP-only peer.
+//!
+//! **uTP connections** get their ids from the same source as TCP ones,
+//! and incoming ones pass the same admission (per-IP and handshake
+//! limits). What a session writes goes into the connection's send buffer;
+//! what does not fit waits here, bounded ([`MAX_UNSENT`]: a peer that
+//! does not read is dropped, as the driver drops a TCP peer whose send
+//! queue is full). Bytes are read as their datagram arrives, and a peer's
+//! FIN is the end of the stream, as TCP's would be.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use super::{Engine, Output, TcpAction, Transports};
+use crate::handles::ConnId;
+use crate::rng::Seed;
+use crate::time::Instant;
+use crate::utp::{self, SocketEvent, SocketLimits, UtpConnId, UtpSocket};
+
+/// A peer connection's transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// TCP, carried out by the driver.
+    Tcp,
+    /// uTP (BEP 29) on the engine's UDP socket.
+    Utp,
+}
+
+/// Bytes a uTP connection may hold beyond its send buffer before the
+/// peer is taken for one that does not read (a full request queue of
+/// 16 KiB blocks fits several times over).
+const MAX_UNSENT: usize = 16 << 20;
+
+/// Addresses whose working transport is remembered (oldest forgotten).
+const MAX_REMEMBERED: usize = 4096;
+
+/// The uTP socket and what ties its connections to the engine's.
+#[derive(Debug)]
+pub(super) struct TransportState {
+    transports: Transports,
+    socket: UtpSocket,
+    links: BTreeMap<ConnId, UtpLink>,
+    by_utp: BTreeMap<UtpConnId, ConnId>,
+    /// Outgoing connections not open yet.
+    dialing: BTreeMap<ConnId, Dial>,
+    /// The transport that last opened (or last failed to open) for an
+    /// address, so a reconnect tries the right one first.
+    learned: BTreeMap<SocketAddr, Transport>,
+    learned_order: VecDeque<SocketAddr>,
+    /// Links to drop once the current input is handled (they stopped
+    /// reading).
+    dropped: BTreeSet<ConnId>,
+}
+
+#[derive(Debug)]
+struct UtpLink {
+    utp: UtpConnId,
+    /// Written by the session, not yet taken by the send buffer.
+    unsent: VecDeque<Vec<u8>>,
+    unsent_bytes: usize,
+    /// Close once `unsent` is empty.
+    close_when_sent: bool,
+    /// The engine heard the stream end (the peer's FIN, or the close).
+    ended: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Dial {
+    addr: SocketAddr,
+    via: Transport,
+    /// The other transport may still be tried.
+    fallback: bool,
+}
+
+impl TransportState {
+    pub(super) fn new(transports: Transports, seed: Seed) -> TransportState {
+        let mut config = utp::Config::default();
+        if transports.tcp {
+            // With TCP to fall back on, a SYN unanswered twice (1 s + 2 s)
+            // is enough: libtorrent's `utp_connect_timeout` is 3 s too.
+            config.syn_retries = 1;
+        }
+        let mut socket = UtpSocket::new(config, SocketLimits::default(), seed);
+        socket.set_accepting(transports.utp);
+        TransportState {
+            transports,
+            socket,
+            links: BTreeMap::new(),
+            by_utp: BTreeMap::new(),
+            dialing: BTreeMap::new(),
+            learned: BTreeMap::new(),
+            learned_order: VecDeque::new(),
+            dropped: BTreeSet::new(),
+        }
+    }
+
+    /// When the uTP connections' timers next fire.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.socket.poll_timeout()
+    }
+
+
+    fn learn(&mut self, addr: SocketAddr, works: Transport) {
+        if self.learned.insert(addr, works).is_none() {
+            self.learned_order.push_back(addr);
+            if self.learned_order.len() > MAX_REMEMBERED {
+                if let Some(old) = self.learned_order.pop_front() {
+                    self.learned.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// The transport to try first for `addr`.
+    fn first_choice(&self, addr: SocketAddr, advertises_utp: bool) -> Transport {
+        match (self.transports.tcp, self.transports.utp) {
+            (true, false) | (false, false) => Transport::Tcp,
+            (false, true) => Transport::Utp,
+            (true, true) => match self.learned.get(&addr) {
+                Some(&t) => t,
+                None if advertises_utp => Transport::Utp,
+                None => Transport::Tcp,
+            },
+        }
+    }
+
+    fn enabled(&self, t: Transport) -> bool {
+        match t {
+            Transport::Tcp => self.transports.tcp,
+            Transport::Utp => self.transports.utp,
+        }
+    }
+
+    fn link(&mut self, conn: ConnId, utp: UtpConnId) {
+        self.by_utp.insert(utp, conn);
+        self.links.insert(
+            conn,
+            UtpLink {
+                utp,
+                unsent: VecDeque::new(),
+                unsent_bytes: 0,
+                close_when_sent: false,
+                ended: false,
+            },
+        );
+    }
+
+    fn unlink(&mut self, utp: UtpConnId) -> Option<ConnId> {
+        let conn = self.by_utp.remove(&utp)?;
+        self.links.remove(&conn);
+        Some(conn)
+    }
+
+    /// Moves what waits into the send buffer; closes once all of it is
+    /// in, if asked.
+    fn flush(&mut self, conn: ConnId) {
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
+        let Some(c) = self.socket.connection(link.utp) else {
+            return;
+        };
+        while let Some(front) = link.unsent.front_mut() {
+            let n = c.write(front);
+            link.unsent_bytes -= n;
+            if n < front.len() {
+                front.drain(..n);
+                return;
+            }
+            link.unsent.pop_front();
+        }
+        if link.close_when_sent {
+            c.close();
+        }
+    }
+}
+
+impl Engine {
+    /// The transport carrying (or opening) `conn`; `None` for a
+    /// connection the engine does not know.
+    pub fn transport_of(&self, conn: ConnId) -> Option<Transport> {
+        let t = &self.transport;
+        if t.links.contains_key(&conn) {
+            return Some(Transport::Utp);
+        }
+        if let Some(d) = t.dialing.get(&conn) {
+            return Some(d.via);
+        }
+        (self.conns.contains_key(&conn) || self.handshakes.contains(conn)).then_some(Transport::Tcp)
+    }
+
+    /// Opens `conn` to `addr` for a torrent, over the transport
+    /// [`TransportState::first_choice`] picks.
+    pub(super) fn stream_connect(&mut self, now: Instant, conn: ConnId, addr: SocketAddr) {
+        let advertised = self
+            .torrent_of(conn)
+            .and_then(|id| self.torrents.get(&id))
+            .is_some_and(|t| t.advertises_utp(&addr));
+        let t = &mut self.transport;
+        let via = t.first_choice(addr, advertised);
+        let other = match via {
+            Transport::Tcp => Transport::Utp,
+            Transport::Utp => Transport::Tcp,
+        };
+        let fallback = t.enabled(other);
+        t.dialing.insert(conn, Dial { addr, via, fallback });
+        self.dial(now, conn, addr, via);
+    }
+
+    fn dial(&mut self, now: Instant, conn: ConnId, addr: SocketAddr, via: Transport) {
+        match via {
+            Transport::Tcp => self.out.push_back(Output::Tcp {
+                conn,
+                action: TcpAction::Connect(addr),
+            }),
+            Transport::Utp => match self.transport.socket.connect(now, addr) {
+                Ok(utp) => {
+                    self.transport.link(conn, utp);
+                    self.pump_utp(now);
+                }
+                Err(_) => {
+                    // The socket is full: as if this attempt failed.
+                    self.dial_failed(now, conn);
+                }
+            },
+        }
+    }
+
+    /// An outgoing attempt failed before it opened: the other transport
+    /// is tried if it may be, else the connection failed.
+    pub(super) fn dial_failed(&mut self, now: Instant, conn: ConnId) {
+        let t = &mut self.transport;
+        let Some(dial) = t.dialing.get_mut(&conn) else {
+            self.stream_failed(now, conn);
+            return;
+        };
+        if !dial.fallback {
+            t.dialing.remove(&conn);
+            self.stream_failed(now, conn);
+            return;
+        }
+        let failed = dial.via;
+        dial.fallback = false;
+        dial.via = match failed {
+            Transport::Tcp => Transport::Utp,
+            Transport::Utp => Transport::Tcp,
+        };
+        let (addr, via) = (dial.addr, dial.via);
+        self.dial(now, conn, addr, via);
+    }
+
+    /// An outgoing connection opened: its transport is remembered for the
+    /// address.
+    pub(super) fn dial_done(&mut self, conn: ConnId) {
+        if let Some(d) = self.transport.dialing.remove(&conn) {
+            self.transport.learn(d.addr, d.via);
+        }
+    }
+
+    /// An incoming uTP connection, admitted like a TCP one.
+    fn utp_incoming(&mut self, now: Instant, utp: UtpConnId, addr: SocketAddr) {
+        match self.admit_incoming(now, addr) {
+            Some(conn) => {
+                self.transport.link(conn, utp);
+                self.utp_read(now, conn);
+            }
+            None => {
+                if let Some(c) = self.transport.socket.connection(utp) {
+                    c.abort();
+                }
+            }
+        }
+    }
+
+    /// Bytes for the peer on `conn`.
+    pub(super) fn stream_send(&mut self, conn: ConnId, data: Vec<u8>) {
+        let Some(link) = self.transport.links.get_mut(&conn) else {
+            self.out.push_back(Output::Tcp {
+                conn,
+                action: TcpAction::Send(data),
+            });
+            return;
+        };
+        if link.ended || data.is_empty() {
+            return;
+        }
+        link.unsent_bytes += data.len();
+        link.unsent.push_back(data);
+        if link.unsent_bytes > MAX_UNSENT {
+            self.transport.dropped.insert(conn);
+            return;
+        }
+        self.transport.flush(conn);
+    }
+
+    /// Closes `conn` (what was sent before still goes out).
+    pub(super) fn stream_close(&mut self, conn: ConnId) {
+        self.transport.dialing.remove(&conn);
+        let Some(link) = self.transport.links.get_mut(&conn) else {
+            self.out.push_back(Output::Tcp {
+                conn,
+                action: TcpAction::Close,
+            });
+            return;
+        };
+        link.ended = true;
+        link.close_when_sent = true;
+        self.transport.flush(conn);
+    }
+
+    /// A datagram [`utp::is_utp_datagram`] claimed.
+    pub(super) fn handle_utp(&mut self, now: Instant, from: SocketAddr, payload: &[u8]) {
+        let Some(utp) = self.transport.socket.handle_datagram(now, from, payload) else {
+            return;
+        };
+        if let Some(&conn) = self.transport.by_utp.get(&utp) {
+            self.transport.flush(conn);
+            self.utp_read(now, conn);
+        }
+        self.pump_utp(now);
+    }
+
+    /// The uTP timers.
+    pub(super) fn utp_timeout(&mut self, now: Instant) {
+        if self
+            .transport
+            .socket
+            .poll_timeout()
+            .is_some_and(|t| t <= now)
+        {
+            self.transport.socket.handle_timeout(now);
+            self.pump_utp(now);
+        }
+    }
+
+    /// Hands what `conn` received to the layers above; the peer's FIN
+    /// ends the stream.
+    fn utp_read(&mut self, now: Instant, conn: ConnId) {
+        let Some(link) = self.transport.links.get_mut(&conn) else {
+            return;
+        };
+        let Some(c) = self.transport.socket.connection(link.utp) else {
+            return;
+        };
+        let n = c.readable();
+        let data = (n > 0 && !link.ended).then(|| {
+            let mut buf = vec![0; n];
+            let read = c.read(&mut buf);
+            buf.truncate(read);
+            Bytes::from(buf)
+        });
+        let eof = c.at_eof() && !link.ended;
+        if eof {
+            link.ended = true;
+            link.close_when_sent = true;
+        }
+        if let Some(data) = data {
+            self.stream_data(now, conn, data);
+        }
+        if eof {
+            self.transport.flush(conn);
+            self.stream_closed(now, conn);
+        }
+    }
+
+    /// Sends what the uTP connections have for the wire and handles what
+    /// they report. Returns whether a torrent heard anything (its outputs
+    /// then need draining).
+    pub(super) fn pump_utp(&mut self, now: Instant) -> bool {
+        let mut heard = false;
+        loop {
+            while let Some((to, payload)) = self.transport.socket.poll_transmit(now) {
+                self.out.push_back(Output::Udp { to, payload });
+            }
+            let dropped = std::mem::take(&mut self.transport.dropped);
+            let mut events = Vec::new();
+            while let Some(e) = self.transport.socket.poll_event() {
+                events.push(e);
+            }
+            if events.is_empty() && dropped.is_empty() {
+                return heard;
+            }
+            heard = true;
+            for conn in dropped {
+                if let Some(link) = self.transport.links.get_mut(&conn) {
+                    let first = !link.ended;
+                    link.ended = true;
+                    link.unsent.clear();
+                    link.unsent_bytes = 0;
+                    if let Some(c) = self.transport.socket.connection(link.utp) {
+                        c.abort();
+                    }
+                    if first {
+                        self.stream_closed(now, conn);
+                    }
+                }
+            }
+            for e in events {
+                match e {
+                    SocketEvent::Incoming(utp, addr) => self.utp_incoming(now, utp, addr),
+                    SocketEvent::Connected(utp) => {
+                        let conn = self.transport.by_utp.get(&utp).copied();
+                        if let Some(conn) = conn.filter(|c| self.transport.dialing.contains_key(c))
+                        {
+                            self.stream_connected(now, conn);
+                        }
+                    }
+                    SocketEvent::Closed(utp, _) => self.utp_closed(now, utp),
+                }
+            }
+        }
+    }
+
+    fn utp_closed(&mut self, now: Instant, utp: UtpConnId) {
+        let Some(link) = self
+            .transport
+            .by_utp
+            .get(&utp)
+            .and_then(|c| self.transport.links.get(c))
+        else {
+            return;
+        };
+        let ended = link.ended;
+        let Some(conn) = self.transport.unlink(utp) else {
+            return;
+        };
+        if self.transport.dialing.contains_key(&conn) {
+            self.dial_failed(now, conn);
+        } else if !ended {
+            self.stream_closed(now, conn);
+        }
+    }
+}
