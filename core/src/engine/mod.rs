@@ -763,3 +763,5 @@ mod tests;
 mod timers;
 mod trackers;
 mod transport;
+#[cfg(test)]
+mod transport_tests;

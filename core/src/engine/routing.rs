@@ -39,7 +39,10 @@ impl Engine {
     /// handshake, if there is one), and over which transport.
     pub(super) fn torrent_connected(&mut self, now: Instant, conn: ConnId) {
         let utp = self.transport_of(conn) == Some(super::Transport::Utp);
-        if let Some(t) = self.torrent_of(conn).and_then(|id| self.torrents.get_mut(&id)) {
+        if let Some(t) = self
+            .torrent_of(conn)
+            .and_then(|id| self.torrents.get_mut(&id))
+        {
             t.handle_connected(now, conn);
             if utp {
                 t.set_utp(conn);

@@ -24,7 +24,7 @@ pub(super) struct Node {
     /// The torrent's bytes back to back (file slices map into it).
     pub(super) disk: Vec<u8>,
     layout: crate::metainfo::FileLayout,
-    torrent: TorrentId,
+    pub(super) torrent: TorrentId,
 }
 
 pub(super) fn info(data: &[u8], tracker: &str, private: bool) -> TorrentInfo {
@@ -55,14 +55,26 @@ pub(super) fn seeder_and_leecher_with(
     dht: Option<DhtSettings>,
     encryption: [EncryptionMode; 2],
 ) -> Vec<Node> {
+    seeder_and_leecher_configured(info, data, |i, config| {
+        config.dht = dht.clone();
+        config.encryption = encryption[i];
+    })
+}
+
+/// [`seeder_and_leecher`] with each node's settings changed by
+/// `configure(node, settings)`.
+pub(super) fn seeder_and_leecher_configured(
+    info: &TorrentInfo,
+    data: &[u8],
+    configure: impl Fn(usize, &mut EngineConfig),
+) -> Vec<Node> {
     (0..2u16)
         .map(|i| {
             let mut config = EngineConfig {
                 listen_port: 7000 + i,
-                dht: dht.clone(),
-                encryption: encryption[usize::from(i)],
                 ..EngineConfig::default()
             };
+            configure(usize::from(i), &mut config);
             config.peer_id = PeerId([i as u8 + 1; 20]);
             let mut engine = Engine::new(config, Seed::from_u64(u64::from(i)));
             let start = if i == 0 {
@@ -107,7 +119,7 @@ pub(super) struct World {
     router: Option<Dht>,
     router_addr: Option<SocketAddr>,
     /// Every datagram an engine sent: (from node, to, payload).
-    datagrams: Vec<(usize, SocketAddr, Vec<u8>)>,
+    pub(super) datagrams: Vec<(usize, SocketAddr, Vec<u8>)>,
     /// Magnets whose metadata arrived and that were started.
     magnets_started: usize,
     /// Peers node 1 banned (for wrong metadata, or bad pieces).
@@ -156,8 +168,11 @@ pub(super) fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                 };
                                 let from =
                                     SocketAddr::from(([127, 0, 0, 1 + i as u8], 40000 + i as u16));
-                                let remote =
-                                    nodes[j].engine.handle_tcp_incoming(now, from).unwrap();
+                                let Some(remote) = nodes[j].engine.handle_tcp_incoming(now, from)
+                                else {
+                                    nodes[i].engine.handle_tcp_failed(now, conn);
+                                    continue;
+                                };
                                 links.insert((i, conn), (j, remote));
                                 links.insert((j, remote), (i, conn));
                                 nodes[i].engine.handle_tcp_connected(now, conn);

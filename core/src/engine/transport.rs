@@ -117,8 +117,7 @@ impl TransportState {
         self.socket.poll_timeout()
     }
 
-
-    fn learn(&mut self, addr: SocketAddr, works: Transport) {
+    pub(super) fn learn(&mut self, addr: SocketAddr, works: Transport) {
         if self.learned.insert(addr, works).is_none() {
             self.learned_order.push_back(addr);
             if self.learned_order.len() > MAX_REMEMBERED {
@@ -221,7 +220,14 @@ impl Engine {
             Transport::Utp => Transport::Tcp,
         };
         let fallback = t.enabled(other);
-        t.dialing.insert(conn, Dial { addr, via, fallback });
+        t.dialing.insert(
+            conn,
+            Dial {
+                addr,
+                via,
+                fallback,
+            },
+        );
         self.dial(now, conn, addr, via);
     }
 

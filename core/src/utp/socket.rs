@@ -229,7 +229,12 @@ impl UtpSocket {
         id
     }
 
-    fn handle_syn(&mut self, now: Instant, from: SocketAddr, syn: &Packet<'_>) -> Option<UtpConnId> {
+    fn handle_syn(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        syn: &Packet<'_>,
+    ) -> Option<UtpConnId> {
         if let Some(&id) = self.by_key.get(&(from, syn.conn_id.wrapping_add(1))) {
             if let Some(e) = self.conns.get_mut(&id) {
                 e.conn.handle_packet(now, syn);
