@@ -11,7 +11,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use bittide_core::engine::EncryptionMode;
+use bittide_core::engine::{EncryptionMode, Transports};
 use bittide_core::InfoHash;
 use bittide_driver::units;
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,42 @@ impl From<Encryption> for EncryptionMode {
             Encryption::Required => EncryptionMode::Required,
         }
     }
+}
+
+/// `--tcp/--no-tcp`, `--utp/--no-utp`: which transports carry peer
+/// connections (both by default; the last of a pair given wins).
+#[derive(Clone, Copy, Debug, Default, clap::Args)]
+pub(crate) struct TransportArgs {
+    /// Peer connections over TCP [default: on].
+    #[arg(long, overrides_with = "no_tcp")]
+    tcp: bool,
+    /// No TCP peer connections, in or out.
+    #[arg(long, overrides_with = "tcp")]
+    no_tcp: bool,
+    /// Peer connections over uTP (BEP 29, on the UDP port) [default: on].
+    #[arg(long, overrides_with = "no_utp")]
+    utp: bool,
+    /// No uTP peer connections, in or out.
+    #[arg(long, overrides_with = "utp")]
+    no_utp: bool,
+}
+
+impl TransportArgs {
+    /// The transports asked for; turning both off is a usage error.
+    pub(crate) fn transports(self) -> Result<Transports, Failure> {
+        transports(!self.no_tcp, !self.no_utp)
+    }
+}
+
+/// `tcp` and `utp` as [`Transports`], at least one of them on.
+pub(crate) fn transports(tcp: bool, utp: bool) -> Result<Transports, Failure> {
+    if !tcp && !utp {
+        return Err(Failure::new(
+            Exit::Usage,
+            "--no-tcp and --no-utp together leave no way to reach a peer",
+        ));
+    }
+    Ok(Transports { tcp, utp })
 }
 
 /// An info-hash or node id: 40 hex digits.

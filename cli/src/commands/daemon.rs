@@ -19,6 +19,7 @@ mod signals;
 use std::time::Duration;
 
 use bittide_api::{ApiConfig, DEFAULT_MAX_BODY};
+use bittide_core::engine::Transports;
 use bittide_driver::client::SessionDht;
 use bittide_driver::driver::Ended;
 use bittide_driver::session::state::StateError;
@@ -215,6 +216,10 @@ fn session_config(s: &Effective) -> SessionConfig {
     c.max_peers = s.max_peers;
     c.max_peers_per_ip = s.max_peers_per_ip;
     c.encryption = s.encryption.into();
+    c.transports = Transports {
+        tcp: !s.no_tcp,
+        utp: !s.no_utp,
+    };
     c
 }
 

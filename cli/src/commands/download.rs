@@ -8,7 +8,7 @@ use std::time::Duration;
 use bittide_driver::client::SessionOptions;
 use bittide_driver::units::{parse_duration, parse_rate};
 
-use crate::args::{parse_listen, parse_peer, Encryption};
+use crate::args::{parse_listen, parse_peer, Encryption, TransportArgs};
 use crate::exit::Failure;
 use crate::session::{self, SessionDhtArgs};
 
@@ -74,6 +74,8 @@ pub(crate) struct Args {
     #[arg(long, value_name = "MODE", value_enum, default_value_t)]
     encryption: Encryption,
     #[command(flatten)]
+    transports: TransportArgs,
+    #[command(flatten)]
     dht: SessionDhtArgs,
 }
 
@@ -110,6 +112,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         dht,
         seed_only: false,
         encryption: args.encryption.into(),
+        transports: args.transports.transports()?,
     };
     session::run(options, args.json, mode)
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use bittide_driver::client::{SessionOptions, TorrentSource};
 use bittide_driver::units::parse_rate;
 
-use crate::args::{parse_listen, parse_peer, Encryption};
+use crate::args::{parse_listen, parse_peer, Encryption, TransportArgs};
 use crate::exit::Failure;
 use crate::session::{self, SessionDhtArgs};
 
@@ -51,6 +51,8 @@ pub(crate) struct Args {
     #[arg(long, value_name = "MODE", value_enum, default_value_t)]
     encryption: Encryption,
     #[command(flatten)]
+    transports: TransportArgs,
+    #[command(flatten)]
     dht: SessionDhtArgs,
 }
 
@@ -82,6 +84,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         dht,
         seed_only: true,
         encryption: args.encryption.into(),
+        transports: args.transports.transports()?,
     };
     session::run(options, args.json, session::Mode::Seed)
 }

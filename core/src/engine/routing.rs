@@ -29,8 +29,7 @@ impl Engine {
 
     /// An outgoing connection (of either transport) opened.
     pub(super) fn stream_connected(&mut self, now: Instant, conn: ConnId) {
-        self.dial_done(conn);
-        if self.mse_connected(now, conn) {
+        if self.transport_opened(conn) && self.mse_connected(now, conn) {
             self.torrent_connected(now, conn);
         }
     }
@@ -126,6 +125,7 @@ impl Engine {
 
     /// Bytes that arrived on a connection of either transport.
     pub(super) fn stream_data(&mut self, now: Instant, conn: ConnId, data: Bytes) {
+        self.transport_proven(conn);
         let Some(data) = self.mse_receive(now, conn, data) else {
             return;
         };
@@ -183,8 +183,16 @@ impl Engine {
         self.stream_closed(now, conn);
     }
 
-    /// A connection of either transport closed.
+    /// A connection of either transport closed (an outgoing one may be
+    /// opened again over the other: the `transport` module).
     pub(super) fn stream_closed(&mut self, now: Instant, conn: ConnId) {
+        if !self.redial(now, conn) {
+            self.closed_above(now, conn);
+        }
+    }
+
+    /// A connection closed, for the layers above the transports.
+    pub(super) fn closed_above(&mut self, now: Instant, conn: ConnId) {
         self.handshakes.remove(conn);
         if self.mse_closed(now, conn) {
             return;

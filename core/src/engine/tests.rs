@@ -126,6 +126,9 @@ pub(super) struct World {
     bad_metadata: usize,
     /// Connections each node opened, by node.
     pub(super) connects: BTreeMap<usize, usize>,
+    /// Nodes that take a TCP connection and close it at once (libtorrent
+    /// with incoming TCP off).
+    pub(super) hang_up_tcp: Vec<usize>,
     /// Events not handled above, by node.
     events: Vec<(usize, Event)>,
 }
@@ -166,6 +169,11 @@ pub(super) fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                     nodes[i].engine.handle_tcp_failed(now, conn);
                                     continue;
                                 };
+                                if world.hang_up_tcp.contains(&j) {
+                                    nodes[i].engine.handle_tcp_connected(now, conn);
+                                    nodes[i].engine.handle_tcp_closed(now, conn);
+                                    continue;
+                                }
                                 let from =
                                     SocketAddr::from(([127, 0, 0, 1 + i as u8], 40000 + i as u16));
                                 let Some(remote) = nodes[j].engine.handle_tcp_incoming(now, from)

@@ -8,9 +8,13 @@
 //! **Which transport an outgoing connection tries** ([`Transports`]):
 //! with both on, uTP where the peer is known to speak it (peer exchange's
 //! flag 0x04, or an earlier connection that only worked over uTP), TCP
-//! otherwise; a connection that cannot be opened is tried once over the
-//! other transport before its torrent hears that it failed, and the
-//! address is remembered. TCP first for unknown peers keeps the fast path
+//! otherwise. A connection that cannot be opened, or that the peer closes
+//! before saying a byte (libtorrent with TCP off accepts TCP connections
+//! and closes them at once), is opened once more over the other transport
+//! before its torrent hears anything: what was sent on the first one is
+//! sent again, so the layers above never learn of the switch. The
+//! transport that worked is remembered for the address. TCP first for
+//! unknown peers keeps the fast path
 //! where both work (loopback and LAN transfers run several times faster
 //! over TCP than over any uTP, libtorrent's included), while the
 //! fallback reaches uTP-only peers; libtorrent tries uTP first for
@@ -52,6 +56,11 @@ const MAX_UNSENT: usize = 16 << 20;
 /// Addresses whose working transport is remembered (oldest forgotten).
 const MAX_REMEMBERED: usize = 4096;
 
+/// Bytes kept of what an outgoing connection sent before the peer's first
+/// byte, to send again over the other transport (a handshake, an
+/// extension handshake and a bitfield take a few KiB).
+const MAX_REPLAY: usize = 256 << 10;
+
 /// The uTP socket and what ties its connections to the engine's.
 #[derive(Debug)]
 pub(super) struct TransportState {
@@ -63,7 +72,7 @@ pub(super) struct TransportState {
     dialing: BTreeMap<ConnId, Dial>,
     /// The transport that last opened (or last failed to open) for an
     /// address, so a reconnect tries the right one first.
-    learned: BTreeMap<SocketAddr, Transport>,
+    pub(super) learned: BTreeMap<SocketAddr, Transport>,
     learned_order: VecDeque<SocketAddr>,
     /// Links to drop once the current input is handled (they stopped
     /// reading).
@@ -82,12 +91,30 @@ struct UtpLink {
     ended: bool,
 }
 
-#[derive(Clone, Copy, Debug)]
+/// An outgoing connection until the peer's first byte.
+#[derive(Debug)]
 struct Dial {
     addr: SocketAddr,
     via: Transport,
     /// The other transport may still be tried.
     fallback: bool,
+    /// The transport is open.
+    open: bool,
+    /// The layers above heard that it opened (a second transport opening
+    /// is not news to them).
+    told: bool,
+    /// What they sent since, to send again on the other transport
+    /// (`None`: more than [`MAX_REPLAY`]).
+    sent: Option<Vec<u8>>,
+}
+
+impl Transport {
+    fn other(self) -> Transport {
+        match self {
+            Transport::Tcp => Transport::Utp,
+            Transport::Utp => Transport::Tcp,
+        }
+    }
 }
 
 impl TransportState {
@@ -215,17 +242,16 @@ impl Engine {
             .is_some_and(|t| t.advertises_utp(&addr));
         let t = &mut self.transport;
         let via = t.first_choice(addr, advertised);
-        let other = match via {
-            Transport::Tcp => Transport::Utp,
-            Transport::Utp => Transport::Tcp,
-        };
-        let fallback = t.enabled(other);
+        let fallback = t.enabled(via.other());
         t.dialing.insert(
             conn,
             Dial {
                 addr,
                 via,
                 fallback,
+                open: false,
+                told: false,
+                sent: Some(Vec::new()),
             },
         );
         self.dial(now, conn, addr, via);
@@ -251,7 +277,8 @@ impl Engine {
     }
 
     /// An outgoing attempt failed before it opened: the other transport
-    /// is tried if it may be, else the connection failed.
+    /// is tried if it may be, else the connection failed (or, for a
+    /// second attempt, closed: the layers above saw it open).
     pub(super) fn dial_failed(&mut self, now: Instant, conn: ConnId) {
         let t = &mut self.transport;
         let Some(dial) = t.dialing.get_mut(&conn) else {
@@ -259,26 +286,75 @@ impl Engine {
             return;
         };
         if !dial.fallback {
+            let told = dial.told;
             t.dialing.remove(&conn);
-            self.stream_failed(now, conn);
+            if told {
+                self.closed_above(now, conn);
+            } else {
+                self.stream_failed(now, conn);
+            }
             return;
         }
-        let failed = dial.via;
         dial.fallback = false;
-        dial.via = match failed {
-            Transport::Tcp => Transport::Utp,
-            Transport::Utp => Transport::Tcp,
-        };
+        dial.via = dial.via.other();
         let (addr, via) = (dial.addr, dial.via);
         self.dial(now, conn, addr, via);
     }
 
-    /// An outgoing connection opened: its transport is remembered for the
-    /// address.
-    pub(super) fn dial_done(&mut self, conn: ConnId) {
+    /// An outgoing transport opened; whether the layers above are to hear
+    /// of it (not for a second transport: what they sent on the first one
+    /// goes out again instead).
+    pub(super) fn transport_opened(&mut self, conn: ConnId) -> bool {
+        let Some(d) = self.transport.dialing.get_mut(&conn) else {
+            return true;
+        };
+        d.open = true;
+        if !d.told {
+            d.told = true;
+            return true;
+        }
+        if let Some(bytes) = d.sent.clone() {
+            self.transmit(conn, bytes);
+        }
+        false
+    }
+
+    /// The peer's first byte: the transport works, and is remembered for
+    /// the address.
+    pub(super) fn transport_proven(&mut self, conn: ConnId) {
         if let Some(d) = self.transport.dialing.remove(&conn) {
             self.transport.learn(d.addr, d.via);
         }
+    }
+
+    /// An outgoing connection closed before the peer's first byte: opened
+    /// again over the other transport if it may be (returns true: the
+    /// layers above hear nothing). Otherwise the other transport is
+    /// remembered for the address, for the next attempt.
+    pub(super) fn redial(&mut self, now: Instant, conn: ConnId) -> bool {
+        let t = &mut self.transport;
+        let Some(d) = t.dialing.get_mut(&conn).filter(|d| d.open) else {
+            return false;
+        };
+        let (addr, other) = (d.addr, d.via.other());
+        if !d.fallback || d.sent.is_none() {
+            t.dialing.remove(&conn);
+            if t.enabled(other) {
+                t.learn(addr, other);
+            }
+            return false;
+        }
+        d.fallback = false;
+        d.via = other;
+        d.open = false;
+        if let Some(link) = t.links.remove(&conn) {
+            t.by_utp.remove(&link.utp);
+            if let Some(c) = t.socket.connection(link.utp) {
+                c.abort();
+            }
+        }
+        self.dial(now, conn, addr, other);
+        true
     }
 
     /// An incoming uTP connection, admitted like a TCP one.
@@ -298,6 +374,24 @@ impl Engine {
 
     /// Bytes for the peer on `conn`.
     pub(super) fn stream_send(&mut self, conn: ConnId, data: Vec<u8>) {
+        if let Some(d) = self.transport.dialing.get_mut(&conn) {
+            if let Some(sent) = &mut d.sent {
+                if sent.len() + data.len() <= MAX_REPLAY {
+                    sent.extend_from_slice(&data);
+                } else {
+                    d.sent = None;
+                }
+            }
+            if !d.open && d.sent.is_some() {
+                // A second transport opening: all of it goes out then.
+                return;
+            }
+        }
+        self.transmit(conn, data);
+    }
+
+    /// Bytes onto `conn`'s transport.
+    fn transmit(&mut self, conn: ConnId, data: Vec<u8>) {
         let Some(link) = self.transport.links.get_mut(&conn) else {
             self.out.push_back(Output::Tcp {
                 conn,
@@ -424,8 +518,9 @@ impl Engine {
                     SocketEvent::Incoming(utp, addr) => self.utp_incoming(now, utp, addr),
                     SocketEvent::Connected(utp) => {
                         let conn = self.transport.by_utp.get(&utp).copied();
-                        if let Some(conn) = conn.filter(|c| self.transport.dialing.contains_key(c))
-                        {
+                        let dialled =
+                            |c: &ConnId| self.transport.dialing.get(c).is_some_and(|d| !d.open);
+                        if let Some(conn) = conn.filter(dialled) {
                             self.stream_connected(now, conn);
                         }
                     }
@@ -448,7 +543,7 @@ impl Engine {
         let Some(conn) = self.transport.unlink(utp) else {
             return;
         };
-        if self.transport.dialing.contains_key(&conn) {
+        if self.transport.dialing.get(&conn).is_some_and(|d| !d.open) {
             self.dial_failed(now, conn);
         } else if !ended {
             self.stream_closed(now, conn);

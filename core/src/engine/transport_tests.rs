@@ -17,13 +17,20 @@ const UTP_ONLY: Transports = Transports {
 /// through a tracker: whether the leecher finished (with the right
 /// bytes), and the world's record.
 fn transfer(transports: [Transports; 2], encryption: EncryptionMode) -> (bool, World, Vec<Node>) {
+    transfer_in(World::default(), transports, encryption)
+}
+
+fn transfer_in(
+    mut world: World,
+    transports: [Transports; 2],
+    encryption: EncryptionMode,
+) -> (bool, World, Vec<Node>) {
     let data = test_data();
     let info = info(&data, "http://127.0.0.1:9/announce", false);
     let mut nodes = seeder_and_leecher_configured(&info, &data, |i, config| {
         config.transports = transports[i];
         config.encryption = encryption;
     });
-    let mut world = World::default();
     world.tracker = Some(TrackerServer::new(
         ServerConfig::default(),
         Seed::from_u64(3),
@@ -85,6 +92,24 @@ fn a_refused_tcp_connect_falls_back_to_utp() {
     assert!(finished);
     assert_eq!(world.connects.get(&1), Some(&1), "one TCP attempt");
     assert!(utp_bytes(&world, 0) > test_data().len());
+}
+
+/// A seeder that takes TCP connections and hangs up at once (libtorrent
+/// with incoming TCP off): the leecher's connection is opened again over
+/// uTP, its handshake sent again, and the torrent never sees the hang-up.
+#[test]
+fn a_peer_hanging_up_on_tcp_is_reached_over_utp() {
+    for encryption in [EncryptionMode::Disabled, EncryptionMode::Required] {
+        let mut world = World::default();
+        world.hang_up_tcp.push(0);
+        let both = Transports::default();
+        let (finished, world, nodes) = transfer_in(world, [both; 2], encryption);
+        assert!(finished, "{encryption}");
+        assert_eq!(world.connects.get(&1), Some(&1), "one TCP attempt");
+        assert!(utp_bytes(&world, 0) > test_data().len());
+        let learned = nodes[1].engine.transport.learned.values();
+        assert!(learned.into_iter().all(|t| *t == Transport::Utp));
+    }
 }
 
 /// An engine that learned a peer speaks uTP dials it over uTP; a SYN

@@ -55,6 +55,9 @@ const READ_CHUNK: usize = 64 * 1024;
 const SEND_QUEUE: usize = 512;
 /// Inputs queued from tasks before they wait for the loop.
 const INPUT_QUEUE: usize = 256;
+/// Datagrams waiting for the UDP socket (uTP sends in bursts of a
+/// congestion window: 1 MiB is ~750 datagrams).
+const UDP_QUEUE: usize = 2048;
 /// How long an outgoing connection may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the application's callback runs without an event.
@@ -141,7 +144,8 @@ pub struct Driver<R: Runtime> {
     /// The file layouts of torrents added through the driver, for queries
     /// (the engine does not expose them).
     layouts: BTreeMap<TorrentId, FileLayout>,
-    udp: Option<Arc<dyn UdpSocket>>,
+    /// Datagrams for the UDP socket's sender task.
+    udp: Option<async_channel::Sender<(SocketAddr, Vec<u8>)>>,
     /// The engine reported [`Event::Stopped`]: sync the disks and end.
     stopped: bool,
 }
@@ -325,7 +329,8 @@ impl<R: Runtime> Driver<R> {
         }));
     }
 
-    /// Uses `socket` for UDP trackers (and the DHT, later).
+    /// Uses `socket` for UDP trackers, the DHT and uTP: one task reads
+    /// it, one sends what the engine hands out, in order.
     pub fn set_udp(&mut self, socket: Arc<dyn UdpSocket>) {
         let (tx, stop) = (self.tx.clone(), self.stop_rx.clone());
         let s = socket.clone();
@@ -341,7 +346,16 @@ impl<R: Runtime> Driver<R> {
                 }
             }
         }));
-        self.udp = Some(socket);
+        let (send_tx, send_rx) = async_channel::bounded::<(SocketAddr, Vec<u8>)>(UDP_QUEUE);
+        let stop = self.stop_rx.clone();
+        self.rt.spawn(Box::pin(async move {
+            while let Ok(Ok((to, payload))) =
+                first(Box::pin(send_rx.recv()), Box::pin(stop.recv())).await
+            {
+                let _ = socket.send_to(&payload, to).await;
+            }
+        }));
+        self.udp = Some(send_tx);
     }
 
     fn spawn_connection(&mut self, conn: ConnId, (mut reader, mut writer): Conn) {
@@ -426,10 +440,10 @@ impl<R: Runtime> Driver<R> {
                 }
             },
             Output::Udp { to, payload } => {
-                if let Some(s) = self.udp.clone() {
-                    self.rt.spawn(Box::pin(async move {
-                        let _ = s.send_to(&payload, to).await;
-                    }));
+                // A full queue drops the datagram, as a full socket buffer
+                // would: every protocol on UDP resends.
+                if let Some(udp) = &self.udp {
+                    let _ = udp.try_send((to, payload));
                 }
             }
             Output::Disk { torrent, op } => {

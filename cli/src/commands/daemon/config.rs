@@ -180,6 +180,14 @@ pub(crate) struct Options {
     #[arg(long)]
     #[serde(default)]
     pub(crate) no_dht: bool,
+    /// No TCP peer connections, in or out (uTP only).
+    #[arg(long)]
+    #[serde(default)]
+    pub(crate) no_tcp: bool,
+    /// No uTP peer connections, in or out (TCP only).
+    #[arg(long)]
+    #[serde(default)]
+    pub(crate) no_utp: bool,
     /// A DHT node to join through, HOST:PORT (repeatable) [default: the
     /// saved nodes, else the public routers].
     #[arg(long, value_name = "ADDR")]
@@ -259,6 +267,8 @@ impl Options {
             listen: self.listen.or(file.listen),
             download_dir: self.download_dir.or(file.download_dir),
             no_dht: self.no_dht || file.no_dht,
+            no_tcp: self.no_tcp || file.no_tcp,
+            no_utp: self.no_utp || file.no_utp,
             dht_bootstrap: list(self.dht_bootstrap, file.dht_bootstrap),
             api_username: self.api_username.or(file.api_username),
             api_password: self.api_password.or(file.api_password),
@@ -292,6 +302,8 @@ pub(crate) struct Effective {
     pub(crate) listen: SocketAddr,
     pub(crate) download_dir: PathBuf,
     pub(crate) no_dht: bool,
+    pub(crate) no_tcp: bool,
+    pub(crate) no_utp: bool,
     pub(crate) dht_bootstrap: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) api_username: Option<String>,
@@ -377,6 +389,7 @@ pub(crate) fn resolve(flags: Options) -> Result<Effective, Failure> {
         None => Options::default(),
     };
     let o = flags.over(file);
+    crate::args::transports(!o.no_tcp, !o.no_utp)?;
     let given = Given {
         upload_rate: o.upload_rate.is_some(),
         download_rate: o.download_rate.is_some(),
@@ -421,6 +434,8 @@ pub(crate) fn resolve(flags: Options) -> Result<Effective, Failure> {
             .map_or_else(|| DEFAULT_LISTEN.parse().expect("DEFAULT_LISTEN"), |l| l.0),
         download_dir,
         no_dht: o.no_dht,
+        no_tcp: o.no_tcp,
+        no_utp: o.no_utp,
         dht_bootstrap: o.dht_bootstrap,
         api_username: o.api_username,
         api_password: o.api_password,

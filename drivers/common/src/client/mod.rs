@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bittide_core::dht::Dht;
-use bittide_core::engine::{DhtSettings, EncryptionMode, Engine, EngineConfig, Event};
+use bittide_core::engine::{DhtSettings, EncryptionMode, Engine, EngineConfig, Event, Transports};
 use bittide_core::metainfo::Magnet;
 use bittide_core::torrent::{TorrentEvent, TorrentState, TrackerStatus};
 use bittide_core::wire::PeerId;
@@ -77,6 +77,8 @@ pub struct SessionOptions {
     pub seed_only: bool,
     /// Message stream encryption of peer connections (MSE/PE).
     pub encryption: EncryptionMode,
+    /// Which transports carry peer connections (TCP, uTP).
+    pub transports: Transports,
 }
 
 impl SessionOptions {
@@ -104,6 +106,7 @@ impl SessionOptions {
             dht: None,
             seed_only: false,
             encryption: EncryptionMode::Enabled,
+            transports: Transports::default(),
         }
     }
 }
@@ -330,6 +333,7 @@ pub async fn run<R: Runtime>(
         listen_port: local.port(),
         dht: options.dht.as_ref().map(dht_settings),
         encryption: options.encryption,
+        transports: options.transports,
         ..EngineConfig::default()
     };
     // A tighter in-memory budget than the core's default keeps a download's

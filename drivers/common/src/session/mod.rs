@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bittide_core::engine::{
-    EncryptionMode, Engine, EngineConfig, Event, SeedingGoal, SessionLimits,
+    EncryptionMode, Engine, EngineConfig, Event, SeedingGoal, SessionLimits, Transports,
 };
 use bittide_core::metainfo::{Magnet, Metainfo};
 use bittide_core::picker::Priority;
@@ -83,6 +83,8 @@ pub struct SessionConfig {
     pub peer_id: Option<PeerId>,
     /// Message stream encryption of peer connections (MSE/PE).
     pub encryption: EncryptionMode,
+    /// Which transports carry peer connections (TCP, uTP).
+    pub transports: Transports,
 }
 
 impl SessionConfig {
@@ -102,6 +104,7 @@ impl SessionConfig {
             max_peers_per_ip: 1,
             peer_id: None,
             encryption: EncryptionMode::Enabled,
+            transports: Transports::default(),
         }
     }
 }
@@ -262,6 +265,7 @@ impl<R: Runtime> Session<R> {
             listen_port: local.port(),
             dht: dht.as_ref().map(dht_settings),
             encryption: config.encryption,
+            transports: config.transports,
             ..EngineConfig::default()
         };
         engine_config.limits = limits(&settings);
