@@ -63,6 +63,7 @@ fn options(
         download_rate: 0,
         dht: None,
         encryption: Default::default(),
+        transports: Default::default(),
     }
 }
 
