@@ -335,7 +335,7 @@ fn detail_field(name: &str, d: &TorrentDetails) -> Option<Value> {
                 "isDownloadingFrom": p.download_rate > 0,
                 "isUploadingTo": p.upload_rate > 0,
                 "isEncrypted": false,
-                "isUTP": false,
+                "isUTP": p.flags.contains('P'),
                 "clientIsChoked": p.flags.contains('u'),
                 "clientIsInterested": p.flags.contains('U') || p.flags.contains('u'),
                 "peerIsChoked": p.flags.contains('d'),

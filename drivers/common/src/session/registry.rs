@@ -436,6 +436,9 @@ fn peer_views(t: &Torrent, now: Instant) -> Vec<PeerView> {
             if p.flags.peer_interested {
                 flags.push(if p.flags.am_choking { 'u' } else { 'U' });
             }
+            if p.utp {
+                flags.push('P');
+            }
             PeerView {
                 addr: p.addr,
                 client: p.client,

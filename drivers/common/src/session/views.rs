@@ -153,7 +153,7 @@ pub struct PeerView {
     pub progress: f64,
     /// Short flags: `I`/`O` incoming/outgoing, `d`/`D` we are
     /// interested and it chokes/unchokes us, `u`/`U` it is interested and
-    /// we choke/unchoke it.
+    /// we choke/unchoke it, `P` over uTP (qBittorrent's letters).
     pub flags: String,
 }
 
