@@ -1,8 +1,12 @@
-//! uTP (BEP 29) in the one simulator: two bare `UtpSocket`s on the
+//! uTP (BEP 29) in the one simulator. First two bare `UtpSocket`s on the
 //! project's seeded network model (tests/src/sim/network.rs), the way
 //! `DhtSim` runs bare DHT nodes on it. Transfers both ways under 0–10 %
 //! loss, reordering, duplication and 10–300 ms one-way latency must
-//! deliver identical bytes and close cleanly on every seed.
+//! deliver identical bytes and close cleanly on every seed. Then whole
+//! nodes (`Swarm`: the real engine and driver loop) with TCP off, so every
+//! peer connection is the engine's uTP over the same model: a seeder and
+//! three leechers finish with identical data at 0, 5 and 10 % loss, and a
+//! run replays from its seed.
 //!
 //! The network's UDP model has no bandwidth limit, so LEDBAT's behaviour
 //! at a bottleneck is tested in the core against a bottleneck model
@@ -199,4 +203,71 @@ fn ten_percent_loss_300_ms() {
             MIB / 2,
         );
     });
+}
+
+// --- whole nodes: engines and driver loops over uTP ----------------------
+
+/// A seeder and three leechers with TCP off, each a real `Engine` run by
+/// the real driver loop on the simulator, so every peer connection is uTP
+/// on the model's datagrams. All leechers end with the seeder's bytes;
+/// returns the run's log hash.
+fn swarm_over_utp(seed: u64, udp: UdpModel, size: usize) -> String {
+    use bittide_core::engine::Transports;
+    use bittide_tests::sim::swarm::{content, PeerSpec, Swarm};
+    let utp_only = Transports {
+        tcp: false,
+        utp: true,
+    };
+    let mut sim = Swarm::new(seed, content(size, seed), 64 * 1024, udp);
+    let spec = |seeder: bool| PeerSpec {
+        transports: utp_only,
+        ..if seeder {
+            PeerSpec::seeder(4 * MIB as u64)
+        } else {
+            PeerSpec::leecher(4 * MIB as u64)
+        }
+    };
+    sim.add_peer(spec(true), &[]);
+    for _ in 0..3 {
+        sim.add_peer(spec(false), &[0]);
+    }
+    let until = Instant::ZERO + Duration::from_secs(600);
+    let done = sim.run_until(until, |p| p[1..].iter().all(|p| p.finished()));
+    assert!(done, "seed {seed}: not finished by t={}", sim.now());
+    sim.deep_check();
+    for p in &sim.peers[1..] {
+        assert!(p.disk.bytes() == sim.content, "seed {seed}: different data");
+    }
+    eprintln!("seed {seed}: done by t={}; {}", sim.now(), sim.speed());
+    sim.log_hash()
+}
+
+#[test]
+fn engines_swarm_over_utp_on_a_clean_path() {
+    for_each_seed(&[11], |seed| {
+        swarm_over_utp(seed, model(0, (10, 12), 0, 0), 2 * MIB);
+    });
+}
+
+#[test]
+fn engines_swarm_over_utp_despite_loss_reordering_and_duplication() {
+    for_each_seed(&[12, 13], |seed| {
+        swarm_over_utp(seed, model(5, (50, 150), 20_000, 20_000), 2 * MIB);
+    });
+}
+
+#[test]
+fn engines_swarm_over_utp_at_ten_percent_loss_and_300_ms() {
+    for_each_seed(&[14], |seed| {
+        swarm_over_utp(seed, model(10, (280, 300), 50_000, 50_000), MIB);
+    });
+}
+
+#[test]
+fn engines_over_utp_replay_from_their_seed() {
+    let udp = || model(5, (20, 80), 20_000, 20_000);
+    assert_eq!(
+        swarm_over_utp(21, udp(), MIB),
+        swarm_over_utp(21, udp(), MIB)
+    );
 }

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bittide_core::dht::DhtConfig;
-use bittide_core::engine::{DhtSettings, Engine, EngineConfig, Event};
+use bittide_core::engine::{DhtSettings, Engine, EngineConfig, Event, Transports};
 use bittide_core::metainfo::{Magnet, PieceHasher, TorrentBuilder};
 use bittide_core::torrent::{StartMode, TorrentConfig, TorrentEvent, TorrentInfo};
 use bittide_core::tracker::server::{ServerConfig, TrackerServer};
@@ -60,6 +60,9 @@ pub struct PeerSpec {
     pub dht: Option<Vec<usize>>,
     /// Torrent settings (peer id and port are filled in).
     pub config: TorrentConfig,
+    /// Which transports carry its peer connections (uTP rides the
+    /// network's UDP model: its latency, loss, duplication, reordering).
+    pub transports: Transports,
 }
 
 impl PeerSpec {
@@ -75,6 +78,7 @@ impl PeerSpec {
             magnet: false,
             dht: None,
             config: TorrentConfig::default(),
+            transports: Transports::default(),
         }
     }
 
@@ -310,6 +314,7 @@ impl Swarm {
         config.peer_id = PeerId(id);
         config.listen_port = PORT;
         config.torrent = spec.config.clone();
+        config.transports = spec.transports;
         if let Some(boot) = &spec.dht {
             let mut dht = DhtConfig::default();
             // Simulated addresses are loopback ones.
