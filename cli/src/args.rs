@@ -30,8 +30,9 @@ pub(crate) const LONGEST_WAIT: Duration = Duration::from_secs(365 * 86_400);
 pub(crate) enum Encryption {
     /// Plaintext only; encrypted peers are refused.
     Disabled,
-    /// Accept both; connect encrypted first (RC4), in plaintext to a peer
-    /// that refused it.
+    /// Accept both; connect with the encrypted handshake first, in
+    /// plaintext to a peer that refused it; RC4 on the stream only when the
+    /// peer insists.
     #[default]
     Enabled,
     /// Encrypted (RC4) only, both ways; plaintext peers are refused.

@@ -39,8 +39,9 @@ use crate::time::Instant;
 pub enum EncryptionMode {
     /// Plaintext only: no MSE handshake out, MSE connections in refused.
     Disabled,
-    /// Both in; out encrypted first (RC4 preferred), plaintext for a peer
-    /// that refused it.
+    /// Both in; out with the MSE handshake first, plaintext for a peer
+    /// that refused it; the stream after the handshake is RC4 only when
+    /// the other side allows nothing else.
     #[default]
     Enabled,
     /// MSE with RC4 only, both ways; plaintext peers are refused.

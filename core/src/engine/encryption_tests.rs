@@ -24,9 +24,16 @@ fn transfer(seeder: EncryptionMode, leecher: EncryptionMode) -> (bool, World, In
     (finished, world, at)
 }
 
+/// Both `enabled`: the MSE handshake is obfuscated, but the stream after
+/// it is plaintext (`CryptoMethods::select`, libtorrent's default), so
+/// the BitTorrent handshakes show; `required` on either side hides
+/// everything.
 #[test]
-fn encrypted_both_ways_by_default() {
+fn obfuscated_by_default_and_encrypted_when_required() {
     let (finished, world, _) = transfer(EncryptionMode::Enabled, EncryptionMode::Enabled);
+    assert!(finished);
+    assert!(!world.plaintext_handshakes.is_empty());
+    let (finished, world, _) = transfer(EncryptionMode::Enabled, EncryptionMode::Required);
     assert!(finished);
     assert!(
         world.plaintext_handshakes.is_empty(),

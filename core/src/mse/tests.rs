@@ -157,15 +157,27 @@ fn check_payload_both_ways(a: &mut Established, b: &mut Established) {
     assert_eq!(wire, msg);
 }
 
+/// RC4 when one side allows nothing else; plaintext when both allow
+/// both (libtorrent's default choice).
 #[test]
-fn rc4_is_chosen_when_both_allow_it() {
+fn rc4_only_when_a_side_insists() {
     for ia in [&b""[..], b"\x13BitTorrent protocol and more"] {
         for chunk in [1, 7, 4096] {
-            let (mut a, mut b) = established(CryptoMethods::BOTH, CryptoMethods::BOTH, ia, chunk);
-            assert_eq!(a.method, CryptoMethods::RC4);
-            assert_eq!(b.method, CryptoMethods::RC4);
-            assert_eq!(b.skey, SKEY);
-            check_payload_both_ways(&mut a, &mut b);
+            for (provide, allowed) in [
+                (CryptoMethods::RC4, CryptoMethods::BOTH),
+                (CryptoMethods::BOTH, CryptoMethods::RC4),
+            ] {
+                let (mut a, mut b) = established(provide, allowed, ia, chunk);
+                assert_eq!(a.method, CryptoMethods::RC4);
+                assert_eq!(b.method, CryptoMethods::RC4);
+                assert_eq!(b.skey, SKEY);
+                check_payload_both_ways(&mut a, &mut b);
+            }
+            let (a, b) = established(CryptoMethods::BOTH, CryptoMethods::BOTH, ia, chunk);
+            assert_eq!(
+                (a.method, b.method),
+                (CryptoMethods::PLAINTEXT, CryptoMethods::PLAINTEXT)
+            );
         }
     }
 }
