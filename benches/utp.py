@@ -1,0 +1,158 @@
+#!/usr/bin/python3
+"""uTP benchmark on 127.0.0.1 (it is not a test; run it on an idle
+machine): one --size-mib file (1 GiB by default, 256 KiB pieces), each
+transfer timed in the same run, medians of --runs:
+
+  lt->lt uTP        a libtorrent leecher from a libtorrent seeder, both
+                    with TCP off (libtorrent's own uTP)
+  lt->bittide uTP   `bittide download --no-tcp` from that seeder
+  bittide->lt uTP   a uTP-only libtorrent leecher from `bittide seed
+                    --no-tcp`
+  lt->bittide TCP   `bittide download --no-utp` from a TCP libtorrent
+                    seeder (the reference)
+
+and the ratios issue 17 asks for: libtorrent's uTP time over bittide's
+(target: at least 2), and bittide's uTP time over its TCP time.
+
+  /usr/bin/python3 benches/utp.py [--runs 3] [--size-mib 1024]
+
+Needs a release build (cargo build --release -p bittide-cli), Debian's
+python3-libtorrent and time.
+"""
+import argparse
+import filecmp
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare  # noqa: E402  (BITTIDE, LT_TOOL, PY, free_port, make_data, timed)
+
+LIMIT = 900  # seconds any one transfer may take
+
+
+def lt_seeder(command, torrent, src):
+    """A libtorrent seeder (`seed` or `seed-utp`), once it is ready."""
+    port = compare.free_port()
+    p = subprocess.Popen([compare.PY, compare.LT_TOOL, command, torrent, src, str(port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    if p.stdout.readline().strip() != "ready":
+        p.kill()
+        raise RuntimeError("libtorrent %s did not start" % command)
+    return p, port
+
+
+def bittide_seeder(work, torrent, src):
+    """`bittide seed --no-tcp`, once it reports seeding."""
+    port = compare.free_port()
+    log = os.path.join(work, "seed.log")
+    p = subprocess.Popen([compare.BITTIDE, "seed", torrent, "-o", src, "--no-tcp", "--no-dht",
+                          "--json", "--listen", "127.0.0.1:%d" % port,
+                          "--state-dir", os.path.join(work, "seed-state")],
+                         stdout=open(log, "w"), stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + LIMIT
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            raise RuntimeError("bittide seed exited: %s" % open(log).read())
+        for line in open(log).read().splitlines():
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if e.get("event") == "state" and e.get("state") == "seeding":
+                return p, port
+        time.sleep(0.1)
+    p.kill()
+    raise RuntimeError("bittide seed never started seeding")
+
+
+def bittide_download(torrent, out, port, transport_flag):
+    return [compare.BITTIDE, "download", torrent, "-o", out, transport_flag, "--no-dht",
+            "--peer", "127.0.0.1:%d" % port, "--listen", "127.0.0.1:%d" % compare.free_port(),
+            "--state-dir", out + ".state", "--timeout", "120"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--size-mib", type=int, default=1024)
+    args = ap.parse_args()
+    if not os.path.exists(compare.BITTIDE):
+        sys.exit("build bittide first: cargo build --release -p bittide-cli")
+    work = tempfile.mkdtemp(prefix="bittide-utp-bench-")
+    procs = []
+    try:
+        src = os.path.join(work, "src")
+        os.makedirs(src)
+        data = os.path.join(src, "data.bin")
+        compare.make_data(data, args.size_mib << 20, 29)
+        torrent = os.path.join(work, "data.torrent")
+        subprocess.run([compare.BITTIDE, "create", data, "--piece-size", "256K", "-o", torrent],
+                       check=True, stdout=subprocess.DEVNULL)
+        utp_seed, utp_port = lt_seeder("seed-utp", torrent, src)
+        procs.append(utp_seed)
+        tcp_seed, tcp_port = lt_seeder("seed", torrent, src)
+        procs.append(tcp_seed)
+        bt_seed, bt_port = bittide_seeder(work, torrent, src)
+        procs.append(bt_seed)
+        transfers = {
+            "lt->lt uTP": lambda out: [compare.PY, compare.LT_TOOL, "leech-utp", torrent, out,
+                                       "127.0.0.1:%d" % utp_port],
+            "lt->bittide uTP": lambda out: bittide_download(torrent, out, utp_port, "--no-tcp"),
+            "bittide->lt uTP": lambda out: [compare.PY, compare.LT_TOOL, "leech-utp", torrent, out,
+                                            "127.0.0.1:%d" % bt_port],
+            "lt->bittide TCP": lambda out: bittide_download(torrent, out, tcp_port, "--no-utp"),
+        }
+        results = {}
+        for r in range(args.runs):
+            order = list(transfers)
+            order = order[r % len(order):] + order[:r % len(order)]
+            for name in order:
+                out = os.path.join(work, "out")
+                shutil.rmtree(out, ignore_errors=True)
+                shutil.rmtree(out + ".state", ignore_errors=True)
+                os.makedirs(out)
+                try:
+                    m = compare.timed(transfers[name](out), timeout=LIMIT)
+                    if not filecmp.cmp(data, os.path.join(out, "data.bin"), shallow=False):
+                        raise RuntimeError("the downloaded file differs")
+                except Exception as e:  # report, keep going
+                    print("%s run %d: %s" % (name, r, e), file=sys.stderr)
+                    continue
+                results.setdefault(name, []).append(m)
+                print("  %s run %d: %.2f s" % (name, r, m[0]), file=sys.stderr, flush=True)
+        print("%d MiB, 256 KiB pieces, 127.0.0.1, median of %d runs" % (args.size_mib, args.runs))
+        print("%-18s %8s %9s %8s %9s" % ("transfer", "time s", "MiB/s", "CPU s", "RSS MiB"))
+        med = {}
+        for name in transfers:
+            ms = results.get(name)
+            if not ms:
+                print("%-18s %8s" % (name, "failed"))
+                continue
+            t = statistics.median(m[0] for m in ms)
+            c = statistics.median(m[1] for m in ms)
+            med[name] = t
+            print("%-18s %8.2f %9.1f %8.2f %9.1f" % (name, t, args.size_mib / t, c,
+                                                     max(m[2] for m in ms)))
+        if "lt->lt uTP" in med and "lt->bittide uTP" in med:
+            print("libtorrent uTP / bittide uTP download time: %.2f (target >= 2)"
+                  % (med["lt->lt uTP"] / med["lt->bittide uTP"]))
+        if "lt->lt uTP" in med and "bittide->lt uTP" in med:
+            print("libtorrent uTP / bittide uTP seeding time: %.2f"
+                  % (med["lt->lt uTP"] / med["bittide->lt uTP"]))
+        if "lt->bittide TCP" in med and "lt->bittide uTP" in med:
+            print("bittide uTP / TCP download time: %.2f"
+                  % (med["lt->bittide uTP"] / med["lt->bittide TCP"]))
+    finally:
+        for p in procs:
+            p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
