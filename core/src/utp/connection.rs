@@ -268,6 +268,14 @@ impl Connection {
         }
     }
 
+    /// Drops a handshake without a word to the peer (a SYN from a forged
+    /// address must not earn its victim a packet).
+    pub(super) fn forget(&mut self) {
+        self.need_ack = false;
+        self.reset_pending = false;
+        self.finish(CloseReason::Aborted, None);
+    }
+
     /// Ends the connection; `time_wait` keeps it answering retransmitted
     /// FINs until then.
     fn finish(&mut self, reason: CloseReason, time_wait: Option<Instant>) {

@@ -9,7 +9,10 @@
 //! Anyone can send SYNs from forged addresses, so the table is capped
 //! twice: [`SocketLimits::max_connections`] in all, and
 //! [`SocketLimits::max_half_open`] accepted SYNs not yet confirmed by the
-//! initiator's next packet (those expire after the handshake timeout).
+//! initiator's next packet (those expire after the handshake timeout). A
+//! SYN beyond the half-open cap replaces the oldest unconfirmed one, which
+//! is dropped without a packet: a flood of forged SYNs cannot keep a real
+//! peer out, since a real initiator confirms within a round trip.
 //! Resets are queued at most [`SocketLimits::max_pending_resets`] at a
 //! time, so we never amplify a flood.
 //!
@@ -241,12 +244,22 @@ impl UtpSocket {
             }
             return Some(id);
         }
-        if !self.accepting
-            || self.conns.len() >= self.limits.max_connections
-            || self.half_open() >= self.limits.max_half_open
-        {
+        if !self.accepting || self.conns.len() >= self.limits.max_connections {
             self.ignored += 1;
             return None;
+        }
+        if self.half_open() >= self.limits.max_half_open {
+            let oldest = self
+                .conns
+                .values_mut()
+                .find(|e| e.conn.state() == State::SynReceived);
+            match oldest {
+                Some(e) => e.conn.forget(),
+                None => {
+                    self.ignored += 1;
+                    return None;
+                }
+            }
         }
         let seq = SeqNr((self.rng.next_u32() & 0xffff) as u16);
         let conn = Connection::accept(now, self.config, syn, seq);

@@ -112,11 +112,28 @@ fn half_open_handshakes_are_capped_and_expire() {
     let mut b = socket(3, limits);
     let t = Instant::ZERO;
     for i in 0..10u16 {
-        b.handle_datagram(t, addr(1000 + i), &syn(7));
+        let _ = b.handle_datagram(t, addr(1000 + i), &syn(7));
     }
-    let incoming = events(&mut b).len();
-    assert_eq!((incoming, b.len()), (4, 4), "only the cap is accepted");
-    assert_eq!(b.ignored(), 6);
+    assert_eq!(
+        transmits(&mut b, t).len(),
+        4,
+        "SYN-ACKs, no resets for the dropped"
+    );
+    let all = events(&mut b);
+    let incoming = all
+        .iter()
+        .filter(|e| matches!(e, SocketEvent::Incoming(..)))
+        .count();
+    let dropped = all
+        .iter()
+        .filter(|e| matches!(e, SocketEvent::Closed(_, CloseReason::Aborted)))
+        .count();
+    assert_eq!(
+        (incoming, dropped),
+        (10, 6),
+        "the newest replace the oldest"
+    );
+    assert_eq!(b.len(), 4, "only the cap is kept");
     let later = t + Config::default().handshake_timeout;
     run_timers(&mut b, t, later);
     let closed = events(&mut b);
