@@ -37,9 +37,12 @@ LIMIT = 900  # seconds any one transfer may take
 
 
 def lt_seeder(command, torrent, src):
-    """A libtorrent seeder (`seed` or `seed-utp`), once it is ready."""
+    """A libtorrent seeder (`seed` or `seed-utp`), once it is ready; it
+    serves for as long as the whole run may take."""
     port = compare.free_port()
-    p = subprocess.Popen([compare.PY, compare.LT_TOOL, command, torrent, src, str(port)],
+    serve = str(LIMIT * 20)
+    extra = ["0", serve] if command == "seed" else [serve]
+    p = subprocess.Popen([compare.PY, compare.LT_TOOL, command, torrent, src, str(port)] + extra,
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     if p.stdout.readline().strip() != "ready":
         p.kill()
@@ -102,10 +105,10 @@ def main():
         procs.append(bt_seed)
         transfers = {
             "lt->lt uTP": lambda out: [compare.PY, compare.LT_TOOL, "leech-utp", torrent, out,
-                                       "127.0.0.1:%d" % utp_port],
+                                       "127.0.0.1:%d" % utp_port, str(LIMIT)],
             "lt->bittide uTP": lambda out: bittide_download(torrent, out, utp_port, "--no-tcp"),
             "bittide->lt uTP": lambda out: [compare.PY, compare.LT_TOOL, "leech-utp", torrent, out,
-                                            "127.0.0.1:%d" % bt_port],
+                                            "127.0.0.1:%d" % bt_port, str(LIMIT)],
             "lt->bittide TCP": lambda out: bittide_download(torrent, out, tcp_port, "--no-utp"),
         }
         results = {}

@@ -6,13 +6,13 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
   lt_tool.py create PATH OUT PIECE MODE   -> MODE is v1 or hybrid
   lt_tool.py verify TORRENT SAVE_PATH     -> "ok" once libtorrent has checked
                                              every piece of the data on disk
-  lt_tool.py seed TORRENT SAVE_PATH PORT [RATE]
+  lt_tool.py seed TORRENT SAVE_PATH PORT [RATE [LIMIT_S]]
                                           -> prints "ready" once seeding on
                                              127.0.0.1:PORT, then serves until
-                                             killed (at most 300 s)
-  lt_tool.py seed-utp TORRENT SAVE_PATH PORT
+                                             killed (at most LIMIT_S, 300 s by default)
+  lt_tool.py seed-utp TORRENT SAVE_PATH PORT [LIMIT_S]
                                           -> like seed, over uTP only (TCP off)
-  lt_tool.py leech-utp TORRENT SAVE_PATH PEER
+  lt_tool.py leech-utp TORRENT SAVE_PATH PEER [LIMIT_S]
                                           -> like leech, over uTP only
   lt_tool.py seed-corrupt TORRENT SAVE_PATH PORT
                                           -> like seed, but once libtorrent has
@@ -478,11 +478,13 @@ def main():
         print(verify(sys.argv[2], sys.argv[3]))
     elif cmd == "seed":
         rate = int(sys.argv[5]) if len(sys.argv) > 5 else 0
-        print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), rate))
+        limit = float(sys.argv[6]) if len(sys.argv) > 6 else 300.0
+        print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), rate, limit=limit))
     elif cmd == "seed-flat":
         print(seed_flat(sys.argv[2], sys.argv[3], int(sys.argv[4])))
     elif cmd == "seed-utp":
-        print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), utp_only=True))
+        limit = float(sys.argv[5]) if len(sys.argv) > 5 else 300.0
+        print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), limit=limit, utp_only=True))
     elif cmd == "seed-corrupt":
         print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), corrupt=True))
     elif cmd == "leech":
@@ -490,7 +492,8 @@ def main():
         limit = float(sys.argv[6]) if len(sys.argv) > 6 else 120.0
         print(leech(sys.argv[2], sys.argv[3], sys.argv[4], ip, limit))
     elif cmd == "leech-utp":
-        print(leech(sys.argv[2], sys.argv[3], sys.argv[4], utp_only=True))
+        limit = float(sys.argv[5]) if len(sys.argv) > 5 else 120.0
+        print(leech(sys.argv[2], sys.argv[3], sys.argv[4], limit=limit, utp_only=True))
     elif cmd == "magnet-leech":
         print(magnet_leech(sys.argv[2], sys.argv[3], sys.argv[4]))
     elif cmd == "announce":
