@@ -162,13 +162,13 @@ impl Runtime for AsyncIoRuntime {
     }
     fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
         Box::pin(async move {
-            let l = Async::<TcpListener>::bind(addr)?;
+            let l = Async::new(crate::sockets::tcp_listener(addr)?)?;
             Ok(Box::new(AsyncListener(l)) as Box<dyn Listener>)
         })
     }
     fn bind_udp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Arc<dyn UdpSocket>>> {
         Box::pin(async move {
-            let s = Async::<StdUdp>::bind(addr)?;
+            let s = Async::new(crate::sockets::udp_socket(addr)?)?;
             Ok(Arc::new(AsyncUdp(s)) as Arc<dyn UdpSocket>)
         })
     }

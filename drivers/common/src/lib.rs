@@ -33,6 +33,7 @@ pub mod fuzzing;
 pub mod resume;
 pub mod runtime;
 pub mod session;
+pub mod sockets;
 pub mod tracker;
 pub mod tracker_server;
 pub mod units;

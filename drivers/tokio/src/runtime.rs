@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use bittide_core::Instant;
 use bittide_driver::runtime::{BoxFuture, Conn, ConnRead, ConnWrite, Listener, Runtime, UdpSocket};
+use bittide_driver::sockets;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -122,13 +123,13 @@ impl Runtime for TokioRuntime {
     }
     fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>> {
         Box::pin(async move {
-            let l = tokio::net::TcpListener::bind(addr).await?;
+            let l = tokio::net::TcpListener::from_std(sockets::tcp_listener(addr)?)?;
             Ok(Box::new(TokioListener(l)) as Box<dyn Listener>)
         })
     }
     fn bind_udp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Arc<dyn UdpSocket>>> {
         Box::pin(async move {
-            let s = tokio::net::UdpSocket::bind(addr).await?;
+            let s = tokio::net::UdpSocket::from_std(sockets::udp_socket(addr)?)?;
             Ok(Arc::new(TokioUdp(s)) as Arc<dyn UdpSocket>)
         })
     }
