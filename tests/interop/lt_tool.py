@@ -80,6 +80,8 @@ import libtorrent as lt
 # Set by a leading `--encryption MODE` (see the docstring); None leaves
 # libtorrent's defaults (both policies enabled, either level).
 ENCRYPTION = None
+# The address sessions listen on unless told otherwise (`--ip ADDR`).
+IP = "127.0.0.1"
 
 
 def encryption_settings(mode):
@@ -143,12 +145,13 @@ def verify(torrent, save_path, timeout=60.0):
     return "timeout"
 
 
-def settings(port=0, ip="127.0.0.1", utp_only=False):
+def settings(port=0, ip=None, utp_only=False):
+    ip = ip or IP
     if utp_only:
         return dict(settings(port, ip), enable_outgoing_utp=True, enable_incoming_utp=True,
                     enable_outgoing_tcp=False, enable_incoming_tcp=False)
     return {
-        "listen_interfaces": "%s:%d" % (ip, port),
+        "listen_interfaces": ("[%s]:%d" if ":" in ip else "%s:%d") % (ip, port),
         "outgoing_interfaces": ip,
         "enable_dht": False,
         "enable_lsd": False,
@@ -465,9 +468,12 @@ def tempfile_dir():
 
 
 def main():
-    global ENCRYPTION
-    if sys.argv[1] == "--encryption":
-        ENCRYPTION = sys.argv[2]
+    global ENCRYPTION, IP
+    while sys.argv[1] in ("--encryption", "--ip"):
+        if sys.argv[1] == "--encryption":
+            ENCRYPTION = sys.argv[2]
+        else:
+            IP = sys.argv[2]
         del sys.argv[1:3]
     cmd = sys.argv[1]
     if cmd == "hash":

@@ -30,10 +30,13 @@ pub(crate) struct Args {
     /// Keep seeding after the download completes (until Ctrl-C).
     #[arg(long)]
     seed: bool,
-    /// Address to accept peers on: PORT, :PORT, HOST:PORT or [IPv6]:PORT
-    /// [default: port 6881 if free, else any free port].
+    /// Address to accept peers on, TCP and UDP (uTP, DHT): PORT, :PORT,
+    /// HOST:PORT or [IPv6]:PORT; repeatable, one per address family (a
+    /// later port 0 takes the first one's port). Every IPv4 interface
+    /// (0.0.0.0, a bare port) means every IPv6 one too [default: port 6881
+    /// if free, else any free port, on both families].
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
-    listen: Option<SocketAddr>,
+    listen: Vec<SocketAddr>,
     /// A peer to connect to directly, HOST:PORT (repeatable), besides
     /// those from trackers and the DHT.
     #[arg(long = "peer", value_name = "ADDR", value_parser = parse_peer)]
@@ -98,7 +101,8 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         save_torrent: args.save_torrent,
         folder: args.output,
         keep_seeding: args.seed,
-        listen: args.listen,
+        listen: args.listen.first().copied(),
+        also_listen: args.listen.iter().skip(1).copied().collect(),
         peers: args.peers,
         peer_timeout: args.timeout,
         recheck: args.recheck,

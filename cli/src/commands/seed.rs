@@ -24,10 +24,13 @@ pub(crate) struct Args {
     /// The content folder as a second argument (the older form of -o).
     #[arg(value_name = "DIR", hide = true, conflicts_with = "output")]
     dir: Option<PathBuf>,
-    /// Address to accept peers on: PORT, :PORT, HOST:PORT or [IPv6]:PORT
-    /// [default: port 6881 if free, else any free port].
+    /// Address to accept peers on, TCP and UDP (uTP, DHT): PORT, :PORT,
+    /// HOST:PORT or [IPv6]:PORT; repeatable, one per address family (a
+    /// later port 0 takes the first one's port). Every IPv4 interface
+    /// (0.0.0.0, a bare port) means every IPv6 one too [default: port 6881
+    /// if free, else any free port, on both families].
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
-    listen: Option<SocketAddr>,
+    listen: Vec<SocketAddr>,
     /// A peer to connect to directly, HOST:PORT (repeatable).
     #[arg(long = "peer", value_name = "ADDR", value_parser = parse_peer)]
     peers: Vec<SocketAddr>,
@@ -70,7 +73,8 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         save_torrent: None,
         folder: args.dir.unwrap_or(args.output),
         keep_seeding: true,
-        listen: args.listen,
+        listen: args.listen.first().copied(),
+        also_listen: args.listen.iter().skip(1).copied().collect(),
         peers: args.peers,
         peer_timeout: None,
         recheck: args.recheck,

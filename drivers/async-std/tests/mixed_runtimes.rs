@@ -50,6 +50,7 @@ fn options(
         folder,
         keep_seeding: false,
         listen: Some(listen),
+        also_listen: Vec::new(),
         seed_only: false,
         peers,
         peer_timeout: Some(Duration::from_secs(60)),

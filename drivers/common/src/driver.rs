@@ -144,8 +144,8 @@ pub struct Driver<R: Runtime> {
     /// The file layouts of torrents added through the driver, for queries
     /// (the engine does not expose them).
     layouts: BTreeMap<TorrentId, FileLayout>,
-    /// Datagrams for the UDP socket's sender task.
-    udp: Option<async_channel::Sender<(SocketAddr, Vec<u8>)>>,
+    /// Datagrams for each UDP socket's sender task: IPv4, IPv6.
+    udp: [Option<async_channel::Sender<(SocketAddr, Vec<u8>)>>; 2],
     /// The engine reported [`Event::Stopped`]: sync the disks and end.
     stopped: bool,
 }
@@ -231,7 +231,7 @@ impl<R: Runtime> Driver<R> {
             writers: BTreeMap::new(),
             storage: BTreeMap::new(),
             layouts: BTreeMap::new(),
-            udp: None,
+            udp: [None, None],
             stopped: false,
         }
     }
@@ -329,9 +329,12 @@ impl<R: Runtime> Driver<R> {
         }));
     }
 
-    /// Uses `socket` for UDP trackers, the DHT and uTP: one task reads
-    /// it, one sends what the engine hands out, in order.
+    /// Uses `socket` for UDP trackers, the DHT and uTP to and from its
+    /// address family (one socket per family; a second call for the other
+    /// family adds it): one task reads it, one sends what the engine hands
+    /// out, in order.
     pub fn set_udp(&mut self, socket: Arc<dyn UdpSocket>) {
+        let family = socket.local_addr().map_or(0, |a| usize::from(a.is_ipv6()));
         let (tx, stop) = (self.tx.clone(), self.stop_rx.clone());
         let s = socket.clone();
         self.rt.spawn(Box::pin(async move {
@@ -355,7 +358,7 @@ impl<R: Runtime> Driver<R> {
                 let _ = socket.send_to(&payload, to).await;
             }
         }));
-        self.udp = Some(send_tx);
+        self.udp[family] = Some(send_tx);
     }
 
     fn spawn_connection(&mut self, conn: ConnId, (mut reader, mut writer): Conn) {
@@ -442,7 +445,7 @@ impl<R: Runtime> Driver<R> {
             Output::Udp { to, payload } => {
                 // A full queue drops the datagram, as a full socket buffer
                 // would: every protocol on UDP resends.
-                if let Some(udp) = &self.udp {
+                if let Some(udp) = &self.udp[usize::from(to.is_ipv6())] {
                     let _ = udp.try_send((to, payload));
                 }
             }

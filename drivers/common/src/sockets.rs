@@ -16,6 +16,14 @@ use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+/// The IPv6 twin of an IPv4 "every interface" address (`0.0.0.0:P` →
+/// `[::]:P`): listening there too is what makes a session dual-stack by
+/// default. `None` for any other address, which is used alone.
+pub fn dual_stack_twin(addr: SocketAddr) -> Option<SocketAddr> {
+    (addr.ip() == std::net::Ipv4Addr::UNSPECIFIED)
+        .then(|| SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, addr.port())))
+}
+
 /// What the UDP socket asks for each way.
 pub const UDP_BUFFER: usize = 4 << 20;
 
@@ -56,17 +64,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn both_families_share_a_port() {
+    fn ipv6_sockets_are_v6_only_beside_an_ipv4_one_on_the_same_port() {
         let v4 = udp_socket("127.0.0.1:0".parse().unwrap()).unwrap();
         let port = v4.local_addr().unwrap().port();
-        let Ok(v6) = udp_socket(SocketAddr::from(([0u16; 8], port))) else {
+        let Ok(v6) = udp_socket(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))) else {
             return; // no IPv6 on this machine
         };
-        assert_eq!(v6.local_addr().unwrap().port(), port);
-        let t4 = tcp_listener("0.0.0.0:0".parse().unwrap()).unwrap();
+        assert!(Socket::from(v6).only_v6().unwrap());
+        let t4 = tcp_listener("127.0.0.1:0".parse().unwrap()).unwrap();
         let port = t4.local_addr().unwrap().port();
-        let t6 = tcp_listener(SocketAddr::from(([0u16; 8], port))).unwrap();
+        let t6 = tcp_listener(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))).unwrap();
         assert_eq!(t6.local_addr().unwrap().port(), port);
+        assert!(Socket::from(t6).only_v6().unwrap());
+    }
+
+    #[test]
+    fn only_every_ipv4_interface_has_a_twin() {
+        assert_eq!(
+            dual_stack_twin("0.0.0.0:6881".parse().unwrap()),
+            Some("[::]:6881".parse().unwrap())
+        );
+        assert_eq!(dual_stack_twin("127.0.0.1:6881".parse().unwrap()), None);
+        assert_eq!(dual_stack_twin("[::]:6881".parse().unwrap()), None);
     }
 
     #[test]

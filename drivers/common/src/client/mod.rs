@@ -40,10 +40,15 @@ pub struct SessionOptions {
     pub folder: PathBuf,
     /// Keep serving after the download completes (until shut down).
     pub keep_seeding: bool,
-    /// Where to accept peers (`None`: [`DEFAULT_PORT`] on every IPv4
-    /// address if it is free, else any free port, so a seeder and a
-    /// downloader can run side by side on one machine).
+    /// Where to accept peers, TCP and UDP (`None`: [`DEFAULT_PORT`] on
+    /// every address if it is free, else any free port, so a seeder and a
+    /// downloader can run side by side on one machine). Every IPv4
+    /// address (`0.0.0.0`) means every IPv6 one too, where the host has
+    /// IPv6 ([`dual_stack_twin`](crate::sockets::dual_stack_twin)).
     pub listen: Option<SocketAddr>,
+    /// More addresses to accept peers on, typically the other family's
+    /// (port 0: the port `listen` got).
+    pub also_listen: Vec<SocketAddr>,
     /// Peers to connect to directly.
     pub peers: Vec<SocketAddr>,
     /// Fail when no useful peer was seen for this long, at any point of a
@@ -93,6 +98,7 @@ impl SessionOptions {
             folder,
             keep_seeding: false,
             listen: None,
+            also_listen: Vec::new(),
             peers: Vec::new(),
             peer_timeout: None,
             recheck: false,
@@ -396,6 +402,32 @@ pub async fn run<R: Runtime>(
     let mut dht_state: Option<Vec<u8>> = None;
     let mut saved_pieces = u32::MAX;
     driver.listen(listener);
+    for &addr in &options.also_listen {
+        let addr = match addr.port() {
+            0 => SocketAddr::new(addr.ip(), local.port()),
+            _ => addr,
+        };
+        let l = rt.listen(addr).await.map_err(|e| {
+            err(
+                exit::IO,
+                format!("cannot listen on {addr}: {e} (--listen chooses another)"),
+            )
+        })?;
+        driver.listen(l);
+        if let Ok(s) = rt.bind_udp(addr).await {
+            driver.set_udp(s);
+        }
+    }
+    if let Some(twin) = crate::sockets::dual_stack_twin(udp_bind) {
+        // IPv6 too, where the machine has it (best effort: an IPv4-only
+        // host still downloads).
+        if let Ok(l) = rt.listen(twin).await {
+            driver.listen(l);
+            if let Ok(s) = rt.bind_udp(twin).await {
+                driver.set_udp(s);
+            }
+        }
+    }
     if let Some(s) = udp {
         driver.set_udp(s);
     }

@@ -312,6 +312,15 @@ impl<R: Runtime> Session<R> {
         if let Some(s) = udp {
             driver.set_udp(s);
         }
+        if let Some(twin) = crate::sockets::dual_stack_twin(local) {
+            // IPv6 too, where the machine has it (best effort).
+            if let Ok(l) = rt.listen(twin).await {
+                driver.listen(l);
+                if let Ok(s) = rt.bind_udp(twin).await {
+                    driver.set_udp(s);
+                }
+            }
+        }
         let shared = Arc::new(Shared {
             registry: Mutex::new(registry),
             settings_writes: Mutex::new(()),

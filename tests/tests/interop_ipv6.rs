@@ -1,0 +1,142 @@
+//! IPv6 on ::1 (BEP 7), loopback only:
+//! - a `bittide seed` listening on both families (`--listen 127.0.0.1:P
+//!   --listen [::1]:0`, the second taking the same port) serves an IPv6
+//!   downloader over TCP and over uTP, and an IPv4 one;
+//! - an IPv6-only swarm: `bittide tracker serve` on [::1] answers with
+//!   `peers6`, a libtorrent seeder on [::1] announces to it, and `bittide
+//!   download` finds the seeder through it alone.
+//!
+//! Fails, never skips, without python3-libtorrent or IPv6 on loopback.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bittide_tests::{
+    bittide, content_bytes, free_port, libtorrent_server, run_bittide, run_bounded, start_seeding,
+    ChildGuard, TempDir,
+};
+
+/// A 4 MiB file in `dir/src` and its torrent (announcing to `tracker`,
+/// if given).
+fn content_and_torrent(dir: &Path, tracker: Option<&str>) -> (PathBuf, PathBuf) {
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let file = src.join("six.bin");
+    std::fs::write(&file, content_bytes(4 << 20, 6)).unwrap();
+    let torrent = dir.join("six.torrent");
+    let mut args = vec![
+        "create",
+        file.to_str().unwrap(),
+        "--piece-size",
+        "64K",
+        "-o",
+        torrent.to_str().unwrap(),
+    ];
+    if let Some(t) = tracker {
+        args.extend(["-t", t]);
+    }
+    run_bittide(&args);
+    (src, torrent)
+}
+
+/// `bittide download` with `args`; whether it finished.
+fn download(torrent: &Path, out: &Path, args: &[&str]) -> bool {
+    let started = Instant::now();
+    let mut cmd = Command::new(bittide());
+    cmd.args(["download", torrent.to_str().unwrap(), "-o"])
+        .arg(out)
+        .args(["--no-dht", "--json", "--timeout", "60"])
+        .args(args);
+    let done = run_bounded(&mut cmd, Duration::from_secs(90));
+    eprintln!(
+        "bittide download {args:?}: {:?}, {}: {}",
+        started.elapsed(),
+        done.status,
+        String::from_utf8_lossy(&done.stderr)
+    );
+    done.status.success()
+}
+
+fn same_file(a: &Path, b: &Path) {
+    let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    assert!(x == y, "{} and {} differ", a.display(), b.display());
+}
+
+#[test]
+fn a_seed_on_both_families_serves_each() {
+    let dir = TempDir::new("ipv6-both");
+    let (src, torrent) = content_and_torrent(dir.path(), None);
+    let port = free_port();
+    let mut cmd = Command::new(bittide());
+    cmd.args(["seed", torrent.to_str().unwrap(), "-o"])
+        .arg(&src)
+        .args(["--no-dht", "--json"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--listen", "[::1]:0"]);
+    let log = dir.path().join("seed.log");
+    let _seeder = ChildGuard(start_seeding(&mut cmd, &log, Duration::from_secs(30)));
+
+    let v6 = format!("[::1]:{port}");
+    let v4 = format!("127.0.0.1:{port}");
+    for (name, args) in [
+        (
+            "v6-tcp",
+            vec!["--listen", "[::1]:0", "--peer", &v6, "--no-utp"],
+        ),
+        (
+            "v6-utp",
+            vec!["--listen", "[::1]:0", "--peer", &v6, "--no-tcp"],
+        ),
+        ("v4", vec!["--listen", "127.0.0.1:0", "--peer", &v4]),
+    ] {
+        let out = dir.path().join(name);
+        assert!(
+            download(&torrent, &out, &args),
+            "{name}: the download failed"
+        );
+        same_file(&src.join("six.bin"), &out.join("six.bin"));
+    }
+}
+
+/// `bittide tracker serve --http [::1]:PORT`; returns the port and guard.
+fn ipv6_tracker() -> (u16, ChildGuard) {
+    let port = free_port();
+    let mut child = Command::new(bittide())
+        .args(["tracker", "serve", "--http", &format!("[::1]:{port}")])
+        .args(["--interval", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start bittide tracker serve");
+    let stdout = child.stdout.take().unwrap();
+    let guard = ChildGuard(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    assert!(line.starts_with("serving "), "{line}");
+    (port, guard)
+}
+
+#[test]
+fn an_ipv6_swarm_is_found_through_a_tracker_answering_peers6() {
+    let dir = TempDir::new("ipv6-swarm");
+    let (tracker_port, _tracker) = ipv6_tracker();
+    let url = format!("http://[::1]:{tracker_port}/announce");
+    let (src, torrent) = content_and_torrent(dir.path(), Some(&url));
+    let seed_port = free_port();
+    let _seeder = libtorrent_server(&[
+        "--ip",
+        "::1",
+        "seed",
+        torrent.to_str().unwrap(),
+        src.to_str().unwrap(),
+        &seed_port.to_string(),
+    ]);
+    let out = dir.path().join("out");
+    assert!(
+        download(&torrent, &out, &["--listen", "[::1]:0"]),
+        "no download through the tracker's peers6"
+    );
+    same_file(&src.join("six.bin"), &out.join("six.bin"));
+}
