@@ -48,9 +48,15 @@ impl TestTracker {
                         held.push(stream);
                         continue;
                     }
-                    if let Some(line) = serve_one(stream) {
-                        requests.lock().expect("log").push(line);
-                    }
+                    // Each connection on its own thread: one client
+                    // that connects and says nothing (up to the 5 s read
+                    // timeout) must not hold up the others' announces.
+                    let requests = requests.clone();
+                    std::thread::spawn(move || {
+                        if let Some(line) = serve_one(stream) {
+                            requests.lock().expect("log").push(line);
+                        }
+                    });
                 }
             }
         });

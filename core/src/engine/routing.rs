@@ -24,6 +24,15 @@ impl Engine {
     /// An outgoing connection opened.
     pub fn handle_tcp_connected(&mut self, now: Instant, conn: ConnId) {
         self.now = now;
+        if self.tcp_event_is_stale(conn) {
+            return;
+        }
+        if !self.conns.contains_key(&conn) {
+            // Given up on while it was opening (a torrent closed it, an
+            // MSE deadline passed): the socket must not stay open.
+            self.stream_close(conn);
+            return;
+        }
         self.stream_connected(now, conn);
     }
 
@@ -43,9 +52,7 @@ impl Engine {
             .and_then(|id| self.torrents.get_mut(&id))
         {
             t.handle_connected(now, conn);
-            if utp {
-                t.set_utp(conn);
-            }
+            t.set_utp(conn, utp);
         }
     }
 
@@ -53,6 +60,9 @@ impl Engine {
     /// `transport` module).
     pub fn handle_tcp_failed(&mut self, now: Instant, conn: ConnId) {
         self.now = now;
+        if self.tcp_event_is_stale(conn) {
+            return;
+        }
         self.dial_failed(now, conn);
     }
 
@@ -120,6 +130,9 @@ impl Engine {
     /// (`encryption`), so what follows sees plaintext.
     pub fn handle_tcp_chunk(&mut self, now: Instant, conn: ConnId, data: Bytes) {
         self.now = now;
+        if self.tcp_event_is_stale(conn) {
+            return;
+        }
         self.stream_data(now, conn, data);
     }
 
@@ -167,9 +180,7 @@ impl Engine {
                 self.conns.insert(conn, id);
                 let utp = self.transport_of(conn) == Some(super::Transport::Utp);
                 if let Some(t) = self.torrents.get_mut(&id) {
-                    if utp {
-                        t.set_utp(conn);
-                    }
+                    t.set_utp(conn, utp);
                     t.handle_chunk(now, conn, Bytes::from(bytes));
                 }
             }
@@ -180,6 +191,9 @@ impl Engine {
     /// A connection closed.
     pub fn handle_tcp_closed(&mut self, now: Instant, conn: ConnId) {
         self.now = now;
+        if self.tcp_event_is_stale(conn) {
+            return;
+        }
         self.stream_closed(now, conn);
     }
 

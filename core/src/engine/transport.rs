@@ -77,6 +77,10 @@ pub(super) struct TransportState {
     /// Links to drop once the current input is handled (they stopped
     /// reading).
     dropped: BTreeSet<ConnId>,
+    /// Incoming uTP connections whose initiator has not confirmed yet
+    /// (a SYN proves nothing about its source address, so these take no
+    /// place among the engine's pending handshakes; the socket caps them).
+    accepting: BTreeMap<UtpConnId, SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -136,6 +140,7 @@ impl TransportState {
             learned: BTreeMap::new(),
             learned_order: VecDeque::new(),
             dropped: BTreeSet::new(),
+            accepting: BTreeMap::new(),
         }
     }
 
@@ -220,6 +225,14 @@ impl TransportState {
 }
 
 impl Engine {
+    /// Whether a TCP event for `conn` is stale: the connection moved to
+    /// uTP (a re-dial), so what its TCP socket still reports (a second
+    /// close, bytes queued behind the close) is about a socket it no
+    /// longer uses.
+    pub(super) fn tcp_event_is_stale(&self, conn: ConnId) -> bool {
+        self.transport.links.contains_key(&conn)
+    }
+
     /// The transport carrying (or opening) `conn`; `None` for a
     /// connection the engine does not know.
     pub fn transport_of(&self, conn: ConnId) -> Option<Transport> {
@@ -322,8 +335,16 @@ impl Engine {
     /// The peer's first byte: the transport works, and is remembered for
     /// the address.
     pub(super) fn transport_proven(&mut self, conn: ConnId) {
-        if let Some(d) = self.transport.dialing.remove(&conn) {
-            self.transport.learn(d.addr, d.via);
+        let Some(d) = self.transport.dialing.remove(&conn) else {
+            return;
+        };
+        self.transport.learn(d.addr, d.via);
+        // The torrent heard of the first transport; this one is final.
+        if let Some(t) = self
+            .torrent_of(conn)
+            .and_then(|id| self.torrents.get_mut(&id))
+        {
+            t.set_utp(conn, d.via == Transport::Utp);
         }
     }
 
@@ -357,7 +378,8 @@ impl Engine {
         true
     }
 
-    /// An incoming uTP connection, admitted like a TCP one.
+    /// An incoming uTP connection its initiator confirmed, admitted like a
+    /// TCP one.
     fn utp_incoming(&mut self, now: Instant, utp: UtpConnId, addr: SocketAddr) {
         match self.admit_incoming(now, addr) {
             Some(conn) => {
@@ -375,16 +397,17 @@ impl Engine {
     /// Bytes for the peer on `conn`.
     pub(super) fn stream_send(&mut self, conn: ConnId, data: Vec<u8>) {
         if let Some(d) = self.transport.dialing.get_mut(&conn) {
-            if let Some(sent) = &mut d.sent {
-                if sent.len() + data.len() <= MAX_REPLAY {
+            match &mut d.sent {
+                // A second transport opening (a re-dial needs `sent`): all
+                // of it goes out once it is open, whatever its size.
+                Some(sent) if !d.open => {
                     sent.extend_from_slice(&data);
-                } else {
-                    d.sent = None;
+                    return;
                 }
-            }
-            if !d.open && d.sent.is_some() {
-                // A second transport opening: all of it goes out then.
-                return;
+                Some(sent) if sent.len() + data.len() <= MAX_REPLAY => {
+                    sent.extend_from_slice(&data);
+                }
+                _ => d.sent = None,
             }
         }
         self.transmit(conn, data);
@@ -515,7 +538,14 @@ impl Engine {
             }
             for e in events {
                 match e {
-                    SocketEvent::Incoming(utp, addr) => self.utp_incoming(now, utp, addr),
+                    SocketEvent::Incoming(utp, addr) => {
+                        self.transport.accepting.insert(utp, addr);
+                    }
+                    SocketEvent::Connected(utp) if self.transport.accepting.contains_key(&utp) => {
+                        if let Some(addr) = self.transport.accepting.remove(&utp) {
+                            self.utp_incoming(now, utp, addr);
+                        }
+                    }
                     SocketEvent::Connected(utp) => {
                         let conn = self.transport.by_utp.get(&utp).copied();
                         let dialled =
@@ -531,6 +561,7 @@ impl Engine {
     }
 
     fn utp_closed(&mut self, now: Instant, utp: UtpConnId) {
+        self.transport.accepting.remove(&utp);
         let Some(link) = self
             .transport
             .by_utp

@@ -158,6 +158,28 @@ fn an_unanswered_utp_syn_falls_back_to_tcp() {
     );
 }
 
+/// A SYN alone (from a forged address, as far as anyone knows) takes no
+/// place among the pending handshakes: only a confirmed connection does.
+#[test]
+fn an_unconfirmed_utp_syn_is_not_a_pending_handshake() {
+    use crate::utp::{SocketLimits, UtpSocket};
+    let mut engine = Engine::new(EngineConfig::default(), Seed::from_u64(9));
+    let us = SocketAddr::from(([127, 0, 0, 1], 6881));
+    let mut forger = UtpSocket::new(
+        utp::Config::default(),
+        SocketLimits::default(),
+        Seed::from_u64(4),
+    );
+    for i in 0..40u8 {
+        let _ = forger.connect(Instant::ZERO, us).unwrap();
+        while let Some((_, syn)) = forger.poll_transmit(Instant::ZERO) {
+            engine.handle_udp(Instant::ZERO, SocketAddr::from(([10, 0, 0, i], 9)), &syn);
+        }
+        while !matches!(engine.poll_output(Instant::ZERO), Output::Timeout(_)) {}
+    }
+    assert_eq!(engine.pending_handshakes(), 0);
+}
+
 /// A peer dialling in over uTP is admitted like a TCP one, routed by its
 /// handshake, and shown (and exchanged) as a uTP peer.
 #[test]

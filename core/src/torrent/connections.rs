@@ -124,12 +124,12 @@ impl Torrent {
         true
     }
 
-    /// The engine carries `conn` over uTP (BEP 29) rather than TCP: peer
-    /// exchange tells others the peer speaks it (BEP 11 flag 0x04), and
-    /// [`PeerInfo::utp`] shows it.
-    pub fn set_utp(&mut self, conn: ConnId) {
+    /// Whether the engine carries `conn` over uTP (BEP 29) rather than
+    /// TCP: peer exchange tells others the peer speaks it (BEP 11 flag
+    /// 0x04), and [`PeerInfo::utp`] shows it.
+    pub fn set_utp(&mut self, conn: ConnId, utp: bool) {
         if let Some(p) = self.peers.get_mut(&conn) {
-            p.utp = true;
+            p.utp = utp;
         }
     }
 

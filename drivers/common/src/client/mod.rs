@@ -414,11 +414,16 @@ pub async fn run<R: Runtime>(
             )
         })?;
         driver.listen(l);
-        if let Ok(s) = rt.bind_udp(addr).await {
-            driver.set_udp(s);
+        // UDP on the first address of each family only: replies leave
+        // from one socket per family.
+        if addr.is_ipv4() != local.is_ipv4() {
+            if let Ok(s) = rt.bind_udp(addr).await {
+                driver.set_udp(s);
+            }
         }
     }
-    if let Some(twin) = crate::sockets::dual_stack_twin(udp_bind) {
+    let twin = crate::sockets::dual_stack_twin(udp_bind).filter(|_| options.also_listen.is_empty());
+    if let Some(twin) = twin {
         // IPv6 too, where the machine has it (best effort: an IPv4-only
         // host still downloads).
         if let Ok(l) = rt.listen(twin).await {
