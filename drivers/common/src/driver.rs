@@ -55,6 +55,9 @@ const READ_CHUNK: usize = 64 * 1024;
 const SEND_QUEUE: usize = 512;
 /// Inputs queued from tasks before they wait for the loop.
 const INPUT_QUEUE: usize = 256;
+/// Where the loop hands a UDP socket's sender task its datagrams.
+type DatagramSender = async_channel::Sender<(SocketAddr, Vec<u8>)>;
+
 /// Datagrams waiting for the UDP socket (uTP sends in bursts of a
 /// congestion window: 1 MiB is ~750 datagrams).
 const UDP_QUEUE: usize = 2048;
@@ -145,7 +148,7 @@ pub struct Driver<R: Runtime> {
     /// (the engine does not expose them).
     layouts: BTreeMap<TorrentId, FileLayout>,
     /// Datagrams for each UDP socket's sender task: IPv4, IPv6.
-    udp: [Option<async_channel::Sender<(SocketAddr, Vec<u8>)>>; 2],
+    udp: [Option<DatagramSender>; 2],
     /// The engine reported [`Event::Stopped`]: sync the disks and end.
     stopped: bool,
 }
