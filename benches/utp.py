@@ -21,17 +21,16 @@ python3-libtorrent and time.
 """
 import argparse
 import filecmp
-import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare  # noqa: E402  (BITTIDE, LT_TOOL, PY, free_port, make_data, timed)
+import mse  # noqa: E402  (wait_seeding)
 
 LIMIT = 900  # seconds any one transfer may take
 
@@ -58,20 +57,12 @@ def bittide_seeder(work, torrent, src):
                           "--json", "--listen", "127.0.0.1:%d" % port,
                           "--state-dir", os.path.join(work, "seed-state")],
                          stdout=open(log, "w"), stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + LIMIT
-    while time.monotonic() < deadline:
-        if p.poll() is not None:
-            raise RuntimeError("bittide seed exited: %s" % open(log).read())
-        for line in open(log).read().splitlines():
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue
-            if e.get("event") == "state" and e.get("state") == "seeding":
-                return p, port
-        time.sleep(0.1)
-    p.kill()
-    raise RuntimeError("bittide seed never started seeding")
+    try:
+        mse.wait_seeding(log, p)
+    except RuntimeError:
+        p.kill()
+        raise
+    return p, port
 
 
 def bittide_download(torrent, out, port, transport_flag):

@@ -242,6 +242,28 @@ fn start_libtorrent_server(args: &[&str]) -> Result<ChildGuard, String> {
     Err(format!("it {printed}, {status}, stderr: {said:?}"))
 }
 
+/// `bittide tracker serve ARGS` (its `--http`/`--udp` addresses among
+/// them), once it says it is serving; the guard stops it.
+pub fn bittide_tracker(args: &[&str]) -> ChildGuard {
+    use std::io::BufRead;
+    let mut child = Command::new(bittide())
+        .args(["tracker", "serve"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start bittide tracker serve");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let guard = ChildGuard(child);
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+    assert!(
+        line.starts_with("serving "),
+        "bittide tracker serve: {line}"
+    );
+    guard
+}
+
 /// Runs `tests/interop/lt_tool.py` with libtorrent and returns its stdout.
 pub fn libtorrent(args: &[&str]) -> String {
     require_tool(

@@ -8,14 +8,13 @@
 //!
 //! Fails, never skips, without python3-libtorrent or IPv6 on loopback.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bittide_tests::{
-    bittide, content_bytes, free_port, libtorrent_server, run_bittide, run_bounded, start_seeding,
-    ChildGuard, TempDir,
+    bittide, bittide_tracker, content_bytes, free_port, libtorrent_server, run_bittide,
+    run_bounded, start_seeding, ChildGuard, TempDir,
 };
 
 /// A 4 MiB file in `dir/src` and its torrent (announcing to `tracker`,
@@ -100,28 +99,16 @@ fn a_seed_on_both_families_serves_each() {
     }
 }
 
-/// `bittide tracker serve --http [::1]:PORT`; returns the port and guard.
-fn ipv6_tracker() -> (u16, ChildGuard) {
-    let port = free_port();
-    let mut child = Command::new(bittide())
-        .args(["tracker", "serve", "--http", &format!("[::1]:{port}")])
-        .args(["--interval", "5"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start bittide tracker serve");
-    let stdout = child.stdout.take().unwrap();
-    let guard = ChildGuard(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    assert!(line.starts_with("serving "), "{line}");
-    (port, guard)
-}
-
 #[test]
 fn an_ipv6_swarm_is_found_through_a_tracker_answering_peers6() {
     let dir = TempDir::new("ipv6-swarm");
-    let (tracker_port, _tracker) = ipv6_tracker();
+    let tracker_port = free_port();
+    let _tracker = bittide_tracker(&[
+        "--http",
+        &format!("[::1]:{tracker_port}"),
+        "--interval",
+        "5",
+    ]);
     let url = format!("http://[::1]:{tracker_port}/announce");
     let (src, torrent) = content_and_torrent(dir.path(), Some(&url));
     let seed_port = free_port();

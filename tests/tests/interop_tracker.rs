@@ -9,7 +9,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use bittide_tests::{free_port, libtorrent, require_tool, run_bittide, ChildGuard, TempDir};
+use bittide_tests::{
+    bittide_tracker, free_port, libtorrent, require_tool, run_bittide, ChildGuard, TempDir,
+};
 
 const HASH: &str = "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffee0001";
 
@@ -128,27 +130,17 @@ fn bittide_clients_announce_and_scrape_against_opentracker() {
     assert_eq!(s["files"][HASH]["seeders"].as_u64(), Some(0), "{s}");
 }
 
-/// `bittide tracker serve` on a free port; returns it and its guard.
-fn bittide_tracker() -> (u16, ChildGuard) {
+/// `bittide tracker serve` on a free port, HTTP and UDP; returns the
+/// port and its guard.
+fn tracker_on_a_free_port() -> (u16, ChildGuard) {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let mut child = Command::new(bittide_tests::bittide())
-        .args(["tracker", "serve", "--http", &addr, "--udp", &addr])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start bittide tracker serve");
-    let stdout = child.stdout.take().unwrap();
-    let guard = ChildGuard(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    assert!(line.starts_with("serving "), "{line}");
-    (port, guard)
+    (port, bittide_tracker(&["--http", &addr, "--udp", &addr]))
 }
 
 #[test]
 fn libtorrent_announces_to_bittide_tracker_over_http_and_udp() {
-    let (port, _server) = bittide_tracker();
+    let (port, _server) = tracker_on_a_free_port();
     let dir = TempDir::new("lt-announce");
     let data = dir.path().join("payload.bin");
     std::fs::write(&data, bittide_tests::content_bytes(100_000, 5)).unwrap();
@@ -317,7 +309,7 @@ fn make_certs(dir: &std::path::Path) {
 fn https_trackers_work_and_untrusted_certificates_are_refused() {
     let dir = TempDir::new("https-tracker");
     make_certs(dir.path());
-    let (backend, _server) = bittide_tracker();
+    let (backend, _server) = tracker_on_a_free_port();
     // TLS in front of the tracker, as nginx would be.
     let port = free_port();
     let script = bittide_tests::workspace_root().join("tests/interop/tls_proxy.py");
