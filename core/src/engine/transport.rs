@@ -30,6 +30,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -55,6 +56,10 @@ const MAX_UNSENT: usize = 16 << 20;
 
 /// Addresses whose working transport is remembered (oldest forgotten).
 const MAX_REMEMBERED: usize = 4096;
+
+/// How long a closed uTP connection may take to deliver what was written
+/// before it is reset.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Bytes kept of what an outgoing connection sent before the peer's first
 /// byte, to send again over the other transport (a handshake, an
@@ -91,6 +96,10 @@ struct UtpLink {
     unsent_bytes: usize,
     /// Close once `unsent` is empty.
     close_when_sent: bool,
+    /// When a close still waiting on the peer gives up and resets: a peer
+    /// that acknowledges but never opens its window would hold the link
+    /// (and a socket slot) for ever.
+    close_by: Option<Instant>,
     /// The engine heard the stream end (the peer's FIN, or the close).
     ended: bool,
 }
@@ -144,9 +153,28 @@ impl TransportState {
         }
     }
 
-    /// When the uTP connections' timers next fire.
+    /// Connections carried over uTP.
+    pub(super) fn utp_links(&self) -> usize {
+        self.links.len()
+    }
+
+    /// When the uTP connections' timers (or a close's deadline) next fire.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.socket.poll_timeout()
+        let closes = self.links.values().filter_map(|l| l.close_by).min();
+        match (self.socket.poll_timeout(), closes) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Closes `conn`'s link once what waits is sent, resetting it if that
+    /// takes longer than [`CLOSE_DEADLINE`].
+    fn close_link(&mut self, now: Instant, conn: ConnId) {
+        if let Some(link) = self.links.get_mut(&conn) {
+            link.close_when_sent = true;
+            link.close_by.get_or_insert(now + CLOSE_DEADLINE);
+        }
+        self.flush(conn);
     }
 
     pub(super) fn learn(&mut self, addr: SocketAddr, works: Transport) {
@@ -189,6 +217,7 @@ impl TransportState {
                 unsent: VecDeque::new(),
                 unsent_bytes: 0,
                 close_when_sent: false,
+                close_by: None,
                 ended: false,
             },
         );
@@ -445,8 +474,8 @@ impl Engine {
             return;
         };
         link.ended = true;
-        link.close_when_sent = true;
-        self.transport.flush(conn);
+        let now = self.now;
+        self.transport.close_link(now, conn);
     }
 
     /// A datagram [`utp::is_utp_datagram`] claimed.
@@ -463,13 +492,24 @@ impl Engine {
 
     /// The uTP timers.
     pub(super) fn utp_timeout(&mut self, now: Instant) {
-        if self
-            .transport
-            .socket
-            .poll_timeout()
-            .is_some_and(|t| t <= now)
-        {
-            self.transport.socket.handle_timeout(now);
+        let t = &mut self.transport;
+        let mut late = false;
+        for link in t.links.values_mut() {
+            if link.close_by.is_some_and(|at| at <= now) {
+                link.close_by = None;
+                link.unsent.clear();
+                link.unsent_bytes = 0;
+                if let Some(c) = t.socket.connection(link.utp) {
+                    c.abort();
+                }
+                late = true;
+            }
+        }
+        let due = t.socket.poll_timeout().is_some_and(|at| at <= now);
+        if due {
+            t.socket.handle_timeout(now);
+        }
+        if due || late {
             self.pump_utp(now);
         }
     }
@@ -493,13 +533,12 @@ impl Engine {
         let eof = c.at_eof() && !link.ended;
         if eof {
             link.ended = true;
-            link.close_when_sent = true;
         }
         if let Some(data) = data {
             self.stream_data(now, conn, data);
         }
         if eof {
-            self.transport.flush(conn);
+            self.transport.close_link(now, conn);
             self.stream_closed(now, conn);
         }
     }

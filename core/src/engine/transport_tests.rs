@@ -245,6 +245,19 @@ fn an_incoming_utp_peer_is_routed_and_shown_as_utp() {
     let mut got = vec![0; 68];
     assert_eq!(peer.connection(conn).unwrap().read(&mut got), 68);
     assert_eq!(Handshake::decode(&got).unwrap().info_hash, info_hash);
+
+    // The torrent goes and the peer falls silent: the closing link is
+    // reset within the close deadline (30 s), not after uTP's own
+    // minutes of retransmissions.
+    engine.remove(now, id);
+    let end = now + Duration::from_secs(31);
+    while now < end {
+        while !matches!(engine.poll_output(now), Output::Timeout(_)) {}
+        now += Duration::from_millis(500);
+        engine.handle_timeout(now);
+    }
+    while !matches!(engine.poll_output(now), Output::Timeout(_)) {}
+    assert_eq!(engine.transport.utp_links(), 0);
 }
 
 /// With uTP off, a uTP SYN is not taken up and nothing of it reaches
