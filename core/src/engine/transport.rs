@@ -154,6 +154,7 @@ impl TransportState {
     }
 
     /// Connections carried over uTP.
+    #[cfg(test)]
     pub(super) fn utp_links(&self) -> usize {
         self.links.len()
     }
