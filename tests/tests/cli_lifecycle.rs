@@ -52,11 +52,7 @@ impl TestTracker {
                     // that connects and says nothing (up to the 5 s read
                     // timeout) must not hold up the others' announces.
                     let requests = requests.clone();
-                    std::thread::spawn(move || {
-                        if let Some(line) = serve_one(stream) {
-                            requests.lock().expect("log").push(line);
-                        }
-                    });
+                    std::thread::spawn(move || serve_one(stream, &requests));
                 }
             }
         });
@@ -99,9 +95,11 @@ impl Drop for TestTracker {
     }
 }
 
-/// Reads one HTTP request and answers it with an empty peer list;
-/// returns its request line.
-fn serve_one(mut stream: TcpStream) -> Option<String> {
+/// Reads one HTTP request, logs its request line, then answers with an
+/// empty peer list: logged before the client can hear the answer (and
+/// exit), so a test reading the log once the client is gone finds every
+/// request it made.
+fn serve_one(mut stream: TcpStream, requests: &Mutex<Vec<String>>) -> Option<()> {
     stream.set_nonblocking(false).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut head = Vec::new();
@@ -114,6 +112,7 @@ fn serve_one(mut stream: TcpStream) -> Option<String> {
     }
     let text = String::from_utf8_lossy(&head);
     let line = text.lines().next()?.to_owned();
+    requests.lock().expect("log").push(line);
     let body = b"d8:intervali1800e5:peers0:e";
     let reply = format!(
         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -121,7 +120,7 @@ fn serve_one(mut stream: TcpStream) -> Option<String> {
     );
     let _ = stream.write_all(reply.as_bytes());
     let _ = stream.write_all(body);
-    Some(line)
+    Some(())
 }
 
 /// `DIR/payload` (`len` bytes) and a torrent of it announcing to
@@ -295,7 +294,11 @@ fn a_finished_download_tells_its_tracker_stopped() {
     let _seed = seeder(&torrent, dir.path(), seed_port, "0");
     let listen = bittide_tests::free_port();
     let out = run_bounded(
-        download(&torrent, dir.path(), listen).args(["--peer", &format!("127.0.0.1:{seed_port}")]),
+        download(&torrent, dir.path(), listen).args([
+            "--peer",
+            &format!("127.0.0.1:{seed_port}"),
+            "--json",
+        ]),
         Duration::from_secs(60),
     );
     assert_eq!(
@@ -308,7 +311,12 @@ fn a_finished_download_tells_its_tracker_stopped() {
     assert_eq!(
         events.last().map(String::as_str),
         Some("stopped"),
-        "the downloader's announces: {events:?}"
+        "the downloader's announces: {events:?}; its events: {}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.contains("\"progress\""))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(events.iter().any(|e| e == "completed"), "{events:?}");
 }
