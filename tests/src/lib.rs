@@ -264,6 +264,18 @@ pub fn bittide_tracker(args: &[&str]) -> ChildGuard {
     guard
 }
 
+/// Asserts that files `a` and `b` hold the same bytes (without printing
+/// them: they are megabytes).
+pub fn assert_same_file(a: &Path, b: &Path) {
+    let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert!(
+        read(a) == read(b),
+        "{} and {} differ",
+        a.display(),
+        b.display()
+    );
+}
+
 /// Runs `tests/interop/lt_tool.py` with libtorrent and returns its stdout.
 pub fn libtorrent(args: &[&str]) -> String {
     require_tool(

@@ -13,8 +13,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bittide_tests::{
-    bittide, bittide_tracker, content_bytes, free_port, libtorrent_server, run_bittide,
-    run_bounded, start_seeding, ChildGuard, TempDir,
+    assert_same_file, bittide, bittide_tracker, content_bytes, free_port, libtorrent_server,
+    run_bittide, run_bounded, start_seeding, ChildGuard, TempDir,
 };
 
 /// A 4 MiB file in `dir/src` and its torrent (announcing to `tracker`,
@@ -58,11 +58,6 @@ fn download(torrent: &Path, out: &Path, args: &[&str]) -> bool {
     done.status.success()
 }
 
-fn same_file(a: &Path, b: &Path) {
-    let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
-    assert!(x == y, "{} and {} differ", a.display(), b.display());
-}
-
 #[test]
 fn a_seed_on_both_families_serves_each() {
     let dir = TempDir::new("ipv6-both");
@@ -95,7 +90,7 @@ fn a_seed_on_both_families_serves_each() {
             download(&torrent, &out, &args),
             "{name}: the download failed"
         );
-        same_file(&src.join("six.bin"), &out.join("six.bin"));
+        assert_same_file(&src.join("six.bin"), &out.join("six.bin"));
     }
 }
 
@@ -125,5 +120,5 @@ fn an_ipv6_swarm_is_found_through_a_tracker_answering_peers6() {
         download(&torrent, &out, &["--listen", "[::1]:0"]),
         "no download through the tracker's peers6"
     );
-    same_file(&src.join("six.bin"), &out.join("six.bin"));
+    assert_same_file(&src.join("six.bin"), &out.join("six.bin"));
 }

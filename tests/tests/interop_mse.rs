@@ -20,8 +20,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bittide_tests::{
-    bittide, content_bytes, free_port, libtorrent, libtorrent_server, run_bittide, start_seeding,
-    ChildGuard, TempDir,
+    assert_same_file, bittide, content_bytes, free_port, libtorrent, libtorrent_server,
+    run_bittide, start_seeding, ChildGuard, TempDir,
 };
 
 /// A 3 MB file in `dir/src` and its trackerless torrent (64 KiB pieces).
@@ -74,11 +74,6 @@ fn download(torrent: &Path, out: &Path, peer: u16, mode: &str, timeout: &str) ->
     panic!("bittide download --encryption {mode} did not end within {limit:?}");
 }
 
-fn same_file(a: &Path, b: &Path) {
-    let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
-    assert!(x == y, "{} and {} differ", a.display(), b.display());
-}
-
 #[test]
 fn bittide_downloads_from_an_encryption_forced_libtorrent() {
     let dir = TempDir::new("mse-from-lt");
@@ -101,7 +96,7 @@ fn bittide_downloads_from_an_encryption_forced_libtorrent() {
             "--encryption {mode}: the download failed"
         );
         eprintln!("--encryption {mode}: {:?}", started.elapsed());
-        same_file(&src.join("secret.bin"), &out.join("secret.bin"));
+        assert_same_file(&src.join("secret.bin"), &out.join("secret.bin"));
     }
 
     // Plaintext only: libtorrent refuses every connection.
@@ -148,7 +143,7 @@ fn an_encryption_forced_libtorrent_downloads_from_bittide() {
     ]);
     assert_eq!(verdict, "done");
     eprintln!("libtorrent leech: {:?}", started.elapsed());
-    same_file(&src.join("secret.bin"), &out.join("secret.bin"));
+    assert_same_file(&src.join("secret.bin"), &out.join("secret.bin"));
 }
 
 /// `--encryption enabled` against a libtorrent that refuses encryption
@@ -171,7 +166,7 @@ fn bittide_falls_back_to_plaintext_for_a_libtorrent_without_encryption() {
     let started = Instant::now();
     assert!(download(&torrent, &out, port, "enabled", "60"));
     eprintln!("fallback download: {:?}", started.elapsed());
-    same_file(&src.join("secret.bin"), &out.join("secret.bin"));
+    assert_same_file(&src.join("secret.bin"), &out.join("secret.bin"));
     // `required` never falls back.
     let out = dir.path().join("out-required");
     assert!(!download(&torrent, &out, port, "required", "8"));

@@ -16,8 +16,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bittide_tests::{
-    bittide, content_bytes, free_port, libtorrent, libtorrent_server, run_bittide, run_bounded,
-    start_seeding, ChildGuard, TempDir,
+    assert_same_file, bittide, content_bytes, free_port, libtorrent, libtorrent_server,
+    run_bittide, run_bounded, start_seeding, ChildGuard, TempDir,
 };
 
 /// A 16 MiB file in `dir/src` and its trackerless torrent (256 KiB pieces).
@@ -58,11 +58,6 @@ fn download(torrent: &Path, out: &Path, peer: u16, args: &[&str], timeout: &str)
     done.status.success()
 }
 
-fn same_file(a: &Path, b: &Path) {
-    let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
-    assert!(x == y, "{} and {} differ", a.display(), b.display());
-}
-
 #[test]
 fn bittide_downloads_from_a_utp_only_libtorrent() {
     let dir = TempDir::new("utp-engine-from-lt");
@@ -80,7 +75,7 @@ fn bittide_downloads_from_a_utp_only_libtorrent() {
             download(&torrent, &out, port, args, "60"),
             "{name}: the download failed"
         );
-        same_file(&src.join("utp.bin"), &out.join("utp.bin"));
+        assert_same_file(&src.join("utp.bin"), &out.join("utp.bin"));
     }
     // TCP alone reaches nothing: the downloads above went over uTP.
     let out = dir.path().join("no-utp");
@@ -118,7 +113,7 @@ fn a_utp_only_libtorrent_downloads_from_bittide() {
     ]);
     assert_eq!(verdict, "done");
     eprintln!("libtorrent leech over uTP: {:?}", started.elapsed());
-    same_file(&src.join("utp.bin"), &out.join("utp.bin"));
+    assert_same_file(&src.join("utp.bin"), &out.join("utp.bin"));
 }
 
 #[test]
@@ -143,7 +138,7 @@ fn encrypted_over_utp_both_ways() {
         &["--encryption", "required", "--no-tcp"],
         "60"
     ));
-    same_file(&src.join("utp.bin"), &out.join("utp.bin"));
+    assert_same_file(&src.join("utp.bin"), &out.join("utp.bin"));
     drop(seeder);
 
     let port = free_port();
@@ -165,5 +160,5 @@ fn encrypted_over_utp_both_ways() {
         &format!("127.0.0.1:{port}"),
     ]);
     assert_eq!(verdict, "done");
-    same_file(&src.join("utp.bin"), &out.join("utp.bin"));
+    assert_same_file(&src.join("utp.bin"), &out.join("utp.bin"));
 }
