@@ -141,20 +141,28 @@ impl Announcer {
         });
         self.interval = Duration::from_secs(u64::from(response.interval)).max(self.min_interval);
         match self.sent {
-            AnnounceEvent::Stopped => self.finished = true,
+            AnnounceEvent::Stopped => {
+                self.finished = true;
+                return;
+            }
             AnnounceEvent::Completed => self.completed_sent = true,
             _ => {}
         }
-        if self.event == self.sent {
+        if std::mem::take(&mut self.completed_pending) {
+            // The download finished while `started` was in flight: the
+            // tracker counts the completion first, then hears `stopped` if
+            // we are leaving too.
+            self.event = AnnounceEvent::Completed;
+            self.next = now;
+        } else if self.stopping {
+            self.event = AnnounceEvent::Stopped;
+            self.next = now;
+        } else if self.event == self.sent {
             self.event = AnnounceEvent::None;
             self.next = now + self.interval;
         } else {
-            // Something happened while this announce was in flight (we
-            // stopped, or finished): say it now.
-            self.next = now;
-        }
-        if std::mem::take(&mut self.completed_pending) && !self.finished {
-            self.event = AnnounceEvent::Completed;
+            // The download finished while this announce was in flight: say
+            // it now.
             self.next = now;
         }
     }
@@ -384,6 +392,23 @@ mod tests {
         a.handle_success(t0, &s.url, &ok(1800, None));
         assert!(!a.is_finished());
         let stop = a.poll_announce(t0).unwrap();
+        assert_eq!(stop.event, AnnounceEvent::Stopped);
+        a.handle_success(t0, &stop.url, &ok(1800, None));
+        assert!(a.is_finished());
+    }
+
+    #[test]
+    fn finished_and_stopped_while_started_is_in_flight_sends_completed_then_stopped() {
+        let t0 = Instant::ZERO;
+        let mut a = Announcer::new(t0, tiers(), &mut Rng::new(Seed::from_u64(7)));
+        let started = a.poll_announce(t0).unwrap();
+        a.completed(t0);
+        a.stop(t0);
+        a.handle_success(t0, &started.url, &ok(1800, None));
+        let c = a.poll_announce(t0).unwrap();
+        assert_eq!(c.event, AnnounceEvent::Completed);
+        a.handle_success(t0, &c.url, &ok(1800, None));
+        let stop = a.poll_announce(t0).expect("stopped still goes out");
         assert_eq!(stop.event, AnnounceEvent::Stopped);
         a.handle_success(t0, &stop.url, &ok(1800, None));
         assert!(a.is_finished());
