@@ -527,14 +527,40 @@ fn compact() -> Seeds {
 }
 
 fn dht_state() -> Seeds {
-    use bittide_core::dht::Dht;
+    use bittide_core::dht::{SavedDht, SavedNode};
     use bittide_core::krpc::NodeId;
-    let nodes: Vec<(NodeId, std::net::SocketAddr)> = (1..6u8)
-        .map(|i| (NodeId([i; 20]), ([10, 0, 0, i], 6881).into()))
-        .collect();
+    let part = |id: u8, addrs: Vec<std::net::SocketAddr>| SavedNode {
+        id: NodeId([id; 20]),
+        nodes: addrs
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| (NodeId([i as u8 + 1; 20]), a))
+            .collect(),
+    };
+    let v4 = || {
+        part(
+            0xaa,
+            (1..6u8).map(|i| ([10, 0, 0, i], 6881).into()).collect(),
+        )
+    };
+    let v6 = || {
+        let addrs = (1..4u16)
+            .map(|i| {
+                (
+                    std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i),
+                    6881,
+                )
+                    .into()
+            })
+            .collect();
+        part(0xcc, addrs)
+    };
+    let saved = |v4, v6| SavedDht { v4, v6 }.encode();
     vec![
-        ("saved", Dht::encode_state(NodeId([0xaa; 20]), &nodes)),
-        ("no-nodes", Dht::encode_state(NodeId([0xbb; 20]), &[])),
+        ("saved", saved(Some(v4()), None)),
+        ("no-nodes", saved(Some(part(0xbb, Vec::new())), None)),
+        ("both-families", saved(Some(v4()), Some(v6()))),
+        ("v6-only", saved(None, Some(v6()))),
         ("short-id", b"d2:id3:abc5:nodes0:e".to_vec()),
         (
             "ragged-nodes",

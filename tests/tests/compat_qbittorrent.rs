@@ -92,7 +92,13 @@ fn qbittorrent_api_client_drives_downloads_to_completion() {
     let file_states = states(&file.hash);
     let at = |list: &[String], s: &[&str]| list.iter().position(|x| s.contains(&x.as_str()));
     let dl = at(&file_states, &["downloading", "stalledDL"]).expect("seen downloading");
-    let up = at(&file_states, &["uploading", "stalledUP"]).expect("seen complete");
+    let up = at(&file_states, &["uploading", "stalledUP"]).unwrap_or_else(|| {
+        panic!(
+            "never complete: {:?}\ndaemon log:\n{}",
+            file_states.last(),
+            d.log()
+        )
+    });
     assert!(dl < up, "{file_states:?}");
     let magnet_states = states(&magnet.hash);
     assert!(

@@ -220,7 +220,7 @@ fn found_through_the_dht(seed: u64, loss_ppm: u32) -> String {
         .collect();
     for &k in &unfinished {
         let d = sim.inspect(k, |e| {
-            e.dht()
+            e.dht(bittide_core::IpFamily::V4)
                 .map(|d| (d.table().len(), d.active_lookups(), d.store().len()))
         });
         eprintln!("node {k}: dht (table, lookups, stored) {d:?}");

@@ -2,14 +2,18 @@
 //! ([`routing`]), the tokens and peer store behind `announce_peer`
 //! ([`tokens`], [`store`]), and the node that answers queries and runs
 //! lookups ([`Dht`]), the budgets that keep its answers from amplifying
-//! floods ([`budget`]), and the bookkeeping of a crawl ([`crawler`]).
+//! floods ([`budget`]), the bookkeeping of a crawl ([`crawler`]), and the
+//! state file that keeps a node's id and table across restarts
+//! ([`SavedDht`]).
 
 pub mod budget;
 pub mod crawler;
 mod node;
 pub mod routing;
 pub mod security;
+mod state;
 pub mod store;
 pub mod tokens;
 
 pub use node::{Dht, DhtConfig, DhtEvent, LookupId, MAX_STATE_NODES};
+pub use state::{SavedDht, SavedNode};

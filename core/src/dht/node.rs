@@ -40,6 +40,7 @@ use crate::metainfo::InfoHash;
 use crate::peer::TokenBucket;
 use crate::rng::{Rng, Seed};
 use crate::time::Instant;
+use crate::IpFamily;
 
 /// Settings of a node.
 #[derive(Clone, Debug)]
@@ -232,7 +233,8 @@ const BUCKET_STALE: Duration = Duration::from_secs(15 * 60);
 const MAX_QUEUED: usize = 4096;
 /// Most nodes pinged at once because a newcomer waits for their bucket.
 const MAX_TABLE_PINGS: usize = 64;
-/// Most nodes a saved state holds: as many as a full routing table.
+/// Most nodes a saved state holds per family: as many as a full routing
+/// table.
 pub const MAX_STATE_NODES: usize = 160 * crate::dht::routing::K;
 
 /// See the module documentation.
@@ -352,54 +354,9 @@ impl Dht {
         self.lookups.len()
     }
 
-    /// What to save so a restart keeps our id and rejoins fast: our id and
-    /// the nodes in the table (BEP 5 suggests keeping the same id).
-    pub fn save_state(&self) -> Vec<u8> {
-        let nodes: Vec<(NodeId, SocketAddr)> = self
-            .table
-            .nodes()
-            .map(|e| (e.node.id, e.node.addr))
-            .collect();
-        Dht::encode_state(self.id, &nodes)
-    }
-
-    /// The bytes [`save_state`](Dht::save_state) writes for `id` and
-    /// `nodes` (IPv4 ones only, at most [`MAX_STATE_NODES`]).
-    pub fn encode_state(id: NodeId, nodes: &[(NodeId, SocketAddr)]) -> Vec<u8> {
-        let nodes: Vec<u8> = nodes
-            .iter()
-            .filter(|(_, addr)| addr.is_ipv4())
-            .take(MAX_STATE_NODES)
-            .flat_map(|(id, addr)| {
-                let mut v = id.0.to_vec();
-                crate::compact::encode(&mut v, addr);
-                v
-            })
-            .collect();
-        crate::bencode::Value::dict(vec![
-            (b"id", crate::bencode::Value::bytes(&id.0)),
-            (b"nodes", crate::bencode::Value::bytes(&nodes)),
-        ])
-        .to_vec()
-    }
-
-    /// Reads a state saved by [`save_state`](Dht::save_state): our id and
-    /// nodes to bootstrap from (at most [`MAX_STATE_NODES`]: the file is
-    /// outside data, and each node costs a query). `None` if it does not
-    /// parse.
-    pub fn load_state(bytes: &[u8]) -> Option<(NodeId, Vec<SocketAddr>)> {
-        let root = crate::bencode::decode(bytes).ok()?;
-        let d = root.as_dict()?;
-        let id: [u8; 20] = d.get(b"id")?.as_bytes()?.try_into().ok()?;
-        let nodes = d
-            .get(b"nodes")
-            .and_then(crate::bencode::Value::as_bytes)
-            .unwrap_or(&[])
-            .chunks_exact(26)
-            .filter_map(|c| crate::compact::decode_v4(&c[20..]).next())
-            .take(MAX_STATE_NODES)
-            .collect();
-        Some((NodeId(id), nodes))
+    /// The address family of our socket (BEP 32: one node per family).
+    pub fn family(&self) -> IpFamily {
+        self.config.table.family
     }
 
     /// Our external address, once a majority of answers agree.
@@ -507,7 +464,8 @@ impl Dht {
     pub fn bootstrap(&mut self, now: Instant, nodes: &[SocketAddr]) -> LookupId {
         self.now = now;
         let lookup = self.start_lookup(now, self.id, LookupKind::Bootstrap);
-        for &addr in nodes {
+        let family = self.config.table.family;
+        for &addr in nodes.iter().filter(|a| family.holds(a)) {
             if let Some(l) = self.lookups.get_mut(&lookup) {
                 l.in_flight += 1;
                 l.queries += 1;

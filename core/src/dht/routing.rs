@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use crate::krpc::{CompactNode, NodeId};
 use crate::time::Instant;
+use crate::IpFamily;
 
 /// Nodes per bucket.
 pub const K: usize = 8;
@@ -101,6 +102,9 @@ pub struct TableConfig {
     /// Networks whose nodes are never inserted (ignored when
     /// `allow_local`).
     pub ignored: Vec<IpNet>,
+    /// The family of the node's socket: BEP 32 keeps IPv4 and IPv6 nodes
+    /// in separate tables, each node reaching only its own family.
+    pub family: IpFamily,
 }
 
 impl Default for TableConfig {
@@ -108,6 +112,7 @@ impl Default for TableConfig {
         TableConfig {
             allow_local: false,
             ignored: bogons(),
+            family: IpFamily::V4,
         }
     }
 }
@@ -190,6 +195,8 @@ pub enum Rejection {
     IdMoved,
     /// Port 0.
     BadPort,
+    /// An address of the other family (BEP 32: one table per family).
+    OtherFamily,
 }
 
 /// Length of the common prefix of two ids, in bits (160 if equal).
@@ -268,6 +275,9 @@ impl RoutingTable {
     pub fn acceptable(&self, addr: &SocketAddr) -> Result<(), Rejection> {
         if addr.port() == 0 {
             return Err(Rejection::BadPort);
+        }
+        if !self.config.family.holds(addr) {
+            return Err(Rejection::OtherFamily);
         }
         if !self.config.allow_local && self.config.ignored.iter().any(|n| n.contains(&addr.ip())) {
             return Err(Rejection::IgnoredNetwork);

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::{EncryptionMode, HandshakeLimits};
 use crate::dht::DhtConfig;
+use crate::krpc::NodeId;
 use crate::torrent::TorrentConfig;
 use crate::wire::PeerId;
 
@@ -107,9 +108,15 @@ pub struct SeedingGoal {
 /// How the engine's DHT node starts and announces.
 #[derive(Clone, Debug)]
 pub struct DhtSettings {
-    /// The node's settings (a saved id goes in `config.id`).
+    /// The nodes' settings (the IPv4 node's saved id goes in `config.id`).
     pub config: DhtConfig,
-    /// Nodes to join through, by address (a saved state's nodes).
+    /// Run an IPv6 node too (BEP 32), on the IPv6 UDP socket: the driver
+    /// sets it when it has one.
+    pub ipv6: bool,
+    /// The IPv6 node's saved id (random when `None`).
+    pub id6: Option<NodeId>,
+    /// Nodes to join through, by address, of either family (a saved
+    /// state's nodes); each node takes those of its own.
     pub nodes: Vec<SocketAddr>,
     /// Routers to join through, `host:port`, resolved by the driver.
     pub routers: Vec<String>,
@@ -123,6 +130,8 @@ impl Default for DhtSettings {
     fn default() -> DhtSettings {
         DhtSettings {
             config: DhtConfig::default(),
+            ipv6: false,
+            id6: None,
             nodes: Vec::new(),
             routers: Vec::new(),
             search_interval: Duration::from_secs(5 * 60),

@@ -1,39 +1,114 @@
-//! The engine's DHT node and its lookup schedule: every public torrent
+//! The engine's DHT nodes and their lookup schedule: every public torrent
 //! (and every magnet still looking for its metadata) announces itself and
 //! looks for peers on the DHT (BEP 5) on a schedule of its own; never a
-//! private torrent (BEP 27). The node shares the engine's UDP socket.
+//! private torrent (BEP 27). BEP 32: one node per address family, each on
+//! its family's UDP socket with its own id and routing table; a torrent's
+//! lookup runs on both and their peers are merged.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{DhtSettings, Engine, Event, Output, Pending};
-use crate::dht::{Dht, DhtEvent, LookupId};
+use crate::dht::{Dht, DhtEvent, LookupId, SavedDht};
 use crate::handles::TorrentId;
+use crate::rng::Rng;
 use crate::time::Instant;
 use crate::torrent::peers::PeerSource;
 use crate::torrent::TorrentState;
+use crate::IpFamily;
 
-/// The engine's DHT node and its schedule.
+/// The engine's DHT nodes and their schedule.
 #[derive(Debug)]
 pub(super) struct DhtState {
-    pub node: Dht,
+    /// The IPv4 node and, with [`DhtSettings::ipv6`], the IPv6 node, by
+    /// [`IpFamily::index`].
+    nodes: [Option<Dht>; 2],
     pub settings: DhtSettings,
     pub started: bool,
-    /// While the routing table is empty: when to join again, and how long
+    /// While a routing table is empty: when to join again, and how long
     /// the wait after that one will be.
     pub rejoin: Option<(Instant, Duration)>,
     pub schedules: DhtSchedules,
 }
 
 impl DhtState {
-    /// When the node wants to start or join again.
+    /// The nodes `settings` ask for, with seeds from `rng`.
+    pub(super) fn new(settings: DhtSettings, rng: &mut Rng) -> DhtState {
+        let v4 = Dht::new(Instant::ZERO, settings.config.clone(), rng.child_seed());
+        let v6 = settings.ipv6.then(|| {
+            let mut config = settings.config.clone();
+            config.id = settings.id6;
+            config.table.family = IpFamily::V6;
+            Dht::new(Instant::ZERO, config, rng.child_seed())
+        });
+        DhtState {
+            nodes: [Some(v4), v6],
+            settings,
+            started: false,
+            rejoin: None,
+            schedules: DhtSchedules::default(),
+        }
+    }
+
+    /// The node of `family`, if it runs.
+    pub(super) fn node(&self, family: IpFamily) -> Option<&Dht> {
+        self.nodes[family.index()].as_ref()
+    }
+
+    fn node_mut(&mut self, family: IpFamily) -> Option<&mut Dht> {
+        self.nodes[family.index()].as_mut()
+    }
+
+    /// A datagram for the node of `from`'s family.
+    pub(super) fn handle_datagram(&mut self, now: Instant, from: SocketAddr, payload: &[u8]) {
+        if let Some(node) = self.node_mut(IpFamily::of(&from)) {
+            node.handle_datagram(now, from, payload);
+        }
+    }
+
+    /// Runs the nodes whose deadline has come.
+    pub(super) fn handle_timeout(&mut self, now: Instant) {
+        for node in self.nodes.iter_mut().flatten() {
+            if node.poll_timeout().is_some_and(|t| t <= now) {
+                node.handle_timeout(now);
+            }
+        }
+    }
+
+    /// The nodes' earliest deadline.
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        self.nodes
+            .iter()
+            .flatten()
+            .filter_map(Dht::poll_timeout)
+            .min()
+    }
+
+    /// Both nodes' ids and tables, to save.
+    pub(super) fn saved(&self) -> SavedDht {
+        SavedDht::of(self.nodes.iter().flatten())
+    }
+
+    /// Joins through `addrs` (a router's addresses, saved nodes): each
+    /// node whose table is still nearly empty asks those of its family.
+    fn bootstrap(&mut self, now: Instant, addrs: &[SocketAddr], only_if_small: bool) {
+        for node in self.nodes.iter_mut().flatten() {
+            let family = node.family();
+            let mine: Vec<SocketAddr> = addrs.iter().copied().filter(|a| family.holds(a)).collect();
+            if !mine.is_empty() && (!only_if_small || node.table().len() < crate::dht::routing::K) {
+                node.bootstrap(now, &mine);
+            }
+        }
+    }
+
+    /// When the nodes want to start or join again.
     pub(super) fn next_join(&self, now: Instant) -> Option<Instant> {
         if !self.started {
             return Some(now);
         }
         self.rejoin
-            .filter(|_| self.node.table().is_empty())
+            .filter(|_| self.nodes.iter().flatten().any(|n| n.table().is_empty()))
             .map(|(at, _)| at)
     }
 }
@@ -43,20 +118,21 @@ impl DhtState {
 #[derive(Debug)]
 struct DhtSchedule {
     next: Instant,
-    /// The lookup in flight.
-    lookup: Option<LookupId>,
-    /// Peers it found so far.
+    /// The lookups in flight (one per node).
+    lookups: Vec<(IpFamily, LookupId)>,
+    /// Peers they found so far.
     found: usize,
     /// Lookups in a row that found nobody.
     dry: u32,
 }
 
 /// Each torrent's schedule, and the torrent of each lookup in flight (so a
-/// lookup's peers and end find their torrent without a scan).
+/// lookup's peers and end find their torrent without a scan). Lookup ids
+/// are each node's own, so they are kept with the node's family.
 #[derive(Debug, Default)]
 pub(super) struct DhtSchedules {
     torrents: BTreeMap<TorrentId, DhtSchedule>,
-    lookups: BTreeMap<LookupId, TorrentId>,
+    lookups: BTreeMap<(IpFamily, LookupId), TorrentId>,
 }
 
 impl DhtSchedules {
@@ -65,7 +141,7 @@ impl DhtSchedules {
         self.remove(id);
         let s = DhtSchedule {
             next: now,
-            lookup: None,
+            lookups: Vec::new(),
             found: 0,
             dry: 0,
         };
@@ -75,7 +151,7 @@ impl DhtSchedules {
     /// Never looks `id` up again.
     pub(super) fn remove(&mut self, id: TorrentId) {
         if let Some(s) = self.torrents.remove(&id) {
-            if let Some(l) = s.lookup {
+            for l in s.lookups {
                 self.lookups.remove(&l);
             }
         }
@@ -122,10 +198,8 @@ impl Engine {
             };
             d.started = true;
             d.rejoin = Some((now + wait, wait));
-            if !d.settings.nodes.is_empty() {
-                let nodes = d.settings.nodes.clone();
-                d.node.bootstrap(now, &nodes);
-            }
+            let nodes = d.settings.nodes.clone();
+            d.bootstrap(now, &nodes, false);
             for host in d.settings.routers.clone() {
                 let id = self.requests.next_id();
                 self.pending.insert(id, Pending::DhtRouter);
@@ -135,8 +209,8 @@ impl Engine {
         let Some(d) = &mut self.dht else {
             return;
         };
-        let sched = &mut d.schedules;
-        for (id, s) in sched.torrents.iter_mut() {
+        let port = self.config.listen_port;
+        for (id, s) in d.schedules.torrents.iter_mut() {
             if s.next > now {
                 continue;
             }
@@ -149,30 +223,38 @@ impl Engine {
                 state,
                 TorrentState::FetchingMetadata | TorrentState::Downloading | TorrentState::Seeding
             );
-            if !running || d.node.table().is_empty() {
+            let ready: Vec<&mut Dht> = d
+                .nodes
+                .iter_mut()
+                .flatten()
+                .filter(|n| !n.table().is_empty())
+                .collect();
+            if !running || ready.is_empty() {
                 // Checking, paused or stopped, or no node known yet: look
                 // again in a moment.
                 s.next = now + DHT_NOT_READY_RETRY;
                 continue;
             }
-            // An announce lookup also returns the peers it meets (BEP 5:
-            // get_peers, then announce_peer to the closest with tokens).
-            let lookup = d
-                .node
-                .announce(now, info_hash, self.config.listen_port, false);
-            if let Some(old) = s.lookup.replace(lookup) {
-                sched.lookups.remove(&old);
+            for old in s.lookups.drain(..) {
+                d.schedules.lookups.remove(&old);
             }
-            sched.lookups.insert(lookup, *id);
+            // An announce lookup also returns the peers it meets (BEP 5:
+            // get_peers, then announce_peer to the closest with tokens),
+            // on each family's node (BEP 32).
+            for node in ready {
+                let lookup = (node.family(), node.announce(now, info_hash, port, false));
+                s.lookups.push(lookup);
+                d.schedules.lookups.insert(lookup, *id);
+            }
             s.found = 0;
-            // Until the lookup ends (and as a fallback should it never
+            // Until the lookups end (and as a fallback should one never
             // report).
             s.next = now + d.settings.search_interval;
         }
     }
 
     /// After a torrent's lookup: when to look again.
-    fn dht_lookup_done(&mut self, now: Instant, lookup: LookupId) {
+    fn dht_lookup_done(&mut self, now: Instant, lookup: (IpFamily, LookupId)) {
         let Some(d) = &mut self.dht else {
             return;
         };
@@ -182,7 +264,11 @@ impl Engine {
         let Some(s) = d.schedules.torrents.get_mut(&id) else {
             return;
         };
-        s.lookup = None;
+        s.lookups.retain(|l| *l != lookup);
+        if !s.lookups.is_empty() {
+            // The other family's lookup still runs.
+            return;
+        }
         let seeding = self
             .torrents
             .get(&id)
@@ -200,36 +286,39 @@ impl Engine {
         s.next = now + wait;
     }
 
-    /// Moves the DHT node's datagrams out and its peers to their torrents.
+    /// Moves the DHT nodes' datagrams out and their peers to the torrents.
     pub(super) fn collect_dht(&mut self, now: Instant) {
         let Some(d) = &mut self.dht else {
             return;
         };
-        while let Some((to, payload)) = d.node.poll_transmit() {
-            self.out.push_back(Output::Udp { to, payload });
-        }
         let mut done = Vec::new();
         let mut found: Vec<(TorrentId, Vec<SocketAddr>)> = Vec::new();
-        while let Some(e) = d.node.poll_event() {
-            match e {
-                DhtEvent::Peers {
-                    lookup,
-                    info_hash,
-                    peers,
-                } => {
-                    let torrent = d.schedules.lookups.get(&lookup).copied();
-                    if let Some(s) = torrent.and_then(|t| d.schedules.torrents.get_mut(&t)) {
-                        s.found += peers.len();
+        for node in d.nodes.iter_mut().flatten() {
+            let family = node.family();
+            while let Some((to, payload)) = node.poll_transmit() {
+                self.out.push_back(Output::Udp { to, payload });
+            }
+            while let Some(e) = node.poll_event() {
+                match e {
+                    DhtEvent::Peers {
+                        lookup,
+                        info_hash,
+                        peers,
+                    } => {
+                        let torrent = d.schedules.lookups.get(&(family, lookup)).copied();
+                        if let Some(s) = torrent.and_then(|t| d.schedules.torrents.get_mut(&t)) {
+                            s.found += peers.len();
+                        }
+                        if let Some(&id) = self.by_hash.get(&info_hash) {
+                            found.push((id, peers));
+                        }
                     }
-                    if let Some(&id) = self.by_hash.get(&info_hash) {
-                        found.push((id, peers));
+                    DhtEvent::LookupDone { lookup, .. } => done.push((family, lookup)),
+                    DhtEvent::ExternalAddress(_) | DhtEvent::IdChanged(_) => {
+                        self.out.push_back(Output::Event(Event::Dht(e)));
                     }
+                    _ => {}
                 }
-                DhtEvent::LookupDone { lookup, .. } => done.push(lookup),
-                DhtEvent::ExternalAddress(_) | DhtEvent::IdChanged(_) => {
-                    self.out.push_back(Output::Event(Event::Dht(e)));
-                }
-                _ => {}
             }
         }
         for (id, peers) in found {
@@ -242,5 +331,15 @@ impl Engine {
         for lookup in done {
             self.dht_lookup_done(now, lookup);
         }
+    }
+
+    /// A DHT router's addresses: each node still nearly alone joins
+    /// through those of its family. One join is enough; later routers
+    /// only help while a table is nearly empty.
+    pub(super) fn dht_router_resolved(&mut self, now: Instant, addrs: &[SocketAddr]) {
+        if let Some(d) = &mut self.dht {
+            d.bootstrap(now, addrs, true);
+        }
+        self.collect_dht(now);
     }
 }

@@ -16,9 +16,9 @@
 //!   through one [`UdpTrackerClient`](crate::tracker::udp::UdpTrackerClient)
 //!   per tracker address shared by all torrents;
 //! - `dht`: with [`EngineConfig::dht`] set, a DHT node on the same UDP
-//!   socket (KRPC datagrams start with `d`) announcing every public
-//!   torrent and feeding it the peers it finds (BEP 5; never for private
-//!   torrents, BEP 27);
+//!   socket (KRPC datagrams start with `d`), and one on the IPv6 socket
+//!   (BEP 32), announcing every public torrent and feeding it the peers
+//!   they find (BEP 5; never for private torrents, BEP 27);
 //! - `timers`: the table of deadlines, which says which part set the next
 //!   wake-up ([`Engine::next_timer`]);
 //! - `output`: what the engine asks of the driver and tells the
@@ -60,7 +60,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::dht::Dht;
+use crate::dht::{Dht, SavedDht};
 use crate::handles::{ConnId, ConnIds, TorrentId};
 use crate::metainfo::InfoHash;
 use crate::metainfo::{Magnet, MetainfoError, PeerAddr};
@@ -70,8 +70,9 @@ use crate::time::Instant;
 use crate::torrent::peers::PeerSource;
 use crate::torrent::{StartMode, Torrent, TorrentInfo, TorrentState};
 use crate::tracker::TrackerError;
+use crate::IpFamily;
 pub use config::{DhtSettings, EngineConfig, SeedingGoal, SessionLimits, Transports};
-use dht::{DhtSchedules, DhtState};
+use dht::DhtState;
 use encryption::Encryption;
 pub use encryption::{EncryptionMode, UnknownEncryptionMode};
 pub use handshakes::HandshakeLimits;
@@ -154,13 +155,10 @@ impl Engine {
     /// An engine with no torrents.
     pub fn new(config: EngineConfig, seed: Seed) -> Engine {
         let mut rng = Rng::new(seed);
-        let dht = config.dht.clone().map(|settings| DhtState {
-            node: Dht::new(Instant::ZERO, settings.config.clone(), rng.child_seed()),
-            settings,
-            started: false,
-            rejoin: None,
-            schedules: DhtSchedules::default(),
-        });
+        let dht = config
+            .dht
+            .clone()
+            .map(|settings| DhtState::new(settings, &mut rng));
         let trackers = Trackers::new(rng.child_seed());
         let transport = TransportState::new(config.transports, rng.child_seed());
         let mut engine = Engine {
@@ -192,9 +190,28 @@ impl Engine {
         engine
     }
 
-    /// The DHT node, if enabled (for its state, to save).
-    pub fn dht(&self) -> Option<&Dht> {
-        self.dht.as_ref().map(|d| &d.node)
+    /// The DHT node of `family`, if it runs (BEP 32: one per family).
+    pub fn dht(&self, family: IpFamily) -> Option<&Dht> {
+        self.dht.as_ref().and_then(|d| d.node(family))
+    }
+
+    /// Nodes in the DHT routing tables, both families together, if the
+    /// DHT is on.
+    pub fn dht_nodes(&self) -> Option<usize> {
+        let d = self.dht.as_ref()?;
+        Some(
+            IpFamily::ALL
+                .iter()
+                .filter_map(|&f| d.node(f))
+                .map(|n| n.table().len())
+                .sum(),
+        )
+    }
+
+    /// What the DHT nodes keep across restarts (their ids and tables), if
+    /// the DHT is on; [`SavedDht::encode`] gives the file's bytes.
+    pub fn dht_state(&self) -> Option<SavedDht> {
+        self.dht.as_ref().map(DhtState::saved)
     }
 
     /// The torrent with this id.
@@ -511,7 +528,7 @@ impl Engine {
         self.now = now;
         if payload.first() == Some(&b'd') {
             if let Some(d) = &mut self.dht {
-                d.node.handle_datagram(now, from, payload);
+                d.handle_datagram(now, from, payload);
                 self.collect_dht(now);
             }
             return;
@@ -572,19 +589,7 @@ impl Engine {
         }
         match self.pending.remove(&request) {
             Some(Pending::Peer { torrent }) => self.add_peers(now, torrent, addrs),
-            Some(Pending::DhtRouter) => {
-                if let Some(d) = &mut self.dht {
-                    // Each router answers with many nodes: one join is
-                    // enough, later routers only help while the table is
-                    // nearly empty.
-                    let v4: Vec<SocketAddr> =
-                        addrs.into_iter().filter(SocketAddr::is_ipv4).collect();
-                    if !v4.is_empty() && d.node.table().len() < crate::dht::routing::K {
-                        d.node.bootstrap(now, &v4);
-                    }
-                }
-                self.collect_dht(now);
-            }
+            Some(Pending::DhtRouter) => self.dht_router_resolved(now, &addrs),
             None => {}
         }
     }
@@ -622,9 +627,7 @@ impl Engine {
         }
         self.collect_trackers(now);
         if let Some(d) = &mut self.dht {
-            if d.node.poll_timeout().is_some_and(|t| t <= now) {
-                d.node.handle_timeout(now);
-            }
+            d.handle_timeout(now);
         }
         self.dht_lookups(now);
         self.collect_dht(now);
@@ -674,7 +677,7 @@ impl Engine {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-                (d.node.poll_timeout(), lookups)
+                (d.poll_timeout(), lookups)
             }
             None => (None, None),
         };
@@ -742,6 +745,8 @@ fn magnet_tiers(magnet: &Magnet) -> Vec<Vec<String>> {
 mod budget_tests;
 mod config;
 mod dht;
+#[cfg(test)]
+mod dht_tests;
 mod drain;
 mod encryption;
 #[cfg(test)]

@@ -49,45 +49,52 @@ pub fn dht_datagram(data: &[u8]) {
 }
 
 /// dht_state: a saved DHT state (a file the user's disk holds: outside
-/// data) that loads holds at most `MAX_STATE_NODES` IPv4 nodes with
-/// non-zero ports, re-saves to bytes that load equal, and a node started
-/// with the loaded id saves that id again.
+/// data) that loads holds at most `MAX_STATE_NODES` nodes per family, each
+/// of its part's family with a non-zero port, re-saves to bytes that load
+/// equal, and nodes started with the loaded ids save those ids again.
 pub fn dht_state(data: &[u8]) {
-    use crate::dht::{Dht, DhtConfig, MAX_STATE_NODES};
-    use crate::krpc::NodeId;
-    use crate::{Instant, Seed};
+    use crate::dht::{Dht, DhtConfig, SavedDht, MAX_STATE_NODES};
+    use crate::{Instant, IpFamily, Seed};
 
-    let Some((id, nodes)) = Dht::load_state(data) else {
+    let Some(saved) = SavedDht::decode(data) else {
         return;
     };
-    assert!(
-        nodes.len() <= MAX_STATE_NODES,
-        "{} nodes loaded",
-        nodes.len()
-    );
-    for n in &nodes {
-        assert!(n.is_ipv4() && n.port() != 0, "loaded {n}");
+    for family in IpFamily::ALL {
+        let Some(part) = saved.part(family) else {
+            continue;
+        };
+        assert!(
+            part.nodes.len() <= MAX_STATE_NODES,
+            "{} {family} nodes loaded",
+            part.nodes.len()
+        );
+        for (_, n) in &part.nodes {
+            assert!(family.holds(n) && n.port() != 0, "loaded {n} as {family}");
+        }
     }
-    // The loader keeps only addresses: re-save them under any ids.
-    let with_ids: Vec<_> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (NodeId([i as u8; 20]), *a))
-        .collect();
-    let saved = Dht::encode_state(id, &with_ids);
     assert_eq!(
-        Dht::load_state(&saved),
-        Some((id, nodes)),
+        SavedDht::decode(&saved.encode()).as_ref(),
+        Some(&saved),
         "state did not re-save equal"
     );
-    let config = DhtConfig {
-        id: Some(id),
-        ..DhtConfig::default()
-    };
-    let dht = Dht::new(Instant::ZERO, config, Seed::from_u64(1));
-    let again = Dht::load_state(&dht.save_state()).expect("our state loads");
-    assert_eq!(
-        again.0, id,
-        "a node started from the state saves another id"
-    );
+    let nodes: Vec<Dht> = IpFamily::ALL
+        .iter()
+        .filter_map(|&family| {
+            let part = saved.part(family)?;
+            let mut config = DhtConfig {
+                id: Some(part.id),
+                ..DhtConfig::default()
+            };
+            config.table.family = family;
+            Some(Dht::new(Instant::ZERO, config, Seed::from_u64(1)))
+        })
+        .collect();
+    let again = SavedDht::decode(&SavedDht::of(&nodes).encode()).expect("our state loads");
+    for family in IpFamily::ALL {
+        assert_eq!(
+            again.part(family).map(|p| p.id),
+            saved.part(family).map(|p| p.id),
+            "a {family} node started from the state saves another id"
+        );
+    }
 }

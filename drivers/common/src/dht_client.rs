@@ -7,7 +7,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bittide_core::dht::{Dht, DhtConfig, DhtEvent};
+use bittide_core::dht::{Dht, DhtConfig, DhtEvent, SavedDht};
+use bittide_core::IpFamily;
 
 use crate::clock::{os_seed, Clock};
 
@@ -39,19 +40,23 @@ impl DhtClient {
     ) -> io::Result<DhtClient> {
         let socket = UdpSocket::bind(bind)?;
         let clock = Clock::new();
+        // One node, of the socket's family: its part of the state file.
+        let family = IpFamily::of(&bind);
+        config.table.family = family;
         let saved = state_file
             .as_ref()
             .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| Dht::load_state(&b));
-        if let Some((id, _)) = &saved {
-            config.id = Some(*id);
+            .and_then(|b| SavedDht::decode(&b))
+            .and_then(|s| s.part(family).cloned());
+        if let Some(part) = &saved {
+            config.id = Some(part.id);
         }
         Ok(DhtClient {
             dht: Dht::new(clock.now(), config, os_seed()),
             socket,
             clock,
             state_file,
-            saved_nodes: saved.map(|(_, n)| n).unwrap_or_default(),
+            saved_nodes: saved.map(|p| p.addrs()).unwrap_or_default(),
         })
     }
 
@@ -148,8 +153,18 @@ impl DhtClient {
         let Some(path) = &self.state_file else {
             return Ok(());
         };
+        // The other family's part (a session's IPv6 node) is kept.
+        let mut state = std::fs::read(path)
+            .ok()
+            .and_then(|b| SavedDht::decode(&b))
+            .unwrap_or_default();
+        let mine = SavedDht::of([&self.dht]);
+        match self.dht.family() {
+            IpFamily::V4 => state.v4 = mine.v4,
+            IpFamily::V6 => state.v6 = mine.v6,
+        }
         let tmp = path.with_extension("part");
-        std::fs::write(&tmp, self.dht.save_state())?;
+        std::fs::write(&tmp, state.encode())?;
         std::fs::rename(&tmp, path)
     }
 }

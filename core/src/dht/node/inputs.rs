@@ -7,6 +7,10 @@ impl Dht {
     /// A datagram arrived from `from`.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.now = now;
+        // BEP 32: a node answers on its own family's socket only.
+        if !self.config.table.family.holds(&from) {
+            return;
+        }
         let Ok(msg) = Message::decode(bytes) else {
             return;
         };

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::dht::{SavedDht, SavedNode};
 
 struct Net {
     nodes: Vec<Dht>,
@@ -240,11 +241,10 @@ fn state_round_trips() {
         net.nodes[i].bootstrap(Instant::ZERO, &[boot]);
         net.run(2);
     }
-    let saved = net.nodes[3].save_state();
-    let (id, nodes) = Dht::load_state(&saved).unwrap();
-    assert_eq!(id, net.nodes[3].id());
-    assert_eq!(nodes.len(), net.nodes[3].table().len());
-    assert!(Dht::load_state(b"junk").is_none());
+    let saved = SavedDht::of([&net.nodes[3]]).encode();
+    let part = SavedDht::decode(&saved).unwrap().v4.unwrap();
+    assert_eq!(part.id, net.nodes[3].id());
+    assert_eq!(part.nodes.len(), net.nodes[3].table().len());
 }
 
 #[test]
@@ -265,10 +265,16 @@ fn a_loaded_state_keeps_at_most_a_table_of_nodes() {
         crate::compact::encode(&mut bytes, addr);
     }
     bytes.push(b'e');
-    let (_, loaded) = Dht::load_state(&bytes).unwrap();
-    assert_eq!(loaded.len(), MAX_STATE_NODES);
-    let resaved = Dht::encode_state(NodeId([7; 20]), &nodes);
-    assert_eq!(Dht::load_state(&resaved).unwrap().1, loaded);
+    let loaded = SavedDht::decode(&bytes).unwrap();
+    assert_eq!(loaded.v4.as_ref().unwrap().nodes.len(), MAX_STATE_NODES);
+    let resaved = SavedDht {
+        v4: Some(SavedNode {
+            id: NodeId([7; 20]),
+            nodes,
+        }),
+        v6: None,
+    };
+    assert_eq!(SavedDht::decode(&resaved.encode()), Some(loaded));
 }
 
 #[test]

@@ -65,7 +65,6 @@ fn one_node_per_ip_and_no_bogons() {
         "192.168.1.1:1",
         "172.20.0.1:1",
         "224.0.0.1:1",
-        "[::1]:1",
     ] {
         let n = node(NodeId([3; 20]), bogon.parse().unwrap());
         assert_eq!(
@@ -208,4 +207,35 @@ fn answers_give_out_only_nodes_that_answered_and_have_not_failed_since() {
     let mut got = t.closest_answered(&target, 8);
     got.sort_by_key(|n| n.addr);
     assert_eq!(got, vec![asked, answered]);
+}
+
+#[test]
+fn each_family_has_its_own_table() {
+    // BEP 32: an IPv4 node's table holds IPv4 nodes only, an IPv6 node's
+    // IPv6 nodes only; bogons are refused in both.
+    let now = Instant::ZERO;
+    let v6 = |s: &str| -> SocketAddr { s.parse().unwrap() };
+    let mut t4 = RoutingTable::new(NodeId([0; 20]), TableConfig::default());
+    assert_eq!(
+        t4.insert(now, node(NodeId([1; 20]), v6("[2001:db8::1]:6881")), true),
+        Insert::Rejected(Rejection::OtherFamily)
+    );
+    let config = TableConfig {
+        family: IpFamily::V6,
+        ..TableConfig::default()
+    };
+    let mut t6 = RoutingTable::new(NodeId([0; 20]), config);
+    assert_eq!(
+        t6.insert(now, node(NodeId([1; 20]), public(1)), true),
+        Insert::Rejected(Rejection::OtherFamily)
+    );
+    assert_eq!(
+        t6.insert(now, node(NodeId([2; 20]), v6("[::1]:1")), true),
+        Insert::Rejected(Rejection::IgnoredNetwork)
+    );
+    assert!(!matches!(
+        t6.insert(now, node(NodeId([3; 20]), v6("[2001:db8::1]:6881")), true),
+        Insert::Rejected(_)
+    ));
+    assert_eq!(t6.len(), 1);
 }

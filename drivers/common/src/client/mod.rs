@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bittide_core::dht::Dht;
+use bittide_core::dht::SavedDht;
 use bittide_core::engine::{DhtSettings, EncryptionMode, Engine, EngineConfig, Event, Transports};
 use bittide_core::metainfo::Magnet;
 use bittide_core::torrent::{TorrentEvent, TorrentState, TrackerStatus};
@@ -145,18 +145,26 @@ pub struct SessionDht {
 /// How often the DHT state is saved while running.
 const DHT_SAVE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
-/// The engine's DHT settings from the session's, with the saved state.
-pub(crate) fn dht_settings(d: &SessionDht) -> DhtSettings {
+/// The engine's DHT settings from the session's, with the saved state;
+/// `ipv6` when the session has an IPv6 UDP socket (BEP 32: a second node
+/// runs there).
+pub(crate) fn dht_settings(d: &SessionDht, ipv6: bool) -> DhtSettings {
     let saved = d
         .state_file
         .as_ref()
         .and_then(|p| std::fs::read(p).ok())
-        .and_then(|b| Dht::load_state(&b));
+        .and_then(|b| SavedDht::decode(&b))
+        .unwrap_or_default();
     let mut settings = DhtSettings::default();
     settings.config.table.allow_local = d.allow_local;
-    if let Some((id, nodes)) = saved {
-        settings.config.id = Some(id);
-        settings.nodes = nodes;
+    settings.ipv6 = ipv6;
+    if let Some(v4) = &saved.v4 {
+        settings.config.id = Some(v4.id);
+        settings.nodes.extend(v4.addrs());
+    }
+    if let Some(v6) = &saved.v6 {
+        settings.id6 = Some(v6.id);
+        settings.nodes.extend(v6.addrs());
     }
     for b in &d.bootstrap {
         match b.parse::<SocketAddr>() {
@@ -333,11 +341,13 @@ pub async fn run<R: Runtime>(
         .map_err(|e| err(exit::IO, format!("listen address: {e}")))?;
     let udp_bind = SocketAddr::new(local.ip(), local.port());
     let udp = rt.bind_udp(udp_bind).await.ok();
+    let twin = crate::sockets::dual_stack_twin(udp_bind).filter(|_| options.also_listen.is_empty());
+    let ipv6 = local.is_ipv6() || twin.is_some() || options.also_listen.iter().any(|a| a.is_ipv6());
 
     let mut config = EngineConfig {
         peer_id: random_peer_id(),
         listen_port: local.port(),
-        dht: options.dht.as_ref().map(dht_settings),
+        dht: options.dht.as_ref().map(|d| dht_settings(d, ipv6)),
         encryption: options.encryption,
         transports: options.transports,
         ..EngineConfig::default()
@@ -422,7 +432,6 @@ pub async fn run<R: Runtime>(
             }
         }
     }
-    let twin = crate::sockets::dual_stack_twin(udp_bind).filter(|_| options.also_listen.is_empty());
     if let Some(twin) = twin {
         // IPv6 too, where the machine has it (best effort: an IPv4-only
         // host still downloads).
@@ -521,7 +530,7 @@ pub async fn run<R: Runtime>(
                 _ => None,
             };
             let dht_changed = matches!(event, Some(Event::Dht(_)));
-            if let (Some(path), Some(dht)) = (&dht_file, engine.dht()) {
+            if let (Some(path), Some(dht)) = (&dht_file, engine.dht_state()) {
                 // A snapshot a second at most (events can come by the
                 // thousand), and before any ending, kept for the save at
                 // exit.
@@ -532,7 +541,7 @@ pub async fn run<R: Runtime>(
                 );
                 if dht_changed || ending || now - last_dht_snapshot >= Duration::from_secs(1) {
                     last_dht_snapshot = now;
-                    dht_state = Some(dht.save_state());
+                    dht_state = Some(dht.encode());
                 }
                 if dht_changed || now - last_dht_save >= DHT_SAVE_INTERVAL {
                     last_dht_save = now;

@@ -584,7 +584,7 @@ impl<R: Runtime> SessionHandle<R> {
                 paused: 0,
                 queued: 0,
                 connections: 0,
-                dht_nodes: engine.dht().map(|d| d.table().len()),
+                dht_nodes: engine.dht_nodes(),
                 disk_read: reg.removed.disk_read,
                 disk_written: reg.removed.disk_written,
                 uptime: (now - started).as_secs(),

@@ -252,6 +252,8 @@ impl<R: Runtime> Session<R> {
             .local_addr()
             .map_err(|e| OpenError::Listen(config.listen, e))?;
         let udp = rt.bind_udp(local).await.ok();
+        let twin = crate::sockets::dual_stack_twin(local);
+        let ipv6 = local.is_ipv6() || twin.is_some();
 
         let dht = config.dht.clone().map(|mut d| {
             if d.state_file.is_none() {
@@ -263,7 +265,7 @@ impl<R: Runtime> Session<R> {
         let mut engine_config = EngineConfig {
             peer_id: config.peer_id.unwrap_or_else(random_peer_id),
             listen_port: local.port(),
-            dht: dht.as_ref().map(dht_settings),
+            dht: dht.as_ref().map(|d| dht_settings(d, ipv6)),
             encryption: config.encryption,
             transports: config.transports,
             ..EngineConfig::default()
@@ -312,7 +314,7 @@ impl<R: Runtime> Session<R> {
         if let Some(s) = udp {
             driver.set_udp(s);
         }
-        if let Some(twin) = crate::sockets::dual_stack_twin(local) {
+        if let Some(twin) = twin {
             // IPv6 too, where the machine has it (best effort).
             if let Ok(l) = rt.listen(twin).await {
                 driver.listen(l);
@@ -386,11 +388,11 @@ impl<R: Runtime> Session<R> {
                     Some(Event::Stopped) => {
                         shared.registry().learn_queue(engine);
                         final_saves = final_state(&shared, engine, now);
-                        dht_state = engine.dht().map(|d| d.save_state());
+                        dht_state = engine.dht_state().map(|d| d.encode());
                     }
                     Some(Event::Dht(_)) => {
-                        if let (Some(path), Some(d)) = (&dht_file, engine.dht()) {
-                            let (path, bytes) = (path.clone(), d.save_state());
+                        if let (Some(path), Some(d)) = (&dht_file, engine.dht_state()) {
+                            let (path, bytes) = (path.clone(), d.encode());
                             rt.spawn(rt.spawn_blocking(Box::new(move || save_dht(&path, &bytes))));
                         }
                     }
@@ -398,9 +400,9 @@ impl<R: Runtime> Session<R> {
                 }
                 if beats.due(now) {
                     beat(&rt, &shared, engine, now);
-                    if let (Some(path), Some(d)) = (&dht_file, engine.dht()) {
+                    if let (Some(path), Some(d)) = (&dht_file, engine.dht_state()) {
                         if beats.dht_due(now) {
-                            let (path, bytes) = (path.clone(), d.save_state());
+                            let (path, bytes) = (path.clone(), d.encode());
                             rt.spawn(rt.spawn_blocking(Box::new(move || save_dht(&path, &bytes))));
                         }
                     }

@@ -1,0 +1,130 @@
+//! BEP 32 in the engine: with `ipv6`, a second DHT node on the IPv6
+//! socket, with its own id and table; datagrams reach the node of their
+//! family, routers and saved nodes are shared out by family, and the state
+//! keeps both.
+
+use std::net::SocketAddr;
+
+use super::{DhtSettings, Engine, EngineConfig, Output};
+use crate::dht::SavedDht;
+use crate::krpc::{Body, Message, NodeId, Query};
+use crate::{Instant, IpFamily, Seed};
+
+fn dual_stack_engine(nodes: Vec<SocketAddr>) -> Engine {
+    let mut dht = DhtSettings {
+        ipv6: true,
+        id6: Some(NodeId([6; 20])),
+        nodes,
+        ..DhtSettings::default()
+    };
+    dht.config.id = Some(NodeId([4; 20]));
+    dht.config.table.allow_local = true;
+    let config = EngineConfig {
+        dht: Some(dht),
+        ..EngineConfig::default()
+    };
+    Engine::new(config, Seed::from_u64(32))
+}
+
+/// Every datagram the engine sends until it waits, decoded.
+fn sent(engine: &mut Engine, now: Instant) -> Vec<(SocketAddr, Message)> {
+    let mut out = Vec::new();
+    loop {
+        match engine.poll_output(now) {
+            Output::Udp { to, payload } => {
+                if let Ok(m) = Message::decode(&payload) {
+                    out.push((to, m));
+                }
+            }
+            Output::Timeout(_) => return out,
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn each_family_joins_through_its_own_nodes_under_its_own_id() {
+    let v4: SocketAddr = "127.0.0.1:6881".parse().unwrap();
+    let v6: SocketAddr = "[::1]:6881".parse().unwrap();
+    let mut e = dual_stack_engine(vec![v4, v6]);
+    e.handle_timeout(Instant::ZERO);
+    let queries = sent(&mut e, Instant::ZERO);
+    let from = |addr: SocketAddr| -> Vec<NodeId> {
+        queries
+            .iter()
+            .filter(|(to, m)| *to == addr && matches!(m.body, Body::Query(_)))
+            .filter_map(|(_, m)| m.id)
+            .collect()
+    };
+    assert_eq!(from(v4), vec![NodeId([4; 20])], "the IPv4 node's join");
+    assert_eq!(from(v6), vec![NodeId([6; 20])], "the IPv6 node's join");
+    assert_eq!(queries.len(), 2, "{queries:?}");
+}
+
+#[test]
+fn a_query_is_answered_by_the_node_of_its_family() {
+    let mut e = dual_stack_engine(Vec::new());
+    e.handle_timeout(Instant::ZERO);
+    let _ = sent(&mut e, Instant::ZERO);
+    for (from, id) in [
+        ("127.0.0.2:7000", NodeId([4; 20])),
+        ("[::1]:7000", NodeId([6; 20])),
+    ] {
+        let from: SocketAddr = from.parse().unwrap();
+        let ping = Message {
+            tx: b"aa".to_vec(),
+            id: Some(NodeId([9; 20])),
+            version: None,
+            ip: None,
+            read_only: false,
+            body: Body::Query(Query::Ping),
+        };
+        let mut bytes = Vec::new();
+        ping.encode(&mut bytes);
+        e.handle_udp(Instant::ZERO, from, &bytes);
+        let answers = sent(&mut e, Instant::ZERO);
+        let answer = answers
+            .iter()
+            .find(|(to, m)| *to == from && matches!(m.body, Body::Response(_)))
+            .unwrap_or_else(|| panic!("no answer to {from}: {answers:?}"));
+        assert_eq!(answer.1.id, Some(id), "answered by the {from} node");
+    }
+    // Each node learned the querier of its own family only.
+    assert_eq!(e.dht(IpFamily::V4).unwrap().table().len(), 1);
+    assert_eq!(e.dht(IpFamily::V6).unwrap().table().len(), 1);
+    assert_eq!(e.dht_nodes(), Some(2));
+    let saved = SavedDht::decode(&e.dht_state().unwrap().encode()).unwrap();
+    assert_eq!(saved.v4.as_ref().map(|p| p.id), Some(NodeId([4; 20])));
+    assert_eq!(saved.v6.as_ref().map(|p| p.id), Some(NodeId([6; 20])));
+    assert_eq!(
+        saved.v6.unwrap().addrs(),
+        vec!["[::1]:7000".parse::<SocketAddr>().unwrap()]
+    );
+}
+
+#[test]
+fn without_ipv6_an_ipv6_datagram_reaches_no_node() {
+    let mut settings = DhtSettings::default();
+    settings.config.table.allow_local = true;
+    let config = EngineConfig {
+        dht: Some(settings),
+        ..EngineConfig::default()
+    };
+    let mut e = Engine::new(config, Seed::from_u64(1));
+    e.handle_timeout(Instant::ZERO);
+    let _ = sent(&mut e, Instant::ZERO);
+    let ping = Message {
+        tx: b"aa".to_vec(),
+        id: Some(NodeId([9; 20])),
+        version: None,
+        ip: None,
+        read_only: false,
+        body: Body::Query(Query::Ping),
+    };
+    let mut bytes = Vec::new();
+    ping.encode(&mut bytes);
+    e.handle_udp(Instant::ZERO, "[::1]:7000".parse().unwrap(), &bytes);
+    assert!(sent(&mut e, Instant::ZERO).is_empty());
+    assert!(e.dht(IpFamily::V6).is_none());
+    assert_eq!(e.dht_nodes(), Some(0));
+}
