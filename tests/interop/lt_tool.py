@@ -33,6 +33,7 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
                                              so it is a peer of its own IP
   lt_tool.py dht-swarm N BASE_PORT HASH [TORRENT SAVE_PATH]
                                           -> N libtorrent DHT nodes on 127.0.0.1
+                                             (or --ip ADDR, e.g. ::1)
                                              BASE_PORT.., node 0 announcing HASH
                                              (and seeding TORRENT from SAVE_PATH
                                              when given); prints "ready PORT"
@@ -348,7 +349,7 @@ def dht_swarm(n, base_port, hex_hash, seed_torrent=None, seed_dir=None, limit=30
     for i, ses in enumerate(sessions):
         for j in range(n):
             if j != i:
-                ses.add_dht_node(("127.0.0.1", base_port + j))
+                ses.add_dht_node((IP, base_port + j))
     # Node 0 announces HASH: an info-hash-only torrent makes it announce;
     # with a torrent and its folder, it seeds it too.
     atp = lt.add_torrent_params()
@@ -392,7 +393,7 @@ def dht_swarm(n, base_port, hex_hash, seed_torrent=None, seed_dir=None, limit=30
             fresh = lt.session(dht_settings(fresh_port))
             fresh_port += 1
             host, port = parts[1].rsplit(":", 1)
-            fresh.add_dht_node((host, int(port)))
+            fresh.add_dht_node((host.strip("[]"), int(port)))
             end = time.monotonic() + 10
             while time.monotonic() < end and fresh.status().dht_nodes < 2:
                 fresh.pop_alerts()
@@ -429,7 +430,7 @@ def dht_swarm(n, base_port, hex_hash, seed_torrent=None, seed_dir=None, limit=30
 def dht_leech(n, base_port, port, torrent, save_path, limit=90.0):
     ses = lt.session(dht_settings(port))
     for j in range(n):
-        ses.add_dht_node(("127.0.0.1", base_port + j))
+        ses.add_dht_node((IP, base_port + j))
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(torrent)
     atp.save_path = save_path

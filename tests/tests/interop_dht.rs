@@ -11,7 +11,8 @@
 //! And the DHT inside `bittide download` and `bittide seed`: a torrent
 //! without trackers, and a bare magnet link, download from a libtorrent
 //! seeder that only the DHT names, and a libtorrent leecher finds `bittide
-//! seed` the same way.
+//! seed` the same way; and the same over IPv6 only, in a libtorrent DHT on
+//! `::1` (BEP 32: bittide's IPv6 node finds and announces there).
 //!
 //! Needs `python3-libtorrent` (`./scripts/test` installs it); fails, never
 //! skips, without it. Every process is bounded in time and killed at the end.
@@ -42,6 +43,7 @@ struct LtSwarm {
     stdin: ChildStdin,
     lines: Receiver<String>,
     base: u16,
+    ip: &'static str,
 }
 
 impl LtSwarm {
@@ -49,9 +51,14 @@ impl LtSwarm {
         LtSwarm::start_seeding(base, LT_HASH, &[])
     }
 
-    /// A swarm whose node 0 announces `hash`; with `[torrent, dir]` it
-    /// also seeds that torrent from `dir`.
+    /// A swarm on 127.0.0.1 whose node 0 announces `hash`; with
+    /// `[torrent, dir]` it also seeds that torrent from `dir`.
     fn start_seeding(base: u16, hash: &str, seed: &[&str]) -> LtSwarm {
+        LtSwarm::start_on("127.0.0.1", base, hash, seed)
+    }
+
+    /// The same on `ip` (`::1`: an IPv6 DHT, BEP 32).
+    fn start_on(ip: &'static str, base: u16, hash: &str, seed: &[&str]) -> LtSwarm {
         require_tool(
             DEBIAN_PYTHON,
             &["-c", "import libtorrent"],
@@ -59,6 +66,7 @@ impl LtSwarm {
         );
         let mut child = Command::new(DEBIAN_PYTHON)
             .arg(workspace_root().join("tests/interop/lt_tool.py"))
+            .args(["--ip", ip])
             .args(["dht-swarm", &LT_NODES.to_string(), &base.to_string(), hash])
             .args(seed)
             .stdin(Stdio::piped())
@@ -81,6 +89,7 @@ impl LtSwarm {
             stdin,
             lines,
             base,
+            ip,
         };
         let ready = swarm.next_line(Duration::from_secs(120));
         assert_eq!(
@@ -109,7 +118,7 @@ impl LtSwarm {
     }
 
     fn node(&self, i: u16) -> String {
-        format!("127.0.0.1:{}", self.base + i)
+        std::net::SocketAddr::new(self.ip.parse().unwrap(), self.base + i).to_string()
     }
 }
 
@@ -123,8 +132,10 @@ fn free_port_range(n: u16) -> u16 {
     loop {
         let all_free = (0..n).all(|i| {
             let p = base + i;
-            std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
-                && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+            ["127.0.0.1", "::1"].iter().all(|ip| {
+                std::net::UdpSocket::bind((*ip, p)).is_ok()
+                    && std::net::TcpListener::bind((*ip, p)).is_ok()
+            })
         });
         if all_free {
             return base;
@@ -406,4 +417,90 @@ fn download_and_seed_with_peers_found_only_on_the_dht() {
     );
     assert_eq!(leeched, "done", "libtorrent did not find bittide's seed");
     assert!(std::fs::read(lt_out.join("from-bt.bin")).unwrap() == bt_data);
+}
+
+#[test]
+fn on_ipv6_only_bittide_finds_and_announces_in_a_libtorrent_dht() {
+    let dir = TempDir::new("dht-ipv6");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let lt_data = content_bytes((2 << 20) + 777, 21);
+    std::fs::write(src.join("lt6.bin"), &lt_data).unwrap();
+    let bt_data = content_bytes((1 << 20) + 4321, 22);
+    std::fs::write(src.join("bt6.bin"), &bt_data).unwrap();
+    let lt_torrent = dir.path().join("lt6.torrent");
+    let bt_torrent = dir.path().join("bt6.torrent");
+    let lt_hash = trackerless_torrent(&src.join("lt6.bin"), &lt_torrent);
+    trackerless_torrent(&src.join("bt6.bin"), &bt_torrent);
+
+    // Six libtorrent nodes on ::1 only; node 0 seeds lt6.bin and announces
+    // it on the IPv6 DHT.
+    let base = free_port_range(LT_NODES + 1);
+    let mut swarm = LtSwarm::start_on(
+        "::1",
+        base,
+        &lt_hash,
+        &[lt_torrent.to_str().unwrap(), src.to_str().unwrap()],
+    );
+    let entry = swarm.node(1);
+    let state = dir.path().join("leecher.dht");
+    let listen = |port: u16| format!("[::1]:{port}");
+
+    // bittide listens on ::1 only: its IPv6 node joins through a
+    // libtorrent node and finds the seeder's IPv6 address.
+    let out = dir.path().join("out");
+    let r = run_bounded(
+        Command::new(bittide())
+            .args(["download", lt_torrent.to_str().unwrap(), "-o"])
+            .arg(&out)
+            .args(["--listen", &listen(bittide_tests::free_port())])
+            .args(["--timeout", "60"])
+            .args([
+                "--dht-bootstrap",
+                &entry,
+                "--dht-allow-local",
+                "--dht-state",
+            ])
+            .arg(&state),
+        Duration::from_secs(120),
+    );
+    assert!(
+        r.status.success(),
+        "bittide download over the IPv6 DHT failed: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(std::fs::read(out.join("lt6.bin")).unwrap() == lt_data);
+    // The IPv6 node's id and the IPv6 nodes it met are kept (`id6`,
+    // `nodes6`: 38 bytes each).
+    let saved = bittide_core::dht::SavedDht::decode(&std::fs::read(&state).unwrap())
+        .expect("DHT state saved");
+    let v6 = saved.v6.expect("the IPv6 node's part");
+    assert!(
+        !v6.nodes.is_empty() && v6.nodes.iter().all(|(_, a)| a.is_ipv6()),
+        "{:?}",
+        v6.nodes
+    );
+
+    // The other way: `bittide seed` on ::1 announces itself on the IPv6
+    // DHT; a new libtorrent node that knows only the swarm finds it.
+    let seeder = Command::new(bittide())
+        .args(["seed", bt_torrent.to_str().unwrap(), src.to_str().unwrap()])
+        .args(["--listen", &listen(bittide_tests::free_port())])
+        .args(["--dht-bootstrap", &entry, "--dht-allow-local"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start bittide seed");
+    let _seeder = ChildGuard(seeder);
+    let lt_out = dir.path().join("lt-out");
+    std::fs::create_dir_all(&lt_out).unwrap();
+    let leeched = swarm.ask_within(
+        &format!("leech {} {}", bt_torrent.display(), lt_out.display()),
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        leeched, "done",
+        "libtorrent did not find bittide's seed over IPv6"
+    );
+    assert!(std::fs::read(lt_out.join("bt6.bin")).unwrap() == bt_data);
 }
