@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use bittide_core::engine::{EncryptionMode, Transports};
-use bittide_core::InfoHash;
+use bittide_core::{InfoHash, IpFamily};
 use bittide_driver::units;
 use serde::{Deserialize, Serialize};
 
@@ -146,24 +146,25 @@ fn parse_host_port(t: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("`{host}` has no address"))
 }
 
-/// Every IPv4 address of each `host:port`.
-pub(crate) fn resolve_all(names: &[String]) -> Result<Vec<SocketAddr>, Failure> {
+/// Every address of `family` of each `host:port` (a DHT node reaches
+/// its own family only, BEP 32).
+pub(crate) fn resolve_all(names: &[String], family: IpFamily) -> Result<Vec<SocketAddr>, Failure> {
     let mut out = Vec::new();
     for n in names {
         let addrs = n
             .to_socket_addrs()
             .map_err(|e| Failure::new(Exit::Io, format!("{n}: {e}")))?;
-        out.extend(addrs.filter(SocketAddr::is_ipv4));
+        out.extend(addrs.filter(|a| family.holds(a)));
     }
     Ok(out)
 }
 
-/// The first IPv4 address of `host:port`.
-pub(crate) fn resolve_one(addr: &str) -> Result<SocketAddr, Failure> {
-    resolve_all(&[addr.to_owned()])?
+/// The first address of `family` of `host:port`.
+pub(crate) fn resolve_one(addr: &str, family: IpFamily) -> Result<SocketAddr, Failure> {
+    resolve_all(&[addr.to_owned()], family)?
         .first()
         .copied()
-        .ok_or_else(|| Failure::new(Exit::Usage, format!("{addr}: no IPv4 address")))
+        .ok_or_else(|| Failure::new(Exit::Usage, format!("{addr}: no {family} address")))
 }
 
 #[cfg(test)]

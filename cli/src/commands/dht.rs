@@ -13,6 +13,7 @@ use std::time::Duration;
 use bittide_core::dht::routing::TableConfig;
 use bittide_core::dht::{DhtConfig, DhtEvent};
 use bittide_core::krpc::NodeId;
+use bittide_core::IpFamily;
 use bittide_driver::dht_client::{DhtClient, PUBLIC_ROUTERS};
 use bittide_driver::units::parse_duration;
 use clap::Subcommand;
@@ -53,8 +54,9 @@ struct Options {
         global = true
     )]
     bootstrap: Vec<String>,
-    /// UDP address to use: PORT, :PORT or IPV4:PORT (the DHT is IPv4
-    /// only) [default: any free port].
+    /// UDP address to use: PORT, :PORT, IPV4:PORT or [IPV6]:PORT; an IPv6
+    /// address runs a node of the IPv6 DHT (BEP 32) [default: any free
+    /// IPv4 port].
     #[arg(long, alias = "port", value_name = "ADDR", value_parser = parse_listen, global = true)]
     listen: Option<SocketAddr>,
     /// Keep our node id and known nodes in this file between runs
@@ -189,12 +191,9 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     let bind = options
         .listen
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    if bind.is_ipv6() {
-        return Err(Failure::new(
-            Exit::Usage,
-            format!("--listen {bind}: the DHT is IPv4 only; give PORT or IPV4:PORT"),
-        ));
-    }
+    // One node on one socket: it reaches the nodes of its family (the
+    // IPv6 DHT of BEP 32 with an IPv6 `--listen`).
+    let family = IpFamily::of(&bind);
     // Long-lived nodes answer; one-shot ones would only leave dead entries
     // in others' tables.
     let read_only = !matches!(command, Command::Serve { .. } | Command::Crawl { .. });
@@ -213,7 +212,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     let parse_id = |s: &str| parse_hash(s).map(|h| NodeId(h.0));
     let out = match command {
         Command::Ping { addr } => {
-            let to = resolve_one(&addr)?;
+            let to = resolve_one(&addr, family)?;
             let now = client.now();
             client.dht().ping(now, to);
             let mut pong = None;
@@ -230,7 +229,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
             json!({"node": node.addr.to_string(), "id": node.id.to_string()})
         }
         Command::Sample { addr, target } => {
-            let to = resolve_one(&addr)?;
+            let to = resolve_one(&addr, family)?;
             let target = match target {
                 Some(t) => parse_id(&t)?,
                 None => {
@@ -290,7 +289,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         }
         command => {
             let size = client
-                .join(&dht_bootstrap_nodes(&options)?, limit)
+                .join(&dht_bootstrap_nodes(&options, family)?, limit)
                 .map_err(io)?;
             if size == 0 {
                 return Err(Failure::new(
@@ -391,11 +390,11 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
 
 /// The nodes to join through: `--dht-bootstrap`, else (without a state file)
 /// the public routers.
-fn dht_bootstrap_nodes(options: &Options) -> Result<Vec<SocketAddr>, Failure> {
-    let mut boot = resolve_all(&options.bootstrap)?;
+fn dht_bootstrap_nodes(options: &Options, family: IpFamily) -> Result<Vec<SocketAddr>, Failure> {
+    let mut boot = resolve_all(&options.bootstrap, family)?;
     if boot.is_empty() && options.state_file().is_none() {
         let routers: Vec<String> = PUBLIC_ROUTERS.iter().map(|s| (*s).to_owned()).collect();
-        boot = resolve_all(&routers).unwrap_or_default();
+        boot = resolve_all(&routers, family).unwrap_or_default();
     }
     Ok(boot)
 }

@@ -70,6 +70,11 @@ impl DhtClient {
         self.clock.now()
     }
 
+    /// The address family of the node (its socket's).
+    pub fn family(&self) -> IpFamily {
+        self.dht.family()
+    }
+
     /// Our socket's address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bittide_core::dht::crawler::{CrawlConfig, HarvestSource};
 use bittide_core::dht::DhtEvent;
-use bittide_core::InfoHash;
+use bittide_core::{InfoHash, IpFamily};
 use bittide_driver::dht_client::{DhtClient, NodeExchange};
 use serde_json::json;
 
@@ -24,7 +24,8 @@ pub(super) fn run(
     duration: Duration,
     rate: u64,
 ) -> Result<(), Failure> {
-    let boot = dht_bootstrap_nodes(options)?;
+    let family = clients.first().map_or(IpFamily::V4, DhtClient::family);
+    let boot = dht_bootstrap_nodes(options, family)?;
     let exchange = NodeExchange::new(clients.len());
     let seen = Mutex::new(HashSet::new());
     let results: Vec<Result<(), Failure>> = std::thread::scope(|scope| {

@@ -17,7 +17,7 @@ pub(super) fn run(
     duration: Duration,
 ) -> Result<(), Failure> {
     let io = |e: std::io::Error| Failure::new(Exit::Io, e.to_string());
-    let boot = dht_bootstrap_nodes(options)?;
+    let boot = dht_bootstrap_nodes(options, client.dht().family())?;
     let joined = client.join(&boot, options.limit()).map_err(io)?;
     let addr = client.local_addr().map_err(io)?;
     let id = client.dht().id();
