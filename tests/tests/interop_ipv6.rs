@@ -1,7 +1,8 @@
 //! IPv6 on ::1 (BEP 7), loopback only:
 //! - a `bittide seed` listening on both families (`--listen 127.0.0.1:P
 //!   --listen [::1]:0`, the second taking the same port) serves an IPv6
-//!   downloader over TCP and over uTP, and an IPv4 one;
+//!   downloader over TCP and over uTP, and an IPv4 one; so does a `bittide
+//!   daemon` given the same two `--listen`;
 //! - an IPv6-only swarm: `bittide tracker serve` on [::1] answers with
 //!   `peers6`, a libtorrent seeder on [::1] announces to it, and `bittide
 //!   download` finds the seeder through it alone.
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use bittide_tests::daemon::{entry, Daemon};
 use bittide_tests::{
     assert_same_file, bittide, bittide_tracker, content_bytes, free_port, libtorrent_server,
     run_bittide, run_bounded, start_seeding, ChildGuard, TempDir,
@@ -72,6 +74,33 @@ fn a_seed_on_both_families_serves_each() {
     let log = dir.path().join("seed.log");
     let _seeder = ChildGuard(start_seeding(&mut cmd, &log, Duration::from_secs(30)));
 
+    serves_each_family(dir.path(), &src, &torrent, port);
+}
+
+#[test]
+fn a_daemon_on_both_families_serves_each() {
+    let dir = TempDir::new("ipv6-daemon");
+    let (src, torrent) = content_and_torrent(dir.path(), None);
+    // `Daemon::start` listens on 127.0.0.1:P; `[::1]:0` takes the same
+    // port on ::1 (the daemon's `--listen` repeats).
+    let d = Daemon::start(&dir.path().join("state"), &src, &["--listen", "[::1]:0"]);
+    let hash = d.add_file(&torrent, "");
+    d.wait(
+        "the daemon seeds",
+        Duration::from_secs(30),
+        |_| {},
+        |list| entry(list, &hash)["state"] == "seeding",
+    );
+    let listen: std::net::SocketAddr = d.get("/api/v1/stats")["listen"]
+        .as_str()
+        .and_then(|l| l.parse().ok())
+        .expect("the daemon's listen address");
+    serves_each_family(dir.path(), &src, &torrent, listen.port());
+}
+
+/// Downloads from `[::1]:port` over TCP and over uTP, and from
+/// `127.0.0.1:port`, each byte-identical to `src`.
+fn serves_each_family(dir: &Path, src: &Path, torrent: &Path, port: u16) {
     let v6 = format!("[::1]:{port}");
     let v4 = format!("127.0.0.1:{port}");
     for (name, args) in [
@@ -85,9 +114,9 @@ fn a_seed_on_both_families_serves_each() {
         ),
         ("v4", vec!["--listen", "127.0.0.1:0", "--peer", &v4]),
     ] {
-        let out = dir.path().join(name);
+        let out = dir.join(name);
         assert!(
-            download(&torrent, &out, &args),
+            download(torrent, &out, &args),
             "{name}: the download failed"
         );
         assert_same_file(&src.join("six.bin"), &out.join("six.bin"));

@@ -200,7 +200,9 @@ async fn exit_on_second_signal(mut signals: Signals) {
 
 /// The session as the settings describe it.
 fn session_config(s: &Effective) -> SessionConfig {
-    let mut c = SessionConfig::new(s.state.clone(), s.download_dir.clone(), s.listen);
+    // `Effective` always holds one address at least (the default).
+    let mut c = SessionConfig::new(s.state.clone(), s.download_dir.clone(), s.listen[0]);
+    c.also_listen = s.listen[1..].to_vec();
     c.dht = (!s.no_dht).then(|| SessionDht {
         bootstrap: s.dht_bootstrap.clone(),
         state_file: None,

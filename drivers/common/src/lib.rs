@@ -30,6 +30,7 @@ pub mod driver;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod listen;
 pub mod resume;
 pub mod runtime;
 pub mod session;

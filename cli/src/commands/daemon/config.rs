@@ -92,6 +92,20 @@ impl<'de> Deserialize<'de> for Listen {
     }
 }
 
+/// One value or a list of them (`listen = 6881`, `listen = [6881, "[::]:0"]`).
+fn one_or_many<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        One(T),
+        Many(Vec<T>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(t) => vec![t],
+        OneOrMany::Many(v) => v,
+    })
+}
+
 /// Accepts a non-negative integer or a string parsed by `T::from_str`.
 struct NumberOrText<T>(fn(u64) -> T, &'static str);
 
@@ -169,9 +183,13 @@ pub(crate) struct Options {
     #[arg(long, value_name = "ADDR")]
     pub(crate) api: Option<SocketAddr>,
     /// Address to accept peers on (TCP, and UDP on the same port): PORT,
-    /// :PORT, HOST:PORT or [IPv6]:PORT [default: 0.0.0.0:6881].
+    /// :PORT, HOST:PORT or [IPv6]:PORT; repeat it for more (port 0 there:
+    /// the first's port; the first of each family carries UDP). In the
+    /// file, one value or a list [default: 0.0.0.0:6881 and its IPv6 twin
+    /// [::]:6881].
     #[arg(long, value_name = "ADDR")]
-    pub(crate) listen: Option<Listen>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub(crate) listen: Vec<Listen>,
     /// Where torrents go unless added with another folder [default:
     /// $XDG_DOWNLOAD_DIR, else ~/Downloads].
     #[arg(long, value_name = "DIR")]
@@ -252,7 +270,7 @@ impl Options {
     /// These flags over `file`: a value given on the command line wins; a
     /// list given on the command line replaces the file's.
     fn over(self, file: Options) -> Options {
-        fn list(flags: Vec<String>, file: Vec<String>) -> Vec<String> {
+        fn list<T>(flags: Vec<T>, file: Vec<T>) -> Vec<T> {
             if flags.is_empty() {
                 file
             } else {
@@ -264,7 +282,7 @@ impl Options {
             print_config: self.print_config,
             state: self.state.or(file.state),
             api: self.api.or(file.api),
-            listen: self.listen.or(file.listen),
+            listen: list(self.listen, file.listen),
             download_dir: self.download_dir.or(file.download_dir),
             no_dht: self.no_dht || file.no_dht,
             no_tcp: self.no_tcp || file.no_tcp,
@@ -299,7 +317,8 @@ pub(crate) struct Effective {
     #[serde(rename = "state-dir")]
     pub(crate) state: PathBuf,
     pub(crate) api: SocketAddr,
-    pub(crate) listen: SocketAddr,
+    #[serde(serialize_with = "one_or_list")]
+    pub(crate) listen: Vec<SocketAddr>,
     pub(crate) download_dir: PathBuf,
     pub(crate) no_dht: bool,
     pub(crate) no_tcp: bool,
@@ -347,6 +366,14 @@ pub(crate) struct Given {
     pub(crate) seed_ratio: bool,
     pub(crate) seed_time: bool,
     pub(crate) download_dir: bool,
+}
+
+/// One address as a plain value (what most files hold), more as a list.
+fn one_or_list<S: serde::Serializer>(value: &[SocketAddr], s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        [one] => one.serialize(s),
+        many => many.serialize(s),
+    }
 }
 
 /// The password is never printed, only whether it is set.
@@ -429,9 +456,10 @@ pub(crate) fn resolve(flags: Options) -> Result<Effective, Failure> {
         api: o
             .api
             .unwrap_or_else(|| DEFAULT_API.parse().expect("DEFAULT_API")),
-        listen: o
-            .listen
-            .map_or_else(|| DEFAULT_LISTEN.parse().expect("DEFAULT_LISTEN"), |l| l.0),
+        listen: match o.listen.is_empty() {
+            true => vec![DEFAULT_LISTEN.parse().expect("DEFAULT_LISTEN")],
+            false => o.listen.iter().map(|l| l.0).collect(),
+        },
         download_dir,
         no_dht: o.no_dht,
         no_tcp: o.no_tcp,
@@ -551,13 +579,19 @@ mod tests {
 
     #[test]
     fn listen_takes_a_port_alone() {
-        let port = |text: &str| parse(text).map(|o| o.listen.map(|l| l.0.to_string()));
-        assert_eq!(port("listen = 51060"), Ok(Some("0.0.0.0:51060".into())));
+        let port = |text: &str| {
+            parse(text).map(|o| o.listen.iter().map(|l| l.0.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(port("listen = 51060"), Ok(vec!["0.0.0.0:51060".into()]));
         assert_eq!(
             port("listen = \":51060\""),
-            Ok(Some("0.0.0.0:51060".into()))
+            Ok(vec!["0.0.0.0:51060".into()])
         );
-        assert_eq!(port("listen = \"[::]:1\""), Ok(Some("[::]:1".into())));
+        assert_eq!(port("listen = \"[::]:1\""), Ok(vec!["[::]:1".into()]));
+        assert_eq!(
+            port("listen = [51060, \"[::1]:0\"]"),
+            Ok(vec!["0.0.0.0:51060".into(), "[::1]:0".into()])
+        );
         assert!(port("listen = 70000").is_err());
         assert!(port("listen = -1").is_err());
     }
@@ -585,11 +619,11 @@ mod tests {
         let file =
             parse("listen = \"0.0.0.0:1\"\nmax-peers = 7\ndht-bootstrap = [\"a:1\"]").unwrap();
         let flags = Options {
-            listen: Some("127.0.0.1:2".parse().unwrap()),
+            listen: vec!["127.0.0.1:2".parse().unwrap()],
             ..Options::default()
         };
         let o = flags.over(file);
-        assert_eq!(o.listen, Some(Listen("127.0.0.1:2".parse().unwrap())));
+        assert_eq!(o.listen, [Listen("127.0.0.1:2".parse().unwrap())]);
         assert_eq!(o.max_peers, Some(7));
         assert_eq!(o.dht_bootstrap, ["a:1"]);
     }

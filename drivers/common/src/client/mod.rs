@@ -23,6 +23,7 @@ use crate::clock::os_seed;
 use crate::control::AddTorrent;
 use crate::dht_client::PUBLIC_ROUTERS;
 use crate::driver::{Command, Control, Driver, Handle};
+use crate::listen::ListenPlan;
 use crate::resume;
 use crate::runtime::Runtime;
 
@@ -341,8 +342,8 @@ pub async fn run<R: Runtime>(
         .map_err(|e| err(exit::IO, format!("listen address: {e}")))?;
     let udp_bind = SocketAddr::new(local.ip(), local.port());
     let udp = rt.bind_udp(udp_bind).await.ok();
-    let twin = crate::sockets::dual_stack_twin(udp_bind).filter(|_| options.also_listen.is_empty());
-    let ipv6 = local.is_ipv6() || twin.is_some() || options.also_listen.iter().any(|a| a.is_ipv6());
+    let more = ListenPlan::new(local, &options.also_listen);
+    let ipv6 = more.has_ipv6();
 
     let mut config = EngineConfig {
         peer_id: random_peer_id(),
@@ -412,36 +413,12 @@ pub async fn run<R: Runtime>(
     let mut dht_state: Option<Vec<u8>> = None;
     let mut saved_pieces = u32::MAX;
     driver.listen(listener);
-    for &addr in &options.also_listen {
-        let addr = match addr.port() {
-            0 => SocketAddr::new(addr.ip(), local.port()),
-            _ => addr,
-        };
-        let l = rt.listen(addr).await.map_err(|e| {
-            err(
-                exit::IO,
-                format!("cannot listen on {addr}: {e} (--listen chooses another)"),
-            )
-        })?;
-        driver.listen(l);
-        // UDP on the first address of each family only: replies leave
-        // from one socket per family.
-        if addr.is_ipv4() != local.is_ipv4() {
-            if let Ok(s) = rt.bind_udp(addr).await {
-                driver.set_udp(s);
-            }
-        }
-    }
-    if let Some(twin) = twin {
-        // IPv6 too, where the machine has it (best effort: an IPv4-only
-        // host still downloads).
-        if let Ok(l) = rt.listen(twin).await {
-            driver.listen(l);
-            if let Ok(s) = rt.bind_udp(twin).await {
-                driver.set_udp(s);
-            }
-        }
-    }
+    more.bind(&rt, &mut driver).await.map_err(|(addr, e)| {
+        err(
+            exit::IO,
+            format!("cannot listen on {addr}: {e} (--listen chooses another)"),
+        )
+    })?;
     if let Some(s) = udp {
         driver.set_udp(s);
     }

@@ -58,6 +58,7 @@ use crate::clock::os_seed;
 use crate::control::AddTorrent;
 use crate::disk::Storage;
 use crate::driver::{Control, Driver, Ended};
+use crate::listen::ListenPlan;
 use crate::resume;
 use crate::runtime::Runtime;
 
@@ -68,6 +69,10 @@ pub struct SessionConfig {
     pub state_dir: PathBuf,
     /// Where peers reach us (TCP, and UDP on the same port).
     pub listen: SocketAddr,
+    /// More addresses to accept peers on (port 0: `listen`'s port); the
+    /// first of the other family carries its UDP. Without any, an
+    /// "every interface" IPv4 `listen` is joined by its IPv6 twin.
+    pub also_listen: Vec<SocketAddr>,
     /// The DHT node (`None`: no DHT; private torrents never use it). Its
     /// state lives in the state folder unless `state_file` says otherwise.
     pub dht: Option<SessionDht>,
@@ -94,6 +99,7 @@ impl SessionConfig {
         SessionConfig {
             state_dir,
             listen,
+            also_listen: Vec::new(),
             dht: None,
             settings: SessionSettings {
                 max_connections: 500,
@@ -252,8 +258,8 @@ impl<R: Runtime> Session<R> {
             .local_addr()
             .map_err(|e| OpenError::Listen(config.listen, e))?;
         let udp = rt.bind_udp(local).await.ok();
-        let twin = crate::sockets::dual_stack_twin(local);
-        let ipv6 = local.is_ipv6() || twin.is_some();
+        let more = ListenPlan::new(local, &config.also_listen);
+        let ipv6 = more.has_ipv6();
 
         let dht = config.dht.clone().map(|mut d| {
             if d.state_file.is_none() {
@@ -314,15 +320,9 @@ impl<R: Runtime> Session<R> {
         if let Some(s) = udp {
             driver.set_udp(s);
         }
-        if let Some(twin) = twin {
-            // IPv6 too, where the machine has it (best effort).
-            if let Ok(l) = rt.listen(twin).await {
-                driver.listen(l);
-                if let Ok(s) = rt.bind_udp(twin).await {
-                    driver.set_udp(s);
-                }
-            }
-        }
+        more.bind(&rt, &mut driver)
+            .await
+            .map_err(|(addr, e)| OpenError::Listen(addr, e))?;
         let shared = Arc::new(Shared {
             registry: Mutex::new(registry),
             settings_writes: Mutex::new(()),
