@@ -67,6 +67,24 @@ pub(crate) struct TransportArgs {
     no_utp: bool,
 }
 
+/// Local service discovery, for `download` and `seed`.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub(crate) struct LsdArgs {
+    /// No local service discovery (BEP 14: announcing public torrents to
+    /// the local network's multicast groups, 239.192.152.143:6771 and
+    /// [ff15::efc0:988f]:6771, and taking the peers heard there) [default:
+    /// on].
+    #[arg(long, env = "BITTIDE_NO_LSD")]
+    no_lsd: bool,
+}
+
+impl LsdArgs {
+    /// Whether local service discovery runs.
+    pub(crate) fn enabled(self) -> bool {
+        !self.no_lsd
+    }
+}
+
 impl TransportArgs {
     /// The transports asked for; turning both off is a usage error.
     pub(crate) fn transports(self) -> Result<Transports, Failure> {

@@ -32,6 +32,7 @@ mod error;
 mod family;
 mod handles;
 pub mod krpc;
+pub mod lsd;
 pub mod metainfo;
 pub mod mse;
 pub mod peer;

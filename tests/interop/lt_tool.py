@@ -65,6 +65,11 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
                                              (allowed_enc_level = pe_rc4);
                                              ("enabled", "disabled": both
                                              policies that, either level)
+  lt_tool.py --ip ADDR COMMAND ...        -> sessions listen on ADDR
+  lt_tool.py --lsd COMMAND ...            -> local service discovery on
+                                             (BEP 14 multicast: only inside a
+                                             network namespace); `leech` then
+                                             takes PEER "-" (no peer given)
 
 Everything stays on 127.0.0.1; DHT, LSD, UPnP and NAT-PMP are off
 (shared/INTEROP.md).
@@ -83,6 +88,9 @@ import libtorrent as lt
 ENCRYPTION = None
 # The address sessions listen on unless told otherwise (`--ip ADDR`).
 IP = "127.0.0.1"
+# Local service discovery (BEP 14), only with `--lsd`: it multicasts, so
+# only inside a network namespace of the test's own.
+LSD = False
 
 
 def encryption_settings(mode):
@@ -118,7 +126,7 @@ def verify(torrent, save_path, timeout=60.0):
         "listen_interfaces": "127.0.0.1:0",
         "outgoing_interfaces": "127.0.0.1",
         "enable_dht": False,
-        "enable_lsd": False,
+        "enable_lsd": LSD,
         "enable_upnp": False,
         "enable_natpmp": False,
         "dht_bootstrap_nodes": "",
@@ -155,7 +163,7 @@ def settings(port=0, ip=None, utp_only=False):
         "listen_interfaces": ("[%s]:%d" if ":" in ip else "%s:%d") % (ip, port),
         "outgoing_interfaces": ip,
         "enable_dht": False,
-        "enable_lsd": False,
+        "enable_lsd": LSD,
         "enable_upnp": False,
         "enable_natpmp": False,
         "dht_bootstrap_nodes": "",
@@ -287,15 +295,17 @@ def leech(torrent, save_path, peer, ip="127.0.0.1", limit=120.0, utp_only=False)
     atp.ti = lt.torrent_info(torrent)
     atp.save_path = save_path
     h = ses.add_torrent(atp)
-    host, port = peer.rsplit(":", 1)
-    h.connect_peer((host, int(port)))
+    # PEER "-": none; the peers come from elsewhere (--lsd).
+    host, port = peer.rsplit(":", 1) if peer != "-" else (None, 0)
+    if host:
+        h.connect_peer((host, int(port)))
     deadline = time.monotonic() + limit
     last_connect = time.monotonic()
     while time.monotonic() < deadline:
         st = h.status()
         if st.is_seeding:
             return "done"
-        if time.monotonic() - last_connect > 5 and st.num_peers == 0:
+        if host and time.monotonic() - last_connect > 5 and st.num_peers == 0:
             h.connect_peer((host, int(port)))
             last_connect = time.monotonic()
         ses.wait_for_alert(200)
@@ -469,8 +479,12 @@ def tempfile_dir():
 
 
 def main():
-    global ENCRYPTION, IP
-    while sys.argv[1] in ("--encryption", "--ip"):
+    global ENCRYPTION, IP, LSD
+    while sys.argv[1] in ("--encryption", "--ip", "--lsd"):
+        if sys.argv[1] == "--lsd":
+            LSD = True
+            del sys.argv[1]
+            continue
         if sys.argv[1] == "--encryption":
             ENCRYPTION = sys.argv[2]
         else:

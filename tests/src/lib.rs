@@ -39,9 +39,16 @@ pub fn workspace_root() -> PathBuf {
 /// instead, unbuilt: to show that a test fails on an older build (e.g. one
 /// made in a worktree at the commit before a fix), or to test a release
 /// build.
+///
+/// The first call also sets `BITTIDE_NO_LSD=1` for the processes the tests
+/// start: local service discovery would multicast onto the host's network.
 pub fn bittide() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        // Local service discovery multicasts to the host's network; tests
+        // stay on loopback (the LSD test runs in a network namespace of its
+        // own and turns it back on there).
+        std::env::set_var("BITTIDE_NO_LSD", "1");
         if let Some(bin) = std::env::var_os("BITTIDE_BIN").filter(|v| !v.is_empty()) {
             let bin = PathBuf::from(bin);
             assert!(bin.is_file(), "BITTIDE_BIN: no file at {}", bin.display());

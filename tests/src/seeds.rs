@@ -22,7 +22,7 @@ use trackers::{
 pub type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The targets that have seeds.
-pub const TARGETS: [&str; 32] = [
+pub const TARGETS: [&str; 33] = [
     "bencode",
     "metainfo",
     "magnet",
@@ -55,6 +55,7 @@ pub const TARGETS: [&str; 32] = [
     "utp_connection",
     "mse_initiator",
     "mse_responder",
+    "lsd_announce",
 ];
 
 /// Seeds of `target`.
@@ -92,6 +93,7 @@ pub fn for_target(target: &str) -> Seeds {
         "utp_connection" => random_seeds(82),
         "mse_initiator" => mse(82),
         "mse_responder" => mse(83),
+        "lsd_announce" => lsd_announce(),
         _ => Vec::new(),
     }
 }
@@ -523,6 +525,31 @@ fn compact() -> Seeds {
         ("mixed", mixed),
         ("port-zero-partial", port_zero),
         ("one-v4", vec![127, 0, 0, 1, 0x1a, 0xe1]),
+    ]
+}
+
+fn lsd_announce() -> Seeds {
+    use bittide_core::lsd::{LsdMessage, GROUP_V4};
+    use bittide_core::InfoHash;
+    let msg = |hashes: Vec<InfoHash>, cookie: Option<&str>| {
+        LsdMessage {
+            port: 6881,
+            info_hashes: hashes,
+            cookie: cookie.map(str::to_owned),
+        }
+        .encode(GROUP_V4)
+    };
+    vec![
+        ("ours", msg(vec![InfoHash([0x11; 20])], Some("c00c1e"))),
+        ("two", msg(vec![InfoHash([0x11; 20]), InfoHash([0x22; 20])], None)),
+        (
+            "libtorrent",
+            b"BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 47300\r\nInfohash: 1111111111111111111111111111111111111111\r\ncookie: 6d3ba830\r\n\r\n\r\n".to_vec(),
+        ),
+        (
+            "bad-port",
+            b"BT-SEARCH * HTTP/1.1\r\nPort: 0\r\nInfohash: 1111111111111111111111111111111111111111\r\n\r\n".to_vec(),
+        ),
     ]
 }
 

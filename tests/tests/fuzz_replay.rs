@@ -39,6 +39,7 @@ fn entry(target: &str) -> fn(&[u8]) {
         "utp_connection" => fuzzing::utp_connection,
         "mse_initiator" => fuzzing::mse_initiator,
         "mse_responder" => fuzzing::mse_responder,
+        "lsd_announce" => fuzzing::lsd_announce,
         "resume" => driver::resume,
         "tracker_front" => driver::tracker_front,
         "units" => driver::units,

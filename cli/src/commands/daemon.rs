@@ -128,6 +128,7 @@ async fn run(s: Effective, api: ApiConfig) -> Result<(), Failure> {
         api = %format!("http://{api_addr}"),
         torrents = loaded,
         dht = !s.no_dht,
+        lsd = !s.no_lsd,
         "bittide daemon running"
     );
 
@@ -203,6 +204,7 @@ fn session_config(s: &Effective) -> SessionConfig {
     // `Effective` always holds one address at least (the default).
     let mut c = SessionConfig::new(s.state.clone(), s.download_dir.clone(), s.listen[0]);
     c.also_listen = s.listen[1..].to_vec();
+    c.lsd = !s.no_lsd;
     c.dht = (!s.no_dht).then(|| SessionDht {
         bootstrap: s.dht_bootstrap.clone(),
         state_file: None,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bittide_driver::client::SessionOptions;
 use bittide_driver::units::{parse_duration, parse_rate};
 
-use crate::args::{parse_listen, parse_peer, Encryption, TransportArgs};
+use crate::args::{parse_listen, parse_peer, Encryption, LsdArgs, TransportArgs};
 use crate::exit::Failure;
 use crate::session::{self, SessionDhtArgs};
 
@@ -79,6 +79,8 @@ pub(crate) struct Args {
     #[command(flatten)]
     transports: TransportArgs,
     #[command(flatten)]
+    lsd: LsdArgs,
+    #[command(flatten)]
     dht: SessionDhtArgs,
 }
 
@@ -117,6 +119,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         seed_only: false,
         encryption: args.encryption.into(),
         transports: args.transports.transports()?,
+        lsd: args.lsd.enabled(),
     };
     session::run(options, args.json, mode)
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use bittide_driver::client::{SessionOptions, TorrentSource};
 use bittide_driver::units::parse_rate;
 
-use crate::args::{parse_listen, parse_peer, Encryption, TransportArgs};
+use crate::args::{parse_listen, parse_peer, Encryption, LsdArgs, TransportArgs};
 use crate::exit::Failure;
 use crate::session::{self, SessionDhtArgs};
 
@@ -56,6 +56,8 @@ pub(crate) struct Args {
     #[command(flatten)]
     transports: TransportArgs,
     #[command(flatten)]
+    lsd: LsdArgs,
+    #[command(flatten)]
     dht: SessionDhtArgs,
 }
 
@@ -89,6 +91,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         seed_only: true,
         encryption: args.encryption.into(),
         transports: args.transports.transports()?,
+        lsd: args.lsd.enabled(),
     };
     session::run(options, args.json, session::Mode::Seed)
 }

@@ -8,6 +8,7 @@ use crate::dht::DhtConfig;
 use crate::krpc::NodeId;
 use crate::torrent::TorrentConfig;
 use crate::wire::PeerId;
+use crate::IpFamily;
 
 /// Engine settings.
 #[derive(Clone, Debug)]
@@ -28,6 +29,11 @@ pub struct EngineConfig {
     pub encryption: EncryptionMode,
     /// Which transports carry peer connections.
     pub transports: Transports,
+    /// Local service discovery (BEP 14) on the multicast groups of these
+    /// families (empty: off). The driver receives on the groups and hands
+    /// those datagrams to [`Engine::handle_udp`](super::Engine::handle_udp)
+    /// like any other.
+    pub lsd: Vec<IpFamily>,
 }
 
 /// Which transports carry peer connections: TCP, and uTP (BEP 29) on the
@@ -151,6 +157,7 @@ impl Default for EngineConfig {
             limits: SessionLimits::default(),
             encryption: EncryptionMode::default(),
             transports: Transports::default(),
+            lsd: Vec::new(),
         }
     }
 }

@@ -138,8 +138,8 @@ impl Engine {
         let private = t.is_private();
         let info = t.info().clone();
         self.note_empty_files(id, &info);
-        if let (true, Some(d)) = (private, &mut self.dht) {
-            d.schedules.remove(id);
+        if private {
+            self.unschedule_discovery(id);
         }
     }
 }

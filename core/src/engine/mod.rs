@@ -62,6 +62,7 @@ use std::time::Duration;
 
 use crate::dht::{Dht, SavedDht};
 use crate::handles::{ConnId, ConnIds, TorrentId};
+use crate::lsd::LocalDiscovery;
 use crate::metainfo::InfoHash;
 use crate::metainfo::{Magnet, MetainfoError, PeerAddr};
 use crate::picker::Priority;
@@ -142,6 +143,7 @@ pub struct Engine {
     shutdown: Option<Shutdown>,
     out: VecDeque<Output>,
     dht: Option<DhtState>,
+    lsd: Option<LocalDiscovery>,
     /// When each part wants its `handle_timeout`, as of the last
     /// `poll_output`.
     timers: Timers,
@@ -159,6 +161,14 @@ impl Engine {
             .dht
             .clone()
             .map(|settings| DhtState::new(settings, &mut rng));
+        let lsd = (!config.lsd.is_empty()).then(|| {
+            LocalDiscovery::new(
+                Instant::ZERO,
+                config.listen_port,
+                &config.lsd,
+                rng.child_seed(),
+            )
+        });
         let trackers = Trackers::new(rng.child_seed());
         let transport = TransportState::new(config.transports, rng.child_seed());
         let mut engine = Engine {
@@ -180,6 +190,7 @@ impl Engine {
             shutdown: None,
             out: VecDeque::new(),
             dht,
+            lsd,
             timers: Timers::default(),
             policy: Policy::default(),
             rng,
@@ -266,7 +277,7 @@ impl Engine {
         self.by_hash.insert(info.info_hash, id);
         self.note_empty_files(id, &info);
         if !info.private {
-            self.schedule_dht(now, id);
+            self.schedule_discovery(now, id, info.info_hash);
         }
         let seed = self.rng.child_seed();
         let run = self.admit_to_queue(id, &info, &start);
@@ -325,7 +336,7 @@ impl Engine {
             }
         }
         self.by_hash.insert(info_hash, id);
-        self.schedule_dht(now, id);
+        self.schedule_discovery(now, id, info_hash);
         self.magnets.insert(id, magnet.clone());
         Some(id)
     }
@@ -442,12 +453,6 @@ impl Engine {
             && self.torrents.values().all(|t| t.poll_timeout().is_none())
     }
 
-    fn schedule_dht(&mut self, now: Instant, id: TorrentId) {
-        if let Some(d) = &mut self.dht {
-            d.schedules.add(now, id);
-        }
-    }
-
     /// Adds peer addresses to a torrent (from the user, a magnet's `x.pe`).
     pub fn add_peers(&mut self, now: Instant, id: TorrentId, peers: Vec<SocketAddr>) {
         self.now = now;
@@ -486,6 +491,7 @@ impl Engine {
         self.now = now;
         self.stop(now, id);
         self.drain_torrent(id);
+        self.unschedule_discovery(id);
         if let Some(t) = self.torrents.remove(&id) {
             self.by_hash.remove(&t.info_hash());
             self.forget_in_queue(now, &t, id);
@@ -494,9 +500,6 @@ impl Engine {
         self.conns.retain(|_, t| *t != id);
         self.trackers.forget(id);
         self.empty_files.remove(&id);
-        if let Some(d) = &mut self.dht {
-            d.schedules.remove(id);
-        }
     }
 
     /// Sets file priorities of a torrent.
@@ -530,6 +533,13 @@ impl Engine {
             if let Some(d) = &mut self.dht {
                 d.handle_datagram(now, from, payload);
                 self.collect_dht(now);
+            }
+            return;
+        }
+        if crate::lsd::is_lsd_datagram(payload) {
+            if let Some(lsd) = &mut self.lsd {
+                lsd.handle_datagram(now, from, payload);
+                self.collect_lsd(now);
             }
             return;
         }
@@ -631,6 +641,7 @@ impl Engine {
         }
         self.dht_lookups(now);
         self.collect_dht(now);
+        self.collect_lsd(now);
         self.policy_timeout(now);
     }
 
@@ -685,6 +696,7 @@ impl Engine {
         self.timers.set(Timer::Policy, policy);
         self.timers.set(Timer::DhtNode, node);
         self.timers.set(Timer::DhtLookups, lookups);
+        self.timers.set(Timer::Lsd, self.lsd_deadline());
         // Only a torrent that changed can have a new deadline.
         for id in self.torrents.take_touched() {
             let at = self.torrents.get(&id).and_then(Torrent::poll_timeout);
@@ -746,7 +758,7 @@ mod budget_tests;
 mod config;
 mod dht;
 #[cfg(test)]
-mod dht_tests;
+mod discovery_tests;
 mod drain;
 mod encryption;
 #[cfg(test)]
@@ -756,6 +768,7 @@ mod handshakes;
 mod hostile_tests;
 #[cfg(test)]
 mod lifecycle_tests;
+mod lsd;
 mod output;
 mod policy;
 #[cfg(test)]

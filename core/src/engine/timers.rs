@@ -22,6 +22,8 @@ pub enum TimerReason {
     DhtNode,
     /// The DHT node's start, or a torrent's next DHT lookup.
     DhtLookups,
+    /// Local service discovery's next announce (BEP 14).
+    Lsd,
     /// A shutdown's grace period ends.
     Shutdown,
     /// The session policy's tick: seeding goals, the queue, budgets split
@@ -40,17 +42,19 @@ pub(super) enum Timer {
     Trackers,
     DhtNode,
     DhtLookups,
+    Lsd,
     Shutdown,
     Policy,
 }
 
 impl Timer {
-    const ALL: [Timer; 7] = [
+    const ALL: [Timer; 8] = [
         Timer::Handshakes,
         Timer::Utp,
         Timer::Trackers,
         Timer::DhtNode,
         Timer::DhtLookups,
+        Timer::Lsd,
         Timer::Shutdown,
         Timer::Policy,
     ];
@@ -62,6 +66,7 @@ impl Timer {
             Timer::Trackers => TimerReason::Trackers,
             Timer::DhtNode => TimerReason::DhtNode,
             Timer::DhtLookups => TimerReason::DhtLookups,
+            Timer::Lsd => TimerReason::Lsd,
             Timer::Shutdown => TimerReason::Shutdown,
             Timer::Policy => TimerReason::Policy,
         }

@@ -246,6 +246,40 @@ pub fn pex(data: &[u8]) {
     );
 }
 
+/// lsd_announce: a BEP 14 announce (from anyone on the network) that
+/// decodes holds a non-zero port and at most `MAX_HASHES` info-hashes, and
+/// re-encodes to one that decodes equal; the machine reading it never
+/// panics and reports only info-hashes it announces itself.
+pub fn lsd_announce(data: &[u8]) {
+    use crate::lsd::{LocalDiscovery, LsdMessage, GROUP_V6, MAX_HASHES};
+    use crate::{Instant, IpFamily, Seed};
+    let mut lsd = LocalDiscovery::new(Instant::ZERO, 6881, &IpFamily::ALL, Seed::from_u64(1));
+    let ours = crate::metainfo::InfoHash([0x11; 20]);
+    lsd.add(Instant::ZERO, ours);
+    lsd.handle_datagram(
+        Instant::ZERO,
+        "10.0.0.1:6771".parse().expect("an address"),
+        data,
+    );
+    while let Some(p) = lsd.poll_peer() {
+        assert_eq!(p.info_hash, ours, "a peer for a torrent we do not have");
+        assert_ne!(p.addr.port(), 0);
+    }
+    let Ok(m) = LsdMessage::decode(data) else {
+        return;
+    };
+    assert!(m.port != 0 && !m.info_hashes.is_empty() && m.info_hashes.len() <= MAX_HASHES);
+    let again = LsdMessage::decode(&m.encode(GROUP_V6)).expect("our encoding decodes");
+    // A cookie is kept as text, trimmed; one with a line break cannot be
+    // written back as one header.
+    if m.cookie
+        .as_deref()
+        .is_none_or(|c| !c.contains(['\r', '\n']))
+    {
+        assert_eq!(again, m, "lsd round trip");
+    }
+}
+
 /// extension_handshake: a BEP 10 handshake that decodes re-encodes
 /// (canonically) to one that decodes to the same value, stably; what it
 /// keeps stays within the decoder's limits.

@@ -29,8 +29,8 @@ mod tracker;
 mod utp;
 
 pub use codec::{
-    bencode, bitfield, compact, extension_handshake, handshake, krpc, magnet, metainfo, pex,
-    ut_metadata, wire_frame, wire_stream,
+    bencode, bitfield, compact, extension_handshake, handshake, krpc, lsd_announce, magnet,
+    metainfo, pex, ut_metadata, wire_frame, wire_stream,
 };
 pub use dht::{dht_datagram, dht_state};
 pub use engine::engine_routing;

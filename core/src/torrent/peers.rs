@@ -34,6 +34,8 @@ pub enum PeerSource {
     User,
     /// The peer connected to us.
     Incoming,
+    /// Local service discovery (BEP 14): a host on our network.
+    Lsd,
 }
 
 /// Trust at or below which a peer is banned.

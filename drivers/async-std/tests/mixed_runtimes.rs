@@ -65,6 +65,7 @@ fn options(
         dht: None,
         encryption: Default::default(),
         transports: Default::default(),
+        lsd: false,
     }
 }
 

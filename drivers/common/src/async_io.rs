@@ -172,4 +172,14 @@ impl Runtime for AsyncIoRuntime {
             Ok(Arc::new(AsyncUdp(s)) as Arc<dyn UdpSocket>)
         })
     }
+
+    fn join_multicast(
+        &self,
+        group: SocketAddr,
+    ) -> BoxFuture<'static, io::Result<Arc<dyn UdpSocket>>> {
+        Box::pin(async move {
+            let s = Async::new(crate::sockets::multicast_socket(group)?)?;
+            Ok(Arc::new(AsyncUdp(s)) as Arc<dyn UdpSocket>)
+        })
+    }
 }

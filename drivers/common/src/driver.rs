@@ -338,20 +338,7 @@ impl<R: Runtime> Driver<R> {
     /// out, in order.
     pub fn set_udp(&mut self, socket: Arc<dyn UdpSocket>) {
         let family = socket.local_addr().map_or(0, |a| usize::from(a.is_ipv6()));
-        let (tx, stop) = (self.tx.clone(), self.stop_rx.clone());
-        let s = socket.clone();
-        self.rt.spawn(Box::pin(async move {
-            let mut buf = vec![0u8; 65536];
-            loop {
-                let received = first(s.recv_from(&mut buf), Box::pin(stop.recv())).await;
-                let Ok(Ok((n, from))) = received else {
-                    return;
-                };
-                if tx.send(Input::Udp(from, buf[..n].to_vec())).await.is_err() {
-                    return;
-                }
-            }
-        }));
+        self.receive_udp(socket.clone());
         let (send_tx, send_rx) = async_channel::bounded::<(SocketAddr, Vec<u8>)>(UDP_QUEUE);
         let stop = self.stop_rx.clone();
         self.rt.spawn(Box::pin(async move {
@@ -362,6 +349,26 @@ impl<R: Runtime> Driver<R> {
             }
         }));
         self.udp[family] = Some(send_tx);
+    }
+
+    /// Hands what arrives on `socket` to the engine as UDP input, sending
+    /// nothing from it: a multicast group's socket (local service
+    /// discovery, BEP 14), whose announces the engine tells apart by
+    /// their first line.
+    pub fn receive_udp(&self, socket: Arc<dyn UdpSocket>) {
+        let (tx, stop) = (self.tx.clone(), self.stop_rx.clone());
+        self.rt.spawn(Box::pin(async move {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let received = first(socket.recv_from(&mut buf), Box::pin(stop.recv())).await;
+                let Ok(Ok((n, from))) = received else {
+                    return;
+                };
+                if tx.send(Input::Udp(from, buf[..n].to_vec())).await.is_err() {
+                    return;
+                }
+            }
+        }));
     }
 
     fn spawn_connection(&mut self, conn: ConnId, (mut reader, mut writer): Conn) {

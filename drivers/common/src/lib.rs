@@ -31,6 +31,7 @@ pub mod driver;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod listen;
+mod lsd;
 pub mod resume;
 pub mod runtime;
 pub mod session;

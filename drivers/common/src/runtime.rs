@@ -83,4 +83,14 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     fn listen(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Box<dyn Listener>>>;
     /// Binds a UDP socket.
     fn bind_udp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Arc<dyn UdpSocket>>>;
+    /// A UDP socket receiving what is sent to the multicast `group` (local
+    /// service discovery); by default unsupported (the simulator's network
+    /// has no multicast).
+    fn join_multicast(
+        &self,
+        group: SocketAddr,
+    ) -> BoxFuture<'static, io::Result<Arc<dyn UdpSocket>>> {
+        let _ = group;
+        Box::pin(async { Err(io::Error::from(io::ErrorKind::Unsupported)) })
+    }
 }

@@ -12,7 +12,7 @@
 //!   (`net.core.rmem_max`); that is not an error.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -55,6 +55,26 @@ pub fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     s.set_reuse_address(true)?;
     s.bind(&addr.into())?;
     s.listen(BACKLOG)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+/// A non-blocking UDP socket that receives what is sent to the multicast
+/// `group` on any interface: bound to the group's port on every address
+/// (`SO_REUSEADDR`, so other clients on the host receive the group too)
+/// and a member of the group on the default interface.
+pub fn multicast_socket(group: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let any = match group.ip() {
+        IpAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, group.port())),
+        IpAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, group.port())),
+    };
+    let s = socket(any, Type::DGRAM, Protocol::UDP)?;
+    s.set_reuse_address(true)?;
+    s.bind(&any.into())?;
+    match group.ip() {
+        IpAddr::V4(g) => s.join_multicast_v4(&g, &Ipv4Addr::UNSPECIFIED)?,
+        IpAddr::V6(g) => s.join_multicast_v6(&g, 0)?,
+    }
     s.set_nonblocking(true)?;
     Ok(s.into())
 }

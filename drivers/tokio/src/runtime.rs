@@ -133,4 +133,14 @@ impl Runtime for TokioRuntime {
             Ok(Arc::new(TokioUdp(s)) as Arc<dyn UdpSocket>)
         })
     }
+
+    fn join_multicast(
+        &self,
+        group: SocketAddr,
+    ) -> BoxFuture<'static, io::Result<Arc<dyn UdpSocket>>> {
+        Box::pin(async move {
+            let s = tokio::net::UdpSocket::from_std(sockets::multicast_socket(group)?)?;
+            Ok(Arc::new(TokioUdp(s)) as Arc<dyn UdpSocket>)
+        })
+    }
 }

@@ -198,6 +198,12 @@ pub(crate) struct Options {
     #[arg(long)]
     #[serde(default)]
     pub(crate) no_dht: bool,
+    /// Run without local service discovery (BEP 14: multicast announces
+    /// of public torrents to the local network, and the peers heard
+    /// there).
+    #[arg(long, env = "BITTIDE_NO_LSD")]
+    #[serde(default)]
+    pub(crate) no_lsd: bool,
     /// No TCP peer connections, in or out (uTP only).
     #[arg(long)]
     #[serde(default)]
@@ -285,6 +291,7 @@ impl Options {
             listen: list(self.listen, file.listen),
             download_dir: self.download_dir.or(file.download_dir),
             no_dht: self.no_dht || file.no_dht,
+            no_lsd: self.no_lsd || file.no_lsd,
             no_tcp: self.no_tcp || file.no_tcp,
             no_utp: self.no_utp || file.no_utp,
             dht_bootstrap: list(self.dht_bootstrap, file.dht_bootstrap),
@@ -321,6 +328,7 @@ pub(crate) struct Effective {
     pub(crate) listen: Vec<SocketAddr>,
     pub(crate) download_dir: PathBuf,
     pub(crate) no_dht: bool,
+    pub(crate) no_lsd: bool,
     pub(crate) no_tcp: bool,
     pub(crate) no_utp: bool,
     pub(crate) dht_bootstrap: Vec<String>,
@@ -462,6 +470,7 @@ pub(crate) fn resolve(flags: Options) -> Result<Effective, Failure> {
         },
         download_dir,
         no_dht: o.no_dht,
+        no_lsd: o.no_lsd,
         no_tcp: o.no_tcp,
         no_utp: o.no_utp,
         dht_bootstrap: o.dht_bootstrap,

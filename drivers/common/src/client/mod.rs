@@ -85,6 +85,9 @@ pub struct SessionOptions {
     pub encryption: EncryptionMode,
     /// Which transports carry peer connections (TCP, uTP).
     pub transports: Transports,
+    /// Local service discovery (BEP 14): announce public torrents to the
+    /// local network's multicast groups and take the peers heard there.
+    pub lsd: bool,
 }
 
 impl SessionOptions {
@@ -114,6 +117,7 @@ impl SessionOptions {
             seed_only: false,
             encryption: EncryptionMode::Enabled,
             transports: Transports::default(),
+            lsd: false,
         }
     }
 }
@@ -344,6 +348,10 @@ pub async fn run<R: Runtime>(
     let udp = rt.bind_udp(udp_bind).await.ok();
     let more = ListenPlan::new(local, &options.also_listen);
     let ipv6 = more.has_ipv6();
+    let (lsd, lsd_sockets) = match options.lsd {
+        true => crate::lsd::join(&rt, ipv6).await,
+        false => Default::default(),
+    };
 
     let mut config = EngineConfig {
         peer_id: random_peer_id(),
@@ -351,6 +359,7 @@ pub async fn run<R: Runtime>(
         dht: options.dht.as_ref().map(|d| dht_settings(d, ipv6)),
         encryption: options.encryption,
         transports: options.transports,
+        lsd,
         ..EngineConfig::default()
     };
     // A tighter in-memory budget than the core's default keeps a download's
@@ -413,6 +422,9 @@ pub async fn run<R: Runtime>(
     let mut dht_state: Option<Vec<u8>> = None;
     let mut saved_pieces = u32::MAX;
     driver.listen(listener);
+    for s in lsd_sockets {
+        driver.receive_udp(s);
+    }
     more.bind(&rt, &mut driver).await.map_err(|(addr, e)| {
         err(
             exit::IO,

@@ -90,6 +90,9 @@ pub struct SessionConfig {
     pub encryption: EncryptionMode,
     /// Which transports carry peer connections (TCP, uTP).
     pub transports: Transports,
+    /// Local service discovery (BEP 14): announce public torrents to the
+    /// local network's multicast groups and take the peers heard there.
+    pub lsd: bool,
 }
 
 impl SessionConfig {
@@ -111,6 +114,7 @@ impl SessionConfig {
             peer_id: None,
             encryption: EncryptionMode::Enabled,
             transports: Transports::default(),
+            lsd: false,
         }
     }
 }
@@ -260,6 +264,10 @@ impl<R: Runtime> Session<R> {
         let udp = rt.bind_udp(local).await.ok();
         let more = ListenPlan::new(local, &config.also_listen);
         let ipv6 = more.has_ipv6();
+        let (lsd, lsd_sockets) = match config.lsd {
+            true => crate::lsd::join(&rt, ipv6).await,
+            false => Default::default(),
+        };
 
         let dht = config.dht.clone().map(|mut d| {
             if d.state_file.is_none() {
@@ -274,6 +282,7 @@ impl<R: Runtime> Session<R> {
             dht: dht.as_ref().map(|d| dht_settings(d, ipv6)),
             encryption: config.encryption,
             transports: config.transports,
+            lsd,
             ..EngineConfig::default()
         };
         engine_config.limits = limits(&settings);
@@ -319,6 +328,9 @@ impl<R: Runtime> Session<R> {
         driver.listen(listener);
         if let Some(s) = udp {
             driver.set_udp(s);
+        }
+        for s in lsd_sockets {
+            driver.receive_udp(s);
         }
         more.bind(&rt, &mut driver)
             .await

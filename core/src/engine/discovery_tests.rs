@@ -1,13 +1,21 @@
-//! BEP 32 in the engine: with `ipv6`, a second DHT node on the IPv6
-//! socket, with its own id and table; datagrams reach the node of their
-//! family, routers and saved nodes are shared out by family, and the state
-//! keeps both.
+//! How the engine finds peers beyond trackers.
+//!
+//! BEP 32: with `ipv6`, a second DHT node on the IPv6 socket, with its own
+//! id and table; datagrams reach the node of their family, routers and
+//! saved nodes are shared out by family, and the state keeps both.
+//!
+//! BEP 14: with `lsd`, public torrents are announced to the multicast
+//! groups (never private ones), and announces heard there become peers.
 
 use std::net::SocketAddr;
 
+use super::tests::{info, test_data};
 use super::{DhtSettings, Engine, EngineConfig, Output};
 use crate::dht::SavedDht;
 use crate::krpc::{Body, Message, NodeId, Query};
+use crate::lsd::{LsdMessage, GROUP_V4, GROUP_V6};
+use crate::torrent::peers::PeerSource;
+use crate::torrent::StartMode;
 use crate::{Instant, IpFamily, Seed};
 
 fn dual_stack_engine(nodes: Vec<SocketAddr>) -> Engine {
@@ -127,4 +135,79 @@ fn without_ipv6_an_ipv6_datagram_reaches_no_node() {
     assert!(sent(&mut e, Instant::ZERO).is_empty());
     assert!(e.dht(IpFamily::V6).is_none());
     assert_eq!(e.dht_nodes(), Some(0));
+}
+
+fn lsd_engine() -> Engine {
+    let config = EngineConfig {
+        listen_port: 6999,
+        lsd: IpFamily::ALL.to_vec(),
+        ..EngineConfig::default()
+    };
+    Engine::new(config, Seed::from_u64(14))
+}
+
+/// The LSD announces the engine sends until it waits.
+fn announces(engine: &mut Engine, now: Instant) -> Vec<(std::net::SocketAddr, LsdMessage)> {
+    let mut out = Vec::new();
+    loop {
+        match engine.poll_output(now) {
+            Output::Udp { to, payload } => {
+                if let Ok(m) = LsdMessage::decode(&payload) {
+                    out.push((to, m));
+                }
+            }
+            Output::Timeout(_) => return out,
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn public_torrents_are_announced_on_both_groups_private_ones_never() {
+    let mut e = lsd_engine();
+    let data = test_data();
+    let public = info(&data, "http://127.0.0.1:9/announce", false);
+    let secret = info(&[7; 40_000], "http://127.0.0.1:9/announce", true);
+    let t0 = Instant::ZERO;
+    e.add_torrent(t0, public.clone(), StartMode::Fresh).unwrap();
+    e.add_torrent(t0, secret.clone(), StartMode::Fresh).unwrap();
+    e.handle_timeout(t0);
+    let sent = announces(&mut e, t0);
+    let groups: Vec<_> = sent.iter().map(|(to, _)| *to).collect();
+    assert_eq!(groups, vec![GROUP_V4, GROUP_V6]);
+    for (_, m) in &sent {
+        assert_eq!(m.port, 6999);
+        assert_eq!(
+            m.info_hashes,
+            vec![public.info_hash],
+            "BEP 27: never the private one"
+        );
+    }
+}
+
+#[test]
+fn an_announce_heard_becomes_a_peer_of_that_torrent_until_it_is_removed() {
+    let mut e = lsd_engine();
+    let data = test_data();
+    let public = info(&data, "http://127.0.0.1:9/announce", false);
+    let t0 = Instant::ZERO;
+    let id = e.add_torrent(t0, public.clone(), StartMode::Fresh).unwrap();
+    e.handle_timeout(t0);
+    let _ = announces(&mut e, t0);
+    let theirs = LsdMessage {
+        port: 51413,
+        info_hashes: vec![public.info_hash],
+        cookie: Some("someone else".into()),
+    };
+    let from = "192.168.7.9:6771".parse().unwrap();
+    e.handle_udp(t0, from, &theirs.encode(GROUP_V4));
+    let t = e.torrent(id).unwrap();
+    assert_eq!(t.known_peers(PeerSource::Lsd), 1);
+    // Removed: no more announces, and what is heard goes nowhere.
+    e.remove(t0, id);
+    let later = t0 + crate::lsd::ANNOUNCE_INTERVAL;
+    e.handle_timeout(later);
+    assert!(announces(&mut e, later).is_empty());
+    e.handle_udp(later, from, &theirs.encode(GROUP_V4));
+    assert!(e.torrent(id).is_none());
 }

@@ -1,0 +1,71 @@
+//! The engine's local service discovery (BEP 14): every public torrent is
+//! announced to the multicast groups, and hosts on our network announcing
+//! the same torrents become its peers. Never a private torrent (BEP 27),
+//! like the DHT; a magnet is announced until its metadata says it is
+//! private.
+
+use super::{Engine, Output};
+use crate::handles::TorrentId;
+use crate::lsd::LocalDiscovery;
+use crate::metainfo::InfoHash;
+use crate::time::Instant;
+use crate::torrent::peers::PeerSource;
+
+impl Engine {
+    /// Starts announcing torrent `id` (of `info_hash`) on the DHT and the
+    /// local network.
+    pub(super) fn schedule_discovery(&mut self, now: Instant, id: TorrentId, info_hash: InfoHash) {
+        if let Some(d) = &mut self.dht {
+            d.schedules.add(now, id);
+        }
+        if let Some(lsd) = &mut self.lsd {
+            lsd.add(now, info_hash);
+        }
+    }
+
+    /// Stops announcing torrent `id` anywhere (it left, or its metadata
+    /// said private).
+    pub(super) fn unschedule_discovery(&mut self, id: TorrentId) {
+        if let Some(d) = &mut self.dht {
+            d.schedules.remove(id);
+        }
+        let hash = self.torrents.get(&id).map(|t| t.info_hash());
+        if let (Some(lsd), Some(hash)) = (&mut self.lsd, hash) {
+            lsd.remove(&hash);
+        }
+    }
+
+    /// Sends what is due and hands the peers found to their torrents.
+    pub(super) fn collect_lsd(&mut self, now: Instant) {
+        let Some(lsd) = &mut self.lsd else {
+            return;
+        };
+        if lsd.poll_timeout().is_some_and(|t| t <= now) && self.shutdown.is_none() {
+            lsd.handle_timeout(now);
+        }
+        while let Some((to, payload)) = lsd.poll_transmit() {
+            self.out.push_back(Output::Udp { to, payload });
+        }
+        let mut found = Vec::new();
+        while let Some(p) = lsd.poll_peer() {
+            found.push(p);
+        }
+        for p in found {
+            let id = self.by_hash.get(&p.info_hash).copied();
+            if let Some(t) = id
+                .and_then(|id| self.torrents.get_mut(&id))
+                .filter(|t| !t.is_private())
+            {
+                t.add_peers(now, vec![p.addr], PeerSource::Lsd);
+            }
+        }
+    }
+
+    /// When the next announce is due (none during a shutdown).
+    pub(super) fn lsd_deadline(&self) -> Option<Instant> {
+        self.lsd
+            .as_ref()
+            .filter(|_| self.shutdown.is_none())
+            .and_then(LocalDiscovery::poll_timeout)
+    }
+}

@@ -1,0 +1,210 @@
+//! Local service discovery (BEP 14) against libtorrent, inside a network
+//! namespace the test creates (`ip netns add`): only its loopback, with a
+//! route for the IPv4 group 239.192.152.143, so the multicast announces
+//! never leave it. With no tracker, no DHT and no peer given:
+//! - `bittide download` finds a libtorrent seeder that announces itself on
+//!   the group, and downloads;
+//! - a libtorrent leecher finds `bittide seed` the same way;
+//! - with `--no-lsd`, bittide finds nobody.
+//!
+//! Needs root (network namespaces) and python3-libtorrent; without root it
+//! says so and returns, like the other root-only tests.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bittide_tests::{
+    assert_same_file, bittide, content_bytes, free_port, require_tool, run_bittide, run_bounded,
+    workspace_root, ChildGuard, TempDir, DEBIAN_PYTHON,
+};
+
+/// A network namespace of our own, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    /// A fresh namespace with loopback up and the LSD group routed to it;
+    /// `None` when namespaces cannot be made here (not root).
+    fn create(tag: &str) -> Option<Netns> {
+        let name = format!("bittide-{tag}-{}", std::process::id());
+        let ok = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !ok(&["netns", "add", &name]) {
+            return None;
+        }
+        let ns = Netns(name);
+        for args in [
+            &["link", "set", "lo", "up"][..],
+            &["route", "add", "239.0.0.0/8", "dev", "lo"],
+        ] {
+            assert!(
+                ok(&[&["netns", "exec", &ns.0, "ip"][..], args].concat()),
+                "ip {args:?} in {}",
+                ns.0
+            );
+        }
+        Some(ns)
+    }
+
+    /// `program` run inside the namespace.
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).arg(program);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+    }
+}
+
+/// A 3 MiB file in `dir/src` and its torrent, with no tracker.
+fn content_and_torrent(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let file = src.join("lan.bin");
+    std::fs::write(&file, content_bytes(3 << 20, 14)).unwrap();
+    let torrent = dir.join("lan.torrent");
+    run_bittide(&[
+        "create",
+        file.to_str().unwrap(),
+        "--piece-size",
+        "64K",
+        "-o",
+        torrent.to_str().unwrap(),
+    ]);
+    (src, torrent)
+}
+
+/// `lt_tool.py --lsd ARGS` inside `ns`; its stdout lines on a channel.
+fn libtorrent_in(ns: &Netns, args: &[&str]) -> (ChildGuard, mpsc::Receiver<String>) {
+    let mut child = ns
+        .command(DEBIAN_PYTHON)
+        .arg(workspace_root().join("tests/interop/lt_tool.py"))
+        .arg("--lsd")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start lt_tool.py in the namespace");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (ChildGuard(child), rx)
+}
+
+/// `bittide download` inside `ns` with LSD on and nothing else to find
+/// peers with; whether it finished.
+fn download_in(ns: &Netns, torrent: &Path, out: &Path, extra: &[&str]) -> bool {
+    let mut cmd = ns.command(bittide());
+    cmd.env_remove("BITTIDE_NO_LSD")
+        .args(["download", torrent.to_str().unwrap(), "-o"])
+        .arg(out)
+        .args(["--no-dht", "--json", "--timeout", "30"])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(extra);
+    let r = run_bounded(&mut cmd, Duration::from_secs(60));
+    eprintln!(
+        "bittide download {extra:?}: {}: {}",
+        r.status,
+        String::from_utf8_lossy(&r.stderr)
+    );
+    r.status.success()
+}
+
+#[test]
+fn bittide_and_libtorrent_find_each_other_on_the_local_network() {
+    require_tool(
+        DEBIAN_PYTHON,
+        &["-c", "import libtorrent"],
+        "python3-libtorrent",
+    );
+    let Some(ns) = Netns::create("lsd") else {
+        eprintln!("interop_lsd: cannot create a network namespace (not root?); not run");
+        return;
+    };
+    let dir = TempDir::new("lsd");
+    let (src, torrent) = content_and_torrent(dir.path());
+
+    // libtorrent seeds and announces itself to the group; bittide, told
+    // of no peer, tracker or DHT, finds it there.
+    let port = free_port().to_string();
+    let (seeder, ready) = libtorrent_in(
+        &ns,
+        &[
+            "seed",
+            torrent.to_str().unwrap(),
+            src.to_str().unwrap(),
+            &port,
+        ],
+    );
+    assert_eq!(
+        ready.recv_timeout(Duration::from_secs(60)).as_deref(),
+        Ok("ready"),
+        "the libtorrent seeder did not start"
+    );
+    let out = dir.path().join("from-lt");
+    assert!(
+        download_in(&ns, &torrent, &out, &[]),
+        "bittide did not find libtorrent through LSD"
+    );
+    assert_same_file(&src.join("lan.bin"), &out.join("lan.bin"));
+
+    // Without LSD nobody is found.
+    let none = dir.path().join("no-lsd");
+    assert!(
+        !download_in(&ns, &torrent, &none, &["--no-lsd", "--timeout", "8"]),
+        "with --no-lsd there is no way to find a peer"
+    );
+    drop(seeder);
+
+    // The other way: bittide seeds, a libtorrent leecher finds it.
+    let seed_log = dir.path().join("seed.log");
+    let mut cmd = ns.command(bittide());
+    cmd.env_remove("BITTIDE_NO_LSD")
+        .args(["seed", torrent.to_str().unwrap(), "-o"])
+        .arg(&src)
+        .args(["--no-dht", "--json"])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())]);
+    let _seed = ChildGuard(bittide_tests::start_seeding(
+        &mut cmd,
+        &seed_log,
+        Duration::from_secs(30),
+    ));
+    let lt_out = dir.path().join("lt-out");
+    std::fs::create_dir_all(&lt_out).unwrap();
+    let (_leecher, done) = libtorrent_in(
+        &ns,
+        &[
+            "leech",
+            torrent.to_str().unwrap(),
+            lt_out.to_str().unwrap(),
+            "-",
+            "127.0.0.1",
+            "60",
+        ],
+    );
+    assert_eq!(
+        done.recv_timeout(Duration::from_secs(90)).as_deref(),
+        Ok("done"),
+        "libtorrent did not find bittide's seed through LSD"
+    );
+    assert_same_file(&src.join("lan.bin"), &lt_out.join("lan.bin"));
+}
