@@ -246,6 +246,16 @@ pub fn pex(data: &[u8]) {
     );
 }
 
+/// ut_holepunch: a payload that decodes (BEP 55, binary) encodes back to
+/// exactly its bytes: the decoder is strict, so nothing is lost or made up.
+pub fn ut_holepunch(data: &[u8]) {
+    use crate::wire::HolepunchMessage;
+    let Ok(m) = HolepunchMessage::decode(data) else {
+        return;
+    };
+    assert_eq!(m.to_vec(), data, "ut_holepunch re-encodes to the same bytes");
+}
+
 /// extension_handshake: a BEP 10 handshake that decodes re-encodes
 /// (canonically) to one that decodes to the same value, stably; what it
 /// keeps stays within the decoder's limits.
