@@ -375,6 +375,8 @@ impl Engine {
         config.peer_id = self.config.peer_id;
         config.listen_port = self.config.listen_port;
         config.conn_ids = self.conn_ids.clone();
+        // BEP 55 punches through NATs with uTP.
+        config.holepunch &= self.config.transports.utp;
         config
     }
 
