@@ -472,11 +472,23 @@ fn ut_holepunch() -> Seeds {
         ("no-support", error(3).to_vec()),
         ("no-self", error(4).to_vec()),
         ("unknown-code", error(77).to_vec()),
-        ("truncated", HolepunchMessage::Connect(v6).to_vec()[..20].to_vec()),
+        (
+            "truncated",
+            HolepunchMessage::Connect(v6).to_vec()[..20].to_vec(),
+        ),
         ("trailing", long),
-        ("unknown-type", vec![3, 0, 10, 0, 0, 1, 0x1a, 0xe1, 0, 0, 0, 0]),
-        ("unknown-family", vec![0, 2, 10, 0, 0, 1, 0x1a, 0xe1, 0, 0, 0, 0]),
-        ("code-on-connect", vec![1, 0, 10, 0, 0, 1, 0x1a, 0xe1, 0, 0, 0, 4]),
+        (
+            "unknown-type",
+            vec![3, 0, 10, 0, 0, 1, 0x1a, 0xe1, 0, 0, 0, 0],
+        ),
+        (
+            "unknown-family",
+            vec![0, 2, 10, 0, 0, 1, 0x1a, 0xe1, 0, 0, 0, 0],
+        ),
+        (
+            "code-on-connect",
+            vec![1, 0, 10, 0, 0, 1, 0x1a, 0xe1, 0, 0, 0, 4],
+        ),
         ("empty", Vec::new()),
     ]
 }

@@ -202,6 +202,15 @@ impl TransportState {
         }
     }
 
+    /// Whether a uTP connection from `addr` is coming in: accepted and
+    /// not confirmed yet, or confirmed and not routed to a torrent yet.
+    fn incoming_from(&self, addr: SocketAddr) -> bool {
+        self.accepting.values().any(|a| *a == addr)
+            || self.links.iter().any(|(conn, link)| {
+                !self.dialing.contains_key(conn) && self.socket.addr_of(link.utp) == Some(addr)
+            })
+    }
+
     fn enabled(&self, t: Transport) -> bool {
         match t {
             Transport::Tcp => self.transports.tcp,
@@ -285,6 +294,14 @@ impl Engine {
         let advertised = torrent.is_some_and(|t| t.advertises_utp(&addr));
         let punch = torrent.is_some_and(|t| t.is_holepunch_dial(conn));
         let t = &mut self.transport;
+        if punch && t.incoming_from(addr) {
+            // The peer's holepunch SYN got here before ours left: its
+            // connection carries the stream, and ours would be a second
+            // one (one of the two would be refused, and each side could
+            // refuse the other's).
+            self.stream_failed(now, conn);
+            return;
+        }
         let (via, fallback) = if punch && t.enabled(Transport::Utp) {
             (Transport::Utp, false)
         } else {

@@ -253,7 +253,11 @@ pub fn ut_holepunch(data: &[u8]) {
     let Ok(m) = HolepunchMessage::decode(data) else {
         return;
     };
-    assert_eq!(m.to_vec(), data, "ut_holepunch re-encodes to the same bytes");
+    assert_eq!(
+        m.to_vec(),
+        data,
+        "ut_holepunch re-encodes to the same bytes"
+    );
 }
 
 /// extension_handshake: a BEP 10 handshake that decodes re-encodes

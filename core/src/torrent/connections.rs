@@ -333,8 +333,7 @@ impl Torrent {
                     flags |= PexFlags::UTP;
                 }
                 // BEP 11's 0x08: it speaks ut_holepunch (BEP 55).
-                if s
-                    .remote_extensions()
+                if s.remote_extensions()
                     .is_some_and(|e| e.id_of(UT_HOLEPUNCH).is_some())
                 {
                     flags |= PexFlags::HOLEPUNCH;

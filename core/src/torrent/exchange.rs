@@ -15,8 +15,8 @@ use bytes::Bytes;
 use super::holepunch::OUR_UT_HOLEPUNCH;
 use crate::time::Instant;
 use crate::wire::{
-    metadata_piece_count, MetadataMessage, PexFlags, PexMessage, METADATA_PIECE, UT_METADATA,
-    UT_HOLEPUNCH, UT_PEX,
+    metadata_piece_count, MetadataMessage, PexFlags, PexMessage, METADATA_PIECE, UT_HOLEPUNCH,
+    UT_METADATA, UT_PEX,
 };
 
 /// The id we receive `ut_metadata` under (our handshake's `m`).

@@ -81,11 +81,7 @@ pub(super) struct PeerBudget(TokenBucket);
 
 impl PeerBudget {
     pub(super) fn new(now: Instant) -> PeerBudget {
-        PeerBudget(TokenBucket::with_burst(
-            1,
-            RELAY_BURST * MESSAGE_COST,
-            now,
-        ))
+        PeerBudget(TokenBucket::with_burst(1, RELAY_BURST * MESSAGE_COST, now))
     }
 
     fn spend(&mut self, now: Instant) -> bool {

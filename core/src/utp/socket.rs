@@ -188,6 +188,11 @@ impl UtpSocket {
         Ok(self.insert(addr, conn))
     }
 
+    /// The remote address of connection `id`.
+    pub fn addr_of(&self, id: UtpConnId) -> Option<SocketAddr> {
+        self.conns.get(&id).map(|e| e.addr)
+    }
+
     /// The connection behind `id`, to read, write or close.
     pub fn connection(&mut self, id: UtpConnId) -> Option<&mut Connection> {
         self.conns.get_mut(&id).map(|e| &mut e.conn)

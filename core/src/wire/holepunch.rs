@@ -317,10 +317,7 @@ mod tests {
             assert_eq!(bytes.len(), if m.addr().is_ipv4() { 12 } else { 24 });
             assert_eq!(HolepunchMessage::decode(&bytes), Ok(m));
         }
-        assert_eq!(
-            HolepunchErrorCode::from_code(4),
-            HolepunchErrorCode::NoSelf
-        );
+        assert_eq!(HolepunchErrorCode::from_code(4), HolepunchErrorCode::NoSelf);
     }
 
     #[test]

@@ -210,7 +210,10 @@ fn the_relay_refuses_self_strangers_and_peers_without_support() {
     );
     // Connected, but it does not speak ut_holepunch: it hears nothing.
     b.rendezvous(a, at(2, 6881));
-    assert_eq!(b.heard(a), error(at(2, 6881), HolepunchErrorCode::NoSupport));
+    assert_eq!(
+        b.heard(a),
+        error(at(2, 6881), HolepunchErrorCode::NoSupport)
+    );
     assert!(b.heard(plain).is_empty());
     assert_eq!(b.t.holepunch_stats().refused, 4);
 }

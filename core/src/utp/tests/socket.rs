@@ -327,6 +327,10 @@ fn crossing_syns_make_one_connection() {
         assert!(loser_events
             .iter()
             .any(|e| matches!(e, SocketEvent::Incoming(..))));
-        assert_eq!(a.len() + b.len(), 2, "seed {seed}: one end each, the lost dial gone");
+        assert_eq!(
+            a.len() + b.len(),
+            2,
+            "seed {seed}: one end each, the lost dial gone"
+        );
     }
 }
