@@ -750,6 +750,8 @@ mod encryption;
 mod encryption_tests;
 mod handshakes;
 #[cfg(test)]
+mod holepunch_tests;
+#[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
 mod lifecycle_tests;
