@@ -474,7 +474,7 @@ fn ut_holepunch() -> Seeds {
         ("unknown-code", error(77).to_vec()),
         (
             "truncated",
-            HolepunchMessage::Connect(v6).to_vec()[..20].to_vec(),
+            HolepunchMessage::Connect(v6).to_vec()[..19].to_vec(),
         ),
         ("trailing", long),
         (
@@ -490,6 +490,15 @@ fn ut_holepunch() -> Seeds {
             vec![1, 0, 10, 0, 0, 1, 0x1a, 0xe1, 0, 0, 0, 4],
         ),
         ("empty", Vec::new()),
+        (
+            "libtorrent-connect",
+            HolepunchMessage::Connect(v4).to_vec()[..8].to_vec(),
+        ),
+        (
+            "libtorrent-rendezvous-v6",
+            HolepunchMessage::Rendezvous(v6).to_vec()[..20].to_vec(),
+        ),
+        ("error-without-code", error(2).to_vec()[..8].to_vec()),
     ]
 }
 

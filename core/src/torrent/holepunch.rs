@@ -195,22 +195,17 @@ impl Torrent {
     }
 
     /// An outgoing connection failed (both transports): ask the relay that
-    /// told us about `addr`, if any, for a rendezvous. Returns whether
-    /// `conn` was a holepunch dial itself (then nobody is asked again).
-    pub(super) fn holepunch_after_failure(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        addr: SocketAddr,
-    ) -> bool {
+    /// told us about `addr`, if any, for a rendezvous — unless `conn` was
+    /// a holepunch dial itself (then nobody is asked again).
+    pub(super) fn holepunch_after_failure(&mut self, now: Instant, conn: ConnId, addr: SocketAddr) {
         if self.punch.dials.remove(&conn) {
-            return true;
+            return;
         }
         if !self.holepunching() || !self.list.flags(&addr).has(PexFlags::HOLEPUNCH) {
-            return false;
+            return;
         }
         let Some(&relay) = self.punch.via.get(&addr) else {
-            return false;
+            return;
         };
         let recent = self
             .punch
@@ -218,14 +213,13 @@ impl Torrent {
             .get(&addr)
             .is_some_and(|&t| now.saturating_duration_since(t) < RENDEZVOUS_BACKOFF);
         if recent {
-            return false;
+            return;
         }
         if self.send_holepunch(now, relay, HolepunchMessage::Rendezvous(addr)) {
             let p = &mut self.punch;
             remember(&mut p.asked, &mut p.asked_order, addr, now);
             p.stats.rendezvous_sent += 1;
         }
-        false
     }
 
     /// A holepunch dial opened, or its peer left: it is an ordinary
@@ -270,9 +264,11 @@ impl Torrent {
         }
     }
 
-    /// BEP 55's relay: `conn` asks us to introduce it to `target`.
+    /// BEP 55's relay: `conn` asks us to introduce it to `target`. A
+    /// requester that did not offer `ut_holepunch` could hear neither an
+    /// answer nor its connect: nothing is done for it.
     fn relay(&mut self, now: Instant, conn: ConnId, target: SocketAddr) {
-        let Some(requester) = self.peers.get(&conn) else {
+        let Some(requester) = self.peers.get(&conn).filter(|p| p.holepunch_id().is_some()) else {
             return;
         };
         let (from, from_addr) = (requester.listen_addr(), requester.addr);

@@ -17,10 +17,16 @@
 //! err_code  u32         big endian; 0 unless msg_type is error
 //! ```
 //!
-//! Decoding is strict: a message too short for its address type, an
-//! unknown message or address type, bytes after `err_code`, and a non-zero
-//! `err_code` on a rendezvous or connect are errors, so every message that
-//! decodes encodes back to exactly the bytes it came from.
+//! libtorrent (2.0, `bt_peer_connection::write_holepunch_msg`) leaves
+//! `err_code` out of rendezvous and connect messages, so those are 8 or
+//! 20 bytes; we read both forms ([`HolepunchForm`]) and send BEP 55's
+//! (libtorrent reads what it needs and ignores the rest).
+//!
+//! Otherwise decoding is strict: a message too short for its address
+//! type, an unknown message or address type, bytes after `err_code`, and
+//! a non-zero `err_code` on a rendezvous or connect are errors, so every
+//! message that decodes encodes back, in its form, to exactly the bytes
+//! it came from.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -35,6 +41,18 @@ pub const UT_HOLEPUNCH: &str = "ut_holepunch";
 const LEN_V4: usize = 1 + 1 + 4 + 2 + 4;
 /// Bytes of an IPv6 message.
 const LEN_V6: usize = 1 + 1 + 16 + 2 + 4;
+/// Bytes of `err_code`, which libtorrent leaves out of rendezvous and
+/// connect messages.
+const ERR_CODE_LEN: usize = 4;
+
+/// How a message was laid out on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HolepunchForm {
+    /// BEP 55's: `err_code` always there (0 but in errors).
+    Bep55,
+    /// libtorrent's for rendezvous and connect: no `err_code`.
+    NoErrorCode,
+}
 
 /// The BEP 55 message types.
 mod msg_type {
@@ -193,8 +211,16 @@ impl HolepunchMessage {
         }
     }
 
-    /// Decodes an extended message's payload; never panics.
+    /// Decodes an extended message's payload, in either form; never
+    /// panics.
     pub fn decode(payload: &[u8]) -> Result<HolepunchMessage, HolepunchDecodeError> {
+        HolepunchMessage::decode_form(payload).map(|(m, _)| m)
+    }
+
+    /// Decodes a payload and says which form it had.
+    pub fn decode_form(
+        payload: &[u8],
+    ) -> Result<(HolepunchMessage, HolepunchForm), HolepunchDecodeError> {
         let truncated = |needed| HolepunchDecodeError::Truncated {
             needed,
             got: payload.len(),
@@ -213,12 +239,13 @@ impl HolepunchMessage {
             addr_type::IPV6 => (16, LEN_V6),
             other => return Err(HolepunchDecodeError::UnknownAddressType(other)),
         };
-        if payload.len() < len {
-            return Err(truncated(len));
-        }
-        if payload.len() > len {
-            return Err(HolepunchDecodeError::TrailingBytes(payload.len() - len));
-        }
+        let short = len - ERR_CODE_LEN;
+        let form = match payload.len() {
+            n if n == short && *kind != msg_type::ERROR => HolepunchForm::NoErrorCode,
+            n if n < len => return Err(truncated(len)),
+            n if n > len => return Err(HolepunchDecodeError::TrailingBytes(n - len)),
+            _ => HolepunchForm::Bep55,
+        };
         let (ip_bytes, rest) = rest.split_at(ip_len);
         let ip = match *ip_bytes {
             [a, b, c, d] => IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
@@ -228,24 +255,31 @@ impl HolepunchMessage {
                 IpAddr::V6(Ipv6Addr::from(octets))
             }
         };
-        let [p0, p1, e0, e1, e2, e3] = *rest else {
-            return Err(truncated(len));
+        let (err, port) = match *rest {
+            [p0, p1] => (0, [p0, p1]),
+            [p0, p1, e0, e1, e2, e3] => (u32::from_be_bytes([e0, e1, e2, e3]), [p0, p1]),
+            _ => return Err(truncated(len)),
         };
-        let addr = SocketAddr::new(ip, u16::from_be_bytes([p0, p1]));
-        let err = u32::from_be_bytes([e0, e1, e2, e3]);
-        match *kind {
-            msg_type::ERROR => Ok(HolepunchMessage::Error {
+        let addr = SocketAddr::new(ip, u16::from_be_bytes(port));
+        let message = match *kind {
+            msg_type::ERROR => HolepunchMessage::Error {
                 addr,
                 code: HolepunchErrorCode::from_code(err),
-            }),
-            _ if err != 0 => Err(HolepunchDecodeError::ErrorCodeOutsideError(err)),
-            msg_type::RENDEZVOUS => Ok(HolepunchMessage::Rendezvous(addr)),
-            _ => Ok(HolepunchMessage::Connect(addr)),
-        }
+            },
+            _ if err != 0 => return Err(HolepunchDecodeError::ErrorCodeOutsideError(err)),
+            msg_type::RENDEZVOUS => HolepunchMessage::Rendezvous(addr),
+            _ => HolepunchMessage::Connect(addr),
+        };
+        Ok((message, form))
     }
 
-    /// Appends the payload.
+    /// Appends the payload in BEP 55's form.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_form(HolepunchForm::Bep55, out);
+    }
+
+    /// Appends the payload in `form` (an error always carries its code).
+    pub fn encode_form(&self, form: HolepunchForm, out: &mut Vec<u8>) {
         let (kind, code) = match *self {
             HolepunchMessage::Rendezvous(_) => (msg_type::RENDEZVOUS, 0),
             HolepunchMessage::Connect(_) => (msg_type::CONNECT, 0),
@@ -264,7 +298,9 @@ impl HolepunchMessage {
             }
         }
         out.extend_from_slice(&addr.port().to_be_bytes());
-        out.extend_from_slice(&code.to_be_bytes());
+        if form == HolepunchForm::Bep55 || kind == msg_type::ERROR {
+            out.extend_from_slice(&code.to_be_bytes());
+        }
     }
 
     /// The payload as a new vector.
@@ -321,9 +357,33 @@ mod tests {
     }
 
     #[test]
+    fn libtorrents_form_without_err_code_is_read() {
+        // What libtorrent 2.0 sends: no err_code on rendezvous and connect.
+        let short = [1, 0, 10, 1, 2, 3, 0x1a, 0xe1];
+        let (m, form) = HolepunchMessage::decode_form(&short).unwrap();
+        assert_eq!(
+            (m, form),
+            (HolepunchMessage::Connect(v4()), HolepunchForm::NoErrorCode)
+        );
+        let mut again = Vec::new();
+        m.encode_form(form, &mut again);
+        assert_eq!(again, short);
+        assert_eq!(m.to_vec().len(), 12, "we send BEP 55's form");
+        // An error needs its code.
+        assert!(HolepunchMessage::decode(&[2, 0, 10, 1, 2, 3, 0x1a, 0xe1]).is_err());
+        let v6: SocketAddr = "[2001:db8::7]:51413".parse().unwrap();
+        let mut short6 = HolepunchMessage::Rendezvous(v6).to_vec();
+        short6.truncate(20);
+        assert_eq!(
+            HolepunchMessage::decode(&short6),
+            Ok(HolepunchMessage::Rendezvous(v6))
+        );
+    }
+
+    #[test]
     fn malformed_messages_are_errors() {
         let good = HolepunchMessage::Rendezvous(v4()).to_vec();
-        for cut in 0..good.len() {
+        for cut in (0..good.len()).filter(|&c| c != 8) {
             assert!(
                 matches!(
                     HolepunchMessage::decode(&good[..cut]),

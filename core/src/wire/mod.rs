@@ -26,7 +26,9 @@ pub use frame::{
     MAX_UNKNOWN_LEN,
 };
 pub use handshake::{Handshake, PeerId, Reserved, HANDSHAKE_LEN, PROTOCOL};
-pub use holepunch::{HolepunchDecodeError, HolepunchErrorCode, HolepunchMessage, UT_HOLEPUNCH};
+pub use holepunch::{
+    HolepunchDecodeError, HolepunchErrorCode, HolepunchForm, HolepunchMessage, UT_HOLEPUNCH,
+};
 pub use metadata::{
     metadata_piece_count, MetadataMessage, MAX_METADATA_SIZE, METADATA_PIECE, UT_METADATA,
 };

@@ -391,3 +391,13 @@ fn a_connect_for_a_connected_peer_is_ignored() {
     assert!(b.connects.is_empty());
     assert_eq!(b.t.holepunch_stats().connects_received, 2);
 }
+
+#[test]
+fn a_requester_without_ut_holepunch_gets_nothing_relayed() {
+    let mut b = bench(false);
+    let mute = b.incoming(at(1, 6881), false, None);
+    let target = b.incoming(at(2, 6881), true, None);
+    b.rendezvous(mute, at(2, 6881));
+    assert!(b.heard(target).is_empty(), "no half rendezvous");
+    assert_eq!(b.t.holepunch_stats().relayed, 0);
+}
