@@ -10,8 +10,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
-use crate::utp::{Packet, PacketType, SeqNr};
+use crate::utp::{Packet, PacketType};
 use crate::wire::{
     ExtensionHandshake, Frame, FrameDecoder, FrameLimits, Handshake, HolepunchMessage, PeerId,
     Reserved, UT_HOLEPUNCH,
@@ -20,14 +19,13 @@ use crate::wire::{
 /// The id the hand-played relay takes `ut_holepunch` under.
 const RELAY_HOLEPUNCH: u8 = 9;
 
+/// The peer the relay's `connect` names.
+fn target() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 3], 6881))
+}
+
 fn leeching_engine(transports: Transports) -> (Engine, InfoHash) {
-    let data = vec![7u8; 64 * 1024];
-    let mut b = TorrentBuilder::single_file("x.bin", data.len() as u64);
-    b.set_piece_length(16384);
-    let mut h = PieceHasher::new(16384);
-    h.update(&data);
-    let bytes = b.build(&h.finish()).unwrap();
-    let info = TorrentInfo::from_metainfo(&Metainfo::from_bytes(&bytes).unwrap());
+    let info = super::hostile_tests::small_info();
     let hash = info.info_hash;
     let config = EngineConfig {
         transports,
@@ -100,6 +98,20 @@ fn relay_joins(engine: &mut Engine, hash: InfoHash, seen: &mut Seen) -> ConnId {
     conn
 }
 
+/// An engine with these transports and a relay connected to it.
+fn with_relay(transports: Transports) -> (Engine, ConnId, Seen) {
+    let (mut engine, hash) = leeching_engine(transports);
+    let mut seen = Seen::default();
+    let relay = relay_joins(&mut engine, hash, &mut seen);
+    (engine, relay, seen)
+}
+
+/// The relay says [`target`] dials us now.
+fn relay_connects(engine: &mut Engine, relay: ConnId, seen: &mut Seen) {
+    let connect = HolepunchMessage::Connect(target()).to_vec();
+    relay_says(engine, Instant::ZERO, relay, &connect, seen);
+}
+
 /// The relay sends a `ut_holepunch` payload under the id we advertised.
 fn relay_says(engine: &mut Engine, now: Instant, conn: ConnId, payload: &[u8], seen: &mut Seen) {
     let mut bytes = Vec::new();
@@ -127,20 +139,12 @@ fn our_extension_handshake(seen: &Seen, conn: ConnId) -> ExtensionHandshake {
 
 #[test]
 fn a_connect_is_dialled_over_utp_alone() {
-    let (mut engine, hash) = leeching_engine(Transports::default());
-    let mut seen = Seen::default();
-    let relay = relay_joins(&mut engine, hash, &mut seen);
+    let (mut engine, relay, mut seen) = with_relay(Transports::default());
     assert!(our_extension_handshake(&seen, relay)
         .id_of(UT_HOLEPUNCH)
         .is_some());
-    let target = SocketAddr::from(([127, 0, 0, 3], 6881));
-    relay_says(
-        &mut engine,
-        Instant::ZERO,
-        relay,
-        &HolepunchMessage::Connect(target).to_vec(),
-        &mut seen,
-    );
+    let target = target();
+    relay_connects(&mut engine, relay, &mut seen);
     assert_eq!(seen.utp, vec![(target, PacketType::Syn)]);
     // Nobody answers: the SYN is resent, then given up, never TCP.
     let mut now = Instant::ZERO;
@@ -162,32 +166,12 @@ fn a_connect_is_dialled_over_utp_alone() {
 
 #[test]
 fn a_dial_yields_to_the_peers_syn_that_came_first() {
-    let (mut engine, hash) = leeching_engine(Transports::default());
-    let mut seen = Seen::default();
-    let relay = relay_joins(&mut engine, hash, &mut seen);
-    let target = SocketAddr::from(([127, 0, 0, 3], 6881));
+    let (mut engine, relay, mut seen) = with_relay(Transports::default());
+    let target = target();
     // The target's holepunch SYN arrives before the relay's connect.
-    let syn = Packet {
-        kind: PacketType::Syn,
-        conn_id: 4242,
-        timestamp_us: 0,
-        timestamp_diff_us: 0,
-        wnd_size: 1 << 20,
-        seq_nr: SeqNr(1),
-        ack_nr: SeqNr(0),
-        selective_ack: None,
-        payload: &[],
-    }
-    .to_vec();
-    engine.handle_udp(Instant::ZERO, target, &syn);
+    engine.handle_udp(Instant::ZERO, target, &crate::utp::tests::syn(4242));
     drain(&mut engine, Instant::ZERO, &mut seen);
-    relay_says(
-        &mut engine,
-        Instant::ZERO,
-        relay,
-        &HolepunchMessage::Connect(target).to_vec(),
-        &mut seen,
-    );
+    relay_connects(&mut engine, relay, &mut seen);
     assert_eq!(
         seen.utp,
         vec![(target, PacketType::State)],
@@ -202,29 +186,18 @@ fn without_utp_no_holepunch_is_offered() {
         tcp: true,
         utp: false,
     };
-    let (mut engine, hash) = leeching_engine(tcp_only);
-    let mut seen = Seen::default();
-    let relay = relay_joins(&mut engine, hash, &mut seen);
+    let (mut engine, relay, mut seen) = with_relay(tcp_only);
     assert_eq!(
         our_extension_handshake(&seen, relay).id_of(UT_HOLEPUNCH),
         None
     );
-    let target = SocketAddr::from(([127, 0, 0, 3], 6881));
-    relay_says(
-        &mut engine,
-        Instant::ZERO,
-        relay,
-        &HolepunchMessage::Connect(target).to_vec(),
-        &mut seen,
-    );
+    relay_connects(&mut engine, relay, &mut seen);
     assert!(seen.utp.is_empty() && seen.tcp_connects.is_empty());
 }
 
 #[test]
 fn a_malformed_holepunch_message_ends_the_relays_connection() {
-    let (mut engine, hash) = leeching_engine(Transports::default());
-    let mut seen = Seen::default();
-    let relay = relay_joins(&mut engine, hash, &mut seen);
+    let (mut engine, relay, mut seen) = with_relay(Transports::default());
     relay_says(&mut engine, Instant::ZERO, relay, &[1, 9, 9], &mut seen);
     assert_eq!(seen.closed, vec![relay]);
     let id = engine.torrent_ids()[0];

@@ -38,7 +38,7 @@ mod socket;
 mod timer;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use connection::{Connection, State};
 pub use packet::{is_utp_datagram, Packet, PacketType, SelectiveAck};

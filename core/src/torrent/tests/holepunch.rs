@@ -115,6 +115,22 @@ impl Bench {
         self.peers.len() - 1
     }
 
+    /// Peer `k` sends a PEX message naming `added`.
+    fn pex_from(&mut self, k: usize, added: Vec<(SocketAddr, PexFlags)>) {
+        let mut pex = Vec::new();
+        PexMessage {
+            added,
+            dropped: Vec::new(),
+        }
+        .encode(&mut pex);
+        let bytes = frame(Frame::Extended {
+            id: OUR_UT_PEX,
+            payload: pex.into(),
+        });
+        self.t.handle_bytes(self.now, self.peers[k].conn, &bytes);
+        self.pump();
+    }
+
     /// Peer `k` sends a `ut_holepunch` payload.
     fn send(&mut self, k: usize, payload: &[u8]) {
         let bytes = frame(Frame::Extended {
@@ -289,21 +305,8 @@ fn the_initiator_asks_the_relay_once_and_dials_the_answer_over_utp() {
     let relay = b.incoming(at(1, 6881), true, None);
     // The relay's PEX names B (holepunch flag) and C (no flag).
     let (peer_b, peer_c) = (at(2, 6881), at(3, 6881));
-    let mut pex = Vec::new();
-    PexMessage {
-        added: vec![
-            (peer_b, PexFlags(PexFlags::HOLEPUNCH)),
-            (peer_c, PexFlags(0)),
-        ],
-        dropped: Vec::new(),
-    }
-    .encode(&mut pex);
-    let bytes = frame(Frame::Extended {
-        id: OUR_UT_PEX,
-        payload: pex.into(),
-    });
-    b.t.handle_bytes(b.now, b.peers[relay].conn, &bytes);
-    b.pump();
+    let flagged = PexFlags(PexFlags::HOLEPUNCH);
+    b.pex_from(relay, vec![(peer_b, flagged), (peer_c, PexFlags(0))]);
     let dials = std::mem::take(&mut b.connects);
     assert_eq!(dials.len(), 2, "{dials:?}");
     for (conn, _) in &dials {
@@ -348,18 +351,7 @@ fn the_initiator_asks_again_only_after_the_back_off() {
     let mut b = bench(false);
     let relay = b.incoming(at(1, 6881), true, None);
     let target = at(2, 6881);
-    let mut pex = Vec::new();
-    PexMessage {
-        added: vec![(target, PexFlags(PexFlags::HOLEPUNCH))],
-        dropped: Vec::new(),
-    }
-    .encode(&mut pex);
-    let bytes = frame(Frame::Extended {
-        id: OUR_UT_PEX,
-        payload: pex.into(),
-    });
-    b.t.handle_bytes(b.now, b.peers[relay].conn, &bytes);
-    b.pump();
+    b.pex_from(relay, vec![(target, PexFlags(PexFlags::HOLEPUNCH))]);
     let mut asked = 0;
     // The list retries the address with its own back-off; the relay is
     // asked at most once per RENDEZVOUS_BACKOFF. The relay keeps talking

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::path::PathModel;
+use super::syn;
 use super::Pair;
 use crate::rng::Seed;
 use crate::time::Instant;
@@ -27,21 +28,6 @@ fn transmits(s: &mut UtpSocket, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
 
 fn events(s: &mut UtpSocket) -> Vec<SocketEvent> {
     std::iter::from_fn(|| s.poll_event()).collect()
-}
-
-fn syn(conn_id: u16) -> Vec<u8> {
-    Packet {
-        kind: PacketType::Syn,
-        conn_id,
-        timestamp_us: 0,
-        timestamp_diff_us: 0,
-        wnd_size: 1 << 20,
-        seq_nr: SeqNr(1),
-        ack_nr: SeqNr(0),
-        selective_ack: None,
-        payload: &[],
-    }
-    .to_vec()
 }
 
 /// Runs `s`'s timers up to `until`, dropping what it sends; returns how
