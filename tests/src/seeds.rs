@@ -22,7 +22,7 @@ use trackers::{
 pub type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The targets that have seeds.
-pub const TARGETS: [&str; 33] = [
+pub const TARGETS: [&str; 34] = [
     "bencode",
     "metainfo",
     "magnet",
@@ -38,6 +38,7 @@ pub const TARGETS: [&str; 33] = [
     "dht_datagram",
     "ut_metadata",
     "pex",
+    "ut_holepunch",
     "metadata_fetch",
     "extension_handshake",
     "bitfield",
@@ -76,6 +77,7 @@ pub fn for_target(target: &str) -> Seeds {
         "dht_datagram" => dht_datagram(),
         "ut_metadata" => ut_metadata(),
         "pex" => pex(),
+        "ut_holepunch" => ut_holepunch(),
         "metadata_fetch" => metadata_fetch(),
         "extension_handshake" => extension_handshake(),
         "bitfield" => bitfield(),
@@ -449,6 +451,56 @@ fn ut_metadata() -> Seeds {
             v(b"d8:msg_typei1e5:piecei0e10:total_sizei9999999999ee"),
         ),
         ("extra-keys", v(b"d1:xi1e8:msg_typei0e5:piecei0ee")),
+    ]
+}
+
+fn ut_holepunch() -> Seeds {
+    use bittide_core::wire::{HolepunchErrorCode, HolepunchMessage};
+    let v4 = std::net::SocketAddr::from(([10, 0, 0, 1], 6881));
+    let v6 = std::net::SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], 51413));
+    let error = |code| HolepunchMessage::Error {
+        addr: v4,
+        code: HolepunchErrorCode::from_code(code),
+    };
+    let mut long = HolepunchMessage::Connect(v4).to_vec();
+    long.push(0);
+    vec![
+        ("rendezvous", HolepunchMessage::Rendezvous(v4).to_vec()),
+        ("rendezvous-v6", HolepunchMessage::Rendezvous(v6).to_vec()),
+        ("connect", HolepunchMessage::Connect(v4).to_vec()),
+        ("connect-v6", HolepunchMessage::Connect(v6).to_vec()),
+        ("no-such-peer", error(1).to_vec()),
+        ("not-connected", error(2).to_vec()),
+        ("no-support", error(3).to_vec()),
+        ("no-self", error(4).to_vec()),
+        ("unknown-code", error(77).to_vec()),
+        (
+            "truncated",
+            HolepunchMessage::Connect(v6).to_vec()[..19].to_vec(),
+        ),
+        ("trailing", long),
+        (
+            "unknown-type",
+            vec![3, 0, 10, 0, 0, 1, 0x1a, 0xe1, 0, 0, 0, 0],
+        ),
+        (
+            "unknown-family",
+            vec![0, 2, 10, 0, 0, 1, 0x1a, 0xe1, 0, 0, 0, 0],
+        ),
+        (
+            "code-on-connect",
+            vec![1, 0, 10, 0, 0, 1, 0x1a, 0xe1, 0, 0, 0, 4],
+        ),
+        ("empty", Vec::new()),
+        (
+            "libtorrent-connect",
+            HolepunchMessage::Connect(v4).to_vec()[..8].to_vec(),
+        ),
+        (
+            "libtorrent-rendezvous-v6",
+            HolepunchMessage::Rendezvous(v6).to_vec()[..20].to_vec(),
+        ),
+        ("error-without-code", error(2).to_vec()[..8].to_vec()),
     ]
 }
 

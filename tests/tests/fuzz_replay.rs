@@ -27,6 +27,7 @@ fn entry(target: &str) -> fn(&[u8]) {
         "dht_datagram" => fuzzing::dht_datagram,
         "ut_metadata" => fuzzing::ut_metadata,
         "pex" => fuzzing::pex,
+        "ut_holepunch" => fuzzing::ut_holepunch,
         "metadata_fetch" => fuzzing::metadata_fetch,
         "extension_handshake" => fuzzing::extension_handshake,
         "bitfield" => fuzzing::bitfield,

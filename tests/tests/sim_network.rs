@@ -183,3 +183,68 @@ fn a_vanishing_node_resets_its_streams() {
         Some(Err(std::io::ErrorKind::ConnectionReset))
     );
 }
+
+/// A host behind a NAT refuses inbound TCP connects and takes datagrams
+/// only from addresses it sent one to within `NAT_HOLE_LIFETIME`; a
+/// public host takes everything.
+#[test]
+fn a_nat_filters_what_it_did_not_ask_for() {
+    use bittide_tests::sim::network::{Delivery, NAT_HOLE_LIFETIME};
+    let clean = UdpModel {
+        latency: (Duration::from_millis(10), Duration::from_millis(10)),
+        loss_ppm: 0,
+        duplicate_ppm: 0,
+        reorder_ppm: 0,
+    };
+    let mut net = Network::new(Seed::from_u64(3), clean);
+    let nat = HostSpec {
+        behind_nat: true,
+        ..HostSpec::default()
+    };
+    net.add_host(ip(1), nat);
+    net.add_host(ip(2), HostSpec::default());
+    let (a, b) = (SocketAddr::new(ip(1), 6881), SocketAddr::new(ip(2), 6881));
+    let delivered = |net: &mut Network, until: Instant| {
+        let mut out = Vec::new();
+        while let Some((_, d)) = net.pop_due(until) {
+            out.push(d);
+        }
+        out
+    };
+    // Unsolicited: filtered. TCP in: refused. TCP out: fine.
+    net.send_datagram(secs(0.0), b, a, b"knock".to_vec());
+    let s = net.connect(secs(0.0), b, a);
+    let out = net.connect(secs(0.0), a, b);
+    let d = delivered(&mut net, secs(1.0));
+    assert!(d.contains(&Delivery::Refused(s)), "{d:?}");
+    assert!(d
+        .iter()
+        .any(|d| matches!(d, Delivery::Syn { stream, .. } if *stream == out)));
+    assert!(!d.iter().any(|d| matches!(d, Delivery::Datagram { .. })));
+    // A sends to B: B's answers come in, until the hole closes.
+    net.send_datagram(secs(1.0), a, b, b"hello".to_vec());
+    net.send_datagram(secs(1.5), b, a, b"welcome".to_vec());
+    let d = delivered(&mut net, secs(2.0));
+    assert_eq!(
+        d.iter()
+            .filter(|d| matches!(d, Delivery::Datagram { to, .. } if *to == a))
+            .count(),
+        1
+    );
+    let late = secs(1.0) + NAT_HOLE_LIFETIME + Duration::from_secs(1);
+    net.send_datagram(late, b, a, b"too late".to_vec());
+    // Another port of B never had a hole.
+    net.send_datagram(
+        secs(2.0),
+        SocketAddr::new(ip(2), 7000),
+        a,
+        b"other".to_vec(),
+    );
+    let d = delivered(&mut net, late + Duration::from_secs(1));
+    assert!(
+        !d.iter().any(|d| matches!(d, Delivery::Datagram { .. })),
+        "{d:?}"
+    );
+    assert_eq!(net.stats.nat_filtered, 3);
+    assert_eq!(net.stats.nat_refused, 1);
+}

@@ -10,14 +10,19 @@ use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
 use crate::wire::PeerId;
 use crate::wire::{Handshake, Reserved};
 
-fn seeding_engine(config: EngineConfig) -> (Engine, InfoHash, TorrentId) {
+/// A torrent of 64 KiB of sevens in 16 KiB pieces.
+pub(super) fn small_info() -> TorrentInfo {
     let data = vec![7u8; 64 * 1024];
     let mut b = TorrentBuilder::single_file("x.bin", data.len() as u64);
     b.set_piece_length(16384);
     let mut h = PieceHasher::new(16384);
     h.update(&data);
     let bytes = b.build(&h.finish()).unwrap();
-    let info = TorrentInfo::from_metainfo(&Metainfo::from_bytes(&bytes).unwrap());
+    TorrentInfo::from_metainfo(&Metainfo::from_bytes(&bytes).unwrap())
+}
+
+fn seeding_engine(config: EngineConfig) -> (Engine, InfoHash, TorrentId) {
+    let info = small_info();
     let hash = info.info_hash;
     let mut engine = Engine::new(config, Seed::from_u64(9));
     let have = crate::Bitfield::full(info.layout.piece_count());

@@ -403,6 +403,8 @@ impl Engine {
         config.peer_id = self.config.peer_id;
         config.listen_port = self.config.listen_port;
         config.conn_ids = self.conn_ids.clone();
+        // BEP 55 punches through NATs with uTP.
+        config.holepunch &= self.config.transports.utp;
         config
     }
 
@@ -764,6 +766,8 @@ mod encryption;
 #[cfg(test)]
 mod encryption_tests;
 mod handshakes;
+#[cfg(test)]
+mod holepunch_tests;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]

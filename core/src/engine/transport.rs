@@ -202,6 +202,15 @@ impl TransportState {
         }
     }
 
+    /// Whether a uTP connection from `addr` is coming in: accepted and
+    /// not confirmed yet, or confirmed and not routed to a torrent yet.
+    fn incoming_from(&self, addr: SocketAddr) -> bool {
+        self.accepting.values().any(|a| *a == addr)
+            || self.links.iter().any(|(conn, link)| {
+                !self.dialing.contains_key(conn) && self.socket.addr_of(link.utp) == Some(addr)
+            })
+    }
+
     fn enabled(&self, t: Transport) -> bool {
         match t {
             Transport::Tcp => self.transports.tcp,
@@ -277,15 +286,28 @@ impl Engine {
     }
 
     /// Opens `conn` to `addr` for a torrent, over the transport
-    /// [`TransportState::first_choice`] picks.
+    /// [`TransportState::first_choice`] picks; a holepunch dial (BEP 55)
+    /// over uTP alone, with no fallback: its point is the datagrams that
+    /// open our NAT while the peer dials us.
     pub(super) fn stream_connect(&mut self, now: Instant, conn: ConnId, addr: SocketAddr) {
-        let advertised = self
-            .torrent_of(conn)
-            .and_then(|id| self.torrents.get(&id))
-            .is_some_and(|t| t.advertises_utp(&addr));
+        let torrent = self.torrent_of(conn).and_then(|id| self.torrents.get(&id));
+        let advertised = torrent.is_some_and(|t| t.advertises_utp(&addr));
+        let punch = torrent.is_some_and(|t| t.is_holepunch_dial(conn));
         let t = &mut self.transport;
-        let via = t.first_choice(addr, advertised);
-        let fallback = t.enabled(via.other());
+        if punch && t.incoming_from(addr) {
+            // The peer's holepunch SYN got here before ours left: its
+            // connection carries the stream, and ours would be a second
+            // one (one of the two would be refused, and each side could
+            // refuse the other's).
+            self.stream_failed(now, conn);
+            return;
+        }
+        let (via, fallback) = if punch && t.enabled(Transport::Utp) {
+            (Transport::Utp, false)
+        } else {
+            let via = t.first_choice(addr, advertised);
+            (via, t.enabled(via.other()))
+        };
         t.dialing.insert(
             conn,
             Dial {
@@ -594,13 +616,13 @@ impl Engine {
                             self.stream_connected(now, conn);
                         }
                     }
-                    SocketEvent::Closed(utp, _) => self.utp_closed(now, utp),
+                    SocketEvent::Closed(utp, reason) => self.utp_closed(now, utp, reason),
                 }
             }
         }
     }
 
-    fn utp_closed(&mut self, now: Instant, utp: UtpConnId) {
+    fn utp_closed(&mut self, now: Instant, utp: UtpConnId, reason: utp::CloseReason) {
         self.transport.accepting.remove(&utp);
         let Some(link) = self
             .transport
@@ -614,7 +636,13 @@ impl Engine {
         let Some(conn) = self.transport.unlink(utp) else {
             return;
         };
-        if self.transport.dialing.get(&conn).is_some_and(|d| !d.open) {
+        let dialling = self.transport.dialing.get(&conn).is_some_and(|d| !d.open);
+        if dialling && reason == utp::CloseReason::Crossed {
+            // The peer's simultaneous SYN won: its connection reaches us
+            // as an incoming one, so this attempt ends without a fallback.
+            self.transport.dialing.remove(&conn);
+            self.stream_failed(now, conn);
+        } else if dialling {
             self.dial_failed(now, conn);
         } else if !ended {
             self.stream_closed(now, conn);

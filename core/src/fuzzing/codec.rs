@@ -280,6 +280,20 @@ pub fn lsd_announce(data: &[u8]) {
     }
 }
 
+/// ut_holepunch: a payload that decodes (BEP 55, binary) encodes back, in
+/// the form it came in (BEP 55's, or libtorrent's without `err_code`), to
+/// exactly its bytes: the decoder is strict, so nothing is lost or made up.
+pub fn ut_holepunch(data: &[u8]) {
+    use crate::wire::HolepunchMessage;
+    let Ok((m, form)) = HolepunchMessage::decode_form(data) else {
+        return;
+    };
+    let mut out = Vec::new();
+    m.encode_form(form, &mut out);
+    assert_eq!(out, data, "ut_holepunch re-encodes to the same bytes");
+    assert_eq!(HolepunchMessage::decode(&m.to_vec()), Ok(m), "BEP 55 form");
+}
+
 /// extension_handshake: a BEP 10 handshake that decodes re-encodes
 /// (canonically) to one that decodes to the same value, stably; what it
 /// keeps stays within the decoder's limits.

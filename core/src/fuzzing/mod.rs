@@ -30,7 +30,7 @@ mod utp;
 
 pub use codec::{
     bencode, bitfield, compact, extension_handshake, handshake, krpc, lsd_announce, magnet,
-    metainfo, pex, ut_metadata, wire_frame, wire_stream,
+    metainfo, pex, ut_holepunch, ut_metadata, wire_frame, wire_stream,
 };
 pub use dht::{dht_datagram, dht_state};
 pub use engine::engine_routing;

@@ -25,17 +25,7 @@ impl Torrent {
         }
         for addr in self.list.to_connect(now, room) {
             let conn = self.config.conn_ids.next_id();
-            self.peers.insert(
-                conn,
-                Peer {
-                    addr,
-                    session: None,
-                    counted: Counted::Nothing,
-                    connected_event_sent: false,
-                    exchange: PeerExchange::default(),
-                    utp: false,
-                },
-            );
+            self.peers.insert(conn, Peer::dialling(now, addr));
             self.out.push_back(TorrentOutput::Connect { conn, addr });
         }
         self.next_connect = now + CONNECT_INTERVAL;
@@ -58,11 +48,15 @@ impl Torrent {
         if self.fetch.is_some() {
             // We receive metadata (and cannot serve it yet); whether the
             // torrent is private is not known, so PEX goes on until it is.
-            config.extensions = our_extensions(false, true);
+            config.extensions = our_extensions(false, true, self.config.holepunch);
             let reserved = reserved.with(Reserved::EXTENSION);
             return PeerSession::new_for_metadata(now, config, direction, hash, id, reserved, ip);
         }
-        config.extensions = our_extensions(self.info.private, self.info.metadata.is_some());
+        config.extensions = our_extensions(
+            self.info.private,
+            self.info.metadata.is_some(),
+            self.config.holepunch,
+        );
         let count = self.info.layout.piece_count();
         PeerSession::new(now, config, direction, hash, id, reserved, count, ip)
     }
@@ -74,6 +68,7 @@ impl Torrent {
             return;
         };
         let session = self.new_session(now, Direction::Outgoing, addr);
+        self.holepunch_dial_done(conn);
         if let Some(p) = self.peers.get_mut(&conn) {
             p.session = Some(session);
         }
@@ -85,6 +80,7 @@ impl Torrent {
         self.now = now;
         if let Some(p) = self.peers.remove(&conn) {
             self.list.connect_failed(now, p.addr);
+            self.holepunch_after_failure(now, conn, p.addr);
         }
         self.connect_more(now);
     }
@@ -109,18 +105,9 @@ impl Torrent {
             }
             self.disconnect(now, idle, CloseReason::Local, true);
         }
-        let session = self.new_session(now, Direction::Incoming, addr);
-        self.peers.insert(
-            conn,
-            Peer {
-                addr,
-                session: Some(session),
-                counted: Counted::Nothing,
-                connected_event_sent: false,
-                exchange: PeerExchange::default(),
-                utp: false,
-            },
-        );
+        let mut peer = Peer::dialling(now, addr);
+        peer.session = Some(self.new_session(now, Direction::Incoming, addr));
+        self.peers.insert(conn, peer);
         true
     }
 
@@ -273,9 +260,13 @@ impl Torrent {
         }
     }
 
-    /// A BEP 10 message under one of our ids: a metadata request (BEP 9)
-    /// or a peer list (BEP 11).
+    /// A BEP 10 message under one of our ids: a metadata request (BEP 9),
+    /// a peer list (BEP 11) or a holepunch message (BEP 55).
     pub(super) fn on_extended(&mut self, now: Instant, conn: ConnId, id: u8, payload: Bytes) {
+        if id == OUR_UT_HOLEPUNCH {
+            self.on_holepunch(now, conn, &payload);
+            return;
+        }
         if id == OUR_UT_METADATA
             && self.fetch.is_some()
             && self.on_fetch_message(now, conn, &payload)
@@ -304,6 +295,7 @@ impl Torrent {
                 let mut any = false;
                 for (a, flags) in addrs.into_iter().filter(|(a, _)| *a != own) {
                     self.list.add_flagged(now, a, PeerSource::Pex, flags);
+                    self.note_holepunch_candidate(conn, a, flags);
                     any = true;
                 }
                 if any {
@@ -339,6 +331,12 @@ impl Torrent {
                 }
                 if p.utp {
                     flags |= PexFlags::UTP;
+                }
+                // BEP 11's 0x08: it speaks ut_holepunch (BEP 55).
+                if s.remote_extensions()
+                    .is_some_and(|e| e.id_of(UT_HOLEPUNCH).is_some())
+                {
+                    flags |= PexFlags::HOLEPUNCH;
                 }
                 Some((*c, addr, PexFlags(flags)))
             })
@@ -414,6 +412,7 @@ impl Torrent {
         let Some(mut peer) = self.peers.remove(&conn) else {
             return;
         };
+        self.holepunch_dial_done(conn);
         if let Some(f) = self.fetch.as_mut() {
             f.peer_gone(conn);
         }

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::holepunch::OUR_UT_HOLEPUNCH;
 use crate::time::Instant;
 use crate::wire::{
-    metadata_piece_count, MetadataMessage, PexFlags, PexMessage, METADATA_PIECE, UT_METADATA,
-    UT_PEX,
+    metadata_piece_count, MetadataMessage, PexFlags, PexMessage, METADATA_PIECE, UT_HOLEPUNCH,
+    UT_METADATA, UT_PEX,
 };
 
 /// The id we receive `ut_metadata` under (our handshake's `m`).
@@ -36,15 +37,18 @@ const PEX_MIN_GAP: Duration = Duration::from_secs(45);
 const METADATA_REQUESTS_PER_PIECE: u32 = 4;
 
 /// Our handshake's `m`: `ut_metadata` when we have the metadata to serve,
-/// `ut_pex` unless the torrent is private (BEP 27: peers from the tracker
-/// only).
-pub fn our_extensions(private: bool, has_metadata: bool) -> Vec<(String, u8)> {
+/// `ut_pex` and (when on) `ut_holepunch` unless the torrent is private
+/// (BEP 27: peers from the tracker only).
+pub fn our_extensions(private: bool, has_metadata: bool, holepunch: bool) -> Vec<(String, u8)> {
     let mut m = Vec::new();
     if has_metadata {
         m.push((UT_METADATA.to_owned(), OUR_UT_METADATA));
     }
     if !private {
         m.push((UT_PEX.to_owned(), OUR_UT_PEX));
+        if holepunch {
+            m.push((UT_HOLEPUNCH.to_owned(), OUR_UT_HOLEPUNCH));
+        }
     }
     m
 }

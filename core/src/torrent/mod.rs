@@ -45,6 +45,7 @@ pub mod choker;
 mod commands;
 mod connections;
 pub mod exchange;
+pub mod holepunch;
 mod metadata;
 mod outputs;
 pub mod peers;
@@ -74,10 +75,13 @@ use crate::rng::{Rng, Seed};
 use crate::time::Instant;
 use crate::tracker::tiers::Announcer;
 use crate::tracker::{AnnounceRequest, AnnounceResponse, TrackerError};
-use crate::wire::{BlockRef, PeerId, PexFlags, Reserved, BLOCK_SIZE, UT_METADATA, UT_PEX};
+use crate::wire::{
+    BlockRef, PeerId, PexFlags, Reserved, BLOCK_SIZE, UT_HOLEPUNCH, UT_METADATA, UT_PEX,
+};
 pub use announces::TrackerStatus;
 use choker::{ChokeCandidate, Choker, SeedChoking};
 use exchange::{our_extensions, PeerExchange, OUR_UT_METADATA, OUR_UT_PEX};
+use holepunch::{Holepunch, OUR_UT_HOLEPUNCH};
 pub use outputs::{TorrentEvent, TorrentOutput};
 use peers::{PeerList, PeerSource};
 pub use queueing::{start_state, SessionShare};
@@ -173,6 +177,10 @@ pub struct TorrentConfig {
     pub upload_rate: u64,
     /// Download limit in bytes/s (0: none).
     pub download_rate: u64,
+    /// Speak `ut_holepunch` (BEP 55): relay rendezvous between our peers
+    /// and ask for them (never on private torrents; the engine turns it
+    /// off without uTP, which holepunching needs).
+    pub holepunch: bool,
 }
 
 impl Default for TorrentConfig {
@@ -194,6 +202,7 @@ impl Default for TorrentConfig {
             numwant: Some(50),
             upload_rate: 0,
             download_rate: 0,
+            holepunch: true,
         }
     }
 }
@@ -253,6 +262,8 @@ struct Peer {
     exchange: PeerExchange,
     /// The connection runs over uTP (BEP 29), not TCP.
     utp: bool,
+    /// What it may still cost us in holepunch messages (BEP 55).
+    punch_budget: holepunch::PeerBudget,
 }
 
 #[derive(Debug, Default)]
@@ -348,6 +359,8 @@ pub struct Torrent {
     down_bucket: TokenBucket,
     /// Peer requests waiting for upload tokens.
     pending_reads: VecDeque<(ConnId, BlockRef)>,
+    /// Holepunching (BEP 55): relays to ask, rendezvous asked, our dials.
+    punch: Holepunch,
     rng: Rng,
     now: Instant,
 }
@@ -415,6 +428,7 @@ impl Torrent {
             up_bucket: TokenBucket::new(config.upload_rate, now),
             down_bucket: TokenBucket::new(config.download_rate, now),
             pending_reads: VecDeque::new(),
+            punch: Holepunch::default(),
             info,
             config,
             rng,

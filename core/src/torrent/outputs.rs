@@ -43,6 +43,16 @@ pub enum TorrentEvent {
         /// Why.
         reason: CloseReason,
     },
+    /// A relay refused our holepunch rendezvous (BEP 55); that attempt
+    /// is over.
+    HolepunchFailed {
+        /// The relay.
+        relay: SocketAddr,
+        /// The peer we asked it to introduce us to.
+        target: SocketAddr,
+        /// Why not.
+        error: crate::wire::HolepunchErrorCode,
+    },
     /// A peer was banned for sending bad data.
     PeerBanned(SocketAddr),
     /// A tracker answered.

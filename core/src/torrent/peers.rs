@@ -338,6 +338,25 @@ impl PeerList {
         }
     }
 
+    /// Claims `addr` for a dial the list did not choose (a BEP 55
+    /// holepunch: the relay says the peer dials us now, whatever our
+    /// back-off for it). Returns false, claiming nothing, when its IP is
+    /// banned, cooling down or at its limit, the address is connected
+    /// already, or the list is full.
+    pub fn claim(&mut self, now: Instant, addr: SocketAddr, source: PeerSource) -> bool {
+        if self.is_banned(&addr) || self.ip_full(addr.ip()) || self.cooling_down(now, addr.ip()) {
+            return false;
+        }
+        self.add(now, addr, source);
+        match self.candidates.get(&addr) {
+            Some(c) if !c.connected => {
+                self.set_connected(addr, true);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Connecting failed: back off exponentially, forget after repeated
     /// failures.
     pub fn connect_failed(&mut self, now: Instant, addr: SocketAddr) {

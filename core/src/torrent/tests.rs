@@ -23,6 +23,7 @@ fn info_for(data: &[u8], piece: u32) -> TorrentInfo {
     TorrentInfo::from_metainfo(&m)
 }
 
+mod holepunch;
 mod metadata;
 mod session;
 

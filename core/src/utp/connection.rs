@@ -269,11 +269,11 @@ impl Connection {
     }
 
     /// Drops a handshake without a word to the peer (a SYN from a forged
-    /// address must not earn its victim a packet).
-    pub(super) fn forget(&mut self) {
+    /// address must not earn its victim a packet), ending it for `reason`.
+    pub(super) fn forget(&mut self, reason: CloseReason) {
         self.need_ack = false;
         self.reset_pending = false;
-        self.finish(CloseReason::Aborted, None);
+        self.finish(reason, None);
     }
 
     /// Ends the connection; `time_wait` keeps it answering retransmitted

@@ -38,7 +38,7 @@ mod socket;
 mod timer;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use connection::{Connection, State};
 pub use packet::{is_utp_datagram, Packet, PacketType, SelectiveAck};
@@ -120,6 +120,11 @@ pub enum CloseReason {
     TimedOut,
     /// We aborted it, or closed it before it was established.
     Aborted,
+    /// Our SYN crossed the peer's and lost the tie-break
+    /// ([`UtpSocket`](socket::UtpSocket) keeps one of two simultaneous
+    /// opens): the peer's connection, accepted instead, carries the
+    /// stream, so nothing is to be dialled again.
+    Crossed,
 }
 
 impl CloseReason {
@@ -137,6 +142,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Refused => "uTP peer refused the connection",
             CloseReason::TimedOut => "uTP connection timed out",
             CloseReason::Aborted => "uTP connection aborted locally",
+            CloseReason::Crossed => "uTP connection replaced by the peer's simultaneous one",
         })
     }
 }

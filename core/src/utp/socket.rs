@@ -188,6 +188,11 @@ impl UtpSocket {
         Ok(self.insert(addr, conn))
     }
 
+    /// The remote address of connection `id`.
+    pub fn addr_of(&self, id: UtpConnId) -> Option<SocketAddr> {
+        self.conns.get(&id).map(|e| e.addr)
+    }
+
     /// The connection behind `id`, to read, write or close.
     pub fn connection(&mut self, id: UtpConnId) -> Option<&mut Connection> {
         self.conns.get_mut(&id).map(|e| &mut e.conn)
@@ -248,13 +253,17 @@ impl UtpSocket {
             self.ignored += 1;
             return None;
         }
+        if !self.simultaneous_open(from, syn.conn_id) {
+            self.ignored += 1;
+            return None;
+        }
         if self.half_open() >= self.limits.max_half_open {
             let oldest = self
                 .conns
                 .values_mut()
                 .find(|e| e.conn.state() == State::SynReceived);
             match oldest {
-                Some(e) => e.conn.forget(),
+                Some(e) => e.conn.forget(CloseReason::Aborted),
                 None => {
                     self.ignored += 1;
                     return None;
@@ -266,6 +275,29 @@ impl UtpSocket {
         let id = self.insert(from, conn);
         self.events.push_back(SocketEvent::Incoming(id, from));
         Some(id)
+    }
+
+    /// A SYN from `from` while our own SYN to it is unanswered: both
+    /// sides dialled at once (BEP 55's holepunch makes them, on purpose).
+    /// Accepting both would leave two connections, and a peer that keeps
+    /// one per address drops both. So both sides keep the SYN with the
+    /// lower connection id, a rule each side applies alike: if it is
+    /// theirs, our attempt ends (quietly: [`CloseReason::Crossed`]) and
+    /// theirs is accepted (returns true); if it is ours, theirs is
+    /// ignored and ours goes on (false). With equal ids, both are kept.
+    fn simultaneous_open(&mut self, from: SocketAddr, their_id: u16) -> bool {
+        let ours = self
+            .conns
+            .values_mut()
+            .find(|e| e.addr == from && e.conn.state() == State::SynSent);
+        match ours {
+            Some(e) if e.conn.recv_id() < their_id => false,
+            Some(e) if e.conn.recv_id() > their_id => {
+                e.conn.forget(CloseReason::Crossed);
+                true
+            }
+            _ => true,
+        }
     }
 
     fn queue_reset(&mut self, now: Instant, to: SocketAddr, packet: &Packet<'_>) {

@@ -1,6 +1,6 @@
 //! The peer wire protocol (BEP 3), with the fast extension (BEP 6) and the
-//! extension protocol (BEP 10) and two of its extensions: metadata
-//! exchange (BEP 9) and peer exchange (BEP 11).
+//! extension protocol (BEP 10) and three of its extensions: metadata
+//! exchange (BEP 9), peer exchange (BEP 11) and holepunching (BEP 55).
 //!
 //! A connection starts with a 68-byte [`Handshake`] each way: the protocol
 //! string, 8 reserved bytes whose bits advertise extensions
@@ -16,6 +16,7 @@
 mod extension;
 mod frame;
 mod handshake;
+mod holepunch;
 mod metadata;
 mod pex;
 
@@ -25,6 +26,9 @@ pub use frame::{
     MAX_UNKNOWN_LEN,
 };
 pub use handshake::{Handshake, PeerId, Reserved, HANDSHAKE_LEN, PROTOCOL};
+pub use holepunch::{
+    HolepunchDecodeError, HolepunchErrorCode, HolepunchForm, HolepunchMessage, UT_HOLEPUNCH,
+};
 pub use metadata::{
     metadata_piece_count, MetadataMessage, MAX_METADATA_SIZE, METADATA_PIECE, UT_METADATA,
 };

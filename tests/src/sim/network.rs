@@ -22,6 +22,13 @@
 //!   lost, duplicated or held back (reordered) with the model's
 //!   probabilities, and are delivered to whatever is bound at the
 //!   destination.
+//! - **NATs** ([`HostSpec::behind_nat`]): a host behind one refuses every
+//!   inbound TCP connect, and a datagram reaches it only from an address
+//!   it sent a datagram to itself within [`NAT_HOLE_LIFETIME`] (checked
+//!   when the datagram arrives): the endpoint-dependent filtering of a
+//!   common home router, which is what BEP 55's holepunching gets
+//!   through. Addresses are not translated: a host keeps its own address
+//!   and port, as a router that preserves ports would show it.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -65,6 +72,8 @@ pub struct HostSpec {
     pub latency: (Duration, Duration),
     /// Answers nothing: connects to it hang, what it sends is lost.
     pub black_hole: bool,
+    /// Sits behind a filtering NAT (see the module documentation).
+    pub behind_nat: bool,
 }
 
 impl Default for HostSpec {
@@ -74,6 +83,7 @@ impl Default for HostSpec {
             download: 64 << 20,
             latency: (Duration::from_millis(10), Duration::from_millis(60)),
             black_hole: false,
+            behind_nat: false,
         }
     }
 }
@@ -143,7 +153,17 @@ struct Host {
     /// When each pipe is next free.
     up_free: Instant,
     down_free: Instant,
+    /// Behind a NAT: when it last sent a datagram from each of its
+    /// addresses to each remote one (the holes in its filter).
+    holes: BTreeMap<(SocketAddr, SocketAddr), Instant>,
 }
+
+/// How long a NAT lets datagrams in from an address after the host behind
+/// it sent one there (UDP mappings of home routers last 30 s to a few
+/// minutes).
+pub const NAT_HOLE_LIFETIME: Duration = Duration::from_secs(30);
+/// Holes a host's NAT tracks before forgetting expired ones.
+const NAT_HOLES_PRUNE: usize = 1024;
 
 #[derive(Debug)]
 struct Stream {
@@ -177,6 +197,10 @@ pub struct NetStats {
     pub stream_bytes: u64,
     /// Deliveries handed out.
     pub delivered: u64,
+    /// Datagrams a NAT filtered out.
+    pub nat_filtered: u64,
+    /// TCP connects a NAT refused.
+    pub nat_refused: u64,
 }
 
 /// The network; see the module documentation.
@@ -227,6 +251,7 @@ impl Network {
             spec,
             up_free: Instant::ZERO,
             down_free: Instant::ZERO,
+            holes: BTreeMap::new(),
         };
         self.hosts.insert(ip, host);
     }
@@ -264,15 +289,50 @@ impl Network {
         self.queue.keys().next().map(|(t, _)| *t)
     }
 
-    /// The next delivery due at or before `now`.
+    /// The next delivery due at or before `now` (datagrams a NAT filters
+    /// out are dropped on the way).
     pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, Delivery)> {
-        let (&(at, seq), _) = self.queue.iter().next()?;
-        if at > now {
-            return None;
+        loop {
+            let (&(at, seq), _) = self.queue.iter().next()?;
+            if at > now {
+                return None;
+            }
+            let d = self.queue.remove(&(at, seq))?;
+            if let Delivery::Datagram { from, to, .. } = &d {
+                if !self.nat_lets_in(at, *from, *to) {
+                    self.stats.nat_filtered += 1;
+                    continue;
+                }
+            }
+            self.stats.delivered += 1;
+            return Some((at, d));
         }
-        let d = self.queue.remove(&(at, seq))?;
-        self.stats.delivered += 1;
-        Some((at, d))
+    }
+
+    fn behind_nat(&self, ip: IpAddr) -> bool {
+        self.hosts.get(&ip).is_some_and(|h| h.spec.behind_nat)
+    }
+
+    /// Whether a datagram from `from` arriving at `at` passes `to`'s NAT.
+    fn nat_lets_in(&self, at: Instant, from: SocketAddr, to: SocketAddr) -> bool {
+        let Some(h) = self.hosts.get(&to.ip()).filter(|h| h.spec.behind_nat) else {
+            return true;
+        };
+        h.holes
+            .get(&(to, from))
+            .is_some_and(|&sent| at.saturating_duration_since(sent) <= NAT_HOLE_LIFETIME)
+    }
+
+    /// `from`'s host sent a datagram to `to`: its NAT lets answers in.
+    fn punch(&mut self, now: Instant, from: SocketAddr, to: SocketAddr) {
+        let Some(h) = self.hosts.get_mut(&from.ip()).filter(|h| h.spec.behind_nat) else {
+            return;
+        };
+        if h.holes.len() >= NAT_HOLES_PRUNE {
+            h.holes
+                .retain(|_, sent| now.saturating_duration_since(*sent) <= NAT_HOLE_LIFETIME);
+        }
+        h.holes.insert((from, to), now);
     }
 
     /// Deliveries still queued.
@@ -292,6 +352,7 @@ impl Network {
         payload: Vec<u8>,
     ) {
         self.stats.datagrams += 1;
+        self.punch(now, from, to);
         if self.is_black_hole(from.ip()) || self.is_black_hole(to.ip()) {
             self.stats.lost += 1;
             return;
@@ -333,7 +394,7 @@ impl Network {
 
     /// Opens a stream from `from` to `to`: a [`Delivery::Syn`] reaches `to`
     /// one latency later, unless `to` is a black hole (then nothing ever
-    /// answers) or unknown (refused).
+    /// answers), unknown or behind a NAT (refused).
     pub fn connect(&mut self, now: Instant, from: SocketAddr, to: SocketAddr) -> StreamId {
         let id = StreamId(self.next_stream);
         self.next_stream += 1;
@@ -350,7 +411,10 @@ impl Network {
         if self.is_black_hole(to.ip()) || self.is_black_hole(from.ip()) {
             return id;
         }
-        if !self.hosts.contains_key(&to.ip()) {
+        if self.behind_nat(to.ip()) {
+            self.stats.nat_refused += 1;
+        }
+        if !self.hosts.contains_key(&to.ip()) || self.behind_nat(to.ip()) {
             self.push(now + latency * 2, Delivery::Refused(id));
             return id;
         }

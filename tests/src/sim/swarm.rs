@@ -113,6 +113,9 @@ pub struct PeerState {
     pub hash_failures: u64,
     /// Events it produced.
     pub events: u64,
+    /// Every address it had a peer session with (`PeerConnected`), and
+    /// when first.
+    pub met: BTreeMap<SocketAddr, Instant>,
     /// Open connections and their torrent (routing check).
     open: BTreeMap<ConnId, TorrentId>,
     /// Torrent ids it was given (never twice).
@@ -562,7 +565,8 @@ impl Callback {
             }
             state.torrent = Some(*t);
             match e {
-                TorrentEvent::PeerConnected { conn, .. } => {
+                TorrentEvent::PeerConnected { conn, addr } => {
+                    state.met.entry(*addr).or_insert(now);
                     let other = state.open.insert(*conn, *t);
                     if other.is_some_and(|o| o != *t) {
                         fail("a connection routed to two torrents");

@@ -17,6 +17,22 @@ use super::{CloseReason, Config, SocketEvent, SocketLimits, UtpConnId, UtpSocket
 use crate::rng::{Rng, Seed};
 use crate::time::Instant;
 
+/// A bare SYN with connection id `conn_id`, as an initiator sends it.
+pub(crate) fn syn(conn_id: u16) -> Vec<u8> {
+    super::Packet {
+        kind: super::PacketType::Syn,
+        conn_id,
+        timestamp_us: 0,
+        timestamp_diff_us: 0,
+        wnd_size: 1 << 20,
+        seq_nr: super::SeqNr(1),
+        ack_nr: super::SeqNr(0),
+        selective_ack: None,
+        payload: &[],
+    }
+    .to_vec()
+}
+
 /// One host: a socket, its one connection, what it sends and receives.
 struct Host {
     socket: UtpSocket,

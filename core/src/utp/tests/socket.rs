@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::path::PathModel;
+use super::syn;
 use super::Pair;
 use crate::rng::Seed;
 use crate::time::Instant;
@@ -27,21 +28,6 @@ fn transmits(s: &mut UtpSocket, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
 
 fn events(s: &mut UtpSocket) -> Vec<SocketEvent> {
     std::iter::from_fn(|| s.poll_event()).collect()
-}
-
-fn syn(conn_id: u16) -> Vec<u8> {
-    Packet {
-        kind: PacketType::Syn,
-        conn_id,
-        timestamp_us: 0,
-        timestamp_diff_us: 0,
-        wnd_size: 1 << 20,
-        seq_nr: SeqNr(1),
-        ack_nr: SeqNr(0),
-        selective_ack: None,
-        payload: &[],
-    }
-    .to_vec()
 }
 
 /// Runs `s`'s timers up to `until`, dropping what it sends; returns how
@@ -266,4 +252,71 @@ fn a_receiver_that_stops_reading_stalls_the_sender_without_loss() {
     pair.hosts[1].reading = true;
     pair.run_to_completion();
     pair.assert_delivered();
+}
+
+/// BEP 55 makes two peers dial each other at once: each gets the other's
+/// SYN while its own is unanswered. Whichever order the SYNs arrive in,
+/// both sides keep the one with the lower connection id, so exactly one
+/// connection opens, and the side whose SYN lost hears `Crossed` (no
+/// fallback dial) and an incoming connection instead.
+#[test]
+fn crossing_syns_make_one_connection() {
+    for seed in 0..20u64 {
+        let t = Instant::ZERO;
+        let (mut a, mut b) = (
+            socket(100 + seed, SocketLimits::default()),
+            socket(200 + seed, SocketLimits::default()),
+        );
+        let a_dial = a.connect(t, addr(2)).unwrap();
+        let b_dial = b.connect(t, addr(1)).unwrap();
+        let (a_syn, b_syn) = (transmits(&mut a, t), transmits(&mut b, t));
+        let id = |d: &[(SocketAddr, Vec<u8>)]| Packet::decode(&d[0].1).unwrap().conn_id;
+        let (a_id, b_id) = (id(&a_syn), id(&b_syn));
+        if a_id == b_id {
+            continue;
+        }
+        // Both SYNs cross on the wire.
+        b.handle_datagram(t, addr(1), &a_syn[0].1);
+        a.handle_datagram(t, addr(2), &b_syn[0].1);
+        let mut now = t;
+        for _ in 0..20 {
+            now += Duration::from_millis(10);
+            let from_a = transmits(&mut a, now);
+            let from_b = transmits(&mut b, now);
+            for (_, d) in from_a {
+                b.handle_datagram(now, addr(1), &d);
+            }
+            for (_, d) in from_b {
+                a.handle_datagram(now, addr(2), &d);
+            }
+        }
+        let (ea, eb) = (events(&mut a), events(&mut b));
+        let connected = |e: &[SocketEvent]| {
+            e.iter()
+                .filter(|e| matches!(e, SocketEvent::Connected(_)))
+                .count()
+        };
+        assert_eq!(connected(&ea), 1, "seed {seed}: {ea:?}");
+        assert_eq!(connected(&eb), 1, "seed {seed}: {eb:?}");
+        let (winner, loser_events, loser_dial) = if a_id < b_id {
+            (&mut a, &eb, b_dial)
+        } else {
+            (&mut b, &ea, a_dial)
+        };
+        let winner_dial = if a_id < b_id { a_dial } else { b_dial };
+        assert_eq!(
+            winner.connection(winner_dial).map(|c| c.state()),
+            Some(State::Connected),
+            "seed {seed}: the lower id's dial opens"
+        );
+        assert!(loser_events.contains(&SocketEvent::Closed(loser_dial, CloseReason::Crossed)));
+        assert!(loser_events
+            .iter()
+            .any(|e| matches!(e, SocketEvent::Incoming(..))));
+        assert_eq!(
+            a.len() + b.len(),
+            2,
+            "seed {seed}: one end each, the lost dial gone"
+        );
+    }
 }
