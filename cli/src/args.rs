@@ -14,6 +14,7 @@ use std::time::Duration;
 use bittide_core::engine::{EncryptionMode, Transports};
 use bittide_core::{InfoHash, IpFamily};
 use bittide_driver::units;
+use clap::builder::FalseyValueParser;
 use serde::{Deserialize, Serialize};
 
 use crate::exit::{Exit, Failure};
@@ -74,7 +75,7 @@ pub(crate) struct LsdArgs {
     /// the local network's multicast groups, 239.192.152.143:6771 and
     /// [ff15::efc0:988f]:6771, and taking the peers heard there) [default:
     /// on].
-    #[arg(long, env = "BITTIDE_NO_LSD")]
+    #[arg(long, env = "BITTIDE_NO_LSD", value_parser = FalseyValueParser::new())]
     no_lsd: bool,
 }
 

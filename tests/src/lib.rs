@@ -47,8 +47,11 @@ pub fn bittide() -> PathBuf {
     BIN.get_or_init(|| {
         // Local service discovery multicasts to the host's network; tests
         // stay on loopback (the LSD test runs in a network namespace of its
-        // own and turns it back on there).
-        std::env::set_var("BITTIDE_NO_LSD", "1");
+        // own and turns it back on there). `scripts/test` exports it
+        // already; setting it here covers a bare `cargo test`.
+        if std::env::var_os("BITTIDE_NO_LSD").is_none() {
+            std::env::set_var("BITTIDE_NO_LSD", "1");
+        }
         if let Some(bin) = std::env::var_os("BITTIDE_BIN").filter(|v| !v.is_empty()) {
             let bin = PathBuf::from(bin);
             assert!(bin.is_file(), "BITTIDE_BIN: no file at {}", bin.display());

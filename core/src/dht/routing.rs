@@ -87,7 +87,16 @@ pub fn bogons() -> Vec<IpNet> {
         v4(224, 0, 0, 0, 4),
         v4(240, 0, 0, 0, 4),
         v4(255, 255, 255, 255, 32),
+        IpNet::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 128),
         IpNet::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+        // IPv4-mapped: an IPv4 address in IPv6 clothes would slip past the
+        // IPv4 list above (and reaches IPv4 from a dual-stack socket).
+        IpNet::new(IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0)), 96),
+        IpNet::new(
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0)),
+            32,
+        ),
+        IpNet::new(IpAddr::V6(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0)), 8),
         IpNet::new(IpAddr::V6(Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0)), 7),
         IpNet::new(IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)), 10),
     ]

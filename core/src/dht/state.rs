@@ -88,6 +88,29 @@ impl SavedDht {
         }
     }
 
+    /// This state over `old` (the file as it was read at start): a family
+    /// whose node did not run keeps its old part, and a node that met
+    /// nobody this time (no connectivity on that family) keeps the nodes
+    /// it was saved with, so a run without IPv6 does not cost the next
+    /// one its IPv6 id and nodes.
+    pub fn merged_over(&self, old: &SavedDht) -> SavedDht {
+        let mut out = self.clone();
+        for family in IpFamily::ALL {
+            let Some(before) = old.part(family) else {
+                continue;
+            };
+            let part = out.part_mut(family);
+            match part {
+                None => *part = Some(before.clone()),
+                Some(now) if now.nodes.is_empty() && now.id == before.id => {
+                    now.nodes = before.nodes.clone();
+                }
+                Some(_) => {}
+            }
+        }
+        out
+    }
+
     /// The file's bytes. Nodes of the wrong family or on port 0 are left
     /// out, and at most [`MAX_STATE_NODES`] per part are written.
     pub fn encode(&self) -> Vec<u8> {
@@ -208,6 +231,28 @@ mod tests {
             back.v4.unwrap().addrs(),
             vec!["10.0.0.1:6881".parse().unwrap()]
         );
+    }
+
+    #[test]
+    fn a_run_without_a_family_keeps_its_saved_part() {
+        let old = SavedDht {
+            v4: Some(part(1, &["10.0.0.1:6881"])),
+            v6: Some(part(2, &["[2001:db8::1]:6881"])),
+        };
+        // No IPv6 node this time: its part stays.
+        let only_v4 = SavedDht {
+            v4: Some(part(1, &["10.0.0.9:6881"])),
+            v6: None,
+        };
+        let merged = only_v4.merged_over(&old);
+        assert_eq!(merged.v4, only_v4.v4);
+        assert_eq!(merged.v6, old.v6);
+        // An IPv6 node that met nobody keeps the nodes it started from.
+        let lonely = SavedDht {
+            v4: only_v4.v4.clone(),
+            v6: Some(part(2, &[])),
+        };
+        assert_eq!(lonely.merged_over(&old).v6, old.v6);
     }
 
     #[test]

@@ -90,13 +90,19 @@ impl DhtState {
         SavedDht::of(self.nodes.iter().flatten())
     }
 
-    /// Joins through `addrs` (a router's addresses, saved nodes): each
-    /// node whose table is still nearly empty asks those of its family.
-    fn bootstrap(&mut self, now: Instant, addrs: &[SocketAddr], only_if_small: bool) {
+    /// Joins through `addrs` (a router's addresses, saved nodes): the
+    /// nodes that `need` it ask those of their family.
+    fn bootstrap(&mut self, now: Instant, addrs: &[SocketAddr], need: Need) {
         for node in self.nodes.iter_mut().flatten() {
             let family = node.family();
             let mine: Vec<SocketAddr> = addrs.iter().copied().filter(|a| family.holds(a)).collect();
-            if !mine.is_empty() && (!only_if_small || node.table().len() < crate::dht::routing::K) {
+            let len = node.table().len();
+            let needs = match need {
+                Need::Always => true,
+                Need::Empty => len == 0,
+                Need::Few => len < crate::dht::routing::K,
+            };
+            if !mine.is_empty() && needs {
                 node.bootstrap(now, &mine);
             }
         }
@@ -111,6 +117,18 @@ impl DhtState {
             .filter(|_| self.nodes.iter().flatten().any(|n| n.table().is_empty()))
             .map(|(at, _)| at)
     }
+}
+
+/// Which nodes a join is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Need {
+    /// Every node (the first join).
+    Always,
+    /// Nodes that know nobody (joining again: a node with a table, maybe
+    /// beside one whose family has no connectivity, is left alone).
+    Empty,
+    /// Nodes that know fewer than K (a router's answer).
+    Few,
 }
 
 /// When a torrent next looks itself up on the DHT, and how the last lookup
@@ -192,14 +210,14 @@ impl Engine {
             // Joining again after the first time: the routers are asked
             // again (their addresses may have changed) and the saved nodes
             // tried again.
-            let wait = match d.rejoin {
-                Some((_, wait)) if d.started => (wait * 2).min(REJOIN_MAX),
-                _ => REJOIN_FIRST,
+            let (wait, need) = match d.rejoin {
+                Some((_, wait)) if d.started => ((wait * 2).min(REJOIN_MAX), Need::Empty),
+                _ => (REJOIN_FIRST, Need::Always),
             };
             d.started = true;
             d.rejoin = Some((now + wait, wait));
             let nodes = d.settings.nodes.clone();
-            d.bootstrap(now, &nodes, false);
+            d.bootstrap(now, &nodes, need);
             for host in d.settings.routers.clone() {
                 let id = self.requests.next_id();
                 self.pending.insert(id, Pending::DhtRouter);
@@ -338,7 +356,7 @@ impl Engine {
     /// only help while a table is nearly empty.
     pub(super) fn dht_router_resolved(&mut self, now: Instant, addrs: &[SocketAddr]) {
         if let Some(d) = &mut self.dht {
-            d.bootstrap(now, addrs, true);
+            d.bootstrap(now, addrs, Need::Few);
         }
         self.collect_dht(now);
     }

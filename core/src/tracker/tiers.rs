@@ -154,6 +154,9 @@ impl Announcer {
             // we are leaving too.
             self.event = AnnounceEvent::Completed;
             self.next = now;
+        } else if self.event == AnnounceEvent::Completed && !self.completed_sent {
+            // It finished while another announce was in flight.
+            self.next = now;
         } else if self.stopping {
             self.event = AnnounceEvent::Stopped;
             self.next = now;
@@ -219,9 +222,15 @@ impl Announcer {
             return;
         }
         self.stopping = true;
+        self.tried = 0;
+        if self.event == AnnounceEvent::Completed {
+            // `completed` is due or on its way: it goes first (the tracker
+            // counts the download), then `stopped` after its answer.
+            self.next = now;
+            return;
+        }
         self.event = AnnounceEvent::Stopped;
         self.next = now;
-        self.tried = 0;
     }
 
     /// The user asks for an announce now (to get peers sooner): the next
@@ -412,6 +421,43 @@ mod tests {
         assert_eq!(stop.event, AnnounceEvent::Stopped);
         a.handle_success(t0, &stop.url, &ok(1800, None));
         assert!(a.is_finished());
+    }
+
+    #[test]
+    fn a_stop_right_after_finishing_still_sends_completed_first() {
+        let t0 = Instant::ZERO;
+        let mut a = Announcer::new(t0, tiers(), &mut Rng::new(Seed::from_u64(8)));
+        let started = a.poll_announce(t0).unwrap();
+        a.handle_success(t0, &started.url, &ok(1800, None));
+        // Finished and stopping before the `completed` went out.
+        a.completed(t0);
+        a.stop(t0);
+        let c = a.poll_announce(t0).unwrap();
+        assert_eq!(c.event, AnnounceEvent::Completed);
+        a.handle_success(t0, &c.url, &ok(1800, None));
+        let stop = a.poll_announce(t0).unwrap();
+        assert_eq!(stop.event, AnnounceEvent::Stopped);
+        a.handle_success(t0, &stop.url, &ok(1800, None));
+        assert!(a.is_finished());
+    }
+
+    #[test]
+    fn finishing_and_stopping_during_a_regular_announce_sends_completed_then_stopped() {
+        let t0 = Instant::ZERO;
+        let mut a = Announcer::new(t0, tiers(), &mut Rng::new(Seed::from_u64(9)));
+        let started = a.poll_announce(t0).unwrap();
+        a.handle_success(t0, &started.url, &ok(10, None));
+        let t1 = t0 + Duration::from_secs(60);
+        let regular = a.poll_announce(t1).unwrap();
+        assert_eq!(regular.event, AnnounceEvent::None);
+        a.completed(t1);
+        a.stop(t1);
+        a.handle_success(t1, &regular.url, &ok(10, None));
+        let c = a.poll_announce(t1).unwrap();
+        assert_eq!(c.event, AnnounceEvent::Completed);
+        a.handle_success(t1, &c.url, &ok(10, None));
+        let stop = a.poll_announce(t1).unwrap();
+        assert_eq!(stop.event, AnnounceEvent::Stopped);
     }
 
     #[test]

@@ -38,7 +38,10 @@ impl DhtClient {
         mut config: DhtConfig,
         state_file: Option<PathBuf>,
     ) -> io::Result<DhtClient> {
-        let socket = UdpSocket::bind(bind)?;
+        // IPv6 only on an IPv6 address (a dual-stack socket would reach
+        // IPv4 through mapped addresses, past the IPv4 node's rules).
+        let socket: UdpSocket = crate::sockets::udp_socket(bind)?;
+        socket.set_nonblocking(false)?;
         let clock = Clock::new();
         // One node, of the socket's family: its part of the state file.
         let family = IpFamily::of(&bind);
@@ -159,15 +162,11 @@ impl DhtClient {
             return Ok(());
         };
         // The other family's part (a session's IPv6 node) is kept.
-        let mut state = std::fs::read(path)
+        let file = std::fs::read(path)
             .ok()
             .and_then(|b| SavedDht::decode(&b))
             .unwrap_or_default();
-        let mine = SavedDht::of([&self.dht]);
-        match self.dht.family() {
-            IpFamily::V4 => state.v4 = mine.v4,
-            IpFamily::V6 => state.v6 = mine.v6,
-        }
+        let state = SavedDht::of([&self.dht]).merged_over(&file);
         let tmp = path.with_extension("part");
         std::fs::write(&tmp, state.encode())?;
         std::fs::rename(&tmp, path)

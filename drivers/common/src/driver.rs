@@ -338,7 +338,7 @@ impl<R: Runtime> Driver<R> {
     /// out, in order.
     pub fn set_udp(&mut self, socket: Arc<dyn UdpSocket>) {
         let family = socket.local_addr().map_or(0, |a| usize::from(a.is_ipv6()));
-        self.receive_udp(socket.clone());
+        self.read_udp(socket.clone(), |_| true);
         let (send_tx, send_rx) = async_channel::bounded::<(SocketAddr, Vec<u8>)>(UDP_QUEUE);
         let stop = self.stop_rx.clone();
         self.rt.spawn(Box::pin(async move {
@@ -351,11 +351,16 @@ impl<R: Runtime> Driver<R> {
         self.udp[family] = Some(send_tx);
     }
 
-    /// Hands what arrives on `socket` to the engine as UDP input, sending
-    /// nothing from it: a multicast group's socket (local service
-    /// discovery, BEP 14), whose announces the engine tells apart by
-    /// their first line.
-    pub fn receive_udp(&self, socket: Arc<dyn UdpSocket>) {
+    /// Hands the local service discovery announces (BEP 14) that arrive on
+    /// `socket`, a multicast group's, to the engine as UDP input, and
+    /// nothing else: whatever else reaches the group never gets to the
+    /// DHT or uTP. Nothing is sent from it.
+    pub fn receive_lsd(&self, socket: Arc<dyn UdpSocket>) {
+        self.read_udp(socket, bittide_core::lsd::is_lsd_datagram);
+    }
+
+    /// Reads `socket` into the loop, the datagrams `keep` accepts.
+    fn read_udp(&self, socket: Arc<dyn UdpSocket>, keep: fn(&[u8]) -> bool) {
         let (tx, stop) = (self.tx.clone(), self.stop_rx.clone());
         self.rt.spawn(Box::pin(async move {
             let mut buf = vec![0u8; 65536];
@@ -364,6 +369,9 @@ impl<R: Runtime> Driver<R> {
                 let Ok(Ok((n, from))) = received else {
                     return;
                 };
+                if !keep(&buf[..n]) {
+                    continue;
+                }
                 if tx.send(Input::Udp(from, buf[..n].to_vec())).await.is_err() {
                     return;
                 }

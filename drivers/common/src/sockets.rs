@@ -12,7 +12,7 @@
 //!   (`net.core.rmem_max`); that is not an error.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -60,17 +60,15 @@ pub fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 }
 
 /// A non-blocking UDP socket that receives what is sent to the multicast
-/// `group` on any interface: bound to the group's port on every address
-/// (`SO_REUSEADDR`, so other clients on the host receive the group too)
-/// and a member of the group on the default interface.
+/// `group`, and nothing else: bound to the group address itself (Linux
+/// then delivers only datagrams sent to the group, never unicast to our
+/// port from anywhere), with `SO_REUSEADDR` so other clients on the host
+/// hear the group too, and a member of the group on the default
+/// interface.
 pub fn multicast_socket(group: SocketAddr) -> io::Result<std::net::UdpSocket> {
-    let any = match group.ip() {
-        IpAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, group.port())),
-        IpAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, group.port())),
-    };
-    let s = socket(any, Type::DGRAM, Protocol::UDP)?;
+    let s = socket(group, Type::DGRAM, Protocol::UDP)?;
     s.set_reuse_address(true)?;
-    s.bind(&any.into())?;
+    s.bind(&group.into())?;
     match group.ip() {
         IpAddr::V4(g) => s.join_multicast_v4(&g, &Ipv4Addr::UNSPECIFIED)?,
         IpAddr::V6(g) => s.join_multicast_v6(&g, 0)?,

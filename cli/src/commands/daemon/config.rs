@@ -201,7 +201,7 @@ pub(crate) struct Options {
     /// Run without local service discovery (BEP 14: multicast announces
     /// of public torrents to the local network, and the peers heard
     /// there).
-    #[arg(long, env = "BITTIDE_NO_LSD")]
+    #[arg(long, env = "BITTIDE_NO_LSD", value_parser = clap::builder::FalseyValueParser::new())]
     #[serde(default)]
     pub(crate) no_lsd: bool,
     /// No TCP peer connections, in or out (uTP only).

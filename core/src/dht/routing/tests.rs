@@ -217,7 +217,7 @@ fn each_family_has_its_own_table() {
     let v6 = |s: &str| -> SocketAddr { s.parse().unwrap() };
     let mut t4 = RoutingTable::new(NodeId([0; 20]), TableConfig::default());
     assert_eq!(
-        t4.insert(now, node(NodeId([1; 20]), v6("[2001:db8::1]:6881")), true),
+        t4.insert(now, node(NodeId([1; 20]), v6("[2606:4700::1]:6881")), true),
         Insert::Rejected(Rejection::OtherFamily)
     );
     let config = TableConfig {
@@ -233,8 +233,20 @@ fn each_family_has_its_own_table() {
         t6.insert(now, node(NodeId([2; 20]), v6("[::1]:1")), true),
         Insert::Rejected(Rejection::IgnoredNetwork)
     );
+    for bogon in [
+        "[::ffff:10.0.0.1]:1",
+        "[::ffff:127.0.0.1]:1",
+        "[2001:db8::1]:1",
+        "[ff02::1]:1",
+    ] {
+        assert_eq!(
+            t6.insert(now, node(NodeId([4; 20]), v6(bogon)), true),
+            Insert::Rejected(Rejection::IgnoredNetwork),
+            "{bogon}"
+        );
+    }
     assert!(!matches!(
-        t6.insert(now, node(NodeId([3; 20]), v6("[2001:db8::1]:6881")), true),
+        t6.insert(now, node(NodeId([3; 20]), v6("[2606:4700::1]:6881")), true),
         Insert::Rejected(_)
     ));
     assert_eq!(t6.len(), 1);

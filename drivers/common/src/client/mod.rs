@@ -153,7 +153,9 @@ const DHT_SAVE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// The engine's DHT settings from the session's, with the saved state;
 /// `ipv6` when the session has an IPv6 UDP socket (BEP 32: a second node
 /// runs there).
-pub(crate) fn dht_settings(d: &SessionDht, ipv6: bool) -> DhtSettings {
+///
+/// Also the state as read, for [`SavedDht::merged_over`] when saving.
+pub(crate) fn dht_settings(d: &SessionDht, ipv6: bool) -> (DhtSettings, SavedDht) {
     let saved = d
         .state_file
         .as_ref()
@@ -180,7 +182,7 @@ pub(crate) fn dht_settings(d: &SessionDht, ipv6: bool) -> DhtSettings {
     if settings.nodes.is_empty() && settings.routers.is_empty() {
         settings.routers = PUBLIC_ROUTERS.iter().map(|r| (*r).to_owned()).collect();
     }
-    settings
+    (settings, saved)
 }
 
 /// Writes the DHT state atomically (errors are not worth stopping for).
@@ -353,10 +355,14 @@ pub async fn run<R: Runtime>(
         false => Default::default(),
     };
 
+    let (dht, saved_dht) = match options.dht.as_ref().map(|d| dht_settings(d, ipv6)) {
+        Some((settings, saved)) => (Some(settings), saved),
+        None => (None, SavedDht::default()),
+    };
     let mut config = EngineConfig {
         peer_id: random_peer_id(),
         listen_port: local.port(),
-        dht: options.dht.as_ref().map(|d| dht_settings(d, ipv6)),
+        dht,
         encryption: options.encryption,
         transports: options.transports,
         lsd,
@@ -423,7 +429,7 @@ pub async fn run<R: Runtime>(
     let mut saved_pieces = u32::MAX;
     driver.listen(listener);
     for s in lsd_sockets {
-        driver.receive_udp(s);
+        driver.receive_lsd(s);
     }
     more.bind(&rt, &mut driver).await.map_err(|(addr, e)| {
         err(
@@ -519,7 +525,10 @@ pub async fn run<R: Runtime>(
                 _ => None,
             };
             let dht_changed = matches!(event, Some(Event::Dht(_)));
-            if let (Some(path), Some(dht)) = (&dht_file, engine.dht_state()) {
+            if let (Some(path), Some(dht)) = (
+                &dht_file,
+                engine.dht_state().map(|d| d.merged_over(&saved_dht)),
+            ) {
                 // A snapshot a second at most (events can come by the
                 // thousand), and before any ending, kept for the save at
                 // exit.

@@ -61,6 +61,7 @@ use crate::driver::{Control, Driver, Ended};
 use crate::listen::ListenPlan;
 use crate::resume;
 use crate::runtime::Runtime;
+use bittide_core::dht::SavedDht;
 
 /// How a session starts.
 #[derive(Clone, Debug)]
@@ -240,6 +241,8 @@ pub struct Session<R: Runtime> {
     shared: Arc<Shared>,
     warnings: Vec<String>,
     dht_file: Option<PathBuf>,
+    /// The DHT state file as read at start (kept under what is saved).
+    saved_dht: SavedDht,
     _lock: StateLock,
 }
 
@@ -276,10 +279,14 @@ impl<R: Runtime> Session<R> {
             d
         });
         let dht_file = dht.as_ref().and_then(|d| d.state_file.clone());
+        let (dht_settings, saved_dht) = match dht.as_ref().map(|d| dht_settings(d, ipv6)) {
+            Some((settings, saved)) => (Some(settings), saved),
+            None => (None, SavedDht::default()),
+        };
         let mut engine_config = EngineConfig {
             peer_id: config.peer_id.unwrap_or_else(random_peer_id),
             listen_port: local.port(),
-            dht: dht.as_ref().map(|d| dht_settings(d, ipv6)),
+            dht: dht_settings,
             encryption: config.encryption,
             transports: config.transports,
             lsd,
@@ -330,7 +337,7 @@ impl<R: Runtime> Session<R> {
             driver.set_udp(s);
         }
         for s in lsd_sockets {
-            driver.receive_udp(s);
+            driver.receive_lsd(s);
         }
         more.bind(&rt, &mut driver)
             .await
@@ -349,6 +356,7 @@ impl<R: Runtime> Session<R> {
             shared,
             warnings,
             dht_file,
+            saved_dht,
             _lock: lock,
         })
     }
@@ -377,6 +385,7 @@ impl<R: Runtime> Session<R> {
             driver,
             shared,
             dht_file,
+            saved_dht,
             _lock,
             ..
         } = self;
@@ -400,11 +409,13 @@ impl<R: Runtime> Session<R> {
                     Some(Event::Stopped) => {
                         shared.registry().learn_queue(engine);
                         final_saves = final_state(&shared, engine, now);
-                        dht_state = engine.dht_state().map(|d| d.encode());
+                        dht_state = engine
+                            .dht_state()
+                            .map(|d| d.merged_over(&saved_dht).encode());
                     }
                     Some(Event::Dht(_)) => {
                         if let (Some(path), Some(d)) = (&dht_file, engine.dht_state()) {
-                            let (path, bytes) = (path.clone(), d.encode());
+                            let (path, bytes) = (path.clone(), d.merged_over(&saved_dht).encode());
                             rt.spawn(rt.spawn_blocking(Box::new(move || save_dht(&path, &bytes))));
                         }
                     }
@@ -414,7 +425,7 @@ impl<R: Runtime> Session<R> {
                     beat(&rt, &shared, engine, now);
                     if let (Some(path), Some(d)) = (&dht_file, engine.dht_state()) {
                         if beats.dht_due(now) {
-                            let (path, bytes) = (path.clone(), d.encode());
+                            let (path, bytes) = (path.clone(), d.merged_over(&saved_dht).encode());
                             rt.spawn(rt.spawn_blocking(Box::new(move || save_dht(&path, &bytes))));
                         }
                     }
