@@ -195,8 +195,10 @@ pub struct LocalDiscovery {
     port: u16,
     families: Vec<IpFamily>,
     cookie: String,
-    /// Each torrent's next announce.
-    torrents: BTreeMap<InfoHash, Instant>,
+    /// Each torrent's next announce, and whether it runs (a paused,
+    /// queued or checking torrent is not announced, as libtorrent does;
+    /// it still takes the peers heard for it).
+    torrents: BTreeMap<InfoHash, (Instant, bool)>,
     incoming: TokenBucket,
     out: VecDeque<(SocketAddr, Vec<u8>)>,
     found: VecDeque<LocalPeer>,
@@ -220,10 +222,23 @@ impl LocalDiscovery {
         }
     }
 
-    /// Announces `info_hash` now and every [`ANNOUNCE_INTERVAL`].
+    /// Announces `info_hash` now and every [`ANNOUNCE_INTERVAL`] while it
+    /// is active.
     pub fn add(&mut self, now: Instant, info_hash: InfoHash) {
         self.now = now;
-        self.torrents.insert(info_hash, now);
+        self.torrents.insert(info_hash, (now, true));
+    }
+
+    /// The torrent runs again (announced at once) or no longer does (not
+    /// announced until it runs).
+    pub fn set_active(&mut self, now: Instant, info_hash: &InfoHash, active: bool) {
+        self.now = now;
+        if let Some((next, was)) = self.torrents.get_mut(info_hash) {
+            if active && !*was {
+                *next = now;
+            }
+            *was = active;
+        }
     }
 
     /// Stops announcing `info_hash` and taking peers for it.
@@ -260,14 +275,14 @@ impl LocalDiscovery {
         let due: Vec<InfoHash> = self
             .torrents
             .iter()
-            .filter(|(_, at)| **at <= now)
+            .filter(|(_, (at, active))| *active && *at <= now)
             .map(|(h, _)| *h)
             .collect();
         if due.is_empty() {
             return;
         }
         for h in &due {
-            self.torrents.insert(*h, now + ANNOUNCE_INTERVAL);
+            self.torrents.insert(*h, (now + ANNOUNCE_INTERVAL, true));
         }
         for &family in &self.families {
             let group = group(family);
@@ -303,7 +318,11 @@ impl LocalDiscovery {
     /// When the next announce is due.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.torrents.values().min().copied()
+        self.torrents
+            .values()
+            .filter(|(_, active)| *active)
+            .map(|(at, _)| *at)
+            .min()
     }
 }
 
@@ -396,6 +415,22 @@ mod tests {
         lsd.handle_timeout(t0 + Duration::from_secs(1));
         assert!(lsd.poll_transmit().is_none(), "nothing due again yet");
         assert_eq!(lsd.poll_timeout(), Some(t0 + ANNOUNCE_INTERVAL));
+    }
+
+    #[test]
+    fn a_torrent_that_does_not_run_is_not_announced_until_it_runs_again() {
+        let t0 = Instant::ZERO;
+        let mut lsd = LocalDiscovery::new(t0, 6881, &[IpFamily::V4], Seed::from_u64(4));
+        lsd.add(t0, hash(1));
+        lsd.set_active(t0, &hash(1), false);
+        assert_eq!(lsd.poll_timeout(), None);
+        lsd.handle_timeout(t0 + ANNOUNCE_INTERVAL);
+        assert!(lsd.poll_transmit().is_none(), "paused: not announced");
+        let t1 = t0 + ANNOUNCE_INTERVAL * 2;
+        lsd.set_active(t1, &hash(1), true);
+        assert_eq!(lsd.poll_timeout(), Some(t1), "resumed: announced at once");
+        lsd.handle_timeout(t1);
+        assert!(lsd.poll_transmit().is_some());
     }
 
     #[test]

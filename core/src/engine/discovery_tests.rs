@@ -211,3 +211,29 @@ fn an_announce_heard_becomes_a_peer_of_that_torrent_until_it_is_removed() {
     e.handle_udp(later, from, &theirs.encode(GROUP_V4));
     assert!(e.torrent(id).is_none());
 }
+
+#[test]
+fn a_paused_torrent_is_not_announced_and_is_again_once_resumed() {
+    let mut e = lsd_engine();
+    let data = test_data();
+    let public = info(&data, "http://127.0.0.1:9/announce", false);
+    let t0 = Instant::ZERO;
+    let id = e.add_torrent(t0, public.clone(), StartMode::Fresh).unwrap();
+    e.handle_timeout(t0);
+    assert!(!announces(&mut e, t0).is_empty());
+    e.pause(t0, id);
+    // The driver drains the engine after every command.
+    let _ = announces(&mut e, t0);
+    let later = t0 + crate::lsd::ANNOUNCE_INTERVAL;
+    e.handle_timeout(later);
+    assert!(announces(&mut e, later).is_empty(), "paused: not announced");
+    e.resume(later, id);
+    let mut sent = announces(&mut e, later);
+    e.handle_timeout(later);
+    sent.extend(announces(&mut e, later));
+    assert!(
+        sent.iter()
+            .any(|(_, m)| m.info_hashes == vec![public.info_hash]),
+        "resumed: announced at once: {sent:?}"
+    );
+}

@@ -113,8 +113,9 @@ impl Engine {
                         e,
                         TorrentEvent::Finished | TorrentEvent::StateChanged(TorrentState::Seeding)
                     );
-                    if matches!(e, TorrentEvent::StateChanged(_)) {
+                    if let TorrentEvent::StateChanged(state) = e {
                         self.policy.dirty = true;
+                        self.lsd_state_changed(now, id, state);
                     }
                     if e == TorrentEvent::MetadataReceived {
                         self.metadata_received(id);

@@ -1,6 +1,6 @@
 //! The engine's local service discovery (BEP 14): every public torrent is
-//! announced to the multicast groups, and hosts on our network announcing
-//! the same torrents become its peers. Never a private torrent (BEP 27),
+//! announced to the multicast groups while it runs, and hosts on our
+//! network announcing the same torrents become its peers. Never a private torrent (BEP 27),
 //! like the DHT; a magnet is announced until its metadata says it is
 //! private.
 
@@ -10,6 +10,7 @@ use crate::lsd::LocalDiscovery;
 use crate::metainfo::InfoHash;
 use crate::time::Instant;
 use crate::torrent::peers::PeerSource;
+use crate::torrent::TorrentState;
 
 impl Engine {
     /// Starts announcing torrent `id` (of `info_hash`) on the DHT and the
@@ -58,6 +59,19 @@ impl Engine {
             {
                 t.add_peers(now, vec![p.addr], PeerSource::Lsd);
             }
+        }
+    }
+
+    /// Torrent `id` changed state: announced while it fetches its
+    /// metadata, downloads or seeds (the states the DHT looks up), not
+    /// while checking, paused, queued or stopped.
+    pub(super) fn lsd_state_changed(&mut self, now: Instant, id: TorrentId, state: TorrentState) {
+        let running = matches!(
+            state,
+            TorrentState::FetchingMetadata | TorrentState::Downloading | TorrentState::Seeding
+        );
+        if let (Some(lsd), Some(t)) = (&mut self.lsd, self.torrents.get(&id)) {
+            lsd.set_active(now, &t.info_hash(), running);
         }
     }
 
