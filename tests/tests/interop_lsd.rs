@@ -121,9 +121,11 @@ fn download_in(ns: &Netns, torrent: &Path, out: &Path, timeout: &str, extra: &[&
         .args(["--no-dht", "--json", "--timeout", timeout])
         .args(["--listen", &format!("127.0.0.1:{}", free_port())])
         .args(extra);
+    let started = std::time::Instant::now();
     let r = run_bounded(&mut cmd, Duration::from_secs(60));
     eprintln!(
-        "bittide download {extra:?}: {}: {}",
+        "bittide download {extra:?}: {:?}, {}: {}",
+        started.elapsed(),
         r.status,
         String::from_utf8_lossy(&r.stderr)
     );
@@ -205,8 +207,11 @@ fn bittide_and_libtorrent_find_each_other_on_the_local_network() {
             "60",
         ],
     );
+    let started = std::time::Instant::now();
+    let leeched = done.recv_timeout(Duration::from_secs(90));
+    eprintln!("libtorrent leech: {:?}", started.elapsed());
     assert_eq!(
-        done.recv_timeout(Duration::from_secs(90)).as_deref(),
+        leeched.as_deref(),
         Ok("done"),
         "libtorrent did not find bittide's seed through LSD"
     );
