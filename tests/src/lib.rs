@@ -307,6 +307,38 @@ pub fn libtorrent(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// One file to share: `len` bytes of [`content_bytes`]`(len, seed)` at
+/// `dir/src/<name>`, and its torrent at `dir/<name>.torrent` made by
+/// `bittide create` with `piece_size` pieces (`64K`) and `tracker` if any.
+/// Returns the content folder (`dir/src`) and the torrent.
+pub fn one_file_torrent(
+    dir: &Path,
+    name: &str,
+    len: usize,
+    seed: u64,
+    piece_size: &str,
+    tracker: Option<&str>,
+) -> (PathBuf, PathBuf) {
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).expect("create the content folder");
+    let file = src.join(name);
+    std::fs::write(&file, content_bytes(len, seed)).expect("write the content");
+    let torrent = dir.join(format!("{name}.torrent"));
+    let mut args = vec![
+        "create",
+        file.to_str().expect("a UTF-8 path"),
+        "--piece-size",
+        piece_size,
+        "-o",
+        torrent.to_str().expect("a UTF-8 path"),
+    ];
+    if let Some(t) = tracker {
+        args.extend(["-t", t]);
+    }
+    run_bittide(&args);
+    (src, torrent)
+}
+
 /// Deterministic pseudo-random bytes (xorshift), for test content.
 pub fn content_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;

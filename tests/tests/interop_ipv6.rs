@@ -9,38 +9,15 @@
 //!
 //! Fails, never skips, without python3-libtorrent or IPv6 on loopback.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bittide_tests::daemon::{entry, Daemon};
 use bittide_tests::{
-    assert_same_file, bittide, bittide_tracker, content_bytes, free_port, libtorrent_server,
-    run_bittide, run_bounded, start_seeding, ChildGuard, TempDir,
+    assert_same_file, bittide, bittide_tracker, free_port, libtorrent_server, one_file_torrent,
+    run_bounded, start_seeding, ChildGuard, TempDir,
 };
-
-/// A 4 MiB file in `dir/src` and its torrent (announcing to `tracker`,
-/// if given).
-fn content_and_torrent(dir: &Path, tracker: Option<&str>) -> (PathBuf, PathBuf) {
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    let file = src.join("six.bin");
-    std::fs::write(&file, content_bytes(4 << 20, 6)).unwrap();
-    let torrent = dir.join("six.torrent");
-    let mut args = vec![
-        "create",
-        file.to_str().unwrap(),
-        "--piece-size",
-        "64K",
-        "-o",
-        torrent.to_str().unwrap(),
-    ];
-    if let Some(t) = tracker {
-        args.extend(["-t", t]);
-    }
-    run_bittide(&args);
-    (src, torrent)
-}
 
 /// `bittide download` with `args`; whether it finished.
 fn download(torrent: &Path, out: &Path, args: &[&str]) -> bool {
@@ -63,7 +40,7 @@ fn download(torrent: &Path, out: &Path, args: &[&str]) -> bool {
 #[test]
 fn a_seed_on_both_families_serves_each() {
     let dir = TempDir::new("ipv6-both");
-    let (src, torrent) = content_and_torrent(dir.path(), None);
+    let (src, torrent) = one_file_torrent(dir.path(), "six.bin", 4 << 20, 6, "64K", None);
     let port = free_port();
     let mut cmd = Command::new(bittide());
     cmd.args(["seed", torrent.to_str().unwrap(), "-o"])
@@ -80,7 +57,7 @@ fn a_seed_on_both_families_serves_each() {
 #[test]
 fn a_daemon_on_both_families_serves_each() {
     let dir = TempDir::new("ipv6-daemon");
-    let (src, torrent) = content_and_torrent(dir.path(), None);
+    let (src, torrent) = one_file_torrent(dir.path(), "six.bin", 4 << 20, 6, "64K", None);
     // `Daemon::start` listens on 127.0.0.1:P; `[::1]:0` takes the same
     // port on ::1 (the daemon's `--listen` repeats).
     let d = Daemon::start(&dir.path().join("state"), &src, &["--listen", "[::1]:0"]);
@@ -134,7 +111,7 @@ fn an_ipv6_swarm_is_found_through_a_tracker_answering_peers6() {
         "5",
     ]);
     let url = format!("http://[::1]:{tracker_port}/announce");
-    let (src, torrent) = content_and_torrent(dir.path(), Some(&url));
+    let (src, torrent) = one_file_torrent(dir.path(), "six.bin", 4 << 20, 6, "64K", Some(&url));
     let seed_port = free_port();
     let _seeder = libtorrent_server(&[
         "--ip",

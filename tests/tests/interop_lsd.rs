@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use bittide_tests::{
-    assert_same_file, bittide, content_bytes, free_port, require_tool, run_bittide, run_bounded,
+    assert_same_file, bittide, free_port, one_file_torrent, require_tool, run_bounded,
     workspace_root, ChildGuard, TempDir, DEBIAN_PYTHON,
 };
 
@@ -67,24 +67,6 @@ impl Drop for Netns {
             .args(["netns", "delete", &self.0])
             .status();
     }
-}
-
-/// A 3 MiB file in `dir/src` and its torrent, with no tracker.
-fn content_and_torrent(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    let file = src.join("lan.bin");
-    std::fs::write(&file, content_bytes(3 << 20, 14)).unwrap();
-    let torrent = dir.join("lan.torrent");
-    run_bittide(&[
-        "create",
-        file.to_str().unwrap(),
-        "--piece-size",
-        "64K",
-        "-o",
-        torrent.to_str().unwrap(),
-    ]);
-    (src, torrent)
 }
 
 /// `lt_tool.py --lsd ARGS` inside `ns`; its stdout lines on a channel.
@@ -144,7 +126,7 @@ fn bittide_and_libtorrent_find_each_other_on_the_local_network() {
         return;
     };
     let dir = TempDir::new("lsd");
-    let (src, torrent) = content_and_torrent(dir.path());
+    let (src, torrent) = one_file_torrent(dir.path(), "lan.bin", 3 << 20, 14, "64K", None);
 
     // libtorrent seeds and announces itself to the group; bittide, told
     // of no peer, tracker or DHT, finds it there.

@@ -15,32 +15,14 @@
 //! encryption-forced peer it learned from a tracker in our runs;
 //! shared/INTEROP.md). Fails, never skips, without python3-libtorrent.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bittide_tests::{
-    assert_same_file, bittide, content_bytes, free_port, libtorrent, libtorrent_server,
-    run_bittide, start_seeding, ChildGuard, TempDir,
+    assert_same_file, bittide, free_port, libtorrent, libtorrent_server, one_file_torrent,
+    start_seeding, ChildGuard, TempDir,
 };
-
-/// A 3 MB file in `dir/src` and its trackerless torrent (64 KiB pieces).
-fn content_and_torrent(dir: &Path) -> (PathBuf, PathBuf) {
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    let file = src.join("secret.bin");
-    std::fs::write(&file, content_bytes(3_000_017, 29)).unwrap();
-    let torrent = dir.join("secret.torrent");
-    run_bittide(&[
-        "create",
-        file.to_str().unwrap(),
-        "--piece-size",
-        "64K",
-        "-o",
-        torrent.to_str().unwrap(),
-    ]);
-    (src, torrent)
-}
 
 /// `bittide download` from `peer` with `--encryption mode`; whether it
 /// finished within `limit` (its own `--timeout` is `timeout`).
@@ -77,7 +59,7 @@ fn download(torrent: &Path, out: &Path, peer: u16, mode: &str, timeout: &str) ->
 #[test]
 fn bittide_downloads_from_an_encryption_forced_libtorrent() {
     let dir = TempDir::new("mse-from-lt");
-    let (src, torrent) = content_and_torrent(dir.path());
+    let (src, torrent) = one_file_torrent(dir.path(), "secret.bin", 3_000_017, 29, "64K", None);
     let port = free_port();
     let _seeder = libtorrent_server(&[
         "--encryption",
@@ -120,7 +102,7 @@ fn bittide_downloads_from_an_encryption_forced_libtorrent() {
 #[test]
 fn an_encryption_forced_libtorrent_downloads_from_bittide() {
     let dir = TempDir::new("mse-to-lt");
-    let (src, torrent) = content_and_torrent(dir.path());
+    let (src, torrent) = one_file_torrent(dir.path(), "secret.bin", 3_000_017, 29, "64K", None);
     let port = free_port();
     let mut cmd = Command::new(bittide());
     cmd.args(["seed", torrent.to_str().unwrap(), "-o"])
@@ -152,7 +134,7 @@ fn an_encryption_forced_libtorrent_downloads_from_bittide() {
 #[test]
 fn bittide_falls_back_to_plaintext_for_a_libtorrent_without_encryption() {
     let dir = TempDir::new("mse-fallback");
-    let (src, torrent) = content_and_torrent(dir.path());
+    let (src, torrent) = one_file_torrent(dir.path(), "secret.bin", 3_000_017, 29, "64K", None);
     let port = free_port();
     let _seeder = libtorrent_server(&[
         "--encryption",

@@ -11,32 +11,14 @@
 //! 16 MiB each way, compared byte for byte. Fails, never skips, without
 //! python3-libtorrent.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bittide_tests::{
-    assert_same_file, bittide, content_bytes, free_port, libtorrent, libtorrent_server,
-    run_bittide, run_bounded, start_seeding, ChildGuard, TempDir,
+    assert_same_file, bittide, free_port, libtorrent, libtorrent_server, one_file_torrent,
+    run_bounded, start_seeding, ChildGuard, TempDir,
 };
-
-/// A 16 MiB file in `dir/src` and its trackerless torrent (256 KiB pieces).
-fn content_and_torrent(dir: &Path) -> (PathBuf, PathBuf) {
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    let file = src.join("utp.bin");
-    std::fs::write(&file, content_bytes(16 << 20, 41)).unwrap();
-    let torrent = dir.join("utp.torrent");
-    run_bittide(&[
-        "create",
-        file.to_str().unwrap(),
-        "--piece-size",
-        "256K",
-        "-o",
-        torrent.to_str().unwrap(),
-    ]);
-    (src, torrent)
-}
 
 /// `bittide download` from 127.0.0.1:`peer` with `args` added; whether it
 /// finished (its own `--timeout` is `timeout`).
@@ -61,7 +43,7 @@ fn download(torrent: &Path, out: &Path, peer: u16, args: &[&str], timeout: &str)
 #[test]
 fn bittide_downloads_from_a_utp_only_libtorrent() {
     let dir = TempDir::new("utp-engine-from-lt");
-    let (src, torrent) = content_and_torrent(dir.path());
+    let (src, torrent) = one_file_torrent(dir.path(), "utp.bin", 16 << 20, 41, "256K", None);
     let port = free_port();
     let _seeder = libtorrent_server(&[
         "seed-utp",
@@ -99,7 +81,7 @@ fn seed(dir: &Path, torrent: &Path, src: &Path, port: u16, args: &[&str]) -> Chi
 #[test]
 fn a_utp_only_libtorrent_downloads_from_bittide() {
     let dir = TempDir::new("utp-engine-to-lt");
-    let (src, torrent) = content_and_torrent(dir.path());
+    let (src, torrent) = one_file_torrent(dir.path(), "utp.bin", 16 << 20, 41, "256K", None);
     let port = free_port();
     let _seeder = seed(dir.path(), &torrent, &src, port, &[]);
     let out = dir.path().join("lt-out");
@@ -119,7 +101,7 @@ fn a_utp_only_libtorrent_downloads_from_bittide() {
 #[test]
 fn encrypted_over_utp_both_ways() {
     let dir = TempDir::new("utp-engine-mse");
-    let (src, torrent) = content_and_torrent(dir.path());
+    let (src, torrent) = one_file_torrent(dir.path(), "utp.bin", 16 << 20, 41, "256K", None);
 
     let port = free_port();
     let seeder = libtorrent_server(&[

@@ -34,20 +34,40 @@ fn dual_stack_engine(nodes: Vec<SocketAddr>) -> Engine {
     Engine::new(config, Seed::from_u64(32))
 }
 
-/// Every datagram the engine sends until it waits, decoded.
-fn sent(engine: &mut Engine, now: Instant) -> Vec<(SocketAddr, Message)> {
+/// Every datagram the engine sends until it waits that `decode` reads.
+fn datagrams<T>(
+    engine: &mut Engine,
+    now: Instant,
+    decode: impl Fn(&[u8]) -> Option<T>,
+) -> Vec<(SocketAddr, T)> {
     let mut out = Vec::new();
     loop {
         match engine.poll_output(now) {
-            Output::Udp { to, payload } => {
-                if let Ok(m) = Message::decode(&payload) {
-                    out.push((to, m));
-                }
-            }
+            Output::Udp { to, payload } => out.extend(decode(&payload).map(|m| (to, m))),
             Output::Timeout(_) => return out,
             _ => {}
         }
     }
+}
+
+/// A KRPC ping from node 9…9.
+fn ping() -> Vec<u8> {
+    let ping = Message {
+        tx: b"aa".to_vec(),
+        id: Some(NodeId([9; 20])),
+        version: None,
+        ip: None,
+        read_only: false,
+        body: Body::Query(Query::Ping),
+    };
+    let mut bytes = Vec::new();
+    ping.encode(&mut bytes);
+    bytes
+}
+
+/// The KRPC messages the engine sends until it waits.
+fn sent(engine: &mut Engine, now: Instant) -> Vec<(SocketAddr, Message)> {
+    datagrams(engine, now, |p| Message::decode(p).ok())
 }
 
 #[test]
@@ -79,17 +99,7 @@ fn a_query_is_answered_by_the_node_of_its_family() {
         ("[::1]:7000", NodeId([6; 20])),
     ] {
         let from: SocketAddr = from.parse().unwrap();
-        let ping = Message {
-            tx: b"aa".to_vec(),
-            id: Some(NodeId([9; 20])),
-            version: None,
-            ip: None,
-            read_only: false,
-            body: Body::Query(Query::Ping),
-        };
-        let mut bytes = Vec::new();
-        ping.encode(&mut bytes);
-        e.handle_udp(Instant::ZERO, from, &bytes);
+        e.handle_udp(Instant::ZERO, from, &ping());
         let answers = sent(&mut e, Instant::ZERO);
         let answer = answers
             .iter()
@@ -121,17 +131,7 @@ fn without_ipv6_an_ipv6_datagram_reaches_no_node() {
     let mut e = Engine::new(config, Seed::from_u64(1));
     e.handle_timeout(Instant::ZERO);
     let _ = sent(&mut e, Instant::ZERO);
-    let ping = Message {
-        tx: b"aa".to_vec(),
-        id: Some(NodeId([9; 20])),
-        version: None,
-        ip: None,
-        read_only: false,
-        body: Body::Query(Query::Ping),
-    };
-    let mut bytes = Vec::new();
-    ping.encode(&mut bytes);
-    e.handle_udp(Instant::ZERO, "[::1]:7000".parse().unwrap(), &bytes);
+    e.handle_udp(Instant::ZERO, "[::1]:7000".parse().unwrap(), &ping());
     assert!(sent(&mut e, Instant::ZERO).is_empty());
     assert!(e.dht(IpFamily::V6).is_none());
     assert_eq!(e.dht_nodes(), Some(0));
@@ -147,19 +147,8 @@ fn lsd_engine() -> Engine {
 }
 
 /// The LSD announces the engine sends until it waits.
-fn announces(engine: &mut Engine, now: Instant) -> Vec<(std::net::SocketAddr, LsdMessage)> {
-    let mut out = Vec::new();
-    loop {
-        match engine.poll_output(now) {
-            Output::Udp { to, payload } => {
-                if let Ok(m) = LsdMessage::decode(&payload) {
-                    out.push((to, m));
-                }
-            }
-            Output::Timeout(_) => return out,
-            _ => {}
-        }
-    }
+fn announces(engine: &mut Engine, now: Instant) -> Vec<(SocketAddr, LsdMessage)> {
+    datagrams(engine, now, |p| LsdMessage::decode(p).ok())
 }
 
 #[test]
