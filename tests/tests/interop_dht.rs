@@ -293,6 +293,41 @@ fn bittide_and_libtorrent_dht_nodes_understand_each_other() {
     assert_eq!(via, format!("peers {}", swarm.node(0)));
 }
 
+/// What the DHT download tests share: a file libtorrent seeds and one
+/// bittide seeds, in `src`, each with a trackerless torrent.
+struct Shared {
+    src: std::path::PathBuf,
+    lt_data: Vec<u8>,
+    bt_data: Vec<u8>,
+    lt_torrent: std::path::PathBuf,
+    bt_torrent: std::path::PathBuf,
+    lt_hash: String,
+}
+
+impl Shared {
+    /// The two files, each `(name, length, content seed)`.
+    fn make(dir: &std::path::Path, lt: (&str, usize, u64), bt: (&str, usize, u64)) -> Shared {
+        let src = dir.join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        let lt_data = content_bytes(lt.1, lt.2);
+        std::fs::write(src.join(lt.0), &lt_data).unwrap();
+        let bt_data = content_bytes(bt.1, bt.2);
+        std::fs::write(src.join(bt.0), &bt_data).unwrap();
+        let lt_torrent = dir.join(format!("{}.torrent", lt.0));
+        let bt_torrent = dir.join(format!("{}.torrent", bt.0));
+        let lt_hash = trackerless_torrent(&src.join(lt.0), &lt_torrent);
+        trackerless_torrent(&src.join(bt.0), &bt_torrent);
+        Shared {
+            src,
+            lt_data,
+            bt_data,
+            lt_torrent,
+            bt_torrent,
+            lt_hash,
+        }
+    }
+}
+
 /// `bittide create` for `path` with no tracker; returns the info-hash.
 fn trackerless_torrent(path: &std::path::Path, out: &std::path::Path) -> String {
     run_bittide(&[
@@ -312,16 +347,18 @@ fn trackerless_torrent(path: &std::path::Path, out: &std::path::Path) -> String 
 #[test]
 fn download_and_seed_with_peers_found_only_on_the_dht() {
     let dir = TempDir::new("dht-download");
-    let src = dir.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    let lt_data = content_bytes(3 << 20, 11);
-    std::fs::write(src.join("from-lt.bin"), &lt_data).unwrap();
-    let bt_data = content_bytes((2 << 20) + 12_345, 12);
-    std::fs::write(src.join("from-bt.bin"), &bt_data).unwrap();
-    let lt_torrent = dir.path().join("from-lt.torrent");
-    let bt_torrent = dir.path().join("from-bt.torrent");
-    let lt_hash = trackerless_torrent(&src.join("from-lt.bin"), &lt_torrent);
-    trackerless_torrent(&src.join("from-bt.bin"), &bt_torrent);
+    let Shared {
+        src,
+        lt_data,
+        bt_data,
+        lt_torrent,
+        bt_torrent,
+        lt_hash,
+    } = Shared::make(
+        dir.path(),
+        ("from-lt.bin", 3 << 20, 11),
+        ("from-bt.bin", (2 << 20) + 12_345, 12),
+    );
 
     // Six libtorrent nodes; node 0 seeds from-lt.bin and announces it.
     // Then the fresh node `leech` starts, a bittide downloader, a bittide
@@ -422,16 +459,18 @@ fn download_and_seed_with_peers_found_only_on_the_dht() {
 #[test]
 fn on_ipv6_only_bittide_finds_and_announces_in_a_libtorrent_dht() {
     let dir = TempDir::new("dht-ipv6");
-    let src = dir.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    let lt_data = content_bytes((2 << 20) + 777, 21);
-    std::fs::write(src.join("lt6.bin"), &lt_data).unwrap();
-    let bt_data = content_bytes((1 << 20) + 4321, 22);
-    std::fs::write(src.join("bt6.bin"), &bt_data).unwrap();
-    let lt_torrent = dir.path().join("lt6.torrent");
-    let bt_torrent = dir.path().join("bt6.torrent");
-    let lt_hash = trackerless_torrent(&src.join("lt6.bin"), &lt_torrent);
-    trackerless_torrent(&src.join("bt6.bin"), &bt_torrent);
+    let Shared {
+        src,
+        lt_data,
+        bt_data,
+        lt_torrent,
+        bt_torrent,
+        lt_hash,
+    } = Shared::make(
+        dir.path(),
+        ("lt6.bin", (2 << 20) + 777, 21),
+        ("bt6.bin", (1 << 20) + 4321, 22),
+    );
 
     // Six libtorrent nodes on ::1 only; node 0 seeds lt6.bin and announces
     // it on the IPv6 DHT.
