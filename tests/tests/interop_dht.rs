@@ -437,23 +437,45 @@ fn download_and_seed_with_peers_found_only_on_the_dht() {
     // The other way: `bittide seed` announces itself; a new libtorrent
     // node that knows only the DHT finds it and downloads.
     let seed_port = bittide_tests::free_port();
+    let listen = format!("127.0.0.1:{seed_port}");
+    let leeched = lt_leeches_bittide_seed(
+        &mut swarm,
+        dir.path(),
+        &bt_torrent,
+        &src,
+        &listen,
+        &dht_args("seeder.dht"),
+    );
+    assert_eq!(leeched, "done", "libtorrent did not find bittide's seed");
+    assert!(std::fs::read(dir.path().join("lt-out/from-bt.bin")).unwrap() == bt_data);
+}
+
+/// `bittide seed` of `torrent` from `src` on `listen` with `dht_args`,
+/// announcing itself on the DHT; a new libtorrent node of `swarm` that
+/// knows only the DHT downloads it into `dir/lt-out`. Its answer.
+fn lt_leeches_bittide_seed(
+    swarm: &mut LtSwarm,
+    dir: &std::path::Path,
+    torrent: &std::path::Path,
+    src: &std::path::Path,
+    listen: &str,
+    dht_args: &[String],
+) -> String {
     let seeder = Command::new(bittide())
-        .args(["seed", bt_torrent.to_str().unwrap(), src.to_str().unwrap()])
-        .args(["--listen", &format!("127.0.0.1:{seed_port}")])
-        .args(dht_args("seeder.dht"))
+        .args(["seed", torrent.to_str().unwrap(), src.to_str().unwrap()])
+        .args(["--listen", listen])
+        .args(dht_args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start bittide seed");
     let _seeder = ChildGuard(seeder);
-    let lt_out = dir.path().join("lt-out");
+    let lt_out = dir.join("lt-out");
     std::fs::create_dir_all(&lt_out).unwrap();
-    let leeched = swarm.ask_within(
-        &format!("leech {} {}", bt_torrent.display(), lt_out.display()),
+    swarm.ask_within(
+        &format!("leech {} {}", torrent.display(), lt_out.display()),
         Duration::from_secs(120),
-    );
-    assert_eq!(leeched, "done", "libtorrent did not find bittide's seed");
-    assert!(std::fs::read(lt_out.join("from-bt.bin")).unwrap() == bt_data);
+    )
 }
 
 #[test]
@@ -522,24 +544,18 @@ fn on_ipv6_only_bittide_finds_and_announces_in_a_libtorrent_dht() {
 
     // The other way: `bittide seed` on ::1 announces itself on the IPv6
     // DHT; a new libtorrent node that knows only the swarm finds it.
-    let seeder = Command::new(bittide())
-        .args(["seed", bt_torrent.to_str().unwrap(), src.to_str().unwrap()])
-        .args(["--listen", &listen(bittide_tests::free_port())])
-        .args(["--dht-bootstrap", &entry, "--dht-allow-local"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start bittide seed");
-    let _seeder = ChildGuard(seeder);
-    let lt_out = dir.path().join("lt-out");
-    std::fs::create_dir_all(&lt_out).unwrap();
-    let leeched = swarm.ask_within(
-        &format!("leech {} {}", bt_torrent.display(), lt_out.display()),
-        Duration::from_secs(120),
+    let dht_args = ["--dht-bootstrap", &entry, "--dht-allow-local"].map(String::from);
+    let leeched = lt_leeches_bittide_seed(
+        &mut swarm,
+        dir.path(),
+        &bt_torrent,
+        &src,
+        &listen(bittide_tests::free_port()),
+        &dht_args,
     );
     assert_eq!(
         leeched, "done",
         "libtorrent did not find bittide's seed over IPv6"
     );
-    assert!(std::fs::read(lt_out.join("bt6.bin")).unwrap() == bt_data);
+    assert!(std::fs::read(dir.path().join("lt-out/bt6.bin")).unwrap() == bt_data);
 }

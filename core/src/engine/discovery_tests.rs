@@ -15,7 +15,8 @@ use crate::dht::SavedDht;
 use crate::krpc::{Body, Message, NodeId, Query};
 use crate::lsd::{LsdMessage, GROUP_V4, GROUP_V6};
 use crate::torrent::peers::PeerSource;
-use crate::torrent::StartMode;
+use crate::torrent::{StartMode, TorrentInfo};
+use crate::TorrentId;
 use crate::{Instant, IpFamily, Seed};
 
 fn dual_stack_engine(nodes: Vec<SocketAddr>) -> Engine {
@@ -146,6 +147,23 @@ fn lsd_engine() -> Engine {
     Engine::new(config, Seed::from_u64(14))
 }
 
+/// An LSD engine with one public torrent, announced once: the engine, the
+/// torrent, its id, and that first announce.
+fn lsd_engine_announcing() -> (
+    Engine,
+    TorrentInfo,
+    TorrentId,
+    Vec<(SocketAddr, LsdMessage)>,
+) {
+    let mut e = lsd_engine();
+    let public = info(&test_data(), "http://127.0.0.1:9/announce", false);
+    let t0 = Instant::ZERO;
+    let id = e.add_torrent(t0, public.clone(), StartMode::Fresh).unwrap();
+    e.handle_timeout(t0);
+    let first = announces(&mut e, t0);
+    (e, public, id, first)
+}
+
 /// The LSD announces the engine sends until it waits.
 fn announces(engine: &mut Engine, now: Instant) -> Vec<(SocketAddr, LsdMessage)> {
     datagrams(engine, now, |p| LsdMessage::decode(p).ok())
@@ -176,13 +194,8 @@ fn public_torrents_are_announced_on_both_groups_private_ones_never() {
 
 #[test]
 fn an_announce_heard_becomes_a_peer_of_that_torrent_until_it_is_removed() {
-    let mut e = lsd_engine();
-    let data = test_data();
-    let public = info(&data, "http://127.0.0.1:9/announce", false);
+    let (mut e, public, id, _) = lsd_engine_announcing();
     let t0 = Instant::ZERO;
-    let id = e.add_torrent(t0, public.clone(), StartMode::Fresh).unwrap();
-    e.handle_timeout(t0);
-    let _ = announces(&mut e, t0);
     let theirs = LsdMessage {
         port: 51413,
         info_hashes: vec![public.info_hash],
@@ -203,13 +216,9 @@ fn an_announce_heard_becomes_a_peer_of_that_torrent_until_it_is_removed() {
 
 #[test]
 fn a_paused_torrent_is_not_announced_and_is_again_once_resumed() {
-    let mut e = lsd_engine();
-    let data = test_data();
-    let public = info(&data, "http://127.0.0.1:9/announce", false);
+    let (mut e, public, id, first) = lsd_engine_announcing();
     let t0 = Instant::ZERO;
-    let id = e.add_torrent(t0, public.clone(), StartMode::Fresh).unwrap();
-    e.handle_timeout(t0);
-    assert!(!announces(&mut e, t0).is_empty());
+    assert!(!first.is_empty());
     e.pause(t0, id);
     // The driver drains the engine after every command.
     let _ = announces(&mut e, t0);
