@@ -188,10 +188,14 @@ impl Torrent {
                 self.finished_reported = self.picker.is_finished();
                 return;
             }
+            // Straight to seeding when it is all there: one state change,
+            // not a glimpse of downloading first.
             self.state = TorrentState::Downloading;
-            self.emit(TorrentEvent::StateChanged(TorrentState::Downloading));
             self.finished_reported = self.picker.is_finished();
             self.after_progress();
+            if self.state == TorrentState::Downloading {
+                self.emit(TorrentEvent::StateChanged(TorrentState::Downloading));
+            }
             self.pump_announces(now);
             let told = self
                 .told_before_check

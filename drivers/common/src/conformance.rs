@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use bittide_core::engine::{Engine, EngineConfig};
+use bittide_core::engine::{Engine, EngineConfig, Event};
 use bittide_core::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
-use bittide_core::torrent::{StartMode, TorrentInfo, TorrentState};
+use bittide_core::torrent::{StartMode, TorrentEvent, TorrentInfo, TorrentState};
 use bittide_core::tracker::server::{ServerConfig, TrackerServer};
 use bittide_core::{PieceIndex, Seed};
 
@@ -220,8 +220,19 @@ async fn round_trip<R: Runtime>(rt: &R, dir: &Path) -> Result<(), String> {
     );
     let handle = driver.handle();
     let (done_tx, done_rx) = async_channel::bounded(1);
+    // Every state a torrent entered, in order: a short recheck can begin
+    // and end between two queries.
+    let states = Arc::new(Mutex::new(Vec::new()));
+    let seen = states.clone();
     rt.spawn(Box::pin(async move {
-        let ended = driver.run(|_, _| Control::Continue).await;
+        let ended = driver
+            .run(|event, _| {
+                if let Some(Event::Torrent(_, TorrentEvent::StateChanged(s))) = event {
+                    seen.lock().expect("not poisoned").push(*s);
+                }
+                Control::Continue
+            })
+            .await;
         let _ = done_tx.send(ended).await;
     }));
 
@@ -335,19 +346,29 @@ async fn round_trip<R: Runtime>(rt: &R, dir: &Path) -> Result<(), String> {
         files.iter().map(|f| f.pieces_have).collect::<Vec<_>>(),
         vec![2, 2],
     )?;
+    let before = states.lock().map_err(|_| "poisoned")?.len();
     handle.send(Command::Recheck(id));
-    expect(
-        "after Recheck",
-        state(handle.query(Torrent(id)).await),
-        Some(TorrentState::Checking),
-    )?;
     let give_up = rt.now() + Duration::from_secs(10);
-    while state(handle.query(Torrent(id)).await) != Some(TorrentState::Seeding) {
+    loop {
+        let since = states.lock().map_err(|_| "poisoned")?[before..].to_vec();
+        if since.len() >= 2 {
+            expect(
+                "states after Recheck",
+                &since[..2],
+                &[TorrentState::Checking, TorrentState::Seeding][..],
+            )?;
+            break;
+        }
         if rt.now() > give_up {
-            return Err("the recheck did not end".into());
+            return Err(format!("the recheck did not end: states {since:?}"));
         }
         rt.sleep_until(rt.now() + Duration::from_millis(5)).await;
     }
+    expect(
+        "after the recheck",
+        state(handle.query(Torrent(id)).await),
+        Some(TorrentState::Seeding),
+    )?;
 
     handle.send(Command::Shutdown);
     expect(
@@ -391,9 +412,12 @@ fn content(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Serves a UDP tracker on `rt` until the returned socket's task is
-/// abandoned at process exit; returns its address.
-async fn udp_tracker<R: Runtime>(rt: &R) -> Result<SocketAddr, String> {
+/// A UDP tracker served on `rt` until its socket's task is abandoned at
+/// process exit: its address and the server, to see who has announced.
+type UdpTracker = (SocketAddr, Arc<Mutex<TrackerServer>>);
+
+/// Serves a UDP tracker on `rt`; see [`UdpTracker`].
+async fn udp_tracker<R: Runtime>(rt: &R) -> Result<UdpTracker, String> {
     let socket = rt
         .bind_udp("127.0.0.1:0".parse().map_err(|_| "addr")?)
         .await
@@ -404,10 +428,11 @@ async fn udp_tracker<R: Runtime>(rt: &R) -> Result<SocketAddr, String> {
         os_seed(),
     )));
     let clock = rt.clone();
+    let served = server.clone();
     rt.spawn(Box::pin(async move {
         let mut buf = vec![0u8; 2048];
         while let Ok((n, from)) = socket.recv_from(&mut buf).await {
-            let answer = server
+            let answer = served
                 .lock()
                 .ok()
                 .and_then(|mut s| s.handle_udp(clock.now(), from, &buf[..n]));
@@ -416,7 +441,7 @@ async fn udp_tracker<R: Runtime>(rt: &R) -> Result<SocketAddr, String> {
             }
         }
     }));
-    Ok(addr)
+    Ok((addr, server))
 }
 
 /// A seeder and a leecher on `rt`, through a UDP tracker on `rt`; see the
@@ -426,7 +451,7 @@ pub async fn swarm<R: Runtime>(rt: R, dir: PathBuf) -> Result<(), String> {
     let src = dir.join("src");
     std::fs::create_dir_all(&src).map_err(|e| e.to_string())?;
     std::fs::write(src.join("payload.bin"), &data).map_err(|e| e.to_string())?;
-    let tracker = udp_tracker(&rt).await?;
+    let (tracker, tracker_server) = udp_tracker(&rt).await?;
     // Baseline after the runtime's own lazily created descriptors (reactor,
     // notifiers) and the tracker's socket exist.
     rt.sleep_until(rt.now() + Duration::from_millis(10)).await;
@@ -469,6 +494,17 @@ pub async fn swarm<R: Runtime>(rt: R, dir: PathBuf) -> Result<(), String> {
         let _ = done_tx.send(r.map(|_| ()).map_err(|e| e.message)).await;
     }));
     let seeder = handle_rx.recv().await.map_err(|_| "seeder did not start")?;
+    // The leecher learns of the seeder only from the tracker, and a tracker
+    // that answered "no peers" is not asked again for its interval: the
+    // seeder's announce must be recorded first.
+    let give_up = rt.now() + Duration::from_secs(10);
+    while tracker_server.lock().map_or(0, |s| s.peer_count()) == 0 {
+        if rt.now() > give_up {
+            seeder.send(Command::Shutdown);
+            return Err("the seeder did not announce within 10 s".into());
+        }
+        rt.sleep_until(rt.now() + Duration::from_millis(5)).await;
+    }
 
     let out = dir.join("out");
     let result = client::run(rt.clone(), options(&out, false), |_, _| {}, |_, _| {}).await;

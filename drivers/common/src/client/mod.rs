@@ -581,9 +581,7 @@ pub async fn run<R: Runtime>(
                     if options.seed_only && last.checked.is_none() && !t.is_finished() =>
                 {
                     // The check is over and pieces are missing: the content
-                    // on disk is not this torrent's (or not all of it). (A
-                    // complete check passes through `Downloading` on its way
-                    // to `Seeding`.)
+                    // on disk is not this torrent's (or not all of it).
                     failure = Some(content_mismatch(&options.folder, &last, p));
                     return Control::Shutdown;
                 }
