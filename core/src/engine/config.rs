@@ -34,6 +34,12 @@ pub struct EngineConfig {
     /// those datagrams to [`Engine::handle_udp`](super::Engine::handle_udp)
     /// like any other.
     pub lsd: Vec<IpFamily>,
+    /// The address families we accept peers on. Each announce goes to
+    /// each tracker over each of them (BEP 7: one announce per address we
+    /// listen on, so a dual-stack tracker hands out both our addresses and
+    /// never one we do not listen on). Empty: one announce, over the
+    /// family of the tracker's first address.
+    pub listen_families: Vec<IpFamily>,
 }
 
 /// Which transports carry peer connections: TCP, and uTP (BEP 29) on the
@@ -158,6 +164,7 @@ impl Default for EngineConfig {
             encryption: EncryptionMode::default(),
             transports: Transports::default(),
             lsd: Vec::new(),
+            listen_families: Vec::new(),
         }
     }
 }

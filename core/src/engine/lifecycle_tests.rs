@@ -43,7 +43,7 @@ fn drain(engine: &mut Engine, now: Instant) -> (Vec<Output>, Instant) {
 fn http_requests(outs: &[Output]) -> Vec<(RequestId, String)> {
     outs.iter()
         .filter_map(|o| match o {
-            Output::Http { request, url } => Some((*request, url.clone())),
+            Output::Http { request, url, .. } => Some((*request, url.clone())),
             _ => None,
         })
         .collect()

@@ -169,7 +169,7 @@ impl Engine {
                 rng.child_seed(),
             )
         });
-        let trackers = Trackers::new(rng.child_seed());
+        let trackers = Trackers::new(rng.child_seed(), config.listen_families.clone());
         let transport = TransportState::new(config.transports, rng.child_seed());
         let mut engine = Engine {
             transport,
@@ -613,8 +613,12 @@ impl Engine {
             self.out.push_back(o);
         }
         while let Some(a) = self.trackers.poll_result() {
-            if let Some(t) = self.torrents.get_mut(&a.torrent) {
-                t.handle_announce(now, &a.url, a.result);
+            let Some(t) = self.torrents.get_mut(&a.torrent) else {
+                continue;
+            };
+            match a.result {
+                Ok(r) if a.late => t.handle_announce_peers(now, &a.url, r.peers),
+                result => t.handle_announce(now, &a.url, result),
             }
         }
     }
@@ -765,6 +769,8 @@ mod drain;
 mod encryption;
 #[cfg(test)]
 mod encryption_tests;
+#[cfg(test)]
+mod families_tests;
 mod handshakes;
 #[cfg(test)]
 mod holepunch_tests;

@@ -13,6 +13,7 @@ use crate::metainfo::{FileSlice, PieceIndex};
 use crate::time::Instant;
 use crate::torrent::TorrentEvent;
 use crate::wire::BlockRef;
+use crate::IpFamily;
 
 /// A TCP action.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -206,6 +207,9 @@ pub enum Output {
         request: RequestId,
         /// The full URL.
         url: String,
+        /// Connect over this family only (an announce, made once per
+        /// family we listen on); `None`: any.
+        family: Option<IpFamily>,
     },
     /// Resolve `host:port` (a UDP tracker, a DHT router, a magnet's `x.pe`
     /// peer); answer with `handle_resolved`.

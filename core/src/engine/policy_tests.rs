@@ -67,7 +67,7 @@ impl Sim {
                     torrent,
                     op: DiskOp::Check { piece, .. },
                 } => self.checks.push((torrent, piece)),
-                Output::Http { request, url } => {
+                Output::Http { request, url, .. } => {
                     self.announces.push(url);
                     let now = self.now;
                     let err = Err(TrackerError::Unreachable("test".into()));

@@ -200,7 +200,7 @@ pub(super) fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                 }
                             }
                         },
-                        Output::Http { request, url } => {
+                        Output::Http { request, url, .. } => {
                             let query = url.split_once('?').unwrap().1;
                             let a = parse_announce_query(query.as_bytes()).unwrap();
                             let peer = SocketAddr::new(nodes[i].addr.ip(), a.request.port);

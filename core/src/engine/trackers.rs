@@ -7,6 +7,19 @@
 //! their torrent by [`UdpJob`] here. A `udp://` host name is resolved once
 //! ([`Output::Resolve`]); announces wait for it. URLs are parsed by
 //! [`TrackerUrl`], the one parser the tools use too.
+//!
+//! An announce goes out once per address family we listen on
+//! ([`EngineConfig::listen_families`](super::EngineConfig)): BEP 7 asks for
+//! an announce from each address a client listens on, so a dual-stack
+//! tracker hands out both of ours and never one we do not listen on. (The
+//! BEP's older `&ipv4=`/`&ipv6=` parameters are not sent: it now
+//! discourages them, since they let anyone announce a victim's address.)
+//! An HTTP request names the family to connect over; a `udp://` host's
+//! resolved addresses give one tracker address per family; a tracker whose
+//! host is an IP literal is asked over its own family only. The torrent
+//! hears one answer per announce, a [`Round`]: the first success, or the
+//! last failure when every family failed; a later success only adds its
+//! peers.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -18,6 +31,7 @@ use crate::time::Instant;
 use crate::tracker::http::{announce_url, parse_announce_response};
 use crate::tracker::udp::{UdpJob, UdpTrackerClient, UdpTrackerEvent};
 use crate::tracker::{AnnounceRequest, AnnounceResponse, TrackerError, TrackerUrl};
+use crate::IpFamily;
 
 /// An announce's outcome, for its torrent.
 #[derive(Debug)]
@@ -25,7 +39,24 @@ pub(super) struct Announced {
     pub torrent: TorrentId,
     pub url: String,
     pub result: Result<AnnounceResponse, TrackerError>,
+    /// The round was already answered: only the peers are news.
+    pub late: bool,
 }
+
+/// One announce of a torrent to a tracker, over every family it goes out
+/// on.
+#[derive(Debug)]
+struct Round {
+    id: u64,
+    /// Families not yet answered.
+    waiting: usize,
+    /// Whether the torrent has heard its answer.
+    answered: bool,
+}
+
+/// Who an announce in flight is for: a torrent, its tracker URL, the
+/// family it goes over.
+type Asker = (TorrentId, String, Option<IpFamily>);
 
 /// An announce waiting for its tracker's address.
 #[derive(Debug)]
@@ -38,35 +69,45 @@ struct Queued {
 #[derive(Debug)]
 enum Host {
     Resolving(Vec<Queued>),
-    At(SocketAddr),
+    /// Every address the name resolved to.
+    At(Vec<SocketAddr>),
 }
 
 /// See the module documentation.
 #[derive(Debug)]
 pub(super) struct Trackers {
     rng: Rng,
+    /// The families announces go out on (empty: the tracker's first).
+    families: Vec<IpFamily>,
     /// Requests and datagrams for the driver, in order.
     out: VecDeque<Output>,
-    /// HTTP announces in flight.
-    http: BTreeMap<RequestId, (TorrentId, String)>,
+    /// HTTP announces in flight, with their round.
+    http: BTreeMap<RequestId, (Asker, u64)>,
+    /// The round of each torrent and URL: a new announce replaces it.
+    rounds: BTreeMap<(TorrentId, String), Round>,
+    next_round: u64,
     /// Name lookups in flight, by the `host:port` they resolve.
     resolving: BTreeMap<RequestId, String>,
     hosts: BTreeMap<String, Host>,
     clients: BTreeMap<SocketAddr, UdpTrackerClient>,
     /// Whose each UDP request is.
-    jobs: BTreeMap<UdpJob, (TorrentId, String)>,
-    /// The request of each torrent and URL: a new announce replaces it.
-    current: BTreeMap<(TorrentId, String), UdpJob>,
+    jobs: BTreeMap<UdpJob, Asker>,
+    /// The request of each torrent, URL and family: a new announce
+    /// replaces it.
+    current: BTreeMap<Asker, UdpJob>,
     next_job: u64,
     results: VecDeque<Announced>,
 }
 
 impl Trackers {
-    pub(super) fn new(seed: Seed) -> Trackers {
+    pub(super) fn new(seed: Seed, families: Vec<IpFamily>) -> Trackers {
         Trackers {
             rng: Rng::new(seed),
+            families,
             out: VecDeque::new(),
             http: BTreeMap::new(),
+            rounds: BTreeMap::new(),
+            next_round: 0,
             resolving: BTreeMap::new(),
             hosts: BTreeMap::new(),
             clients: BTreeMap::new(),
@@ -77,7 +118,7 @@ impl Trackers {
         }
     }
 
-    /// Announces `request` for `torrent` to `url`.
+    /// Announces `request` for `torrent` to `url`, over each family.
     pub(super) fn announce(
         &mut self,
         now: Instant,
@@ -86,66 +127,118 @@ impl Trackers {
         request: AnnounceRequest,
         ids: &mut RequestIds,
     ) {
-        let (host, url_data) = match TrackerUrl::parse(&url) {
+        let parsed = match TrackerUrl::parse(&url) {
+            Ok(parsed) => parsed,
             Err(e) => {
                 self.results.push_back(Announced {
                     torrent,
                     url,
                     result: Err(e),
+                    late: false,
                 });
                 return;
             }
-            Ok(TrackerUrl::Http(base)) => {
-                let id = ids.next_id();
-                self.out.push_back(Output::Http {
-                    request: id,
-                    url: announce_url(&base, &request),
-                });
-                self.http.insert(id, (torrent, url));
-                return;
-            }
-            Ok(TrackerUrl::Udp { host, url_data, .. }) => (host, url_data),
         };
-        let key = (torrent, url);
-        let job = match self.current.get(&key) {
-            Some(job) => *job,
-            None => {
-                self.next_job += 1;
-                let job = UdpJob(self.next_job);
-                self.current.insert(key.clone(), job);
-                self.jobs.insert(job, key);
-                job
-            }
+        let families: Vec<Option<IpFamily>> = match parsed.literal_family() {
+            Some(f) => vec![Some(f)],
+            None if self.families.is_empty() => vec![None],
+            None => self.families.iter().copied().map(Some).collect(),
         };
-        let queued = Queued {
-            job,
-            request,
-            url_data,
-        };
-        if !self.hosts.contains_key(&host) {
-            if let Ok(addr) = host.parse::<SocketAddr>() {
-                self.hosts.insert(host.clone(), Host::At(addr));
+        self.next_round += 1;
+        let round = self.next_round;
+        self.rounds.insert(
+            (torrent, url.clone()),
+            Round {
+                id: round,
+                waiting: families.len(),
+                answered: false,
+            },
+        );
+        for family in families {
+            let asker = (torrent, url.clone(), family);
+            match &parsed {
+                TrackerUrl::Http(base) => {
+                    let id = ids.next_id();
+                    self.out.push_back(Output::Http {
+                        request: id,
+                        url: announce_url(base, &request),
+                        family,
+                    });
+                    self.http.insert(id, (asker, round));
+                }
+                TrackerUrl::Udp { host, url_data, .. } => {
+                    let queued = Queued {
+                        job: self.job(asker),
+                        request: request.clone(),
+                        url_data: url_data.clone(),
+                    };
+                    self.announce_udp(now, host, queued, ids);
+                }
             }
         }
-        match self.hosts.get_mut(&host) {
-            Some(Host::At(addr)) => {
-                let addr = *addr;
-                self.client(addr)
-                    .announce(now, job, queued.request, &queued.url_data);
+    }
+
+    /// The UDP job of `asker`, made if it has none.
+    fn job(&mut self, asker: Asker) -> UdpJob {
+        if let Some(job) = self.current.get(&asker) {
+            return *job;
+        }
+        self.next_job += 1;
+        let job = UdpJob(self.next_job);
+        self.current.insert(asker.clone(), job);
+        self.jobs.insert(job, asker);
+        job
+    }
+
+    fn announce_udp(&mut self, now: Instant, host: &str, queued: Queued, ids: &mut RequestIds) {
+        if !self.hosts.contains_key(host) {
+            if let Ok(addr) = host.parse::<SocketAddr>() {
+                self.hosts.insert(host.to_owned(), Host::At(vec![addr]));
+            }
+        }
+        match self.hosts.get_mut(host) {
+            Some(Host::At(addrs)) => {
+                let addrs = addrs.clone();
+                self.send_udp(now, &addrs, queued);
                 self.collect();
             }
             Some(Host::Resolving(waiting)) => {
-                waiting.retain(|q| q.job != job);
+                waiting.retain(|q| q.job != queued.job);
                 waiting.push(queued);
             }
             None => {
                 let id = ids.next_id();
                 self.out.push_back(Output::Resolve {
                     request: id,
-                    host: host.clone(),
+                    host: host.to_owned(),
                 });
-                self.resolving.insert(id, host.clone());
-                self.hosts.insert(host, Host::Resolving(vec![queued]));
+                self.resolving.insert(id, host.to_owned());
+                self.hosts
+                    .insert(host.to_owned(), Host::Resolving(vec![queued]));
+            }
+        }
+    }
+
+    /// Hands `queued` to the client at the tracker's address of its
+    /// family (any address when it has none).
+    fn send_udp(&mut self, now: Instant, addrs: &[SocketAddr], queued: Queued) {
+        let family = self.jobs.get(&queued.job).and_then(|(_, _, f)| *f);
+        let addr = addrs
+            .iter()
+            .find(|a| family.is_none_or(|f| f.holds(a)))
+            .copied();
+        match (addr, family) {
+            (Some(addr), _) => {
+                self.client(addr)
+                    .announce(now, queued.job, queued.request, &queued.url_data);
+            }
+            (None, Some(f)) => {
+                let why = format!("the tracker has no {f} address");
+                self.finish(queued.job, Err(TrackerError::Unreachable(why)));
+            }
+            (None, None) => {
+                let why = TrackerError::BadUrl("host did not resolve");
+                self.finish(queued.job, Err(why));
             }
         }
     }
@@ -163,15 +256,11 @@ impl Trackers {
         request: RequestId,
         result: Result<Vec<u8>, TrackerError>,
     ) -> bool {
-        let Some((torrent, url)) = self.http.remove(&request) else {
+        let Some(((torrent, url, _), round)) = self.http.remove(&request) else {
             return false;
         };
         let result = result.and_then(|body| parse_announce_response(&body));
-        self.results.push_back(Announced {
-            torrent,
-            url,
-            result,
-        });
+        self.answer(torrent, url, Some(round), result);
         true
     }
 
@@ -188,17 +277,12 @@ impl Trackers {
         let Some(Host::Resolving(waiting)) = self.hosts.remove(&host) else {
             return true;
         };
-        let Some(&addr) = addrs.first() else {
-            // Forgotten, so a later announce asks again.
-            for q in waiting {
-                self.finish(q.job, Err(TrackerError::BadUrl("host did not resolve")));
-            }
-            return true;
-        };
-        self.hosts.insert(host, Host::At(addr));
+        if !addrs.is_empty() {
+            // Else forgotten, so a later announce asks again.
+            self.hosts.insert(host, Host::At(addrs.to_vec()));
+        }
         for q in waiting {
-            self.client(addr)
-                .announce(now, q.job, q.request, &q.url_data);
+            self.send_udp(now, addrs, q);
         }
         self.collect();
         true
@@ -251,11 +335,12 @@ impl Trackers {
 
     /// Drops everything of a removed torrent.
     pub(super) fn forget(&mut self, torrent: TorrentId) {
-        self.http.retain(|_, (t, _)| *t != torrent);
+        self.http.retain(|_, ((t, _, _), _)| *t != torrent);
+        self.rounds.retain(|(t, _), _| *t != torrent);
         let jobs: Vec<UdpJob> = self
             .jobs
             .iter()
-            .filter(|(_, (t, _))| *t == torrent)
+            .filter(|(_, (t, _, _))| *t == torrent)
             .map(|(j, _)| *j)
             .collect();
         for job in jobs {
@@ -274,12 +359,51 @@ impl Trackers {
     }
 
     fn finish(&mut self, job: UdpJob, result: Result<AnnounceResponse, TrackerError>) {
-        if let Some((torrent, url)) = self.jobs.remove(&job) {
-            self.current.remove(&(torrent, url.clone()));
+        if let Some(asker) = self.jobs.remove(&job) {
+            self.current.remove(&asker);
+            let (torrent, url, _) = asker;
+            self.answer(torrent, url, None, result);
+        }
+    }
+
+    /// One family's answer to the round `round` (`None`: the current one,
+    /// for UDP, whose newer request replaces an older one in its client).
+    fn answer(
+        &mut self,
+        torrent: TorrentId,
+        url: String,
+        round: Option<u64>,
+        result: Result<AnnounceResponse, TrackerError>,
+    ) {
+        let key = (torrent, url);
+        let current = self
+            .rounds
+            .get_mut(&key)
+            .filter(|r| round.is_none_or(|id| id == r.id));
+        let (tell, late) = match current {
+            // An answer to a round already over: its peers are still news.
+            None => (result.is_ok(), true),
+            Some(r) => {
+                r.waiting = r.waiting.saturating_sub(1);
+                let late = r.answered;
+                let tell = match &result {
+                    Ok(_) => true,
+                    Err(_) => r.waiting == 0 && !r.answered,
+                };
+                r.answered |= tell;
+                if r.waiting == 0 {
+                    self.rounds.remove(&key);
+                }
+                (tell, late)
+            }
+        };
+        if tell {
+            let (torrent, url) = key;
             self.results.push_back(Announced {
                 torrent,
                 url,
                 result,
+                late,
             });
         }
     }

@@ -203,7 +203,7 @@ impl Model {
                     }
                 }
                 Output::Disk { torrent, op } => self.disk(torrent, op),
-                Output::Http { request, url } => {
+                Output::Http { request, url, .. } => {
                     assert!(url.starts_with(HTTP_URL), "HTTP request to {url}");
                     self.http.push_back(request);
                 }

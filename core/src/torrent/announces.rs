@@ -104,6 +104,22 @@ impl Torrent {
         }
     }
 
+    /// More peers from an announce already answered: the tracker's answer
+    /// over another address family (BEP 7: one announce per family we
+    /// listen on). What the tracker said stays its first answer.
+    pub fn handle_announce_peers(&mut self, now: Instant, url: &str, peers: Vec<SocketAddr>) {
+        self.now = now;
+        if let Some(heard) = self.heard.get_mut(url) {
+            heard.peers += peers.len();
+        }
+        if !matches!(self.state, TorrentState::Stopped) {
+            for a in peers {
+                self.list.add(now, a, PeerSource::Tracker);
+            }
+            self.connect_more(now);
+        }
+    }
+
     /// The result of a [`TorrentOutput::Announce`]: the peers go to the
     /// peer list.
     pub fn handle_announce(

@@ -2,7 +2,10 @@
 //! protocol, and for `udp://` the `host:port` to resolve and the BEP 41
 //! URL data (path and query) sent with each announce.
 
+use std::net::IpAddr;
+
 use super::TrackerError;
+use crate::IpFamily;
 
 /// A tracker URL the client can announce to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +63,25 @@ impl TrackerUrl {
             _ => Err(TrackerError::BadUrl("scheme must be http, https or udp")),
         }
     }
+
+    /// The family of the tracker's host when it is an IP literal: the only
+    /// family it can be reached over.
+    pub fn literal_family(&self) -> Option<IpFamily> {
+        let authority = match self {
+            TrackerUrl::Http(url) => {
+                let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+                let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+                let authority = &rest[..end];
+                authority.rsplit_once('@').map_or(authority, |(_, h)| h)
+            }
+            TrackerUrl::Udp { host, .. } => host,
+        };
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6),
+            None => authority.split(':').next().unwrap_or(authority),
+        };
+        host.parse::<IpAddr>().ok().map(|ip| IpFamily::of_ip(&ip))
+    }
 }
 
 #[cfg(test)]
@@ -90,6 +112,24 @@ mod tests {
         ];
         for (url, want) in cases {
             assert_eq!(TrackerUrl::parse(url), Ok(want), "{url}");
+        }
+    }
+
+    #[test]
+    fn ip_literal_hosts_name_their_family() {
+        let cases = [
+            ("http://127.0.0.1:80/announce", Some(IpFamily::V4)),
+            ("https://u:p@[::1]:443/a?b", Some(IpFamily::V6)),
+            ("http://[2001:db8::1]/announce", Some(IpFamily::V6)),
+            ("http://tracker.example:80/announce", None),
+            ("http://1.2.3.4.example/announce", None),
+            ("udp://10.0.0.1:6969/announce", Some(IpFamily::V4)),
+            ("udp://[::1]:6969", Some(IpFamily::V6)),
+            ("udp://t.example:6969", None),
+        ];
+        for (url, want) in cases {
+            let parsed = TrackerUrl::parse(url).expect("valid");
+            assert_eq!(parsed.literal_family(), want, "{url}");
         }
     }
 

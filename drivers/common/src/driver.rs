@@ -472,9 +472,14 @@ impl<R: Runtime> Driver<R> {
                     self.blocking(move || Input::Disk(torrent, s.run(op)));
                 }
             }
-            Output::Http { request, url } => {
+            Output::Http {
+                request,
+                url,
+                family,
+            } => {
                 self.blocking(move || {
-                    Input::Http(request, crate::tracker::http_get(&url, HTTP_TIMEOUT))
+                    let got = crate::tracker::http_get_over(&url, HTTP_TIMEOUT, family);
+                    Input::Http(request, got)
                 });
             }
             Output::Resolve { request, host } => {

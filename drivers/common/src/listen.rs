@@ -10,6 +10,8 @@
 use std::io;
 use std::net::SocketAddr;
 
+use bittide_core::IpFamily;
+
 use crate::driver::Driver;
 use crate::runtime::Runtime;
 use crate::sockets::dual_stack_twin;
@@ -45,6 +47,18 @@ impl ListenPlan {
         self.local.is_ipv6() || self.twin.is_some() || self.also.iter().any(SocketAddr::is_ipv6)
     }
 
+    /// The families planned, IPv4 first: each announce goes out over each
+    /// (BEP 7). The twin counts though it is best effort: an announce over
+    /// a family without a socket finds no route and fails alone.
+    pub fn families(&self) -> Vec<IpFamily> {
+        let v4 = !self.local.is_ipv6() || self.also.iter().any(SocketAddr::is_ipv4);
+        let v6 = self.has_ipv6();
+        [(v4, IpFamily::V4), (v6, IpFamily::V6)]
+            .into_iter()
+            .filter_map(|(on, f)| on.then_some(f))
+            .collect()
+    }
+
     /// Binds the rest and hands it to `driver`: each address of `also`
     /// must bind (the error names it); the twin is best effort. A UDP
     /// socket goes with the first address of the other family.
@@ -75,5 +89,25 @@ impl ListenPlan {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(local: &str, also: &[&str]) -> Vec<IpFamily> {
+        let also: Vec<SocketAddr> = also.iter().map(|a| a.parse().expect("addr")).collect();
+        ListenPlan::new(local.parse().expect("addr"), &also).families()
+    }
+
+    #[test]
+    fn families_are_those_of_every_planned_address() {
+        use IpFamily::{V4, V6};
+        assert_eq!(plan("0.0.0.0:6881", &[]), [V4, V6], "the [::] twin");
+        assert_eq!(plan("127.0.0.1:6881", &[]), [V4]);
+        assert_eq!(plan("[::1]:6881", &[]), [V6]);
+        assert_eq!(plan("0.0.0.0:6881", &["127.0.0.1:0"]), [V4], "no twin");
+        assert_eq!(plan("[::1]:6881", &["127.0.0.1:0"]), [V4, V6]);
     }
 }

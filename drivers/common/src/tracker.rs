@@ -15,7 +15,7 @@ use bittide_core::tracker::udp::{UdpTrackerClient, UdpTrackerEvent};
 use bittide_core::tracker::{
     AnnounceRequest, AnnounceResponse, ScrapeEntry, TrackerError, TrackerUrl,
 };
-use bittide_core::{InfoHash, Instant};
+use bittide_core::{InfoHash, Instant, IpFamily};
 
 use crate::clock::{os_seed, Clock};
 
@@ -25,7 +25,17 @@ const MAX_BODY: u64 = 4 << 20;
 /// Fetches `url` and returns the body (any status: trackers put their
 /// `failure reason` in error responses too).
 pub fn http_get(url: &str, timeout: Duration) -> Result<Vec<u8>, TrackerError> {
-    get(url, timeout, MAX_BODY)
+    http_get_over(url, timeout, None)
+}
+
+/// [`http_get`] connecting over `family` only (`None`: any): an announce
+/// made once per family we listen on (BEP 7).
+pub fn http_get_over(
+    url: &str,
+    timeout: Duration,
+    family: Option<IpFamily>,
+) -> Result<Vec<u8>, TrackerError> {
+    get(url, timeout, MAX_BODY, family)
         .map(|(_, body)| body)
         .map_err(TrackerError::Unreachable)
 }
@@ -33,7 +43,7 @@ pub fn http_get(url: &str, timeout: Duration) -> Result<Vec<u8>, TrackerError> {
 /// Fetches a file (a .torrent) from an http(s) URL: the body of a 2xx
 /// answer, at most `max` bytes; otherwise why not.
 pub fn fetch(url: &str, timeout: Duration, max: u64) -> Result<Vec<u8>, String> {
-    let (status, body) = get(url, timeout, max + 1).map_err(|e| format!("{url}: {e}"))?;
+    let (status, body) = get(url, timeout, max + 1, None).map_err(|e| format!("{url}: {e}"))?;
     if !(200..300).contains(&status) {
         return Err(format!("{url}: HTTP status {status}"));
     }
@@ -43,12 +53,31 @@ pub fn fetch(url: &str, timeout: Duration, max: u64) -> Result<Vec<u8>, String> 
     Ok(body)
 }
 
-/// One GET: the status and up to `max` bytes of body, whatever the status.
-fn get(url: &str, timeout: Duration, max: u64) -> Result<(u16, Vec<u8>), String> {
-    let agent = ureq::AgentBuilder::new()
+/// One GET over `family` (`None`: any): the status and up to `max` bytes
+/// of body, whatever the status.
+fn get(
+    url: &str,
+    timeout: Duration,
+    max: u64,
+    family: Option<IpFamily>,
+) -> Result<(u16, Vec<u8>), String> {
+    let mut agent = ureq::AgentBuilder::new()
         .timeout(timeout)
-        .user_agent(concat!("bittide/", env!("CARGO_PKG_VERSION")))
-        .build();
+        .user_agent(concat!("bittide/", env!("CARGO_PKG_VERSION")));
+    if let Some(family) = family {
+        agent = agent.resolver(move |netloc: &str| {
+            let addrs: Vec<SocketAddr> = netloc
+                .to_socket_addrs()?
+                .filter(|a| family.holds(a))
+                .collect();
+            if addrs.is_empty() {
+                let why = format!("{netloc} has no {family} address");
+                return Err(std::io::Error::new(std::io::ErrorKind::NotFound, why));
+            }
+            Ok(addrs)
+        });
+    }
+    let agent = agent.build();
     let response = match agent.get(url).call() {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,

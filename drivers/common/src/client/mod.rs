@@ -366,6 +366,7 @@ pub async fn run<R: Runtime>(
         encryption: options.encryption,
         transports: options.transports,
         lsd,
+        listen_families: more.families(),
         ..EngineConfig::default()
     };
     // A tighter in-memory budget than the core's default keeps a download's

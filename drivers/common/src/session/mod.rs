@@ -290,6 +290,7 @@ impl<R: Runtime> Session<R> {
             encryption: config.encryption,
             transports: config.transports,
             lsd,
+            listen_families: more.families(),
             ..EngineConfig::default()
         };
         engine_config.limits = limits(&settings);
