@@ -16,6 +16,7 @@
 
 pub mod compat;
 pub mod daemon;
+pub mod netns;
 pub mod qbittorrent;
 pub mod seeds;
 pub mod sim;
@@ -255,8 +256,14 @@ fn start_libtorrent_server(args: &[&str]) -> Result<ChildGuard, String> {
 /// `bittide tracker serve ARGS` (its `--http`/`--udp` addresses among
 /// them), once it says it is serving; the guard stops it.
 pub fn bittide_tracker(args: &[&str]) -> ChildGuard {
+    serve_tracker(Command::new(bittide()), args)
+}
+
+/// [`bittide_tracker`] run by `command` (`bittide`, or one that runs it
+/// elsewhere, such as inside a network namespace).
+pub fn serve_tracker(mut command: Command, args: &[&str]) -> ChildGuard {
     use std::io::BufRead;
-    let mut child = Command::new(bittide())
+    let mut child = command
         .args(["tracker", "serve"])
         .args(args)
         .stdout(std::process::Stdio::piped())

@@ -10,87 +10,14 @@
 //! Needs root (network namespaces) and python3-libtorrent; without root it
 //! says so and returns, like the other root-only tests.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
+use bittide_tests::netns::Netns;
 use bittide_tests::{
-    assert_same_file, bittide, free_port, one_file_torrent, require_tool, run_bounded,
-    workspace_root, ChildGuard, TempDir, DEBIAN_PYTHON,
+    assert_same_file, bittide, free_port, one_file_torrent, require_tool, run_bounded, ChildGuard,
+    TempDir, DEBIAN_PYTHON,
 };
-
-/// A network namespace of our own, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    /// A fresh namespace with loopback up and the LSD group routed to it;
-    /// `None` when namespaces cannot be made here (not root).
-    fn create(tag: &str) -> Option<Netns> {
-        let name = format!("bittide-{tag}-{}", std::process::id());
-        let ok = |args: &[&str]| {
-            Command::new("ip")
-                .args(args)
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !ok(&["netns", "add", &name]) {
-            return None;
-        }
-        let ns = Netns(name);
-        for args in [
-            &["link", "set", "lo", "up"][..],
-            &["route", "add", "239.0.0.0/8", "dev", "lo"],
-        ] {
-            assert!(
-                ok(&[&["netns", "exec", &ns.0, "ip"][..], args].concat()),
-                "ip {args:?} in {}",
-                ns.0
-            );
-        }
-        Some(ns)
-    }
-
-    /// `program` run inside the namespace.
-    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0]).arg(program);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &self.0])
-            .status();
-    }
-}
-
-/// `lt_tool.py --lsd ARGS` inside `ns`; its stdout lines on a channel.
-fn libtorrent_in(ns: &Netns, args: &[&str]) -> (ChildGuard, mpsc::Receiver<String>) {
-    let mut child = ns
-        .command(DEBIAN_PYTHON)
-        .arg(workspace_root().join("tests/interop/lt_tool.py"))
-        .arg("--lsd")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start lt_tool.py in the namespace");
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (ChildGuard(child), rx)
-}
 
 /// `bittide download` inside `ns` with LSD on (unless `extra` says
 /// otherwise) and nothing else to find peers with, waiting at most
@@ -125,21 +52,20 @@ fn bittide_and_libtorrent_find_each_other_on_the_local_network() {
         eprintln!("interop_lsd: cannot create a network namespace (not root?); not run");
         return;
     };
+    ns.ip(&["route", "add", "239.0.0.0/8", "dev", "lo"]);
     let dir = TempDir::new("lsd");
     let (src, torrent) = one_file_torrent(dir.path(), "lan.bin", 3 << 20, 14, "64K", None);
 
     // libtorrent seeds and announces itself to the group; bittide, told
     // of no peer, tracker or DHT, finds it there.
     let port = free_port().to_string();
-    let (seeder, ready) = libtorrent_in(
-        &ns,
-        &[
-            "seed",
-            torrent.to_str().unwrap(),
-            src.to_str().unwrap(),
-            &port,
-        ],
-    );
+    let (seeder, ready) = ns.libtorrent(&[
+        "--lsd",
+        "seed",
+        torrent.to_str().unwrap(),
+        src.to_str().unwrap(),
+        &port,
+    ]);
     assert_eq!(
         ready.recv_timeout(Duration::from_secs(60)).as_deref(),
         Ok("ready"),
@@ -178,17 +104,15 @@ fn bittide_and_libtorrent_find_each_other_on_the_local_network() {
     ));
     let lt_out = dir.path().join("lt-out");
     std::fs::create_dir_all(&lt_out).unwrap();
-    let (_leecher, done) = libtorrent_in(
-        &ns,
-        &[
-            "leech",
-            torrent.to_str().unwrap(),
-            lt_out.to_str().unwrap(),
-            "-",
-            "127.0.0.1",
-            "60",
-        ],
-    );
+    let (_leecher, done) = ns.libtorrent(&[
+        "--lsd",
+        "leech",
+        torrent.to_str().unwrap(),
+        lt_out.to_str().unwrap(),
+        "-",
+        "127.0.0.1",
+        "60",
+    ]);
     let started = std::time::Instant::now();
     let leeched = done.recv_timeout(Duration::from_secs(90));
     eprintln!("libtorrent leech: {:?}", started.elapsed());

@@ -85,12 +85,14 @@ Examples:
   bittide tracker serve --http 127.0.0.1:8000 --udp 8001 --interval 5m")]
     Serve {
         /// Serve HTTP (/announce and /scrape) here: PORT, :PORT,
-        /// HOST:PORT or [IPv6]:PORT [default: no HTTP].
+        /// HOST:PORT or [IPv6]:PORT; repeatable, one swarm for all (a
+        /// dual-stack tracker: --http 0.0.0.0:8000 --http [::]:8000)
+        /// [default: no HTTP].
         #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
-        http: Option<SocketAddr>,
+        http: Vec<SocketAddr>,
         /// Serve UDP (BEP 15) here, as --http [default: no UDP].
         #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
-        udp: Option<SocketAddr>,
+        udp: Vec<SocketAddr>,
         /// The announce interval given to clients (30m, 1h; a bare number
         /// is seconds).
         #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
@@ -190,7 +192,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
             interval,
             allow,
         } => {
-            if http.is_none() && udp.is_none() {
+            if http.is_empty() && udp.is_empty() {
                 return Err(Failure::new(
                     Exit::Usage,
                     "give --http ADDR, --udp ADDR or both",
@@ -219,8 +221,8 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
 /// Runs the tracker on a multi-threaded tokio runtime until Ctrl-C.
 fn serve_tracker(
     config: ServerConfig,
-    http: Option<SocketAddr>,
-    udp: Option<SocketAddr>,
+    http: Vec<SocketAddr>,
+    udp: Vec<SocketAddr>,
 ) -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -230,7 +232,7 @@ fn serve_tracker(
         let rt = TokioRuntime::current();
         let shared = Shared::new(&rt, config);
         let mut lines = Vec::new();
-        if let Some(addr) = http {
+        for addr in http {
             let listener = rt
                 .listen(addr)
                 .await
@@ -241,7 +243,7 @@ fn serve_tracker(
             lines.push(format!("http://{local}/announce"));
             rt.spawn(Box::pin(serve_http(rt.clone(), shared.clone(), listener)));
         }
-        if let Some(addr) = udp {
+        for addr in udp {
             let socket = rt
                 .bind_udp(addr)
                 .await

@@ -1,0 +1,99 @@
+//! Network namespaces a test creates (`ip netns add`), so what it does on
+//! "the network" (multicast, names resolved through a hosts file of its
+//! own) stays inside: only a loopback, deleted with the namespace on drop.
+//! Needs root; without it [`Netns::create`] answers `None` and the test
+//! says so and returns.
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+use crate::{workspace_root, ChildGuard, DEBIAN_PYTHON};
+
+/// A network namespace of our own, deleted on drop.
+pub struct Netns(String);
+
+fn ip_ok(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Netns {
+    /// A fresh namespace with its loopback up (`127.0.0.1` and `::1`);
+    /// `None` when namespaces cannot be made here (not root).
+    pub fn create(tag: &str) -> Option<Netns> {
+        let name = format!("bittide-{tag}-{}", std::process::id());
+        if !ip_ok(&["netns", "add", &name]) {
+            return None;
+        }
+        let ns = Netns(name);
+        ns.ip(&["link", "set", "lo", "up"]);
+        Some(ns)
+    }
+
+    /// Runs `ip ARGS` inside the namespace; panics if it fails.
+    pub fn ip(&self, args: &[&str]) {
+        assert!(
+            ip_ok(&[&["netns", "exec", &self.0, "ip"][..], args].concat()),
+            "ip {args:?} in {}",
+            self.0
+        );
+    }
+
+    /// Gives the namespace its own `/etc/hosts` (`ip netns exec` mounts
+    /// `/etc/netns/NAME/hosts` over it), so names resolve as the test
+    /// says without touching the host's.
+    pub fn hosts(&self, text: &str) {
+        let dir = self.etc();
+        std::fs::create_dir_all(&dir).expect("create /etc/netns/NAME");
+        std::fs::write(dir.join("hosts"), text).expect("write the namespace's hosts file");
+    }
+
+    fn etc(&self) -> PathBuf {
+        PathBuf::from("/etc/netns").join(&self.0)
+    }
+
+    /// `tests/interop/lt_tool.py ARGS` inside the namespace; its stdout
+    /// lines on a channel, the guard stops it.
+    pub fn libtorrent(&self, args: &[&str]) -> (ChildGuard, mpsc::Receiver<String>) {
+        let mut child = self
+            .command(DEBIAN_PYTHON)
+            .arg(workspace_root().join("tests/interop/lt_tool.py"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start lt_tool.py in the namespace");
+        let out = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        (ChildGuard(child), rx)
+    }
+
+    /// `program` run inside the namespace.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).arg(program);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+        let _ = std::fs::remove_dir_all(self.etc());
+    }
+}
