@@ -150,8 +150,11 @@ impl Endpoint {
                 c.close();
             }
         }
-        while let Some((to, datagram)) = self.socket.poll_transmit(now) {
-            self.udp.send_to(&datagram, to).expect("send");
+        while let Some((to, t)) = self.socket.poll_transmit(now) {
+            match t.probe {
+                true => send_probe(&self.udp, &t.payload, to),
+                false => self.udp.send_to(&t.payload, to).map(drop).expect("send"),
+            }
         }
         while let Some(event) = self.socket.poll_event() {
             match event {
@@ -338,4 +341,12 @@ fn seed_to_libtorrent_over_utp_only() {
         end.connected || end.conn.is_some(),
         "libtorrent connected over uTP"
     );
+}
+
+/// A path MTU probe, sent as the driver sends it: fragmentation forbidden
+/// (loopback carries any size, so it arrives).
+fn send_probe(udp: &std::net::UdpSocket, payload: &[u8], to: std::net::SocketAddr) {
+    bittide_driver::sockets::forbid_fragmentation(udp, to.is_ipv6(), true).expect("DF");
+    udp.send_to(payload, to).expect("send a probe");
+    bittide_driver::sockets::forbid_fragmentation(udp, to.is_ipv6(), false).expect("no DF");
 }

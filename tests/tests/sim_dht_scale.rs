@@ -34,6 +34,7 @@ fn model() -> NetModel {
         loss_ppm: 50_000,
         duplicate_ppm: 0,
         reorder_ppm: 0,
+        mtu: usize::MAX,
     }
 }
 

@@ -46,6 +46,7 @@ fn udp() -> UdpModel {
         loss_ppm: 10_000,
         duplicate_ppm: 0,
         reorder_ppm: 0,
+        mtu: usize::MAX,
     }
 }
 

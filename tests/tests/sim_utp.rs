@@ -18,7 +18,7 @@ use std::time::Duration;
 use bittide_core::utp::{CloseReason, Config, SocketEvent, SocketLimits, UtpConnId, UtpSocket};
 use bittide_core::{Instant, Rng, Seed};
 use bittide_tests::sim::for_each_seed;
-use bittide_tests::sim::network::{Delivery, HostSpec, Network, UdpModel};
+use bittide_tests::sim::network::{Delivery, HostSpec, NetStats, Network, UdpModel};
 
 const MIB: usize = 1 << 20;
 /// Virtual time a run may take.
@@ -98,8 +98,11 @@ fn transfer(seed: u64, udp: UdpModel, a_to_b: usize, b_to_a: usize) -> Instant {
             if end.received.len() > before {
                 delivered_at = now;
             }
-            while let Some((to, datagram)) = end.socket.poll_transmit(now) {
-                net.send_datagram(now, end.addr, to, datagram);
+            while let Some((to, t)) = end.socket.poll_transmit(now) {
+                match t.probe {
+                    true => net.send_unfragmented(now, end.addr, to, t.payload),
+                    false => net.send_datagram(now, end.addr, to, t.payload),
+                }
             }
             while let Some(event) = end.socket.poll_event() {
                 match event {
@@ -163,6 +166,7 @@ fn model(
         loss_ppm: loss_percent * 10_000,
         duplicate_ppm,
         reorder_ppm,
+        mtu: usize::MAX,
     }
 }
 
@@ -210,8 +214,8 @@ fn ten_percent_loss_300_ms() {
 /// A seeder and three leechers with TCP off, each a real `Engine` run by
 /// the real driver loop on the simulator, so every peer connection is uTP
 /// on the model's datagrams. All leechers end with the seeder's bytes;
-/// returns the run's log hash.
-fn swarm_over_utp(seed: u64, udp: UdpModel, size: usize) -> String {
+/// returns the run's log hash and the network's counters.
+fn swarm_over_utp(seed: u64, udp: UdpModel, size: usize) -> (String, NetStats) {
     use bittide_core::engine::Transports;
     use bittide_tests::sim::swarm::{content, PeerSpec, Swarm};
     let utp_only = Transports {
@@ -239,13 +243,31 @@ fn swarm_over_utp(seed: u64, udp: UdpModel, size: usize) -> String {
         assert!(p.disk.bytes() == sim.content, "seed {seed}: different data");
     }
     eprintln!("seed {seed}: done by t={}; {}", sim.now(), sim.speed());
-    sim.log_hash()
+    let stats = sim.exec.with_net(|n| n.stats);
+    (sim.log_hash(), stats)
 }
 
 #[test]
 fn engines_swarm_over_utp_on_a_clean_path() {
     for_each_seed(&[11], |seed| {
-        swarm_over_utp(seed, model(0, (10, 12), 0, 0), 2 * MIB);
+        let (_, net) = swarm_over_utp(seed, model(0, (10, 12), 0, 0), 2 * MIB);
+        assert_eq!(net.too_big, 0, "a path without an MTU loses no probe");
+    });
+}
+
+/// Path MTU discovery end to end: the engine's probes leave the driver
+/// loop with fragmentation forbidden, a path narrower than the largest
+/// datagram loses those past it, and the swarm still completes.
+#[test]
+fn engines_swarm_over_utp_on_a_narrow_path() {
+    for_each_seed(&[15], |seed| {
+        let udp = UdpModel {
+            mtu: 1300,
+            ..model(0, (10, 12), 0, 0)
+        };
+        let (_, net) = swarm_over_utp(seed, udp, 2 * MIB);
+        eprintln!("seed {seed}: {net:?}");
+        assert!(net.too_big > 0, "probes past 1300 bytes were lost");
     });
 }
 

@@ -194,6 +194,18 @@ pub enum Output {
         /// Payload.
         payload: Vec<u8>,
     },
+    /// Send a uTP path MTU probe from our UDP socket with fragmentation
+    /// forbidden (IPv4's "don't fragment", IPv6's `DONTFRAG`): a path too
+    /// narrow for it must lose it, not split it (BEP 29 connections find
+    /// their datagram size this way). A driver that cannot forbid
+    /// fragmentation drops it; the connection then keeps its starting
+    /// size.
+    UdpProbe {
+        /// Destination.
+        to: SocketAddr,
+        /// Payload.
+        payload: Vec<u8>,
+    },
     /// A disk job for a torrent; answer with `handle_disk`.
     Disk {
         /// The torrent.

@@ -301,7 +301,8 @@ pub(super) fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                         Output::Event(Event::Torrent(_, TorrentEvent::Finished)) if i == 1 => {
                             finished = true;
                         }
-                        Output::Udp { to, payload } => {
+                        // Loopback carries probes of any size.
+                        Output::Udp { to, payload } | Output::UdpProbe { to, payload } => {
                             world.datagrams.push((i, to, payload.clone()));
                             udp.push_back((to, nodes[i].addr, payload));
                         }

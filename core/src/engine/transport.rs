@@ -572,8 +572,12 @@ impl Engine {
     pub(super) fn pump_utp(&mut self, now: Instant) -> bool {
         let mut heard = false;
         loop {
-            while let Some((to, payload)) = self.transport.socket.poll_transmit(now) {
-                self.out.push_back(Output::Udp { to, payload });
+            while let Some((to, t)) = self.transport.socket.poll_transmit(now) {
+                let payload = t.payload;
+                self.out.push_back(match t.probe {
+                    true => Output::UdpProbe { to, payload },
+                    false => Output::Udp { to, payload },
+                });
             }
             let dropped = std::mem::take(&mut self.transport.dropped);
             let mut events = Vec::new();

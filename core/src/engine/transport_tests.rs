@@ -173,7 +173,11 @@ fn an_unconfirmed_utp_syn_is_not_a_pending_handshake() {
     for i in 0..40u8 {
         let _ = forger.connect(Instant::ZERO, us).unwrap();
         while let Some((_, syn)) = forger.poll_transmit(Instant::ZERO) {
-            engine.handle_udp(Instant::ZERO, SocketAddr::from(([10, 0, 0, i], 9)), &syn);
+            engine.handle_udp(
+                Instant::ZERO,
+                SocketAddr::from(([10, 0, 0, i], 9)),
+                &syn.payload,
+            );
         }
         while !matches!(engine.poll_output(Instant::ZERO), Output::Timeout(_)) {}
     }
@@ -208,7 +212,7 @@ fn an_incoming_utp_peer_is_routed_and_shown_as_utp() {
     for _ in 0..200 {
         while let Some((to, d)) = peer.poll_transmit(now) {
             assert_eq!(to, us);
-            engine.handle_udp(now, them, &d);
+            engine.handle_udp(now, them, &d.payload);
         }
         while let Some(e) = peer.poll_event() {
             if e == utp::SocketEvent::Connected(conn) && !wrote {
@@ -226,7 +230,7 @@ fn an_incoming_utp_peer_is_routed_and_shown_as_utp() {
         loop {
             match engine.poll_output(now) {
                 Output::Timeout(_) => break,
-                Output::Udp { to, payload } if to == them => {
+                Output::Udp { to, payload } | Output::UdpProbe { to, payload } if to == them => {
                     let _ = peer.handle_datagram(now, us, &payload);
                 }
                 _ => {}

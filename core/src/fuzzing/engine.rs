@@ -194,7 +194,7 @@ impl Model {
                     return;
                 }
                 Output::Tcp { conn, action } => self.tcp(conn, action),
-                Output::Udp { to, payload } => {
+                Output::Udp { to, payload } | Output::UdpProbe { to, payload } => {
                     assert!(!payload.is_empty(), "an empty datagram");
                     if to == UDP_TRACKER {
                         if let Ok(r) = UdpRequest::decode(&payload) {
@@ -392,7 +392,7 @@ impl Model {
                     Output::Resolve { request, .. } => {
                         self.engine.handle_resolved(now, request, Vec::new())
                     }
-                    Output::Udp { to, payload } => {
+                    Output::Udp { to, payload } | Output::UdpProbe { to, payload } => {
                         if to == UDP_TRACKER {
                             if let Ok(r) = UdpRequest::decode(&payload) {
                                 self.tracker_requests.push_back(r);

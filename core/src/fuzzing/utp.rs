@@ -212,7 +212,8 @@ pub fn utp_connection(data: &[u8]) {
             UtpOp::Close => conn.close(),
             UtpOp::Abort => conn.abort(),
         }
-        while let Some(datagram) = conn.poll_transmit(now) {
+        while let Some(transmit) = conn.poll_transmit(now) {
+            let datagram = transmit.payload;
             assert!(datagram.len() <= config.max_datagram, "datagram too large");
             let p = Packet::decode(&datagram).expect("we send what we can decode");
             let expected_id = if p.kind == PacketType::Syn {

@@ -39,13 +39,14 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::ledbat::Ledbat;
-use super::packet::{Packet, PacketType};
+use super::mtu::PathMtu;
+use super::packet::{Packet, PacketType, HEADER_LEN};
 use super::recv_buffer::{Arrival, RecvBuffer};
 use super::rtt::RttEstimator;
-use super::send_buffer::{Acked, SendBuffer, SentPacket, LOSS_THRESHOLD};
+use super::send_buffer::{Acked, Fate, SendBuffer, SentPacket, LOSS_THRESHOLD};
 use super::seq::SeqNr;
 use super::timer::{Timer, Timers};
-use super::{CloseReason, Config, Event, Stats};
+use super::{payload_room, CloseReason, Config, Event, Stats, Transmit};
 use crate::time::Instant;
 
 /// Where a connection stands.
@@ -97,6 +98,10 @@ pub struct Connection {
     reset_pending: bool,
     /// Retransmission timeouts in a row without progress.
     timeouts_in_a_row: u32,
+    /// What the path carries (the `mtu` module).
+    mtu: PathMtu,
+    /// Whether the datagram being built is a path MTU probe.
+    sending_probe: bool,
     events: VecDeque<Event>,
     stats: Stats,
 }
@@ -176,6 +181,8 @@ impl Connection {
             fin_acked: false,
             reset_pending: false,
             timeouts_in_a_row: 0,
+            mtu: PathMtu::new(config.min_datagram, config.max_datagram),
+            sending_probe: false,
             events: VecDeque::new(),
             stats: Stats::default(),
         }
@@ -195,7 +202,13 @@ impl Connection {
 
     /// Counters for tests and the UI.
     pub fn stats(&self) -> Stats {
-        self.stats
+        let (probes_acked, probes_lost) = self.mtu.probes();
+        Stats {
+            datagram_size: self.mtu.datagram(),
+            probes_acked,
+            probes_lost,
+            ..self.stats
+        }
     }
 
     /// The congestion window in bytes.
@@ -436,10 +449,24 @@ impl Connection {
             }
         }
         self.last_ack_nr = Some(packet.ack_nr);
+        let mut probe_lost = false;
+        if let Some(seq) = self.mtu.probe_seq() {
+            match self.send.fate(seq) {
+                Fate::Acked => self.mtu.handle_probe_acked(now),
+                Fate::Lost => {
+                    self.mtu.handle_probe_lost(now);
+                    probe_lost = true;
+                }
+                Fate::InFlight => {}
+            }
+        }
         if lost {
             self.stats.fast_retransmits += 1;
-            let rtt = self.rtt.smoothed().unwrap_or_else(|| self.rtt.timeout());
-            self.cc.on_loss(now, rtt);
+            // A lost probe says the path is narrow, not congested.
+            if !probe_lost {
+                let rtt = self.rtt.smoothed().unwrap_or_else(|| self.rtt.timeout());
+                self.cc.on_loss(now, rtt);
+            }
         }
         if self.send.has_unacked() {
             if self.timers.get(Timer::Retransmit).is_none() {
@@ -487,6 +514,10 @@ impl Connection {
         self.rtt.on_timeout();
         self.cc.on_timeout(now);
         self.send.mark_all_lost();
+        self.mtu.handle_probe_lost(now);
+        if self.timeouts_in_a_row >= 2 && self.state == State::Connected {
+            self.mtu.handle_black_hole();
+        }
         self.duplicate_acks = 0;
         self.timers.set(Timer::Retransmit, now + self.rtt.timeout());
     }
@@ -496,7 +527,13 @@ impl Connection {
     /// The next datagram to send, if any. Call until `None` after every
     /// input and command.
     #[must_use]
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        let payload = self.next_datagram(now)?;
+        let probe = std::mem::take(&mut self.sending_probe);
+        Some(Transmit { payload, probe })
+    }
+
+    fn next_datagram(&mut self, now: Instant) -> Option<Vec<u8>> {
         if self.reset_pending {
             self.reset_pending = false;
             return Some(self.encode(now, PacketType::Reset, self.seq_nr, &[]));
@@ -554,9 +591,26 @@ impl Connection {
         if self.state != State::Connected || self.send.unsent() == 0 {
             return None;
         }
-        let mss = self.config.max_payload();
+        let mss = payload_room(self.mtu.datagram());
         let nothing_in_flight = self.send.flight_bytes() == 0;
         let mut size = mss.min(self.send.unsent()).min(self.send_allowance());
+        // A path MTU probe, when data and windows fill a larger packet.
+        let mut probe = None;
+        if size == mss {
+            if let Some(datagram) = self.mtu.probe_due(now) {
+                // Exactly `datagram` bytes with the selective ACK it
+                // will carry.
+                let sack = self
+                    .recv
+                    .selective_ack()
+                    .map_or(0, |s| 2 + s.as_bytes().len());
+                let room = datagram.saturating_sub(HEADER_LEN + sack).max(1);
+                if room <= self.send.unsent() && room <= self.send_allowance() {
+                    size = room;
+                    probe = Some(datagram);
+                }
+            }
+        }
         if size == 0 {
             if !nothing_in_flight {
                 return None;
@@ -578,6 +632,10 @@ impl Connection {
         let payload = self.send.take_unsent(size);
         let seq = self.seq_nr;
         self.seq_nr = seq.next();
+        if let Some(datagram) = probe {
+            self.mtu.probe_sent(seq, datagram);
+            self.sending_probe = true;
+        }
         let datagram = self.encode(now, PacketType::Data, seq, &payload);
         self.send
             .push(SentPacket::sent(seq, PacketType::Data, payload, now));

@@ -17,9 +17,12 @@
 //! - [`UtpSocket`]: many connections behind one UDP socket, with caps on
 //!   connections and half-open handshakes.
 //!
-//! Path MTU: packets carry at most [`Config::max_datagram`] bytes (1,400 by
-//! default, below every common path MTU once IP and UDP headers are added,
-//! with room for IPv6 tunnels). There is no probing for larger sizes yet.
+//! Path MTU: a connection starts with datagrams of
+//! [`Config::min_datagram`] bytes (1,232, which fits IPv6's 1,280-byte
+//! minimum MTU) and probes for larger ones up to [`Config::max_datagram`]
+//! (1,472, a 1,500-byte Ethernet MTU less the IPv4 and UDP headers); the
+//! `mtu` module says how. A probe leaves as a [`Transmit`] marked
+//! `probe`, for the driver to send with fragmentation forbidden.
 //!
 //! Like every machine in the core, nothing here does I/O, reads a clock or
 //! draws OS randomness: datagrams and `now` come in, datagrams go out.
@@ -29,6 +32,7 @@ use std::time::Duration;
 
 mod connection;
 mod ledbat;
+mod mtu;
 pub mod packet;
 mod recv_buffer;
 mod rtt;
@@ -49,8 +53,12 @@ pub use socket::{ConnectError, SocketEvent, SocketLimits, UtpConnId, UtpSocket};
 /// libutp where the BEP is silent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// The largest datagram we send, headers included.
+    /// The largest datagram we send, headers included: path MTU
+    /// discovery searches up to it.
     pub max_datagram: usize,
+    /// The datagram size a connection starts with, and a new search
+    /// starts from: one every path carries.
+    pub min_datagram: usize,
     /// Bytes we buffer for the application to read (our advertised window).
     pub recv_buffer: usize,
     /// Bytes the application may have written and not yet had acknowledged.
@@ -81,7 +89,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            max_datagram: 1400,
+            max_datagram: 1472,
+            min_datagram: 1232,
             recv_buffer: 1 << 20,
             send_buffer: 1 << 20,
             target_delay: Duration::from_millis(100),
@@ -101,10 +110,29 @@ impl Config {
     /// Payload bytes per packet: the datagram less the header and the
     /// largest selective ACK we send.
     pub fn max_payload(&self) -> usize {
-        self.max_datagram
-            .saturating_sub(packet::HEADER_LEN + packet::MAX_SACK_EXTENSION_LEN)
-            .max(1)
+        payload_room(self.max_datagram)
     }
+}
+
+/// Payload bytes in a datagram of `datagram` bytes, less the header and
+/// the largest selective ACK we send.
+fn payload_room(datagram: usize) -> usize {
+    datagram
+        .saturating_sub(packet::HEADER_LEN + packet::MAX_SACK_EXTENSION_LEN)
+        .max(1)
+}
+
+/// A datagram a connection wants sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct Transmit {
+    /// The bytes.
+    pub payload: Vec<u8>,
+    /// A path MTU probe: send it with fragmentation forbidden (IPv4's
+    /// "don't fragment" bit, IPv6's `DONTFRAG`), so a path too narrow for
+    /// it loses it instead of splitting it. A driver that cannot may drop
+    /// it: the connection then keeps its starting size.
+    pub probe: bool,
 }
 
 /// Why a connection ended.
@@ -178,4 +206,11 @@ pub struct Stats {
     pub dropped: u64,
     /// Datagrams that did not decode.
     pub malformed: u64,
+    /// The datagram size the path is known to carry (path MTU
+    /// discovery's floor).
+    pub datagram_size: usize,
+    /// Path MTU probes that got through.
+    pub probes_acked: u32,
+    /// Path MTU probes lost (the path is narrower).
+    pub probes_lost: u32,
 }

@@ -65,6 +65,17 @@ impl SentPacket {
     }
 }
 
+/// What became of a sent packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// Acknowledged, cumulatively or selectively.
+    Acked,
+    /// Marked lost, waiting to be resent.
+    Lost,
+    /// Nothing known yet.
+    InFlight,
+}
+
 /// What one ACK acknowledged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Acked {
@@ -257,6 +268,17 @@ impl SendBuffer {
     pub(crate) fn mark_all_lost(&mut self) {
         for p in self.in_flight.iter_mut().filter(|p| !p.sacked) {
             p.need_resend = true;
+        }
+    }
+
+    /// What became of the sent packet `seq` (one cumulatively
+    /// acknowledged is no longer held: `Acked`).
+    pub(crate) fn fate(&self, seq: SeqNr) -> Fate {
+        match self.index_of(seq).map(|i| &self.in_flight[i]) {
+            None => Fate::Acked,
+            Some(p) if p.sacked => Fate::Acked,
+            Some(p) if p.need_resend => Fate::Lost,
+            Some(_) => Fate::InFlight,
         }
     }
 

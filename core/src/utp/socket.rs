@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use super::connection::{Connection, State};
 use super::packet::{Packet, PacketType};
 use super::seq::SeqNr;
-use super::{CloseReason, Config, Event};
+use super::{CloseReason, Config, Event, Transmit};
 use crate::rng::{Rng, Seed};
 use crate::time::Instant;
 
@@ -329,9 +329,10 @@ impl UtpSocket {
 
     /// The next datagram and where to send it. Connections take turns.
     #[must_use]
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<(SocketAddr, Vec<u8>)> {
-        if let Some(reset) = self.resets.pop_front() {
-            return Some(reset);
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<(SocketAddr, Transmit)> {
+        if let Some((to, payload)) = self.resets.pop_front() {
+            let probe = false;
+            return Some((to, Transmit { payload, probe }));
         }
         let cursor = UtpConnId(self.cursor);
         let found = first_transmit(self.conns.range_mut(cursor..), now)
@@ -389,7 +390,7 @@ impl UtpSocket {
 fn first_transmit<'a>(
     mut entries: impl Iterator<Item = (&'a UtpConnId, &'a mut Entry)>,
     now: Instant,
-) -> Option<(UtpConnId, SocketAddr, Vec<u8>)> {
+) -> Option<(UtpConnId, SocketAddr, Transmit)> {
     entries.find_map(|(&id, e)| e.conn.poll_transmit(now).map(|d| (id, e.addr, d)))
 }
 

@@ -114,6 +114,18 @@ impl UdpSocket for AsyncUdp {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.0.get_ref().local_addr()
     }
+    fn send_unfragmented_to<'a>(
+        &'a self,
+        buf: &'a [u8],
+        to: SocketAddr,
+    ) -> BoxFuture<'a, io::Result<usize>> {
+        let send = self.0.send_to(buf, to);
+        Box::pin(crate::sockets::send_unfragmented(
+            self.0.get_ref(),
+            to,
+            send,
+        ))
+    }
 }
 
 impl Runtime for AsyncIoRuntime {

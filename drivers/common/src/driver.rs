@@ -56,7 +56,10 @@ const SEND_QUEUE: usize = 512;
 /// Inputs queued from tasks before they wait for the loop.
 const INPUT_QUEUE: usize = 256;
 /// Where the loop hands a UDP socket's sender task its datagrams.
-type DatagramSender = async_channel::Sender<(SocketAddr, Vec<u8>)>;
+/// A datagram for the sending task: where, what, and whether it is a
+/// path MTU probe (sent with fragmentation forbidden).
+type Datagram = (SocketAddr, Vec<u8>, bool);
+type DatagramSender = async_channel::Sender<Datagram>;
 
 /// Datagrams waiting for the UDP socket (uTP sends in bursts of a
 /// congestion window: 1 MiB is ~750 datagrams).
@@ -339,13 +342,16 @@ impl<R: Runtime> Driver<R> {
     pub fn set_udp(&mut self, socket: Arc<dyn UdpSocket>) {
         let family = socket.local_addr().map_or(0, |a| usize::from(a.is_ipv6()));
         self.read_udp(socket.clone(), |_| true);
-        let (send_tx, send_rx) = async_channel::bounded::<(SocketAddr, Vec<u8>)>(UDP_QUEUE);
+        let (send_tx, send_rx) = async_channel::bounded::<Datagram>(UDP_QUEUE);
         let stop = self.stop_rx.clone();
         self.rt.spawn(Box::pin(async move {
-            while let Ok(Ok((to, payload))) =
+            while let Ok(Ok((to, payload, probe))) =
                 first(Box::pin(send_rx.recv()), Box::pin(stop.recv())).await
             {
-                let _ = socket.send_to(&payload, to).await;
+                let _ = match probe {
+                    true => socket.send_unfragmented_to(&payload, to).await,
+                    false => socket.send_to(&payload, to).await,
+                };
             }
         }));
         self.udp[family] = Some(send_tx);
@@ -460,13 +466,8 @@ impl<R: Runtime> Driver<R> {
                     }
                 }
             },
-            Output::Udp { to, payload } => {
-                // A full queue drops the datagram, as a full socket buffer
-                // would: every protocol on UDP resends.
-                if let Some(udp) = &self.udp[usize::from(to.is_ipv6())] {
-                    let _ = udp.try_send((to, payload));
-                }
-            }
+            Output::Udp { to, payload } => self.send_udp((to, payload, false)),
+            Output::UdpProbe { to, payload } => self.send_udp((to, payload, true)),
             Output::Disk { torrent, op } => {
                 if let Some(s) = self.storage.get(&torrent).cloned() {
                     self.blocking(move || Input::Disk(torrent, s.run(op)));
@@ -502,6 +503,14 @@ impl<R: Runtime> Driver<R> {
             // Timeouts are read by the loop; outputs of later versions are
             // ignored until the loop learns them.
             _ => {}
+        }
+    }
+
+    /// Queues a datagram on its family's socket. A full queue drops it,
+    /// as a full socket buffer would: every protocol on UDP resends.
+    fn send_udp(&self, datagram: Datagram) {
+        if let Some(udp) = &self.udp[usize::from(datagram.0.is_ipv6())] {
+            let _ = udp.try_send(datagram);
         }
     }
 

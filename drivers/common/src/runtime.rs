@@ -57,6 +57,18 @@ pub trait UdpSocket: Send + Sync {
         -> BoxFuture<'a, io::Result<(usize, SocketAddr)>>;
     /// The bound address.
     fn local_addr(&self) -> io::Result<SocketAddr>;
+    /// Sends a datagram with fragmentation forbidden (a uTP path MTU
+    /// probe; `sockets::forbid_fragmentation`). Only the socket's one
+    /// sending task may call it. By default unsupported: the probe is
+    /// dropped.
+    fn send_unfragmented_to<'a>(
+        &'a self,
+        buf: &'a [u8],
+        to: SocketAddr,
+    ) -> BoxFuture<'a, io::Result<usize>> {
+        let _ = (buf, to);
+        Box::pin(async { Err(io::Error::from(io::ErrorKind::Unsupported)) })
+    }
 }
 
 /// What the event loop needs from an async runtime.

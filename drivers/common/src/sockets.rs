@@ -9,10 +9,17 @@
 //!   burst, and a datagram the kernel has no room for is lost — with the
 //!   default buffer (208 KiB on Linux) a 256 MiB download from libtorrent
 //!   lost about 3 % of its datagrams that way. The kernel may grant less
-//!   (`net.core.rmem_max`); that is not an error.
+//!   (`net.core.rmem_max`); that is not an error;
+//! - UDP datagrams may be fragmented, except a uTP path MTU probe, sent
+//!   with fragmentation forbidden ([`send_unfragmented`]): a probe must
+//!   be lost where the path is too narrow, while a lost probe's
+//!   retransmission must get through, in fragments if need be (on Linux
+//!   IPv4 sets "don't fragment" on every datagram by default, so that
+//!   retransmission would be lost again wherever ICMP is filtered).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -43,9 +50,75 @@ pub fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     let s = socket(addr, Type::DGRAM, Protocol::UDP)?;
     let _ = s.set_recv_buffer_size(UDP_BUFFER);
     let _ = s.set_send_buffer_size(UDP_BUFFER);
+    let _ = forbid_fragmentation(&s, addr.is_ipv6(), false);
     s.bind(&addr.into())?;
     s.set_nonblocking(true)?;
     Ok(s.into())
+}
+
+/// Forbids (or allows again) fragmenting what `socket` sends: IPv4's
+/// "don't fragment" bit without regard to the path MTU the kernel knows
+/// (`IP_PMTUDISC_PROBE`; allowed: `IP_PMTUDISC_DONT`), IPv6's
+/// `IPV6_DONTFRAG`. Linux only; elsewhere `Unsupported`.
+#[allow(unsafe_code)] // setsockopt: neither std nor socket2 has these options.
+pub fn forbid_fragmentation(socket: &impl AsRawFd, ipv6: bool, forbid: bool) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let (level, name, value) = match ipv6 {
+            true => (
+                libc::IPPROTO_IPV6,
+                libc::IPV6_DONTFRAG,
+                libc::c_int::from(forbid),
+            ),
+            false => (
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                if forbid {
+                    libc::IP_PMTUDISC_PROBE
+                } else {
+                    libc::IP_PMTUDISC_DONT
+                },
+            ),
+        };
+        // SAFETY: a valid descriptor, and a c_int option value of the
+        // size given.
+        let r = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                std::ptr::addr_of!(value).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (socket, ipv6, forbid);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+}
+
+/// Sends `buf` to `to` through `send` with fragmentation forbidden on
+/// `socket` meanwhile (see [`forbid_fragmentation`]); the caller must be
+/// the socket's only sender, since the option is the socket's.
+pub async fn send_unfragmented<F>(
+    socket: &impl AsRawFd,
+    to: SocketAddr,
+    send: F,
+) -> io::Result<usize>
+where
+    F: std::future::Future<Output = io::Result<usize>>,
+{
+    forbid_fragmentation(socket, to.is_ipv6(), true)?;
+    let sent = send.await;
+    let _ = forbid_fragmentation(socket, to.is_ipv6(), false);
+    sent
 }
 
 /// A non-blocking TCP listener on `addr` (`SO_REUSEADDR`, as every

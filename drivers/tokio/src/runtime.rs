@@ -86,6 +86,17 @@ impl UdpSocket for TokioUdp {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.0.local_addr()
     }
+    fn send_unfragmented_to<'a>(
+        &'a self,
+        buf: &'a [u8],
+        to: SocketAddr,
+    ) -> BoxFuture<'a, io::Result<usize>> {
+        Box::pin(sockets::send_unfragmented(
+            &self.0,
+            to,
+            self.0.send_to(buf, to),
+        ))
+    }
 }
 
 impl Runtime for TokioRuntime {

@@ -48,6 +48,10 @@ pub struct UdpModel {
     /// Chance a datagram is held back by up to another `latency.1` (so it
     /// overtakes nothing but is overtaken), in parts per million.
     pub reorder_ppm: u32,
+    /// The largest datagram the paths carry whole: a larger one sent with
+    /// fragmentation forbidden (a uTP path MTU probe) is lost; a larger
+    /// ordinary one arrives in fragments, as one.
+    pub mtu: usize,
 }
 
 impl Default for UdpModel {
@@ -57,6 +61,7 @@ impl Default for UdpModel {
             loss_ppm: 50_000,
             duplicate_ppm: 0,
             reorder_ppm: 0,
+            mtu: usize::MAX,
         }
     }
 }
@@ -201,6 +206,9 @@ pub struct NetStats {
     pub nat_filtered: u64,
     /// TCP connects a NAT refused.
     pub nat_refused: u64,
+    /// Datagrams sent with fragmentation forbidden that were larger than
+    /// the MTU, and lost for it.
+    pub too_big: u64,
 }
 
 /// The network; see the module documentation.
@@ -341,6 +349,23 @@ impl Network {
     }
 
     // --- UDP ----------------------------------------------------------------
+
+    /// Sends a datagram with fragmentation forbidden: lost if larger than
+    /// the model's MTU, else as [`send_datagram`](Network::send_datagram).
+    pub fn send_unfragmented(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        to: SocketAddr,
+        payload: Vec<u8>,
+    ) {
+        if payload.len() > self.udp.mtu {
+            self.stats.datagrams += 1;
+            self.stats.too_big += 1;
+            return;
+        }
+        self.send_datagram(now, from, to, payload);
+    }
 
     /// Sends a datagram: lost, delayed, duplicated or held back as the
     /// model says. From a black hole, nothing leaves.

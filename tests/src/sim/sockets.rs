@@ -416,6 +416,20 @@ impl UdpSocket for SimUdp {
         Box::pin(async move { Ok(n) })
     }
 
+    fn send_unfragmented_to<'a>(
+        &'a self,
+        buf: &'a [u8],
+        to: SocketAddr,
+    ) -> BoxFuture<'a, io::Result<usize>> {
+        let now = self.shared.now();
+        self.shared
+            .world()
+            .net
+            .send_unfragmented(now, self.addr, to, buf.to_vec());
+        let n = buf.len();
+        Box::pin(async move { Ok(n) })
+    }
+
     fn recv_from<'a>(
         &'a self,
         buf: &'a mut [u8],

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use path::{Dest, Network, PathModel};
 
-use super::{CloseReason, Config, SocketEvent, SocketLimits, UtpConnId, UtpSocket};
+use super::{CloseReason, Config, SocketEvent, SocketLimits, Stats, UtpConnId, UtpSocket};
 use crate::rng::{Rng, Seed};
 use crate::time::Instant;
 
@@ -52,6 +52,8 @@ struct Host {
     /// Datagrams sent.
     sent: usize,
     closed: Option<CloseReason>,
+    /// Its connection's counters when last seen open.
+    stats: Option<Stats>,
     /// (time, bytes received so far), one entry per read.
     progress: Vec<(Instant, usize)>,
 }
@@ -71,6 +73,7 @@ impl Host {
             reading: true,
             sent: 0,
             closed: None,
+            stats: None,
             progress: Vec::new(),
         }
     }
@@ -121,6 +124,11 @@ struct Pair {
     hosts: [Host; 2],
     competitor: Option<FixedRateFlow>,
     latency: Duration,
+    /// The largest datagram the path carries unfragmented: a larger probe
+    /// (sent with fragmentation forbidden) is lost; a larger ordinary
+    /// datagram arrives in fragments.
+    path_mtu: usize,
+    probes_dropped: u64,
     seed: u64,
     steps: u64,
 }
@@ -151,6 +159,8 @@ impl Pair {
             hosts,
             competitor: None,
             latency: model.latency,
+            path_mtu: usize::MAX,
+            probes_dropped: 0,
             seed,
             steps: 0,
         };
@@ -174,9 +184,17 @@ impl Pair {
                     .position(|&a| a == to)
                     .expect("sent to a host of the pair");
                 host.sent += 1;
-                self.net.send(self.now, h, Dest::Host(dest), datagram);
+                if datagram.probe && datagram.payload.len() > self.path_mtu {
+                    self.probes_dropped += 1;
+                    continue;
+                }
+                self.net
+                    .send(self.now, h, Dest::Host(dest), datagram.payload);
             }
             let host = &mut self.hosts[h];
+            if let Some(c) = host.conn.and_then(|id| host.socket.connection(id)) {
+                host.stats = Some(c.stats());
+            }
             while let Some(event) = host.socket.poll_event() {
                 match event {
                     SocketEvent::Incoming(id, _) => {
@@ -329,6 +347,11 @@ impl Pair {
                 self.seed,
             );
         }
+    }
+
+    /// Host 0's connection's counters, as last seen open.
+    fn sender_stats(&self) -> Stats {
+        self.hosts[0].stats.expect("host 0 had a connection")
     }
 
     /// When the last byte in either direction was read.

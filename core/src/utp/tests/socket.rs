@@ -23,7 +23,9 @@ fn socket(seed: u64, limits: SocketLimits) -> UtpSocket {
 }
 
 fn transmits(s: &mut UtpSocket, now: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
-    std::iter::from_fn(|| s.poll_transmit(now)).collect()
+    std::iter::from_fn(|| s.poll_transmit(now))
+        .map(|(to, t)| (to, t.payload))
+        .collect()
 }
 
 fn events(s: &mut UtpSocket) -> Vec<SocketEvent> {

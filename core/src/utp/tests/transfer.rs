@@ -82,3 +82,35 @@ fn clocks_that_disagree_and_wrap() {
     pair.run_to_completion();
     pair.assert_delivered();
 }
+
+/// Path MTU discovery: over a path narrower than the largest datagram,
+/// probes past it are lost, the connection settles just under it, and the
+/// transfer completes; over a wide one it settles at the largest.
+#[test]
+fn the_datagram_size_settles_under_the_path_mtu() {
+    for (seed, mtu) in [(7, 1300), (8, 1400), (9, usize::MAX)] {
+        let mut pair = Pair::new(seed, lossy(0, ms(20), Duration::ZERO, 0), 2 * MIB, 0);
+        pair.path_mtu = mtu;
+        pair.run_to_completion();
+        pair.assert_delivered();
+        let stats = pair.sender_stats();
+        let top = mtu.min(crate::utp::Config::default().max_datagram);
+        eprintln!(
+            "path MTU {mtu}: {stats:?}, {} probes dropped",
+            pair.probes_dropped
+        );
+        assert!(
+            stats.datagram_size <= top
+                && stats.datagram_size + super::super::mtu::SEARCH_DONE >= top,
+            "path MTU {mtu}: settled at {}",
+            stats.datagram_size
+        );
+        assert!(stats.probes_acked > 0);
+        assert_eq!(u64::from(stats.probes_lost), pair.probes_dropped);
+        assert_eq!(
+            pair.probes_dropped > 0,
+            mtu < 1472,
+            "probes lost only on a narrow path"
+        );
+    }
+}
