@@ -258,12 +258,14 @@ impl LocalDiscovery {
         if msg.cookie.as_deref() == Some(self.cookie.as_str()) {
             return;
         }
+        // The sender's address with its scope kept: an IPv6 announce
+        // comes from a link-local address, reachable only through the
+        // interface it arrived on.
+        let mut addr = from;
+        addr.set_port(msg.port);
         for info_hash in msg.info_hashes {
             if self.torrents.contains_key(&info_hash) {
-                self.found.push_back(LocalPeer {
-                    info_hash,
-                    addr: SocketAddr::new(from.ip(), msg.port),
-                });
+                self.found.push_back(LocalPeer { info_hash, addr });
             }
         }
     }
@@ -460,6 +462,34 @@ mod tests {
         lsd.remove(&hash(1));
         lsd.handle_datagram(t0, from, &theirs.encode(GROUP_V4));
         assert_eq!(lsd.poll_peer(), None, "removed");
+    }
+
+    #[test]
+    fn a_link_local_sender_keeps_its_interface() {
+        let t0 = Instant::ZERO;
+        let mut lsd = LocalDiscovery::new(t0, 6881, &[IpFamily::V6], Seed::from_u64(5));
+        lsd.add(t0, hash(1));
+        let from = SocketAddr::V6(std::net::SocketAddrV6::new(
+            "fe80::1".parse().unwrap(),
+            6771,
+            0,
+            3,
+        ));
+        let theirs = LsdMessage {
+            port: 7003,
+            info_hashes: vec![hash(1)],
+            cookie: None,
+        };
+        lsd.handle_datagram(t0, from, &theirs.encode(GROUP_V6));
+        let peer = lsd.poll_peer().expect("a peer");
+        let SocketAddr::V6(v6) = peer.addr else {
+            panic!("{peer:?}")
+        };
+        assert_eq!(
+            (v6.port(), v6.scope_id()),
+            (7003, 3),
+            "reachable through interface 3"
+        );
     }
 
     #[test]
