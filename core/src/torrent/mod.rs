@@ -43,6 +43,7 @@
 mod announces;
 pub mod choker;
 mod commands;
+mod config;
 mod connections;
 pub mod exchange;
 pub mod holepunch;
@@ -65,158 +66,24 @@ use bytes::Bytes;
 
 use crate::bitfield::Bitfield;
 use crate::error::PeerError;
-use crate::handles::{ConnId, ConnIds};
+use crate::handles::ConnId;
 use crate::metainfo::{FileLayout, FileSlice, Info, InfoHash, MetainfoError, PieceIndex};
-use crate::peer::{
-    CloseReason, Direction, PeerEvent, PeerSession, RemotePieces, SessionConfig, TokenBucket,
-};
+use crate::peer::{CloseReason, Direction, PeerEvent, PeerSession, RemotePieces, TokenBucket};
 use crate::picker::{BlockReceived, PeerPieces, PickOptions, PiecePicker, Priority};
 use crate::rng::{Rng, Seed};
 use crate::time::Instant;
 use crate::tracker::tiers::Announcer;
 use crate::tracker::{AnnounceRequest, AnnounceResponse, TrackerError};
-use crate::wire::{
-    BlockRef, PeerId, PexFlags, Reserved, BLOCK_SIZE, UT_HOLEPUNCH, UT_METADATA, UT_PEX,
-};
+use crate::wire::{BlockRef, PexFlags, Reserved, BLOCK_SIZE, UT_HOLEPUNCH, UT_METADATA, UT_PEX};
 pub use announces::TrackerStatus;
-use choker::{ChokeCandidate, Choker, SeedChoking};
+use choker::{ChokeCandidate, Choker};
+pub use config::{StartMode, TorrentConfig, TorrentInfo};
 use exchange::{our_extensions, PeerExchange, OUR_UT_METADATA, OUR_UT_PEX};
 use holepunch::{Holepunch, OUR_UT_HOLEPUNCH};
 pub use outputs::{TorrentEvent, TorrentOutput};
 use peers::{PeerList, PeerSource};
 pub use queueing::{start_state, SessionShare};
 pub use stats::{PeerFlags, PeerInfo, TransferHistory};
-
-/// What a torrent needs to know about its content.
-#[derive(Clone, Debug)]
-pub struct TorrentInfo {
-    /// The v1 info-hash.
-    pub info_hash: InfoHash,
-    /// Piece and file geometry.
-    pub layout: FileLayout,
-    /// The SHA-1 of every piece.
-    pub piece_hashes: Vec<[u8; 20]>,
-    /// BEP 27: peers only from trackers.
-    pub private: bool,
-    /// Tracker tiers (BEP 12), each a list of announce URLs.
-    pub trackers: Vec<Vec<String>>,
-    /// The bencoded info dictionary, served to peers that ask for it
-    /// (BEP 9); `None` when not kept.
-    pub metadata: Option<Bytes>,
-}
-
-impl TorrentInfo {
-    /// From a parsed .torrent.
-    pub fn from_metainfo(m: &crate::metainfo::Metainfo<'_>) -> TorrentInfo {
-        let trackers = m
-            .trackers()
-            .into_iter()
-            .map(|tier| tier.into_iter().map(str::to_owned).collect())
-            .collect();
-        let raw = Bytes::copy_from_slice(m.info.raw());
-        TorrentInfo::from_info(m.info_hash, &m.info, trackers, raw)
-    }
-
-    /// From a parsed info dictionary whose bytes are `raw` (kept, not
-    /// copied: a magnet's metadata as it arrived).
-    pub fn from_info(
-        info_hash: InfoHash,
-        info: &Info<'_>,
-        trackers: Vec<Vec<String>>,
-        raw: Bytes,
-    ) -> TorrentInfo {
-        let count = info.piece_count();
-        TorrentInfo {
-            info_hash,
-            layout: info.layout().clone(),
-            piece_hashes: (0..count)
-                .filter_map(|p| info.piece_hash(PieceIndex(p)))
-                .collect(),
-            private: info.is_private(),
-            trackers,
-            metadata: Some(raw),
-        }
-    }
-}
-
-/// Settings of one torrent.
-#[derive(Clone, Debug)]
-pub struct TorrentConfig {
-    /// Our peer id.
-    pub peer_id: PeerId,
-    /// Extension bits we advertise.
-    pub reserved: Reserved,
-    /// Most connected peers.
-    pub max_peers: usize,
-    /// Most connections per IP, in either direction (a host must not take
-    /// every slot).
-    pub max_peers_per_ip: usize,
-    /// Most connection attempts in progress at once.
-    pub max_half_open: usize,
-    /// Regular unchoke slots (one optimistic slot comes on top).
-    pub unchoke_slots: usize,
-    /// Whether to keep an optimistic unchoke slot.
-    pub optimistic_unchoke: bool,
-    /// How a seeding torrent picks whom to unchoke.
-    pub seed_choking: SeedChoking,
-    /// Peer session timing.
-    pub session: SessionConfig,
-    /// Budget for block data held in memory (requested, received, awaiting
-    /// verification or writing).
-    pub max_buffered_bytes: u64,
-    /// Pieces checked against the disk at once during start-up checking.
-    pub max_checks_in_flight: usize,
-    /// Where this torrent's outgoing connections get their ids (an engine
-    /// shares one source between itself and all its torrents).
-    pub conn_ids: ConnIds,
-    /// The port we accept peers on, for tracker announces.
-    pub listen_port: u16,
-    /// Peers to ask each tracker for.
-    pub numwant: Option<u32>,
-    /// Upload limit in bytes/s (0: none).
-    pub upload_rate: u64,
-    /// Download limit in bytes/s (0: none).
-    pub download_rate: u64,
-    /// Speak `ut_holepunch` (BEP 55): relay rendezvous between our peers
-    /// and ask for them (never on private torrents; the engine turns it
-    /// off without uTP, which holepunching needs).
-    pub holepunch: bool,
-}
-
-impl Default for TorrentConfig {
-    fn default() -> TorrentConfig {
-        TorrentConfig {
-            peer_id: PeerId(*b"-BT0001-000000000000"),
-            reserved: Reserved::FAST.with(Reserved::EXTENSION),
-            max_peers: 50,
-            max_peers_per_ip: peers::DEFAULT_MAX_PER_IP,
-            max_half_open: 8,
-            unchoke_slots: 4,
-            optimistic_unchoke: true,
-            seed_choking: SeedChoking::UploadRate,
-            session: SessionConfig::default(),
-            max_buffered_bytes: 64 << 20,
-            max_checks_in_flight: 4,
-            conn_ids: ConnIds::new(),
-            listen_port: 6881,
-            numwant: Some(50),
-            upload_rate: 0,
-            download_rate: 0,
-            holepunch: true,
-        }
-    }
-}
-
-/// How to begin.
-#[derive(Clone, Debug)]
-pub enum StartMode {
-    /// Nothing on disk yet.
-    Fresh,
-    /// Verify whatever is on disk first ([`TorrentOutput::Check`]).
-    Check,
-    /// Resume data says these pieces are on disk and verified.
-    Trusted(Bitfield),
-}
 
 /// The torrent's life cycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,6 +8,7 @@ use sha1::{Digest, Sha1};
 
 use super::*;
 use crate::metainfo::{PieceHasher, TorrentBuilder};
+use crate::wire::PeerId;
 
 fn content(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 131 % 251) as u8).collect()

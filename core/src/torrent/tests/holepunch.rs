@@ -6,6 +6,7 @@
 
 use super::super::holepunch::{OUR_UT_HOLEPUNCH, RELAY_BURST, RELAY_REFILL, RENDEZVOUS_BACKOFF};
 use super::*;
+use crate::wire::PeerId;
 use crate::wire::{
     ExtensionHandshake, Frame, FrameDecoder, FrameLimits, Handshake, HolepunchErrorCode,
     HolepunchMessage, PexMessage,

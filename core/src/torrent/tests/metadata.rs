@@ -2,6 +2,7 @@
 //! liars, liars alone) and the handover that keeps every connection.
 
 use super::*;
+use crate::wire::PeerId;
 use crate::wire::METADATA_PIECE;
 
 /// A torrent with many files, so its info dictionary spans several 16 KiB

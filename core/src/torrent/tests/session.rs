@@ -4,6 +4,7 @@
 //! first-and-last-piece priority.
 
 use super::*;
+use crate::wire::PeerId;
 
 fn pair(data: &[u8], seeder_start: StartMode) -> (Vec<Node>, SocketAddr) {
     let info = info_for(data, 32768);
