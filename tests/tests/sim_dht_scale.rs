@@ -35,6 +35,7 @@ fn model() -> NetModel {
         duplicate_ppm: 0,
         reorder_ppm: 0,
         mtu: usize::MAX,
+        queue: None,
     }
 }
 

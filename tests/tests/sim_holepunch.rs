@@ -47,6 +47,7 @@ fn udp() -> UdpModel {
         duplicate_ppm: 0,
         reorder_ppm: 0,
         mtu: usize::MAX,
+        queue: None,
     }
 }
 

@@ -119,6 +119,7 @@ fn datagrams_are_lost_duplicated_and_reordered_as_the_model_says() {
             duplicate_ppm: 20_000,
             reorder_ppm: 100_000,
             mtu: usize::MAX,
+            queue: None,
         };
         let (mut exec, rts) = world(model, &[(1, HostSpec::default()), (2, HostSpec::default())]);
         let a = rts[0].bind_udp_now(SocketAddr::new(ip(1), 6881)).unwrap();
@@ -197,6 +198,7 @@ fn a_nat_filters_what_it_did_not_ask_for() {
         duplicate_ppm: 0,
         reorder_ppm: 0,
         mtu: usize::MAX,
+        queue: None,
     };
     let mut net = Network::new(Seed::from_u64(3), clean);
     let nat = HostSpec {

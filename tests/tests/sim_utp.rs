@@ -8,9 +8,11 @@
 //! three leechers finish with identical data at 0, 5 and 10 % loss, and a
 //! run replays from its seed.
 //!
-//! The network's UDP model has no bandwidth limit, so LEDBAT's behaviour
-//! at a bottleneck is tested in the core against a bottleneck model
-//! (`core/src/utp/tests/congestion.rs`).
+//! Then LEDBAT at a bottleneck: with the network's UDP model queueing
+//! datagrams in the sender's upload pipe, uTP fills an idle uplink and
+//! yields it to a stream that shares it (also tested in the core against
+//! its own path model, `core/src/utp/tests/congestion.rs`). And path MTU
+//! discovery end to end, over a path whose MTU is 1,300 bytes.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -167,6 +169,7 @@ fn model(
         duplicate_ppm,
         reorder_ppm,
         mtu: usize::MAX,
+        queue: None,
     }
 }
 
@@ -291,5 +294,140 @@ fn engines_over_utp_replay_from_their_seed() {
     assert_eq!(
         swarm_over_utp(21, udp(), MIB),
         swarm_over_utp(21, udp(), MIB)
+    );
+}
+
+// --- LEDBAT on the simulator's bottleneck -----------------------------------
+
+/// BEP 29's point, on the one simulator's network: uTP fills an uplink it
+/// has to itself, and yields it to a stream that shares it. Host A's
+/// 256 KiB/s upload pipe carries its datagrams and its streams' bytes in
+/// one queue (`UdpModel::queue`); a uTP transfer runs from A to B, and
+/// from 10 s on a stream from A to B keeps its send buffer (64 KiB, a
+/// quarter of a second at that rate) queued, as a bulk TCP upload fills
+/// a modem's buffer. LEDBAT sees the queueing delay pass its 100 ms target
+/// and backs off: the stream gets nearly all of the link.
+#[test]
+fn ledbat_fills_an_idle_uplink_and_yields_it_to_a_stream() {
+    use bittide_tests::sim::network::Side;
+    const RATE: u64 = 256 * 1024;
+    let secs = Duration::from_secs;
+    let at = |s: u64| Instant::ZERO + secs(s);
+    let udp = UdpModel {
+        queue: Some(secs(2)),
+        ..model(0, (20, 20), 0, 0)
+    };
+    let mut net = Network::new(Seed::from_u64(31), udp);
+    let mut rng = Rng::new(Seed::from_u64(31));
+    let host = |upload| HostSpec {
+        upload,
+        latency: (Duration::from_millis(20), Duration::from_millis(20)),
+        ..HostSpec::default()
+    };
+    let end = |n: u8, bytes: usize, rng: &mut Rng| {
+        let mut send = vec![0; bytes];
+        rng.fill(&mut send);
+        End {
+            addr: SocketAddr::new(IpAddr::from([10, 0, 0, n]), 6881),
+            socket: UtpSocket::new(Config::default(), SocketLimits::default(), rng.child_seed()),
+            conn: None,
+            send,
+            written: 0,
+            received: Vec::new(),
+            closing: true,
+            closed: None,
+        }
+    };
+    let mut ends = [end(1, 64 * MIB, &mut rng), end(2, 0, &mut rng)];
+    net.add_host(ends[0].addr.ip(), host(RATE));
+    net.add_host(ends[1].addr.ip(), host(64 * MIB as u64));
+    let mut now = Instant::ZERO;
+    ends[0].conn = Some(ends[0].socket.connect(now, ends[1].addr).unwrap());
+
+    let stream_to = SocketAddr::new(ends[1].addr.ip(), 80);
+    let mut stream = None;
+    let mut stream_writable = at(10);
+    let mut stream_bytes = Vec::new();
+    // Bytes B had from uTP and from the stream at each checkpoint.
+    let checkpoints = [at(5), at(10), at(20), at(40)];
+    let mut seen = Vec::new();
+    while seen.len() < checkpoints.len() {
+        if now >= at(10) {
+            let s = *stream.get_or_insert_with(|| net.connect(now, ends[0].addr, stream_to));
+            while stream_writable <= now {
+                match net.send(now, s, Side::Client, vec![0; 16 * 1024]) {
+                    Some(next) => stream_writable = next.max(now + Duration::from_micros(1)),
+                    None => break,
+                }
+            }
+        }
+        for end in &mut ends {
+            end.application();
+            while let Some((to, t)) = end.socket.poll_transmit(now) {
+                match t.probe {
+                    true => net.send_unfragmented(now, end.addr, to, t.payload),
+                    false => net.send_datagram(now, end.addr, to, t.payload),
+                }
+            }
+            while let Some(event) = end.socket.poll_event() {
+                if let SocketEvent::Incoming(id, _) = event {
+                    end.conn = Some(id);
+                }
+            }
+        }
+        let next_checkpoint = checkpoints[seen.len()];
+        let next = ends
+            .iter()
+            .filter_map(|e| e.socket.poll_timeout())
+            .chain(net.next_deadline())
+            .chain([next_checkpoint])
+            .chain(stream.map(|_| stream_writable))
+            .chain((stream.is_none()).then(|| at(10)))
+            .min()
+            .expect("a checkpoint is always ahead");
+        now = now.max(next);
+        while let Some((_, delivery)) = net.pop_due(now) {
+            match delivery {
+                Delivery::Datagram { from, to, payload } => {
+                    if let Some(end) = ends.iter_mut().find(|e| e.addr == to) {
+                        end.socket.handle_datagram(now, from, &payload);
+                    }
+                }
+                Delivery::Data(_, _, bytes) => stream_bytes.push((now, bytes.len())),
+                _ => {}
+            }
+        }
+        for end in &mut ends {
+            if end.socket.poll_timeout().is_some_and(|t| t <= now) {
+                end.socket.handle_timeout(now);
+            }
+        }
+        ends[1].application();
+        if now >= next_checkpoint {
+            let streamed: usize = stream_bytes.iter().map(|(_, n)| n).sum();
+            seen.push((ends[1].received.len(), streamed));
+        }
+    }
+    let rate = |bytes: usize, seconds: u64| bytes as f64 / seconds as f64 / RATE as f64;
+    let alone = rate(seen[1].0 - seen[0].0, 5);
+    let utp_shared = rate(seen[3].0 - seen[2].0, 20);
+    let stream_shared = rate(seen[3].1 - seen[2].1, 20);
+    eprintln!(
+        "uTP alone {:.0} % of the link; with the stream: uTP {:.0} %, stream {:.0} %; {:?}",
+        alone * 100.0,
+        utp_shared * 100.0,
+        stream_shared * 100.0,
+        net.stats
+    );
+    assert!(
+        alone > 0.8,
+        "uTP alone used {:.0} % of the link",
+        alone * 100.0
+    );
+    assert!(
+        stream_shared > 0.85 && utp_shared < 0.1,
+        "LEDBAT did not yield: uTP {:.0} %, stream {:.0} %",
+        utp_shared * 100.0,
+        stream_shared * 100.0
     );
 }

@@ -21,7 +21,9 @@
 //! - **UDP datagrams** get their own latency from [`UdpModel::latency`], are
 //!   lost, duplicated or held back (reordered) with the model's
 //!   probabilities, and are delivered to whatever is bound at the
-//!   destination.
+//!   destination; with [`UdpModel::queue`] they first wait their turn in
+//!   the sender's upload pipe, behind its streams' bytes, and are dropped
+//!   when that queue is too long.
 //! - **NATs** ([`HostSpec::behind_nat`]): a host behind one refuses every
 //!   inbound TCP connect, and a datagram reaches it only from an address
 //!   it sent a datagram to itself within [`NAT_HOLE_LIFETIME`] (checked
@@ -52,6 +54,12 @@ pub struct UdpModel {
     /// fragmentation forbidden (a uTP path MTU probe) is lost; a larger
     /// ordinary one arrives in fragments, as one.
     pub mtu: usize,
+    /// `Some(limit)`: datagrams leave through the sending host's upload
+    /// pipe, in one queue with its streams' bytes, and one that would
+    /// wait there longer than `limit` is dropped (a drop-tail bottleneck,
+    /// where LEDBAT's delay measurements mean something); `None`: they
+    /// bypass the pipes.
+    pub queue: Option<Duration>,
 }
 
 impl Default for UdpModel {
@@ -62,6 +70,7 @@ impl Default for UdpModel {
             duplicate_ppm: 0,
             reorder_ppm: 0,
             mtu: usize::MAX,
+            queue: None,
         }
     }
 }
@@ -209,6 +218,8 @@ pub struct NetStats {
     /// Datagrams sent with fragmentation forbidden that were larger than
     /// the MTU, and lost for it.
     pub too_big: u64,
+    /// Datagrams dropped at a full upload queue ([`UdpModel::queue`]).
+    pub tail_drops: u64,
 }
 
 /// The network; see the module documentation.
@@ -387,6 +398,19 @@ impl Network {
             self.stats.lost += 1;
             return;
         }
+        let mut departs = now;
+        if let Some(limit) = self.udp.queue {
+            if let Some(h) = self.hosts.get_mut(&from.ip()) {
+                let start = h.up_free.max(now);
+                if start.saturating_duration_since(now) > limit {
+                    self.stats.tail_drops += 1;
+                    return;
+                }
+                h.up_free = start + transfer_time(payload.len(), h.spec.upload);
+                departs = h.up_free;
+            }
+        }
+        let now = departs;
         let mut at = now + uniform(&mut self.rng, self.udp.latency);
         if ppm(&mut self.rng, self.udp.reorder_ppm) {
             self.stats.reordered += 1;
