@@ -38,11 +38,28 @@ impl Netns {
 
     /// Runs `ip ARGS` inside the namespace; panics if it fails.
     pub fn ip(&self, args: &[&str]) {
-        assert!(
-            ip_ok(&[&["netns", "exec", &self.0, "ip"][..], args].concat()),
-            "ip {args:?} in {}",
-            self.0
-        );
+        assert!(self.try_ip(args), "ip {args:?} in {}", self.0);
+    }
+
+    /// Runs `ip ARGS` inside the namespace; whether it worked.
+    pub fn try_ip(&self, args: &[&str]) -> bool {
+        ip_ok(&[&["netns", "exec", &self.0, "ip"][..], args].concat())
+    }
+
+    /// Adds a veth pair, both ends up, so the namespace has a link that
+    /// carries IPv6 multicast (its loopback does not); its link-local
+    /// addresses are usable at once (no duplicate address detection).
+    /// False where the kernel has no veth.
+    pub fn add_veth(&self) -> bool {
+        let no_dad = self
+            .command("sh")
+            .args(["-c", "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad"])
+            .status()
+            .is_ok_and(|s| s.success());
+        no_dad
+            && self.try_ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"])
+            && self.try_ip(&["link", "set", "v0", "up"])
+            && self.try_ip(&["link", "set", "v1", "up"])
     }
 
     /// Gives the namespace its own `/etc/hosts` (`ip netns exec` mounts
