@@ -20,6 +20,22 @@ use bittide_tests::{
     TempDir, DEBIAN_PYTHON,
 };
 
+/// `bittide seed` of `src` inside `ns`, listening on `listen` only, with
+/// LSD on and no DHT, once it seeds.
+fn seed_in(ns: &Netns, torrent: &Path, src: &Path, listen: &str) -> ChildGuard {
+    let mut cmd = ns.command(bittide());
+    cmd.env_remove("BITTIDE_NO_LSD")
+        .args(["seed", torrent.to_str().unwrap(), "-o"])
+        .arg(src)
+        .args(["--no-dht", "--json", "--listen", listen]);
+    let log = src.with_extension("seed.log");
+    ChildGuard(bittide_tests::start_seeding(
+        &mut cmd,
+        &log,
+        Duration::from_secs(30),
+    ))
+}
+
 /// `bittide download` inside `ns` with LSD on (unless `extra` says
 /// otherwise) and nothing else to find peers with, waiting at most
 /// `timeout` for a first peer; its exit code. It listens on 127.0.0.1
@@ -94,18 +110,7 @@ fn bittide_and_libtorrent_find_each_other_on_the_local_network() {
     drop(seeder);
 
     // The other way: bittide seeds, a libtorrent leecher finds it.
-    let seed_log = dir.path().join("seed.log");
-    let mut cmd = ns.command(bittide());
-    cmd.env_remove("BITTIDE_NO_LSD")
-        .args(["seed", torrent.to_str().unwrap(), "-o"])
-        .arg(&src)
-        .args(["--no-dht", "--json"])
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())]);
-    let _seed = ChildGuard(bittide_tests::start_seeding(
-        &mut cmd,
-        &seed_log,
-        Duration::from_secs(30),
-    ));
+    let _seed = seed_in(&ns, &torrent, &src, &format!("127.0.0.1:{}", free_port()));
     let lt_out = dir.path().join("lt-out");
     std::fs::create_dir_all(&lt_out).unwrap();
     let (_leecher, done) = ns.libtorrent(&[
@@ -149,18 +154,7 @@ fn two_bittides_find_each_other_on_the_ipv6_group() {
     let (src, torrent) = one_file_torrent(dir.path(), "six.bin", 2 << 20, 15, "64K", None);
 
     // IPv6 sockets only: an IPv4 announce cannot even be sent.
-    let seed_log = dir.path().join("seed.log");
-    let mut cmd = ns.command(bittide());
-    cmd.env_remove("BITTIDE_NO_LSD")
-        .args(["seed", torrent.to_str().unwrap(), "-o"])
-        .arg(&src)
-        .args(["--no-dht", "--json"])
-        .args(["--listen", &format!("[::]:{}", free_port())]);
-    let _seed = ChildGuard(bittide_tests::start_seeding(
-        &mut cmd,
-        &seed_log,
-        Duration::from_secs(30),
-    ));
+    let _seed = seed_in(&ns, &torrent, &src, &format!("[::]:{}", free_port()));
     let out = dir.path().join("out");
     let listen = format!("[::]:{}", free_port());
     assert_eq!(

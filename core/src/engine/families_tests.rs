@@ -2,10 +2,14 @@
 //! per family, the torrent hearing one answer per announce and every
 //! family's peers.
 
+use super::trackers::tests::drain;
 use super::*;
-use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
 use crate::torrent::TorrentEvent;
 use crate::tracker::TrackerError;
+
+fn info(tracker: &str) -> TorrentInfo {
+    super::trackers::tests::info(3, tracker)
+}
 
 fn dual_stack() -> Engine {
     let config = EngineConfig {
@@ -13,27 +17,6 @@ fn dual_stack() -> Engine {
         ..EngineConfig::default()
     };
     Engine::new(config, Seed::from_u64(11))
-}
-
-fn info(tracker: &str) -> TorrentInfo {
-    let data = vec![3u8; 16384];
-    let mut b = TorrentBuilder::single_file("f", data.len() as u64);
-    b.set_piece_length(16384);
-    b.add_tracker_tier(vec![tracker.to_owned()]);
-    let mut h = PieceHasher::new(16384);
-    h.update(&data);
-    let bytes = b.build(&h.finish()).expect("builds");
-    TorrentInfo::from_metainfo(&Metainfo::from_bytes(&bytes).expect("parses"))
-}
-
-fn drain(e: &mut Engine, now: Instant) -> Vec<Output> {
-    let mut outs = Vec::new();
-    loop {
-        match e.poll_output(now) {
-            Output::Timeout(_) => return outs,
-            o => outs.push(o),
-        }
-    }
 }
 
 fn http(outs: &[Output]) -> Vec<(RequestId, Option<IpFamily>)> {
@@ -67,6 +50,16 @@ fn connects(outs: &[Output]) -> Vec<SocketAddr> {
             _ => None,
         })
         .collect()
+}
+
+/// The one name lookup among `outs`.
+fn lookup(outs: &[Output]) -> RequestId {
+    outs.iter()
+        .find_map(|o| match o {
+            Output::Resolve { request, .. } => Some(*request),
+            _ => None,
+        })
+        .expect("one lookup")
 }
 
 /// A compact answer holding `peer` (`peers` or `peers6` by its family).
@@ -197,14 +190,7 @@ fn a_udp_tracker_name_gives_one_address_per_family() {
     let mut e = dual_stack();
     e.add_torrent(now, info("udp://tracker.example:6969"), StartMode::Fresh)
         .expect("added");
-    let outs = drain(&mut e, now);
-    let resolve = outs
-        .iter()
-        .find_map(|o| match o {
-            Output::Resolve { request, .. } => Some(*request),
-            _ => None,
-        })
-        .expect("one lookup");
+    let resolve = lookup(&drain(&mut e, now));
     let (v4, v6): (SocketAddr, SocketAddr) = (
         "127.0.0.9:6969".parse().expect("addr"),
         "[::9]:6969".parse().expect("addr"),
@@ -239,14 +225,7 @@ fn a_udp_tracker_name_gives_one_address_per_family() {
     let id = e
         .add_torrent(now, info("udp://tracker.example:6969"), StartMode::Fresh)
         .expect("added");
-    let outs = drain(&mut e, now);
-    let resolve = outs
-        .iter()
-        .find_map(|o| match o {
-            Output::Resolve { request, .. } => Some(*request),
-            _ => None,
-        })
-        .expect("one lookup");
+    let resolve = lookup(&drain(&mut e, now));
     e.handle_resolved(now, resolve, vec![v4]);
     let outs = drain(&mut e, now);
     assert!(

@@ -430,7 +430,7 @@ impl Trackers {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::{Engine, EngineConfig, Event};
     use super::*;
     use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
@@ -438,7 +438,8 @@ mod tests {
     use crate::torrent::{StartMode, TorrentEvent, TorrentInfo};
     use crate::tracker::server::{ServerConfig, TrackerServer};
 
-    fn info(salt: u8, tracker: &str) -> TorrentInfo {
+    /// A one-piece torrent (its bytes from `salt`) announcing to `tracker`.
+    pub(in crate::engine) fn info(salt: u8, tracker: &str) -> TorrentInfo {
         let data = vec![salt; 16384];
         let mut b = TorrentBuilder::single_file(format!("f{salt}"), data.len() as u64);
         b.set_piece_length(16384);
@@ -449,7 +450,8 @@ mod tests {
         TorrentInfo::from_metainfo(&Metainfo::from_bytes(&bytes).expect("parses"))
     }
 
-    fn drain(e: &mut Engine, now: Instant) -> Vec<Output> {
+    /// Every output up to the next timeout.
+    pub(in crate::engine) fn drain(e: &mut Engine, now: Instant) -> Vec<Output> {
         let mut outs = Vec::new();
         loop {
             match e.poll_output(now) {
