@@ -62,6 +62,20 @@ fn lookup(outs: &[Output]) -> RequestId {
         .expect("one lookup")
 }
 
+const TRACKER: &str = "http://tracker.example/announce";
+
+/// A dual-stack engine with a torrent announcing to `url`, and the HTTP
+/// requests of its first announce.
+fn announcing(url: &str) -> (Engine, TorrentId, Vec<(RequestId, Option<IpFamily>)>) {
+    let mut e = dual_stack();
+    let now = Instant::ZERO;
+    let id = e
+        .add_torrent(now, info(url), StartMode::Fresh)
+        .expect("added");
+    let asked = http(&drain(&mut e, now));
+    (e, id, asked)
+}
+
 /// A compact answer holding `peer` (`peers` or `peers6` by its family).
 fn answer(peer: SocketAddr) -> Vec<u8> {
     let (key, mut packed): (&[u8], Vec<u8>) = match peer {
@@ -74,16 +88,8 @@ fn answer(peer: SocketAddr) -> Vec<u8> {
 
 #[test]
 fn an_http_announce_goes_out_once_per_family_and_is_answered_once() {
-    let mut e = dual_stack();
+    let (mut e, id, asked) = announcing(TRACKER);
     let now = Instant::ZERO;
-    let id = e
-        .add_torrent(
-            now,
-            info("http://tracker.example/announce"),
-            StartMode::Fresh,
-        )
-        .expect("added");
-    let asked = http(&drain(&mut e, now));
     let families: Vec<_> = asked.iter().map(|(_, f)| *f).collect();
     assert_eq!(families, [Some(IpFamily::V4), Some(IpFamily::V6)]);
 
@@ -103,7 +109,7 @@ fn an_http_announce_goes_out_once_per_family_and_is_answered_once() {
     assert_eq!(
         tracker_events(&outs),
         [&TorrentEvent::TrackerReply {
-            url: "http://tracker.example/announce".into(),
+            url: TRACKER.into(),
             peers: 1
         }]
     );
@@ -114,16 +120,8 @@ fn an_http_announce_goes_out_once_per_family_and_is_answered_once() {
 
 #[test]
 fn a_second_familys_answer_adds_its_peers_only() {
-    let mut e = dual_stack();
+    let (mut e, id, asked) = announcing(TRACKER);
     let now = Instant::ZERO;
-    let id = e
-        .add_torrent(
-            now,
-            info("http://tracker.example/announce"),
-            StartMode::Fresh,
-        )
-        .expect("added");
-    let asked = http(&drain(&mut e, now));
     let (v4, v6): (SocketAddr, SocketAddr) = (
         "127.0.0.2:6881".parse().expect("addr"),
         "[::2]:6881".parse().expect("addr"),
@@ -141,15 +139,8 @@ fn a_second_familys_answer_adds_its_peers_only() {
 
 #[test]
 fn every_family_failing_is_one_error() {
-    let mut e = dual_stack();
+    let (mut e, _, asked) = announcing(TRACKER);
     let now = Instant::ZERO;
-    e.add_torrent(
-        now,
-        info("http://tracker.example/announce"),
-        StartMode::Fresh,
-    )
-    .expect("added");
-    let asked = http(&drain(&mut e, now));
     for (n, (request, _)) in asked.iter().enumerate() {
         let why = TrackerError::Unreachable(format!("attempt {n}"));
         e.handle_http(now, *request, Err(why));
@@ -158,7 +149,7 @@ fn every_family_failing_is_one_error() {
     assert_eq!(
         tracker_events(&outs),
         [&TorrentEvent::TrackerError {
-            url: "http://tracker.example/announce".into(),
+            url: TRACKER.into(),
             error: TrackerError::Unreachable("attempt 1".into())
         }]
     );
@@ -167,19 +158,13 @@ fn every_family_failing_is_one_error() {
 #[test]
 fn a_literal_address_is_asked_over_its_family_and_no_families_over_any() {
     let now = Instant::ZERO;
-    let mut e = dual_stack();
-    e.add_torrent(now, info("http://127.0.0.1:9/announce"), StartMode::Fresh)
-        .expect("added");
-    let families: Vec<_> = http(&drain(&mut e, now)).iter().map(|(_, f)| *f).collect();
+    let (_, _, asked) = announcing("http://127.0.0.1:9/announce");
+    let families: Vec<_> = asked.iter().map(|(_, f)| *f).collect();
     assert_eq!(families, [Some(IpFamily::V4)]);
 
     let mut e = Engine::new(EngineConfig::default(), Seed::from_u64(12));
-    e.add_torrent(
-        now,
-        info("http://tracker.example/announce"),
-        StartMode::Fresh,
-    )
-    .expect("added");
+    e.add_torrent(now, info(TRACKER), StartMode::Fresh)
+        .expect("added");
     let families: Vec<_> = http(&drain(&mut e, now)).iter().map(|(_, f)| *f).collect();
     assert_eq!(families, [None]);
 }
