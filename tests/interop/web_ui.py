@@ -6,7 +6,7 @@
 # the Rust test checks it and the files on disk.
 import json, os, sys, time
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -27,14 +27,15 @@ d.set_page_load_timeout(30)
 
 
 def wait(what, cond, timeout=90):
-    """Polls cond() (exceptions from a re-rendered page count as not yet)."""
+    """Polls cond() (an element not there yet, or gone with a re-rendered
+    page, counts as not yet)."""
     end = time.time() + timeout
     while time.time() < end:
         try:
             v = cond()
             if v:
                 return v
-        except StaleElementReferenceException:
+        except (StaleElementReferenceException, NoSuchElementException):
             pass
         time.sleep(0.2)
     d.save_screenshot(os.path.join(shots, "timeout.png"))
@@ -75,8 +76,9 @@ try:
          and d.find_element(By.ID, "link").get_attribute("class") == "link live")
 
     # Add by file upload, leaving one file out.
+    # The page changes on `hashchange`, after the click returns.
     d.find_element(By.CSS_SELECTOR, 'nav a[href="#/add"]').click()
-    d.find_element(By.ID, "torrent-file").send_keys(args["torrent"])
+    wait("the add page", lambda: d.find_element(By.ID, "torrent-file")).send_keys(args["torrent"])
     boxes = wait("the file choice", lambda: d.find_elements(By.CSS_SELECTOR, "#add-files input[data-index]"))
     out["add_files_listed"] = len(boxes)
     for b in boxes:
@@ -88,7 +90,7 @@ try:
 
     # Add by magnet.
     d.find_element(By.CSS_SELECTOR, 'nav a[href="#/add"]').click()
-    d.find_element(By.ID, "links").send_keys(args["magnet"])
+    wait("the add page", lambda: d.find_element(By.ID, "links")).send_keys(args["magnet"])
     d.find_element(By.ID, "add-submit").click()
     wait("the magnet's row", lambda: d.current_url.endswith("#/") and row(args["magnet_hash"]))
 
