@@ -449,21 +449,22 @@ impl Connection {
             }
         }
         self.last_ack_nr = Some(packet.ack_nr);
-        let mut probe_lost = false;
+        let mut only_the_probe = false;
         if let Some(seq) = self.mtu.probe_seq() {
             match self.send.fate(seq) {
                 Fate::Acked => self.mtu.handle_probe_acked(now),
                 Fate::Lost => {
                     self.mtu.handle_probe_lost(now);
-                    probe_lost = true;
+                    only_the_probe = !self.send.lost_besides(seq);
                 }
                 Fate::InFlight => {}
             }
         }
         if lost {
             self.stats.fast_retransmits += 1;
-            // A lost probe says the path is narrow, not congested.
-            if !probe_lost {
+            // A lost probe says the path is narrow, not congested; any
+            // other loss with it still counts.
+            if !only_the_probe {
                 let rtt = self.rtt.smoothed().unwrap_or_else(|| self.rtt.timeout());
                 self.cc.on_loss(now, rtt);
             }

@@ -53,8 +53,9 @@ pub use socket::{ConnectError, SocketEvent, SocketLimits, UtpConnId, UtpSocket};
 /// libutp where the BEP is silent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// The largest datagram we send, headers included: path MTU
-    /// discovery searches up to it.
+    /// The largest datagram we send to an IPv4 peer, headers included:
+    /// path MTU discovery searches up to it (20 bytes less for IPv6,
+    /// [`Config::for_peer`]).
     pub max_datagram: usize,
     /// The datagram size a connection starts with, and a new search
     /// starts from: one every path carries.
@@ -112,7 +113,23 @@ impl Config {
     pub fn max_payload(&self) -> usize {
         payload_room(self.max_datagram)
     }
+
+    /// The settings for a connection with `peer`: the datagram sizes
+    /// count an IPv4 header, and an IPv6 one is 20 bytes longer (a
+    /// 1,500-byte link carries 1,452 bytes of UDP payload over IPv6), so
+    /// no probe is sure to fail.
+    pub fn for_peer(&self, peer: &std::net::SocketAddr) -> Config {
+        let mut c = *self;
+        if peer.is_ipv6() {
+            c.max_datagram = c.max_datagram.saturating_sub(IPV6_EXTRA_HEADER).max(1);
+            c.min_datagram = c.min_datagram.min(c.max_datagram);
+        }
+        c
+    }
 }
+
+/// How much longer an IPv6 header is than an IPv4 one.
+const IPV6_EXTRA_HEADER: usize = 20;
 
 /// Payload bytes in a datagram of `datagram` bytes, less the header and
 /// the largest selective ACK we send.

@@ -282,6 +282,11 @@ impl SendBuffer {
         }
     }
 
+    /// Whether a packet other than `seq` waits to be resent.
+    pub(crate) fn lost_besides(&self, seq: SeqNr) -> bool {
+        self.in_flight.iter().any(|p| p.need_resend && p.seq != seq)
+    }
+
     /// The oldest packet waiting to be (re)sent.
     pub(crate) fn next_to_resend(&mut self) -> Option<&mut SentPacket> {
         self.in_flight.iter_mut().find(|p| p.need_resend)

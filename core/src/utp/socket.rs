@@ -184,7 +184,7 @@ impl UtpSocket {
                 break id;
             }
         };
-        let conn = Connection::connect(now, self.config, recv_id);
+        let conn = Connection::connect(now, self.config.for_peer(&addr), recv_id);
         Ok(self.insert(addr, conn))
     }
 
@@ -271,7 +271,7 @@ impl UtpSocket {
             }
         }
         let seq = SeqNr((self.rng.next_u32() & 0xffff) as u16);
-        let conn = Connection::accept(now, self.config, syn, seq);
+        let conn = Connection::accept(now, self.config.for_peer(&from), syn, seq);
         let id = self.insert(from, conn);
         self.events.push_back(SocketEvent::Incoming(id, from));
         Some(id)

@@ -322,3 +322,15 @@ fn crossing_syns_make_one_connection() {
         );
     }
 }
+
+#[test]
+fn an_ipv6_peer_is_probed_20_bytes_lower() {
+    let c = Config::default();
+    let v4: SocketAddr = "10.0.0.1:1".parse().unwrap();
+    let v6: SocketAddr = "[2001:db8::1]:1".parse().unwrap();
+    assert_eq!(c.for_peer(&v4), c);
+    let six = c.for_peer(&v6);
+    // A 1,500-byte link: 1,472 bytes of UDP payload over IPv4, 1,452 over
+    // IPv6.
+    assert_eq!((six.max_datagram, six.min_datagram), (1452, 1232));
+}
