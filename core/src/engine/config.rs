@@ -38,7 +38,9 @@ pub struct EngineConfig {
     /// each tracker over each of them (BEP 7: one announce per address we
     /// listen on, so a dual-stack tracker hands out both our addresses and
     /// never one we do not listen on). Empty: one announce, over the
-    /// family of the tracker's first address.
+    /// family of the tracker's first address. A driver that learns them
+    /// only once its sockets are bound sets them with
+    /// [`Engine::set_listen_families`](super::Engine::set_listen_families).
     pub listen_families: Vec<IpFamily>,
 }
 

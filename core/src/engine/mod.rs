@@ -455,6 +455,14 @@ impl Engine {
             && self.torrents.values().all(|t| t.poll_timeout().is_none())
     }
 
+    /// The address families we accept peers on, once the driver knows
+    /// which it could bind ([`EngineConfig::listen_families`]); announces
+    /// made from now on go out over each.
+    pub fn set_listen_families(&mut self, families: Vec<IpFamily>) {
+        self.trackers.set_families(families.clone());
+        self.config.listen_families = families;
+    }
+
     /// Adds peer addresses to a torrent (from the user, a magnet's `x.pe`).
     pub fn add_peers(&mut self, now: Instant, id: TorrentId, peers: Vec<SocketAddr>) {
         self.now = now;

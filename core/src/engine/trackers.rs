@@ -118,6 +118,11 @@ impl Trackers {
         }
     }
 
+    /// The families announces go out on from now on.
+    pub(super) fn set_families(&mut self, families: Vec<IpFamily>) {
+        self.families = families;
+    }
+
     /// Announces `request` for `torrent` to `url`, over each family.
     pub(super) fn announce(
         &mut self,

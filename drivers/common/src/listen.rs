@@ -47,67 +47,53 @@ impl ListenPlan {
         self.local.is_ipv6() || self.twin.is_some() || self.also.iter().any(SocketAddr::is_ipv6)
     }
 
-    /// The families planned, IPv4 first: each announce goes out over each
-    /// (BEP 7). The twin counts though it is best effort: an announce over
-    /// a family without a socket finds no route and fails alone.
-    pub fn families(&self) -> Vec<IpFamily> {
-        let v4 = !self.local.is_ipv6() || self.also.iter().any(SocketAddr::is_ipv4);
-        let v6 = self.has_ipv6();
-        [(v4, IpFamily::V4), (v6, IpFamily::V6)]
-            .into_iter()
-            .filter_map(|(on, f)| on.then_some(f))
-            .collect()
-    }
-
     /// Binds the rest and hands it to `driver`: each address of `also`
     /// must bind (the error names it); the twin is best effort. A UDP
-    /// socket goes with the first address of the other family.
+    /// socket goes with the first address of the other family. Returns
+    /// the families we now accept peers on with a UDP socket beside
+    /// (`local_udp`: whether the first address got its UDP socket), IPv4
+    /// first: each announce goes out over each (BEP 7), so none names a
+    /// family we could not bind.
     pub async fn bind<R: Runtime>(
         &self,
         rt: &R,
         driver: &mut Driver<R>,
-    ) -> Result<(), (SocketAddr, io::Error)> {
-        let mut with_udp = [false; 2];
-        with_udp[usize::from(self.local.is_ipv6())] = true;
+        local_udp: bool,
+    ) -> Result<Vec<IpFamily>, (SocketAddr, io::Error)> {
+        let family = |a: &SocketAddr| usize::from(a.is_ipv6());
+        let mut listening = [false; 2];
+        let mut udp_tried = [false; 2];
+        let mut udp = [false; 2];
+        listening[family(&self.local)] = true;
+        udp_tried[family(&self.local)] = true;
+        udp[family(&self.local)] = local_udp;
         for &addr in &self.also {
             let l = rt.listen(addr).await.map_err(|e| (addr, e))?;
             driver.listen(l);
-            let family = usize::from(addr.is_ipv6());
-            if !with_udp[family] {
-                with_udp[family] = true;
+            let f = family(&addr);
+            listening[f] = true;
+            if !udp_tried[f] {
+                udp_tried[f] = true;
                 if let Ok(s) = rt.bind_udp(addr).await {
                     driver.set_udp(s);
+                    udp[f] = true;
                 }
             }
         }
         if let Some(twin) = self.twin {
             if let Ok(l) = rt.listen(twin).await {
                 driver.listen(l);
+                let f = family(&twin);
+                listening[f] = true;
                 if let Ok(s) = rt.bind_udp(twin).await {
                     driver.set_udp(s);
+                    udp[f] = true;
                 }
             }
         }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan(local: &str, also: &[&str]) -> Vec<IpFamily> {
-        let also: Vec<SocketAddr> = also.iter().map(|a| a.parse().expect("addr")).collect();
-        ListenPlan::new(local.parse().expect("addr"), &also).families()
-    }
-
-    #[test]
-    fn families_are_those_of_every_planned_address() {
-        use IpFamily::{V4, V6};
-        assert_eq!(plan("0.0.0.0:6881", &[]), [V4, V6], "the [::] twin");
-        assert_eq!(plan("127.0.0.1:6881", &[]), [V4]);
-        assert_eq!(plan("[::1]:6881", &[]), [V6]);
-        assert_eq!(plan("0.0.0.0:6881", &["127.0.0.1:0"]), [V4], "no twin");
-        assert_eq!(plan("[::1]:6881", &["127.0.0.1:0"]), [V4, V6]);
+        Ok(IpFamily::ALL
+            .into_iter()
+            .filter(|f| listening[f.index()] && udp[f.index()])
+            .collect())
     }
 }

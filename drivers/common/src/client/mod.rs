@@ -366,7 +366,6 @@ pub async fn run<R: Runtime>(
         encryption: options.encryption,
         transports: options.transports,
         lsd,
-        listen_families: more.families(),
         ..EngineConfig::default()
     };
     // A tighter in-memory budget than the core's default keeps a download's
@@ -382,6 +381,26 @@ pub async fn run<R: Runtime>(
         config.handshakes.max_per_ip = config.handshakes.max_per_ip.max(n);
     }
     let mut driver = Driver::new(rt.clone(), Engine::new(config, os_seed()));
+    // Sockets first: the torrent's first announce goes out over the
+    // families that bound.
+    driver.listen(listener);
+    for s in lsd_sockets {
+        driver.receive_lsd(s);
+    }
+    let local_udp = udp.is_some();
+    if let Some(s) = udp {
+        driver.set_udp(s);
+    }
+    let families = more
+        .bind(&rt, &mut driver, local_udp)
+        .await
+        .map_err(|(addr, e)| {
+            err(
+                exit::IO,
+                format!("cannot listen on {addr}: {e} (--listen chooses another)"),
+            )
+        })?;
+    driver.engine().set_listen_families(families);
     let now = rt.now();
     let id: TorrentId = match (&prepared, &options.torrent) {
         (Some(p), _) => {
@@ -428,19 +447,6 @@ pub async fn run<R: Runtime>(
     let mut last_dht_snapshot = now;
     let mut dht_state: Option<Vec<u8>> = None;
     let mut saved_pieces = u32::MAX;
-    driver.listen(listener);
-    for s in lsd_sockets {
-        driver.receive_lsd(s);
-    }
-    more.bind(&rt, &mut driver).await.map_err(|(addr, e)| {
-        err(
-            exit::IO,
-            format!("cannot listen on {addr}: {e} (--listen chooses another)"),
-        )
-    })?;
-    if let Some(s) = udp {
-        driver.set_udp(s);
-    }
     on_start(driver.handle(), local);
 
     let mut useful = UsefulPeers::new(options.peer_timeout, now);

@@ -290,7 +290,6 @@ impl<R: Runtime> Session<R> {
             encryption: config.encryption,
             transports: config.transports,
             lsd,
-            listen_families: more.families(),
             ..EngineConfig::default()
         };
         engine_config.limits = limits(&settings);
@@ -302,6 +301,21 @@ impl<R: Runtime> Session<R> {
             .max_per_ip
             .max(config.max_peers_per_ip);
         let mut driver = Driver::new(rt.clone(), Engine::new(engine_config, os_seed()));
+        // Sockets before the stored torrents: their first announces go
+        // out over the families that bound.
+        driver.listen(listener);
+        let local_udp = udp.is_some();
+        if let Some(s) = udp {
+            driver.set_udp(s);
+        }
+        for s in lsd_sockets {
+            driver.receive_lsd(s);
+        }
+        let families = more
+            .bind(&rt, &mut driver, local_udp)
+            .await
+            .map_err(|(addr, e)| OpenError::Listen(addr, e))?;
+        driver.engine().set_listen_families(families);
         let now = rt.now();
         driver
             .engine()
@@ -333,16 +347,6 @@ impl<R: Runtime> Session<R> {
             }
         }
         registry.learn_queue(driver.engine());
-        driver.listen(listener);
-        if let Some(s) = udp {
-            driver.set_udp(s);
-        }
-        for s in lsd_sockets {
-            driver.receive_lsd(s);
-        }
-        more.bind(&rt, &mut driver)
-            .await
-            .map_err(|(addr, e)| OpenError::Listen(addr, e))?;
         let shared = Arc::new(Shared {
             registry: Mutex::new(registry),
             settings_writes: Mutex::new(()),
