@@ -221,3 +221,40 @@ fn a_udp_tracker_name_gives_one_address_per_family() {
     let why = "the tracker has no IPv6 address".to_owned();
     assert_eq!(status[0].error, Some(TrackerError::Unreachable(why)));
 }
+
+#[test]
+fn a_family_that_never_answers_holds_a_failure_back_for_its_grace_only() {
+    let (mut e, _, asked) = announcing(TRACKER);
+    let now = Instant::ZERO;
+    e.handle_http(
+        now,
+        asked[0].0,
+        Err(TrackerError::Unreachable("refused".into())),
+    );
+    assert_eq!(
+        tracker_events(&drain(&mut e, now)),
+        Vec::<&TorrentEvent>::new()
+    );
+    let almost = now + (super::trackers::FAMILY_GRACE - std::time::Duration::from_millis(1));
+    e.handle_timeout(almost);
+    assert_eq!(
+        tracker_events(&drain(&mut e, almost)),
+        Vec::<&TorrentEvent>::new()
+    );
+    let later = now + super::trackers::FAMILY_GRACE;
+    e.handle_timeout(later);
+    assert_eq!(
+        tracker_events(&drain(&mut e, later)),
+        [&TorrentEvent::TrackerError {
+            url: TRACKER.into(),
+            error: TrackerError::Unreachable("refused".into())
+        }],
+        "IPv6 still silent: the torrent hears IPv4's failure"
+    );
+    // IPv6 answers at last: its peers still count.
+    let v6: SocketAddr = "[::2]:6881".parse().expect("addr");
+    e.handle_http(later, asked[1].0, Ok(answer(v6)));
+    let outs = drain(&mut e, later);
+    assert_eq!(tracker_events(&outs), Vec::<&TorrentEvent>::new());
+    assert_eq!(connects(&outs), [v6]);
+}

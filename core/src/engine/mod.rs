@@ -595,7 +595,7 @@ impl Engine {
         result: Result<Vec<u8>, TrackerError>,
     ) {
         self.now = now;
-        if self.trackers.handle_http(request, result) {
+        if self.trackers.handle_http(now, request, result) {
             self.collect_trackers(now);
         }
     }

@@ -17,9 +17,11 @@
 //! An HTTP request names the family to connect over; a `udp://` host's
 //! resolved addresses give one tracker address per family; a tracker whose
 //! host is an IP literal is asked over its own family only. The torrent
-//! hears one answer per announce, a [`Round`]: the first success, or the
-//! last failure when every family failed; a later success only adds its
-//! peers.
+//! hears one answer per announce, a [`Round`]: the first success, or a
+//! failure once every family failed (or, when one family failed, the
+//! others have had [`FAMILY_GRACE`] to do better: a family whose path
+//! loses everything must not hold the torrent's tier for a UDP tracker's
+//! whole retransmission ladder); a later success only adds its peers.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -32,6 +34,10 @@ use crate::tracker::http::{announce_url, parse_announce_response};
 use crate::tracker::udp::{UdpJob, UdpTrackerClient, UdpTrackerEvent};
 use crate::tracker::{AnnounceRequest, AnnounceResponse, TrackerError, TrackerUrl};
 use crate::IpFamily;
+
+/// How long the other families may take once one family's announce
+/// failed, before the torrent hears that failure.
+pub(super) const FAMILY_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// An announce's outcome, for its torrent.
 #[derive(Debug)]
@@ -52,6 +58,9 @@ struct Round {
     waiting: usize,
     /// Whether the torrent has heard its answer.
     answered: bool,
+    /// A family's failure, told when the other families have not done
+    /// better by the instant beside it.
+    failed: Option<(Instant, TrackerError)>,
 }
 
 /// Who an announce in flight is for: a torrent, its tracker URL, the
@@ -77,6 +86,7 @@ enum Host {
 #[derive(Debug)]
 pub(super) struct Trackers {
     rng: Rng,
+    now: Instant,
     /// The families announces go out on (empty: the tracker's first).
     families: Vec<IpFamily>,
     /// Requests and datagrams for the driver, in order.
@@ -103,6 +113,7 @@ impl Trackers {
     pub(super) fn new(seed: Seed, families: Vec<IpFamily>) -> Trackers {
         Trackers {
             rng: Rng::new(seed),
+            now: Instant::ZERO,
             families,
             out: VecDeque::new(),
             http: BTreeMap::new(),
@@ -132,6 +143,7 @@ impl Trackers {
         request: AnnounceRequest,
         ids: &mut RequestIds,
     ) {
+        self.now = now;
         let parsed = match TrackerUrl::parse(&url) {
             Ok(parsed) => parsed,
             Err(e) => {
@@ -157,6 +169,7 @@ impl Trackers {
                 id: round,
                 waiting: families.len(),
                 answered: false,
+                failed: None,
             },
         );
         for family in families {
@@ -258,9 +271,11 @@ impl Trackers {
     /// An HTTP answer; false if `request` is not an announce.
     pub(super) fn handle_http(
         &mut self,
+        now: Instant,
         request: RequestId,
         result: Result<Vec<u8>, TrackerError>,
     ) -> bool {
+        self.now = now;
         let Some(((torrent, url, _), round)) = self.http.remove(&request) else {
             return false;
         };
@@ -276,6 +291,7 @@ impl Trackers {
         request: RequestId,
         addrs: &[SocketAddr],
     ) -> bool {
+        self.now = now;
         let Some(host) = self.resolving.remove(&request) else {
             return false;
         };
@@ -300,6 +316,7 @@ impl Trackers {
         from: SocketAddr,
         payload: &[u8],
     ) -> bool {
+        self.now = now;
         let Some(client) = self.clients.get_mut(&from) else {
             return false;
         };
@@ -309,16 +326,31 @@ impl Trackers {
     }
 
     pub(super) fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
         for client in self.clients.values_mut() {
             if client.poll_timeout().is_some_and(|t| t <= now) {
                 client.handle_timeout(now);
             }
         }
         self.collect();
+        // Failures whose other families had their grace.
+        for ((torrent, url), r) in self.rounds.iter_mut() {
+            if let Some((_, error)) = r.failed.take_if(|(at, _)| *at <= now) {
+                r.answered = true;
+                self.results.push_back(Announced {
+                    torrent: *torrent,
+                    url: url.clone(),
+                    result: Err(error),
+                    late: false,
+                });
+            }
+        }
     }
 
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
-        self.clients.values().filter_map(|c| c.poll_timeout()).min()
+        let rounds = self.rounds.values().filter_map(|r| r.failed.as_ref());
+        let clients = self.clients.values().filter_map(|c| c.poll_timeout());
+        rounds.map(|(at, _)| *at).chain(clients).min()
     }
 
     /// The next request or datagram for the driver.
@@ -396,6 +428,17 @@ impl Trackers {
                     Err(_) => r.waiting == 0 && !r.answered,
                 };
                 r.answered |= tell;
+                if r.answered {
+                    r.failed = None;
+                } else if let Err(e) = &result {
+                    // Told at the grace's end unless another family does
+                    // better first.
+                    let at = r
+                        .failed
+                        .as_ref()
+                        .map_or(self.now + FAMILY_GRACE, |(at, _)| *at);
+                    r.failed = Some((at, e.clone()));
+                }
                 if r.waiting == 0 {
                     self.rounds.remove(&key);
                 }
