@@ -455,14 +455,6 @@ impl Engine {
             && self.torrents.values().all(|t| t.poll_timeout().is_none())
     }
 
-    /// The address families we accept peers on, once the driver knows
-    /// which it could bind ([`EngineConfig::listen_families`]); announces
-    /// made from now on go out over each.
-    pub fn set_listen_families(&mut self, families: Vec<IpFamily>) {
-        self.trackers.set_families(families.clone());
-        self.config.listen_families = families;
-    }
-
     /// Adds peer addresses to a torrent (from the user, a magnet's `x.pe`).
     pub fn add_peers(&mut self, now: Instant, id: TorrentId, peers: Vec<SocketAddr>) {
         self.now = now;
@@ -611,23 +603,6 @@ impl Engine {
             Some(Pending::Peer { torrent }) => self.add_peers(now, torrent, addrs),
             Some(Pending::DhtRouter) => self.dht_router_resolved(now, &addrs),
             None => {}
-        }
-    }
-
-    /// Hands the trackers' requests to the driver and their answers to
-    /// the torrents.
-    fn collect_trackers(&mut self, now: Instant) {
-        while let Some(o) = self.trackers.poll_output() {
-            self.out.push_back(o);
-        }
-        while let Some(a) = self.trackers.poll_result() {
-            let Some(t) = self.torrents.get_mut(&a.torrent) else {
-                continue;
-            };
-            match a.result {
-                Ok(r) if a.late => t.handle_announce_peers(now, &a.url, r.peers),
-                result => t.handle_announce(now, &a.url, result),
-            }
         }
     }
 

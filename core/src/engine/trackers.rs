@@ -477,6 +477,33 @@ impl Trackers {
     }
 }
 
+impl super::Engine {
+    /// The address families we accept peers on, once the driver knows
+    /// which it could bind ([`EngineConfig::listen_families`]); announces
+    /// made from now on go out over each.
+    pub fn set_listen_families(&mut self, families: Vec<IpFamily>) {
+        self.trackers.set_families(families.clone());
+        self.config.listen_families = families;
+    }
+
+    /// Hands the trackers' requests to the driver and their answers to
+    /// the torrents.
+    pub(super) fn collect_trackers(&mut self, now: Instant) {
+        while let Some(o) = self.trackers.poll_output() {
+            self.out.push_back(o);
+        }
+        while let Some(a) = self.trackers.poll_result() {
+            let Some(t) = self.torrents.get_mut(&a.torrent) else {
+                continue;
+            };
+            match a.result {
+                Ok(r) if a.late => t.handle_announce_peers(now, &a.url, r.peers),
+                result => t.handle_announce(now, &a.url, result),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::super::{Engine, EngineConfig, Event};
