@@ -77,6 +77,49 @@ def timed(cmd, timeout=600):
     return seconds, cpu, rss
 
 
+def run_rotating(transfers, runs, work, data, limit, size_mib, title, width=18):
+    """Runs each of `transfers` (name -> function of an empty output
+    folder giving the command) `runs` times, the order rotated every run,
+    each result compared with `data` (as out/data.bin); prints the table
+    of medians and returns {name: median seconds}."""
+    import filecmp
+    import shutil
+    import statistics
+    import sys
+    results = {}
+    for r in range(runs):
+        order = list(transfers)
+        order = order[r % len(order):] + order[:r % len(order)]
+        for name in order:
+            out = os.path.join(work, "out")
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(out + ".state", ignore_errors=True)
+            os.makedirs(out)
+            try:
+                m = timed(transfers[name](out), timeout=limit)
+                if not filecmp.cmp(data, os.path.join(out, "data.bin"), shallow=False):
+                    raise RuntimeError("the downloaded file differs")
+            except Exception as e:  # report, keep going
+                print("%s run %d: %s" % (name, r, e), file=sys.stderr)
+                continue
+            results.setdefault(name, []).append(m)
+            print("  %s run %d: %.2f s" % (name, r, m[0]), file=sys.stderr, flush=True)
+    print("%s, median of %d runs" % (title, runs))
+    print("%-*s %8s %9s %8s %9s" % (width, "transfer", "time s", "MiB/s", "CPU s", "RSS MiB"))
+    med = {}
+    for name in transfers:
+        ms = results.get(name)
+        if not ms:
+            print("%-*s %8s" % (width, name, "failed"))
+            continue
+        t = statistics.median(m[0] for m in ms)
+        c = statistics.median(m[1] for m in ms)
+        med[name] = t
+        print("%-*s %8.2f %9.1f %8.2f %9.1f" % (width, name, t, size_mib / t, c,
+                                                max(m[2] for m in ms)))
+    return med
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)

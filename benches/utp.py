@@ -20,10 +20,8 @@ Needs a release build (cargo build --release -p bittide-cli), Debian's
 python3-libtorrent and time.
 """
 import argparse
-import filecmp
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -102,37 +100,8 @@ def main():
                                             "127.0.0.1:%d" % bt_port, str(LIMIT)],
             "lt->bittide TCP": lambda out: bittide_download(torrent, out, tcp_port, "--no-utp"),
         }
-        results = {}
-        for r in range(args.runs):
-            order = list(transfers)
-            order = order[r % len(order):] + order[:r % len(order)]
-            for name in order:
-                out = os.path.join(work, "out")
-                shutil.rmtree(out, ignore_errors=True)
-                shutil.rmtree(out + ".state", ignore_errors=True)
-                os.makedirs(out)
-                try:
-                    m = compare.timed(transfers[name](out), timeout=LIMIT)
-                    if not filecmp.cmp(data, os.path.join(out, "data.bin"), shallow=False):
-                        raise RuntimeError("the downloaded file differs")
-                except Exception as e:  # report, keep going
-                    print("%s run %d: %s" % (name, r, e), file=sys.stderr)
-                    continue
-                results.setdefault(name, []).append(m)
-                print("  %s run %d: %.2f s" % (name, r, m[0]), file=sys.stderr, flush=True)
-        print("%d MiB, 256 KiB pieces, 127.0.0.1, median of %d runs" % (args.size_mib, args.runs))
-        print("%-18s %8s %9s %8s %9s" % ("transfer", "time s", "MiB/s", "CPU s", "RSS MiB"))
-        med = {}
-        for name in transfers:
-            ms = results.get(name)
-            if not ms:
-                print("%-18s %8s" % (name, "failed"))
-                continue
-            t = statistics.median(m[0] for m in ms)
-            c = statistics.median(m[1] for m in ms)
-            med[name] = t
-            print("%-18s %8.2f %9.1f %8.2f %9.1f" % (name, t, args.size_mib / t, c,
-                                                     max(m[2] for m in ms)))
+        title = "%d MiB, 256 KiB pieces, 127.0.0.1" % args.size_mib
+        med = compare.run_rotating(transfers, args.runs, work, data, LIMIT, args.size_mib, title)
         if "lt->lt uTP" in med and "lt->bittide uTP" in med:
             print("libtorrent uTP / bittide uTP download time: %.2f (target >= 2)"
                   % (med["lt->lt uTP"] / med["lt->bittide uTP"]))

@@ -179,14 +179,19 @@ pub(crate) fn run(options: SessionOptions, json: bool, mode: Mode) -> Result<(),
 }
 
 /// Why a download may never find a peer, said once at the start: a
-/// torrent without trackers (as `bittide create` makes without `-t`) finds
-/// peers only through the DHT, or not at all without it.
+/// torrent without trackers or web seeds (as `bittide create` makes
+/// without `-t`) finds peers only through the DHT, or not at all without
+/// it.
 fn no_source_hint(options: &SessionOptions) -> Option<String> {
-    let trackers = match &options.torrent {
-        TorrentSource::File(bytes) => Metainfo::from_bytes(bytes).ok()?.trackers().len(),
-        TorrentSource::Magnet(m) => m.trackers.len(),
+    let (trackers, web_seeds) = match &options.torrent {
+        TorrentSource::File(bytes) => {
+            let m = Metainfo::from_bytes(bytes).ok()?;
+            (m.trackers().len(), m.url_list.len())
+        }
+        TorrentSource::Magnet(m) => (m.trackers.len(), m.web_seeds.len()),
     };
-    if trackers > 0 || !options.peers.is_empty() {
+    let web_seeds = if options.web_seeds { web_seeds } else { 0 };
+    if trackers > 0 || web_seeds > 0 || !options.peers.is_empty() {
         return None;
     }
     Some(match options.dht {

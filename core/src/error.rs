@@ -202,6 +202,9 @@ pub enum UsageError {
     UnsafeFileName,
     /// The content is larger than a torrent can describe.
     TooLarge,
+    /// A v1 build of a hybrid or v2-only torrent, or a v2 build of a v1
+    /// one.
+    FormatMismatch,
 }
 
 impl fmt::Display for UsageError {
@@ -221,6 +224,9 @@ impl fmt::Display for UsageError {
                 f.write_str("file name is empty or could escape the download folder")
             }
             UsageError::TooLarge => f.write_str("content is too large for one torrent"),
+            UsageError::FormatMismatch => {
+                f.write_str("the torrent's format (v1, hybrid, v2) needs the other build")
+            }
         }
     }
 }

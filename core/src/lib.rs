@@ -42,6 +42,7 @@ mod time;
 pub mod torrent;
 pub mod tracker;
 pub mod utp;
+pub mod webseed;
 pub mod wire;
 
 #[cfg(feature = "fuzzing")]

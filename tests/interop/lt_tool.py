@@ -10,6 +10,14 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
                                           -> prints "ready" once seeding on
                                              127.0.0.1:PORT, then serves until
                                              killed (at most LIMIT_S, 300 s by default)
+  lt_tool.py seed-to TORRENT SAVE_PATH PEER v1|v2 RATE STATS
+                                          -> seeds TORRENT (a hybrid) to PEER
+                                             only, connecting out under its v1
+                                             hash (offering the v2 upgrade,
+                                             which the peer may decline) or
+                                             its v2 name; prints "ready"
+                                             once connecting and keeps writing
+                                             "uploaded N" to the file STATS
   lt_tool.py seed-utp TORRENT SAVE_PATH PORT [LIMIT_S]
                                           -> like seed, over uTP only (TCP off)
   lt_tool.py leech-utp TORRENT SAVE_PATH PEER [LIMIT_S]
@@ -110,10 +118,15 @@ def info_hash(path):
     return str(ti.info_hashes().v1)
 
 
+def info_hash_v2(path):
+    ti = lt.torrent_info(path)
+    return str(ti.info_hashes().v2)
+
+
 def create(path, out, piece_size, mode):
     fs = lt.file_storage()
     lt.add_files(fs, path)
-    flags = lt.create_torrent.v1_only if mode == "v1" else 0
+    flags = {"v1": lt.create_torrent.v1_only, "v2": lt.create_torrent.v2_only}.get(mode, 0)
     ct = lt.create_torrent(fs, piece_size, flags)
     ct.add_tracker("http://127.0.0.1:6969/announce")
     lt.set_piece_hashes(ct, os.path.dirname(os.path.abspath(path)))
@@ -175,6 +188,16 @@ def settings(port=0, ip=None, utp_only=False):
     }
 
 
+def on_other_port(ses, port):
+    """Why the session is of no use, if it listens elsewhere than on
+    `port`: libtorrent takes the next port (or any) when the one asked for
+    is taken, and peers told of `port` would never reach it."""
+    if port and ses.listen_port() != port:
+        return "listen failed: port %d taken (libtorrent moved to %d)" % (
+            port, ses.listen_port())
+    return None
+
+
 def leave(ses, h, timeout=5.0):
     """Removes the torrent and waits until its `stopped` announce went out
     and was answered (or failed), so the tracker has heard it."""
@@ -227,6 +250,10 @@ def seed(torrent, save_path, port, rate=0, limit=300.0, corrupt=False, utp_only=
     # a downloader started earlier could ask the tracker before it knows
     # this seeder and then wait out a whole announce interval.
     replied = not list(atp.ti.trackers())
+    # "ready" also waits for the listen socket: a port taken meanwhile
+    # would otherwise leave a seeder nobody can reach, and a test waiting
+    # for minutes on a download that cannot start.
+    listening = False
     seeding_since = None
     while time.monotonic() < deadline:
         st = h.status()
@@ -234,7 +261,7 @@ def seed(torrent, save_path, port, rate=0, limit=300.0, corrupt=False, utp_only=
             seeding_since = time.monotonic()
         settled = replied or (seeding_since is not None
                               and time.monotonic() - seeding_since > 5)
-        if st.is_seeding and settled and not announced:
+        if st.is_seeding and settled and listening and not announced:
             if corrupt:
                 corrupt_files(atp.ti, save_path)
             print("ready", flush=True)
@@ -243,6 +270,45 @@ def seed(torrent, save_path, port, rate=0, limit=300.0, corrupt=False, utp_only=
         for a in ses.pop_alerts():
             if isinstance(a, lt.tracker_reply_alert):
                 replied = True
+            elif isinstance(a, lt.listen_succeeded_alert):
+                taken = on_other_port(ses, port)
+                if taken:
+                    return taken
+                listening = True
+    return "timeout"
+
+
+def seed_to(torrent, save_path, peer, version, rate, stats, limit=120.0):
+    """A seeder of one swarm of a hybrid: libtorrent picks a connection's
+    protocol from the handshake, so this one dials PEER itself, with the
+    v1 hash or the truncated v2 one (pex_lt_v2, 0x80), and takes no
+    peer of its own accord."""
+    ses = lt.session(settings())
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(torrent)
+    atp.save_path = save_path
+    h = ses.add_torrent(atp)
+    h.set_upload_limit(rate)
+    host, port = peer.rsplit(":", 1)
+    # 0x01 encryption-capable, 0x04 uTP, 0x08 holepunch: the flags
+    # libtorrent gives a plain peer; 0x80 marks it as one of the v2 swarm.
+    flags = 0x0d | (0x80 if version == "v2" else 0)
+    deadline = time.monotonic() + limit
+    announced = False
+    last = 0.0
+    while time.monotonic() < deadline:
+        st = h.status()
+        if st.is_seeding and not announced:
+            print("ready", flush=True)
+            announced = True
+        if st.is_seeding and st.num_peers == 0 and time.monotonic() - last > 1.0:
+            h.connect_peer((host, int(port)), 0, flags)
+            last = time.monotonic()
+        with open(stats + ".tmp", "w") as f:
+            f.write("uploaded %d\n" % st.total_payload_upload)
+        os.replace(stats + ".tmp", stats)
+        ses.wait_for_alert(200)
+        ses.pop_alerts()
     return "timeout"
 
 
@@ -271,6 +337,9 @@ def seed_flat(torrent, save_path, port, limit=300.0):
         ses.wait_for_alert(200)
         for a in ses.pop_alerts():
             if isinstance(a, lt.listen_succeeded_alert):
+                taken = on_other_port(ses, port)
+                if taken:
+                    return taken
                 listening = True
             if isinstance(a, lt.torrent_resumed_alert):
                 resumed = True
@@ -282,6 +351,8 @@ def corrupt_files(ti, save_path):
     sizes, so libtorrent (reading through mmap) serves the new bytes."""
     files = ti.files()
     for i in range(files.num_files()):
+        if files.file_flags(i) & lt.file_storage.flag_pad_file:
+            continue
         path = os.path.join(save_path, files.file_path(i))
         with open(path, "r+b") as f:
             data = f.read()
@@ -378,6 +449,10 @@ def dht_swarm(n, base_port, hex_hash, seed_torrent=None, seed_dir=None, limit=30
             break
         time.sleep(0.2)
     time.sleep(3)
+    for i, ses in enumerate(sessions):
+        taken = on_other_port(ses, base_port + i)
+        if taken:
+            return taken
     print("ready %d" % sessions[0].listen_port(), flush=True)
     fresh_port = base_port + n
     pending = b""
@@ -493,6 +568,8 @@ def main():
     cmd = sys.argv[1]
     if cmd == "hash":
         print(info_hash(sys.argv[2]))
+    elif cmd == "hash-v2":
+        print(info_hash_v2(sys.argv[2]))
     elif cmd == "create":
         create(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
     elif cmd == "verify":
@@ -503,6 +580,9 @@ def main():
         print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), rate, limit=limit))
     elif cmd == "seed-flat":
         print(seed_flat(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    elif cmd == "seed-to":
+        print(seed_to(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]),
+                      sys.argv[7]))
     elif cmd == "seed-utp":
         limit = float(sys.argv[5]) if len(sys.argv) > 5 else 300.0
         print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), limit=limit, utp_only=True))

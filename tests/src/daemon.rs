@@ -170,10 +170,14 @@ impl Daemon {
             if done(&list) {
                 return list;
             }
-            assert!(
-                start.elapsed() < limit,
-                "timed out waiting for {what}: {list:#?}"
-            );
+            if start.elapsed() >= limit {
+                let log = self.log();
+                let from = (log.len().saturating_sub(4000)..log.len())
+                    .find(|&i| log.is_char_boundary(i))
+                    .unwrap_or(0);
+                let tail = &log[from..];
+                panic!("timed out waiting for {what}: {list:#?}\nthe daemon's log ends:\n{tail}");
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }

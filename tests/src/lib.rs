@@ -16,7 +16,10 @@
 
 pub mod compat;
 pub mod daemon;
+pub mod lt;
+pub use lt::Libtorrent;
 pub mod netns;
+pub mod nginx;
 pub mod qbittorrent;
 pub mod seeds;
 pub mod sim;
@@ -77,7 +80,8 @@ pub fn bittide() -> PathBuf {
     .clone()
 }
 
-/// A scratch folder under the system temp dir, removed on drop.
+/// A scratch folder under the system temp dir, removed on drop (kept when
+/// `BITTIDE_KEEP_TEMP` is set, to read a failed test's logs).
 #[derive(Debug)]
 pub struct TempDir(PathBuf);
 
@@ -100,7 +104,9 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::env::var_os("BITTIDE_KEEP_TEMP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
@@ -178,79 +184,10 @@ pub fn start_seeding(
     }
 }
 
-/// Starts `tests/interop/lt_tool.py ARGS` (a libtorrent seeder of some
-/// kind) and returns once it prints `ready` (failing after 60 s); the
-/// guard stops it.
-///
-/// A seeder that dies before it is ready (libtorrent has crashed at
-/// session start on CI, with nothing on stderr) is started once more, and
-/// says so on stderr; a second failure fails the test with both accounts.
+/// Starts `tests/interop/lt_tool.py ARGS` under Debian's libtorrent:
+/// [`Libtorrent::server`].
 pub fn libtorrent_server(args: &[&str]) -> ChildGuard {
-    require_tool(
-        DEBIAN_PYTHON,
-        &["-c", "import libtorrent"],
-        "python3-libtorrent",
-    );
-    let first = match start_libtorrent_server(args) {
-        Ok(guard) => return guard,
-        Err(why) => why,
-    };
-    eprintln!("libtorrent {args:?} did not start ({first}); starting it once more");
-    match start_libtorrent_server(args) {
-        Ok(guard) => guard,
-        Err(second) => panic!("libtorrent {args:?} did not start: {first}; again: {second}"),
-    }
-}
-
-fn start_libtorrent_server(args: &[&str]) -> Result<ChildGuard, String> {
-    use std::io::BufRead;
-    let mut child = Command::new(DEBIAN_PYTHON)
-        .arg(workspace_root().join("tests/interop/lt_tool.py"))
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {DEBIAN_PYTHON}: {e}"))?;
-    let out = child.stdout.take().expect("piped stdout");
-    // Its stderr is read all along (a full pipe would block it) and kept
-    // for the failure message: why it did not start.
-    let err = child.stderr.take().expect("piped stderr");
-    let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let reader = std::thread::spawn({
-        let said = said.clone();
-        move || {
-            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
-                let mut s = said.lock().unwrap_or_else(|p| p.into_inner());
-                if s.len() < 8192 {
-                    s.push_str(&line);
-                    s.push('\n');
-                }
-            }
-        }
-    });
-    let mut guard = ChildGuard(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufReader::new(out).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(std::time::Duration::from_secs(60));
-    if line.as_deref().map(str::trim) == Ok("ready") {
-        return Ok(guard);
-    }
-    let printed = match &line {
-        Ok(l) if l.is_empty() => "closed its output".to_string(),
-        Ok(l) => format!("printed {:?}", l.trim()),
-        Err(_) => "printed nothing in 60 s".to_string(),
-    };
-    let _ = guard.0.kill();
-    let status = guard.0.wait();
-    // stderr ends with the process; its reader then has all of it.
-    let _ = reader.join();
-    let said = said.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-    Err(format!("it {printed}, {status}, stderr: {said:?}"))
+    Libtorrent::Debian.server(args)
 }
 
 /// `bittide tracker serve ARGS` (its `--http`/`--udp` addresses among
@@ -293,25 +230,10 @@ pub fn assert_same_file(a: &Path, b: &Path) {
     );
 }
 
-/// Runs `tests/interop/lt_tool.py` with libtorrent and returns its stdout.
+/// Runs `tests/interop/lt_tool.py ARGS` under Debian's libtorrent:
+/// [`Libtorrent::run`].
 pub fn libtorrent(args: &[&str]) -> String {
-    require_tool(
-        DEBIAN_PYTHON,
-        &["-c", "import libtorrent"],
-        "python3-libtorrent",
-    );
-    let script = workspace_root().join("tests/interop/lt_tool.py");
-    let out = Command::new(DEBIAN_PYTHON)
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run lt_tool.py");
-    assert!(
-        out.status.success(),
-        "lt_tool.py {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    Libtorrent::Debian.run(args)
 }
 
 /// One file to share: `len` bytes of [`content_bytes`]`(len, seed)` at
@@ -366,6 +288,14 @@ pub struct ChildGuard(pub std::process::Child);
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
+        // A server that died before its test was done (libtorrent 2.0.8
+        // has been killed by a signal under load) says so in the failure
+        // output, not silently.
+        if let Ok(Some(status)) = self.0.try_wait() {
+            if !status.success() {
+                eprintln!("note: process {} had already ended: {status}", self.0.id());
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -408,14 +338,51 @@ pub fn wait_peak_rss(
 
 /// A port free for both TCP and UDP on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
-    for _ in 0..100 {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind tcp");
-        let port = tcp.local_addr().expect("addr").port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+    free_ports(1)
+}
+
+/// The first of `n` consecutive ports free for TCP and UDP on 127.0.0.1
+/// (and on ::1 where the host has it) right now.
+///
+/// They come from below the kernel's ephemeral range
+/// (`ip_local_port_range`), handed out in turn within this process:
+/// between this call and the moment a child process binds the port, no
+/// outgoing connection can take it as its source port and no other test
+/// thread is given it (ports from `bind(0)` are ephemeral and may be
+/// given out again as soon as they are released).
+pub fn free_ports(n: u16) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let (start, span) = if low > 12_000 {
+        (low - 10_000, 10_000)
+    } else {
+        (61_000, 4_000)
+    };
+    // Test binaries run one after another, but a developer may run two
+    // at once: each process starts elsewhere.
+    let offset = std::process::id() * 389;
+    let free = |p: u16| {
+        use std::net::{TcpListener, UdpSocket};
+        let v6_missing = |e: std::io::Error| e.kind() == std::io::ErrorKind::AddrNotAvailable;
+        TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", p)).is_ok()
+            && TcpListener::bind(("::1", p)).map_or_else(v6_missing, |_| true)
+            && UdpSocket::bind(("::1", p)).map_or_else(v6_missing, |_| true)
+    };
+    let n32 = u32::from(n);
+    for _ in 0..span / n32 {
+        let at = NEXT.fetch_add(n32, Ordering::Relaxed);
+        let base = start + (offset + at) % (span - n32);
+        let base = u16::try_from(base).expect("a port");
+        if (0..n).all(|i| free(base + i)) {
+            return base;
         }
     }
-    panic!("no free port");
+    panic!("no {n} free consecutive ports in {start}..{}", start + span);
 }
 
 /// Runs the `bittide` binary with `args`; returns stdout, panicking with

@@ -26,7 +26,7 @@ use trackers::{
 pub type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The targets that have seeds.
-pub const TARGETS: [&str; 34] = [
+pub const TARGETS: [&str; 37] = [
     "bencode",
     "metainfo",
     "magnet",
@@ -61,6 +61,9 @@ pub const TARGETS: [&str; 34] = [
     "mse_initiator",
     "mse_responder",
     "lsd_announce",
+    "web_seed",
+    "file_tree",
+    "hash_tree",
 ];
 
 /// Seeds of `target`.
@@ -89,6 +92,9 @@ pub fn for_target(target: &str) -> Seeds {
         "dht_state" => dht_state(),
         "engine_routing" => random_seeds(79),
         "torrent_swarm" => random_seeds(80),
+        "web_seed" => random_seeds(84),
+        "file_tree" => file_tree(),
+        "hash_tree" => random_seeds(85),
         "resume" => resume(),
         "state_files" => state_files(),
         "tracker_front" => random_seeds(81),
@@ -597,4 +603,44 @@ fn utp_packet() -> Seeds {
         ("empty-sack", empty_sack),
         ("version-2", version_2),
     ]
+}
+
+/// BEP 52 file trees: a file, a folder of two, an empty file, and shapes
+/// the parser refuses (a node both file and folder, an unsafe name).
+fn file_tree() -> Seeds {
+    let leaf = |len: i64| {
+        if len == 0 {
+            Value::dict(vec![(b"", Value::dict(vec![(b"length", Value::int(0))]))])
+        } else {
+            Value::dict(vec![(
+                b"",
+                Value::dict(vec![
+                    (b"length", Value::int(len)),
+                    (b"pieces root", Value::bytes(&[7u8; 32])),
+                ]),
+            )])
+        }
+    };
+    let trees = [
+        ("one", Value::dict(vec![(b"a.bin", leaf(100_000))])),
+        (
+            "folder",
+            Value::dict(vec![
+                (b"d", Value::dict(vec![(b"x", leaf(5)), (b"y", leaf(0))])),
+                (b"z", leaf(1)),
+            ]),
+        ),
+        (
+            "both",
+            Value::dict(vec![(
+                b"n",
+                Value::dict(vec![(b"", Value::dict(vec![])), (b"m", leaf(1))]),
+            )]),
+        ),
+        ("unsafe", Value::dict(vec![(b"..", leaf(1))])),
+    ];
+    trees
+        .into_iter()
+        .map(|(name, v)| (name, v.to_vec()))
+        .collect()
 }

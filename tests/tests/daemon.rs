@@ -45,19 +45,22 @@ fn four_torrents_queue_pause_skip_remove_and_restart_without_reading() {
     let dir = TempDir::new("daemon-four");
     let (state, download) = (dir.path().join("state"), dir.path().join("dl"));
     let rate = 768 << 10;
+    // The two that run first go slower: the magnet must still be waiting
+    // for a slot when its metadata arrives (seconds, on a loaded machine).
+    let slow = 384 << 10;
     let single = serve(
         dir.path(),
         "single.bin",
         &[("single.bin", 3 << 20)],
         1,
-        rate,
+        slow,
     );
     let multi = serve(
         dir.path(),
         "multi",
         &[("a.bin", 1 << 20), ("b.bin", 1 << 20), ("c.bin", 1 << 20)],
         10,
-        rate,
+        slow,
     );
     let magnet = serve(
         dir.path(),

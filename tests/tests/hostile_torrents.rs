@@ -106,14 +106,24 @@ fn hostile_set() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ("empty-file", Vec::new(), "not a valid torrent file"),
         ("deep-nesting", vec![b'l'; 1 << 20], "nested too deeply"),
         (
-            "v2-only",
+            "v2-escape",
             torrent_with_info(vec![
                 (b"meta version", Value::int(2)),
                 (b"name", Value::bytes(b"x")),
                 (b"piece length", Value::int(16384)),
-                (b"file tree", Value::dict(vec![])),
+                (b"file tree", v2_tree(b"..", 1)),
             ]),
-            "v2-only torrents are not supported yet",
+            "unsafe path in file 0",
+        ),
+        (
+            "v2-no-piece-layer",
+            torrent_with_info(vec![
+                (b"meta version", Value::int(2)),
+                (b"name", Value::bytes(b"x")),
+                (b"piece length", Value::int(16384)),
+                (b"file tree", v2_tree(b"x", 100_000)),
+            ]),
+            "piece layer of file 0 is missing",
         ),
         (
             "piece-count",
@@ -193,4 +203,14 @@ fn missing_files_and_bad_arguments_fail_cleanly() {
         .unwrap();
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least one byte"));
+}
+
+/// A BEP 52 file tree of one file `name` of `length` bytes (its pieces
+/// root made up: nothing checks it against data here).
+fn v2_tree(name: &'static [u8], length: i64) -> Value<'static> {
+    let leaf = Value::dict(vec![
+        (b"length", Value::int(length)),
+        (b"pieces root", Value::bytes(&[1; 32])),
+    ]);
+    Value::dict(vec![(name, Value::dict(vec![(b"", leaf)]))])
 }

@@ -122,29 +122,6 @@ impl LtSwarm {
     }
 }
 
-/// A base port with `n` consecutive ports free for UDP and TCP on 127.0.0.1.
-fn free_port_range(n: u16) -> u16 {
-    // Tests run in parallel threads: each call starts its search elsewhere.
-    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let start = 20_000 + (std::process::id() % 20_000) as u16 + call * 97;
-    let mut base = start;
-    loop {
-        let all_free = (0..n).all(|i| {
-            let p = base + i;
-            ["127.0.0.1", "::1"].iter().all(|ip| {
-                std::net::UdpSocket::bind((*ip, p)).is_ok()
-                    && std::net::TcpListener::bind((*ip, p)).is_ok()
-            })
-        });
-        if all_free {
-            return base;
-        }
-        base += n;
-        assert!(base < 60_000, "no free port range");
-    }
-}
-
 fn dht_json(bootstrap: &str, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["dht", "--dht-allow-local", "--json", "--timeout", "20"];
     if !bootstrap.is_empty() {
@@ -167,7 +144,7 @@ fn strings(v: &serde_json::Value) -> Vec<String> {
 #[test]
 fn bittide_and_libtorrent_dht_nodes_understand_each_other() {
     // The swarm's nodes, the fresh node `get_peers_via` starts, our server.
-    let base = free_port_range(LT_NODES + 2);
+    let base = bittide_tests::free_ports(LT_NODES + 2);
     let serve_port = base + LT_NODES + 1;
     let mut swarm = LtSwarm::start(base);
     let entry = swarm.node(1);
@@ -363,7 +340,7 @@ fn download_and_seed_with_peers_found_only_on_the_dht() {
     // Six libtorrent nodes; node 0 seeds from-lt.bin and announces it.
     // Then the fresh node `leech` starts, a bittide downloader, a bittide
     // seeder.
-    let base = free_port_range(LT_NODES + 1);
+    let base = bittide_tests::free_ports(LT_NODES + 1);
     let mut swarm = LtSwarm::start_seeding(
         base,
         &lt_hash,
@@ -496,7 +473,7 @@ fn on_ipv6_only_bittide_finds_and_announces_in_a_libtorrent_dht() {
 
     // Six libtorrent nodes on ::1 only; node 0 seeds lt6.bin and announces
     // it on the IPv6 DHT.
-    let base = free_port_range(LT_NODES + 1);
+    let base = bittide_tests::free_ports(LT_NODES + 1);
     let mut swarm = LtSwarm::start_on(
         "::1",
         base,

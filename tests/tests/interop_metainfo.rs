@@ -113,6 +113,11 @@ fn libtorrent_v1_and_hybrid_torrents_have_the_same_info_hash() {
                     .unwrap();
                 let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
                 assert_eq!(v["hybrid"], true);
+                // The v2 half was read and checked (file tree, piece
+                // layers against each pieces root, both halves naming the
+                // same files): its SHA-256 info-hash is libtorrent's.
+                let v2 = libtorrent(&["hash-v2", torrent.to_str().unwrap()]);
+                assert_eq!(v["info_hash_v2"], v2, "{piece}");
                 let padding = v["files"]
                     .as_array()
                     .unwrap()

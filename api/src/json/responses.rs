@@ -6,7 +6,7 @@ use base64::Engine as _;
 use bittide_core::picker::Priority;
 use bittide_driver::session::views::{
     FileView, PeerView, SessionEvent, SessionSettings, SessionStats, TorrentDetails, TorrentView,
-    TrackerView,
+    TrackerView, WebSeedView,
 };
 use serde::Serialize;
 
@@ -78,6 +78,7 @@ pub(crate) struct DetailsJson {
     files: Vec<FileJson>,
     peer_list: Vec<PeerJson>,
     trackers: Vec<TrackerJson>,
+    web_seeds: Vec<WebSeedJson>,
     piece_count: u32,
     piece_length: u32,
     /// BEP 3 bitfield (high bit first), base64.
@@ -92,6 +93,7 @@ impl From<&TorrentDetails> for DetailsJson {
             files: d.files.iter().map(FileJson::from).collect(),
             peer_list: d.peers.iter().map(PeerJson::from).collect(),
             trackers: d.trackers.iter().map(TrackerJson::from).collect(),
+            web_seeds: d.web_seeds.iter().map(WebSeedJson::from).collect(),
             piece_count: d.piece_count,
             piece_length: d.piece_length,
             pieces: base64::engine::general_purpose::STANDARD.encode(&d.pieces),
@@ -167,6 +169,25 @@ impl From<&TrackerView> for TrackerJson {
             last_announce_ago: t.last_announce_ago,
             error: t.error.clone(),
             next_announce_in: t.next_announce_in,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct WebSeedJson {
+    url: String,
+    state: &'static str,
+    downloaded: u64,
+    error: Option<String>,
+}
+
+impl From<&WebSeedView> for WebSeedJson {
+    fn from(w: &WebSeedView) -> WebSeedJson {
+        WebSeedJson {
+            url: w.url.clone(),
+            state: w.state,
+            downloaded: w.downloaded,
+            error: w.error.clone(),
         }
     }
 }

@@ -342,6 +342,7 @@ mod tests {
             files: Vec::new(),
             peers: vec![peer(1.0), peer(0.2), peer(0.0)],
             trackers: vec![tracker(None, None)],
+            web_seeds: Vec::new(),
             piece_count: 0,
             piece_length: 0,
             pieces: Vec::new(),

@@ -30,6 +30,12 @@ pub(crate) async fn handle<R: Runtime>(call: Call<R>, method: &str) -> Result<Re
         "properties" => properties(call).await,
         "files" => files(call).await,
         "trackers" => trackers(call).await,
+        "webseeds" => {
+            // qBittorrent lists each web seed as `{"url": …}`.
+            let d = call.app.session.torrent(call.hash()?).await?;
+            let rows: Vec<Value> = d.web_seeds.iter().map(|w| json!({"url": w.url})).collect();
+            Ok(json(&Value::Array(rows)))
+        }
         "pieceStates" => piece_states(call).await,
         "add" => add::add(call).await,
         "delete" => {

@@ -32,7 +32,7 @@ const ETA_UNKNOWN: i64 = -2;
 
 /// Fields that need the torrent's details (files, peers, trackers,
 /// pieces), not only its list row.
-const DETAIL_FIELDS: [&str; 13] = [
+const DETAIL_FIELDS: [&str; 15] = [
     "files",
     "fileStats",
     "peers",
@@ -46,6 +46,8 @@ const DETAIL_FIELDS: [&str; 13] = [
     "peersGettingFromUs",
     "peersSendingToUs",
     "file-count",
+    "webseeds",
+    "webseedsSendingToUs",
 ];
 
 /// Seconds since the Unix epoch.
@@ -344,6 +346,16 @@ fn detail_field(name: &str, d: &TorrentDetails) -> Option<Value> {
             .collect::<Vec<_>>()),
         "peersGettingFromUs" => json!(d.peers.iter().filter(|p| p.upload_rate > 0).count()),
         "peersSendingToUs" => json!(d.peers.iter().filter(|p| p.download_rate > 0).count()),
+        "webseeds" => json!(d
+            .web_seeds
+            .iter()
+            .map(|w| w.url.clone())
+            .collect::<Vec<_>>()),
+        "webseedsSendingToUs" => json!(d
+            .web_seeds
+            .iter()
+            .filter(|w| w.state == "downloading")
+            .count()),
         "trackers" => json!(d
             .trackers
             .iter()

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use bittide_core::metainfo::Metainfo;
+use bittide_core::metainfo::{Metainfo, TorrentFormat};
 use bittide_driver::content::{Content, ContentError};
 use bittide_driver::units::{human, parse_size};
 
@@ -42,17 +42,34 @@ pub(crate) struct Args {
     /// the same .torrent bytes.
     #[arg(long)]
     no_date: bool,
+    /// A hybrid torrent (BEP 52 and BEP 3 in one, as libtorrent 2 and
+    /// qBittorrent make by default): every client can read it; files
+    /// start on piece boundaries (padding files) and it carries SHA-256
+    /// piece layers too.
+    #[arg(long, conflicts_with = "v2")]
+    hybrid: bool,
+    /// A v2-only torrent (BEP 52): SHA-256 merkle trees, files on piece
+    /// boundaries; v1-only clients cannot read it.
+    #[arg(long)]
+    v2: bool,
 }
 
 const EXAMPLES: &str = "\
 Examples:
   bittide create ~/photos -o photos.torrent
   bittide create movie.mkv -o movie.torrent -t udp://tracker.example.org:1337
-  bittide create data/ -o data.torrent --piece-size 1M --private --no-date";
+  bittide create data/ -o data.torrent --piece-size 1M --private --no-date
+  bittide create album/ -o album.torrent --hybrid";
 
 pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     let content = Content::scan(&args.path).map_err(content_failure)?;
     let mut builder = content.builder();
+    let format = match (args.hybrid, args.v2) {
+        (true, _) => TorrentFormat::Hybrid,
+        (_, true) => TorrentFormat::V2,
+        _ => TorrentFormat::V1,
+    };
+    builder.set_format(format);
     if let Some(n) = args.piece_size {
         builder.set_piece_length(n);
     }
@@ -100,17 +117,20 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
                 }
             });
         }
-        let r = content.hash_pieces(&layout, threads, &progress);
+        let r = content.hash_pieces_with(&layout, threads, &progress, format != TorrentFormat::V1);
         done.store(true, Ordering::Relaxed);
         r
     });
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let hashes = hashes.map_err(content_failure)?;
-    let bytes = builder
-        .build(&hashes)
-        .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
+    let (v1, v2) = hashes.map_err(content_failure)?;
+    let built = match format {
+        TorrentFormat::V1 => builder.build(&v1),
+        TorrentFormat::Hybrid => builder.build_v2(&v1, &v2),
+        TorrentFormat::V2 => builder.build_v2(&[], &v2),
+    };
+    let bytes = built.map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
     // Check what we wrote parses, so a bug here never ships a bad torrent.
     let m = Metainfo::from_bytes_strict(&bytes)
         .map_err(|e| Failure::new(Exit::BadInput, format!("internal error: {e}")))?;
@@ -120,7 +140,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         "{}\n  info-hash {}, {} files, {} in {} pieces of {}\n",
         args.output.display(),
         m.info_hash,
-        m.info.files().len(),
+        m.info.files().iter().filter(|f| !f.attr.padding).count(),
         human(total),
         m.info.piece_count(),
         human(u64::from(m.info.piece_length())),

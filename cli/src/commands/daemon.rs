@@ -205,6 +205,7 @@ fn session_config(s: &Effective) -> SessionConfig {
     let mut c = SessionConfig::new(s.state.clone(), s.download_dir.clone(), s.listen[0]);
     c.also_listen = s.listen[1..].to_vec();
     c.lsd = !s.no_lsd;
+    c.web_seeds = !s.no_web_seeds;
     c.dht = (!s.no_dht).then(|| SessionDht {
         bootstrap: s.dht_bootstrap.clone(),
         state_file: None,

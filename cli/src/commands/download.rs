@@ -80,6 +80,10 @@ pub(crate) struct Args {
     transports: TransportArgs,
     #[command(flatten)]
     lsd: LsdArgs,
+    /// Nothing from the torrent's web seeds (BEP 19: the HTTP servers in
+    /// its `url-list`, or a magnet's `ws=`) [default: used].
+    #[arg(long)]
+    no_web_seeds: bool,
     #[command(flatten)]
     dht: SessionDhtArgs,
 }
@@ -120,6 +124,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         encryption: args.encryption.into(),
         transports: args.transports.transports()?,
         lsd: args.lsd.enabled(),
+        web_seeds: !args.no_web_seeds,
     };
     session::run(options, args.json, mode)
 }

@@ -47,11 +47,13 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         let out = json!({
             "name": info.display_name(),
             "info_hash": m.info_hash.to_string(),
+            "info_hash_v2": m.info_hash_v2.map(|h| hex(&h)),
             "total_length": info.total_length(),
             "piece_length": info.piece_length(),
             "piece_count": info.piece_count(),
             "private": info.is_private(),
             "hybrid": info.is_hybrid(),
+            "v2_only": info.is_v2_only(),
             "single_file": info.is_single_file(),
             "files": files,
             "trackers": m.trackers(),
@@ -67,6 +69,9 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     let line = |s: &mut String, k: &str, v: &str| s.push_str(&format!("{k:<12} {v}\n"));
     line(&mut s, "name:", &info.display_name());
     line(&mut s, "info-hash:", &m.info_hash.to_string());
+    if let Some(h) = m.info_hash_v2 {
+        line(&mut s, "v2 hash:", &hex(&h));
+    }
     line(
         &mut s,
         "size:",
@@ -91,7 +96,9 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         if info.is_private() { "yes" } else { "no" },
     );
     if info.is_hybrid() {
-        line(&mut s, "format:", "hybrid v1+v2 (read as v1)");
+        line(&mut s, "format:", "hybrid v1+v2 (downloaded as v1)");
+    } else if info.is_v2_only() {
+        line(&mut s, "format:", "v2 (BEP 52)");
     }
     if let Some(c) = m.comment {
         line(&mut s, "comment:", c);
@@ -151,4 +158,9 @@ fn read_torrent(path: &Path) -> Result<Vec<u8>, Failure> {
 
 fn bad_torrent(path: &Path, e: MetainfoError) -> Failure {
     Failure::new(Exit::BadTorrent, format!("{}: {e}", path.display()))
+}
+
+/// Lowercase hex of a v2 info-hash (64 digits, as libtorrent prints it).
+fn hex(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

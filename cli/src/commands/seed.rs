@@ -92,6 +92,8 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         encryption: args.encryption.into(),
         transports: args.transports.transports()?,
         lsd: args.lsd.enabled(),
+        // Nothing to download.
+        web_seeds: false,
     };
     session::run(options, args.json, session::Mode::Seed)
 }

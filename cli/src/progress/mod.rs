@@ -27,7 +27,7 @@ use std::sync::Mutex;
 
 use bittide_core::torrent::{TorrentEvent, TorrentState};
 use bittide_core::Instant;
-use bittide_driver::client::Progress;
+use bittide_driver::client::{tracker_name, Progress};
 use bittide_driver::runtime::Runtime;
 use bittide_driver::units::human;
 use bittide_tokio::runtime::TokioRuntime;
@@ -170,6 +170,9 @@ impl Reporter {
                 self.trackers.answered(url);
             }
             Some(TorrentEvent::PeerBanned(addr)) => self.banned(*addr),
+            Some(TorrentEvent::WebSeedDropped { url, error }) => {
+                self.web_seed_dropped(url, &error.to_string())
+            }
             _ => {}
         }
         self.status(now, p);
@@ -458,6 +461,21 @@ impl Reporter {
         }
     }
 
+    /// A web seed was given up (BEP 19). Like trackers, it is named by
+    /// scheme, host and port only: a URL's path and query can hold
+    /// credentials.
+    fn web_seed_dropped(&mut self, url: &str, why: &str) {
+        let name = tracker_name(url);
+        match self.out {
+            Out::Json => json::emit(
+                "web_seed_dropped",
+                self.elapsed(),
+                json!({"web_seed": name, "message": scrub(why)}),
+            ),
+            _ => self.say(&format!("web seed {name} dropped: {why}")),
+        }
+    }
+
     /// The status: redrawn on a terminal, a line on a pipe when it is
     /// worth one, a `progress` (or `checking`) event with `--json`.
     fn status(&mut self, now: Instant, p: &Progress) {
@@ -470,6 +488,7 @@ impl Reporter {
             total: p.total,
             checked: p.checked,
             peers: p.peers,
+            web_seeds: p.web_seeds,
             downloaded: p.downloaded,
             uploaded: p.uploaded,
             down_rate: down,

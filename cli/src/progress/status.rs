@@ -122,6 +122,10 @@ pub(super) fn state_name(s: TorrentState) -> &'static str {
     }
 }
 
+/// What tells two snapshots apart: phase, bytes done, downloaded and
+/// uploaded, peers and web seeds, pieces checked.
+type SnapshotKey = (Phase, u64, u64, u64, (usize, usize), Option<(u32, u32)>);
+
 /// One report with what is derived from the ones before: the numbers the
 /// status line and the `progress` event show.
 #[derive(Clone, Debug, PartialEq)]
@@ -131,6 +135,8 @@ pub(super) struct Snapshot {
     pub(super) total: u64,
     pub(super) checked: Option<(u32, u32)>,
     pub(super) peers: usize,
+    /// Web seeds in use (BEP 19).
+    pub(super) web_seeds: usize,
     pub(super) downloaded: u64,
     pub(super) uploaded: u64,
     /// Bytes per second over the last few seconds.
@@ -144,13 +150,13 @@ pub(super) struct Snapshot {
 impl Snapshot {
     /// What a pipe or a JSON reader compares to tell "something changed":
     /// everything but the rates, which decay while nothing happens.
-    pub(super) fn key(&self) -> (Phase, u64, u64, u64, usize, Option<(u32, u32)>) {
+    pub(super) fn key(&self) -> SnapshotKey {
         (
             self.phase,
             self.done,
             self.downloaded,
             self.uploaded,
-            self.peers,
+            (self.peers, self.web_seeds),
             self.checked,
         )
     }
@@ -221,7 +227,7 @@ pub(super) fn progress_fields(s: &Snapshot) -> serde_json::Value {
     let percent = (s.fraction() * 1000.0).round() / 10.0;
     json!({"phase": s.phase.name(), "done": s.done, "total": s.total, "percent": percent,
            "down_rate": s.down_rate as u64, "up_rate": s.up_rate as u64, "eta": s.eta,
-           "peers": s.peers, "downloaded": s.downloaded, "uploaded": s.uploaded,
+           "peers": s.peers, "web_seeds": s.web_seeds, "downloaded": s.downloaded, "uploaded": s.uploaded,
            "ratio": s.ratio.map(|r| (r * 1000.0).round() / 1000.0)})
 }
 
@@ -237,6 +243,7 @@ mod tests {
             total: 100,
             checked: None,
             peers,
+            web_seeds: 0,
             downloaded: 0,
             uploaded,
             down_rate: 0.0,

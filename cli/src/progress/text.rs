@@ -118,6 +118,9 @@ pub(super) fn status(s: &Snapshot, with_bar: bool) -> String {
             parts.push((format!("↓ {}", rate(s.down_rate)), 8));
             parts.push((format!("↑ {}", rate(s.up_rate)), 3));
             parts.push((count(s.peers, "peer", "peers"), 7));
+            if s.web_seeds > 0 {
+                parts.push((count(s.web_seeds, "web seed", "web seeds"), 4));
+            }
             let eta = s.eta.map_or_else(|| "?".into(), eta);
             parts.push((format!("eta {eta}"), 5));
         }
@@ -221,6 +224,7 @@ mod tests {
             total: 0,
             checked: None,
             peers: 0,
+            web_seeds: 0,
             downloaded: 0,
             uploaded: 0,
             down_rate: 0.0,

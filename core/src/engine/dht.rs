@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::{DhtSettings, Engine, Event, Output, Pending};
 use crate::dht::{Dht, DhtEvent, LookupId, SavedDht};
 use crate::handles::TorrentId;
+use crate::metainfo::InfoHash;
 use crate::rng::Rng;
 use crate::time::Instant;
 use crate::torrent::peers::PeerSource;
@@ -235,7 +236,9 @@ impl Engine {
             let Some(t) = self.torrents.get(id) else {
                 continue;
             };
-            let (info_hash, state) = (t.info_hash(), t.state());
+            let state = t.state();
+            // A hybrid is looked up under both names (BEP 52).
+            let names = t.info().names();
             // A magnet looks for peers while its metadata is on its way.
             let running = matches!(
                 state,
@@ -260,9 +263,11 @@ impl Engine {
             // get_peers, then announce_peer to the closest with tokens),
             // on each family's node (BEP 32).
             for node in ready {
-                let lookup = (node.family(), node.announce(now, info_hash, port, false));
-                s.lookups.push(lookup);
-                d.schedules.lookups.insert(lookup, *id);
+                for name in &names {
+                    let lookup = (node.family(), node.announce(now, *name, port, false));
+                    s.lookups.push(lookup);
+                    d.schedules.lookups.insert(lookup, *id);
+                }
             }
             s.found = 0;
             // Until the lookups end (and as a fallback should one never
@@ -310,7 +315,7 @@ impl Engine {
             return;
         };
         let mut done = Vec::new();
-        let mut found: Vec<(TorrentId, Vec<SocketAddr>)> = Vec::new();
+        let mut found: Vec<(TorrentId, InfoHash, Vec<SocketAddr>)> = Vec::new();
         for node in d.nodes.iter_mut().flatten() {
             let family = node.family();
             while let Some((to, payload)) = node.poll_transmit() {
@@ -328,7 +333,7 @@ impl Engine {
                             s.found += peers.len();
                         }
                         if let Some(&id) = self.by_hash.get(&info_hash) {
-                            found.push((id, peers));
+                            found.push((id, info_hash, peers));
                         }
                     }
                     DhtEvent::LookupDone { lookup, .. } => done.push((family, lookup)),
@@ -339,11 +344,11 @@ impl Engine {
                 }
             }
         }
-        for (id, peers) in found {
+        for (id, name, peers) in found {
             // Never for a private torrent (BEP 27); a magnet cannot say
             // whether it is private until its metadata is in.
             if let Some(t) = self.torrents.get_mut(&id).filter(|t| !t.is_private()) {
-                t.add_peers(now, peers, PeerSource::Dht);
+                t.add_peers_named(now, peers, PeerSource::Dht, name);
             }
         }
         for lookup in done {

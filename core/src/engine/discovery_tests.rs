@@ -235,3 +235,35 @@ fn a_paused_torrent_is_not_announced_and_is_again_once_resumed() {
         "resumed: announced at once: {sent:?}"
     );
 }
+
+/// A hybrid (BEP 52) is announced under both names, and a host heard
+/// under the v2 name is dialled with it.
+#[test]
+fn a_hybrid_is_announced_under_both_names_and_its_v2_peers_dialled_so() {
+    let mut e = lsd_engine();
+    let mut hybrid = info(&test_data(), "http://127.0.0.1:9/announce", false);
+    hybrid.info_hash_v2 = Some([0x42; 32]);
+    let v2 = crate::metainfo::InfoHash::truncated(&[0x42; 32]);
+    let t0 = Instant::ZERO;
+    let id = e.add_torrent(t0, hybrid.clone(), StartMode::Fresh).unwrap();
+    e.handle_timeout(t0);
+    for (_, mut m) in announces(&mut e, t0) {
+        m.info_hashes.sort();
+        let mut both = vec![hybrid.info_hash, v2];
+        both.sort();
+        assert_eq!(m.info_hashes, both);
+    }
+    let theirs = LsdMessage {
+        port: 51413,
+        info_hashes: vec![v2],
+        cookie: Some("someone else".into()),
+    };
+    e.handle_udp(
+        t0,
+        "192.168.7.9:6771".parse().unwrap(),
+        &theirs.encode(GROUP_V4),
+    );
+    let t = e.torrent(id).unwrap();
+    assert_eq!(t.known_peers(PeerSource::Lsd), 1);
+    assert_eq!(t.dial_name(&"192.168.7.9:51413".parse().unwrap()), v2);
+}

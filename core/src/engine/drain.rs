@@ -4,9 +4,10 @@
 //! torrent's events mean for the engine (a complete torrent's empty files,
 //! a magnet's metadata).
 
-use super::{DiskOp, Engine, Event, Output};
+use super::{DiskOp, Engine, Event, Output, Pending};
 use crate::handles::TorrentId;
 use crate::torrent::{Torrent, TorrentEvent, TorrentOutput, TorrentState};
+use crate::tracker::AnnounceRequest;
 
 impl Engine {
     /// Moves every torrent's outputs into the engine's queue.
@@ -37,7 +38,7 @@ impl Engine {
                 TorrentOutput::Connect { conn, addr } => {
                     self.conns.insert(conn, id);
                     if let Some(t) = self.torrents.get(&id) {
-                        let info_hash = t.info_hash().0;
+                        let info_hash = t.name_of(conn).0;
                         self.encrypt_outgoing(conn, addr, info_hash);
                     }
                     self.stream_connect(now, conn, addr);
@@ -102,9 +103,26 @@ impl Engine {
                     },
                 }),
                 TorrentOutput::Announce { url, request } => {
+                    // A hybrid announces under its v2 name too (BEP 52),
+                    // as libtorrent does: v2-only clients look for it so.
+                    let other = self.torrents.get(&id).and_then(|t| t.info().other_hash());
+                    let v2 = other.map(|info_hash| AnnounceRequest {
+                        info_hash,
+                        ..request.clone()
+                    });
                     self.trackers
-                        .announce(now, id, url, request, &mut self.requests);
+                        .announce(now, id, url.clone(), request, &mut self.requests);
+                    if let Some(request) = v2 {
+                        self.trackers
+                            .announce(now, id, url, request, &mut self.requests);
+                    }
                     self.collect_trackers(now);
+                }
+                TorrentOutput::WebSeed { job, requests } => {
+                    let request = self.requests.next_id();
+                    let pending = Pending::WebSeed { torrent: id, job };
+                    self.pending.insert(request, pending);
+                    self.out.push_back(Output::WebSeed { request, requests });
                 }
                 TorrentOutput::Event(e) => {
                     // Every wanted piece is on disk (downloaded, or found
@@ -138,6 +156,11 @@ impl Engine {
         };
         let private = t.is_private();
         let info = t.info().clone();
+        // A hybrid found by its v1 hash learns its v2 name from the
+        // metadata (BEP 52): peers of that swarm reach it from now on.
+        if let Some(v2) = info.other_hash() {
+            self.by_hash.entry(v2).or_insert(id);
+        }
         self.note_empty_files(id, &info);
         if private {
             self.unschedule_discovery(id);

@@ -5,8 +5,8 @@
 
 use super::*;
 use crate::metainfo::PieceIndex;
-use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
-use crate::torrent::TorrentEvent;
+use crate::metainfo::{Metainfo, PeerAddr, PieceHasher, TorrentBuilder};
+use crate::torrent::{TorrentEvent, TorrentState};
 
 const TRACKER: &str = "http://127.0.0.1:9/announce";
 

@@ -13,14 +13,16 @@ use crate::torrent::peers::PeerSource;
 use crate::torrent::TorrentState;
 
 impl Engine {
-    /// Starts announcing torrent `id` (of `info_hash`) on the DHT and the
-    /// local network.
-    pub(super) fn schedule_discovery(&mut self, now: Instant, id: TorrentId, info_hash: InfoHash) {
+    /// Starts announcing torrent `id` (under each of its `names`: a
+    /// hybrid has two, BEP 52) on the DHT and the local network.
+    pub(super) fn schedule_discovery(&mut self, now: Instant, id: TorrentId, names: &[InfoHash]) {
         if let Some(d) = &mut self.dht {
             d.schedules.add(now, id);
         }
         if let Some(lsd) = &mut self.lsd {
-            lsd.add(now, info_hash);
+            for name in names {
+                lsd.add(now, *name);
+            }
         }
     }
 
@@ -30,9 +32,11 @@ impl Engine {
         if let Some(d) = &mut self.dht {
             d.schedules.remove(id);
         }
-        let hash = self.torrents.get(&id).map(|t| t.info_hash());
-        if let (Some(lsd), Some(hash)) = (&mut self.lsd, hash) {
-            lsd.remove(&hash);
+        let names = self.torrents.get(&id).map(|t| t.info().names());
+        if let (Some(lsd), Some(names)) = (&mut self.lsd, names) {
+            for name in &names {
+                lsd.remove(name);
+            }
         }
     }
 
@@ -57,7 +61,7 @@ impl Engine {
                 .and_then(|id| self.torrents.get_mut(&id))
                 .filter(|t| !t.is_private())
             {
-                t.add_peers(now, vec![p.addr], PeerSource::Lsd);
+                t.add_peers_named(now, vec![p.addr], PeerSource::Lsd, p.info_hash);
             }
         }
     }
@@ -71,7 +75,9 @@ impl Engine {
             TorrentState::FetchingMetadata | TorrentState::Downloading | TorrentState::Seeding
         );
         if let (Some(lsd), Some(t)) = (&mut self.lsd, self.torrents.get(&id)) {
-            lsd.set_active(now, &t.info_hash(), running);
+            for name in t.info().names() {
+                lsd.set_active(now, &name, running);
+            }
         }
     }
 

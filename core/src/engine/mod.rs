@@ -64,12 +64,12 @@ use crate::dht::{Dht, SavedDht};
 use crate::handles::{ConnId, ConnIds, TorrentId};
 use crate::lsd::LocalDiscovery;
 use crate::metainfo::InfoHash;
-use crate::metainfo::{Magnet, MetainfoError, PeerAddr};
+use crate::metainfo::Magnet;
 use crate::picker::Priority;
 use crate::rng::{Rng, Seed};
 use crate::time::Instant;
 use crate::torrent::peers::PeerSource;
-use crate::torrent::{StartMode, Torrent, TorrentInfo, TorrentState};
+use crate::torrent::{StartMode, Torrent, TorrentInfo};
 use crate::tracker::TrackerError;
 use crate::IpFamily;
 pub use config::{DhtSettings, EngineConfig, SeedingGoal, SessionLimits, Transports};
@@ -96,6 +96,11 @@ enum Pending {
     /// A magnet's `x.pe` peer given by name.
     Peer {
         torrent: TorrentId,
+    },
+    /// A run asked of a torrent's web seed (BEP 19).
+    WebSeed {
+        torrent: TorrentId,
+        job: crate::torrent::WebJob,
     },
 }
 
@@ -230,13 +235,6 @@ impl Engine {
         self.torrents.get(&id)
     }
 
-    /// A magnet's .torrent file once its metadata is in: the info
-    /// dictionary as received (so the info-hash is the same) with the
-    /// link's trackers.
-    pub fn magnet_torrent_file(&self, id: TorrentId) -> Option<Vec<u8>> {
-        self.torrents.get(&id)?.torrent_file()
-    }
-
     /// Incoming connections waiting for their handshake.
     pub fn pending_handshakes(&self) -> usize {
         self.handshakes.len()
@@ -268,16 +266,21 @@ impl Engine {
         paused: bool,
     ) -> Option<TorrentId> {
         self.now = now;
-        if self.by_hash.contains_key(&info.info_hash) || self.shutdown.is_some() {
+        let names = info.names();
+        if names.iter().any(|h| self.by_hash.contains_key(h)) || self.shutdown.is_some() {
             return None;
         }
         let id = TorrentId::new(self.next_torrent);
         self.next_torrent += 1;
         let config = self.torrent_config();
-        self.by_hash.insert(info.info_hash, id);
+        // A hybrid answers to both names (BEP 52): peers of either swarm
+        // reach it.
+        for name in &names {
+            self.by_hash.insert(*name, id);
+        }
         self.note_empty_files(id, &info);
         if !info.private {
-            self.schedule_discovery(now, id, info.info_hash);
+            self.schedule_discovery(now, id, &names);
         }
         let seed = self.rng.child_seed();
         let run = self.admit_to_queue(id, &info, &start);
@@ -289,96 +292,6 @@ impl Engine {
         self.torrents.insert(id, torrent);
         self.rebalance(now);
         Some(id)
-    }
-
-    /// Adds a magnet link: its metadata is fetched from peers (BEP 9) found
-    /// through its `tr` trackers, its `x.pe` addresses (names are resolved
-    /// with [`Output::Resolve`]) and the DHT. `None` without a v1
-    /// info-hash, if the torrent is already in, or during a shutdown.
-    pub fn add_magnet(&mut self, now: Instant, magnet: &Magnet) -> Option<TorrentId> {
-        self.now = now;
-        let info_hash = magnet.info_hash?;
-        if self.by_hash.contains_key(&info_hash) || self.shutdown.is_some() {
-            return None;
-        }
-        let id = TorrentId::new(self.next_torrent);
-        self.next_torrent += 1;
-        let config = self.torrent_config();
-        let torrent = Torrent::from_magnet(
-            now,
-            info_hash,
-            magnet_tiers(magnet),
-            config,
-            self.rng.child_seed(),
-        );
-        // Not queued while it fetches its metadata, but counted in the
-        // session's budgets before it connects.
-        self.policy.order.push(id);
-        self.torrents.insert(id, torrent);
-        self.rebalance(now);
-        let peers: Vec<SocketAddr> = magnet
-            .peers
-            .iter()
-            .filter_map(|p| match p {
-                PeerAddr::Ip(a) => Some(*a),
-                PeerAddr::Host(..) => None,
-            })
-            .collect();
-        self.add_peers(now, id, peers);
-        for p in &magnet.peers {
-            if let PeerAddr::Host(host, port) = p {
-                let request = self.requests.next_id();
-                self.pending.insert(request, Pending::Peer { torrent: id });
-                self.out.push_back(Output::Resolve {
-                    request,
-                    host: format!("{host}:{port}"),
-                });
-            }
-        }
-        self.by_hash.insert(info_hash, id);
-        self.schedule_discovery(now, id, info_hash);
-        self.magnets.insert(id, magnet.clone());
-        Some(id)
-    }
-
-    /// Starts a magnet whose metadata is in
-    /// ([`TorrentEvent::MetadataReceived`](crate::torrent::TorrentEvent::MetadataReceived)) over the connections it already
-    /// has, downloading only the files the link's `so=` names (BEP 53), if
-    /// it names any. `start` says what is already on disk (the driver can
-    /// tell only now that it knows the files). An error if the metadata is
-    /// not in (or the magnet was started already).
-    pub fn start_magnet(
-        &mut self,
-        now: Instant,
-        id: TorrentId,
-        start: StartMode,
-    ) -> Result<(), MetainfoError> {
-        self.now = now;
-        let not_in = MetainfoError::MissingField { field: "info" };
-        let Some(torrent) = self.torrents.get_mut(&id) else {
-            return Err(not_in);
-        };
-        if torrent.state() != TorrentState::AwaitingStart {
-            return Err(not_in);
-        }
-        torrent.start(now, start);
-        let magnet = self.magnets.remove(&id);
-        if let Some(magnet) = magnet.filter(|m| !m.select_only.is_empty()) {
-            let files = torrent.info().layout.file_count() as u32;
-            let priorities: Vec<Priority> = (0..files)
-                .map(|i| {
-                    if magnet.select_only.iter().any(|r| r.contains(&i)) {
-                        Priority::Normal
-                    } else {
-                        Priority::Skip
-                    }
-                })
-                .collect();
-            torrent.set_file_priorities(now, &priorities);
-        }
-        // Now a download like any other: it may have to wait its turn.
-        self.apply_queue(now);
-        Ok(())
     }
 
     /// Hashes every piece of a torrent on disk again
@@ -495,7 +408,7 @@ impl Engine {
         self.drain_torrent(id);
         self.unschedule_discovery(id);
         if let Some(t) = self.torrents.remove(&id) {
-            self.by_hash.remove(&t.info_hash());
+            self.by_hash.retain(|_, named| *named != id);
             self.forget_in_queue(now, &t, id);
         }
         self.magnets.remove(&id);
@@ -602,7 +515,7 @@ impl Engine {
         match self.pending.remove(&request) {
             Some(Pending::Peer { torrent }) => self.add_peers(now, torrent, addrs),
             Some(Pending::DhtRouter) => self.dht_router_resolved(now, &addrs),
-            None => {}
+            Some(Pending::WebSeed { .. }) | None => {}
         }
     }
 
@@ -737,11 +650,6 @@ impl Engine {
     }
 }
 
-/// A magnet's trackers as tiers: each its own, as libtorrent does.
-fn magnet_tiers(magnet: &Magnet) -> Vec<Vec<String>> {
-    magnet.trackers.iter().map(|t| vec![t.clone()]).collect()
-}
-
 #[cfg(test)]
 mod budget_tests;
 mod config;
@@ -762,6 +670,7 @@ mod hostile_tests;
 #[cfg(test)]
 mod lifecycle_tests;
 mod lsd;
+mod magnets;
 mod output;
 mod policy;
 #[cfg(test)]
@@ -776,3 +685,4 @@ mod trackers;
 mod transport;
 #[cfg(test)]
 mod transport_tests;
+mod web_seeds;

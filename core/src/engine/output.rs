@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::dht::DhtEvent;
 use crate::handles::{ConnId, TorrentId};
-use crate::metainfo::{FileSlice, PieceIndex};
+use crate::metainfo::{FileSlice, PieceHash, PieceIndex};
 use crate::time::Instant;
 use crate::torrent::TorrentEvent;
 use crate::wire::BlockRef;
@@ -39,18 +39,18 @@ pub enum DiskOp {
         /// Where the bytes are.
         slices: Vec<FileSlice>,
     },
-    /// SHA-1 a piece held in memory and, only if it matches, write it.
+    /// Hash a piece held in memory and, only if it matches, write it.
     Verify {
         /// The piece.
         piece: PieceIndex,
         /// Its blocks in order.
         blocks: Vec<Bytes>,
         /// Expected hash.
-        hash: [u8; 20],
+        hash: PieceHash,
         /// Where the bytes go once verified (skip padding slices).
         slices: Vec<FileSlice>,
     },
-    /// Read and SHA-1 a piece on disk (streaming: pieces may be up to
+    /// Read and hash a piece on disk (streaming: pieces may be up to
     /// 512 MiB).
     Check {
         /// The piece.
@@ -58,7 +58,7 @@ pub enum DiskOp {
         /// Where its bytes are.
         slices: Vec<FileSlice>,
         /// Expected hash.
-        hash: [u8; 20],
+        hash: PieceHash,
     },
     /// Create these zero-length files if they do not exist (no piece
     /// covers them, so no write ever would). Asked for once, when every
@@ -79,15 +79,10 @@ pub enum DiskOp {
     },
 }
 
-/// What a [`DiskOp::Verify`] checks: the SHA-1 of `blocks`, in order, is
-/// `hash` (one definition for every disk that carries the job out).
-pub fn blocks_match(blocks: &[Bytes], hash: &[u8; 20]) -> bool {
-    use sha1::{Digest, Sha1};
-    let mut h = Sha1::new();
-    for b in blocks {
-        h.update(b);
-    }
-    <[u8; 20]>::from(h.finalize()) == *hash
+/// What a [`DiskOp::Verify`] checks: `blocks`, in order, hash to `hash`
+/// (one definition for every disk that carries the job out).
+pub fn blocks_match(blocks: &[Bytes], hash: &PieceHash) -> bool {
+    hash.matches(blocks.iter().map(|b| &b[..]))
 }
 
 /// The answer to a [`DiskOp`].
@@ -222,6 +217,16 @@ pub enum Output {
         /// Connect over this family only (an announce, made once per
         /// family we listen on); `None`: any.
         family: Option<IpFamily>,
+    },
+    /// Fetch byte ranges from a web seed (BEP 19): an HTTP(S) GET with a
+    /// `Range` header per request, made in order (over one connection
+    /// where the server allows); answer with `handle_web_seed`: every
+    /// body, or the first failure.
+    WebSeed {
+        /// Its id.
+        request: RequestId,
+        /// The range requests.
+        requests: Vec<crate::webseed::WebRequest>,
     },
     /// Resolve `host:port` (a UDP tracker, a DHT router, a magnet's `x.pe`
     /// peer); answer with `handle_resolved`.

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::*;
 use crate::metainfo::PieceIndex;
 use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
-use crate::torrent::TorrentEvent;
+use crate::torrent::{TorrentEvent, TorrentState};
 
 const TRACKER: &str = "http://127.0.0.1:9/announce";
 

@@ -6,14 +6,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sha1::{Digest, Sha1};
-
 use super::*;
 use crate::dht::DhtConfig;
 use crate::metainfo::FileSlice;
 use crate::metainfo::{Magnet, PeerAddr};
 use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
-use crate::torrent::TorrentEvent;
+use crate::torrent::{TorrentEvent, TorrentState};
 use crate::tracker::http::{encode_announce_response, parse_announce_query};
 use crate::tracker::server::{ServerConfig, TrackerServer};
 use crate::wire::PeerId;
@@ -224,7 +222,7 @@ pub(super) fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                     slices,
                                     hash,
                                 } => {
-                                    let mut h = Sha1::new();
+                                    let mut h = hash.checker();
                                     for s in slices {
                                         h.update(
                                             &nodes[i].disk[disk_at(&nodes[i].layout, &s)
@@ -234,7 +232,7 @@ pub(super) fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                     }
                                     DiskResult::Checked {
                                         piece,
-                                        ok: <[u8; 20]>::from(h.finalize()) == hash,
+                                        ok: h.finish(),
                                     }
                                 }
                                 DiskOp::Verify {
@@ -318,7 +316,7 @@ pub(super) fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                             world.bad_metadata += 1;
                         }
                         Output::Event(e) => world.events.push((i, e)),
-                        Output::Resolve { .. } => {}
+                        Output::Resolve { .. } | Output::WebSeed { .. } => {}
                     }
                 }
             }

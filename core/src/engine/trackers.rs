@@ -28,8 +28,10 @@ use std::net::SocketAddr;
 
 use super::{Output, RequestId, RequestIds};
 use crate::handles::TorrentId;
+use crate::metainfo::InfoHash;
 use crate::rng::{Rng, Seed};
 use crate::time::Instant;
+use crate::torrent::peers::PeerSource;
 use crate::tracker::http::{announce_url, parse_announce_response};
 use crate::tracker::udp::{UdpJob, UdpTrackerClient, UdpTrackerEvent};
 use crate::tracker::{AnnounceRequest, AnnounceResponse, TrackerError, TrackerUrl};
@@ -43,6 +45,9 @@ pub(super) const FAMILY_GRACE: std::time::Duration = std::time::Duration::from_s
 #[derive(Debug)]
 pub(super) struct Announced {
     pub torrent: TorrentId,
+    /// The name it was announced under: the torrent's info-hash, or a
+    /// hybrid's v2 name (BEP 52), whose answers only bring peers.
+    pub name: InfoHash,
     pub url: String,
     pub result: Result<AnnounceResponse, TrackerError>,
     /// The round was already answered: only the peers are news.
@@ -63,9 +68,13 @@ struct Round {
     failed: Option<(Instant, TrackerError)>,
 }
 
-/// Who an announce in flight is for: a torrent, its tracker URL, the
-/// family it goes over.
-type Asker = (TorrentId, String, Option<IpFamily>);
+/// A torrent under one of its names (a hybrid announces under both,
+/// BEP 52; each name has its own rounds).
+type Swarm = (TorrentId, InfoHash);
+
+/// Who an announce in flight is for: a torrent's swarm, its tracker URL,
+/// the family it goes over.
+type Asker = (Swarm, String, Option<IpFamily>);
 
 /// An announce waiting for its tracker's address.
 #[derive(Debug)]
@@ -94,7 +103,7 @@ pub(super) struct Trackers {
     /// HTTP announces in flight, with their round.
     http: BTreeMap<RequestId, (Asker, u64)>,
     /// The round of each torrent and URL: a new announce replaces it.
-    rounds: BTreeMap<(TorrentId, String), Round>,
+    rounds: BTreeMap<(Swarm, String), Round>,
     next_round: u64,
     /// Name lookups in flight, by the `host:port` they resolve.
     resolving: BTreeMap<RequestId, String>,
@@ -144,11 +153,13 @@ impl Trackers {
         ids: &mut RequestIds,
     ) {
         self.now = now;
+        let swarm = (torrent, request.info_hash);
         let parsed = match TrackerUrl::parse(&url) {
             Ok(parsed) => parsed,
             Err(e) => {
                 self.results.push_back(Announced {
                     torrent,
+                    name: request.info_hash,
                     url,
                     result: Err(e),
                     late: false,
@@ -164,7 +175,7 @@ impl Trackers {
         self.next_round += 1;
         let round = self.next_round;
         self.rounds.insert(
-            (torrent, url.clone()),
+            (swarm, url.clone()),
             Round {
                 id: round,
                 waiting: families.len(),
@@ -173,7 +184,7 @@ impl Trackers {
             },
         );
         for family in families {
-            let asker = (torrent, url.clone(), family);
+            let asker = (swarm, url.clone(), family);
             match &parsed {
                 TrackerUrl::Http(base) => {
                     let id = ids.next_id();
@@ -276,11 +287,11 @@ impl Trackers {
         result: Result<Vec<u8>, TrackerError>,
     ) -> bool {
         self.now = now;
-        let Some(((torrent, url, _), round)) = self.http.remove(&request) else {
+        let Some(((swarm, url, _), round)) = self.http.remove(&request) else {
             return false;
         };
         let result = result.and_then(|body| parse_announce_response(&body));
-        self.answer(torrent, url, Some(round), result);
+        self.answer(swarm, url, Some(round), result);
         true
     }
 
@@ -334,11 +345,12 @@ impl Trackers {
         }
         self.collect();
         // Failures whose other families had their grace.
-        for ((torrent, url), r) in self.rounds.iter_mut() {
+        for (((torrent, name), url), r) in self.rounds.iter_mut() {
             if let Some((_, error)) = r.failed.take_if(|(at, _)| *at <= now) {
                 r.answered = true;
                 self.results.push_back(Announced {
                     torrent: *torrent,
+                    name: *name,
                     url: url.clone(),
                     result: Err(error),
                     late: false,
@@ -372,12 +384,12 @@ impl Trackers {
 
     /// Drops everything of a removed torrent.
     pub(super) fn forget(&mut self, torrent: TorrentId) {
-        self.http.retain(|_, ((t, _, _), _)| *t != torrent);
-        self.rounds.retain(|(t, _), _| *t != torrent);
+        self.http.retain(|_, (((t, _), _, _), _)| *t != torrent);
+        self.rounds.retain(|((t, _), _), _| *t != torrent);
         let jobs: Vec<UdpJob> = self
             .jobs
             .iter()
-            .filter(|(_, (t, _, _))| *t == torrent)
+            .filter(|(_, ((t, _), _, _))| *t == torrent)
             .map(|(j, _)| *j)
             .collect();
         for job in jobs {
@@ -398,8 +410,8 @@ impl Trackers {
     fn finish(&mut self, job: UdpJob, result: Result<AnnounceResponse, TrackerError>) {
         if let Some(asker) = self.jobs.remove(&job) {
             self.current.remove(&asker);
-            let (torrent, url, _) = asker;
-            self.answer(torrent, url, None, result);
+            let (swarm, url, _) = asker;
+            self.answer(swarm, url, None, result);
         }
     }
 
@@ -407,12 +419,12 @@ impl Trackers {
     /// for UDP, whose newer request replaces an older one in its client).
     fn answer(
         &mut self,
-        torrent: TorrentId,
+        swarm: Swarm,
         url: String,
         round: Option<u64>,
         result: Result<AnnounceResponse, TrackerError>,
     ) {
-        let key = (torrent, url);
+        let key = (swarm, url);
         let current = self
             .rounds
             .get_mut(&key)
@@ -446,9 +458,10 @@ impl Trackers {
             }
         };
         if tell {
-            let (torrent, url) = key;
+            let ((torrent, name), url) = key;
             self.results.push_back(Announced {
                 torrent,
+                name,
                 url,
                 result,
                 late,
@@ -497,6 +510,13 @@ impl super::Engine {
                 continue;
             };
             match a.result {
+                // A hybrid's v2 announce (BEP 52): its peers, dialled
+                // with that name; the v1 announce drives the tracker's
+                // state.
+                Ok(r) if a.name != t.info_hash() => {
+                    t.add_peers_named(now, r.peers, PeerSource::Tracker, a.name);
+                }
+                _ if a.name != t.info_hash() => {}
                 Ok(r) if a.late => t.handle_announce_peers(now, &a.url, r.peers),
                 result => t.handle_announce(now, &a.url, result),
             }

@@ -79,8 +79,102 @@ pub fn metainfo(data: &[u8]) {
     assert_eq!(m2.info.piece_length(), m.info.piece_length());
     assert_eq!(m2.info.piece_count(), m.info.piece_count());
     assert_eq!(m2.trackers(), m.trackers());
+    assert_eq!(m2.info.v2_files(), m.info.v2_files());
     if m.key_order.is_canonical() {
         assert_eq!(m2.info_hash, m.info_hash);
+        assert_eq!(m2.info_hash_v2, m.info_hash_v2);
+    }
+}
+
+/// file_tree: a BEP 52 `file tree` that parses has only safe path
+/// components, never an empty path, and a pieces root for every file
+/// that has bytes; re-encoding it parses to the same files.
+pub fn file_tree(data: &[u8]) {
+    let Ok(tree) = bencode::decode(data) else {
+        return;
+    };
+    let Ok(files) = crate::metainfo::parse_file_tree(&tree) else {
+        return;
+    };
+    for f in &files {
+        assert!(!f.path.is_empty(), "a file without a path");
+        assert!(f
+            .path
+            .iter()
+            .all(|c| crate::metainfo::check_component(c).is_ok()));
+        assert!(f.length == 0 || f.pieces_root.is_some());
+    }
+    let again = tree.to_vec();
+    let tree2 = bencode::decode(&again).expect("re-encoded");
+    assert_eq!(
+        crate::metainfo::parse_file_tree(&tree2).expect("re-parses"),
+        files
+    );
+}
+
+/// hash_tree: a file's piece layer (1 to 64 hashes from the input) and
+/// BEP 52 hash requests against its tree: an answer has the requested
+/// hashes and as many uncles as libtorrent counts, proves the file's
+/// root when the request is aligned, and its `hashes` frame decodes back
+/// to the same request and hashes.
+pub fn hash_tree(data: &[u8]) {
+    use crate::metainfo::hash_tree::{implied_root, FileTree};
+    use crate::metainfo::merkle::LEAF;
+    use crate::wire::{Frame, FrameDecoder, HashList, HashRequest};
+    let Some((&head, rest)) = data.split_first() else {
+        return;
+    };
+    let pieces = usize::from(head % 64) + 1;
+    let piece_length = (LEAF as u32) << (head / 64);
+    let layer: Vec<[u8; 32]> = (0..pieces)
+        .map(|i| {
+            let mut h = [0u8; 32];
+            h[0] = i as u8;
+            h[1..9].copy_from_slice(&rest.get(i * 8..i * 8 + 8).unwrap_or(&[0; 8])[..8]);
+            h
+        })
+        .collect();
+    let tree = FileTree::from_piece_layer(&layer, piece_length);
+    let piece_layer = (piece_length as usize / LEAF).trailing_zeros();
+    for q in rest.get(pieces * 8..).unwrap_or(&[]).chunks_exact(4) {
+        let request = HashRequest {
+            pieces_root: tree.root(),
+            base_layer: piece_layer + u32::from(q[0] % 4),
+            index: u32::from(q[1]),
+            length: u32::from(q[2] % 80),
+            proof_layers: u32::from(q[3] % 9),
+        };
+        let Some(answer) = tree.hashes(&request) else {
+            continue;
+        };
+        assert_eq!(
+            answer.len(),
+            request.length as usize + request.uncle_count() as usize,
+            "{request:?}"
+        );
+        // The layer the proof ends at, above the piece layer: the
+        // requested hashes' subtree root, or above the last uncle.
+        let (k, p) = (request.length.trailing_zeros(), request.proof_layers);
+        let end = k.max(p + 1);
+        let top = pieces.next_power_of_two().trailing_zeros();
+        let aligned =
+            request.length.is_power_of_two() && request.index.is_multiple_of(request.length);
+        if aligned && request.base_layer - piece_layer + end == top {
+            assert_eq!(
+                implied_root(&request, &answer, [0; 32]),
+                Some(tree.root()),
+                "{request:?}"
+            );
+        }
+        let frame = Frame::Hashes {
+            request,
+            hashes: HashList::from_hashes(&answer),
+        };
+        let mut bytes = Vec::new();
+        frame.encode(&mut bytes);
+        let mut d = FrameDecoder::default();
+        d.push(&bytes);
+        assert_eq!(d.next_frame().expect("our frame decodes"), Some(frame));
     }
 }
 

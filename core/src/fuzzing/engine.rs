@@ -210,6 +210,10 @@ impl Model {
                 Output::Resolve { request, .. } => {
                     self.engine.handle_resolved(self.now, request, Vec::new());
                 }
+                Output::WebSeed { request, .. } => {
+                    let refused = crate::webseed::WebSeedError::Status(404);
+                    self.engine.handle_web_seed(self.now, request, Err(refused));
+                }
                 Output::Event(e) => self.event(e),
             }
         }
@@ -391,6 +395,10 @@ impl Model {
                     Output::Http { request, .. } => self.http.push_back(request),
                     Output::Resolve { request, .. } => {
                         self.engine.handle_resolved(now, request, Vec::new())
+                    }
+                    Output::WebSeed { request, .. } => {
+                        let refused = crate::webseed::WebSeedError::Status(404);
+                        self.engine.handle_web_seed(now, request, Err(refused));
                     }
                     Output::Udp { to, payload } | Output::UdpProbe { to, payload } => {
                         if to == UDP_TRACKER {

@@ -10,7 +10,8 @@
 //! One file per area: [`codec`] (stateless decoders), [`peer`] (one peer
 //! session), [`tracker`], [`dht`] (a node, its saved state), [`fetch`] (a
 //! magnet's metadata fetch), [`swarm`] (a torrent among hostile peers),
-//! [`utp`] (the uTP packet codec and one connection),
+//! [`utp`] (the uTP packet codec and one connection), [`web_seed`] (a
+//! torrent whose web seeds answer anything),
 //! [`engine`] (routing connections and datagrams), [`mse`] (the
 //! encryption handshake from either side), [`paths`] (where files
 //! go on disk).
@@ -27,10 +28,11 @@ mod peer;
 mod swarm;
 mod tracker;
 mod utp;
+mod web_seed;
 
 pub use codec::{
-    bencode, bitfield, compact, extension_handshake, handshake, krpc, lsd_announce, magnet,
-    metainfo, pex, ut_holepunch, ut_metadata, wire_frame, wire_stream,
+    bencode, bitfield, compact, extension_handshake, file_tree, handshake, hash_tree, krpc,
+    lsd_announce, magnet, metainfo, pex, ut_holepunch, ut_metadata, wire_frame, wire_stream,
 };
 pub use dht::{dht_datagram, dht_state};
 pub use engine::engine_routing;
@@ -43,3 +45,4 @@ pub use tracker::{
     tracker_http_request, tracker_http_response, tracker_udp_client, tracker_udp_server,
 };
 pub use utp::{utp_connection, utp_packet};
+pub use web_seed::web_seed;

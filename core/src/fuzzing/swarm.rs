@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sha1::{Digest, Sha1};
 
 use crate::handles::ConnId;
 use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
@@ -309,6 +308,10 @@ impl Swarm {
                 return;
             };
             match o {
+                TorrentOutput::WebSeed { job, .. } => {
+                    let refused = crate::webseed::WebSeedError::Status(404);
+                    self.t.handle_web_seed(self.now, job, Err(refused));
+                }
                 TorrentOutput::Connect { conn, .. } => {
                     assert!(!self.open.contains(&conn), "connect reuses {conn:?}");
                     self.t.handle_connect_failed(self.now, conn);
@@ -332,7 +335,7 @@ impl Swarm {
                     slices,
                 } => {
                     let data = blocks.concat();
-                    let ok = <[u8; 20]>::from(Sha1::digest(&data)) == hash;
+                    let ok = hash.matches([&data[..]]);
                     let written = ok && !self.disk_full;
                     if written {
                         let mut at = 0;

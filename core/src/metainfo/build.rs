@@ -8,6 +8,7 @@
 
 use sha1::{Digest, Sha1};
 
+use super::build_v2::TorrentFormat;
 use super::layout::FileLayout;
 use super::path::check_component;
 use super::{MAX_PIECE_LENGTH, MIN_PIECE_LENGTH};
@@ -47,6 +48,7 @@ pub struct TorrentBuilder {
     comment: Option<String>,
     created_by: Option<String>,
     creation_date: Option<i64>,
+    format: TorrentFormat,
 }
 
 impl TorrentBuilder {
@@ -80,7 +82,63 @@ impl TorrentBuilder {
             comment: None,
             created_by: None,
             creation_date: None,
+            format: TorrentFormat::V1,
         }
+    }
+
+    /// Makes a v1 (the default), hybrid or v2-only torrent (BEP 52): the
+    /// latter two are built with [`build_v2`](TorrentBuilder::build_v2).
+    pub fn set_format(&mut self, format: TorrentFormat) -> &mut TorrentBuilder {
+        self.format = format;
+        self
+    }
+
+    /// The format set.
+    pub fn format(&self) -> TorrentFormat {
+        self.format
+    }
+
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(super) fn is_single_file(&self) -> bool {
+        self.single_file
+    }
+
+    pub(super) fn is_private(&self) -> bool {
+        self.private
+    }
+
+    /// The files as added: path and length.
+    pub(super) fn real_files(&self) -> impl Iterator<Item = (&Vec<String>, u64)> + '_ {
+        self.files.iter().map(|f| (&f.path, f.length))
+    }
+
+    pub(super) fn file_path(&self, file: usize) -> &[String] {
+        self.files.get(file).map_or(&[], |f| &f.path[..])
+    }
+
+    /// The layout's entries: (the file, or `None` for padding; length;
+    /// padding). BEP 52 formats start every file on a piece boundary:
+    /// padding between files (hybrid) or after every file (v2-only).
+    pub(super) fn padded_entries(&self) -> Vec<(Option<usize>, u64, bool)> {
+        let pl = u64::from(self.piece_length());
+        let mut out = Vec::with_capacity(self.files.len() * 2);
+        for (i, f) in self.files.iter().enumerate() {
+            out.push((Some(i), f.length, false));
+            let tail = f.length % pl;
+            let last = i + 1 == self.files.len();
+            let pad = match self.format {
+                TorrentFormat::V1 => false,
+                TorrentFormat::Hybrid => !last,
+                TorrentFormat::V2 => true,
+            };
+            if pad && tail != 0 {
+                out.push((None, pl - tail, true));
+            }
+        }
+        out
     }
 
     /// Adds a file at `path` (components below the torrent's folder).
@@ -163,7 +221,8 @@ impl TorrentBuilder {
         {
             return Err(UsageError::UnsafeFileName);
         }
-        let layout = FileLayout::new(pl, self.files.iter().map(|f| (f.length, false)))
+        let entries = self.padded_entries();
+        let layout = FileLayout::new(pl, entries.iter().map(|(_, len, pad)| (*len, *pad)))
             .ok_or(UsageError::TooLarge)?;
         if layout.total_length() == 0 {
             return Err(UsageError::EmptyTorrent);
@@ -173,6 +232,9 @@ impl TorrentBuilder {
 
     /// The .torrent bytes, given the SHA-1 of every piece in order.
     pub fn build(&self, piece_hashes: &[[u8; 20]]) -> Result<Vec<u8>, UsageError> {
+        if self.format != TorrentFormat::V1 {
+            return Err(UsageError::FormatMismatch);
+        }
         let layout = self.layout()?;
         if piece_hashes.len() as u64 != u64::from(layout.piece_count()) {
             return Err(UsageError::PieceHashCount {
@@ -215,7 +277,15 @@ impl TorrentBuilder {
             info.push((b"private", Value::int(1)));
         }
 
-        let mut root = vec![(&b"info"[..], Value::dict(info))];
+        let mut root = self.outer_fields();
+        root.push((&b"info"[..], Value::dict(info)));
+        Ok(Value::dict(root).to_vec())
+    }
+
+    /// Everything outside `info`: trackers, web seeds, comment, creator,
+    /// date.
+    pub(super) fn outer_fields(&self) -> Vec<(&'static [u8], Value<'_>)> {
+        let mut root: Vec<(&'static [u8], Value<'_>)> = Vec::new();
         if let Some(first) = self.trackers.first().and_then(|t| t.first()) {
             root.push((b"announce", Value::bytes(first.as_bytes())));
         }
@@ -244,7 +314,7 @@ impl TorrentBuilder {
         if let Some(d) = self.creation_date {
             root.push((b"creation date", Value::int(d)));
         }
-        Ok(Value::dict(root).to_vec())
+        root
     }
 }
 

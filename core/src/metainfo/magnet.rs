@@ -130,6 +130,13 @@ impl fmt::Display for MagnetError {
 impl std::error::Error for MagnetError {}
 
 impl Magnet {
+    /// The name the torrent goes by on the wire: the v1 info-hash, or for
+    /// a v2-only link (`btmh` alone) the v2 hash truncated (BEP 52).
+    pub fn wire_hash(&self) -> Option<InfoHash> {
+        self.info_hash
+            .or_else(|| self.info_hash_v2.as_ref().map(InfoHash::truncated))
+    }
+
     /// Parses a magnet URI.
     pub fn parse(uri: &str) -> Result<Magnet, MagnetError> {
         if uri.len() > MAX_MAGNET_LEN {

@@ -15,28 +15,45 @@
 //!   20 bytes whose count matches the total length;
 //! - every path component safe ([`PathProblem`]): no path can escape the
 //!   download folder;
-//! - BEP 52: a hybrid v1+v2 torrent is read as v1; a v2-only torrent is
-//!   refused for now ([`MetainfoError::V2Only`]).
+//! - BEP 52: a hybrid v1+v2 torrent is downloaded as v1, but its v2 half
+//!   is read and checked too (`file tree`, `pieces root`s, `piece layers`
+//!   against them, both halves naming the same files on the same piece
+//!   boundaries: [`MetainfoError::HybridMismatch`]) and its v2 info-hash
+//!   kept. A v2-only torrent gets the same v1-shaped file list, with
+//!   padding entries that start each file on a piece boundary (v2's piece
+//!   space), so storage, picker and wire treat both alike; its identity on
+//!   the wire is the v2 info-hash truncated to 20 bytes, and its pieces
+//!   are checked against the piece layers ([`PieceHash::V2`]); a bare info
+//!   dictionary (a magnet's) has none, and its torrent fetches them from
+//!   peers ([`needed_layers`], [`piece_hashes`]).
 //!
 //! Also read: multitracker tiers (BEP 12), web seeds (BEP 19), the private
 //! flag (BEP 27), file attributes and padding files (BEP 47), and the UTF-8
 //! variants `name.utf-8` / `path.utf-8` that some clients add.
 
 mod build;
+mod build_v2;
 mod disk_paths;
+pub mod hash_tree;
 mod layout;
 pub mod magnet;
+pub mod merkle;
 mod path;
+mod piece_hash;
+mod v2;
 
 use std::fmt;
 
 use sha1::{Digest, Sha1};
 
 pub use build::{auto_piece_length, PieceHasher, TorrentBuilder};
+pub use build_v2::{TorrentFormat, V2Piece, V2PieceHasher};
 pub use disk_paths::{component_text, DiskPaths};
 pub use layout::{FileLayout, FileSlice, Slices};
 pub use magnet::{Magnet, MagnetError, PeerAddr};
 pub use path::{check_component, PathProblem};
+pub use piece_hash::{PieceCheck, PieceHash};
+pub use v2::{needed_layers, parse_file_tree, piece_hashes, V2File};
 
 use crate::bencode::{Decoder, Dict, KeyOrder, Value};
 use crate::error::DecodeError;
@@ -56,6 +73,14 @@ impl InfoHash {
     /// The info-hash of the raw bencoded bytes of an `info` dictionary.
     pub fn of_info(raw_info: &[u8]) -> InfoHash {
         InfoHash(Sha1::digest(raw_info).into())
+    }
+
+    /// A v2 info-hash truncated to 20 bytes: how a v2-only torrent is
+    /// named on the wire, to trackers and in the DHT (BEP 52).
+    pub fn truncated(v2: &[u8; 32]) -> InfoHash {
+        let mut out = [0u8; 20];
+        out.copy_from_slice(&v2[..20]);
+        InfoHash(out)
     }
 
     /// The 20 bytes.
@@ -175,7 +200,11 @@ pub struct Info<'a> {
     private: bool,
     single_file: bool,
     hybrid: bool,
+    /// BEP 52 only: no v1 half (`pieces` is empty).
+    v2_only: bool,
     files: Vec<FileEntry<'a>>,
+    /// A hybrid's v2 files (BEP 52), checked against `files`.
+    v2_files: Vec<V2File<'a>>,
     layout: FileLayout,
 }
 
@@ -232,14 +261,26 @@ impl<'a> Info<'a> {
         self.single_file
     }
 
-    /// BEP 52 hybrid: also carries v2 metadata, read here as v1.
+    /// BEP 52 hybrid: also carries v2 metadata, downloaded as v1.
     pub fn is_hybrid(&self) -> bool {
         self.hybrid
+    }
+
+    /// BEP 52 only: no v1 half; pieces are checked against the piece
+    /// layers.
+    pub fn is_v2_only(&self) -> bool {
+        self.v2_only
     }
 
     /// Files in torrent order, padding files included.
     pub fn files(&self) -> &[FileEntry<'a>] {
         &self.files
+    }
+
+    /// A hybrid's v2 files (BEP 52 `file tree`), in tree order; empty for
+    /// a v1 torrent.
+    pub fn v2_files(&self) -> &[V2File<'a>] {
+        &self.v2_files
     }
 
     /// Total length of the content, padding included.
@@ -258,6 +299,12 @@ impl<'a> Info<'a> {
 pub struct Metainfo<'a> {
     /// The v1 info-hash.
     pub info_hash: InfoHash,
+    /// The v2 info-hash of a hybrid or v2-only torrent (BEP 52: the
+    /// SHA-256 of `info`; a v2-only torrent's `info_hash` is its first 20
+    /// bytes, as the wire, trackers and the DHT use it).
+    pub info_hash_v2: Option<[u8; 32]>,
+    /// BEP 52 `piece layers` by pieces root, each checked against it.
+    pub piece_layers: std::collections::BTreeMap<merkle::Hash, &'a [u8]>,
     /// The content description.
     pub info: Info<'a>,
     /// The `announce` URL.
@@ -334,8 +381,23 @@ pub enum MetainfoError {
         /// What is wrong with it.
         problem: PathProblem,
     },
-    /// BEP 52 v2-only torrent.
-    V2Only,
+    /// A hybrid torrent whose v1 and v2 halves describe different files
+    /// (paths, lengths, order, or files not starting on piece
+    /// boundaries).
+    HybridMismatch {
+        /// The first file (not counting padding) that differs.
+        file: usize,
+    },
+    /// A magnet's metadata whose v2 half does not match the link: its
+    /// SHA-256 is not the `btmh` given, the link named a v2-only torrent by
+    /// a v1 hash, or gave a `btmh` for a v1-only torrent (BEP 52).
+    V2HashMismatch,
+    /// A v2 file's piece layer is missing, of the wrong length, or does
+    /// not hash to its `pieces root`.
+    PieceLayer {
+        /// The file, in file tree order.
+        file: usize,
+    },
     /// A `meta version` other than 2.
     UnsupportedMetaVersion {
         /// The value in the file.
@@ -384,8 +446,16 @@ impl fmt::Display for MetainfoError {
                 }
                 problem.fmt(f)
             }
-            MetainfoError::V2Only => f.write_str(
-                "v2-only torrents are not supported yet (BEP 52); a hybrid or v1 torrent works",
+            MetainfoError::HybridMismatch { file } => write!(
+                f,
+                "the hybrid torrent's v1 and v2 parts disagree about file {file} (BEP 52)"
+            ),
+            MetainfoError::V2HashMismatch => f.write_str(
+                "the metadata's v2 info-hash does not match the magnet link (BEP 52)",
+            ),
+            MetainfoError::PieceLayer { file } => write!(
+                f,
+                "the piece layer of file {file} is missing or does not match its pieces root (BEP 52)"
             ),
             MetainfoError::UnsupportedMetaVersion { version } => {
                 write!(f, "unsupported meta version {version}")
@@ -427,6 +497,21 @@ impl<'a> Metainfo<'a> {
             .get(b"info")
             .ok_or(MetainfoError::MissingField { field: "info" })?;
         let info = parse_info(info_value)?;
+        let (info_hash_v2, piece_layers) = if info.hybrid || info.v2_only {
+            let layers = v2::check_piece_layers(
+                &info.v2_files,
+                root.get(b"piece layers"),
+                info.piece_length,
+                info.v2_only,
+            )?;
+            (Some(sha2::Sha256::digest(info_value.raw()).into()), layers)
+        } else {
+            (None, std::collections::BTreeMap::new())
+        };
+        let info_hash = match (info.v2_only, info_hash_v2) {
+            (true, Some(v2)) => InfoHash::truncated(&v2),
+            _ => InfoHash::of_info(info_value.raw()),
+        };
 
         let announce = root.get(b"announce").and_then(Value::as_str);
         let announce_list = root
@@ -449,7 +534,9 @@ impl<'a> Metainfo<'a> {
             None => Vec::new(),
         };
         Ok(Metainfo {
-            info_hash: InfoHash::of_info(info_value.raw()),
+            info_hash,
+            info_hash_v2,
+            piece_layers,
             info,
             announce,
             announce_list,
@@ -474,7 +561,10 @@ impl<'a> Metainfo<'a> {
     /// A magnet link for this torrent (info-hash, name, trackers, web seeds).
     pub fn magnet(&self) -> Magnet {
         Magnet {
-            info_hash: Some(self.info_hash),
+            // A v2-only torrent has no v1 hash: its magnet names it by
+            // `btmh` alone.
+            info_hash: (!self.info.v2_only).then_some(self.info_hash),
+            info_hash_v2: self.info_hash_v2,
             display_name: Some(self.info.display_name()),
             trackers: self
                 .trackers()
@@ -531,9 +621,8 @@ fn parse_info<'a>(value: &Value<'a>) -> Result<Info<'a>, MetainfoError> {
         },
     };
     let has_v1_layout = dict.get(b"length").is_some() || dict.get(b"files").is_some();
-    if hybrid && !has_v1_layout {
-        return Err(MetainfoError::V2Only);
-    }
+    let v2_only = hybrid && !has_v1_layout;
+    let hybrid = hybrid && has_v1_layout;
 
     let name_value = name_field(dict, b"name.utf-8", b"name")
         .ok_or(MetainfoError::MissingField { field: "name" })?;
@@ -559,6 +648,9 @@ fn parse_info<'a>(value: &Value<'a>) -> Result<Info<'a>, MetainfoError> {
         .filter(|n| n.is_power_of_two() && (MIN_PIECE_LENGTH..=MAX_PIECE_LENGTH).contains(n))
         .ok_or(MetainfoError::PieceLength { value: pl })?;
 
+    if v2_only {
+        return v2::parse_v2_only(value, dict, name, piece_length);
+    }
     let pieces_value = dict
         .get(b"pieces")
         .ok_or(MetainfoError::MissingField { field: "pieces" })?;
@@ -592,14 +684,7 @@ fn parse_info<'a>(value: &Value<'a>) -> Result<Info<'a>, MetainfoError> {
         _ => return Err(MetainfoError::AmbiguousLayout),
     };
 
-    let layout = FileLayout::new(
-        piece_length,
-        files.iter().map(|f| (f.length, f.attr.padding)),
-    )
-    .ok_or(MetainfoError::TooLarge)?;
-    if layout.total_length() == 0 {
-        return Err(MetainfoError::Empty);
-    }
+    let layout = layout_of(&files, piece_length)?;
     let found = (pieces.len() / 20) as u64;
     if u64::from(layout.piece_count()) != found {
         return Err(MetainfoError::PieceCount {
@@ -607,6 +692,16 @@ fn parse_info<'a>(value: &Value<'a>) -> Result<Info<'a>, MetainfoError> {
             found,
         });
     }
+    let v2_files = if hybrid {
+        let tree = dict
+            .get(b"file tree")
+            .ok_or(MetainfoError::MissingField { field: "file tree" })?;
+        let v2 = v2::parse_file_tree(tree)?;
+        v2::check_hybrid(&files, single_file.then_some(name), &layout, &v2)?;
+        v2
+    } else {
+        Vec::new()
+    };
 
     Ok(Info {
         raw: value.raw(),
@@ -616,9 +711,25 @@ fn parse_info<'a>(value: &Value<'a>) -> Result<Info<'a>, MetainfoError> {
         private: dict.get(b"private").and_then(Value::as_int) == Some(1),
         single_file,
         hybrid,
+        v2_only: false,
         files,
+        v2_files,
         layout,
     })
+}
+
+/// The layout of `files` (padding files included), which must hold at
+/// least one byte.
+fn layout_of(files: &[FileEntry<'_>], piece_length: u32) -> Result<FileLayout, MetainfoError> {
+    let layout = FileLayout::new(
+        piece_length,
+        files.iter().map(|f| (f.length, f.attr.padding)),
+    )
+    .ok_or(MetainfoError::TooLarge)?;
+    if layout.total_length() == 0 {
+        return Err(MetainfoError::Empty);
+    }
+    Ok(layout)
 }
 
 fn file_length(value: &Value<'_>) -> Result<u64, MetainfoError> {

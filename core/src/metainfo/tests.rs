@@ -179,7 +179,7 @@ fn padding_files_and_attributes() {
 }
 
 #[test]
-fn hybrid_is_read_as_v1_and_v2_only_is_refused() {
+fn hybrid_is_read_with_its_v2_half_and_v2_only_is_refused() {
     let base = single(b"f", 1, 1);
     let mut hybrid = crate::bencode::decode(&base).unwrap();
     let info = hybrid.as_dict().unwrap().get(b"info").unwrap().clone();
@@ -190,11 +190,25 @@ fn hybrid_is_read_as_v1_and_v2_only_is_refused() {
         .map(|(k, v)| (k, v.clone()))
         .collect();
     entries.push((b"meta version", Value::int(2)));
-    entries.push((b"file tree", Value::dict(vec![])));
-    hybrid = Value::dict(vec![(b"info", Value::dict(entries))]);
+    let root = [9u8; 32];
+    let leaf = Value::dict(vec![
+        (b"length", Value::int(1)),
+        (b"pieces root", Value::bytes(&root)),
+    ]);
+    let tree = Value::dict(vec![(b"f", Value::dict(vec![(b"", leaf)]))]);
+    entries.push((b"file tree", tree));
+    hybrid = Value::dict(vec![(b"info", Value::dict(entries.clone()))]);
     let bytes = hybrid.to_vec();
     let m = Metainfo::from_bytes(&bytes).unwrap();
     assert!(m.info.is_hybrid());
+    assert_eq!(m.info.v2_files()[0].pieces_root, Some(root));
+    // Without its file tree a hybrid has no v2 half to check.
+    entries.pop();
+    let no_tree = Value::dict(vec![(b"info", Value::dict(entries))]).to_vec();
+    assert_eq!(
+        Metainfo::from_bytes(&no_tree),
+        Err(MetainfoError::MissingField { field: "file tree" })
+    );
 
     let v2 = Value::dict(vec![(
         b"info",
@@ -206,11 +220,38 @@ fn hybrid_is_read_as_v1_and_v2_only_is_refused() {
         ]),
     )])
     .to_vec();
-    let e = Metainfo::from_bytes(&v2).unwrap_err();
-    assert_eq!(e, MetainfoError::V2Only);
-    assert!(e
-        .to_string()
-        .contains("v2-only torrents are not supported yet"));
+    assert_eq!(Metainfo::from_bytes(&v2), Err(MetainfoError::Empty));
+    // A v2-only torrent of one small file: named by its truncated v2
+    // hash, its one piece checked against the file's pieces root.
+    let leaf = Value::dict(vec![
+        (b"length", Value::int(100)),
+        (b"pieces root", Value::bytes(&root)),
+    ]);
+    let only = Value::dict(vec![(
+        b"info",
+        Value::dict(vec![
+            (
+                b"file tree",
+                Value::dict(vec![(b"x", Value::dict(vec![(b"", leaf)]))]),
+            ),
+            (b"meta version", Value::int(2)),
+            (b"name", Value::bytes(b"x")),
+            (b"piece length", Value::int(16384)),
+        ]),
+    )])
+    .to_vec();
+    let m = Metainfo::from_bytes(&only).unwrap();
+    assert!(m.info.is_v2_only() && m.info.is_single_file());
+    let v2 = m.info_hash_v2.unwrap();
+    assert_eq!(m.info_hash, InfoHash::truncated(&v2));
+    assert_eq!(
+        m.piece_hashes().unwrap(),
+        [PieceHash::V2 {
+            root,
+            leaves: 1,
+            length: 100
+        }]
+    );
 
     let v3 = Value::dict(vec![(
         b"info",

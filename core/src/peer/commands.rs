@@ -1,6 +1,7 @@
 //! What the torrent tells the session to do, and the frames that go out.
 
 use super::*;
+use crate::metainfo::merkle::Hash;
 
 impl PeerSession {
     /// Sends the first messages after the handshake: our pieces (bitfield,
@@ -180,6 +181,35 @@ impl PeerSession {
                 self.send(now, &Frame::Reject(block));
             }
         }
+    }
+
+    /// Answers a [`PeerEvent::HashRequest`] (BEP 52): the hashes and
+    /// their uncles, or a `hash reject` when `hashes` is `None`.
+    pub fn answer_hashes(&mut self, now: Instant, request: HashRequest, hashes: Option<&[Hash]>) {
+        let frame = match hashes {
+            Some(h) => Frame::Hashes {
+                request,
+                hashes: HashList::from_hashes(h),
+            },
+            None => Frame::HashReject(request),
+        };
+        self.send(now, &frame);
+    }
+
+    /// Asks the peer for merkle hashes (BEP 52); false (nothing sent)
+    /// while [`MAX_HASH_REQUESTS`] are unanswered or the same request is.
+    pub fn request_hashes(&mut self, now: Instant, request: HashRequest) -> bool {
+        if self.hashes_asked.len() >= MAX_HASH_REQUESTS || self.hashes_asked.contains(&request) {
+            return false;
+        }
+        self.hashes_asked.push(request);
+        self.send(now, &Frame::HashRequest(request));
+        true
+    }
+
+    /// Our hash requests the peer has not answered yet.
+    pub fn hash_requests(&self) -> &[HashRequest] {
+        &self.hashes_asked
     }
 
     /// Sends a BEP 10 extension message under the peer's id for it.

@@ -115,7 +115,15 @@ impl PeerSession {
             else {
                 return Ok(());
             };
-            hs.validate(self.info_hash, self.our_id)?;
+            let names: &[InfoHash] = match self.other_hash {
+                Some(other) => &[self.info_hash, other],
+                None => &[self.info_hash],
+            };
+            hs.validate(names, self.our_id)?;
+            // Incoming: we answer with the name the peer used. Outgoing:
+            // a hybrid's peer may answer our v1 hash with the v2 one, which
+            // makes the connection a v2 one (BEP 52, "Upgrade Path").
+            self.info_hash = hs.info_hash;
             if self.direction == Direction::Incoming {
                 self.send_handshake(now);
             }
@@ -339,8 +347,40 @@ impl PeerSession {
             Frame::Extended { id, payload } => {
                 self.events.push_back(PeerEvent::Extended { id, payload });
             }
+            Frame::HashRequest(request) => self.on_hash_request(now, request),
+            Frame::Hashes { request, hashes } => {
+                self.take_hash_answer(&request)?;
+                self.events.push_back(PeerEvent::Hashes { request, hashes });
+            }
+            Frame::HashReject(request) => {
+                self.take_hash_answer(&request)?;
+                self.events.push_back(PeerEvent::HashesRejected(request));
+            }
             Frame::Unknown { .. } => {}
         }
+        Ok(())
+    }
+
+    /// BEP 52: a hash request goes to the torrent, which knows the trees
+    /// (and limits them); without metadata there is nothing to answer.
+    fn on_hash_request(&mut self, now: Instant, request: HashRequest) {
+        if self.metadata_only {
+            self.send(now, &Frame::HashReject(request));
+            return;
+        }
+        self.events.push_back(PeerEvent::HashRequest(request));
+    }
+
+    /// An answer to one of our hash requests: unasked ones end the
+    /// session (BEP 52: "This message MUST correlate with a 'hash
+    /// request'").
+    fn take_hash_answer(&mut self, request: &HashRequest) -> Result<(), PeerError> {
+        let pos = self
+            .hashes_asked
+            .iter()
+            .position(|r| r == request)
+            .ok_or(PeerError::UnexpectedMessage)?;
+        self.hashes_asked.remove(pos);
         Ok(())
     }
 

@@ -43,8 +43,8 @@ use crate::error::PeerError;
 use crate::metainfo::{InfoHash, PieceIndex};
 use crate::time::Instant;
 use crate::wire::{
-    BlockRef, ExtensionHandshake, Frame, FrameDecoder, FrameLimits, Handshake, PeerId, Reserved,
-    BLOCK_SIZE,
+    BlockRef, ExtensionHandshake, Frame, FrameDecoder, FrameLimits, Handshake, HashList,
+    HashRequest, PeerId, Reserved, BLOCK_SIZE,
 };
 
 /// Timing and size settings of a session.
@@ -185,6 +185,19 @@ pub enum PeerEvent {
     },
     /// BEP 5: the peer's DHT port.
     DhtPort(u16),
+    /// BEP 52: the peer asks for merkle hashes: answer with
+    /// [`answer_hashes`](PeerSession::answer_hashes).
+    HashRequest(HashRequest),
+    /// BEP 52: hashes we asked for with
+    /// [`request_hashes`](PeerSession::request_hashes), unchecked.
+    Hashes {
+        /// What they answer.
+        request: HashRequest,
+        /// The requested hashes, then the uncles.
+        hashes: HashList,
+    },
+    /// BEP 52: the peer will not send those hashes.
+    HashesRejected(HashRequest),
     /// The session is over; drop the connection.
     Closed(CloseReason),
 }
@@ -201,6 +214,9 @@ enum State {
 /// Most `have` messages kept before the piece count is known; more are
 /// dropped (the peer's availability is then undercounted, nothing worse).
 const MAX_EARLY_HAVES: usize = 1 << 16;
+/// Our hash requests (BEP 52) unanswered at once on one connection
+/// (libtorrent keeps two).
+pub const MAX_HASH_REQUESTS: usize = 4;
 
 /// What a peer said it has before we knew the piece count (BEP 9: a magnet
 /// link's peers send their bitfield right after the handshake, long before
@@ -224,7 +240,12 @@ enum EarlyFirst {
 #[derive(Debug)]
 pub struct PeerSession {
     config: SessionConfig,
+    /// The name the torrent goes by on this connection: the one we sent,
+    /// then the one the peer's handshake used.
     info_hash: InfoHash,
+    /// A hybrid torrent's other name (BEP 52: the v1 hash and the v2 hash
+    /// truncated), accepted from the peer as well.
+    other_hash: Option<InfoHash>,
     our_id: PeerId,
     our_reserved: Reserved,
     direction: Direction,
@@ -257,6 +278,8 @@ pub struct PeerSession {
     allowed_out: Vec<PieceIndex>,
     /// Pieces the peer allowed us to request while choked.
     allowed_in: Vec<PieceIndex>,
+    /// Our hash requests not yet answered (BEP 52).
+    hashes_asked: Vec<HashRequest>,
     started: Instant,
     last_received: Instant,
     last_sent: Instant,
@@ -286,6 +309,7 @@ impl PeerSession {
         let mut s = PeerSession {
             config,
             info_hash,
+            other_hash: None,
             our_id,
             our_reserved,
             direction,
@@ -313,6 +337,7 @@ impl PeerSession {
             incoming: VecDeque::new(),
             allowed_out: Vec::new(),
             allowed_in: Vec::new(),
+            hashes_asked: Vec::new(),
             started: now,
             last_received: now,
             last_sent: now,
@@ -357,7 +382,19 @@ impl PeerSession {
         s
     }
 
+    /// Accepts `other` from the peer too: a hybrid torrent's other
+    /// info-hash (BEP 52). Set before any byte arrives.
+    pub fn also_known_as(&mut self, other: InfoHash) {
+        self.other_hash = Some(other);
+    }
+
     // --- getters --------------------------------------------------------
+
+    /// The info-hash the connection uses: the one we sent until the
+    /// peer's handshake arrives, then the one it used.
+    pub fn info_hash(&self) -> InfoHash {
+        self.info_hash
+    }
 
     /// The peer's handshake, once received.
     pub fn remote(&self) -> Option<&Handshake> {

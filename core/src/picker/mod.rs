@@ -30,6 +30,7 @@
 
 mod order;
 mod priorities;
+mod runs;
 
 use smallvec::SmallVec;
 
@@ -153,6 +154,8 @@ pub struct PiecePicker {
     free_blocks: u64,
     sequential: bool,
     critical: Vec<PieceIndex>,
+    /// Where the last web seed run ended ([`PiecePicker::pick_run`]).
+    run_cursor: u32,
     rng: Rng,
 }
 
@@ -180,6 +183,7 @@ impl PiecePicker {
             free_blocks: 0,
             sequential: false,
             critical: Vec::new(),
+            run_cursor: 0,
             rng: Rng::new(seed),
         };
         // Insert in a random order: ties within a bucket start shuffled.

@@ -388,3 +388,123 @@ fn random_operations_keep_the_bookkeeping_straight() {
         }
     }
 }
+
+// --- web seed runs (BEP 19) ---------------------------------------------
+
+const SEED: ConnId = ConnId::new(9);
+
+fn run(p: &mut PiecePicker, max: usize) -> Vec<BlockRef> {
+    let mut out = Vec::new();
+    p.pick_run(SEED, max, &mut out);
+    p.check_invariants().unwrap();
+    out
+}
+
+/// Byte offsets in the torrent: a run is contiguous when each block
+/// starts where the one before ended.
+fn contiguous(blocks: &[BlockRef]) -> bool {
+    let at = |b: &BlockRef| u64::from(b.piece.0) * u64::from(PIECE) + u64::from(b.offset);
+    blocks
+        .windows(2)
+        .all(|w| at(&w[0]) + u64::from(w[0].length) == at(&w[1]))
+}
+
+#[test]
+fn a_web_seed_alone_gets_the_torrent_in_order_in_contiguous_runs() {
+    let mut p = picker(10);
+    let mut all = Vec::new();
+    loop {
+        // 6 blocks: runs cross piece boundaries (4 blocks a piece).
+        let got = run(&mut p, 6);
+        if got.is_empty() {
+            break;
+        }
+        assert!(contiguous(&got), "{got:?}");
+        all.extend(got);
+    }
+    assert_eq!(all.len(), 40);
+    assert!(contiguous(&all), "runs follow one another");
+    assert_eq!(all[0].piece, PieceIndex(0));
+}
+
+#[test]
+fn a_run_stops_at_a_piece_a_peer_started_and_takes_leftovers_first() {
+    let mut p = picker(6);
+    p.peer_bitfield(PeerPieces::All);
+    // A peer takes two blocks of some piece (rarest first: random among equals).
+    let peer = pick(&mut p, A, PeerPieces::All, 2);
+    let started = peer[0].piece;
+    // The seed first finishes that piece (its two free blocks), then goes
+    // on into the next piece if nobody has started it.
+    let got = run(&mut p, 3);
+    assert_eq!(
+        got[0],
+        BlockRef {
+            piece: started,
+            offset: 2 * BLOCK_SIZE,
+            length: BLOCK_SIZE
+        }
+    );
+    assert!(contiguous(&got));
+    // Fresh runs never enter a piece someone else started.
+    let mut p = picker(6);
+    let peer = pick(&mut p, A, PeerPieces::All, 4);
+    let taken = peer[0].piece.0;
+    let mut seen = Vec::new();
+    while !p.is_endgame() {
+        let got = run(&mut p, 100);
+        assert!(got.iter().all(|b| b.piece.0 != taken), "{got:?}");
+        seen.extend(got);
+    }
+    assert_eq!(
+        seen.len(),
+        20,
+        "every other piece, in runs that stop before piece {taken}"
+    );
+}
+
+#[test]
+fn runs_follow_priorities_and_skip_what_is_not_wanted() {
+    let mut p = picker(6);
+    p.set_priority(PieceIndex(1), Priority::Skip);
+    p.set_priority(PieceIndex(4), Priority::High);
+    assert_eq!(
+        p.next_run_piece(),
+        Some(PieceIndex(4)),
+        "high priority first"
+    );
+    let got = run(&mut p, 100);
+    assert_eq!(got.len(), 8, "pieces 4 and 5: {got:?}");
+    let got = run(&mut p, 100);
+    assert_eq!(
+        got.len(),
+        4,
+        "piece 0, then the skipped piece 1 ends the run"
+    );
+    assert_eq!(got[0].piece, PieceIndex(0));
+    let got = run(&mut p, 100);
+    assert_eq!(got.len(), 8, "pieces 2 and 3");
+    assert!(run(&mut p, 100).is_empty());
+}
+
+#[test]
+fn in_endgame_a_web_seed_duplicates_a_slow_peers_blocks() {
+    let mut p = picker(2);
+    p.peer_bitfield(PeerPieces::All);
+    let peer = pick(&mut p, A, PeerPieces::All, 8);
+    assert_eq!(peer.len(), 8);
+    assert!(p.is_endgame());
+    let got = run(&mut p, 100);
+    assert_eq!(got.len(), 4, "one piece's blocks at a time: {got:?}");
+    assert!(contiguous(&got));
+    // The seed's copy arrives first: the peer's requests are cancelled.
+    match p.on_block(got[0], SEED) {
+        BlockReceived::New { cancel } => assert_eq!(cancel.as_slice(), &[A]),
+        other => panic!("{other:?}"),
+    }
+    let first = got[0].piece;
+    let got = run(&mut p, 100);
+    assert_eq!(got.len(), 4, "then the other piece: {got:?}");
+    assert_ne!(got[0].piece, first);
+    assert!(run(&mut p, 100).is_empty(), "every block is asked of both");
+}

@@ -11,9 +11,26 @@ impl Torrent {
         addrs: impl IntoIterator<Item = SocketAddr>,
         source: PeerSource,
     ) {
+        let name = self.info.info_hash;
+        self.add_peers_named(now, addrs, source, name);
+    }
+
+    /// Adds addresses found under `name`: those a hybrid torrent's v2
+    /// swarm gave (BEP 52) are dialled with its v2 name.
+    pub fn add_peers_named(
+        &mut self,
+        now: Instant,
+        addrs: impl IntoIterator<Item = SocketAddr>,
+        source: PeerSource,
+        name: InfoHash,
+    ) {
         self.now = now;
+        let v2 = self.info.other_hash() == Some(name);
         for a in addrs {
             self.list.add(now, a, source);
+            if v2 {
+                self.list.set_v2_swarm(&a);
+            }
         }
         self.connect_more(now);
     }

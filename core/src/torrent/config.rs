@@ -1,25 +1,32 @@
 //! What a torrent is made from: its content ([`TorrentInfo`]), its
 //! settings ([`TorrentConfig`]) and how it begins ([`StartMode`]).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::choker::SeedChoking;
 use super::peers;
 use crate::bitfield::Bitfield;
 use crate::handles::ConnIds;
-use crate::metainfo::{FileLayout, Info, InfoHash, PieceIndex};
+use crate::metainfo::hash_tree::FileTrees;
+use crate::metainfo::{FileLayout, Info, InfoHash, PieceHash, PieceIndex};
 use crate::peer::SessionConfig;
 use crate::wire::{PeerId, Reserved};
 
 /// What a torrent needs to know about its content.
 #[derive(Clone, Debug)]
 pub struct TorrentInfo {
-    /// The v1 info-hash.
+    /// The info-hash on the wire: the v1 one, or a v2-only torrent's v2
+    /// hash truncated (BEP 52).
     pub info_hash: InfoHash,
+    /// The full v2 info-hash of a hybrid or v2-only torrent.
+    pub info_hash_v2: Option<[u8; 32]>,
     /// Piece and file geometry.
     pub layout: FileLayout,
-    /// The SHA-1 of every piece.
-    pub piece_hashes: Vec<[u8; 20]>,
+    /// What every piece must hash to (v1 SHA-1s, or BEP 52 merkle roots
+    /// for a v2-only torrent).
+    pub piece_hashes: Vec<PieceHash>,
     /// BEP 27: peers only from trackers.
     pub private: bool,
     /// Tracker tiers (BEP 12), each a list of announce URLs.
@@ -27,9 +34,30 @@ pub struct TorrentInfo {
     /// The bencoded info dictionary, served to peers that ask for it
     /// (BEP 9); `None` when not kept.
     pub metadata: Option<Bytes>,
+    /// Web seed URLs (BEP 19 `url-list`).
+    pub web_seeds: Vec<String>,
+    /// A v2 torrent's hash trees above the piece layer, which v2 peers
+    /// may ask for (BEP 52 `hash request`); empty for v1.
+    pub trees: Arc<FileTrees>,
 }
 
 impl TorrentInfo {
+    /// A hybrid torrent's other name on the wire: its v2 info-hash
+    /// truncated (BEP 52), which peers of the v2 swarm know it by. `None`
+    /// for v1-only and v2-only torrents (those have one name).
+    pub fn other_hash(&self) -> Option<InfoHash> {
+        let v2 = InfoHash::truncated(self.info_hash_v2.as_ref()?);
+        (v2 != self.info_hash).then_some(v2)
+    }
+
+    /// Every name the torrent answers to: its info-hash, then a hybrid's
+    /// v2 name.
+    pub fn names(&self) -> Vec<InfoHash> {
+        std::iter::once(self.info_hash)
+            .chain(self.other_hash())
+            .collect()
+    }
+
     /// From a parsed .torrent.
     pub fn from_metainfo(m: &crate::metainfo::Metainfo<'_>) -> TorrentInfo {
         let trackers = m
@@ -38,7 +66,16 @@ impl TorrentInfo {
             .map(|tier| tier.into_iter().map(str::to_owned).collect())
             .collect();
         let raw = Bytes::copy_from_slice(m.info.raw());
-        TorrentInfo::from_info(m.info_hash, &m.info, trackers, raw)
+        let mut info = TorrentInfo::from_info(m.info_hash, &m.info, trackers, raw);
+        info.web_seeds = m.url_list.iter().map(|u| (*u).to_owned()).collect();
+        // Parsing checked every piece layer a v2-only torrent needs.
+        info.piece_hashes = m.piece_hashes().unwrap_or_default();
+        info.info_hash_v2 = m.info_hash_v2;
+        info.trees = Arc::new(FileTrees::from_layers(
+            m.piece_layers.iter().map(|(root, layer)| (root, *layer)),
+            m.info.piece_length(),
+        ));
+        info
     }
 
     /// From a parsed info dictionary whose bytes are `raw` (kept, not
@@ -52,13 +89,16 @@ impl TorrentInfo {
         let count = info.piece_count();
         TorrentInfo {
             info_hash,
+            info_hash_v2: None,
             layout: info.layout().clone(),
             piece_hashes: (0..count)
-                .filter_map(|p| info.piece_hash(PieceIndex(p)))
+                .filter_map(|p| info.piece_hash(PieceIndex(p)).map(PieceHash::V1))
                 .collect(),
             private: info.is_private(),
             trackers,
             metadata: Some(raw),
+            web_seeds: Vec::new(),
+            trees: Arc::default(),
         }
     }
 }
@@ -105,6 +145,8 @@ pub struct TorrentConfig {
     /// and ask for them (never on private torrents; the engine turns it
     /// off without uTP, which holepunching needs).
     pub holepunch: bool,
+    /// Download from the torrent's web seeds (BEP 19).
+    pub web_seeds: bool,
 }
 
 impl Default for TorrentConfig {
@@ -127,6 +169,7 @@ impl Default for TorrentConfig {
             upload_rate: 0,
             download_rate: 0,
             holepunch: true,
+            web_seeds: true,
         }
     }
 }

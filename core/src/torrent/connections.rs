@@ -25,7 +25,8 @@ impl Torrent {
         }
         for addr in self.list.to_connect(now, room) {
             let conn = self.config.conn_ids.next_id();
-            self.peers.insert(conn, Peer::dialling(now, addr));
+            let name = self.dial_name(&addr);
+            self.peers.insert(conn, Peer::dialling(now, addr, name));
             self.out.push_back(TorrentOutput::Connect { conn, addr });
         }
         self.next_connect = now + CONNECT_INTERVAL;
@@ -36,6 +37,7 @@ impl Torrent {
         now: Instant,
         direction: Direction,
         addr: SocketAddr,
+        name: InfoHash,
     ) -> PeerSession {
         let mut config = self.config.session.clone();
         config.listen_port = Some(self.config.listen_port);
@@ -45,20 +47,55 @@ impl Torrent {
             self.config.peer_id,
             self.config.reserved,
         );
-        if self.fetch.is_some() {
+        // BEP 52: a torrent with a v2 half says so; a hybrid answers to
+        // both names, and dials with the v2 one a peer found under it
+        // (a magnet with both as well, while its metadata comes).
+        let reserved = match self.info.info_hash_v2 {
+            Some(_) => reserved.with(Reserved::V2),
+            None => reserved,
+        };
+        let (mut hash, mut other) = (hash, self.info.other_hash());
+        if direction == Direction::Outgoing && name != hash {
+            (hash, other) = (name, Some(hash));
+        }
+        let mut session = if self.fetch.is_some() {
             // We receive metadata (and cannot serve it yet); whether the
             // torrent is private is not known, so PEX goes on until it is.
             config.extensions = our_extensions(false, true, self.config.holepunch);
             let reserved = reserved.with(Reserved::EXTENSION);
-            return PeerSession::new_for_metadata(now, config, direction, hash, id, reserved, ip);
+            PeerSession::new_for_metadata(now, config, direction, hash, id, reserved, ip)
+        } else {
+            config.extensions = our_extensions(
+                self.info.private,
+                self.info.metadata.is_some(),
+                self.config.holepunch,
+            );
+            let count = self.info.layout.piece_count();
+            PeerSession::new(now, config, direction, hash, id, reserved, count, ip)
+        };
+        if let Some(other) = other {
+            session.also_known_as(other);
         }
-        config.extensions = our_extensions(
-            self.info.private,
-            self.info.metadata.is_some(),
-            self.config.holepunch,
-        );
-        let count = self.info.layout.piece_count();
-        PeerSession::new(now, config, direction, hash, id, reserved, count, ip)
+        session
+    }
+
+    /// The name an outgoing connection to `addr` gives the torrent (in
+    /// its handshake and its MSE key): a hybrid's v2 name for a peer
+    /// found under it (BEP 52; a v2-only client knows no other), else the
+    /// torrent's info-hash.
+    pub fn dial_name(&self, addr: &SocketAddr) -> InfoHash {
+        match self.info.other_hash() {
+            Some(v2) if self.list.in_v2_swarm(addr) => v2,
+            _ => self.info.info_hash,
+        }
+    }
+
+    /// The name connection `conn` was dialled under ([`dial_name`](
+    /// Torrent::dial_name) when it was), for its MSE key.
+    pub fn name_of(&self, conn: ConnId) -> InfoHash {
+        self.peers
+            .get(&conn)
+            .map_or(self.info.info_hash, |p| p.name)
     }
 
     /// An outgoing connection we asked for is open.
@@ -67,7 +104,11 @@ impl Torrent {
         let Some(addr) = self.peers.get(&conn).map(|p| p.addr) else {
             return;
         };
-        let session = self.new_session(now, Direction::Outgoing, addr);
+        let name = self
+            .peers
+            .get(&conn)
+            .map_or(self.info.info_hash, |p| p.name);
+        let session = self.new_session(now, Direction::Outgoing, addr, name);
         self.holepunch_dial_done(conn);
         if let Some(p) = self.peers.get_mut(&conn) {
             p.session = Some(session);
@@ -105,8 +146,9 @@ impl Torrent {
             }
             self.disconnect(now, idle, CloseReason::Local, true);
         }
-        let mut peer = Peer::dialling(now, addr);
-        peer.session = Some(self.new_session(now, Direction::Incoming, addr));
+        let name = self.info.info_hash;
+        let mut peer = Peer::dialling(now, addr, name);
+        peer.session = Some(self.new_session(now, Direction::Incoming, addr, name));
         self.peers.insert(conn, peer);
         true
     }
@@ -244,13 +286,32 @@ impl Torrent {
             | PeerEvent::ExtensionHandshake(_)
             | PeerEvent::DhtPort(_) => {}
             PeerEvent::Extended { id, payload } => self.on_extended(now, conn, id, payload),
+            PeerEvent::HashRequest(request) => {
+                // Enough to fetch every layer twice over, whatever the
+                // choke state (BEP 52 lets clients limit them): 53 bytes
+                // asked cost up to 16 KiB.
+                let budget = 64 + 2 * self.info.trees.chunks();
+                let trees = &self.info.trees;
+                if let Some(p) = self.peers.get_mut(&conn) {
+                    let served = &mut p.exchange.hashes_served;
+                    let hashes = (*served < budget).then(|| trees.hashes(&request)).flatten();
+                    *served += 1;
+                    if let Some(s) = p.session.as_mut() {
+                        s.answer_hashes(now, request, hashes.as_deref());
+                    }
+                }
+            }
+            PeerEvent::Hashes { request, hashes } => self.on_hashes(now, conn, request, hashes),
+            PeerEvent::HashesRejected(request) => self.on_hashes_rejected(now, conn, request),
             PeerEvent::Interested | PeerEvent::NotInterested => {
                 // Unchoke promptly when a slot is free rather than waiting
                 // up to 10 s for the next round.
                 self.maybe_fill_slot(now, conn);
             }
             PeerEvent::Request(block) => self.on_request(now, conn, block),
-            PeerEvent::Block { block, data } => self.on_block(now, conn, block, data),
+            PeerEvent::Block { block, data } => {
+                self.on_block(now, conn, block, data);
+            }
             PeerEvent::RequestsDropped(blocks) => {
                 for b in blocks {
                     self.picker.abort_request(b, conn);

@@ -64,6 +64,8 @@ pub struct PeerExchange {
     last_pex_in: Option<Instant>,
     /// Metadata pieces served to it.
     metadata_served: u32,
+    /// BEP 52 hash requests answered for it.
+    pub(super) hashes_served: u32,
 }
 
 impl PeerExchange {

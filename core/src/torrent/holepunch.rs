@@ -122,10 +122,11 @@ fn remember<V>(
 }
 
 impl Peer {
-    /// A peer we are dialling.
-    pub(super) fn dialling(now: Instant, addr: SocketAddr) -> Peer {
+    /// A peer we are dialling under `name` (or that dialled us).
+    pub(super) fn dialling(now: Instant, addr: SocketAddr, name: InfoHash) -> Peer {
         Peer {
             addr,
+            name,
             session: None,
             counted: Counted::Nothing,
             connected_event_sent: false,
@@ -329,7 +330,8 @@ impl Torrent {
             return;
         }
         let conn = self.config.conn_ids.next_id();
-        self.peers.insert(conn, Peer::dialling(now, addr));
+        let name = self.dial_name(&addr);
+        self.peers.insert(conn, Peer::dialling(now, addr, name));
         self.punch.dials.insert(conn);
         self.punch.stats.dials += 1;
         self.out.push_back(TorrentOutput::Connect { conn, addr });

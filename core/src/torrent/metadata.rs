@@ -31,7 +31,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use sha1::{Digest, Sha1};
 
+use super::layers::LayerFetch;
 use super::*;
+use crate::metainfo::hash_tree::FileTrees;
 use crate::wire::{metadata_piece_count, MetadataMessage, MAX_METADATA_SIZE, METADATA_PIECE};
 
 /// Requests in flight to one peer.
@@ -66,11 +68,17 @@ pub(super) struct MetadataFetch {
     /// After a failed hash with several contributors: one peer at a time.
     single_source: bool,
     asked: BTreeMap<ConnId, Asked>,
+    /// A v2-only torrent's info dictionary is in; its piece layers are
+    /// being fetched (BEP 52).
+    pub(super) layers: Option<LayerFetch>,
 }
 
 impl MetadataFetch {
     /// A peer is gone: what it was asked for is missing again.
     pub(super) fn peer_gone(&mut self, conn: ConnId) {
+        if let Some(l) = &mut self.layers {
+            l.peer_gone(conn);
+        }
         self.asked.remove(&conn);
         for s in &mut self.slots {
             if matches!(s, Slot::Requested { conn: c, .. } if *c == conn) {
@@ -81,18 +89,23 @@ impl MetadataFetch {
 
     /// The earliest request deadline.
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        let layers = self.layers.as_ref().and_then(LayerFetch::poll_timeout);
         self.slots
             .iter()
             .filter_map(|s| match s {
                 Slot::Requested { at, .. } => Some(*at + REQUEST_TIMEOUT),
                 _ => None,
             })
+            .chain(layers)
             .min()
     }
 
     /// Requests unanswered for too long are missing again; their peers
     /// rest.
     pub(super) fn expire(&mut self, now: Instant) {
+        if let Some(l) = &mut self.layers {
+            l.expire(now);
+        }
         for i in 0..self.slots.len() {
             if let Slot::Requested { conn, at } = self.slots[i] {
                 if now.saturating_duration_since(at) >= REQUEST_TIMEOUT {
@@ -133,11 +146,14 @@ impl Torrent {
             .unwrap_or_else(|| unreachable!("an empty layout with a non-zero piece length"));
         let info = TorrentInfo {
             info_hash,
+            info_hash_v2: None,
             layout,
             piece_hashes: Vec::new(),
             private: false,
             trackers,
             metadata: None,
+            web_seeds: Vec::new(),
+            trees: Default::default(),
         };
         let mut t = Torrent::with_info(now, info, config, seed);
         t.fetch = Some(MetadataFetch::default());
@@ -160,8 +176,9 @@ impl Torrent {
     }
 
     /// A .torrent file for it: `announce` and `announce-list` from its
-    /// tracker tiers, then the info dictionary byte for byte (so the
-    /// info-hash is the same). `None` until the metadata is known.
+    /// tracker tiers, the info dictionary byte for byte (so the info-hash
+    /// is the same), a v2 torrent's `piece layers` (BEP 52), then its web
+    /// seeds as `url-list` (BEP 19). `None` until the metadata is known.
     pub fn torrent_file(&self) -> Option<Vec<u8>> {
         use crate::bencode::{encode_bytes, Value};
         let info = self.info.metadata.as_ref()?;
@@ -181,6 +198,22 @@ impl Torrent {
         }
         encode_bytes(&mut out, b"info");
         out.extend_from_slice(info);
+        // A v2 torrent's layers, fetched from peers for a magnet (BEP 52).
+        if !self.info.trees.is_empty() {
+            encode_bytes(&mut out, b"piece layers");
+            out.push(b'd');
+            for (root, layer) in self.info.trees.piece_layers() {
+                encode_bytes(&mut out, root);
+                encode_bytes(&mut out, &layer);
+            }
+            out.push(b'e');
+        }
+        let seeds = self.web_seed_urls();
+        if !seeds.is_empty() {
+            encode_bytes(&mut out, b"url-list");
+            Value::list(seeds.iter().map(|u| Value::bytes(u.as_bytes())).collect())
+                .encode(&mut out);
+        }
         out.push(b'e');
         Some(out)
     }
@@ -272,8 +305,16 @@ impl Torrent {
         let Some(f) = self.fetch.as_mut() else {
             return;
         };
-        let hash: [u8; 20] = Sha1::digest(&f.buffer).into();
-        if hash == self.info.info_hash.0 {
+        // A v2-only magnet names the torrent by its v2 hash alone.
+        let v2_only = self
+            .info
+            .info_hash_v2
+            .filter(|v2| InfoHash::truncated(v2) == self.info.info_hash);
+        let matches = match v2_only {
+            Some(v2) => <[u8; 32]>::from(sha2::Sha256::digest(&f.buffer)) == v2,
+            None => <[u8; 20]>::from(Sha1::digest(&f.buffer)) == self.info.info_hash.0,
+        };
+        if matches {
             let metadata = Bytes::from(std::mem::take(&mut f.buffer));
             return self.handover(now, metadata);
         }
@@ -317,13 +358,66 @@ impl Torrent {
         }
     }
 
-    /// The verified metadata becomes the torrent's: parsed once, the
-    /// sessions learn the piece count, and the torrent waits for
-    /// [`start`](Torrent::start).
+    /// The verified metadata: a v2-only torrent first fetches the piece
+    /// layers it does not carry ([`LayerFetch`]); any other becomes the
+    /// torrent's at once.
     fn handover(&mut self, now: Instant, metadata: Bytes) {
+        let Ok(info) = Info::from_bytes(&metadata) else {
+            return self.handover_with(now, metadata, None);
+        };
+        // BEP 52: a v2 half's hash is the SHA-256 of the same bytes. It
+        // must be the link's `btmh` if it gave one, a v2-only torrent is
+        // named by it, and a v1-only one has none.
+        let has_v2 = info.is_v2_only() || info.is_hybrid();
+        let v2 = has_v2.then(|| <[u8; 32]>::from(sha2::Sha256::digest(&metadata)));
+        let named_by_v1 = v2.is_some_and(|v2| InfoHash::truncated(&v2) != self.info.info_hash);
+        let agrees = match (self.info.info_hash_v2, v2) {
+            (Some(given), Some(v2)) => given == v2,
+            (Some(_), None) => false,
+            (None, _) => !(info.is_v2_only() && named_by_v1),
+        };
+        if !agrees {
+            self.fetch = None;
+            self.emit(TorrentEvent::MetadataInvalid(MetainfoError::V2HashMismatch));
+            self.stop(now);
+            return;
+        }
+        self.info.info_hash_v2 = v2;
+        if !info.is_v2_only() {
+            return self.handover_with(now, metadata, None);
+        }
+        if let Some(lf) = LayerFetch::new(metadata.clone(), &info) {
+            if let Some(f) = self.fetch.as_mut() {
+                f.layers = Some(lf);
+            }
+            return self.request_layers(now);
+        }
+        // Every file fits in a piece: its root is its piece's hash.
+        let hashes = crate::metainfo::piece_hashes(&info, &BTreeMap::new());
+        self.handover_with(now, metadata, hashes.map(|h| (h, FileTrees::default())))
+    }
+
+    /// The metadata becomes the torrent's, with a v2-only torrent's piece
+    /// hashes and trees (`v2`): parsed once, the sessions learn the piece
+    /// count, and the torrent waits for [`start`](Torrent::start).
+    pub(super) fn handover_with(
+        &mut self,
+        now: Instant,
+        metadata: Bytes,
+        v2: Option<(Vec<PieceHash>, FileTrees)>,
+    ) {
         let trackers = std::mem::take(&mut self.info.trackers);
-        let parsed = Info::from_bytes(&metadata).map(|info| {
-            TorrentInfo::from_info(self.info.info_hash, &info, trackers, metadata.clone())
+        let v2_hash = self.info.info_hash_v2;
+        let parsed = Info::from_bytes(&metadata).and_then(|info| {
+            let mut t =
+                TorrentInfo::from_info(self.info.info_hash, &info, trackers, metadata.clone());
+            if info.is_v2_only() {
+                let (hashes, trees) = v2.ok_or(MetainfoError::PieceLayer { file: 0 })?;
+                t.piece_hashes = hashes;
+                t.trees = std::sync::Arc::new(trees);
+            }
+            t.info_hash_v2 = v2_hash;
+            Ok(t)
         });
         self.fetch = None;
         let info = match parsed {
@@ -350,12 +444,24 @@ impl Torrent {
         }
     }
 
+    /// The magnet's `btmh` (BEP 52): a hybrid's is a second name, a
+    /// v2-only torrent's (named by its truncation) is what the metadata
+    /// must hash to.
+    pub fn set_v2_hash(&mut self, v2: [u8; 32]) {
+        if self.fetch.is_some() {
+            self.info.info_hash_v2 = Some(v2);
+        }
+    }
+
     /// Picks the size to assemble (the one most peers report) and sends
     /// requests for missing pieces to peers with room.
     pub(super) fn request_metadata(&mut self, now: Instant) {
         let Some(f) = self.fetch.as_mut() else {
             return;
         };
+        if f.layers.is_some() {
+            return self.request_layers(now);
+        }
         if f.size.is_none() {
             let mut votes: BTreeMap<u64, usize> = BTreeMap::new();
             for s in self.peers.values().filter_map(|p| p.session.as_ref()) {

@@ -47,6 +47,7 @@ mod config;
 mod connections;
 pub mod exchange;
 pub mod holepunch;
+mod layers;
 mod metadata;
 mod outputs;
 pub mod peers;
@@ -56,6 +57,7 @@ mod startup;
 mod stats;
 mod uploads;
 mod verification;
+mod web_seeds;
 mod write_through;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -67,7 +69,9 @@ use bytes::Bytes;
 use crate::bitfield::Bitfield;
 use crate::error::PeerError;
 use crate::handles::ConnId;
-use crate::metainfo::{FileLayout, FileSlice, Info, InfoHash, MetainfoError, PieceIndex};
+use crate::metainfo::{
+    FileLayout, FileSlice, Info, InfoHash, MetainfoError, PieceHash, PieceIndex,
+};
 use crate::peer::{CloseReason, Direction, PeerEvent, PeerSession, RemotePieces, TokenBucket};
 use crate::picker::{BlockReceived, PeerPieces, PickOptions, PiecePicker, Priority};
 use crate::rng::{Rng, Seed};
@@ -84,6 +88,7 @@ pub use outputs::{TorrentEvent, TorrentOutput};
 use peers::{PeerList, PeerSource};
 pub use queueing::{start_state, SessionShare};
 pub use stats::{PeerFlags, PeerInfo, TransferHistory};
+pub use web_seeds::{WebJob, WebSeedInfo, WebSeedState};
 
 /// The torrent's life cycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +126,10 @@ enum Counted {
 #[derive(Debug)]
 struct Peer {
     addr: SocketAddr,
+    /// The name an outgoing connection gives the torrent, chosen when
+    /// dialling (BEP 52: a hybrid's v2 name for a peer of that swarm), so
+    /// its MSE key and its handshake agree.
+    name: InfoHash,
     /// `None` while the TCP connection is being opened.
     session: Option<PeerSession>,
     counted: Counted,
@@ -228,6 +237,8 @@ pub struct Torrent {
     pending_reads: VecDeque<(ConnId, BlockRef)>,
     /// Holepunching (BEP 55): relays to ask, rendezvous asked, our dials.
     punch: Holepunch,
+    /// Web seeds (BEP 19) and the runs asked of them.
+    web: web_seeds::WebSeeds,
     rng: Rng,
     now: Instant,
 }
@@ -253,7 +264,8 @@ impl Torrent {
         let announcer = Announcer::new(now, info.trackers.clone(), &mut rng);
         let key = rng.next_u32();
         let count = info.layout.piece_count();
-        Torrent {
+        let web_seeds = info.web_seeds.clone();
+        let mut t = Torrent {
             state: TorrentState::Downloading,
             paused_from: TorrentState::Downloading,
             picker,
@@ -296,11 +308,14 @@ impl Torrent {
             down_bucket: TokenBucket::new(config.download_rate, now),
             pending_reads: VecDeque::new(),
             punch: Holepunch::default(),
+            web: web_seeds::WebSeeds::default(),
             info,
             config,
             rng,
             now,
-        }
+        };
+        t.push_web_seeds(now, web_seeds);
+        t
     }
 
     // --- getters --------------------------------------------------------
@@ -500,12 +515,17 @@ impl Torrent {
                 }
             }
         }
+        if self.state == TorrentState::Downloading {
+            if let Some(retry) = self.web.next_retry(self.now) {
+                t = t.min(retry);
+            }
+        }
         if let Some((_, block)) = self.pending_reads.front() {
             t = t.min(self.up_bucket.ready_at(self.now, u64::from(block.length)));
         }
         if self.down_bucket.is_limited()
             && self.state == TorrentState::Downloading
-            && !self.peers.is_empty()
+            && (!self.peers.is_empty() || self.web.usable())
         {
             let ready = self.down_bucket.ready_at(self.now, u64::from(BLOCK_SIZE));
             if ready > self.now {

@@ -65,6 +65,14 @@ pub enum TorrentEvent {
     /// A verified piece could not be written (disk full, permissions): it
     /// will be fetched again, but the application should probably stop.
     WriteFailed(PieceIndex),
+    /// A web seed (BEP 19) was given up: it failed too often or sent bad
+    /// data.
+    WebSeedDropped {
+        /// Its URL.
+        url: String,
+        /// Why.
+        error: crate::webseed::WebSeedError,
+    },
     /// A tracker failed or refused.
     TrackerError {
         /// The tracker.
@@ -105,8 +113,8 @@ pub enum TorrentOutput {
         piece: PieceIndex,
         /// Its blocks in order.
         blocks: Vec<Bytes>,
-        /// The expected SHA-1.
-        hash: [u8; 20],
+        /// The expected hash.
+        hash: PieceHash,
         /// Where its bytes go once verified (padding slices: skip).
         slices: Vec<FileSlice>,
     },
@@ -136,8 +144,8 @@ pub enum TorrentOutput {
         piece: PieceIndex,
         /// Where its bytes are.
         slices: Vec<FileSlice>,
-        /// The expected SHA-1.
-        hash: [u8; 20],
+        /// The expected hash.
+        hash: PieceHash,
     },
     /// Announce to a tracker (HTTP or UDP by the URL's scheme); answer
     /// with `handle_announce`.
@@ -146,6 +154,15 @@ pub enum TorrentOutput {
         url: String,
         /// What to announce.
         request: AnnounceRequest,
+    },
+    /// Fetch a run of the torrent's bytes from a web seed (BEP 19): each
+    /// request an HTTP GET of a byte range; answer with
+    /// `handle_web_seed`, one body per request, in order.
+    WebSeed {
+        /// The run.
+        job: WebJob,
+        /// The range requests.
+        requests: Vec<crate::webseed::WebRequest>,
     },
     /// Something the application should know.
     Event(TorrentEvent),

@@ -71,6 +71,9 @@ struct Candidate {
     /// What peer exchange said of it (BEP 11: seed, encryption, uTP,
     /// reachable).
     flags: PexFlags,
+    /// Found under a hybrid torrent's v2 name (BEP 52): dialled with it,
+    /// since a v2-only client knows no other.
+    v2_swarm: bool,
 }
 
 /// See the module documentation.
@@ -202,7 +205,20 @@ impl PeerList {
             parole: false,
             gave_data: false,
             flags,
+            v2_swarm: false,
         });
+    }
+
+    /// `addr` was found under the torrent's v2 name (BEP 52).
+    pub fn set_v2_swarm(&mut self, addr: &SocketAddr) {
+        if let Some(c) = self.candidates.get_mut(addr) {
+            c.v2_swarm = true;
+        }
+    }
+
+    /// Whether `addr` was found under the torrent's v2 name.
+    pub fn in_v2_swarm(&self, addr: &SocketAddr) -> bool {
+        self.candidates.get(addr).is_some_and(|c| c.v2_swarm)
     }
 
     /// What peer exchange said of `addr`.

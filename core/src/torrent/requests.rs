@@ -28,11 +28,13 @@ impl Torrent {
     }
 
     pub(super) fn outstanding_bytes(&self) -> u64 {
-        self.peers
-            .values()
-            .filter_map(|p| p.session.as_ref())
-            .map(|s| s.outstanding().map(|b| u64::from(b.length)).sum::<u64>())
-            .sum()
+        self.web.outstanding_bytes()
+            + self
+                .peers
+                .values()
+                .filter_map(|p| p.session.as_ref())
+                .map(|s| s.outstanding().map(|b| u64::from(b.length)).sum::<u64>())
+                .sum::<u64>()
     }
 
     /// Gives every peer with room in its pipeline new requests, within the
@@ -106,9 +108,18 @@ impl Torrent {
             }
             self.flush(now, conn);
         }
+        self.fill_web_seeds(now, &mut budget);
     }
 
-    pub(super) fn on_block(&mut self, now: Instant, conn: ConnId, block: BlockRef, data: Bytes) {
+    /// A block arrived from `conn`; whether it was new (not a duplicate,
+    /// nor unwanted).
+    pub(super) fn on_block(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        block: BlockRef,
+        data: Bytes,
+    ) -> bool {
         self.downloaded += data.len() as u64;
         match self.picker.on_block(block, conn) {
             BlockReceived::New { cancel } => {
@@ -121,7 +132,7 @@ impl Torrent {
                 let piece = block.piece.0;
                 if self.writes_through() {
                     self.write_block(conn, block, data);
-                    return;
+                    return true;
                 }
                 let count = self.picker.block_count(piece) as usize;
                 let buf = self.buffers.entry(piece).or_default();
@@ -136,8 +147,9 @@ impl Torrent {
                 if self.picker.is_complete(block.piece) && !self.verifying.contains(&piece) {
                     self.start_verify(piece, conn);
                 }
+                true
             }
-            BlockReceived::Duplicate | BlockReceived::Unwanted => {}
+            BlockReceived::Duplicate | BlockReceived::Unwanted => false,
         }
     }
 }

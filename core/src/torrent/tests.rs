@@ -4,8 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use sha1::{Digest, Sha1};
-
 use super::*;
 use crate::metainfo::{PieceHasher, TorrentBuilder};
 use crate::wire::PeerId;
@@ -27,6 +25,8 @@ fn info_for(data: &[u8], piece: u32) -> TorrentInfo {
 mod holepunch;
 mod metadata;
 mod session;
+mod v2_magnet;
+mod web_seeds;
 
 struct Node {
     t: Torrent,
@@ -143,16 +143,15 @@ fn run(
                         slices,
                         hash,
                     } => {
-                        let mut h = Sha1::new();
+                        let mut h = hash.checker();
                         for s in slices {
                             let o = at_on_disk(&nodes[i].t, &s);
                             h.update(&nodes[i].disk[o..o + s.length as usize]);
                         }
-                        let ok: [u8; 20] = h.finalize().into();
-                        nodes[i].t.handle_checked(now, piece, ok == hash);
+                        nodes[i].t.handle_checked(now, piece, h.finish());
                     }
                     TorrentOutput::Event(e) => nodes[i].events.push(e),
-                    TorrentOutput::Announce { .. } => {}
+                    TorrentOutput::Announce { .. } | TorrentOutput::WebSeed { .. } => {}
                 }
                 nodes[i].t.check_invariants().unwrap();
             }

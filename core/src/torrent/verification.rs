@@ -86,6 +86,7 @@ impl Torrent {
                 self.fill_requests(now);
                 return;
             }
+            self.blame_web_seeds(piece, &contributors);
             let sole = contributors.len() == 1;
             for (conn, addr) in present {
                 if self.list.bad_piece(&addr, sole) {

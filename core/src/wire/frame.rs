@@ -4,6 +4,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::handshake::{Handshake, HANDSHAKE_LEN};
+use super::hashes::{HashList, HashRequest, HASH_REQUEST_LEN, MAX_HASHES};
 use crate::coding::Reader;
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::metainfo::PieceIndex;
@@ -37,6 +38,9 @@ const HAVE_NONE: u8 = 0x0f;
 const REJECT: u8 = 0x10;
 const ALLOWED_FAST: u8 = 0x11;
 const EXTENDED: u8 = 0x14;
+const HASH_REQUEST: u8 = 0x15;
+const HASHES: u8 = 0x16;
+const HASH_REJECT: u8 = 0x17;
 
 /// A block of a piece: what `request`, `cancel` and `reject` name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -98,6 +102,17 @@ pub enum Frame {
         /// The bencoded payload (and for some, raw data after it).
         payload: Bytes,
     },
+    /// BEP 52: send these merkle hashes (v2 connections only).
+    HashRequest(HashRequest),
+    /// BEP 52: the hashes asked for, then their uncles.
+    Hashes {
+        /// What they answer.
+        request: HashRequest,
+        /// The hashes, 32 bytes each.
+        hashes: HashList,
+    },
+    /// BEP 52: that hash request will not be served.
+    HashReject(HashRequest),
     /// A message id we do not know; BEP 3 leaves room for them and peers
     /// skip them.
     Unknown {
@@ -164,6 +179,19 @@ impl Frame {
                 out.push(*id);
                 out.extend_from_slice(payload);
             }
+            Frame::HashRequest(r) | Frame::HashReject(r) => {
+                let id = match self {
+                    Frame::HashRequest(_) => HASH_REQUEST,
+                    _ => HASH_REJECT,
+                };
+                header(HASH_REQUEST_LEN, id);
+                r.encode(out);
+            }
+            Frame::Hashes { request, hashes } => {
+                header(HASH_REQUEST_LEN + hashes.0.len(), HASHES);
+                request.encode(out);
+                out.extend_from_slice(&hashes.0);
+            }
             Frame::Unknown { id, payload } => {
                 header(payload.len(), *id);
                 out.extend_from_slice(payload);
@@ -214,6 +242,7 @@ impl FrameLimits {
             8 + self.max_block as usize,
             1 + self.max_extended,
             MAX_UNKNOWN_LEN,
+            HASH_REQUEST_LEN + 32 * MAX_HASHES,
         ]
         .into_iter()
         .max()
@@ -242,6 +271,16 @@ impl FrameLimits {
             HAVE | SUGGEST | ALLOWED_FAST => exact(5, "piece index message"),
             REQUEST | CANCEL | REJECT => exact(13, "block message"),
             PORT => exact(3, "port message"),
+            HASH_REQUEST | HASH_REJECT => exact(1 + HASH_REQUEST_LEN, "hash request message"),
+            HASHES
+                if len < 1 + HASH_REQUEST_LEN
+                    || !(len - 1 - HASH_REQUEST_LEN).is_multiple_of(32) =>
+            {
+                Err((InvalidLength, "hashes message"))
+            }
+            HASHES if (len - 1 - HASH_REQUEST_LEN) / 32 > MAX_HASHES => {
+                Err((LengthLimit, "hashes message"))
+            }
             BITFIELD => match self.bitfield_bytes() {
                 Some(n) => exact(n + 1, "bitfield"),
                 None if len - 1 <= MAX_BITFIELD_BYTES => Ok(()),
@@ -251,7 +290,7 @@ impl FrameLimits {
             PIECE if len - 9 > self.max_block as usize => Err((LengthLimit, "piece message")),
             EXTENDED if len < 2 => Err((InvalidLength, "extended message")),
             EXTENDED if len - 2 > self.max_extended => Err((LengthLimit, "extended message")),
-            PIECE | EXTENDED => Ok(()),
+            PIECE | EXTENDED | HASHES => Ok(()),
             _ if len - 1 > MAX_UNKNOWN_LEN => Err((LengthLimit, "unknown message")),
             _ => Ok(()),
         }
@@ -456,6 +495,12 @@ impl FrameDecoder {
                     data: payload.slice(8..),
                 }
             }
+            HASH_REQUEST => Frame::HashRequest(HashRequest::decode(&mut r)?),
+            HASH_REJECT => Frame::HashReject(HashRequest::decode(&mut r)?),
+            HASHES => Frame::Hashes {
+                request: HashRequest::decode(&mut r)?,
+                hashes: HashList(payload.slice(HASH_REQUEST_LEN..)),
+            },
             EXTENDED => Frame::Extended {
                 id: r.u8("extended message id")?,
                 payload: payload.slice(1..),
@@ -501,11 +546,27 @@ mod tests {
                 id: 0,
                 payload: Bytes::from_static(b"d1:md11:ut_metadatai1eee"),
             },
+            Frame::HashRequest(hash_request()),
+            Frame::Hashes {
+                request: hash_request(),
+                hashes: HashList(Bytes::from(vec![5u8; 32 * 3])),
+            },
+            Frame::HashReject(hash_request()),
             Frame::Unknown {
                 id: 0x63,
                 payload: Bytes::from_static(b"xyz"),
             },
         ]
+    }
+
+    fn hash_request() -> HashRequest {
+        HashRequest {
+            pieces_root: [0x5a; 32],
+            base_layer: 2,
+            index: 4,
+            length: 2,
+            proof_layers: 1,
+        }
     }
 
     fn encode_all(frames: &[Frame]) -> Vec<u8> {

@@ -47,6 +47,12 @@ impl Reserved {
     /// the extension protocol.
     pub const EXTENSION: Reserved = Reserved([0, 0, 0, 0, 0, 0x10, 0, 0]);
 
+    /// BEP 52: "the 4th most significant bit in the last byte of the
+    /// reserved bitfield": we also know the torrent by its v2 info-hash,
+    /// and the other side may answer with that one to make the connection
+    /// a v2 one.
+    pub const V2: Reserved = Reserved([0, 0, 0, 0, 0, 0, 0, 0x10]);
+
     /// No extensions.
     pub const NONE: Reserved = Reserved([0; 8]);
 
@@ -123,10 +129,11 @@ impl Handshake {
     }
 
     /// Checks a remote handshake against what we expect: the torrent we
-    /// asked for (or serve), and not our own peer id (a connection to
-    /// ourselves, e.g. through our own announced address).
-    pub fn validate(&self, expected: InfoHash, our_id: PeerId) -> Result<(), PeerError> {
-        if self.info_hash != expected {
+    /// asked for (or serve) under one of its names (a hybrid's v1 and
+    /// truncated v2 info-hashes, BEP 52), and not our own peer id (a
+    /// connection to ourselves, e.g. through our own announced address).
+    pub fn validate(&self, expected: &[InfoHash], our_id: PeerId) -> Result<(), PeerError> {
+        if !expected.contains(&self.info_hash) {
             return Err(PeerError::WrongInfoHash);
         }
         if self.peer_id == our_id {
@@ -177,13 +184,16 @@ mod tests {
     #[test]
     fn validation_refuses_wrong_torrent_and_self() {
         let h = sample();
-        assert_eq!(h.validate(InfoHash([0xaa; 20]), PeerId([0; 20])), Ok(()));
+        assert_eq!(h.validate(&[InfoHash([0xaa; 20])], PeerId([0; 20])), Ok(()));
         assert_eq!(
-            h.validate(InfoHash([0xbb; 20]), PeerId([0; 20])),
+            h.validate(&[InfoHash([0xbb; 20])], PeerId([0; 20])),
             Err(PeerError::WrongInfoHash)
         );
+        // A hybrid's other name (BEP 52) is the same torrent.
+        let names = [InfoHash([0xbb; 20]), InfoHash([0xaa; 20])];
+        assert_eq!(h.validate(&names, PeerId([0; 20])), Ok(()));
         assert_eq!(
-            h.validate(InfoHash([0xaa; 20]), h.peer_id),
+            h.validate(&[InfoHash([0xaa; 20])], h.peer_id),
             Err(PeerError::ConnectedToSelf)
         );
     }

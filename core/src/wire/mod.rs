@@ -16,6 +16,7 @@
 mod extension;
 mod frame;
 mod handshake;
+mod hashes;
 mod holepunch;
 mod metadata;
 mod pex;
@@ -26,6 +27,7 @@ pub use frame::{
     MAX_UNKNOWN_LEN,
 };
 pub use handshake::{Handshake, PeerId, Reserved, HANDSHAKE_LEN, PROTOCOL};
+pub use hashes::{HashList, HashRequest, HASH_REQUEST_LEN, MAX_HASHES};
 pub use holepunch::{
     HolepunchDecodeError, HolepunchErrorCode, HolepunchForm, HolepunchMessage, UT_HOLEPUNCH,
 };

@@ -66,6 +66,7 @@ fn options(
         encryption: Default::default(),
         transports: Default::default(),
         lsd: false,
+        web_seeds: true,
     }
 }
 

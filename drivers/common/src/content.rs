@@ -15,15 +15,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::thread;
 
-use bittide_core::metainfo::{FileLayout, TorrentBuilder};
+use bittide_core::metainfo::{FileLayout, TorrentBuilder, V2Piece, V2PieceHasher};
 use bittide_core::PieceIndex;
 use sha1::{Digest, Sha1};
 
 /// Bytes read at a time by a hashing thread.
 pub const READ_CHUNK: usize = 1 << 20;
 
-/// Pieces one hashing thread did: (index, SHA-1).
-type HashedPieces = Vec<(u32, [u8; 20])>;
+/// Pieces one hashing thread did: (index, SHA-1, v2 digest if asked).
+type HashedPieces = Vec<(u32, [u8; 20], Option<V2Piece>)>;
 
 /// The files to put in a torrent, found on disk.
 #[derive(Clone, Debug)]
@@ -142,6 +142,20 @@ impl Content {
         threads: usize,
         progress: &AtomicU64,
     ) -> Result<Vec<[u8; 20]>, ContentError> {
+        self.hash_pieces_with(layout, threads, progress, false)
+            .map(|(v1, _)| v1)
+    }
+
+    /// [`hash_pieces`](Content::hash_pieces), and with `v2` each piece's
+    /// BEP 52 digest too (its file bytes only: padding is hashed as zeros
+    /// into the SHA-1 and left out of the merkle tree).
+    pub fn hash_pieces_with(
+        &self,
+        layout: &FileLayout,
+        threads: usize,
+        progress: &AtomicU64,
+        v2: bool,
+    ) -> Result<(Vec<[u8; 20]>, Vec<V2Piece>), ContentError> {
         let count = layout.piece_count() as usize;
         let next = AtomicU32::new(0);
         let failed = AtomicBool::new(false);
@@ -150,7 +164,7 @@ impl Content {
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
                     s.spawn(|| {
-                        let r = self.hash_worker(layout, &next, progress);
+                        let r = self.hash_worker(layout, &next, progress, v2);
                         if r.is_err() {
                             failed.store(true, Ordering::Relaxed);
                             next.store(u32::MAX, Ordering::Relaxed);
@@ -172,12 +186,20 @@ impl Content {
                 .collect()
         });
         let mut hashes = vec![[0u8; 20]; count];
+        let empty = V2Piece {
+            piece_root: [0; 32],
+            file_root: None,
+        };
+        let mut digests = vec![empty; if v2 { count } else { 0 }];
         for r in results {
-            for (piece, hash) in r? {
+            for (piece, hash, digest) in r? {
                 hashes[piece as usize] = hash;
+                if let Some(d) = digest {
+                    digests[piece as usize] = d;
+                }
             }
         }
-        Ok(hashes)
+        Ok((hashes, digests))
     }
 
     /// Takes pieces from the shared counter until none are left.
@@ -186,7 +208,20 @@ impl Content {
         layout: &FileLayout,
         next: &AtomicU32,
         progress: &AtomicU64,
+        v2: bool,
     ) -> Result<HashedPieces, ContentError> {
+        // Layout entries to content files: padding entries (BEP 47, in
+        // hybrid and v2 layouts) have none.
+        let mut real = Vec::with_capacity(layout.file_count());
+        let mut n = 0;
+        for i in 0..layout.file_count() {
+            if layout.is_padding(i) {
+                real.push(None);
+            } else {
+                real.push(Some(n));
+                n += 1;
+            }
+        }
         let mut out = Vec::new();
         let mut buf = vec![0u8; READ_CHUNK.min(layout.piece_length() as usize)];
         let mut open: Option<(usize, File)> = None;
@@ -196,21 +231,38 @@ impl Content {
                 return Ok(out);
             }
             let mut hash = Sha1::new();
+            let mut tree = None;
             for slice in layout.piece_slices(PieceIndex(piece)) {
-                if open.as_ref().map(|o| o.0) != Some(slice.file) {
-                    let path = self.file_path(slice.file);
-                    let file = File::open(&path).map_err(|e| ContentError::Io(path, e))?;
-                    open = Some((slice.file, file));
+                let Some(file) = real.get(slice.file).copied().flatten() else {
+                    // Padding: zeros in the SHA-1, nothing in the tree.
+                    let zeros = [0u8; 4096];
+                    let mut left = slice.length;
+                    while left > 0 {
+                        let n = left.min(zeros.len() as u64) as usize;
+                        hash.update(&zeros[..n]);
+                        left -= n as u64;
+                    }
+                    progress.fetch_add(slice.length, Ordering::Relaxed);
+                    continue;
+                };
+                if v2 && tree.is_none() {
+                    let whole = slice.offset == 0 && self.files[file].1 == slice.length;
+                    tree = Some(V2PieceHasher::new(layout.piece_length(), whole));
                 }
-                let Some((_, file)) = &open else {
+                if open.as_ref().map(|o| o.0) != Some(file) {
+                    let path = self.file_path(file);
+                    let handle = File::open(&path).map_err(|e| ContentError::Io(path, e))?;
+                    open = Some((file, handle));
+                }
+                let Some((_, handle)) = &open else {
                     continue;
                 };
                 let mut done = 0u64;
                 while done < slice.length {
                     let n = (slice.length - done).min(buf.len() as u64) as usize;
                     let dest = &mut buf[..n];
-                    read_exact_at(file, dest, slice.offset + done).map_err(|e| {
-                        let path = self.file_path(slice.file);
+                    read_exact_at(handle, dest, slice.offset + done).map_err(|e| {
+                        let path = self.file_path(file);
                         if e.kind() == io::ErrorKind::UnexpectedEof {
                             ContentError::Changed(path)
                         } else {
@@ -218,11 +270,18 @@ impl Content {
                         }
                     })?;
                     hash.update(&*dest);
+                    if let Some(t) = tree.as_mut() {
+                        t.update(dest);
+                    }
                     progress.fetch_add(n as u64, Ordering::Relaxed);
                     done += n as u64;
                 }
             }
-            out.push((piece, hash.finalize().into()));
+            out.push((
+                piece,
+                hash.finalize().into(),
+                tree.map(V2PieceHasher::finish),
+            ));
         }
     }
 }

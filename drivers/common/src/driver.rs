@@ -42,12 +42,15 @@ use async_channel::{Receiver, Sender};
 use bittide_core::engine::{DiskResult, Engine, Event, Output, RequestId, TcpAction};
 use bittide_core::metainfo::{FileLayout, Magnet};
 use bittide_core::tracker::TrackerError;
+use bittide_core::webseed::{WebRequest, WebSeedError};
 use bittide_core::{ConnId, Instant, TorrentId};
+use bytes::Bytes;
 
 pub use crate::control::Command;
 use crate::control::{reply, AddError, AddTorrent, Query, View};
 use crate::disk::Disk;
 use crate::runtime::{Conn, Listener, Runtime, UdpSocket};
+use crate::web_seed::WebClient;
 
 /// Bytes a connection's reader hands over per read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -89,6 +92,7 @@ enum Input {
     Udp(SocketAddr, Vec<u8>),
     Disk(TorrentId, DiskResult),
     Http(RequestId, Result<Vec<u8>, TrackerError>),
+    WebSeed(RequestId, Result<Vec<Bytes>, WebSeedError>),
     Resolved(RequestId, Vec<SocketAddr>),
     Command(Command),
     /// A [`Query`], answered by calling it with the loop's view.
@@ -154,7 +158,18 @@ pub struct Driver<R: Runtime> {
     udp: [Option<DatagramSender>; 2],
     /// The engine reported [`Event::Stopped`]: sync the disks and end.
     stopped: bool,
+    /// The web seeds' HTTP client (one connection pool for the loop).
+    web: WebClient,
+    /// Web seed fetches running on the blocking pool, and those waiting:
+    /// at most [`WEB_FETCHES`] at once, so slow servers never take the
+    /// threads disk jobs need.
+    web_running: usize,
+    web_waiting: std::collections::VecDeque<(RequestId, Vec<WebRequest>)>,
 }
+
+/// Web seed fetches on the blocking pool at once (it has 8 threads, which
+/// disk jobs and tracker calls share).
+const WEB_FETCHES: usize = 3;
 
 /// A handle to send commands to a running loop (e.g. from a Ctrl-C
 /// handler).
@@ -239,6 +254,9 @@ impl<R: Runtime> Driver<R> {
             layouts: BTreeMap::new(),
             udp: [None, None],
             stopped: false,
+            web: WebClient::new(),
+            web_running: 0,
+            web_waiting: std::collections::VecDeque::new(),
         }
     }
 
@@ -483,6 +501,10 @@ impl<R: Runtime> Driver<R> {
                     Input::Http(request, got)
                 });
             }
+            Output::WebSeed { request, requests } => {
+                self.web_waiting.push_back((request, requests));
+                self.start_web_fetches();
+            }
             Output::Resolve { request, host } => {
                 self.blocking(move || {
                     let addrs = host
@@ -503,6 +525,19 @@ impl<R: Runtime> Driver<R> {
             // Timeouts are read by the loop; outputs of later versions are
             // ignored until the loop learns them.
             _ => {}
+        }
+    }
+
+    /// Starts waiting web seed fetches while fewer than [`WEB_FETCHES`]
+    /// run.
+    fn start_web_fetches(&mut self) {
+        while self.web_running < WEB_FETCHES {
+            let Some((request, requests)) = self.web_waiting.pop_front() else {
+                break;
+            };
+            self.web_running += 1;
+            let web = self.web.clone();
+            self.blocking(move || Input::WebSeed(request, web.fetch(&requests)));
         }
     }
 
@@ -611,6 +646,11 @@ impl<R: Runtime> Driver<R> {
             Input::Udp(from, data) => self.engine.handle_udp(now, from, &data),
             Input::Disk(t, r) => self.engine.handle_disk(now, t, r),
             Input::Http(id, r) => self.engine.handle_http(now, id, r),
+            Input::WebSeed(id, r) => {
+                self.web_running = self.web_running.saturating_sub(1);
+                self.start_web_fetches();
+                self.engine.handle_web_seed(now, id, r);
+            }
             Input::Resolved(id, addrs) => self.engine.handle_resolved(now, id, addrs),
             Input::Command(command) => return self.handle_command(now, command),
             Input::Query(ask) => ask(&View {
@@ -674,11 +714,19 @@ impl<R: Runtime> Driver<R> {
             // regular beat (progress lines).
             let wake = timeout.min(now + TICK);
             // Control inputs first: a command must not wait behind data.
+            // One was taken (a shutdown the callback asked for, say): its
+            // outputs go out before any wait, not at the next input or
+            // tick.
+            let mut commanded = false;
             while let Ok(input) = self.ctrl_rx.try_recv() {
+                commanded = true;
                 if !self.handle_input(input) {
                     return Ended::Aborted;
                 }
             }
+            // After a command, no wait: straight to the timers and back
+            // to draining.
+            let wake = if commanded { now } else { wake };
             let timer = self.rt.sleep_until(wake);
             // Polled in this order: a waiting command wins over data.
             let inputs = first(Box::pin(self.ctrl_rx.recv()), Box::pin(self.rx.recv()));

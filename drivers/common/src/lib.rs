@@ -39,3 +39,4 @@ pub mod sockets;
 pub mod tracker;
 pub mod tracker_server;
 pub mod units;
+pub mod web_seed;

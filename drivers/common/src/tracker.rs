@@ -97,7 +97,7 @@ fn get(
 /// starts with the whole URL, whose query holds the info-hash and peer id
 /// (and whose path may hold a private tracker's passkey). The caller knows
 /// which tracker it asked.
-fn describe(t: &ureq::Transport) -> String {
+pub(crate) fn describe(t: &ureq::Transport) -> String {
     let mut text = t.kind().to_string();
     if let Some(m) = t.message() {
         text.push_str(": ");

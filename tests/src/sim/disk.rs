@@ -17,7 +17,6 @@ use std::time::Duration;
 use bittide_core::engine::{DiskOp, DiskResult};
 use bittide_core::metainfo::{FileLayout, FileSlice};
 use bittide_driver::disk::Disk;
-use sha1::{Digest, Sha1};
 
 /// Faults and speed of one node's disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -177,8 +176,7 @@ impl Disk for MemDisk {
                 hash,
             } => {
                 let mut data = Vec::new();
-                let ok =
-                    self.read(&slices, &mut data) && <[u8; 20]>::from(Sha1::digest(&data)) == hash;
+                let ok = self.read(&slices, &mut data) && hash.matches([&data[..]]);
                 DiskResult::Checked { piece, ok }
             }
             DiskOp::Write {

@@ -204,6 +204,11 @@ pub(crate) struct Options {
     #[arg(long, env = "BITTIDE_NO_LSD", value_parser = clap::builder::FalseyValueParser::new())]
     #[serde(default)]
     pub(crate) no_lsd: bool,
+    /// Download nothing from torrents' web seeds (BEP 19: the HTTP
+    /// servers in a .torrent's `url-list` or a magnet's `ws=`).
+    #[arg(long)]
+    #[serde(default)]
+    pub(crate) no_web_seeds: bool,
     /// No TCP peer connections, in or out (uTP only).
     #[arg(long)]
     #[serde(default)]
@@ -292,6 +297,7 @@ impl Options {
             download_dir: self.download_dir.or(file.download_dir),
             no_dht: self.no_dht || file.no_dht,
             no_lsd: self.no_lsd || file.no_lsd,
+            no_web_seeds: self.no_web_seeds || file.no_web_seeds,
             no_tcp: self.no_tcp || file.no_tcp,
             no_utp: self.no_utp || file.no_utp,
             dht_bootstrap: list(self.dht_bootstrap, file.dht_bootstrap),
@@ -329,6 +335,7 @@ pub(crate) struct Effective {
     pub(crate) download_dir: PathBuf,
     pub(crate) no_dht: bool,
     pub(crate) no_lsd: bool,
+    pub(crate) no_web_seeds: bool,
     pub(crate) no_tcp: bool,
     pub(crate) no_utp: bool,
     pub(crate) dht_bootstrap: Vec<String>,
@@ -471,6 +478,7 @@ pub(crate) fn resolve(flags: Options) -> Result<Effective, Failure> {
         download_dir,
         no_dht: o.no_dht,
         no_lsd: o.no_lsd,
+        no_web_seeds: o.no_web_seeds,
         no_tcp: o.no_tcp,
         no_utp: o.no_utp,
         dht_bootstrap: o.dht_bootstrap,

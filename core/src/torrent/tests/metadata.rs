@@ -22,11 +22,11 @@ fn many_files(files: usize, salt: u8, private: bool) -> (TorrentInfo, Vec<u8>) {
     (info, data)
 }
 
-fn addr(i: usize) -> SocketAddr {
+pub(super) fn addr(i: usize) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, i as u8 + 1], 6881))
 }
 
-fn config(id: u8) -> TorrentConfig {
+pub(super) fn config(id: u8) -> TorrentConfig {
     TorrentConfig {
         peer_id: PeerId([id; 20]),
         ..TorrentConfig::default()
@@ -43,6 +43,12 @@ fn swarm(hash: InfoHash, seeders: Vec<(TorrentInfo, Vec<u8>)>) -> Vec<Node> {
         config(100),
         Seed::from_u64(1),
     );
+    among_seeders(magnet, seeders)
+}
+
+/// Node 0 is `magnet`, which knows the others: they seed `seeders` (with
+/// their data on disk) and know nobody.
+pub(super) fn among_seeders(magnet: Torrent, seeders: Vec<(TorrentInfo, Vec<u8>)>) -> Vec<Node> {
     let mut nodes = vec![Node::new(magnet, Vec::new(), addr(99))];
     for (i, (info, data)) in seeders.into_iter().enumerate() {
         let n = info.layout.piece_count();
@@ -74,7 +80,7 @@ fn liar(real: &TorrentInfo, fake: (TorrentInfo, Vec<u8>)) -> (TorrentInfo, Vec<u
     )
 }
 
-fn banned(node: &Node) -> Vec<SocketAddr> {
+pub(super) fn banned(node: &Node) -> Vec<SocketAddr> {
     node.events
         .iter()
         .filter_map(|e| match e {

@@ -88,6 +88,8 @@ pub struct SessionOptions {
     /// Local service discovery (BEP 14): announce public torrents to the
     /// local network's multicast groups and take the peers heard there.
     pub lsd: bool,
+    /// Download from the torrent's web seeds (BEP 19).
+    pub web_seeds: bool,
 }
 
 impl SessionOptions {
@@ -118,6 +120,7 @@ impl SessionOptions {
             encryption: EncryptionMode::Enabled,
             transports: Transports::default(),
             lsd: false,
+            web_seeds: true,
         }
     }
 }
@@ -227,6 +230,8 @@ pub struct Progress {
     pub uploaded: u64,
     /// Connected peers.
     pub peers: usize,
+    /// Web seeds in use (BEP 19: not given up).
+    pub web_seeds: usize,
     /// The torrent's state.
     pub state: TorrentState,
     /// A magnet link's metadata is still on its way (nothing else above
@@ -250,6 +255,7 @@ impl Progress {
             downloaded: 0,
             uploaded: 0,
             peers: 0,
+            web_seeds: 0,
             state,
             fetching_metadata: false,
         }
@@ -307,10 +313,10 @@ pub async fn run<R: Runtime>(
     // A bad torrent or link is refused before anything is created.
     let prepared = match &options.torrent {
         TorrentSource::File(bytes) => Some(prepare(&options, bytes)?),
-        TorrentSource::Magnet(m) if m.info_hash.is_none() => {
+        TorrentSource::Magnet(m) if m.wire_hash().is_none() => {
             return Err(err(
                 exit::BAD_TORRENT,
-                "the magnet link has no BitTorrent v1 info-hash (xt=urn:btih:…)",
+                "the magnet link has no info-hash (xt=urn:btih:… or xt=urn:btmh:…)",
             ));
         }
         TorrentSource::Magnet(_) => None,
@@ -373,6 +379,7 @@ pub async fn run<R: Runtime>(
     config.torrent.max_buffered_bytes = 16 << 20;
     config.torrent.upload_rate = options.upload_rate;
     config.torrent.download_rate = options.download_rate;
+    config.torrent.web_seeds = options.web_seeds;
     if let Some(n) = options.max_peers {
         config.torrent.max_peers = n.max(1);
     }
@@ -457,7 +464,7 @@ pub async fn run<R: Runtime>(
             TorrentSource::File(_) => None,
         },
         info_hash: match &options.torrent {
-            TorrentSource::Magnet(m) => m.info_hash,
+            TorrentSource::Magnet(m) => m.wire_hash(),
             TorrentSource::File(_) => None,
         },
         fetching_metadata: matches!(options.torrent, TorrentSource::Magnet(_)),
@@ -523,6 +530,7 @@ pub async fn run<R: Runtime>(
             last.downloaded = downloaded;
             last.uploaded = uploaded;
             last.peers = t.peer_count();
+            last.web_seeds = t.web_seeds_in_use();
             last.state = t.state();
             last.checked = t.check_progress();
             last.complete = t.is_finished() && last.checked.is_none();
@@ -626,7 +634,7 @@ pub fn tracker_name(url: &str) -> String {
     if scheme.is_empty() {
         host.to_owned()
     } else {
-        format!("{scheme}://{host}")
+        format!("{}://{host}", scheme.to_ascii_lowercase())
     }
 }
 

@@ -43,8 +43,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bittide_core::engine::{DiskOp, DiskResult};
-use bittide_core::metainfo::{DiskPaths, FileLayout, FileSlice, Metainfo};
-use sha1::{Digest, Sha1};
+use bittide_core::metainfo::{DiskPaths, FileLayout, FileSlice, Metainfo, PieceHash};
 
 use part_file::PartFile;
 
@@ -670,7 +669,7 @@ impl Storage {
                 slices,
                 hash,
             } => {
-                let ok = self.hash(&slices).is_ok_and(|h| h == hash);
+                let ok = self.matches(&slices, &hash).unwrap_or(false);
                 count(&self.read, &slices);
                 DiskResult::Checked { piece, ok }
             }
@@ -691,10 +690,11 @@ impl Storage {
         }
     }
 
-    /// SHA-1 of the bytes of `slices` on disk (padding as zeros), read
-    /// through one buffer of [`HASH_CHUNK`] bytes: pieces may be 512 MiB.
-    pub fn hash(&self, slices: &[FileSlice]) -> io::Result<[u8; 20]> {
-        let mut h = Sha1::new();
+    /// Whether the bytes of `slices` on disk (padding as zeros) hash to
+    /// `hash`, read through one buffer of [`HASH_CHUNK`] bytes: pieces may
+    /// be 512 MiB.
+    pub fn matches(&self, slices: &[FileSlice], hash: &PieceHash) -> io::Result<bool> {
+        let mut h = hash.checker();
         let mut buf =
             vec![0u8; HASH_CHUNK.min(slices.iter().map(|s| s.length).sum::<u64>() as usize)];
         for s in slices {
@@ -708,11 +708,11 @@ impl Storage {
                 } else {
                     self.read_slice(s, done, chunk)?;
                 }
-                h.update(&*chunk);
+                h.update(chunk);
                 done += n as u64;
             }
         }
-        Ok(h.finalize().into())
+        Ok(h.finish())
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::*;
-use bittide_core::metainfo::{PieceHasher, TorrentBuilder};
+use bittide_core::metainfo::{PieceHash, PieceHasher, TorrentBuilder};
 use bittide_core::PieceIndex;
 
 #[test]
@@ -51,7 +51,7 @@ fn piece_writes_are_exact_with_direct_and_buffered_runs() {
                     storage.run(DiskOp::Check {
                         piece,
                         slices,
-                        hash
+                        hash: PieceHash::V1(hash)
                     }),
                     DiskResult::Checked { piece, ok: true },
                     "{piece:?}"
@@ -94,7 +94,7 @@ fn writes_land_in_the_right_files_and_read_back() {
             storage.run(DiskOp::Check {
                 piece,
                 slices,
-                hash
+                hash: PieceHash::V1(hash)
             }),
             DiskResult::Checked { piece, ok: true }
         );
@@ -155,7 +155,7 @@ fn checks(storage: &Storage, m: &Metainfo<'_>, piece: PieceIndex) -> bool {
     storage.run(DiskOp::Check {
         piece,
         slices,
-        hash,
+        hash: PieceHash::V1(hash),
     }) == DiskResult::Checked { piece, ok: true }
 }
 

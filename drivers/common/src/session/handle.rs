@@ -174,9 +174,9 @@ impl<R: Runtime> SessionHandle<R> {
             }
             AddSource::Magnet(link) => {
                 let m = Magnet::parse(link).map_err(|e| RequestError::BadTorrent(e.to_string()))?;
-                let hash = m.info_hash.ok_or_else(|| {
+                let hash = m.wire_hash().ok_or_else(|| {
                     RequestError::BadTorrent(
-                        "the magnet link has no BitTorrent v1 info-hash (xt=urn:btih:…)".into(),
+                        "the magnet link has no info-hash (xt=urn:btih:… or xt=urn:btmh:…)".into(),
                     )
                 })?;
                 (hash, None, Some(link.clone()))

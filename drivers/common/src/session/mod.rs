@@ -94,6 +94,8 @@ pub struct SessionConfig {
     /// Local service discovery (BEP 14): announce public torrents to the
     /// local network's multicast groups and take the peers heard there.
     pub lsd: bool,
+    /// Download from torrents' web seeds (BEP 19).
+    pub web_seeds: bool,
 }
 
 impl SessionConfig {
@@ -116,6 +118,7 @@ impl SessionConfig {
             encryption: EncryptionMode::Enabled,
             transports: Transports::default(),
             lsd: false,
+            web_seeds: true,
         }
     }
 }
@@ -295,6 +298,7 @@ impl<R: Runtime> Session<R> {
         engine_config.limits = limits(&settings);
         engine_config.torrent.max_buffered_bytes = 16 << 20;
         engine_config.torrent.max_peers = config.max_peers.max(1);
+        engine_config.torrent.web_seeds = config.web_seeds;
         engine_config.torrent.max_peers_per_ip = config.max_peers_per_ip.max(1);
         engine_config.handshakes.max_per_ip = engine_config
             .handshakes
@@ -496,10 +500,16 @@ fn load_one<R: Runtime>(
     } = t;
     if let Some(bytes) = torrent {
         let metainfo = Metainfo::from_bytes(&bytes).map_err(|e| e.to_string())?;
-        if metainfo.info_hash != info_hash {
+        // A hybrid added by its v2 name alone (a `btmh` magnet) keeps
+        // that name: it is what the state folder and the API know it by.
+        let by_v2_name = metainfo
+            .info_hash_v2
+            .is_some_and(|v2| InfoHash::truncated(&v2) == info_hash);
+        if metainfo.info_hash != info_hash && !by_v2_name {
             return Err("its .torrent has another info-hash".into());
         }
         let mut p = prepare(state, &metainfo, &settings);
+        p.info.info_hash = info_hash;
         let saved = match &p.start {
             StartMode::Trusted(have) => Some(have.count()),
             _ => None,
@@ -540,7 +550,7 @@ fn load_one<R: Runtime>(
     }
     let link = magnet.ok_or("neither a .torrent nor a magnet link")?;
     let m = Magnet::parse(&link).map_err(|e| e.to_string())?;
-    if m.info_hash != Some(info_hash) {
+    if m.wire_hash() != Some(info_hash) {
         return Err("its magnet link has another info-hash".into());
     }
     let name = m

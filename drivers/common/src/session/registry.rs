@@ -12,13 +12,13 @@ use bittide_core::engine::Engine;
 use bittide_core::metainfo::FileLayout;
 use bittide_core::peer::Direction;
 use bittide_core::picker::Priority;
-use bittide_core::torrent::{Torrent, TorrentState, TransferHistory};
+use bittide_core::torrent::{Torrent, TorrentState, TransferHistory, WebSeedState};
 use bittide_core::{InfoHash, Instant, PieceIndex, TorrentId};
 
 use super::state::TorrentSettings;
 use super::views::{
     FileView, PeerView, SessionEvent, SessionSettings, TorrentDetails, TorrentStatus, TorrentView,
-    TrackerView,
+    TrackerView, WebSeedView,
 };
 use crate::disk::Storage;
 
@@ -407,6 +407,7 @@ pub(crate) fn details(
         files,
         peers,
         trackers,
+        web_seeds: t.map(web_seed_views).unwrap_or_default(),
         piece_count: layout.map_or(0, FileLayout::piece_count),
         piece_length: layout.map_or(0, FileLayout::piece_length),
         pieces: have
@@ -419,6 +420,23 @@ pub(crate) fn details(
             .unwrap_or_default(),
         magnet,
     }
+}
+
+fn web_seed_views(t: &Torrent) -> Vec<WebSeedView> {
+    t.web_seeds()
+        .into_iter()
+        .map(|s| WebSeedView {
+            url: s.url,
+            state: match s.state {
+                WebSeedState::Idle => "idle",
+                WebSeedState::Downloading => "downloading",
+                WebSeedState::Waiting(_) => "waiting",
+                WebSeedState::Dropped => "dropped",
+            },
+            downloaded: s.downloaded,
+            error: s.error.map(|e| e.to_string()),
+        })
+        .collect()
 }
 
 fn peer_views(t: &Torrent, now: Instant) -> Vec<PeerView> {
@@ -464,6 +482,15 @@ fn magnet_link(hash: &InfoHash, name: &str, t: Option<&Torrent>) -> String {
     };
     if let Some(t) = t {
         m.trackers = t.trackers().into_iter().map(|s| s.url).collect();
+        m.web_seeds = t.web_seed_urls().into_iter().map(str::to_owned).collect();
+        // BEP 52: a hybrid is named both ways; a v2-only torrent (whose
+        // wire hash is its v2 hash cut short) by `btmh` alone.
+        if let Some(v2) = t.info().info_hash_v2 {
+            m.info_hash_v2 = Some(v2);
+            if InfoHash::truncated(&v2) == *hash {
+                m.info_hash = None;
+            }
+        }
     }
     m.to_string()
 }

@@ -179,6 +179,20 @@ pub struct TrackerView {
     pub next_announce_in: Option<u64>,
 }
 
+/// One web seed of a torrent (BEP 19).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebSeedView {
+    /// Its URL.
+    pub url: String,
+    /// `idle`, `downloading`, `waiting` (backing off after a failure) or
+    /// `dropped` (given up).
+    pub state: &'static str,
+    /// Payload bytes it delivered first.
+    pub downloaded: u64,
+    /// Its last error.
+    pub error: Option<String>,
+}
+
 /// One torrent in full.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TorrentDetails {
@@ -190,6 +204,8 @@ pub struct TorrentDetails {
     pub peers: Vec<PeerView>,
     /// Its trackers in tier order.
     pub trackers: Vec<TrackerView>,
+    /// Its web seeds (BEP 19).
+    pub web_seeds: Vec<WebSeedView>,
     /// Number of pieces.
     pub piece_count: u32,
     /// Piece length in bytes.
