@@ -170,6 +170,7 @@ impl Reporter {
                 self.trackers.answered(url);
             }
             Some(TorrentEvent::PeerBanned(addr)) => self.banned(*addr),
+            Some(TorrentEvent::BadBlocks { piece, senders }) => self.bad_blocks(piece.0, senders),
             Some(TorrentEvent::WebSeedDropped { url, error }) => {
                 self.web_seed_dropped(url, &error.to_string())
             }
@@ -458,6 +459,19 @@ impl Reporter {
             _ => self.say(&format!(
                 "banned {addr}: it sent data that failed the hash check"
             )),
+        }
+    }
+
+    /// A failed v2 piece's leaves named its bad blocks' senders (BEP 52).
+    /// Only `--json` says so: the text output's `banned` lines name them.
+    fn bad_blocks(&mut self, piece: u32, senders: &[SocketAddr]) {
+        if matches!(self.out, Out::Json) {
+            let peers: Vec<String> = senders.iter().map(ToString::to_string).collect();
+            json::emit(
+                "bad_blocks",
+                self.elapsed(),
+                json!({"piece": piece, "peers": peers}),
+            );
         }
     }
 

@@ -164,6 +164,16 @@ impl FileTrees {
         self.0.get(&request.pieces_root)?.hashes(request)
     }
 
+    /// The sibling of node `index` of `layer` (0: the piece layer) in the
+    /// tree under `root`, if that layer is below the root.
+    pub fn uncle(&self, root: &Hash, layer: usize, index: usize) -> Option<Hash> {
+        let t = self.0.get(root)?;
+        if layer + 1 >= t.layers.len() {
+            return None;
+        }
+        t.layers[layer].get(index ^ 1).copied()
+    }
+
     /// Every tree's root and piece layer, in root order (a .torrent's
     /// `piece layers`).
     pub fn piece_layers(&self) -> impl Iterator<Item = (&Hash, Vec<u8>)> {

@@ -600,6 +600,22 @@ impl PiecePicker {
         }
     }
 
+    /// Who sent each block of `piece` (`None`: not received); empty when
+    /// it is not in progress.
+    pub fn senders(&self, piece: PieceIndex) -> Vec<Option<ConnId>> {
+        match self.partial_at.get(piece.0 as usize) {
+            Some(&i) if i != ABSENT => self.partials[i as usize]
+                .blocks
+                .iter()
+                .map(|b| match b {
+                    Block::Received(c) => Some(*c),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     fn drop_partial(&mut self, piece: u32) -> Option<Partial> {
         let i = self.partial_at[piece as usize];
         if i == ABSENT {

@@ -3,6 +3,7 @@
 //! session's events, and taking peers out again.
 
 use super::*;
+use crate::metainfo::merkle::LEAF;
 
 impl Torrent {
     pub(super) fn half_open(&self) -> usize {
@@ -286,6 +287,11 @@ impl Torrent {
             | PeerEvent::ExtensionHandshake(_)
             | PeerEvent::DhtPort(_) => {}
             PeerEvent::Extended { id, payload } => self.on_extended(now, conn, id, payload),
+            PeerEvent::HashRequest(request)
+                if request.base_layer == 0 && self.info.layout.piece_length() as usize > LEAF =>
+            {
+                self.on_leaf_request(now, conn, request)
+            }
             PeerEvent::HashRequest(request) => {
                 // Enough to fetch every layer twice over, whatever the
                 // choke state (BEP 52 lets clients limit them): 53 bytes
@@ -301,8 +307,16 @@ impl Torrent {
                     }
                 }
             }
-            PeerEvent::Hashes { request, hashes } => self.on_hashes(now, conn, request, hashes),
-            PeerEvent::HashesRejected(request) => self.on_hashes_rejected(now, conn, request),
+            PeerEvent::Hashes { request, hashes } => {
+                if !self.on_leaf_hashes(now, conn, &request, &hashes) {
+                    self.on_hashes(now, conn, request, hashes)
+                }
+            }
+            PeerEvent::HashesRejected(request) => {
+                if !self.on_leaf_hashes_rejected(now, conn, &request) {
+                    self.on_hashes_rejected(now, conn, request)
+                }
+            }
             PeerEvent::Interested | PeerEvent::NotInterested => {
                 // Unchoke promptly when a slot is free rather than waiting
                 // up to 10 s for the next round.

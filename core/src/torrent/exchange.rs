@@ -66,6 +66,8 @@ pub struct PeerExchange {
     metadata_served: u32,
     /// BEP 52 hash requests answered for it.
     pub(super) hashes_served: u32,
+    /// BEP 52 leaf requests it made (each costs a piece read).
+    pub(super) leaves_served: u32,
 }
 
 impl PeerExchange {

@@ -48,6 +48,7 @@ mod connections;
 pub mod exchange;
 pub mod holepunch;
 mod layers;
+mod leaves;
 mod metadata;
 mod outputs;
 pub mod peers;
@@ -239,6 +240,9 @@ pub struct Torrent {
     punch: Holepunch,
     /// Web seeds (BEP 19) and the runs asked of them.
     web: web_seeds::WebSeeds,
+    /// Failed v2 pieces waiting for their leaf hashes, and leaf requests
+    /// being answered (BEP 52).
+    leaves: leaves::Leaves,
     rng: Rng,
     now: Instant,
 }
@@ -309,6 +313,7 @@ impl Torrent {
             pending_reads: VecDeque::new(),
             punch: Holepunch::default(),
             web: web_seeds::WebSeeds::default(),
+            leaves: leaves::Leaves::default(),
             info,
             config,
             rng,
@@ -503,6 +508,9 @@ impl Torrent {
         if let Some(due) = self.fetch.as_ref().and_then(|f| f.poll_timeout()) {
             t = t.min(due);
         }
+        if let Some(due) = self.leaves_timeout() {
+            t = t.min(due);
+        }
         if self.is_connecting() && self.peers.len() < self.max_peers() {
             if let Some(due) = self.list.next_deadline() {
                 t = t.min(due.max(self.next_connect));
@@ -600,6 +608,7 @@ impl Torrent {
         if let Some(f) = self.fetch.as_mut() {
             f.expire(now);
         }
+        self.expire_leaf_requests(now);
         self.pump_uploads(now);
         self.fill_requests(now);
     }

@@ -25,6 +25,15 @@ pub enum TorrentEvent {
         /// Peers that sent blocks of it.
         contributors: Vec<SocketAddr>,
     },
+    /// A failed v2 piece's leaf hashes (BEP 52) showed which of its
+    /// blocks were bad: `senders` sent them (and were banned), the other
+    /// peers that sent blocks of it are not blamed.
+    BadBlocks {
+        /// The piece.
+        piece: PieceIndex,
+        /// The peers whose blocks were bad (web seeds are not listed).
+        senders: Vec<SocketAddr>,
+    },
     /// Every wanted piece is on disk.
     Finished,
     /// A peer session is established.

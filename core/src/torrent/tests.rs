@@ -25,6 +25,7 @@ fn info_for(data: &[u8], piece: u32) -> TorrentInfo {
 mod holepunch;
 mod metadata;
 mod session;
+mod v2_blame;
 mod v2_magnet;
 mod web_seeds;
 

@@ -63,6 +63,9 @@ impl Torrent {
         data: Option<&[u8]>,
     ) {
         self.now = now;
+        if self.leaf_read_done(now, conn, block, data) {
+            return;
+        }
         let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) else {
             return;
         };

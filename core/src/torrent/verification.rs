@@ -53,14 +53,17 @@ impl Torrent {
         let contributors: Vec<ConnId> = self.picker.contributors(piece).to_vec();
         // Each contributor with its own address: connected, or gone since
         // (kept in `departed`; pairing two lists by position would blame
-        // the wrong peer).
-        let present: Vec<(ConnId, SocketAddr)> = contributors
+        // the wrong peer). Web seeds have none.
+        let sources: Vec<(ConnId, Option<SocketAddr>)> = contributors
             .iter()
-            .filter_map(|c| {
+            .map(|c| {
                 let addr = self.peers.get(c).map(|peer| peer.addr);
-                addr.or_else(|| self.departed.get(c).copied())
-                    .map(|a| (*c, a))
+                (*c, addr.or_else(|| self.departed.get(c).copied()))
             })
+            .collect();
+        let present: Vec<(ConnId, SocketAddr)> = sources
+            .iter()
+            .filter_map(|(c, a)| a.map(|a| (*c, a)))
             .collect();
         let addrs: Vec<SocketAddr> = present.iter().map(|(_, a)| *a).collect();
         let exclusive = self.exclusive_pieces.remove(&p).is_some();
@@ -71,31 +74,49 @@ impl Torrent {
             }
             self.after_write(now, piece, written);
             return;
-        } else {
-            self.release_buffer(p);
-            self.picker.on_hash_failed(piece);
-            self.emit(TorrentEvent::HashFailed {
-                piece,
-                contributors: addrs.clone(),
-            });
-            // A contributor already banned (for bad data elsewhere) is the
-            // likely culprit: its honest co-contributors keep their trust,
-            // or every piece a liar touched before it was caught would
-            // cost them some until they too were banned.
-            if addrs.iter().any(|a| self.list.is_banned(a)) {
-                self.fill_requests(now);
-                return;
-            }
-            self.blame_web_seeds(piece, &contributors);
-            let sole = contributors.len() == 1;
-            for (conn, addr) in present {
-                if self.list.bad_piece(&addr, sole) {
-                    self.emit(TorrentEvent::PeerBanned(addr));
-                    self.drop_peer(now, conn, CloseReason::Protocol(PeerError::BadData), true);
-                }
-            }
+        }
+        self.emit(TorrentEvent::HashFailed {
+            piece,
+            contributors: addrs.clone(),
+        });
+        // A contributor already banned (for bad data elsewhere) is the
+        // likely culprit: its honest co-contributors keep their trust,
+        // or every piece a liar touched before it was caught would
+        // cost them some until they too were banned.
+        let known_liar = addrs.iter().any(|a| self.list.is_banned(a));
+        // A v2 piece's leaves can tell exactly who sent the bad blocks
+        // (the blame then waits for them).
+        let deferred = !known_liar && self.blame_by_leaves(now, piece, &present);
+        self.release_buffer(p);
+        self.picker.on_hash_failed(piece);
+        if !known_liar && !deferred {
+            self.blame(now, piece, &sources, contributors.len() == 1);
         }
         self.fill_requests(now);
+    }
+
+    /// Blames `culprits` for `piece`: each loses trust (and is banned when
+    /// `sole`, the certain culprit, or out of trust); a web seed is
+    /// dropped.
+    pub(super) fn blame(
+        &mut self,
+        now: Instant,
+        piece: PieceIndex,
+        culprits: &[(ConnId, Option<SocketAddr>)],
+        sole: bool,
+    ) {
+        let conns: Vec<ConnId> = culprits.iter().map(|(c, _)| *c).collect();
+        self.blame_web_seeds(piece, &conns, sole);
+        for (conn, addr) in culprits {
+            let Some(addr) = addr else {
+                continue;
+            };
+            let known = self.list.is_banned(addr);
+            if self.list.bad_piece(addr, sole) && !known {
+                self.emit(TorrentEvent::PeerBanned(*addr));
+                self.drop_peer(now, *conn, CloseReason::Protocol(PeerError::BadData), true);
+            }
+        }
     }
 
     pub(super) fn release_buffer(&mut self, piece: u32) {

@@ -405,9 +405,8 @@ impl Torrent {
     /// A piece failed its hash check: which of its `contributors` are web
     /// seeds (they are blamed here; the rest are peers). A sole source is
     /// dropped at once, one of several at its second bad piece.
-    pub(super) fn blame_web_seeds(&mut self, piece: PieceIndex, contributors: &[ConnId]) {
-        let sole = contributors.len() == 1;
-        for c in contributors {
+    pub(super) fn blame_web_seeds(&mut self, piece: PieceIndex, culprits: &[ConnId], sole: bool) {
+        for c in culprits {
             let Some(seed) = self.web.seed_of(*c) else {
                 continue;
             };

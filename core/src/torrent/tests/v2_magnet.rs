@@ -22,7 +22,11 @@ fn v2_torrent() -> (TorrentInfo, Vec<u8>) {
 
 /// A torrent of `files` (name, length, a byte pattern) in `format` (v2 or
 /// hybrid, whose files are whole pieces here), and its bytes on disk.
-fn build(format: TorrentFormat, piece: u32, files: &[(&str, usize, u8)]) -> (TorrentInfo, Vec<u8>) {
+pub(super) fn build(
+    format: TorrentFormat,
+    piece: u32,
+    files: &[(&str, usize, u8)],
+) -> (TorrentInfo, Vec<u8>) {
     let mut b = TorrentBuilder::multi_file("v2");
     b.set_piece_length(piece);
     b.set_format(format);
