@@ -16,6 +16,7 @@
 
 pub mod compat;
 pub mod daemon;
+pub mod hash_probe;
 pub mod lt;
 pub use lt::Libtorrent;
 pub mod netns;

@@ -4,12 +4,20 @@
 //! info` gives libtorrent's hashes; a v2 seeder that sends wrong data is
 //! banned while an honest one completes the download; magnet links both
 //! ways (v2's piece layers over BEP 52 hash requests); a hybrid download
-//! fed at once by a seeder on a v1 connection and one on a v2 connection.
+//! fed at once by a seeder on a v1 connection and one on a v2 connection;
+//! leaf hashes (a failed piece's bad blocks) asked of libtorrent and of
+//! bittide, answered alike.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use bittide_core::metainfo::hash_tree::implied_root;
+use bittide_core::metainfo::merkle::{self, Hash};
+use bittide_core::wire::HashRequest;
+use bittide_core::InfoHash;
+use bittide_tests::hash_probe::ask_hashes;
 use bittide_tests::{
     bittide, content_bytes, free_port, libtorrent, libtorrent_server, run_bittide, run_bounded,
     start_seeding, ChildGuard, Libtorrent, TempDir,
@@ -402,6 +410,85 @@ fn a_v2_seeder_sending_wrong_data_is_banned_and_an_honest_one_completes() {
         events.contains(&format!("\"peer\":\"127.0.0.1:{bad}\"")),
         "the liar was not banned: {events}"
     );
+}
+
+/// The leaf requests bittide sends for a failed v2 piece (base layer 0,
+/// a piece's leaves; here also with proof up to the root), asked of `addr`
+/// seeding `lt_torrent`'s v2 torrent (named `name`) and checked against
+/// the file's bytes: the leaves come to the piece's hash, the proof to the
+/// file's root. Returns the answers.
+fn leaf_answers(addr: SocketAddr, name: InfoHash, big: &[u8]) -> Vec<Vec<Hash>> {
+    let (piece, per_piece) = (32 * 1024, 2u32);
+    let root = merkle::root_of_data(big, 0);
+    // 300,000 bytes: 10 pieces (16 in the padded layer) of 2 leaves, 5
+    // layers below the root. The last piece holds one leaf of file bytes.
+    let mut answers = Vec::new();
+    for (p, proof_layers) in [(0u32, 0u32), (3, 0), (9, 0), (4, 4), (9, 4)] {
+        let request = HashRequest {
+            pieces_root: root,
+            base_layer: 0,
+            index: p * per_piece,
+            length: per_piece,
+            proof_layers,
+        };
+        let answer =
+            ask_hashes(addr, name, request).unwrap_or_else(|| panic!("{addr} refused {request:?}"));
+        let start = p as usize * piece;
+        let bytes = &big[start..big.len().min(start + piece)];
+        let leaves = &answer[..per_piece as usize];
+        assert_eq!(
+            merkle::root(leaves.to_vec(), 2, [0; 32]),
+            merkle::root_of_data(bytes, 2),
+            "{addr}: piece {p}'s leaves"
+        );
+        assert_eq!(leaves[0], merkle::leaf(&bytes[..bytes.len().min(16384)]));
+        if proof_layers > 0 {
+            assert_eq!(
+                implied_root(&request, &answer, [0; 32]),
+                Some(root),
+                "{addr}: piece {p}'s proof"
+            );
+        }
+        answers.push(answer);
+    }
+    answers
+}
+
+/// libtorrent answers the leaf requests bittide sends when a v2 piece
+/// fails (BEP 52 `hash request`, base layer 0), and `bittide seed`
+/// answers the same requests with the same hashes.
+#[test]
+fn leaf_hashes_are_traded_with_libtorrent_for_pinning_bad_blocks() {
+    let dir = TempDir::new("v2-leaves");
+    let (src, torrent) = lt_torrent(Libtorrent::Debian, dir.path(), "v2");
+    let big = std::fs::read(src.join("tree/big.bin")).unwrap();
+    let name: String = info_json(&torrent)["info_hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let name = InfoHash::from_hex(name.as_bytes()).expect("a hex info-hash");
+    let port = free_port();
+    let seeder = libtorrent_server(&[
+        "seed",
+        torrent.to_str().unwrap(),
+        src.to_str().unwrap(),
+        &port.to_string(),
+    ]);
+    let from_libtorrent = leaf_answers(SocketAddr::from(([127, 0, 0, 1], port)), name, &big);
+    drop(seeder);
+    let port = free_port();
+    let log = dir.path().join("seed.log");
+    let mut seed = Command::new(bittide());
+    seed.arg("seed").arg(&torrent).arg("-o").arg(&src).args([
+        "--no-dht",
+        "--json",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let child = ChildGuard(start_seeding(&mut seed, &log, Duration::from_secs(30)));
+    let from_bittide = leaf_answers(SocketAddr::from(([127, 0, 0, 1], port)), name, &big);
+    drop(child);
+    assert_eq!(from_bittide, from_libtorrent);
 }
 
 #[test]
