@@ -103,8 +103,9 @@ impl Engine {
                     },
                 }),
                 TorrentOutput::Announce { url, request } => {
-                    // A hybrid announces under its v2 name too (BEP 52),
-                    // as libtorrent does: v2-only clients look for it so.
+                    // A hybrid announces under its other name too (BEP
+                    // 52), as libtorrent does: v2-only clients look for it
+                    // by its v2 name, v1-only ones by its v1 hash.
                     let other = self.torrents.get(&id).and_then(|t| t.info().other_hash());
                     let v2 = other.map(|info_hash| AnnounceRequest {
                         info_hash,
@@ -156,7 +157,7 @@ impl Engine {
         };
         let private = t.is_private();
         let info = t.info().clone();
-        // A hybrid found by its v1 hash learns its v2 name from the
+        // A hybrid found by one of its names learns the other from the
         // metadata (BEP 52): peers of that swarm reach it from now on.
         if let Some(v2) = info.other_hash() {
             self.by_hash.entry(v2).or_insert(id);

@@ -22,6 +22,10 @@ pub struct TorrentInfo {
     pub info_hash: InfoHash,
     /// The full v2 info-hash of a hybrid or v2-only torrent.
     pub info_hash_v2: Option<[u8; 32]>,
+    /// A hybrid's v1 info-hash (SHA-1 of its info dictionary), which is
+    /// its second name when it goes by its v2 name (added by a `btmh`
+    /// magnet link); `None` for v1-only and v2-only torrents.
+    pub info_hash_v1: Option<InfoHash>,
     /// Piece and file geometry.
     pub layout: FileLayout,
     /// What every piece must hash to (v1 SHA-1s, or BEP 52 merkle roots
@@ -42,12 +46,17 @@ pub struct TorrentInfo {
 }
 
 impl TorrentInfo {
-    /// A hybrid torrent's other name on the wire: its v2 info-hash
-    /// truncated (BEP 52), which peers of the v2 swarm know it by. `None`
-    /// for v1-only and v2-only torrents (those have one name).
+    /// A hybrid torrent's other name on the wire (BEP 52): its v2
+    /// info-hash truncated, which peers of the v2 swarm know it by — or,
+    /// for a hybrid that goes by that name (added by a `btmh` magnet
+    /// link), its v1 info-hash. `None` for v1-only and v2-only torrents
+    /// (those have one name).
     pub fn other_hash(&self) -> Option<InfoHash> {
         let v2 = InfoHash::truncated(self.info_hash_v2.as_ref()?);
-        (v2 != self.info_hash).then_some(v2)
+        if v2 != self.info_hash {
+            return Some(v2);
+        }
+        self.info_hash_v1.filter(|v1| *v1 != self.info_hash)
     }
 
     /// Every name the torrent answers to: its info-hash, then a hybrid's
@@ -90,6 +99,7 @@ impl TorrentInfo {
         TorrentInfo {
             info_hash,
             info_hash_v2: None,
+            info_hash_v1: info.is_hybrid().then(|| InfoHash::of_info(&raw)),
             layout: info.layout().clone(),
             piece_hashes: (0..count)
                 .filter_map(|p| info.piece_hash(PieceIndex(p)).map(PieceHash::V1))

@@ -147,6 +147,7 @@ impl Torrent {
         let info = TorrentInfo {
             info_hash,
             info_hash_v2: None,
+            info_hash_v1: None,
             layout,
             piece_hashes: Vec::new(),
             private: false,

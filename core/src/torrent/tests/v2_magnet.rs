@@ -223,3 +223,30 @@ fn with_only_a_liar_the_torrent_never_starts() {
     assert_eq!(banned(&nodes[0]), vec![addr(0)]);
     assert_eq!(nodes[0].t.state(), TorrentState::FetchingMetadata);
 }
+
+/// A hybrid added by its v2 name alone (a `btmh` magnet) goes by that
+/// name, and learns its v1 name from the metadata: its second swarm, now
+/// and after a restart from its saved .torrent.
+#[test]
+fn a_hybrid_known_by_its_v2_name_has_its_v1_hash_as_other_name() {
+    let files = [("a.bin", 4 * PIECE as usize, 9)];
+    let (real, data) = build(TorrentFormat::Hybrid, PIECE, &files);
+    let v2_name = InfoHash::truncated(&real.info_hash_v2.unwrap());
+    let mut nodes = swarm(&real, vec![(real.clone(), data.clone())]);
+    let got = download(&mut nodes).expect("downloaded");
+    assert_eq!(got, data);
+    let info = nodes[0].t.info();
+    assert_eq!(info.info_hash, v2_name);
+    assert_eq!(info.other_hash(), Some(real.info_hash));
+    assert_eq!(info.names(), vec![v2_name, real.info_hash]);
+    // Reloaded from its .torrent under the name it goes by.
+    let file = nodes[0].t.torrent_file().unwrap();
+    let reloaded = TorrentInfo {
+        info_hash: v2_name,
+        ..TorrentInfo::from_metainfo(&Metainfo::from_bytes(&file).unwrap())
+    };
+    assert_eq!(reloaded.other_hash(), Some(real.info_hash));
+    // A v1 torrent and a v2-only one have one name.
+    let (v2_only, _) = v2_torrent();
+    assert_eq!(v2_only.other_hash(), None);
+}
