@@ -71,6 +71,22 @@ fn same_tree(a: &Path, b: &Path) {
     }
 }
 
+/// `bittide seed` of `torrent` from `content` on a free port, once it
+/// seeds (its log in `dir`); the guard stops it however the test ends.
+fn bittide_seed(dir: &Path, torrent: &Path, content: &Path) -> (ChildGuard, u16) {
+    let port = free_port();
+    let log = dir.join("seed.log");
+    let mut seed = Command::new(bittide());
+    seed.arg("seed").arg(torrent).arg("-o").arg(content).args([
+        "--no-dht",
+        "--json",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let child = ChildGuard(start_seeding(&mut seed, &log, Duration::from_secs(30)));
+    (child, port)
+}
+
 /// `bittide download` from `peers` (JSON events returned), failing the
 /// test if it fails.
 fn download(torrent: &Path, out: &Path, peers: &[String]) -> String {
@@ -112,17 +128,7 @@ fn both_ways(lt: Libtorrent, mode: &str) {
     drop(seeder);
     same_tree(&src.join("tree"), &out.join("tree"));
     // To libtorrent, from what bittide downloaded.
-    let port = free_port();
-    let log = dir.path().join("seed.log");
-    let mut seed = Command::new(bittide());
-    seed.arg("seed").arg(&torrent).arg("-o").arg(&out).args([
-        "--no-dht",
-        "--json",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-    ]);
-    // Killed however the test ends.
-    let child = ChildGuard(start_seeding(&mut seed, &log, Duration::from_secs(30)));
+    let (child, port) = bittide_seed(dir.path(), &torrent, &out);
     let lt_out = dir.path().join("lt-out");
     let said = lt.run(&[
         "leech",
@@ -164,17 +170,7 @@ fn a_hybrid_torrent_downloads_from_and_seeds_to_libtorrent_2_1() {
 fn magnet_from_bittide(lt: Libtorrent, mode: &str) {
     let dir = TempDir::new(&format!("v2-magnet-{mode}"));
     let (src, torrent) = lt_torrent(lt, dir.path(), mode);
-    let port = free_port();
-    let log = dir.path().join("seed.log");
-    let mut seed = Command::new(bittide());
-    seed.arg("seed").arg(&torrent).arg("-o").arg(&src).args([
-        "--no-dht",
-        "--json",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-    ]);
-    // Killed however the test ends.
-    let child = ChildGuard(start_seeding(&mut seed, &log, Duration::from_secs(30)));
+    let (child, port) = bittide_seed(dir.path(), &torrent, &src);
     let magnet = info_json(&torrent)["magnet"].as_str().unwrap().to_owned();
     assert!(magnet.contains("btmh:1220"), "{magnet}");
     let lt_out = dir.path().join("lt-out");
@@ -197,7 +193,7 @@ fn magnet_from_bittide(lt: Libtorrent, mode: &str) {
     assert!(
         said.starts_with("done "),
         "libtorrent's magnet download: {said}\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
+        std::fs::read_to_string(dir.path().join("seed.log")).unwrap_or_default()
     );
     same_tree(&src.join("tree"), &lt_out.join("tree"));
 }
@@ -476,16 +472,7 @@ fn leaf_hashes_are_traded_with_libtorrent_for_pinning_bad_blocks() {
     ]);
     let from_libtorrent = leaf_answers(SocketAddr::from(([127, 0, 0, 1], port)), name, &big);
     drop(seeder);
-    let port = free_port();
-    let log = dir.path().join("seed.log");
-    let mut seed = Command::new(bittide());
-    seed.arg("seed").arg(&torrent).arg("-o").arg(&src).args([
-        "--no-dht",
-        "--json",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-    ]);
-    let child = ChildGuard(start_seeding(&mut seed, &log, Duration::from_secs(30)));
+    let (child, port) = bittide_seed(dir.path(), &torrent, &src);
     let from_bittide = leaf_answers(SocketAddr::from(([127, 0, 0, 1], port)), name, &big);
     drop(child);
     assert_eq!(from_bittide, from_libtorrent);

@@ -39,16 +39,8 @@ impl FileTree {
         let width = layer.len().max(1).next_power_of_two();
         let mut bottom = layer.to_vec();
         bottom.resize(width, merkle::zero_subtree(piece_length as usize / LEAF));
-        let mut layers = vec![bottom];
-        while let Some(top) = layers.last().filter(|l| l.len() > 1) {
-            let up = top
-                .chunks(2)
-                .map(|p| merkle::parent(&p[0], &p[1]))
-                .collect();
-            layers.push(up);
-        }
         FileTree {
-            layers,
+            layers: merkle::layers(bottom),
             piece_layer: (piece_length as usize / LEAF).trailing_zeros(),
             pieces: layer.len(),
         }

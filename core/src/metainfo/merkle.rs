@@ -39,6 +39,17 @@ pub fn root(mut layer: Vec<Hash>, width: usize, pad: Hash) -> Hash {
     layer[0]
 }
 
+/// Every layer of the tree over `bottom` (a power of two wide), bottom
+/// first, the root alone last.
+pub fn layers(bottom: Vec<Hash>) -> Vec<Vec<Hash>> {
+    let mut layers = vec![bottom];
+    while let Some(top) = layers.last().filter(|l| l.len() > 1) {
+        let up = top.chunks(2).map(|p| parent(&p[0], &p[1])).collect();
+        layers.push(up);
+    }
+    layers
+}
+
 /// Bytes in, leaf hashes out: cut into 16 KiB leaves as they come, in
 /// any chunks (the last leaf may be shorter).
 #[derive(Clone, Debug, Default)]

@@ -94,6 +94,16 @@ struct Case {
     tried: BTreeSet<ConnId>,
 }
 
+impl Leaves {
+    /// The failed piece whose leaves `request` asked for, and its case.
+    fn case_for(&self, request: &HashRequest) -> Option<(u32, &Case)> {
+        self.cases
+            .iter()
+            .find(|(_, c)| c.request == *request)
+            .map(|(p, c)| (*p, c))
+    }
+}
+
 /// Every v2 file with content, its root from its piece hashes: a file of
 /// one piece has that piece's hash as root, a longer one the root over its
 /// piece layer.
@@ -266,12 +276,7 @@ impl Torrent {
         request: &HashRequest,
         hashes: &HashList,
     ) -> bool {
-        let Some((&piece, case)) = self
-            .leaves
-            .cases
-            .iter()
-            .find(|(_, c)| c.request == *request)
-        else {
+        let Some((piece, case)) = self.leaves.case_for(request) else {
             return false;
         };
         let answer = hashes.to_vec();
@@ -325,16 +330,13 @@ impl Torrent {
         conn: ConnId,
         request: &HashRequest,
     ) -> bool {
-        let Some((&piece, case)) = self
-            .leaves
-            .cases
-            .iter_mut()
-            .find(|(_, c)| c.request == *request)
-        else {
+        let Some((piece, case)) = self.leaves.case_for(request) else {
             return false;
         };
         if matches!(case.asked, Some((c, _)) if c == conn) {
-            case.asked = None;
+            if let Some(case) = self.leaves.cases.get_mut(&piece) {
+                case.asked = None;
+            }
             self.ask_for_leaves(now, piece);
         }
         true
@@ -506,14 +508,7 @@ pub(super) fn leaf_answer(
     upper: &[Hash],
 ) -> Vec<Hash> {
     let first = (request.index % per_piece) as usize;
-    let mut layers = vec![piece_leaves];
-    while let Some(top) = layers.last().filter(|l| l.len() > 1) {
-        let up = top
-            .chunks(2)
-            .map(|p| merkle::parent(&p[0], &p[1]))
-            .collect();
-        layers.push(up);
-    }
+    let layers = merkle::layers(piece_leaves);
     let mut out = layers[0][first..first + request.length as usize].to_vec();
     for layer in request.uncle_layers() {
         // The piece's root layer has no sibling here: those uncles are
