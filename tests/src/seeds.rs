@@ -26,7 +26,7 @@ use trackers::{
 pub type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The targets that have seeds.
-pub const TARGETS: [&str; 37] = [
+pub const TARGETS: [&str; 38] = [
     "bencode",
     "metainfo",
     "magnet",
@@ -50,6 +50,7 @@ pub const TARGETS: [&str; 37] = [
     "dht_state",
     "engine_routing",
     "torrent_swarm",
+    "torrent_swarm_v2",
     "resume",
     "tracker_front",
     "units",
@@ -92,6 +93,7 @@ pub fn for_target(target: &str) -> Seeds {
         "dht_state" => dht_state(),
         "engine_routing" => random_seeds(79),
         "torrent_swarm" => random_seeds(80),
+        "torrent_swarm_v2" => random_seeds(86),
         "web_seed" => random_seeds(84),
         "file_tree" => file_tree(),
         "hash_tree" => random_seeds(85),

@@ -36,6 +36,7 @@ fn entry(target: &str) -> fn(&[u8]) {
         "dht_state" => fuzzing::dht_state,
         "engine_routing" => fuzzing::engine_routing,
         "torrent_swarm" => fuzzing::torrent_swarm,
+        "torrent_swarm_v2" => fuzzing::torrent_swarm_v2,
         "utp_packet" => fuzzing::utp_packet,
         "utp_connection" => fuzzing::utp_connection,
         "mse_initiator" => fuzzing::mse_initiator,

@@ -40,7 +40,7 @@ pub use fetch::metadata_fetch;
 pub use mse::{mse_initiator, mse_responder};
 pub use paths::disk_paths;
 pub use peer::peer_session_ops;
-pub use swarm::torrent_swarm;
+pub use swarm::{torrent_swarm, torrent_swarm_v2};
 pub use tracker::{
     tracker_http_request, tracker_http_response, tracker_udp_client, tracker_udp_server,
 };

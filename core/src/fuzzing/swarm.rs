@@ -1,5 +1,7 @@
 //! The multi-peer torrent target: one `Torrent` among four hostile peers,
-//! the multi-peer counterpart of `peer_session_ops`.
+//! the multi-peer counterpart of `peer_session_ops`; `torrent_swarm_v2`
+//! is the same swarm over a v2-only torrent, whose peers also trade leaf
+//! hashes (BEP 52).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -8,12 +10,15 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::handles::ConnId;
-use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder};
+use crate::metainfo::hash_tree::implied_root;
+use crate::metainfo::merkle::{self, Hash, LEAF};
+use crate::metainfo::{Metainfo, PieceHasher, TorrentBuilder, TorrentFormat, V2PieceHasher};
 use crate::torrent::exchange::{OUR_UT_METADATA, OUR_UT_PEX};
 use crate::torrent::{StartMode, Torrent, TorrentConfig, TorrentEvent, TorrentInfo, TorrentOutput};
 use crate::wire::{
-    BlockRef, ExtensionHandshake, Frame, FrameDecoder, FrameLimits, Handshake, MetadataMessage,
-    PeerId, PexFlags, PexMessage, Reserved, BLOCK_SIZE, METADATA_PIECE,
+    BlockRef, ExtensionHandshake, Frame, FrameDecoder, FrameLimits, Handshake, HashList,
+    HashRequest, MetadataMessage, PeerId, PexFlags, PexMessage, Reserved, BLOCK_SIZE,
+    METADATA_PIECE,
 };
 use crate::{Bitfield, Instant, PieceIndex, Seed};
 
@@ -57,6 +62,18 @@ enum SwarmOp {
     DiskFull(bool),
     /// The clock moves and deadlines run.
     Advance(u16),
+    /// A peer asks for leaf hashes (base layer 0) of the file, or of a
+    /// root that is not the file's.
+    HashRequest {
+        peer: u8,
+        index: u16,
+        length: u8,
+        proof_layers: u8,
+        other_root: bool,
+    },
+    /// A peer answers the hash requests we sent it: the real hashes, or
+    /// each one flipped.
+    Hashes { peer: u8, honest: bool },
     /// A peer's connection closes.
     Close { peer: u8 },
     /// A peer whose connection closed connects again.
@@ -112,12 +129,18 @@ struct Peer {
     /// Its ids for ut_metadata and ut_pex (what we send it arrives
     /// under these).
     metadata_id: u8,
+    /// Hash requests we sent it and it has not answered.
+    hashes_asked: Vec<HashRequest>,
 }
 
 struct Swarm {
     t: Torrent,
     now: Instant,
+    /// The torrent's bytes on disk (a v2 file is padded to a piece).
     content: Vec<u8>,
+    /// A v2 torrent's file root and its leaves (padded to a power of
+    /// two); `None` for v1.
+    tree: Option<(Hash, Vec<Hash>)>,
     metadata: Vec<u8>,
     /// The simulated disk: what the torrent had written.
     disk: Vec<u8>,
@@ -143,19 +166,47 @@ fn block(piece: u8, b: u8, len: u32) -> BlockRef {
 }
 
 impl Swarm {
-    fn new() -> Swarm {
-        let content: Vec<u8> = (0..LENGTH as u32).map(|i| (i * 13 % 251) as u8).collect();
+    fn new(v2: bool) -> Swarm {
+        let mut content: Vec<u8> = (0..LENGTH as u32).map(|i| (i * 13 % 251) as u8).collect();
         let mut b = TorrentBuilder::single_file("s.bin", LENGTH as u64);
         b.set_piece_length(PIECE);
-        let mut h = PieceHasher::new(PIECE);
-        h.update(&content);
-        let bytes = b.build(&h.finish()).expect("valid torrent");
+        let bytes = if v2 {
+            b.set_format(TorrentFormat::V2);
+            let pieces: Vec<_> = content
+                .chunks(PIECE as usize)
+                .map(|c| {
+                    let mut h = V2PieceHasher::new(PIECE, false);
+                    h.update(c);
+                    h.finish()
+                })
+                .collect();
+            b.build_v2(&[], &pieces)
+        } else {
+            let mut h = PieceHasher::new(PIECE);
+            h.update(&content);
+            b.build(&h.finish())
+        };
+        let bytes = bytes.expect("valid torrent");
+        let tree = v2.then(|| {
+            let mut leaves: Vec<Hash> = content.chunks(LEAF).map(merkle::leaf).collect();
+            leaves.resize(leaves.len().next_power_of_two(), [0; 32]);
+            (merkle::root_of_data(&content, 0), leaves)
+        });
+        // A v2 file ends on a piece boundary (zeros after it).
+        content.resize(
+            if v2 {
+                (PIECES * PIECE) as usize
+            } else {
+                LENGTH
+            },
+            0,
+        );
         let m = Metainfo::from_bytes(&bytes).expect("our torrent parses");
         let metadata = m.info.raw().to_vec();
         let info = TorrentInfo::from_metainfo(&m);
         // Pieces 0 and 1 are on disk already: it uploads and downloads.
         let mut have = Bitfield::new(PIECES);
-        let mut disk = vec![0u8; LENGTH];
+        let mut disk = vec![0u8; content.len()];
         for p in 0..2 {
             have.set(PieceIndex(p));
             let r = (p * PIECE) as usize..((p + 1) * PIECE) as usize;
@@ -180,12 +231,14 @@ impl Swarm {
                 decoder: FrameDecoder::new(FrameLimits::default()),
                 asked: Vec::new(),
                 metadata_id: 0,
+                hashes_asked: Vec::new(),
             })
             .collect();
         let mut s = Swarm {
             t,
             now: Instant::ZERO,
             content,
+            tree,
             metadata,
             disk,
             disk_full: false,
@@ -224,10 +277,11 @@ impl Swarm {
             }),
             asked: Vec::new(),
             metadata_id: 0,
+            hashes_asked: Vec::new(),
         };
         let mut hs = Vec::new();
         Handshake {
-            reserved: Reserved::FAST.with(Reserved::EXTENSION),
+            reserved: Reserved::FAST.with(Reserved::EXTENSION).with(Reserved::V2),
             info_hash: self.t.info_hash(),
             peer_id: PeerId([i as u8 + 1; 20]),
         }
@@ -279,6 +333,23 @@ impl Swarm {
                     p.asked.push(b);
                 }
                 Frame::Cancel(b) => p.asked.retain(|a| *a != b),
+                Frame::HashRequest(r) => {
+                    assert_eq!(r.base_layer, 0, "asked for other than leaves: {r:?}");
+                    p.hashes_asked.push(r);
+                }
+                Frame::Hashes { request, hashes } => {
+                    let (root, leaves) = self.tree.as_ref().expect("hashes of a v1 torrent");
+                    let answer = hashes.to_vec();
+                    let (i, n) = (request.index as usize, request.length as usize);
+                    assert_eq!(request.base_layer, 0, "answered other than leaves");
+                    assert_eq!(request.pieces_root, *root, "answered for another root");
+                    assert_eq!(answer.len(), n + request.uncle_count() as usize);
+                    assert_eq!(leaves.get(i..i + n), Some(&answer[..n]), "wrong leaves");
+                    let top = leaves.len().trailing_zeros();
+                    if request.proof_layers + 1 == top {
+                        assert_eq!(implied_root(&request, &answer, [0; 32]), Some(*root));
+                    }
+                }
                 Frame::Extended { id, payload } if id != 0 && id == p.metadata_id => {
                     if let Ok(MetadataMessage::Data {
                         piece,
@@ -341,8 +412,12 @@ impl Swarm {
                         let mut at = 0;
                         for s in slices {
                             let len = s.length as usize;
-                            let off = s.offset as usize;
-                            self.disk[off..off + len].copy_from_slice(&data[at..at + len]);
+                            // The single file is first; padding is not
+                            // written.
+                            if !s.padding {
+                                let off = s.offset as usize;
+                                self.disk[off..off + len].copy_from_slice(&data[at..at + len]);
+                            }
                             at += len;
                         }
                     }
@@ -563,6 +638,48 @@ impl Swarm {
                 };
                 self.send(peer(p), frame_bytes(&f));
             }
+            SwarmOp::HashRequest {
+                peer: p,
+                index,
+                length,
+                proof_layers,
+                other_root,
+            } => {
+                let root = self.tree.as_ref().map_or([0; 32], |(r, _)| *r);
+                let f = Frame::HashRequest(HashRequest {
+                    pieces_root: if other_root { [7; 32] } else { root },
+                    base_layer: 0,
+                    index: u32::from(index),
+                    length: u32::from(length),
+                    proof_layers: u32::from(proof_layers % 8),
+                });
+                self.send(peer(p), frame_bytes(&f));
+            }
+            SwarmOp::Hashes { peer: p, honest } => {
+                let i = peer(p);
+                let asked = std::mem::take(&mut self.peers[i].hashes_asked);
+                let Some((_, leaves)) = self.tree.as_ref() else {
+                    return;
+                };
+                let mut out = Vec::new();
+                for request in asked {
+                    let (at, n) = (request.index as usize, request.length as usize);
+                    let Some(real) = leaves.get(at..at + n) else {
+                        continue;
+                    };
+                    let hashes: Vec<Hash> = if honest {
+                        real.to_vec()
+                    } else {
+                        real.iter().map(|h| h.map(|b| !b)).collect()
+                    };
+                    Frame::Hashes {
+                        request,
+                        hashes: HashList::from_hashes(&hashes),
+                    }
+                    .encode(&mut out);
+                }
+                self.send(i, Bytes::from(out));
+            }
             SwarmOp::DiskFull(full) => self.disk_full = full,
             SwarmOp::Advance(ms) => {
                 self.now += Duration::from_millis(u64::from(ms) * 20);
@@ -619,11 +736,26 @@ impl Swarm {
 /// requests what it has, reads what it lacks, or speaks on a closed
 /// connection; a banned peer is never let back in.
 pub fn torrent_swarm(data: &[u8]) {
+    run_swarm(data, false);
+}
+
+/// torrent_swarm_v2: the same swarm over a v2-only torrent (one file of
+/// six 32 KiB pieces, two leaves each), whose peers also ask for leaf
+/// hashes (any index, length and proof, of the file's root or another)
+/// and answer ours, honestly or not. On top of `torrent_swarm`'s checks:
+/// every leaf answer we send is the real leaves with as many uncles as
+/// asked and, with a full proof, comes to the file's root; we only ever
+/// ask for leaves (a failed piece's).
+pub fn torrent_swarm_v2(data: &[u8]) {
+    run_swarm(data, true);
+}
+
+fn run_swarm(data: &[u8], v2: bool) {
     let mut u = arbitrary::Unstructured::new(data);
     let Ok(ops) = u.arbitrary::<Vec<SwarmOp>>() else {
         return;
     };
-    let mut s = Swarm::new();
+    let mut s = Swarm::new(v2);
     s.drain();
     s.check();
     for op in ops {
