@@ -63,10 +63,11 @@ enum SwarmOp {
     /// The clock moves and deadlines run.
     Advance(u16),
     /// A peer asks for leaf hashes (base layer 0) of the file, or of a
-    /// root that is not the file's.
+    /// root that is not the file's (index, length and proof cut to near
+    /// the file's 16 leaves and 4 layers).
     HashRequest {
         peer: u8,
-        index: u16,
+        index: u8,
         length: u8,
         proof_layers: u8,
         other_root: bool,
@@ -649,9 +650,11 @@ impl Swarm {
                 let f = Frame::HashRequest(HashRequest {
                     pieces_root: if other_root { [7; 32] } else { root },
                     base_layer: 0,
-                    index: u32::from(index),
-                    length: u32::from(length),
-                    proof_layers: u32::from(proof_layers % 8),
+                    // Around the file's 16 leaves, so most requests are
+                    // about real ones.
+                    index: u32::from(index % 20),
+                    length: u32::from(length % 5),
+                    proof_layers: u32::from(proof_layers % 6),
                 });
                 self.send(peer(p), frame_bytes(&f));
             }
