@@ -57,6 +57,30 @@ fn at_on_disk(t: &Torrent, s: &FileSlice) -> usize {
     (file + s.offset) as usize
 }
 
+/// A `Verify` output carried out against `disk`: the piece written if its
+/// hash matches, then the verdict.
+fn verify_on(
+    t: &mut Torrent,
+    disk: &mut [u8],
+    now: Instant,
+    piece: PieceIndex,
+    blocks: &[Bytes],
+    hash: &PieceHash,
+    slices: &[FileSlice],
+) {
+    let ok = crate::engine::blocks_match(blocks, hash);
+    if ok {
+        let data: Vec<u8> = blocks.concat();
+        let mut at = 0usize;
+        for s in slices {
+            let (start, len) = (at_on_disk(t, s), s.length as usize);
+            disk[start..start + len].copy_from_slice(&data[at..at + len]);
+            at += len;
+        }
+    }
+    t.handle_verified(now, piece, ok, ok);
+}
+
 /// Runs both torrents until quiet, delivering every output at once.
 fn run(
     nodes: &mut [Node],
@@ -101,18 +125,8 @@ fn run(
                         hash,
                         slices,
                     } => {
-                        let ok = crate::engine::blocks_match(&blocks, &hash);
-                        if ok {
-                            let data: Vec<u8> = blocks.concat();
-                            let mut at = 0usize;
-                            for s in slices {
-                                let start = at_on_disk(&nodes[i].t, &s);
-                                nodes[i].disk[start..start + s.length as usize]
-                                    .copy_from_slice(&data[at..at + s.length as usize]);
-                                at += s.length as usize;
-                            }
-                        }
-                        nodes[i].t.handle_verified(now, piece, ok, ok);
+                        let n = &mut nodes[i];
+                        verify_on(&mut n.t, &mut n.disk, now, piece, &blocks, &hash, &slices);
                     }
                     TorrentOutput::Write {
                         block,

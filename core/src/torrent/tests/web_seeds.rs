@@ -120,21 +120,15 @@ impl Web {
                         blocks,
                         hash,
                         slices,
-                    } => {
-                        let ok = crate::engine::blocks_match(&blocks, &hash);
-                        if ok {
-                            let data: Vec<u8> = blocks.concat();
-                            let mut at = 0;
-                            for s in slices {
-                                let start = at_on_disk(&self.t, &s);
-                                let len = s.length as usize;
-                                self.written[start..start + len]
-                                    .copy_from_slice(&data[at..at + len]);
-                                at += len;
-                            }
-                        }
-                        self.t.handle_verified(now, piece, ok, ok);
-                    }
+                    } => verify_on(
+                        &mut self.t,
+                        &mut self.written,
+                        now,
+                        piece,
+                        &blocks,
+                        &hash,
+                        &slices,
+                    ),
                     TorrentOutput::Event(e) => self.events.push(e),
                     _ => {}
                 }
