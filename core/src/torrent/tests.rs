@@ -26,6 +26,7 @@ mod holepunch;
 mod metadata;
 mod session;
 mod v2_blame;
+mod v2_files;
 mod v2_magnet;
 mod web_seeds;
 

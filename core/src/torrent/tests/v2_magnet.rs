@@ -11,11 +11,11 @@ use crate::metainfo::hash_tree::FileTrees;
 use crate::metainfo::merkle::Hash;
 use crate::metainfo::{Metainfo, TorrentFormat, V2PieceHasher};
 
-const PIECE: u32 = 32 * 1024;
+pub(super) const PIECE: u32 = 32 * 1024;
 
 /// A v2-only torrent of two files (one of several pieces, one of five
 /// and a half) and its bytes on disk (each file padded to a piece).
-fn v2_torrent() -> (TorrentInfo, Vec<u8>) {
+pub(super) fn v2_torrent() -> (TorrentInfo, Vec<u8>) {
     let files = [("a.bin", 3 * PIECE as usize, 1), ("b.bin", 180_000, 2)];
     build(TorrentFormat::V2, PIECE, &files)
 }
