@@ -25,6 +25,7 @@ default-tls --root DIR`; pass --rqbit DIR/bin/rqbit, or it is skipped).
 Run it on an otherwise idle machine; it is not a test.
 """
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -39,6 +40,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BITTIDE = os.path.join(ROOT, "target", "release", "bittide")
 LT_TOOL = os.path.join(ROOT, "tests", "interop", "lt_tool.py")
 PY = "/usr/bin/python3"
+
+
+@contextlib.contextmanager
+def bench(doc, prefix):
+    """A benchmark's common frame: `--runs` and `--size-mib` parsed, the
+    release build required, a scratch folder; yields (args, work, procs)
+    and afterwards kills `procs` (servers it started) and removes `work`."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--size-mib", type=int, default=1024)
+    args = ap.parse_args()
+    if not os.path.exists(BITTIDE):
+        sys.exit("build bittide first: cargo build --release -p bittide-cli")
+    work = tempfile.mkdtemp(prefix=prefix)
+    procs = []
+    try:
+        yield args, work, procs
+    finally:
+        for p in procs:
+            p.kill()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def free_port():

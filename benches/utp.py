@@ -19,12 +19,9 @@ and the ratios issue 17 asks for: libtorrent's uTP time over bittide's
 Needs a release build (cargo build --release -p bittide-cli), Debian's
 python3-libtorrent and time.
 """
-import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare  # noqa: E402  (BITTIDE, LT_TOOL, PY, free_port, make_data, timed)
@@ -70,15 +67,7 @@ def bittide_download(torrent, out, port, transport_flag):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--size-mib", type=int, default=1024)
-    args = ap.parse_args()
-    if not os.path.exists(compare.BITTIDE):
-        sys.exit("build bittide first: cargo build --release -p bittide-cli")
-    work = tempfile.mkdtemp(prefix="bittide-utp-bench-")
-    procs = []
-    try:
+    with compare.bench(__doc__, "bittide-utp-bench-") as (args, work, procs):
         src = os.path.join(work, "src")
         os.makedirs(src)
         data = os.path.join(src, "data.bin")
@@ -111,11 +100,6 @@ def main():
         if "lt->bittide TCP" in med and "lt->bittide uTP" in med:
             print("bittide uTP / TCP download time: %.2f"
                   % (med["lt->bittide uTP"] / med["lt->bittide TCP"]))
-    finally:
-        for p in procs:
-            p.kill()
-        shutil.rmtree(work, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()

@@ -16,12 +16,9 @@ medians of --runs, and the ratios bittide/aria2c and bittide/curl.
 Needs a release build (cargo build --release -p bittide-cli), nginx
 (nginx-light), aria2, curl.
 """
-import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -58,16 +55,8 @@ def nginx(work, root):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--size-mib", type=int, default=1024)
-    args = ap.parse_args()
-    if not os.path.exists(compare.BITTIDE):
-        sys.exit("build bittide first: cargo build --release -p bittide-cli")
-    work = tempfile.mkdtemp(prefix="bittide-webseed-bench-")
-    os.chmod(work, 0o755)  # nginx's workers run as another user
-    procs = []
-    try:
+    with compare.bench(__doc__, "bittide-webseed-bench-") as (args, work, procs):
+        os.chmod(work, 0o755)  # nginx's workers run as another user
         root = os.path.join(work, "www")
         os.makedirs(root)
         data = os.path.join(root, "data.bin")
@@ -92,11 +81,6 @@ def main():
         for other in ("aria2c", "curl"):
             if "bittide" in med and other in med:
                 print("bittide / %s time: %.2f" % (other, med["bittide"] / med[other]))
-    finally:
-        for p in procs:
-            p.kill()
-        shutil.rmtree(work, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()
