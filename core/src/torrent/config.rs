@@ -80,6 +80,8 @@ impl TorrentInfo {
         // Parsing checked every piece layer a v2-only torrent needs.
         info.piece_hashes = m.piece_hashes().unwrap_or_default();
         info.info_hash_v2 = m.info_hash_v2;
+        // A hybrid's parse named it by its v1 hash already.
+        info.info_hash_v1 = m.info.is_hybrid().then_some(m.info_hash);
         info.trees = Arc::new(FileTrees::from_layers(
             m.piece_layers.iter().map(|(root, layer)| (root, *layer)),
             m.info.piece_length(),
@@ -99,7 +101,7 @@ impl TorrentInfo {
         TorrentInfo {
             info_hash,
             info_hash_v2: None,
-            info_hash_v1: info.is_hybrid().then(|| InfoHash::of_info(&raw)),
+            info_hash_v1: None,
             layout: info.layout().clone(),
             piece_hashes: (0..count)
                 .filter_map(|p| info.piece_hash(PieceIndex(p)).map(PieceHash::V1))

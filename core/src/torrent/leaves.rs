@@ -180,17 +180,16 @@ impl Torrent {
     }
 
     /// A piece held in memory failed its check with blocks from several
-    /// sources (`present`: the peers among them, with their addresses): if
-    /// it is a v2 piece, asks for its leaves and returns true (the blame
-    /// waits for them); false to blame as v1.
+    /// `sources` (each with its address, web seeds having none): if it is
+    /// a v2 piece, asks for its leaves and returns true (the blame waits
+    /// for them); false to blame as v1.
     pub(super) fn blame_by_leaves(
         &mut self,
         now: Instant,
         piece: PieceIndex,
-        present: &[(ConnId, SocketAddr)],
+        sources: &[(ConnId, Option<SocketAddr>)],
     ) -> bool {
-        let contributors: Vec<ConnId> = self.picker.contributors(piece).to_vec();
-        if contributors.len() < 2
+        if sources.len() < 2
             || self.leaves.cases.len() >= MAX_CASES
             || self.leaves.cases.contains_key(&piece.0)
         {
@@ -202,14 +201,12 @@ impl Torrent {
         let Some(buf) = self.buffers.get(&piece.0) else {
             return false;
         };
-        let ours = leaves_of(buf.blocks.iter().flatten().map(|b| &b[..]), length);
-        let addr_of = |c: ConnId| present.iter().find(|(k, _)| *k == c).map(|(_, a)| *a);
         let case = Case {
             request,
             root,
-            ours,
+            ours: leaves_of(buf.blocks.iter().flatten().map(|b| &b[..]), length),
             senders: self.picker.senders(piece),
-            contributors: contributors.iter().map(|c| (*c, addr_of(*c))).collect(),
+            contributors: sources.to_vec(),
             asked: None,
             tried: BTreeSet::new(),
         };

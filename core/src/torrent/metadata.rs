@@ -418,6 +418,16 @@ impl Torrent {
                 t.trees = std::sync::Arc::new(trees);
             }
             t.info_hash_v2 = v2_hash;
+            if info.is_hybrid() {
+                // Fetched by its v1 hash, or (a `btmh` link) by its v2
+                // name: then the v1 hash is the metadata's SHA-1.
+                let by_v2 = v2_hash.is_some_and(|h| InfoHash::truncated(&h) == t.info_hash);
+                t.info_hash_v1 = Some(if by_v2 {
+                    InfoHash::of_info(&metadata)
+                } else {
+                    t.info_hash
+                });
+            }
             Ok(t)
         });
         self.fetch = None;
@@ -433,6 +443,8 @@ impl Torrent {
         self.picker = PiecePicker::new(&info.layout, self.rng.child_seed());
         self.on_disk = Bitfield::new(count);
         self.info = info;
+        // What was derived from the old info (nothing, before metadata).
+        self.leaves = leaves::Leaves::default();
         self.recount_left();
         self.emit(TorrentEvent::MetadataReceived);
         self.set_state(TorrentState::AwaitingStart);

@@ -61,11 +61,7 @@ impl Torrent {
                 (*c, addr.or_else(|| self.departed.get(c).copied()))
             })
             .collect();
-        let present: Vec<(ConnId, SocketAddr)> = sources
-            .iter()
-            .filter_map(|(c, a)| a.map(|a| (*c, a)))
-            .collect();
-        let addrs: Vec<SocketAddr> = present.iter().map(|(_, a)| *a).collect();
+        let addrs: Vec<SocketAddr> = sources.iter().filter_map(|(_, a)| *a).collect();
         let exclusive = self.exclusive_pieces.remove(&p).is_some();
         if ok {
             self.picker.on_piece_verified(piece);
@@ -86,7 +82,7 @@ impl Torrent {
         let known_liar = addrs.iter().any(|a| self.list.is_banned(a));
         // A v2 piece's leaves can tell exactly who sent the bad blocks
         // (the blame then waits for them).
-        let deferred = !known_liar && self.blame_by_leaves(now, piece, &present);
+        let deferred = !known_liar && self.blame_by_leaves(now, piece, &sources);
         self.release_buffer(p);
         self.picker.on_hash_failed(piece);
         if !known_liar && !deferred {
