@@ -11,10 +11,11 @@
 //! most once per `default_interval`): in a small network the samples' node
 //! lists alone reach only about three quarters of the nodes.
 //!
-//! Memory is bounded however long the walk runs: the nodes remembered and
-//! the info-hashes already reported are capped, the oldest forgotten first.
-//! A forgotten info-hash can be reported again; a forgotten node can be
-//! asked again.
+//! Memory is bounded however long the walk runs: the nodes remembered are
+//! capped, the oldest forgotten first (a forgotten node can be asked
+//! again), and the info-hashes already reported are kept in a
+//! [`SeenFilter`] of fixed size (one forgotten after two generations can be
+//! reported again).
 //!
 //! The `Dht` owns a `Crawler` while crawling and does the sending; this
 //! module decides whom to ask and what is new.
@@ -23,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::seen::SeenFilter;
 use crate::krpc::CompactNode;
 use crate::metainfo::InfoHash;
 use crate::peer::TokenBucket;
@@ -38,7 +40,8 @@ pub struct CrawlConfig {
     pub max_in_flight: usize,
     /// Nodes remembered (visited or waiting) at most.
     pub max_nodes: usize,
-    /// Info-hashes remembered as already reported, at most.
+    /// Info-hashes remembered as already reported: one generation of the
+    /// [`SeenFilter`] (memory is about 4 bytes per hash, fixed).
     pub max_hashes: usize,
     /// Wait before asking a node again when it gave no `interval`.
     pub default_interval: Duration,
@@ -132,28 +135,26 @@ pub struct Crawler {
     frontier: VecDeque<SocketAddr>,
     /// Revisits by due time.
     due: BTreeSet<(Instant, SocketAddr)>,
-    reported: BTreeSet<InfoHash>,
-    reported_order: VecDeque<InfoHash>,
+    reported: SeenFilter,
     in_flight: usize,
     budget: TokenBucket,
     stats: CrawlStats,
 }
 
 impl Crawler {
-    /// A crawl starting at `now`.
-    pub fn new(now: Instant, config: CrawlConfig) -> Crawler {
+    /// A crawl starting at `now`; `key` keys its [`SeenFilter`] (secret).
+    pub fn new(now: Instant, config: CrawlConfig, key: [u8; 16]) -> Crawler {
         let rate = config.rate.max(1);
         Crawler {
             budget: TokenBucket::with_burst(rate, rate, now),
-            config,
             known: BTreeMap::new(),
             known_order: VecDeque::new(),
             frontier: VecDeque::new(),
             due: BTreeSet::new(),
-            reported: BTreeSet::new(),
-            reported_order: VecDeque::new(),
+            reported: SeenFilter::new(config.max_hashes, key),
             in_flight: 0,
             stats: CrawlStats::default(),
+            config,
         }
     }
 
@@ -385,14 +386,8 @@ impl Crawler {
 
     /// An info-hash seen in a query to us; `true` if it is new.
     pub fn remember(&mut self, hash: InfoHash) -> bool {
-        if !self.reported.insert(hash) {
+        if !self.reported.insert(&hash) {
             return false;
-        }
-        self.reported_order.push_back(hash);
-        while self.reported.len() > self.config.max_hashes.max(1) {
-            if let Some(old) = self.reported_order.pop_front() {
-                self.reported.remove(&old);
-            }
         }
         self.stats.harvested += 1;
         true
@@ -414,7 +409,7 @@ mod tests {
 
     #[test]
     fn visits_each_node_once_then_after_its_interval() {
-        let mut c = Crawler::new(t(0), CrawlConfig::default());
+        let mut c = Crawler::new(t(0), CrawlConfig::default(), [0; 16]);
         c.discover(addr(1));
         c.discover(addr(1));
         assert_eq!(c.next_queries(t(0)), vec![CrawlQuery::Sample(addr(1))]);
@@ -444,18 +439,20 @@ mod tests {
             rate: 1_000_000,
             ..CrawlConfig::default()
         };
-        let mut c = Crawler::new(t(0), config);
+        let mut c = Crawler::new(t(0), config, [0; 16]);
         for i in 0..1000 {
             c.discover(addr(i));
         }
         assert_eq!(c.stats().nodes_known, 100);
         assert!(c.known_order.len() <= 200 && c.frontier.len() <= 100);
+        let memory = c.reported.memory();
         for i in 0..1000u32 {
             let mut h = [0u8; 20];
             h[..4].copy_from_slice(&i.to_be_bytes());
-            assert!(c.remember(InfoHash(h)));
+            c.remember(InfoHash(h));
         }
-        assert_eq!(c.reported.len(), 50);
+        assert_eq!(c.reported.memory(), memory);
+        assert!(c.stats().harvested > 990);
         // Only remembered nodes are visited.
         let qs = c.next_queries(t(0));
         assert_eq!(qs.len(), 100);
@@ -470,7 +467,7 @@ mod tests {
             max_in_flight: 4,
             ..CrawlConfig::default()
         };
-        let mut c = Crawler::new(t(0), config);
+        let mut c = Crawler::new(t(0), config, [0; 16]);
         for i in 0..100 {
             c.discover(addr(i));
         }
@@ -484,7 +481,7 @@ mod tests {
             max_in_flight: 1000,
             ..CrawlConfig::default()
         };
-        let mut c = Crawler::new(t(0), config);
+        let mut c = Crawler::new(t(0), config, [0; 16]);
         for i in 0..100 {
             c.discover(addr(i));
         }
@@ -497,7 +494,7 @@ mod tests {
 
     #[test]
     fn nodes_without_bep51_get_find_node() {
-        let mut c = Crawler::new(t(0), CrawlConfig::default());
+        let mut c = Crawler::new(t(0), CrawlConfig::default(), [0; 16]);
         c.discover(addr(1));
         assert_eq!(c.next_queries(t(0)), vec![CrawlQuery::Sample(addr(1))]);
         c.on_unsupported(addr(1));

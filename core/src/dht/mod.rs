@@ -2,7 +2,8 @@
 //! ([`routing`]), the tokens and peer store behind `announce_peer`
 //! ([`tokens`], [`store`]), and the node that answers queries and runs
 //! lookups ([`Dht`]), the budgets that keep its answers from amplifying
-//! floods ([`budget`]), the bookkeeping of a crawl ([`crawler`]), and the
+//! floods ([`budget`]), the bookkeeping of a crawl ([`crawler`]) and its
+//! flat-memory record of the info-hashes it met ([`seen`]), and the
 //! state file that keeps a node's id and table across restarts
 //! ([`SavedDht`]).
 
@@ -11,6 +12,7 @@ pub mod crawler;
 mod node;
 pub mod routing;
 pub mod security;
+pub mod seen;
 mod state;
 pub mod store;
 pub mod tokens;

@@ -561,7 +561,9 @@ impl Dht {
     /// restarts with a new configuration.
     pub fn crawl(&mut self, now: Instant, config: CrawlConfig) {
         self.now = now;
-        let mut crawler = Crawler::new(now, config);
+        let mut key = [0u8; 16];
+        self.rng.fill(&mut key);
+        let mut crawler = Crawler::new(now, config, key);
         for e in self.table.nodes() {
             crawler.discover(e.node.addr);
         }

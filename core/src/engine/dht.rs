@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{DhtSettings, Engine, Event, Output, Pending};
+use crate::dht::crawler::{CrawlConfig, CrawlStats};
 use crate::dht::{Dht, DhtEvent, LookupId, SavedDht};
 use crate::handles::TorrentId;
 use crate::metainfo::InfoHash;
@@ -84,6 +85,29 @@ impl DhtState {
             .flatten()
             .filter_map(Dht::poll_timeout)
             .min()
+    }
+
+    /// Starts a crawl on every node (each walks its family's DHT).
+    pub(super) fn crawl(&mut self, now: Instant, config: CrawlConfig) {
+        for node in self.nodes.iter_mut().flatten() {
+            node.crawl(now, config.clone());
+        }
+    }
+
+    /// The crawl's counters summed over the nodes, while crawling.
+    pub(super) fn crawl_stats(&self) -> Option<CrawlStats> {
+        let mut all = self.nodes.iter().flatten().filter_map(Dht::crawl_stats);
+        let first = all.next()?;
+        Some(all.fold(first, |a, b| CrawlStats {
+            samples_sent: a.samples_sent + b.samples_sent,
+            find_nodes_sent: a.find_nodes_sent + b.find_nodes_sent,
+            answers: a.answers + b.answers,
+            failures: a.failures + b.failures,
+            unsupported: a.unsupported + b.unsupported,
+            harvested: a.harvested + b.harvested,
+            nodes_known: a.nodes_known + b.nodes_known,
+            frontier: a.frontier + b.frontier,
+        }))
     }
 
     /// Both nodes' ids and tables, to save.
@@ -262,9 +286,15 @@ impl Engine {
             // An announce lookup also returns the peers it meets (BEP 5:
             // get_peers, then announce_peer to the closest with tokens),
             // on each family's node (BEP 32).
+            // A metadata fetch for an index only looks: we do not have
+            // the torrent.
+            let fetch = self.fetches.is_fetch(*id);
             for node in ready {
                 for name in &names {
-                    let lookup = (node.family(), node.announce(now, *name, port, false));
+                    let lookup = match fetch {
+                        true => (node.family(), node.get_peers(now, *name)),
+                        false => (node.family(), node.announce(now, *name, port, false)),
+                    };
                     s.lookups.push(lookup);
                     d.schedules.lookups.insert(lookup, *id);
                 }
@@ -337,7 +367,9 @@ impl Engine {
                         }
                     }
                     DhtEvent::LookupDone { lookup, .. } => done.push((family, lookup)),
-                    DhtEvent::ExternalAddress(_) | DhtEvent::IdChanged(_) => {
+                    DhtEvent::ExternalAddress(_)
+                    | DhtEvent::IdChanged(_)
+                    | DhtEvent::Harvested { .. } => {
                         self.out.push_back(Output::Event(Event::Dht(e)));
                     }
                     _ => {}

@@ -126,6 +126,9 @@ impl Engine {
                     self.out.push_back(Output::WebSeed { request, requests });
                 }
                 TorrentOutput::Event(e) => {
+                    if self.fetch_event(now, id, &e) {
+                        continue;
+                    }
                     // Every wanted piece is on disk (downloaded, or found
                     // so by the start-up check): the empty files too.
                     let complete = matches!(

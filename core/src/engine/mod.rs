@@ -76,6 +76,8 @@ pub use config::{DhtSettings, EngineConfig, SeedingGoal, SessionLimits, Transpor
 use dht::DhtState;
 use encryption::Encryption;
 pub use encryption::{EncryptionMode, UnknownEncryptionMode};
+use fetches::Fetches;
+pub use fetches::{FetchConfig, FetchFailure, FetchStats};
 pub use handshakes::HandshakeLimits;
 use handshakes::PendingHandshakes;
 pub use output::{
@@ -154,6 +156,8 @@ pub struct Engine {
     timers: Timers,
     /// Which torrents run, and what each may use.
     policy: Policy,
+    /// Metadata fetches for an index ([`Engine::fetch_metadata`]).
+    fetches: Fetches,
     rng: Rng,
     now: Instant,
 }
@@ -198,6 +202,7 @@ impl Engine {
             lsd,
             timers: Timers::default(),
             policy: Policy::default(),
+            fetches: Fetches::new(FetchConfig::default()),
             rng,
             now: Instant::ZERO,
         };
@@ -545,6 +550,7 @@ impl Engine {
         self.collect_dht(now);
         self.collect_lsd(now);
         self.policy_timeout(now);
+        self.expire_fetches(now);
     }
 
     // --- output -------------------------------------------------------------
@@ -599,6 +605,8 @@ impl Engine {
         self.timers.set(Timer::DhtNode, node);
         self.timers.set(Timer::DhtLookups, lookups);
         self.timers.set(Timer::Lsd, self.lsd_deadline());
+        self.timers
+            .set(Timer::Fetches, self.fetches.next_deadline());
         // Only a torrent that changed can have a new deadline.
         for id in self.torrents.take_touched() {
             let at = self.torrents.get(&id).and_then(Torrent::poll_timeout);
@@ -662,6 +670,7 @@ mod encryption;
 mod encryption_tests;
 #[cfg(test)]
 mod families_tests;
+mod fetches;
 mod handshakes;
 #[cfg(test)]
 mod holepunch_tests;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::dht::DhtEvent;
 use crate::handles::{ConnId, TorrentId};
-use crate::metainfo::{FileSlice, PieceHash, PieceIndex};
+use crate::metainfo::{FileSlice, InfoHash, PieceHash, PieceIndex};
 use crate::time::Instant;
 use crate::torrent::TorrentEvent;
 use crate::wire::BlockRef;
@@ -164,6 +164,21 @@ pub enum Event {
     /// A disk job other than a piece write failed (creating a torrent's
     /// zero-length files); its storage knows why.
     DiskFailed(TorrentId),
+    /// A metadata fetch for an index ([`Engine::fetch_metadata`](super::Engine::fetch_metadata))
+    /// has the info dictionary: these bytes hash to `info_hash` (BEP 9).
+    MetadataFetched {
+        /// What was asked for.
+        info_hash: InfoHash,
+        /// The bencoded info dictionary.
+        metadata: Bytes,
+    },
+    /// A metadata fetch ended without it.
+    MetadataFetchFailed {
+        /// What was asked for.
+        info_hash: InfoHash,
+        /// Why.
+        reason: super::FetchFailure,
+    },
     /// [`Engine::shutdown`](super::Engine::shutdown) is complete: trackers were told `stopped` (or
     /// did not answer in time) and no disk job is in flight. Nothing more
     /// will come; the driver syncs its disks and ends.

@@ -29,6 +29,8 @@ pub enum TimerReason {
     /// The session policy's tick: seeding goals, the queue, budgets split
     /// among torrents.
     Policy,
+    /// A metadata fetch's deadline (for an index).
+    Fetches,
     /// A torrent's own timers (choking, connecting, peer sessions,
     /// announces, rate limits).
     Torrent(TorrentId),
@@ -45,10 +47,11 @@ pub(super) enum Timer {
     Lsd,
     Shutdown,
     Policy,
+    Fetches,
 }
 
 impl Timer {
-    const ALL: [Timer; 8] = [
+    const ALL: [Timer; 9] = [
         Timer::Handshakes,
         Timer::Utp,
         Timer::Trackers,
@@ -57,6 +60,7 @@ impl Timer {
         Timer::Lsd,
         Timer::Shutdown,
         Timer::Policy,
+        Timer::Fetches,
     ];
 
     fn reason(self) -> TimerReason {
@@ -69,6 +73,7 @@ impl Timer {
             Timer::Lsd => TimerReason::Lsd,
             Timer::Shutdown => TimerReason::Shutdown,
             Timer::Policy => TimerReason::Policy,
+            Timer::Fetches => TimerReason::Fetches,
         }
     }
 }

@@ -159,6 +159,10 @@ pub struct TorrentConfig {
     pub holepunch: bool,
     /// Download from the torrent's web seeds (BEP 19).
     pub web_seeds: bool,
+    /// A magnet's metadata larger than this is not fetched: peers claiming
+    /// more are not asked (BEP 9 sets no limit; an index wants less than
+    /// a download will accept).
+    pub max_metadata_size: u64,
 }
 
 impl Default for TorrentConfig {
@@ -182,6 +186,7 @@ impl Default for TorrentConfig {
             download_rate: 0,
             holepunch: true,
             web_seeds: true,
+            max_metadata_size: crate::wire::MAX_METADATA_SIZE,
         }
     }
 }

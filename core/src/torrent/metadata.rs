@@ -15,8 +15,9 @@
 //! learn the piece count and what their peers said they have counts from
 //! then on.
 //!
-//! Hostile peers cannot stop it: a size over [`MAX_METADATA_SIZE`] is
-//! ignored before anything is allocated; a piece of the wrong length, an
+//! Hostile peers cannot stop it: a size over [`MAX_METADATA_SIZE`] (or the
+//! torrent's own `max_metadata_size`) is ignored before anything is
+//! allocated; a piece of the wrong length, an
 //! unrequested piece or a wrong `total_size` drops the peer; when the
 //! assembled whole does not hash right, a sole contributor is banned, and
 //! several contributors put the fetch in single-source mode — one peer
@@ -71,6 +72,8 @@ pub(super) struct MetadataFetch {
     /// A v2-only torrent's info dictionary is in; its piece layers are
     /// being fetched (BEP 52).
     pub(super) layers: Option<LayerFetch>,
+    /// A peer with `ut_metadata` claimed a size over the limit.
+    too_large: bool,
 }
 
 impl MetadataFetch {
@@ -123,11 +126,12 @@ impl MetadataFetch {
     }
 }
 
-/// The size a peer's extension handshake claims, if believable.
-fn claimed_size(s: &PeerSession) -> Option<u64> {
+/// The size a peer's extension handshake claims, if believable and at
+/// most `limit`.
+fn claimed_size(s: &PeerSession, limit: u64) -> Option<u64> {
     s.remote_extensions()?
         .metadata_size
-        .filter(|&n| n > 0 && n <= MAX_METADATA_SIZE)
+        .filter(|&n| n > 0 && n <= MAX_METADATA_SIZE.min(limit))
 }
 
 impl Torrent {
@@ -169,6 +173,12 @@ impl Torrent {
     /// [`TorrentEvent::MetadataReceived`] came).
     pub fn info(&self) -> &TorrentInfo {
         &self.info
+    }
+
+    /// While fetching metadata: a peer offered it at a size over
+    /// `max_metadata_size`, so it was not fetched from that peer.
+    pub fn metadata_too_large(&self) -> bool {
+        self.fetch.as_ref().is_some_and(|f| f.too_large)
     }
 
     /// The bencoded info dictionary, if known (a magnet's once verified).
@@ -348,12 +358,13 @@ impl Torrent {
             f.single_source = true;
         }
         // A size only liars claimed goes with them.
+        let limit = self.config.max_metadata_size;
         let size = self.fetch.as_ref().and_then(|f| f.size);
         let still_claimed = self
             .peers
             .values()
             .filter_map(|p| p.session.as_ref())
-            .any(|s| claimed_size(s) == size);
+            .any(|s| claimed_size(s, limit) == size);
         if let (false, Some(f)) = (still_claimed, self.fetch.as_mut()) {
             f.size = None;
         }
@@ -475,11 +486,21 @@ impl Torrent {
         if f.layers.is_some() {
             return self.request_layers(now);
         }
+        let limit = self.config.max_metadata_size;
         if f.size.is_none() {
             let mut votes: BTreeMap<u64, usize> = BTreeMap::new();
             for s in self.peers.values().filter_map(|p| p.session.as_ref()) {
-                if let Some(n) = claimed_size(s).filter(|_| metadata_id(s).is_some()) {
-                    *votes.entry(n).or_default() += 1;
+                if metadata_id(s).is_none() {
+                    continue;
+                }
+                match claimed_size(s, limit) {
+                    Some(n) => *votes.entry(n).or_default() += 1,
+                    None => {
+                        f.too_large |= s
+                            .remote_extensions()
+                            .and_then(|e| e.metadata_size)
+                            .is_some_and(|n| n > limit)
+                    }
                 }
             }
             let Some((&size, _)) = votes
@@ -498,7 +519,7 @@ impl Torrent {
             .iter()
             .filter(|(c, p)| {
                 p.session.as_ref().is_some_and(|s| {
-                    s.is_active() && metadata_id(s).is_some() && claimed_size(s) == size
+                    s.is_active() && metadata_id(s).is_some() && claimed_size(s, limit) == size
                 }) && f
                     .asked
                     .get(c)

@@ -18,7 +18,8 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use async_channel::{Receiver, Sender};
-use bittide_core::engine::{Engine, SeedingGoal, SessionLimits};
+use bittide_core::dht::crawler::CrawlConfig;
+use bittide_core::engine::{Engine, FetchConfig, SeedingGoal, SessionLimits};
 use bittide_core::metainfo::{FileLayout, Magnet};
 use bittide_core::picker::Priority;
 use bittide_core::torrent::{StartMode, TorrentInfo, TorrentState, TrackerStatus};
@@ -211,6 +212,13 @@ pub enum Command {
     Recheck(TorrentId),
     /// Announces to the trackers now ([`Engine::reannounce`]).
     Reannounce(TorrentId),
+    /// Walks the DHT for info-hashes ([`Engine::crawl`]).
+    Crawl(CrawlConfig),
+    /// Limits of the metadata fetches ([`Engine::set_fetch_config`]).
+    SetFetchConfig(FetchConfig),
+    /// Fetches a torrent's metadata for an index
+    /// ([`Engine::fetch_metadata`]).
+    FetchMetadata(InfoHash),
     /// [`Engine::shutdown`]: stops every torrent (they announce `stopped`);
     /// the loop ends once the engine reports `Event::Stopped` and the
     /// disks are synced.

@@ -589,6 +589,13 @@ impl<R: Runtime> Driver<R> {
             Command::Pause(id) => self.engine.pause(now, id),
             Command::Recheck(id) => self.engine.recheck(now, id),
             Command::Reannounce(id) => self.engine.reannounce(now, id),
+            Command::Crawl(config) => self.engine.crawl(now, config),
+            Command::SetFetchConfig(config) => self.engine.set_fetch_config(config),
+            Command::FetchMetadata(hash) => {
+                // A refusal (queue full, already in) is counted in
+                // `Engine::fetch_stats`.
+                let _ = self.engine.fetch_metadata(now, hash);
+            }
             Command::Resume(id) => self.engine.resume(now, id),
             Command::SetFilePriorities(id, p) => self.engine.set_file_priorities(now, id, &p),
             Command::SetSequential(id, on) => self.engine.set_sequential(id, on),

@@ -1,0 +1,152 @@
+//! `Indexer`: from the engine's events to an [`Index`], the same for the
+//! command line and the simulator.
+//!
+//! The engine crawls and reports each info-hash it has not met lately
+//! ([`DhtEvent::Harvested`]). The indexer gathers them and, at each
+//! [`flush`](Indexer::flush), asks the store which are worth fetching (not
+//! indexed, not claimed by another crawler lately: several crawlers
+//! sharing one PostgreSQL split the work this way) and returns those for
+//! the engine's [`fetch_metadata`](bittide_core::engine::Engine::fetch_metadata).
+//! Fetched metadata ([`Event::MetadataFetched`]) becomes a
+//! [`TorrentRecord`]; records are written at the next flush, in one
+//! transaction. Memory is bounded: harvests waiting for a flush are capped
+//! (the excess is counted and dropped: the crawl meets them again).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use bittide_core::dht::DhtEvent;
+use bittide_core::engine::{Event, FetchFailure};
+use bittide_core::metainfo::InfoHash;
+
+use crate::{Found, Index, IndexError, TorrentRecord, UnixTime};
+
+/// Harvests waiting for a flush, at most.
+const MAX_WAITING: usize = 100_000;
+/// Claimed hashes whose node is remembered (for `sources`), at most.
+const MAX_CLAIMED: usize = 200_000;
+
+/// Counters of an indexer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IndexerStats {
+    /// Info-hashes the crawl reported.
+    pub harvested: u64,
+    /// Dropped because too many waited for a flush.
+    pub dropped: u64,
+    /// Sent to be fetched (not indexed, not claimed elsewhere).
+    pub claimed: u64,
+    /// Already indexed (marked seen instead).
+    pub known: u64,
+    /// Metadata received.
+    pub fetched: u64,
+    /// Metadata that was no torrent (hash matched, content did not).
+    pub rejected: u64,
+    /// Fetches that ended without metadata (no peer, too large, invalid).
+    pub failed: u64,
+    /// Of those, refused as larger than the limit.
+    pub too_large: u64,
+    /// New torrents written.
+    pub stored: u64,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Indexer {
+    crawler: String,
+    window: i64,
+    waiting: Vec<(InfoHash, Option<SocketAddr>)>,
+    claimed: BTreeMap<InfoHash, Option<SocketAddr>>,
+    found: Vec<Found>,
+    stats: IndexerStats,
+}
+
+impl Indexer {
+    /// An indexer writing as `crawler` (a name for the `sources` table:
+    /// host and node id, say); a hash claimed by another crawler less than
+    /// `window` seconds ago is left to it.
+    pub fn new(crawler: impl Into<String>, window: i64) -> Indexer {
+        Indexer {
+            crawler: crawler.into(),
+            window,
+            waiting: Vec::new(),
+            claimed: BTreeMap::new(),
+            found: Vec::new(),
+            stats: IndexerStats::default(),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> IndexerStats {
+        self.stats
+    }
+
+    /// Records not yet written.
+    pub fn unwritten(&self) -> usize {
+        self.found.len()
+    }
+
+    /// An engine event (others are ignored); `at` is the wall clock.
+    pub fn handle_event(&mut self, at: UnixTime, event: &Event) {
+        match event {
+            Event::Dht(DhtEvent::Harvested {
+                info_hash, node, ..
+            }) => {
+                self.stats.harvested += 1;
+                if self.waiting.len() >= MAX_WAITING {
+                    self.stats.dropped += 1;
+                    return;
+                }
+                self.waiting.push((*info_hash, Some(node.addr)));
+            }
+            Event::MetadataFetched {
+                info_hash,
+                metadata,
+            } => {
+                self.stats.fetched += 1;
+                let node = self.claimed.remove(info_hash).flatten();
+                match TorrentRecord::from_metadata(*info_hash, metadata) {
+                    Ok(record) => self.found.push(Found { record, at, node }),
+                    Err(_) => self.stats.rejected += 1,
+                }
+            }
+            Event::MetadataFetchFailed { info_hash, reason } => {
+                self.claimed.remove(info_hash);
+                self.stats.failed += 1;
+                if *reason == FetchFailure::TooLarge {
+                    self.stats.too_large += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes what was fetched and claims what was harvested; returns the
+    /// info-hashes to fetch. On an error nothing is lost: what was not
+    /// written waits for the next flush.
+    pub fn flush(
+        &mut self,
+        index: &mut dyn Index,
+        now: UnixTime,
+    ) -> Result<Vec<InfoHash>, IndexError> {
+        if !self.found.is_empty() {
+            let new = index.insert(&self.crawler, &self.found)?;
+            self.stats.stored += new as u64;
+            self.found.clear();
+        }
+        if self.waiting.is_empty() {
+            return Ok(Vec::new());
+        }
+        let hashes: Vec<InfoHash> = self.waiting.iter().map(|(h, _)| *h).collect();
+        let fetch = index.claim(&self.crawler, &hashes, now, self.window)?;
+        let nodes: BTreeMap<InfoHash, Option<SocketAddr>> = self.waiting.drain(..).collect();
+        self.stats.claimed += fetch.len() as u64;
+        self.stats.known += (hashes.len() - fetch.len()) as u64;
+        if self.claimed.len() + fetch.len() > MAX_CLAIMED {
+            self.claimed.clear();
+        }
+        for h in &fetch {
+            self.claimed.insert(*h, nodes.get(h).copied().flatten());
+        }
+        Ok(fetch)
+    }
+}
