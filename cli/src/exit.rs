@@ -19,7 +19,8 @@ pub(crate) enum Exit {
     /// address with no IPv4 form, `tracker serve` with nothing to serve,
     /// an `--only` index the torrent does not have; for the remote
     /// commands, a hash the daemon does not know (or a prefix matching
-    /// several), a refused login, a bad `--api` URL.
+    /// several), a refused login, a bad `--api` URL; a hash `index show`
+    /// does not find, a search without words.
     Usage,
     /// A torrent file or magnet link that is malformed, unsafe or
     /// unsupported.

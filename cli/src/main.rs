@@ -23,7 +23,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::commands::pause::Verb;
 use crate::commands::{
-    add, completions, create, daemon, demo, dht, download, info, limits, list, man, pause, prio,
+    add, completions, create, daemon, demo, dht, download, index, info, limits, list, man, pause, prio,
     remove, seed, show, stats, tracker,
 };
 
@@ -70,6 +70,8 @@ enum Command {
     Seed(seed::Args),
     /// Use the Mainline DHT: ping a node, find nodes, find or announce peers.
     Dht(dht::Args),
+    /// Search what `bittide dht crawl --index` found; show, count or export it.
+    Index(index::Args),
     /// Talk to trackers, or run one.
     Tracker(tracker::Args),
     /// Run many torrents in one long-lived session, controlled over an
@@ -123,6 +125,7 @@ fn main() -> ExitCode {
         Command::Download(args) => download::exec(args),
         Command::Seed(args) => seed::exec(args),
         Command::Dht(args) => dht::exec(args),
+        Command::Index(args) => index::exec(args),
         Command::Tracker(args) => tracker::exec(args),
         Command::Daemon(args) => daemon::exec(args),
         Command::Add(args) => add::exec(args),

@@ -59,7 +59,7 @@ impl SessionDhtArgs {
 }
 
 /// The state folder when none is given (XDG base directories).
-fn default_state_dir() -> Option<PathBuf> {
+pub(crate) fn default_state_dir() -> Option<PathBuf> {
     let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         Some(v) => PathBuf::from(v),
         None => {

@@ -86,7 +86,8 @@ impl Indexer {
     }
 
     /// An engine event (others are ignored); `at` is the wall clock.
-    pub fn handle_event(&mut self, at: UnixTime, event: &Event) {
+    /// Returns the torrent it brought, if it brought one.
+    pub fn handle_event(&mut self, at: UnixTime, event: &Event) -> Option<&TorrentRecord> {
         match event {
             Event::Dht(DhtEvent::Harvested {
                 info_hash, node, ..
@@ -94,9 +95,9 @@ impl Indexer {
                 self.stats.harvested += 1;
                 if self.waiting.len() >= MAX_WAITING {
                     self.stats.dropped += 1;
-                    return;
+                } else {
+                    self.waiting.push((*info_hash, Some(node.addr)));
                 }
-                self.waiting.push((*info_hash, Some(node.addr)));
             }
             Event::MetadataFetched {
                 info_hash,
@@ -105,7 +106,10 @@ impl Indexer {
                 self.stats.fetched += 1;
                 let node = self.claimed.remove(info_hash).flatten();
                 match TorrentRecord::from_metadata(*info_hash, metadata) {
-                    Ok(record) => self.found.push(Found { record, at, node }),
+                    Ok(record) => {
+                        self.found.push(Found { record, at, node });
+                        return self.found.last().map(|f| &f.record);
+                    }
                     Err(_) => self.stats.rejected += 1,
                 }
             }
@@ -118,6 +122,7 @@ impl Indexer {
             }
             _ => {}
         }
+        None
     }
 
     /// Writes what was fetched and claims what was harvested; returns the

@@ -102,6 +102,12 @@ impl TorrentRecord {
             return Err(RecordError::NoName);
         }
         let v2 = info.get(b"meta version").and_then(Value::as_int) == Some(2);
+        // Met by its truncated v2 name (BEP 52), a hybrid is kept under
+        // its v1 hash: one row per torrent whichever name found it.
+        let info_hash = match sha1 != info_hash.0 && info.get(b"pieces").is_some() {
+            true => InfoHash(sha1),
+            false => info_hash,
+        };
         let mut files = Files::default();
         if let Some(list) = info.get(b"files") {
             files.v1_list(list)?;

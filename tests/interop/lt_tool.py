@@ -56,6 +56,16 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
                                              once a new node has downloaded it
                                              from peers found on the DHT (at
                                              most 90 s); at most 300 s in all
+  lt_tool.py dht-lab N BASE_PORT DIR COUNT
+                                          -> N libtorrent DHT nodes on 127.0.0.1
+                                             BASE_PORT.., seeding COUNT torrents
+                                             made in DIR (libtorrent's default
+                                             hybrids, two files each, named
+                                             "lab <word> <k>"), spread over
+                                             the nodes, announced on the DHT;
+                                             prints "torrent HASH NAME" for each,
+                                             then "ready"; runs until stdin
+                                             closes (at most 300 s)
   lt_tool.py magnet-leech MAGNET SAVE_PATH PEER
                                           -> fetches the metadata (BEP 9) and
                                              then the data from PEER; prints
@@ -512,6 +522,59 @@ def dht_swarm(n, base_port, hex_hash, seed_torrent=None, seed_dir=None, limit=30
     return "timeout"
 
 
+LAB_WORDS = ["amber", "birch", "cobalt", "dune", "ember", "fjord", "garnet", "harbor",
+             "indigo", "juniper"]
+
+
+def dht_lab(n, base_port, folder, count, limit=300.0):
+    import select
+    sessions = [lt.session(dict(dht_settings(base_port + i),
+                                dht_max_infohashes_sample_count=50))
+                for i in range(n)]
+    for i, ses in enumerate(sessions):
+        for j in range(n):
+            if j != i:
+                ses.add_dht_node((IP, base_port + j))
+    for k in range(count):
+        name = "lab %s %02d" % (LAB_WORDS[k % len(LAB_WORDS)], k)
+        root = os.path.join(folder, name)
+        os.makedirs(os.path.join(root, "data"), exist_ok=True)
+        with open(os.path.join(root, "readme.txt"), "wb") as f:
+            f.write(("torrent %d of the lab\n" % k).encode())
+        with open(os.path.join(root, "data", "part%02d.bin" % k), "wb") as f:
+            f.write(bytes((k * 7 + i) % 251 for i in range(20000 + k)))
+        fs = lt.file_storage()
+        lt.add_files(fs, root)
+        ct = lt.create_torrent(fs, 16384)
+        lt.set_piece_hashes(ct, folder)
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(lt.bencode(ct.generate()))
+        atp.save_path = folder
+        atp.flags |= lt.torrent_flags.seed_mode
+        sessions[k % n].add_torrent(atp)
+        print("torrent %s %s" % (atp.ti.info_hashes().v1, name), flush=True)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        counts = [ses.status().dht_nodes for ses in sessions]
+        if min(counts) >= min(n - 1, 8):
+            break
+        time.sleep(0.2)
+    for i, ses in enumerate(sessions):
+        taken = on_other_port(ses, base_port + i)
+        if taken:
+            return taken
+    # Every torrent announced at least once.
+    time.sleep(5)
+    print("ready", flush=True)
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([0], [], [], 0.5)
+        for ses in sessions:
+            ses.pop_alerts()
+        if r and not os.read(0, 4096):
+            return "eof"
+    return "timeout"
+
+
 def dht_leech(n, base_port, port, torrent, save_path, limit=90.0):
     ses = lt.session(dht_settings(port))
     for j in range(n):
@@ -599,6 +662,8 @@ def main():
         print(magnet_leech(sys.argv[2], sys.argv[3], sys.argv[4]))
     elif cmd == "announce":
         print(announce(sys.argv[2], sys.argv[3]))
+    elif cmd == "dht-lab":
+        print(dht_lab(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])))
     elif cmd == "dht-swarm":
         extra = sys.argv[5:7] if len(sys.argv) > 6 else [None, None]
         print(dht_swarm(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], *extra))

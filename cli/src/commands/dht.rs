@@ -4,6 +4,7 @@
 //! crawler (`crawl`).
 
 mod crawl;
+mod index_crawl;
 mod serve;
 
 use std::net::SocketAddr;
@@ -155,15 +156,27 @@ enum Command {
     #[command(after_help = "\
 Examples:
   bittide dht crawl --duration 10m > hashes.txt
-  bittide dht crawl --duration 0 --nodes 8 --rate 100 --json --state-dir /var/lib/bittide")]
+  bittide dht crawl --duration 0 --nodes 8 --rate 100 --json --state-dir /var/lib/bittide
+  bittide dht crawl --duration 1h --index            # into ~/.local/state/bittide/index.db
+  bittide dht crawl --duration 0 --index crawl.db --max-fetches 128")]
     Crawl {
         /// How long to crawl (90s, 10m, 2h; a bare number is seconds); 0
         /// runs until killed.
         #[arg(long, alias = "for", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
         duration: Duration,
-        /// Crawl queries per second (per node).
-        #[arg(long, value_name = "N", default_value_t = 200)]
+        /// Crawl queries per second at most (per node).
+        #[arg(long, alias = "max-rps", value_name = "N", default_value_t = 200)]
         rate: u64,
+        /// Build an index: fetch each torrent's metadata from its peers
+        /// (BEP 9) and store its name and files in LOCATION — a SQLite
+        /// file (PATH or sqlite:PATH) or postgres://… [default with no
+        /// value: STATE_DIR/index.db]. Prints `INFO_HASH NAME` per torrent
+        /// indexed; search it with `bittide index search`.
+        #[arg(long, value_name = "LOCATION", num_args = 0..=1, default_missing_value = "")]
+        index: Option<String>,
+        /// With --index: metadata fetches at once.
+        #[arg(long, value_name = "N", default_value_t = 64)]
+        max_fetches: usize,
         /// DHT nodes to crawl with, each with its own id and port (the
         /// --listen port, the next one, …, or any), sharing the nodes they
         /// meet; an info-hash is printed once whichever node finds it.
@@ -191,6 +204,38 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     let bind = options
         .listen
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    if let Command::Crawl {
+        duration,
+        rate,
+        index: Some(index),
+        max_fetches,
+        nodes,
+    } = &command
+    {
+        if *nodes > 1 {
+            return Err(Failure::new(
+                Exit::Usage,
+                "--index crawls with one node (run more crawlers into the same index instead)",
+            ));
+        }
+        let location = match index.as_str() {
+            "" => {
+                let dir = options.state_dir.clone().or_else(crate::session::default_state_dir);
+                bittide_index::Location::default_in(&dir.ok_or_else(|| {
+                    Failure::new(Exit::Usage, "no state folder: give --index PATH or --state-dir")
+                })?)
+            }
+            s => bittide_index::Location::parse(s),
+        };
+        let crawl = index_crawl::IndexCrawl {
+            bind,
+            duration: *duration,
+            rate: *rate,
+            location,
+            max_fetches: *max_fetches,
+        };
+        return index_crawl::run(&options, crawl);
+    }
     // One node on one socket: it reaches the nodes of its family (the
     // IPv6 DHT of BEP 32 with an IPv6 `--listen`).
     let family = IpFamily::of(&bind);
@@ -273,6 +318,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
             duration,
             rate,
             nodes,
+            ..
         } => {
             let mut clients = vec![client];
             for i in 1..nodes {

@@ -26,6 +26,7 @@ pub(crate) mod daemon;
 pub(crate) mod demo;
 pub(crate) mod dht;
 pub(crate) mod download;
+pub(crate) mod index;
 pub(crate) mod info;
 pub(crate) mod limits;
 pub(crate) mod list;

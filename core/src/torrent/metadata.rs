@@ -323,7 +323,17 @@ impl Torrent {
             .filter(|v2| InfoHash::truncated(v2) == self.info.info_hash);
         let matches = match v2_only {
             Some(v2) => <[u8; 32]>::from(sha2::Sha256::digest(&f.buffer)) == v2,
-            None => <[u8; 20]>::from(Sha1::digest(&f.buffer)) == self.info.info_hash.0,
+            None if <[u8; 20]>::from(Sha1::digest(&f.buffer)) == self.info.info_hash.0 => true,
+            None => {
+                // The DHT names a v2 or hybrid torrent by its truncated v2
+                // hash too (BEP 52); a crawler meets it by that name alone.
+                let v2 = <[u8; 32]>::from(sha2::Sha256::digest(&f.buffer));
+                let named = InfoHash::truncated(&v2) == self.info.info_hash;
+                if named {
+                    self.info.info_hash_v2 = Some(v2);
+                }
+                named
+            }
         };
         if matches {
             let metadata = Bytes::from(std::mem::take(&mut f.buffer));

@@ -30,6 +30,7 @@ pub mod driver;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod harvest;
 pub mod listen;
 mod lsd;
 pub mod resume;

@@ -189,7 +189,7 @@ pub(crate) fn dht_settings(d: &SessionDht, ipv6: bool) -> (DhtSettings, SavedDht
 }
 
 /// Writes the DHT state atomically (errors are not worth stopping for).
-pub(crate) fn save_dht(path: &Path, state: &[u8]) {
+pub fn save_dht(path: &Path, state: &[u8]) {
     // Two sessions may share the file: each writes its own temporary.
     let tmp = path.with_extension(format!("part.{}", std::process::id()));
     if let Some(dir) = path.parent() {

@@ -1,0 +1,243 @@
+//! `bittide dht crawl --index`: the crawl becomes an index. One engine
+//! walks the DHT (BEP 51) and fetches the metadata of what it harvests
+//! (BEP 9); a store thread keeps the [`Indexer`] and its [`Index`] (SQLite
+//! or PostgreSQL) off the event loop, writing once a second in one
+//! transaction and sending back the hashes worth fetching.
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bittide_core::dht::crawler::CrawlConfig;
+use bittide_core::dht::routing::TableConfig;
+use bittide_core::dht::{DhtConfig, DhtEvent, SavedDht};
+use bittide_core::engine::{DhtSettings, Event, FetchConfig};
+use bittide_core::IpFamily;
+use bittide_driver::driver::{Command, Control, Handle};
+use bittide_driver::harvest::{harvest, HarvestOptions};
+use bittide_index::{Index, Indexer, IndexerStats, Location, UnixTime};
+use bittide_tokio::runtime::TokioRuntime;
+use serde_json::json;
+
+use super::{dht_bootstrap_nodes, Options};
+use crate::exit::{Exit, Failure};
+use crate::output::print;
+
+/// A claim by another crawler keeps a hash from us this long (seconds):
+/// about two fetch deadlines.
+const CLAIM_WINDOW: i64 = 180;
+/// How often the store thread writes and claims.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How often a stats line goes to stderr.
+const STATS_EVERY: Duration = Duration::from_secs(60);
+
+/// What the loop hands the store thread.
+enum ToStore {
+    Event(UnixTime, Event),
+    Stop,
+}
+
+fn unix_now() -> UnixTime {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The crawl's settings from the command line.
+pub(super) struct IndexCrawl {
+    pub bind: SocketAddr,
+    pub duration: Duration,
+    pub rate: u64,
+    pub location: Location,
+    pub max_fetches: usize,
+}
+
+/// Runs the crawl into the index until `duration` has passed (0: until
+/// Ctrl-C).
+pub(super) fn run(options: &Options, crawl: IndexCrawl) -> Result<(), Failure> {
+    // A bad location fails before any socket opens.
+    let store = crawl
+        .location
+        .open()
+        .map_err(|e| Failure::new(Exit::Io, format!("--index {}: {e}", crawl.location)))?;
+    let family = IpFamily::of(&crawl.bind);
+    let mut settings = DhtSettings {
+        config: DhtConfig {
+            table: TableConfig {
+                allow_local: options.dht_allow_local,
+                family,
+                ..Default::default()
+            },
+            enforce_node_ids: options.enforce_node_ids,
+            ..Default::default()
+        },
+        nodes: dht_bootstrap_nodes(options, family)?,
+        ..DhtSettings::default()
+    };
+    let state_file = options.state_file();
+    if let Some(saved) = state_file
+        .as_ref()
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| SavedDht::decode(&b))
+    {
+        if let Some(v4) = &saved.v4 {
+            settings.config.id = Some(v4.id);
+            settings.nodes.extend(v4.addrs());
+        }
+    }
+    if settings.nodes.is_empty() {
+        return Err(Failure::new(
+            Exit::NoAnswer,
+            "no DHT node to join through (--dht-bootstrap HOST:PORT)",
+        ));
+    }
+    let harvest_options = HarvestOptions {
+        listen: crawl.bind,
+        dht: settings,
+        crawl: CrawlConfig {
+            rate: crawl.rate.max(1),
+            ..CrawlConfig::default()
+        },
+        fetch: FetchConfig {
+            max_in_flight: crawl.max_fetches.max(1),
+            ..FetchConfig::default()
+        },
+        seed: None,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(Exit::Io, format!("runtime: {e}")))?;
+    let (to_store, from_loop) = mpsc::channel::<ToStore>();
+    let (handle_tx, handle_rx) = mpsc::channel::<(Handle, SocketAddr)>();
+    let json = options.json;
+    let store_thread = std::thread::spawn(move || store_loop(store, from_loop, handle_rx, json));
+    let duration = crawl.duration;
+    let mut dht_state: Option<Vec<u8>> = None;
+    let result = rt.block_on(async {
+        let runtime = TokioRuntime::current();
+        let start = std::time::Instant::now();
+        let mut last_save = start;
+        harvest(
+            runtime,
+            harvest_options,
+            |handle, local| {
+                let h = handle.clone();
+                tokio::spawn(async move {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        h.send(Command::Shutdown);
+                    }
+                });
+                let _ = handle_tx.send((handle, local));
+            },
+            |event, engine| {
+                match event {
+                    Some(e @ Event::Dht(DhtEvent::Harvested { .. }))
+                    | Some(e @ Event::MetadataFetched { .. })
+                    | Some(e @ Event::MetadataFetchFailed { .. }) => {
+                        let _ = to_store.send(ToStore::Event(unix_now(), e.clone()));
+                    }
+                    Some(Event::Stopped) => dht_state = engine.dht_state().map(|s| s.encode()),
+                    _ => {}
+                }
+                if last_save.elapsed() >= Duration::from_secs(300) {
+                    last_save = std::time::Instant::now();
+                    dht_state = engine.dht_state().map(|s| s.encode());
+                }
+                if !duration.is_zero() && start.elapsed() >= duration {
+                    return Control::Shutdown;
+                }
+                Control::Continue
+            },
+        )
+        .await
+    });
+    rt.shutdown_timeout(Duration::from_millis(500));
+    let _ = to_store.send(ToStore::Stop);
+    let stored = store_thread
+        .join()
+        .unwrap_or_else(|_| Err(Failure::new(Exit::Io, "the index thread panicked")));
+    if let (Some(path), Some(state)) = (&state_file, &dht_state) {
+        bittide_driver::client::save_dht(path, state);
+    }
+    result.map_err(|e| Failure::new(Exit::Io, e.to_string()))?;
+    let stats = stored?;
+    eprintln!("{}", summary(&stats));
+    Ok(())
+}
+
+/// The store thread: feeds the indexer, flushes once a second, sends the
+/// fetches, prints each torrent indexed; ends (after a last flush) on
+/// [`ToStore::Stop`].
+fn store_loop(
+    mut store: Box<dyn Index>,
+    from_loop: mpsc::Receiver<ToStore>,
+    handle_rx: mpsc::Receiver<(Handle, SocketAddr)>,
+    json: bool,
+) -> Result<IndexerStats, Failure> {
+    let Ok((handle, local)) = handle_rx.recv() else {
+        // The loop never started (a socket failed): nothing to index.
+        return Ok(IndexerStats::default());
+    };
+    let mut indexer = Indexer::new(crawler_name(local), CLAIM_WINDOW);
+    let mut last_flush = std::time::Instant::now();
+    let mut last_stats = last_flush;
+    let mut stopping = false;
+    while !stopping {
+        match from_loop.recv_timeout(FLUSH_EVERY) {
+            Ok(ToStore::Event(at, e)) => {
+                if let Some(r) = indexer.handle_event(at, &e) {
+                    let line = match json {
+                        true => format!(
+                            "{}\n",
+                            json!({"info_hash": r.info_hash.to_string(), "name": r.name, "size": r.size, "files": r.file_count})
+                        ),
+                        false => format!("{} {}\n", r.info_hash, r.name),
+                    };
+                    print(&line)?;
+                }
+            }
+            Ok(ToStore::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => stopping = true,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if stopping || last_flush.elapsed() >= FLUSH_EVERY {
+            last_flush = std::time::Instant::now();
+            match indexer.flush(store.as_mut(), unix_now()) {
+                Ok(fetch) => {
+                    for h in fetch {
+                        handle.send(Command::FetchMetadata(h));
+                    }
+                }
+                // Kept for the next flush; a store that stays down is
+                // reported once a minute below.
+                Err(e) => eprintln!("bittide: index: {e}"),
+            }
+        }
+        if last_stats.elapsed() >= STATS_EVERY {
+            last_stats = std::time::Instant::now();
+            eprintln!("{}", summary(&indexer.stats()));
+        }
+    }
+    if indexer.unwritten() > 0 {
+        return Err(Failure::new(
+            Exit::Io,
+            format!("{} torrents could not be written to the index", indexer.unwritten()),
+        ));
+    }
+    Ok(indexer.stats())
+}
+
+/// This crawler's name in the index's `sources`: host and port.
+fn crawler_name(local: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}", local.port())
+}
+
+fn summary(s: &IndexerStats) -> String {
+    format!(
+        "{} info-hashes harvested, {} already indexed, {} fetched ({} not torrents), {} fetches failed ({} too large), {} new torrents indexed",
+        s.harvested, s.known, s.fetched, s.rejected, s.failed, s.too_large, s.stored
+    )
+}

@@ -1,0 +1,93 @@
+//! A crawling engine over any runtime: the DHT walk (BEP 51) and the
+//! metadata fetches (BEP 9) an index is built from
+//! (`bittide dht crawl --index`, and the simulator's index scenario).
+//!
+//! One engine, one UDP socket (the DHT) and one TCP listener on the same
+//! port (peers that connect back while we fetch). It crawls from the
+//! start; the application sees every event (the harvested info-hashes,
+//! the fetched metadata) and sends [`Command::FetchMetadata`] through the
+//! [`Handle`] for the hashes it wants. It holds no torrent of its own and
+//! writes nothing to disk.
+
+use std::net::SocketAddr;
+
+use bittide_core::dht::crawler::CrawlConfig;
+use bittide_core::engine::{DhtSettings, Engine, EngineConfig, Event, FetchConfig, Transports};
+
+use crate::clock::os_seed;
+use crate::client::random_peer_id;
+use crate::driver::{Control, Driver, Ended, Handle};
+use crate::runtime::Runtime;
+
+/// What to crawl with.
+#[derive(Clone, Debug)]
+pub struct HarvestOptions {
+    /// The UDP (DHT) and TCP (peers) address; an IPv6 one runs the IPv6
+    /// DHT (BEP 32).
+    pub listen: SocketAddr,
+    /// The DHT node's settings: where to join, a saved id.
+    pub dht: DhtSettings,
+    /// The walk's limits (queries a second, nodes remembered).
+    pub crawl: CrawlConfig,
+    /// The fetches' limits (at once, queued, deadline, size).
+    pub fetch: FetchConfig,
+    /// The engine's seed (`None`: from the OS; the simulator gives one).
+    pub seed: Option<bittide_core::Seed>,
+}
+
+/// Why a harvest could not start.
+#[derive(Debug)]
+pub struct HarvestError(pub String);
+
+impl std::fmt::Display for HarvestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HarvestError {}
+
+/// Binds, starts the crawl, and runs the loop until `on_event` asks to
+/// stop; `on_start` gets the handle (to send fetches) and the address the
+/// sockets got.
+pub async fn harvest<R: Runtime>(
+    rt: R,
+    options: HarvestOptions,
+    on_start: impl FnOnce(Handle, SocketAddr),
+    on_event: impl FnMut(Option<&Event>, &Engine) -> Control,
+) -> Result<Ended, HarvestError> {
+    let listener = rt
+        .listen(options.listen)
+        .await
+        .map_err(|e| HarvestError(format!("cannot listen on {}: {e}", options.listen)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| HarvestError(format!("listen address: {e}")))?;
+    let udp = rt
+        .bind_udp(local)
+        .await
+        .map_err(|e| HarvestError(format!("cannot bind UDP {local}: {e}")))?;
+    let mut dht = options.dht;
+    dht.ipv6 = local.is_ipv6();
+    let config = EngineConfig {
+        peer_id: random_peer_id(),
+        listen_port: local.port(),
+        dht: Some(dht),
+        // A crawler only fetches metadata: TCP reaches nearly every peer,
+        // and no uTP socket competes with the DHT for the one UDP port.
+        transports: Transports {
+            tcp: true,
+            utp: false,
+        },
+        ..EngineConfig::default()
+    };
+    let seed = options.seed.unwrap_or_else(os_seed);
+    let mut driver = Driver::new(rt.clone(), Engine::new(config, seed));
+    driver.listen(listener);
+    driver.set_udp(udp);
+    let now = rt.now();
+    driver.engine().set_fetch_config(options.fetch);
+    driver.engine().crawl(now, options.crawl);
+    on_start(driver.handle(), local);
+    Ok(driver.run(on_event).await)
+}
