@@ -287,3 +287,68 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineConfig;
+    use crate::rng::Seed;
+
+    fn hash(i: u8) -> InfoHash {
+        InfoHash([i; 20])
+    }
+
+    /// Events out until the engine waits.
+    fn drain(e: &mut Engine, now: Instant) -> Vec<Event> {
+        let mut events = Vec::new();
+        loop {
+            match e.poll_output(now) {
+                Output::Timeout(_) => return events,
+                Output::Event(ev) => events.push(ev),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn fetches_are_bounded_and_end_at_their_deadline() {
+        let t0 = Instant::ZERO;
+        let mut e = Engine::new(EngineConfig::default(), Seed::from_u64(1));
+        e.set_fetch_config(FetchConfig {
+            max_in_flight: 2,
+            max_queued: 2,
+            deadline: Duration::from_secs(60),
+            ..FetchConfig::default()
+        });
+        assert!((1..=4).all(|i| e.fetch_metadata(t0, hash(i))));
+        // The queue is full; a hash running or queued is refused too.
+        assert!(!e.fetch_metadata(t0, hash(5)));
+        assert!(!e.fetch_metadata(t0, hash(1)));
+        assert!(!e.fetch_metadata(t0, hash(3)));
+        let s = e.fetch_stats();
+        assert_eq!((s.running, s.waiting, s.refused), (2, 2, 3));
+        // The running ones look like no torrent of the application's.
+        assert!(drain(&mut e, t0).is_empty());
+        let t1 = t0 + Duration::from_secs(61);
+        e.handle_timeout(t1);
+        let events = drain(&mut e, t1);
+        assert_eq!(
+            events,
+            vec![
+                Event::MetadataFetchFailed {
+                    info_hash: hash(1),
+                    reason: FetchFailure::TimedOut
+                },
+                Event::MetadataFetchFailed {
+                    info_hash: hash(2),
+                    reason: FetchFailure::TimedOut
+                },
+            ]
+        );
+        let s = e.fetch_stats();
+        assert_eq!((s.running, s.waiting, s.timed_out, s.started), (2, 0, 2, 4));
+        assert_eq!(e.torrent_ids().len(), 2, "the ended fetches are gone");
+        // The engine wakes for the next deadline at the latest.
+        assert!(e.next_timer().is_some_and(|(at, _)| at <= t1 + Duration::from_secs(60)));
+    }
+}
