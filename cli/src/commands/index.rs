@@ -25,7 +25,8 @@ pub(crate) struct Args {
     /// $XDG_STATE_HOME/bittide, else ~/.local/state/bittide].
     #[arg(long, value_name = "DIR", global = true)]
     state_dir: Option<PathBuf>,
-    /// Print JSON instead of text.
+    /// Print JSON instead of text: one line (`search`: an array of
+    /// results; `show`, `stats`: an object).
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -44,6 +45,7 @@ Examples:
 enum Command {
     /// Find torrents whose name has every word of QUERY: best match
     /// first, then most seeders.
+    #[command(after_help = "Examples:\n  bittide index search ubuntu 24.04\n  bittide index search big buck bunny --json --limit 5")]
     Search {
         /// Words to look for (letters and digits; case and accents do not
         /// matter).
@@ -54,13 +56,16 @@ enum Command {
         limit: usize,
     },
     /// Show one torrent: hashes, size, swarm, magnet link and files.
+    #[command(after_help = "Example:\n  bittide index show 0123456789abcdef0123456789abcdef01234567 --json")]
     Show {
         /// Its info-hash, 40 hex digits.
         info_hash: String,
     },
     /// Count what the index holds.
+    #[command(after_help = "Examples:\n  bittide index stats\n  bittide index stats --index postgres://crawler@db/index --json")]
     Stats,
     /// Write every torrent with its files, one JSON object per line.
+    #[command(after_help = "Example:\n  bittide index export --jsonl --index crawl.db > torrents.jsonl")]
     Export {
         /// JSON lines (the only format).
         #[arg(long, required = true)]
