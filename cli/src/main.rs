@@ -23,8 +23,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::commands::pause::Verb;
 use crate::commands::{
-    add, completions, create, daemon, demo, dht, download, index, info, limits, list, man, pause, prio,
-    remove, seed, show, stats, tracker,
+    add, completions, create, daemon, demo, dht, download, index, info, limits, list, man, pause,
+    prio, remove, seed, show, stats, tracker,
 };
 
 /// bittide, a BitTorrent client: download and seed torrents, or run a

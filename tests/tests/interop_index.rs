@@ -24,7 +24,11 @@ const TORRENTS: usize = 30;
 
 #[test]
 fn a_crawl_indexes_every_torrent_of_a_libtorrent_dht() {
-    require_tool(DEBIAN_PYTHON, &["-c", "import libtorrent"], "python3-libtorrent");
+    require_tool(
+        DEBIAN_PYTHON,
+        &["-c", "import libtorrent"],
+        "python3-libtorrent",
+    );
     let dir = TempDir::new("interop-index");
     let content = dir.path().join("content");
     std::fs::create_dir_all(&content).unwrap();
@@ -118,18 +122,20 @@ fn a_crawl_indexes_every_torrent_of_a_libtorrent_dht() {
     }
 
     // Words of their names find them; every result carries a magnet.
-    let found: Vec<serde_json::Value> =
-        serde_json::from_str(&run_bittide(&[&["index", "search", "LAB", "Amber"], &at[..]].concat()))
-            .unwrap();
+    let found: Vec<serde_json::Value> = serde_json::from_str(&run_bittide(
+        &[&["index", "search", "LAB", "Amber"], &at[..]].concat(),
+    ))
+    .unwrap();
     let mut names: Vec<&str> = found.iter().filter_map(|h| h["name"].as_str()).collect();
     names.sort();
     assert_eq!(names, ["lab amber 00", "lab amber 10", "lab amber 20"]);
-    assert!(found
-        .iter()
-        .all(|h| h["magnet"].as_str().is_some_and(|m| m.starts_with("magnet:?xt=urn:btih:"))));
-    let one: Vec<serde_json::Value> =
-        serde_json::from_str(&run_bittide(&[&["index", "search", "garnet", "16"], &at[..]].concat()))
-            .unwrap();
+    assert!(found.iter().all(|h| h["magnet"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("magnet:?xt=urn:btih:"))));
+    let one: Vec<serde_json::Value> = serde_json::from_str(&run_bittide(
+        &[&["index", "search", "garnet", "16"], &at[..]].concat(),
+    ))
+    .unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0]["info_hash"], torrents[16].0.as_str());
 }

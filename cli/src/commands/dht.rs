@@ -220,9 +220,15 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         }
         let location = match index.as_str() {
             "" => {
-                let dir = options.state_dir.clone().or_else(crate::session::default_state_dir);
+                let dir = options
+                    .state_dir
+                    .clone()
+                    .or_else(crate::session::default_state_dir);
                 bittide_index::Location::default_in(&dir.ok_or_else(|| {
-                    Failure::new(Exit::Usage, "no state folder: give --index PATH or --state-dir")
+                    Failure::new(
+                        Exit::Usage,
+                        "no state folder: give --index PATH or --state-dir",
+                    )
                 })?)
             }
             s => bittide_index::Location::parse(s),

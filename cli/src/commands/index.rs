@@ -45,7 +45,9 @@ Examples:
 enum Command {
     /// Find torrents whose name has every word of QUERY: best match
     /// first, then most seeders.
-    #[command(after_help = "Examples:\n  bittide index search ubuntu 24.04\n  bittide index search big buck bunny --json --limit 5")]
+    #[command(
+        after_help = "Examples:\n  bittide index search ubuntu 24.04\n  bittide index search big buck bunny --json --limit 5"
+    )]
     Search {
         /// Words to look for (letters and digits; case and accents do not
         /// matter).
@@ -56,16 +58,22 @@ enum Command {
         limit: usize,
     },
     /// Show one torrent: hashes, size, swarm, magnet link and files.
-    #[command(after_help = "Example:\n  bittide index show 0123456789abcdef0123456789abcdef01234567 --json")]
+    #[command(
+        after_help = "Example:\n  bittide index show 0123456789abcdef0123456789abcdef01234567 --json"
+    )]
     Show {
         /// Its info-hash, 40 hex digits.
         info_hash: String,
     },
     /// Count what the index holds.
-    #[command(after_help = "Examples:\n  bittide index stats\n  bittide index stats --index postgres://crawler@db/index --json")]
+    #[command(
+        after_help = "Examples:\n  bittide index stats\n  bittide index stats --index postgres://crawler@db/index --json"
+    )]
     Stats,
     /// Write every torrent with its files, one JSON object per line.
-    #[command(after_help = "Example:\n  bittide index export --jsonl --index crawl.db > torrents.jsonl")]
+    #[command(
+        after_help = "Example:\n  bittide index export --jsonl --index crawl.db > torrents.jsonl"
+    )]
     Export {
         /// JSON lines (the only format).
         #[arg(long, required = true)]
@@ -77,9 +85,15 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
     let location = match &args.index {
         Some(s) => Location::parse(s),
         None => {
-            let dir = args.state_dir.clone().or_else(crate::session::default_state_dir);
+            let dir = args
+                .state_dir
+                .clone()
+                .or_else(crate::session::default_state_dir);
             Location::default_in(&dir.ok_or_else(|| {
-                Failure::new(Exit::Usage, "no state folder: give --index PATH or --state-dir")
+                Failure::new(
+                    Exit::Usage,
+                    "no state folder: give --index PATH or --state-dir",
+                )
             })?)
         }
     };

@@ -230,7 +230,7 @@ impl Engine {
         let outcome = match e {
             TorrentEvent::MetadataReceived => {
                 let metadata = self.torrents.get(&id).and_then(|t| t.metadata().cloned());
-                Ok(metadata.unwrap_or_else(Bytes::new))
+                metadata.ok_or(FetchFailure::Invalid)
             }
             TorrentEvent::MetadataInvalid(_) => Err(FetchFailure::Invalid),
             _ => return true,
@@ -349,6 +349,8 @@ mod tests {
         assert_eq!((s.running, s.waiting, s.timed_out, s.started), (2, 0, 2, 4));
         assert_eq!(e.torrent_ids().len(), 2, "the ended fetches are gone");
         // The engine wakes for the next deadline at the latest.
-        assert!(e.next_timer().is_some_and(|(at, _)| at <= t1 + Duration::from_secs(60)));
+        assert!(e
+            .next_timer()
+            .is_some_and(|(at, _)| at <= t1 + Duration::from_secs(60)));
     }
 }

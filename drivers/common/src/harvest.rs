@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 use bittide_core::dht::crawler::CrawlConfig;
 use bittide_core::engine::{DhtSettings, Engine, EngineConfig, Event, FetchConfig, Transports};
 
-use crate::clock::os_seed;
 use crate::client::random_peer_id;
+use crate::clock::os_seed;
 use crate::driver::{Control, Driver, Ended, Handle};
 use crate::runtime::Runtime;
 

@@ -221,7 +221,10 @@ fn store_loop(
     if indexer.unwritten() > 0 {
         return Err(Failure::new(
             Exit::Io,
-            format!("{} torrents could not be written to the index", indexer.unwritten()),
+            format!(
+                "{} torrents could not be written to the index",
+                indexer.unwritten()
+            ),
         ));
     }
     Ok(indexer.stats())
