@@ -8,7 +8,7 @@
 //! sharing one PostgreSQL split the work this way) and returns those for
 //! the engine's [`fetch_metadata`](bittide_core::engine::Engine::fetch_metadata).
 //! Fetched metadata ([`Event::MetadataFetched`]) becomes a
-//! [`TorrentRecord`]; records are written at the next flush, in one
+//! [`Listing`]; listings are written at the next flush, in one
 //! transaction. Memory is bounded: harvests waiting for a flush are capped
 //! (the excess is counted and dropped: the crawl meets them again).
 
@@ -19,7 +19,7 @@ use bittide_core::dht::DhtEvent;
 use bittide_core::engine::{Event, FetchFailure};
 use bittide_core::metainfo::InfoHash;
 
-use crate::{Found, Index, IndexError, TorrentRecord, UnixTime};
+use crate::{Found, Index, IndexError, Listing, UnixTime};
 
 /// Harvests waiting for a flush, at most.
 const MAX_WAITING: usize = 100_000;
@@ -87,7 +87,7 @@ impl Indexer {
 
     /// An engine event (others are ignored); `at` is the wall clock.
     /// Returns the torrent it brought, if it brought one.
-    pub fn handle_event(&mut self, at: UnixTime, event: &Event) -> Option<&TorrentRecord> {
+    pub fn handle_event(&mut self, at: UnixTime, event: &Event) -> Option<&Listing> {
         match event {
             Event::Dht(DhtEvent::Harvested {
                 info_hash, node, ..
@@ -105,10 +105,10 @@ impl Indexer {
             } => {
                 self.stats.fetched += 1;
                 let node = self.claimed.remove(info_hash).flatten();
-                match TorrentRecord::from_metadata(*info_hash, metadata) {
-                    Ok(record) => {
-                        self.found.push(Found { record, at, node });
-                        return self.found.last().map(|f| &f.record);
+                match Listing::from_metadata(*info_hash, metadata) {
+                    Ok(listing) => {
+                        self.found.push(Found { listing, at, node });
+                        return self.found.last().map(|f| &f.listing);
                     }
                     Err(_) => self.stats.rejected += 1,
                 }

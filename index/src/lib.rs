@@ -3,7 +3,7 @@
 //! The crawler (`bittide dht crawl --index`) harvests info-hashes (BEP 51),
 //! fetches their metadata from peers (BEP 9, through the engine's
 //! [`fetch_metadata`](bittide_core::engine::Engine::fetch_metadata)) and
-//! stores a [`TorrentRecord`] of each: names, sizes, files. [`Index`] is
+//! stores a [`Listing`] of each: names, sizes, files. [`Index`] is
 //! the one small trait every store implements; [`SqliteIndex`] is the
 //! embedded default (one file in the state folder, nothing to set up).
 //! [`Indexer`] is the glue between the engine's events and a store:
@@ -13,7 +13,6 @@
 
 mod indexer;
 mod query;
-mod record;
 mod sqlite;
 
 use std::fmt;
@@ -22,11 +21,9 @@ use std::path::{Path, PathBuf};
 
 use bittide_core::metainfo::InfoHash;
 
+pub use bittide_core::metainfo::{ListedFile, Listing, ListingError, MAX_LISTED_FILES};
 pub use indexer::{Indexer, IndexerStats};
 pub use query::{fts_terms, QueryError};
-pub use record::{
-    clean, magnet, FileRecord, RecordError, TorrentRecord, MAX_FILES, MAX_NAME, MAX_PATH,
-};
 pub use sqlite::SqliteIndex;
 
 /// Seconds since the Unix epoch: the index's clock (its callers read it;
@@ -37,7 +34,7 @@ pub type UnixTime = i64;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Found {
     /// The torrent.
-    pub record: TorrentRecord,
+    pub listing: Listing,
     /// When its metadata came in.
     pub at: UnixTime,
     /// The DHT node that named it, if known.
@@ -72,7 +69,7 @@ pub struct Hit {
 impl Hit {
     /// A magnet link for it.
     pub fn magnet(&self) -> String {
-        magnet(&self.info_hash, self.info_hash_v2, &self.name)
+        bittide_core::metainfo::magnet_link(&self.info_hash, self.info_hash_v2, &self.name)
     }
 }
 
@@ -173,8 +170,8 @@ pub trait Index: Send {
     /// first, then most seeders; at most `limit`.
     fn search(&mut self, query: &str, limit: usize) -> Result<Vec<Hit>, IndexError>;
 
-    /// One torrent and its files (at most [`MAX_FILES`]).
-    fn get(&mut self, info_hash: &InfoHash) -> Result<Option<(Hit, Vec<FileRecord>)>, IndexError>;
+    /// One torrent and its files (at most [`MAX_LISTED_FILES`]).
+    fn get(&mut self, info_hash: &InfoHash) -> Result<Option<(Hit, Vec<ListedFile>)>, IndexError>;
 
     /// Totals.
     fn stats(&mut self) -> Result<IndexStats, IndexError>;
@@ -183,7 +180,7 @@ pub trait Index: Send {
     /// many.
     fn export(
         &mut self,
-        each: &mut dyn FnMut(&Hit, &[FileRecord]) -> std::io::Result<()>,
+        each: &mut dyn FnMut(&Hit, &[ListedFile]) -> std::io::Result<()>,
     ) -> Result<u64, IndexError>;
 }
 

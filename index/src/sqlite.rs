@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use bittide_core::metainfo::InfoHash;
 
 use crate::query::fts_terms;
-use crate::{FileRecord, Found, Hit, Index, IndexError, IndexStats, SwarmEstimate, UnixTime};
+use crate::{Found, Hit, Index, IndexError, IndexStats, ListedFile, SwarmEstimate, UnixTime};
 
 /// Schema version `i + 1` is made by `MIGRATIONS[i]`.
 const MIGRATIONS: &[&str] = &["
@@ -211,7 +211,7 @@ impl Index for SqliteIndex {
             )?;
             let mut unclaim = tx.prepare_cached("DELETE FROM claims WHERE info_hash = ?1")?;
             for f in batch {
-                let r = &f.record;
+                let r = &f.listing;
                 let hash = &r.info_hash.0[..];
                 let v2 = r.info_hash_v2.as_ref().map(|h| &h[..]);
                 let id = if torrent.execute(params![
@@ -271,7 +271,7 @@ impl Index for SqliteIndex {
         Ok(hits)
     }
 
-    fn get(&mut self, info_hash: &InfoHash) -> Result<Option<(Hit, Vec<FileRecord>)>, IndexError> {
+    fn get(&mut self, info_hash: &InfoHash) -> Result<Option<(Hit, Vec<ListedFile>)>, IndexError> {
         let sql = format!("SELECT {HIT_COLUMNS}, t.id FROM torrents t WHERE t.info_hash = ?1");
         let found = self
             .db
@@ -318,7 +318,7 @@ impl Index for SqliteIndex {
 
     fn export(
         &mut self,
-        each: &mut dyn FnMut(&Hit, &[FileRecord]) -> std::io::Result<()>,
+        each: &mut dyn FnMut(&Hit, &[ListedFile]) -> std::io::Result<()>,
     ) -> Result<u64, IndexError> {
         let sql = format!("SELECT {HIT_COLUMNS}, t.id FROM torrents t ORDER BY t.id");
         let mut stmt = self.db.prepare(&sql)?;
@@ -334,12 +334,12 @@ impl Index for SqliteIndex {
     }
 }
 
-fn files_of(db: &Connection, id: i64) -> Result<Vec<FileRecord>, IndexError> {
+fn files_of(db: &Connection, id: i64) -> Result<Vec<ListedFile>, IndexError> {
     let mut stmt =
         db.prepare_cached("SELECT path, size FROM files WHERE torrent = ?1 ORDER BY idx")?;
     let files = stmt
         .query_map(params![id], |r| {
-            Ok(FileRecord {
+            Ok(ListedFile {
                 path: r.get(0)?,
                 size: r.get::<_, i64>(1)?.max(0) as u64,
             })
@@ -351,20 +351,20 @@ fn files_of(db: &Connection, id: i64) -> Result<Vec<FileRecord>, IndexError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::TorrentRecord;
+    use crate::Listing;
 
     fn found(i: u32, name: &str, files: usize) -> Found {
         let mut h = [0u8; 20];
         h[..4].copy_from_slice(&i.to_be_bytes());
         Found {
-            record: TorrentRecord {
+            listing: Listing {
                 info_hash: InfoHash(h),
                 info_hash_v2: None,
                 name: name.to_owned(),
                 size: files as u64 * 10,
                 file_count: files as u64,
                 files: (0..files)
-                    .map(|f| FileRecord {
+                    .map(|f| ListedFile {
                         path: format!("{name}/{f}.bin"),
                         size: 10,
                     })
@@ -394,7 +394,7 @@ mod tests {
             .starts_with("Big Buck"));
         assert!(ix.search("nothing-here", 10).expect("search").is_empty());
         let (hit, files) = ix
-            .get(&batch[1].record.info_hash)
+            .get(&batch[1].listing.info_hash)
             .expect("get")
             .expect("there");
         assert_eq!(hit.files, 3);
@@ -414,7 +414,9 @@ mod tests {
     fn claims_share_the_work_between_crawlers() {
         let mut ix = SqliteIndex::in_memory().expect("open");
         ix.insert("a", &[found(1, "one", 1)]).expect("insert");
-        let hashes: Vec<InfoHash> = (1..=3).map(|i| found(i, "x", 0).record.info_hash).collect();
+        let hashes: Vec<InfoHash> = (1..=3)
+            .map(|i| found(i, "x", 0).listing.info_hash)
+            .collect();
         // 1 is indexed; 2 and 3 go to crawler a.
         assert_eq!(
             ix.claim("a", &hashes, 2000, 300).expect("claim"),

@@ -26,7 +26,7 @@ use trackers::{
 pub type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The targets that have seeds.
-pub const TARGETS: [&str; 38] = [
+pub const TARGETS: [&str; 39] = [
     "bencode",
     "metainfo",
     "magnet",
@@ -65,6 +65,7 @@ pub const TARGETS: [&str; 38] = [
     "web_seed",
     "file_tree",
     "hash_tree",
+    "listing",
 ];
 
 /// Seeds of `target`.
@@ -96,6 +97,7 @@ pub fn for_target(target: &str) -> Seeds {
         "torrent_swarm_v2" => random_seeds(86),
         "web_seed" => random_seeds(84),
         "file_tree" => file_tree(),
+        "listing" => listing(),
         "hash_tree" => random_seeds(85),
         "resume" => resume(),
         "state_files" => state_files(),
@@ -609,6 +611,47 @@ fn utp_packet() -> Seeds {
 
 /// BEP 52 file trees: a file, a folder of two, an empty file, and shapes
 /// the parser refuses (a node both file and folder, an unsafe name).
+/// Info dictionaries as a crawler meets them: ordinary ones, and the
+/// hostile shapes `Listing` must make safe.
+fn listing() -> Seeds {
+    let file = |len: i64, path: &[&'static [u8]]| {
+        Value::dict(vec![
+            (b"length", Value::int(len)),
+            (
+                b"path",
+                Value::list(path.iter().map(|p| Value::bytes(p)).collect()),
+            ),
+        ])
+    };
+    let info = |name: &'static [u8], files: Value<'static>| {
+        Value::dict(vec![
+            (b"files", files),
+            (b"name", Value::bytes(name)),
+            (b"piece length", Value::int(16384)),
+            (b"pieces", Value::bytes(&[1; 20])),
+        ])
+        .to_vec()
+    };
+    let single = Value::dict(vec![
+        (b"length", Value::int(5)),
+        (b"name", Value::bytes(b"one.iso")),
+        (b"piece length", Value::int(16384)),
+        (b"pieces", Value::bytes(&[1; 20])),
+    ])
+    .to_vec();
+    let many: Vec<Value<'static>> = (0..300).map(|_| file(1, &[b"d", b"f"])).collect();
+    vec![
+        ("single", single),
+        ("folder", info(b"dir", Value::list(vec![file(3, &[b"a", b"b.txt"]), file(4, &[b"c"])]))),
+        ("control", info(b"n\x00\x1b[2J\n", Value::list(vec![file(1, &[b"a\x00b", b"\x7f"])]))),
+        ("slash", info(b"x", Value::list(vec![file(1, &[b"../../etc", b"a/b"])]))),
+        ("negative", info(b"x", Value::list(vec![file(-1, &[b"a"])]))),
+        ("not-utf8", info(b"\xff\xfe", Value::list(vec![file(1, &[b"\xc3"])]))),
+        ("many", info(b"many", Value::list(many))),
+        ("v2", b"d9:file treed1:ad0:d6:lengthi5e11:pieces root32:rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrreee12:meta versioni2e4:name1:t12:piece lengthi16384ee".to_vec()),
+    ]
+}
+
 fn file_tree() -> Seeds {
     let leaf = |len: i64| {
         if len == 0 {

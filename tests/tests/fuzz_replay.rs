@@ -44,6 +44,7 @@ fn entry(target: &str) -> fn(&[u8]) {
         "lsd_announce" => fuzzing::lsd_announce,
         "web_seed" => fuzzing::web_seed,
         "file_tree" => fuzzing::file_tree,
+        "listing" => fuzzing::listing,
         "hash_tree" => fuzzing::hash_tree,
         "resume" => driver::resume,
         "tracker_front" => driver::tracker_front,

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use bittide_driver::units::human;
-use bittide_index::{FileRecord, Hit, IndexError, Location};
+use bittide_index::{Hit, IndexError, ListedFile, Location};
 use clap::Subcommand;
 use serde_json::{json, Value};
 
@@ -234,7 +234,7 @@ fn hit_json(h: &Hit) -> Value {
     })
 }
 
-fn files_json(files: &[FileRecord]) -> Value {
+fn files_json(files: &[ListedFile]) -> Value {
     files
         .iter()
         .map(|f| json!({"path": f.path, "size": f.size}))

@@ -497,3 +497,20 @@ pub fn compact(data: &[u8]) {
         matches!(data.len(), V4_LEN | V6_LEN) && data[data.len() - 2..] != [0, 0]
     );
 }
+
+/// listing: any info dictionary (checked against its own SHA-1, so the
+/// input reaches the parser) gives a listing or an error, never a panic;
+/// a listing's text is free of control characters and within its bounds.
+pub fn listing(data: &[u8]) {
+    use crate::metainfo::{InfoHash, Listing, MAX_LISTED_FILES, MAX_LISTED_NAME, MAX_LISTED_PATH};
+    let Ok(l) = Listing::from_metadata(InfoHash::of_info(data), data) else {
+        return;
+    };
+    let clean = |s: &str, max: usize| s.len() <= max && !s.chars().any(char::is_control);
+    assert!(clean(&l.name, MAX_LISTED_NAME), "name {:?}", l.name);
+    assert!(l.files.len() <= MAX_LISTED_FILES && l.files.len() as u64 <= l.file_count);
+    for f in &l.files {
+        assert!(clean(&f.path, MAX_LISTED_PATH), "path {:?}", f.path);
+    }
+    assert!(Magnet::parse(&l.magnet()).is_ok());
+}

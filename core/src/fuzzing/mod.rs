@@ -32,7 +32,8 @@ mod web_seed;
 
 pub use codec::{
     bencode, bitfield, compact, extension_handshake, file_tree, handshake, hash_tree, krpc,
-    lsd_announce, magnet, metainfo, pex, ut_holepunch, ut_metadata, wire_frame, wire_stream,
+    listing, lsd_announce, magnet, metainfo, pex, ut_holepunch, ut_metadata, wire_frame,
+    wire_stream,
 };
 pub use dht::{dht_datagram, dht_state};
 pub use engine::engine_routing;

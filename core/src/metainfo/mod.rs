@@ -36,6 +36,7 @@ mod build_v2;
 mod disk_paths;
 pub mod hash_tree;
 mod layout;
+mod listing;
 pub mod magnet;
 pub mod merkle;
 mod path;
@@ -50,6 +51,10 @@ pub use build::{auto_piece_length, PieceHasher, TorrentBuilder};
 pub use build_v2::{TorrentFormat, V2Piece, V2PieceHasher};
 pub use disk_paths::{component_text, DiskPaths};
 pub use layout::{FileLayout, FileSlice, Slices};
+pub use listing::{
+    clean_text, magnet_link, ListedFile, Listing, ListingError, MAX_LISTED_FILES, MAX_LISTED_NAME,
+    MAX_LISTED_PATH,
+};
 pub use magnet::{Magnet, MagnetError, PeerAddr};
 pub use path::{check_component, PathProblem};
 pub use piece_hash::{PieceCheck, PieceHash};

@@ -1,10 +1,12 @@
-//! What the index keeps of a torrent, read from its info dictionary (BEP 3
-//! `name`/`length`/`files`, BEP 52 `file tree`) as it came from a peer.
+//! `Listing`: what an index keeps of a torrent, read from its info
+//! dictionary (BEP 3 `name`/`length`/`files`, BEP 52 `file tree`) as it
+//! came from a peer (`bittide dht crawl --index`, the `bittide-index`
+//! crate).
 //!
 //! The bytes are a stranger's: the record is checked against the
 //! info-hash first, and everything in it is made safe to store and to
 //! show. Names and paths lose control characters (NUL included) and are cut
-//! to a length; only the first [`MAX_FILES`] files are kept (the count and
+//! to a length; only the first [`MAX_LISTED_FILES`] files are kept (the count and
 //! the total size still cover all of them); pad files (BEP 47) are left
 //! out. Nothing here touches a file system: a path is text to search and
 //! show, never a place to write.
@@ -12,19 +14,19 @@
 use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
-use bittide_core::bencode::{decode, Dict, Value};
-use bittide_core::metainfo::{InfoHash, Magnet};
+use super::{InfoHash, Magnet};
+use crate::bencode::{decode, Dict, Value};
 
 /// Files kept per torrent (the rest are counted).
-pub const MAX_FILES: usize = 10_000;
+pub const MAX_LISTED_FILES: usize = 10_000;
 /// Longest name kept, in bytes of UTF-8.
-pub const MAX_NAME: usize = 512;
+pub const MAX_LISTED_NAME: usize = 512;
 /// Longest file path kept, in bytes of UTF-8.
-pub const MAX_PATH: usize = 1024;
+pub const MAX_LISTED_PATH: usize = 1024;
 
 /// One file of a torrent.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileRecord {
+pub struct ListedFile {
     /// Its path inside the torrent, components joined by `/`.
     pub path: String,
     /// Its size in bytes.
@@ -33,7 +35,7 @@ pub struct FileRecord {
 
 /// A torrent as the index keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TorrentRecord {
+pub struct Listing {
     /// The v1 info-hash, or a v2 torrent's truncated one: the name it has
     /// on the DHT.
     pub info_hash: InfoHash,
@@ -45,8 +47,8 @@ pub struct TorrentRecord {
     pub size: u64,
     /// How many files it has (pad files not counted).
     pub file_count: u64,
-    /// Its files, at most [`MAX_FILES`].
-    pub files: Vec<FileRecord>,
+    /// Its files, at most [`MAX_LISTED_FILES`].
+    pub files: Vec<ListedFile>,
     /// BEP 27's `private` flag.
     pub private: bool,
 }
@@ -54,7 +56,7 @@ pub struct TorrentRecord {
 /// Why metadata was not indexed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum RecordError {
+pub enum ListingError {
     /// Its SHA-1 (or SHA-256) is not the info-hash.
     HashMismatch,
     /// Not bencode, or not a dictionary.
@@ -66,40 +68,37 @@ pub enum RecordError {
     BadFiles,
 }
 
-impl std::fmt::Display for RecordError {
+impl std::fmt::Display for ListingError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            RecordError::HashMismatch => "the metadata does not hash to the info-hash",
-            RecordError::NotDictionary => "the metadata is not a bencoded dictionary",
-            RecordError::NoName => "the metadata has no name",
-            RecordError::BadFiles => "the metadata's file list is malformed",
+            ListingError::HashMismatch => "the metadata does not hash to the info-hash",
+            ListingError::NotDictionary => "the metadata is not a bencoded dictionary",
+            ListingError::NoName => "the metadata has no name",
+            ListingError::BadFiles => "the metadata's file list is malformed",
         })
     }
 }
 
-impl std::error::Error for RecordError {}
+impl std::error::Error for ListingError {}
 
-impl TorrentRecord {
+impl Listing {
     /// Reads `metadata` (an info dictionary) fetched for `info_hash`.
-    pub fn from_metadata(
-        info_hash: InfoHash,
-        metadata: &[u8],
-    ) -> Result<TorrentRecord, RecordError> {
+    pub fn from_metadata(info_hash: InfoHash, metadata: &[u8]) -> Result<Listing, ListingError> {
         let sha1: [u8; 20] = Sha1::digest(metadata).into();
         let sha256: [u8; 32] = Sha256::digest(metadata).into();
         if sha1 != info_hash.0 && sha256[..20] != info_hash.0 {
-            return Err(RecordError::HashMismatch);
+            return Err(ListingError::HashMismatch);
         }
-        let root = decode(metadata).map_err(|_| RecordError::NotDictionary)?;
-        let info = root.as_dict().ok_or(RecordError::NotDictionary)?;
+        let root = decode(metadata).map_err(|_| ListingError::NotDictionary)?;
+        let info = root.as_dict().ok_or(ListingError::NotDictionary)?;
         let raw_name = info
             .get(b"name.utf-8")
             .or_else(|| info.get(b"name"))
             .and_then(Value::as_bytes)
-            .ok_or(RecordError::NoName)?;
-        let name = clean(raw_name, MAX_NAME);
+            .ok_or(ListingError::NoName)?;
+        let name = clean_text(raw_name, MAX_LISTED_NAME);
         if name.trim().is_empty() {
-            return Err(RecordError::NoName);
+            return Err(ListingError::NoName);
         }
         let v2 = info.get(b"meta version").and_then(Value::as_int) == Some(2);
         // Met by its truncated v2 name (BEP 52), a hybrid is kept under
@@ -116,9 +115,9 @@ impl TorrentRecord {
         } else if let Some(tree) = info.get(b"file tree").filter(|_| v2) {
             files.v2_tree(tree)?;
         } else {
-            return Err(RecordError::BadFiles);
+            return Err(ListingError::BadFiles);
         }
-        Ok(TorrentRecord {
+        Ok(Listing {
             info_hash,
             info_hash_v2: v2.then_some(sha256),
             name,
@@ -131,12 +130,12 @@ impl TorrentRecord {
 
     /// A magnet link for it: its hashes and name.
     pub fn magnet(&self) -> String {
-        magnet(&self.info_hash, self.info_hash_v2, &self.name)
+        magnet_link(&self.info_hash, self.info_hash_v2, &self.name)
     }
 }
 
 /// A magnet link with `xt` and `dn` (BEP 9, BEP 52).
-pub fn magnet(info_hash: &InfoHash, v2: Option<[u8; 32]>, name: &str) -> String {
+pub fn magnet_link(info_hash: &InfoHash, v2: Option<[u8; 32]>, name: &str) -> String {
     let v1 = v2.is_none_or(|h| h[..20] != info_hash.0);
     Magnet {
         info_hash: v1.then_some(*info_hash),
@@ -150,29 +149,29 @@ pub fn magnet(info_hash: &InfoHash, v2: Option<[u8; 32]>, name: &str) -> String 
 /// The files read so far.
 #[derive(Default)]
 struct Files {
-    kept: Vec<FileRecord>,
+    kept: Vec<ListedFile>,
     count: u64,
     size: u64,
 }
 
 impl Files {
-    fn add(&mut self, path: String, length: Option<i64>) -> Result<(), RecordError> {
+    fn add(&mut self, path: String, length: Option<i64>) -> Result<(), ListingError> {
         let size = length
             .and_then(|n| u64::try_from(n).ok())
-            .ok_or(RecordError::BadFiles)?;
+            .ok_or(ListingError::BadFiles)?;
         self.count += 1;
         self.size = self.size.saturating_add(size);
-        if self.kept.len() < MAX_FILES {
-            self.kept.push(FileRecord { path, size });
+        if self.kept.len() < MAX_LISTED_FILES {
+            self.kept.push(ListedFile { path, size });
         }
         Ok(())
     }
 
     /// BEP 3's `files`: dictionaries of `length` and `path` (BEP 47 pad
     /// files, `attr` with `p`, left out).
-    fn v1_list(&mut self, list: &Value<'_>) -> Result<(), RecordError> {
-        for f in list.as_list().ok_or(RecordError::BadFiles)? {
-            let f = f.as_dict().ok_or(RecordError::BadFiles)?;
+    fn v1_list(&mut self, list: &Value<'_>) -> Result<(), ListingError> {
+        for f in list.as_list().ok_or(ListingError::BadFiles)? {
+            let f = f.as_dict().ok_or(ListingError::BadFiles)?;
             let pad = f
                 .get(b"attr")
                 .and_then(Value::as_bytes)
@@ -184,9 +183,9 @@ impl Files {
                 .get(b"path.utf-8")
                 .or_else(|| f.get(b"path"))
                 .and_then(Value::as_list)
-                .ok_or(RecordError::BadFiles)?;
+                .ok_or(ListingError::BadFiles)?;
             let parts: Option<Vec<&[u8]>> = path.iter().map(Value::as_bytes).collect();
-            let path = join(&parts.ok_or(RecordError::BadFiles)?);
+            let path = join(&parts.ok_or(ListingError::BadFiles)?);
             self.add(path, f.get(b"length").and_then(Value::as_int))?;
         }
         Ok(())
@@ -194,12 +193,12 @@ impl Files {
 
     /// BEP 52's `file tree`: nested dictionaries, a file where the key is
     /// empty. Walked without recursion (the decoder bounds the depth).
-    fn v2_tree(&mut self, tree: &Value<'_>) -> Result<(), RecordError> {
+    fn v2_tree(&mut self, tree: &Value<'_>) -> Result<(), ListingError> {
         let mut stack: Vec<(Vec<&[u8]>, &Dict<'_>)> =
-            vec![(Vec::new(), tree.as_dict().ok_or(RecordError::BadFiles)?)];
+            vec![(Vec::new(), tree.as_dict().ok_or(ListingError::BadFiles)?)];
         while let Some((path, dir)) = stack.pop() {
             for (key, value) in dir.iter() {
-                let node = value.as_dict().ok_or(RecordError::BadFiles)?;
+                let node = value.as_dict().ok_or(ListingError::BadFiles)?;
                 if key.is_empty() {
                     let pad = node
                         .get(b"attr")
@@ -222,25 +221,25 @@ impl Files {
 }
 
 /// Path components joined by `/`, each cleaned, the whole cut to
-/// [`MAX_PATH`].
+/// [`MAX_LISTED_PATH`].
 fn join(parts: &[&[u8]]) -> String {
     let mut out = String::new();
     for (i, p) in parts.iter().enumerate() {
         if i > 0 {
             out.push('/');
         }
-        out.push_str(&clean(p, MAX_PATH).replace('/', "\u{2215}"));
-        if out.len() >= MAX_PATH {
+        out.push_str(&clean_text(p, MAX_LISTED_PATH).replace('/', "\u{2215}"));
+        if out.len() >= MAX_LISTED_PATH {
             break;
         }
     }
-    truncate(out, MAX_PATH)
+    truncate(out, MAX_LISTED_PATH)
 }
 
 /// Text safe to store and print: invalid UTF-8 replaced, control
 /// characters (C0, DEL, C1: NUL, escapes, newlines) turned into spaces,
 /// at most `max` bytes (cut at a character boundary).
-pub fn clean(raw: &[u8], max: usize) -> String {
+pub fn clean_text(raw: &[u8], max: usize) -> String {
     let text: String = String::from_utf8_lossy(raw)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -263,8 +262,8 @@ fn truncate(mut s: String, max: usize) -> String {
 mod tests {
     use super::*;
 
-    fn record(info: &[u8]) -> Result<TorrentRecord, RecordError> {
-        TorrentRecord::from_metadata(InfoHash::of_info(info), info)
+    fn record(info: &[u8]) -> Result<Listing, ListingError> {
+        Listing::from_metadata(InfoHash::of_info(info), info)
     }
 
     #[test]
@@ -283,8 +282,8 @@ mod tests {
     fn the_hash_must_match() {
         let info = b"d6:lengthi1e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
         assert_eq!(
-            TorrentRecord::from_metadata(InfoHash([0; 20]), info),
-            Err(RecordError::HashMismatch)
+            Listing::from_metadata(InfoHash([0; 20]), info),
+            Err(ListingError::HashMismatch)
         );
         assert_eq!(record(info).expect("ok").file_count, 1);
     }
@@ -299,26 +298,26 @@ mod tests {
         let r = record(info.as_bytes()).expect("ok");
         assert_eq!(r.name, "n [2J me");
         assert!(r.files[0].path.starts_with("a b/x"));
-        assert!(r.files[0].path.len() <= MAX_PATH);
+        assert!(r.files[0].path.len() <= MAX_LISTED_PATH);
         assert!(r.private);
         // A name of control characters only, a negative length: refused.
         assert_eq!(
             record(
                 b"d6:lengthi1e4:name2:\0\n12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae"
             ),
-            Err(RecordError::NoName)
+            Err(ListingError::NoName)
         );
         assert_eq!(
             record(b"d6:lengthi-1e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae"),
-            Err(RecordError::BadFiles)
+            Err(ListingError::BadFiles)
         );
-        assert_eq!(record(b"l1:xe"), Err(RecordError::NotDictionary));
+        assert_eq!(record(b"l1:xe"), Err(ListingError::NotDictionary));
     }
 
     #[test]
     fn a_huge_file_list_is_counted_but_cut() {
         let mut info = b"d5:filesl".to_vec();
-        for i in 0..(MAX_FILES + 500) {
+        for i in 0..(MAX_LISTED_FILES + 500) {
             let name = i.to_string();
             info.extend_from_slice(
                 format!("d6:lengthi2e4:pathl{}:{name}ee", name.len()).as_bytes(),
@@ -326,9 +325,9 @@ mod tests {
         }
         info.extend_from_slice(b"e4:name1:x12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae");
         let r = record(&info).expect("ok");
-        assert_eq!(r.file_count, (MAX_FILES + 500) as u64);
-        assert_eq!(r.files.len(), MAX_FILES);
-        assert_eq!(r.size, 2 * (MAX_FILES + 500) as u64);
+        assert_eq!(r.file_count, (MAX_LISTED_FILES + 500) as u64);
+        assert_eq!(r.files.len(), MAX_LISTED_FILES);
+        assert_eq!(r.size, 2 * (MAX_LISTED_FILES + 500) as u64);
     }
 
     #[test]
@@ -337,7 +336,7 @@ mod tests {
         let sha256: [u8; 32] = Sha256::digest(info).into();
         let mut h = [0u8; 20];
         h.copy_from_slice(&sha256[..20]);
-        let r = TorrentRecord::from_metadata(InfoHash(h), info).expect("ok");
+        let r = Listing::from_metadata(InfoHash(h), info).expect("ok");
         assert_eq!(r.info_hash_v2, Some(sha256));
         assert_eq!(r.file_count, 2);
         assert_eq!(r.files[0].path, "b");
