@@ -5,13 +5,17 @@
 //! [`fetch_metadata`](bittide_core::engine::Engine::fetch_metadata)) and
 //! stores a [`Listing`] of each: names, sizes, files. [`Index`] is
 //! the one small trait every store implements; [`SqliteIndex`] is the
-//! embedded default (one file in the state folder, nothing to set up).
+//! embedded default (one file in the state folder, nothing to set up),
+//! [`PostgresIndex`] the shared one that several crawlers fill together.
 //! [`Indexer`] is the glue between the engine's events and a store:
 //! dedupe through the store, batched writes, counters.
 //!
 //! The schema and its versions are in `docs/index.md`.
 
+#[doc(hidden)]
+pub mod contract;
 mod indexer;
+mod postgres;
 mod query;
 mod sqlite;
 
@@ -23,6 +27,7 @@ use bittide_core::metainfo::InfoHash;
 
 pub use bittide_core::metainfo::{ListedFile, Listing, ListingError, MAX_LISTED_FILES};
 pub use indexer::{Indexer, IndexerStats};
+pub use postgres::PostgresIndex;
 pub use query::{fts_terms, QueryError};
 pub use sqlite::SqliteIndex;
 
@@ -212,9 +217,7 @@ impl Location {
     pub fn open(&self) -> Result<Box<dyn Index>, IndexError> {
         match self {
             Location::Sqlite(path) => Ok(Box::new(SqliteIndex::open(path)?)),
-            Location::Postgres(_) => Err(IndexError::Location(
-                "PostgreSQL indexes are not built yet: use a SQLite file (--index PATH)".into(),
-            )),
+            Location::Postgres(url) => Ok(Box::new(PostgresIndex::connect(url)?)),
         }
     }
 }

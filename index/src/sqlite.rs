@@ -351,94 +351,13 @@ fn files_of(db: &Connection, id: i64) -> Result<Vec<ListedFile>, IndexError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Listing;
-
-    fn found(i: u32, name: &str, files: usize) -> Found {
-        let mut h = [0u8; 20];
-        h[..4].copy_from_slice(&i.to_be_bytes());
-        Found {
-            listing: Listing {
-                info_hash: InfoHash(h),
-                info_hash_v2: None,
-                name: name.to_owned(),
-                size: files as u64 * 10,
-                file_count: files as u64,
-                files: (0..files)
-                    .map(|f| ListedFile {
-                        path: format!("{name}/{f}.bin"),
-                        size: 10,
-                    })
-                    .collect(),
-                private: false,
-            },
-            at: 1000 + i64::from(i),
-            node: None,
-        }
-    }
+    use crate::contract;
 
     #[test]
-    fn stores_searches_and_shows() {
-        let mut ix = SqliteIndex::in_memory().expect("open");
-        let batch = vec![
-            found(1, "Debian 12.5 netinst", 1),
-            found(2, "Big Buck Bunny 1080p", 3),
-            found(3, "Sintel (2010) 1080p", 2),
-        ];
-        assert_eq!(ix.insert("a", &batch).expect("insert"), 3);
-        // The same again, from another crawler: no duplicate.
-        assert_eq!(ix.insert("b", &batch).expect("insert"), 0);
-        let hits = ix.search("1080P", 10).expect("search");
-        assert_eq!(hits.len(), 2);
-        assert!(ix.search("bunny big", 10).expect("search")[0]
-            .name
-            .starts_with("Big Buck"));
-        assert!(ix.search("nothing-here", 10).expect("search").is_empty());
-        let (hit, files) = ix
-            .get(&batch[1].listing.info_hash)
-            .expect("get")
-            .expect("there");
-        assert_eq!(hit.files, 3);
-        assert_eq!(files[2].path, "Big Buck Bunny 1080p/2.bin");
-        let stats = ix.stats().expect("stats");
-        assert_eq!((stats.torrents, stats.files, stats.crawlers), (3, 6, 2));
-        let mut exported = Vec::new();
-        ix.export(&mut |h, f| {
-            exported.push((h.name.clone(), f.len()));
-            Ok(())
-        })
-        .expect("export");
-        assert_eq!(exported.len(), 3);
-    }
-
-    #[test]
-    fn claims_share_the_work_between_crawlers() {
-        let mut ix = SqliteIndex::in_memory().expect("open");
-        ix.insert("a", &[found(1, "one", 1)]).expect("insert");
-        let hashes: Vec<InfoHash> = (1..=3)
-            .map(|i| found(i, "x", 0).listing.info_hash)
-            .collect();
-        // 1 is indexed; 2 and 3 go to crawler a.
-        assert_eq!(
-            ix.claim("a", &hashes, 2000, 300).expect("claim"),
-            hashes[1..].to_vec()
-        );
-        // b gets none of them within the window, all but 1 after it.
-        assert!(ix.claim("b", &hashes, 2100, 300).expect("claim").is_empty());
-        assert_eq!(
-            ix.claim("b", &hashes, 2400, 300).expect("claim"),
-            hashes[1..].to_vec()
-        );
-    }
-
-    #[test]
-    fn hostile_text_is_stored_as_text() {
-        let mut ix = SqliteIndex::in_memory().expect("open");
-        let evil = "x'); DROP TABLE torrents; -- \" OR 1=1";
-        ix.insert("a", &[found(1, evil, 1)]).expect("insert");
-        let hits = ix.search("drop table", 10).expect("search");
-        assert_eq!(hits[0].name, evil);
-        assert!(matches!(ix.search("\"*)(", 10), Err(IndexError::Query(_))));
-        assert_eq!(ix.stats().expect("stats").torrents, 1);
+    fn the_store_contract() {
+        contract::stores_searches_and_shows(&mut SqliteIndex::in_memory().expect("open"));
+        contract::claims_share_the_work(&mut SqliteIndex::in_memory().expect("open"));
+        contract::hostile_text_is_stored_as_text(&mut SqliteIndex::in_memory().expect("open"));
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod lt;
 pub use lt::Libtorrent;
 pub mod netns;
 pub mod nginx;
+pub mod postgres;
 pub mod qbittorrent;
 pub mod seeds;
 pub mod sim;

@@ -1,0 +1,365 @@
+//! The shared index: one PostgreSQL database that any number of crawlers,
+//! on any number of machines, write into together (`--index
+//! postgres://…`). Names are searched through a generated `tsvector`
+//! column with a GIN index.
+//!
+//! Several writers at once are the normal case here, so every write is
+//! an upsert and every batch takes its row locks in one order (sorted by
+//! info-hash): two crawlers storing or claiming the same torrents wait for
+//! each other instead of deadlocking, and neither duplicates nor fails.
+//! The schema is versioned in `bittide_schema`; `docs/index.md` describes
+//! it.
+
+use postgres::{Client, NoTls, Row, Transaction};
+
+use bittide_core::metainfo::InfoHash;
+
+use crate::query::words;
+use crate::{Found, Hit, Index, IndexError, IndexStats, ListedFile, SwarmEstimate, UnixTime};
+
+/// Schema version `i + 1` is made by `MIGRATIONS[i]`.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE torrents (
+    id BIGSERIAL PRIMARY KEY,
+    info_hash BYTEA NOT NULL UNIQUE,
+    info_hash_v2 BYTEA,
+    name TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    file_count BIGINT NOT NULL,
+    private BOOLEAN NOT NULL,
+    discovered BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    seeders INTEGER,
+    leechers INTEGER,
+    swarm_at BIGINT,
+    search TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', name)) STORED
+);
+CREATE INDEX torrents_search ON torrents USING GIN (search);
+CREATE INDEX torrents_discovered ON torrents (discovered);
+CREATE TABLE files (
+    torrent BIGINT NOT NULL REFERENCES torrents(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    PRIMARY KEY (torrent, idx)
+);
+CREATE TABLE sources (
+    torrent BIGINT NOT NULL REFERENCES torrents(id) ON DELETE CASCADE,
+    crawler TEXT NOT NULL,
+    node TEXT,
+    found BIGINT NOT NULL,
+    PRIMARY KEY (torrent, crawler)
+);
+CREATE TABLE claims (
+    info_hash BYTEA PRIMARY KEY,
+    crawler TEXT NOT NULL,
+    at BIGINT NOT NULL
+);
+"];
+
+/// The columns a [`Hit`] is read from, in [`hit`]'s order.
+const HIT_COLUMNS: &str = "t.info_hash, t.info_hash_v2, t.name, t.size, t.file_count, t.private, \
+     t.seeders, t.leechers, t.discovered, t.last_seen";
+
+/// Longest search text handed to PostgreSQL's parser.
+const MAX_QUERY: usize = 1024;
+
+/// See the module documentation.
+pub struct PostgresIndex {
+    db: Client,
+}
+
+impl std::fmt::Debug for PostgresIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostgresIndex")
+    }
+}
+
+impl From<postgres::Error> for IndexError {
+    fn from(e: postgres::Error) -> IndexError {
+        // The server's own words (its Display says only "db error").
+        IndexError::Store(match e.as_db_error() {
+            Some(db) => format!("PostgreSQL {}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        })
+    }
+}
+
+impl PostgresIndex {
+    /// Connects to `url` (`postgres://user@host:port/db`, no TLS) and
+    /// migrates the schema.
+    pub fn connect(url: &str) -> Result<PostgresIndex, IndexError> {
+        let mut db = Client::connect(url, NoTls)?;
+        migrate(&mut db)?;
+        Ok(PostgresIndex { db })
+    }
+}
+
+/// Brings the schema to the newest version this build knows; several
+/// crawlers starting at once take turns (an advisory lock).
+fn migrate(db: &mut Client) -> Result<(), IndexError> {
+    let known = MIGRATIONS.len() as i64;
+    let mut tx = db.transaction()?;
+    // The same key in every bittide: "bittide" in ASCII.
+    tx.execute("SELECT pg_advisory_xact_lock(6280203621684101221)", &[])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS bittide_schema (version BIGINT NOT NULL)")?;
+    let found: i64 = tx
+        .query_opt("SELECT version FROM bittide_schema", &[])?
+        .map_or(0, |r| r.get(0));
+    if found > known {
+        return Err(IndexError::NewerSchema { found, known });
+    }
+    for sql in MIGRATIONS.iter().skip(found as usize) {
+        tx.batch_execute(sql)?;
+    }
+    tx.execute("DELETE FROM bittide_schema", &[])?;
+    tx.execute(
+        "INSERT INTO bittide_schema (version) VALUES ($1)",
+        &[&known.max(found)],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn hit(r: &Row) -> Hit {
+    let hash: Vec<u8> = r.get(0);
+    let v2: Option<Vec<u8>> = r.get(1);
+    let mut h = [0u8; 20];
+    if hash.len() == 20 {
+        h.copy_from_slice(&hash);
+    }
+    Hit {
+        info_hash: InfoHash(h),
+        info_hash_v2: v2.and_then(|b| b.try_into().ok()),
+        name: r.get(2),
+        size: r.get::<_, i64>(3).max(0) as u64,
+        files: r.get::<_, i64>(4).max(0) as u64,
+        private: r.get(5),
+        seeders: r.get::<_, Option<i32>>(6).map(|n| n.max(0) as u32),
+        leechers: r.get::<_, Option<i32>>(7).map(|n| n.max(0) as u32),
+        discovered: r.get(8),
+        last_seen: r.get(9),
+    }
+}
+
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn count(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// Stores one torrent in `tx`; `true` if it was new.
+fn insert_one(tx: &mut Transaction<'_>, crawler: &str, f: &Found) -> Result<bool, IndexError> {
+    let l = &f.listing;
+    let hash = &l.info_hash.0[..];
+    let v2 = l.info_hash_v2.as_ref().map(|h| &h[..]);
+    let inserted = tx.query_opt(
+        "INSERT INTO torrents (info_hash, info_hash_v2, name, size, file_count, private, discovered, last_seen)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (info_hash) DO NOTHING RETURNING id",
+        &[&hash, &v2, &l.name, &int(l.size), &int(l.file_count), &l.private, &f.at],
+    )?;
+    let (id, new): (i64, bool) = match inserted {
+        Some(row) => {
+            let id: i64 = row.get(0);
+            let idx: Vec<i32> = (0..l.files.len() as i32).collect();
+            let paths: Vec<&str> = l.files.iter().map(|f| f.path.as_str()).collect();
+            let sizes: Vec<i64> = l.files.iter().map(|f| int(f.size)).collect();
+            tx.execute(
+                "INSERT INTO files (torrent, idx, path, size)
+                 SELECT $1, i, p, s FROM unnest($2::int[], $3::text[], $4::bigint[]) AS f(i, p, s)",
+                &[&id, &idx, &paths, &sizes],
+            )?;
+            (id, true)
+        }
+        None => {
+            let row = tx.query_one(
+                "UPDATE torrents SET last_seen = GREATEST(last_seen, $2) WHERE info_hash = $1 RETURNING id",
+                &[&hash, &f.at],
+            )?;
+            (row.get(0), false)
+        }
+    };
+    let node = f.node.map(|a| a.to_string());
+    tx.execute(
+        "INSERT INTO sources (torrent, crawler, node, found) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (torrent, crawler) DO NOTHING",
+        &[&id, &crawler, &node, &f.at],
+    )?;
+    tx.execute("DELETE FROM claims WHERE info_hash = $1", &[&hash])?;
+    Ok(new)
+}
+
+impl Index for PostgresIndex {
+    fn claim(
+        &mut self,
+        crawler: &str,
+        hashes: &[InfoHash],
+        now: UnixTime,
+        window: i64,
+    ) -> Result<Vec<InfoHash>, IndexError> {
+        let mut sorted: Vec<InfoHash> = hashes.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        let bytes: Vec<&[u8]> = sorted.iter().map(|h| &h.0[..]).collect();
+        let mut tx = self.db.transaction()?;
+        // Claim first, then drop what is indexed: the second statement's
+        // snapshot is taken after the first waited for any crawler storing
+        // the same torrents, so a torrent stored meanwhile is seen (READ
+        // COMMITTED) and never fetched twice.
+        let claimed: Vec<Vec<u8>> = tx
+            .query(
+                "INSERT INTO claims (info_hash, crawler, at)
+                 SELECT h, $2, $3 FROM unnest($1::bytea[]) AS h ORDER BY h
+                 ON CONFLICT (info_hash) DO UPDATE SET crawler = EXCLUDED.crawler, at = EXCLUDED.at
+                 WHERE claims.at < $4 OR claims.crawler = EXCLUDED.crawler
+                 RETURNING info_hash",
+                &[&bytes, &crawler, &now, &(now - window)],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let known: Vec<Vec<u8>> = tx
+            .query(
+                "UPDATE torrents SET last_seen = GREATEST(last_seen, $2)
+                 WHERE id IN (SELECT id FROM torrents WHERE info_hash = ANY($1) ORDER BY info_hash FOR UPDATE)
+                 RETURNING info_hash",
+                &[&bytes, &now],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        tx.execute("DELETE FROM claims WHERE info_hash = ANY($1)", &[&known])?;
+        let claimed: Vec<Vec<u8>> = claimed.into_iter().filter(|c| !known.contains(c)).collect();
+        tx.execute("DELETE FROM claims WHERE at < $1", &[&(now - window)])?;
+        tx.commit()?;
+        // In the order they were harvested.
+        Ok(hashes
+            .iter()
+            .filter(|h| claimed.iter().any(|c| c.as_slice() == h.0))
+            .copied()
+            .fold(Vec::new(), |mut v, h| {
+                if !v.contains(&h) {
+                    v.push(h);
+                }
+                v
+            }))
+    }
+
+    fn insert(&mut self, crawler: &str, batch: &[Found]) -> Result<usize, IndexError> {
+        let mut order: Vec<&Found> = batch.iter().collect();
+        order.sort_by_key(|f| f.listing.info_hash);
+        let mut tx = self.db.transaction()?;
+        let mut new = 0;
+        for f in order {
+            if insert_one(&mut tx, crawler, f)? {
+                new += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(new)
+    }
+
+    fn set_swarms(&mut self, estimates: &[SwarmEstimate]) -> Result<(), IndexError> {
+        let mut order: Vec<&SwarmEstimate> = estimates.iter().collect();
+        order.sort_by_key(|e| e.info_hash);
+        let mut tx = self.db.transaction()?;
+        for e in order {
+            tx.execute(
+                "UPDATE torrents SET seeders = $2, leechers = $3, swarm_at = $4
+                 WHERE info_hash = $1 AND (swarm_at IS NULL OR swarm_at <= $4)",
+                &[
+                    &&e.info_hash.0[..],
+                    &count(e.seeders),
+                    &count(e.leechers),
+                    &e.at,
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn search(&mut self, query: &str, limit: usize) -> Result<Vec<Hit>, IndexError> {
+        // Refused without words; otherwise PostgreSQL's own parser reads the
+        // text (the one that made the column), with no query syntax.
+        words(query).map_err(IndexError::Query)?;
+        let text: String = query.chars().take(MAX_QUERY).collect();
+        let sql = format!(
+            "SELECT {HIT_COLUMNS} FROM torrents t, plainto_tsquery('simple', $1) q
+             WHERE t.search @@ q
+             ORDER BY ts_rank(t.search, q) DESC, coalesce(t.seeders, -1) DESC, t.id
+             LIMIT $2"
+        );
+        let rows = self.db.query(&sql, &[&text, &int(limit as u64)])?;
+        Ok(rows.iter().map(hit).collect())
+    }
+
+    fn get(&mut self, info_hash: &InfoHash) -> Result<Option<(Hit, Vec<ListedFile>)>, IndexError> {
+        let sql = format!("SELECT {HIT_COLUMNS}, t.id FROM torrents t WHERE t.info_hash = $1");
+        let Some(row) = self.db.query_opt(&sql, &[&&info_hash.0[..]])? else {
+            return Ok(None);
+        };
+        let files = files_of(&mut self.db, row.get(10))?;
+        Ok(Some((hit(&row), files)))
+    }
+
+    fn stats(&mut self) -> Result<IndexStats, IndexError> {
+        let r = self.db.query_one(
+            "SELECT count(*), coalesce(sum(size), 0)::bigint, coalesce(sum(file_count), 0)::bigint,
+                    count(seeders), max(discovered) FROM torrents",
+            &[],
+        )?;
+        let crawlers: i64 = self
+            .db
+            .query_one("SELECT count(DISTINCT crawler) FROM sources", &[])?
+            .get(0);
+        Ok(IndexStats {
+            torrents: r.get::<_, i64>(0).max(0) as u64,
+            bytes: r.get::<_, i64>(1).max(0) as u64,
+            files: r.get::<_, i64>(2).max(0) as u64,
+            with_swarm: r.get::<_, i64>(3).max(0) as u64,
+            newest: r.get(4),
+            crawlers: crawlers.max(0) as u64,
+        })
+    }
+
+    fn export(
+        &mut self,
+        each: &mut dyn FnMut(&Hit, &[ListedFile]) -> std::io::Result<()>,
+    ) -> Result<u64, IndexError> {
+        // Pages by id, so an export of millions never holds them all.
+        let sql = format!(
+            "SELECT {HIT_COLUMNS}, t.id FROM torrents t WHERE t.id > $1 ORDER BY t.id LIMIT 1000"
+        );
+        let mut after = 0i64;
+        let mut n = 0;
+        loop {
+            let rows = self.db.query(&sql, &[&after])?;
+            if rows.is_empty() {
+                return Ok(n);
+            }
+            for row in &rows {
+                after = row.get(10);
+                let files = files_of(&mut self.db, after)?;
+                each(&hit(row), &files).map_err(|e| IndexError::Store(format!("export: {e}")))?;
+                n += 1;
+            }
+        }
+    }
+}
+
+fn files_of(db: &mut Client, id: i64) -> Result<Vec<ListedFile>, IndexError> {
+    let rows = db.query(
+        "SELECT path, size FROM files WHERE torrent = $1 ORDER BY idx",
+        &[&id],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| ListedFile {
+            path: r.get(0),
+            size: r.get::<_, i64>(1).max(0) as u64,
+        })
+        .collect())
+}
