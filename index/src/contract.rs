@@ -81,6 +81,10 @@ pub fn claims_share_the_work(ix: &mut dyn Index) {
         ix.claim("b", &hashes, 2400, 300).expect("claim"),
         hashes[1..].to_vec()
     );
+    // Meeting an indexed torrent counts as finding it (a, then b above).
+    assert_eq!(ix.stats().expect("stats").crawlers, 2);
+    assert!(ix.claim("z", &hashes[..1], 2410, 300).expect("claim").is_empty());
+    assert_eq!(ix.stats().expect("stats").crawlers, 3);
     // Storing it ends the claim.
     ix.insert("b", &[found(2, "two", 1)]).expect("insert");
     assert_eq!(

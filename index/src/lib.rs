@@ -156,7 +156,8 @@ pub trait Index: Send {
     /// Of `hashes` (just harvested by `crawler`), those to fetch: not
     /// indexed yet, and not claimed by another crawler within the last
     /// `window` seconds. Those returned are claimed for `crawler` as of
-    /// `now`; those already indexed are marked seen at `now`.
+    /// `now`; those already indexed are marked seen at `now`, and found by
+    /// `crawler` (in `sources`).
     fn claim(
         &mut self,
         crawler: &str,

@@ -231,6 +231,12 @@ impl Index for PostgresIndex {
             .map(|r| r.get(0))
             .collect();
         tx.execute("DELETE FROM claims WHERE info_hash = ANY($1)", &[&known])?;
+        tx.execute(
+            "INSERT INTO sources (torrent, crawler, found)
+             SELECT id, $2, $3 FROM torrents WHERE info_hash = ANY($1) ORDER BY id
+             ON CONFLICT (torrent, crawler) DO NOTHING",
+            &[&known, &crawler, &now],
+        )?;
         let claimed: Vec<Vec<u8>> = claimed.into_iter().filter(|c| !known.contains(c)).collect();
         tx.execute("DELETE FROM claims WHERE at < $1", &[&(now - window)])?;
         tx.commit()?;

@@ -177,8 +177,14 @@ impl Index for SqliteIndex {
                  ON CONFLICT (info_hash) DO UPDATE SET crawler = excluded.crawler, at = excluded.at
                  WHERE claims.at < ?4 OR claims.crawler = excluded.crawler",
             )?;
+            let mut source = tx.prepare_cached(
+                "INSERT INTO sources (torrent, crawler, node, found)
+                 SELECT id, ?2, NULL, ?3 FROM torrents WHERE info_hash = ?1
+                 ON CONFLICT (torrent, crawler) DO NOTHING",
+            )?;
             for h in hashes {
                 if seen.execute(params![&h.0[..], now])? > 0 {
+                    source.execute(params![&h.0[..], crawler, now])?;
                     continue;
                 }
                 if claim.execute(params![&h.0[..], crawler, now, now - window])? > 0 {

@@ -5,8 +5,12 @@
 //! from the libtorrent seeders (BEP 9) and stores it; then `bittide index`
 //! finds every torrent with its name and files, by words of its name.
 //!
-//! Needs `python3-libtorrent` (`./scripts/test` installs it); fails, never
-//! skips, without it. Every process is bounded in time and killed at the
+//! And the shared index: two crawler processes filling one PostgreSQL (a
+//! private cluster on 127.0.0.1) from the same lab at once: every torrent
+//! once, none lost, both crawlers' finds there.
+//!
+//! Needs `python3-libtorrent` and `postgresql` (`./scripts/test` installs
+//! them); fails, never skips, without them. Every process is bounded in time and killed at the
 //! end.
 
 use std::io::{BufRead, BufReader};
@@ -14,6 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use bittide_tests::postgres::Postgres;
 use bittide_tests::{
     bittide, require_tool, run_bittide, run_bounded, workspace_root, ChildGuard, TempDir,
     DEBIAN_PYTHON,
@@ -22,72 +27,100 @@ use bittide_tests::{
 const LT_NODES: u16 = 16;
 const TORRENTS: usize = 30;
 
-#[test]
-fn a_crawl_indexes_every_torrent_of_a_libtorrent_dht() {
-    require_tool(
-        DEBIAN_PYTHON,
-        &["-c", "import libtorrent"],
-        "python3-libtorrent",
-    );
-    let dir = TempDir::new("interop-index");
-    let content = dir.path().join("content");
-    std::fs::create_dir_all(&content).unwrap();
-    let base = bittide_tests::free_ports(LT_NODES + 1);
-    let mut child = Command::new(DEBIAN_PYTHON)
-        .arg(workspace_root().join("tests/interop/lt_tool.py"))
-        .args(["dht-lab", &LT_NODES.to_string(), &base.to_string()])
-        .arg(&content)
-        .arg(TORRENTS.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start lt_tool.py dht-lab");
-    let stdout = child.stdout.take().unwrap();
-    let _lab = ChildGuard(child);
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
+/// A running `lt_tool.py dht-lab`: its nodes start at `base`; the
+/// torrents it seeds, as (info-hash, name).
+struct Lab {
+    _child: ChildGuard,
+    base: u16,
+    torrents: Vec<(String, String)>,
+}
+
+/// One lab at a time: 16 libtorrent nodes and a crawl are a lot for two
+/// cores.
+static LABS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Lab {
+    fn start(dir: &TempDir) -> Lab {
+        require_tool(
+            DEBIAN_PYTHON,
+            &["-c", "import libtorrent"],
+            "python3-libtorrent",
+        );
+        let content = dir.path().join("content");
+        std::fs::create_dir_all(&content).unwrap();
+        let base = bittide_tests::free_ports(LT_NODES + 2);
+        let mut child = Command::new(DEBIAN_PYTHON)
+            .arg(workspace_root().join("tests/interop/lt_tool.py"))
+            .args(["dht-lab", &LT_NODES.to_string(), &base.to_string()])
+            .arg(&content)
+            .arg(TORRENTS.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start lt_tool.py dht-lab");
+        let stdout = child.stdout.take().unwrap();
+        let guard = ChildGuard(child);
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut torrents: Vec<(String, String)> = Vec::new();
+        loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(120))
+                .expect("lt_tool.py dht-lab did not get ready");
+            if line == "ready" {
                 break;
             }
+            let rest = line
+                .strip_prefix("torrent ")
+                .unwrap_or_else(|| panic!("lt_tool.py dht-lab: {line}"));
+            let (hash, name) = rest.split_once(' ').expect("HASH NAME");
+            torrents.push((hash.to_owned(), name.to_owned()));
         }
-    });
-    let mut torrents: Vec<(String, String)> = Vec::new();
-    loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(120))
-            .expect("lt_tool.py dht-lab did not get ready");
-        if line == "ready" {
-            break;
+        assert_eq!(torrents.len(), TORRENTS);
+        Lab {
+            _child: guard,
+            base,
+            torrents,
         }
-        let rest = line
-            .strip_prefix("torrent ")
-            .unwrap_or_else(|| panic!("lt_tool.py dht-lab: {line}"));
-        let (hash, name) = rest.split_once(' ').expect("HASH NAME");
-        torrents.push((hash.to_owned(), name.to_owned()));
     }
-    assert_eq!(torrents.len(), TORRENTS);
+}
 
-    let index = dir.path().join("state/index.db");
-    let crawl_port = base + LT_NODES;
-    let out = run_bounded(
+/// `bittide dht crawl --index INDEX` in `lab` for 40 s on `port`.
+fn crawl(lab: &Lab, index: &str, port: u16) -> std::process::Output {
+    run_bounded(
         Command::new(bittide()).args([
             "dht",
             "crawl",
             "--index",
-            index.to_str().unwrap(),
+            index,
             "--listen",
-            &format!("127.0.0.1:{crawl_port}"),
+            &format!("127.0.0.1:{port}"),
             "--dht-bootstrap",
-            &format!("127.0.0.1:{base}"),
+            &format!("127.0.0.1:{}", lab.base),
             "--dht-allow-local",
             "--duration",
             "40s",
             "--json",
         ]),
         Duration::from_secs(90),
-    );
+    )
+}
+
+#[test]
+fn a_crawl_indexes_every_torrent_of_a_libtorrent_dht() {
+    let _one = LABS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("interop-index");
+    let lab = Lab::start(&dir);
+    let torrents = &lab.torrents;
+    let index = dir.path().join("state/index.db");
+    let out = crawl(&lab, index.to_str().unwrap(), lab.base + LT_NODES);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "crawl failed: {stderr}");
     let printed: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
@@ -138,4 +171,57 @@ fn a_crawl_indexes_every_torrent_of_a_libtorrent_dht() {
     .unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0]["info_hash"], torrents[16].0.as_str());
+}
+
+#[test]
+fn two_crawlers_fill_one_postgresql_together() {
+    let _one = LABS.lock().unwrap_or_else(|e| e.into_inner());
+    let pg = Postgres::start();
+    let dir = TempDir::new("interop-index-pg");
+    let lab = Lab::start(&dir);
+    let url = pg.url();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| crawl(&lab, &url, lab.base + LT_NODES));
+        let b = s.spawn(|| crawl(&lab, &url, lab.base + LT_NODES + 1));
+        (a.join().expect("crawler a"), b.join().expect("crawler b"))
+    });
+    for out in [&a, &b] {
+        assert!(
+            out.status.success(),
+            "crawl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("crawler: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let at = ["--index", url.as_str(), "--json"];
+    let stats: serde_json::Value =
+        serde_json::from_str(&run_bittide(&[&["index", "stats"], &at[..]].concat())).unwrap();
+    assert_eq!(stats["torrents"], TORRENTS, "{stats}");
+    assert_eq!(
+        stats["crawlers"], 2,
+        "both crawlers' finds are there: {stats}"
+    );
+    let exported = run_bittide(&["index", "export", "--jsonl", "--index", url.as_str()]);
+    let mut hashes: Vec<String> = exported
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["info_hash"].as_str().map(str::to_owned))
+        .collect();
+    hashes.sort();
+    let mut expected: Vec<String> = lab.torrents.iter().map(|(h, _)| h.clone()).collect();
+    expected.sort();
+    assert_eq!(hashes, expected, "every torrent once, none lost");
+    // Each crawler printed what it stored; together, all of them.
+    let printed = |o: &std::process::Output| -> Vec<String> {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["info_hash"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let (pa, pb) = (printed(&a), printed(&b));
+    assert!(
+        !pa.is_empty() && !pb.is_empty(),
+        "each crawler fetched some: {pa:?} {pb:?}"
+    );
 }
