@@ -66,30 +66,41 @@ pub fn stores_searches_and_shows(ix: &mut dyn Index) {
 }
 
 /// A hash indexed is not fetched again; one claimed is left to its
-/// crawler within the window and free after it.
+/// crawler within the window and free after it; every crawler that met a
+/// torrent is one of its sources.
 pub fn claims_share_the_work(ix: &mut dyn Index) {
     ix.insert("a", &[found(1, "one", 1)]).expect("insert");
     let hashes: Vec<InfoHash> = (1..=3)
         .map(|i| found(i, "x", 0).listing.info_hash)
         .collect();
+    let met: Vec<(InfoHash, Option<std::net::SocketAddr>)> = hashes
+        .iter()
+        .map(|h| (*h, "127.0.0.1:6881".parse().ok()))
+        .collect();
     assert_eq!(
-        ix.claim("a", &hashes, 2000, 300).expect("claim"),
+        ix.claim("a", &met, 2000, 300).expect("claim"),
         hashes[1..].to_vec()
     );
-    assert!(ix.claim("b", &hashes, 2100, 300).expect("claim").is_empty());
+    assert!(ix.claim("b", &met, 2100, 300).expect("claim").is_empty());
     assert_eq!(
-        ix.claim("b", &hashes, 2400, 300).expect("claim"),
+        ix.claim("b", &met, 2400, 300).expect("claim"),
         hashes[1..].to_vec()
     );
-    // Meeting an indexed torrent counts as finding it (a, then b above).
+    // Meeting a torrent counts as finding it, indexed or not yet: b's find
+    // of 2 shows once 2 is stored, though a fetched it.
     assert_eq!(ix.stats().expect("stats").crawlers, 2);
-    assert!(ix.claim("z", &hashes[..1], 2410, 300).expect("claim").is_empty());
+    ix.insert("a", &[found(2, "two", 1)]).expect("insert");
+    assert!(ix
+        .claim("z", &met[1..2], 2410, 300)
+        .expect("claim")
+        .is_empty());
     assert_eq!(ix.stats().expect("stats").crawlers, 3);
-    // Storing it ends the claim.
-    ix.insert("b", &[found(2, "two", 1)]).expect("insert");
+    // Storing it ended the claim: nobody fetches 2 again; 3, never
+    // stored, is free once b's claim is old.
+    assert!(ix.claim("c", &met, 2450, 300).expect("claim").is_empty());
     assert_eq!(
-        ix.claim("c", &hashes, 2450, 300).expect("claim"),
-        Vec::<InfoHash>::new()
+        ix.claim("c", &met, 2750, 300).expect("claim"),
+        vec![hashes[2]]
     );
 }
 

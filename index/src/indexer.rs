@@ -35,7 +35,8 @@ pub struct IndexerStats {
     pub dropped: u64,
     /// Sent to be fetched (not indexed, not claimed elsewhere).
     pub claimed: u64,
-    /// Already indexed (marked seen instead).
+    /// Not fetched: indexed already (marked seen instead), or claimed by
+    /// another crawler.
     pub known: u64,
     /// Metadata received.
     pub fetched: u64,
@@ -141,11 +142,11 @@ impl Indexer {
         if self.waiting.is_empty() {
             return Ok(Vec::new());
         }
-        let hashes: Vec<InfoHash> = self.waiting.iter().map(|(h, _)| *h).collect();
-        let fetch = index.claim(&self.crawler, &hashes, now, self.window)?;
+        let fetch = index.claim(&self.crawler, &self.waiting, now, self.window)?;
+        let harvested = self.waiting.len();
         let nodes: BTreeMap<InfoHash, Option<SocketAddr>> = self.waiting.drain(..).collect();
         self.stats.claimed += fetch.len() as u64;
-        self.stats.known += (hashes.len() - fetch.len()) as u64;
+        self.stats.known += (harvested - fetch.len()) as u64;
         if self.claimed.len() + fetch.len() > MAX_CLAIMED {
             self.claimed.clear();
         }

@@ -153,15 +153,17 @@ impl From<rusqlite::Error> for IndexError {
 /// every write is an upsert, so several crawlers writing the same torrent
 /// never duplicate it nor fail.
 pub trait Index: Send {
-    /// Of `hashes` (just harvested by `crawler`), those to fetch: not
-    /// indexed yet, and not claimed by another crawler within the last
-    /// `window` seconds. Those returned are claimed for `crawler` as of
-    /// `now`; those already indexed are marked seen at `now`, and found by
-    /// `crawler` (in `sources`).
+    /// Of `harvested` (info-hashes `crawler` just met, each with the DHT
+    /// node that named it), those to fetch: not indexed yet, and not
+    /// claimed by another crawler within the last `window` seconds. Those
+    /// returned are claimed for `crawler` as of `now`; those indexed are
+    /// marked seen at `now`. Every one is recorded as found by `crawler`
+    /// (`sources`; a find of a hash that never gets indexed is forgotten
+    /// after two windows).
     fn claim(
         &mut self,
         crawler: &str,
-        hashes: &[InfoHash],
+        harvested: &[(InfoHash, Option<SocketAddr>)],
         now: UnixTime,
         window: i64,
     ) -> Result<Vec<InfoHash>, IndexError>;

@@ -10,6 +10,8 @@
 //! The schema is versioned in `bittide_schema`; `docs/index.md` describes
 //! it.
 
+use std::net::SocketAddr;
+
 use postgres::{Client, NoTls, Row, Transaction};
 
 use bittide_core::metainfo::InfoHash;
@@ -44,12 +46,13 @@ CREATE TABLE files (
     PRIMARY KEY (torrent, idx)
 );
 CREATE TABLE sources (
-    torrent BIGINT NOT NULL REFERENCES torrents(id) ON DELETE CASCADE,
+    info_hash BYTEA NOT NULL,
     crawler TEXT NOT NULL,
     node TEXT,
     found BIGINT NOT NULL,
-    PRIMARY KEY (torrent, crawler)
+    PRIMARY KEY (info_hash, crawler)
 );
+CREATE INDEX sources_found ON sources (found);
 CREATE TABLE claims (
     info_hash BYTEA PRIMARY KEY,
     crawler TEXT NOT NULL,
@@ -160,7 +163,7 @@ fn insert_one(tx: &mut Transaction<'_>, crawler: &str, f: &Found) -> Result<bool
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (info_hash) DO NOTHING RETURNING id",
         &[&hash, &v2, &l.name, &int(l.size), &int(l.file_count), &l.private, &f.at],
     )?;
-    let (id, new): (i64, bool) = match inserted {
+    let new = match inserted {
         Some(row) => {
             let id: i64 = row.get(0);
             let idx: Vec<i32> = (0..l.files.len() as i32).collect();
@@ -171,21 +174,21 @@ fn insert_one(tx: &mut Transaction<'_>, crawler: &str, f: &Found) -> Result<bool
                  SELECT $1, i, p, s FROM unnest($2::int[], $3::text[], $4::bigint[]) AS f(i, p, s)",
                 &[&id, &idx, &paths, &sizes],
             )?;
-            (id, true)
+            true
         }
         None => {
-            let row = tx.query_one(
-                "UPDATE torrents SET last_seen = GREATEST(last_seen, $2) WHERE info_hash = $1 RETURNING id",
+            tx.execute(
+                "UPDATE torrents SET last_seen = GREATEST(last_seen, $2) WHERE info_hash = $1",
                 &[&hash, &f.at],
             )?;
-            (row.get(0), false)
+            false
         }
     };
     let node = f.node.map(|a| a.to_string());
     tx.execute(
-        "INSERT INTO sources (torrent, crawler, node, found) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (torrent, crawler) DO NOTHING",
-        &[&id, &crawler, &node, &f.at],
+        "INSERT INTO sources (info_hash, crawler, node, found) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (info_hash, crawler) DO NOTHING",
+        &[&hash, &crawler, &node, &f.at],
     )?;
     tx.execute("DELETE FROM claims WHERE info_hash = $1", &[&hash])?;
     Ok(new)
@@ -195,15 +198,26 @@ impl Index for PostgresIndex {
     fn claim(
         &mut self,
         crawler: &str,
-        hashes: &[InfoHash],
+        harvested: &[(InfoHash, Option<SocketAddr>)],
         now: UnixTime,
         window: i64,
     ) -> Result<Vec<InfoHash>, IndexError> {
-        let mut sorted: Vec<InfoHash> = hashes.to_vec();
-        sorted.sort();
-        sorted.dedup();
-        let bytes: Vec<&[u8]> = sorted.iter().map(|h| &h.0[..]).collect();
+        let hashes: Vec<InfoHash> = harvested.iter().map(|(h, _)| *h).collect();
+        let mut sorted: Vec<(InfoHash, Option<SocketAddr>)> = harvested.to_vec();
+        sorted.sort_by_key(|(h, _)| *h);
+        sorted.dedup_by_key(|(h, _)| *h);
+        let bytes: Vec<&[u8]> = sorted.iter().map(|(h, _)| &h.0[..]).collect();
+        let nodes: Vec<Option<String>> = sorted
+            .iter()
+            .map(|(_, n)| n.map(|a| a.to_string()))
+            .collect();
         let mut tx = self.db.transaction()?;
+        tx.execute(
+            "INSERT INTO sources (info_hash, crawler, node, found)
+             SELECT h, $2, n, $3 FROM unnest($1::bytea[], $4::text[]) AS s(h, n) ORDER BY h
+             ON CONFLICT (info_hash, crawler) DO NOTHING",
+            &[&bytes, &crawler, &now, &nodes],
+        )?;
         // Claim first, then drop what is indexed: the second statement's
         // snapshot is taken after the first waited for any crawler storing
         // the same torrents, so a torrent stored meanwhile is seen (READ
@@ -231,14 +245,14 @@ impl Index for PostgresIndex {
             .map(|r| r.get(0))
             .collect();
         tx.execute("DELETE FROM claims WHERE info_hash = ANY($1)", &[&known])?;
-        tx.execute(
-            "INSERT INTO sources (torrent, crawler, found)
-             SELECT id, $2, $3 FROM torrents WHERE info_hash = ANY($1) ORDER BY id
-             ON CONFLICT (torrent, crawler) DO NOTHING",
-            &[&known, &crawler, &now],
-        )?;
+
         let claimed: Vec<Vec<u8>> = claimed.into_iter().filter(|c| !known.contains(c)).collect();
         tx.execute("DELETE FROM claims WHERE at < $1", &[&(now - window)])?;
+        tx.execute(
+            "DELETE FROM sources WHERE found < $1
+             AND NOT EXISTS (SELECT 1 FROM torrents t WHERE t.info_hash = sources.info_hash)",
+            &[&(now - 2 * window)],
+        )?;
         tx.commit()?;
         // In the order they were harvested.
         Ok(hashes
@@ -319,7 +333,10 @@ impl Index for PostgresIndex {
         )?;
         let crawlers: i64 = self
             .db
-            .query_one("SELECT count(DISTINCT crawler) FROM sources", &[])?
+            .query_one(
+                "SELECT count(DISTINCT s.crawler) FROM sources s JOIN torrents t ON t.info_hash = s.info_hash",
+                &[],
+            )?
             .get(0);
         Ok(IndexStats {
             torrents: r.get::<_, i64>(0).max(0) as u64,

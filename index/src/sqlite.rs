@@ -6,6 +6,7 @@
 //! transaction, and a file newer than this build is refused rather than
 //! misread. `docs/index.md` describes the tables.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -41,12 +42,13 @@ CREATE TABLE files (
     PRIMARY KEY (torrent, idx)
 ) WITHOUT ROWID;
 CREATE TABLE sources (
-    torrent INTEGER NOT NULL REFERENCES torrents(id) ON DELETE CASCADE,
+    info_hash BLOB NOT NULL,
     crawler TEXT NOT NULL,
     node TEXT,
     found INTEGER NOT NULL,
-    PRIMARY KEY (torrent, crawler)
+    PRIMARY KEY (info_hash, crawler)
 ) WITHOUT ROWID;
+CREATE INDEX sources_found ON sources(found);
 CREATE TABLE claims (
     info_hash BLOB PRIMARY KEY,
     crawler TEXT NOT NULL,
@@ -162,13 +164,17 @@ impl Index for SqliteIndex {
     fn claim(
         &mut self,
         crawler: &str,
-        hashes: &[InfoHash],
+        harvested: &[(InfoHash, Option<SocketAddr>)],
         now: UnixTime,
         window: i64,
     ) -> Result<Vec<InfoHash>, IndexError> {
         let tx = self.db.transaction()?;
         let mut fetch = Vec::new();
         {
+            let mut source = tx.prepare_cached(
+                "INSERT INTO sources (info_hash, crawler, node, found) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (info_hash, crawler) DO NOTHING",
+            )?;
             let mut seen = tx.prepare_cached(
                 "UPDATE torrents SET last_seen = max(last_seen, ?2) WHERE info_hash = ?1",
             )?;
@@ -177,21 +183,24 @@ impl Index for SqliteIndex {
                  ON CONFLICT (info_hash) DO UPDATE SET crawler = excluded.crawler, at = excluded.at
                  WHERE claims.at < ?4 OR claims.crawler = excluded.crawler",
             )?;
-            let mut source = tx.prepare_cached(
-                "INSERT INTO sources (torrent, crawler, node, found)
-                 SELECT id, ?2, NULL, ?3 FROM torrents WHERE info_hash = ?1
-                 ON CONFLICT (torrent, crawler) DO NOTHING",
-            )?;
-            for h in hashes {
-                if seen.execute(params![&h.0[..], now])? > 0 {
-                    source.execute(params![&h.0[..], crawler, now])?;
+            for (h, node) in harvested {
+                let hash = &h.0[..];
+                source.execute(params![hash, crawler, node.map(|a| a.to_string()), now])?;
+                if seen.execute(params![hash, now])? > 0 {
                     continue;
                 }
-                if claim.execute(params![&h.0[..], crawler, now, now - window])? > 0 {
+                if claim.execute(params![hash, crawler, now, now - window])? > 0
+                    && !fetch.contains(h)
+                {
                     fetch.push(*h);
                 }
             }
             tx.execute("DELETE FROM claims WHERE at < ?1", params![now - window])?;
+            tx.execute(
+                "DELETE FROM sources WHERE found < ?1
+                 AND NOT EXISTS (SELECT 1 FROM torrents t WHERE t.info_hash = sources.info_hash)",
+                params![now - 2 * window],
+            )?;
         }
         tx.commit()?;
         Ok(fetch)
@@ -206,21 +215,21 @@ impl Index for SqliteIndex {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (info_hash) DO NOTHING",
             )?;
             let mut existing = tx.prepare_cached(
-                "UPDATE torrents SET last_seen = max(last_seen, ?2) WHERE info_hash = ?1 RETURNING id",
+                "UPDATE torrents SET last_seen = max(last_seen, ?2) WHERE info_hash = ?1",
             )?;
             let mut file = tx.prepare_cached(
                 "INSERT OR IGNORE INTO files (torrent, idx, path, size) VALUES (?1, ?2, ?3, ?4)",
             )?;
             let mut source = tx.prepare_cached(
-                "INSERT INTO sources (torrent, crawler, node, found) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (torrent, crawler) DO NOTHING",
+                "INSERT INTO sources (info_hash, crawler, node, found) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (info_hash, crawler) DO NOTHING",
             )?;
             let mut unclaim = tx.prepare_cached("DELETE FROM claims WHERE info_hash = ?1")?;
             for f in batch {
                 let r = &f.listing;
                 let hash = &r.info_hash.0[..];
                 let v2 = r.info_hash_v2.as_ref().map(|h| &h[..]);
-                let id = if torrent.execute(params![
+                if torrent.execute(params![
                     hash,
                     v2,
                     r.name,
@@ -235,11 +244,10 @@ impl Index for SqliteIndex {
                     for (i, fr) in r.files.iter().enumerate() {
                         file.execute(params![id, i as i64, fr.path, int(fr.size)])?;
                     }
-                    id
                 } else {
-                    existing.query_row(params![hash, f.at], |row| row.get::<_, i64>(0))?
-                };
-                source.execute(params![id, crawler, f.node.map(|a| a.to_string()), f.at])?;
+                    existing.execute(params![hash, f.at])?;
+                }
+                source.execute(params![hash, crawler, f.node.map(|a| a.to_string()), f.at])?;
                 unclaim.execute(params![hash])?;
             }
         }

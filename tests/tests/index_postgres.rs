@@ -58,7 +58,7 @@ fn two_writers_at_once_never_duplicate_nor_lose() {
             }
             std::thread::spawn(move || {
                 let mut ix = PostgresIndex::connect(&url).expect("connect");
-                let hashes: Vec<_> = mine.iter().map(|f| f.listing.info_hash).collect();
+                let hashes: Vec<_> = mine.iter().map(|f| (f.listing.info_hash, None)).collect();
                 let mut claimed = 0;
                 for chunk in hashes.chunks(50) {
                     claimed += ix.claim(crawler, chunk, 5000, 300).expect("claim").len();
