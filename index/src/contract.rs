@@ -95,6 +95,15 @@ pub fn claims_share_the_work(ix: &mut dyn Index) {
         .expect("claim")
         .is_empty());
     assert_eq!(ix.stats().expect("stats").crawlers, 3);
+    // A hybrid met by its v2 name (BEP 52) is known by it too.
+    let mut hybrid = found(7, "hybrid", 1);
+    hybrid.listing.info_hash_v2 = Some([0xab; 32]);
+    ix.insert("a", &[hybrid]).expect("insert");
+    let v2_name = (InfoHash([0xab; 20]), None);
+    assert!(ix
+        .claim("a", &[v2_name], 2420, 300)
+        .expect("claim")
+        .is_empty());
     // Storing it ended the claim: nobody fetches 2 again; 3, never
     // stored, is free once b's claim is old.
     assert!(ix.claim("c", &met, 2450, 300).expect("claim").is_empty());

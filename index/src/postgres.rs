@@ -25,6 +25,7 @@ CREATE TABLE torrents (
     id BIGSERIAL PRIMARY KEY,
     info_hash BYTEA NOT NULL UNIQUE,
     info_hash_v2 BYTEA,
+    v2_name BYTEA,
     name TEXT NOT NULL,
     size BIGINT NOT NULL,
     file_count BIGINT NOT NULL,
@@ -38,6 +39,7 @@ CREATE TABLE torrents (
 );
 CREATE INDEX torrents_search ON torrents USING GIN (search);
 CREATE INDEX torrents_discovered ON torrents (discovered);
+CREATE INDEX torrents_v2_name ON torrents (v2_name);
 CREATE TABLE files (
     torrent BIGINT NOT NULL REFERENCES torrents(id) ON DELETE CASCADE,
     idx INTEGER NOT NULL,
@@ -158,10 +160,11 @@ fn insert_one(tx: &mut Transaction<'_>, crawler: &str, f: &Found) -> Result<bool
     let l = &f.listing;
     let hash = &l.info_hash.0[..];
     let v2 = l.info_hash_v2.as_ref().map(|h| &h[..]);
+    let v2_name = l.info_hash_v2.as_ref().map(|h| &h[..20]);
     let inserted = tx.query_opt(
-        "INSERT INTO torrents (info_hash, info_hash_v2, name, size, file_count, private, discovered, last_seen)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (info_hash) DO NOTHING RETURNING id",
-        &[&hash, &v2, &l.name, &int(l.size), &int(l.file_count), &l.private, &f.at],
+        "INSERT INTO torrents (info_hash, info_hash_v2, v2_name, name, size, file_count, private, discovered, last_seen)
+         VALUES ($1, $2, $8, $3, $4, $5, $6, $7, $7) ON CONFLICT (info_hash) DO NOTHING RETURNING id",
+        &[&hash, &v2, &l.name, &int(l.size), &int(l.file_count), &l.private, &f.at, &v2_name],
     )?;
     let new = match inserted {
         Some(row) => {
@@ -234,15 +237,18 @@ impl Index for PostgresIndex {
             .iter()
             .map(|r| r.get(0))
             .collect();
+        // Known by either name (BEP 52: the DHT names a hybrid by both).
         let known: Vec<Vec<u8>> = tx
             .query(
                 "UPDATE torrents SET last_seen = GREATEST(last_seen, $2)
-                 WHERE id IN (SELECT id FROM torrents WHERE info_hash = ANY($1) ORDER BY info_hash FOR UPDATE)
-                 RETURNING info_hash",
+                 WHERE id IN (SELECT id FROM torrents WHERE info_hash = ANY($1) OR v2_name = ANY($1)
+                              ORDER BY id FOR UPDATE)
+                 RETURNING info_hash, v2_name",
                 &[&bytes, &now],
             )?
             .iter()
-            .map(|r| r.get(0))
+            .flat_map(|r| [Some(r.get::<_, Vec<u8>>(0)), r.get::<_, Option<Vec<u8>>>(1)])
+            .flatten()
             .collect();
         tx.execute("DELETE FROM claims WHERE info_hash = ANY($1)", &[&known])?;
 

@@ -23,6 +23,7 @@ CREATE TABLE torrents (
     id INTEGER PRIMARY KEY,
     info_hash BLOB NOT NULL UNIQUE,
     info_hash_v2 BLOB,
+    v2_name BLOB,
     name TEXT NOT NULL,
     size INTEGER NOT NULL,
     file_count INTEGER NOT NULL,
@@ -34,6 +35,7 @@ CREATE TABLE torrents (
     swarm_at INTEGER
 );
 CREATE INDEX torrents_discovered ON torrents(discovered);
+CREATE INDEX torrents_v2_name ON torrents(v2_name);
 CREATE TABLE files (
     torrent INTEGER NOT NULL REFERENCES torrents(id) ON DELETE CASCADE,
     idx INTEGER NOT NULL,
@@ -175,8 +177,9 @@ impl Index for SqliteIndex {
                 "INSERT INTO sources (info_hash, crawler, node, found) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (info_hash, crawler) DO NOTHING",
             )?;
+            // Known by either name (BEP 52: the DHT names a hybrid by both).
             let mut seen = tx.prepare_cached(
-                "UPDATE torrents SET last_seen = max(last_seen, ?2) WHERE info_hash = ?1",
+                "UPDATE torrents SET last_seen = max(last_seen, ?2) WHERE info_hash = ?1 OR v2_name = ?1",
             )?;
             let mut claim = tx.prepare_cached(
                 "INSERT INTO claims (info_hash, crawler, at) VALUES (?1, ?2, ?3)
@@ -211,8 +214,8 @@ impl Index for SqliteIndex {
         let mut new = 0;
         {
             let mut torrent = tx.prepare_cached(
-                "INSERT INTO torrents (info_hash, info_hash_v2, name, size, file_count, private, discovered, last_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (info_hash) DO NOTHING",
+                "INSERT INTO torrents (info_hash, info_hash_v2, v2_name, name, size, file_count, private, discovered, last_seen)
+                 VALUES (?1, ?2, ?8, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (info_hash) DO NOTHING",
             )?;
             let mut existing = tx.prepare_cached(
                 "UPDATE torrents SET last_seen = max(last_seen, ?2) WHERE info_hash = ?1",
@@ -236,7 +239,8 @@ impl Index for SqliteIndex {
                     int(r.size),
                     int(r.file_count),
                     r.private,
-                    f.at
+                    f.at,
+                    r.info_hash_v2.as_ref().map(|h| &h[..20])
                 ])? > 0
                 {
                     new += 1;
