@@ -155,46 +155,76 @@ fn count(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// Stores one torrent in `tx`; `true` if it was new.
-fn insert_one(tx: &mut Transaction<'_>, crawler: &str, f: &Found) -> Result<bool, IndexError> {
-    let l = &f.listing;
-    let hash = &l.info_hash.0[..];
-    let v2 = l.info_hash_v2.as_ref().map(|h| &h[..]);
-    let v2_name = l.info_hash_v2.as_ref().map(|h| &h[..20]);
-    let inserted = tx.query_opt(
-        "INSERT INTO torrents (info_hash, info_hash_v2, v2_name, name, size, file_count, private, discovered, last_seen)
-         VALUES ($1, $2, $8, $3, $4, $5, $6, $7, $7) ON CONFLICT (info_hash) DO NOTHING RETURNING id",
-        &[&hash, &v2, &l.name, &int(l.size), &int(l.file_count), &l.private, &f.at, &v2_name],
-    )?;
-    let new = match inserted {
-        Some(row) => {
-            let id: i64 = row.get(0);
-            let idx: Vec<i32> = (0..l.files.len() as i32).collect();
-            let paths: Vec<&str> = l.files.iter().map(|f| f.path.as_str()).collect();
-            let sizes: Vec<i64> = l.files.iter().map(|f| int(f.size)).collect();
-            tx.execute(
-                "INSERT INTO files (torrent, idx, path, size)
-                 SELECT $1, i, p, s FROM unnest($2::int[], $3::text[], $4::bigint[]) AS f(i, p, s)",
-                &[&id, &idx, &paths, &sizes],
-            )?;
-            true
+/// Stores a batch in `tx` in five statements whatever its size (arrays
+/// unnested server-side); returns how many were new.
+fn insert_batch(
+    tx: &mut Transaction<'_>,
+    crawler: &str,
+    batch: &[&Found],
+) -> Result<usize, IndexError> {
+    let listings = || batch.iter().map(|f| &f.listing);
+    let hashes: Vec<&[u8]> = listings().map(|l| &l.info_hash.0[..]).collect();
+    let v2: Vec<Option<&[u8]>> = listings()
+        .map(|l| l.info_hash_v2.as_ref().map(|h| &h[..]))
+        .collect();
+    let v2_names: Vec<Option<&[u8]>> = listings()
+        .map(|l| l.info_hash_v2.as_ref().map(|h| &h[..20]))
+        .collect();
+    let names: Vec<&str> = listings().map(|l| l.name.as_str()).collect();
+    let sizes: Vec<i64> = listings().map(|l| int(l.size)).collect();
+    let counts: Vec<i64> = listings().map(|l| int(l.file_count)).collect();
+    let private: Vec<bool> = listings().map(|l| l.private).collect();
+    let at: Vec<i64> = batch.iter().map(|f| f.at).collect();
+    let new: Vec<(i64, Vec<u8>)> = tx
+        .query(
+            "INSERT INTO torrents (info_hash, info_hash_v2, v2_name, name, size, file_count, private, discovered, last_seen)
+             SELECT h, v, vn, n, s, c, p, a, a
+             FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::text[], $5::bigint[], $6::bigint[], $7::bool[], $8::bigint[])
+                  AS x(h, v, vn, n, s, c, p, a)
+             ORDER BY h
+             ON CONFLICT (info_hash) DO NOTHING RETURNING id, info_hash",
+            &[&hashes, &v2, &v2_names, &names, &sizes, &counts, &private, &at],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let (mut ids, mut idx, mut paths, mut file_sizes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (id, hash) in &new {
+        let Some(f) = batch.iter().find(|f| f.listing.info_hash.0[..] == hash[..]) else {
+            continue;
+        };
+        for (i, file) in f.listing.files.iter().enumerate() {
+            ids.push(*id);
+            idx.push(i as i32);
+            paths.push(file.path.as_str());
+            file_sizes.push(int(file.size));
         }
-        None => {
-            tx.execute(
-                "UPDATE torrents SET last_seen = GREATEST(last_seen, $2) WHERE info_hash = $1",
-                &[&hash, &f.at],
-            )?;
-            false
-        }
-    };
-    let node = f.node.map(|a| a.to_string());
+    }
     tx.execute(
-        "INSERT INTO sources (info_hash, crawler, node, found) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (info_hash, crawler) DO NOTHING",
-        &[&hash, &crawler, &node, &f.at],
+        "INSERT INTO files (torrent, idx, path, size)
+         SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::bigint[])",
+        &[&ids, &idx, &paths, &file_sizes],
     )?;
-    tx.execute("DELETE FROM claims WHERE info_hash = $1", &[&hash])?;
-    Ok(new)
+    // Those already there were seen again.
+    tx.execute(
+        "UPDATE torrents SET last_seen = GREATEST(last_seen, x.a)
+         FROM unnest($1::bytea[], $2::bigint[]) AS x(h, a)
+         WHERE torrents.info_hash = x.h AND torrents.last_seen < x.a",
+        &[&hashes, &at],
+    )?;
+    let nodes: Vec<Option<String>> = batch
+        .iter()
+        .map(|f| f.node.map(|a| a.to_string()))
+        .collect();
+    tx.execute(
+        "INSERT INTO sources (info_hash, crawler, node, found)
+         SELECT h, $2, n, a FROM unnest($1::bytea[], $3::text[], $4::bigint[]) AS x(h, n, a) ORDER BY h
+         ON CONFLICT (info_hash, crawler) DO NOTHING",
+        &[&hashes, &crawler, &nodes, &at],
+    )?;
+    tx.execute("DELETE FROM claims WHERE info_hash = ANY($1)", &[&hashes])?;
+    Ok(new.len())
 }
 
 impl Index for PostgresIndex {
@@ -274,15 +304,13 @@ impl Index for PostgresIndex {
     }
 
     fn insert(&mut self, crawler: &str, batch: &[Found]) -> Result<usize, IndexError> {
+        // Sorted (one lock order for every writer) and each torrent once
+        // (a statement may not touch a row twice).
         let mut order: Vec<&Found> = batch.iter().collect();
         order.sort_by_key(|f| f.listing.info_hash);
+        order.dedup_by_key(|f| f.listing.info_hash);
         let mut tx = self.db.transaction()?;
-        let mut new = 0;
-        for f in order {
-            if insert_one(&mut tx, crawler, f)? {
-                new += 1;
-            }
-        }
+        let new = insert_batch(&mut tx, crawler, &order)?;
         tx.commit()?;
         Ok(new)
     }

@@ -72,6 +72,9 @@ CREATE TRIGGER torrents_au AFTER UPDATE OF name ON torrents BEGIN
 END;
 "];
 
+/// Matches of one search ranked at most (the newest); see `search`.
+const RANKED_AT_MOST: i64 = 20_000;
+
 /// The columns a [`Hit`] is read from, in [`hit`]'s order.
 const HIT_COLUMNS: &str = "t.info_hash, t.info_hash_v2, t.name, t.size, t.file_count, t.private, \
      t.seeders, t.leechers, t.discovered, t.last_seen";
@@ -276,15 +279,31 @@ impl Index for SqliteIndex {
 
     fn search(&mut self, query: &str, limit: usize) -> Result<Vec<Hit>, IndexError> {
         let terms = fts_terms(query).map_err(IndexError::Query)?;
+        // A word in a tenth of all names would have bm25 score every one of
+        // them (a tenth of a second at a million): a search matching more
+        // than RANKED_AT_MOST is ranked among the newest that many. Finding
+        // where they start walks only the index's list of matches.
+        let floor: i64 = self
+            .db
+            .prepare_cached(
+                "SELECT rowid FROM torrents_fts WHERE torrents_fts MATCH ?1
+                 ORDER BY rowid DESC LIMIT 1 OFFSET ?2",
+            )?
+            .query_row(params![terms, RANKED_AT_MOST - 1], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        // The best matches first, from the full-text index alone (not
+        // joined to every match), then the seeders break ties among them.
         let sql = format!(
-            "SELECT {HIT_COLUMNS} FROM torrents_fts f JOIN torrents t ON t.id = f.rowid
-             WHERE torrents_fts MATCH ?1
-             ORDER BY f.rank, coalesce(t.seeders, -1) DESC, t.id
-             LIMIT ?2"
+            "SELECT {HIT_COLUMNS} FROM (
+                 SELECT rowid, rank FROM torrents_fts WHERE torrents_fts MATCH ?1 AND rowid >= ?3
+                 ORDER BY rank LIMIT ?2
+             ) f JOIN torrents t ON t.id = f.rowid
+             ORDER BY f.rank, coalesce(t.seeders, -1) DESC, t.id"
         );
         let mut stmt = self.db.prepare_cached(&sql)?;
         let hits = stmt
-            .query_map(params![terms, int(limit as u64)], hit)?
+            .query_map(params![terms, int(limit as u64), floor], hit)?
             .collect::<Result<Vec<Hit>, _>>()?;
         Ok(hits)
     }
