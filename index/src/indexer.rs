@@ -19,7 +19,7 @@ use bittide_core::dht::DhtEvent;
 use bittide_core::engine::{Event, FetchFailure};
 use bittide_core::metainfo::InfoHash;
 
-use crate::{Found, Index, IndexError, Listing, UnixTime};
+use crate::{Found, Index, IndexError, Listing, SwarmEstimate, UnixTime};
 
 /// Harvests waiting for a flush, at most.
 const MAX_WAITING: usize = 100_000;
@@ -48,6 +48,8 @@ pub struct IndexerStats {
     pub too_large: u64,
     /// New torrents written.
     pub stored: u64,
+    /// Swarms counted (BEP 33 scrapes of the fetches' lookups).
+    pub scraped: u64,
 }
 
 /// See the module documentation.
@@ -58,6 +60,10 @@ pub struct Indexer {
     waiting: Vec<(InfoHash, Option<SocketAddr>)>,
     claimed: BTreeMap<InfoHash, Option<SocketAddr>>,
     found: Vec<Found>,
+    /// BEP 33 estimates of fetches still running (applied once stored).
+    scraped: BTreeMap<InfoHash, SwarmEstimate>,
+    /// Estimates to write after the next flush's inserts.
+    estimates: Vec<SwarmEstimate>,
     stats: IndexerStats,
 }
 
@@ -72,6 +78,8 @@ impl Indexer {
             waiting: Vec::new(),
             claimed: BTreeMap::new(),
             found: Vec::new(),
+            scraped: BTreeMap::new(),
+            estimates: Vec::new(),
             stats: IndexerStats::default(),
         }
     }
@@ -100,12 +108,36 @@ impl Indexer {
                     self.waiting.push((*info_hash, Some(node.addr)));
                 }
             }
+            Event::Dht(DhtEvent::Scraped {
+                info_hash,
+                seeders,
+                leechers,
+                ..
+            }) => {
+                self.stats.scraped += 1;
+                let e = SwarmEstimate {
+                    info_hash: *info_hash,
+                    seeders: *seeders,
+                    leechers: *leechers,
+                    at,
+                };
+                // Running: kept until its metadata is stored; else (stored
+                // already, or a torrent of another crawler's) written now.
+                if self.claimed.contains_key(info_hash) {
+                    self.scraped.insert(*info_hash, e);
+                } else if self.estimates.len() < MAX_WAITING {
+                    self.estimates.push(e);
+                }
+            }
             Event::MetadataFetched {
                 info_hash,
                 metadata,
             } => {
                 self.stats.fetched += 1;
                 let node = self.claimed.remove(info_hash).flatten();
+                if let Some(e) = self.scraped.remove(info_hash) {
+                    self.estimates.push(e);
+                }
                 match Listing::from_metadata(*info_hash, metadata) {
                     Ok(listing) => {
                         self.found.push(Found { listing, at, node });
@@ -116,6 +148,7 @@ impl Indexer {
             }
             Event::MetadataFetchFailed { info_hash, reason } => {
                 self.claimed.remove(info_hash);
+                self.scraped.remove(info_hash);
                 self.stats.failed += 1;
                 if *reason == FetchFailure::TooLarge {
                     self.stats.too_large += 1;
@@ -139,6 +172,10 @@ impl Indexer {
             self.stats.stored += new as u64;
             self.found.clear();
         }
+        if !self.estimates.is_empty() {
+            index.set_swarms(&self.estimates)?;
+            self.estimates.clear();
+        }
         if self.waiting.is_empty() {
             return Ok(Vec::new());
         }
@@ -149,6 +186,7 @@ impl Indexer {
         self.stats.known += (harvested - fetch.len()) as u64;
         if self.claimed.len() + fetch.len() > MAX_CLAIMED {
             self.claimed.clear();
+            self.scraped.clear();
         }
         for h in &fetch {
             self.claimed.insert(*h, nodes.get(h).copied().flatten());

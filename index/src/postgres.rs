@@ -322,7 +322,7 @@ impl Index for PostgresIndex {
         for e in order {
             tx.execute(
                 "UPDATE torrents SET seeders = $2, leechers = $3, swarm_at = $4
-                 WHERE info_hash = $1 AND (swarm_at IS NULL OR swarm_at <= $4)",
+                 WHERE (info_hash = $1 OR v2_name = $1) AND (swarm_at IS NULL OR swarm_at <= $4)",
                 &[
                     &&e.info_hash.0[..],
                     &count(e.seeders),
@@ -340,6 +340,10 @@ impl Index for PostgresIndex {
         // text (the one that made the column), with no query syntax.
         words(query).map_err(IndexError::Query)?;
         let text: String = query.chars().take(MAX_QUERY).collect();
+        // Unlike SQLite's, no cap on the matches ranked: a first-N cut by id
+        // cost PostgreSQL more than it saved (every match's row is read to
+        // sort by id), so a word in a tenth of a million names ranks them
+        // all (docs/index.md has the figures).
         let sql = format!(
             "SELECT {HIT_COLUMNS} FROM torrents t, plainto_tsquery('simple', $1) q
              WHERE t.search @@ q

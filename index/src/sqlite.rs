@@ -267,7 +267,7 @@ impl Index for SqliteIndex {
         {
             let mut set = tx.prepare_cached(
                 "UPDATE torrents SET seeders = ?2, leechers = ?3, swarm_at = ?4
-                 WHERE info_hash = ?1 AND (swarm_at IS NULL OR swarm_at <= ?4)",
+                 WHERE (info_hash = ?1 OR v2_name = ?1) AND (swarm_at IS NULL OR swarm_at <= ?4)",
             )?;
             for e in estimates {
                 set.execute(params![&e.info_hash.0[..], e.seeders, e.leechers, e.at])?;

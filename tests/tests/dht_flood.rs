@@ -131,6 +131,8 @@ fn flood(sim: &mut DhtSim, sources: u32, limits: Option<ReplyLimits>) -> (usize,
                 body: Body::Query(Query::GetPeers {
                     info_hash: InfoHash(random_bytes(sim)),
                     want: Want::default(),
+                    scrape: false,
+                    noseed: false,
                 }),
             }
             .encode(&mut bytes);

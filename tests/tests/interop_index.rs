@@ -133,6 +133,9 @@ fn a_crawl_indexes_every_torrent_of_a_libtorrent_dht() {
     let stats: serde_json::Value =
         serde_json::from_str(&run_bittide(&[&["index", "stats"], &at[..]].concat())).unwrap();
     assert_eq!(stats["torrents"], TORRENTS, "{stats}; crawl said: {stderr}");
+    // BEP 33: the fetches' lookups scraped libtorrent's nodes, which keep
+    // their seeders' announces as seeds (one IP here: one seeder).
+    assert!(stats["with_swarm"].as_u64().unwrap_or(0) >= 25, "{stats}");
 
     for (k, (hash, name)) in torrents.iter().enumerate() {
         let shown: serde_json::Value =
@@ -140,6 +143,13 @@ fn a_crawl_indexes_every_torrent_of_a_libtorrent_dht() {
                 .unwrap();
         assert_eq!(shown["name"], name.as_str());
         assert_eq!(shown["files"], 2);
+        if !shown["seeders"].is_null() {
+            assert_eq!(
+                (shown["seeders"].as_u64(), shown["leechers"].as_u64()),
+                (Some(1), Some(0)),
+                "{shown}"
+            );
+        }
         assert!(shown["info_hash_v2"].is_string(), "a hybrid: {shown}");
         let paths: Vec<&str> = shown["file_list"]
             .as_array()

@@ -11,6 +11,7 @@ pub mod budget;
 pub mod crawler;
 mod node;
 pub mod routing;
+pub mod scrape;
 pub mod security;
 pub mod seen;
 mod state;

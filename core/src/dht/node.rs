@@ -31,6 +31,7 @@ use std::time::Duration;
 use super::budget::{self, ReplyBudget, ReplyLimits, ReplyStats};
 use super::crawler::{CrawlConfig, CrawlQuery, CrawlStats, Crawler, HarvestSource};
 use super::routing::{Insert, NodeState, RoutingTable, TableConfig, K};
+use super::scrape::ScrapeBloom;
 use super::security;
 use super::store::PeerStore;
 use super::tokens::Tokens;
@@ -154,6 +155,18 @@ pub enum DhtEvent {
     /// We took a new id derived from our external address (BEP 42); the
     /// table was rebuilt around it. Save the state to keep it.
     IdChanged(NodeId),
+    /// A [`scrape`](Dht::scrape) lookup ended with some nodes' BEP 33
+    /// filters: the swarm's size, estimated.
+    Scraped {
+        /// The lookup.
+        lookup: LookupId,
+        /// The torrent.
+        info_hash: InfoHash,
+        /// Seeds, estimated from the merged `BFsd`.
+        seeders: u32,
+        /// Other peers, estimated from the merged `BFpe`.
+        leechers: u32,
+    },
     /// While crawling: an info-hash not reported before.
     Harvested {
         /// The torrent.
@@ -171,10 +184,15 @@ enum LookupKind {
     /// The join lookup for our own id; when it ends, every bucket is
     /// refreshed once so far regions of the table fill too.
     Bootstrap,
-    GetPeers,
+    /// With `scrape`, the answers' BEP 33 filters are merged and counted.
+    GetPeers {
+        scrape: bool,
+    },
     Announce {
         port: u16,
         implied_port: bool,
+        /// BEP 33: we seed it.
+        seed: bool,
     },
 }
 
@@ -204,6 +222,8 @@ struct Lookup {
     in_flight: usize,
     peers: BTreeSet<SocketAddr>,
     queries: usize,
+    /// A scrape's filters so far (BEP 33): seeds, then the others.
+    blooms: Option<(ScrapeBloom, ScrapeBloom)>,
 }
 
 #[derive(Clone, Debug)]
@@ -500,8 +520,19 @@ impl Dht {
 
     /// Looks up peers for `info_hash`.
     pub fn get_peers(&mut self, now: Instant, info_hash: InfoHash) -> LookupId {
+        self.lookup_peers(now, info_hash, false)
+    }
+
+    /// Looks up peers for `info_hash` and counts its swarm (BEP 33): the
+    /// nodes' seed and peer filters are merged and reported as
+    /// [`DhtEvent::Scraped`] when the lookup ends.
+    pub fn scrape(&mut self, now: Instant, info_hash: InfoHash) -> LookupId {
+        self.lookup_peers(now, info_hash, true)
+    }
+
+    fn lookup_peers(&mut self, now: Instant, info_hash: InfoHash, scrape: bool) -> LookupId {
         self.now = now;
-        let l = self.start_lookup(now, NodeId(info_hash.0), LookupKind::GetPeers);
+        let l = self.start_lookup(now, NodeId(info_hash.0), LookupKind::GetPeers { scrape });
         self.step(now, l);
         l
     }
@@ -515,12 +546,26 @@ impl Dht {
         port: u16,
         implied_port: bool,
     ) -> LookupId {
+        self.announce_as(now, info_hash, port, implied_port, false)
+    }
+
+    /// [`announce`](Dht::announce), saying whether we seed it (BEP 33's
+    /// `seed`: the nodes count us in their seed filter).
+    pub fn announce_as(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+        port: u16,
+        implied_port: bool,
+        seed: bool,
+    ) -> LookupId {
         self.now = now;
-        let l = self.start_lookup(
-            now,
-            NodeId(info_hash.0),
-            LookupKind::Announce { port, implied_port },
-        );
+        let kind = LookupKind::Announce {
+            port,
+            implied_port,
+            seed,
+        };
+        let l = self.start_lookup(now, NodeId(info_hash.0), kind);
         self.step(now, l);
         l
     }

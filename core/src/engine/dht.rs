@@ -291,12 +291,20 @@ impl Engine {
             let fetch = self.fetches.is_fetch(*id);
             for node in ready {
                 for name in &names {
-                    let lookup = match fetch {
-                        true => (node.family(), node.get_peers(now, *name)),
-                        false => (node.family(), node.announce(now, *name, port, false)),
+                    // A fetch also counts the swarm for the index (BEP
+                    // 33), in a lookup of its own: libtorrent answers a
+                    // scrape with the filters instead of peers. A seed says
+                    // so in its announces.
+                    let seed = state == TorrentState::Seeding;
+                    let family = node.family();
+                    let lookups = match fetch {
+                        true => vec![node.get_peers(now, *name), node.scrape(now, *name)],
+                        false => vec![node.announce_as(now, *name, port, false, seed)],
                     };
-                    s.lookups.push(lookup);
-                    d.schedules.lookups.insert(lookup, *id);
+                    for l in lookups {
+                        s.lookups.push((family, l));
+                        d.schedules.lookups.insert((family, l), *id);
+                    }
                 }
             }
             s.found = 0;
@@ -369,7 +377,8 @@ impl Engine {
                     DhtEvent::LookupDone { lookup, .. } => done.push((family, lookup)),
                     DhtEvent::ExternalAddress(_)
                     | DhtEvent::IdChanged(_)
-                    | DhtEvent::Harvested { .. } => {
+                    | DhtEvent::Harvested { .. }
+                    | DhtEvent::Scraped { .. } => {
                         self.out.push_back(Output::Event(Event::Dht(e)));
                     }
                     _ => {}

@@ -18,6 +18,7 @@ use super::{
 };
 use crate::bencode::{encode_bytes, encode_int, Reader, Token};
 use crate::compact;
+use crate::dht::scrape::ScrapeBloom;
 use crate::error::DecodeError;
 use crate::metainfo::InfoHash;
 
@@ -38,6 +39,11 @@ struct Fields<'a> {
     samples: Option<&'a [u8]>,
     interval: Option<i64>,
     num: Option<i64>,
+    scrape: Option<i64>,
+    noseed: Option<i64>,
+    seed: Option<i64>,
+    bf_seeds: Option<&'a [u8]>,
+    bf_peers: Option<&'a [u8]>,
 }
 
 /// What a value turned out to be, for a key that expects one kind.
@@ -98,6 +104,11 @@ fn fields<'a>(r: &mut Reader<'a>) -> Result<Fields<'a>, DecodeError> {
     let mut samples = None;
     let mut interval = None;
     let mut num = None;
+    let mut scrape = None;
+    let mut noseed = None;
+    let mut seed = None;
+    let mut bf_seeds = None;
+    let mut bf_peers = None;
     let mut want: Option<Want> = None;
     let mut values: Option<Vec<SocketAddr>> = None;
     loop {
@@ -120,6 +131,11 @@ fn fields<'a>(r: &mut Reader<'a>) -> Result<Fields<'a>, DecodeError> {
             b"samples" => first(&mut samples, bytes(item(r)?)),
             b"interval" => first(&mut interval, int(item(r)?)),
             b"num" => first(&mut num, int(item(r)?)),
+            b"scrape" => first(&mut scrape, int(item(r)?)),
+            b"noseed" => first(&mut noseed, int(item(r)?)),
+            b"seed" => first(&mut seed, int(item(r)?)),
+            b"BFsd" => first(&mut bf_seeds, bytes(item(r)?)),
+            b"BFpe" => first(&mut bf_peers, bytes(item(r)?)),
             b"want" if want.is_none() => want = Some(want_list(r)?),
             b"values" if values.is_none() => values = Some(values_list(r)?),
             _ => {
@@ -143,6 +159,11 @@ fn fields<'a>(r: &mut Reader<'a>) -> Result<Fields<'a>, DecodeError> {
         samples: samples.flatten(),
         interval: interval.flatten(),
         num: num.flatten(),
+        scrape: scrape.flatten(),
+        noseed: noseed.flatten(),
+        seed: seed.flatten(),
+        bf_seeds: bf_seeds.flatten(),
+        bf_peers: bf_peers.flatten(),
     })
 }
 
@@ -418,8 +439,8 @@ fn encode_want(out: &mut Vec<u8>, want: Want) {
     }
 }
 
-/// The `a` dictionary; keys sorted: id, implied_port, info_hash, port,
-/// target, token, want.
+/// The `a` dictionary; keys sorted: id, implied_port, info_hash, noseed,
+/// port, scrape, seed, target, token, want.
 fn encode_args(out: &mut Vec<u8>, id: &NodeId, q: &Query) {
     out.push(b'd');
     key(out, b"id");
@@ -431,9 +452,22 @@ fn encode_args(out: &mut Vec<u8>, id: &NodeId, q: &Query) {
             encode_bytes(out, &target.0);
             encode_want(out, *want);
         }
-        Query::GetPeers { info_hash, want } => {
+        Query::GetPeers {
+            info_hash,
+            want,
+            scrape,
+            noseed,
+        } => {
             key(out, b"info_hash");
             encode_bytes(out, &info_hash.0);
+            if *noseed {
+                key(out, b"noseed");
+                encode_int(out, 1);
+            }
+            if *scrape {
+                key(out, b"scrape");
+                encode_int(out, 1);
+            }
             encode_want(out, *want);
         }
         Query::AnnouncePeer {
@@ -441,6 +475,7 @@ fn encode_args(out: &mut Vec<u8>, id: &NodeId, q: &Query) {
             port,
             token,
             implied_port,
+            seed,
         } => {
             if *implied_port {
                 key(out, b"implied_port");
@@ -450,6 +485,10 @@ fn encode_args(out: &mut Vec<u8>, id: &NodeId, q: &Query) {
             encode_bytes(out, &info_hash.0);
             key(out, b"port");
             encode_int(out, i64::from(*port));
+            if *seed {
+                key(out, b"seed");
+                encode_int(out, 1);
+            }
             key(out, b"token");
             encode_bytes(out, token);
         }
@@ -457,10 +496,16 @@ fn encode_args(out: &mut Vec<u8>, id: &NodeId, q: &Query) {
     out.push(b'e');
 }
 
-/// The `r` dictionary; keys sorted: id, interval, nodes, nodes6, num,
-/// samples, token, values.
+/// The `r` dictionary; keys sorted (capitals first): BFpe, BFsd, id,
+/// interval, nodes, nodes6, num, samples, token, values.
 fn encode_response(out: &mut Vec<u8>, id: &NodeId, r: &Response) {
     out.push(b'd');
+    for (name, bloom) in [(b"BFpe", &r.bf_peers), (b"BFsd", &r.bf_seeds)] {
+        if let Some(b) = bloom {
+            key(out, name);
+            encode_bytes(out, &b.0);
+        }
+    }
     key(out, b"id");
     encode_bytes(out, &id.0);
     if let Some(i) = r.interval {
@@ -616,6 +661,8 @@ fn query(method: &[u8], a: &Fields<'_>) -> Result<Query, KrpcError> {
                 .map(InfoHash)
                 .ok_or(KrpcError::Protocol("info_hash"))?,
             want: a.want,
+            scrape: a.scrape.is_some_and(|v| v != 0),
+            noseed: a.noseed.is_some_and(|v| v != 0),
         },
         b"announce_peer" => Query::AnnouncePeer {
             info_hash: id20(a.info_hash)
@@ -628,6 +675,7 @@ fn query(method: &[u8], a: &Fields<'_>) -> Result<Query, KrpcError> {
                 .ok_or(KrpcError::Protocol("token"))?
                 .to_vec(),
             implied_port: a.implied_port.is_some_and(|v| v != 0),
+            seed: a.seed.is_some_and(|v| v != 0),
         },
         b"sample_infohashes" => Query::SampleInfohashes {
             target: id20(a.target)
@@ -643,6 +691,8 @@ fn query(method: &[u8], a: &Fields<'_>) -> Result<Query, KrpcError> {
 
 fn response(r: Fields<'_>) -> Response {
     Response {
+        bf_seeds: r.bf_seeds.and_then(ScrapeBloom::from_bytes),
+        bf_peers: r.bf_peers.and_then(ScrapeBloom::from_bytes),
         nodes: r.nodes.map(|b| decode_nodes(b, false)).unwrap_or_default(),
         nodes6: r.nodes6.map(|b| decode_nodes(b, true)).unwrap_or_default(),
         values: r.values,

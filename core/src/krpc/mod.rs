@@ -18,6 +18,7 @@ pub mod transactions;
 use std::fmt;
 use std::net::SocketAddr;
 
+use crate::dht::scrape::ScrapeBloom;
 use crate::error::DecodeError;
 use crate::metainfo::InfoHash;
 
@@ -113,6 +114,11 @@ pub enum Query {
         info_hash: InfoHash,
         /// Families wanted.
         want: Want,
+        /// BEP 33 `scrape`: answer with the Bloom filters of the stored
+        /// seeds and peers too.
+        scrape: bool,
+        /// BEP 33 `noseed`: leave seeds out of `values` (the asker seeds).
+        noseed: bool,
     },
     /// `announce_peer`
     AnnouncePeer {
@@ -124,6 +130,8 @@ pub enum Query {
         token: Vec<u8>,
         /// Use the datagram's source port instead.
         implied_port: bool,
+        /// BEP 33 `seed`: the announcer has the whole torrent.
+        seed: bool,
     },
     /// `sample_infohashes` (BEP 51)
     SampleInfohashes {
@@ -156,6 +164,10 @@ pub struct Response {
     pub interval: Option<u32>,
     /// `num` (BEP 51): info-hashes the node stores.
     pub num: Option<u64>,
+    /// `BFsd` (BEP 33): the seeds the node stores for the torrent.
+    pub bf_seeds: Option<ScrapeBloom>,
+    /// `BFpe` (BEP 33): the other peers it stores.
+    pub bf_peers: Option<ScrapeBloom>,
 }
 
 /// What a message is.

@@ -42,6 +42,7 @@ fn bep5_examples_decode() {
             port: 6881,
             token: b"aoeusnth".to_vec(),
             implied_port: true,
+            seed: false,
         })
     );
 }
@@ -67,12 +68,29 @@ fn every_kind_round_trips() {
         Query::GetPeers {
             info_hash: InfoHash([3; 20]),
             want: Want::default(),
+            scrape: false,
+            noseed: false,
+        },
+        // BEP 33's flags.
+        Query::GetPeers {
+            info_hash: InfoHash([3; 20]),
+            want,
+            scrape: true,
+            noseed: true,
         },
         Query::AnnouncePeer {
             info_hash: InfoHash([3; 20]),
             port: 1,
             token: vec![5; 8],
             implied_port: false,
+            seed: false,
+        },
+        Query::AnnouncePeer {
+            info_hash: InfoHash([3; 20]),
+            port: 1,
+            token: vec![5; 8],
+            implied_port: true,
+            seed: true,
         },
         Query::SampleInfohashes {
             target: NodeId([1; 20]),
@@ -98,6 +116,8 @@ fn every_kind_round_trips() {
         samples: vec![InfoHash([4; 20]), InfoHash([5; 20])],
         interval: Some(21600),
         num: Some(1234),
+        bf_seeds: Some(crate::dht::scrape::ScrapeBloom([0x81; 256])),
+        bf_peers: Some(crate::dht::scrape::ScrapeBloom([0x18; 256])),
     })));
     round_trip(&Message {
         tx: vec![0],

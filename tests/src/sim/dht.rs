@@ -468,6 +468,7 @@ impl DhtSim {
                 port: 6666,
                 token: self.random_bytes()[..8].to_vec(),
                 implied_port: false,
+                seed: false,
             }),
         };
         self.hostile_send(me, self.addrs[victim], &announce);

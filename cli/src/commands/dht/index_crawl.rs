@@ -133,6 +133,7 @@ pub(super) fn run(options: &Options, crawl: IndexCrawl) -> Result<(), Failure> {
             |event, engine| {
                 match event {
                     Some(e @ Event::Dht(DhtEvent::Harvested { .. }))
+                    | Some(e @ Event::Dht(DhtEvent::Scraped { .. }))
                     | Some(e @ Event::MetadataFetched { .. })
                     | Some(e @ Event::MetadataFetchFailed { .. }) => {
                         let _ = to_store.send(ToStore::Event(unix_now(), e.clone()));
@@ -240,7 +241,7 @@ fn crawler_name(local: SocketAddr) -> String {
 
 fn summary(s: &IndexerStats) -> String {
     format!(
-        "{} info-hashes harvested, {} already indexed, {} fetched ({} not torrents), {} fetches failed ({} too large), {} new torrents indexed",
-        s.harvested, s.known, s.fetched, s.rejected, s.failed, s.too_large, s.stored
+        "{} info-hashes harvested, {} already indexed, {} fetched ({} not torrents), {} fetches failed ({} too large), {} swarms counted, {} new torrents indexed",
+        s.harvested, s.known, s.fetched, s.rejected, s.failed, s.too_large, s.scraped, s.stored
     )
 }

@@ -168,16 +168,28 @@ impl Dht {
         let body = match q {
             Query::Ping => Body::Response(Response::default()),
             Query::FindNode { target, want } => Body::Response(nodes_for(self, &target, want)),
-            Query::GetPeers { info_hash, want } => {
-                let values = self
-                    .store
-                    .get(now, &info_hash, MAX_VALUES_SENT, &mut self.rng);
+            Query::GetPeers {
+                info_hash,
+                want,
+                scrape,
+                noseed,
+            } => {
+                let values =
+                    self.store
+                        .get(now, &info_hash, MAX_VALUES_SENT, noseed, &mut self.rng);
                 let mut r = if values.is_empty() {
                     nodes_for(self, &NodeId(info_hash.0), want)
                 } else {
                     Response::default()
                 };
                 r.values = values;
+                if scrape {
+                    // BEP 33: 512 bytes more, but only to a node that
+                    // sent a query of ours (budgeted like any answer).
+                    let (seeds, peers) = self.store.blooms(now, &info_hash);
+                    r.bf_seeds = Some(seeds);
+                    r.bf_peers = Some(peers);
+                }
                 r.token = Some(self.tokens.issue(&from.ip()).to_vec());
                 Body::Response(r)
             }
@@ -186,6 +198,7 @@ impl Dht {
                 port,
                 token,
                 implied_port,
+                seed,
             } => {
                 if !self.tokens.check(&from.ip(), &token) {
                     Body::Error(code::PROTOCOL, "bad token".into())
@@ -197,7 +210,7 @@ impl Dht {
                     }
                     if port != 0 {
                         self.store
-                            .add(now, info_hash, SocketAddr::new(from.ip(), port));
+                            .add(now, info_hash, SocketAddr::new(from.ip(), port), seed);
                     }
                     Body::Response(Response::default())
                 }
@@ -315,8 +328,18 @@ impl Dht {
                 while l.candidates.len() > MAX_CANDIDATES {
                     l.candidates.pop_last();
                 }
+                if let (LookupKind::GetPeers { scrape: true }, Some(seeds), Some(peers)) =
+                    (l.kind, &r.bf_seeds, &r.bf_peers)
+                {
+                    let merged = l.blooms.get_or_insert_with(Default::default);
+                    merged.0.merge(seeds);
+                    merged.1.merge(peers);
+                }
                 if !r.values.is_empty()
-                    && matches!(l.kind, LookupKind::GetPeers | LookupKind::Announce { .. })
+                    && matches!(
+                        l.kind,
+                        LookupKind::GetPeers { .. } | LookupKind::Announce { .. }
+                    )
                 {
                     let fresh: Vec<SocketAddr> = r
                         .values

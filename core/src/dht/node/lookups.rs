@@ -64,6 +64,7 @@ impl Dht {
             in_flight: 0,
             peers: BTreeSet::new(),
             queries: 0,
+            blooms: None,
         };
         for node in self.table.closest(now, &target, K * 2) {
             l.candidates.insert(
@@ -121,9 +122,18 @@ impl Dht {
                     target,
                     want: Want::default(),
                 },
-                LookupKind::GetPeers | LookupKind::Announce { .. } => Query::GetPeers {
+                LookupKind::GetPeers { scrape } => Query::GetPeers {
                     info_hash: InfoHash(target.0),
                     want: Want::default(),
+                    scrape,
+                    noseed: false,
+                },
+                // A seed does not need other seeds (BEP 33 `noseed`).
+                LookupKind::Announce { seed, .. } => Query::GetPeers {
+                    info_hash: InfoHash(target.0),
+                    want: Want::default(),
+                    scrape: false,
+                    noseed: seed,
                 },
             };
             self.query(
@@ -152,7 +162,12 @@ impl Dht {
             .filter(|c| matches!(c.state, CandidateState::Answered { .. }))
             .take(K)
             .collect();
-        if let LookupKind::Announce { port, implied_port } = l.kind {
+        if let LookupKind::Announce {
+            port,
+            implied_port,
+            seed,
+        } = l.kind
+        {
             let mut sent = 0;
             for c in &answered {
                 if let CandidateState::Answered { token: Some(token) } = &c.state {
@@ -161,6 +176,7 @@ impl Dht {
                         port,
                         token: token.clone(),
                         implied_port,
+                        seed,
                     };
                     self.query(now, c.node.addr, q, Context::Announce);
                     sent += 1;
@@ -169,6 +185,14 @@ impl Dht {
             self.events.push_back(DhtEvent::Announced {
                 lookup: id,
                 nodes: sent,
+            });
+        }
+        if let Some((seeds, peers)) = &l.blooms {
+            self.events.push_back(DhtEvent::Scraped {
+                lookup: id,
+                info_hash: InfoHash(l.target.0),
+                seeders: seeds.count(),
+                leechers: peers.count(),
             });
         }
         let rounds = answered.iter().map(|c| c.hop).max().unwrap_or(0);

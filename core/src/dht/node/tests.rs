@@ -25,9 +25,14 @@ fn config() -> DhtConfig {
 
 impl Net {
     fn new(n: usize, seed: u64) -> Net {
-        let addrs: Vec<SocketAddr> = (0..n)
-            .map(|i| SocketAddr::from(([127, 0, 0, 1], 20000 + i as u16)))
-            .collect();
+        Net::on(n, seed, |i| {
+            SocketAddr::from(([127, 0, 0, 1], 20000 + i as u16))
+        })
+    }
+
+    /// `n` nodes at `addr(i)`.
+    fn on(n: usize, seed: u64, addr: impl Fn(usize) -> SocketAddr) -> Net {
+        let addrs: Vec<SocketAddr> = (0..n).map(addr).collect();
         let nodes = (0..n)
             .map(|i| {
                 Dht::new(
@@ -142,6 +147,45 @@ fn thirty_nodes_bootstrap_find_each_other_and_get_peers_finds_the_announcer() {
         .any(|e| matches!(e, DhtEvent::LookupDone { lookup: l, .. } if *l == lookup)));
 }
 
+/// BEP 33 both ways: nodes keep who announced as a seed, answer a
+/// `scrape` with their filters, and a scrape lookup merges and counts
+/// them (each node on an IP of its own: the filters count addresses).
+#[test]
+fn a_scrape_counts_seeds_and_leechers() {
+    let mut net = Net::on(24, 9, |i| {
+        SocketAddr::from(([127, 0, 1, i as u8 + 1], 6881))
+    });
+    let boot = net.addrs[0];
+    for i in 1..24 {
+        net.nodes[i].bootstrap(Instant::ZERO, &[boot]);
+        net.run(2);
+    }
+    let hash = InfoHash([0x33; 20]);
+    for (i, seed) in [(3, true), (4, true), (5, false), (6, false), (7, false)] {
+        net.nodes[i].announce_as(net.now, hash, 7000, false, seed);
+        net.run(3);
+    }
+    let seeker = 20;
+    let lookup = net.nodes[seeker].scrape(net.now, hash);
+    net.run(3);
+    let scraped = net.events[seeker].iter().find_map(|e| match e {
+        DhtEvent::Scraped {
+            lookup: l,
+            seeders,
+            leechers,
+            ..
+        } if *l == lookup => Some((*seeders, *leechers)),
+        _ => None,
+    });
+    assert_eq!(scraped, Some((2, 3)), "{:?}", net.events[seeker]);
+    // A plain lookup asks for no filters and reports none.
+    let plain = net.nodes[seeker].get_peers(net.now, hash);
+    net.run(3);
+    assert!(!net.events[seeker]
+        .iter()
+        .any(|e| matches!(e, DhtEvent::Scraped { lookup: l, .. } if *l == plain)));
+}
+
 #[test]
 fn bad_tokens_forged_replies_and_floods_are_refused() {
     let mut net = Net::new(2, 3);
@@ -159,6 +203,7 @@ fn bad_tokens_forged_replies_and_floods_are_refused() {
             port: 1234,
             token: b"madeup".to_vec(),
             implied_port: false,
+            seed: false,
         }),
     }
     .encode(&mut bytes);
@@ -456,6 +501,8 @@ fn a_flood_from_forged_sources_gets_fewer_bytes_back_and_honest_queries_are_answ
                 Query::GetPeers {
                     info_hash,
                     want: Want::default(),
+                    scrape: false,
+                    noseed: false,
                 },
             );
             bytes_in += q.len() as u64;
@@ -469,6 +516,8 @@ fn a_flood_from_forged_sources_gets_fewer_bytes_back_and_honest_queries_are_answ
                 Query::GetPeers {
                     info_hash: InfoHash([0x42; 20]),
                     want: Want::default(),
+                    scrape: false,
+                    noseed: false,
                 },
             );
             bytes_in += q.len() as u64;
