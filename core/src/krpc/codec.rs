@@ -691,8 +691,8 @@ fn query(method: &[u8], a: &Fields<'_>) -> Result<Query, KrpcError> {
 
 fn response(r: Fields<'_>) -> Response {
     Response {
-        bf_seeds: r.bf_seeds.and_then(ScrapeBloom::from_bytes),
-        bf_peers: r.bf_peers.and_then(ScrapeBloom::from_bytes),
+        bf_seeds: r.bf_seeds.and_then(ScrapeBloom::from_bytes).map(Box::new),
+        bf_peers: r.bf_peers.and_then(ScrapeBloom::from_bytes).map(Box::new),
         nodes: r.nodes.map(|b| decode_nodes(b, false)).unwrap_or_default(),
         nodes6: r.nodes6.map(|b| decode_nodes(b, true)).unwrap_or_default(),
         values: r.values,

@@ -164,10 +164,11 @@ pub struct Response {
     pub interval: Option<u32>,
     /// `num` (BEP 51): info-hashes the node stores.
     pub num: Option<u64>,
-    /// `BFsd` (BEP 33): the seeds the node stores for the torrent.
-    pub bf_seeds: Option<ScrapeBloom>,
+    /// `BFsd` (BEP 33): the seeds the node stores for the torrent (boxed:
+    /// 256 bytes most answers do not carry).
+    pub bf_seeds: Option<Box<ScrapeBloom>>,
     /// `BFpe` (BEP 33): the other peers it stores.
-    pub bf_peers: Option<ScrapeBloom>,
+    pub bf_peers: Option<Box<ScrapeBloom>>,
 }
 
 /// What a message is.

@@ -116,8 +116,8 @@ fn every_kind_round_trips() {
         samples: vec![InfoHash([4; 20]), InfoHash([5; 20])],
         interval: Some(21600),
         num: Some(1234),
-        bf_seeds: Some(crate::dht::scrape::ScrapeBloom([0x81; 256])),
-        bf_peers: Some(crate::dht::scrape::ScrapeBloom([0x18; 256])),
+        bf_seeds: Some(Box::new(crate::dht::scrape::ScrapeBloom([0x81; 256]))),
+        bf_peers: Some(Box::new(crate::dht::scrape::ScrapeBloom([0x18; 256]))),
     })));
     round_trip(&Message {
         tx: vec![0],

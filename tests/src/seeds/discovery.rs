@@ -22,10 +22,29 @@ pub(super) fn krpc() -> Seeds {
             v(b"d1:ad2:id20:abcdefghij012345678912:implied_porti1e9:info_hash20:mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1:qe"),
         ),
         (
+            "scrape-query",
+            v(b"d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz1234566:noseedi1e6:scrapei1ee1:q9:get_peers1:t2:aa1:y1:qe"),
+        ),
+        (
+            "announce-seed",
+            v(b"d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz1234564:porti6881e4:seedi1e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1:qe"),
+        ),
+        ("scrape-answer", scrape_answer()),
+        (
             "samples",
             v(b"d1:rd2:id20:abcdefghij01234567898:intervali21600e3:numi2e7:samples40:0123456789012345678901234567890123456789e1:t2:aa1:y1:re"),
         ),
     ]
+}
+
+/// A `get_peers` answer with BEP 33's two filters.
+fn scrape_answer() -> Vec<u8> {
+    let mut m = b"d1:rd4:BFpe256:".to_vec();
+    m.extend_from_slice(&[0x11; 256]);
+    m.extend_from_slice(b"4:BFsd256:");
+    m.extend_from_slice(&[0x80; 256]);
+    m.extend_from_slice(b"2:id20:abcdefghij01234567895:token8:aoeusnthe1:t2:aa1:y1:re");
+    m
 }
 
 pub(super) fn dht_datagram() -> Seeds {

@@ -187,8 +187,8 @@ impl Dht {
                     // BEP 33: 512 bytes more, but only to a node that
                     // sent a query of ours (budgeted like any answer).
                     let (seeds, peers) = self.store.blooms(now, &info_hash);
-                    r.bf_seeds = Some(seeds);
-                    r.bf_peers = Some(peers);
+                    r.bf_seeds = Some(Box::new(seeds));
+                    r.bf_peers = Some(Box::new(peers));
                 }
                 r.token = Some(self.tokens.issue(&from.ip()).to_vec());
                 Body::Response(r)
