@@ -194,3 +194,96 @@ impl Indexer {
         Ok(fetch)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SqliteIndex;
+    use bittide_core::dht::crawler::HarvestSource;
+    use bittide_core::krpc::{CompactNode, NodeId};
+    use bittide_core::metainfo::InfoHash;
+
+    fn harvested(hash: InfoHash) -> Event {
+        Event::Dht(DhtEvent::Harvested {
+            info_hash: hash,
+            node: CompactNode {
+                id: NodeId([1; 20]),
+                addr: "127.0.0.1:6881".parse().expect("addr"),
+            },
+            source: HarvestSource::Sample,
+        })
+    }
+
+    #[test]
+    fn from_harvest_to_a_stored_torrent_with_its_swarm() {
+        let info =
+            b"d6:lengthi5e4:name8:test.iso12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
+        let hash = InfoHash::of_info(info);
+        let other = InfoHash([9; 20]);
+        let mut ix = SqliteIndex::in_memory().expect("open");
+        let mut indexer = Indexer::new("me", 180);
+        indexer.handle_event(100, &harvested(hash));
+        indexer.handle_event(100, &harvested(other));
+        assert_eq!(
+            indexer.flush(&mut ix, 100).expect("flush"),
+            vec![hash, other]
+        );
+        // The swarm is counted while the metadata is on its way.
+        let scraped = Event::Dht(DhtEvent::Scraped {
+            lookup: bittide_core::dht::LookupId(1),
+            info_hash: hash,
+            seeders: 3,
+            leechers: 7,
+        });
+        indexer.handle_event(101, &scraped);
+        let fetched = Event::MetadataFetched {
+            info_hash: hash,
+            metadata: bytes::Bytes::from_static(info),
+        };
+        let listing = indexer.handle_event(102, &fetched).expect("a listing");
+        assert_eq!(listing.name, "test.iso");
+        indexer.handle_event(
+            103,
+            &Event::MetadataFetchFailed {
+                info_hash: other,
+                reason: FetchFailure::TooLarge,
+            },
+        );
+        assert!(indexer.flush(&mut ix, 104).expect("flush").is_empty());
+        let (hit, files) = ix.get(&hash).expect("get").expect("stored");
+        assert_eq!(
+            (hit.seeders, hit.leechers, files.len()),
+            (Some(3), Some(7), 1)
+        );
+        let s = indexer.stats();
+        assert_eq!(
+            (
+                s.harvested,
+                s.claimed,
+                s.fetched,
+                s.failed,
+                s.too_large,
+                s.stored,
+                s.scraped
+            ),
+            (2, 2, 1, 1, 1, 1, 1)
+        );
+        // Met again: known, not fetched again.
+        indexer.handle_event(200, &harvested(hash));
+        assert!(indexer.flush(&mut ix, 200).expect("flush").is_empty());
+        assert_eq!(indexer.stats().known, 1);
+    }
+
+    #[test]
+    fn metadata_that_is_no_torrent_is_counted_not_stored() {
+        let bad = b"d4:name0:e";
+        let hash = InfoHash::of_info(bad);
+        let mut indexer = Indexer::new("me", 180);
+        let fetched = Event::MetadataFetched {
+            info_hash: hash,
+            metadata: bytes::Bytes::from_static(bad),
+        };
+        assert!(indexer.handle_event(1, &fetched).is_none());
+        assert_eq!((indexer.stats().rejected, indexer.unwritten()), (1, 0));
+    }
+}

@@ -131,6 +131,44 @@ fn fetches_from_honest_seeders() {
     assert_eq!(m.info_hash, real.info_hash);
 }
 
+/// Metadata larger than the torrent's `max_metadata_size` (an index's
+/// fetch caps it) is never asked for: nothing is allocated or requested,
+/// and the torrent says why it waits.
+#[test]
+fn metadata_over_the_size_cap_is_not_fetched() {
+    let (real, data) = many_files(1200, 1, false);
+    let size = real.metadata.as_ref().unwrap().len() as u64;
+    let capped = TorrentConfig {
+        max_metadata_size: size - 1,
+        ..config(100)
+    };
+    let magnet = Torrent::from_magnet(
+        Instant::ZERO,
+        real.info_hash,
+        Vec::new(),
+        capped,
+        Seed::from_u64(1),
+    );
+    let mut nodes = among_seeders(magnet, vec![(real.clone(), data.clone()); 2]);
+    assert!(fetch(&mut nodes, 60).is_none(), "never fetched");
+    assert!(nodes[0].t.metadata_too_large());
+    assert!(banned(&nodes[0]).is_empty(), "offering it is no offence");
+    // At the limit it is fetched.
+    let exact = TorrentConfig {
+        max_metadata_size: size,
+        ..config(100)
+    };
+    let magnet = Torrent::from_magnet(
+        Instant::ZERO,
+        real.info_hash,
+        Vec::new(),
+        exact,
+        Seed::from_u64(1),
+    );
+    let mut nodes = among_seeders(magnet, vec![(real, data); 2]);
+    assert!(fetch(&mut nodes, 100).is_some());
+}
+
 #[test]
 fn a_liar_is_found_and_the_fetch_completes() {
     let (real, data) = many_files(1200, 1, false);
