@@ -113,6 +113,8 @@ pub(super) struct Fetches {
     queued: BTreeSet<InfoHash>,
     running: BTreeMap<TorrentId, (InfoHash, Instant)>,
     deadlines: BTreeSet<(Instant, TorrentId)>,
+    /// The fetch being removed: its last events are swallowed.
+    ending: Option<TorrentId>,
     stats: FetchStats,
 }
 
@@ -126,7 +128,7 @@ impl Fetches {
 
     /// Whether torrent `id` is a fetch (looked up, never announced).
     pub(super) fn is_fetch(&self, id: TorrentId) -> bool {
-        self.running.contains_key(&id)
+        self.running.contains_key(&id) || self.ending == Some(id)
     }
 
     /// The earliest deadline.
@@ -188,8 +190,12 @@ impl Engine {
         }
     }
 
-    /// Starts queued fetches while there is room.
+    /// Starts queued fetches while there is room (none once shutting
+    /// down).
     fn start_fetches(&mut self, now: Instant) {
+        if self.shutdown.is_some() {
+            return;
+        }
         while self.fetches.running.len() < self.fetches.config.max_in_flight.max(1) {
             let Some(hash) = self.fetches.queue.pop_front() else {
                 break;
@@ -227,6 +233,10 @@ impl Engine {
         if !self.fetches.is_fetch(id) {
             return false;
         }
+        if !self.fetches.running.contains_key(&id) {
+            // Ending already (its deadline passed as its metadata came).
+            return true;
+        }
         let outcome = match e {
             TorrentEvent::MetadataReceived => {
                 let metadata = self.torrents.get(&id).and_then(|t| t.metadata().cloned());
@@ -240,7 +250,7 @@ impl Engine {
     }
 
     fn end_fetch(&mut self, now: Instant, id: TorrentId, outcome: Result<Bytes, FetchFailure>) {
-        let Some(&(info_hash, deadline)) = self.fetches.running.get(&id) else {
+        let Some((info_hash, deadline)) = self.fetches.running.remove(&id) else {
             return;
         };
         self.fetches.deadlines.remove(&(deadline, id));
@@ -264,8 +274,9 @@ impl Engine {
         };
         self.out.push_back(Output::Event(event));
         // Still a fetch while it goes: its last events are dropped.
+        self.fetches.ending = Some(id);
         self.remove(now, id);
-        self.fetches.running.remove(&id);
+        self.fetches.ending = None;
         self.start_fetches(now);
     }
 

@@ -248,3 +248,25 @@ fn a_magnets_peer_names_are_resolved_through_the_driver() {
         "{outs:?}"
     );
 }
+
+/// A removed torrent's deadline leaves the timer table: a past one would
+/// wake the driver for ever (each metadata fetch of an index ends so).
+#[test]
+fn a_removed_torrent_leaves_no_deadline_behind() {
+    let (mut e, id, now) = running();
+    // A peer to connect to gives the torrent deadlines of its own.
+    e.add_peers(now, id, vec!["127.0.0.1:7".parse().expect("addr")]);
+    let _ = drain(&mut e, now);
+    e.remove(now, id);
+    let (_, mut wake) = drain(&mut e, now);
+    let end = now + Duration::from_secs(4 * 3600);
+    let mut wakes = 0;
+    while wake < end {
+        e.handle_timeout(wake);
+        let (_, next) = drain(&mut e, wake);
+        assert!(next > wake, "woken at {wake:?} for {:?}", e.next_timer());
+        wake = next;
+        wakes += 1;
+        assert!(wakes < 100_000);
+    }
+}

@@ -41,8 +41,11 @@ impl TorrentTable {
         self.map.insert(id, t);
     }
 
+    /// Removes a torrent; it stays touched, so its deadline leaves the
+    /// timer table at the next update (else a past deadline of a torrent
+    /// that is gone would wake the loop forever).
     pub(super) fn remove(&mut self, id: &TorrentId) -> Option<Torrent> {
-        self.touched.remove(id);
+        self.touched.insert(*id);
         self.map.remove(id)
     }
 
