@@ -8,7 +8,12 @@
 //! The filter is fixed by the BEP: 2,048 bits, two bits per IP address
 //! (the first two little-endian 16-bit words of the SHA-1 of its 4 or 16
 //! bytes), and the estimate `ln(c / m) / (k · ln(1 − 1/m))` with `c` the
-//! zero bits (at most `m − 1`).
+//! zero bits (at most `m − 1`, and here at least 1: a filter of ones,
+//! which a liar can send, estimates about 7,800, not infinity).
+//!
+//! One node stores a bounded number of peers per torrent, so a lookup
+//! takes a node's filter only if it holds at most [`MAX_PER_ANSWER`]
+//! addresses: a liar cannot claim a swarm of thousands alone.
 
 use std::net::IpAddr;
 
@@ -18,6 +23,9 @@ use sha1::{Digest, Sha1};
 const M: usize = 256 * 8;
 /// Bits set per address.
 const K: f64 = 2.0;
+/// Addresses one node's filter may stand for (libtorrent stores a few
+/// hundred peers per torrent at most).
+pub const MAX_PER_ANSWER: f64 = 500.0;
 
 /// One BEP 33 filter.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -72,9 +80,15 @@ impl ScrapeBloom {
         if zeros == M as u32 {
             return 0.0;
         }
-        let c = f64::from(zeros.min(M as u32 - 1));
+        let c = f64::from(zeros.clamp(1, M as u32 - 1));
         let m = M as f64;
         (c / m).ln() / (K * (1.0 - 1.0 / m).ln())
+    }
+
+    /// Whether one node's answer may carry this filter (see the module
+    /// documentation).
+    pub fn is_plausible(&self) -> bool {
+        self.estimate() <= MAX_PER_ANSWER
     }
 
     /// [`estimate`](ScrapeBloom::estimate) rounded to a count.
@@ -122,5 +136,9 @@ mod tests {
         assert_eq!(a.count(), 20);
         assert_eq!(ScrapeBloom::from_bytes(&a.0), Some(a));
         assert_eq!(ScrapeBloom::from_bytes(&[0; 255]), None);
+        // A filter of ones: a bounded estimate, and no node's answer.
+        let full = ScrapeBloom([0xff; 256]);
+        assert!(full.estimate().is_finite() && full.count() < 8000);
+        assert!(!full.is_plausible() && a.is_plausible());
     }
 }

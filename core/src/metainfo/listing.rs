@@ -111,7 +111,7 @@ impl Listing {
         if let Some(list) = info.get(b"files") {
             files.v1_list(list)?;
         } else if let Some(length) = info.get(b"length") {
-            files.add(name.clone(), length.as_int())?;
+            files.add(&[raw_name], length.as_int())?;
         } else if let Some(tree) = info.get(b"file tree").filter(|_| v2) {
             files.v2_tree(tree)?;
         } else {
@@ -155,14 +155,18 @@ struct Files {
 }
 
 impl Files {
-    fn add(&mut self, path: String, length: Option<i64>) -> Result<(), ListingError> {
+    /// One more file; its path is made only if it is kept.
+    fn add(&mut self, parts: &[&[u8]], length: Option<i64>) -> Result<(), ListingError> {
         let size = length
             .and_then(|n| u64::try_from(n).ok())
             .ok_or(ListingError::BadFiles)?;
         self.count += 1;
         self.size = self.size.saturating_add(size);
         if self.kept.len() < MAX_LISTED_FILES {
-            self.kept.push(ListedFile { path, size });
+            self.kept.push(ListedFile {
+                path: join(parts),
+                size,
+            });
         }
         Ok(())
     }
@@ -185,18 +189,27 @@ impl Files {
                 .and_then(Value::as_list)
                 .ok_or(ListingError::BadFiles)?;
             let parts: Option<Vec<&[u8]>> = path.iter().map(Value::as_bytes).collect();
-            let path = join(&parts.ok_or(ListingError::BadFiles)?);
-            self.add(path, f.get(b"length").and_then(Value::as_int))?;
+            let parts = parts.ok_or(ListingError::BadFiles)?;
+            self.add(&parts, f.get(b"length").and_then(Value::as_int))?;
         }
         Ok(())
     }
 
     /// BEP 52's `file tree`: nested dictionaries, a file where the key is
-    /// empty. Walked without recursion (the decoder bounds the depth).
+    /// empty. Walked without recursion (the decoder bounds the depth) and
+    /// with one path for the whole walk: the stack holds each folder's
+    /// depth, not a copy of its path, so a million nested folders cost no
+    /// more than their bytes.
     fn v2_tree(&mut self, tree: &Value<'_>) -> Result<(), ListingError> {
-        let mut stack: Vec<(Vec<&[u8]>, &Dict<'_>)> =
-            vec![(Vec::new(), tree.as_dict().ok_or(ListingError::BadFiles)?)];
-        while let Some((path, dir)) = stack.pop() {
+        let root = tree.as_dict().ok_or(ListingError::BadFiles)?;
+        let mut stack: Vec<(usize, &[u8], &Dict<'_>)> = vec![(0, &[], root)];
+        let mut path: Vec<&[u8]> = Vec::new();
+        while let Some((depth, name, dir)) = stack.pop() {
+            // `depth` counts this folder's name: its parent's path first.
+            path.truncate(depth.saturating_sub(1));
+            if depth > 0 {
+                path.push(name);
+            }
             for (key, value) in dir.iter() {
                 let node = value.as_dict().ok_or(ListingError::BadFiles)?;
                 if key.is_empty() {
@@ -205,13 +218,11 @@ impl Files {
                         .and_then(Value::as_bytes)
                         .is_some_and(|a| a.contains(&b'p'));
                     if !pad {
-                        self.add(join(&path), node.get(b"length").and_then(Value::as_int))?;
+                        self.add(&path, node.get(b"length").and_then(Value::as_int))?;
                     }
                     continue;
                 }
-                let mut child = path.clone();
-                child.push(key);
-                stack.push((child, node));
+                stack.push((path.len() + 1, key, node));
             }
         }
         // Depth first from a stack visits the last entries first.
@@ -328,6 +339,33 @@ mod tests {
         assert_eq!(r.file_count, (MAX_LISTED_FILES + 500) as u64);
         assert_eq!(r.files.len(), MAX_LISTED_FILES);
         assert_eq!(r.size, 2 * (MAX_LISTED_FILES + 500) as u64);
+    }
+
+    /// Folders nested deep and wide (a liar's tree) cost their bytes, not a
+    /// path per folder, and every file is found.
+    #[test]
+    fn a_deep_wide_v2_tree_is_walked_in_flat_memory() {
+        let mut tree = b"d".to_vec();
+        for i in 0..2000 {
+            // 2,000 folders each 40 deep, each ending in one file.
+            let name = format!("f{i:04}");
+            tree.extend_from_slice(format!("{}:{name}d", name.len()).as_bytes());
+            tree.extend_from_slice(&b"1:xd".repeat(39));
+            tree.extend_from_slice(b"0:d6:lengthi1ee");
+            tree.extend_from_slice(&b"e".repeat(39));
+            tree.extend_from_slice(b"e");
+        }
+        tree.extend_from_slice(b"e");
+        let mut info = b"d9:file tree".to_vec();
+        info.extend_from_slice(&tree);
+        info.extend_from_slice(b"12:meta versioni2e4:name1:t12:piece lengthi16384ee");
+        let sha256: [u8; 32] = Sha256::digest(&info).into();
+        let mut h = [0u8; 20];
+        h.copy_from_slice(&sha256[..20]);
+        let l = Listing::from_metadata(InfoHash(h), &info).expect("ok");
+        assert_eq!(l.file_count, 2000);
+        assert!(l.files[0].path.starts_with("f0000/x/x/"));
+        assert_eq!(l.files[0].path.matches('/').count(), 39);
     }
 
     #[test]

@@ -184,8 +184,8 @@ impl Dht {
                 };
                 r.values = values;
                 if scrape {
-                    // BEP 33: 512 bytes more, but only to a node that
-                    // sent a query of ours (budgeted like any answer).
+                    // BEP 33: 512 bytes more (the reply budget counts
+                    // them like any answer).
                     let (seeds, peers) = self.store.blooms(now, &info_hash);
                     r.bf_seeds = Some(Box::new(seeds));
                     r.bf_peers = Some(Box::new(peers));
@@ -331,9 +331,12 @@ impl Dht {
                 if let (LookupKind::GetPeers { scrape: true }, Some(seeds), Some(peers)) =
                     (l.kind, &r.bf_seeds, &r.bf_peers)
                 {
-                    let merged = l.blooms.get_or_insert_with(Default::default);
-                    merged.0.merge(seeds);
-                    merged.1.merge(peers);
+                    // One node's filters stand for what one node can store.
+                    if seeds.is_plausible() && peers.is_plausible() {
+                        let merged = l.blooms.get_or_insert_with(Default::default);
+                        merged.0.merge(seeds);
+                        merged.1.merge(peers);
+                    }
                 }
                 if !r.values.is_empty()
                     && matches!(
