@@ -37,11 +37,14 @@ pub fn stores_searches_and_shows(ix: &mut dyn Index) {
         found(1, "Debian 12.5 netinst", 1),
         found(2, "Big Buck Bunny 1080p", 3),
         found(3, "Sintel (2010) 1080p", 2),
+        found(4, "The.Matrix.1999.1080p.x264-GRP", 1),
     ];
-    assert_eq!(ix.insert("a", &batch).expect("insert"), 3);
+    assert_eq!(ix.insert("a", &batch).expect("insert"), 4);
     assert_eq!(ix.insert("b", &batch).expect("insert"), 0);
     let hits = ix.search("1080P", 10).expect("search");
-    assert_eq!(hits.len(), 2);
+    assert_eq!(hits.len(), 3);
+    // Dotted scene names are words too.
+    assert_eq!(ix.search("matrix x264", 10).expect("search").len(), 1);
     assert!(ix.search("bunny big", 10).expect("search")[0]
         .name
         .starts_with("Big Buck"));
@@ -54,14 +57,14 @@ pub fn stores_searches_and_shows(ix: &mut dyn Index) {
     assert_eq!(files[2].path, "Big Buck Bunny 1080p/2.bin");
     assert!(ix.get(&InfoHash([9; 20])).expect("get").is_none());
     let stats = ix.stats().expect("stats");
-    assert_eq!((stats.torrents, stats.files, stats.crawlers), (3, 6, 2));
+    assert_eq!((stats.torrents, stats.files, stats.crawlers), (4, 7, 2));
     let mut exported = Vec::new();
     ix.export(&mut |h, f| {
         exported.push((h.name.clone(), f.len()));
         Ok(())
     })
     .expect("export");
-    assert_eq!(exported.len(), 3);
+    assert_eq!(exported.len(), 4);
     assert_eq!(exported[1], ("Big Buck Bunny 1080p".to_owned(), 3));
 }
 

@@ -10,7 +10,8 @@
 //! Fetched metadata ([`Event::MetadataFetched`]) becomes a
 //! [`Listing`]; listings are written at the next flush, in one
 //! transaction. Memory is bounded: harvests waiting for a flush are capped
-//! (the excess is counted and dropped: the crawl meets them again).
+//! (the excess is counted and dropped), and no more is claimed than the
+//! engine can fetch soon.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,8 +24,6 @@ use crate::{Found, Index, IndexError, Listing, SwarmEstimate, UnixTime};
 
 /// Harvests waiting for a flush, at most.
 const MAX_WAITING: usize = 100_000;
-/// Claimed hashes whose node is remembered (for `sources`), at most.
-const MAX_CLAIMED: usize = 200_000;
 
 /// Counters of an indexer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,8 +56,11 @@ pub struct IndexerStats {
 pub struct Indexer {
     crawler: String,
     window: i64,
+    /// Fetches sent and not ended, at most.
+    max_pending: usize,
     waiting: Vec<(InfoHash, Option<SocketAddr>)>,
-    claimed: BTreeMap<InfoHash, Option<SocketAddr>>,
+    /// Fetches sent: the node that named each, and when it was claimed.
+    claimed: BTreeMap<InfoHash, (Option<SocketAddr>, UnixTime)>,
     found: Vec<Found>,
     /// BEP 33 estimates of fetches still running (applied once stored).
     scraped: BTreeMap<InfoHash, SwarmEstimate>,
@@ -70,11 +72,15 @@ pub struct Indexer {
 impl Indexer {
     /// An indexer writing as `crawler` (a name for the `sources` table:
     /// host and node id, say); a hash claimed by another crawler less than
-    /// `window` seconds ago is left to it.
-    pub fn new(crawler: impl Into<String>, window: i64) -> Indexer {
+    /// `window` seconds ago is left to it. It claims no more than it can
+    /// fetch: at most `max_pending` fetches sent and not ended (the rest of
+    /// the harvest waits, so a claim never outlives its window in the
+    /// engine's queue while other crawlers could have fetched the hash).
+    pub fn new(crawler: impl Into<String>, window: i64, max_pending: usize) -> Indexer {
         Indexer {
             crawler: crawler.into(),
             window,
+            max_pending: max_pending.max(1),
             waiting: Vec::new(),
             claimed: BTreeMap::new(),
             found: Vec::new(),
@@ -134,7 +140,7 @@ impl Indexer {
                 metadata,
             } => {
                 self.stats.fetched += 1;
-                let node = self.claimed.remove(info_hash).flatten();
+                let node = self.claimed.remove(info_hash).and_then(|(n, _)| n);
                 if let Some(e) = self.scraped.remove(info_hash) {
                     self.estimates.push(e);
                 }
@@ -176,20 +182,29 @@ impl Indexer {
             index.set_swarms(&self.estimates)?;
             self.estimates.clear();
         }
-        if self.waiting.is_empty() {
+        // A fetch the engine never reported (refused as a duplicate) frees
+        // its place after two windows.
+        let stale = now - 2 * self.window;
+        let scraped = &mut self.scraped;
+        self.claimed.retain(|h, (_, at)| {
+            let keep = *at > stale;
+            if !keep {
+                scraped.remove(h);
+            }
+            keep
+        });
+        let room = self.max_pending.saturating_sub(self.claimed.len());
+        if self.waiting.is_empty() || room == 0 {
             return Ok(Vec::new());
         }
-        let fetch = index.claim(&self.crawler, &self.waiting, now, self.window)?;
-        let harvested = self.waiting.len();
-        let nodes: BTreeMap<InfoHash, Option<SocketAddr>> = self.waiting.drain(..).collect();
+        let take = room.min(self.waiting.len());
+        let fetch = index.claim(&self.crawler, &self.waiting[..take], now, self.window)?;
+        let nodes: BTreeMap<InfoHash, Option<SocketAddr>> = self.waiting.drain(..take).collect();
         self.stats.claimed += fetch.len() as u64;
-        self.stats.known += (harvested - fetch.len()) as u64;
-        if self.claimed.len() + fetch.len() > MAX_CLAIMED {
-            self.claimed.clear();
-            self.scraped.clear();
-        }
+        self.stats.known += (take - fetch.len()) as u64;
         for h in &fetch {
-            self.claimed.insert(*h, nodes.get(h).copied().flatten());
+            self.claimed
+                .insert(*h, (nodes.get(h).copied().flatten(), now));
         }
         Ok(fetch)
     }
@@ -221,7 +236,7 @@ mod tests {
         let hash = InfoHash::of_info(info);
         let other = InfoHash([9; 20]);
         let mut ix = SqliteIndex::in_memory().expect("open");
-        let mut indexer = Indexer::new("me", 180);
+        let mut indexer = Indexer::new("me", 180, 64);
         indexer.handle_event(100, &harvested(hash));
         indexer.handle_event(100, &harvested(other));
         assert_eq!(
@@ -278,7 +293,7 @@ mod tests {
     fn metadata_that_is_no_torrent_is_counted_not_stored() {
         let bad = b"d4:name0:e";
         let hash = InfoHash::of_info(bad);
-        let mut indexer = Indexer::new("me", 180);
+        let mut indexer = Indexer::new("me", 180, 64);
         let fetched = Event::MetadataFetched {
             info_hash: hash,
             metadata: bytes::Bytes::from_static(bad),

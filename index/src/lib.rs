@@ -102,7 +102,7 @@ pub struct SwarmEstimate {
     pub info_hash: InfoHash,
     /// Seeders estimated from the `BFsd` Bloom filters.
     pub seeders: u32,
-    /// Leechers (from `BFpe` less the seeders).
+    /// Other peers, estimated from the `BFpe` filters.
     pub leechers: u32,
     /// When.
     pub at: UnixTime,

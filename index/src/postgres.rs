@@ -35,7 +35,8 @@ CREATE TABLE torrents (
     seeders INTEGER,
     leechers INTEGER,
     swarm_at BIGINT,
-    search TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', name)) STORED
+    search TSVECTOR GENERATED ALWAYS AS
+        (to_tsvector('simple', regexp_replace(name, '[^[:alnum:]]+', ' ', 'g'))) STORED
 );
 CREATE INDEX torrents_search ON torrents USING GIN (search);
 CREATE INDEX torrents_discovered ON torrents (discovered);
@@ -65,9 +66,6 @@ CREATE TABLE claims (
 /// The columns a [`Hit`] is read from, in [`hit`]'s order.
 const HIT_COLUMNS: &str = "t.info_hash, t.info_hash_v2, t.name, t.size, t.file_count, t.private, \
      t.seeders, t.leechers, t.discovered, t.last_seen";
-
-/// Longest search text handed to PostgreSQL's parser.
-const MAX_QUERY: usize = 1024;
 
 /// See the module documentation.
 pub struct PostgresIndex {
@@ -336,10 +334,9 @@ impl Index for PostgresIndex {
     }
 
     fn search(&mut self, query: &str, limit: usize) -> Result<Vec<Hit>, IndexError> {
-        // Refused without words; otherwise PostgreSQL's own parser reads the
-        // text (the one that made the column), with no query syntax.
-        words(query).map_err(IndexError::Query)?;
-        let text: String = query.chars().take(MAX_QUERY).collect();
+        // The words alone, as the column was made of them: PostgreSQL's
+        // parser would take "The.Matrix.1999" for one host-name token.
+        let text = words(query).map_err(IndexError::Query)?.join(" ");
         // Unlike SQLite's, no cap on the matches ranked: a first-N cut by id
         // cost PostgreSQL more than it saved (every match's row is read to
         // sort by id), so a word in a tenth of a million names ranks them

@@ -28,6 +28,8 @@ use crate::output::print;
 const CLAIM_WINDOW: i64 = 180;
 /// How often the store thread writes and claims.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Events waiting for the store thread, at most.
+const STORE_QUEUE: usize = 65_536;
 /// How often a stats line goes to stderr.
 const STATS_EVERY: Duration = Duration::from_secs(60);
 
@@ -108,10 +110,15 @@ pub(super) fn run(options: &Options, crawl: IndexCrawl) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::new(Exit::Io, format!("runtime: {e}")))?;
-    let (to_store, from_loop) = mpsc::channel::<ToStore>();
+    // Bounded: while the store is slow, the loop drops events rather than
+    // hold them (harvests come again; a dropped fetch result is fetched
+    // again after its claim expires).
+    let (to_store, from_loop) = mpsc::sync_channel::<ToStore>(STORE_QUEUE);
     let (handle_tx, handle_rx) = mpsc::channel::<(Handle, SocketAddr)>();
     let json = options.json;
-    let store_thread = std::thread::spawn(move || store_loop(store, from_loop, handle_rx, json));
+    let max_fetches = crawl.max_fetches.max(1);
+    let store_thread =
+        std::thread::spawn(move || store_loop(store, from_loop, handle_rx, json, max_fetches));
     let duration = crawl.duration;
     let mut dht_state: Option<Vec<u8>> = None;
     let result = rt.block_on(async {
@@ -136,7 +143,7 @@ pub(super) fn run(options: &Options, crawl: IndexCrawl) -> Result<(), Failure> {
                     | Some(e @ Event::Dht(DhtEvent::Scraped { .. }))
                     | Some(e @ Event::MetadataFetched { .. })
                     | Some(e @ Event::MetadataFetchFailed { .. }) => {
-                        let _ = to_store.send(ToStore::Event(unix_now(), e.clone()));
+                        let _ = to_store.try_send(ToStore::Event(unix_now(), e.clone()));
                     }
                     Some(Event::Stopped) => dht_state = engine.dht_state().map(|s| s.encode()),
                     _ => {}
@@ -175,12 +182,14 @@ fn store_loop(
     from_loop: mpsc::Receiver<ToStore>,
     handle_rx: mpsc::Receiver<(Handle, SocketAddr)>,
     json: bool,
+    max_fetches: usize,
 ) -> Result<IndexerStats, Failure> {
     let Ok((handle, local)) = handle_rx.recv() else {
         // The loop never started (a socket failed): nothing to index.
         return Ok(IndexerStats::default());
     };
-    let mut indexer = Indexer::new(crawler_name(local), CLAIM_WINDOW);
+    // Two fetch deadlines' worth: a claim is fetched well within its window.
+    let mut indexer = Indexer::new(crawler_name(local), CLAIM_WINDOW, 2 * max_fetches);
     let mut last_flush = std::time::Instant::now();
     let mut last_stats = last_flush;
     let mut stopping = false;
