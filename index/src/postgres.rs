@@ -4,9 +4,10 @@
 //! column with a GIN index.
 //!
 //! Several writers at once are the normal case here, so every write is
-//! an upsert and every batch takes its row locks in one order (sorted by
-//! info-hash): two crawlers storing or claiming the same torrents wait for
-//! each other instead of deadlocking, and neither duplicates nor fails.
+//! an upsert and every batch is sorted by info-hash before it takes row
+//! locks: two crawlers storing or claiming the same torrents mostly wait
+//! for each other, never duplicate, and a batch PostgreSQL aborts (a
+//! deadlock it detected) stays with the indexer for the next flush.
 //! The schema is versioned in `bittide_schema`; `docs/index.md` describes
 //! it.
 
