@@ -434,13 +434,34 @@ def dht_settings(port):
     return s
 
 
-def dht_swarm(n, base_port, hex_hash, seed_torrent=None, seed_dir=None, limit=300.0):
-    import select
-    sessions = [lt.session(dht_settings(base_port + i)) for i in range(n)]
+def dht_network(n, base_port, **extra):
+    """N libtorrent DHT nodes on BASE_PORT.., each knowing all the others."""
+    sessions = [lt.session(dict(dht_settings(base_port + i), **extra)) for i in range(n)]
     for i, ses in enumerate(sessions):
         for j in range(n):
             if j != i:
                 ses.add_dht_node((IP, base_port + j))
+    return sessions
+
+
+def settle(sessions, base_port, deadline):
+    """Waits until every routing table knows min(N - 1, 8) nodes (or the
+    deadline); why a session is of no use (it listens elsewhere), if so."""
+    n = len(sessions)
+    while time.monotonic() < deadline:
+        if min(ses.status().dht_nodes for ses in sessions) >= min(n - 1, 8):
+            break
+        time.sleep(0.2)
+    for i, ses in enumerate(sessions):
+        taken = on_other_port(ses, base_port + i)
+        if taken:
+            return taken
+    return None
+
+
+def dht_swarm(n, base_port, hex_hash, seed_torrent=None, seed_dir=None, limit=300.0):
+    import select
+    sessions = dht_network(n, base_port)
     # Node 0 announces HASH: an info-hash-only torrent makes it announce;
     # with a torrent and its folder, it seeds it too.
     atp = lt.add_torrent_params()
@@ -453,16 +474,10 @@ def dht_swarm(n, base_port, hex_hash, seed_torrent=None, seed_dir=None, limit=30
     sessions[0].add_torrent(atp)
     deadline = time.monotonic() + limit
     # Wait for routing tables and the announce to settle.
-    while time.monotonic() < deadline:
-        counts = [ses.status().dht_nodes for ses in sessions]
-        if min(counts) >= min(n - 1, 8):
-            break
-        time.sleep(0.2)
+    taken = settle(sessions, base_port, deadline)
+    if taken:
+        return taken
     time.sleep(3)
-    for i, ses in enumerate(sessions):
-        taken = on_other_port(ses, base_port + i)
-        if taken:
-            return taken
     print("ready %d" % sessions[0].listen_port(), flush=True)
     fresh_port = base_port + n
     pending = b""
@@ -528,13 +543,7 @@ LAB_WORDS = ["amber", "birch", "cobalt", "dune", "ember", "fjord", "garnet", "ha
 
 def dht_lab(n, base_port, folder, count, limit=300.0):
     import select
-    sessions = [lt.session(dict(dht_settings(base_port + i),
-                                dht_max_infohashes_sample_count=50))
-                for i in range(n)]
-    for i, ses in enumerate(sessions):
-        for j in range(n):
-            if j != i:
-                ses.add_dht_node((IP, base_port + j))
+    sessions = dht_network(n, base_port, dht_max_infohashes_sample_count=50)
     for k in range(count):
         name = "lab %s %02d" % (LAB_WORDS[k % len(LAB_WORDS)], k)
         root = os.path.join(folder, name)
@@ -554,15 +563,9 @@ def dht_lab(n, base_port, folder, count, limit=300.0):
         sessions[k % n].add_torrent(atp)
         print("torrent %s %s" % (atp.ti.info_hashes().v1, name), flush=True)
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        counts = [ses.status().dht_nodes for ses in sessions]
-        if min(counts) >= min(n - 1, 8):
-            break
-        time.sleep(0.2)
-    for i, ses in enumerate(sessions):
-        taken = on_other_port(ses, base_port + i)
-        if taken:
-            return taken
+    taken = settle(sessions, base_port, deadline)
+    if taken:
+        return taken
     # Every torrent announced at least once.
     time.sleep(5)
     print("ready", flush=True)
