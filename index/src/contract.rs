@@ -107,6 +107,32 @@ pub fn claims_share_the_work(ix: &mut dyn Index) {
         .claim("a", &[v2_name], 2420, 300)
         .expect("claim")
         .is_empty());
+    // Met by that name, it counts for the crawler that met it.
+    assert!(ix
+        .claim("v2", &[v2_name], 2421, 300)
+        .expect("claim")
+        .is_empty());
+    assert_eq!(ix.stats().expect("stats").crawlers, 4);
+    // A swarm counted under that name is the hybrid's (BEP 33); an older
+    // estimate does not replace a newer one.
+    let estimate = crate::SwarmEstimate {
+        info_hash: InfoHash([0xab; 20]),
+        seeders: 4,
+        leechers: 9,
+        at: 2430,
+    };
+    ix.set_swarms(&[estimate]).expect("swarms");
+    ix.set_swarms(&[crate::SwarmEstimate {
+        seeders: 1,
+        at: 2000,
+        ..estimate
+    }])
+    .expect("swarms");
+    let (hit, _) = ix
+        .get(&found(7, "", 0).listing.info_hash)
+        .expect("get")
+        .expect("there");
+    assert_eq!((hit.seeders, hit.leechers), (Some(4), Some(9)));
     // Storing it ended the claim: nobody fetches 2 again; 3, never
     // stored, is free once b's claim is old.
     assert!(ix.claim("c", &met, 2450, 300).expect("claim").is_empty());

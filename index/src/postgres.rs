@@ -285,7 +285,8 @@ impl Index for PostgresIndex {
         tx.execute("DELETE FROM claims WHERE at < $1", &[&(now - window)])?;
         tx.execute(
             "DELETE FROM sources WHERE found < $1
-             AND NOT EXISTS (SELECT 1 FROM torrents t WHERE t.info_hash = sources.info_hash)",
+             AND NOT EXISTS (SELECT 1 FROM torrents t
+                             WHERE t.info_hash = sources.info_hash OR t.v2_name = sources.info_hash)",
             &[&(now - 2 * window)],
         )?;
         tx.commit()?;
@@ -370,7 +371,7 @@ impl Index for PostgresIndex {
         let crawlers: i64 = self
             .db
             .query_one(
-                "SELECT count(DISTINCT s.crawler) FROM sources s JOIN torrents t ON t.info_hash = s.info_hash",
+                "SELECT count(DISTINCT s.crawler) FROM sources s JOIN torrents t ON t.info_hash = s.info_hash OR t.v2_name = s.info_hash",
                 &[],
             )?
             .get(0);

@@ -204,7 +204,8 @@ impl Index for SqliteIndex {
             tx.execute("DELETE FROM claims WHERE at < ?1", params![now - window])?;
             tx.execute(
                 "DELETE FROM sources WHERE found < ?1
-                 AND NOT EXISTS (SELECT 1 FROM torrents t WHERE t.info_hash = sources.info_hash)",
+                 AND NOT EXISTS (SELECT 1 FROM torrents t
+                             WHERE t.info_hash = sources.info_hash OR t.v2_name = sources.info_hash)",
                 params![now - 2 * window],
             )?;
         }
@@ -338,11 +339,13 @@ impl Index for SqliteIndex {
                 ))
             },
         )?;
-        let crawlers: i64 =
-            self.db
-                .query_row("SELECT count(DISTINCT crawler) FROM sources", [], |r| {
-                    r.get(0)
-                })?;
+        // Crawlers with a find that is indexed (by either name).
+        let crawlers: i64 = self.db.query_row(
+            "SELECT count(DISTINCT s.crawler) FROM sources s
+             JOIN torrents t ON t.info_hash = s.info_hash OR t.v2_name = s.info_hash",
+            [],
+            |r| r.get(0),
+        )?;
         Ok(IndexStats {
             torrents: torrents.max(0) as u64,
             files: files.max(0) as u64,
