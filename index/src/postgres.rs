@@ -84,7 +84,16 @@ impl From<postgres::Error> for IndexError {
         // The server's own words (its Display says only "db error").
         IndexError::Store(match e.as_db_error() {
             Some(db) => format!("PostgreSQL {}: {}", db.code().code(), db.message()),
-            None => e.to_string(),
+            // "error connecting to server", and why (its sources).
+            None => {
+                let mut text = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    text = format!("{text}: {c}");
+                    cause = c.source();
+                }
+                text
+            }
         })
     }
 }
