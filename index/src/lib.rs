@@ -192,6 +192,19 @@ pub trait Index: Send {
     ) -> Result<u64, IndexError>;
 }
 
+/// `chosen`, each once, in the order `harvested` met them (what
+/// [`Index::claim`] returns).
+pub(crate) fn in_harvest_order(
+    harvested: &[(InfoHash, Option<SocketAddr>)],
+    mut chosen: std::collections::BTreeSet<InfoHash>,
+) -> Vec<InfoHash> {
+    harvested
+        .iter()
+        .map(|(h, _)| *h)
+        .filter(|h| chosen.remove(h))
+        .collect()
+}
+
 /// Where an index lives, as `--index` names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Location {

@@ -11,6 +11,7 @@
 //! The schema is versioned in `bittide_schema`; `docs/index.md` describes
 //! it.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use postgres::{Client, NoTls, Row, Transaction};
@@ -18,7 +19,10 @@ use postgres::{Client, NoTls, Row, Transaction};
 use bittide_core::metainfo::InfoHash;
 
 use crate::query::words;
-use crate::{Found, Hit, Index, IndexError, IndexStats, ListedFile, SwarmEstimate, UnixTime};
+use crate::{
+    in_harvest_order, Found, Hit, Index, IndexError, IndexStats, ListedFile, SwarmEstimate,
+    UnixTime,
+};
 
 /// Schema version `i + 1` is made by `MIGRATIONS[i]`.
 const MIGRATIONS: &[&str] = &["
@@ -243,7 +247,6 @@ impl Index for PostgresIndex {
         now: UnixTime,
         window: i64,
     ) -> Result<Vec<InfoHash>, IndexError> {
-        let hashes: Vec<InfoHash> = harvested.iter().map(|(h, _)| *h).collect();
         let mut sorted: Vec<(InfoHash, Option<SocketAddr>)> = harvested.to_vec();
         sorted.sort_by_key(|(h, _)| *h);
         sorted.dedup_by_key(|(h, _)| *h);
@@ -263,7 +266,7 @@ impl Index for PostgresIndex {
         // snapshot is taken after the first waited for any crawler storing
         // the same torrents, so a torrent stored meanwhile is seen (READ
         // COMMITTED) and never fetched twice.
-        let claimed: Vec<Vec<u8>> = tx
+        let claimed: BTreeSet<Vec<u8>> = tx
             .query(
                 "INSERT INTO claims (info_hash, crawler, at)
                  SELECT h, $2, $3 FROM unnest($1::bytea[]) AS h ORDER BY h
@@ -289,8 +292,6 @@ impl Index for PostgresIndex {
             .flatten()
             .collect();
         tx.execute("DELETE FROM claims WHERE info_hash = ANY($1)", &[&known])?;
-
-        let claimed: Vec<Vec<u8>> = claimed.into_iter().filter(|c| !known.contains(c)).collect();
         tx.execute("DELETE FROM claims WHERE at < $1", &[&(now - window)])?;
         tx.execute(
             "DELETE FROM sources WHERE found < $1
@@ -299,17 +300,12 @@ impl Index for PostgresIndex {
             &[&(now - 2 * window)],
         )?;
         tx.commit()?;
-        // In the order they were harvested.
-        Ok(hashes
-            .iter()
-            .filter(|h| claimed.iter().any(|c| c.as_slice() == h.0))
-            .copied()
-            .fold(Vec::new(), |mut v, h| {
-                if !v.contains(&h) {
-                    v.push(h);
-                }
-                v
-            }))
+        let known: BTreeSet<Vec<u8>> = known.into_iter().collect();
+        let chosen = claimed
+            .difference(&known)
+            .filter_map(|c| c.as_slice().try_into().ok().map(InfoHash))
+            .collect();
+        Ok(in_harvest_order(harvested, chosen))
     }
 
     fn insert(&mut self, crawler: &str, batch: &[Found]) -> Result<usize, IndexError> {

@@ -6,6 +6,7 @@
 //! transaction, and a file newer than this build is refused rather than
 //! misread. `docs/index.md` describes the tables.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -15,7 +16,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use bittide_core::metainfo::InfoHash;
 
 use crate::query::fts_terms;
-use crate::{Found, Hit, Index, IndexError, IndexStats, ListedFile, SwarmEstimate, UnixTime};
+use crate::{
+    in_harvest_order, Found, Hit, Index, IndexError, IndexStats, ListedFile, SwarmEstimate,
+    UnixTime,
+};
 
 /// Schema version `i + 1` is made by `MIGRATIONS[i]`.
 const MIGRATIONS: &[&str] = &["
@@ -174,7 +178,7 @@ impl Index for SqliteIndex {
         window: i64,
     ) -> Result<Vec<InfoHash>, IndexError> {
         let tx = self.db.transaction()?;
-        let mut fetch = Vec::new();
+        let mut chosen = BTreeSet::new();
         {
             let mut source = tx.prepare_cached(
                 "INSERT INTO sources (info_hash, crawler, node, found) VALUES (?1, ?2, ?3, ?4)
@@ -195,10 +199,8 @@ impl Index for SqliteIndex {
                 if seen.execute(params![hash, now])? > 0 {
                     continue;
                 }
-                if claim.execute(params![hash, crawler, now, now - window])? > 0
-                    && !fetch.contains(h)
-                {
-                    fetch.push(*h);
+                if claim.execute(params![hash, crawler, now, now - window])? > 0 {
+                    chosen.insert(*h);
                 }
             }
             tx.execute("DELETE FROM claims WHERE at < ?1", params![now - window])?;
@@ -210,7 +212,7 @@ impl Index for SqliteIndex {
             )?;
         }
         tx.commit()?;
-        Ok(fetch)
+        Ok(in_harvest_order(harvested, chosen))
     }
 
     fn insert(&mut self, crawler: &str, batch: &[Found]) -> Result<usize, IndexError> {

@@ -92,17 +92,23 @@ impl Postgres {
         self.dir.path().join("data").to_string_lossy().into_owned()
     }
 
-    fn run(&self, program: &str, args: &[&str]) {
+    /// `program` of the server's, run as the cluster's owner.
+    fn command(&self, program: &str) -> Command {
         let exe = self.bin.join(program);
-        let mut cmd = match self.as_postgres {
-            true => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", "postgres", "--"]).arg(&exe);
-                c
-            }
-            false => Command::new(&exe),
-        };
-        let out = cmd.args(args).output().expect("run a PostgreSQL program");
+        if !self.as_postgres {
+            return Command::new(exe);
+        }
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(exe);
+        c
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let out = self
+            .command(program)
+            .args(args)
+            .output()
+            .expect("run a PostgreSQL program");
         assert!(
             out.status.success(),
             "{program} {args:?}: {}{}",
@@ -125,15 +131,9 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.data();
-        let exe = self.bin.join("pg_ctl");
-        let args = ["-D", data.as_str(), "-m", "immediate", "-w", "stop"];
-        let _ = match self.as_postgres {
-            true => Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&exe)
-                .args(args)
-                .output(),
-            false => Command::new(&exe).args(args).output(),
-        };
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .output();
     }
 }

@@ -218,21 +218,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
                 "--index crawls with one node (run more crawlers into the same index instead)",
             ));
         }
-        let location = match index.as_str() {
-            "" => {
-                let dir = options
-                    .state_dir
-                    .clone()
-                    .or_else(crate::session::default_state_dir);
-                bittide_index::Location::default_in(&dir.ok_or_else(|| {
-                    Failure::new(
-                        Exit::Usage,
-                        "no state folder: give --index PATH or --state-dir",
-                    )
-                })?)
-            }
-            s => bittide_index::Location::parse(s),
-        };
+        let location = super::index::location(Some(index), options.state_dir.clone())?;
         let crawl = index_crawl::IndexCrawl {
             bind,
             duration: *duration,

@@ -82,21 +82,7 @@ enum Command {
 }
 
 pub(crate) fn exec(args: Args) -> Result<(), Failure> {
-    let location = match &args.index {
-        Some(s) => Location::parse(s),
-        None => {
-            let dir = args
-                .state_dir
-                .clone()
-                .or_else(crate::session::default_state_dir);
-            Location::default_in(&dir.ok_or_else(|| {
-                Failure::new(
-                    Exit::Usage,
-                    "no state folder: give --index PATH or --state-dir",
-                )
-            })?)
-        }
-    };
+    let location = location(args.index.as_deref(), args.state_dir.clone())?;
     if let Location::Sqlite(path) = &location {
         // Reading must not create an empty index where none was.
         if !path.exists() {
@@ -207,6 +193,22 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
             }
         }
     }
+}
+
+/// `--index LOCATION`, or (none, or an empty one) `index.db` in the state
+/// folder: `--state-dir`, else the default one (`dht crawl --index` too).
+pub(crate) fn location(arg: Option<&str>, state_dir: Option<PathBuf>) -> Result<Location, Failure> {
+    if let Some(s) = arg.filter(|s| !s.is_empty()) {
+        return Ok(Location::parse(s));
+    }
+    let dir = state_dir.or_else(crate::session::default_state_dir);
+    let dir = dir.ok_or_else(|| {
+        Failure::new(
+            Exit::Usage,
+            "no state folder: give --index PATH or --state-dir",
+        )
+    })?;
+    Ok(Location::default_in(&dir))
 }
 
 fn swarm(h: &Hit) -> String {

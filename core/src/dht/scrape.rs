@@ -49,16 +49,26 @@ impl ScrapeBloom {
         Some(ScrapeBloom(b.try_into().ok()?))
     }
 
-    /// Adds an address (its IP only: ports do not count).
-    pub fn insert(&mut self, ip: IpAddr) {
+    /// The two bits an address sets (its IP only: ports do not count).
+    /// A store computes them once per address, not once per scrape.
+    pub fn bits_of(ip: IpAddr) -> [u16; 2] {
         let hash = match ip {
             IpAddr::V4(v4) => Sha1::digest(v4.octets()),
             IpAddr::V6(v6) => Sha1::digest(v6.octets()),
         };
-        for i in [0, 2] {
-            let index = (usize::from(hash[i]) | usize::from(hash[i + 1]) << 8) % M;
+        [0, 2].map(|i| ((u16::from(hash[i]) | u16::from(hash[i + 1]) << 8) as usize % M) as u16)
+    }
+
+    /// Sets an address's bits ([`bits_of`](ScrapeBloom::bits_of)).
+    pub fn set(&mut self, bits: [u16; 2]) {
+        for index in bits.map(usize::from) {
             self.0[index / 8] |= 1 << (index % 8);
         }
+    }
+
+    /// Adds an address.
+    pub fn insert(&mut self, ip: IpAddr) {
+        self.set(ScrapeBloom::bits_of(ip));
     }
 
     /// Adds every address of `other` (the union).

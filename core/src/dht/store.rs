@@ -21,6 +21,8 @@ struct Stored {
     addr: SocketAddr,
     expires: Instant,
     seed: bool,
+    /// Its bits in BEP 33's filters, hashed once.
+    bloom: [u16; 2],
 }
 
 /// See the module documentation.
@@ -92,6 +94,7 @@ impl PeerStore {
             addr: peer,
             expires,
             seed,
+            bloom: ScrapeBloom::bits_of(peer.ip()),
         });
         self.total += 1;
         true
@@ -138,8 +141,8 @@ impl PeerStore {
         for e in self.by_hash.get(hash).into_iter().flatten() {
             if e.expires > now {
                 match e.seed {
-                    true => seeds.insert(e.addr.ip()),
-                    false => peers.insert(e.addr.ip()),
+                    true => seeds.set(e.bloom),
+                    false => peers.set(e.bloom),
                 }
             }
         }

@@ -222,6 +222,23 @@ const DHT_NOT_READY_RETRY: Duration = Duration::from_secs(5);
 const DHT_DRY_RETRY: Duration = Duration::from_secs(30);
 
 impl Engine {
+    /// Starts walking the DHT for info-hashes (BEP 51) on every node the
+    /// engine runs; each new one is reported as
+    /// [`DhtEvent::Harvested`](crate::dht::DhtEvent::Harvested) in
+    /// [`Event::Dht`]. Without a DHT, nothing happens.
+    pub fn crawl(&mut self, now: Instant, config: CrawlConfig) {
+        self.now = now;
+        if let Some(d) = &mut self.dht {
+            d.crawl(now, config);
+        }
+        self.collect_dht(now);
+    }
+
+    /// The crawl's counters, summed over the nodes, while crawling.
+    pub fn crawl_stats(&self) -> Option<CrawlStats> {
+        self.dht.as_ref()?.crawl_stats()
+    }
+
     /// Starts the node (once), then looks up every public, running torrent
     /// whose turn has come.
     pub(super) fn dht_lookups(&mut self, now: Instant) {

@@ -1,5 +1,5 @@
-//! Metadata fetches for an index: the crawler's info-hashes (BEP 51) turned
-//! into names and file lists.
+//! Metadata fetches for an index: the crawler's info-hashes (BEP 51,
+//! [`Engine::crawl`]) turned into names and file lists.
 //!
 //! [`Engine::fetch_metadata`] queues an info-hash. Up to
 //! [`FetchConfig::max_in_flight`] run at once, each a magnet torrent of the
@@ -24,7 +24,6 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{Engine, Event, Output};
-use crate::dht::crawler::{CrawlConfig, CrawlStats};
 use crate::handles::TorrentId;
 use crate::metainfo::InfoHash;
 use crate::time::Instant;
@@ -138,23 +137,6 @@ impl Fetches {
 }
 
 impl Engine {
-    /// Starts walking the DHT for info-hashes (BEP 51) on every node the
-    /// engine runs; each new one is reported as
-    /// [`DhtEvent::Harvested`](crate::dht::DhtEvent::Harvested) in
-    /// [`Event::Dht`]. Without a DHT, nothing happens.
-    pub fn crawl(&mut self, now: Instant, config: CrawlConfig) {
-        self.now = now;
-        if let Some(d) = &mut self.dht {
-            d.crawl(now, config);
-        }
-        self.collect_dht(now);
-    }
-
-    /// The crawl's counters, summed over the nodes, while crawling.
-    pub fn crawl_stats(&self) -> Option<CrawlStats> {
-        self.dht.as_ref()?.crawl_stats()
-    }
-
     /// Sets the limits of [`fetch_metadata`](Engine::fetch_metadata).
     pub fn set_fetch_config(&mut self, config: FetchConfig) {
         self.fetches.config = config;
@@ -208,17 +190,12 @@ impl Engine {
             config.max_metadata_size = self.fetches.config.max_metadata_size;
             config.max_peers = self.fetches.config.max_peers.max(1);
             config.web_seeds = false;
-            let id = TorrentId::new(self.next_torrent);
-            self.next_torrent += 1;
-            let torrent =
-                Torrent::from_magnet(now, hash, Vec::new(), config, self.rng.child_seed());
+            let id = self.insert_magnet(now, hash, Vec::new(), config, &[hash]);
             let deadline = now + self.fetches.config.deadline;
             self.fetches.running.insert(id, (hash, deadline));
             self.fetches.deadlines.insert((deadline, id));
             self.fetches.stats.started += 1;
-            self.policy.order.push(id);
-            self.torrents.insert(id, torrent);
-            self.by_hash.insert(hash, id);
+            // Looked up on the DHT only (never on the local network).
             if let Some(d) = &mut self.dht {
                 d.schedules.add(now, id);
             }

@@ -36,23 +36,11 @@ impl Engine {
         if names.iter().any(|h| self.by_hash.contains_key(h)) || self.shutdown.is_some() {
             return None;
         }
-        let id = TorrentId::new(self.next_torrent);
-        self.next_torrent += 1;
         let config = self.torrent_config();
-        let mut torrent = Torrent::from_magnet(
-            now,
-            info_hash,
-            magnet_tiers(magnet),
-            config,
-            self.rng.child_seed(),
-        );
-        if let Some(v2) = magnet.info_hash_v2 {
-            torrent.set_v2_hash(v2);
+        let id = self.insert_magnet(now, info_hash, magnet_tiers(magnet), config, &names);
+        if let (Some(v2), Some(t)) = (magnet.info_hash_v2, self.torrents.get_mut(&id)) {
+            t.set_v2_hash(v2);
         }
-        // Not queued while it fetches its metadata, but counted in the
-        // session's budgets before it connects.
-        self.policy.order.push(id);
-        self.torrents.insert(id, torrent);
         self.rebalance(now);
         let peers: Vec<SocketAddr> = magnet
             .peers
@@ -76,12 +64,32 @@ impl Engine {
                 });
             }
         }
-        for name in &names {
-            self.by_hash.insert(*name, id);
-        }
         self.schedule_discovery(now, id, &names);
         self.magnets.insert(id, magnet.clone());
         Some(id)
+    }
+
+    /// A magnet's torrent under a new id, known by `names`: in the queue
+    /// order (not queued while it fetches its metadata, but counted in the
+    /// session's budgets before it connects), looked up nowhere yet. A
+    /// download's magnet and an index's metadata fetch are both made here.
+    pub(super) fn insert_magnet(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+        trackers: Vec<Vec<String>>,
+        config: crate::torrent::TorrentConfig,
+        names: &[InfoHash],
+    ) -> TorrentId {
+        let id = TorrentId::new(self.next_torrent);
+        self.next_torrent += 1;
+        let torrent = Torrent::from_magnet(now, info_hash, trackers, config, self.rng.child_seed());
+        self.policy.order.push(id);
+        self.torrents.insert(id, torrent);
+        for name in names {
+            self.by_hash.insert(*name, id);
+        }
+        id
     }
 
     /// Starts a magnet whose metadata is in

@@ -84,9 +84,12 @@ impl std::error::Error for ListingError {}
 impl Listing {
     /// Reads `metadata` (an info dictionary) fetched for `info_hash`.
     pub fn from_metadata(info_hash: InfoHash, metadata: &[u8]) -> Result<Listing, ListingError> {
+        let sha256 = || -> [u8; 32] { Sha256::digest(metadata).into() };
         let sha1: [u8; 20] = Sha1::digest(metadata).into();
-        let sha256: [u8; 32] = Sha256::digest(metadata).into();
-        if sha1 != info_hash.0 && sha256[..20] != info_hash.0 {
+        // SHA-256 only where it is needed: a name that is not the SHA-1,
+        // or a v2 torrent's second hash (most of the DHT is v1).
+        let by_v2 = (sha1 != info_hash.0).then(sha256);
+        if by_v2.is_some_and(|h| h[..20] != info_hash.0) {
             return Err(ListingError::HashMismatch);
         }
         let root = decode(metadata).map_err(|_| ListingError::NotDictionary)?;
@@ -103,7 +106,7 @@ impl Listing {
         let v2 = info.get(b"meta version").and_then(Value::as_int) == Some(2);
         // Met by its truncated v2 name (BEP 52), a hybrid is kept under
         // its v1 hash: one row per torrent whichever name found it.
-        let info_hash = match sha1 != info_hash.0 && info.get(b"pieces").is_some() {
+        let info_hash = match by_v2.is_some() && info.get(b"pieces").is_some() {
             true => InfoHash(sha1),
             false => info_hash,
         };
@@ -119,7 +122,7 @@ impl Listing {
         }
         Ok(Listing {
             info_hash,
-            info_hash_v2: v2.then_some(sha256),
+            info_hash_v2: v2.then(|| by_v2.unwrap_or_else(sha256)),
             name,
             size: files.size,
             file_count: files.count,

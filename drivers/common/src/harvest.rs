@@ -7,14 +7,16 @@
 //! start; the application sees every event (the harvested info-hashes,
 //! the fetched metadata) and sends [`Command::FetchMetadata`] through the
 //! [`Handle`] for the hashes it wants. It holds no torrent of its own and
-//! writes nothing to disk.
+//! writes nothing but the DHT state file (every five minutes and at the
+//! end, as a download does).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bittide_core::dht::crawler::CrawlConfig;
-use bittide_core::engine::{DhtSettings, Engine, EngineConfig, Event, FetchConfig, Transports};
+use bittide_core::engine::{Engine, EngineConfig, Event, FetchConfig, Transports};
 
-use crate::client::random_peer_id;
+use crate::client::{dht_settings, random_peer_id, save_dht, SessionDht, DHT_SAVE_INTERVAL};
 use crate::clock::os_seed;
 use crate::driver::{Control, Driver, Ended, Handle};
 use crate::runtime::Runtime;
@@ -25,8 +27,13 @@ pub struct HarvestOptions {
     /// The UDP (DHT) and TCP (peers) address; an IPv6 one runs the IPv6
     /// DHT (BEP 32).
     pub listen: SocketAddr,
-    /// The DHT node's settings: where to join, a saved id.
-    pub dht: DhtSettings,
+    /// Where to join, and the state file (the node's id and table).
+    pub dht: SessionDht,
+    /// Keep nodes whose id does not match their IP (BEP 42) out of the
+    /// routing table.
+    pub enforce_node_ids: bool,
+    /// Stop after this long (`None`: when `on_event` says so).
+    pub duration: Option<Duration>,
     /// The walk's limits (queries a second, nodes remembered).
     pub crawl: CrawlConfig,
     /// The fetches' limits (at once, queued, deadline, size).
@@ -47,14 +54,14 @@ impl std::fmt::Display for HarvestError {
 
 impl std::error::Error for HarvestError {}
 
-/// Binds, starts the crawl, and runs the loop until `on_event` asks to
-/// stop; `on_start` gets the handle (to send fetches) and the address the
-/// sockets got.
+/// Binds, starts the crawl, and runs the loop until `duration` has passed
+/// or `on_event` asks to stop; `on_start` gets the handle (to send
+/// fetches) and the address the sockets got.
 pub async fn harvest<R: Runtime>(
     rt: R,
     options: HarvestOptions,
     on_start: impl FnOnce(Handle, SocketAddr),
-    on_event: impl FnMut(Option<&Event>, &Engine) -> Control,
+    mut on_event: impl FnMut(Option<&Event>, &Engine) -> Control,
 ) -> Result<Ended, HarvestError> {
     let listener = rt
         .listen(options.listen)
@@ -67,8 +74,8 @@ pub async fn harvest<R: Runtime>(
         .bind_udp(local)
         .await
         .map_err(|e| HarvestError(format!("cannot bind UDP {local}: {e}")))?;
-    let mut dht = options.dht;
-    dht.ipv6 = local.is_ipv6();
+    let (mut dht, saved) = dht_settings(&options.dht, local.is_ipv6());
+    dht.config.enforce_node_ids = options.enforce_node_ids;
     let config = EngineConfig {
         peer_id: random_peer_id(),
         listen_port: local.port(),
@@ -89,5 +96,32 @@ pub async fn harvest<R: Runtime>(
     driver.engine().set_fetch_config(options.fetch);
     driver.engine().crawl(now, options.crawl);
     on_start(driver.handle(), local);
-    Ok(driver.run(on_event).await)
+    let state_file = options.dht.state_file;
+    let end = options.duration.map(|d| now + d);
+    let (mut last_save, mut snapshot) = (now, None::<Vec<u8>>);
+    let ended = driver
+        .run(|event, engine| {
+            let at = rt.now();
+            let stopped = matches!(event, Some(Event::Stopped));
+            if let Some(path) = state_file
+                .as_ref()
+                .filter(|_| stopped || at - last_save >= DHT_SAVE_INTERVAL)
+            {
+                last_save = at;
+                snapshot = engine.dht_state().map(|d| d.merged_over(&saved).encode());
+                if let (false, Some(state)) = (stopped, snapshot.clone()) {
+                    let path = path.clone();
+                    rt.spawn(rt.spawn_blocking(Box::new(move || save_dht(&path, &state))));
+                }
+            }
+            if end.is_some_and(|e| at >= e) {
+                return Control::Shutdown;
+            }
+            on_event(event, engine)
+        })
+        .await;
+    if let (Some(path), Some(state)) = (&state_file, &snapshot) {
+        save_dht(path, state);
+    }
+    Ok(ended)
 }

@@ -9,17 +9,16 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bittide_core::dht::crawler::CrawlConfig;
-use bittide_core::dht::routing::TableConfig;
-use bittide_core::dht::{DhtConfig, DhtEvent, SavedDht};
-use bittide_core::engine::{DhtSettings, Event, FetchConfig};
-use bittide_core::IpFamily;
+use bittide_core::dht::DhtEvent;
+use bittide_core::engine::{Event, FetchConfig};
+use bittide_driver::client::SessionDht;
 use bittide_driver::driver::{Command, Control, Handle};
 use bittide_driver::harvest::{harvest, HarvestOptions};
 use bittide_index::{Index, Indexer, IndexerStats, Location, UnixTime};
 use bittide_tokio::runtime::TokioRuntime;
 use serde_json::json;
 
-use super::{dht_bootstrap_nodes, Options};
+use super::Options;
 use crate::exit::{Exit, Failure};
 use crate::output::print;
 
@@ -62,40 +61,15 @@ pub(super) fn run(options: &Options, crawl: IndexCrawl) -> Result<(), Failure> {
         .location
         .open()
         .map_err(|e| Failure::new(Exit::Io, format!("--index {}: {e}", crawl.location)))?;
-    let family = IpFamily::of(&crawl.bind);
-    let mut settings = DhtSettings {
-        config: DhtConfig {
-            table: TableConfig {
-                allow_local: options.dht_allow_local,
-                family,
-                ..Default::default()
-            },
-            enforce_node_ids: options.enforce_node_ids,
-            ..Default::default()
-        },
-        nodes: dht_bootstrap_nodes(options, family)?,
-        ..DhtSettings::default()
-    };
-    let state_file = options.state_file();
-    if let Some(saved) = state_file
-        .as_ref()
-        .and_then(|p| std::fs::read(p).ok())
-        .and_then(|b| SavedDht::decode(&b))
-    {
-        if let Some(v4) = &saved.v4 {
-            settings.config.id = Some(v4.id);
-            settings.nodes.extend(v4.addrs());
-        }
-    }
-    if settings.nodes.is_empty() {
-        return Err(Failure::new(
-            Exit::NoAnswer,
-            "no DHT node to join through (--dht-bootstrap HOST:PORT)",
-        ));
-    }
     let harvest_options = HarvestOptions {
         listen: crawl.bind,
-        dht: settings,
+        dht: SessionDht {
+            bootstrap: options.bootstrap.clone(),
+            state_file: options.state_file(),
+            allow_local: options.dht_allow_local,
+        },
+        enforce_node_ids: options.enforce_node_ids,
+        duration: (!crawl.duration.is_zero()).then_some(crawl.duration),
         crawl: CrawlConfig {
             rate: crawl.rate.max(1),
             ..CrawlConfig::default()
@@ -119,12 +93,8 @@ pub(super) fn run(options: &Options, crawl: IndexCrawl) -> Result<(), Failure> {
     let max_fetches = crawl.max_fetches.max(1);
     let store_thread =
         std::thread::spawn(move || store_loop(store, from_loop, handle_rx, json, max_fetches));
-    let duration = crawl.duration;
-    let mut dht_state: Option<Vec<u8>> = None;
     let result = rt.block_on(async {
         let runtime = TokioRuntime::current();
-        let start = std::time::Instant::now();
-        let mut last_save = start;
         harvest(
             runtime,
             harvest_options,
@@ -137,23 +107,14 @@ pub(super) fn run(options: &Options, crawl: IndexCrawl) -> Result<(), Failure> {
                 });
                 let _ = handle_tx.send((handle, local));
             },
-            |event, engine| {
-                match event {
-                    Some(e @ Event::Dht(DhtEvent::Harvested { .. }))
-                    | Some(e @ Event::Dht(DhtEvent::Scraped { .. }))
-                    | Some(e @ Event::MetadataFetched { .. })
-                    | Some(e @ Event::MetadataFetchFailed { .. }) => {
-                        let _ = to_store.try_send(ToStore::Event(unix_now(), e.clone()));
-                    }
-                    Some(Event::Stopped) => dht_state = engine.dht_state().map(|s| s.encode()),
-                    _ => {}
-                }
-                if last_save.elapsed() >= Duration::from_secs(300) {
-                    last_save = std::time::Instant::now();
-                    dht_state = engine.dht_state().map(|s| s.encode());
-                }
-                if !duration.is_zero() && start.elapsed() >= duration {
-                    return Control::Shutdown;
+            |event, _| {
+                if let Some(
+                    e @ (Event::Dht(DhtEvent::Harvested { .. } | DhtEvent::Scraped { .. })
+                    | Event::MetadataFetched { .. }
+                    | Event::MetadataFetchFailed { .. }),
+                ) = event
+                {
+                    let _ = to_store.try_send(ToStore::Event(unix_now(), e.clone()));
                 }
                 Control::Continue
             },
@@ -165,9 +126,6 @@ pub(super) fn run(options: &Options, crawl: IndexCrawl) -> Result<(), Failure> {
     let stored = store_thread
         .join()
         .unwrap_or_else(|_| Err(Failure::new(Exit::Io, "the index thread panicked")));
-    if let (Some(path), Some(state)) = (&state_file, &dht_state) {
-        bittide_driver::client::save_dht(path, state);
-    }
     result.map_err(|e| Failure::new(Exit::Io, e.to_string()))?;
     let stats = stored?;
     eprintln!("{}", summary(&stats));

@@ -151,7 +151,7 @@ pub struct SessionDht {
 }
 
 /// How often the DHT state is saved while running.
-const DHT_SAVE_INTERVAL: Duration = Duration::from_secs(5 * 60);
+pub(crate) const DHT_SAVE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// The engine's DHT settings from the session's, with the saved state;
 /// `ipv6` when the session has an IPv6 UDP socket (BEP 32: a second node
