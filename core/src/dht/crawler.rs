@@ -14,8 +14,9 @@
 //! Memory is bounded however long the walk runs: the nodes remembered are
 //! capped, the oldest forgotten first (a forgotten node can be asked
 //! again), and the info-hashes already reported are kept in a
-//! [`SeenFilter`] of fixed size (one forgotten after two generations can be
-//! reported again).
+//! [`SeenFilter`] of fixed size (a hash met again is reported again after
+//! [`CrawlConfig::report_again_after`], so the index behind the crawl can
+//! retry what it could not fetch).
 //!
 //! The `Dht` owns a `Crawler` while crawling and does the sending; this
 //! module decides whom to ask and what is new.
@@ -43,6 +44,10 @@ pub struct CrawlConfig {
     /// Info-hashes remembered as already reported: one generation of the
     /// [`SeenFilter`] (memory is about 4 bytes per hash, fixed).
     pub max_hashes: usize,
+    /// A hash met again is reported again after one to two of these (an
+    /// index refreshes when it was last seen, and fetches again what it
+    /// could not fetch before).
+    pub report_again_after: Duration,
     /// Wait before asking a node again when it gave no `interval`.
     pub default_interval: Duration,
     /// Longest wait honoured (BEP 51 caps `interval` at 6 hours); also the
@@ -63,6 +68,7 @@ impl Default for CrawlConfig {
             max_in_flight: 256,
             max_nodes: 200_000,
             max_hashes: 1_000_000,
+            report_again_after: Duration::from_secs(3600),
             default_interval: Duration::from_secs(600),
             max_interval: Duration::from_secs(6 * 3600),
             explore_interval: Duration::from_secs(120),
@@ -151,7 +157,7 @@ impl Crawler {
             known_order: VecDeque::new(),
             frontier: VecDeque::new(),
             due: BTreeSet::new(),
-            reported: SeenFilter::new(config.max_hashes, key),
+            reported: SeenFilter::new(now, config.max_hashes, config.report_again_after, key),
             in_flight: 0,
             stats: CrawlStats::default(),
             config,
@@ -352,7 +358,7 @@ impl Crawler {
         }
         hashes
             .iter()
-            .filter(|h| self.remember(**h))
+            .filter(|h| self.remember(now, **h))
             .copied()
             .collect()
     }
@@ -384,9 +390,10 @@ impl Crawler {
         self.schedule(now, addr, wait);
     }
 
-    /// An info-hash seen in a query to us; `true` if it is new.
-    pub fn remember(&mut self, hash: InfoHash) -> bool {
-        if !self.reported.insert(&hash) {
+    /// An info-hash met at `now` (in a sample or a query to us); `true`
+    /// if it is new.
+    pub fn remember(&mut self, now: Instant, hash: InfoHash) -> bool {
+        if !self.reported.insert(now, &hash) {
             return false;
         }
         self.stats.harvested += 1;
@@ -449,7 +456,7 @@ mod tests {
         for i in 0..1000u32 {
             let mut h = [0u8; 20];
             h[..4].copy_from_slice(&i.to_be_bytes());
-            c.remember(InfoHash(h));
+            c.remember(t(0), InfoHash(h));
         }
         assert_eq!(c.reported.memory(), memory);
         assert!(c.stats().harvested > 990);

@@ -3,20 +3,25 @@
 //!
 //! Two Bloom filters, a young one and an old one. A hash is seen if either
 //! holds it; it is added to the young one. When the young one holds its
-//! capacity it becomes the old one and a fresh young one starts, so memory
-//! stays at two filters' worth whatever the walk meets, and a hash not met
-//! for two generations is new again (the index behind the crawler keeps
-//! what it already stored; this only keeps the same hash from being
-//! fetched twice in a row).
+//! capacity, or has lived a generation's time, it becomes the old one and a
+//! fresh young one starts. So memory stays at two filters' worth whatever
+//! the walk meets, and a hash is new again after one to two generations:
+//! the index behind the crawler keeps what it already stored (a hash met
+//! again only refreshes when it was last seen) and fetches again what it
+//! could not fetch before (nobody served the metadata then); this only
+//! keeps the same hash from being reported over and over.
 //!
 //! The bit positions are a keyed hash of the info-hash: info-hashes come
 //! from strangers, who could otherwise pick hashes that set the bits of
 //! torrents they want hidden. Two 64-bit halves of SHA-1(key ‖ hash) give
 //! every position (Kirsch and Mitzenmacher's double hashing).
 
+use std::time::Duration;
+
 use sha1::{Digest, Sha1};
 
 use crate::metainfo::InfoHash;
+use crate::time::Instant;
 
 /// Bits per entry for a false-positive rate of about 0.1 % per filter
 /// (`-ln(0.001) / ln(2)²` ≈ 14.4).
@@ -69,19 +74,24 @@ impl Bloom {
 pub struct SeenFilter {
     key: [u8; 16],
     capacity: usize,
+    generation: Duration,
+    /// When the young filter started.
+    young_since: Instant,
     young: Bloom,
     old: Bloom,
 }
 
 impl SeenFilter {
-    /// A filter that remembers at least `capacity` hashes (between
-    /// `capacity` and twice that), keyed by `key` (secret: from the
-    /// node's seed).
-    pub fn new(capacity: usize, key: [u8; 16]) -> SeenFilter {
+    /// A filter, from `now`, that remembers at least `capacity` hashes met
+    /// within the last `generation` (up to twice as many, as long ago),
+    /// keyed by `key` (secret: from the node's seed).
+    pub fn new(now: Instant, capacity: usize, generation: Duration, key: [u8; 16]) -> SeenFilter {
         let capacity = capacity.max(1);
         SeenFilter {
             key,
             capacity,
+            generation,
+            young_since: now,
             young: Bloom::new(capacity),
             old: Bloom::new(capacity),
         }
@@ -112,33 +122,62 @@ impl SeenFilter {
         self.young.contains(&p) || self.old.contains(&p)
     }
 
-    /// Adds `hash`; `true` if it was not seen lately.
-    pub fn insert(&mut self, hash: &InfoHash) -> bool {
+    /// Adds `hash` at `now`; `true` if it was not seen lately.
+    pub fn insert(&mut self, now: Instant, hash: &InfoHash) -> bool {
+        self.age(now);
         let p = self.probes(hash);
         if self.young.contains(&p) || self.old.contains(&p) {
             return false;
         }
         if self.young.entries >= self.capacity {
-            // Reuse the old filter's memory for the new generation.
-            let mut fresh = std::mem::replace(
-                &mut self.old,
-                Bloom {
-                    words: Vec::new(),
-                    entries: 0,
-                },
-            );
-            fresh.words.fill(0);
-            fresh.entries = 0;
-            self.old = std::mem::replace(&mut self.young, fresh);
+            self.next_generation();
         }
         self.young.insert(&p);
         true
+    }
+
+    /// Ends the generations whose time is over (they start every
+    /// `generation` from the first): the young one after one, both after
+    /// two (a quiet spell).
+    fn age(&mut self, now: Instant) {
+        let Some(over) = (now - self.young_since)
+            .as_nanos()
+            .checked_div(self.generation.as_nanos())
+        else {
+            return;
+        };
+        for _ in 0..over.min(2) {
+            self.next_generation();
+        }
+        let over = u32::try_from(over).unwrap_or(u32::MAX);
+        self.young_since += self.generation.saturating_mul(over);
+    }
+
+    /// The young filter becomes the old one; the old one's memory is
+    /// cleared for the new young one.
+    fn next_generation(&mut self) {
+        let mut fresh = std::mem::replace(
+            &mut self.old,
+            Bloom {
+                words: Vec::new(),
+                entries: 0,
+            },
+        );
+        fresh.words.fill(0);
+        fresh.entries = 0;
+        self.old = std::mem::replace(&mut self.young, fresh);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn at(minutes: u64) -> Instant {
+        Instant::ZERO + Duration::from_secs(60 * minutes)
+    }
 
     fn hash(i: u32) -> InfoHash {
         let mut h = [0u8; 20];
@@ -148,23 +187,25 @@ mod tests {
 
     #[test]
     fn remembers_what_it_was_given_and_few_others() {
-        let mut f = SeenFilter::new(10_000, [7; 16]);
+        let mut f = SeenFilter::new(Instant::ZERO, 10_000, HOUR, [7; 16]);
         // A Bloom filter may take a new hash for a seen one (about 0.1 %).
-        let new = (0..10_000).filter(|&i| f.insert(&hash(i))).count();
+        let new = (0..10_000)
+            .filter(|&i| f.insert(Instant::ZERO, &hash(i)))
+            .count();
         assert!(new > 9_950, "{new} of 10,000 new");
         assert!((0..10_000).all(|i| f.contains(&hash(i))));
         let false_positives = (10_000..110_000).filter(|&i| f.contains(&hash(i))).count();
         // About 0.1 % of 100,000.
         assert!(false_positives < 300, "{false_positives} false positives");
-        assert!(!f.insert(&hash(5)));
+        assert!(!f.insert(Instant::ZERO, &hash(5)));
     }
 
     #[test]
     fn memory_is_flat_and_old_generations_are_forgotten() {
-        let mut f = SeenFilter::new(1_000, [1; 16]);
+        let mut f = SeenFilter::new(Instant::ZERO, 1_000, HOUR, [1; 16]);
         let memory = f.memory();
         for i in 0..100_000 {
-            f.insert(&hash(i));
+            f.insert(Instant::ZERO, &hash(i));
         }
         assert_eq!(f.memory(), memory);
         // The last generation is remembered, the first long gone.
@@ -175,8 +216,25 @@ mod tests {
 
     #[test]
     fn the_key_changes_the_positions() {
-        let a = SeenFilter::new(100, [1; 16]);
-        let b = SeenFilter::new(100, [2; 16]);
+        let a = SeenFilter::new(Instant::ZERO, 100, HOUR, [1; 16]);
+        let b = SeenFilter::new(Instant::ZERO, 100, HOUR, [2; 16]);
         assert_ne!(a.probes(&hash(1)), b.probes(&hash(1)));
+    }
+
+    #[test]
+    fn a_hash_is_new_again_after_one_to_two_generations() {
+        let mut f = SeenFilter::new(at(0), 1_000, HOUR, [3; 16]);
+        assert!(f.insert(at(0), &hash(1)));
+        assert!(f.insert(at(50), &hash(2)));
+        // Within its generation and the next, a hash is not new.
+        assert!(!f.insert(at(59), &hash(1)));
+        assert!(!f.insert(at(70), &hash(1)));
+        assert!(!f.insert(at(119), &hash(2)));
+        // The generation of 0:00–1:00 is forgotten at 2:00 (generations
+        // keep their hours however late the hashes come).
+        assert!(f.insert(at(121), &hash(1)));
+        // A quiet spell of two generations forgets everything.
+        assert!(f.insert(at(130), &hash(3)));
+        assert!(f.insert(at(400), &hash(3)));
     }
 }

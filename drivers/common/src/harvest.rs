@@ -16,10 +16,13 @@ use std::time::Duration;
 use bittide_core::dht::crawler::CrawlConfig;
 use bittide_core::engine::{Engine, EngineConfig, Event, FetchConfig, Transports};
 
-use crate::client::{dht_settings, random_peer_id, save_dht, SessionDht, DHT_SAVE_INTERVAL};
+use crate::client::{dht_settings, peer_id_from, save_dht, SessionDht, DHT_SAVE_INTERVAL};
 use crate::clock::os_seed;
 use crate::driver::{Control, Driver, Ended, Handle};
 use crate::runtime::Runtime;
+
+/// The seed's child that names the peer id (the engine gets the seed).
+const PEER_ID_SEED: u64 = 0x7065_6572;
 
 /// What to crawl with.
 #[derive(Clone, Debug)]
@@ -76,8 +79,9 @@ pub async fn harvest<R: Runtime>(
         .map_err(|e| HarvestError(format!("cannot bind UDP {local}: {e}")))?;
     let (mut dht, saved) = dht_settings(&options.dht, local.is_ipv6());
     dht.config.enforce_node_ids = options.enforce_node_ids;
+    let seed = options.seed.unwrap_or_else(os_seed);
     let config = EngineConfig {
-        peer_id: random_peer_id(),
+        peer_id: peer_id_from(seed.child(PEER_ID_SEED)),
         listen_port: local.port(),
         dht: Some(dht),
         // A crawler only fetches metadata: TCP reaches nearly every peer,
@@ -88,7 +92,6 @@ pub async fn harvest<R: Runtime>(
         },
         ..EngineConfig::default()
     };
-    let seed = options.seed.unwrap_or_else(os_seed);
     let mut driver = Driver::new(rt.clone(), Engine::new(config, seed));
     driver.listen(listener);
     driver.set_udp(udp);

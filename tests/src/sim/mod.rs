@@ -20,14 +20,19 @@
 //! - [`swarm`]: [`swarm::Swarm`], nodes that are real `Engine`s run by the
 //!   real `Driver` loop, events logged and invariants checked through the
 //!   loop's callback.
+//! - [`crawl`]: [`crawl::CrawlSim`], a DHT of engines seeding many small
+//!   torrents and one crawler indexing them (`dht crawl --index`), its
+//!   heap counted by [`heap`].
 //! - [`dht`]: [`dht::DhtSim`], bare `Dht` nodes on the same network model
 //!   (10,000 of them fit in the test budget), with hostile nodes.
 //!
 //! Every scenario runs a fixed list of seeds or `SIM_SEED`, and prints the
 //! seed that failed ([`for_each_seed`]).
 
+pub mod crawl;
 pub mod dht;
 pub mod disk;
+pub mod heap;
 pub mod network;
 pub mod runtime;
 mod sockets;

@@ -202,9 +202,10 @@ impl Executor {
             let Some(slot) = self.tasks.get_mut(id as usize) else {
                 continue;
             };
-            let Some((_, fut)) = slot.as_mut() else {
+            let Some((node, fut)) = slot.as_mut() else {
                 continue;
             };
+            let _charged = super::heap::enter(*node);
             let waker = Waker::from(Arc::new(TaskWaker {
                 id,
                 shared: self.shared.clone(),

@@ -190,6 +190,28 @@ pub fn address(i: usize) -> SocketAddr {
     SocketAddr::from(([127, 1 + (i / 250) as u8, 0, (i % 250) as u8 + 1], PORT))
 }
 
+/// Node `i`'s engine settings: its peer id and port, and a DHT node
+/// (BEP 5) joining through the nodes `dht` (by index), if any.
+pub fn engine_config(i: usize, dht: Option<&[usize]>) -> EngineConfig {
+    let mut config = EngineConfig::default();
+    let mut id = [0u8; 20];
+    id[..8].copy_from_slice(b"-SIM002-");
+    id[8..16].copy_from_slice(&(i as u64).to_be_bytes());
+    config.peer_id = PeerId(id);
+    config.listen_port = PORT;
+    if let Some(boot) = dht {
+        let mut settings = DhtConfig::default();
+        // Simulated addresses are loopback ones.
+        settings.table.allow_local = true;
+        config.dht = Some(DhtSettings {
+            config: settings,
+            nodes: boot.iter().map(|&k| address(k)).collect(),
+            ..DhtSettings::default()
+        });
+    }
+    config
+}
+
 /// Where the simulated UDP tracker listens ([`Swarm::add_udp_tracker`]).
 pub const TRACKER_ADDR: ([u8; 4], u16) = ([127, 250, 0, 1], 6969);
 
@@ -310,24 +332,9 @@ impl Swarm {
             .with_net(|n| n.add_host(addr.ip(), spec.host.clone()));
         let rt = self.exec.runtime(i, addr.ip(), spec.disk.delay);
         let now = rt.now();
-        let mut config = EngineConfig::default();
-        let mut id = [0u8; 20];
-        id[..8].copy_from_slice(b"-SIM002-");
-        id[8..16].copy_from_slice(&(i as u64).to_be_bytes());
-        config.peer_id = PeerId(id);
-        config.listen_port = PORT;
+        let mut config = engine_config(i, spec.dht.as_deref());
         config.torrent = spec.config.clone();
         config.transports = spec.transports;
-        if let Some(boot) = &spec.dht {
-            let mut dht = DhtConfig::default();
-            // Simulated addresses are loopback ones.
-            dht.table.allow_local = true;
-            config.dht = Some(DhtSettings {
-                config: dht,
-                nodes: boot.iter().map(|&k| address(k)).collect(),
-                ..DhtSettings::default()
-            });
-        }
         let mut engine = Engine::new(config, self.master.child(1000 + i as u64));
         let layout = &self.info.layout;
         let disk = Arc::new(if spec.seeder {

@@ -136,6 +136,7 @@ impl Dht {
         }
         if let (Some(id), Query::GetPeers { info_hash, .. }) = (id, &q) {
             self.harvest(
+                now,
                 *info_hash,
                 CompactNode { id, addr: from },
                 HarvestSource::GetPeers,
@@ -206,7 +207,7 @@ impl Dht {
                     let port = if implied_port { from.port() } else { port };
                     if let Some(id) = id {
                         let node = CompactNode { id, addr: from };
-                        self.harvest(info_hash, node, HarvestSource::AnnouncePeer);
+                        self.harvest(now, info_hash, node, HarvestSource::AnnouncePeer);
                     }
                     if port != 0 {
                         self.store

@@ -36,10 +36,16 @@ impl Dht {
         }
     }
 
-    /// While crawling, reports `hash` if it is new.
-    pub(super) fn harvest(&mut self, hash: InfoHash, node: CompactNode, source: HarvestSource) {
+    /// While crawling, reports `hash` (met at `now`) if it is new.
+    pub(super) fn harvest(
+        &mut self,
+        now: Instant,
+        hash: InfoHash,
+        node: CompactNode,
+        source: HarvestSource,
+    ) {
         if let Some(c) = &mut self.crawler {
-            if c.remember(hash) {
+            if c.remember(now, hash) {
                 self.events.push_back(DhtEvent::Harvested {
                     info_hash: hash,
                     node,

@@ -294,8 +294,14 @@ fn err(code: u8, message: impl Into<String>) -> SessionError {
 
 /// A random peer id in the Azureus style (`-BT0001-` + 12 digits).
 pub fn random_peer_id() -> PeerId {
+    peer_id_from(os_seed())
+}
+
+/// The peer id (as [`random_peer_id`]) that `seed` gives: a seeded run
+/// (the simulator's) stays a function of its seed.
+pub fn peer_id_from(seed: bittide_core::Seed) -> PeerId {
     let mut id = *b"-BT0001-000000000000";
-    let mut rng = Rng::new(os_seed());
+    let mut rng = Rng::new(seed);
     for b in &mut id[8..] {
         *b = b'0' + rng.below(10) as u8;
     }
