@@ -165,6 +165,8 @@ pub struct Driver<R: Runtime> {
     /// threads disk jobs need.
     web_running: usize,
     web_waiting: std::collections::VecDeque<(RequestId, Vec<WebRequest>)>,
+    /// How often the callback runs without an event (`None`: never).
+    tick: Option<Duration>,
 }
 
 /// Web seed fetches on the blocking pool at once (it has 8 threads, which
@@ -257,7 +259,16 @@ impl<R: Runtime> Driver<R> {
             web: WebClient::new(),
             web_running: 0,
             web_waiting: std::collections::VecDeque::new(),
+            tick: Some(TICK),
         }
+    }
+
+    /// How often the application's callback runs when no event comes
+    /// (progress lines, flushes); every second by default. `None`: only
+    /// on events, so an idle loop sleeps until the engine's next deadline
+    /// (a simulation of thousands of nodes that need no beat).
+    pub fn set_tick(&mut self, every: Option<Duration>) {
+        self.tick = every;
     }
 
     /// The engine (to add torrents before running, or inspect them).
@@ -719,7 +730,10 @@ impl<R: Runtime> Driver<R> {
             }
             // Cap the sleep: the application's callback also runs on a
             // regular beat (progress lines).
-            let wake = timeout.min(now + TICK);
+            let wake = match self.tick {
+                Some(tick) => timeout.min(now + tick),
+                None => timeout,
+            };
             // Control inputs first: a command must not wait behind data.
             // One was taken (a shutdown the callback asked for, say): its
             // outputs go out before any wait, not at the next input or
@@ -761,7 +775,7 @@ impl<R: Runtime> Driver<R> {
             if now >= timeout {
                 self.engine.handle_timeout(now);
             }
-            if now >= last_tick + TICK {
+            if self.tick.is_some_and(|tick| now >= last_tick + tick) {
                 last_tick = now;
                 if on_event(None, &self.engine) == Control::Shutdown {
                     let _ = self.ctrl_tx.try_send(Input::Command(Command::Shutdown));

@@ -49,7 +49,8 @@ const CLAIM_WINDOW: i64 = 180;
 /// The shape of a crawl scenario.
 #[derive(Clone, Debug)]
 pub struct CrawlSpec {
-    /// DHT nodes (engines), the crawler not counted.
+    /// DHT nodes (engines) at the start, the crawler not counted (at
+    /// least five).
     pub nodes: usize,
     /// Torrents seeded (and so announced) in all.
     pub torrents: usize,
@@ -71,15 +72,22 @@ pub struct Made {
     pub files: Vec<(String, u64)>,
 }
 
-/// The world; see the module documentation.
+/// The world; see the module documentation. Nodes are numbered in the
+/// order they join; the first five are everyone's way in.
 pub struct CrawlSim {
     /// The executor and the network.
     pub exec: Executor,
-    /// The torrents seeded, in the order they were made.
-    pub made: Vec<Made>,
+    /// The torrents seeded, in the order they were made, and when.
+    pub made: Vec<(Made, Instant)>,
+    /// Nodes so far (the crawler not counted).
     nodes: usize,
+    per_seeder: usize,
     master: Seed,
+    rng: Rng,
 }
+
+/// The crawler's node tag: apart from every other node's.
+pub const CRAWLER: usize = usize::MAX - 1;
 
 impl CrawlSim {
     /// Builds the DHT: nodes join through the first five, a hundred every
@@ -87,35 +95,43 @@ impl CrawlSim {
     /// `settle` so that every torrent is announced.
     pub fn new(seed: u64, spec: &CrawlSpec, settle: Duration) -> CrawlSim {
         let master = Seed::from_u64(seed);
+        let per = spec.per_seeder.max(1);
         let mut sim = CrawlSim {
             exec: Executor::new(Network::new(master.child(1), spec.udp.clone())),
             made: Vec::new(),
-            nodes: spec.nodes,
+            nodes: 0,
+            per_seeder: per,
             master,
+            rng: Rng::new(master.child(2)),
         };
-        let mut rng = Rng::new(master.child(2));
-        let per = spec.per_seeder.max(1);
         let seeders = spec.torrents.div_ceil(per);
         assert!(seeders <= spec.nodes, "more seeders than nodes");
-        let boot: Vec<usize> = (0..5.min(spec.nodes)).collect();
         for i in 0..spec.nodes {
             if i > 0 && i.is_multiple_of(100) {
                 let until = sim.exec.now() + Duration::from_secs(3);
                 sim.exec.run_until(until, || false);
             }
-            let known: Vec<usize> = boot.iter().copied().filter(|&b| b != i).collect();
             let count = if i < seeders {
                 per.min(spec.torrents - i * per)
             } else {
                 0
             };
-            let torrents: Vec<(TorrentInfo, Vec<u8>)> =
-                (0..count).map(|_| sim.make_torrent(&mut rng)).collect();
-            sim.add_node(i, &known, torrents);
+            sim.add_node(count);
         }
         let until = sim.exec.now() + settle;
         sim.exec.run_until(until, || false);
         sim
+    }
+
+    /// New nodes join, seeding `torrents` new torrents between them (the
+    /// scenario's number per node).
+    pub fn add_torrents(&mut self, torrents: usize) {
+        let mut left = torrents;
+        while left > 0 {
+            let count = left.min(self.per_seeder);
+            self.add_node(count);
+            left -= count;
+        }
     }
 
     /// Virtual time.
@@ -125,8 +141,9 @@ impl CrawlSim {
 
     /// A torrent of one to three small files named by two words and its
     /// number; returns it with its bytes.
-    fn make_torrent(&mut self, rng: &mut Rng) -> (TorrentInfo, Vec<u8>) {
+    fn make_torrent(&mut self) -> (TorrentInfo, Vec<u8>) {
         let k = self.made.len();
+        let rng = &mut self.rng;
         let word = |rng: &mut Rng| WORDS[rng.below(WORDS.len() as u64) as usize];
         let name = format!("{} {} {k:04}", word(rng), word(rng));
         let count = 1 + rng.below(3) as usize;
@@ -152,24 +169,33 @@ impl CrawlSim {
         hasher.update(&bytes);
         let torrent = b.build(&hasher.finish()).expect("a valid torrent");
         let info = TorrentInfo::from_metainfo(&Metainfo::from_bytes(&torrent).expect("parses"));
-        self.made.push(Made {
-            info_hash: info.info_hash,
-            name,
-            files,
-        });
+        let now = self.exec.now();
+        self.made.push((
+            Made {
+                info_hash: info.info_hash,
+                name,
+                files,
+            },
+            now,
+        ));
         (info, bytes)
     }
 
-    /// Node `i`: an engine with a DHT node joining through `known`, seeding
-    /// `torrents`, its loop started.
-    fn add_node(&mut self, i: usize, known: &[usize], torrents: Vec<(TorrentInfo, Vec<u8>)>) {
+    /// The next node: an engine with a DHT node joining through the first
+    /// five, seeding `count` new torrents, its loop started.
+    fn add_node(&mut self, count: usize) {
+        let i = self.nodes;
+        self.nodes += 1;
+        let known: Vec<usize> = (0..5).filter(|&b| b != i).collect();
+        let torrents: Vec<(TorrentInfo, Vec<u8>)> =
+            (0..count).map(|_| self.make_torrent()).collect();
         let addr = address(i);
         self.exec
             .with_net(|n| n.add_host(addr.ip(), HostSpec::default()));
         let rt = self.exec.runtime(i, addr.ip(), Duration::ZERO);
         let now = rt.now();
         let mut engine = Engine::new(
-            engine_config(i, Some(known)),
+            engine_config(i, Some(&known)),
             self.master.child(1000 + i as u64),
         );
         let mut disks = Vec::new();
@@ -181,11 +207,16 @@ impl CrawlSim {
             disks.push((id, disk));
         }
         let mut driver = Driver::new(rt.clone(), engine);
+        // Nothing here reads the callback's beat: idle nodes sleep.
+        driver.set_tick(None);
         for (id, disk) in disks {
             driver.set_storage(id, disk);
         }
         driver.listen(rt.listen_now(addr).expect("each node has its own address"));
-        driver.set_udp(rt.bind_udp_now(addr).expect("each node has its own address"));
+        driver.set_udp(
+            rt.bind_udp_now(addr)
+                .expect("each node has its own address"),
+        );
         rt.spawn(Box::pin(async move {
             driver.run(|_, _| Control::Continue).await;
         }));
@@ -194,8 +225,9 @@ impl CrawlSim {
     /// Starts the crawler (the next node) with `crawl` and `fetch`
     /// limits, indexing into a SQLite file of its own.
     pub fn start_crawler(&mut self, crawl: CrawlConfig, fetch: FetchConfig) -> Crawler {
-        let tag = self.nodes;
-        let addr = address(tag);
+        let tag = CRAWLER;
+        // Out of the way of the nodes that join later.
+        let addr = address(60_000);
         self.exec
             .with_net(|n| n.add_host(addr.ip(), HostSpec::default()));
         let rt = self.exec.runtime(tag, addr.ip(), Duration::ZERO);
@@ -213,9 +245,7 @@ impl CrawlSim {
         let options = HarvestOptions {
             listen: SocketAddr::new(addr.ip(), PORT),
             dht: SessionDht {
-                bootstrap: (0..5.min(self.nodes))
-                    .map(|b| address(b).to_string())
-                    .collect(),
+                bootstrap: (0..5).map(|b| address(b).to_string()).collect(),
                 state_file: None,
                 allow_local: true,
             },

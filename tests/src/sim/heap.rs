@@ -94,10 +94,10 @@ fn charge(marked: bool, bytes: i64) {
 }
 
 #[allow(unsafe_code)] // A global allocator is an unsafe trait; std has no counting one.
-// SAFETY: every block handed out is `header` bytes into a block of
-// `outer(layout)` from the system allocator, aligned as asked (the header
-// is a multiple of the alignment); the mark is a `usize` at the start of
-// the outer block, which is aligned to at least 16.
+                      // SAFETY: every block handed out is `header` bytes into a block of
+                      // `outer(layout)` from the system allocator, aligned as asked (the header
+                      // is a multiple of the alignment); the mark is a `usize` at the start of
+                      // the outer block, which is aligned to at least 16.
 unsafe impl GlobalAlloc for NodeHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let Some(outer) = outer(layout) else {
