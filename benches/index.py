@@ -15,6 +15,13 @@ a second into SQLite; p99 at most 50 ms at a million torrents.
 
 Needs a release build (cargo build --release -p bittide-benches --bin
 index_bench) and the Debian package postgresql.
+
+  /usr/bin/python3 benches/index.py --sim [--sim-minutes 360]
+
+runs instead the simulator's crawl (tests/tests/sim_index.rs: 2,000
+engines seeding 2,000 torrents, 200 more an hour, and the indexing
+crawler) for six virtual hours: harvest and index rates per hour and the
+crawler's heap, which must stay flat (hour 6 within 10 % of hour 1).
 """
 import argparse
 import glob
@@ -62,7 +69,16 @@ def main():
     ap.add_argument("--torrents", type=int, default=1_000_000)
     ap.add_argument("--files", type=int, default=20)
     ap.add_argument("--searches", type=int, default=1000)
+    ap.add_argument("--sim", action="store_true",
+                    help="run the simulator's crawl into an index instead")
+    ap.add_argument("--sim-minutes", type=int, default=360)
     args = ap.parse_args()
+    if args.sim:
+        env = dict(os.environ, SIM_INDEX_MINUTES=str(args.sim_minutes))
+        r = subprocess.run(
+            ["cargo", "test", "-q", "-p", "bittide-tests", "--test", "sim_index", "--",
+             "--nocapture"], cwd=ROOT, env=env, timeout=4 * 3600)
+        sys.exit(r.returncode)
     if not os.path.exists(BENCH):
         sys.exit("build it first: cargo build --release -p bittide-benches --bin index_bench")
     work = tempfile.mkdtemp(prefix="bittide-index-bench-")

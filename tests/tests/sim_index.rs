@@ -2,7 +2,7 @@
 //! (announced on the DHT, metadata served by BEP 9), and the crawler that
 //! `bittide dht crawl --index` runs, on virtual time
 //! (tests/src/sim/crawl.rs). New seeders keep joining with new torrents
-//! while it crawls. The crawl indexes the torrents with their names and
+//! while it crawls, and as many other nodes leave. The crawl indexes the torrents with their names and
 //! files; its harvest and index rates per virtual hour and its heap
 //! (charged to it by tests/src/sim/heap.rs) are printed.
 //!

@@ -17,7 +17,9 @@
 //!   bounded; when full, the source seen least recently is forgotten (one
 //!   that keeps flooding is always recent, so a new address cannot buy a
 //!   blocked one a fresh start, and forgetting an idle source loses nothing:
-//!   its bucket would have refilled anyway).
+//!   its bucket would have refilled anyway). A source idle for longer than
+//!   a block and a refill is forgotten as well, full or not: the table
+//!   holds the sources of the last minutes, not every address ever met.
 //! - **Global, in bytes.** Answers spend from an account that every query
 //!   received pays into, `credit_percent` of its size, plus a fixed
 //!   `allowance` per second for honest traffic (which is also small queries
@@ -270,6 +272,21 @@ impl ReplyBudget {
     /// The source's entry, created (forgetting the least recently seen one
     /// if the table is full) or marked as seen now.
     fn touch(&mut self, now: Instant, key: SocketAddr) -> &mut Source {
+        // Idle this long, a source is as good as new: unblocked, its
+        // bucket full again.
+        let refill = self
+            .limits
+            .per_source_burst
+            .checked_div(self.limits.per_source_rate)
+            .unwrap_or(0);
+        let idle = self.limits.block + Duration::from_secs(refill);
+        while let Some(&(seen, oldest)) = self.by_seen.first() {
+            if now.saturating_duration_since(seen) <= idle {
+                break;
+            }
+            self.by_seen.pop_first();
+            self.sources.remove(&oldest);
+        }
         if let Some(s) = self.sources.get(&key) {
             self.by_seen.remove(&(s.seen, key));
         } else {
@@ -383,6 +400,19 @@ mod tests {
         assert!(b.admit(at(3), z, 100), "the table is full: y goes");
         assert!(b.is_blocked(at(3), &x), "x was kept");
         assert_eq!(b.tracked_sources(), 2);
+    }
+
+    #[test]
+    fn idle_sources_are_forgotten_after_a_block_and_a_refill() {
+        let mut b = ReplyBudget::new(at(0), per_source_only());
+        for i in 0..100 {
+            assert!(b.admit(at(0), addr(i), 100));
+        }
+        assert_eq!(b.tracked_sources(), 100);
+        // Five minutes and ten seconds later, one new source: the others
+        // are gone.
+        assert!(b.admit(at(311_000), addr(1000), 100));
+        assert_eq!(b.tracked_sources(), 1);
     }
 
     #[test]

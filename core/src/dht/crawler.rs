@@ -50,8 +50,7 @@ pub struct CrawlConfig {
     pub report_again_after: Duration,
     /// Wait before asking a node again when it gave no `interval`.
     pub default_interval: Duration,
-    /// Longest wait honoured (BEP 51 caps `interval` at 6 hours); also the
-    /// wait after a node failed twice in a row.
+    /// Longest wait honoured (BEP 51 caps `interval` at 6 hours).
     pub max_interval: Duration,
     /// Wait before a node is asked `find_node` to find more nodes, counted
     /// from the last query to it.
@@ -214,6 +213,13 @@ impl Crawler {
                 self.due.remove(&(t, addr));
             }
         }
+        // The order keeps forgotten addresses until they reach its front;
+        // when they outnumber the remembered, it is compacted (amortised:
+        // at most once per as many forgets as there are nodes).
+        if self.known_order.len() > 2 * self.known.len() + 64 {
+            let known = &self.known;
+            self.known_order.retain(|a| known.contains_key(a));
+        }
     }
 
     /// The queries to send now (within the rate and in-flight caps); each
@@ -374,7 +380,9 @@ impl Crawler {
     }
 
     /// A crawl query to `addr` failed or timed out: asked again soon after
-    /// a first failure, much later after more.
+    /// a first failure, forgotten after a second in a row (it left, most
+    /// likely; met again, it comes back), so what the walk remembers is
+    /// the network as it is, not every node it ever met.
     pub fn on_failure(&mut self, now: Instant, addr: SocketAddr) {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.stats.failures += 1;
@@ -382,12 +390,11 @@ impl Crawler {
             return;
         };
         k.failures = k.failures.saturating_add(1);
-        let wait = if k.failures == 1 {
-            self.config.retry_after
+        if k.failures == 1 {
+            self.schedule(now, addr, self.config.retry_after);
         } else {
-            self.config.max_interval
-        };
-        self.schedule(now, addr, wait);
+            self.forget(addr);
+        }
     }
 
     /// An info-hash met at `now` (in a sample or a query to us); `true`
@@ -436,6 +443,33 @@ mod tests {
             .on_answer(t(61), addr(1), &[InfoHash([1; 20])], None, &[])
             .is_empty());
         assert_eq!(c.stats().harvested, 1);
+    }
+
+    #[test]
+    fn a_node_that_fails_twice_is_forgotten_until_met_again() {
+        let config = CrawlConfig {
+            rate: 1_000_000,
+            ..CrawlConfig::default()
+        };
+        let mut c = Crawler::new(t(0), config, [0; 16]);
+        for i in 0..200 {
+            c.discover(addr(i));
+        }
+        assert_eq!(c.next_queries(t(0)).len(), 200);
+        for i in 0..200 {
+            c.on_failure(t(0), addr(i));
+        }
+        // Asked again after `retry_after`; a second failure forgets it.
+        let again = c.next_queries(t(31));
+        assert!(again.contains(&CrawlQuery::Sample(addr(0))));
+        for q in again {
+            let (CrawlQuery::Sample(a) | CrawlQuery::FindNode(a)) = q;
+            c.on_failure(t(31), a);
+        }
+        assert!(!c.known.contains_key(&addr(0)));
+        assert!(c.known_order.len() <= 2 * c.known.len() + 64);
+        c.discover(addr(0));
+        assert!(c.known.contains_key(&addr(0)));
     }
 
     #[test]

@@ -81,6 +81,9 @@ pub struct CrawlSim {
     pub made: Vec<(Made, Instant)>,
     /// Nodes so far (the crawler not counted).
     nodes: usize,
+    /// Live nodes that seed nothing, the first five (everyone's way in)
+    /// apart: those that may leave.
+    quiet: Vec<usize>,
     per_seeder: usize,
     master: Seed,
     rng: Rng,
@@ -100,6 +103,7 @@ impl CrawlSim {
             exec: Executor::new(Network::new(master.child(1), spec.udp.clone())),
             made: Vec::new(),
             nodes: 0,
+            quiet: Vec::new(),
             per_seeder: per,
             master,
             rng: Rng::new(master.child(2)),
@@ -124,13 +128,19 @@ impl CrawlSim {
     }
 
     /// New nodes join, seeding `torrents` new torrents between them (the
-    /// scenario's number per node).
+    /// scenario's number per node), and as many nodes that seed nothing
+    /// vanish (churn: the network keeps its size).
     pub fn add_torrents(&mut self, torrents: usize) {
         let mut left = torrents;
         while left > 0 {
             let count = left.min(self.per_seeder);
             self.add_node(count);
             left -= count;
+            if !self.quiet.is_empty() {
+                let k = self.rng.below(self.quiet.len() as u64) as usize;
+                let gone = self.quiet.swap_remove(k);
+                self.exec.kill(gone, address(gone).ip());
+            }
         }
     }
 
@@ -186,6 +196,9 @@ impl CrawlSim {
     fn add_node(&mut self, count: usize) {
         let i = self.nodes;
         self.nodes += 1;
+        if count == 0 && i >= 5 {
+            self.quiet.push(i);
+        }
         let known: Vec<usize> = (0..5).filter(|&b| b != i).collect();
         let torrents: Vec<(TorrentInfo, Vec<u8>)> =
             (0..count).map(|_| self.make_torrent()).collect();
