@@ -8,6 +8,8 @@
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 
+use bittide_index::Location;
+
 /// The default address: loopback, so a fresh daemon is reachable only
 /// from this machine.
 pub const DEFAULT_BIND: SocketAddr =
@@ -38,6 +40,9 @@ pub struct ApiConfig {
     pub max_body: usize,
     /// The address the daemon binds.
     pub bind: SocketAddr,
+    /// The DHT index `/api/v1/index/…` searches (`bittide dht crawl
+    /// --index` fills it); `None`: those endpoints answer 404.
+    pub index: Option<Location>,
 }
 
 impl Default for ApiConfig {
@@ -48,6 +53,7 @@ impl Default for ApiConfig {
             allowed_hosts: Vec::new(),
             max_body: DEFAULT_MAX_BODY,
             bind: DEFAULT_BIND,
+            index: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bittide_driver::session::views::RequestError;
+use bittide_index::IndexError;
 
 /// Why a request failed.
 #[derive(Debug)]
@@ -41,6 +42,9 @@ pub(crate) enum ApiError {
     Internal(&'static str),
     /// What the session answered.
     Session(RequestError),
+    /// The DHT index could not answer: no index (404), a query without
+    /// words (400), or its store failed (503).
+    Index(IndexError),
 }
 
 impl ApiError {
@@ -57,6 +61,11 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Index(err) => match err {
+                IndexError::Query(_) => StatusCode::BAD_REQUEST,
+                IndexError::Location(_) => StatusCode::NOT_FOUND,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            },
             ApiError::Session(err) => match err {
                 RequestError::NotFound(_) => StatusCode::NOT_FOUND,
                 RequestError::Duplicate(_) => StatusCode::CONFLICT,
@@ -105,6 +114,7 @@ impl fmt::Display for ApiError {
             ),
             ApiError::Internal(what) => f.write_str(what),
             ApiError::Session(err) => err.fmt(f),
+            ApiError::Index(err) => err.fmt(f),
         }
     }
 }

@@ -23,6 +23,7 @@ mod events;
 mod extract;
 mod guard;
 mod ids;
+mod index;
 mod json;
 mod listener;
 mod qbittorrent;
@@ -66,6 +67,8 @@ struct App<R: Runtime> {
     ids: Arc<ids::TorrentIds>,
     /// qBittorrent WebAPI state: tags made before use, sync snapshots.
     qbt: qbittorrent::Shared,
+    /// The DHT index searched by `/api/v1/index/…`.
+    index: Arc<index::IndexAccess>,
 }
 
 impl<R: Runtime> Clone for App<R> {
@@ -78,6 +81,7 @@ impl<R: Runtime> Clone for App<R> {
             transmission: self.transmission.clone(),
             ids: self.ids.clone(),
             qbt: self.qbt.clone(),
+            index: self.index.clone(),
         }
     }
 }
@@ -116,6 +120,7 @@ pub async fn serve<R: Runtime>(
         ),
         ids: Arc::default(),
         qbt: qbittorrent::Shared::default(),
+        index: Arc::new(index::IndexAccess::new(config.index.clone())),
     };
     axum::serve(listener::GuardedListener::new(listener), router(app))
         .with_graceful_shutdown(async move {
@@ -185,6 +190,9 @@ fn router<R: Runtime>(app: App<R>) -> Router {
             get(daemon::settings::<R>).patch(daemon::patch_settings::<R>),
         )
         .route("/api/v1/events", get(events::events::<R>))
+        .route("/api/v1/index/search", get(index::search::<R>))
+        .route("/api/v1/index/torrents/{hash}", get(index::show::<R>))
+        .route("/api/v1/index/stats", get(index::stats::<R>))
         .route(
             LOGIN_PATH,
             get(daemon::login_status::<R>).post(daemon::login::<R>),

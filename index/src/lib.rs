@@ -15,6 +15,7 @@
 #[doc(hidden)]
 pub mod contract;
 mod indexer;
+mod json;
 mod postgres;
 mod query;
 mod sqlite;
@@ -27,6 +28,7 @@ use bittide_core::metainfo::InfoHash;
 
 pub use bittide_core::metainfo::{ListedFile, Listing, ListingError, MAX_LISTED_FILES};
 pub use indexer::{Indexer, IndexerStats};
+pub use json::{hit_json, listing_json, stats_json};
 pub use postgres::PostgresIndex;
 pub use query::{fts_terms, QueryError};
 pub use sqlite::SqliteIndex;

@@ -108,6 +108,22 @@ impl Daemon {
         json(agent().get(&format!("{}{path}", self.api)).call(), path)
     }
 
+    /// `GET path`: the status and the JSON, whatever the status (for
+    /// requests that must fail).
+    pub fn get_status(&self, path: &str) -> (u16, Value) {
+        let r = agent().get(&format!("{}{path}", self.api)).call();
+        let (code, r) = match r {
+            Ok(r) => (r.status(), r),
+            Err(ureq::Error::Status(code, r)) => (code, r),
+            Err(e) => panic!("{path}: {e}"),
+        };
+        let text = r.into_string().unwrap_or_default();
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     /// `POST path` with a JSON body (or none).
     pub fn post(&self, path: &str, body: Option<Value>) -> Value {
         let req = agent()

@@ -65,6 +65,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         allowed_hosts: settings.allowed_host.clone(),
         max_body: DEFAULT_MAX_BODY,
         bind: settings.api,
+        index: Some(settings.index.clone()),
     };
     // Before anything is opened or bound: an exposed API is refused.
     api.check()

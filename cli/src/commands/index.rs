@@ -5,9 +5,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use bittide_driver::units::human;
-use bittide_index::{Hit, IndexError, ListedFile, Location};
+use bittide_index::{hit_json, listing_json, stats_json, Hit, IndexError, Location};
 use clap::Subcommand;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::args::parse_hash;
 use crate::exit::{Exit, Failure};
@@ -134,8 +134,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
                 ));
             };
             if args.json {
-                let mut v = hit_json(&hit);
-                v["file_list"] = files_json(&files);
+                let v = listing_json(&hit, &files);
                 return print(&format!("{v}\n"));
             }
             let mut out = format!(
@@ -160,11 +159,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
         Command::Stats => {
             let s = index.stats().map_err(failed)?;
             if args.json {
-                return print(&format!(
-                    "{}\n",
-                    json!({"torrents": s.torrents, "files": s.files, "bytes": s.bytes,
-                           "crawlers": s.crawlers, "with_swarm": s.with_swarm, "newest": s.newest})
-                ));
+                return print(&format!("{}\n", stats_json(&s)));
             }
             print(&format!(
                 "Torrents:  {}\nFiles:     {}\nSize:      {}\nCrawlers:  {}\nWith a swarm estimate: {}\n",
@@ -179,8 +174,7 @@ pub(crate) fn exec(args: Args) -> Result<(), Failure> {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             let n = index.export(&mut |hit, files| {
-                let mut v = hit_json(hit);
-                v["file_list"] = files_json(files);
+                let v = listing_json(hit, files);
                 writeln!(out, "{v}")
             });
             let flushed = out.flush();
@@ -216,29 +210,4 @@ fn swarm(h: &Hit) -> String {
         (Some(s), Some(l)) => format!("{s} seeders, {l} leechers"),
         _ => "swarm unknown".into(),
     }
-}
-
-/// The JSON of a hit (`docs/index.md`): `info_hash`, `name`, `size`,
-/// `files`, `seeders`, `leechers`, `magnet` and more.
-fn hit_json(h: &Hit) -> Value {
-    json!({
-        "info_hash": h.info_hash.to_string(),
-        "info_hash_v2": h.info_hash_v2.map(|v| v.iter().map(|b| format!("{b:02x}")).collect::<String>()),
-        "name": h.name,
-        "size": h.size,
-        "files": h.files,
-        "private": h.private,
-        "seeders": h.seeders,
-        "leechers": h.leechers,
-        "discovered": h.discovered,
-        "last_seen": h.last_seen,
-        "magnet": h.magnet(),
-    })
-}
-
-fn files_json(files: &[ListedFile]) -> Value {
-    files
-        .iter()
-        .map(|f| json!({"path": f.path, "size": f.size}))
-        .collect()
 }

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use bittide_driver::units::{parse_duration, parse_rate};
+use bittide_index::Location;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 
@@ -234,6 +235,11 @@ pub(crate) struct Options {
     #[arg(long, value_name = "NAME")]
     #[serde(default)]
     pub(crate) allowed_host: Vec<String>,
+    /// The DHT index the API searches (`/api/v1/index/…`): a SQLite file,
+    /// `sqlite:PATH` or `postgres://…`, as `dht crawl --index` fills it
+    /// [default: index.db in the state folder].
+    #[arg(long, value_name = "LOCATION")]
+    pub(crate) index: Option<String>,
     /// Upload limit over all torrents in bytes per second: 500K, 2M; 0 or
     /// none: unlimited [default: unlimited].
     #[arg(long = "upload-limit", alias = "upload-rate", value_name = "RATE")]
@@ -304,6 +310,7 @@ impl Options {
             api_username: self.api_username.or(file.api_username),
             api_password: self.api_password.or(file.api_password),
             allowed_host: list(self.allowed_host, file.allowed_host),
+            index: self.index.or(file.index),
             upload_rate: self.upload_rate.or(file.upload_rate),
             download_rate: self.download_rate.or(file.download_rate),
             max_connections: self.max_connections.or(file.max_connections),
@@ -344,6 +351,10 @@ pub(crate) struct Effective {
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "hidden")]
     pub(crate) api_password: Option<String>,
     pub(crate) allowed_host: Vec<String>,
+    /// Where the index is (a path, or a PostgreSQL URL: printed without
+    /// its password).
+    #[serde(serialize_with = "location")]
+    pub(crate) index: Location,
     #[serde(rename = "upload-limit")]
     pub(crate) upload_rate: u64,
     #[serde(rename = "download-limit")]
@@ -397,6 +408,11 @@ fn hidden<S: serde::Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S
         Some(_) => s.serialize_str("<set>"),
         None => s.serialize_none(),
     }
+}
+
+/// An index location as `--index` takes it, a database password hidden.
+fn location<S: serde::Serializer>(value: &Location, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
 }
 
 impl Effective {
@@ -464,6 +480,10 @@ pub(crate) fn resolve(flags: Options) -> Result<Effective, Failure> {
             format!("seed-ratio {r} is not a non-negative number"),
         ));
     }
+    let index = match o.index.as_deref().filter(|i| !i.is_empty()) {
+        Some(i) => Location::parse(i),
+        None => Location::default_in(&state),
+    };
     Ok(Effective {
         config_file,
         state,
@@ -485,6 +505,7 @@ pub(crate) fn resolve(flags: Options) -> Result<Effective, Failure> {
         api_username: o.api_username,
         api_password: o.api_password,
         allowed_host: o.allowed_host,
+        index,
         upload_rate: o.upload_rate.map_or(0, |r| r.0),
         download_rate: o.download_rate.map_or(0, |r| r.0),
         max_connections: o.max_connections.unwrap_or(500),
