@@ -598,6 +598,7 @@ mod tests {
             no-dht = true
             dht-bootstrap = ["router.example:6881"]
             allowed-host = ["nas.local"]
+            index = "postgres://crawler:pw@db.lan/index"
             log-format = "json"
             "#,
         )
@@ -612,6 +613,10 @@ mod tests {
         assert!(o.no_dht);
         assert_eq!(o.dht_bootstrap, ["router.example:6881"]);
         assert_eq!(o.allowed_host, ["nas.local"]);
+        assert_eq!(
+            o.index.as_deref(),
+            Some("postgres://crawler:pw@db.lan/index")
+        );
         assert_eq!(o.log_format, Some(LogFormat::Json));
     }
 
@@ -699,6 +704,18 @@ mod tests {
         assert_eq!(back.seed_ratio, Some(2.0));
         assert_eq!(back.api, Some(DEFAULT_API.parse().unwrap()));
         assert_eq!(back.state, Some(PathBuf::from("/tmp/s")));
+        // The index defaults to the state folder's; a database password
+        // is not printed.
+        assert_eq!(back.index.as_deref(), Some("/tmp/s/index.db"));
+        let e = resolve_without_file(Options {
+            state: Some("/tmp/s".into()),
+            download_dir: Some("/tmp/d".into()),
+            index: Some("postgres://crawler:pw@db.lan/index".into()),
+            ..Options::default()
+        });
+        let text = e.to_toml().unwrap();
+        assert!(!text.contains("pw"), "{text}");
+        assert!(text.contains("db.lan/index"), "{text}");
     }
 
     /// `resolve` without looking for the default config file of whoever
