@@ -10,8 +10,9 @@
 //! crawl runs 30 virtual minutes. `SIM_INDEX_MINUTES=360` is the
 //! benchmark's six hours (`benches/index.py --sim`), where the heap must
 //! stay flat: the sixth hour's peak and end within 10 % of the first's.
-//! `SIM_INDEX_NODES`, `SIM_INDEX_TORRENTS` and `SIM_INDEX_NEW_PER_HOUR`
-//! change the scale; `SIM_SEED=n` replays one seed; `--nocapture` shows
+//! `SIM_INDEX_NODES` (engines), `SIM_INDEX_BARE` (DHT nodes without an
+//! engine), `SIM_INDEX_TORRENTS` and `SIM_INDEX_NEW_PER_HOUR` change the
+//! scale; `SIM_SEED=n` replays one seed; `--nocapture` shows
 //! the figures.
 
 use std::time::Duration;
@@ -56,6 +57,7 @@ fn a_crawl_indexes_the_announced_torrents_and_its_heap_stays_flat() {
     for_each_seed(&[19], |seed| {
         let spec = CrawlSpec {
             nodes: env("SIM_INDEX_NODES", 2_000) as usize,
+            bare: env("SIM_INDEX_BARE", 0) as usize,
             torrents: env("SIM_INDEX_TORRENTS", 2_000) as usize,
             per_seeder: 5,
             udp: model(),

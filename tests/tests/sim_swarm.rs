@@ -267,7 +267,8 @@ fn small_crawl(seed: u64) -> String {
     use bittide_tests::sim::crawl::{CrawlSim, CrawlSpec};
 
     let spec = CrawlSpec {
-        nodes: 120,
+        nodes: 100,
+        bare: 20,
         torrents: 100,
         per_seeder: 5,
         udp: UdpModel::default(),

@@ -16,12 +16,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bittide_core::dht::crawler::CrawlConfig;
+use bittide_core::dht::{Dht, DhtConfig};
 use bittide_core::engine::{Engine, FetchConfig};
 use bittide_core::metainfo::{InfoHash, Metainfo, PieceHasher, TorrentBuilder};
 use bittide_core::torrent::{StartMode, TorrentInfo};
 use bittide_core::{Instant, Rng, Seed};
 use bittide_driver::client::SessionDht;
-use bittide_driver::driver::{Command, Control, Driver, Handle};
+use bittide_driver::driver::{first, Command, Control, Driver, Handle};
 use bittide_driver::harvest::{harvest, HarvestOptions};
 use bittide_driver::runtime::Runtime;
 use bittide_index::{Index, Indexer, IndexerStats, SqliteIndex, UnixTime};
@@ -52,6 +53,9 @@ pub struct CrawlSpec {
     /// DHT nodes (engines) at the start, the crawler not counted (at
     /// least five).
     pub nodes: usize,
+    /// DHT nodes without an engine, added after the engines (the
+    /// simulator's scale: bare nodes cost a small part of an engine).
+    pub bare: usize,
     /// Torrents seeded (and so announced) in all.
     pub torrents: usize,
     /// Torrents per seeding node.
@@ -121,6 +125,13 @@ impl CrawlSim {
                 0
             };
             sim.add_node(count);
+        }
+        for k in 0..spec.bare {
+            if k.is_multiple_of(200) {
+                let until = sim.exec.now() + Duration::from_secs(3);
+                sim.exec.run_until(until, || false);
+            }
+            sim.add_bare_node();
         }
         let until = sim.exec.now() + settle;
         sim.exec.run_until(until, || false);
@@ -232,6 +243,48 @@ impl CrawlSim {
         );
         rt.spawn(Box::pin(async move {
             driver.run(|_, _| Control::Continue).await;
+        }));
+    }
+
+    /// The next node: a bare DHT node (BEP 5, no engine) joining through
+    /// the first five, in a loop of its own that only carries datagrams
+    /// and timeouts; it stores announces and answers samples and scrapes
+    /// as any node does.
+    fn add_bare_node(&mut self) {
+        let i = self.nodes;
+        self.nodes += 1;
+        let addr = address(i);
+        self.exec
+            .with_net(|n| n.add_host(addr.ip(), HostSpec::default()));
+        let rt = self.exec.runtime(i, addr.ip(), Duration::ZERO);
+        let socket = rt
+            .bind_udp_now(addr)
+            .expect("each node has its own address");
+        let mut config = DhtConfig::default();
+        config.table.allow_local = true;
+        let now = rt.now();
+        let mut dht = Dht::new(now, config, self.master.child(1000 + i as u64));
+        let boot: Vec<SocketAddr> = (0..5).map(address).collect();
+        dht.bootstrap(now, &boot);
+        let clock = rt.clone();
+        rt.spawn(Box::pin(async move {
+            let mut buf = vec![0u8; 2048];
+            loop {
+                while let Some((to, bytes)) = dht.poll_transmit() {
+                    if socket.send_to(&bytes, to).await.is_err() {
+                        return;
+                    }
+                }
+                while dht.poll_event().is_some() {}
+                let now = clock.now();
+                let wake = dht.poll_timeout().unwrap_or(now + Duration::from_secs(60));
+                let received = first(socket.recv_from(&mut buf), clock.sleep_until(wake)).await;
+                match received {
+                    Ok(Ok((n, from))) => dht.handle_datagram(clock.now(), from, &buf[..n]),
+                    Ok(Err(_)) => return,
+                    Err(()) => dht.handle_timeout(clock.now()),
+                }
+            }
         }));
     }
 
