@@ -4,9 +4,10 @@
 //!
 //! The store is opened on the first request and kept; a store error
 //! drops it so the next request opens it again (a PostgreSQL that
-//! restarted). Queries run on the blocking pool, one at a time: SQLite
-//! and the synchronous PostgreSQL client block, and a search is a few
-//! milliseconds. Input is words only (`bittide_index::fts_terms`) passed
+//! restarted). Queries run on the blocking pool, one at a time (the
+//! others wait in async code, holding no thread): SQLite and the
+//! synchronous PostgreSQL client block, and a search is a few
+//! milliseconds; PostgreSQL's connect gives up after 10 s. Input is words only (`bittide_index::fts_terms`) passed
 //! as parameters, and `limit` is capped, so a request can neither inject
 //! nor ask for the whole index at once.
 
@@ -33,6 +34,10 @@ const MAX_LIMIT: usize = 1000;
 pub(crate) struct IndexAccess {
     location: Option<Location>,
     store: Mutex<Option<Box<dyn Index>>>,
+    /// One query at a time: the others wait here, not on a blocking
+    /// thread (the pool that torrents' disk jobs use), and a client that
+    /// leaves stops waiting.
+    turn: tokio::sync::Semaphore,
 }
 
 impl IndexAccess {
@@ -40,6 +45,7 @@ impl IndexAccess {
         IndexAccess {
             location,
             store: Mutex::new(None),
+            turn: tokio::sync::Semaphore::new(1),
         }
     }
 
@@ -48,6 +54,11 @@ impl IndexAccess {
         self: &Arc<Self>,
         f: impl FnOnce(&mut dyn Index) -> Result<T, IndexError> + Send + 'static,
     ) -> Result<T, ApiError> {
+        let _turn = self
+            .turn
+            .acquire()
+            .await
+            .map_err(|_| ApiError::Internal("the index is closed"))?;
         let access = self.clone();
         tokio::task::spawn_blocking(move || access.run(f))
             .await

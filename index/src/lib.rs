@@ -245,12 +245,31 @@ impl fmt::Display for Location {
         match self {
             Location::Sqlite(p) => write!(f, "{}", p.display()),
             Location::Postgres(url) => {
-                // Never print a password.
-                match url.split_once('@') {
+                // Never print a password: not the user part (a password may
+                // hold '@'), not the query (`?password=…`).
+                let url = url.split('?').next().unwrap_or(url);
+                match url.rsplit_once('@') {
                     Some((_, host)) => write!(f, "postgres://…@{host}"),
                     None => f.write_str(url),
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Location;
+
+    #[test]
+    fn a_location_never_prints_a_password() {
+        let shown = |s: &str| Location::parse(s).to_string();
+        assert_eq!(shown("postgres://u:pw@db.lan/x"), "postgres://…@db.lan/x");
+        assert_eq!(shown("postgres://u:p@w@db.lan/x"), "postgres://…@db.lan/x");
+        assert_eq!(
+            shown("postgresql://db.lan/x?user=u&password=pw"),
+            "postgresql://db.lan/x"
+        );
+        assert_eq!(shown("sqlite:/srv/index.db"), "/srv/index.db");
     }
 }

@@ -106,11 +106,20 @@ impl PostgresIndex {
     /// Connects to `url` (`postgres://user@host:port/db`, no TLS) and
     /// migrates the schema.
     pub fn connect(url: &str) -> Result<PostgresIndex, IndexError> {
-        let mut db = Client::connect(url, NoTls)?;
+        let mut config: postgres::Config = url.parse()?;
+        // An unreachable server is an error in seconds, not minutes (the
+        // URL's own `connect_timeout` wins).
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let mut db = config.connect(NoTls)?;
         migrate(&mut db)?;
         Ok(PostgresIndex { db })
     }
 }
+
+/// How long a connection may take to open unless the URL says.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Brings the schema to the newest version this build knows; several
 /// crawlers starting at once take turns (an advisory lock).

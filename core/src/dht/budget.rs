@@ -274,11 +274,10 @@ impl ReplyBudget {
     fn touch(&mut self, now: Instant, key: SocketAddr) -> &mut Source {
         // Idle this long, a source is as good as new: unblocked, its
         // bucket full again.
-        let refill = self
-            .limits
-            .per_source_burst
-            .checked_div(self.limits.per_source_rate)
-            .unwrap_or(0);
+        let refill = match self.limits.per_source_rate {
+            0 => 0,
+            rate => self.limits.per_source_burst.div_ceil(rate),
+        };
         let idle = self.limits.block + Duration::from_secs(refill);
         while let Some(&(seen, oldest)) = self.by_seen.first() {
             if now.saturating_duration_since(seen) <= idle {

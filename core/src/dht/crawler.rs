@@ -46,7 +46,8 @@ pub struct CrawlConfig {
     pub max_hashes: usize,
     /// A hash met again is reported again after one to two of these (an
     /// index refreshes when it was last seen, and fetches again what it
-    /// could not fetch before).
+    /// could not fetch before); zero: only when `max_hashes` newer ones
+    /// have pushed it out.
     pub report_again_after: Duration,
     /// Wait before asking a node again when it gave no `interval`.
     pub default_interval: Duration,
@@ -100,7 +101,8 @@ pub struct CrawlStats {
     pub failures: u64,
     /// Nodes that answered 204 (no BEP 51).
     pub unsupported: u64,
-    /// Distinct info-hashes reported.
+    /// Info-hashes reported (each once per
+    /// [`CrawlConfig::report_again_after`] at most).
     pub harvested: u64,
     /// Nodes remembered now.
     pub nodes_known: usize,
@@ -128,6 +130,9 @@ struct Known {
     last_asked: Option<Instant>,
     /// Failures in a row.
     failures: u8,
+    /// Its entry in `known_order` (older entries of a forgotten and
+    /// rediscovered address carry an older number and are stale).
+    seq: u64,
 }
 
 /// See the module documentation.
@@ -136,7 +141,13 @@ pub struct Crawler {
     config: CrawlConfig,
     known: BTreeMap<SocketAddr, Known>,
     /// Insertion order of `known`, to forget the oldest.
-    known_order: VecDeque<SocketAddr>,
+    known_order: VecDeque<(SocketAddr, u64)>,
+    next_seq: u64,
+    /// Addresses that failed twice in a row lately: not rediscovered
+    /// (every node that still lists them would otherwise cost two more
+    /// queries each time), for half of `max_interval` to all of it, in
+    /// fixed memory.
+    failed: SeenFilter,
     frontier: VecDeque<SocketAddr>,
     /// Revisits by due time.
     due: BTreeSet<(Instant, SocketAddr)>,
@@ -154,6 +165,13 @@ impl Crawler {
             budget: TokenBucket::with_burst(rate, rate, now),
             known: BTreeMap::new(),
             known_order: VecDeque::new(),
+            next_seq: 0,
+            failed: SeenFilter::new(
+                now,
+                (config.max_nodes / 4).max(1),
+                config.max_interval / 2,
+                failed_key(key),
+            ),
             frontier: VecDeque::new(),
             due: BTreeSet::new(),
             reported: SeenFilter::new(now, config.max_hashes, config.report_again_after, key),
@@ -175,7 +193,7 @@ impl Crawler {
     /// A node met anywhere (an answer, a query, another node of ours):
     /// queued for a visit unless already known.
     pub fn discover(&mut self, addr: SocketAddr) {
-        if self.known.contains_key(&addr) {
+        if self.known.contains_key(&addr) || self.failed.contains(&addr_key(addr)) {
             return;
         }
         let max = self.config.max_nodes.max(1);
@@ -183,8 +201,12 @@ impl Crawler {
             let Some(old) = self.known_order.pop_front() else {
                 break;
             };
-            self.forget(old);
+            if self.is_current(&old) {
+                self.forget(old.0);
+            }
         }
+        let seq = self.next_seq;
+        self.next_seq += 1;
         self.known.insert(
             addr,
             Known {
@@ -192,9 +214,10 @@ impl Crawler {
                 unsupported: false,
                 last_asked: None,
                 failures: 0,
+                seq,
             },
         );
-        self.known_order.push_back(addr);
+        self.known_order.push_back((addr, seq));
         self.frontier.push_back(addr);
         // More waiting than we can remember: the oldest waiting are dropped
         // (met again, they come back).
@@ -218,8 +241,14 @@ impl Crawler {
         // at most once per as many forgets as there are nodes).
         if self.known_order.len() > 2 * self.known.len() + 64 {
             let known = &self.known;
-            self.known_order.retain(|a| known.contains_key(a));
+            self.known_order
+                .retain(|(a, seq)| known.get(a).is_some_and(|k| k.seq == *seq));
         }
+    }
+
+    /// Whether an entry of `known_order` is its address's current one.
+    fn is_current(&self, (addr, seq): &(SocketAddr, u64)) -> bool {
+        self.known.get(addr).is_some_and(|k| k.seq == *seq)
     }
 
     /// The queries to send now (within the rate and in-flight caps); each
@@ -261,14 +290,16 @@ impl Crawler {
         if self.in_flight >= self.config.max_in_flight {
             return None;
         }
-        let explore = self
-            .known_order
-            .front()
-            .and_then(|a| self.known.get(a))
-            .map(|k| {
-                k.last_asked
-                    .map_or(now, |t| t + self.config.explore_interval)
-            });
+        // A stale entry in front is work too: clearing it.
+        let explore = self.known_order.front().map(|(a, seq)| {
+            self.known
+                .get(a)
+                .filter(|k| k.seq == *seq)
+                .map_or(now, |k| {
+                    k.last_asked
+                        .map_or(now, |t| t + self.config.explore_interval)
+                })
+        });
         let revisit = self.due.iter().next().map(|(t, _)| *t);
         let work = if !self.frontier.is_empty() {
             Some(now)
@@ -305,11 +336,11 @@ impl Crawler {
         while self
             .known_order
             .front()
-            .is_some_and(|a| !self.known.contains_key(a))
+            .is_some_and(|e| !self.is_current(e))
         {
             self.known_order.pop_front();
         }
-        let &addr = self.known_order.front()?;
+        let &(addr, _) = self.known_order.front()?;
         let k = self.known.get_mut(&addr)?;
         if k.last_asked
             .is_some_and(|t| t + self.config.explore_interval > now)
@@ -381,8 +412,9 @@ impl Crawler {
 
     /// A crawl query to `addr` failed or timed out: asked again soon after
     /// a first failure, forgotten after a second in a row (it left, most
-    /// likely; met again, it comes back), so what the walk remembers is
-    /// the network as it is, not every node it ever met.
+    /// likely), so what the walk remembers is the network as it is, not
+    /// every node it ever met; named again by others, it is not taken
+    /// back for a few hours.
     pub fn on_failure(&mut self, now: Instant, addr: SocketAddr) {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.stats.failures += 1;
@@ -393,6 +425,7 @@ impl Crawler {
         if k.failures == 1 {
             self.schedule(now, addr, self.config.retry_after);
         } else {
+            self.failed.insert(now, &addr_key(addr));
             self.forget(addr);
         }
     }
@@ -406,6 +439,26 @@ impl Crawler {
         self.stats.harvested += 1;
         true
     }
+}
+
+/// An address as a key of the `failed` filter.
+fn addr_key(addr: SocketAddr) -> InfoHash {
+    let mut k = [0u8; 20];
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        std::net::IpAddr::V6(v6) => v6,
+    };
+    k[..16].copy_from_slice(&ip.octets());
+    k[16..18].copy_from_slice(&addr.port().to_be_bytes());
+    InfoHash(k)
+}
+
+/// The `failed` filter's key: apart from the reported hashes' one.
+fn failed_key(mut key: [u8; 16]) -> [u8; 16] {
+    for b in &mut key {
+        *b ^= 0x5a;
+    }
+    key
 }
 
 #[cfg(test)]
@@ -468,6 +521,14 @@ mod tests {
         }
         assert!(!c.known.contains_key(&addr(0)));
         assert!(c.known_order.len() <= 2 * c.known.len() + 64);
+        // Named again by another node: not taken back for now.
+        c.discover(addr(0));
+        assert!(!c.known.contains_key(&addr(0)));
+        // Three hours on, the filter ages (on a failure) and forgets it.
+        c.discover(addr(500));
+        let _ = c.next_queries(t(4 * 3600));
+        c.on_failure(t(4 * 3600), addr(500));
+        c.on_failure(t(7 * 3600), addr(500));
         c.discover(addr(0));
         assert!(c.known.contains_key(&addr(0)));
     }

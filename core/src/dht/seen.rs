@@ -84,7 +84,8 @@ pub struct SeenFilter {
 impl SeenFilter {
     /// A filter, from `now`, that remembers at least `capacity` hashes met
     /// within the last `generation` (up to twice as many, as long ago),
-    /// keyed by `key` (secret: from the node's seed).
+    /// keyed by `key` (secret: from the node's seed). A zero `generation`
+    /// ends generations by count only.
     pub fn new(now: Instant, capacity: usize, generation: Duration, key: [u8; 16]) -> SeenFilter {
         let capacity = capacity.max(1);
         SeenFilter {
@@ -130,7 +131,10 @@ impl SeenFilter {
             return false;
         }
         if self.young.entries >= self.capacity {
+            // Full early: the next generation's time starts now, so the
+            // old one is kept a whole generation.
             self.next_generation();
+            self.young_since = now;
         }
         self.young.insert(&p);
         true

@@ -264,11 +264,12 @@ impl<R: Runtime> Driver<R> {
     }
 
     /// How often the application's callback runs when no event comes
-    /// (progress lines, flushes); every second by default. `None`: only
-    /// on events, so an idle loop sleeps until the engine's next deadline
-    /// (a simulation of thousands of nodes that need no beat).
+    /// (progress lines, flushes); every second by default. `None` (or
+    /// zero): only on events, so an idle loop sleeps until the engine's
+    /// next deadline (a simulation of thousands of nodes that need no
+    /// beat).
     pub fn set_tick(&mut self, every: Option<Duration>) {
-        self.tick = every;
+        self.tick = every.filter(|d| !d.is_zero());
     }
 
     /// The engine (to add torrents before running, or inspect them).

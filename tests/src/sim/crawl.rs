@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bittide_core::dht::crawler::CrawlConfig;
+use bittide_core::dht::crawler::{CrawlConfig, CrawlStats};
 use bittide_core::dht::{Dht, DhtConfig};
 use bittide_core::engine::{Engine, FetchConfig};
 use bittide_core::metainfo::{InfoHash, Metainfo, PieceHasher, TorrentBuilder};
@@ -88,6 +88,8 @@ pub struct CrawlSim {
     /// Live nodes that seed nothing, the first five (everyone's way in)
     /// apart: those that may leave.
     quiet: Vec<usize>,
+    /// Nodes that left.
+    gone: usize,
     per_seeder: usize,
     master: Seed,
     rng: Rng,
@@ -108,6 +110,7 @@ impl CrawlSim {
             made: Vec::new(),
             nodes: 0,
             quiet: Vec::new(),
+            gone: 0,
             per_seeder: per,
             master,
             rng: Rng::new(master.child(2)),
@@ -151,6 +154,7 @@ impl CrawlSim {
                 let k = self.rng.below(self.quiet.len() as u64) as usize;
                 let gone = self.quiet.swap_remove(k);
                 self.exec.kill(gone, address(gone).ip());
+                self.gone += 1;
             }
         }
     }
@@ -158,6 +162,11 @@ impl CrawlSim {
     /// Virtual time.
     pub fn now(&self) -> Instant {
         self.exec.now()
+    }
+
+    /// Nodes in the network now (the crawler not counted).
+    pub fn live_nodes(&self) -> usize {
+        self.nodes - self.gone
     }
 
     /// A torrent of one to three small files named by two words and its
@@ -304,6 +313,7 @@ impl CrawlSim {
             indexer: Indexer::new(format!("sim:{addr}"), CLAIM_WINDOW, max_pending),
             index,
             handle: None,
+            crawl: None,
             last_flush: rt.now(),
             flush_errors: 0,
             ended: false,
@@ -328,8 +338,10 @@ impl CrawlSim {
                 rt,
                 options,
                 move |handle, _| lock(&on_start).handle = Some(handle),
-                move |event, _| {
-                    lock(&on_event).handle_event(clock.now(), event);
+                move |event, engine| {
+                    let mut state = lock(&on_event);
+                    state.crawl = engine.crawl_stats();
+                    state.handle_event(clock.now(), event);
                     Control::Continue
                 },
             )
@@ -358,6 +370,8 @@ struct CrawlerState {
     indexer: Indexer,
     index: SqliteIndex,
     handle: Option<Handle>,
+    /// The walk's counters, as of the loop's last callback.
+    crawl: Option<CrawlStats>,
     last_flush: Instant,
     flush_errors: u64,
     ended: bool,
@@ -399,6 +413,11 @@ impl Crawler {
     /// The indexer's counters.
     pub fn stats(&self) -> IndexerStats {
         lock(&self.state).indexer.stats()
+    }
+
+    /// The walk's counters (nodes remembered, …).
+    pub fn crawl_stats(&self) -> Option<CrawlStats> {
+        lock(&self.state).crawl
     }
 
     /// Flushes that failed.

@@ -81,8 +81,14 @@ fn header(layout: Layout) -> usize {
     layout.align().max(16)
 }
 
+/// The block asked of the system: the header, then the caller's block;
+/// aligned to at least 16 so the mark (a `usize`) at its start is.
 fn outer(layout: Layout) -> Option<Layout> {
-    Layout::from_size_align(layout.size().checked_add(header(layout))?, layout.align()).ok()
+    outer_of(layout, layout.size())
+}
+
+fn outer_of(layout: Layout, size: usize) -> Option<Layout> {
+    Layout::from_size_align(size.checked_add(header(layout))?, header(layout)).ok()
 }
 
 fn charge(marked: bool, bytes: i64) {
@@ -93,11 +99,13 @@ fn charge(marked: bool, bytes: i64) {
     }
 }
 
-#[allow(unsafe_code)] // A global allocator is an unsafe trait; std has no counting one.
-                      // SAFETY: every block handed out is `header` bytes into a block of
-                      // `outer(layout)` from the system allocator, aligned as asked (the header
-                      // is a multiple of the alignment); the mark is a `usize` at the start of
-                      // the outer block, which is aligned to at least 16.
+// SAFETY: every block handed out is `header` bytes into a block of
+// `outer(layout)` from the system allocator, whose alignment is the
+// header's (at least 16 and at least the caller's), so the caller's block
+// is aligned as asked and the mark, a `usize` at the outer block's start,
+// is aligned too.
+// A global allocator is an unsafe trait; std has no counting one.
+#[allow(unsafe_code)]
 unsafe impl GlobalAlloc for NodeHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let Some(outer) = outer(layout) else {
@@ -131,9 +139,10 @@ unsafe impl GlobalAlloc for NodeHeap {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let h = header(layout);
-        let (Some(old), Some(total)) = (outer(layout), new_size.checked_add(h)) else {
+        let (Some(old), Some(new)) = (outer(layout), outer_of(layout, new_size)) else {
             return std::ptr::null_mut();
         };
+        let total = new.size();
         // SAFETY: as in `dealloc`; the system allocator keeps the header's
         // bytes (a prefix of the block) when it moves the block.
         unsafe {
