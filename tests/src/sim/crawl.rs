@@ -297,15 +297,14 @@ impl CrawlSim {
         }));
     }
 
-    /// Starts the crawler (the next node) with `crawl` and `fetch`
+    /// Starts the crawler (node [`CRAWLER`]) with `crawl` and `fetch`
     /// limits, indexing into a SQLite file of its own.
     pub fn start_crawler(&mut self, crawl: CrawlConfig, fetch: FetchConfig) -> Crawler {
-        let tag = CRAWLER;
         // Out of the way of the nodes that join later.
         let addr = address(60_000);
         self.exec
             .with_net(|n| n.add_host(addr.ip(), HostSpec::default()));
-        let rt = self.exec.runtime(tag, addr.ip(), Duration::ZERO);
+        let rt = self.exec.runtime(CRAWLER, addr.ip(), Duration::ZERO);
         let dir = TempDir::new("sim-index");
         let index = SqliteIndex::open(&dir.path().join("index.db")).expect("a new index");
         let max_pending = 2 * fetch.max_in_flight.max(1);
@@ -349,11 +348,7 @@ impl CrawlSim {
             assert!(ended.is_ok(), "the crawler could not start: {ended:?}");
             lock(&on_end).ended = true;
         }));
-        Crawler {
-            tag,
-            state,
-            _dir: dir,
-        }
+        Crawler { state, _dir: dir }
     }
 }
 
@@ -403,8 +398,6 @@ impl CrawlerState {
 
 /// The running crawler.
 pub struct Crawler {
-    /// Its node tag (for [`super::heap::watch`]).
-    pub tag: usize,
     state: Arc<Mutex<CrawlerState>>,
     _dir: TempDir,
 }
