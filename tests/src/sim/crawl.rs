@@ -338,9 +338,7 @@ impl CrawlSim {
                 options,
                 move |handle, _| lock(&on_start).handle = Some(handle),
                 move |event, engine| {
-                    let mut state = lock(&on_event);
-                    state.crawl = engine.crawl_stats();
-                    state.handle_event(clock.now(), event);
+                    lock(&on_event).handle_event(clock.now(), event, engine);
                     Control::Continue
                 },
             )
@@ -365,7 +363,7 @@ struct CrawlerState {
     indexer: Indexer,
     index: SqliteIndex,
     handle: Option<Handle>,
-    /// The walk's counters, as of the loop's last callback.
+    /// The walk's counters, as of the last flush.
     crawl: Option<CrawlStats>,
     last_flush: Instant,
     flush_errors: u64,
@@ -375,7 +373,12 @@ struct CrawlerState {
 impl CrawlerState {
     /// The loop's callback: every event to the indexer, and once a second
     /// a flush whose claims go back to the engine as fetches.
-    fn handle_event(&mut self, now: Instant, event: Option<&bittide_core::engine::Event>) {
+    fn handle_event(
+        &mut self,
+        now: Instant,
+        event: Option<&bittide_core::engine::Event>,
+        engine: &Engine,
+    ) {
         if let Some(e) = event {
             self.indexer.handle_event(unix(now), e);
         }
@@ -383,6 +386,7 @@ impl CrawlerState {
             return;
         }
         self.last_flush = now;
+        self.crawl = engine.crawl_stats();
         match self.indexer.flush(&mut self.index, unix(now)) {
             Ok(fetch) => {
                 if let Some(h) = &self.handle {
