@@ -4,7 +4,7 @@
 
 use bittide_core::metainfo::InfoHash;
 
-use crate::{Found, Index, IndexError, ListedFile, Listing};
+use crate::{Found, Index, IndexError, ListedFile, Listing, SwarmEstimate, RANKED_AT_MOST};
 
 /// A listing of `files` files named `name`, hash from `i`.
 pub fn found(i: u32, name: &str, files: usize) -> Found {
@@ -139,6 +139,40 @@ pub fn claims_share_the_work(ix: &mut dyn Index) {
     assert_eq!(
         ix.claim("c", &met, 2750, 300).expect("claim"),
         vec![hashes[2]]
+    );
+}
+
+/// A search matching more than [`RANKED_AT_MOST`] ranks the newest that
+/// many (by text match, then seeders): an older, better seeded match is
+/// left out, a newer one first; words in any order and repeated find the
+/// same.
+pub fn searches_rank_the_newest_matches(ix: &mut dyn Index) {
+    let total = RANKED_AT_MOST as u32 + 5;
+    let all: Vec<Found> = (1..=total)
+        .map(|i| found(i, &format!("common name {i}"), 0))
+        .collect();
+    for chunk in all.chunks(2000) {
+        ix.insert("a", chunk).expect("insert");
+    }
+    let swarm = |i: u32, seeders: u32| SwarmEstimate {
+        info_hash: found(i, "", 0).listing.info_hash,
+        seeders,
+        leechers: 0,
+        at: 5000,
+    };
+    ix.set_swarms(&[swarm(1, 100), swarm(2, 90), swarm(total - 7, 50)])
+        .expect("swarms");
+    let hits = ix.search("common", 3).expect("search");
+    assert_eq!(hits.len(), 3);
+    assert_eq!(hits[0].name, format!("common name {}", total - 7));
+    assert_eq!(hits[0].seeders, Some(50));
+    assert!(hits[1].seeders.is_none());
+    let named = ix.search("NAME common common", 3).expect("search");
+    assert_eq!(named[0].name, hits[0].name);
+    // Few matches are all ranked.
+    assert_eq!(
+        ix.search("common 2", 5).expect("search")[0].seeders,
+        Some(90)
     );
 }
 

@@ -110,6 +110,12 @@ pub struct SwarmEstimate {
     pub at: UnixTime,
 }
 
+/// Most matches one search ranks: a search matching more ranks the newest
+/// this many (a word in a tenth of a million names would otherwise have
+/// every one of them read and scored). Both stores find where the newest
+/// start from their word index alone; `docs/index.md` has the figures.
+pub(crate) const RANKED_AT_MOST: i64 = 10_000;
+
 /// Why the index failed.
 #[derive(Debug)]
 #[non_exhaustive]

@@ -1,7 +1,9 @@
 //! The shared index: one PostgreSQL database that any number of crawlers,
 //! on any number of machines, write into together (`--index
-//! postgres://…`). Names are searched through a generated `tsvector`
-//! column with a GIN index.
+//! postgres://…`). Names are searched through a word index of our own
+//! (`torrent_words`: one row per word of a name, keyed by word then
+//! torrent), so the newest matches of a search are read from the index in
+//! order and only they are ranked ([`RANKED_AT_MOST`]).
 //!
 //! Several writers at once are the normal case here, so every write is
 //! an upsert and every batch is sorted by info-hash before it takes row
@@ -11,21 +13,23 @@
 //! The schema is versioned in `bittide_schema`; `docs/index.md` describes
 //! it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
+use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Transaction};
 
 use bittide_core::metainfo::InfoHash;
 
-use crate::query::words;
+use crate::query::{name_words, words};
 use crate::{
-    in_harvest_order, Found, Hit, Index, IndexError, IndexStats, ListedFile, SwarmEstimate,
-    UnixTime,
+    in_harvest_order, Found, Hit, Index, IndexError, IndexStats, ListedFile, Listing,
+    SwarmEstimate, UnixTime, RANKED_AT_MOST,
 };
 
 /// Schema version `i + 1` is made by `MIGRATIONS[i]`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE torrents (
     id BIGSERIAL PRIMARY KEY,
     info_hash BYTEA NOT NULL UNIQUE,
@@ -66,7 +70,20 @@ CREATE TABLE claims (
     crawler TEXT NOT NULL,
     at BIGINT NOT NULL
 );
-"];
+",
+    "
+CREATE TABLE torrent_words (
+    word TEXT NOT NULL,
+    torrent BIGINT NOT NULL,
+    PRIMARY KEY (word, torrent)
+);
+DROP INDEX torrents_search;
+",
+];
+
+/// The version whose migration made `torrent_words`; moving past it fills
+/// the table from the names already stored.
+const WORDS_VERSION: usize = 2;
 
 /// The columns a [`Hit`] is read from, in [`hit`]'s order.
 const HIT_COLUMNS: &str = "t.info_hash, t.info_hash_v2, t.name, t.size, t.file_count, t.private, \
@@ -135,8 +152,11 @@ fn migrate(db: &mut Client) -> Result<(), IndexError> {
     if found > known {
         return Err(IndexError::NewerSchema { found, known });
     }
-    for sql in MIGRATIONS.iter().skip(found as usize) {
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         tx.batch_execute(sql)?;
+        if i + 1 == WORDS_VERSION {
+            index_stored_names(&mut tx)?;
+        }
     }
     tx.execute("DELETE FROM bittide_schema", &[])?;
     tx.execute(
@@ -144,6 +164,41 @@ fn migrate(db: &mut Client) -> Result<(), IndexError> {
         &[&known.max(found)],
     )?;
     tx.commit()?;
+    Ok(())
+}
+
+/// Fills `torrent_words` from every name stored before it existed, a page
+/// at a time.
+fn index_stored_names(tx: &mut Transaction<'_>) -> Result<(), IndexError> {
+    let mut after = 0i64;
+    loop {
+        let rows = tx.query(
+            "SELECT id, name FROM torrents WHERE id > $1 ORDER BY id LIMIT 10000",
+            &[&after],
+        )?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = last.get(0);
+        let named: Vec<(i64, &str)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        insert_words(tx, &named)?;
+    }
+}
+
+/// Indexes the words of the names of torrents just stored (`id`, name).
+fn insert_words(tx: &mut Transaction<'_>, named: &[(i64, &str)]) -> Result<(), IndexError> {
+    let (mut words, mut ids) = (Vec::new(), Vec::new());
+    for (id, name) in named {
+        for word in name_words(name) {
+            words.push(word);
+            ids.push(*id);
+        }
+    }
+    tx.execute(
+        "INSERT INTO torrent_words (word, torrent) SELECT * FROM unnest($1::text[], $2::bigint[])
+         ON CONFLICT DO NOTHING",
+        &[&words, &ids],
+    )?;
     Ok(())
 }
 
@@ -209,13 +264,15 @@ fn insert_batch(
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
+    let by_hash: BTreeMap<&[u8], &Listing> = listings().map(|l| (&l.info_hash.0[..], l)).collect();
+    let stored: Vec<(i64, &Listing)> = new
+        .iter()
+        .filter_map(|(id, hash)| Some((*id, *by_hash.get(&hash[..])?)))
+        .collect();
     let (mut ids, mut idx, mut paths, mut file_sizes) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (id, hash) in &new {
-        let Some(f) = batch.iter().find(|f| f.listing.info_hash.0[..] == hash[..]) else {
-            continue;
-        };
-        for (i, file) in f.listing.files.iter().enumerate() {
+    for (id, listing) in &stored {
+        for (i, file) in listing.files.iter().enumerate() {
             ids.push(*id);
             idx.push(i as i32);
             paths.push(file.path.as_str());
@@ -227,6 +284,11 @@ fn insert_batch(
          SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::bigint[])",
         &[&ids, &idx, &paths, &file_sizes],
     )?;
+    let named: Vec<(i64, &str)> = stored
+        .iter()
+        .map(|(id, l)| (*id, l.name.as_str()))
+        .collect();
+    insert_words(tx, &named)?;
     // Those already there were seen again.
     tx.execute(
         "UPDATE torrents SET last_seen = GREATEST(last_seen, x.a)
@@ -350,20 +412,40 @@ impl Index for PostgresIndex {
     }
 
     fn search(&mut self, query: &str, limit: usize) -> Result<Vec<Hit>, IndexError> {
-        // The words alone, as the column was made of them: PostgreSQL's
-        // parser would take "The.Matrix.1999" for one host-name token.
-        let text = words(query).map_err(IndexError::Query)?.join(" ");
-        // Unlike SQLite's, no cap on the matches ranked: a first-N cut by id
-        // cost PostgreSQL more than it saved (every match's row is read to
-        // sort by id), so a word in a tenth of a million names ranks them
-        // all (docs/index.md has the figures).
+        let words: Vec<String> = words(query)
+            .map_err(IndexError::Query)?
+            .into_iter()
+            .collect::<BTreeSet<String>>()
+            .into_iter()
+            .collect();
+        // The newest matches, straight from the word index: one join per
+        // further word, which PostgreSQL orders by its statistics (from the
+        // rarest word, or a merge of two long lists read newest first).
+        // Only the placeholders' numbers are spliced into the SQL.
+        let joins: String = (1..words.len())
+            .map(|i| {
+                format!(
+                    " JOIN torrent_words w{i} ON w{i}.torrent = w0.torrent AND w{i}.word = ${}",
+                    i + 1
+                )
+            })
+            .collect();
+        let (ranked, text, most) = (words.len() + 1, words.len() + 2, words.len() + 3);
         let sql = format!(
-            "SELECT {HIT_COLUMNS} FROM torrents t, plainto_tsquery('simple', $1) q
-             WHERE t.search @@ q
+            "WITH newest AS (
+                 SELECT w0.torrent FROM torrent_words w0{joins}
+                 WHERE w0.word = $1 ORDER BY w0.torrent DESC LIMIT ${ranked}
+             )
+             SELECT {HIT_COLUMNS} FROM newest JOIN torrents t ON t.id = newest.torrent,
+                  plainto_tsquery('simple', ${text}) q
              ORDER BY ts_rank(t.search, q) DESC, coalesce(t.seeders, -1) DESC, t.id
-             LIMIT $2"
+             LIMIT ${most}"
         );
-        let rows = self.db.query(&sql, &[&text, &int(limit as u64)])?;
+        let joined = words.join(" ");
+        let most_hits = int(limit as u64);
+        let mut params: Vec<&(dyn ToSql + Sync)> = words.iter().map(|w| w as _).collect();
+        params.extend::<[&(dyn ToSql + Sync); 3]>([&RANKED_AT_MOST, &joined, &most_hits]);
+        let rows = self.db.query(&sql, &params)?;
         Ok(rows.iter().map(hit).collect())
     }
 

@@ -3,6 +3,7 @@
 //! parameters, never spliced into SQL), so nothing a user types is read as
 //! query syntax.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 /// Most words in a search.
@@ -29,19 +30,27 @@ impl fmt::Display for QueryError {
 
 impl std::error::Error for QueryError {}
 
-/// The words of `query`, lower-cased: runs of letters and digits, at most
-/// [`MAX_WORDS`] of at most [`MAX_WORD`] characters.
-pub(crate) fn words(query: &str) -> Result<Vec<String>, QueryError> {
-    let words: Vec<String> = query
-        .split(|c: char| !c.is_alphanumeric())
+/// Runs of letters and digits in `text`, each cut to [`MAX_WORD`]
+/// characters and lower-cased: a name's words and a search's are made
+/// alike, so they meet.
+fn split(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .take(MAX_WORDS)
         .map(|w| w.chars().take(MAX_WORD).collect::<String>().to_lowercase())
-        .collect();
+}
+
+/// The words of `query`: at most [`MAX_WORDS`] of them.
+pub(crate) fn words(query: &str) -> Result<Vec<String>, QueryError> {
+    let words: Vec<String> = split(query).take(MAX_WORDS).collect();
     if words.is_empty() {
         return Err(QueryError::NoWords);
     }
     Ok(words)
+}
+
+/// Every word of a torrent's name, each once (what a search finds it by).
+pub(crate) fn name_words(name: &str) -> BTreeSet<String> {
+    split(name).collect()
 }
 
 /// An FTS5 match expression for `query`: every word, each a quoted term
@@ -70,5 +79,16 @@ mod tests {
         );
         assert_eq!(fts_terms("*:^()\"-"), Err(QueryError::NoWords));
         assert_eq!(words(&"a ".repeat(100)).expect("ok").len(), MAX_WORDS);
+    }
+
+    #[test]
+    fn a_name_and_a_search_make_the_same_words() {
+        let name = format!("The.MATRIX.1999.1080p.x264-GRP {}", "é".repeat(100));
+        let stored = name_words(&name);
+        assert_eq!(stored.len(), 7);
+        for w in words(&name).expect("ok") {
+            assert!(stored.contains(&w), "{w}");
+        }
+        assert!(stored.contains(&"é".repeat(MAX_WORD)));
     }
 }

@@ -18,7 +18,7 @@ use bittide_core::metainfo::InfoHash;
 use crate::query::fts_terms;
 use crate::{
     in_harvest_order, Found, Hit, Index, IndexError, IndexStats, ListedFile, SwarmEstimate,
-    UnixTime,
+    UnixTime, RANKED_AT_MOST,
 };
 
 /// Schema version `i + 1` is made by `MIGRATIONS[i]`.
@@ -75,9 +75,6 @@ CREATE TRIGGER torrents_au AFTER UPDATE OF name ON torrents BEGIN
     INSERT INTO torrents_fts(rowid, name) VALUES (new.id, new.name);
 END;
 "];
-
-/// Matches of one search ranked at most (the newest); see `search`.
-const RANKED_AT_MOST: i64 = 20_000;
 
 /// The columns a [`Hit`] is read from, in [`hit`]'s order.
 const HIT_COLUMNS: &str = "t.info_hash, t.info_hash_v2, t.name, t.size, t.file_count, t.private, \
@@ -282,10 +279,8 @@ impl Index for SqliteIndex {
 
     fn search(&mut self, query: &str, limit: usize) -> Result<Vec<Hit>, IndexError> {
         let terms = fts_terms(query).map_err(IndexError::Query)?;
-        // A word in a tenth of all names would have bm25 score every one of
-        // them (a tenth of a second at a million): a search matching more
-        // than RANKED_AT_MOST is ranked among the newest that many. Finding
-        // where they start walks only the index's list of matches.
+        // Where the newest RANKED_AT_MOST matches start, from the FTS
+        // index's list of matches alone.
         let floor: i64 = self
             .db
             .prepare_cached(
@@ -295,14 +290,13 @@ impl Index for SqliteIndex {
             .query_row(params![terms, RANKED_AT_MOST - 1], |r| r.get(0))
             .optional()?
             .unwrap_or(0);
-        // The best matches first, from the full-text index alone (not
-        // joined to every match), then the seeders break ties among them.
+        // The best matches first, then the seeders break ties (names of
+        // as many words tie): every candidate is ranked with its seeders.
         let sql = format!(
             "SELECT {HIT_COLUMNS} FROM (
                  SELECT rowid, rank FROM torrents_fts WHERE torrents_fts MATCH ?1 AND rowid >= ?3
-                 ORDER BY rank LIMIT ?2
              ) f JOIN torrents t ON t.id = f.rowid
-             ORDER BY f.rank, coalesce(t.seeders, -1) DESC, t.id"
+             ORDER BY f.rank, coalesce(t.seeders, -1) DESC, t.id LIMIT ?2"
         );
         let mut stmt = self.db.prepare_cached(&sql)?;
         let hits = stmt
@@ -400,6 +394,7 @@ mod tests {
         contract::stores_searches_and_shows(&mut SqliteIndex::in_memory().expect("open"));
         contract::claims_share_the_work(&mut SqliteIndex::in_memory().expect("open"));
         contract::hostile_text_is_stored_as_text(&mut SqliteIndex::in_memory().expect("open"));
+        contract::searches_rank_the_newest_matches(&mut SqliteIndex::in_memory().expect("open"));
     }
 
     #[test]

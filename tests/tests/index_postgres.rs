@@ -1,8 +1,9 @@
 //! Issue 19's shared index on a real PostgreSQL (a private cluster on
 //! 127.0.0.1, `bittide_tests::postgres`): the store contract every index
 //! keeps (`bittide_index::contract`), a schema newer than this build
-//! refused, and two writers at once — two threads storing and claiming
-//! the same torrents in opposite orders never duplicate, lose or deadlock.
+//! refused, a version 1 database upgraded, and two writers at once — two
+//! threads storing and claiming the same torrents in opposite orders
+//! never duplicate, lose or deadlock.
 
 use bittide_index::{contract, Index, IndexError, PostgresIndex};
 use bittide_tests::postgres::Postgres;
@@ -24,6 +25,8 @@ fn postgres_keeps_the_store_contract() {
     contract::stores_searches_and_shows(&mut PostgresIndex::connect(&url).expect("connect"));
     let url = database(&pg, "contract_b");
     contract::claims_share_the_work(&mut PostgresIndex::connect(&url).expect("connect"));
+    let url = database(&pg, "contract_d");
+    contract::searches_rank_the_newest_matches(&mut PostgresIndex::connect(&url).expect("connect"));
     let url = database(&pg, "contract_c");
     contract::hostile_text_is_stored_as_text(&mut PostgresIndex::connect(&url).expect("connect"));
 
@@ -37,6 +40,40 @@ fn postgres_keeps_the_store_contract() {
         PostgresIndex::connect(&url),
         Err(IndexError::NewerSchema { found: 99, .. })
     ));
+}
+
+/// A database made by schema version 1 (names searched through a GIN
+/// index) gets the word index, filled from the names it holds.
+#[test]
+fn a_version_1_database_gets_its_names_indexed() {
+    let pg = Postgres::start();
+    let url = database(&pg, "upgrade");
+    let batch: Vec<_> = (1..=25)
+        .map(|i| contract::found(i, &format!("Old.Name.{i}"), 1))
+        .collect();
+    PostgresIndex::connect(&url)
+        .expect("connect")
+        .insert("a", &batch)
+        .expect("insert");
+    // Back to version 1 as it was.
+    let mut raw = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    raw.batch_execute(
+        "DROP TABLE torrent_words;
+         CREATE INDEX torrents_search ON torrents USING GIN (search);
+         UPDATE bittide_schema SET version = 1",
+    )
+    .expect("downgrade");
+    let mut ix = PostgresIndex::connect(&url).expect("migrate");
+    assert_eq!(ix.search("old name", 100).expect("search").len(), 25);
+    assert_eq!(
+        ix.search("name 7", 10).expect("search")[0].name,
+        "Old.Name.7"
+    );
+    let version: i64 = raw
+        .query_one("SELECT version FROM bittide_schema", &[])
+        .expect("version")
+        .get(0);
+    assert_eq!(version, 2);
 }
 
 #[test]
