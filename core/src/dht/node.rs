@@ -405,17 +405,27 @@ impl Dht {
         if let Some(d) = self.tx.next_deadline() {
             t = t.min(d);
         }
-        if !self.queued.is_empty() {
+        // The queue moves when the budget pays and the transaction table
+        // has room; a full table waits for an answer (an input) or an
+        // expiry (`tx`'s deadline above), never spins on "now".
+        if !self.queued.is_empty() && self.tx.has_room() {
             t = t.min(self.outgoing.ready_at(self.now, 1));
         }
         if let Some(w) = self
             .crawler
             .as_ref()
+            .filter(|_| !self.backed_up())
             .and_then(|c| c.next_deadline(self.now))
         {
             t = t.min(w);
         }
         Some(t.max(self.now))
+    }
+
+    /// Whether queries wait for room (queued, or the transaction table
+    /// full): the crawler, which can choose when to ask, waits too.
+    fn backed_up(&self) -> bool {
+        !self.queued.is_empty() || !self.tx.has_room()
     }
 
     // --- sending ------------------------------------------------------------

@@ -5,6 +5,9 @@ use super::*;
 
 impl Dht {
     pub(super) fn crawl_step(&mut self, now: Instant) {
+        if self.backed_up() {
+            return;
+        }
         let Some(c) = &mut self.crawler else {
             return;
         };

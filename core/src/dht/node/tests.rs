@@ -591,3 +591,28 @@ fn newcomers_to_a_full_bucket_ping_its_node_once_at_a_time() {
     dht.handle_datagram(later, from, &query(300, node_id(0x80, 300), Query::Ping));
     assert_eq!(pings(&mut dht), 1, "after its timeout, a new ping");
 }
+
+/// Queries waiting behind a full transaction table wait for an answer or
+/// an expiry: the node's deadline is the expiry, not "now" (it was, and a
+/// crawler whose table filled spun at one instant: in the simulator time
+/// stopped, on a real clock a core burned until the expiry).
+#[test]
+fn a_full_transaction_table_is_a_wait_not_a_busy_loop() {
+    let mut c = config();
+    c.max_outstanding = 2;
+    let timeout = c.query_timeout;
+    let mut node = Dht::new(Instant::ZERO, c, Seed::from_u64(5));
+    node.crawl(Instant::ZERO, crate::dht::crawler::CrawlConfig::default());
+    let silent: Vec<SocketAddr> = (0..5)
+        .map(|i| SocketAddr::from(([127, 0, 0, 1], 30000 + i)))
+        .collect();
+    node.bootstrap(Instant::ZERO, &silent);
+    let sent = std::iter::from_fn(|| node.poll_transmit()).count();
+    assert_eq!(sent, 2);
+    let wake = node.poll_timeout().expect("a deadline");
+    assert_eq!(wake, Instant::ZERO + timeout);
+    // At the expiry the queue moves into the room the expired left.
+    node.handle_timeout(wake);
+    assert_eq!(std::iter::from_fn(|| node.poll_transmit()).count(), 2);
+    assert!(node.poll_timeout().expect("a deadline") > wake);
+}
