@@ -412,12 +412,9 @@ impl Index for PostgresIndex {
     }
 
     fn search(&mut self, query: &str, limit: usize) -> Result<Vec<Hit>, IndexError> {
-        let words: Vec<String> = words(query)
-            .map_err(IndexError::Query)?
-            .into_iter()
-            .collect::<BTreeSet<String>>()
-            .into_iter()
-            .collect();
+        let mut words = words(query).map_err(IndexError::Query)?;
+        words.sort_unstable();
+        words.dedup();
         // The newest matches, straight from the word index: one join per
         // further word, which PostgreSQL orders by its statistics (from the
         // rarest word, or a merge of two long lists read newest first).
