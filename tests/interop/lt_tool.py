@@ -92,6 +92,7 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
 Everything stays on 127.0.0.1; DHT, LSD, UPnP and NAT-PMP are off
 (shared/INTEROP.md).
 """
+import faulthandler
 import os
 import sys
 import time
@@ -245,7 +246,41 @@ def announce(torrent, save_path, timeout=30.0):
     return "timeout"
 
 
-def seed(torrent, save_path, port, rate=0, limit=300.0, corrupt=False, utp_only=False):
+def restarted_on_crash(run, limit):
+    """Runs `run(deadline, say_ready)` in a child process and starts it once
+    more when a signal kills it, until `limit` seconds have passed.
+
+    Debian's libtorrent 2.0.8 has died of SIGSEGV under load in the middle
+    of a test (CI, a rate-limited seeder serving a stream). A peer that
+    vanishes and comes back on its port is something bittide must cope
+    with anyway (a named peer is redialled within seconds); a seeder that
+    stays dead only fails the test for libtorrent's fault. Only the first
+    run says "ready"; each restart says why on stderr. The child dies with
+    this process (PR_SET_PDEATHSIG), so the test's kill stops both."""
+    import ctypes
+    import signal
+    deadline = time.monotonic() + limit
+    say_ready = True
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            code = 0
+            try:
+                print(run(deadline, say_ready), flush=True)
+            except BaseException:
+                code = 1
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        if not os.WIFSIGNALED(status) or time.monotonic() >= deadline:
+            return os.waitstatus_to_exitcode(status)
+        print("libtorrent died of signal %d; starting it again" % os.WTERMSIG(status),
+              file=sys.stderr, flush=True)
+        say_ready = False
+
+
+def seed(torrent, save_path, port, rate=0, limit=300.0, corrupt=False, utp_only=False,
+         deadline=None, say_ready=True):
     ses = lt.session(settings(port, utp_only=utp_only))
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(torrent)
@@ -254,8 +289,8 @@ def seed(torrent, save_path, port, rate=0, limit=300.0, corrupt=False, utp_only=
     if rate:
         # Session limits do not apply to local peers; torrent limits do.
         h.set_upload_limit(rate)
-    deadline = time.monotonic() + limit
-    announced = False
+    deadline = deadline or time.monotonic() + limit
+    announced = not say_ready
     # With trackers, "ready" waits for one to answer (or 5 s of seeding):
     # a downloader started earlier could ask the tracker before it knows
     # this seeder and then wait out a whole announce interval.
@@ -621,6 +656,8 @@ def tempfile_dir():
 
 def main():
     global ENCRYPTION, IP, LSD
+    # A crash inside libtorrent prints the Python stack that called it.
+    faulthandler.enable()
     while sys.argv[1] in ("--encryption", "--ip", "--lsd"):
         if sys.argv[1] == "--lsd":
             LSD = True
@@ -643,7 +680,10 @@ def main():
     elif cmd == "seed":
         rate = int(sys.argv[5]) if len(sys.argv) > 5 else 0
         limit = float(sys.argv[6]) if len(sys.argv) > 6 else 300.0
-        print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), rate, limit=limit))
+        sys.exit(restarted_on_crash(
+            lambda deadline, say_ready: seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), rate,
+                                             deadline=deadline, say_ready=say_ready),
+            limit))
     elif cmd == "seed-flat":
         print(seed_flat(sys.argv[2], sys.argv[3], int(sys.argv[4])))
     elif cmd == "seed-to":
@@ -651,7 +691,11 @@ def main():
                       sys.argv[7]))
     elif cmd == "seed-utp":
         limit = float(sys.argv[5]) if len(sys.argv) > 5 else 300.0
-        print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), limit=limit, utp_only=True))
+        sys.exit(restarted_on_crash(
+            lambda deadline, say_ready: seed(sys.argv[2], sys.argv[3], int(sys.argv[4]),
+                                             utp_only=True, deadline=deadline,
+                                             say_ready=say_ready),
+            limit))
     elif cmd == "seed-corrupt":
         print(seed(sys.argv[2], sys.argv[3], int(sys.argv[4]), corrupt=True))
     elif cmd == "leech":

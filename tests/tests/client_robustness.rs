@@ -1,6 +1,8 @@
 //! The `bittide` client under stress, on loopback:
 //! - killed with SIGKILL mid-download, the same command resumes without
 //!   fetching verified pieces again and ends byte-identical;
+//! - its only seeder crashing mid-download and coming back on its port, it
+//!   dials it again and finishes;
 //! - a torrent whose paths try to escape the folder writes nothing;
 //! - an output folder that cannot be created, and a disk that fills up,
 //!   end in a one-line error and a non-zero exit.
@@ -108,6 +110,87 @@ fn kill_9_then_resume_completes_without_refetching_verified_pieces() {
         downloaded <= data.len() as u64 - done_at_kill,
         "downloaded {downloaded} again though {done_at_kill} of {} were on disk",
         data.len()
+    );
+    assert!(
+        std::fs::read(out.join("big.bin")).unwrap() == data,
+        "data differs"
+    );
+}
+
+/// The process libtorrent runs in under `lt_tool.py seed` (which starts
+/// it again when a signal kills it), from the kernel's list of children.
+fn libtorrent_process(seeder: &ChildGuard) -> u32 {
+    let pid = seeder.0.id();
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .expect("the seeder's children");
+    children
+        .split_whitespace()
+        .next()
+        .and_then(|c| c.parse().ok())
+        .expect("lt_tool.py seed runs libtorrent in a child process")
+}
+
+#[test]
+fn a_seeder_that_crashes_and_restarts_is_dialled_again() {
+    let dir = TempDir::new("seeder-crash");
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let data = content_bytes(4 << 20, 7);
+    std::fs::write(src.join("big.bin"), &data).unwrap();
+    let torrent = dir.path().join("big.torrent");
+    run_bittide(&[
+        "create",
+        src.join("big.bin").to_str().unwrap(),
+        "--piece-size",
+        "64K",
+        "-o",
+        torrent.to_str().unwrap(),
+    ]);
+    let port = free_port();
+    let seeder = lt_seed(&torrent, &src, port, 1 << 20);
+    let out = dir.path().join("out");
+    let mut child = download_cmd(&torrent, &out, port)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let download = ChildGuard(child);
+
+    // Once a quarter is in, libtorrent dies as it has on CI (SIGSEGV); the
+    // only seeder is gone until lt_tool.py has started it again.
+    let start = Instant::now();
+    let mut crashed = false;
+    let mut finished = false;
+    for line in BufReader::new(stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let done = v["done"].as_u64().unwrap_or(0);
+        if !crashed && done >= data.len() as u64 / 4 {
+            let lt = libtorrent_process(&seeder);
+            // SAFETY: a plain kill(2) of a process this test started.
+            #[allow(unsafe_code)]
+            let sent = unsafe { libc::kill(lt as libc::pid_t, libc::SIGSEGV) };
+            assert_eq!(sent, 0, "kill -SEGV {lt}");
+            eprintln!(
+                "libtorrent killed at {:?}, {done} bytes in",
+                start.elapsed()
+            );
+            crashed = true;
+        }
+        if v["event"] == "done" {
+            eprintln!("done at {:?}", start.elapsed());
+            finished = true;
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not done in 60 s (crashed: {crashed}, {done} bytes in)"
+        );
+    }
+    drop(download);
+    assert!(
+        crashed && finished,
+        "crashed: {crashed}, finished: {finished}"
     );
     assert!(
         std::fs::read(out.join("big.bin")).unwrap() == data,
