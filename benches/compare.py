@@ -1,26 +1,38 @@
 #!/usr/bin/python3
-"""End-to-end download benchmark: bittide against rqbit, aria2c and a
-python3-libtorrent leecher, all fetching from one local libtorrent seeder
-(with opentracker for the clients that need a tracker), on 127.0.0.1.
+"""End-to-end benchmarks of bittide against rqbit, aria2c and
+python3-libtorrent on 127.0.0.1, each measured in the same run, printed as
+tables (median wall time, MiB/s, CPU seconds, peak RSS) and as bittide's
+ratios to the others. Sections (--only, default all):
 
-Clients alternate within each round, several rounds; for each client the
-script prints the median wall time, MiB/s, CPU seconds (user + system) and
-peak RSS (from /usr/bin/time -v), and bittide's ratios to the others.
+  download  one libtorrent seeder (opentracker for aria2c), each client
+            downloads SIZE MiB as one file and MULTI MiB as a 16-file tree
+  four      the single file from four libtorrent seeders at once
+  seed      each client seeds the single file (bittide and libtorrent,
+            rqbit too when given) to one libtorrent leecher: the
+            leecher's time and the seeder's CPU for it
+  swarm     each seeder (bittide, libtorrent) serves SWARM MiB to 20
+            libtorrent leechers at once: the aggregate upload rate
+  floor     the hardware floor of a download of the single file: SHA-1
+            of its bytes (openssl, SHA-NI where the CPU has it) and
+            writing them with O_DIRECT (dd), CPU seconds; then bittide's
+            download CPU as a multiple of it
+
+Clients alternate within each round, several rounds.
 
   /usr/bin/python3 benches/compare.py [--runs 3] [--size-mib 1024]
-      [--multi-mib 256] [--rqbit PATH] [--runtimes] [--only-bittide]
-      [--baseline OLD_BITTIDE]
+      [--multi-mib 256] [--swarm-mib 256] [--leechers 20]
+      [--only download,four,seed,swarm,floor] [--rqbit PATH] [--runtimes]
+      [--only-bittide] [--baseline OLD_BITTIDE]
 
 --baseline times an older bittide binary in the same run (as
 `bittide-base`), for before/after figures of a change.
 
 --runtimes adds bittide on smol and async-std (their `smol_download` and
-`async_std_download` examples),
-so the three runtimes are measured in the same run.
+`async_std_download` examples) to the download section.
 
 Needs: a release build of bittide (cargo build --release -p bittide-cli),
-Debian packages python3-libtorrent, aria2, opentracker, time; rqbit
-(`cargo install rqbit --locked --no-default-features --features
+Debian packages python3-libtorrent, aria2, opentracker, openssl, time;
+rqbit (`cargo install rqbit --locked --no-default-features --features
 default-tls --root DIR`; pass --rqbit DIR/bin/rqbit, or it is skipped).
 Run it on an otherwise idle machine; it is not a test.
 """
@@ -142,17 +154,306 @@ def run_rotating(transfers, runs, work, data, limit, size_mib, title, width=18):
     return med
 
 
+def tree_cpu(pid):
+    """User + system CPU seconds so far of process `pid` and its living
+    descendants (lt_tool.py runs libtorrent in a child), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                after_name = f.read().rsplit(")", 1)[1].split()
+            total += int(after_name[11]) + int(after_name[12])  # utime, stime
+            for task in os.listdir("/proc/%d/task" % p):
+                with open("/proc/%d/task/%s/children" % (p, task)) as f:
+                    stack += [int(c) for c in f.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total / tick
+
+
+def tree_rss_mib(pid):
+    """The largest peak RSS (VmHWM) among `pid` and its descendants."""
+    best, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open("/proc/%d/status" % p) as f:
+                m = re.search(r"VmHWM:\s+(\d+)", f.read())
+            best = max(best, int(m.group(1)) if m else 0)
+            for task in os.listdir("/proc/%d/task" % p):
+                with open("/proc/%d/task/%s/children" % (p, task)) as f:
+                    stack += [int(c) for c in f.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return best / 1024
+
+
+def start_seeder(cmd, ready, procs):
+    """Starts `cmd` and waits (60 s at most) for a line of its output that
+    `ready` accepts; the process is left running (and in `procs`)."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    procs.append(p)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = p.stdout.readline()
+        if not line:
+            raise RuntimeError("%s ended before it was ready" % cmd[:2])
+        if ready(line):
+            return p
+    raise RuntimeError("%s not ready in 60 s" % cmd[:2])
+
+
+def lt_seeder(torrent, src, port, procs):
+    return start_seeder([PY, LT_TOOL, "seed", torrent, src, str(port)],
+                        lambda line: line.strip() == "ready", procs)
+
+
+def bittide_seeder(torrent, src, port, procs, work, extra=()):
+    state = os.path.join(work, "seed-state-%d" % port)
+    return start_seeder([BITTIDE, "seed", torrent, "-o", src, "--listen", "127.0.0.1:%d" % port,
+                         "--no-dht", "--json", "--state-dir", state] + list(extra),
+                        lambda line: '"state":"seeding"' in line, procs)
+
+
+def bittide_cmd(binary, torrent, out, peers, extra=()):
+    cmd = [binary, "download", torrent, "-o", out, "--no-dht",
+           "--listen", "127.0.0.1:%d" % free_port(), "--state-dir", out + ".state"]
+    for p in peers:
+        cmd += ["--peer", p]
+    return cmd + list(extra)
+
+
+def rqbit_cmd(rqbit, torrent, out, peers):
+    return [rqbit, "--disable-dht", "--disable-dht-persistence", "--disable-upnp-port-forward",
+            "--disable-lsd", "--listen-ip", "127.0.0.1", "--listen-port", str(free_port()),
+            "--http-api-listen-addr", "127.0.0.1:%d" % free_port(),
+            "download", "-e", "-o", out, "--initial-peers", ",".join(peers), torrent]
+
+
+def aria2c_cmd(torrent, out):
+    return ["aria2c", "--enable-dht=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
+            "--disable-ipv6=true", "--seed-time=0", "--listen-port=%d" % free_port(),
+            "--dir=" + out, "--quiet=true", torrent]
+
+
+def table(title, rows, size_mib, width=18):
+    """Prints `rows` ({name: [(seconds, cpu, rss)]}) as medians; returns
+    {name: (median seconds, median cpu, peak rss)}."""
+    print("\n" + title)
+    print("%-*s %8s %9s %8s %9s" % (width, "client", "time s", "MiB/s", "CPU s", "RSS MiB"))
+    med = {}
+    for name, ms in rows.items():
+        t = statistics.median(m[0] for m in ms)
+        c = statistics.median(m[1] for m in ms)
+        rss = max(m[2] for m in ms)
+        med[name] = (t, c, rss)
+        print("%-*s %8.2f %9.1f %8.2f %9.1f" % (width, name, t, size_mib / t, c, rss))
+    return med
+
+
+def ratios(med, ours="bittide", what="time"):
+    """bittide's ratio to every other row (below 1: bittide is faster)."""
+    if ours not in med:
+        return
+    for name, m in med.items():
+        if name != ours:
+            print("%s/%s %s ratio: %.2f" % (ours, name, what, med[ours][0] / m[0]))
+
+
+def rotate(clients, runs, work, measure, label):
+    """Runs `measure(name, out)` for each client `runs` times, the order
+    rotated every run, each in a fresh folder `out`; {name: [results]}."""
+    results = {}
+    for r in range(runs):
+        order = list(clients)
+        order = order[r % len(order):] + order[:r % len(order)]
+        for name in order:
+            out = os.path.join(work, "out-%s" % name)
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(out + ".state", ignore_errors=True)
+            os.makedirs(out)
+            try:
+                m = measure(name, out)
+            except Exception as e:  # report, keep going
+                print("%s %s run %d: %s" % (label, name, r, e), file=sys.stderr)
+                continue
+            finally:
+                shutil.rmtree(out, ignore_errors=True)
+                shutil.rmtree(out + ".state", ignore_errors=True)
+            results.setdefault(name, []).append(m)
+            print("  %s %s run %d: %.2f s" % (label, name, r, m[0]), file=sys.stderr, flush=True)
+    return results
+
+
+def download_section(args, work, src, torrents, examples, procs):
+    """Each client downloads from one libtorrent seeder; the single file's
+    medians (for the floor section)."""
+    single = None
+    for name, (torrent, _) in torrents.items():
+        port = free_port()
+        seeder = lt_seeder(torrent, src, port, procs)
+        peer = "127.0.0.1:%d" % port
+        clients = {
+            "bittide": lambda out: bittide_cmd(BITTIDE, torrent, out, [peer]),
+            "libtorrent": lambda out: [PY, LT_TOOL, "leech", torrent, out, peer],
+            "aria2c": lambda out: aria2c_cmd(torrent, out),
+        }
+        if args.baseline:
+            clients["bittide-base"] = lambda out: bittide_cmd(args.baseline, torrent, out, [peer])
+        for label, binary in examples.items():
+            clients[label] = (lambda b: lambda out: [b, torrent, out, peer])(binary)
+        if args.only_bittide:
+            clients = {k: v for k, v in clients.items() if k.startswith("bittide")}
+        elif args.rqbit:
+            clients["rqbit"] = lambda out: rqbit_cmd(args.rqbit, torrent, out, [peer])
+        rows = rotate(clients, args.runs, work, lambda c, out: timed(clients[c](out)), name)
+        seeder.kill()
+        size = args.size_mib if name == "single.bin" else args.multi_mib
+        med = table("download %s (%d MiB, 256 KiB pieces) from one libtorrent seeder, median of %d runs"
+                    % (name, size, args.runs), rows, size)
+        ratios(med)
+        if name == "single.bin":
+            single = med
+    return single
+
+
+def four_section(args, work, src, torrent):
+    """The single file from four libtorrent seeders at once."""
+    procs = []
+    try:
+        ports = [free_port() for _ in range(4)]
+        for port in ports:
+            lt_seeder(torrent, src, port, procs)
+        peers = ["127.0.0.1:%d" % p for p in ports]
+        clients = {
+            "bittide": lambda out: bittide_cmd(BITTIDE, torrent, out, peers, ["--max-peers-per-ip", "8"]),
+            "libtorrent": lambda out: [PY, LT_TOOL, "leech", torrent, out, ",".join(peers)],
+            "aria2c": lambda out: aria2c_cmd(torrent, out),
+        }
+        if args.baseline:
+            clients["bittide-base"] = lambda out: bittide_cmd(args.baseline, torrent, out, peers,
+                                                              ["--max-peers-per-ip", "8"])
+        if args.only_bittide:
+            clients = {k: v for k, v in clients.items() if k.startswith("bittide")}
+        elif args.rqbit:
+            clients["rqbit"] = lambda out: rqbit_cmd(args.rqbit, torrent, out, peers)
+        rows = rotate(clients, args.runs, work, lambda c, out: timed(clients[c](out)), "four")
+        med = table("download single.bin (%d MiB) from four libtorrent seeders, median of %d runs"
+                    % (args.size_mib, args.runs), rows, args.size_mib)
+        ratios(med)
+    finally:
+        for p in procs:
+            p.kill()
+
+
+def seeders(args, work, src, torrent, procs, extra_bittide=()):
+    """A bittide seeder and a libtorrent seeder of `torrent`, both ready:
+    {name: (process, "127.0.0.1:PORT")}."""
+    out = {}
+    port = free_port()
+    out["bittide"] = (bittide_seeder(torrent, src, port, procs, work, extra_bittide),
+                      "127.0.0.1:%d" % port)
+    if args.baseline:
+        port = free_port()
+        p = start_seeder([args.baseline, "seed", torrent, "-o", src, "--listen", "127.0.0.1:%d" % port,
+                          "--no-dht", "--json", "--state-dir", os.path.join(work, "base-seed")]
+                         + list(extra_bittide), lambda line: '"state":"seeding"' in line, procs)
+        out["bittide-base"] = (p, "127.0.0.1:%d" % port)
+    if not args.only_bittide:
+        port = free_port()
+        out["libtorrent"] = (lt_seeder(torrent, src, port, procs), "127.0.0.1:%d" % port)
+    return out
+
+
+def seed_section(args, work, src, torrent):
+    """One libtorrent leecher downloads the single file from each seeder."""
+    procs = []
+    try:
+        serving = seeders(args, work, src, torrent, procs)
+
+        def measure(name, out):
+            p, peer = serving[name]
+            before = tree_cpu(p.pid)
+            seconds, _, _ = timed([PY, LT_TOOL, "leech", torrent, out, peer, "127.0.0.1", "600"])
+            return seconds, tree_cpu(p.pid) - before, tree_rss_mib(p.pid)
+
+        rows = rotate(serving, args.runs, work, measure, "seed")
+        med = table("seed single.bin (%d MiB) to one libtorrent leecher: the leecher's time, the "
+                    "seeder's CPU and RSS, median of %d runs" % (args.size_mib, args.runs),
+                    rows, args.size_mib)
+        ratios(med)
+        if "bittide" in med and "libtorrent" in med:
+            print("bittide/libtorrent seeder CPU ratio: %.2f"
+                  % (med["bittide"][1] / max(med["libtorrent"][1], 0.01)))
+    finally:
+        for p in procs:
+            p.kill()
+
+
+def swarm_section(args, work, src, torrent):
+    """`--leechers` libtorrent leechers at once from each seeder."""
+    procs = []
+    n = args.leechers
+    try:
+        serving = seeders(args, work, src, torrent, procs,
+                          ["--max-peers-per-ip", str(n + 4), "--max-peers", str(n + 10)])
+
+        def measure(name, out):
+            p, peer = serving[name]
+            before = tree_cpu(p.pid)
+            got = subprocess.run([PY, LT_TOOL, "leech-many", str(n), torrent, out, peer],
+                                 capture_output=True, text=True, timeout=900)
+            said = got.stdout.strip()
+            if not said.startswith("done "):
+                raise RuntimeError("leech-many: %s %s" % (said, got.stderr[-500:]))
+            return float(said.split()[1]), tree_cpu(p.pid) - before, tree_rss_mib(p.pid)
+
+        rows = rotate(serving, args.runs, work, measure, "swarm")
+        med = table("seed swarm.bin (%d MiB) to %d libtorrent leechers at once: time until all have "
+                    "it, aggregate MiB/s = %d x size / time, seeder CPU and RSS, median of %d runs"
+                    % (args.swarm_mib, n, n, args.runs), rows, args.swarm_mib * n)
+        ratios(med)
+    finally:
+        for p in procs:
+            p.kill()
+
+
+def floor_section(args, work, data, single):
+    """The CPU a download of `data` cannot avoid on this machine: hashing
+    its bytes and writing them past the page cache."""
+    sha = statistics.median(timed(["openssl", "dgst", "-sha1", data])[1] for _ in range(args.runs))
+    target = os.path.join(work, "floor.bin")
+    write = statistics.median(
+        timed(["dd", "if=" + data, "of=" + target, "bs=1M", "oflag=direct", "status=none"])[1]
+        for _ in range(args.runs))
+    os.remove(target)
+    gib = args.size_mib / 1024
+    floor = (sha + write) / gib
+    print("\nfloor for %d MiB, median of %d runs: SHA-1 %.2f CPU s, O_DIRECT write %.2f CPU s: "
+          "%.2f CPU s per GiB" % (args.size_mib, args.runs, sha, write, floor))
+    if single and "bittide" in single:
+        ours = single["bittide"][1] / gib
+        print("bittide download: %.2f CPU s per GiB, %.2f x the floor" % (ours, ours / floor))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--multi-mib", type=int, default=256)
+    ap.add_argument("--swarm-mib", type=int, default=256)
+    ap.add_argument("--leechers", type=int, default=20)
+    ap.add_argument("--only", default="download,four,seed,swarm,floor",
+                    help="the sections to run, comma-separated")
     ap.add_argument("--rqbit", default=shutil.which("rqbit"))
     ap.add_argument("--runtimes", action="store_true",
                     help="also time bittide on smol and async-std (their `download` examples)")
     ap.add_argument("--only-bittide", action="store_true", help="skip the other clients")
     ap.add_argument("--baseline", help="another bittide binary (an older build) timed in the same run as 'bittide-base'")
     args = ap.parse_args()
+    sections = set(args.only.split(","))
     if not os.path.exists(BITTIDE):
         sys.exit("build bittide first: cargo build --release -p bittide-cli")
     work = tempfile.mkdtemp(prefix="bittide-bench-")
@@ -161,26 +462,33 @@ def main():
         src = os.path.join(work, "src")
         os.makedirs(os.path.join(src, "multi", "a", "b"))
         make_data(os.path.join(src, "single.bin"), args.size_mib << 20, 1)
-        for i in range(16):
-            sub = os.path.join(src, "multi", "a" if i % 2 else "a/b")
-            make_data(os.path.join(sub, "f%02d.bin" % i), (args.multi_mib << 20) // 16, 100 + i)
+        if "download" in sections:
+            for i in range(16):
+                sub = os.path.join(src, "multi", "a" if i % 2 else "a/b")
+                make_data(os.path.join(sub, "f%02d.bin" % i), (args.multi_mib << 20) // 16, 100 + i)
+        if "swarm" in sections:
+            make_data(os.path.join(src, "swarm.bin"), args.swarm_mib << 20, 2)
         examples = {}
         if args.runtimes:
-            for crate, label in [("bittide-smol", "bittide-smol"), ("bittide-async-std", "bittide-async-std")]:
-                subprocess.run(["cargo", "build", "--release", "-q", "-p", crate, "--example", label.replace("bittide-", "").replace("-", "_") + "_download"],
+            for crate, example in [("bittide-smol", "smol_download"), ("bittide-async-std", "async_std_download")]:
+                subprocess.run(["cargo", "build", "--release", "-q", "-p", crate, "--example", example],
                                cwd=ROOT, check=True)
-                dst = os.path.join(work, label)
-                shutil.copy(os.path.join(ROOT, "target", "release", "examples", label.replace("bittide-", "").replace("-", "_") + "_download"), dst)
-                examples[label] = dst
+                dst = os.path.join(work, crate)
+                shutil.copy(os.path.join(ROOT, "target", "release", "examples", example), dst)
+                examples[crate] = dst
         tracker_port = free_port()
         url = "http://127.0.0.1:%d/announce" % tracker_port
-        torrents = {}
-        for name in ["single.bin", "multi"]:
-            t = os.path.join(work, name + ".torrent")
-            subprocess.run([BITTIDE, "create", os.path.join(src, name), "-t", url, "--piece-size", "256K",
-                            "--no-date", "-o", t], check=True, capture_output=True)
+
+        def make_torrent(name, tracker):
+            t = os.path.join(work, name + (".torrent" if tracker else ".direct.torrent"))
+            cmd = [BITTIDE, "create", os.path.join(src, name), "--piece-size", "256K", "--no-date", "-o", t]
+            subprocess.run(cmd + (["-t", url] if tracker else []), check=True, capture_output=True)
             info = subprocess.run([BITTIDE, "info", "--json", t], check=True, capture_output=True, text=True)
-            torrents[name] = (t, __import__("json").loads(info.stdout)["info_hash"])
+            return t, __import__("json").loads(info.stdout)["info_hash"]
+
+        torrents = {"single.bin": make_torrent("single.bin", True)}
+        if "download" in sections:
+            torrents["multi"] = make_torrent("multi", True)
         ot = os.path.join(work, "ot")
         os.makedirs(ot)
         os.chmod(ot, 0o755)
@@ -191,71 +499,17 @@ def main():
         procs.append(subprocess.Popen(["opentracker", "-i", "127.0.0.1", "-p", str(tracker_port), "-P",
                                        str(tracker_port), "-f", os.path.join(ot, "conf"), "-d", ot],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        results = {}
-        for name, (torrent, _) in torrents.items():
-            seed_port = free_port()
-            seeder = subprocess.Popen([PY, LT_TOOL, "seed", torrent, src, str(seed_port)],
-                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            procs.append(seeder)
-            assert seeder.stdout.readline().strip() == "ready"
-            peer = "127.0.0.1:%d" % seed_port
-            clients = {
-                "bittide": lambda out: [BITTIDE, "download", torrent, "-o", out, "--peer", peer, "--no-dht",
-                                        "--listen", "127.0.0.1:%d" % free_port(),
-                                        "--state-dir", out + ".state"],
-                "libtorrent": lambda out: [PY, LT_TOOL, "leech", torrent, out, peer],
-                "aria2c": lambda out: ["aria2c", "--enable-dht=false", "--bt-enable-lpd=false",
-                                       "--enable-peer-exchange=false", "--disable-ipv6=true", "--seed-time=0",
-                                       "--listen-port=%d" % free_port(), "--dir=" + out, "--quiet=true",
-                                       torrent],
-            }
-            if args.baseline:
-                clients["bittide-base"] = lambda out: [args.baseline, "download", torrent, "-o", out, "--peer", peer,
-                                                       "--no-dht", "--listen", "127.0.0.1:%d" % free_port(),
-                                                       "--state-dir", out + ".state"]
-            for label, binary in examples.items():
-                clients[label] = (lambda b: lambda out: [b, torrent, out, peer])(binary)
-            if args.only_bittide:
-                clients = {k: v for k, v in clients.items() if k.startswith("bittide")}
-            if args.rqbit and not args.only_bittide:
-                clients["rqbit"] = lambda out: [args.rqbit, "--disable-dht", "--disable-dht-persistence",
-                                                "--disable-upnp-port-forward", "--disable-lsd",
-                                                "--listen-ip", "127.0.0.1", "--listen-port", str(free_port()),
-                                                "--http-api-listen-addr", "127.0.0.1:%d" % free_port(),
-                                                "download", "-e", "-o", out, "--initial-peers", peer, torrent]
-            for r in range(args.runs):
-                order = list(clients)
-                order = order[r % len(order):] + order[:r % len(order)]
-                for client in order:
-                    out = os.path.join(work, "out-%s" % client)
-                    shutil.rmtree(out, ignore_errors=True)
-                    shutil.rmtree(out + ".state", ignore_errors=True)
-                    os.makedirs(out)
-                    try:
-                        m = timed(clients[client](out))
-                    except Exception as e:  # report, keep going
-                        print("%s %s run %d: %s" % (name, client, r, e), file=sys.stderr)
-                        continue
-                    results.setdefault((name, client), []).append(m)
-                    shutil.rmtree(out, ignore_errors=True)
-            seeder.kill()
-        sizes = {"single.bin": args.size_mib, "multi": args.multi_mib}
-        for name in torrents:
-            print("\n%s (%d MiB, 256 KiB pieces), median of %d runs" % (name, sizes[name], args.runs))
-            print("%-18s %8s %9s %8s %9s" % ("client", "time s", "MiB/s", "CPU s", "RSS MiB"))
-            med = {}
-            for (n, client), ms in sorted(results.items()):
-                if n != name:
-                    continue
-                t = statistics.median(m[0] for m in ms)
-                c = statistics.median(m[1] for m in ms)
-                rss = max(m[2] for m in ms)
-                med[client] = t
-                print("%-18s %8.2f %9.1f %8.2f %9.1f" % (client, t, sizes[name] / t, c, rss))
-            if "bittide" in med:
-                for client, t in med.items():
-                    if client != "bittide":
-                        print("%s/%s time ratio: %.2f" % ("bittide", client, med["bittide"] / t))
+        single = None
+        if "download" in sections:
+            single = download_section(args, work, src, torrents, examples, procs)
+        if "four" in sections:
+            four_section(args, work, src, torrents["single.bin"][0])
+        if "seed" in sections:
+            seed_section(args, work, src, make_torrent("single.bin", False)[0])
+        if "swarm" in sections:
+            swarm_section(args, work, src, make_torrent("swarm.bin", False)[0])
+        if "floor" in sections:
+            floor_section(args, work, os.path.join(src, "single.bin"), single)
     finally:
         for p in procs:
             p.kill()

@@ -32,13 +32,20 @@ bittide's interop tests. Run with Debian's /usr/bin/python3.
                                              would check each piece on first
                                              request and stop seeding)
   lt_tool.py leech TORRENT SAVE_PATH PEER [BIND_IP [LIMIT]]
-                                          -> downloads from PEER (host:port),
+                                          -> downloads from PEER (host:port,
+                                             or several joined by commas),
                                              prints "done" (at most LIMIT s,
                                              default 120), or "timeout
                                              PROGRESS"; with BIND_IP (e.g.
                                              127.0.0.2) it listens on and
                                              connects from that address only,
                                              so it is a peer of its own IP
+  lt_tool.py leech-many N TORRENT SAVE_BASE PEER
+                                          -> N leechers at once (one session
+                                             each, SAVE_BASE/0 .. N-1, no peer
+                                             exchange) fetching from PEER;
+                                             "done SECONDS" once all have it
+                                             (at most 600 s)
   lt_tool.py dht-swarm N BASE_PORT HASH [TORRENT SAVE_PATH]
                                           -> N libtorrent DHT nodes on 127.0.0.1
                                              (or --ip ADDR, e.g. ::1)
@@ -405,6 +412,13 @@ def corrupt_files(ti, save_path):
             f.write(bytes(b ^ 0xFF for b in data))
 
 
+def peer_list(peer):
+    """PEER as (host, port) pairs: "-" is none, else HOST:PORT[,HOST:PORT...]."""
+    if peer == "-":
+        return []
+    return [(h, int(p)) for h, p in (a.rsplit(":", 1) for a in peer.split(","))]
+
+
 def leech(torrent, save_path, peer, ip="127.0.0.1", limit=120.0, utp_only=False):
     ses = lt.session(settings(0, ip, utp_only))
     atp = lt.add_torrent_params()
@@ -412,21 +426,57 @@ def leech(torrent, save_path, peer, ip="127.0.0.1", limit=120.0, utp_only=False)
     atp.save_path = save_path
     h = ses.add_torrent(atp)
     # PEER "-": none; the peers come from elsewhere (--lsd).
-    host, port = peer.rsplit(":", 1) if peer != "-" else (None, 0)
-    if host:
-        h.connect_peer((host, int(port)))
+    peers = peer_list(peer)
+    for p in peers:
+        h.connect_peer(p)
     deadline = time.monotonic() + limit
     last_connect = time.monotonic()
     while time.monotonic() < deadline:
         st = h.status()
         if st.is_seeding:
             return "done"
-        if host and time.monotonic() - last_connect > 5 and st.num_peers == 0:
-            h.connect_peer((host, int(port)))
+        if peers and time.monotonic() - last_connect > 5 and st.num_peers < len(peers):
+            for p in peers:
+                h.connect_peer(p)
             last_connect = time.monotonic()
         ses.wait_for_alert(200)
         ses.pop_alerts()
     return "timeout %.3f" % h.status().progress
+
+
+def leech_many(n, torrent, save_base, peer, limit=600.0):
+    """N leechers (one session each, in folders SAVE_BASE/0..N-1) fetching
+    from PEER at once, without peer exchange (so they take everything from
+    PEER, not from each other); "done SECONDS" once all have it."""
+    ti = lt.torrent_info(torrent)
+    host, port = peer_list(peer)[0]
+    swarm = []
+    for i in range(n):
+        ses = lt.session(settings())
+        atp = lt.add_torrent_params()
+        atp.ti = ti
+        atp.save_path = os.path.join(save_base, str(i))
+        atp.flags |= lt.torrent_flags.disable_pex
+        swarm.append((ses, ses.add_torrent(atp)))
+    start = time.monotonic()
+    for _, h in swarm:
+        h.connect_peer((host, port))
+    deadline = start + limit
+    last_connect = start
+    while time.monotonic() < deadline:
+        busy = [(s, h) for s, h in swarm if not h.status().is_seeding]
+        if not busy:
+            return "done %.3f" % (time.monotonic() - start)
+        if time.monotonic() - last_connect > 5:
+            for _, h in busy:
+                if h.status().num_peers == 0:
+                    h.connect_peer((host, port))
+            last_connect = time.monotonic()
+        time.sleep(0.05)
+        for s, _ in swarm:
+            s.pop_alerts()
+    done = sum(1 for _, h in swarm if h.status().is_seeding)
+    return "timeout %d of %d" % (done, n)
 
 
 def magnet_leech(uri, save_path, peer, limit=120.0):
@@ -702,6 +752,8 @@ def main():
         ip = sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1"
         limit = float(sys.argv[6]) if len(sys.argv) > 6 else 120.0
         print(leech(sys.argv[2], sys.argv[3], sys.argv[4], ip, limit))
+    elif cmd == "leech-many":
+        print(leech_many(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]))
     elif cmd == "leech-utp":
         limit = float(sys.argv[5]) if len(sys.argv) > 5 else 120.0
         print(leech(sys.argv[2], sys.argv[3], sys.argv[4], limit=limit, utp_only=True))
