@@ -135,6 +135,7 @@ impl Net {
                                     if let Some(&(j, rc)) = links.get(&(i, conn)) {
                                         peers[j].engine.handle_tcp_data(now, rc, &bytes);
                                     }
+                                    peers[i].engine.handle_tcp_sent(now, conn, bytes.len());
                                 }
                                 TcpAction::Close => {
                                     if let Some((j, rc)) = links.remove(&(i, conn)) {

@@ -188,6 +188,27 @@ impl Engine {
         }
     }
 
+    /// The driver wrote `bytes` of what the engine sent on a connection
+    /// (its socket took them). Uploads read ahead only so far beyond what
+    /// a connection has written, so a peer that stops reading does not
+    /// make the engine read the data it asked for into memory.
+    pub fn handle_tcp_sent(&mut self, now: Instant, conn: ConnId, bytes: usize) {
+        self.now = now;
+        if self.tcp_event_is_stale(conn) {
+            return;
+        }
+        self.stream_sent(now, conn, bytes);
+    }
+
+    /// A transport took `bytes` of a connection's output.
+    pub(super) fn stream_sent(&mut self, now: Instant, conn: ConnId, bytes: usize) {
+        if let Some(&id) = self.conns.get(&conn) {
+            if let Some(t) = self.torrents.get_mut(&id) {
+                t.handle_sent(now, conn, bytes);
+            }
+        }
+    }
+
     /// A connection closed.
     pub fn handle_tcp_closed(&mut self, now: Instant, conn: ConnId) {
         self.now = now;

@@ -190,6 +190,7 @@ pub(super) fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                 if let Some(&(j, rc)) = links.get(&(i, conn)) {
                                     nodes[j].engine.handle_tcp_data(now, rc, &bytes);
                                 }
+                                nodes[i].engine.handle_tcp_sent(now, conn, bytes.len());
                             }
                             TcpAction::Close => {
                                 if let Some((j, rc)) = links.remove(&(i, conn)) {

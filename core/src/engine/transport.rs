@@ -86,6 +86,10 @@ pub(super) struct TransportState {
     /// (a SYN proves nothing about its source address, so these take no
     /// place among the engine's pending handshakes; the socket caps them).
     accepting: BTreeMap<UtpConnId, SocketAddr>,
+    /// Bytes each link's send buffer took since the torrents were last
+    /// told ([`Torrent::handle_sent`](crate::torrent::Torrent::handle_sent)),
+    /// as a driver tells of a TCP socket's writes.
+    taken: BTreeMap<ConnId, usize>,
 }
 
 #[derive(Debug)]
@@ -150,6 +154,7 @@ impl TransportState {
             learned_order: VecDeque::new(),
             dropped: BTreeSet::new(),
             accepting: BTreeMap::new(),
+            taken: BTreeMap::new(),
         }
     }
 
@@ -251,6 +256,9 @@ impl TransportState {
         while let Some(front) = link.unsent.front_mut() {
             let n = c.write(front);
             link.unsent_bytes -= n;
+            if n > 0 {
+                *self.taken.entry(conn).or_default() += n;
+            }
             if n < front.len() {
                 front.drain(..n);
                 return;
@@ -580,14 +588,18 @@ impl Engine {
                 });
             }
             let dropped = std::mem::take(&mut self.transport.dropped);
+            let taken = std::mem::take(&mut self.transport.taken);
             let mut events = Vec::new();
             while let Some(e) = self.transport.socket.poll_event() {
                 events.push(e);
             }
-            if events.is_empty() && dropped.is_empty() {
+            if events.is_empty() && dropped.is_empty() && taken.is_empty() {
                 return heard;
             }
             heard = true;
+            for (conn, bytes) in taken {
+                self.stream_sent(now, conn, bytes);
+            }
             for conn in dropped {
                 if let Some(link) = self.transport.links.get_mut(&conn) {
                     let first = !link.ended;

@@ -237,6 +237,8 @@ impl Model {
                     matches!(state, Some(Conn::Incoming | Conn::Outgoing)),
                     "send on {conn:?} ({state:?})"
                 );
+                // The socket takes it at once.
+                self.engine.handle_tcp_sent(self.now, conn, data.len());
             }
             TcpAction::Close => {
                 assert!(

@@ -393,6 +393,7 @@ impl Swarm {
                     if let Some(i) = self.peer_of(conn) {
                         self.sent(i, &data);
                     }
+                    self.t.handle_sent(self.now, conn, data.len());
                 }
                 TorrentOutput::Close { conn } => {
                     assert!(self.open.remove(&conn), "close of closed {conn:?}");

@@ -173,6 +173,55 @@ impl PeerSession {
         self.up.add(now, u64::from(block.length));
     }
 
+    /// Sends every block the peer requested that lies within `span`, whose
+    /// bytes are `data`: the torrent reads a run of one peer's requests of
+    /// one piece at once. Returns the payload bytes sent; blocks cancelled
+    /// meanwhile are skipped, the others go in the order they were asked.
+    pub fn send_blocks(&mut self, now: Instant, span: BlockRef, data: &[u8]) -> u64 {
+        if data.len() != span.length as usize {
+            return 0;
+        }
+        let mut sent = 0u64;
+        let mut i = 0;
+        while i < self.incoming.len() {
+            let block = self.incoming[i];
+            let Some(at) = offset_within(span, block) else {
+                i += 1;
+                continue;
+            };
+            self.incoming.remove(i);
+            self.out.extend_from_slice(&Frame::piece_header(
+                block.piece,
+                block.offset,
+                block.length,
+            ));
+            self.out
+                .extend_from_slice(&data[at..at + block.length as usize]);
+            sent += u64::from(block.length);
+        }
+        if sent > 0 {
+            self.last_sent = now;
+            self.last_payload = now;
+            self.up.add(now, sent);
+        }
+        sent
+    }
+
+    /// Refuses every request within `span` (its read failed).
+    pub fn reject_within(&mut self, now: Instant, span: BlockRef) {
+        let fast = self.fast();
+        let (refused, keep): (VecDeque<BlockRef>, VecDeque<BlockRef>) =
+            std::mem::take(&mut self.incoming)
+                .into_iter()
+                .partition(|b| offset_within(span, *b).is_some());
+        self.incoming = keep;
+        if fast {
+            for block in refused {
+                self.send(now, &Frame::Reject(block));
+            }
+        }
+    }
+
     /// Refuses a request (we cannot serve it after all).
     pub fn reject(&mut self, now: Instant, block: BlockRef) {
         if let Some(pos) = self.incoming.iter().position(|b| *b == block) {
@@ -258,4 +307,11 @@ impl PeerSession {
     pub(super) fn send_now(&mut self, frame: &Frame) {
         frame.encode(&mut self.out);
     }
+}
+
+/// Where `block` starts within `span`, if it lies wholly inside it.
+fn offset_within(span: BlockRef, block: BlockRef) -> Option<usize> {
+    let end = |b: BlockRef| u64::from(b.offset) + u64::from(b.length);
+    (block.piece == span.piece && block.offset >= span.offset && end(block) <= end(span))
+        .then(|| (block.offset - span.offset) as usize)
 }

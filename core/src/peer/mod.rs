@@ -60,7 +60,11 @@ pub struct SessionConfig {
     /// With requests outstanding and no block for this long, the peer is
     /// snubbed: its requests go back to the picker.
     pub request_timeout: Duration,
-    /// Most requests we queue from the peer (our `reqq`).
+    /// Most requests we queue from the peer (our `reqq`). A fast leecher
+    /// keeps seconds of transfer requested: at 250 a libtorrent leecher
+    /// on loopback took 1.4 times as long as at 1000 (libtorrent accepts
+    /// 2000). Queued requests cost a few bytes each; what is read for
+    /// them is bounded by the torrent's upload window.
     pub max_incoming_requests: usize,
     /// Most requests we keep outstanding at the peer (capped by its `reqq`).
     pub max_outgoing_requests: usize,
@@ -87,7 +91,7 @@ impl Default for SessionConfig {
             keepalive_interval: Duration::from_secs(120),
             inactivity_timeout: Duration::from_secs(300),
             request_timeout: Duration::from_secs(30),
-            max_incoming_requests: 250,
+            max_incoming_requests: 1000,
             max_outgoing_requests: 250,
             request_queue_time: Duration::from_secs(3),
             unrequested_tolerance: 16,
@@ -546,7 +550,12 @@ impl PeerSession {
     #[must_use]
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
         let n = self.out.len();
-        buf.append(&mut self.out);
+        if buf.is_empty() {
+            // Blocks make this megabytes: hand the buffer over, not a copy.
+            std::mem::swap(buf, &mut self.out);
+        } else {
+            buf.append(&mut self.out);
+        }
         n
     }
 

@@ -208,11 +208,17 @@ impl Torrent {
             };
             self.on_peer_event(now, conn, event);
         }
+        if !self.pending_reads.is_empty() {
+            self.pump_uploads(now);
+        }
         let mut data = Vec::new();
         if let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) {
             let _ = s.poll_transmit(&mut data);
         }
         if !data.is_empty() {
+            if let Some(p) = self.peers.get_mut(&conn) {
+                p.uploads.handed_over(data.len());
+            }
             self.out.push_back(TorrentOutput::Send { conn, data });
         }
     }

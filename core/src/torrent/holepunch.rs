@@ -133,6 +133,7 @@ impl Peer {
             exchange: PeerExchange::default(),
             utp: false,
             punch_budget: PeerBudget::new(now),
+            uploads: Default::default(),
         }
     }
 

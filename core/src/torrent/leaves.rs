@@ -451,7 +451,9 @@ impl Torrent {
 
     /// A piece read for a leaf request ([`on_leaf_request`]): true if that
     /// is what `block` was (then the request is answered, or refused if
-    /// the read failed).
+    /// the read failed). An upload read of the same peer spanning the same
+    /// whole piece may be taken for it: both hold that piece's bytes, and
+    /// the other read, when it lands, serves the blocks.
     ///
     /// [`on_leaf_request`]: Torrent::on_leaf_request
     pub(super) fn leaf_read_done(

@@ -141,6 +141,8 @@ struct Peer {
     utp: bool,
     /// What it may still cost us in holepunch messages (BEP 55).
     punch_budget: holepunch::PeerBudget,
+    /// What our uploads to it hold in memory.
+    uploads: uploads::UploadWindow,
 }
 
 #[derive(Debug, Default)]

@@ -25,6 +25,7 @@ fn info_for(data: &[u8], piece: u32) -> TorrentInfo {
 mod holepunch;
 mod metadata;
 mod session;
+mod uploads;
 mod v2_blame;
 mod v2_files;
 mod v2_magnet;
@@ -113,6 +114,7 @@ fn run(
                         if let Some(&(j, rc)) = links.get(&(i, conn)) {
                             nodes[j].t.handle_bytes(now, rc, &data);
                         }
+                        nodes[i].t.handle_sent(now, conn, data.len());
                     }
                     TorrentOutput::Close { conn } => {
                         if let Some((j, rc)) = links.remove(&(i, conn)) {

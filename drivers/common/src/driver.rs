@@ -56,6 +56,9 @@ use crate::web_seed::WebClient;
 const READ_CHUNK: usize = 64 * 1024;
 /// Writes queued per connection before it is considered stuck and closed.
 const SEND_QUEUE: usize = 512;
+/// A busy connection's writer tells the loop what it wrote at least every
+/// this many bytes (and whenever its queue empties).
+const SENT_REPORT: usize = 1 << 20;
 /// Inputs queued from tasks before they wait for the loop.
 const INPUT_QUEUE: usize = 256;
 /// Where the loop hands a UDP socket's sender task its datagrams.
@@ -88,6 +91,8 @@ enum Input {
     ConnectFailed(ConnId),
     Incoming(Conn, SocketAddr),
     Data(ConnId, bytes::Bytes),
+    /// A connection's writer wrote this many bytes.
+    Sent(ConnId, usize),
     Closed(ConnId),
     Udp(SocketAddr, Vec<u8>),
     Disk(TorrentId, DiskResult),
@@ -441,13 +446,23 @@ impl<R: Runtime> Driver<R> {
             }
             let _ = tx.send(Input::Closed(conn)).await;
         }));
-        let stop = self.stop_rx.clone();
+        let (tx, stop) = (self.tx.clone(), self.stop_rx.clone());
         self.rt.spawn(Box::pin(async move {
+            // What was written is told to the engine (its uploads read
+            // ahead only so far), once per burst rather than per message.
+            let mut written = 0;
             while let Ok(Ok(cmd)) = first(Box::pin(wrx.recv()), Box::pin(stop.recv())).await {
                 match cmd {
                     WriteCmd::Data(d) => {
                         if writer.write_all(&d).await.is_err() {
                             break;
+                        }
+                        written += d.len();
+                        if wrx.is_empty() || written >= SENT_REPORT {
+                            if tx.send(Input::Sent(conn, written)).await.is_err() {
+                                break;
+                            }
+                            written = 0;
                         }
                     }
                     WriteCmd::Close => break,
@@ -658,6 +673,7 @@ impl<R: Runtime> Driver<R> {
                 None => drop(c),
             },
             Input::Data(conn, data) => self.engine.handle_tcp_chunk(now, conn, data),
+            Input::Sent(conn, bytes) => self.engine.handle_tcp_sent(now, conn, bytes),
             Input::Closed(conn) => {
                 self.writers.remove(&conn);
                 self.engine.handle_tcp_closed(now, conn);
