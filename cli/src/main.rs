@@ -7,6 +7,7 @@
 //! and turns a failure into one line on stderr and an exit code from
 //! `exit`, where every code is defined.
 
+mod allocator;
 mod args;
 mod commands;
 mod exit;
@@ -109,6 +110,7 @@ fn main() -> ExitCode {
     // Before any socket or file is opened; a limit that cannot be raised
     // is the one the process had anyway.
     let _ = fd_limit::raise();
+    allocator::tune();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
