@@ -451,6 +451,11 @@ impl PeerSession {
         self.peer_choking
     }
 
+    /// The peer asked for `block` and we have neither sent nor refused it.
+    pub fn is_asked(&self, block: BlockRef) -> bool {
+        self.incoming.contains(&block)
+    }
+
     /// The peer is interested in us.
     pub fn peer_interested(&self) -> bool {
         self.peer_interested

@@ -324,9 +324,7 @@ impl Torrent {
                 }
             }
             PeerEvent::Interested | PeerEvent::NotInterested => {
-                // Unchoke promptly when a slot is free rather than waiting
-                // up to 10 s for the next round.
-                self.maybe_fill_slot(now, conn);
+                self.fill_free_slots(now);
             }
             PeerEvent::Request(block) => self.on_request(now, conn, block),
             PeerEvent::Block { block, data } => {
@@ -531,5 +529,6 @@ impl Torrent {
                 reason,
             });
         }
+        self.fill_free_slots(now);
     }
 }

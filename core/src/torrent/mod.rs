@@ -611,6 +611,13 @@ impl Torrent {
             f.expire(now);
         }
         self.expire_leaf_requests(now);
+        let held: Vec<ConnId> = (self.peers.iter())
+            .filter(|(_, p)| p.uploads.is_holding())
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in held {
+            self.resume_held(now, conn);
+        }
         self.pump_uploads(now);
         self.fill_requests(now);
     }

@@ -33,6 +33,10 @@ impl UploadWindow {
         self.unsent += bytes as u64;
     }
 
+    pub(super) fn is_holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
     fn has_room(&self, session: Option<&PeerSession>, now: Instant) -> bool {
         let rate = session.map_or(0, |s| s.rates_at(now).1);
         self.reading + self.unsent < (rate / 2).clamp(WINDOW_FLOOR, WINDOW_CEILING)
@@ -79,9 +83,14 @@ impl Torrent {
                 self.pending_reads.pop_front();
                 continue;
             };
-            if !peer.uploads.held.is_empty() || !peer.uploads.has_room(peer.session.as_ref(), now) {
+            if !peer.uploads.has_room(peer.session.as_ref(), now) {
                 self.pending_reads.pop_front();
                 peer.uploads.held.push_back(first);
+                continue;
+            }
+            if !peer.uploads.held.is_empty() {
+                // Room again: what it asked for earlier goes first.
+                self.release_held(conn);
                 continue;
             }
             if !self.up_bucket.try_take(now, u64::from(first.length)) {
@@ -124,14 +133,29 @@ impl Torrent {
             return;
         };
         p.uploads.unsent = p.uploads.unsent.saturating_sub(bytes as u64);
-        if p.uploads.held.is_empty() || !p.uploads.has_room(p.session.as_ref(), now) {
-            return;
+        self.resume_held(now, conn);
+    }
+
+    /// Reads what `conn` asked for and was held back, if its window has
+    /// room now (something was written or read, or its rate rose).
+    pub(super) fn resume_held(&mut self, now: Instant, conn: ConnId) {
+        let room = self.peers.get(&conn).is_some_and(|p| {
+            !p.uploads.held.is_empty() && p.uploads.has_room(p.session.as_ref(), now)
+        });
+        if room {
+            self.release_held(conn);
+            self.pump_uploads(now);
         }
-        // Ahead of what came later: they were asked first.
-        for block in std::mem::take(&mut p.uploads.held).into_iter().rev() {
-            self.pending_reads.push_front((conn, block));
+    }
+
+    /// Puts `conn`'s held requests back at the head of the queue: they
+    /// were asked before anything behind them.
+    fn release_held(&mut self, conn: ConnId) {
+        if let Some(p) = self.peers.get_mut(&conn) {
+            for block in std::mem::take(&mut p.uploads.held).into_iter().rev() {
+                self.pending_reads.push_front((conn, block));
+            }
         }
-        self.pump_uploads(now);
     }
 
     /// The data for a [`TorrentOutput::Read`] (or `None` if reading failed).
@@ -157,25 +181,47 @@ impl Torrent {
             None => s.reject_within(now, block),
         }
         self.flush(now, conn);
+        self.resume_held(now, conn);
     }
 
-    pub(super) fn maybe_fill_slot(&mut self, now: Instant, conn: ConnId) {
-        let unchoked = self
-            .peers
-            .values()
-            .filter_map(|p| p.session.as_ref())
-            .filter(|s| !s.am_choking())
-            .count();
-        let interested = self
-            .peers
-            .get(&conn)
-            .and_then(|p| p.session.as_ref())
-            .is_some_and(|s| s.peer_interested());
+    /// Gives every free unchoke slot to an interested peer at once: one
+    /// that just became interested, or one waiting when a peer we served
+    /// lost interest (it finished) or left. Waiting for the next 10-second
+    /// round left slots empty: 20 leechers of a seed finishing in waves
+    /// took twice as long.
+    pub(super) fn fill_free_slots(&mut self, now: Instant) {
+        if !matches!(
+            self.state,
+            TorrentState::Downloading | TorrentState::Seeding
+        ) {
+            return;
+        }
         let slots = self.config.unchoke_slots + usize::from(self.config.optimistic_unchoke);
-        if interested && unchoked < slots {
+        let sessions = || {
+            self.peers
+                .iter()
+                .filter_map(|(c, p)| Some((*c, p.session.as_ref()?)))
+        };
+        let served = sessions()
+            .filter(|(_, s)| !s.am_choking() && s.peer_interested())
+            .count();
+        if served >= slots {
+            return;
+        }
+        let mut waiting: Vec<ConnId> = sessions()
+            .filter(|(_, s)| s.is_active() && s.am_choking() && s.peer_interested())
+            .map(|(c, _)| c)
+            .collect();
+        for _ in served..slots {
+            if waiting.is_empty() {
+                break;
+            }
+            let pick = self.rng.below(waiting.len() as u64) as usize;
+            let conn = waiting.swap_remove(pick);
             if let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) {
                 s.unchoke(now);
             }
+            self.flush(now, conn);
         }
     }
 
@@ -206,11 +252,16 @@ impl Torrent {
             set.truncate(self.config.unchoke_slots);
         }
         for c in candidates {
-            if let Some(s) = self.peers.get_mut(&c.conn).and_then(|p| p.session.as_mut()) {
-                if set.contains(&c.conn) {
-                    s.unchoke(now);
-                } else {
-                    s.choke(now);
+            if let Some(p) = self.peers.get_mut(&c.conn) {
+                if let Some(s) = p.session.as_mut() {
+                    if set.contains(&c.conn) {
+                        s.unchoke(now);
+                    } else if !s.am_choking() {
+                        // Its requests are refused (but for allowed-fast
+                        // pieces, BEP 6): those held are not read.
+                        s.choke(now);
+                        p.uploads.held.retain(|b| s.is_asked(*b));
+                    }
                 }
             }
             self.flush(now, c.conn);

@@ -2,21 +2,15 @@
 //! adjacent blocks of one piece is read from disk at once, every block of
 //! it is sent in the order asked, and a failed read refuses them all.
 
+use super::choker::SeedChoking;
 use super::*;
 use crate::wire::{Frame, FrameDecoder, FrameLimits, Handshake, PeerId, Reserved};
 
 const PIECE: u32 = 256 * 1024;
 
-/// A seeder of `data` that has checked it, and a peer (`conn`) that has
-/// shaken hands (fast extension on), said it is interested and been
-/// unchoked; the bytes the seeder sent it so far are decoded away.
-fn unchoked_peer(data: &[u8]) -> (Torrent, ConnId, FrameDecoder) {
+/// A seeder of `data` (in 256 KiB pieces) that has checked it.
+fn seeder(data: &[u8], config: TorrentConfig) -> Torrent {
     let info = info_for(data, PIECE);
-    let config = TorrentConfig {
-        peer_id: PeerId([1; 20]),
-        ..TorrentConfig::default()
-    };
-    let hash = info.info_hash;
     let t = Torrent::new(
         Instant::ZERO,
         info,
@@ -30,31 +24,67 @@ fn unchoked_peer(data: &[u8]) -> (Torrent, ConnId, FrameDecoder) {
         "127.0.0.1:1001".parse().unwrap(),
     )];
     run(&mut nodes, &mut BTreeMap::new(), Instant::ZERO, &mut 0);
-    let mut t = nodes.pop().unwrap().t;
+    let t = nodes.pop().unwrap().t;
     assert_eq!(
         t.state(),
         TorrentState::Seeding,
         "the seeder checked its data"
     );
+    t
+}
 
-    let conn = ConnId::new(7);
-    assert!(t.handle_incoming(Instant::ZERO, conn, "127.0.0.1:2002".parse().unwrap()));
+fn our_config() -> TorrentConfig {
+    TorrentConfig {
+        peer_id: PeerId([1; 20]),
+        ..TorrentConfig::default()
+    }
+}
+
+/// Peer `n` connects to `t` (fast extension on) and says it is
+/// interested; what `t` sent it so far is decoded: whether it was
+/// unchoked, and its allowed-fast pieces (BEP 6).
+fn interested_peer(t: &mut Torrent, n: u8) -> (ConnId, FrameDecoder, bool, Vec<PieceIndex>) {
+    // Far from the ids the torrent gives its own dials.
+    let conn = ConnId::new(1000 + u64::from(n));
+    let addr = SocketAddr::from(([127, 0, 0, n], 2002));
+    assert!(t.handle_incoming(Instant::ZERO, conn, addr));
     let mut hello = Vec::new();
     Handshake {
         reserved: Reserved::FAST.with(Reserved::EXTENSION),
-        info_hash: hash,
-        peer_id: PeerId([2; 20]),
+        info_hash: t.info_hash(),
+        peer_id: PeerId([100 + n; 20]),
     }
     .encode(&mut hello);
     Frame::Interested.encode(&mut hello);
     t.handle_bytes(Instant::ZERO, conn, &hello);
     let mut wire = FrameDecoder::new(FrameLimits::default());
-    wire.push(&sent_to(&mut t, conn));
+    wire.push(&sent_to(t, conn));
     assert!(wire.next_handshake().unwrap().is_some());
+    let (mut unchoked, mut allowed_fast) = (false, Vec::new());
+    while let Some(f) = wire.next_frame().unwrap() {
+        match f {
+            Frame::Unchoke => unchoked = true,
+            Frame::AllowedFast(piece) => allowed_fast.push(piece),
+            _ => {}
+        }
+    }
+    (conn, wire, unchoked, allowed_fast)
+}
+
+/// Whether an unchoke is among the frames waiting in `wire`.
+fn unchoked(wire: &mut FrameDecoder) -> bool {
     let mut unchoked = false;
     while let Some(f) = wire.next_frame().unwrap() {
         unchoked |= f == Frame::Unchoke;
     }
+    unchoked
+}
+
+/// A seeder and a peer (`conn`) that has shaken hands, said it is
+/// interested and been unchoked.
+fn unchoked_peer(data: &[u8]) -> (Torrent, ConnId, FrameDecoder) {
+    let mut t = seeder(data, our_config());
+    let (conn, wire, unchoked, _) = interested_peer(&mut t, 7);
     assert!(unchoked, "an interested peer of an idle seeder is unchoked");
     (t, conn, wire)
 }
@@ -238,4 +268,119 @@ fn a_peer_that_does_not_read_gets_a_window_of_reads_and_no_more() {
         }
     }
     assert_eq!(pieces, 24 * 16, "every block, in the order asked");
+}
+
+#[test]
+fn a_slot_freed_by_a_peer_that_finished_or_left_goes_to_a_waiting_one_at_once() {
+    let data = content(2 * PIECE as usize);
+    let config = TorrentConfig {
+        unchoke_slots: 1,
+        optimistic_unchoke: false,
+        ..our_config()
+    };
+    let mut t = seeder(&data, config);
+    let (a, _, a_unchoked, _) = interested_peer(&mut t, 1);
+    let (b, mut b_wire, b_unchoked, _) = interested_peer(&mut t, 2);
+    let (c, mut c_wire, c_unchoked, _) = interested_peer(&mut t, 3);
+    assert!(a_unchoked && !b_unchoked && !c_unchoked, "one slot");
+
+    // A has everything now: it is no longer interested, and one of the
+    // waiting peers takes its slot without waiting for the choke round.
+    let mut done = Vec::new();
+    Frame::NotInterested.encode(&mut done);
+    t.handle_bytes(Instant::ZERO, a, &done);
+    let b_now = {
+        b_wire.push(&sent_to(&mut t, b));
+        unchoked(&mut b_wire)
+    };
+    c_wire.push(&sent_to(&mut t, c));
+    let c_now = unchoked(&mut c_wire);
+    assert!(
+        b_now ^ c_now,
+        "exactly one waiting peer unchoked: {b_now} {c_now}"
+    );
+
+    // The one served leaves: the other gets the slot.
+    let (served, mut other_wire, other) = if b_now {
+        (b, c_wire, c)
+    } else {
+        (c, b_wire, b)
+    };
+    t.handle_closed(Instant::ZERO, served);
+    other_wire.push(&sent_to(&mut t, other));
+    assert!(unchoked(&mut other_wire), "the last waiting peer unchoked");
+}
+
+/// Requests for every block of pieces `pieces`, as one batch.
+fn ask(t: &mut Torrent, conn: ConnId, pieces: std::ops::Range<u32>) {
+    let mut batch = Vec::new();
+    for piece in pieces {
+        for i in 0..16 {
+            Frame::Request(block(piece, i)).encode(&mut batch);
+        }
+    }
+    t.handle_bytes(t.now, conn, &batch);
+}
+
+#[test]
+fn a_peer_choked_with_requests_held_is_served_once_unchoked_again() {
+    let data = content(24 * PIECE as usize);
+    let config = TorrentConfig {
+        unchoke_slots: 1,
+        optimistic_unchoke: false,
+        seed_choking: SeedChoking::RoundRobin,
+        ..our_config()
+    };
+    let mut t = seeder(&data, config);
+    let (a, mut a_wire, a_unchoked, allowed_fast) = interested_peer(&mut t, 1);
+    let _b = interested_peer(&mut t, 2);
+    assert!(a_unchoked);
+
+    // A asks for 6 MiB: a window's worth is read and sent at a time.
+    // Choke rounds go round (10 s A, 20 s B, 30 s A); what A's socket
+    // took is reported at each.
+    ask(&mut t, a, 0..24);
+    let mut now = Instant::ZERO;
+    let mut choked_at = None;
+    for round in 0..4 {
+        let asked = reads(&mut t);
+        if choked_at.is_some() {
+            // BEP 6: requests for its allowed-fast pieces stand.
+            assert!(
+                asked.iter().all(|s| allowed_fast.contains(&s.piece)),
+                "read for A while choked: {asked:?}"
+            );
+        }
+        for s in asked {
+            t.handle_read(now, a, s, Some(bytes_of(&data, s)));
+        }
+        let sent = sent_to(&mut t, a);
+        a_wire.push(&sent);
+        while let Some(f) = a_wire.next_frame().unwrap() {
+            match f {
+                Frame::Choke => choked_at = Some(round),
+                Frame::Unchoke => choked_at = None,
+                _ => {}
+            }
+        }
+        t.handle_sent(now, a, sent.len());
+        if round == 3 {
+            break;
+        }
+        now += Duration::from_secs(10);
+        t.handle_timeout(now);
+    }
+    assert_eq!(choked_at, None, "A unchoked again at 30 s");
+
+    // Unchoked again with nothing in flight, A asks anew: it is read at
+    // once (after what is left of its allowed-fast pieces), not held
+    // behind what it asked before its choke.
+    ask(&mut t, a, 0..1);
+    let asked = reads(&mut t);
+    assert_eq!(asked.last(), Some(&span(0, 0, 16)), "{asked:?}");
+    let before = &asked[..asked.len() - 1];
+    assert!(
+        before.iter().all(|s| allowed_fast.contains(&s.piece)),
+        "{asked:?}"
+    );
 }
