@@ -52,6 +52,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BITTIDE = os.path.join(ROOT, "target", "release", "bittide")
 LT_TOOL = os.path.join(ROOT, "tests", "interop", "lt_tool.py")
 PY = "/usr/bin/python3"
+# Benchmarks stay on loopback: no local service discovery multicast (and
+# bittide seeders of one run would find each other through it).
+os.environ["BITTIDE_NO_LSD"] = "1"
 
 
 @contextlib.contextmanager
