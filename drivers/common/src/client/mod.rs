@@ -381,9 +381,8 @@ pub async fn run<R: Runtime>(
         ..EngineConfig::default()
     };
     // A tighter in-memory budget than the core's default keeps a download's
-    // footprint small: with 8 MiB a 1 GiB download from a libtorrent seeder
-    // peaks at 27 MiB RSS (40 with 16 MiB) in the same time (compare.py).
-    config.torrent.max_buffered_bytes = 8 << 20;
+    // footprint small; 16 MiB still covers many peers' pipelines.
+    config.torrent.max_buffered_bytes = 16 << 20;
     config.torrent.upload_rate = options.upload_rate;
     config.torrent.download_rate = options.download_rate;
     config.torrent.web_seeds = options.web_seeds;
