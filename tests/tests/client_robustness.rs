@@ -8,7 +8,7 @@
 //!   end in a one-line error and a non-zero exit.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,28 @@ fn lt_seed(torrent: &Path, save: &Path, port: u16, rate: u64) -> ChildGuard {
         &port.to_string(),
         &rate.to_string(),
     ])
+}
+
+/// `len` bytes of content (from `seed`) in `dir/src/big.bin`, a torrent of
+/// it in 64 KiB pieces, and a libtorrent seeder of it at 1 MiB/s on a
+/// free port: (content, torrent, seeder, port).
+fn seeded_file(dir: &Path, len: usize, seed: u64) -> (Vec<u8>, PathBuf, ChildGuard, u16) {
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let data = content_bytes(len, seed);
+    std::fs::write(src.join("big.bin"), &data).unwrap();
+    let torrent = dir.join("big.torrent");
+    run_bittide(&[
+        "create",
+        src.join("big.bin").to_str().unwrap(),
+        "--piece-size",
+        "64K",
+        "-o",
+        torrent.to_str().unwrap(),
+    ]);
+    let port = free_port();
+    let seeder = lt_seed(&torrent, &src, port, 1 << 20);
+    (data, torrent, seeder, port)
 }
 
 fn download_cmd(torrent: &Path, out: &Path, seeder: u16) -> Command {
@@ -47,21 +69,8 @@ fn download_cmd(torrent: &Path, out: &Path, seeder: u16) -> Command {
 #[test]
 fn kill_9_then_resume_completes_without_refetching_verified_pieces() {
     let dir = TempDir::new("kill9");
-    let src = dir.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    let data = content_bytes(6 << 20, 42);
-    std::fs::write(src.join("big.bin"), &data).unwrap();
-    let torrent = dir.path().join("big.torrent");
-    run_bittide(&[
-        "create",
-        src.join("big.bin").to_str().unwrap(),
-        "--piece-size",
-        "64K",
-        "-o",
-        torrent.to_str().unwrap(),
-    ]);
-    let port = free_port();
-    let _seeder = lt_seed(&torrent, &src, port, 1 << 20);
+    let (data, torrent, seeder, port) = seeded_file(dir.path(), 6 << 20, 42);
+    let _seeder = seeder;
     let out = dir.path().join("out");
 
     // First run: kill -9 once at least a third is on disk.
@@ -133,21 +142,7 @@ fn libtorrent_process(seeder: &ChildGuard) -> u32 {
 #[test]
 fn a_seeder_that_crashes_and_restarts_is_dialled_again() {
     let dir = TempDir::new("seeder-crash");
-    let src = dir.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    let data = content_bytes(4 << 20, 7);
-    std::fs::write(src.join("big.bin"), &data).unwrap();
-    let torrent = dir.path().join("big.torrent");
-    run_bittide(&[
-        "create",
-        src.join("big.bin").to_str().unwrap(),
-        "--piece-size",
-        "64K",
-        "-o",
-        torrent.to_str().unwrap(),
-    ]);
-    let port = free_port();
-    let seeder = lt_seed(&torrent, &src, port, 1 << 20);
+    let (data, torrent, seeder, port) = seeded_file(dir.path(), 4 << 20, 7);
     let out = dir.path().join("out");
     let mut child = download_cmd(&torrent, &out, port)
         .stdout(Stdio::piped())

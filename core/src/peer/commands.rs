@@ -162,15 +162,17 @@ impl PeerSession {
             return;
         }
         self.incoming.remove(pos);
-        self.out.extend_from_slice(&Frame::piece_header(
-            block.piece,
-            block.offset,
-            block.length,
-        ));
-        self.out.extend_from_slice(data);
+        self.write_piece(block, data);
         self.last_sent = now;
         self.last_payload = now;
         self.up.add(now, u64::from(block.length));
+    }
+
+    /// A `piece` message with `block`'s bytes, into the send buffer.
+    fn write_piece(&mut self, block: BlockRef, data: &[u8]) {
+        let header = Frame::piece_header(block.piece, block.offset, block.length);
+        self.out.extend_from_slice(&header);
+        self.out.extend_from_slice(data);
     }
 
     /// Sends every block the peer requested that lies within `span`, whose
@@ -190,13 +192,7 @@ impl PeerSession {
                 continue;
             };
             self.incoming.remove(i);
-            self.out.extend_from_slice(&Frame::piece_header(
-                block.piece,
-                block.offset,
-                block.length,
-            ));
-            self.out
-                .extend_from_slice(&data[at..at + block.length as usize]);
+            self.write_piece(block, &data[at..at + block.length as usize]);
             sent += u64::from(block.length);
         }
         if sent > 0 {
