@@ -120,41 +120,17 @@ def run_rotating(transfers, runs, work, data, limit, size_mib, title, width=18):
     each result compared with `data` (as out/data.bin); prints the table
     of medians and returns {name: median seconds}."""
     import filecmp
-    import shutil
-    import statistics
-    import sys
-    results = {}
-    for r in range(runs):
-        order = list(transfers)
-        order = order[r % len(order):] + order[:r % len(order)]
-        for name in order:
-            out = os.path.join(work, "out")
-            shutil.rmtree(out, ignore_errors=True)
-            shutil.rmtree(out + ".state", ignore_errors=True)
-            os.makedirs(out)
-            try:
-                m = timed(transfers[name](out), timeout=limit)
-                if not filecmp.cmp(data, os.path.join(out, "data.bin"), shallow=False):
-                    raise RuntimeError("the downloaded file differs")
-            except Exception as e:  # report, keep going
-                print("%s run %d: %s" % (name, r, e), file=sys.stderr)
-                continue
-            results.setdefault(name, []).append(m)
-            print("  %s run %d: %.2f s" % (name, r, m[0]), file=sys.stderr, flush=True)
-    print("%s, median of %d runs" % (title, runs))
-    print("%-*s %8s %9s %8s %9s" % (width, "transfer", "time s", "MiB/s", "CPU s", "RSS MiB"))
-    med = {}
-    for name in transfers:
-        ms = results.get(name)
-        if not ms:
-            print("%-*s %8s" % (width, name, "failed"))
-            continue
-        t = statistics.median(m[0] for m in ms)
-        c = statistics.median(m[1] for m in ms)
-        med[name] = t
-        print("%-*s %8.2f %9.1f %8.2f %9.1f" % (width, name, t, size_mib / t, c,
-                                                max(m[2] for m in ms)))
-    return med
+
+    def measure(name, out):
+        m = timed(transfers[name](out), timeout=limit)
+        if not filecmp.cmp(data, os.path.join(out, "data.bin"), shallow=False):
+            raise RuntimeError("the downloaded file differs")
+        return m
+
+    rows = rotate(transfers, runs, work, measure, "")
+    med = table("%s, median of %d runs" % (title, runs), rows, size_mib, width,
+                names=transfers, label="transfer")
+    return {name: m[0] for name, m in med.items()}
 
 
 def tree_cpu(pid):
@@ -241,13 +217,18 @@ def aria2c_cmd(torrent, out):
             "--dir=" + out, "--quiet=true", torrent]
 
 
-def table(title, rows, size_mib, width=18):
-    """Prints `rows` ({name: [(seconds, cpu, rss)]}) as medians; returns
-    {name: (median seconds, median cpu, peak rss)}."""
+def table(title, rows, size_mib, width=18, names=None, label="client"):
+    """Prints `rows` ({name: [(seconds, cpu, rss)]}) as medians, and
+    "failed" for those of `names` without a row; returns {name: (median
+    seconds, median cpu, peak rss)}."""
     print("\n" + title)
-    print("%-*s %8s %9s %8s %9s" % (width, "client", "time s", "MiB/s", "CPU s", "RSS MiB"))
+    print("%-*s %8s %9s %8s %9s" % (width, label, "time s", "MiB/s", "CPU s", "RSS MiB"))
     med = {}
-    for name, ms in rows.items():
+    for name in names or rows:
+        ms = rows.get(name)
+        if not ms:
+            print("%-*s %8s" % (width, name, "failed"))
+            continue
         t = statistics.median(m[0] for m in ms)
         c = statistics.median(m[1] for m in ms)
         rss = max(m[2] for m in ms)
@@ -280,13 +261,14 @@ def rotate(clients, runs, work, measure, label):
             try:
                 m = measure(name, out)
             except Exception as e:  # report, keep going
-                print("%s %s run %d: %s" % (label, name, r, e), file=sys.stderr)
+                print("%s%s run %d: %s" % (label and label + " ", name, r, e), file=sys.stderr)
                 continue
             finally:
                 shutil.rmtree(out, ignore_errors=True)
                 shutil.rmtree(out + ".state", ignore_errors=True)
             results.setdefault(name, []).append(m)
-            print("  %s %s run %d: %.2f s" % (label, name, r, m[0]), file=sys.stderr, flush=True)
+            print("  %s%s run %d: %.2f s" % (label and label + " ", name, r, m[0]), file=sys.stderr,
+                  flush=True)
     return results
 
 

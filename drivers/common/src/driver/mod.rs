@@ -19,7 +19,7 @@
 //! Two channels reach the loop. Data is bounded (256): socket readers wait
 //! when the loop is behind, which pushes back on peers through TCP.
 //! Control is unbounded and always drained first, so a [`Command`] or a
-//! [`Query`] from a [`Handle`] is never dropped nor kept behind a flood;
+//! [`Query`](crate::control::Query) from a [`Handle`] is never dropped nor kept behind a flood;
 //! [`Handle::send`] fails only once the loop has ended.
 //!
 //! Time is [`Runtime::now`] only, maps are `BTreeMap`s and the two
@@ -47,10 +47,14 @@ use bittide_core::{ConnId, Instant, TorrentId};
 use bytes::Bytes;
 
 pub use crate::control::Command;
-use crate::control::{reply, AddError, AddTorrent, Query, View};
+use crate::control::{AddTorrent, View};
 use crate::disk::Disk;
 use crate::runtime::{Conn, Listener, Runtime, UdpSocket};
 use crate::web_seed::WebClient;
+
+mod commands;
+mod handle;
+pub use handle::Handle;
 
 /// Bytes a connection's reader hands over per read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -178,65 +182,9 @@ pub struct Driver<R: Runtime> {
 /// disk jobs and tracker calls share).
 const WEB_FETCHES: usize = 3;
 
-/// A handle to send commands to a running loop (e.g. from a Ctrl-C
-/// handler).
-#[derive(Clone, Debug)]
-pub struct Handle {
-    /// The loop's control channel (unbounded: a command is never dropped).
-    tx: Sender<Input>,
-}
-
 impl std::fmt::Debug for Input {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Input")
-    }
-}
-
-impl Handle {
-    /// Sends a command; false only if the loop has ended (the control
-    /// channel is unbounded, so a busy loop never drops it).
-    pub fn send(&self, command: Command) -> bool {
-        self.tx.try_send(Input::Command(command)).is_ok()
-    }
-
-    /// Adds a torrent; its id once the loop has added it.
-    pub async fn add_torrent(&self, add: AddTorrent) -> Result<TorrentId, AddError> {
-        let (tx, rx) = reply();
-        if !self.send(Command::AddTorrent(Box::new(add), tx)) {
-            return Err(AddError::Ended);
-        }
-        rx.recv()
-            .await
-            .ok_or(AddError::Ended)?
-            .ok_or(AddError::Refused)
-    }
-
-    /// Adds a magnet link with extra peers; its id once the loop has added
-    /// it.
-    pub async fn add_magnet(
-        &self,
-        magnet: Magnet,
-        peers: Vec<SocketAddr>,
-    ) -> Result<TorrentId, AddError> {
-        let (tx, rx) = reply();
-        if !self.send(Command::AddMagnet(Box::new(magnet), peers, tx)) {
-            return Err(AddError::Ended);
-        }
-        rx.recv()
-            .await
-            .ok_or(AddError::Ended)?
-            .ok_or(AddError::Refused)
-    }
-
-    /// Asks the loop `query` (e.g. [`Torrents`](crate::control::Torrents));
-    /// `None` if the loop has ended.
-    pub async fn query<Q: Query>(&self, query: Q) -> Option<Q::Answer> {
-        let (tx, rx) = reply();
-        let ask = move |view: &View<'_>| tx.send(query.answer(view));
-        if self.tx.try_send(Input::Query(Box::new(ask))).is_err() {
-            return None;
-        }
-        rx.recv().await
     }
 }
 
@@ -574,78 +522,6 @@ impl<R: Runtime> Driver<R> {
         if let Some(udp) = &self.udp[usize::from(datagram.0.is_ipv6())] {
             let _ = udp.try_send(datagram);
         }
-    }
-
-    /// Applies one command; false to end the loop.
-    fn handle_command(&mut self, now: Instant, command: Command) -> bool {
-        match command {
-            Command::AddTorrent(add, reply) => {
-                reply.send(self.add_torrent(*add));
-            }
-            Command::AddMagnet(magnet, peers, reply) => {
-                reply.send(self.add_magnet(&magnet, peers));
-            }
-            Command::StartMagnet {
-                torrent,
-                storage,
-                start,
-                priorities,
-                sequential,
-                peers,
-            } => {
-                self.storage.insert(torrent, storage);
-                if self.engine.start_magnet(now, torrent, start).is_ok() {
-                    self.configure(now, torrent, priorities, sequential, peers);
-                }
-            }
-            Command::SetStorage(id, storage) => {
-                if self.storage.contains_key(&id) {
-                    self.storage.insert(id, storage);
-                }
-            }
-            Command::Remove(id) => {
-                self.engine.remove(now, id);
-                self.layouts.remove(&id);
-                if let Some(s) = self.storage.remove(&id) {
-                    // What was written reaches the device, off the loop.
-                    self.rt.spawn(self.rt.spawn_blocking(Box::new(move || {
-                        let _ = s.sync();
-                    })));
-                }
-            }
-            Command::Pause(id) => self.engine.pause(now, id),
-            Command::Recheck(id) => self.engine.recheck(now, id),
-            Command::Reannounce(id) => self.engine.reannounce(now, id),
-            Command::Crawl(config) => self.engine.crawl(now, config),
-            Command::SetFetchConfig(config) => self.engine.set_fetch_config(config),
-            Command::FetchMetadata(hash) => {
-                // A refusal (queue full, already in) is counted in
-                // `Engine::fetch_stats`.
-                let _ = self.engine.fetch_metadata(now, hash);
-            }
-            Command::Resume(id) => self.engine.resume(now, id),
-            Command::SetFilePriorities(id, p) => self.engine.set_file_priorities(now, id, &p),
-            Command::SetSequential(id, on) => self.engine.set_sequential(id, on),
-            Command::SetFirstLastPiece(id, on) => self.engine.set_first_last_priority(now, id, on),
-            Command::SetCritical(id, pieces) => self.engine.set_critical(now, id, pieces),
-            Command::SetQueuePosition(id, at) => self.engine.set_queue_position(now, id, at),
-            Command::SetLimits(limits) => self.engine.set_limits(now, limits),
-            Command::SetDefaultSeedingGoal(goal) => self.engine.set_default_seeding_goal(now, goal),
-            Command::SetSeedingGoal(id, goal) => self.engine.set_seeding_goal(now, id, goal),
-            Command::SetForceStart(id, on) => self.engine.set_force_start(now, id, on),
-            Command::SetRateLimits {
-                torrent,
-                upload,
-                download,
-            } => self.engine.set_rate_limits(now, torrent, upload, download),
-            Command::AddPeers(id, peers) => self.engine.add_peers(now, id, peers),
-            // The engine decides when it is done (trackers told, writes
-            // finished, or its grace over) and says so with
-            // `Event::Stopped`.
-            Command::Shutdown => self.engine.shutdown(now),
-            Command::Abort => return false,
-        }
-        true
     }
 
     /// Runs `work` on the blocking pool; a task hands its input to the
