@@ -9,7 +9,8 @@
 //!    result into the loop), events to the application's callback;
 //! 2. take every waiting control input (commands, queries, the loop's own
 //!    closes), then wait for the first of: a control input, a data input
-//!    (bytes, a connect or close, a datagram, a disk/HTTP/lookup result)
+//!    (bytes, bytes written, a connect or close, a datagram, a
+//!    disk/HTTP/lookup result)
 //!    or the timer at `min(t, now + 1 s)`;
 //! 3. turn it into one engine call with `now = rt.now()`, then up to 256
 //!    more that are already waiting (a control input first at every
@@ -19,8 +20,9 @@
 //! Two channels reach the loop. Data is bounded (256): socket readers wait
 //! when the loop is behind, which pushes back on peers through TCP.
 //! Control is unbounded and always drained first, so a [`Command`] or a
-//! [`Query`](crate::control::Query) from a [`Handle`] is never dropped nor kept behind a flood;
-//! [`Handle::send`] fails only once the loop has ended.
+//! [`Query`](crate::control::Query) from a [`Handle`] is never dropped
+//! nor kept behind a flood; [`Handle::send`] fails only once the loop has
+//! ended.
 //!
 //! Time is [`Runtime::now`] only, maps are `BTreeMap`s and the two
 //! channels are polled in a fixed order, so on a deterministic runtime (the
