@@ -303,10 +303,21 @@ impl Drop for ChildGuard {
     }
 }
 
+/// The peak resident memory of live process `pid` so far, in KiB (its
+/// `VmHWM`); `None` once it has exited.
+pub fn peak_rss_so_far(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    kib.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
 /// Waits for `child` (killing it after `limit`) and returns how it ended
-/// and its peak resident memory in KiB, from the kernel's accounting of
-/// that one process (`wait4`), so nothing is sampled or missed. The child
-/// is reaped here; its pipes are closed.
+/// and its peak resident memory in KiB: the kernel's high-water mark of
+/// its own memory (`VmHWM`), read every 10 ms until it exits. Not
+/// `wait4`'s `ru_maxrss`: a child spawned with `vfork` (as std does)
+/// counts the *parent's* peak in it, so a child of a large test process
+/// looked as large as its parent. The child is reaped here; its pipes
+/// are closed.
 #[allow(unsafe_code)] // wait4: std offers no per-child resource usage.
 pub fn wait_peak_rss(
     mut child: std::process::Child,
@@ -315,7 +326,9 @@ pub fn wait_peak_rss(
     let pid = child.id() as libc::pid_t;
     let start = std::time::Instant::now();
     let mut killed = false;
+    let mut peak_kib = 0;
     loop {
+        peak_kib = peak_kib.max(peak_rss_so_far(child.id()).unwrap_or(0));
         let mut status = 0;
         // SAFETY: an all-zero rusage is a valid value of the plain C struct.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -327,14 +340,14 @@ pub fn wait_peak_rss(
             drop((child.stdin.take(), child.stdout.take(), child.stderr.take()));
             // Reaped: std must not wait on (or kill) the pid again.
             std::mem::forget(child);
-            return (code, usage.ru_maxrss as u64);
+            return (code, peak_kib);
         }
         assert!(r == 0, "wait4 failed");
         if !killed && start.elapsed() > limit {
             let _ = child.kill();
             killed = true;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 

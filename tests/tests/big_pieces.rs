@@ -2,8 +2,8 @@
 //! torrents with 32 MiB and 512 MiB pieces are created, checked, seeded
 //! and downloaded by `bittide` on loopback, and every one of those
 //! processes stays within the budget plus a small constant of resident
-//! memory (measured by the kernel for each process: `wait4`'s
-//! `ru_maxrss`). Before, a piece was verified only once whole in memory:
+//! memory (the kernel's high-water mark for each process, `VmHWM`).
+//! Before, a piece was verified only once whole in memory:
 //! a 32 MiB piece never downloaded, and checking a 512 MiB piece took
 //! 2.1 GB. And a torrent of 500,000 files is read without a tree of
 //! its file list.
@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use bittide_tests::{bittide, content_bytes, free_port, wait_peak_rss, TempDir};
+use bittide_tests::{bittide, content_bytes, free_port, peak_rss_so_far, wait_peak_rss, TempDir};
 
 /// The client's in-memory budget for block data.
 const BUDGET_MIB: u64 = 16;
@@ -118,14 +118,10 @@ fn round_trip(tag: &str, len: usize, piece: &str) -> (u64, u64, u64) {
         Duration::from_secs(240),
     );
     // The seeder has checked its data and served it all: its peak is in.
-    let (_, seed_kib) = wait_peak_rss(
-        {
-            let mut s = seeder;
-            let _ = s.kill();
-            s
-        },
-        Duration::from_secs(10),
-    );
+    let seed_kib = peak_rss_so_far(seeder.id()).expect("the seeder is still running");
+    let mut seeder = seeder;
+    let _ = seeder.kill();
+    let _ = wait_peak_rss(seeder, Duration::from_secs(10));
     assert!(
         same_file(&file, &out.join("big.bin")),
         "{tag}: data differs"

@@ -78,7 +78,11 @@ fn disk_job(peer: &mut Peer, torrent: TorrentId, op: DiskOp) -> DiskResult {
         }
         DiskOp::Check { piece, .. } => DiskResult::Checked { piece, ok: false },
         DiskOp::CreateEmpty { .. } => DiskResult::Created { ok: true },
-        DiskOp::Write { block, .. } => DiskResult::Written { block, ok: false },
+        DiskOp::Write { block, .. } => DiskResult::Written {
+            block,
+            ok: false,
+            hash: None,
+        },
     }
 }
 

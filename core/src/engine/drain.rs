@@ -68,14 +68,16 @@ impl Engine {
                 }),
                 TorrentOutput::Write {
                     block,
-                    data,
+                    blocks,
                     slices,
+                    hasher,
                 } => self.out.push_back(Output::Disk {
                     torrent: id,
                     op: DiskOp::Write {
                         block,
-                        data,
+                        blocks,
                         slices,
+                        hasher,
                     },
                 }),
                 TorrentOutput::Read {

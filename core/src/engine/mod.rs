@@ -81,7 +81,7 @@ pub use fetches::{FetchConfig, FetchFailure, FetchStats};
 pub use handshakes::HandshakeLimits;
 use handshakes::PendingHandshakes;
 pub use output::{
-    blocks_match, DiskOp, DiskResult, Event, Output, RequestId, RequestIds, TcpAction,
+    blocks_match, write_hash, DiskOp, DiskResult, Event, Output, RequestId, RequestIds, TcpAction,
 };
 use policy::Policy;
 use table::TorrentTable;
@@ -493,7 +493,7 @@ impl Engine {
                 t.handle_verified(now, piece, ok, written)
             }
             DiskResult::Checked { piece, ok } => t.handle_checked(now, piece, ok),
-            DiskResult::Written { block, ok } => t.handle_written(now, block, ok),
+            DiskResult::Written { block, ok, hash } => t.handle_written(now, block, ok, hash),
         }
     }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::dht::DhtEvent;
 use crate::handles::{ConnId, TorrentId};
-use crate::metainfo::{FileSlice, InfoHash, PieceHash, PieceIndex};
+use crate::metainfo::{FileSlice, HashProgress, InfoHash, PieceHash, PieceIndex, RunningHash};
 use crate::time::Instant;
 use crate::torrent::TorrentEvent;
 use crate::wire::BlockRef;
@@ -67,15 +67,20 @@ pub enum DiskOp {
         /// File indices in torrent order.
         files: Vec<u32>,
     },
-    /// Write one block of a piece too large to hold in memory (verified
-    /// with a `Check` once all its blocks are written).
+    /// Write a run of blocks of a piece too large to hold in memory. If
+    /// it carries the piece's running hash, feed it the run's bytes and
+    /// hand it back, or the verdict if the run ends the piece
+    /// ([`write_hash`]); a piece whose hash was not carried through is
+    /// verified with a `Check` once all its blocks are written.
     Write {
-        /// The block.
+        /// The run: a piece, an offset in it and a length.
         block: BlockRef,
-        /// Its bytes.
-        data: Bytes,
+        /// Its bytes, block by block.
+        blocks: Vec<Bytes>,
         /// Where they go (skip padding slices).
         slices: Vec<FileSlice>,
+        /// The piece's hash fed up to `block.offset`.
+        hasher: Option<RunningHash>,
     },
 }
 
@@ -83,6 +88,16 @@ pub enum DiskOp {
 /// (one definition for every disk that carries the job out).
 pub fn blocks_match(blocks: &[Bytes], hash: &PieceHash) -> bool {
     hash.matches(blocks.iter().map(|b| &b[..]))
+}
+
+/// Feeds a [`DiskOp::Write`]'s run to the hash it carried (one definition
+/// for every disk that carries the job out).
+pub fn write_hash(hasher: Option<RunningHash>, blocks: &[Bytes]) -> Option<HashProgress> {
+    let mut h = hasher?;
+    for b in blocks {
+        h.update(b);
+    }
+    Some(h.progress())
 }
 
 /// The answer to a [`DiskOp`].
@@ -121,10 +136,12 @@ pub enum DiskResult {
     },
     /// A `Write` finished.
     Written {
-        /// The block.
+        /// The run.
         block: BlockRef,
         /// Whether it is on disk.
         ok: bool,
+        /// The hash it carried, fed ([`write_hash`]).
+        hash: Option<HashProgress>,
     },
 }
 

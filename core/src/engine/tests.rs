@@ -263,9 +263,11 @@ pub(super) fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                 DiskOp::CreateEmpty { .. } => DiskResult::Created { ok: true },
                                 DiskOp::Write {
                                     block,
-                                    data,
+                                    blocks,
                                     slices,
+                                    hasher,
                                 } => {
+                                    let data = blocks.concat();
                                     let mut at = 0;
                                     for s in slices {
                                         let (o, l) =
@@ -273,7 +275,11 @@ pub(super) fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                         nodes[i].disk[o..o + l].copy_from_slice(&data[at..at + l]);
                                         at += l;
                                     }
-                                    DiskResult::Written { block, ok: true }
+                                    DiskResult::Written {
+                                        block,
+                                        ok: true,
+                                        hash: crate::engine::write_hash(hasher, &blocks),
+                                    }
                                 }
                                 DiskOp::Read {
                                     conn,

@@ -278,7 +278,16 @@ impl Model {
                 }
             }
             DiskOp::Check { piece, .. } => DiskResult::Checked { piece, ok: false },
-            DiskOp::Write { block, .. } => DiskResult::Written { block, ok: true },
+            DiskOp::Write {
+                block,
+                blocks,
+                hasher,
+                ..
+            } => DiskResult::Written {
+                block,
+                ok: true,
+                hash: crate::engine::write_hash(hasher, &blocks),
+            },
             DiskOp::CreateEmpty { .. } => DiskResult::Created { ok: true },
         };
         self.engine.handle_disk(self.now, torrent, result);

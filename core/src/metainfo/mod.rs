@@ -57,7 +57,7 @@ pub use listing::{
 };
 pub use magnet::{Magnet, MagnetError, PeerAddr};
 pub use path::{check_component, PathProblem};
-pub use piece_hash::{PieceCheck, PieceHash};
+pub use piece_hash::{HashProgress, PieceCheck, PieceHash, RunningHash};
 pub use v2::{needed_layers, parse_file_tree, piece_hashes, V2File};
 
 use crate::bencode::{Decoder, Dict, KeyOrder, Value};

@@ -118,6 +118,85 @@ impl PieceCheck {
     }
 }
 
+/// A piece's hash part-way through its bytes, carried through the disk
+/// jobs that write it (pieces written in runs as they arrive: the torrent's
+/// `write_through` module). Each job feeds it the bytes it writes and hands
+/// it back; the job that feeds the last byte gives the verdict instead.
+///
+/// The running state has no equality of its own: two are equal when they
+/// expect the same hash of a piece of the same length and have been fed
+/// the same number of bytes (enough for tests comparing disk jobs).
+#[derive(Clone, Debug)]
+pub struct RunningHash {
+    /// Boxed: jobs and their answers carry it by value, once per piece.
+    check: Box<PieceCheck>,
+    hash: PieceHash,
+    length: u64,
+    fed: u64,
+}
+
+impl PieceHash {
+    /// A hasher for a piece of `length` bytes (padding included).
+    pub fn hasher(&self, length: u64) -> RunningHash {
+        RunningHash {
+            check: Box::new(self.checker()),
+            hash: *self,
+            length,
+            fed: 0,
+        }
+    }
+}
+
+impl RunningHash {
+    /// The next bytes of the piece.
+    pub fn update(&mut self, data: &[u8]) {
+        self.check.update(data);
+        self.fed += data.len() as u64;
+    }
+
+    /// Bytes fed so far: the offset in the piece the next bytes start at.
+    pub fn fed(&self) -> u64 {
+        self.fed
+    }
+
+    /// Whether every byte of the piece has been fed.
+    pub fn is_complete(&self) -> bool {
+        self.fed >= self.length
+    }
+
+    /// Whether the piece's bytes hash to what was expected (false if not
+    /// all of them were fed).
+    pub fn finish(self) -> bool {
+        self.fed == self.length && self.check.finish()
+    }
+
+    /// The verdict once every byte was fed, else the hasher itself.
+    pub fn progress(self) -> HashProgress {
+        if self.is_complete() {
+            HashProgress::Verdict(self.finish())
+        } else {
+            HashProgress::Running(self)
+        }
+    }
+}
+
+/// Where a [`RunningHash`] handed back stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HashProgress {
+    /// Fed so far; more of the piece is to come.
+    Running(RunningHash),
+    /// Every byte was fed: whether the piece hashed to what it should.
+    Verdict(bool),
+}
+
+impl PartialEq for RunningHash {
+    fn eq(&self, other: &RunningHash) -> bool {
+        (self.hash, self.length, self.fed) == (other.hash, other.length, other.fed)
+    }
+}
+
+impl Eq for RunningHash {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +227,25 @@ mod tests {
         bad[5] ^= 1;
         assert!(!h.matches([&bad[..]]));
         assert!(!h.matches([&data[..data.len() - 1]]), "short");
+    }
+
+    #[test]
+    fn a_hasher_carried_in_parts_agrees_with_one_pass() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+        let hash = PieceHash::V1(Sha1::digest(&data).into());
+        let mut h = hash.hasher(data.len() as u64);
+        for part in data.chunks(16_384) {
+            assert!(!h.is_complete());
+            h.update(part);
+        }
+        assert_eq!(h.fed(), data.len() as u64);
+        assert!(h.is_complete() && h.clone().finish());
+        let mut short = hash.hasher(data.len() as u64);
+        short.update(&data[..data.len() - 1]);
+        assert!(!short.finish(), "a byte short");
+        let mut wrong = hash.hasher(data.len() as u64);
+        wrong.update(&data[1..]);
+        wrong.update(&[0]);
+        assert!(!wrong.finish());
     }
 }

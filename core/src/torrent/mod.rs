@@ -71,7 +71,7 @@ use crate::bitfield::Bitfield;
 use crate::error::PeerError;
 use crate::handles::ConnId;
 use crate::metainfo::{
-    FileLayout, FileSlice, Info, InfoHash, MetainfoError, PieceHash, PieceIndex,
+    FileLayout, FileSlice, Info, InfoHash, MetainfoError, PieceHash, PieceIndex, RunningHash,
 };
 use crate::peer::{CloseReason, Direction, PeerEvent, PeerSession, RemotePieces, TokenBucket};
 use crate::picker::{BlockReceived, PeerPieces, PickOptions, PiecePicker, Priority};
@@ -208,8 +208,8 @@ pub struct Torrent {
     next_choke: Instant,
     next_connect: Instant,
     buffers: BTreeMap<u32, PieceBuffer>,
-    /// Write-through pieces with blocks on their way to the disk.
-    writing: BTreeMap<u32, write_through::Writing>,
+    /// Write-through pieces with blocks held or on their way to the disk.
+    writing: write_through::WriteThrough,
     buffered_bytes: u64,
     verifying: BTreeSet<u32>,
     /// Pieces whose last verification had an exclusive (parole) source.
@@ -294,7 +294,7 @@ impl Torrent {
             next_choke: now + CHOKE_INTERVAL,
             next_connect: now,
             buffers: BTreeMap::new(),
-            writing: BTreeMap::new(),
+            writing: write_through::WriteThrough::default(),
             buffered_bytes: 0,
             verifying: BTreeSet::new(),
             exclusive_pieces: BTreeMap::new(),

@@ -127,15 +127,21 @@ pub enum TorrentOutput {
         /// Where its bytes go once verified (padding slices: skip).
         slices: Vec<FileSlice>,
     },
-    /// Write one block of a piece too large to hold in memory (it is
-    /// verified from disk once complete); answer with `handle_written`.
+    /// Write a run of blocks of a piece too large to hold in memory,
+    /// feeding them to the piece's running hash if one is carried (see the
+    /// `write_through` module); answer with `handle_written`.
     Write {
-        /// The block.
+        /// The run: a piece, an offset in it and a length.
         block: BlockRef,
-        /// Its bytes.
-        data: Bytes,
+        /// Its bytes, block by block.
+        blocks: Vec<Bytes>,
         /// Where they go (padding slices: skip).
         slices: Vec<FileSlice>,
+        /// The piece's hash so far, fed up to `block.offset`: the disk
+        /// feeds it the run and hands it back ([`write_hash`]).
+        ///
+        /// [`write_hash`]: crate::engine::write_hash
+        hasher: Option<RunningHash>,
     },
     /// Read a block a peer requested; answer with `handle_read`.
     Read {

@@ -30,6 +30,7 @@ mod v2_blame;
 mod v2_files;
 mod v2_magnet;
 mod web_seeds;
+mod write_through;
 
 struct Node {
     t: Torrent,
@@ -133,16 +134,19 @@ fn run(
                     }
                     TorrentOutput::Write {
                         block,
-                        data,
+                        blocks,
                         slices,
+                        hasher,
                     } => {
+                        let data = blocks.concat();
                         let mut at = 0usize;
                         for s in slices {
                             let (o, l) = (at_on_disk(&nodes[i].t, &s), s.length as usize);
                             nodes[i].disk[o..o + l].copy_from_slice(&data[at..at + l]);
                             at += l;
                         }
-                        nodes[i].t.handle_written(now, block, true);
+                        let hash = crate::engine::write_hash(hasher, &blocks);
+                        nodes[i].t.handle_written(now, block, true, hash);
                     }
                     TorrentOutput::Read {
                         conn,

@@ -1,42 +1,105 @@
-//! Pieces too large to hold in memory: blocks written as they arrive, the
-//! piece verified from disk once complete.
+//! Pieces too large to hold in memory: written in runs as their blocks
+//! arrive, hashed on the way to the disk.
 //!
 //! The in-memory path (verify a whole piece from its buffered blocks, then
 //! write it) needs the whole piece in memory at once. A .torrent may have
 //! pieces of up to 512 MiB, more than any sensible memory budget, and a
 //! piece larger than the budget would never complete. So a torrent whose
 //! pieces are larger than a quarter of [`TorrentConfig::max_buffered_bytes`]
-//! writes each block as soon as it arrives ([`TorrentOutput::Write`]) and,
-//! once every block of a piece is written, has the driver read the piece
-//! back and hash it ([`TorrentOutput::Check`], answered with
-//! [`handle_checked`](Torrent::handle_checked), streaming through a small
-//! buffer). Memory then holds only the blocks requested and those waiting
-//! for their write, which the budget bounds as before.
+//! writes blocks before the piece is complete:
 //!
-//! The cost is one read of each such piece, usually from the page cache it
-//! was just written to. Unverified bytes do reach the disk, but nothing
-//! claims them: the piece is announced, served and recorded in resume
-//! data only after its hash matched; a piece that fails is downloaded
-//! again over the bad bytes. Peers that sent a bad piece are found exactly
-//! as on the in-memory path.
+//! - **Runs.** A piece's blocks are held until they make a run of
+//!   [`RUN`] bytes in piece order from where the last run ended (or reach
+//!   the piece's end), and go to the disk together
+//!   ([`TorrentOutput::Write`]): one disk job and one large write (which
+//!   the driver can do with `O_DIRECT`) instead of one per 16 KiB block.
+//! - **Hashed on the way.** Each run carries the piece's running hash
+//!   ([`RunningHash`]): the disk feeds it the run and hands it back, and
+//!   the run that ends the piece brings back the verdict. A piece has one
+//!   run at the disk at a time, so the hash sees its bytes in order, and
+//!   nothing is read back.
+//! - **Out of order.** Blocks that arrive ahead of the run (from another
+//!   peer, or after a choke dropped a request) wait in memory until the
+//!   gap fills.
+//! - **Memory.** Held blocks count in the budget like any buffered block.
+//!   When those of all pieces pass [`HELD_SHARE`] of it, every piece sends
+//!   what it can: its run, whatever its length, and the blocks beyond a gap
+//!   straight to disk unhashed. That breaks the piece's hash chain; such a
+//!   piece is read back and hashed once all its blocks are written
+//!   ([`TorrentOutput::Check`], answered with
+//!   [`handle_checked`](Torrent::handle_checked)). So blocks waiting for a
+//!   request that is not coming can never fill the budget and stop the
+//!   download.
+//!
+//! Unverified bytes do reach the disk, but nothing claims them: the piece
+//! is announced, served and recorded in resume data only after its hash
+//! matched; a piece that fails is downloaded again over the bad bytes.
+//! Peers that sent a bad piece are found exactly as on the in-memory path.
 //!
 //! [`TorrentConfig::max_buffered_bytes`]: super::TorrentConfig::max_buffered_bytes
+
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
 use super::{Torrent, TorrentOutput};
 use crate::handles::ConnId;
-use crate::metainfo::PieceIndex;
+use crate::metainfo::{HashProgress, PieceIndex, RunningHash};
 use crate::time::Instant;
-use crate::wire::BlockRef;
+use crate::wire::{BlockRef, BLOCK_SIZE};
 
-/// Blocks of one piece still being written.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Writing {
+/// Bytes a run waits for before it goes to the disk (unless it reaches the
+/// piece's end first): the driver writes aligned runs this long with
+/// `O_DIRECT`, past the page cache.
+pub(super) const RUN: u32 = 256 * 1024;
+
+/// The share of the memory budget (1/`HELD_SHARE`) that blocks held for
+/// runs may take before every piece sends what it holds.
+pub(super) const HELD_SHARE: u64 = 4;
+
+/// Every write-through piece with blocks held or at the disk.
+#[derive(Debug, Default)]
+pub(super) struct WriteThrough {
+    pieces: BTreeMap<u32, Writing>,
+    /// Bytes of all pieces' held blocks.
+    held: u64,
+}
+
+/// One piece's blocks on their way to the disk.
+#[derive(Debug, Default)]
+struct Writing {
+    /// Piece bytes sent in hashed runs, from its start.
+    chained: u32,
+    /// The running hash while no run is at the disk (`None` before the
+    /// first run, while one is out, or once the chain is broken).
+    hasher: Option<RunningHash>,
+    /// Where the hashed run at the disk starts, if one is.
+    run_out: Option<u32>,
+    /// Blocks were written outside the chain: the piece is verified by
+    /// reading it back.
+    broken: bool,
+    /// The last run brought the verdict.
+    verdict: Option<bool>,
+    /// Blocks received and not yet sent, by offset.
+    held: BTreeMap<u32, Bytes>,
+    /// Writes at the disk.
     in_flight: u32,
     failed: bool,
     /// The peer whose block completed the piece.
     last_sender: Option<ConnId>,
+}
+
+impl Writing {
+    /// The held blocks that continue the chain, and their length.
+    fn run(&self) -> (Vec<u32>, u32) {
+        let mut at = self.chained;
+        let mut offsets = Vec::new();
+        while let Some(b) = self.held.get(&at) {
+            offsets.push(at);
+            at += b.len() as u32;
+        }
+        (offsets, at - self.chained)
+    }
 }
 
 impl Torrent {
@@ -46,62 +109,190 @@ impl Torrent {
         u64::from(self.info.layout.piece_length()) > self.config.max_buffered_bytes / 4
     }
 
-    /// A new block of a write-through piece: off to the disk now.
+    /// A new block of a write-through piece: held for its run.
     pub(super) fn write_block(&mut self, conn: ConnId, block: BlockRef, data: Bytes) {
-        let piece = block.piece;
-        self.buffered_bytes += data.len() as u64;
-        let w = self.writing.entry(piece.0).or_default();
-        w.in_flight += 1;
+        let piece = block.piece.0;
+        let len = data.len() as u64;
+        self.buffered_bytes += len;
+        self.writing.held += len;
+        let w = self.writing.pieces.entry(piece).or_default();
         w.last_sender = Some(conn);
+        w.held.insert(block.offset, data);
+        let pressed = self.writing.held > self.max_buffered_bytes() / HELD_SHARE;
+        if pressed {
+            let pieces: Vec<u32> = self.writing.pieces.keys().copied().collect();
+            for p in pieces {
+                self.send_writes(p, true);
+            }
+        } else {
+            self.send_writes(piece, false);
+        }
+    }
+
+    /// Sends what `piece` has ready: its run when long enough or complete
+    /// (any run at all when `pressed`); and every held block, unhashed,
+    /// once the chain is broken or, when `pressed`, to break it.
+    fn send_writes(&mut self, piece: u32, pressed: bool) {
+        let piece_len = self.info.layout.piece_size(PieceIndex(piece));
+        let hash = self.info.piece_hashes.get(piece as usize).copied();
+        let complete = self.picker.is_complete(PieceIndex(piece));
+        let Some(w) = self.writing.pieces.get_mut(&piece) else {
+            return;
+        };
+        let mut sends: Vec<(u32, Vec<Bytes>, Option<RunningHash>)> = Vec::new();
+        if w.run_out.is_none() && !w.broken {
+            let (offsets, len) = w.run();
+            let ends = w.chained + len >= piece_len;
+            if len > 0 && (len >= RUN || ends || pressed) {
+                let hasher = match (w.hasher.take(), hash) {
+                    (Some(h), _) => Some(h),
+                    (None, Some(h)) if w.chained == 0 => Some(h.hasher(u64::from(piece_len))),
+                    _ => None,
+                };
+                let blocks = offsets.iter().filter_map(|o| w.held.remove(o)).collect();
+                if hasher.is_some() {
+                    w.run_out = Some(w.chained);
+                } else {
+                    w.broken = true;
+                }
+                sends.push((w.chained, blocks, hasher));
+                w.chained += len;
+            }
+        }
+        // Under pressure, blocks that only wait for the run at the disk
+        // stay: it comes back. Blocks beyond a gap may wait for a request
+        // that is not coming; they go, and with them the hash chain.
+        let beyond_gap = w.held.len() > w.run().0.len();
+        if w.broken || (pressed && beyond_gap) {
+            w.broken = true;
+            w.hasher = None;
+            // Adjacent blocks still go together, in runs as above.
+            let mut held = std::mem::take(&mut w.held).into_iter().peekable();
+            while let Some((start, first)) = held.next() {
+                let mut end = start + first.len() as u32;
+                let mut blocks = vec![first];
+                while let Some((_, b)) = held.next_if(|(o, _)| *o == end) {
+                    end += b.len() as u32;
+                    blocks.push(b);
+                }
+                if pressed || complete || end - start >= RUN || end >= piece_len {
+                    sends.push((start, blocks, None));
+                } else {
+                    let offsets = (start..end).step_by(BLOCK_SIZE as usize);
+                    w.held.extend(offsets.zip(blocks));
+                }
+            }
+        }
+        for (offset, blocks, hasher) in sends {
+            self.send_run(piece, offset, blocks, hasher);
+        }
+    }
+
+    fn send_run(
+        &mut self,
+        piece: u32,
+        offset: u32,
+        blocks: Vec<Bytes>,
+        hasher: Option<RunningHash>,
+    ) {
+        let length: u32 = blocks.iter().map(|b| b.len() as u32).sum();
+        self.writing.held = self.writing.held.saturating_sub(u64::from(length));
+        if let Some(w) = self.writing.pieces.get_mut(&piece) {
+            w.in_flight += 1;
+        }
+        let block = BlockRef {
+            piece: PieceIndex(piece),
+            offset,
+            length,
+        };
         let slices = self
             .info
             .layout
-            .slices(piece, block.offset, block.length)
+            .slices(block.piece, offset, length)
             .collect();
         self.out.push_back(TorrentOutput::Write {
             block,
-            data,
+            blocks,
             slices,
+            hasher,
         });
     }
 
-    /// A block handed out with [`TorrentOutput::Write`] is on disk (`ok`)
-    /// or could not be written.
-    pub fn handle_written(&mut self, now: Instant, block: BlockRef, ok: bool) {
+    /// A run handed out with [`TorrentOutput::Write`] is on disk (`ok`) or
+    /// could not be written; `hash` is the hash it carried, fed.
+    pub fn handle_written(
+        &mut self,
+        now: Instant,
+        block: BlockRef,
+        ok: bool,
+        hash: Option<HashProgress>,
+    ) {
         self.now = now;
         let piece = block.piece;
-        let Some(w) = self.writing.get_mut(&piece.0) else {
+        let Some(w) = self.writing.pieces.get_mut(&piece.0) else {
             return;
         };
         self.buffered_bytes = self.buffered_bytes.saturating_sub(u64::from(block.length));
         w.in_flight = w.in_flight.saturating_sub(1);
         w.failed |= !ok;
-        if w.in_flight > 0 {
+        if w.run_out == Some(block.offset) {
+            w.run_out = None;
+            match hash {
+                Some(HashProgress::Running(h)) if !w.broken => w.hasher = Some(h),
+                Some(HashProgress::Verdict(v)) if !w.broken => w.verdict = Some(v),
+                // A disk that did not feed the hash: read the piece back.
+                _ => w.broken = true,
+            }
+        }
+        let pressed = self.writing.held > self.max_buffered_bytes() / HELD_SHARE;
+        self.send_writes(piece.0, pressed);
+        self.finish_writing(now, piece);
+        self.fill_requests(now);
+    }
+
+    /// Once nothing of `piece` is held or at the disk: a failed write
+    /// fetches it again; a complete piece gets its verdict (from its last
+    /// run, or by reading it back).
+    fn finish_writing(&mut self, now: Instant, piece: PieceIndex) {
+        let Some(w) = self.writing.pieces.get(&piece.0) else {
+            return;
+        };
+        if w.in_flight > 0 || !(w.failed || w.held.is_empty()) {
             return;
         }
-        let w = *w;
-        if w.failed {
-            self.writing.remove(&piece.0);
+        let failed = w.failed;
+        if !failed && !self.picker.is_complete(piece) {
+            return;
+        }
+        let Some(w) = self.writing.pieces.remove(&piece.0) else {
+            return;
+        };
+        let dropped: u64 = w.held.values().map(|b| b.len() as u64).sum();
+        self.writing.held = self.writing.held.saturating_sub(dropped);
+        self.buffered_bytes = self.buffered_bytes.saturating_sub(dropped);
+        if failed {
             // The piece is not on disk: fetch it again; the application
             // decides whether to go on.
             self.picker.on_hash_failed(piece);
             self.emit(super::TorrentEvent::WriteFailed(piece));
-        } else if self.picker.is_complete(piece) {
-            self.writing.remove(&piece.0);
-            self.verify_on_disk(piece, w.last_sender);
-        }
-        self.fill_requests(now);
-    }
-
-    /// Every block of `piece` is written: read it back and hash it.
-    fn verify_on_disk(&mut self, piece: PieceIndex, last_sender: Option<ConnId>) {
-        let Some(&hash) = self.info.piece_hashes.get(piece.0 as usize) else {
             return;
-        };
-        if let Some(conn) = last_sender {
+        }
+        if let Some(conn) = w.last_sender {
             self.note_exclusive(piece.0, conn);
         }
         self.verifying.insert(piece.0);
+        match w.verdict {
+            Some(ok) => self.handle_verified(now, piece, ok, true),
+            None => self.verify_on_disk(piece),
+        }
+    }
+
+    /// Every block of `piece` is written but its hash was not carried
+    /// through: read it back and hash it.
+    fn verify_on_disk(&mut self, piece: PieceIndex) {
+        let Some(&hash) = self.info.piece_hashes.get(piece.0 as usize) else {
+            return;
+        };
         self.out.push_back(TorrentOutput::Check {
             piece,
             slices: self.info.layout.piece_slices(piece).collect(),

@@ -181,11 +181,13 @@ impl Disk for MemDisk {
             }
             DiskOp::Write {
                 block,
-                data,
+                blocks,
                 slices,
+                hasher,
             } => {
-                let ok = self.write(&slices, &data);
-                DiskResult::Written { block, ok }
+                let ok = self.write(&slices, &blocks.concat());
+                let hash = bittide_core::engine::write_hash(hasher, &blocks);
+                DiskResult::Written { block, ok, hash }
             }
             // Files exist from the start in memory; a full disk still
             // cannot create them.

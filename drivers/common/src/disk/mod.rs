@@ -100,6 +100,10 @@ const DIRECT_ALIGN: u64 = 4096;
 /// as one of 4 MiB pieces. Shorter runs go through the page cache.
 const DIRECT_AT_LEAST: u64 = 256 * 1024;
 
+/// The most bytes assembled for one write call (a multiple of
+/// [`DIRECT_ALIGN`]): what bounds the pooled buffers below.
+const WRITE_CHUNK: u64 = 1 << 20;
+
 /// Buffers for assembling writes, shared by all blocking-pool threads
 /// (some runtimes' pools grow to hundreds of threads: a buffer per thread
 /// would grow memory with them).
@@ -563,25 +567,27 @@ impl Storage {
                 .files
                 .get(s.file)
                 .is_some_and(|f| f.direct.load(Ordering::Relaxed));
-        let buffered = |from: u64, to: u64| -> io::Result<()> {
-            if from >= to {
-                return Ok(());
+        // File bytes `from..to` through a pooled buffer, at most
+        // WRITE_CHUNK at a time (a write-through run may be megabytes).
+        let write = |from: u64, to: u64, mode: Mode| -> io::Result<()> {
+            let mut at = from;
+            while at < to {
+                let n = (to - at).min(WRITE_CHUNK);
+                with_write_buf(n as usize, |buf| {
+                    gather(blocks, pos + (at - start), buf)?;
+                    let file = self.handle(s.file, true, mode)?;
+                    write_all_at(&file, buf, at).map_err(|e| self.at_path(s.file, e))
+                })?;
+                at += n;
             }
-            with_write_buf((to - from) as usize, |buf| {
-                gather(blocks, pos + (from - start), buf)?;
-                let file = self.handle(s.file, true, Mode::Buffered)?;
-                write_all_at(&file, buf, from).map_err(|e| self.at_path(s.file, e))
-            })
+            Ok(())
         };
+        let buffered = |from: u64, to: u64| write(from, to, Mode::Buffered);
         if !use_direct {
             return buffered(start, end);
         }
         buffered(start, mid_start)?;
-        let written = with_write_buf((mid_end - mid_start) as usize, |buf| {
-            gather(blocks, pos + (mid_start - start), buf)?;
-            let file = self.handle(s.file, true, Mode::Direct)?;
-            write_all_at(&file, buf, mid_start).map_err(|e| self.at_path(s.file, e))
-        });
+        let written = write(mid_start, mid_end, Mode::Direct);
         match written {
             Ok(()) => {}
             // The file system does not do O_DIRECT (tmpfs, some network
@@ -682,14 +688,18 @@ impl Storage {
             }
             DiskOp::Write {
                 block,
-                data,
+                blocks,
                 slices,
+                hasher,
             } => {
-                let ok = self.write_blocks(&slices, &[data]).is_ok();
+                // Hashed before the write: the bytes are in the CPU's
+                // caches now, and an O_DIRECT write does not bring them back.
+                let hash = bittide_core::engine::write_hash(hasher, &blocks);
+                let ok = self.write_blocks(&slices, &blocks).is_ok();
                 if ok {
                     count(&self.written, &slices);
                 }
-                DiskResult::Written { block, ok }
+                DiskResult::Written { block, ok, hash }
             }
             DiskOp::CreateEmpty { files } => DiskResult::Created {
                 ok: self.create_empty(&files).is_ok(),
