@@ -53,16 +53,18 @@ use crate::wire::{BlockRef, BLOCK_SIZE};
 /// `O_DIRECT`, past the page cache.
 pub(super) const RUN: u32 = 256 * 1024;
 
-/// The share of the memory budget (1/`HELD_SHARE`) that blocks held for
-/// runs may take before every piece sends what it holds.
+/// The share of the memory budget (1/`HELD_SHARE`) that blocks held
+/// beyond a gap may take before they go to disk unhashed.
 pub(super) const HELD_SHARE: u64 = 4;
 
 /// Every write-through piece with blocks held or at the disk.
 #[derive(Debug, Default)]
 pub(super) struct WriteThrough {
     pieces: BTreeMap<u32, Writing>,
-    /// Bytes of all pieces' held blocks.
-    held: u64,
+    /// Bytes of blocks held beyond a gap (or by a piece whose chain is
+    /// broken): those that may wait for a request that is not coming.
+    /// Blocks that continue a chain only wait for its run to come back.
+    beyond: u64,
 }
 
 /// One piece's blocks on their way to the disk.
@@ -70,6 +72,9 @@ pub(super) struct WriteThrough {
 struct Writing {
     /// Piece bytes sent in hashed runs, from its start.
     chained: u32,
+    /// Held blocks `chained..run_end` continue the chain (none once it
+    /// is broken: `run_end == chained`).
+    run_end: u32,
     /// The running hash while no run is at the disk (`None` before the
     /// first run, while one is out, or once the chain is broken).
     hasher: Option<RunningHash>,
@@ -90,15 +95,35 @@ struct Writing {
 }
 
 impl Writing {
-    /// The held blocks that continue the chain, and their length.
-    fn run(&self) -> (Vec<u32>, u32) {
-        let mut at = self.chained;
-        let mut offsets = Vec::new();
-        while let Some(b) = self.held.get(&at) {
-            offsets.push(at);
-            at += b.len() as u32;
+    /// Holds a block; returns the bytes it adds to, or takes from, those
+    /// held beyond a gap (a block that fills a gap brings the blocks after
+    /// it into the run).
+    fn hold(&mut self, offset: u32, data: Bytes) -> i64 {
+        let len = data.len() as u32;
+        self.held.insert(offset, data);
+        if self.broken || offset != self.run_end {
+            return i64::from(len);
         }
-        (offsets, at - self.chained)
+        self.run_end += len;
+        let mut joined = 0;
+        while let Some(b) = self.held.get(&self.run_end) {
+            let n = b.len() as u32;
+            joined += i64::from(n);
+            self.run_end += n;
+        }
+        -joined
+    }
+
+    /// Bytes held beyond a gap.
+    fn beyond(&self) -> u64 {
+        let all: u64 = self.held.values().map(|b| b.len() as u64).sum();
+        all - u64::from(self.run_end - self.chained)
+    }
+
+    /// Takes the held blocks `from..to`.
+    fn take(&mut self, from: u32, to: u32) -> Vec<Bytes> {
+        let offsets: Vec<u32> = self.held.range(from..to).map(|(o, _)| *o).collect();
+        offsets.iter().filter_map(|o| self.held.remove(o)).collect()
     }
 }
 
@@ -109,17 +134,21 @@ impl Torrent {
         u64::from(self.info.layout.piece_length()) > self.config.max_buffered_bytes / 4
     }
 
+    /// Whether blocks held beyond gaps have passed their share of the
+    /// budget.
+    fn pressed(&self) -> bool {
+        self.writing.beyond > self.max_buffered_bytes() / HELD_SHARE
+    }
+
     /// A new block of a write-through piece: held for its run.
     pub(super) fn write_block(&mut self, conn: ConnId, block: BlockRef, data: Bytes) {
         let piece = block.piece.0;
-        let len = data.len() as u64;
-        self.buffered_bytes += len;
-        self.writing.held += len;
+        self.buffered_bytes += data.len() as u64;
         let w = self.writing.pieces.entry(piece).or_default();
         w.last_sender = Some(conn);
-        w.held.insert(block.offset, data);
-        let pressed = self.writing.held > self.max_buffered_bytes() / HELD_SHARE;
-        if pressed {
+        let change = w.hold(block.offset, data);
+        self.writing.beyond = self.writing.beyond.saturating_add_signed(change);
+        if self.pressed() {
             let pieces: Vec<u32> = self.writing.pieces.keys().copied().collect();
             for p in pieces {
                 self.send_writes(p, true);
@@ -140,32 +169,36 @@ impl Torrent {
             return;
         };
         let mut sends: Vec<(u32, Vec<Bytes>, Option<RunningHash>)> = Vec::new();
-        if w.run_out.is_none() && !w.broken {
-            let (offsets, len) = w.run();
-            let ends = w.chained + len >= piece_len;
-            if len > 0 && (len >= RUN || ends || pressed) {
+        let len = w.run_end - w.chained;
+        if w.run_out.is_none() && !w.broken && len > 0 {
+            let ends = w.run_end >= piece_len;
+            if len >= RUN || ends || pressed {
                 let hasher = match (w.hasher.take(), hash) {
                     (Some(h), _) => Some(h),
                     (None, Some(h)) if w.chained == 0 => Some(h.hasher(u64::from(piece_len))),
                     _ => None,
                 };
-                let blocks = offsets.iter().filter_map(|o| w.held.remove(o)).collect();
+                let blocks = w.take(w.chained, w.run_end);
                 if hasher.is_some() {
                     w.run_out = Some(w.chained);
                 } else {
                     w.broken = true;
                 }
                 sends.push((w.chained, blocks, hasher));
-                w.chained += len;
+                w.chained = w.run_end;
             }
         }
-        // Under pressure, blocks that only wait for the run at the disk
-        // stay: it comes back. Blocks beyond a gap may wait for a request
-        // that is not coming; they go, and with them the hash chain.
-        let beyond_gap = w.held.len() > w.run().0.len();
-        if w.broken || (pressed && beyond_gap) {
-            w.broken = true;
-            w.hasher = None;
+        // Blocks that only wait for the run at the disk stay: it comes
+        // back. Blocks beyond a gap may wait for a request that is not
+        // coming; under pressure they go, and with them the hash chain.
+        if w.broken || (pressed && w.beyond() > 0) {
+            if !w.broken {
+                w.broken = true;
+                w.hasher = None;
+                // From now on every held block counts as beyond.
+                self.writing.beyond += u64::from(w.run_end - w.chained);
+                w.run_end = w.chained;
+            }
             // Adjacent blocks still go together, in runs as above.
             let mut held = std::mem::take(&mut w.held).into_iter().peekable();
             while let Some((start, first)) = held.next() {
@@ -176,6 +209,8 @@ impl Torrent {
                     blocks.push(b);
                 }
                 if pressed || complete || end - start >= RUN || end >= piece_len {
+                    self.writing.beyond =
+                        self.writing.beyond.saturating_sub(u64::from(end - start));
                     sends.push((start, blocks, None));
                 } else {
                     let offsets = (start..end).step_by(BLOCK_SIZE as usize);
@@ -196,7 +231,6 @@ impl Torrent {
         hasher: Option<RunningHash>,
     ) {
         let length: u32 = blocks.iter().map(|b| b.len() as u32).sum();
-        self.writing.held = self.writing.held.saturating_sub(u64::from(length));
         if let Some(w) = self.writing.pieces.get_mut(&piece) {
             w.in_flight += 1;
         }
@@ -244,7 +278,7 @@ impl Torrent {
                 _ => w.broken = true,
             }
         }
-        let pressed = self.writing.held > self.max_buffered_bytes() / HELD_SHARE;
+        let pressed = self.pressed();
         self.send_writes(piece.0, pressed);
         self.finish_writing(now, piece);
         self.fill_requests(now);
@@ -268,7 +302,7 @@ impl Torrent {
             return;
         };
         let dropped: u64 = w.held.values().map(|b| b.len() as u64).sum();
-        self.writing.held = self.writing.held.saturating_sub(dropped);
+        self.writing.beyond = self.writing.beyond.saturating_sub(w.beyond());
         self.buffered_bytes = self.buffered_bytes.saturating_sub(dropped);
         if failed {
             // The piece is not on disk: fetch it again; the application
