@@ -682,9 +682,6 @@ impl Storage {
                 slices,
                 hash,
             } => {
-                if std::env::var_os("WT_DEBUG").is_some() {
-                    eprintln!("WTDBG check {}", piece.0);
-                }
                 let ok = self.matches(&slices, &hash).unwrap_or(false);
                 count(&self.read, &slices);
                 DiskResult::Checked { piece, ok }
@@ -697,15 +694,6 @@ impl Storage {
             } => {
                 // Hashed before the write: the bytes are in the CPU's
                 // caches now, and an O_DIRECT write does not bring them back.
-                if std::env::var_os("WT_DEBUG").is_some() {
-                    eprintln!(
-                        "WTDBG write {} {} {} {}",
-                        block.piece.0,
-                        block.offset,
-                        block.length,
-                        hasher.is_some()
-                    );
-                }
                 let hash = bittide_core::engine::write_hash(hasher, &blocks);
                 let ok = self.write_blocks(&slices, &blocks).is_ok();
                 if ok {
