@@ -30,6 +30,8 @@ struct Leech {
     events: Vec<TorrentEvent>,
     /// A block the peer sends with a byte flipped.
     corrupt: Option<BlockRef>,
+    /// Writes are kept here, not done, while this is set.
+    stalled: Option<Vec<TorrentOutput>>,
 }
 
 impl Leech {
@@ -72,6 +74,7 @@ impl Leech {
             read_back: Vec::new(),
             events: Vec::new(),
             corrupt: None,
+            stalled: None,
         };
         leech.disk();
         assert!(leech.wire.next_handshake().unwrap().is_some());
@@ -84,6 +87,9 @@ impl Leech {
         while let Some(o) = self.t.poll_output() {
             match o {
                 TorrentOutput::Send { conn, data } if conn == self.conn => self.wire.push(&data),
+                o @ TorrentOutput::Write { .. } if self.stalled.is_some() => {
+                    self.stalled.get_or_insert_with(Vec::new).push(o);
+                }
                 TorrentOutput::Write {
                     block,
                     blocks,
@@ -113,6 +119,12 @@ impl Leech {
                 _ => {}
             }
         }
+    }
+
+    /// The disk does the writes it kept.
+    fn unstall(&mut self) {
+        self.t.out.extend(self.stalled.take().unwrap_or_default());
+        self.disk();
     }
 
     /// The blocks asked of the peer since last time.
@@ -269,4 +281,36 @@ fn blocks_held_past_their_share_of_the_budget_go_to_disk_unhashed() {
     l.t.handle_checked(l.now, PieceIndex(0), true);
     assert!(l.t.is_finished());
     assert_eq!(l.t.buffered_bytes(), 0);
+}
+
+#[test]
+fn blocks_that_continue_the_chain_wait_for_the_run_at_a_slow_disk_however_many() {
+    let mut l = Leech::new();
+    l.stalled = Some(Vec::new());
+    // Both pieces in order but for block 60 of piece 1, late: the first
+    // run of each goes to the disk, which keeps it; the other 1.5 MiB
+    // (three times the quarter of the budget that blocks beyond a gap may
+    // take) wait, and the three blocks past the gap do not make them go.
+    let late = BlockRef {
+        piece: PieceIndex(1),
+        offset: 60 * BLOCK_SIZE,
+        length: BLOCK_SIZE,
+    };
+    l.serve(|b| b == late, |_| false);
+    let stalled = l.stalled.as_deref().unwrap_or_default();
+    let first_runs = stalled.iter().filter(
+        |o| matches!(o, TorrentOutput::Write { block, hasher: Some(_), .. } if block.offset == 0),
+    );
+    assert_eq!(first_runs.count(), 2, "{stalled:?}");
+    assert_eq!(stalled.len(), 2, "and nothing else");
+    l.unstall();
+    for p in 0..2 {
+        assert_eq!(
+            l.runs_of(p),
+            [(0, RUN, Some(0)), (RUN, PIECE - RUN, Some(u64::from(RUN)))],
+            "the rest went as one hashed run once the first came back"
+        );
+    }
+    assert!(l.read_back.is_empty());
+    assert!(l.t.is_finished());
 }
