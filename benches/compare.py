@@ -419,9 +419,11 @@ def swarm_section(args, work, src, torrent):
             p.kill()
 
 
-def floor_section(args, work, data, single):
+def floor_section(args, work, data, single, procs):
     """The CPU a download of `data` cannot avoid on this machine: hashing
-    its bytes and writing them past the page cache."""
+    its bytes and writing them past the page cache; bittide's CPU for the
+    same bytes in pieces of several sizes, as a multiple of it. (Each
+    piece is a disk job: small pieces cost more than the bytes do.)"""
     sha = statistics.median(timed(["openssl", "dgst", "-sha1", data])[1] for _ in range(args.runs))
     target = os.path.join(work, "floor.bin")
     write = statistics.median(
@@ -435,6 +437,24 @@ def floor_section(args, work, data, single):
     if single and "bittide" in single:
         ours = single["bittide"][1] / gib
         print("bittide download: %.2f CPU s per GiB, %.2f x the floor" % (ours, ours / floor))
+    src = os.path.dirname(data)
+    rows = {}
+    for piece in ("256K", "1M", "4M"):
+        torrent = os.path.join(work, "floor-%s.torrent" % piece)
+        subprocess.run([BITTIDE, "create", data, "--piece-size", piece, "--no-date", "-o", torrent],
+                       check=True, capture_output=True)
+        port = free_port()
+        seeder = lt_seeder(torrent, src, port, procs)
+        peer = "127.0.0.1:%d" % port
+        got = rotate({piece: None}, args.runs, work,
+                     lambda _, out: timed(bittide_cmd(BITTIDE, torrent, out, [peer])), "floor")
+        seeder.kill()
+        rows.update(got)
+    med = table("bittide downloading the same %d MiB in pieces of each size from one libtorrent "
+                "seeder, median of %d runs" % (args.size_mib, args.runs), rows, args.size_mib,
+                label="pieces")
+    for piece, (_, cpu, _) in med.items():
+        print("pieces of %s: %.2f CPU s per GiB, %.2f x the floor" % (piece, cpu / gib, cpu / gib / floor))
 
 
 def main():
@@ -508,7 +528,7 @@ def main():
         if "swarm" in sections:
             swarm_section(args, work, src, make_torrent("swarm.bin", False)[0])
         if "floor" in sections:
-            floor_section(args, work, os.path.join(src, "single.bin"), single)
+            floor_section(args, work, os.path.join(src, "single.bin"), single, procs)
     finally:
         for p in procs:
             p.kill()
