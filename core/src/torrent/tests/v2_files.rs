@@ -69,3 +69,37 @@ fn a_skipped_v2_file_costs_nothing_and_a_resume_fetches_only_what_is_missing() {
         "{fetched} bytes"
     );
 }
+
+/// With a budget this small every piece is written through: each run
+/// carries the piece's merkle check (`RunningHash` over 16 KiB leaves),
+/// and `b.bin`'s last piece ends in padding that is not hashed. A wrong
+/// verdict would fail the piece again and again; the download finishes.
+#[test]
+fn a_v2_torrent_written_through_is_verified_by_its_runs() {
+    let (info, data) = v2_torrent();
+    let leecher = Torrent::new(
+        Instant::ZERO,
+        info.clone(),
+        TorrentConfig {
+            max_buffered_bytes: 2 * u64::from(PIECE),
+            ..config(100)
+        },
+        StartMode::Fresh,
+        Seed::from_u64(7),
+    );
+    assert!(leecher.writes_through());
+    let mut nodes = among_seeders(leecher, vec![(info.clone(), data.clone())]);
+    nodes[0].disk = vec![0; data.len()];
+    let (mut links, mut next) = (BTreeMap::new(), 0);
+    run_until(&mut nodes, &mut links, Instant::ZERO, &mut next, 400, |n| {
+        n[0].t.is_finished()
+    })
+    .expect("finished");
+    assert_eq!(nodes[0].disk[..A], data[..A]);
+    assert_eq!(nodes[0].disk[A..A + B], data[A..A + B]);
+    let failed = nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, TorrentEvent::HashFailed { .. }));
+    assert!(!failed, "no piece failed its check");
+}
