@@ -124,10 +124,13 @@ impl Writing {
         all - u64::from(self.run_end - self.chained)
     }
 
-    /// Takes the held blocks `from..to`.
-    fn take(&mut self, from: u32, to: u32) -> Vec<Bytes> {
-        let offsets: Vec<u32> = self.held.range(from..to).map(|(o, _)| *o).collect();
-        offsets.iter().filter_map(|o| self.held.remove(o)).collect()
+    /// Takes the held blocks before offset `to` (none is held before
+    /// `chained`: those went in runs).
+    fn take_before(&mut self, to: u32) -> Vec<Bytes> {
+        let rest = self.held.split_off(&to);
+        std::mem::replace(&mut self.held, rest)
+            .into_values()
+            .collect()
     }
 }
 
@@ -182,7 +185,7 @@ impl Torrent {
                     (None, Some(h)) if w.chained == 0 => Some(h.hasher(u64::from(piece_len))),
                     _ => None,
                 };
-                let blocks = w.take(w.chained, w.run_end);
+                let blocks = w.take_before(w.run_end);
                 if hasher.is_some() {
                     w.run_out = Some(w.chained);
                 } else {
