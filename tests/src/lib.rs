@@ -316,33 +316,19 @@ pub fn peak_rss_so_far(pid: u32) -> Option<u64> {
 /// its own memory (`VmHWM`), read every 10 ms until it exits. Not
 /// `wait4`'s `ru_maxrss`: a child spawned with `vfork` (as std does)
 /// counts the *parent's* peak in it, so a child of a large test process
-/// looked as large as its parent. The child is reaped here; its pipes
-/// are closed.
-#[allow(unsafe_code)] // wait4: std offers no per-child resource usage.
+/// looked as large as its parent. The child is reaped here.
 pub fn wait_peak_rss(
     mut child: std::process::Child,
     limit: std::time::Duration,
 ) -> (Option<i32>, u64) {
-    let pid = child.id() as libc::pid_t;
     let start = std::time::Instant::now();
     let mut killed = false;
     let mut peak_kib = 0;
     loop {
         peak_kib = peak_kib.max(peak_rss_so_far(child.id()).unwrap_or(0));
-        let mut status = 0;
-        // SAFETY: an all-zero rusage is a valid value of the plain C struct.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `pid` is our own child, not yet reaped (std never waits
-        // on it behind our back); the pointers are to live locals.
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if r == pid {
-            let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-            drop((child.stdin.take(), child.stdout.take(), child.stderr.take()));
-            // Reaped: std must not wait on (or kill) the pid again.
-            std::mem::forget(child);
-            return (code, peak_kib);
+        if let Some(status) = child.try_wait().expect("waiting for a child") {
+            return (status.code(), peak_kib);
         }
-        assert!(r == 0, "wait4 failed");
         if !killed && start.elapsed() > limit {
             let _ = child.kill();
             killed = true;
