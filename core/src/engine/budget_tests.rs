@@ -54,12 +54,13 @@ fn disk_job(peer: &mut Peer, torrent: TorrentId, op: DiskOp) -> DiskResult {
             }
         }
         DiskOp::Verify {
-            piece,
+            first,
+            pieces,
             blocks,
-            hash,
             slices,
         } => {
-            let ok = blocks_match(&blocks, &hash);
+            let verdicts = run_verdicts(&pieces, &blocks);
+            let ok = verdicts.iter().all(|&v| v);
             if ok {
                 let all = blocks.concat();
                 let mut at = 0;
@@ -71,8 +72,8 @@ fn disk_job(peer: &mut Peer, torrent: TorrentId, op: DiskOp) -> DiskResult {
                 }
             }
             DiskResult::Verified {
-                piece,
-                ok,
+                first,
+                verdicts,
                 written: ok,
             }
         }

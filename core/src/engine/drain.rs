@@ -53,16 +53,16 @@ impl Engine {
                     self.stream_close(conn);
                 }
                 TorrentOutput::Verify {
-                    piece,
+                    first,
+                    pieces,
                     blocks,
-                    hash,
                     slices,
                 } => self.out.push_back(Output::Disk {
                     torrent: id,
                     op: DiskOp::Verify {
-                        piece,
+                        first,
+                        pieces,
                         blocks,
-                        hash,
                         slices,
                     },
                 }),

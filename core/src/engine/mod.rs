@@ -81,7 +81,7 @@ pub use fetches::{FetchConfig, FetchFailure, FetchStats};
 pub use handshakes::HandshakeLimits;
 use handshakes::PendingHandshakes;
 pub use output::{
-    blocks_match, write_hash, DiskOp, DiskResult, Event, Output, RequestId, RequestIds, TcpAction,
+    run_verdicts, write_hash, DiskOp, DiskResult, Event, Output, RequestId, RequestIds, TcpAction,
 };
 use policy::Policy;
 use table::TorrentTable;
@@ -489,9 +489,11 @@ impl Engine {
             DiskResult::Read { conn, block, data } => {
                 t.handle_read(now, conn, block, data.as_deref())
             }
-            DiskResult::Verified { piece, ok, written } => {
-                t.handle_verified(now, piece, ok, written)
-            }
+            DiskResult::Verified {
+                first,
+                verdicts,
+                written,
+            } => t.handle_verified_run(now, first, &verdicts, written),
             DiskResult::Checked { piece, ok } => t.handle_checked(now, piece, ok),
             DiskResult::Written { block, ok, hash } => t.handle_written(now, block, ok, hash),
         }

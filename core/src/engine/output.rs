@@ -11,7 +11,7 @@ use crate::dht::DhtEvent;
 use crate::handles::{ConnId, TorrentId};
 use crate::metainfo::{FileSlice, HashProgress, InfoHash, PieceHash, PieceIndex, RunningHash};
 use crate::time::Instant;
-use crate::torrent::TorrentEvent;
+use crate::torrent::{TorrentEvent, VerifyPiece};
 use crate::wire::BlockRef;
 use crate::IpFamily;
 
@@ -39,15 +39,18 @@ pub enum DiskOp {
         /// Where the bytes are.
         slices: Vec<FileSlice>,
     },
-    /// Hash a piece held in memory and, only if it matches, write it.
+    /// Hash a run of adjacent pieces held in memory and, only if every
+    /// one matches, write the run (one job and few writes for several
+    /// small pieces; see [`run_verdicts`]).
     Verify {
-        /// The piece.
-        piece: PieceIndex,
-        /// Its blocks in order.
+        /// The run's first piece.
+        first: PieceIndex,
+        /// Each piece of the run in order: its hash and how many of
+        /// `blocks` are its.
+        pieces: Vec<VerifyPiece>,
+        /// The run's blocks in order.
         blocks: Vec<Bytes>,
-        /// Expected hash.
-        hash: PieceHash,
-        /// Where the bytes go once verified (skip padding slices).
+        /// Where the run's bytes go once verified (skip padding slices).
         slices: Vec<FileSlice>,
     },
     /// Read and hash a piece on disk (streaming: pieces may be up to
@@ -84,10 +87,24 @@ pub enum DiskOp {
     },
 }
 
-/// What a [`DiskOp::Verify`] checks: `blocks`, in order, hash to `hash`
-/// (one definition for every disk that carries the job out).
-pub fn blocks_match(blocks: &[Bytes], hash: &PieceHash) -> bool {
-    hash.matches(blocks.iter().map(|b| &b[..]))
+/// What a [`DiskOp::Verify`] checks: each piece's blocks, in order, hash
+/// to its hash (one definition for every disk that carries the job out).
+/// The run is written only if every verdict is true.
+pub fn run_verdicts(pieces: &[VerifyPiece], blocks: &[Bytes]) -> Vec<bool> {
+    let mut rest = blocks;
+    pieces
+        .iter()
+        .map(|p| match (rest.get(..p.blocks), rest.get(p.blocks..)) {
+            (Some(own), Some(after)) => {
+                rest = after;
+                p.hash.matches(own.iter().map(|b| &b[..]))
+            }
+            _ => {
+                rest = &[];
+                false
+            }
+        })
+        .collect()
 }
 
 /// Feeds a [`DiskOp::Write`]'s run to the hash it carried (one definition
@@ -114,12 +131,12 @@ pub enum DiskResult {
     },
     /// A `Verify` finished.
     Verified {
-        /// The piece.
-        piece: PieceIndex,
-        /// Whether the hash matched.
-        ok: bool,
-        /// Whether it was then written (false: not verified, or the disk
-        /// failed, e.g. full).
+        /// The run's first piece.
+        first: PieceIndex,
+        /// Whether each piece's hash matched, in order.
+        verdicts: Vec<bool>,
+        /// Whether the run was then written (false: a piece failed, or
+        /// the disk did, e.g. full).
         written: bool,
     },
     /// A `Check` finished.

@@ -237,12 +237,13 @@ pub(super) fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                     }
                                 }
                                 DiskOp::Verify {
-                                    piece,
+                                    first,
+                                    pieces,
                                     blocks,
-                                    hash,
                                     slices,
                                 } => {
-                                    let ok = blocks_match(&blocks, &hash);
+                                    let verdicts = run_verdicts(&pieces, &blocks);
+                                    let ok = verdicts.iter().all(|&v| v);
                                     if ok {
                                         let all: Vec<u8> = blocks.concat();
                                         let mut at = 0;
@@ -255,8 +256,8 @@ pub(super) fn run(nodes: &mut [Node], world: &mut World) -> (bool, Instant) {
                                         }
                                     }
                                     DiskResult::Verified {
-                                        piece,
-                                        ok,
+                                        first,
+                                        verdicts,
                                         written: ok,
                                     }
                                 }

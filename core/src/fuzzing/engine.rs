@@ -265,16 +265,16 @@ impl Model {
                 DiskResult::Read { conn, block, data }
             }
             DiskOp::Verify {
-                piece,
+                first,
+                pieces,
                 blocks,
-                hash,
                 ..
             } => {
-                let ok = crate::engine::blocks_match(&blocks, &hash);
+                let verdicts = crate::engine::run_verdicts(&pieces, &blocks);
                 DiskResult::Verified {
-                    piece,
-                    ok,
-                    written: ok,
+                    first,
+                    written: verdicts.iter().all(|&ok| ok),
+                    verdicts,
                 }
             }
             DiskOp::Check { piece, .. } => DiskResult::Checked { piece, ok: false },

@@ -402,14 +402,14 @@ impl Swarm {
                     }
                 }
                 TorrentOutput::Verify {
-                    piece,
+                    first,
+                    pieces,
                     blocks,
-                    hash,
                     slices,
                 } => {
                     let data = blocks.concat();
-                    let ok = hash.matches([&data[..]]);
-                    let written = ok && !self.disk_full;
+                    let verdicts = crate::engine::run_verdicts(&pieces, &blocks);
+                    let written = verdicts.iter().all(|&ok| ok) && !self.disk_full;
                     if written {
                         let mut at = 0;
                         for s in slices {
@@ -423,7 +423,8 @@ impl Swarm {
                             at += len;
                         }
                     }
-                    self.t.handle_verified(self.now, piece, ok, written);
+                    self.t
+                        .handle_verified_run(self.now, first, &verdicts, written);
                 }
                 TorrentOutput::Read { conn, block, .. } => {
                     assert!(self.open.contains(&conn), "read for closed {conn:?}");

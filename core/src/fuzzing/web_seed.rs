@@ -129,14 +129,15 @@ impl Run {
                     self.pending.push((job, requests));
                 }
                 TorrentOutput::Verify {
-                    piece,
+                    first,
+                    pieces,
                     blocks,
-                    hash,
                     ..
                 } => {
-                    let ok = crate::engine::blocks_match(&blocks, &hash);
+                    let verdicts = crate::engine::run_verdicts(&pieces, &blocks);
+                    let ok = verdicts.iter().all(|&ok| ok);
                     if ok {
-                        let start = piece.0 as usize * PIECE;
+                        let start = first.0 as usize * PIECE;
                         let got: Vec<u8> = blocks.concat();
                         assert_eq!(
                             got,
@@ -144,7 +145,7 @@ impl Run {
                             "a false piece passed"
                         );
                     }
-                    self.t.handle_verified(self.now, piece, ok, ok);
+                    self.t.handle_verified_run(self.now, first, &verdicts, ok);
                 }
                 TorrentOutput::Event(TorrentEvent::WebSeedDropped { url, .. }) => {
                     self.dropped.insert(url);

@@ -47,6 +47,7 @@ impl Torrent {
         }
         // The state first: nothing reconnects while peers go.
         self.set_state(TorrentState::Paused);
+        self.pump_ready(now, true);
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         for c in conns {
             self.disconnect(now, c, CloseReason::Local, true);
@@ -60,6 +61,7 @@ impl Torrent {
         if self.state == TorrentState::Stopped {
             return;
         }
+        self.pump_ready(now, true);
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         for c in conns {
             self.drop_peer(now, c, CloseReason::Local, true);

@@ -451,7 +451,10 @@ impl Torrent {
                 .peers
                 .get(&conn)
                 .and_then(|p| p.session.as_ref())
-                .is_some_and(|s| *s.remote_pieces() == RemotePieces::All);
+                .is_some_and(|s| *s.remote_pieces() == RemotePieces::All)
+            // Leaf hashes that name who sent a failed piece's bad blocks
+            // are on their way.
+            && !self.leaves.busy_with(conn);
         if both {
             self.drop_peer(now, conn, CloseReason::Local, true);
         }

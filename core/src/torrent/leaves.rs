@@ -95,6 +95,22 @@ struct Case {
 }
 
 impl Leaves {
+    /// Whether a failed piece still waits for its leaves.
+    #[cfg(test)]
+    pub(super) fn is_waiting(&self) -> bool {
+        !self.cases.is_empty()
+    }
+
+    /// Whether a leaf question to `conn` (a failed piece waits for its
+    /// answer) or from it (a read for our answer) is pending.
+    pub(super) fn busy_with(&self, conn: ConnId) -> bool {
+        self.reads.contains_key(&conn)
+            || self
+                .cases
+                .values()
+                .any(|c| matches!(c.asked, Some((k, _)) if k == conn))
+    }
+
     /// The failed piece whose leaves `request` asked for, and its case.
     fn case_for(&self, request: &HashRequest) -> Option<(u32, &Case)> {
         self.cases
@@ -315,6 +331,8 @@ impl Torrent {
             });
             self.blame(now, PieceIndex(piece), &culprits, true);
         }
+        // A seed kept for its answer (we may be seeding by now).
+        self.drop_if_both_seeds(now, conn);
         self.fill_requests(now);
         true
     }
@@ -492,6 +510,8 @@ impl Torrent {
             s.answer_hashes(now, read.request, answer.as_deref());
         }
         self.flush(now, conn);
+        // A peer kept for the answer (both of us may be seeds by now).
+        self.drop_if_both_seeds(now, conn);
         true
     }
 }

@@ -85,7 +85,7 @@ use choker::{ChokeCandidate, Choker};
 pub use config::{StartMode, TorrentConfig, TorrentInfo};
 use exchange::{our_extensions, PeerExchange, OUR_UT_METADATA, OUR_UT_PEX};
 use holepunch::{Holepunch, OUR_UT_HOLEPUNCH};
-pub use outputs::{TorrentEvent, TorrentOutput};
+pub use outputs::{TorrentEvent, TorrentOutput, VerifyPiece};
 use peers::{PeerList, PeerSource};
 pub use queueing::{start_state, SessionShare};
 pub use stats::{PeerFlags, PeerInfo, TransferHistory};
@@ -211,6 +211,11 @@ pub struct Torrent {
     /// Write-through pieces with blocks held or on their way to the disk.
     writing: write_through::WriteThrough,
     buffered_bytes: u64,
+    /// Complete pieces waiting a moment for the next piece of their
+    /// extent, to go to the disk with it (see `verification`).
+    ready: BTreeMap<u32, verification::Ready>,
+    /// Runs of pieces out for verification.
+    runs_out: usize,
     verifying: BTreeSet<u32>,
     /// Pieces whose last verification had an exclusive (parole) source.
     exclusive_pieces: BTreeMap<u32, ConnId>,
@@ -296,6 +301,8 @@ impl Torrent {
             buffers: BTreeMap::new(),
             writing: write_through::WriteThrough::default(),
             buffered_bytes: 0,
+            ready: BTreeMap::new(),
+            runs_out: 0,
             verifying: BTreeSet::new(),
             exclusive_pieces: BTreeMap::new(),
             departed: BTreeMap::new(),
@@ -357,6 +364,7 @@ impl Torrent {
     pub fn pieces_in_progress(&self) -> Vec<PieceIndex> {
         let mut out: BTreeSet<u32> = self.picker.partial_pieces().map(|p| p.0).collect();
         out.extend(self.verifying.iter().copied());
+        out.extend(self.ready.keys().copied());
         out.extend(
             (0..self.picker.piece_count())
                 .filter(|&p| self.picker.has(PieceIndex(p)) && !self.on_disk.get(PieceIndex(p))),
@@ -530,6 +538,9 @@ impl Torrent {
                 t = t.min(retry);
             }
         }
+        if let Some(due) = self.ready_deadline() {
+            t = t.min(due);
+        }
         if let Some((_, block)) = self.pending_reads.front() {
             t = t.min(self.up_bucket.ready_at(self.now, u64::from(block.length)));
         }
@@ -611,6 +622,7 @@ impl Torrent {
             f.expire(now);
         }
         self.expire_leaf_requests(now);
+        self.pump_ready(now, false);
         let held: Vec<ConnId> = (self.peers.iter())
             .filter(|(_, p)| p.uploads.is_holding())
             .map(|(c, _)| *c)

@@ -3,6 +3,15 @@
 
 use super::*;
 
+/// One piece of a [`TorrentOutput::Verify`] run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifyPiece {
+    /// The piece's expected hash.
+    pub hash: PieceHash,
+    /// How many of the run's blocks are this piece's.
+    pub blocks: usize,
+}
+
 /// What the torrent reports to the application.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -115,16 +124,18 @@ pub enum TorrentOutput {
         /// The connection.
         conn: ConnId,
     },
-    /// Hash a complete piece from memory and, only if it matches, write
-    /// it; answer with `handle_verified`.
+    /// Hash a run of adjacent complete pieces from memory and, only if
+    /// every one matches, write the run; answer with
+    /// `handle_verified_run` (see the `verification` module).
     Verify {
-        /// The piece.
-        piece: PieceIndex,
-        /// Its blocks in order.
+        /// The run's first piece.
+        first: PieceIndex,
+        /// Each piece of the run in order: its hash and how many of
+        /// `blocks` are its.
+        pieces: Vec<VerifyPiece>,
+        /// The run's blocks in order.
         blocks: Vec<Bytes>,
-        /// The expected hash.
-        hash: PieceHash,
-        /// Where its bytes go once verified (padding slices: skip).
+        /// Where the run's bytes go once verified (padding slices: skip).
         slices: Vec<FileSlice>,
     },
     /// Write a run of blocks of a piece too large to hold in memory,

@@ -144,8 +144,11 @@ impl Torrent {
                     self.buffered_bytes += data.len() as u64;
                 }
                 buf.blocks[index] = Some(data);
-                if self.picker.is_complete(block.piece) && !self.verifying.contains(&piece) {
-                    self.start_verify(piece, conn);
+                if self.picker.is_complete(block.piece)
+                    && !self.verifying.contains(&piece)
+                    && !self.ready.contains_key(&piece)
+                {
+                    self.piece_complete(now, piece, conn);
                 }
                 true
             }

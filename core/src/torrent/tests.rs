@@ -60,18 +60,19 @@ fn at_on_disk(t: &Torrent, s: &FileSlice) -> usize {
     (file + s.offset) as usize
 }
 
-/// A `Verify` output carried out against `disk`: the piece written if its
-/// hash matches, then the verdict.
+/// A `Verify` output carried out against `disk`: the run written if
+/// every piece's hash matches, then the verdicts.
 fn verify_on(
     t: &mut Torrent,
     disk: &mut [u8],
     now: Instant,
-    piece: PieceIndex,
+    first: PieceIndex,
+    pieces: &[VerifyPiece],
     blocks: &[Bytes],
-    hash: &PieceHash,
     slices: &[FileSlice],
 ) {
-    let ok = crate::engine::blocks_match(blocks, hash);
+    let verdicts = crate::engine::run_verdicts(pieces, blocks);
+    let ok = verdicts.iter().all(|&v| v);
     if ok {
         let data: Vec<u8> = blocks.concat();
         let mut at = 0usize;
@@ -81,7 +82,7 @@ fn verify_on(
             at += len;
         }
     }
-    t.handle_verified(now, piece, ok, ok);
+    t.handle_verified_run(now, first, &verdicts, ok);
 }
 
 /// Runs both torrents until quiet, delivering every output at once.
@@ -124,13 +125,13 @@ fn run(
                         }
                     }
                     TorrentOutput::Verify {
-                        piece,
+                        first,
+                        pieces,
                         blocks,
-                        hash,
                         slices,
                     } => {
                         let n = &mut nodes[i];
-                        verify_on(&mut n.t, &mut n.disk, now, piece, &blocks, &hash, &slices);
+                        verify_on(&mut n.t, &mut n.disk, now, first, &pieces, &blocks, &slices);
                     }
                     TorrentOutput::Write {
                         block,

@@ -161,14 +161,19 @@ impl Disk for MemDisk {
                 }
             }
             DiskOp::Verify {
-                piece,
+                first,
+                pieces,
                 blocks,
-                hash,
                 slices,
             } => {
-                let ok = bittide_core::engine::blocks_match(&blocks, &hash);
-                let written = ok && self.write(&slices, &blocks.concat());
-                DiskResult::Verified { piece, ok, written }
+                let verdicts = bittide_core::engine::run_verdicts(&pieces, &blocks);
+                let written =
+                    verdicts.iter().all(|&ok| ok) && self.write(&slices, &blocks.concat());
+                DiskResult::Verified {
+                    first,
+                    verdicts,
+                    written,
+                }
             }
             DiskOp::Check {
                 piece,

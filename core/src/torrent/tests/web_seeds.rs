@@ -116,17 +116,17 @@ impl Web {
                 match o {
                     TorrentOutput::WebSeed { job, requests } => runs.push((job, requests)),
                     TorrentOutput::Verify {
-                        piece,
+                        first,
+                        pieces,
                         blocks,
-                        hash,
                         slices,
                     } => verify_on(
                         &mut self.t,
                         &mut self.written,
                         now,
-                        piece,
+                        first,
+                        &pieces,
                         &blocks,
-                        &hash,
                         &slices,
                     ),
                     TorrentOutput::Event(e) => self.events.push(e),

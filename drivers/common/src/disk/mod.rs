@@ -664,18 +664,23 @@ impl Storage {
                 DiskResult::Read { conn, block, data }
             }
             DiskOp::Verify {
-                piece,
+                first,
+                pieces,
                 blocks,
-                hash,
                 slices,
             } => {
-                let ok = bittide_core::engine::blocks_match(&blocks, &hash);
+                let verdicts = bittide_core::engine::run_verdicts(&pieces, &blocks);
                 // Written in the same job, and only once verified.
-                let written = ok && self.write_blocks(&slices, &blocks).is_ok();
+                let written =
+                    verdicts.iter().all(|&ok| ok) && self.write_blocks(&slices, &blocks).is_ok();
                 if written {
                     count(&self.written, &slices);
                 }
-                DiskResult::Verified { piece, ok, written }
+                DiskResult::Verified {
+                    first,
+                    verdicts,
+                    written,
+                }
             }
             DiskOp::Check {
                 piece,
