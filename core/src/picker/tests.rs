@@ -508,3 +508,30 @@ fn in_endgame_a_web_seed_duplicates_a_slow_peers_blocks() {
     assert_ne!(got[0].piece, first);
     assert!(run(&mut p, 100).is_empty(), "every block is asked of both");
 }
+
+#[test]
+fn fresh_pieces_come_an_extent_at_a_time_when_equally_rare() {
+    // 64 KiB pieces: sixteen to an extent of 1 MiB.
+    let per_extent = (EXTENT_BYTES / u64::from(PIECE)) as u32;
+    let mut p = picker(4 * per_extent);
+    p.peer_bitfield(PeerPieces::All);
+    let mut order = Vec::new();
+    for _ in 0..4 * per_extent {
+        let got = pick(&mut p, A, PeerPieces::All, 4);
+        order.push(got[0].piece.0);
+    }
+    for run in order.chunks(per_extent as usize) {
+        let start = run[0];
+        assert_eq!(start % per_extent, 0, "{order:?}");
+        assert!(run.iter().copied().eq(start..start + per_extent), "{order:?}");
+    }
+    // Rarer pieces still come first: the extent is left for them.
+    let mut p = picker(4 * per_extent);
+    p.peer_bitfield(PeerPieces::All);
+    p.peer_bitfield(PeerPieces::Some(&bits(4 * per_extent, &[1, 2])));
+    let first = pick(&mut p, A, PeerPieces::All, 4)[0].piece.0;
+    assert_ne!(first, 1, "piece 1 is less rare than the rest");
+    let second = pick(&mut p, A, PeerPieces::All, 4)[0].piece.0;
+    let next = if first == 0 { 3 } else { first + 1 };
+    assert_eq!(second, next, "{first} then {second}");
+}

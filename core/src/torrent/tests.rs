@@ -23,12 +23,14 @@ fn info_for(data: &[u8], piece: u32) -> TorrentInfo {
 }
 
 mod holepunch;
+mod leech;
 mod metadata;
 mod session;
 mod uploads;
 mod v2_blame;
 mod v2_files;
 mod v2_magnet;
+mod verify_runs;
 mod web_seeds;
 mod write_through;
 
