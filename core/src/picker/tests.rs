@@ -523,7 +523,10 @@ fn fresh_pieces_come_an_extent_at_a_time_when_equally_rare() {
     for run in order.chunks(per_extent as usize) {
         let start = run[0];
         assert_eq!(start % per_extent, 0, "{order:?}");
-        assert!(run.iter().copied().eq(start..start + per_extent), "{order:?}");
+        assert!(
+            run.iter().copied().eq(start..start + per_extent),
+            "{order:?}"
+        );
     }
     // Rarer pieces still come first: the extent is left for them.
     let mut p = picker(4 * per_extent);

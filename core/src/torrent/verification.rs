@@ -73,10 +73,12 @@ impl Torrent {
     }
 
     /// Whether complete `piece` should wait for the next piece of its
-    /// extent: it is partly received.
+    /// extent: it is partly received, and `piece` is not one a stream is
+    /// waiting for.
     fn waits_for_next(&self, piece: u32) -> bool {
         let next = piece + 1;
-        self.picker.extent_of(PieceIndex(piece)).contains(&next)
+        !self.picker.critical().contains(&PieceIndex(piece))
+            && self.picker.extent_of(PieceIndex(piece)).contains(&next)
             && self.picker.is_partial(PieceIndex(next))
             && !self.verifying.contains(&next)
     }

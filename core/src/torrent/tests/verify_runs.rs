@@ -110,3 +110,12 @@ fn only_so_many_runs_are_at_the_disk_at_once() {
     );
     assert!(l.t.is_finished());
 }
+
+#[test]
+fn a_piece_a_stream_waits_for_goes_at_once() {
+    let mut l = Leech::new(PIECE, 8, BUDGET);
+    l.t.set_critical(l.now, vec![PieceIndex(0), PieceIndex(1)]);
+    serve_all_but(&mut l, last_block(1));
+    assert!(l.verifies.contains(&(0, 1, 1)), "{:?}", l.verifies);
+    assert!(l.t.have().get(PieceIndex(0)));
+}
