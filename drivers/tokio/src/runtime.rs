@@ -40,6 +40,13 @@ impl ConnRead for Reader {
     fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<usize>> {
         Box::pin(self.0.read(buf))
     }
+
+    fn read_buf<'a>(
+        &'a mut self,
+        buf: &'a mut bytes::BytesMut,
+    ) -> BoxFuture<'a, io::Result<usize>> {
+        Box::pin(self.0.read_buf(buf))
+    }
 }
 
 impl ConnWrite for Writer {

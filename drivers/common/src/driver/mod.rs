@@ -376,18 +376,18 @@ impl<R: Runtime> Driver<R> {
         let (tx, stop) = (self.tx.clone(), self.stop_rx.clone());
         self.rt.spawn(Box::pin(async move {
             // Each read lands in a shared buffer whose filled part is handed
-            // on as `Bytes`: blocks are decoded in place from it. The rest
-            // stays initialised for the next read (zeroed once, when the
-            // buffer is made, not before every read).
+            // on as `Bytes`: blocks are decoded in place from it. The next
+            // read goes into the rest, or into a new buffer once it is short
+            // (the old one is freed with the last block in it).
             let mut buf = bytes::BytesMut::new();
             loop {
-                if buf.len() < READ_CHUNK / 4 {
-                    buf = bytes::BytesMut::zeroed(READ_CHUNK);
+                if buf.capacity() < READ_CHUNK / 4 {
+                    buf = bytes::BytesMut::with_capacity(READ_CHUNK);
                 }
-                match first(reader.read(&mut buf), Box::pin(stop.recv())).await {
+                match first(reader.read_buf(&mut buf), Box::pin(stop.recv())).await {
                     Ok(Ok(0) | Err(_)) | Err(_) => break,
-                    Ok(Ok(n)) => {
-                        let chunk = buf.split_to(n.min(buf.len())).freeze();
+                    Ok(Ok(_)) => {
+                        let chunk = buf.split().freeze();
                         if tx.send(Input::Data(conn, chunk)).await.is_err() {
                             return;
                         }
