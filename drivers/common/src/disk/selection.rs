@@ -31,7 +31,9 @@ impl Storage {
     }
 
     /// Writes `data`, the bytes of slice `s`, to the part file if its
-    /// file's bytes go there; `false` if they do not.
+    /// file's bytes go there; `false` if they do not. The part file keeps
+    /// bytes by piece, and a slice of a run of pieces may cross from one
+    /// into the next: it is written piece by piece.
     pub(super) fn write_part(&self, s: &FileSlice, data: &[u8]) -> io::Result<bool> {
         if !self.in_part(s.file) {
             return Ok(false);
@@ -42,8 +44,23 @@ impl Storage {
         if !self.in_part(s.file) {
             return Ok(false);
         }
-        let (piece, at) = self.piece_of(s)?;
-        part.write(piece, at, data)?;
+        let piece_length = u64::from(self.layout.piece_length());
+        let mut done = 0u64;
+        while done < s.length {
+            let rest = FileSlice {
+                offset: s.offset + done,
+                length: s.length - done,
+                ..*s
+            };
+            let (piece, at) = self.piece_of(&rest)?;
+            let n = rest.length.min(piece_length - at);
+            let (from, to) = (done as usize, (done + n) as usize);
+            let bytes = data.get(from..to).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "short data for a slice")
+            })?;
+            part.write(piece, at, bytes)?;
+            done += n;
+        }
         Ok(true)
     }
 

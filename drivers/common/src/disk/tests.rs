@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::*;
 use bittide_core::metainfo::{PieceHash, PieceHasher, TorrentBuilder};
+use bittide_core::torrent::VerifyPiece;
 use bittide_core::PieceIndex;
 
 #[test]
@@ -326,4 +327,60 @@ fn content_layouts_place_files_inside_the_folder() {
     // A name with no usable stem is its own folder.
     let dotted = layout_torrent(".hidden", &[]);
     assert_eq!(at(&dotted, Subfolder, None).0, vec![p(".hidden/.hidden")]);
+}
+
+#[test]
+fn a_run_whose_slice_of_an_unselected_file_crosses_pieces_goes_to_the_part_file() {
+    let dir = std::env::temp_dir().join(format!("bittide-partrun-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // b, not selected, crosses the boundary of the two pieces.
+    let data: Vec<u8> = (0..32_768u32).map(|i| (i * 13 % 251) as u8).collect();
+    let mut b = TorrentBuilder::multi_file("run");
+    b.add_file(vec!["a".into()], 10_000)
+        .add_file(vec!["b".into()], 10_000)
+        .add_file(vec!["c".into()], 12_768)
+        .set_piece_length(16384);
+    let mut h = PieceHasher::new(16384);
+    h.update(&data);
+    let bytes = b.build(&h.finish()).unwrap();
+    let m = Metainfo::from_bytes(&bytes).unwrap();
+    let storage = Storage::new(&dir, &m);
+    storage.set_wanted(&[true, false, true]).unwrap();
+    // As the engine sends a run: the slices of both pieces, merged.
+    let slice = |file, length| FileSlice {
+        file,
+        offset: 0,
+        length,
+        padding: false,
+    };
+    let hash = |p| PieceHash::V1(m.info.piece_hash(PieceIndex(p)).unwrap());
+    let result = storage.run(DiskOp::Verify {
+        first: PieceIndex(0),
+        pieces: vec![
+            VerifyPiece {
+                hash: hash(0),
+                blocks: 1,
+            },
+            VerifyPiece {
+                hash: hash(1),
+                blocks: 1,
+            },
+        ],
+        blocks: data.chunks(16384).map(bytes::Bytes::copy_from_slice).collect(),
+        slices: vec![slice(0, 10_000), slice(1, 10_000), slice(2, 12_768)],
+    });
+    assert_eq!(
+        result,
+        DiskResult::Verified {
+            first: PieceIndex(0),
+            verdicts: vec![true, true],
+            written: true,
+        }
+    );
+    assert!(!dir.join("run/b").exists(), "b stays in the part file");
+    for p in 0..2 {
+        assert!(checks(&storage, &m, PieceIndex(p)), "piece {p}");
+    }
+    drop(storage);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
