@@ -436,8 +436,8 @@ impl PiecePicker {
     }
 
     /// The fresh piece to take instead of `found` (fresh, in band `band`
-    /// with availability `k`), as rare and as wanted: the continuation of
-    /// the last extent, or the first such piece of `found`'s extent.
+    /// with availability `k`), as rare and as wanted: the next such piece
+    /// of the extent being fetched, or the first of `found`'s extent.
     fn in_extent(&mut self, found: u32, band: usize, k: usize, pieces: PeerPieces<'_>) -> u32 {
         let alike = |q: u32| {
             q < self.piece_count
@@ -447,13 +447,15 @@ impl PiecePicker {
                 && usize::from(self.availability[q as usize]) == k
                 && pieces.has(q)
         };
-        let pick = match self.next_fresh {
-            Some(c) if alike(c) => c,
-            _ => self
-                .extent_of(PieceIndex(found))
+        // The rest of the extent being fetched, else `found`'s.
+        let going = self
+            .next_fresh
+            .and_then(|c| (c..self.extent_of(PieceIndex(c)).end).find(|&q| alike(q)));
+        let pick = going.unwrap_or_else(|| {
+            self.extent_of(PieceIndex(found))
                 .find(|&q| alike(q))
-                .unwrap_or(found),
-        };
+                .unwrap_or(found)
+        });
         let next = pick + 1;
         self.next_fresh = self
             .extent_of(PieceIndex(pick))

@@ -122,5 +122,7 @@ impl Torrent {
         self.now = now;
         self.picker.set_critical(pieces);
         self.apply_priorities(now);
+        // A complete piece now wanted by a stream goes at once.
+        self.pump_ready(now, false);
     }
 }

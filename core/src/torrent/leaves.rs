@@ -353,6 +353,8 @@ impl Torrent {
                 case.asked = None;
             }
             self.ask_for_leaves(now, piece);
+            // Kept for the answer it refused.
+            self.drop_if_both_seeds(now, conn);
         }
         true
     }
@@ -369,23 +371,24 @@ impl Torrent {
     /// Leaf requests unanswered for too long, or whose peer left, go to
     /// another peer.
     pub(super) fn expire_leaf_requests(&mut self, now: Instant) {
-        let due: Vec<u32> = self
+        let due: Vec<(u32, ConnId)> = self
             .leaves
             .cases
             .iter()
-            .filter(|(_, c)| {
-                c.asked.is_some_and(|(conn, at)| {
-                    now.saturating_duration_since(at) >= LEAF_TIMEOUT
-                        || !self.peers.contains_key(&conn)
-                })
+            .filter_map(|(p, c)| {
+                let (conn, at) = c.asked?;
+                let late = now.saturating_duration_since(at) >= LEAF_TIMEOUT
+                    || !self.peers.contains_key(&conn);
+                late.then_some((*p, conn))
             })
-            .map(|(p, _)| *p)
             .collect();
-        for piece in due {
+        for (piece, conn) in due {
             if let Some(c) = self.leaves.cases.get_mut(&piece) {
                 c.asked = None;
             }
             self.ask_for_leaves(now, piece);
+            // Kept for an answer that did not come.
+            self.drop_if_both_seeds(now, conn);
         }
     }
 

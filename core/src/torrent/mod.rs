@@ -27,7 +27,7 @@
 //!   [`handle_connect_failed`](Torrent::handle_connect_failed),
 //!   [`handle_bytes`](Torrent::handle_bytes),
 //!   [`handle_closed`](Torrent::handle_closed),
-//!   [`handle_verified`](Torrent::handle_verified),
+//!   [`handle_verified_run`](Torrent::handle_verified_run),
 //!   [`handle_read`](Torrent::handle_read),
 //!   [`handle_checked`](Torrent::handle_checked),
 //!   [`handle_written`](Torrent::handle_written),
@@ -211,8 +211,9 @@ pub struct Torrent {
     /// Write-through pieces with blocks held or on their way to the disk.
     writing: write_through::WriteThrough,
     buffered_bytes: u64,
-    /// Complete pieces waiting a moment for the next piece of their
-    /// extent, to go to the disk with it (see `verification`).
+    /// Complete pieces not yet out for verification: waiting a moment for
+    /// the next piece of their extent, or for a run at the disk to come
+    /// back (see `verification`).
     ready: BTreeMap<u32, verification::Ready>,
     /// Runs of pieces out for verification.
     runs_out: usize,

@@ -135,6 +135,8 @@ impl Torrent {
         }
         // The state first: nothing reconnects while peers go.
         self.set_state(TorrentState::Queued);
+        // Complete pieces are written, not left waiting for the slot.
+        self.pump_ready(now, true);
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         for c in conns {
             self.disconnect(now, c, CloseReason::Local, true);

@@ -105,7 +105,9 @@ impl Torrent {
             }
         }
         self.picker = picker;
-        // Pieces out for verification keep their verdict; partial ones go.
+        // Pieces out for verification keep their verdict (complete ones
+        // go out now); partial ones go.
+        self.pump_ready(now, true);
         let partial: Vec<u32> = self
             .buffers
             .keys()

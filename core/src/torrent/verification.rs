@@ -9,8 +9,10 @@
 //! memory budget waits), and the run goes to the disk as one job: every
 //! piece hashed, the run written with as few writes as its files allow.
 //! Pieces of 256 KiB cost a job, a thread wake-up and a device write each;
-//! a run of four costs one. At most [`RUNS_IN_FLIGHT`] runs are at the disk
-//! at once: more would not hash faster, and each holds a write buffer.
+//! a run of four costs one. Runs wait for a verdict while
+//! [`RUNS_IN_FLIGHT`] are at the disk (more would not hash faster, and
+//! each holds a write buffer), except those a stream waits for and those
+//! sent when the torrent pauses, stops or is queued.
 
 use super::*;
 
@@ -20,44 +22,41 @@ const READY_HOLD: Duration = Duration::from_millis(200);
 /// Most bytes in one run.
 const MAX_RUN_BYTES: u64 = 4 << 20;
 
-/// Runs at the disk at once; complete pieces wait for a verdict beyond.
+/// Runs at the disk at once, beyond which complete pieces wait for a
+/// verdict (see the module documentation for the exceptions).
 const RUNS_IN_FLIGHT: usize = 4;
 
 /// A complete piece not yet out for verification.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Ready {
+    /// When it completed.
     since: Instant,
-    last_sender: ConnId,
 }
 
 impl Torrent {
     /// Every block of `piece` is in (the last from `last_sender`).
     pub(super) fn piece_complete(&mut self, now: Instant, piece: u32, last_sender: ConnId) {
-        self.ready.insert(
-            piece,
-            Ready {
-                since: now,
-                last_sender,
-            },
-        );
+        // Whether it ends a parole is known now: its sender may be gone by
+        // the time it goes out.
+        self.note_exclusive(piece, last_sender);
+        self.ready.insert(piece, Ready { since: now });
         self.pump_ready(now, false);
     }
 
     /// Sends out the runs of waiting pieces that may go, lowest first,
-    /// while fewer than [`RUNS_IN_FLIGHT`] are at the disk (every one if
-    /// `all`: the torrent pauses or stops).
+    /// while fewer than [`RUNS_IN_FLIGHT`] are at the disk; a run with a
+    /// piece a stream waits for goes regardless, and every run if `all`
+    /// (the torrent pauses, stops, is queued or rechecked).
     pub(super) fn pump_ready(&mut self, now: Instant, all: bool) {
         let piece_length = u64::from(self.info.layout.piece_length());
         let crowded = self.ready.len() as u64 * piece_length > self.max_buffered_bytes() / 4;
         let mut from = 0;
-        while all || self.runs_out < RUNS_IN_FLIGHT {
-            let Some((&first, _)) = self.ready.range(from..).next() else {
-                break;
-            };
+        while let Some((&first, _)) = self.ready.range(from..).next() {
             let mut last = first;
-            let mut overdue = false;
+            let (mut overdue, mut urgent) = (false, false);
             while let Some(r) = self.ready.get(&last) {
                 overdue |= r.since + READY_HOLD <= now;
+                urgent |= self.picker.critical().contains(&PieceIndex(last));
                 if !self.ready.contains_key(&(last + 1))
                     || u64::from(last - first + 2) * piece_length > MAX_RUN_BYTES
                 {
@@ -65,7 +64,9 @@ impl Torrent {
                 }
                 last += 1;
             }
-            if all || crowded || overdue || !self.waits_for_next(last) {
+            let room = self.runs_out < RUNS_IN_FLIGHT;
+            let due = crowded || overdue || !self.waits_for_next(last);
+            if all || urgent || (room && due) {
                 self.dispatch_run(first, last);
             }
             from = last + 1;
@@ -73,13 +74,13 @@ impl Torrent {
     }
 
     /// Whether complete `piece` should wait for the next piece of its
-    /// extent: it is partly received, and `piece` is not one a stream is
-    /// waiting for.
+    /// extent: some of its blocks are requested or in, and it is not yet
+    /// complete.
     fn waits_for_next(&self, piece: u32) -> bool {
         let next = piece + 1;
-        !self.picker.critical().contains(&PieceIndex(piece))
-            && self.picker.extent_of(PieceIndex(piece)).contains(&next)
+        self.picker.extent_of(PieceIndex(piece)).contains(&next)
             && self.picker.is_partial(PieceIndex(next))
+            && !self.ready.contains_key(&next)
             && !self.verifying.contains(&next)
     }
 
@@ -98,7 +99,7 @@ impl Torrent {
     fn dispatch_run(&mut self, first: u32, last: u32) {
         let mut run = Run::default();
         for piece in first..=last {
-            let waited = self.ready.remove(&piece);
+            self.ready.remove(&piece);
             let Some(buf) = self.buffers.get(&piece) else {
                 continue;
             };
@@ -108,9 +109,6 @@ impl Torrent {
             };
             if blocks.len() != buf.blocks.len() {
                 continue;
-            }
-            if let Some(r) = waited {
-                self.note_exclusive(piece, r.last_sender);
             }
             self.verifying.insert(piece);
             let slices: Vec<FileSlice> = self.info.layout.piece_slices(PieceIndex(piece)).collect();
@@ -158,9 +156,10 @@ impl Torrent {
         verdicts: &[bool],
         written: bool,
     ) {
+        self.now = now;
         self.runs_out = self.runs_out.saturating_sub(1);
         let all = verdicts.iter().all(|&ok| ok);
-        for (piece, &ok) in (first.0..).zip(verdicts) {
+        for (&ok, piece) in verdicts.iter().zip(first.0..) {
             if ok && !all {
                 // Not written for another piece's sake: it goes again,
                 // alone.
@@ -178,7 +177,13 @@ impl Torrent {
     /// so, whether it is on disk (`written` false: the disk failed, e.g.
     /// full). A write-through piece's comes from its last run or from
     /// reading it back.
-    pub fn handle_verified(&mut self, now: Instant, piece: PieceIndex, ok: bool, written: bool) {
+    pub(crate) fn handle_verified(
+        &mut self,
+        now: Instant,
+        piece: PieceIndex,
+        ok: bool,
+        written: bool,
+    ) {
         self.now = now;
         let p = piece.0;
         if !self.verifying.remove(&p) {

@@ -19,15 +19,15 @@ fn last_block(piece: u32) -> BlockRef {
     }
 }
 
-/// The peer sends every block asked for but `kept`, until it is asked for
-/// nothing more.
-fn serve_all_but(l: &mut Leech, kept: BlockRef) {
+/// The peer sends every block asked for but those `kept`, until it is
+/// asked for nothing more.
+fn serve_all_but(l: &mut Leech, kept: &[BlockRef]) {
     loop {
         let asked = l.asked();
         if asked.is_empty() {
             return;
         }
-        for b in asked.into_iter().filter(|&b| b != kept) {
+        for b in asked.into_iter().filter(|b| !kept.contains(b)) {
             l.send(b);
         }
     }
@@ -76,7 +76,7 @@ fn a_bad_piece_fails_alone_and_the_rest_of_its_run_is_written() {
 fn a_piece_waits_for_the_next_of_its_extent_only_so_long() {
     let mut l = Leech::new(PIECE, 8, BUDGET);
     // The last block of piece 1 does not come: piece 0 waits for it.
-    serve_all_but(&mut l, last_block(1));
+    serve_all_but(&mut l, &[last_block(1)]);
     l.verifies.sort_unstable();
     assert_eq!(l.verifies, [(2, 2, 1), (4, 4, 1)]);
     let due = l.t.poll_timeout().expect("a deadline");
@@ -115,7 +115,28 @@ fn only_so_many_runs_are_at_the_disk_at_once() {
 fn a_piece_a_stream_waits_for_goes_at_once() {
     let mut l = Leech::new(PIECE, 8, BUDGET);
     l.t.set_critical(l.now, vec![PieceIndex(0), PieceIndex(1)]);
-    serve_all_but(&mut l, last_block(1));
+    serve_all_but(&mut l, &[last_block(1)]);
+    assert!(l.verifies.contains(&(0, 1, 1)), "{:?}", l.verifies);
+    assert!(l.t.have().get(PieceIndex(0)));
+}
+
+#[test]
+fn a_run_with_a_piece_a_stream_waits_for_goes_at_once() {
+    let mut l = Leech::new(PIECE, 8, BUDGET);
+    // Piece 1 is complete and waits for piece 2; piece 0 comes last.
+    serve_all_but(&mut l, &[last_block(0), last_block(2)]);
+    l.t.set_critical(l.now, vec![PieceIndex(0)]);
+    l.send(last_block(0));
+    assert!(l.verifies.contains(&(0, 2, 1)), "{:?}", l.verifies);
+}
+
+#[test]
+fn a_queued_torrent_writes_the_pieces_that_wait() {
+    let mut l = Leech::new(PIECE, 8, BUDGET);
+    serve_all_but(&mut l, &[last_block(1)]);
+    assert!(!l.t.have().get(PieceIndex(0)), "piece 0 waits for piece 1");
+    l.t.queue(l.now);
+    l.disk();
     assert!(l.verifies.contains(&(0, 1, 1)), "{:?}", l.verifies);
     assert!(l.t.have().get(PieceIndex(0)));
 }

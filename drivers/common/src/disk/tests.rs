@@ -366,7 +366,10 @@ fn a_run_whose_slice_of_an_unselected_file_crosses_pieces_goes_to_the_part_file(
                 blocks: 1,
             },
         ],
-        blocks: data.chunks(16384).map(bytes::Bytes::copy_from_slice).collect(),
+        blocks: data
+            .chunks(16384)
+            .map(bytes::Bytes::copy_from_slice)
+            .collect(),
         slices: vec![slice(0, 10_000), slice(1, 10_000), slice(2, 12_768)],
     });
     assert_eq!(
