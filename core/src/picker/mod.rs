@@ -12,9 +12,10 @@
 //! - **Rarest first** among the rest, ties broken at random from the
 //!   picker's seed, so that different peers spread different pieces.
 //! - **Extents**: after a fresh piece, the next piece of its extent (about
-//!   [`EXTENT_BYTES`]) if it is as rare and as wanted, so adjacent pieces
-//!   complete together and go to disk as one run (libtorrent's "piece
-//!   extent affinity" does the same for its disk cache).
+//!   [`EXTENT_BYTES`], at most [`EXTENT_PIECES`]) if it is as rare and as
+//!   wanted, so adjacent pieces complete together and go to disk as one
+//!   run (libtorrent's "piece extent affinity" does the same for its disk
+//!   cache).
 //! - **Blocks**: requests are for 16 KiB blocks; a block is requested from
 //!   one peer at a time, except in **endgame** (every missing block already
 //!   requested), where the rest are requested from other peers too and the
@@ -48,6 +49,12 @@ use order::BucketOrder;
 /// Bytes in a picking extent (see the module documentation): one disk
 /// write of adjacent small pieces.
 pub const EXTENT_BYTES: u64 = 1 << 20;
+
+/// Most pieces in an extent: with tiny pieces, a 1 MiB extent would have
+/// every peer that starts one fetch the same long row of pieces (30
+/// leechers of one seeder of a thousand 16 KiB pieces made the seeder
+/// upload 3.3 times the torrent instead of under 3).
+pub const EXTENT_PIECES: u64 = 4;
 
 /// How much a piece (or file) is wanted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -247,7 +254,7 @@ impl PiecePicker {
 
     /// The pieces of `piece`'s extent (pieces picked one after another).
     pub fn extent_of(&self, piece: PieceIndex) -> std::ops::Range<u32> {
-        let n = (EXTENT_BYTES / u64::from(self.piece_length)).max(1) as u32;
+        let n = (EXTENT_BYTES / u64::from(self.piece_length)).clamp(1, EXTENT_PIECES) as u32;
         let start = piece.0 / n * n;
         start..start.saturating_add(n).min(self.piece_count)
     }

@@ -511,9 +511,10 @@ fn in_endgame_a_web_seed_duplicates_a_slow_peers_blocks() {
 
 #[test]
 fn fresh_pieces_come_an_extent_at_a_time_when_equally_rare() {
-    // 64 KiB pieces: sixteen to an extent of 1 MiB.
-    let per_extent = (EXTENT_BYTES / u64::from(PIECE)) as u32;
+    // 64 KiB pieces: four to an extent.
+    let per_extent = EXTENT_PIECES as u32;
     let mut p = picker(4 * per_extent);
+    assert_eq!(p.extent_of(PieceIndex(5)), 4..8);
     p.peer_bitfield(PeerPieces::All);
     let mut order = Vec::new();
     for _ in 0..4 * per_extent {

@@ -28,21 +28,25 @@ pub trait ConnRead: Send {
     /// Reads some bytes; `Ok(0)` at end of stream.
     fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<usize>>;
 
-    /// Reads some bytes into `buf`'s spare capacity (which must not be
-    /// empty) and appends them; `Ok(0)` at end of stream. This one zeroes
-    /// the spare capacity first; a runtime that can read into
-    /// uninitialised memory does without (a download's receive buffers
-    /// are its whole volume: zeroing them cost 2–3 % of its CPU).
-    fn read_buf<'a>(
+    /// Reads some bytes into `buf`, a buffer the caller keeps between
+    /// reads, and hands them over as `Bytes` (empty at end of stream); a
+    /// new buffer of `size` bytes is begun when less than a quarter of that
+    /// is left. The bytes handed over share the buffer, so the blocks in
+    /// them are not copied. This one keeps the unused part of `buf`
+    /// zeroed (once per buffer) and reads into it; a runtime that can read
+    /// into uninitialised memory does without (a download's receive
+    /// buffers are its whole volume: zeroing them cost 2–3 % of its CPU).
+    fn read_chunk<'a>(
         &'a mut self,
         buf: &'a mut bytes::BytesMut,
-    ) -> BoxFuture<'a, io::Result<usize>> {
+        size: usize,
+    ) -> BoxFuture<'a, io::Result<bytes::Bytes>> {
         Box::pin(async move {
-            let start = buf.len();
-            buf.resize(buf.capacity(), 0);
-            let read = self.read(&mut buf[start..]).await;
-            buf.truncate(start + read.as_ref().map_or(0, |&n| n));
-            read
+            if buf.len() < size / 4 {
+                *buf = bytes::BytesMut::zeroed(size);
+            }
+            let n = self.read(buf).await?;
+            Ok(buf.split_to(n.min(buf.len())).freeze())
         })
     }
 }

@@ -41,11 +41,20 @@ impl ConnRead for Reader {
         Box::pin(self.0.read(buf))
     }
 
-    fn read_buf<'a>(
+    /// Reads into the buffer's uninitialised capacity (`buf` holds no
+    /// bytes between reads).
+    fn read_chunk<'a>(
         &'a mut self,
         buf: &'a mut bytes::BytesMut,
-    ) -> BoxFuture<'a, io::Result<usize>> {
-        Box::pin(self.0.read_buf(buf))
+        size: usize,
+    ) -> BoxFuture<'a, io::Result<bytes::Bytes>> {
+        Box::pin(async move {
+            if buf.capacity() < size / 4 {
+                *buf = bytes::BytesMut::with_capacity(size);
+            }
+            self.0.read_buf(buf).await?;
+            Ok(buf.split().freeze())
+        })
     }
 }
 

@@ -375,19 +375,16 @@ impl<R: Runtime> Driver<R> {
         self.writers.insert(conn, wtx);
         let (tx, stop) = (self.tx.clone(), self.stop_rx.clone());
         self.rt.spawn(Box::pin(async move {
-            // Each read lands in a shared buffer whose filled part is handed
-            // on as `Bytes`: blocks are decoded in place from it. The next
-            // read goes into the rest, or into a new buffer once it is short
-            // (the old one is freed with the last block in it).
+            // Blocks are decoded in place from what each read hands over
+            // (see `ConnRead::read_chunk`); a buffer is freed with the last
+            // block in it.
             let mut buf = bytes::BytesMut::new();
             loop {
-                if buf.capacity() < READ_CHUNK / 4 {
-                    buf = bytes::BytesMut::with_capacity(READ_CHUNK);
-                }
-                match first(reader.read_buf(&mut buf), Box::pin(stop.recv())).await {
-                    Ok(Ok(0) | Err(_)) | Err(_) => break,
-                    Ok(Ok(_)) => {
-                        let chunk = buf.split().freeze();
+                let read = reader.read_chunk(&mut buf, READ_CHUNK);
+                match first(read, Box::pin(stop.recv())).await {
+                    Ok(Err(_)) | Err(_) => break,
+                    Ok(Ok(chunk)) if chunk.is_empty() => break,
+                    Ok(Ok(chunk)) => {
                         if tx.send(Input::Data(conn, chunk)).await.is_err() {
                             return;
                         }
