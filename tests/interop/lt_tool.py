@@ -258,7 +258,8 @@ def restarted_on_crash(run, limit):
     more when a signal kills it, until `limit` seconds have passed.
 
     Debian's libtorrent 2.0.8 has died of SIGSEGV under load in the middle
-    of a test (CI, a rate-limited seeder serving a stream). A peer that
+    of a test (CI, a rate-limited seeder serving a stream; a leecher of a
+    hybrid torrent). A peer that
     vanishes and comes back on its port is something bittide must cope
     with anyway (a named peer is redialled within seconds); a seeder that
     stays dead only fails the test for libtorrent's fault. Only the first
@@ -751,12 +752,21 @@ def main():
     elif cmd == "leech":
         ip = sys.argv[5] if len(sys.argv) > 5 else "127.0.0.1"
         limit = float(sys.argv[6]) if len(sys.argv) > 6 else 120.0
-        print(leech(sys.argv[2], sys.argv[3], sys.argv[4], ip, limit))
+        # Restarted like a seeder when libtorrent crashes: it checks what
+        # it already has and goes on.
+        sys.exit(restarted_on_crash(
+            lambda deadline, _: leech(sys.argv[2], sys.argv[3], sys.argv[4], ip,
+                                      max(deadline - time.monotonic(), 1.0)),
+            limit))
     elif cmd == "leech-many":
         print(leech_many(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]))
     elif cmd == "leech-utp":
         limit = float(sys.argv[5]) if len(sys.argv) > 5 else 120.0
-        print(leech(sys.argv[2], sys.argv[3], sys.argv[4], limit=limit, utp_only=True))
+        sys.exit(restarted_on_crash(
+            lambda deadline, _: leech(sys.argv[2], sys.argv[3], sys.argv[4],
+                                      limit=max(deadline - time.monotonic(), 1.0),
+                                      utp_only=True),
+            limit))
     elif cmd == "magnet-leech":
         print(magnet_leech(sys.argv[2], sys.argv[3], sys.argv[4]))
     elif cmd == "announce":
