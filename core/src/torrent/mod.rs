@@ -211,10 +211,10 @@ pub struct Torrent {
     /// Write-through pieces with blocks held or on their way to the disk.
     writing: write_through::WriteThrough,
     buffered_bytes: u64,
-    /// Complete pieces not yet out for verification: waiting a moment for
-    /// the next piece of their extent, or for a run at the disk to come
-    /// back (see `verification`).
-    ready: BTreeMap<u32, verification::Ready>,
+    /// Complete pieces not yet out for verification, and when each
+    /// completed: waiting a moment for the next piece of their extent, or
+    /// for a run at the disk to come back (see `verification`).
+    ready: BTreeMap<u32, Instant>,
     /// Runs of pieces out for verification.
     runs_out: usize,
     verifying: BTreeSet<u32>,

@@ -26,20 +26,13 @@ const MAX_RUN_BYTES: u64 = 4 << 20;
 /// verdict (see the module documentation for the exceptions).
 const RUNS_IN_FLIGHT: usize = 4;
 
-/// A complete piece not yet out for verification.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Ready {
-    /// When it completed.
-    since: Instant,
-}
-
 impl Torrent {
     /// Every block of `piece` is in (the last from `last_sender`).
     pub(super) fn piece_complete(&mut self, now: Instant, piece: u32, last_sender: ConnId) {
         // Whether it ends a parole is known now: its sender may be gone by
         // the time it goes out.
         self.note_exclusive(piece, last_sender);
-        self.ready.insert(piece, Ready { since: now });
+        self.ready.insert(piece, now);
         self.pump_ready(now, false);
     }
 
@@ -54,8 +47,8 @@ impl Torrent {
         while let Some((&first, _)) = self.ready.range(from..).next() {
             let mut last = first;
             let (mut overdue, mut urgent) = (false, false);
-            while let Some(r) = self.ready.get(&last) {
-                overdue |= r.since + READY_HOLD <= now;
+            while let Some(&since) = self.ready.get(&last) {
+                overdue |= since + READY_HOLD <= now;
                 urgent |= self.picker.critical().contains(&PieceIndex(last));
                 if !self.ready.contains_key(&(last + 1))
                     || u64::from(last - first + 2) * piece_length > MAX_RUN_BYTES
@@ -89,13 +82,13 @@ impl Torrent {
         if self.runs_out >= RUNS_IN_FLIGHT {
             return None;
         }
-        let oldest = self.ready.values().map(|r| r.since).min()?;
+        let oldest = *self.ready.values().min()?;
         Some(oldest + READY_HOLD)
     }
 
     /// Hands pieces `first..=last` (complete, in memory) to the disk as
-    /// one [`TorrentOutput::Verify`]; a piece whose blocks and file slices
-    /// disagree in length, which should not happen, goes alone.
+    /// one [`TorrentOutput::Verify`] (their blocks and slices come from
+    /// the same layout, so they always line up).
     fn dispatch_run(&mut self, first: u32, last: u32) {
         let mut run = Run::default();
         for piece in first..=last {
@@ -111,16 +104,11 @@ impl Torrent {
                 continue;
             }
             self.verifying.insert(piece);
-            let slices: Vec<FileSlice> = self.info.layout.piece_slices(PieceIndex(piece)).collect();
-            let bytes: u64 = blocks.iter().map(|b| b.len() as u64).sum();
-            let fits = bytes == slices.iter().map(|s| s.length).sum::<u64>();
-            if run.next != Some(piece) || !fits {
+            if run.next != Some(piece) {
                 self.send_verify(&mut run);
             }
+            let slices = self.info.layout.piece_slices(PieceIndex(piece));
             run.push(piece, hash, blocks, slices);
-            if !fits {
-                self.send_verify(&mut run);
-            }
         }
         self.send_verify(&mut run);
     }
@@ -323,7 +311,13 @@ struct Run {
 }
 
 impl Run {
-    fn push(&mut self, piece: u32, hash: PieceHash, blocks: Vec<Bytes>, slices: Vec<FileSlice>) {
+    fn push(
+        &mut self,
+        piece: u32,
+        hash: PieceHash,
+        blocks: Vec<Bytes>,
+        slices: impl Iterator<Item = FileSlice>,
+    ) {
         if self.next.is_none() {
             self.first = piece;
         }
