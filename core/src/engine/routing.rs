@@ -136,21 +136,52 @@ impl Engine {
         self.stream_data(now, conn, data);
     }
 
+    /// The chunks one read of a connection handed over, in stream order
+    /// (whole frames, from a reader that follows them). Its torrent
+    /// answers once, after the last: the requests that replace the blocks
+    /// received go out in one send, not one per block.
+    pub fn handle_tcp_chunks(&mut self, now: Instant, conn: ConnId, chunks: Vec<Bytes>) {
+        self.now = now;
+        let mut plain = Vec::with_capacity(chunks.len());
+        for data in chunks {
+            if self.tcp_event_is_stale(conn) {
+                return;
+            }
+            plain.extend(self.unwrap_data(now, conn, data));
+        }
+        if let Some(t) = self
+            .conns
+            .get(&conn)
+            .and_then(|id| self.torrents.get_mut(id))
+        {
+            t.handle_chunks(now, conn, plain);
+        }
+    }
+
     /// Bytes that arrived on a connection of either transport.
     pub(super) fn stream_data(&mut self, now: Instant, conn: ConnId, data: Bytes) {
-        self.transport_proven(conn);
-        let Some(data) = self.mse_receive(now, conn, data) else {
+        let Some(data) = self.unwrap_data(now, conn, data) else {
             return;
         };
+        if let Some(t) = self
+            .conns
+            .get(&conn)
+            .and_then(|id| self.torrents.get_mut(id))
+        {
+            t.handle_chunk(now, conn, data);
+        }
+    }
+
+    /// Takes a connection's bytes through its MSE layer and, while it has
+    /// no torrent yet, its handshake; what is left is for its torrent.
+    fn unwrap_data(&mut self, now: Instant, conn: ConnId, data: Bytes) -> Option<Bytes> {
+        self.transport_proven(conn);
+        let data = self.mse_receive(now, conn, data)?;
         if self.handshakes.contains(conn) {
             self.route_handshake(now, conn, &data);
-            return;
+            return None;
         }
-        if let Some(&id) = self.conns.get(&conn) {
-            if let Some(t) = self.torrents.get_mut(&id) {
-                t.handle_chunk(now, conn, data);
-            }
-        }
+        Some(data)
     }
 
     /// Bytes of an incoming connection not yet routed: once the

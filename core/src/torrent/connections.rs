@@ -177,9 +177,22 @@ impl Torrent {
     /// A chunk arrived on a connection; blocks in it stay slices of it all
     /// the way to the disk write.
     pub fn handle_chunk(&mut self, now: Instant, conn: ConnId, data: Bytes) {
+        self.handle_chunks(now, conn, std::iter::once(data));
+    }
+
+    /// Chunks that arrived together on `conn`, in order: decoded one after
+    /// another, answered once.
+    pub fn handle_chunks(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        chunks: impl IntoIterator<Item = Bytes>,
+    ) {
         self.now = now;
         if let Some(s) = self.peers.get_mut(&conn).and_then(|p| p.session.as_mut()) {
-            s.handle_chunk(now, data);
+            for data in chunks {
+                s.handle_chunk(now, data);
+            }
         }
         self.flush(now, conn);
         self.fill_requests(now);

@@ -20,6 +20,7 @@ mod hashes;
 mod holepunch;
 mod metadata;
 mod pex;
+mod receive;
 
 pub use extension::{ExtensionHandshake, MAX_EXTENSION_HANDSHAKE};
 pub use frame::{
@@ -35,3 +36,4 @@ pub use metadata::{
     metadata_piece_count, MetadataMessage, MAX_METADATA_SIZE, METADATA_PIECE, UT_METADATA,
 };
 pub use pex::{PexFlags, PexMessage, MAX_PEX_PEERS, UT_PEX};
+pub use receive::{FrameCursor, PIECE_FRAME_LEN, PIECE_HEADER_LEN};

@@ -33,6 +33,7 @@ pub mod fuzzing;
 pub mod harvest;
 pub mod listen;
 mod lsd;
+pub mod receive;
 pub mod resume;
 pub mod runtime;
 pub mod session;

@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bittide_core::Instant;
+use bittide_driver::receive::ReceiveBuffer;
 use bittide_driver::runtime::{BoxFuture, Conn, ConnRead, ConnWrite, Listener, Runtime, UdpSocket};
 use bittide_driver::sockets;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// The tokio runtime (the current one, from inside `Runtime::block_on`).
@@ -41,20 +42,51 @@ impl ConnRead for Reader {
         Box::pin(self.0.read(buf))
     }
 
-    /// Reads into the buffer's uninitialised capacity (`buf` holds no
-    /// bytes between reads).
+    /// Scatters each read over the receive buffer's regions (`readv`,
+    /// into uninitialised memory), so blocks land aligned and whole frames
+    /// are handed over.
+    #[cfg(unix)]
     fn read_chunk<'a>(
         &'a mut self,
-        buf: &'a mut bytes::BytesMut,
-        size: usize,
-    ) -> BoxFuture<'a, io::Result<bytes::Bytes>> {
+        buf: &'a mut ReceiveBuffer,
+    ) -> BoxFuture<'a, io::Result<Option<Vec<bytes::Bytes>>>> {
         Box::pin(async move {
-            if buf.capacity() < size / 4 {
-                *buf = bytes::BytesMut::with_capacity(size);
+            let stream: &tokio::net::TcpStream = self.0.as_ref();
+            loop {
+                stream.readable().await?;
+                match stream.try_io(Interest::READABLE, || read_regions(stream, buf)) {
+                    Ok(0) => return Ok(None),
+                    // SAFETY: `read_regions` read `n` bytes into the
+                    // regions, in order.
+                    #[allow(unsafe_code)]
+                    Ok(n) => return Ok(Some(unsafe { buf.commit(n) })),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
+                }
             }
-            self.0.read_buf(buf).await?;
-            Ok(buf.split().freeze())
         })
+    }
+}
+
+/// One `readv` of `stream` into `buf`'s regions; the bytes read.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn read_regions(stream: &tokio::net::TcpStream, buf: &mut ReceiveBuffer) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let iov: Vec<libc::iovec> = buf
+        .regions()
+        .into_iter()
+        .map(|r| libc::iovec {
+            iov_base: r.as_mut_ptr().cast(),
+            iov_len: r.len(),
+        })
+        .collect();
+    // SAFETY: each iovec is a live, writable region of `buf`'s spare
+    // capacity, untouched until `commit`; the count is at most five.
+    let n = unsafe { libc::readv(stream.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int) };
+    match n {
+        n if n < 0 => Err(io::Error::last_os_error()),
+        n => Ok(n as usize),
     }
 }
 

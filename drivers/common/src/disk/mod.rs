@@ -45,8 +45,13 @@ use std::sync::{Arc, Mutex};
 use bittide_core::engine::{DiskOp, DiskResult};
 use bittide_core::metainfo::{DiskPaths, FileLayout, FileSlice, Metainfo, PieceHash};
 
+use direct::{
+    aligned_slices, direct, gather, memory_alignment, with_write_buf, write_vectored_at,
+    DIRECT_ALIGN, DIRECT_AT_LEAST, WRITE_CHUNK,
+};
 use part_file::PartFile;
 
+mod direct;
 mod part_file;
 mod selection;
 
@@ -61,6 +66,9 @@ struct FileInfo {
     padding: bool,
     /// Whether `O_DIRECT` writes are still worth trying for this file.
     direct: AtomicBool,
+    /// The memory alignment its `O_DIRECT` writes ask (0 until it is first
+    /// opened for them).
+    direct_align: AtomicU64,
     /// The user selected it (all are, until [`Storage::set_wanted`]).
     wanted: AtomicBool,
     /// Its bytes go to and come from the part file: it is not wanted and
@@ -88,28 +96,6 @@ struct Handles {
     open: BTreeMap<(usize, Mode), (Arc<File>, u64)>,
     tick: u64,
 }
-
-/// Alignment (address, offset, length) `O_DIRECT` asks of a write: the
-/// page size, a multiple of every logical block size in use.
-const DIRECT_ALIGN: u64 = 4096;
-
-/// The shortest aligned run written with `O_DIRECT`. Each such write is a
-/// synchronous device request: a piece written through block by block
-/// (pieces larger than a quarter of the memory budget) made one per
-/// 16 KiB, and a 1 GiB download of 8 MiB pieces took 4.4 times as long
-/// as one of 4 MiB pieces. Shorter runs go through the page cache.
-const DIRECT_AT_LEAST: u64 = 256 * 1024;
-
-/// The most bytes assembled for one write call (a multiple of
-/// [`DIRECT_ALIGN`]): what bounds the pooled buffers below.
-const WRITE_CHUNK: u64 = 1 << 20;
-
-/// Buffers for assembling writes, shared by all blocking-pool threads
-/// (some runtimes' pools grow to hundreds of threads: a buffer per thread
-/// would grow memory with them).
-static WRITE_BUFS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-/// Buffers kept for reuse at most; more in use at once are freed after.
-const WRITE_BUFS_KEPT: usize = 8;
 
 /// Where a torrent's disk jobs run: files (`Storage`) or, in the simulator, memory.
 ///
@@ -233,63 +219,6 @@ fn not_a_directory() -> io::Error {
     return io::ErrorKind::NotADirectory.into();
 }
 
-/// Opens with `O_DIRECT` where the platform has it.
-fn direct(options: &mut OpenOptions) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_DIRECT);
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = options;
-}
-
-/// Runs `f` on a write buffer from the pool, `len` bytes long and
-/// starting at a [`DIRECT_ALIGN`]-aligned address.
-fn with_write_buf<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-    let mut v = WRITE_BUFS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .pop()
-        .unwrap_or_default();
-    let need = len + DIRECT_ALIGN as usize;
-    if v.len() < need {
-        v.resize(need, 0);
-    }
-    let at = v.as_ptr().align_offset(DIRECT_ALIGN as usize);
-    let r = f(&mut v[at..at + len]);
-    let mut pool = WRITE_BUFS.lock().unwrap_or_else(|p| p.into_inner());
-    if pool.len() < WRITE_BUFS_KEPT {
-        pool.push(v);
-    }
-    r
-}
-
-/// Copies piece bytes `pos..pos + out.len()` out of the piece's blocks.
-fn gather(blocks: &[bytes::Bytes], mut pos: u64, out: &mut [u8]) -> io::Result<()> {
-    let mut filled = 0usize;
-    for b in blocks {
-        let len = b.len() as u64;
-        if pos >= len {
-            pos -= len;
-            continue;
-        }
-        let from = pos as usize;
-        let take = (b.len() - from).min(out.len() - filled);
-        out[filled..filled + take].copy_from_slice(&b[from..from + take]);
-        filled += take;
-        pos = 0;
-        if filled == out.len() {
-            return Ok(());
-        }
-    }
-    if filled == out.len() {
-        Ok(())
-    } else {
-        Err(io::Error::new(io::ErrorKind::InvalidInput, "short data"))
-    }
-}
-
 impl Storage {
     /// The files of `metainfo` under `folder`: `folder/<name>` for a
     /// single-file torrent, `folder/<name>/<path…>` otherwise, as
@@ -303,6 +232,7 @@ impl Storage {
                 length: f.length,
                 padding: f.attr.padding,
                 direct: AtomicBool::new(cfg!(target_os = "linux")),
+                direct_align: AtomicU64::new(0),
                 wanted: AtomicBool::new(true),
                 in_part: AtomicBool::new(false),
             })
@@ -475,6 +405,10 @@ impl Storage {
                     // Sparse: no blocks are allocated until written.
                     file.set_len(info.length)?;
                 }
+                if mode == Mode::Direct {
+                    info.direct_align
+                        .store(memory_alignment(&file), Ordering::Relaxed);
+                }
                 Ok(file)
             });
             sized.map_err(|e| self.at_path(index, e))?
@@ -567,17 +501,33 @@ impl Storage {
                 .files
                 .get(s.file)
                 .is_some_and(|f| f.direct.load(Ordering::Relaxed));
-        // File bytes `from..to` through a pooled buffer, at most
-        // WRITE_CHUNK at a time (a write-through run may be megabytes).
+        // File bytes `from..to`, at most WRITE_CHUNK at a time (a
+        // write-through run may be megabytes): with O_DIRECT straight from
+        // the blocks when they are aligned for it, else through a pooled
+        // buffer.
         let write = |from: u64, to: u64, mode: Mode| -> io::Result<()> {
             let mut at = from;
             while at < to {
                 let n = (to - at).min(WRITE_CHUNK);
-                with_write_buf(n as usize, |buf| {
-                    gather(blocks, pos + (at - start), buf)?;
-                    let file = self.handle(s.file, true, mode)?;
-                    write_all_at(&file, buf, at).map_err(|e| self.at_path(s.file, e))
-                })?;
+                let file = self.handle(s.file, true, mode)?;
+                let align = self
+                    .files
+                    .get(s.file)
+                    .map_or(0, |f| f.direct_align.load(Ordering::Relaxed));
+                let from_blocks = match mode {
+                    Mode::Direct if align > 0 => {
+                        aligned_slices(blocks, pos + (at - start), n, align)
+                    }
+                    _ => None,
+                };
+                match from_blocks {
+                    Some(slices) => write_vectored_at(&file, &slices, at),
+                    None => with_write_buf(n as usize, |buf| {
+                        gather(blocks, pos + (at - start), buf)?;
+                        write_all_at(&file, buf, at)
+                    }),
+                }
+                .map_err(|e| self.at_path(s.file, e))?;
                 at += n;
             }
             Ok(())

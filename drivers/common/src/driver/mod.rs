@@ -51,6 +51,7 @@ use bytes::Bytes;
 pub use crate::control::Command;
 use crate::control::{AddTorrent, View};
 use crate::disk::Disk;
+use crate::receive::ReceiveBuffer;
 use crate::runtime::{Conn, Listener, Runtime, UdpSocket};
 use crate::web_seed::WebClient;
 
@@ -58,8 +59,6 @@ mod commands;
 mod handle;
 pub use handle::Handle;
 
-/// Bytes a connection's reader hands over per read.
-const READ_CHUNK: usize = 64 * 1024;
 /// Writes queued per connection before it is considered stuck and closed.
 const SEND_QUEUE: usize = 512;
 /// A busy connection's writer tells the loop what it wrote at least every
@@ -96,7 +95,8 @@ enum Input {
     Connected(ConnId, Conn),
     ConnectFailed(ConnId),
     Incoming(Conn, SocketAddr),
-    Data(ConnId, bytes::Bytes),
+    /// What one read of a connection handed over, in stream order.
+    Data(ConnId, Vec<bytes::Bytes>),
     /// A connection's writer wrote this many bytes.
     Sent(ConnId, usize),
     Closed(ConnId),
@@ -378,14 +378,14 @@ impl<R: Runtime> Driver<R> {
             // Blocks are decoded in place from what each read hands over
             // (see `ConnRead::read_chunk`); a buffer is freed with the last
             // block in it.
-            let mut buf = bytes::BytesMut::new();
+            let mut buf = ReceiveBuffer::new();
             loop {
-                let read = reader.read_chunk(&mut buf, READ_CHUNK);
+                let read = reader.read_chunk(&mut buf);
                 match first(read, Box::pin(stop.recv())).await {
-                    Ok(Err(_)) | Err(_) => break,
-                    Ok(Ok(chunk)) if chunk.is_empty() => break,
-                    Ok(Ok(chunk)) => {
-                        if tx.send(Input::Data(conn, chunk)).await.is_err() {
+                    Ok(Err(_) | Ok(None)) | Err(_) => break,
+                    Ok(Ok(Some(chunks))) if chunks.is_empty() => {}
+                    Ok(Ok(Some(chunks))) => {
+                        if tx.send(Input::Data(conn, chunks)).await.is_err() {
                             return;
                         }
                     }
@@ -547,7 +547,7 @@ impl<R: Runtime> Driver<R> {
                 Some(conn) => self.spawn_connection(conn, c),
                 None => drop(c),
             },
-            Input::Data(conn, data) => self.engine.handle_tcp_chunk(now, conn, data),
+            Input::Data(conn, chunks) => self.engine.handle_tcp_chunks(now, conn, chunks),
             Input::Sent(conn, bytes) => self.engine.handle_tcp_sent(now, conn, bytes),
             Input::Closed(conn) => {
                 self.writers.remove(&conn);
