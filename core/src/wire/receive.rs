@@ -5,16 +5,19 @@
 //! rest of it into the same buffer, start the next frame in a buffer of its
 //! own placed so that a `piece` message's block lands on an aligned
 //! address, and hand over whole frames only. The decoder
-//! ([`FrameDecoder`](super::FrameDecoder)) then never copies a frame split
+//! ([`FrameDecoder`](super::FrameDecoder)) then seldom copies a frame split
 //! between two reads, and the disk can write the blocks with `O_DIRECT`
 //! straight from where they were received instead of gathering them into an
 //! aligned buffer first (a copy of every byte downloaded).
 //!
 //! Only bookkeeping is done here: the length prefixes are followed, nothing
 //! is checked. The frames are found after the first plain handshake: at
-//! the start of the stream, or after an MSE handshake that settled on
-//! plaintext (found by its protocol string within the first
-//! [`SEARCH_LIMIT`] bytes). An RC4 stream is not followed. A peer that lies
+//! the start of the stream, or where the remote's handshake comes in the
+//! clear after an MSE handshake that settled on plaintext (an outgoing
+//! connection's; found by its protocol string within the first
+//! [`SEARCH_LIMIT`] bytes). An incoming MSE connection's handshake comes
+//! encrypted (BEP 8's initial payload), and an RC4 stream stays so: neither
+//! is followed. A peer that lies
 //! in a length prefix, or puts a protocol string in its MSE padding,
 //! misleads only where its bytes are put: the decoder still judges every
 //! frame.
@@ -135,9 +138,14 @@ impl FrameCursor {
                                     bytes: [0; 4],
                                 }
                             }
-                            len => Position::Inside {
-                                len: len + 4,
-                                left: len,
+                            len => match len.checked_add(4) {
+                                Some(whole) => Position::Inside {
+                                    len: whole,
+                                    left: len,
+                                },
+                                // Only where usize is 32 bits: no such frame
+                                // is followed.
+                                None => Position::Lost,
                             },
                         },
                         have => Position::Prefix {

@@ -82,7 +82,7 @@ fn read_regions(stream: &tokio::net::TcpStream, buf: &mut ReceiveBuffer) -> io::
         })
         .collect();
     // SAFETY: each iovec is a live, writable region of `buf`'s spare
-    // capacity, untouched until `commit`; the count is at most five.
+    // capacity, untouched until `commit`; the count is at most four.
     let n = unsafe { libc::readv(stream.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int) };
     match n {
         n if n < 0 => Err(io::Error::last_os_error()),

@@ -163,12 +163,10 @@ pub(super) fn aligned_slices(
 /// Writes all of `slices`, one after another, at file offset `offset`.
 #[cfg(unix)]
 #[allow(unsafe_code)]
-pub(super) fn write_vectored_at(
-    file: &File,
-    mut slices: &[&[u8]],
-    mut offset: u64,
-) -> io::Result<()> {
+pub(super) fn write_vectored_at(file: &File, mut slices: &[&[u8]], offset: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
+    let mut offset = libc::off_t::try_from(offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
     // Bytes of `slices[0]` already written (after a short write).
     let mut done = 0usize;
     while !slices.is_empty() {
@@ -189,7 +187,7 @@ pub(super) fn write_vectored_at(
                 file.as_raw_fd(),
                 iov.as_ptr(),
                 iov.len() as libc::c_int,
-                offset as libc::off_t,
+                offset,
             )
         };
         if n < 0 {
@@ -202,7 +200,7 @@ pub(super) fn write_vectored_at(
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        offset += n as u64;
+        offset += n as libc::off_t;
         let mut n = n as usize;
         while let Some(first) = slices.first() {
             let rest = first.len() - done;
