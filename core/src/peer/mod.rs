@@ -515,8 +515,9 @@ impl PeerSession {
 
     /// How many more blocks we should request now: the queue depth follows
     /// the peer's measured rate (`request_queue_time` worth of blocks),
-    /// between 2 and the peer's `reqq`; 1 while snubbed; 0 unless we may
-    /// request (unchoked, or fast pieces allowed).
+    /// between 4 and the peer's `reqq`; 1 while snubbed; 0 unless we may
+    /// request (unchoked, or fast pieces allowed), and 0 while less than a
+    /// quarter of the depth is free.
     pub fn request_room(&mut self, now: Instant) -> usize {
         if self.state != State::Active || !self.am_interested {
             return 0;
@@ -540,7 +541,14 @@ impl PeerSession {
                 rate * self.config.request_queue_time.as_millis() / 1000 / u128::from(BLOCK_SIZE);
             (want as usize).clamp(4, cap.max(4)).min(cap)
         };
-        depth.saturating_sub(self.outstanding.len())
+        // A deep pipeline is topped up a quarter at a time: a message of
+        // requests for each read's few blocks was most of what a download
+        // sent (12,000 sends per GiB from one seeder, each a syscall here
+        // and a wake-up there).
+        match depth.saturating_sub(self.outstanding.len()) {
+            room if room < depth / 4 => 0,
+            room => room,
+        }
     }
 
     // --- outputs ----------------------------------------------------------
