@@ -96,6 +96,8 @@ struct Endpoint {
     outgoing: Vec<u8>,
     connected: bool,
     closed: Option<CloseReason>,
+    /// Whether `conn` has closed.
+    conn_closed: bool,
     /// The connection's counters when it closed.
     stats: Option<Stats>,
 }
@@ -114,6 +116,7 @@ impl Endpoint {
             outgoing: Vec::new(),
             connected: false,
             closed: None,
+            conn_closed: false,
             stats: None,
         }
     }
@@ -158,9 +161,24 @@ impl Endpoint {
         }
         while let Some(event) = self.socket.poll_event() {
             match event {
-                SocketEvent::Incoming(id, _) => self.conn = Some(id),
+                // One connection at a time: libtorrent sometimes dials a
+                // second while the first is open, and its handshake mixed
+                // into the first's stream reads as a length prefix of
+                // 323 MB (a "LengthLimit at offset 141" failure, after the
+                // first's handshake and extension handshake, was most
+                // likely that). The second is refused.
+                SocketEvent::Incoming(id, _) if self.conn.is_some() && !self.conn_closed => {
+                    if let Some(c) = self.socket.connection(id) {
+                        c.abort();
+                    }
+                }
+                SocketEvent::Incoming(id, _) => {
+                    self.conn = Some(id);
+                    self.conn_closed = false;
+                }
                 SocketEvent::Connected(_) => self.connected = true,
                 SocketEvent::Closed(id, reason) => {
+                    self.conn_closed |= self.conn == Some(id);
                     self.closed = Some(reason);
                     self.stats = self.socket.connection(id).map(|c| c.stats());
                 }
