@@ -149,26 +149,32 @@ impl Engine {
             }
             plain.extend(self.unwrap_data(now, conn, data));
         }
-        if let Some(t) = self
-            .conns
-            .get(&conn)
-            .and_then(|id| self.torrents.get_mut(id))
-        {
-            t.handle_chunks(now, conn, plain);
+        if !plain.is_empty() {
+            self.deliver_to_torrent(now, conn, plain);
         }
     }
 
     /// Bytes that arrived on a connection of either transport.
     pub(super) fn stream_data(&mut self, now: Instant, conn: ConnId, data: Bytes) {
-        let Some(data) = self.unwrap_data(now, conn, data) else {
-            return;
-        };
+        if let Some(data) = self.unwrap_data(now, conn, data) {
+            self.deliver_to_torrent(now, conn, std::iter::once(data));
+        }
+    }
+
+    /// Hands a connection's plaintext chunks to its torrent, answered
+    /// once.
+    fn deliver_to_torrent(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        chunks: impl IntoIterator<Item = Bytes>,
+    ) {
         if let Some(t) = self
             .conns
             .get(&conn)
             .and_then(|id| self.torrents.get_mut(id))
         {
-            t.handle_chunk(now, conn, data);
+            t.handle_chunks(now, conn, chunks);
         }
     }
 

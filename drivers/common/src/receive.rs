@@ -131,7 +131,7 @@ impl ReceiveBuffer {
             .is_none_or(|left| left <= self.room);
         self.planned_slots = match ends_here {
             true if self.room == 0 => SLOTS_PER_READ,
-            true => SLOTS_PER_READ.saturating_sub(1).max(1),
+            true => SLOTS_PER_READ - 1,
             false => 0,
         };
         while self.slots.len() < self.planned_slots {
@@ -183,9 +183,9 @@ impl ReceiveBuffer {
         out
     }
 
-    /// The buffer of a reader that reads contiguously, with at least a
-    /// quarter of [`READ_CHUNK`] of room, zeroed; after reading `n` bytes
-    /// into `buf[len..]`, call [`take_contiguous`](Self::take_contiguous).
+    /// The buffer of a reader that reads contiguously: at least a quarter
+    /// of [`READ_CHUNK`] zeroed bytes to read into; after reading `n` bytes
+    /// into its start, call [`take_contiguous`](Self::take_contiguous).
     pub fn contiguous(&mut self) -> &mut BytesMut {
         if self.current.len() < READ_CHUNK / 4 {
             self.current = BytesMut::zeroed(READ_CHUNK);

@@ -90,12 +90,13 @@ pub(super) fn gather(blocks: &[Bytes], mut pos: u64, out: &mut [u8]) -> io::Resu
     }
 }
 
-/// The alignment `O_DIRECT` asks of `file`'s memory addresses and lengths,
+/// The alignment `O_DIRECT` asks of `file`'s memory addresses and lengths
+/// (the larger of the two figures),
 /// as the kernel tells it (`statx` with `STATX_DIOALIGN`, Linux 6.1 on),
 /// else [`DIRECT_ALIGN`].
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-pub(super) fn memory_alignment(file: &File) -> u64 {
+pub(super) fn direct_alignment(file: &File) -> u64 {
     use std::os::fd::AsRawFd;
     let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
     // SAFETY: an empty path with AT_EMPTY_PATH names the open descriptor;
@@ -119,7 +120,7 @@ pub(super) fn memory_alignment(file: &File) -> u64 {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(super) fn memory_alignment(_file: &File) -> u64 {
+pub(super) fn direct_alignment(_file: &File) -> u64 {
     DIRECT_ALIGN
 }
 

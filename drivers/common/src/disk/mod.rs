@@ -46,7 +46,7 @@ use bittide_core::engine::{DiskOp, DiskResult};
 use bittide_core::metainfo::{DiskPaths, FileLayout, FileSlice, Metainfo, PieceHash};
 
 use direct::{
-    aligned_slices, direct, gather, memory_alignment, with_write_buf, write_vectored_at,
+    aligned_slices, direct, direct_alignment, gather, with_write_buf, write_vectored_at,
     DIRECT_ALIGN, DIRECT_AT_LEAST, WRITE_CHUNK,
 };
 use part_file::PartFile;
@@ -407,7 +407,7 @@ impl Storage {
                 }
                 if mode == Mode::Direct {
                     info.direct_align
-                        .store(memory_alignment(&file), Ordering::Relaxed);
+                        .store(direct_alignment(&file), Ordering::Relaxed);
                 }
                 Ok(file)
             });
