@@ -147,6 +147,7 @@ impl Torrent {
         self.now = now;
         self.runs_out = self.runs_out.saturating_sub(1);
         let all = verdicts.iter().all(|&ok| ok);
+        let mut stored = Vec::with_capacity(verdicts.len());
         for (&ok, piece) in verdicts.iter().zip(first.0..) {
             if ok && !all {
                 // Not written for another piece's sake: it goes again,
@@ -156,8 +157,9 @@ impl Torrent {
                 }
                 continue;
             }
-            self.handle_verified(now, PieceIndex(piece), ok, written);
+            stored.extend(self.take_verdict(now, PieceIndex(piece), ok, written));
         }
+        self.announce(now, &stored);
         self.pump_ready(now, false);
     }
 
@@ -172,10 +174,24 @@ impl Torrent {
         ok: bool,
         written: bool,
     ) {
+        if let Some(piece) = self.take_verdict(now, piece, ok, written) {
+            self.announce(now, &[piece]);
+        }
+    }
+
+    /// [`Self::handle_verified`] short of announcing: the piece, if it is
+    /// now verified and on disk, for [`Self::announce`].
+    fn take_verdict(
+        &mut self,
+        now: Instant,
+        piece: PieceIndex,
+        ok: bool,
+        written: bool,
+    ) -> Option<PieceIndex> {
         self.now = now;
         let p = piece.0;
         if !self.verifying.remove(&p) {
-            return;
+            return None;
         }
         let contributors: Vec<ConnId> = self.picker.contributors(piece).to_vec();
         // Each contributor with its own address: connected, or gone since
@@ -195,8 +211,7 @@ impl Torrent {
             for a in &addrs {
                 self.list.good_piece(a, exclusive);
             }
-            self.after_write(now, piece, written);
-            return;
+            return self.after_write(piece, written).then_some(piece);
         }
         self.emit(TorrentEvent::HashFailed {
             piece,
@@ -216,6 +231,7 @@ impl Torrent {
             self.blame(now, piece, &sources, contributors.len() == 1);
         }
         self.fill_requests(now);
+        None
     }
 
     /// Blames `culprits` for `piece`: each loses trust (and is banned when
@@ -250,22 +266,35 @@ impl Torrent {
         }
     }
 
-    /// A verified piece is on disk (`ok`) or could not be written.
-    pub(super) fn after_write(&mut self, now: Instant, piece: PieceIndex, ok: bool) {
+    /// A verified piece is on disk (`ok`) or could not be written;
+    /// whether it is now ours to announce.
+    fn after_write(&mut self, piece: PieceIndex, ok: bool) -> bool {
         self.release_buffer(piece.0);
         if !ok {
             // The disk failed: the piece is not on disk, so it must be
             // fetched again; the application decides whether to go on.
             self.picker.on_hash_failed(piece);
             self.emit(TorrentEvent::WriteFailed(piece));
-            return;
+            return false;
         }
         self.mark_on_disk(piece);
         self.emit(TorrentEvent::PieceDone(piece));
+        true
+    }
+
+    /// Tells every peer of `pieces`, now on disk (BEP 3 `have`), in one
+    /// send each: a run's pieces are announced together rather than one
+    /// message per piece. Then the requests freed by them go out.
+    fn announce(&mut self, now: Instant, pieces: &[PieceIndex]) {
+        if pieces.is_empty() {
+            return;
+        }
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         for c in conns {
             if let Some(s) = self.peers.get_mut(&c).and_then(|p| p.session.as_mut()) {
-                s.have(now, piece);
+                for &piece in pieces {
+                    s.have(now, piece);
+                }
             }
             self.flush(now, c);
         }
