@@ -15,9 +15,11 @@ use bytes::Bytes;
 
 mod discovery;
 mod files;
+mod streams;
 mod trackers;
 use discovery::{dht_datagram, dht_state, krpc, lsd_announce};
 use files::{disk_paths, resume, state_files, units};
+use streams::receive_buffer;
 use trackers::{
     tracker_client, tracker_http_request, tracker_http_response, tracker_udp_client,
     tracker_udp_server,
@@ -26,7 +28,7 @@ use trackers::{
 pub type Seeds = Vec<(&'static str, Vec<u8>)>;
 
 /// The targets that have seeds.
-pub const TARGETS: [&str; 39] = [
+pub const TARGETS: [&str; 40] = [
     "bencode",
     "metainfo",
     "magnet",
@@ -66,6 +68,7 @@ pub const TARGETS: [&str; 39] = [
     "file_tree",
     "hash_tree",
     "listing",
+    "receive_buffer",
 ];
 
 /// Seeds of `target`.
@@ -110,6 +113,7 @@ pub fn for_target(target: &str) -> Seeds {
         "mse_initiator" => mse(82),
         "mse_responder" => mse(83),
         "lsd_announce" => lsd_announce(),
+        "receive_buffer" => receive_buffer(),
         _ => Vec::new(),
     }
 }

@@ -51,6 +51,7 @@ fn entry(target: &str) -> fn(&[u8]) {
         "units" => driver::units,
         "tracker_client" => driver::tracker_client,
         "state_files" => driver::state_files,
+        "receive_buffer" => driver::receive_buffer,
         other => panic!("no fuzz entry point for {other}"),
     }
 }

@@ -50,6 +50,8 @@ enum RouteOp {
     Http { body: Vec<u8> },
     /// The clock moves and deadlines run.
     Advance(u16),
+    /// The chunks one read handed over together, on an open connection.
+    Chunks { conn: u8, parts: Vec<Vec<u8>> },
 }
 
 const DHT_NODE: SocketAddr = SocketAddr::new(
@@ -382,6 +384,16 @@ impl Model {
                 }
                 self.engine.handle_tcp_chunk(now, c, Bytes::from(data));
             }
+            RouteOp::Chunks { conn, parts } => {
+                let Some(c) = self.nth_open(conn, |k| k != Conn::Connecting) else {
+                    return;
+                };
+                if parts.iter().any(|p| !p.is_empty()) {
+                    self.silent.remove(&c);
+                }
+                let parts = parts.into_iter().map(Bytes::from).collect();
+                self.engine.handle_tcp_chunks(now, c, parts);
+            }
             RouteOp::Stale { conn, data } => {
                 let closed: Vec<ConnId> = self.closed.iter().copied().collect();
                 let c = if closed.is_empty() {
@@ -501,8 +513,8 @@ impl Model {
 
 /// engine_routing: an engine with a seeding torrent, a downloading private
 /// one, a DHT node and UDP and HTTP trackers, under arbitrary incoming
-/// connections, handshakes for known and unknown torrents, raw and late
-/// chunks, closes, connect results, datagrams from the DHT node, the
+/// connections, handshakes for known and unknown torrents, raw, batched
+/// and late chunks, closes, connect results, datagrams from the DHT node, the
 /// tracker and strangers, honest tracker answers, HTTP bodies and clock
 /// steps, every output carried out (disk jobs honestly). After every
 /// step: every TCP action names a connection that is open (a connect a

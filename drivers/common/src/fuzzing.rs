@@ -5,7 +5,9 @@
 //! - [`resume`]: resume data as read from the state folder;
 //! - [`tracker_front`]: the tracker server's HTTP front end (head reading,
 //!   routing, answering) and UDP loop over one server;
-//! - [`units`]: the command line's size, rate, duration and hash parsers.
+//! - [`units`]: the command line's size, rate, duration and hash parsers;
+//! - [`receive_buffer`]: a connection's receive buffer under a hostile
+//!   peer's bytes, read in any sizes.
 //!
 //! Oracles, not just "does not panic": what a loader accepts re-saves to
 //! bytes that load equal; every HTTP answer is a well-formed response
@@ -562,5 +564,70 @@ pub fn state_files(data: &[u8]) {
         }
     } else if let Some(f) = SessionFile::decode(file) {
         assert_eq!(SessionFile::decode(&f.encode()), Some(f));
+    }
+}
+
+/// receive_buffer: the first byte says whether a plain handshake comes
+/// first (bit 0: the frames are followed) and how many of the next bytes
+/// are read sizes (bits 1-4, one to sixteen); a read size of 0 is a read
+/// that would block (the buffer plans again). The rest is the stream a
+/// peer sends, read in those sizes over and over. After every read: the
+/// bytes handed over are the stream's, in order, none lost or repeated; at
+/// most one `piece` message's worth is held back; and a read always has
+/// room (a read into nothing would look like the end of the stream).
+pub fn receive_buffer(data: &[u8]) {
+    use crate::receive::ReceiveBuffer;
+    use bittide_core::wire::{Handshake, Reserved, PIECE_FRAME_LEN};
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let count = usize::from((mode >> 1) & 0x0f) + 1;
+    if rest.len() < count {
+        return;
+    }
+    let (sizes, body) = rest.split_at(count);
+    if sizes.iter().all(|&s| s == 0) {
+        return;
+    }
+    let mut stream = Vec::new();
+    if mode & 1 == 1 {
+        Handshake {
+            reserved: Reserved::default(),
+            info_hash: InfoHash([7; 20]),
+            peer_id: PeerId([1; 20]),
+        }
+        .encode(&mut stream);
+    }
+    stream.extend_from_slice(body);
+    let mut rx = ReceiveBuffer::new();
+    // Bytes read so far, and handed over so far.
+    let (mut at, mut handed) = (0, 0);
+    for &size in sizes.iter().cycle() {
+        if at == stream.len() {
+            break;
+        }
+        let room: usize = rx.regions().iter().map(|r| r.len()).sum();
+        assert!(room > 0, "a read with no room at {at}");
+        if size == 0 {
+            continue;
+        }
+        // Sizes up to about five full piece messages.
+        let max = usize::from(size) * 331;
+        let (n, out) = rx.read_from(&stream[at..], max);
+        assert!(n > 0 && n <= max, "read {n} of at most {max}");
+        at += n;
+        for chunk in out {
+            assert!(
+                stream[handed..].starts_with(&chunk),
+                "bytes out of order at {handed}"
+            );
+            handed += chunk.len();
+        }
+        assert_eq!(handed + rx.held(), at, "bytes lost or repeated");
+        assert!(
+            rx.held() <= PIECE_FRAME_LEN,
+            "{} bytes held back",
+            rx.held()
+        );
     }
 }

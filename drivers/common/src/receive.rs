@@ -183,6 +183,33 @@ impl ReceiveBuffer {
         out
     }
 
+    /// One scatter read from `src`, of at most `max` bytes, copied into
+    /// the [`regions`](Self::regions) and committed: how many bytes were
+    /// taken, and what is handed over. What a socket's `readv` does, for
+    /// the tests and the fuzz target.
+    pub fn read_from(&mut self, src: &[u8], max: usize) -> (usize, Vec<Bytes>) {
+        let mut n = 0;
+        for region in self.regions() {
+            let take = region.len().min(src.len() - n).min(max - n);
+            for (dst, &byte) in region.iter_mut().zip(&src[n..n + take]) {
+                dst.write(byte);
+            }
+            n += take;
+        }
+        // SAFETY: the first `n` bytes of the regions were written, in
+        // order, just now.
+        #[allow(unsafe_code)]
+        let out = unsafe { self.commit(n) };
+        (n, out)
+    }
+
+    /// Bytes received but not handed over: the start of an incomplete
+    /// frame, at most a full `piece` message (or the bytes searched for
+    /// the handshake so far).
+    pub fn held(&self) -> usize {
+        self.current.len()
+    }
+
     /// The buffer of a reader that reads contiguously: at least a quarter
     /// of [`READ_CHUNK`] zeroed bytes to read into; after reading `n` bytes
     /// into its start, call [`take_contiguous`](Self::take_contiguous).
@@ -282,17 +309,9 @@ mod tests {
         let mut chunks = Vec::new();
         let mut at = 0;
         while at < bytes.len() {
-            let mut n = 0;
-            for region in rx.regions() {
-                let take = region.len().min(bytes.len() - at).min(max_read - n);
-                for (dst, &src) in region.iter_mut().zip(&bytes[at..at + take]) {
-                    dst.write(src);
-                }
-                (at, n) = (at + take, n + take);
-            }
-            // SAFETY: the first `n` bytes of the regions were written.
-            #[allow(unsafe_code)]
-            chunks.extend(unsafe { rx.commit(n) });
+            let (n, out) = rx.read_from(&bytes[at..], max_read);
+            at += n;
+            chunks.extend(out);
         }
         chunks
     }
@@ -412,18 +431,10 @@ mod tests {
                     // A read that would block plans again.
                     let _ = rx.regions();
                 }
-                let max_read = [1, 13, 4000, 16397, 70_000][next(5) as usize].min(bytes.len() - at);
-                let mut n = 0;
-                for region in rx.regions() {
-                    let take = region.len().min(max_read - n);
-                    for (dst, &src) in region.iter_mut().zip(&bytes[at..at + take]) {
-                        dst.write(src);
-                    }
-                    (at, n) = (at + take, n + take);
-                }
-                // SAFETY: the first `n` bytes of the regions were written.
-                #[allow(unsafe_code)]
-                chunks.extend(unsafe { rx.commit(n) });
+                let max_read = [1, 13, 4000, 16397, 70_000][next(5) as usize];
+                let (n, out) = rx.read_from(&bytes[at..], max_read);
+                at += n;
+                chunks.extend(out);
             }
             assert_eq!(chunks.concat(), bytes, "seed {seed}");
             assert_eq!(decode(&chunks), frames, "seed {seed}");
