@@ -242,6 +242,10 @@ pub struct Torrent {
     key: u32,
     up_bucket: TokenBucket,
     down_bucket: TokenBucket,
+    /// The last [`fill_requests`](Torrent::fill_requests) left requests
+    /// unmade for want of download tokens alone: they are due when the
+    /// bucket has a block's worth again (see `poll_timeout`).
+    rate_held: bool,
     /// Peer requests waiting for upload tokens.
     pending_reads: VecDeque<(ConnId, BlockRef)>,
     /// Holepunching (BEP 55): relays to ask, rendezvous asked, our dials.
@@ -320,6 +324,7 @@ impl Torrent {
             key,
             up_bucket: TokenBucket::new(config.upload_rate, now),
             down_bucket: TokenBucket::new(config.download_rate, now),
+            rate_held: false,
             pending_reads: VecDeque::new(),
             punch: Holepunch::default(),
             web: web_seeds::WebSeeds::default(),
@@ -545,14 +550,11 @@ impl Torrent {
         if let Some((_, block)) = self.pending_reads.front() {
             t = t.min(self.up_bucket.ready_at(self.now, u64::from(block.length)));
         }
-        if self.down_bucket.is_limited()
-            && self.state == TorrentState::Downloading
-            && (!self.peers.is_empty() || self.web.usable())
-        {
-            let ready = self.down_bucket.ready_at(self.now, u64::from(BLOCK_SIZE));
-            if ready > self.now {
-                t = t.min(ready);
-            }
+        // Due even if the tokens came back before this is asked: an input
+        // that moved the clock on without filling (a send reported) must
+        // not hide it, or requests wait for the next choke round.
+        if self.rate_held {
+            t = t.min(self.down_bucket.ready_at(self.now, u64::from(BLOCK_SIZE)));
         }
         (t != Instant::MAX).then(|| t.max(self.now))
     }

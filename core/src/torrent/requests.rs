@@ -40,16 +40,18 @@ impl Torrent {
     /// Gives every peer with room in its pipeline new requests, within the
     /// memory budget.
     pub(super) fn fill_requests(&mut self, now: Instant) {
+        self.rate_held = false;
         if self.fetch.is_some() {
             return self.request_metadata(now);
         }
         if self.state != TorrentState::Downloading {
             return;
         }
-        let mut budget = self
+        let memory = self
             .max_buffered_bytes()
-            .saturating_sub(self.buffered_bytes + self.outstanding_bytes())
-            .min(self.down_bucket.available(now));
+            .saturating_sub(self.buffered_bytes + self.outstanding_bytes());
+        let mut budget = memory.min(self.down_bucket.available(now));
+        let start = budget;
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         let mut blocks = Vec::new();
         for conn in conns {
@@ -109,6 +111,11 @@ impl Torrent {
             self.flush(now, conn);
         }
         self.fill_web_seeds(now, &mut budget);
+        // Memory for another block but no tokens: the limit alone holds
+        // requests back (a peer without room costs one early wake-up).
+        let memory_left = memory - (start - budget);
+        self.rate_held = self.down_bucket.available(now) < u64::from(BLOCK_SIZE)
+            && memory_left >= u64::from(BLOCK_SIZE);
     }
 
     /// A block arrived from `conn`; whether it was new (not a duplicate,

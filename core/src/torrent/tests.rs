@@ -25,6 +25,7 @@ fn info_for(data: &[u8], piece: u32) -> TorrentInfo {
 mod holepunch;
 mod leech;
 mod metadata;
+mod rate_limit;
 mod session;
 mod uploads;
 mod v2_blame;

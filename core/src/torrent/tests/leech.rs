@@ -18,7 +18,7 @@ pub(super) struct Leech {
     pub(super) t: Torrent,
     piece: u32,
     data: Vec<u8>,
-    conn: ConnId,
+    pub(super) conn: ConnId,
     wire: FrameDecoder,
     pub(super) now: Instant,
     /// The disk feeds the hash a write carries (every real disk does).
@@ -37,10 +37,16 @@ pub(super) struct Leech {
 impl Leech {
     /// `pieces` pieces of `piece` bytes, with a memory budget of `budget`.
     pub(super) fn new(piece: u32, pieces: usize, budget: u64) -> Leech {
+        Leech::limited(piece, pieces, budget, 0)
+    }
+
+    /// As [`Leech::new`], downloading at most `rate` bytes/s (0: no limit).
+    pub(super) fn limited(piece: u32, pieces: usize, budget: u64, rate: u64) -> Leech {
         let data = content(pieces * piece as usize);
         let config = TorrentConfig {
             peer_id: PeerId([1; 20]),
             max_buffered_bytes: budget,
+            download_rate: rate,
             ..TorrentConfig::default()
         };
         let info = info_for(&data, piece);
