@@ -540,7 +540,7 @@ impl Torrent {
             }
         }
         if self.state == TorrentState::Downloading {
-            if let Some(retry) = self.web.next_retry(self.now) {
+            if let Some(retry) = self.web.next_retry() {
                 t = t.min(retry);
             }
         }
@@ -635,6 +635,7 @@ impl Torrent {
         }
         self.pump_uploads(now);
         self.fill_requests(now);
+        self.web.retries_seen(now);
     }
 }
 

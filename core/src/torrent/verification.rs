@@ -159,7 +159,7 @@ impl Torrent {
             }
             stored.extend(self.take_verdict(now, PieceIndex(piece), ok, written));
         }
-        self.announce(now, &stored);
+        self.send_haves(now, &stored);
         self.pump_ready(now, false);
     }
 
@@ -175,12 +175,12 @@ impl Torrent {
         written: bool,
     ) {
         if let Some(piece) = self.take_verdict(now, piece, ok, written) {
-            self.announce(now, &[piece]);
+            self.send_haves(now, &[piece]);
         }
     }
 
     /// [`Self::handle_verified`] short of announcing: the piece, if it is
-    /// now verified and on disk, for [`Self::announce`].
+    /// now verified and on disk, for [`Self::send_haves`].
     fn take_verdict(
         &mut self,
         now: Instant,
@@ -285,7 +285,7 @@ impl Torrent {
     /// Tells every peer of `pieces`, now on disk (BEP 3 `have`), in one
     /// send each: a run's pieces are announced together rather than one
     /// message per piece. Then the requests freed by them go out.
-    fn announce(&mut self, now: Instant, pieces: &[PieceIndex]) {
+    fn send_haves(&mut self, now: Instant, pieces: &[PieceIndex]) {
         if pieces.is_empty() {
             return;
         }

@@ -80,7 +80,9 @@ struct WebSeed {
     conn: ConnId,
     in_flight: usize,
     failures: u32,
-    retry_at: Instant,
+    /// When a seed backing off may be asked again; kept until a timeout
+    /// has seen it pass (see [`WebSeeds::next_retry`]).
+    retry_at: Option<Instant>,
     bad_pieces: u32,
     dropped: bool,
     downloaded: u64,
@@ -99,6 +101,13 @@ struct Job {
     blocks: Vec<BlockRef>,
     parts: Vec<RunPart>,
     bytes: u64,
+}
+
+impl WebSeed {
+    /// Whether it is still backing off at `now`.
+    fn waiting(&self, now: Instant) -> bool {
+        self.retry_at.is_some_and(|t| t > now)
+    }
 }
 
 /// A torrent's web seeds and the runs asked of them.
@@ -123,13 +132,24 @@ impl WebSeeds {
         self.seeds.iter().position(|s| s.conn == conn)
     }
 
-    /// When a seed waiting out its back-off may be asked again.
-    pub(super) fn next_retry(&self, now: Instant) -> Option<Instant> {
+    /// When a seed waiting out its back-off may be asked again. A time
+    /// already past stays due until [`Self::retries_seen`]: an input that
+    /// moved the torrent's clock past it without asking the seeds must not
+    /// hide it (with web seeds alone, nothing else would wake the torrent
+    /// until its next announce).
+    pub(super) fn next_retry(&self) -> Option<Instant> {
         self.seeds
             .iter()
-            .filter(|s| !s.dropped && s.retry_at > now)
-            .map(|s| s.retry_at)
+            .filter(|s| !s.dropped)
+            .filter_map(|s| s.retry_at)
             .min()
+    }
+
+    /// A timeout at `now` gave the seeds whose back-off ended their turn.
+    pub(super) fn retries_seen(&mut self, now: Instant) {
+        for s in &mut self.seeds {
+            s.retry_at = s.retry_at.filter(|&t| t > now);
+        }
     }
 
     /// Whether a seed may still be asked.
@@ -164,7 +184,7 @@ impl Torrent {
                 conn,
                 in_flight: 0,
                 failures: 0,
-                retry_at: now,
+                retry_at: None,
                 bad_pieces: 0,
                 dropped: false,
                 downloaded: 0,
@@ -198,8 +218,8 @@ impl Torrent {
                     WebSeedState::Dropped
                 } else if s.in_flight > 0 {
                     WebSeedState::Downloading
-                } else if s.retry_at > self.now {
-                    WebSeedState::Waiting(s.retry_at)
+                } else if let Some(t) = s.retry_at.filter(|&t| t > self.now) {
+                    WebSeedState::Waiting(t)
                 } else {
                     WebSeedState::Idle
                 },
@@ -229,7 +249,7 @@ impl Torrent {
             let mut blocks = Vec::new();
             loop {
                 let s = &self.web.seeds[seed];
-                if s.dropped || s.in_flight >= JOBS_PER_SEED || s.retry_at > now {
+                if s.dropped || s.in_flight >= JOBS_PER_SEED || s.waiting(now) {
                     break;
                 }
                 let room = s
@@ -365,7 +385,7 @@ impl Torrent {
         let s = &mut self.web.seeds[seed];
         s.failures += 1;
         let backoff = FIRST_BACKOFF.saturating_mul(1 << (s.failures - 1).min(10));
-        s.retry_at = now + backoff;
+        s.retry_at = Some(now + backoff);
         s.error = Some(error.clone());
         if s.failures >= MAX_FAILURES {
             self.drop_web_seed(seed, error);

@@ -203,9 +203,10 @@ impl ReceiveBuffer {
         (n, out)
     }
 
-    /// Bytes received but not handed over: the start of an incomplete
-    /// frame, at most a full `piece` message (or the bytes searched for
-    /// the handshake so far).
+    /// Bytes a scatter read ([`regions`](Self::regions) and
+    /// [`commit`](Self::commit)) received but did not hand over: the start
+    /// of an incomplete frame, at most a full `piece` message. (For a
+    /// reader of [`contiguous`](Self::contiguous) it means nothing.)
     pub fn held(&self) -> usize {
         self.current.len()
     }

@@ -264,3 +264,27 @@ fn web_seeds_are_only_http_each_once_and_not_while_checking() {
         );
     }
 }
+
+#[test]
+fn a_retry_stays_due_whatever_the_torrent_hears_first() {
+    let (info, data, files) = folder();
+    let mut w = Web::new(info, data, files);
+    w.server = Server::Status(503);
+    w.run(Instant::ZERO);
+    let retry = w.t.poll_timeout().expect("a retry");
+    // The back-off is over, and the first the torrent hears of the time
+    // is something else (a send reported on some connection).
+    let later = retry + Duration::from_secs(1);
+    w.t.handle_sent(later, ConnId::new(77), 10);
+    assert!(
+        w.t.poll_timeout().is_some_and(|t| t <= later),
+        "the retry is still due"
+    );
+    w.server = Server::Honest;
+    let asked = w.asked.len();
+    w.t.handle_timeout(later);
+    w.run(later);
+    assert!(w.asked.len() > asked, "the seed was asked again");
+    // Seen once, it is due no more (no busy loop).
+    assert!(w.t.poll_timeout().is_none_or(|t| t > later));
+}
