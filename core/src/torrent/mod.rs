@@ -334,7 +334,7 @@ impl Torrent {
             rng,
             now,
         };
-        t.push_web_seeds(now, web_seeds);
+        t.push_web_seeds(web_seeds);
         t
     }
 

@@ -164,12 +164,12 @@ impl Torrent {
     /// [`MAX_WEB_SEEDS`].
     pub fn add_web_seeds(&mut self, now: Instant, urls: impl IntoIterator<Item = String>) {
         self.now = now;
-        self.push_web_seeds(now, urls);
+        self.push_web_seeds(urls);
         self.fill_requests(now);
     }
 
     /// Adds web seeds without asking them anything yet.
-    pub(super) fn push_web_seeds(&mut self, now: Instant, urls: impl IntoIterator<Item = String>) {
+    pub(super) fn push_web_seeds(&mut self, urls: impl IntoIterator<Item = String>) {
         for url in urls {
             let lower = url.to_ascii_lowercase();
             if !(lower.starts_with("http://") || lower.starts_with("https://"))
