@@ -106,3 +106,25 @@ fn committed_seeds_and_regressions_replay_cleanly() {
         "only {replayed} inputs replayed: are the seeds committed?"
     );
 }
+
+/// CI replays `fuzz/seeds/T` and `fuzz/regressions/T` of every target
+/// `cargo fuzz list` names, and fails on a folder that is missing: each
+/// target has its entry point and both folders committed.
+#[test]
+fn every_target_has_its_entry_point_and_folders() {
+    let fuzz = workspace_root().join("fuzz");
+    for target in seeds::TARGETS {
+        let entry = fuzz.join("fuzz_targets").join(format!("{target}.rs"));
+        assert!(entry.is_file(), "{} is missing", entry.display());
+        for kind in ["seeds", "regressions"] {
+            let dir = fuzz.join(kind).join(target);
+            assert!(dir.is_dir(), "{} is missing", dir.display());
+        }
+    }
+    let listed = files(&fuzz.join("fuzz_targets")).len();
+    assert_eq!(
+        listed,
+        seeds::TARGETS.len(),
+        "a fuzz target not in seeds::TARGETS"
+    );
+}
