@@ -129,11 +129,7 @@ impl Engine {
     /// An encrypted connection's bytes go through its MSE layer first
     /// (`encryption`), so what follows sees plaintext.
     pub fn handle_tcp_chunk(&mut self, now: Instant, conn: ConnId, data: Bytes) {
-        self.now = now;
-        if self.tcp_event_is_stale(conn) {
-            return;
-        }
-        self.stream_data(now, conn, data);
+        self.handle_tcp_chunks(now, conn, vec![data]);
     }
 
     /// The chunks one read of a connection handed over, in stream order
